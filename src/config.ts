@@ -1,0 +1,141 @@
+/**
+ * The `MultiServer` config section: every key, its default and the reason for it,
+ * validated once (at startup and on each reload) into typed settings.
+ */
+import { isIPv4 } from 'node:net';
+import type { NetworkInterfaceInfo } from 'node:os';
+import { Netmask } from 'netmask';
+import { DEFAULT_MAX_PACKET_BYTES, HOSTNAME_PATTERN, MAX_UDP_PAYLOAD } from './wire/codec';
+
+export interface MultiServerConfig {
+  /** UDP port; every server of a cluster uses the same one. @default 3014 (the original's) */
+  comm_port: number;
+  /** Seconds between heartbeats (one tick); fractions allowed. @default 20 (the original's) */
+  heartbeat_freq: number;
+  /**
+   * Heartbeats per tock. A server silent for a tock is dead; a starting server listens
+   * for a tock before it may claim master. Failover takes at most tock + tick.
+   * @default 3 (the original's; two lost heartbeats in a row are tolerated)
+   */
+  check_beats: number;
+  /** Broadcast address. @default computed from the first non-internal IPv4 interface, else 255.255.255.255 */
+  broadcast_ip: string;
+  /** On a master conflict shut the server down instead of relinquishing. @default false */
+  exit_on_conflict: boolean;
+  /**
+   * Largest datagram accepted or sent, in bytes (heartbeat including `data`).
+   * @default 32768 (room for generous `data`, far below the UDP limit of 65507)
+   */
+  max_packet_bytes: number;
+  /** Most servers kept in the table; bounds memory under a flood of forged hostnames. @default 1000 */
+  max_servers: number;
+}
+
+export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip'>> = Object.freeze({
+  comm_port: 3014,
+  heartbeat_freq: 20,
+  check_beats: 3,
+  exit_on_conflict: false,
+  max_packet_bytes: DEFAULT_MAX_PACKET_BYTES,
+  max_servers: 1000,
+});
+
+/** Settings after validation; `broadcast_ip` is '' when it is to be computed. */
+export type Settings = MultiServerConfig;
+
+export class ConfigError extends Error {
+  readonly key: string;
+  readonly value: unknown;
+  constructor(key: string, expected: string, value: unknown) {
+    super(`MultiServer config: expected \`${key}\` to be ${expected}, got ${describe(value)}`);
+    this.name = 'ConfigError';
+    this.key = key;
+    this.value = value;
+  }
+}
+
+function describe(value: unknown): string {
+  let text: string;
+  try {
+    text = typeof value === 'string' ? JSON.stringify(value) : String(JSON.stringify(value) ?? value);
+  } catch {
+    text = String(value);
+  }
+  if (text.length > 60) text = text.slice(0, 57) + '...';
+  return `\`${text}\` (${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value})`;
+}
+
+function pick(raw: Record<string, unknown>, key: keyof MultiServerConfig): unknown {
+  const value = raw[key];
+  return value === undefined ? (DEFAULT_CONFIG as Record<string, unknown>)[key] : value;
+}
+
+function integer(raw: Record<string, unknown>, key: keyof MultiServerConfig, min: number, max: number): number {
+  const value = pick(raw, key);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(key, `an integer from ${min} to ${max}`, value);
+  }
+  return value;
+}
+
+/** Validate a raw `MultiServer` section; throws ConfigError naming the key and the value. */
+export function validateConfig(section: unknown): Settings {
+  if (section !== undefined && (typeof section !== 'object' || section === null || Array.isArray(section))) {
+    throw new ConfigError('MultiServer', 'an object', section);
+  }
+  const raw = (section ?? {}) as Record<string, unknown>;
+
+  const heartbeat = pick(raw, 'heartbeat_freq');
+  // Below 10 ms a heartbeat timer is mostly scheduling noise; above a day is a typo.
+  if (typeof heartbeat !== 'number' || !Number.isFinite(heartbeat) || heartbeat < 0.01 || heartbeat > 86400) {
+    throw new ConfigError('heartbeat_freq', 'a number of seconds from 0.01 to 86400', heartbeat);
+  }
+
+  let broadcast = raw.broadcast_ip;
+  if (broadcast === undefined || broadcast === null || broadcast === '') {
+    broadcast = '';
+  } else if (typeof broadcast !== 'string' || !isIPv4(broadcast)) {
+    throw new ConfigError('broadcast_ip', 'an IPv4 address such as "192.168.1.255"', broadcast);
+  }
+
+  const exitOnConflict = pick(raw, 'exit_on_conflict');
+  if (typeof exitOnConflict !== 'boolean') throw new ConfigError('exit_on_conflict', 'a boolean', exitOnConflict);
+
+  return {
+    comm_port: integer(raw, 'comm_port', 1, 65535),
+    heartbeat_freq: heartbeat,
+    check_beats: integer(raw, 'check_beats', 1, 1000),
+    broadcast_ip: broadcast as string,
+    exit_on_conflict: exitOnConflict,
+    max_packet_bytes: integer(raw, 'max_packet_bytes', 512, MAX_UDP_PAYLOAD),
+    max_servers: integer(raw, 'max_servers', 1, 100000),
+  };
+}
+
+/** The server's hostname is the key of our row in every table: it must be wire-valid. */
+export function validateHostname(hostname: unknown): string {
+  if (typeof hostname !== 'string' || !HOSTNAME_PATTERN.test(hostname)) {
+    throw new ConfigError('hostname', 'a hostname of letters, digits, ".", "-" or "_" (at most 253)', hostname);
+  }
+  return hostname;
+}
+
+/**
+ * The original's default broadcast address: the directed broadcast of the first
+ * non-internal IPv4 interface, computed with netmask; 255.255.255.255 when there is none
+ * (or when its prefix is /31 or /32, which has no broadcast address).
+ */
+export function computeBroadcastIP(interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>): string {
+  for (const name of Object.keys(interfaces)) {
+    for (const info of interfaces[name] ?? []) {
+      if (info.family !== 'IPv4' || info.internal || !isIPv4(info.address)) continue;
+      try {
+        const block = new Netmask(`${info.address}/${info.netmask}`);
+        if (block.bitmask <= 30) return block.broadcast as string;
+      } catch {
+        // a netmask the library cannot read: try the next interface
+      }
+    }
+  }
+  return '255.255.255.255';
+}

@@ -1,0 +1,103 @@
+/**
+ * Types shared by the election core, the wire codec and the shell.
+ * Nothing here touches a socket, a timer or a clock.
+ */
+
+/** A JSON value as it arrives from the wire after validation. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+/**
+ * A reading of the two clocks. `mono` (milliseconds, only ever increases) drives
+ * every timeout; `wall` (epoch milliseconds) is only copied into the `now` field of
+ * server records for display, so stepping it changes no decision.
+ */
+export interface Instant {
+  mono: number;
+  wall: number;
+}
+
+/** Where a datagram came from, as the transport saw it. */
+export interface Address {
+  address: string;
+  port: number;
+}
+
+/** A heartbeat: the original's packet, plus `iid` (instance id) which old servers ignore. */
+export interface HeartbeatMessage {
+  action: 'heartbeat';
+  hostname: string;
+  ip: string;
+  master: boolean;
+  eligible: boolean;
+  uptime: number;
+  data: JsonObject;
+  /** Random per process; tells a restarted server and a duplicate hostname from an echo of our own packet. */
+  iid?: string;
+}
+
+/** The graceful-shutdown notice of the original. */
+export interface ShutdownMessage {
+  action: 'shutdown';
+  hostname: string;
+  iid?: string;
+}
+
+/**
+ * "Who is there?" sent by a starting server. Old servers ignore unknown actions;
+ * new ones answer at once with a heartbeat, so a joiner learns the master in one round trip.
+ */
+export interface HelloMessage {
+  action: 'hello';
+  hostname: string;
+  iid?: string;
+}
+
+export type Message = HeartbeatMessage | ShutdownMessage | HelloMessage;
+
+/** One row of `servers`: the shape the original exposed, with booleans where it had 0/1. */
+export interface ServerRecord {
+  hostname: string;
+  ip: string;
+  master: boolean;
+  eligible: boolean;
+  self: boolean;
+  /** Epoch seconds (wall clock) of the last heartbeat heard; for display only. */
+  now: number;
+  data: JsonObject;
+  /** Seconds since that server started, as it reported. */
+  uptime: number;
+  /** Set to true (by the application) to keep this server from ever being auto-removed. */
+  locked: boolean;
+}
+
+export type CoreEvent =
+  | { type: 'master' }
+  | { type: 'slave' }
+  | { type: 'addserver'; server: ServerRecord }
+  | { type: 'deleteserver'; server: ServerRecord }
+  | { type: 'masterchange'; hostname: string; previous: string }
+  | { type: 'conflict'; hostname: string }
+  | { type: 'duplicate'; hostname: string; address: string }
+  | { type: 'exit'; reason: string };
+
+export interface LogLine {
+  level: number;
+  message: string;
+  data?: unknown;
+}
+
+export interface Outbound {
+  message: Message;
+  /** Absent: to every server (broadcast). */
+  to?: Address;
+}
+
+/** What one step of the core asks its caller to do. */
+export interface Output {
+  send: Outbound[];
+  events: CoreEvent[];
+  logs: LogLine[];
+  /** Monotonic ms at which the core wants `tick()` called next; Infinity when stopped. */
+  wakeAt: number;
+}

@@ -1,0 +1,154 @@
+/**
+ * The wire codec: the original's JSON + "\n" packets, both directions.
+ *
+ * `decode` treats every byte as hostile: it never throws, and returns either a typed
+ * message holding only validated fields, or the reason the datagram was dropped.
+ * Unknown fields are ignored (that is how new fields reach old servers and back).
+ */
+import { isIP } from 'node:net';
+import type { HeartbeatMessage, JsonObject, Message } from '../core/types';
+
+/** The largest UDP payload over IPv4. */
+export const MAX_UDP_PAYLOAD = 65507;
+export const DEFAULT_MAX_PACKET_BYTES = 32768;
+/** Nesting deeper than this in `data` is refused: user code walks it recursively. */
+export const MAX_DATA_DEPTH = 32;
+
+/**
+ * A hostname as pixl-server users write them: letters, digits, dot, dash, underscore,
+ * starting with a letter or digit, at most 253 characters. Anything else is refused,
+ * which keeps control characters and special property names out of the table.
+ */
+export const HOSTNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+const INSTANCE_ID_PATTERN = /^[0-9a-f]{8,64}$/;
+
+export type DropReason =
+  | 'oversized'
+  | 'not-json'
+  | 'not-object'
+  | 'unknown-action'
+  | 'bad-field'
+  | 'special-key'
+  | 'too-deep';
+
+export type DecodeResult =
+  | { ok: true; message: Message }
+  | { ok: false; reason: DropReason; detail: string };
+
+export interface DecodeLimits {
+  maxBytes?: number;
+}
+
+/** Encode in the original's field order; new fields go after `action`. */
+export function encode(message: Message): Buffer {
+  let wire: Record<string, unknown>;
+  switch (message.action) {
+    case 'heartbeat':
+      wire = {
+        hostname: message.hostname,
+        ip: message.ip,
+        master: message.master ? 1 : 0,
+        eligible: message.eligible ? 1 : 0,
+        uptime: message.uptime,
+        data: message.data,
+        action: 'heartbeat',
+      };
+      break;
+    case 'shutdown':
+    case 'hello':
+      wire = { hostname: message.hostname, action: message.action };
+      break;
+  }
+  if (message.iid !== undefined) wire.iid = message.iid;
+  return Buffer.from(JSON.stringify(wire) + '\n', 'utf8');
+}
+
+export function decode(datagram: Buffer, limits: DecodeLimits = {}): DecodeResult {
+  const maxBytes = limits.maxBytes ?? DEFAULT_MAX_PACKET_BYTES;
+  if (datagram.length > maxBytes) return drop('oversized', `${datagram.length} bytes > ${maxBytes}`);
+  // The original only looks at datagrams that start with "{"; so do we.
+  if (datagram.length === 0 || datagram[0] !== 0x7b) return drop('not-json', 'does not start with "{"');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(datagram.toString('utf8'));
+  } catch (err) {
+    return drop('not-json', err instanceof Error ? err.message.slice(0, 80) : 'parse error');
+  }
+  if (!isPlainObject(parsed)) return drop('not-object', 'top level is not an object');
+  const shape = checkShape(parsed);
+  if (shape) return shape;
+  return validate(parsed);
+}
+
+function validate(raw: Record<string, unknown>): DecodeResult {
+  const action = raw.action;
+  if (typeof action !== 'string') return drop('bad-field', 'action');
+  if (action !== 'heartbeat' && action !== 'shutdown' && action !== 'hello') {
+    return drop('unknown-action', action.slice(0, 32));
+  }
+  const hostname = raw.hostname;
+  if (typeof hostname !== 'string' || !HOSTNAME_PATTERN.test(hostname)) return drop('bad-field', 'hostname');
+  let iid: string | undefined;
+  if (raw.iid !== undefined) {
+    if (typeof raw.iid !== 'string' || !INSTANCE_ID_PATTERN.test(raw.iid)) return drop('bad-field', 'iid');
+    iid = raw.iid;
+  }
+  if (action !== 'heartbeat') {
+    return { ok: true, message: iid === undefined ? { action, hostname } : { action, hostname, iid } };
+  }
+
+  const ip = raw.ip;
+  if (typeof ip !== 'string' || (ip !== '' && isIP(ip) === 0)) return drop('bad-field', 'ip');
+  const master = flag(raw.master);
+  if (master === undefined) return drop('bad-field', 'master');
+  const eligible = flag(raw.eligible);
+  if (eligible === undefined) return drop('bad-field', 'eligible');
+  const uptime = raw.uptime;
+  if (typeof uptime !== 'number' || !Number.isFinite(uptime) || uptime < 0) return drop('bad-field', 'uptime');
+  let data: JsonObject = {};
+  if (raw.data !== undefined && raw.data !== null) {
+    if (!isPlainObject(raw.data)) return drop('bad-field', 'data');
+    data = raw.data as JsonObject;
+  }
+  const message: HeartbeatMessage = { action, hostname, ip, master, eligible, uptime, data };
+  if (iid !== undefined) message.iid = iid;
+  return { ok: true, message };
+}
+
+/** The original sends 0/1; accept booleans too. Anything else is not a flag. */
+function flag(value: unknown): boolean | undefined {
+  if (value === 1 || value === true) return true;
+  if (value === 0 || value === false) return false;
+  return undefined;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Walk the parsed tree once, without recursion: refuse `__proto__` keys anywhere (a
+ * later `Object.assign` or spread by user code would turn them into a prototype change)
+ * and nesting deeper than MAX_DATA_DEPTH (user code walks `data` recursively).
+ */
+function checkShape(root: Record<string, unknown>): DecodeResult | null {
+  const stack: Array<[unknown, number]> = [[root, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [unknown, number];
+    if (typeof node !== 'object' || node === null) continue;
+    if (depth > MAX_DATA_DEPTH) return drop('too-deep', `nesting deeper than ${MAX_DATA_DEPTH}`);
+    if (Array.isArray(node)) {
+      for (const child of node) stack.push([child, depth + 1]);
+      continue;
+    }
+    for (const key of Object.keys(node)) {
+      if (key === '__proto__') return drop('special-key', '__proto__');
+      stack.push([(node as Record<string, unknown>)[key], depth + 1]);
+    }
+  }
+  return null;
+}
+
+function drop(reason: DropReason, detail: string): DecodeResult {
+  return { ok: false, reason, detail };
+}
