@@ -8,14 +8,16 @@
  * tests and the simulator can drive thousands of servers deterministically.
  *
  * The rules, in one place (`#evaluate`):
- *  - a peer is live while its last heartbeat is younger than one tock; an unlocked peer
- *    that is not live is removed at that instant (per-peer deadline, not a periodic sweep);
+ *  - a peer is live while its last heartbeat is younger than one tock (plus a quarter
+ *    tick of grace); an unlocked peer that is not live is removed at that instant
+ *    (a per-peer deadline, not a periodic sweep);
  *  - exactly one live claimant of `master` (self included) is the master;
  *  - with no claimant, the live eligible server whose hostname sorts first claims, once it
  *    has listened for a tock after starting (or has seen a master, which proves it is in
  *    contact with the cluster) — so a joiner never takes over a working cluster;
- *  - a master that sees another claimant relinquishes (or exits, with exit_on_conflict),
- *    and the cluster recomputes by hostname.
+ *  - two masters (after a partition heals, say): the one that sorts later relinquishes
+ *    (or exits, with exit_on_conflict); the one that sorts first keeps the role and
+ *    re-announces it at once, so the app on the winner sees no needless slave/master flap.
  */
 import type {
   Address,
@@ -56,10 +58,20 @@ interface Peer {
   /** Monotonic ms of the last heartbeat heard. */
   lastHeard: number;
   iid: string | undefined;
+  /** Highest sequence number heard from this instance (-1: none, or an old server). */
+  seq: number;
   address: string;
 }
 
 const DEFAULT_MAX_SERVERS = 1000;
+/**
+ * A peer is dead a quarter tick after its tock runs out. Without it, losing
+ * check_beats - 1 heartbeats in a row would put the next one exactly on the deadline and
+ * a little timer lateness would remove a live server; VRRP adds a "skew time" for the
+ * same reason. Failover stays well inside tock + tick.
+ */
+export const DEADLINE_GRACE_TICKS = 0.25;
+
 /** Answers to `hello` are coalesced within this window so a flood of hellos cannot make us flood. */
 const MAX_ANSWER_HOLDOFF_MS = 250;
 
@@ -82,6 +94,8 @@ export class ElectionCore {
   #masterHostname = '';
   #started = false;
   #stopped = false;
+  /** Set when exit_on_conflict fired: we wait for the shell to shut us down, deciding nothing. */
+  #exiting = false;
   #startedAt = 0;
   /** True once we may claim: a tock of listening has passed, or we have seen a master. */
   #settled = false;
@@ -92,6 +106,7 @@ export class ElectionCore {
   #lastDuplicateLogAt = -Infinity;
 
   #out: Output = emptyOutput();
+  #seq = 0;
 
   constructor(options: CoreOptions) {
     this.hostname = options.hostname;
@@ -141,6 +156,10 @@ export class ElectionCore {
   get tockMs(): number {
     return this.#tickMs * this.#checkBeats;
   }
+  /** How long a peer may be silent and still be live: one tock plus the grace. */
+  get deadAfterMs(): number {
+    return this.#tickMs * (this.#checkBeats + DEADLINE_GRACE_TICKS);
+  }
   /** Number of servers in the table, self included. */
   get size(): number {
     return this.#peers.size + 1;
@@ -158,7 +177,7 @@ export class ElectionCore {
     this.#started = true;
     this.#startedAt = now.mono;
     this.#self.now = now.wall / 1000;
-    this.#send({ action: 'hello', hostname: this.hostname, iid: this.instanceId });
+    this.#send({ action: 'hello', hostname: this.hostname, iid: this.instanceId, seq: this.#nextSeq() });
     this.#sendHeartbeat(now);
     this.#log(4, `Listening for the cluster for ${this.tockMs} ms before any claim to master`);
     this.#evaluate(now);
@@ -167,7 +186,7 @@ export class ElectionCore {
 
   /** A validated message arrived from `from`. */
   receive(message: Message, from: Address, now: Instant): Output {
-    if (!this.#started || this.#stopped) return this.#flush(now);
+    if (!this.#active) return this.#flush(now);
     if (message.hostname === this.hostname) {
       this.#receiveOwnHostname(message, from, now);
     } else {
@@ -178,6 +197,11 @@ export class ElectionCore {
   }
 
   #receiveFromPeer(message: Message, from: Address, now: Instant): void {
+    const peer = this.#peers.get(message.hostname);
+    if (peer && this.#isStale(peer, message)) {
+      this.#log(9, `Ignoring a stale ${message.action} from ${message.hostname} (overtaken by a newer packet)`);
+      return;
+    }
     switch (message.action) {
       case 'heartbeat':
         this.#receiveHeartbeat(message, from, now);
@@ -194,7 +218,7 @@ export class ElectionCore {
 
   /** Time passed; do whatever is due (heartbeat, deadlines, claims). */
   tick(now: Instant): Output {
-    if (!this.#started || this.#stopped) return this.#flush(now);
+    if (!this.#active) return this.#flush(now);
     this.#evaluate(now);
     if (now.mono >= this.#answerDueAt) this.#sendHeartbeat(now);
     if (now.mono >= this.#nextHeartbeatAt) this.#sendHeartbeat(now);
@@ -206,7 +230,7 @@ export class ElectionCore {
     if (this.#self.eligible === eligible) return this.#flush(now);
     this.#self.eligible = eligible;
     this.#log(4, `Eligibility changed: we are ${eligible ? 'now' : 'no longer'} eligible to be master`);
-    if (!this.#started || this.#stopped) return this.#flush(now);
+    if (!this.#active) return this.#flush(now);
     if (!eligible && this.#role === 'master') this.#stepDown('we are no longer eligible');
     this.#evaluate(now);
     this.#sendHeartbeat(now);
@@ -223,7 +247,7 @@ export class ElectionCore {
     this.#tickMs = timing.tickMs;
     this.#checkBeats = timing.checkBeats;
     this.#nextHeartbeatAt = Math.min(this.#nextHeartbeatAt, now.mono + this.#tickMs);
-    if (this.#started && !this.#stopped) this.#evaluate(now);
+    if (this.#active) this.#evaluate(now);
     return this.#flush(now);
   }
 
@@ -236,12 +260,16 @@ export class ElectionCore {
     if (this.#stopped) return this.#flush(now);
     this.#stopped = true;
     if (this.#started) {
-      this.#send({ action: 'shutdown', hostname: this.hostname, iid: this.instanceId });
+      this.#send({ action: 'shutdown', hostname: this.hostname, iid: this.instanceId, seq: this.#nextSeq() });
       this.#log(4, 'Sent shutdown notice to the cluster');
     }
     this.#role = 'none';
     this.#self.master = false;
     return this.#flush(now);
+  }
+
+  get #active(): boolean {
+    return this.#started && !this.#stopped && !this.#exiting;
   }
 
   // ---- message handlers ------------------------------------------------------------
@@ -254,6 +282,11 @@ export class ElectionCore {
       this.#log(1, `DUPLICATE HOSTNAME: another process at ${from.address} also calls itself ${this.hostname}; its packets are ignored`);
       this.#event({ type: 'duplicate', hostname: this.hostname, address: from.address });
     }
+  }
+
+  /** Same instance, sequence not above the last one heard: reordered or repeated. */
+  #isStale(peer: Peer, message: Message): boolean {
+    return message.iid !== undefined && message.iid === peer.iid && message.seq !== undefined && message.seq <= peer.seq;
   }
 
   #receiveHeartbeat(message: HeartbeatMessage, from: Address, now: Instant): void {
@@ -270,6 +303,7 @@ export class ElectionCore {
         this.#log(5, `Server ${message.hostname} restarted (new instance)`);
       }
       existing.iid = message.iid;
+      existing.seq = message.seq ?? -1;
       existing.lastHeard = now.mono;
       existing.address = from.address;
       this.#log(10, `Heartbeat from ${message.hostname}`, record);
@@ -293,7 +327,7 @@ export class ElectionCore {
       uptime: message.uptime,
       locked: false,
     };
-    this.#peers.set(message.hostname, { record, lastHeard: now.mono, iid: message.iid, address: from.address });
+    this.#peers.set(message.hostname, { record, lastHeard: now.mono, iid: message.iid, seq: message.seq ?? -1, address: from.address });
     this.table[message.hostname] = record;
     this.#log(5, `Server joined the cluster: ${message.hostname} (${message.ip})`);
     this.#event({ type: 'addserver', server: record });
@@ -311,7 +345,7 @@ export class ElectionCore {
     this.#log(4, `Server ${message.hostname} is shutting down`);
     peer.record.master = false;
     if (peer.record.locked) {
-      peer.lastHeard = now.mono - this.tockMs; // dead at once, but kept: it is locked
+      peer.lastHeard = now.mono - this.deadAfterMs; // dead at once, but kept: it is locked
     } else {
       this.#remove(message.hostname, peer);
     }
@@ -320,14 +354,14 @@ export class ElectionCore {
   // ---- the rules ---------------------------------------------------------------------
 
   #evaluate(now: Instant): void {
-    const tock = this.tockMs;
+    const deadAfter = this.deadAfterMs;
     for (const [hostname, peer] of this.#peers) {
-      if (now.mono - peer.lastHeard >= tock && !peer.record.locked) {
+      if (now.mono - peer.lastHeard >= deadAfter && !peer.record.locked) {
         this.#log(8, `Removing dead server from cluster: ${hostname} (silent for ${Math.round(now.mono - peer.lastHeard)} ms)`);
         this.#remove(hostname, peer);
       }
     }
-    if (!this.#settled && now.mono - this.#startedAt >= tock) this.#settled = true;
+    if (!this.#settled && now.mono - this.#startedAt >= this.tockMs) this.#settled = true;
 
     const claimants: string[] = [];
     for (const [hostname, peer] of this.#peers) {
@@ -336,18 +370,26 @@ export class ElectionCore {
 
     if (this.#role === 'master') {
       if (claimants.length === 0) return;
-      const other = claimants.sort()[0] as string;
-      this.#log(1, `MASTER CONFLICT: ${other} also thinks it is master`);
-      this.#event({ type: 'conflict', hostname: other });
+      const rival = claimants.sort()[0] as string;
+      this.#event({ type: 'conflict', hostname: rival });
+      if (this.hostname < rival) {
+        // We sort first, so we are the one the recomputation picks: keep the role and
+        // say so at once; the rival yields when it hears us.
+        this.#log(1, `MASTER CONFLICT: ${rival} also thinks it is master; we sort first and keep the role`);
+        if (now.mono - this.#lastAnswerAt >= Math.min(this.#tickMs / 4, MAX_ANSWER_HOLDOFF_MS)) this.#sendHeartbeat(now);
+        return;
+      }
+      this.#log(1, `MASTER CONFLICT: ${rival} also thinks it is master and sorts first`);
       if (this.#exitOnConflict) {
         this.#log(1, 'The server is shutting down due to master conflict');
+        this.#exiting = true;
         this.#role = 'none';
         this.#self.master = false;
         this.#setMasterHostname('');
-        this.#event({ type: 'exit', reason: `master conflict with ${other}` });
+        this.#event({ type: 'exit', reason: `master conflict with ${rival}` });
         return;
       }
-      this.#stepDown(`master conflict with ${other}`);
+      this.#stepDown(`master conflict with ${rival}`);
       this.#sendHeartbeat(now);
     }
 
@@ -371,7 +413,7 @@ export class ElectionCore {
   }
 
   #isLive(peer: Peer, now: Instant): boolean {
-    return now.mono - peer.lastHeard < this.tockMs;
+    return now.mono - peer.lastHeard < this.deadAfterMs;
   }
 
   #becomeMaster(now: Instant): void {
@@ -437,11 +479,16 @@ export class ElectionCore {
       uptime: self.uptime,
       data: self.data,
       iid: this.instanceId,
+      seq: this.#nextSeq(),
     };
     this.#send(heartbeat);
     this.#lastAnswerAt = now.mono;
     this.#answerDueAt = Infinity;
     this.#nextHeartbeatAt = now.mono + this.#tickMs;
+  }
+
+  #nextSeq(): number {
+    return ++this.#seq;
   }
 
   #send(message: Message, to?: Address): void {
@@ -458,14 +505,14 @@ export class ElectionCore {
   }
 
   #wakeAt(now: Instant): number {
-    if (!this.#started || this.#stopped) return Infinity;
+    if (!this.#active) return Infinity;
     let wake = Math.min(this.#nextHeartbeatAt, this.#answerDueAt);
-    const tock = this.tockMs;
-    if (!this.#settled) wake = Math.min(wake, this.#startedAt + tock);
+    if (!this.#settled) wake = Math.min(wake, this.#startedAt + this.tockMs);
+    const deadAfter = this.deadAfterMs;
     // Every entry point evaluates before flushing, so a deadline already past belongs to a
     // locked peer, which needs no further wake-up.
     for (const peer of this.#peers.values()) {
-      const deadline = peer.lastHeard + tock;
+      const deadline = peer.lastHeard + deadAfter;
       if (deadline > now.mono) wake = Math.min(wake, deadline);
     }
     return wake;

@@ -34,6 +34,8 @@ export interface HeartbeatMessage {
   data: JsonObject;
   /** Random per process; tells a restarted server and a duplicate hostname from an echo of our own packet. */
   iid?: string;
+  /** Counts up per packet of one instance; a datagram overtaken by a newer one is stale. */
+  seq?: number;
 }
 
 /** The graceful-shutdown notice of the original. */
@@ -41,6 +43,7 @@ export interface ShutdownMessage {
   action: 'shutdown';
   hostname: string;
   iid?: string;
+  seq?: number;
 }
 
 /**
@@ -51,6 +54,7 @@ export interface HelloMessage {
   action: 'hello';
   hostname: string;
   iid?: string;
+  seq?: number;
 }
 
 export type Message = HeartbeatMessage | ShutdownMessage | HelloMessage;

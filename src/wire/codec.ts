@@ -60,6 +60,7 @@ export function encode(message: Message): Buffer {
       break;
   }
   if (message.iid !== undefined) wire.iid = message.iid;
+  if (message.seq !== undefined) wire.seq = message.seq;
   return Buffer.from(JSON.stringify(wire) + '\n', 'utf8');
 }
 
@@ -93,8 +94,16 @@ function validate(raw: Record<string, unknown>): DecodeResult {
     if (typeof raw.iid !== 'string' || !INSTANCE_ID_PATTERN.test(raw.iid)) return drop('bad-field', 'iid');
     iid = raw.iid;
   }
+  let seq: number | undefined;
+  if (raw.seq !== undefined) {
+    if (typeof raw.seq !== 'number' || !Number.isSafeInteger(raw.seq) || raw.seq < 0) return drop('bad-field', 'seq');
+    seq = raw.seq;
+  }
   if (action !== 'heartbeat') {
-    return { ok: true, message: iid === undefined ? { action, hostname } : { action, hostname, iid } };
+    const message: Message = { action, hostname };
+    if (iid !== undefined) message.iid = iid;
+    if (seq !== undefined) message.seq = seq;
+    return { ok: true, message };
   }
 
   const ip = raw.ip;
@@ -112,6 +121,7 @@ function validate(raw: Record<string, unknown>): DecodeResult {
   }
   const message: HeartbeatMessage = { action, hostname, ip, master, eligible, uptime, data };
   if (iid !== undefined) message.iid = iid;
+  if (seq !== undefined) message.seq = seq;
   return { ok: true, message };
 }
 
