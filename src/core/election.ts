@@ -89,7 +89,17 @@ export class ElectionCore {
   #maxServers: number;
 
   #self: ServerRecord;
+  /**
+   * Peers in the order we last heard them, oldest first: a heartbeat moves its peer to the
+   * end. Every peer dies the same time after it was last heard, so the unlocked dead peers
+   * are a prefix and the next deadline is that of the first live peer; each packet then
+   * costs O(1) instead of a walk over the whole table. (The simulator found the walk: with
+   * 1000 servers every one of them spent O(N²) per tick on it.) A locked peer whose shutdown
+   * notice makes it dead at once is moved to the front, which keeps this true.
+   */
   #peers = new Map<string, Peer>();
+  /** Peers whose last heartbeat claimed master (live or not): the candidates for `claimants`. */
+  #claiming = new Set<string>();
   #role: Role = 'none';
   #masterHostname = '';
   #started = false;
@@ -306,6 +316,9 @@ export class ElectionCore {
       existing.seq = message.seq ?? -1;
       existing.lastHeard = now.mono;
       existing.address = from.address;
+      this.#peers.delete(message.hostname); // keep heard order (see #peers)
+      this.#peers.set(message.hostname, existing);
+      this.#noteClaim(message.hostname, message.master);
       this.#log(10, `Heartbeat from ${message.hostname}`, record);
       return;
     }
@@ -328,6 +341,7 @@ export class ElectionCore {
       locked: false,
     };
     this.#peers.set(message.hostname, { record, lastHeard: now.mono, iid: message.iid, seq: message.seq ?? -1, address: from.address });
+    this.#noteClaim(message.hostname, message.master);
     this.table[message.hostname] = record;
     this.#log(5, `Server joined the cluster: ${message.hostname} (${message.ip})`);
     this.#event({ type: 'addserver', server: record });
@@ -344,8 +358,12 @@ export class ElectionCore {
     }
     this.#log(4, `Server ${message.hostname} is shutting down`);
     peer.record.master = false;
+    this.#noteClaim(message.hostname, false);
     if (peer.record.locked) {
       peer.lastHeard = now.mono - this.deadAfterMs; // dead at once, but kept: it is locked
+      // Its deadline is now the oldest: to the front, so heard order holds (see #peers).
+      this.#peers.delete(message.hostname);
+      this.#peers = new Map([[message.hostname, peer], ...this.#peers]);
     } else {
       this.#remove(message.hostname, peer);
     }
@@ -356,16 +374,19 @@ export class ElectionCore {
   #evaluate(now: Instant): void {
     const deadAfter = this.deadAfterMs;
     for (const [hostname, peer] of this.#peers) {
-      if (now.mono - peer.lastHeard >= deadAfter && !peer.record.locked) {
-        this.#log(8, `Removing dead server from cluster: ${hostname} (silent for ${Math.round(now.mono - peer.lastHeard)} ms)`);
-        this.#remove(hostname, peer);
-      }
+      // Locked peers are skipped, live or dead; the first live unlocked one ends the scan,
+      // as every unlocked peer after it was heard later (see #peers).
+      if (peer.record.locked) continue;
+      if (now.mono - peer.lastHeard < deadAfter) break;
+      this.#log(8, `Removing dead server from cluster: ${hostname} (silent for ${Math.round(now.mono - peer.lastHeard)} ms)`);
+      this.#remove(hostname, peer);
     }
     if (!this.#settled && now.mono - this.#startedAt >= this.tockMs) this.#settled = true;
 
     const claimants: string[] = [];
-    for (const [hostname, peer] of this.#peers) {
-      if (peer.record.master && this.#isLive(peer, now)) claimants.push(hostname);
+    for (const hostname of this.#claiming) {
+      const peer = this.#peers.get(hostname);
+      if (peer && this.#isLive(peer, now)) claimants.push(hostname);
     }
 
     if (this.#role === 'master') {
@@ -449,8 +470,14 @@ export class ElectionCore {
     this.#event({ type: 'masterchange', hostname, previous });
   }
 
+  #noteClaim(hostname: string, master: boolean): void {
+    if (master) this.#claiming.add(hostname);
+    else this.#claiming.delete(hostname);
+  }
+
   #remove(hostname: string, peer: Peer): void {
     this.#peers.delete(hostname);
+    this.#claiming.delete(hostname);
     delete this.table[hostname];
     this.#event({ type: 'deleteserver', server: peer.record });
   }
@@ -510,10 +537,11 @@ export class ElectionCore {
     if (!this.#settled) wake = Math.min(wake, this.#startedAt + this.tockMs);
     const deadAfter = this.deadAfterMs;
     // Every entry point evaluates before flushing, so a deadline already past belongs to a
-    // locked peer, which needs no further wake-up.
+    // locked peer, which needs no further wake-up. In heard order the first deadline still
+    // ahead is the earliest (see #peers).
     for (const peer of this.#peers.values()) {
       const deadline = peer.lastHeard + deadAfter;
-      if (deadline > now.mono) wake = Math.min(wake, deadline);
+      if (deadline > now.mono) return Math.min(wake, deadline);
     }
     return wake;
   }
