@@ -208,7 +208,11 @@ export class ElectionCore {
 
   #receiveFromPeer(message: Message, from: Address, now: Instant): void {
     const peer = this.#peers.get(message.hostname);
-    if (peer && this.#isStale(peer, message)) {
+    // A hello carries no state, only a question, so it is never stale: a starting server
+    // sends it together with its first heartbeat, and when that heartbeat overtakes it the
+    // hello must still be answered, or the joiner learns the master a tick late (SPEC 4.3;
+    // found by the simulator, seed 29).
+    if (peer && message.action !== 'hello' && this.#isStale(peer, message)) {
       this.#log(9, `Ignoring a stale ${message.action} from ${message.hostname} (overtaken by a newer packet)`);
       return;
     }

@@ -31,15 +31,58 @@ export interface SimClusterOptions {
   wire?: boolean;
   /** Keep a readable timeline (costly for big clusters). */
   trace?: boolean;
+  /** Core log lines up to this level go into the timeline (default 6: state changes; 10: every packet). */
+  traceLevel?: number;
+  /** Keep every core event in `events` (on by default; big runs watch them through `observer` instead). */
+  keepEvents?: boolean;
+}
+
+/**
+ * Faults of the network itself, each a per-datagram probability. All off (0) by default;
+ * the scenario runner switches them on for a fault window and off again.
+ */
+export interface NetworkFaults {
+  /** A datagram to one receiver is lost. */
+  lossRate: number;
+  /** A datagram to one receiver arrives twice; the copy lags by up to `dupDelayMs`. */
+  dupRate: number;
+  dupDelayMs: number;
+  /** A datagram is held back by up to `reorderMaxMs`, so later ones overtake it. */
+  reorderRate: number;
+  reorderMaxMs: number;
+  /** A datagram is delayed by half to all of `spikeMs` (a congested switch, a Wi-Fi retry storm). */
+  spikeRate: number;
+  spikeMs: number;
+}
+
+/** Hooks for an invariant checker; each sees the simulated time in `cluster.now`. */
+export interface SimObserver {
+  onEvent?(record: SimEventRecord, node: SimNode): void;
+  /** A process began (`start`) or ended (`crash`, `shutdown`). */
+  onLifecycle?(kind: 'start' | 'crash' | 'shutdown', node: SimNode): void;
+  /** After every step of the simulation (one delivery, one timer, one call). */
+  afterStep?(): void;
+}
+
+/** A process that has ended: the last time any live server received a datagram from it bounds failover. */
+export interface EndedInstance {
+  id: string;
+  hostname: string;
+  iid: string;
+  at: number;
+  how: 'crash' | 'shutdown';
 }
 
 export interface SimEventRecord {
   time: number;
+  /** The node id (the hostname, except for a second process claiming a hostname already used). */
   host: string;
   event: CoreEvent;
 }
 
 export interface SimNode {
+  /** Unique per simulated machine; equals `hostname` except for duplicate-hostname processes. */
+  id: string;
   hostname: string;
   core: ElectionCore;
   alive: boolean;
@@ -53,7 +96,7 @@ export interface SimNode {
 }
 
 type Item =
-  | { time: number; seq: number; kind: 'deliver'; to: string; from: string; message: Message }
+  | { time: number; seq: number; kind: 'deliver'; to: string; from: string; message: Message; late: boolean }
   | { time: number; seq: number; kind: 'wake'; host: string; token: number }
   | { time: number; seq: number; kind: 'start'; host: string }
   | { time: number; seq: number; kind: 'call'; fn: () => void };
@@ -71,14 +114,28 @@ export class SimCluster {
   latencyMs: number;
   jitterMs: number;
   lossRate: number;
-  /** Return false to drop a datagram from `from` to `to` (partitions, one-way links). */
+  /** Return false to drop a datagram from `from` to `to` (node ids; partitions, one-way links). */
   link: (from: string, to: string) => boolean = () => true;
   datagrams = 0;
+  /** Per-datagram network faults; latency, jitter and loss above are the baseline. */
+  faults: NetworkFaults = { lossRate: 0, dupRate: 0, dupDelayMs: 0, reorderRate: 0, reorderMaxMs: 0, spikeRate: 0, spikeMs: 0 };
+  observer: SimObserver | null = null;
+  /** Latest delivery time of any datagram scheduled so far: after it, nothing sent earlier is in flight. */
+  lastDeliveryDue = 0;
+  /** Latest time a server (re)started. */
+  lastStartAt = 0;
+  /** Latest time a datagram from each instance (by iid) reached a live server other than its sender. */
+  readonly lastDelivered = new Map<string, number>();
+  readonly ended: EndedInstance[] = [];
+  /** Simulation steps processed (deliveries, timers, calls). */
+  steps = 0;
 
   #heap = new EventHeap<Item>();
   #seq = 0;
   #wire: boolean;
   #trace: boolean;
+  #traceLevel: number;
+  #keepEvents: boolean;
 
   constructor(options: SimClusterOptions = {}) {
     this.random = new Random(options.seed ?? 1);
@@ -89,6 +146,12 @@ export class SimCluster {
     this.lossRate = options.lossRate ?? 0;
     this.#wire = options.wire ?? true;
     this.#trace = options.trace ?? false;
+    this.#traceLevel = options.traceLevel ?? 6;
+    this.#keepEvents = options.keepEvents ?? true;
+  }
+
+  get tracing(): boolean {
+    return this.#trace;
   }
 
   get tockMs(): number {
@@ -97,7 +160,23 @@ export class SimCluster {
 
   /** Create a server and schedule its start (now, or at `options.at`). */
   add(hostname: string, options: SimNodeOptions = {}): SimNode {
+    return this.#addNode(hostname, hostname, options);
+  }
+
+  /**
+   * A second process that calls itself `hostname` (a copied config, a clone of a VM):
+   * its own machine (node id `hostname#k`), the same hostname on the wire.
+   */
+  addDuplicate(hostname: string, options: SimNodeOptions = {}): SimNode {
+    let k = 2;
+    while (this.nodes.has(`${hostname}#${k}`)) k++;
+    return this.#addNode(`${hostname}#${k}`, hostname, options);
+  }
+
+  #addNode(id: string, hostname: string, options: SimNodeOptions): SimNode {
+    if (this.nodes.has(id)) throw new Error(`simulated server ${id} exists`);
     const node: SimNode = {
+      id,
       hostname,
       core: this.#newCore(hostname, options),
       alive: false,
@@ -107,46 +186,64 @@ export class SimCluster {
       events: [],
       options,
     };
-    this.nodes.set(hostname, node);
-    this.#push({ time: Math.max(this.now, options.at ?? this.now), seq: 0, kind: 'start', host: hostname });
+    this.nodes.set(id, node);
+    this.#push({ time: Math.max(this.now, options.at ?? this.now), seq: 0, kind: 'start', host: id });
     return node;
   }
 
-  node(hostname: string): SimNode {
-    const node = this.nodes.get(hostname);
-    if (!node) throw new Error(`no simulated server ${hostname}`);
+  /** The simulated server with this node id (its hostname, for all but duplicates). */
+  node(id: string): SimNode {
+    const node = this.nodes.get(id);
+    if (!node) throw new Error(`no simulated server ${id}`);
     return node;
   }
 
   /** Kill without notice (SIGKILL, cable cut). */
-  crash(hostname: string): void {
-    const node = this.node(hostname);
+  crash(id: string): void {
+    const node = this.node(id);
+    if (node.alive) this.#ended(node, 'crash');
     node.alive = false;
     node.wakeToken++;
-    this.#note(hostname, 'CRASH');
+    this.#note(id, 'CRASH');
+    this.observer?.onLifecycle?.('crash', node);
   }
 
   /** Graceful shutdown: the notice goes out, then the server is gone. */
-  shutdown(hostname: string): void {
-    const node = this.node(hostname);
+  shutdown(id: string): void {
+    const node = this.node(id);
     if (!node.alive) return;
-    this.#note(hostname, 'SHUTDOWN');
+    this.#note(id, 'SHUTDOWN');
     this.#apply(node, node.core.shutdown(this.#instant(node)));
+    this.#ended(node, 'shutdown');
     node.alive = false;
     node.wakeToken++;
+    this.observer?.onLifecycle?.('shutdown', node);
   }
 
-  /** A new process with the same hostname (new instance id), starting now. */
-  restart(hostname: string): void {
-    const node = this.node(hostname);
-    if (node.alive) this.crash(hostname);
-    node.core = this.#newCore(hostname, node.options);
-    this.#push({ time: this.now, seq: 0, kind: 'start', host: hostname });
+  /**
+   * A new process with the same hostname (new instance id), starting after `delayMs`.
+   * The old one is killed without notice, or, with `graceful`, shut down first.
+   */
+  restart(id: string, options: { graceful?: boolean; delayMs?: number } = {}): void {
+    const node = this.node(id);
+    if (node.alive) {
+      if (options.graceful) this.shutdown(id);
+      else this.crash(id);
+    }
+    node.core = this.#newCore(node.hostname, node.options);
+    node.stalledUntil = 0;
+    this.#note(id, `RESTART${options.graceful ? ' (graceful)' : ''}${options.delayMs ? ` in ${options.delayMs} ms` : ''}`);
+    this.#push({ time: this.now + (options.delayMs ?? 0), seq: 0, kind: 'start', host: id });
   }
 
-  setEligible(hostname: string, eligible: boolean): void {
-    const node = this.node(hostname);
-    this.#note(hostname, `ELIGIBLE=${eligible}`);
+  setEligible(id: string, eligible: boolean): void {
+    const node = this.node(id);
+    node.options = { ...node.options, eligible };
+    this.#note(id, `ELIGIBLE=${eligible}`);
+    if (!node.alive) {
+      node.core.setEligible(eligible, this.#instant(node));
+      return;
+    }
     this.#apply(node, node.core.setEligible(eligible, this.#instant(node)));
   }
 
@@ -159,16 +256,21 @@ export class SimCluster {
   }
 
   /** Step one server's wall clock; its monotonic clock is untouched. */
-  stepWallClock(hostname: string, deltaMs: number): void {
-    this.node(hostname).wallOffset += deltaMs;
-    this.#note(hostname, `WALL CLOCK ${deltaMs > 0 ? '+' : ''}${deltaMs} ms`);
+  stepWallClock(id: string, deltaMs: number): void {
+    this.node(id).wallOffset += deltaMs;
+    this.#note(id, `WALL CLOCK ${deltaMs > 0 ? '+' : ''}${deltaMs} ms`);
   }
 
   /** The server's timers fire no earlier than now + ms; datagrams queue meanwhile. */
-  stall(hostname: string, ms: number): void {
-    const node = this.node(hostname);
+  stall(id: string, ms: number): void {
+    const node = this.node(id);
     node.stalledUntil = Math.max(node.stalledUntil, this.now + ms);
-    this.#note(hostname, `STALL ${ms} ms`);
+    this.#note(id, `STALL ${ms} ms`);
+  }
+
+  /** Write a line into the timeline (when tracing). */
+  note(host: string, text: string): void {
+    this.#note(host, text);
   }
 
   /** Servers in `groups` hear only their own group; unlisted servers hear nobody. */
@@ -195,7 +297,7 @@ export class SimCluster {
       if (!next || next.time > time) break;
       this.#heap.pop();
       this.now = next.time;
-      this.#process(next);
+      this.#step(next);
     }
     this.now = Math.max(this.now, time);
   }
@@ -213,7 +315,7 @@ export class SimCluster {
       if (!next || next.time > end) break;
       this.#heap.pop();
       this.now = next.time;
-      this.#process(next);
+      this.#step(next);
       if (predicate()) return this.now;
     }
     this.now = Math.max(this.now, end);
@@ -231,12 +333,15 @@ export class SimCluster {
     const name = live[0]?.core.masterHostname ?? '';
     if (!name) return null;
     let masters = 0;
+    let holder: SimNode | undefined;
     for (const node of live) {
       if (node.core.masterHostname !== name) return null;
-      if (node.core.master) masters++;
+      if (node.core.master) {
+        masters++;
+        holder = node;
+      }
     }
-    const holder = this.nodes.get(name);
-    return masters === 1 && holder?.alive && holder.core.master ? name : null;
+    return masters === 1 && holder?.hostname === name ? name : null;
   }
 
   /** Live servers that believe they are master right now. */
@@ -275,12 +380,25 @@ export class SimCluster {
     this.#heap.push(item);
   }
 
+  #step(item: Item): void {
+    this.steps++;
+    this.#process(item);
+    this.observer?.afterStep?.();
+  }
+
+  #ended(node: SimNode, how: 'crash' | 'shutdown'): void {
+    this.ended.push({ id: node.id, hostname: node.hostname, iid: node.core.instanceId, at: this.now, how });
+  }
+
   #process(item: Item): void {
     switch (item.kind) {
       case 'start': {
         const node = this.node(item.host);
+        if (node.alive) return; // a restart scheduled twice: the process is already up
         node.alive = true;
-        this.#note(item.host, 'START');
+        this.lastStartAt = Math.max(this.lastStartAt, this.now);
+        this.#note(item.host, `START${node.hostname !== node.id ? ` (hostname ${node.hostname})` : ''}`);
+        this.observer?.onLifecycle?.('start', node);
         this.#apply(node, node.core.start(this.#instant(node)));
         break;
       }
@@ -300,9 +418,12 @@ export class SimCluster {
         if (node.stalledUntil > this.now) {
           // A stalled process reads its socket when it wakes; the datagram waits in the buffer.
           this.#push({ ...item, time: node.stalledUntil, seq: 0 });
+          this.lastDeliveryDue = Math.max(this.lastDeliveryDue, node.stalledUntil);
           return;
         }
-        this.#apply(node, node.core.receive(item.message, { address: `10.0.0.${hashOf(item.from)}`, port: 3014 }, this.#instant(node)));
+        if (item.from !== item.to && item.message.iid !== undefined) this.lastDelivered.set(item.message.iid, this.now);
+        if (this.#trace && item.late) this.#note(item.to, `late ${item.message.action} from ${item.from} (seq ${item.message.seq ?? '-'})`);
+        this.#apply(node, node.core.receive(item.message, { address: `10.0.${hashOf(item.from)}.${hashOf(item.to)}`, port: 3014 }, this.#instant(node)));
         break;
       }
       case 'call':
@@ -313,19 +434,25 @@ export class SimCluster {
 
   #apply(node: SimNode, out: Output): void {
     for (const log of out.logs) {
-      if (this.#trace && log.level <= 6) this.#note(node.hostname, log.message);
+      if (this.#trace && log.level <= this.#traceLevel) this.#note(node.id, log.message);
     }
-    for (const outbound of out.send) this.#broadcast(node.hostname, outbound.message);
+    for (const outbound of out.send) this.#broadcast(node.id, outbound.message);
     this.#scheduleWake(node, out.wakeAt);
     for (const event of out.events) {
-      const record = { time: this.now, host: node.hostname, event };
-      node.events.push(record);
-      this.events.push(record);
-      if (this.#trace && event.type !== 'masterchange') this.#note(node.hostname, `event ${describeEvent(event)}`);
+      const record = { time: this.now, host: node.id, event };
+      if (this.#keepEvents) {
+        node.events.push(record);
+        this.events.push(record);
+      }
+      if (this.#trace && event.type !== 'masterchange' && event.type !== 'addserver') this.#note(node.id, `event ${describeEvent(event)}`);
+      this.observer?.onEvent?.(record, node);
       if (event.type === 'exit') {
         // The shell shuts the server down (pixl-server's shutdown sends the notice).
         const target = node;
-        this.at(this.now, () => this.shutdown(target.hostname));
+        const core = node.core;
+        this.at(this.now, () => {
+          if (target.core === core) this.shutdown(target.id);
+        });
       }
     }
   }
@@ -333,7 +460,7 @@ export class SimCluster {
   #scheduleWake(node: SimNode, wakeAt: number): void {
     node.wakeToken++;
     if (!Number.isFinite(wakeAt)) return;
-    this.#push({ time: Math.max(this.now, wakeAt), seq: 0, kind: 'wake', host: node.hostname, token: node.wakeToken });
+    this.#push({ time: Math.max(this.now, wakeAt), seq: 0, kind: 'wake', host: node.id, token: node.wakeToken });
   }
 
   #broadcast(from: string, message: Message): void {
@@ -343,13 +470,38 @@ export class SimCluster {
       if (!result.ok) throw new Error(`codec round trip failed for ${message.action}: ${result.reason} ${result.detail}`);
       delivered = result.message;
     }
+    const faults = this.faults;
+    const random = this.random;
     for (const to of this.nodes.keys()) {
       this.datagrams++;
+      if (to === from) {
+        // The broadcast echo on our own socket: never lost or delayed.
+        this.#deliver(this.now, to, from, delivered, false);
+        continue;
+      }
       if (!this.link(from, to)) continue;
-      if (to !== from && this.lossRate > 0 && this.random.next() < this.lossRate) continue;
-      const delay = to === from ? 0 : this.latencyMs + (this.jitterMs > 0 ? this.random.next() * this.jitterMs : 0);
-      this.#push({ time: this.now + delay, seq: 0, kind: 'deliver', to, from, message: delivered });
+      if (this.lossRate > 0 && random.next() < this.lossRate) continue;
+      if (faults.lossRate > 0 && random.next() < faults.lossRate) continue;
+      let delay = this.latencyMs + (this.jitterMs > 0 ? random.next() * this.jitterMs : 0);
+      let late = false;
+      if (faults.reorderRate > 0 && random.next() < faults.reorderRate) {
+        delay += random.next() * faults.reorderMaxMs;
+        late = true;
+      }
+      if (faults.spikeRate > 0 && random.next() < faults.spikeRate) {
+        delay += faults.spikeMs * (0.5 + random.next() / 2);
+        late = true;
+      }
+      this.#deliver(this.now + delay, to, from, delivered, late);
+      if (faults.dupRate > 0 && random.next() < faults.dupRate) {
+        this.#deliver(this.now + delay + random.next() * faults.dupDelayMs, to, from, delivered, true);
+      }
     }
+  }
+
+  #deliver(time: number, to: string, from: string, message: Message, late: boolean): void {
+    if (time > this.lastDeliveryDue) this.lastDeliveryDue = time;
+    this.#push({ time, seq: 0, kind: 'deliver', to, from, message, late });
   }
 
   #note(host: string, text: string): void {

@@ -1,0 +1,330 @@
+/**
+ * Invariants of the election, checked continuously while a simulated cluster runs.
+ *
+ * The checker watches every core event and every process start and end, and after
+ * every simulation step re-checks whatever the step could have changed. The scenario
+ * runner tells it which phase the run is in; the first broken invariant throws a
+ * `Violation`, which stops the run at the very step that broke it.
+ *
+ * Words (as in SPEC.md):
+ *  - agreed: every live server has the same `masterHostname`, and exactly one live server,
+ *    the one of that hostname, has `master === true`. When no live server is eligible,
+ *    agreed means no master at all and every `masterHostname` is ''.
+ *  - quiet (T_quiet): the network is stable (no loss, duplication, reordering, delay spike,
+ *    partition or one-way cut) and every datagram sent while it was not has landed; no
+ *    server is stalled; no server starts, ends or changes eligibility any more. Wall-clock
+ *    steps may go on: SPEC 4.9 says they change nothing, so they do not break quiet.
+ *  - fresh (T_fresh = T_quiet + 1 tick + the largest one-way delay): every live server has
+ *    heard every other since T_quiet. Before it, a server may still act on what it last
+ *    heard during the faults: a peer silent through a cut can reach its deadline just after
+ *    the heal and be removed (and re-added at its next heartbeat), which SPEC 4.6 allows,
+ *    as that peer was not heard within the last tock.
+ *  - stable: fresh, and agreed; T_conv is when that agreement began. On a quiet network,
+ *    agreement among fresh servers is absorbing, so from then on nothing may change.
+ */
+import type { CoreEvent } from '../core/types';
+import type { SimCluster, SimEventRecord, SimNode } from './cluster';
+
+export type InvariantName =
+  /** The core never throws, whatever arrives in whatever order. */
+  | 'no-exception'
+  /** SPEC 4.8: at no instant, in any phase, is an ineligible server master. */
+  | 'ineligible-never-master'
+  /** SPEC 3 / 4.6: a record marked `locked` is never removed, in any phase. */
+  | 'locked-never-removed'
+  /**
+   * SPEC 4.2, 4.4, 4.7, measured from T_quiet: agreed by the deadline, and agreed at every
+   * instant from the deadline on; the deadline is
+   *   max(T_quiet + 1 tock                  — 4.7: conflicts resolve within a tock of a stable network,
+   *       last start + 1 tock + 1 tick      — 4.2: cold start, late joiners, restarts,
+   *       L + 1 tock + 2 ticks for every ended process, L = the last time a datagram of it
+   *                                         — 4.4: master within tock + tick of the last
+   *                                           heartbeat heard, all agree one tick later).
+   * A stall's bound runs from the stall's end, which is part of T_quiet.
+   */
+  | 'agreed-within-bound'
+  /** SPEC 4.2: with no fault at all and every start within (tock - tick) of the first, the first-sorting eligible server wins. */
+  | 'cold-start-first-sorting-wins'
+  /** SPEC 4.10: once stable, no master/slave/masterchange/exit event on any server. */
+  | 'stable-no-flap'
+  /** SPEC 4.6: once stable (so every live server has been heard since T_quiet), no server removes a server that is alive. */
+  | 'stable-no-live-removal'
+  /** Once stable the cluster stays agreed (the same master) to the end of the run. */
+  | 'stable-stays-agreed'
+  /** SPEC 4.3: a server joining a stable cluster never takes the master role, even if it sorts first. */
+  | 'joiner-never-master'
+  /** SPEC 4.3: a server joining a stable cluster names the master within 1 tick. */
+  | 'joiner-learns-master-within-tick'
+  /** SPEC 4.5: the stable cluster's master shuts down gracefully; the survivors agree within 100 ms. */
+  | 'graceful-handoff-within-100ms'
+  /**
+   * SPEC 4.4: the stable cluster's master crashes; the first-sorting eligible survivor F is
+   * master within tock + tick of the last heartbeat F heard from it, all agree 1 tick later.
+   */
+  | 'crash-failover-within-tock-plus-tick'
+  /**
+   * Two processes share a hostname (the core only reports it, for now). Safety only: from
+   * T_quiet + 1 tock + 1 tick on, at most one server whose hostname is not shared is master.
+   */
+  | 'duplicate-hostname-single-master';
+
+export class Violation extends Error {
+  constructor(
+    readonly invariant: InvariantName,
+    readonly time: number,
+    readonly detail: string,
+  ) {
+    super(`${invariant} at ${time.toFixed(1)} ms: ${detail}`);
+    this.name = 'Violation';
+  }
+}
+
+export type Phase =
+  /** Faults may be active: only the invariants that hold always are checked. */
+  | 'faulty'
+  /** Quiet, waiting for agreement by `deadline` and for T_fresh. */
+  | 'converging'
+  /** Agreed since T_conv: nothing may change. */
+  | 'stable'
+  /** A duplicate hostname is still running: safety only. */
+  | 'shared-hostname';
+
+export interface Agreement {
+  agreed: boolean;
+  /** The agreed master's hostname ('' for "no master"); meaningful when agreed. */
+  master: string;
+}
+
+/** Who may still change its view during a stable phase (a joiner learning the master). */
+interface Exemption {
+  id: string;
+  master: string;
+}
+
+export class InvariantChecker {
+  phase: Phase = 'faulty';
+  /** When the current convergence must be done, and under which invariant. */
+  deadline = Infinity;
+  /** T_fresh of the current convergence: the stable phase starts no earlier. */
+  freshAt = 0;
+  deadlineInvariant: InvariantName = 'agreed-within-bound';
+  deadlineDetail = '';
+  /** Start of the agreement that became the stable phase (null while converging). */
+  convergedAt: number | null = null;
+  /** Start of the current unbroken agreement while converging (null: not agreed now). */
+  #agreedSince: number | null = null;
+  agreedMaster = '';
+  /** Called once when agreement is reached in a 'converging' phase. */
+  onConverged: ((time: number, master: string) => void) | null = null;
+
+  readonly lockedHosts: ReadonlySet<string>;
+  #sim: SimCluster;
+  #dirty = true;
+  #exempt: Exemption | null = null;
+  /** Hostnames run by more than one node id (duplicate-hostname processes). */
+  #shared = new Set<string>();
+
+  constructor(sim: SimCluster, lockedHosts: Iterable<string> = []) {
+    this.#sim = sim;
+    this.lockedHosts = new Set(lockedHosts);
+    sim.observer = {
+      onEvent: (record, node) => this.#onEvent(record, node),
+      onLifecycle: () => {
+        this.#dirty = true;
+      },
+      afterStep: () => this.#afterStep(),
+    };
+  }
+
+  /**
+   * Enter the convergence phase: agreement is due by `deadline` and must hold from then on;
+   * the stable phase begins once agreed and `freshAt` has passed (the runner schedules
+   * `checkDeadline` at both instants).
+   */
+  converge(deadline: number, freshAt: number, invariant: InvariantName = 'agreed-within-bound', detail = ''): void {
+    this.phase = 'converging';
+    this.deadline = deadline;
+    this.freshAt = freshAt;
+    this.#agreedSince = null;
+    this.deadlineInvariant = invariant;
+    this.deadlineDetail = detail;
+    this.convergedAt = null;
+    this.#exempt = null;
+    this.#dirty = true;
+    this.#afterStep();
+  }
+
+  /** Safety only from now on: some hostname is run by two processes. */
+  sharedHostnames(hostnames: Iterable<string>): void {
+    this.phase = 'shared-hostname';
+    this.#shared = new Set(hostnames);
+    this.#dirty = true;
+  }
+
+  /** Let `id` (a joiner) move from no master to `master` while the rest stays stable. */
+  exempt(id: string, master: string): void {
+    this.#exempt = { id, master };
+  }
+
+  /** Called at the deadline and at T_fresh: throws if agreement is overdue. */
+  checkDeadline(): void {
+    if (this.phase === 'shared-hostname') {
+      this.#dirty = true;
+      this.#afterStep();
+      return;
+    }
+    if (this.phase !== 'converging') return;
+    this.#dirty = true;
+    this.#afterStep();
+  }
+
+  fail(invariant: InvariantName, detail: string): never {
+    throw new Violation(invariant, this.#sim.now, detail);
+  }
+
+  agreement(): Agreement {
+    let name: string | null = null;
+    let masters = 0;
+    let holder = '';
+    let eligible = false;
+    let live = 0;
+    for (const node of this.#sim.nodes.values()) {
+      if (!node.alive) continue;
+      live++;
+      const core = node.core;
+      if (name === null) name = core.masterHostname;
+      else if (core.masterHostname !== name) return { agreed: false, master: '' };
+      if (core.master) {
+        masters++;
+        holder = node.hostname;
+      }
+      if (core.eligible) eligible = true;
+    }
+    if (live === 0) return { agreed: true, master: '' };
+    if (!eligible) return { agreed: masters === 0 && name === '', master: '' };
+    return { agreed: masters === 1 && holder === name, master: holder };
+  }
+
+  /** One line per live server: who it thinks is master. */
+  describe(): string {
+    const views: string[] = [];
+    for (const node of this.#sim.nodes.values()) {
+      if (!node.alive) continue;
+      views.push(`${node.id}${node.core.master ? '*' : ''}${node.core.eligible ? '' : '(inel)'}→${node.core.masterHostname || '?'}`);
+    }
+    const shown = views.length > 24 ? [...views.slice(0, 24), `… ${views.length - 24} more`] : views;
+    return `views: ${shown.join(' ')}`;
+  }
+
+  #onEvent(record: SimEventRecord, node: SimNode): void {
+    const event = record.event;
+    switch (event.type) {
+      case 'addserver':
+        // The application locks a record as soon as it appears (SPEC 3: `locked: true`).
+        if (this.lockedHosts.has(event.server.hostname)) event.server.locked = true;
+        return;
+      case 'deleteserver':
+        this.#onDelete(event, node);
+        return;
+      case 'master':
+        if (!node.core.eligible) this.fail('ineligible-never-master', `${node.id} became master while ineligible`);
+        break;
+      case 'conflict':
+      case 'duplicate':
+        return;
+    }
+    // master, slave, masterchange, exit: the agreement may have changed.
+    this.#dirty = true;
+    if (this.phase !== 'stable') return;
+    const exempt = this.#exempt;
+    if (exempt && node.id === exempt.id) {
+      if (event.type === 'master') this.fail('joiner-never-master', `${node.id} joined a stable cluster (master ${exempt.master}) and took the master role`);
+      if (event.type === 'slave') return;
+      if (event.type === 'masterchange' && event.hostname === exempt.master) return;
+      if (event.type === 'masterchange' && event.hostname === '' && event.previous === '') return;
+    }
+    this.fail('stable-no-flap', `${node.id}: ${describe(event)} in a stable cluster (master ${this.agreedMaster || 'none'})`);
+  }
+
+  #onDelete(event: Extract<CoreEvent, { type: 'deleteserver' }>, node: SimNode): void {
+    const hostname = event.server.hostname;
+    if (event.server.locked || this.lockedHosts.has(hostname)) {
+      this.fail('locked-never-removed', `${node.id} removed locked server ${hostname}`);
+    }
+    if (this.phase !== 'stable') return;
+    for (const other of this.#sim.nodes.values()) {
+      if (other.alive && other.hostname === hostname && other !== node) {
+        this.fail('stable-no-live-removal', `${node.id} removed ${hostname}, which is alive, in a stable cluster`);
+      }
+    }
+  }
+
+  #afterStep(): void {
+    if (!this.#dirty) return;
+    this.#dirty = false;
+    switch (this.phase) {
+      case 'faulty':
+        return;
+      case 'shared-hostname': {
+        if (this.#sim.now < this.deadline) return;
+        const masters: string[] = [];
+        for (const node of this.#sim.nodes.values()) {
+          if (node.alive && node.core.master && !this.#shared.has(node.hostname)) masters.push(node.id);
+        }
+        if (masters.length > 1) this.fail('duplicate-hostname-single-master', `two masters at once: ${masters.join(', ')}; ${this.describe()}`);
+        return;
+      }
+      case 'converging': {
+        const now = this.#sim.now;
+        const agreement = this.agreement();
+        if (!agreement.agreed) {
+          this.#agreedSince = null;
+          if (now >= this.deadline) {
+            throw new Violation(this.deadlineInvariant, now, `not agreed at ${now.toFixed(1)} ms, due by ${this.deadline.toFixed(1)} ms${this.deadlineDetail ? ` (${this.deadlineDetail})` : ''}; ${this.describe()}`);
+          }
+          return;
+        }
+        if (this.#agreedSince === null || agreement.master !== this.agreedMaster) this.#agreedSince = now;
+        this.agreedMaster = agreement.master;
+        if (now < this.freshAt) return;
+        this.phase = 'stable';
+        this.convergedAt = this.#agreedSince;
+        this.onConverged?.(this.#agreedSince, agreement.master);
+        return;
+      }
+      case 'stable': {
+        const agreement = this.agreement();
+        if (!agreement.agreed || agreement.master !== this.agreedMaster) {
+          const exempt = this.#exempt;
+          // A joiner that has not yet heard the master is the one server allowed to disagree.
+          if (exempt && this.#agreedBut(exempt.id)) return;
+          this.fail('stable-stays-agreed', `was agreed on ${this.agreedMaster || 'no master'}; ${this.describe()}`);
+        }
+        return;
+      }
+    }
+  }
+
+  /** Agreed on the same master if server `id` (still learning) is left out. */
+  #agreedBut(id: string): boolean {
+    const joiner = this.#sim.nodes.get(id);
+    if (!joiner || joiner.core.master) return false;
+    for (const node of this.#sim.nodes.values()) {
+      if (!node.alive || node.id === id) continue;
+      if (node.core.masterHostname !== this.agreedMaster) return false;
+      if (node.core.master !== (node.hostname === this.agreedMaster)) return false;
+    }
+    return true;
+  }
+}
+
+function describe(event: CoreEvent): string {
+  switch (event.type) {
+    case 'masterchange':
+      return `masterchange ${event.previous || '(none)'} → ${event.hostname || '(none)'}`;
+    case 'exit':
+      return `exit (${event.reason})`;
+    default:
+      return event.type;
+  }
+}

@@ -1,0 +1,626 @@
+/**
+ * Fault scenarios for the simulated cluster: a plain data description of one run (so a
+ * property-based test can generate and shrink it, and a failing one can be saved as
+ * JSON), a generator that builds one from a seed, and the runner that plays it on a
+ * `SimCluster` under the `InvariantChecker`.
+ *
+ * A run has three parts:
+ *  1. the fault phase: servers start (a cold start over `spread`, late joiners later) and
+ *     the scenario's faults happen; only the always-true invariants are checked;
+ *  2. quiet (see invariants.ts): the cluster must agree within the SPEC bound, then stay
+ *     stable for `stableTicks`;
+ *  3. a probe of the stable cluster (graceful shutdown of the master, crash of the master,
+ *     or a first-sorting joiner), each with its own SPEC bound, then `stableTicks` more.
+ *
+ * All times in a scenario are in ticks (fractions allowed), so bounds read the same for
+ * every `heartbeat_freq`.
+ */
+import { SimCluster, type NetworkFaults, type SimNode } from './cluster';
+import { InvariantChecker, Violation } from './invariants';
+import { Random } from './random';
+
+export const KINDS = [
+  'none',
+  'loss',
+  'dup',
+  'reorder',
+  'spike',
+  'partition',
+  'oneway',
+  'crash',
+  'shutdown',
+  'restart',
+  'stall',
+  'wallstep',
+  'eligibility',
+  'join',
+  'duphost',
+  'mixed',
+] as const;
+export type Kind = (typeof KINDS)[number];
+
+/** Cluster sizes of the sweep table. */
+export const SIZES = [2, 3, 5, 16, 100] as const;
+
+export const PROBES = ['none', 'graceful', 'crash', 'join'] as const;
+export type Probe = (typeof PROBES)[number];
+
+export interface HostSpec {
+  name: string;
+  eligible: boolean;
+  /** Every server marks this one's record `locked` as soon as it appears. */
+  locked: boolean;
+  /** Start time, ticks. */
+  startAt: number;
+}
+
+/** A host index, or "the current master" (resolved when the fault happens; a live server if none). */
+export type Target = number | 'master';
+
+export type Fault =
+  /** Kill without notice; with `restartAfter`, a new process of that hostname starts that many ticks later. */
+  | { type: 'crash'; at: number; target: Target; restartAfter?: number }
+  /** Graceful shutdown (notice sent); optionally a new process later. */
+  | { type: 'shutdown'; at: number; target: Target; restartAfter?: number }
+  /** Same hostname, new process (new instance id), `delay` ticks after the old one ended. */
+  | { type: 'restart'; at: number; target: Target; graceful: boolean; delay: number }
+  /** The server's timers and socket reads are held back for `ticks` (CPU starvation, paused VM). */
+  | { type: 'stall'; at: number; target: Target; ticks: number }
+  /** Step one server's wall clock by `ms` (its monotonic clock is untouched). */
+  | { type: 'wallstep'; at: number; target: Target; ms: number }
+  | { type: 'eligible'; at: number; target: Target; eligible: boolean }
+  /** Until `until`, a server hears only servers of its own group (`groups[hostIndex]`; hosts past the end: group 0). */
+  | { type: 'partition'; at: number; until: number; groups: number[] }
+  /** Until `until`, datagrams from any host in `from` to any host in `to` are dropped (the reverse direction works). */
+  | { type: 'oneway'; at: number; until: number; from: number[]; to: number[] }
+  /** Until `until`, per-datagram loss, duplication, reordering and delay spikes (rates 0..1, delays in ticks). */
+  | { type: 'net'; at: number; until: number; loss: number; dup: number; dupTicks: number; reorder: number; reorderTicks: number; spike: number; spikeTicks: number }
+  /** A second process calling itself the target's hostname starts; it ends at `until` (crash or shutdown), or never (null). */
+  | { type: 'duphost'; at: number; target: Target; until: number | null; stop: 'crash' | 'shutdown' };
+
+export interface Scenario {
+  seed: number;
+  kind: Kind | 'custom';
+  tickMs: number;
+  checkBeats: number;
+  latencyMs: number;
+  jitterMs: number;
+  exitOnConflict: boolean;
+  hosts: HostSpec[];
+  faults: Fault[];
+  probe: Probe;
+  /** How long the stable cluster is watched (after agreement, and again after the probe). */
+  stableTicks: number;
+}
+
+export interface ProbeResult {
+  probe: Probe;
+  /** graceful: ms to agree; crash: ticks from the last heartbeat heard to the new master; join: ms to learn the master. */
+  value: number | null;
+}
+
+export interface RunResult {
+  scenario: Scenario;
+  violation: Violation | null;
+  /** T_quiet, ms. */
+  quietAt: number;
+  /** The agreement deadline from T_quiet, ms. */
+  deadline: number;
+  /** Ticks from T_quiet to agreement; null when not measured (violation, or shared hostname). */
+  convergenceTicks: number | null;
+  master: string;
+  probe: ProbeResult;
+  simulatedMs: number;
+  steps: number;
+  wallMs: number;
+  timeline: string[];
+}
+
+/** Network faults that break "quiet"; wall steps do not (SPEC 4.9). */
+function isBenign(fault: Fault): boolean {
+  return fault.type === 'wallstep';
+}
+
+/** When a fault's direct effects are over, ticks. */
+function faultEndTicks(fault: Fault): number {
+  switch (fault.type) {
+    case 'crash':
+    case 'shutdown':
+      return fault.at + (fault.restartAfter ?? 0);
+    case 'restart':
+      return fault.at + fault.delay;
+    case 'stall':
+      return fault.at + fault.ticks;
+    case 'partition':
+    case 'oneway':
+    case 'net':
+      return Math.max(fault.at, fault.until);
+    case 'duphost':
+      return Math.max(fault.at, fault.until ?? fault.at);
+    default:
+      return fault.at;
+  }
+}
+
+const CLEAN: NetworkFaults = { lossRate: 0, dupRate: 0, dupDelayMs: 0, reorderRate: 0, reorderMaxMs: 0, spikeRate: 0, spikeMs: 0 };
+
+export interface RunOptions {
+  trace?: boolean;
+  /** Core log level shown in the timeline (6: state changes, 10: every packet). */
+  traceLevel?: number;
+}
+
+export function runScenario(scenario: Scenario, options: RunOptions = {}): RunResult {
+  const started = performance.now();
+  const tick = scenario.tickMs;
+  const tock = tick * scenario.checkBeats;
+  const maxDelay = scenario.latencyMs + scenario.jitterMs;
+  const sim = new SimCluster({
+    seed: scenario.seed,
+    tickMs: tick,
+    checkBeats: scenario.checkBeats,
+    latencyMs: scenario.latencyMs,
+    jitterMs: scenario.jitterMs,
+    trace: options.trace ?? false,
+    traceLevel: options.traceLevel ?? 6,
+    keepEvents: false,
+  });
+  const checker: InvariantChecker = new InvariantChecker(
+    sim,
+    scenario.hosts.filter((host) => host.locked).map((host) => host.name),
+  );
+  const result: RunResult = {
+    scenario,
+    violation: null,
+    quietAt: NaN,
+    deadline: NaN,
+    convergenceTicks: null,
+    master: '',
+    probe: { probe: scenario.probe, value: null },
+    simulatedMs: 0,
+    steps: 0,
+    wallMs: 0,
+    timeline: sim.timeline,
+  };
+  let done = false;
+  const finish = (): void => {
+    done = true;
+  };
+
+  // ---- servers ----
+  const hostIndex = new Map<string, number>();
+  scenario.hosts.forEach((host, index) => {
+    hostIndex.set(host.name, index);
+    sim.add(host.name, { eligible: host.eligible, exitOnConflict: scenario.exitOnConflict, at: host.startAt * tick });
+  });
+  const indexOf = (id: string): number => hostIndex.get(sim.nodes.get(id)?.hostname ?? id) ?? 0;
+
+  // ---- faults ----
+  type Window = Extract<Fault, { type: 'partition' | 'oneway' | 'net' }>;
+  const windows = new Set<Window>();
+  const applyWindows = (): void => {
+    const faults: NetworkFaults = { ...CLEAN };
+    const cuts: Window[] = [];
+    for (const w of windows) {
+      if (w.type === 'net') {
+        faults.lossRate = Math.max(faults.lossRate, w.loss);
+        faults.dupRate = Math.max(faults.dupRate, w.dup);
+        faults.dupDelayMs = Math.max(faults.dupDelayMs, w.dupTicks * tick);
+        faults.reorderRate = Math.max(faults.reorderRate, w.reorder);
+        faults.reorderMaxMs = Math.max(faults.reorderMaxMs, w.reorderTicks * tick);
+        faults.spikeRate = Math.max(faults.spikeRate, w.spike);
+        faults.spikeMs = Math.max(faults.spikeMs, w.spikeTicks * tick);
+      } else {
+        cuts.push(w);
+      }
+    }
+    sim.faults = faults;
+    if (cuts.length === 0) {
+      sim.link = () => true;
+      return;
+    }
+    const oneways = cuts.filter((w): w is Extract<Window, { type: 'oneway' }> => w.type === 'oneway').map((w) => ({ from: new Set(w.from), to: new Set(w.to) }));
+    const partitions = cuts.filter((w): w is Extract<Window, { type: 'partition' }> => w.type === 'partition');
+    sim.link = (from, to) => {
+      const a = indexOf(from);
+      const b = indexOf(to);
+      for (const p of partitions) if ((p.groups[a] ?? 0) !== (p.groups[b] ?? 0)) return false;
+      for (const o of oneways) if (o.from.has(a) && o.to.has(b)) return false;
+      return true;
+    };
+  };
+
+  const resolve = (target: Target): SimNode | null => {
+    if (target !== 'master') {
+      const host = scenario.hosts[target];
+      const node = host ? sim.nodes.get(host.name) : undefined;
+      return node ?? null;
+    }
+    const live = [...sim.nodes.values()].filter((node) => node.alive && node.id === node.hostname);
+    const master = live.find((node) => node.core.master);
+    if (master) return master;
+    return live.length > 0 ? sim.random.pick(live) : null;
+  };
+
+  const dupNodes: SimNode[] = [];
+  const play = (fault: Fault): void => {
+    switch (fault.type) {
+      case 'crash':
+      case 'shutdown': {
+        const node = resolve(fault.target);
+        if (!node || !node.alive) return;
+        if (fault.type === 'crash') sim.crash(node.id);
+        else sim.shutdown(node.id);
+        // Scheduled now, so the start is due before anything scheduled later for the same instant.
+        if (fault.restartAfter !== undefined) sim.restart(node.id, { delayMs: fault.restartAfter * tick });
+        return;
+      }
+      case 'restart': {
+        const node = resolve(fault.target);
+        if (!node || !node.alive) return;
+        sim.restart(node.id, { graceful: fault.graceful, delayMs: fault.delay * tick });
+        return;
+      }
+      case 'stall': {
+        const node = resolve(fault.target);
+        if (node?.alive) sim.stall(node.id, fault.ticks * tick);
+        return;
+      }
+      case 'wallstep': {
+        const node = resolve(fault.target);
+        if (node) sim.stepWallClock(node.id, fault.ms);
+        return;
+      }
+      case 'eligible': {
+        const node = resolve(fault.target);
+        if (node) sim.setEligible(node.id, fault.eligible);
+        return;
+      }
+      case 'partition':
+      case 'oneway':
+      case 'net': {
+        windows.add(fault);
+        sim.note('*', `NET ${describeWindow(fault, scenario)}`);
+        applyWindows();
+        sim.at(Math.max(fault.until, fault.at) * tick, () => {
+          windows.delete(fault);
+          sim.note('*', `NET ends: ${describeWindow(fault, scenario)}`);
+          applyWindows();
+        });
+        return;
+      }
+      case 'duphost': {
+        const original = resolve(fault.target);
+        if (!original) return;
+        const dup = sim.addDuplicate(original.hostname, { eligible: original.core.eligible, exitOnConflict: scenario.exitOnConflict });
+        dupNodes.push(dup);
+        if (fault.until !== null) {
+          sim.at(Math.max(fault.until, fault.at) * tick, () => {
+            if (fault.stop === 'crash') sim.crash(dup.id);
+            else sim.shutdown(dup.id);
+          });
+        }
+        return;
+      }
+    }
+  };
+  for (const fault of scenario.faults) sim.at(fault.at * tick, () => play(fault));
+
+  // ---- quiet, convergence, stability, probe ----
+  let faultEnd = 0;
+  for (const host of scenario.hosts) faultEnd = Math.max(faultEnd, host.startAt);
+  for (const fault of scenario.faults) if (!isBenign(fault)) faultEnd = Math.max(faultEnd, faultEndTicks(fault));
+  const starts = scenario.hosts.map((host) => host.startAt);
+  const noFaults = scenario.faults.every(isBenign);
+  const spreadMs = (Math.max(...starts) - Math.min(...starts)) * tick;
+
+  const enterQuiet = (): void => {
+    const quietAt = sim.now;
+    result.quietAt = quietAt;
+    sim.note('*', `QUIET (network stable, all faults over); checking agreement`);
+    const sharedNow = dupNodes.filter((node) => node.alive).map((node) => node.hostname);
+    if (sharedNow.length > 0) {
+      const deadline = quietAt + tock + tick;
+      result.deadline = deadline;
+      checker.deadline = deadline;
+      checker.sharedHostnames(sharedNow);
+      sim.at(deadline, () => checker.checkDeadline());
+      sim.at(deadline + scenario.stableTicks * tick, finish);
+      return;
+    }
+    let deadline = Math.max(quietAt + tock, sim.lastStartAt + tock + tick);
+    const reasons = [`quiet + tock = ${(quietAt + tock).toFixed(1)}`, `last start ${sim.lastStartAt.toFixed(1)} + tock + tick`];
+    for (const ended of sim.ended) {
+      const heard = sim.lastDelivered.get(ended.iid) ?? ended.at;
+      if (heard + tock + 2 * tick > deadline) {
+        deadline = heard + tock + 2 * tick;
+        reasons.push(`${ended.id} (${ended.how} at ${ended.at.toFixed(1)}) last heard ${heard.toFixed(1)} + tock + 2 ticks`);
+      }
+    }
+    result.deadline = deadline;
+    checker.onConverged = (time, master) => {
+      result.convergenceTicks = Math.max(0, time - quietAt) / tick;
+      result.master = master;
+      sim.note('*', `AGREED on ${master || 'no master'} (${((time - quietAt) / tick).toFixed(3)} ticks after quiet)`);
+      if (noFaults && spreadMs + maxDelay < tock) {
+        const expected = scenario.hosts.filter((host) => host.eligible).map((host) => host.name).sort()[0] ?? '';
+        if (master !== expected) checker.fail('cold-start-first-sorting-wins', `cold start elected ${master || 'nobody'}, expected ${expected || 'nobody'}`);
+      }
+      sim.at(sim.now + scenario.stableTicks * tick, startProbe);
+    };
+    const freshAt = quietAt + tick + maxDelay;
+    checker.converge(deadline, freshAt, 'agreed-within-bound', `deadline is the latest of: ${reasons.join('; ')}`);
+    sim.at(deadline, () => checker.checkDeadline());
+    sim.at(freshAt, () => checker.checkDeadline());
+  };
+
+  const startProbe = (): void => {
+    const master = checker.agreedMaster;
+    const masterNode = master ? sim.nodes.get(master) : undefined;
+    const endLater = (): void => {
+      sim.at(sim.now + scenario.stableTicks * tick, finish);
+    };
+    if (scenario.probe === 'none' || !masterNode?.alive) {
+      finish();
+      return;
+    }
+    const at = sim.now;
+    sim.note('*', `PROBE ${scenario.probe} (master ${master})`);
+    switch (scenario.probe) {
+      case 'graceful': {
+        sim.shutdown(masterNode.id);
+        checker.onConverged = (time) => {
+          result.probe.value = time - at;
+          endLater();
+        };
+        checker.converge(at + 100, at, 'graceful-handoff-within-100ms', `${master} shut down at ${at.toFixed(1)}`);
+        sim.at(at + 100, () => checker.checkDeadline());
+        return;
+      }
+      case 'crash': {
+        sim.crash(masterNode.id);
+        const survivors = [...sim.nodes.values()].filter((node) => node.alive);
+        const first = survivors.filter((node) => node.core.eligible).sort((a, b) => (a.hostname < b.hostname ? -1 : 1))[0];
+        let heard = at;
+        const became: { at: number | null } = { at: null };
+        sim.at(at + maxDelay, () => {
+          heard = first?.core.lastHeard(master) ?? at;
+        });
+        const previous = sim.observer?.onEvent;
+        if (sim.observer && first) {
+          sim.observer.onEvent = (record, node) => {
+            if (node === first && record.event.type === 'master' && became.at === null) became.at = sim.now;
+            previous?.(record, node);
+          };
+        }
+        checker.onConverged = (time, agreed) => {
+          const firstMasterAt = became.at;
+          if (first) {
+            const detail = `master ${master} crashed at ${at.toFixed(1)}; ${first.id} last heard it at ${heard.toFixed(1)}`;
+            if (agreed !== first.hostname) checker.fail('crash-failover-within-tock-plus-tick', `${detail}; agreed on ${agreed || 'nobody'}, not on the first-sorting eligible survivor ${first.hostname}`);
+            if (firstMasterAt === null || firstMasterAt > heard + tock + tick) checker.fail('crash-failover-within-tock-plus-tick', `${detail}; it became master at ${firstMasterAt}`);
+            if (time > firstMasterAt + tick) checker.fail('crash-failover-within-tock-plus-tick', `${detail}; master at ${firstMasterAt.toFixed(1)} but all agreed only at ${time.toFixed(1)}`);
+            result.probe.value = (firstMasterAt - heard) / tick;
+          }
+          endLater();
+        };
+        checker.converge(at + maxDelay + tock + 2 * tick, at, 'crash-failover-within-tock-plus-tick', `master ${master} crashed at ${at.toFixed(1)}`);
+        sim.at(at + maxDelay + tock + 2 * tick, () => checker.checkDeadline());
+        return;
+      }
+      case 'join': {
+        const name = joinerName(scenario);
+        const joiner = sim.add(name, { eligible: true, exitOnConflict: scenario.exitOnConflict });
+        checker.exempt(joiner.id, master);
+        sim.at(at + tick, () => {
+          if (joiner.core.masterHostname !== master) {
+            checker.fail('joiner-learns-master-within-tick', `${name} joined at ${at.toFixed(1)} and names ${joiner.core.masterHostname || 'no master'} a tick later, not ${master}`);
+          }
+          result.probe.value = learnedAt === null ? null : learnedAt - at;
+        });
+        let learnedAt: number | null = null;
+        const previous = sim.observer?.onEvent;
+        if (sim.observer) {
+          sim.observer.onEvent = (record, node) => {
+            if (node === joiner && record.event.type === 'masterchange' && learnedAt === null) learnedAt = sim.now;
+            previous?.(record, node);
+          };
+        }
+        endLater();
+        return;
+      }
+    }
+  };
+
+  sim.at(faultEnd * tick, () => {
+    windows.clear();
+    applyWindows();
+    let quiet = Math.max(sim.now, sim.lastDeliveryDue);
+    for (const node of sim.nodes.values()) quiet = Math.max(quiet, node.stalledUntil);
+    // Scheduled, even for now: a start or restart due at this same instant runs first.
+    sim.at(quiet, enterQuiet);
+  });
+
+  // A run always ends: every phase has a deadline. The limit only guards against a runner bug.
+  const limit = (faultEnd + 10 * scenario.checkBeats + 4 * scenario.stableTicks + 20) * tick;
+  try {
+    while (!done && sim.now < limit) sim.runUntil(Math.min(limit, sim.now + tock));
+    if (!done) throw new Violation('agreed-within-bound', sim.now, 'the run did not finish (runner limit)');
+  } catch (err) {
+    result.violation = err instanceof Violation ? err : new Violation('no-exception', sim.now, err instanceof Error ? (err.stack ?? err.message) : String(err));
+    sim.note('*', `VIOLATION ${result.violation.message}`);
+  }
+  result.simulatedMs = sim.now;
+  result.steps = sim.steps;
+  result.wallMs = performance.now() - started;
+  return result;
+}
+
+/** A hostname that sorts before every host of the scenario. */
+export function joinerName(scenario: Scenario): string {
+  const first = scenario.hosts.map((host) => host.name).sort()[0] ?? 'a';
+  return first > '0join' ? '0join' : `0${first}`;
+}
+
+function describeWindow(fault: Extract<Fault, { type: 'partition' | 'oneway' | 'net' }>, scenario: Scenario): string {
+  const name = (index: number): string => scenario.hosts[index]?.name ?? `#${index}`;
+  switch (fault.type) {
+    case 'partition': {
+      const groups = new Map<number, string[]>();
+      scenario.hosts.forEach((host, index) => {
+        const group = fault.groups[index] ?? 0;
+        groups.set(group, [...(groups.get(group) ?? []), host.name]);
+      });
+      return `partition ${[...groups.values()].map((g) => g.join(',')).join(' | ')}`;
+    }
+    case 'oneway':
+      return `one-way cut ${fault.from.map(name).join(',')} -/-> ${fault.to.map(name).join(',')}`;
+    case 'net':
+      return `loss ${fault.loss.toFixed(2)} dup ${fault.dup.toFixed(2)} reorder ${fault.reorder.toFixed(2)}/${fault.reorderTicks.toFixed(2)} ticks spike ${fault.spike.toFixed(2)}/${fault.spikeTicks.toFixed(2)} ticks`;
+  }
+}
+
+// ---- generation from a seed ----
+
+const round = (value: number): number => Math.round(value * 1000) / 1000;
+
+export interface SeedOptions {
+  kind?: Kind;
+  n?: number;
+}
+
+/** The kind and size a sweep seed stands for: every kind at every size, in turn. */
+export function seedShape(seed: number): { kind: Kind; n: number } {
+  const kind = KINDS[seed % KINDS.length] as Kind;
+  const n = SIZES[Math.floor(seed / KINDS.length) % SIZES.length] as number;
+  return { kind, n };
+}
+
+export function scenarioFromSeed(seed: number, options: SeedOptions = {}): Scenario {
+  const shape = seedShape(seed);
+  const kind = options.kind ?? shape.kind;
+  const n = options.n ?? shape.n;
+  const r = new Random((seed * 2654435761) ^ 0x5bd1e995);
+  const checkBeats = r.pick([1, 2, 3, 3, 3, 4, 5]);
+  const tickMs = r.pick([100, 1000, 1000, 1000, 20000]);
+  const tockTicks = checkBeats;
+  const spread = kind === 'none' || kind === 'wallstep' ? r.pick([0, r.next() * tockTicks * 0.6, r.next() * 2 * tockTicks]) : r.next() * 2 * tockTicks;
+
+  const names = new Set<string>();
+  const digits = n > 200 ? 4 : 3;
+  while (names.size < n) names.add(`s${r.hex(digits)}`);
+  const hosts: HostSpec[] = [...names].map((name) => ({ name, eligible: r.chance(0.8), locked: false, startAt: round(r.next() * spread) }));
+  if (r.chance(0.95) && !hosts.some((host) => host.eligible)) r.pick(hosts).eligible = true;
+  if (r.chance(0.3)) {
+    for (let i = r.int(1, 2); i > 0; i--) r.pick(hosts).locked = true;
+  }
+  const window = round(spread + tockTicks * (1 + r.next() * 4));
+  const scenario: Scenario = {
+    seed,
+    kind,
+    tickMs,
+    checkBeats,
+    latencyMs: r.pick([0.1, 0.5, 1, 2, 5]),
+    jitterMs: round(r.next() * 5),
+    exitOnConflict: r.chance(0.15),
+    hosts,
+    faults: [],
+    probe: r.pick(PROBES),
+    stableTicks: 2 * checkBeats + 4,
+  };
+  const kinds: Kind[] = kind === 'mixed' ? pickSome(r, KINDS.filter((k) => k !== 'none' && k !== 'mixed' && k !== 'duphost'), r.int(2, 4)) : [kind];
+  for (const k of kinds) addFaults(scenario, k, r, window);
+  scenario.faults.sort((a, b) => a.at - b.at);
+  return scenario;
+}
+
+function pickSome<T>(r: Random, items: readonly T[], count: number): T[] {
+  const pool = [...items];
+  const out: T[] = [];
+  while (out.length < count && pool.length > 0) out.push(pool.splice(r.int(0, pool.length - 1), 1)[0] as T);
+  return out;
+}
+
+function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
+  const n = s.hosts.length;
+  const tock = s.checkBeats;
+  const at = (): number => round(r.next() * window);
+  const target = (masterBias = 0.5): Target => (r.chance(masterBias) ? 'master' : r.int(0, n - 1));
+  const duration = (): number => round(0.2 + r.next() * 3 * tock);
+  const subset = (): number[] => {
+    const size = r.int(1, Math.max(1, n - 1));
+    return pickSome(r, [...Array(n).keys()], size).sort((a, b) => a - b);
+  };
+  const net = (fields: Partial<Extract<Fault, { type: 'net' }>>): Fault => {
+    const start = at();
+    return { type: 'net', at: start, until: round(start + duration()), loss: 0, dup: 0, dupTicks: 0, reorder: 0, reorderTicks: 0, spike: 0, spikeTicks: 0, ...fields };
+  };
+  const times = (min: number, max: number): number => r.int(min, max);
+  switch (kind) {
+    case 'none':
+    case 'mixed':
+      return;
+    case 'loss':
+      for (let i = times(1, 3); i > 0; i--) s.faults.push(net({ loss: round(0.05 + r.next() * 0.85) }));
+      return;
+    case 'dup':
+      for (let i = times(1, 3); i > 0; i--) s.faults.push(net({ dup: round(0.1 + r.next() * 0.9), dupTicks: round(r.next() * 2) }));
+      return;
+    case 'reorder':
+      for (let i = times(1, 3); i > 0; i--) s.faults.push(net({ reorder: round(0.1 + r.next() * 0.6), reorderTicks: round(0.1 + r.next() * 3) }));
+      return;
+    case 'spike':
+      for (let i = times(1, 3); i > 0; i--) s.faults.push(net({ spike: round(0.02 + r.next() * 0.5), spikeTicks: round(0.5 + r.next() * 2 * tock) }));
+      return;
+    case 'partition':
+      for (let i = times(1, 4); i > 0; i--) {
+        const start = at();
+        const groupCount = r.int(2, Math.min(4, n));
+        s.faults.push({ type: 'partition', at: start, until: round(start + duration()), groups: s.hosts.map(() => r.int(0, groupCount - 1)) });
+      }
+      return;
+    case 'oneway':
+      for (let i = times(1, 4); i > 0; i--) {
+        const start = at();
+        s.faults.push({ type: 'oneway', at: start, until: round(start + duration()), from: subset(), to: subset() });
+      }
+      return;
+    case 'crash':
+    case 'shutdown':
+      for (let i = times(1, 3); i > 0; i--) {
+        const fault: Extract<Fault, { type: 'crash' | 'shutdown' }> = { type: kind, at: at(), target: target() };
+        if (r.chance(0.5)) fault.restartAfter = round(r.next() * 2 * tock);
+        s.faults.push(fault);
+      }
+      return;
+    case 'restart':
+      for (let i = times(1, 3); i > 0; i--) s.faults.push({ type: 'restart', at: at(), target: target(), graceful: r.chance(0.5), delay: r.chance(0.5) ? 0 : round(r.next()) });
+      return;
+    case 'stall':
+      for (let i = times(1, 4); i > 0; i--) s.faults.push({ type: 'stall', at: at(), target: target(), ticks: round(0.05 + r.next() * 6) });
+      return;
+    case 'wallstep':
+      // Also during the stable phase that follows: wall steps must change nothing (SPEC 4.9).
+      for (let i = times(2, 8); i > 0; i--) {
+        s.faults.push({ type: 'wallstep', at: round(r.next() * (window + 4 * tock + 10)), target: target(0.3), ms: Math.round((r.chance(0.5) ? 1 : -1) * (1000 + r.next() * 7_199_000)) });
+      }
+      return;
+    case 'eligibility':
+      for (let i = times(1, 6); i > 0; i--) s.faults.push({ type: 'eligible', at: at(), target: target(0.4), eligible: r.chance(0.5) });
+      return;
+    case 'join': {
+      const joiners = r.int(1, Math.max(1, Math.floor(n / 2)));
+      for (const index of pickSome(r, [...Array(n).keys()], joiners)) {
+        const host = s.hosts[index] as HostSpec;
+        host.startAt = round(r.next() * window);
+      }
+      return;
+    }
+    case 'duphost':
+      for (let i = n > 10 ? times(1, 2) : 1; i > 0; i--) {
+        const start = at();
+        s.faults.push({ type: 'duphost', at: start, target: target(), until: r.chance(0.5) ? null : round(start + duration()), stop: r.chance(0.5) ? 'crash' : 'shutdown' });
+      }
+      return;
+  }
+}
