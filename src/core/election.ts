@@ -100,6 +100,12 @@ export class ElectionCore {
   #peers = new Map<string, Peer>();
   /** Peers whose last heartbeat claimed master (live or not): the candidates for `claimants`. */
   #claiming = new Set<string>();
+  /**
+   * hostname → instance id of a server whose shutdown notice we accepted. A heartbeat that
+   * instance sent just before the notice can arrive after it (reordering); it must not
+   * bring the server back as a ghost master for a tock (found by the simulator, seed 328).
+   */
+  #departed = new Map<string, string>();
   #role: Role = 'none';
   #masterHostname = '';
   #started = false;
@@ -207,6 +213,10 @@ export class ElectionCore {
   }
 
   #receiveFromPeer(message: Message, from: Address, now: Instant): void {
+    if (message.iid !== undefined && this.#departed.get(message.hostname) === message.iid) {
+      this.#log(9, `Ignoring a late ${message.action} from ${message.hostname}, which has shut down`);
+      return;
+    }
     const peer = this.#peers.get(message.hostname);
     // A hello carries no state, only a question, so it is never stale: a starting server
     // sends it together with its first heartbeat, and when that heartbeat overtakes it the
@@ -361,6 +371,12 @@ export class ElectionCore {
       return;
     }
     this.#log(4, `Server ${message.hostname} is shutting down`);
+    if (message.iid !== undefined) {
+      this.#departed.delete(message.hostname);
+      this.#departed.set(message.hostname, message.iid);
+      // Bounded like the table: forget the oldest departures first.
+      if (this.#departed.size > this.#maxServers) this.#departed.delete(this.#departed.keys().next().value as string);
+    }
     peer.record.master = false;
     this.#noteClaim(message.hostname, false);
     if (peer.record.locked) {
@@ -381,11 +397,15 @@ export class ElectionCore {
       // Locked peers are skipped, live or dead; the first live unlocked one ends the scan,
       // as every unlocked peer after it was heard later (see #peers).
       if (peer.record.locked) continue;
-      if (now.mono - peer.lastHeard < deadAfter) break;
+      if (now.mono < peer.lastHeard + deadAfter) break;
       this.#log(8, `Removing dead server from cluster: ${hostname} (silent for ${Math.round(now.mono - peer.lastHeard)} ms)`);
       this.#remove(hostname, peer);
     }
-    if (!this.#settled && now.mono - this.#startedAt >= this.tockMs) this.#settled = true;
+    // Deadlines are compared as `now >= start + span`, the very sum #wakeAt asks to be woken
+    // at: `now - start >= span` can be false at that instant by floating-point rounding
+    // (80.7 + 100 - 80.7 < 100), and the core then asked to be woken again at once, forever
+    // (found by the simulator, seed 40).
+    if (!this.#settled && now.mono >= this.#startedAt + this.tockMs) this.#settled = true;
 
     const claimants: string[] = [];
     for (const hostname of this.#claiming) {
@@ -438,7 +458,7 @@ export class ElectionCore {
   }
 
   #isLive(peer: Peer, now: Instant): boolean {
-    return now.mono - peer.lastHeard < this.deadAfterMs;
+    return now.mono < peer.lastHeard + this.deadAfterMs;
   }
 
   #becomeMaster(now: Instant): void {

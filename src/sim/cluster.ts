@@ -64,11 +64,17 @@ export interface SimObserver {
   afterStep?(): void;
 }
 
+/** One process (core instance) of a node, and the last time a datagram of it reached another live server. */
+export interface Instance {
+  iid: string;
+  lastDelivered: number | null;
+}
+
 /** A process that has ended: the last time any live server received a datagram from it bounds failover. */
 export interface EndedInstance {
   id: string;
   hostname: string;
-  iid: string;
+  instance: Instance;
   at: number;
   how: 'crash' | 'shutdown';
 }
@@ -91,17 +97,25 @@ export interface SimNode {
   /** Timers of this node fire no earlier than this (a stall: CPU starvation, paused VM). */
   stalledUntil: number;
   wakeToken: number;
+  /** When the pending wake-up fires (Infinity: none pending). */
+  wakeAt: number;
+  /** The running (or last) process. */
+  instance: Instance;
+  /** Source address its datagrams arrive from. */
+  address: string;
   events: SimEventRecord[];
   options: SimNodeOptions;
 }
 
 type Item =
-  | { time: number; seq: number; kind: 'deliver'; to: string; from: string; message: Message; late: boolean }
+  | { time: number; seq: number; kind: 'deliver'; to: string; from: string; message: Message; late: boolean; source: Instance; address: string }
   | { time: number; seq: number; kind: 'wake'; host: string; token: number }
   | { time: number; seq: number; kind: 'start'; host: string }
   | { time: number; seq: number; kind: 'call'; fn: () => void };
 
 const WALL_EPOCH = Date.UTC(2026, 0, 1);
+/** Far above what 1000 servers broadcasting at one instant need (10⁶ deliveries). */
+const MAX_STEPS_AT_ONE_INSTANT = 3_000_000;
 
 export class SimCluster {
   readonly random: Random;
@@ -124,13 +138,13 @@ export class SimCluster {
   lastDeliveryDue = 0;
   /** Latest time a server (re)started. */
   lastStartAt = 0;
-  /** Latest time a datagram from each instance (by iid) reached a live server other than its sender. */
-  readonly lastDelivered = new Map<string, number>();
   readonly ended: EndedInstance[] = [];
   /** Simulation steps processed (deliveries, timers, calls). */
   steps = 0;
 
   #heap = new EventHeap<Item>();
+  #stepTime = -1;
+  #stepsAtTime = 0;
   #seq = 0;
   #wire: boolean;
   #trace: boolean;
@@ -175,10 +189,14 @@ export class SimCluster {
 
   #addNode(id: string, hostname: string, options: SimNodeOptions): SimNode {
     if (this.nodes.has(id)) throw new Error(`simulated server ${id} exists`);
+    const core = this.#newCore(hostname, options);
     const node: SimNode = {
       id,
       hostname,
-      core: this.#newCore(hostname, options),
+      core,
+      instance: { iid: core.instanceId, lastDelivered: null },
+      address: `10.0.${hashOf(id)}.${1 + (this.nodes.size % 250)}`,
+      wakeAt: Infinity,
       alive: false,
       wallOffset: 0,
       stalledUntil: 0,
@@ -203,7 +221,7 @@ export class SimCluster {
     const node = this.node(id);
     if (node.alive) this.#ended(node, 'crash');
     node.alive = false;
-    node.wakeToken++;
+    this.#cancelWake(node);
     this.#note(id, 'CRASH');
     this.observer?.onLifecycle?.('crash', node);
   }
@@ -216,7 +234,7 @@ export class SimCluster {
     this.#apply(node, node.core.shutdown(this.#instant(node)));
     this.#ended(node, 'shutdown');
     node.alive = false;
-    node.wakeToken++;
+    this.#cancelWake(node);
     this.observer?.onLifecycle?.('shutdown', node);
   }
 
@@ -231,7 +249,9 @@ export class SimCluster {
       else this.crash(id);
     }
     node.core = this.#newCore(node.hostname, node.options);
+    node.instance = { iid: node.core.instanceId, lastDelivered: null };
     node.stalledUntil = 0;
+    this.#cancelWake(node);
     this.#note(id, `RESTART${options.graceful ? ' (graceful)' : ''}${options.delayMs ? ` in ${options.delayMs} ms` : ''}`);
     this.#push({ time: this.now + (options.delayMs ?? 0), seq: 0, kind: 'start', host: id });
   }
@@ -382,12 +402,20 @@ export class SimCluster {
 
   #step(item: Item): void {
     this.steps++;
+    if (item.time === this.#stepTime) {
+      // Simulated time must move on: a core that keeps asking to be woken "now" is a
+      // livelock (in a real process, a busy loop).
+      if (++this.#stepsAtTime > MAX_STEPS_AT_ONE_INSTANT) throw new Error(`livelock: more than ${MAX_STEPS_AT_ONE_INSTANT} steps at ${this.now} ms`);
+    } else {
+      this.#stepTime = item.time;
+      this.#stepsAtTime = 0;
+    }
     this.#process(item);
     this.observer?.afterStep?.();
   }
 
   #ended(node: SimNode, how: 'crash' | 'shutdown'): void {
-    this.ended.push({ id: node.id, hostname: node.hostname, iid: node.core.instanceId, at: this.now, how });
+    this.ended.push({ id: node.id, hostname: node.hostname, instance: node.instance, at: this.now, how });
   }
 
   #process(item: Item): void {
@@ -405,6 +433,7 @@ export class SimCluster {
       case 'wake': {
         const node = this.nodes.get(item.host);
         if (!node || !node.alive || item.token !== node.wakeToken) return;
+        node.wakeAt = Infinity;
         if (node.stalledUntil > this.now) {
           this.#scheduleWake(node, node.stalledUntil);
           return;
@@ -421,9 +450,9 @@ export class SimCluster {
           this.lastDeliveryDue = Math.max(this.lastDeliveryDue, node.stalledUntil);
           return;
         }
-        if (item.from !== item.to && item.message.iid !== undefined) this.lastDelivered.set(item.message.iid, this.now);
+        if (item.from !== item.to) item.source.lastDelivered = this.now;
         if (this.#trace && item.late) this.#note(item.to, `late ${item.message.action} from ${item.from} (seq ${item.message.seq ?? '-'})`);
-        this.#apply(node, node.core.receive(item.message, { address: `10.0.${hashOf(item.from)}.${hashOf(item.to)}`, port: 3014 }, this.#instant(node)));
+        this.#apply(node, node.core.receive(item.message, { address: item.address, port: 3014 }, this.#instant(node)));
         break;
       }
       case 'call':
@@ -436,7 +465,7 @@ export class SimCluster {
     for (const log of out.logs) {
       if (this.#trace && log.level <= this.#traceLevel) this.#note(node.id, log.message);
     }
-    for (const outbound of out.send) this.#broadcast(node.id, outbound.message);
+    for (const outbound of out.send) this.#broadcast(node, outbound.message);
     this.#scheduleWake(node, out.wakeAt);
     for (const event of out.events) {
       const record = { time: this.now, host: node.id, event };
@@ -457,13 +486,29 @@ export class SimCluster {
     }
   }
 
+  /**
+   * Make sure the core is woken by `wakeAt`. A wake-up already due no later is kept (an
+   * early tick() is harmless: the core acts only on what is due, then asks again), which
+   * spares the queue a new entry for every datagram.
+   */
   #scheduleWake(node: SimNode, wakeAt: number): void {
-    node.wakeToken++;
     if (!Number.isFinite(wakeAt)) return;
-    this.#push({ time: Math.max(this.now, wakeAt), seq: 0, kind: 'wake', host: node.id, token: node.wakeToken });
+    const time = Math.max(this.now, wakeAt);
+    if (node.wakeAt <= time) return;
+    node.wakeToken++;
+    node.wakeAt = time;
+    this.#push({ time, seq: 0, kind: 'wake', host: node.id, token: node.wakeToken });
   }
 
-  #broadcast(from: string, message: Message): void {
+  #cancelWake(node: SimNode): void {
+    node.wakeToken++;
+    node.wakeAt = Infinity;
+  }
+
+  #broadcast(node: SimNode, message: Message): void {
+    const from = node.id;
+    const source = node.instance;
+    const address = node.address;
     let delivered = message;
     if (this.#wire) {
       const result = decode(encode(message));
@@ -476,7 +521,7 @@ export class SimCluster {
       this.datagrams++;
       if (to === from) {
         // The broadcast echo on our own socket: never lost or delayed.
-        this.#deliver(this.now, to, from, delivered, false);
+        this.#deliver(this.now, to, from, delivered, false, source, address);
         continue;
       }
       if (!this.link(from, to)) continue;
@@ -492,16 +537,16 @@ export class SimCluster {
         delay += faults.spikeMs * (0.5 + random.next() / 2);
         late = true;
       }
-      this.#deliver(this.now + delay, to, from, delivered, late);
+      this.#deliver(this.now + delay, to, from, delivered, late, source, address);
       if (faults.dupRate > 0 && random.next() < faults.dupRate) {
-        this.#deliver(this.now + delay + random.next() * faults.dupDelayMs, to, from, delivered, true);
+        this.#deliver(this.now + delay + random.next() * faults.dupDelayMs, to, from, delivered, true, source, address);
       }
     }
   }
 
-  #deliver(time: number, to: string, from: string, message: Message, late: boolean): void {
+  #deliver(time: number, to: string, from: string, message: Message, late: boolean, source: Instance, address: string): void {
     if (time > this.lastDeliveryDue) this.lastDeliveryDue = time;
-    this.#push({ time, seq: 0, kind: 'deliver', to, from, message, late });
+    this.#push({ time, seq: 0, kind: 'deliver', to, from, message, late, source, address });
   }
 
   #note(host: string, text: string): void {

@@ -28,6 +28,8 @@ import type { SimCluster, SimEventRecord, SimNode } from './cluster';
 export type InvariantName =
   /** The core never throws, whatever arrives in whatever order. */
   | 'no-exception'
+  /** Simulated time moves on: no core asks to be woken "now" over and over (a busy loop in a real process). */
+  | 'no-livelock'
   /** SPEC 4.8: at no instant, in any phase, is an ineligible server master. */
   | 'ineligible-never-master'
   /** SPEC 3 / 4.6: a record marked `locked` is never removed, in any phase. */

@@ -148,6 +148,8 @@ export interface RunOptions {
   trace?: boolean;
   /** Core log level shown in the timeline (6: state changes, 10: every packet). */
   traceLevel?: number;
+  /** Stop with a violation after this many simulation steps (debugging a storm). */
+  maxSteps?: number;
 }
 
 export function runScenario(scenario: Scenario, options: RunOptions = {}): RunResult {
@@ -331,7 +333,7 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
     let deadline = Math.max(quietAt + tock, sim.lastStartAt + tock + tick);
     const reasons = [`quiet + tock = ${(quietAt + tock).toFixed(1)}`, `last start ${sim.lastStartAt.toFixed(1)} + tock + tick`];
     for (const ended of sim.ended) {
-      const heard = sim.lastDelivered.get(ended.iid) ?? ended.at;
+      const heard = ended.instance.lastDelivered ?? ended.at;
       if (heard + tock + 2 * tick > deadline) {
         deadline = heard + tock + 2 * tick;
         reasons.push(`${ended.id} (${ended.how} at ${ended.at.toFixed(1)}) last heard ${heard.toFixed(1)} + tock + 2 ticks`);
@@ -444,10 +446,16 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
   // A run always ends: every phase has a deadline. The limit only guards against a runner bug.
   const limit = (faultEnd + 10 * scenario.checkBeats + 4 * scenario.stableTicks + 20) * tick;
   try {
-    while (!done && sim.now < limit) sim.runUntil(Math.min(limit, sim.now + tock));
+    const maxSteps = options.maxSteps ?? Infinity;
+    while (!done && sim.now < limit) {
+      sim.runUntil(Math.min(limit, sim.now + tick / 4));
+      if (sim.steps > maxSteps) throw new Violation('no-exception', sim.now, `more than ${maxSteps} steps`);
+    }
     if (!done) throw new Violation('agreed-within-bound', sim.now, 'the run did not finish (runner limit)');
   } catch (err) {
-    result.violation = err instanceof Violation ? err : new Violation('no-exception', sim.now, err instanceof Error ? (err.stack ?? err.message) : String(err));
+    if (err instanceof Violation) result.violation = err;
+    else if (err instanceof Error && err.message.startsWith('livelock')) result.violation = new Violation('no-livelock', sim.now, err.message);
+    else result.violation = new Violation('no-exception', sim.now, err instanceof Error ? (err.stack ?? err.message) : String(err));
     sim.note('*', `VIOLATION ${result.violation.message}`);
   }
   result.simulatedMs = sim.now;
