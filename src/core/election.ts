@@ -101,11 +101,13 @@ export class ElectionCore {
   /** Peers whose last heartbeat claimed master (live or not): the candidates for `claimants`. */
   #claiming = new Set<string>();
   /**
-   * hostname → instance id of a server whose shutdown notice we accepted. A heartbeat that
-   * instance sent just before the notice can arrive after it (reordering); it must not
-   * bring the server back as a ghost master for a tock (found by the simulator, seed 328).
+   * hostname → instance and sequence number of the last shutdown notice heard, even for a
+   * server not (or no longer) in the table. A packet that instance sent before the notice
+   * can arrive after it (reordering); it must not bring the server back as a ghost master
+   * for a tock (found by the simulator: seed 328, and a shrunk property-test case where
+   * the notice came first). A later sequence number means the instance lives on.
    */
-  #departed = new Map<string, string>();
+  #departed = new Map<string, { iid: string; seq: number }>();
   #role: Role = 'none';
   #masterHostname = '';
   #started = false;
@@ -213,7 +215,8 @@ export class ElectionCore {
   }
 
   #receiveFromPeer(message: Message, from: Address, now: Instant): void {
-    if (message.iid !== undefined && this.#departed.get(message.hostname) === message.iid) {
+    const departed = this.#departed.get(message.hostname);
+    if (departed && message.iid === departed.iid && (message.seq ?? -1) < departed.seq) {
       this.#log(9, `Ignoring a late ${message.action} from ${message.hostname}, which has shut down`);
       return;
     }
@@ -362,6 +365,12 @@ export class ElectionCore {
   }
 
   #receiveShutdown(message: Message, now: Instant): void {
+    if (message.iid !== undefined) {
+      this.#departed.delete(message.hostname);
+      this.#departed.set(message.hostname, { iid: message.iid, seq: message.seq ?? Infinity });
+      // Bounded like the table: forget the oldest departures first.
+      if (this.#departed.size > this.#maxServers) this.#departed.delete(this.#departed.keys().next().value as string);
+    }
     const peer = this.#peers.get(message.hostname);
     if (!peer) return;
     // A notice from another instance than the one we hear (or an anonymous one for a
@@ -371,12 +380,6 @@ export class ElectionCore {
       return;
     }
     this.#log(4, `Server ${message.hostname} is shutting down`);
-    if (message.iid !== undefined) {
-      this.#departed.delete(message.hostname);
-      this.#departed.set(message.hostname, message.iid);
-      // Bounded like the table: forget the oldest departures first.
-      if (this.#departed.size > this.#maxServers) this.#departed.delete(this.#departed.keys().next().value as string);
-    }
     peer.record.master = false;
     this.#noteClaim(message.hostname, false);
     if (peer.record.locked) {

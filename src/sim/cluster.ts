@@ -58,8 +58,8 @@ export interface NetworkFaults {
 /** Hooks for an invariant checker; each sees the simulated time in `cluster.now`. */
 export interface SimObserver {
   onEvent?(record: SimEventRecord, node: SimNode): void;
-  /** A process began (`start`) or ended (`crash`, `shutdown`). */
-  onLifecycle?(kind: 'start' | 'crash' | 'shutdown', node: SimNode): void;
+  /** A process began (`start`) or ended (`crash`, `shutdown`), or its eligibility was set. */
+  onLifecycle?(kind: 'start' | 'crash' | 'shutdown' | 'eligible', node: SimNode): void;
   /** After every step of the simulation (one delivery, one timer, one call). */
   afterStep?(): void;
 }
@@ -265,6 +265,7 @@ export class SimCluster {
       return;
     }
     this.#apply(node, node.core.setEligible(eligible, this.#instant(node)));
+    this.observer?.onLifecycle?.('eligible', node);
   }
 
   setTiming(tickMs: number, checkBeats: number): void {
@@ -286,6 +287,11 @@ export class SimCluster {
     const node = this.node(id);
     node.stalledUntil = Math.max(node.stalledUntil, this.now + ms);
     this.#note(id, `STALL ${ms} ms`);
+  }
+
+  /** A datagram from outside the simulated servers (forged, or from an old server), delivered now to `to`. */
+  inject(to: string, message: Message, from = 'outsider'): void {
+    this.#push({ time: this.now, seq: 0, kind: 'deliver', to, from, message, late: false, source: { iid: message.iid ?? '', lastDelivered: null }, address: '10.66.66.66' });
   }
 
   /** Write a line into the timeline (when tracing). */

@@ -131,8 +131,12 @@ export class InvariantChecker {
     this.lockedHosts = new Set(lockedHosts);
     sim.observer = {
       onEvent: (record, node) => this.#onEvent(record, node),
-      onLifecycle: () => {
+      onLifecycle: (kind, node) => {
         this.#dirty = true;
+        // Setting eligible to false on a master must take the role away at once (SPEC 4.8).
+        if (kind === 'eligible' && node.alive && node.core.master && !node.core.eligible) {
+          this.fail('ineligible-never-master', `${node.id} is still master after being made ineligible`);
+        }
       },
       afterStep: () => this.#afterStep(),
     };

@@ -109,6 +109,8 @@ export interface RunResult {
   /** Ticks from T_quiet to agreement; null when not measured (violation, or shared hostname). */
   convergenceTicks: number | null;
   master: string;
+  /** Hostnames of the live eligible servers when the cluster first agreed after the faults. */
+  liveEligible: string[];
   probe: ProbeResult;
   simulatedMs: number;
   steps: number;
@@ -178,6 +180,7 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
     deadline: NaN,
     convergenceTicks: null,
     master: '',
+    liveEligible: [],
     probe: { probe: scenario.probe, value: null },
     simulatedMs: 0,
     steps: 0,
@@ -343,6 +346,7 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
     checker.onConverged = (time, master) => {
       result.convergenceTicks = Math.max(0, time - quietAt) / tick;
       result.master = master;
+      result.liveEligible = [...sim.nodes.values()].filter((node) => node.alive && node.core.eligible).map((node) => node.hostname);
       sim.note('*', `AGREED on ${master || 'no master'} (${((time - quietAt) / tick).toFixed(3)} ticks after quiet)`);
       if (noFaults && spreadMs + maxDelay < tock) {
         const expected = scenario.hosts.filter((host) => host.eligible).map((host) => host.name).sort()[0] ?? '';
@@ -439,8 +443,9 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
     applyWindows();
     let quiet = Math.max(sim.now, sim.lastDeliveryDue);
     for (const node of sim.nodes.values()) quiet = Math.max(quiet, node.stalledUntil);
-    // Scheduled, even for now: a start or restart due at this same instant runs first.
-    sim.at(quiet, enterQuiet);
+    // A microsecond later: fault times are sums of floats (2.31 ticks + 2.54 ticks), and a
+    // restart due "at" faultEnd may land a hair after it; quiet must follow every fault.
+    sim.at(quiet + 0.001, enterQuiet);
   });
 
   // A run always ends: every phase has a deadline. The limit only guards against a runner bug.

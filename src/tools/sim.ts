@@ -143,7 +143,9 @@ function single(scenario: Scenario, trace: boolean, verbose: boolean): void {
   console.log(`${(result.simulatedMs / s.tickMs).toFixed(1)} ticks simulated, ${result.steps} steps, ${result.wallMs.toFixed(0)} ms wall`);
   if (result.violation) {
     console.log(`\nVIOLATION of ${result.violation.invariant}: ${result.violation.message}`);
-    if (!trace) console.log(`replay with the timeline: npm run sim -- --seed ${s.seed}${s.kind !== seedShape(s.seed).kind ? ` --kind ${s.kind}` : ''} --trace`);
+    if (!trace) {
+      console.log(s.kind === 'custom' ? 'replay with the timeline: npm run sim -- --scenario FILE --trace' : `replay with the timeline: npm run sim -- --seed ${s.seed}${s.kind !== seedShape(s.seed).kind ? ` --kind ${s.kind}` : ''}${s.hosts.length !== seedShape(s.seed).n ? ` --nodes ${s.hosts.length}` : ''} --trace`);
+    }
     process.exitCode = 1;
   } else {
     console.log('\nall invariants held');
