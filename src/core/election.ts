@@ -220,7 +220,7 @@ export class ElectionCore {
   tick(now: Instant): Output {
     if (!this.#active) return this.#flush(now);
     this.#evaluate(now);
-    if (now.mono >= this.#answerDueAt) this.#sendHeartbeat(now);
+    if (now.mono >= this.#answerDueAt) this.#answer(now);
     if (now.mono >= this.#nextHeartbeatAt) this.#sendHeartbeat(now);
     return this.#flush(now);
   }
@@ -376,7 +376,7 @@ export class ElectionCore {
         // We sort first, so we are the one the recomputation picks: keep the role and
         // say so at once; the rival yields when it hears us.
         this.#log(1, `MASTER CONFLICT: ${rival} also thinks it is master; we sort first and keep the role`);
-        if (now.mono - this.#lastAnswerAt >= Math.min(this.#tickMs / 4, MAX_ANSWER_HOLDOFF_MS)) this.#sendHeartbeat(now);
+        this.#answerSoon(now);
         return;
       }
       this.#log(1, `MASTER CONFLICT: ${rival} also thinks it is master and sorts first`);
@@ -457,13 +457,22 @@ export class ElectionCore {
 
   // ---- output ------------------------------------------------------------------------
 
+  /**
+   * Answer with a heartbeat at once, unless we already answered within the holdoff:
+   * then once at its end. A joiner gets its round trip; a flood gets a trickle.
+   */
   #answerSoon(now: Instant): void {
     const holdoff = Math.min(this.#tickMs / 4, MAX_ANSWER_HOLDOFF_MS);
     if (now.mono - this.#lastAnswerAt >= holdoff) {
-      this.#sendHeartbeat(now);
+      this.#answer(now);
     } else {
       this.#answerDueAt = Math.min(this.#answerDueAt, this.#lastAnswerAt + holdoff);
     }
+  }
+
+  #answer(now: Instant): void {
+    this.#lastAnswerAt = now.mono;
+    this.#sendHeartbeat(now);
   }
 
   #sendHeartbeat(now: Instant): void {
@@ -482,8 +491,7 @@ export class ElectionCore {
       seq: this.#nextSeq(),
     };
     this.#send(heartbeat);
-    this.#lastAnswerAt = now.mono;
-    this.#answerDueAt = Infinity;
+    this.#answerDueAt = Infinity; // any heartbeat answers every pending hello
     this.#nextHeartbeatAt = now.mono + this.#tickMs;
   }
 
