@@ -5,7 +5,7 @@
 import { isIPv4 } from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { Netmask } from 'netmask';
-import { DEFAULT_MAX_PACKET_BYTES, HOSTNAME_PATTERN, MAX_UDP_PAYLOAD } from './wire/codec';
+import { DEFAULT_MAX_PACKET_BYTES, isValidHostname, MAX_UDP_PAYLOAD } from './wire/codec';
 
 export interface MultiServerConfig {
   /** UDP port; every server of a cluster uses the same one. @default 3014 (the original's) */
@@ -114,7 +114,7 @@ export function validateConfig(section: unknown): Settings {
 
 /** The server's hostname is the key of our row in every table: it must be wire-valid. */
 export function validateHostname(hostname: unknown): string {
-  if (typeof hostname !== 'string' || !HOSTNAME_PATTERN.test(hostname)) {
+  if (!isValidHostname(hostname)) {
     throw new ConfigError('hostname', 'a hostname of letters, digits, ".", "-" or "_" (at most 253)', hostname);
   }
   return hostname;

@@ -20,6 +20,8 @@ export interface ChildConfig {
   debugLevel?: number;
   /** Extra keys for the MultiServer section. */
   multi?: Record<string, unknown>;
+  /** Load, report 'spawned', and start only on a 'go' command: a true simultaneous cold start. */
+  hold?: boolean;
 }
 
 export interface ChildState {
@@ -34,14 +36,14 @@ export interface ChildReport {
   host: string;
   /** Epoch ms with sub-ms resolution, comparable across processes on one machine. */
   t: number;
-  type: 'ready' | 'master' | 'slave' | 'addserver' | 'deleteserver' | 'masterchange' | 'state' | 'shutdown';
+  type: 'spawned' | 'ready' | 'master' | 'slave' | 'addserver' | 'deleteserver' | 'masterchange' | 'state' | 'shutdown';
   detail?: string;
   /** For deleteserver: epoch ms at which the removed server was last heard. */
   lastHeard?: number;
   state: ChildState;
 }
 
-export type ChildCommand = { cmd: 'state' } | { cmd: 'eligible'; value: boolean } | { cmd: 'shutdown' } | { cmd: 'data'; value: Record<string, unknown> };
+export type ChildCommand = { cmd: 'go' } | { cmd: 'state' } | { cmd: 'eligible'; value: boolean } | { cmd: 'shutdown' } | { cmd: 'data'; value: Record<string, unknown> };
 
 export function preciseNow(): number {
   return performance.timeOrigin + performance.now();
@@ -106,6 +108,9 @@ function main(): void {
   server.on('masterchange', (hostname: string) => report('masterchange', { detail: hostname }));
   process.on('message', (command: ChildCommand) => {
     switch (command.cmd) {
+      case 'go':
+        server.startup(() => report('ready'));
+        break;
       case 'state':
         report('state');
         break;
@@ -122,7 +127,8 @@ function main(): void {
   });
   // The parent going away must not leave members running.
   process.on('disconnect', () => process.exit(0));
-  server.startup(() => report('ready'));
+  if (config.hold) process.send({ host: config.hostname, t: preciseNow(), type: 'spawned', state: state() } satisfies ChildReport);
+  else server.startup(() => report('ready'));
 }
 
 if (require.main === module) main();

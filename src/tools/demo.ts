@@ -39,16 +39,13 @@ async function demo(): Promise<void> {
     console.log(`heartbeat_freq ${HEARTBEAT} s, check_beats ${CHECK_BEATS}: tick ${tick} ms, tock ${tock} ms`);
     console.log(`failover bound (SPEC 4.4): tock + tick = ${tock + tick} ms after the master's last heartbeat\n`);
 
-    say(`starting ${HOSTS.join(', ')} (broadcast 127.255.255.255)`);
-    const startedAt: number[] = [];
-    for (const host of [...HOSTS].reverse()) {
-      await cluster.start(host);
-      startedAt.push(preciseNow());
-    }
-    say(`port ${cluster.port}; all started, listening for a tock before anyone may claim`);
+    say(`loading ${HOSTS.join(', ')} (broadcast 127.255.255.255)`);
+    await Promise.all(HOSTS.map((host) => cluster.start(host, {}, true)));
+    const released = await cluster.release(HOSTS);
+    say(`port ${cluster.port}: all ${HOSTS.length} started together; each listens a tock before it may claim`, released);
     const cold = await cluster.waitAgreed(STEP_TIMEOUT_MS, 'alpha');
     narrate();
-    const lastStart = Math.max(...startedAt);
+    const lastStart = Math.max(...cluster.reports.filter((r) => r.type === 'ready').map((r) => r.t));
     say(`all ${HOSTS.length} agree: master is ${cold.master}, ${ms(cold.at - lastStart)} after the last start`, cold.at);
     results.push(['cold start (all agree, from last start)', ms(cold.at - lastStart), `bound ${tock + tick} ms`]);
 

@@ -38,6 +38,7 @@ export class ProcessCluster {
   readonly logDir: string;
   #options: ProcessClusterOptions & { broadcastIp: string };
   #port = 0;
+  #portReady: Promise<number> | null = null;
   #members = new Map<string, Member>();
   #waiters: Waiter[] = [];
 
@@ -60,9 +61,15 @@ export class ProcessCluster {
     return this.tickMs * this.#options.checkBeats;
   }
 
-  /** Start a member; resolves once its pixl-server startup has completed. */
-  async start(host: string, multi: Record<string, unknown> = {}): Promise<void> {
-    if (!this.#port) this.#port = this.#options.port ?? (await freeUdpPort());
+  /**
+   * Start a member; resolves once its pixl-server startup has completed. With `hold`,
+   * resolves once the process is loaded and waiting: `release()` then starts the held
+   * members together, so process start-up time does not turn a cold start into joins.
+   */
+  async start(host: string, multi: Record<string, unknown> = {}, hold = false): Promise<void> {
+    // Members started concurrently must share one port: allocate it once.
+    this.#portReady ??= this.#options.port ? Promise.resolve(this.#options.port) : freeUdpPort();
+    this.#port = await this.#portReady;
     const config: ChildConfig = {
       hostname: host,
       port: this.#port,
@@ -72,6 +79,7 @@ export class ProcessCluster {
       logDir: this.logDir,
       debugLevel: this.#options.debugLevel ?? 6,
       multi: { ...this.#options.multi, ...multi },
+      hold,
     };
     assertLoopback(config.multi?.broadcast_ip ?? config.broadcastIp);
     const child = fork(CHILD_SCRIPT, [], {
@@ -108,6 +116,18 @@ export class ProcessCluster {
     });
     await this.waitFor(() => member.state !== null || !member.alive, 20_000, `${host} to start`);
     if (!member.alive) throw new Error(`${host} exited during startup: ${stderr.trim().slice(-500)}`);
+  }
+
+  /** Start every held member at once; resolves when all have completed startup. Returns the release time. */
+  async release(hosts: string[]): Promise<number> {
+    const at = preciseNow();
+    for (const host of hosts) this.command(host, { cmd: 'go' });
+    await this.waitFor(
+      () => hosts.every((host) => this.reports.some((r) => r.host === host && r.type === 'ready') || !this.#member(host).alive),
+      20_000,
+      `${hosts.join(', ')} to start`,
+    );
+    return at;
   }
 
   /** Send a signal; returns the precise time it was sent. */

@@ -20,6 +20,17 @@ export const MAX_DATA_DEPTH = 32;
  * which keeps control characters and special property names out of the table.
  */
 export const HOSTNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+/**
+ * Names of Object.prototype members ("constructor", "toString", ...) are refused as
+ * hostnames too: harmless in our prototype-free table, but apps copy `servers` into
+ * plain objects, where such a key would shadow a method they call.
+ */
+const PROTOTYPE_NAMES = new Set(Object.getOwnPropertyNames(Object.prototype));
+
+export function isValidHostname(hostname: unknown): hostname is string {
+  return typeof hostname === 'string' && HOSTNAME_PATTERN.test(hostname) && !PROTOTYPE_NAMES.has(hostname);
+}
+
 const INSTANCE_ID_PATTERN = /^[0-9a-f]{8,64}$/;
 
 export type DropReason =
@@ -88,7 +99,7 @@ function validate(raw: Record<string, unknown>): DecodeResult {
     return drop('unknown-action', action.slice(0, 32));
   }
   const hostname = raw.hostname;
-  if (typeof hostname !== 'string' || !HOSTNAME_PATTERN.test(hostname)) return drop('bad-field', 'hostname');
+  if (!isValidHostname(hostname)) return drop('bad-field', 'hostname');
   let iid: string | undefined;
   if (raw.iid !== undefined) {
     if (typeof raw.iid !== 'string' || !INSTANCE_ID_PATTERN.test(raw.iid)) return drop('bad-field', 'iid');
