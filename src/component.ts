@@ -1,3 +1,4 @@
+/// <reference path="./types/pixl.d.ts" preserve="true" />
 /**
  * The pixl-server component shell: config, clock, timer and socket around the pure
  * election core. It owns no election logic; it carries out what the core returns.
