@@ -38,7 +38,9 @@ interface MultiServerStats {
 }
 
 interface MultiServerEvents {
-  master: [];
+  master: [term: number];
+  stepdown: [result: { ok: boolean; reason: string }];
+  promote: [result: { ok: boolean; reason: string }];
   slave: [];
   addserver: [server: ServerRecord];
   deleteserver: [server: ServerRecord];
@@ -72,6 +74,8 @@ class MultiServer extends Component {
   #emptyTable: Record<string, ServerRecord> = Object.create(null) as Record<string, ServerRecord>;
   #dropLog = new RateLimiter(DROP_LOG_INTERVAL_MS);
   #shut = false;
+  #stepDownWaiters: Array<(err: Error | null) => void> = [];
+  #promoteWaiters: Array<(err: Error | null) => void> = [];
 
   // ---- the original's public properties ---------------------------------------------
 
@@ -105,6 +109,38 @@ class MultiServer extends Component {
     this.#data = value && typeof value === 'object' ? value : {};
     this.#core?.setData(this.#data);
   }
+  /** The fencing token: raised by every change of master. Stamp writes with it; reject older ones. */
+  get term(): number {
+    return this.#core?.term ?? 0;
+  }
+
+  /**
+   * Hand the master role to the next server in rank (one round trip; the term rises).
+   * Resolves once another server is master; rejects if this server is not master, nobody
+   * is eligible, or nobody took over within a tock (then the election runs as usual).
+   */
+  stepDown(): Promise<void> {
+    return this.#request(this.#stepDownWaiters, (core, now) => core.stepDown(now));
+  }
+
+  /**
+   * Make this server master: the current master hands over in one round trip (or, with no
+   * master, this server claims at once). Resolves once this server is master; rejects if it
+   * is not eligible, lacks a quorum, or the master did not hand over within a tock.
+   */
+  promote(): Promise<void> {
+    return this.#request(this.#promoteWaiters, (core, now) => core.promote(now));
+  }
+
+  #request(waiters: Array<(err: Error | null) => void>, run: (core: election.ElectionCore, now: Instant) => Output): Promise<void> {
+    const core = this.#core;
+    if (!core || this.#shut) return Promise.reject(new Error('MultiServer is not running'));
+    return new Promise((resolve, reject) => {
+      waiters.push((err) => (err ? reject(err) : resolve()));
+      this.#apply(run(core, this.#now()));
+    });
+  }
+
   /** The election core (for diagnostics). */
   get core(): election.ElectionCore | null {
     return this.#core;
@@ -162,6 +198,9 @@ class MultiServer extends Component {
           checkBeats: settings.check_beats,
           exitOnConflict: settings.exit_on_conflict,
           maxServers: settings.max_servers,
+          priority: settings.priority,
+          quorum: settings.quorum,
+          clusterId: settings.cluster_id,
         });
         this.#apply(this.#core.start(this.#now()));
         callback();
@@ -279,8 +318,17 @@ class MultiServer extends Component {
     switch (event.type) {
       case 'master':
         this.stats.elections++;
-        this.#emitBoth('master');
+        this.#emitBoth('master', event.term);
         break;
+      case 'stepdown':
+      case 'promote': {
+        const waiters = event.type === 'stepdown' ? this.#stepDownWaiters : this.#promoteWaiters;
+        const settle = waiters.splice(0);
+        this.logDebug(event.ok ? 4 : 3, `${event.type === 'stepdown' ? 'Step down' : 'Promote'}: ${event.ok ? 'done' : 'failed'} (${event.reason})`);
+        for (const waiter of settle) waiter(event.ok ? null : new Error(event.reason));
+        this.#emitBoth(event.type, { ok: event.ok, reason: event.reason });
+        break;
+      }
       case 'slave':
         this.#emitBoth('slave');
         break;
@@ -336,7 +384,11 @@ class MultiServer extends Component {
       this.broadcastIP = broadcast;
       this.#transport.broadcastIp = broadcast;
     }
-    core.setExitOnConflict(settings.exit_on_conflict);
+    if (previous && previous.cluster_id !== settings.cluster_id) {
+      this.logError('config', `cluster_id changed to "${settings.cluster_id}"; this takes effect after a restart`);
+      settings.cluster_id = previous.cluster_id;
+    }
+    this.#apply(core.setPolicy({ exitOnConflict: settings.exit_on_conflict, priority: settings.priority, quorum: settings.quorum }, this.#now()));
     this.logDebug(4, `Config reloaded: heartbeat_freq ${settings.heartbeat_freq} s, check_beats ${settings.check_beats}`);
     this.#apply(core.setTiming({ tickMs: settings.heartbeat_freq * 1000, checkBeats: settings.check_beats }, this.#now()));
   }

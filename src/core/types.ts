@@ -36,6 +36,14 @@ export interface HeartbeatMessage {
   iid?: string;
   /** Counts up per packet of one instance; a datagram overtaken by a newer one is stale. */
   seq?: number;
+  /** The highest term (fencing token) the sender knows; a master's is its own. Absent: 0. */
+  term?: number;
+  /** The sender's priority (higher wins, then hostname). Absent: 0. */
+  prio?: number;
+  /** On a master's last heartbeat before it steps down: the server it hands the role to. */
+  handoff?: string;
+  /** Cluster namespace; servers with another id ignore the packet. Absent: the default cluster. */
+  cid?: string;
 }
 
 /** The graceful-shutdown notice of the original. */
@@ -44,6 +52,7 @@ export interface ShutdownMessage {
   hostname: string;
   iid?: string;
   seq?: number;
+  cid?: string;
 }
 
 /**
@@ -55,9 +64,20 @@ export interface HelloMessage {
   hostname: string;
   iid?: string;
   seq?: number;
+  cid?: string;
 }
 
-export type Message = HeartbeatMessage | ShutdownMessage | HelloMessage;
+/** "Hand the master role to me": sent by `promote()`, acted on by the master named in `target`. */
+export interface PromoteMessage {
+  action: 'promote';
+  hostname: string;
+  target: string;
+  iid?: string;
+  seq?: number;
+  cid?: string;
+}
+
+export type Message = HeartbeatMessage | ShutdownMessage | HelloMessage | PromoteMessage;
 
 /** One row of `servers`: the shape the original exposed, with booleans where it had 0/1. */
 export interface ServerRecord {
@@ -73,17 +93,25 @@ export interface ServerRecord {
   uptime: number;
   /** Set to true (by the application) to keep this server from ever being auto-removed. */
   locked: boolean;
+  /** Its priority: higher wins an election, then the hostname that sorts first. */
+  priority: number;
+  /** The highest term it reported. */
+  term: number;
 }
 
 export type CoreEvent =
-  | { type: 'master' }
+  | { type: 'master'; term: number }
   | { type: 'slave' }
   | { type: 'addserver'; server: ServerRecord }
   | { type: 'deleteserver'; server: ServerRecord }
   | { type: 'masterchange'; hostname: string; previous: string }
   | { type: 'conflict'; hostname: string }
   | { type: 'duplicate'; hostname: string; address: string }
-  | { type: 'exit'; reason: string };
+  | { type: 'exit'; reason: string }
+  /** Outcome of stepDown(): ok once another server is master. */
+  | { type: 'stepdown'; ok: boolean; hostname: string; reason: string }
+  /** Outcome of promote(): ok once we are master. */
+  | { type: 'promote'; ok: boolean; reason: string };
 
 export interface LogLine {
   level: number;

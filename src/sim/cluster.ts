@@ -13,6 +13,9 @@ export interface SimNodeOptions {
   eligible?: boolean;
   exitOnConflict?: boolean;
   data?: CoreOptions['data'];
+  priority?: number;
+  quorum?: number;
+  clusterId?: string;
   /** Start time; default now. */
   at?: number;
 }
@@ -150,6 +153,18 @@ export class SimCluster {
     this.#apply(node, node.core.setEligible(eligible, this.#instant(node)));
   }
 
+  stepDown(hostname: string): void {
+    const node = this.node(hostname);
+    this.#note(hostname, 'STEP DOWN requested');
+    this.#apply(node, node.core.stepDown(this.#instant(node)));
+  }
+
+  promote(hostname: string): void {
+    const node = this.node(hostname);
+    this.#note(hostname, 'PROMOTE requested');
+    this.#apply(node, node.core.promote(this.#instant(node)));
+  }
+
   setTiming(tickMs: number, checkBeats: number): void {
     this.tickMs = tickMs;
     this.checkBeats = checkBeats;
@@ -263,6 +278,9 @@ export class SimCluster {
     if (options.eligible !== undefined) coreOptions.eligible = options.eligible;
     if (options.exitOnConflict !== undefined) coreOptions.exitOnConflict = options.exitOnConflict;
     if (options.data !== undefined) coreOptions.data = options.data;
+    if (options.priority !== undefined) coreOptions.priority = options.priority;
+    if (options.quorum !== undefined) coreOptions.quorum = options.quorum;
+    if (options.clusterId !== undefined) coreOptions.clusterId = options.clusterId;
     return new ElectionCore(coreOptions);
   }
 
@@ -298,8 +316,9 @@ export class SimCluster {
         const node = this.nodes.get(item.to);
         if (!node || !node.alive) return;
         if (node.stalledUntil > this.now) {
-          // A stalled process reads its socket when it wakes; the datagram waits in the buffer.
-          this.#push({ ...item, time: node.stalledUntil, seq: 0 });
+          // A stalled process reads its socket when it wakes; the datagram waits in the
+          // buffer. Node runs due timers before it polls for I/O, so it is read just after.
+          this.#push({ ...item, time: node.stalledUntil + 0.001, seq: 0 });
           return;
         }
         this.#apply(node, node.core.receive(item.message, { address: `10.0.0.${hashOf(item.from)}`, port: 3014 }, this.#instant(node)));

@@ -32,6 +32,10 @@ export function isValidHostname(hostname: unknown): hostname is string {
 }
 
 const INSTANCE_ID_PATTERN = /^[0-9a-f]{8,64}$/;
+/** A cluster id (namespace): short, printable, safe in logs. */
+export const CLUSTER_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+/** Priorities are small numbers; a bound keeps comparisons meaningful. */
+export const MAX_PRIORITY = 1_000_000;
 
 export type DropReason =
   | 'oversized'
@@ -69,9 +73,18 @@ export function encode(message: Message): Buffer {
     case 'hello':
       wire = { hostname: message.hostname, action: message.action };
       break;
+    case 'promote':
+      wire = { hostname: message.hostname, action: 'promote', target: message.target };
+      break;
   }
   if (message.iid !== undefined) wire.iid = message.iid;
   if (message.seq !== undefined) wire.seq = message.seq;
+  if (message.action === 'heartbeat') {
+    if (message.term !== undefined) wire.term = message.term;
+    if (message.prio !== undefined) wire.prio = message.prio;
+    if (message.handoff !== undefined) wire.handoff = message.handoff;
+  }
+  if (message.cid !== undefined) wire.cid = message.cid;
   return Buffer.from(JSON.stringify(wire) + '\n', 'utf8');
 }
 
@@ -95,7 +108,7 @@ export function decode(datagram: Buffer, limits: DecodeLimits = {}): DecodeResul
 function validate(raw: Record<string, unknown>): DecodeResult {
   const action = raw.action;
   if (typeof action !== 'string') return drop('bad-field', 'action');
-  if (action !== 'heartbeat' && action !== 'shutdown' && action !== 'hello') {
+  if (action !== 'heartbeat' && action !== 'shutdown' && action !== 'hello' && action !== 'promote') {
     return drop('unknown-action', action.slice(0, 32));
   }
   const hostname = raw.hostname;
@@ -110,10 +123,22 @@ function validate(raw: Record<string, unknown>): DecodeResult {
     if (typeof raw.seq !== 'number' || !Number.isSafeInteger(raw.seq) || raw.seq < 0) return drop('bad-field', 'seq');
     seq = raw.seq;
   }
+  let cid: string | undefined;
+  if (raw.cid !== undefined) {
+    if (typeof raw.cid !== 'string' || !CLUSTER_ID_PATTERN.test(raw.cid)) return drop('bad-field', 'cid');
+    cid = raw.cid;
+  }
   if (action !== 'heartbeat') {
-    const message: Message = { action, hostname };
+    let message: Message;
+    if (action === 'promote') {
+      if (!isValidHostname(raw.target)) return drop('bad-field', 'target');
+      message = { action, hostname, target: raw.target };
+    } else {
+      message = { action, hostname };
+    }
     if (iid !== undefined) message.iid = iid;
     if (seq !== undefined) message.seq = seq;
+    if (cid !== undefined) message.cid = cid;
     return { ok: true, message };
   }
 
@@ -133,6 +158,19 @@ function validate(raw: Record<string, unknown>): DecodeResult {
   const message: HeartbeatMessage = { action, hostname, ip, master, eligible, uptime, data };
   if (iid !== undefined) message.iid = iid;
   if (seq !== undefined) message.seq = seq;
+  if (cid !== undefined) message.cid = cid;
+  if (raw.term !== undefined) {
+    if (typeof raw.term !== 'number' || !Number.isSafeInteger(raw.term) || raw.term < 0) return drop('bad-field', 'term');
+    message.term = raw.term;
+  }
+  if (raw.prio !== undefined) {
+    if (typeof raw.prio !== 'number' || !Number.isFinite(raw.prio) || Math.abs(raw.prio) > MAX_PRIORITY) return drop('bad-field', 'prio');
+    message.prio = raw.prio;
+  }
+  if (raw.handoff !== undefined) {
+    if (!isValidHostname(raw.handoff)) return drop('bad-field', 'handoff');
+    message.handoff = raw.handoff;
+  }
   return { ok: true, message };
 }
 
