@@ -164,6 +164,32 @@ describe('a live pair on loopback', () => {
     await eventually(() => udpHandles() === 0, 'both sockets to close on shutdown');
   });
 
+  test('promote() and stepDown() move the role over the wire and settle their promises', async () => {
+    const port = await freeUdpPort();
+    const a = makeServer('alpha', port);
+    const b = makeServer('bravo', port);
+    await start(a);
+    await start(b);
+    try {
+      await until(() => multi(a).master && multi(b).masterHostname === 'alpha', 'alpha to be master', [a, b]);
+      const firstTerm = multi(a).term;
+      const terms: number[] = [];
+      b.on('master', (term: number) => terms.push(term));
+      await multi(b).promote();
+      assert.equal(multi(b).master, true);
+      assert.deepEqual(terms, [firstTerm + 1]);
+      await until(() => multi(a).masterHostname === 'bravo', 'alpha to follow bravo', [a, b]);
+      assert.equal(multi(a).master, false);
+      await assert.rejects(multi(a).stepDown(), /not master/);
+      await multi(b).stepDown();
+      await until(() => multi(a).master, 'alpha to take the role back', [a, b]);
+      assert.ok(multi(a).term > firstTerm + 1);
+    } finally {
+      await stop(a);
+      await stop(b);
+    }
+  });
+
   test('a config reload applies new timings without a restart, and a bad reload is ignored', async () => {
     const port = await freeUdpPort();
     const server = makeServer('solo', port, { heartbeat_freq: 0.2 });
