@@ -46,6 +46,13 @@ export interface MultiServerConfig {
    * @default '' (the default cluster, whose packets are the original's)
    */
   cluster_id: string;
+  /**
+   * Largest checkpoint (`setCheckpoint`), as JSON bytes. It rides on every heartbeat of the
+   * master, so it shares `max_packet_bytes` with `data`. @default 4096
+   */
+  max_checkpoint_bytes: number;
+  /** Default timeout of `request()`, in milliseconds. @default 5000 */
+  request_timeout_ms: number;
 }
 
 export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip'>> = Object.freeze({
@@ -58,6 +65,8 @@ export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip'>> =
   priority: 0,
   quorum: 0,
   cluster_id: '',
+  max_checkpoint_bytes: 4096,
+  request_timeout_ms: 5000,
 });
 
 /** Settings after validation; `broadcast_ip` is '' when it is to be computed. */
@@ -142,6 +151,8 @@ export function validateConfig(section: unknown): Settings {
     priority,
     quorum: integer(raw, 'quorum', 0, maxServers),
     cluster_id: clusterId,
+    max_checkpoint_bytes: integer(raw, 'max_checkpoint_bytes', 0, MAX_UDP_PAYLOAD),
+    request_timeout_ms: integer(raw, 'request_timeout_ms', 1, 3_600_000),
   };
 }
 

@@ -29,6 +29,9 @@
  */
 import type {
   Address,
+  AppMessage,
+  Checkpoint,
+  JsonValue,
   CoreEvent,
   HeartbeatMessage,
   Instant,
@@ -119,6 +122,11 @@ export class ElectionCore {
   /** The wake-up time we last asked for; being called much later than that means we stalled. */
   #requestedWake = Infinity;
   #drainUntil = -Infinity;
+  /** The newest checkpoint we know, published by us or heard from a master. */
+  #checkpoint: Checkpoint | null = null;
+  /** The live eligible set last reported in a `members` event (joined), to report only changes. */
+  #lastMembers = '';
+  #reportMembersSoon = false;
   #lastHeartbeatAt = -Infinity;
 
   #self: ServerRecord;
@@ -188,6 +196,22 @@ export class ElectionCore {
   }
   get priority(): number {
     return this.#priority;
+  }
+  /** The newest checkpoint known here (published by the master), or null. */
+  get checkpoint(): JsonValue | null {
+    return this.#checkpoint?.d ?? null;
+  }
+
+  /**
+   * Live eligible servers (self included when eligible), sorted: the set that work split by
+   * key is assigned over. Every server computes the same set once the cluster is stable.
+   */
+  eligibleMembers(now: Instant): string[] {
+    const members = this.#self.eligible ? [this.hostname] : [];
+    for (const [hostname, peer] of this.#peers) {
+      if (peer.record.eligible && this.#isLive(peer, now)) members.push(hostname);
+    }
+    return members.sort();
   }
   get data(): JsonObject {
     return this.#self.data;
@@ -266,7 +290,50 @@ export class ElectionCore {
       case 'promote':
         if (peer && (peer.iid === undefined || message.iid === peer.iid)) this.#receivePromote(message.hostname, message.target, now);
         break;
+      case 'message':
+        // Only from a server we hear, in its current instance: a stranger cannot talk to the app.
+        if (!peer || !this.#isLive(peer, now) || (peer.iid !== undefined && message.iid !== peer.iid)) {
+          this.#log(9, `Ignoring a message from ${message.hostname}: not a live member`);
+          break;
+        }
+        if (message.iid !== undefined) peer.seq = Math.max(peer.seq, message.seq ?? -1);
+        if (message.to !== '*' && message.to !== this.hostname) break;
+        this.#event({
+          type: 'message',
+          from: message.hostname,
+          to: message.to,
+          messageType: message.type,
+          payload: message.payload,
+          ...(message.rid !== undefined ? { rid: message.rid } : {}),
+          ...(message.re !== undefined ? { re: message.re } : {}),
+        });
+        break;
     }
+  }
+
+  /**
+   * Send an application message to a hostname or '*' (every other server). Delivery is at
+   * most once: UDP, no retries; duplicates and reordered copies are dropped by sequence.
+   */
+  sendMessage(to: string, messageType: string, payload: JsonValue, now: Instant, ids: { rid?: string; re?: string } = {}): Output {
+    const message: AppMessage = { action: 'message', hostname: this.hostname, to, type: messageType, payload, iid: this.instanceId, seq: this.#nextSeq() };
+    if (ids.rid !== undefined) message.rid = ids.rid;
+    if (ids.re !== undefined) message.re = ids.re;
+    if (this.#active) this.#send(this.#stamp(message));
+    return this.#flush(now);
+  }
+
+  /**
+   * Publish a checkpoint (master only): it rides on every heartbeat of ours from now on,
+   * so every server holds it within a tick, and whoever is master next gets it with its
+   * `master` event. Returns false when this server is not master.
+   */
+  setCheckpoint(data: JsonValue, now: Instant): Output | null {
+    if (!this.#active || this.#role !== 'master') return null;
+    const version = this.#checkpoint && this.#checkpoint.t === this.#term ? this.#checkpoint.v + 1 : 1;
+    this.#checkpoint = { t: this.#term, v: version, d: data };
+    this.#sendHeartbeat(now);
+    return this.#flush(now);
   }
 
   /** Time passed; do whatever is due (heartbeat, deadlines, claims). */
@@ -284,6 +351,7 @@ export class ElectionCore {
   setEligible(eligible: boolean, now: Instant): Output {
     if (this.#self.eligible === eligible) return this.#flush(now);
     this.#self.eligible = eligible;
+    this.#reportMembersSoon = true;
     this.#log(4, `Eligibility changed: we are ${eligible ? 'now' : 'no longer'} eligible to be master`);
     if (!this.#active) return this.#flush(now);
     if (!eligible && this.#role === 'master') this.#relinquish('we are no longer eligible');
@@ -408,6 +476,10 @@ export class ElectionCore {
       const record = existing.record;
       record.ip = message.ip;
       record.master = message.master;
+      if (record.eligible !== message.eligible) {
+        this.#log(5, `Server ${message.hostname} is ${message.eligible ? 'now' : 'no longer'} eligible`);
+        this.#reportMembersSoon = true;
+      }
       record.eligible = message.eligible;
       record.uptime = message.uptime;
       record.data = message.data;
@@ -455,6 +527,10 @@ export class ElectionCore {
   /** Terms only grow; a departing master's handoff tells everyone who claims next. */
   #noteHeartbeat(message: HeartbeatMessage, now: Instant): void {
     if (message.term !== undefined && message.term > this.#term) this.#term = message.term;
+    const ckpt = message.ckpt;
+    if (ckpt && (!this.#checkpoint || ckpt.t > this.#checkpoint.t || (ckpt.t === this.#checkpoint.t && ckpt.v > this.#checkpoint.v))) {
+      this.#checkpoint = ckpt;
+    }
     if (message.handoff !== undefined && !message.master) {
       this.#log(4, `${message.hostname} hands the master role to ${message.handoff}`);
       this.#handoff = { target: message.handoff, until: now.mono + this.tockMs, stepDown: false };
@@ -662,7 +738,7 @@ export class ElectionCore {
     this.#handoffDone(this.hostname);
     this.#setMasterHostname(this.hostname);
     this.#log(4, `We are now the master server (term ${this.#term})`, { servers: [...this.#peers.keys(), this.hostname].sort() });
-    this.#event({ type: 'master', term: this.#term });
+    this.#event({ type: 'master', term: this.#term, checkpoint: this.checkpoint });
     if (this.#promoteUntil !== Infinity) {
       this.#promoteUntil = Infinity;
       this.#event({ type: 'promote', ok: true, reason: `master with term ${this.#term}` });
@@ -692,6 +768,18 @@ export class ElectionCore {
     this.#masterHostname = hostname;
     if (hostname && hostname !== this.hostname) this.#log(6, `The master server is now: ${hostname}`);
     this.#event({ type: 'masterchange', hostname, previous });
+  }
+
+  /**
+   * After any step that emitted events (joins, removals, role or eligibility changes all
+   * do), report the live eligible set if it changed: that is when keys move.
+   */
+  #reportMembers(now: Instant): void {
+    const members = this.eligibleMembers(now);
+    const joined = members.join('\n');
+    if (joined === this.#lastMembers) return;
+    this.#lastMembers = joined;
+    this.#out.events.push({ type: 'members', members });
   }
 
   #remove(hostname: string, peer: Peer): void {
@@ -740,6 +828,8 @@ export class ElectionCore {
     if (this.#term > 0) heartbeat.term = this.#term;
     if (this.#priority !== 0) heartbeat.prio = this.#priority;
     if (handoff !== undefined) heartbeat.handoff = handoff;
+    // The master (and a master handing off) carries the checkpoint, so every server holds the latest.
+    if (this.#checkpoint && (this.#role === 'master' || handoff !== undefined)) heartbeat.ckpt = this.#checkpoint;
     this.#send(this.#stamp(heartbeat));
     this.#answerDueAt = Infinity; // any heartbeat answers every pending hello
     this.#lastHeartbeatAt = now.mono;
@@ -792,6 +882,10 @@ export class ElectionCore {
   }
 
   #flush(now: Instant): Output {
+    if (this.#started && (this.#out.events.length > 0 || this.#reportMembersSoon)) {
+      this.#reportMembersSoon = false;
+      this.#reportMembers(now);
+    }
     const out = this.#out;
     out.wakeAt = this.#wakeAt(now);
     if (this.#active) this.#requestedWake = out.wakeAt;

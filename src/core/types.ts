@@ -44,6 +44,17 @@ export interface HeartbeatMessage {
   handoff?: string;
   /** Cluster namespace; servers with another id ignore the packet. Absent: the default cluster. */
   cid?: string;
+  /** The master's last checkpoint, so the next master can resume from it. */
+  ckpt?: Checkpoint;
+}
+
+/** A small state object published by a master; ordered by (term, version). */
+export interface Checkpoint {
+  /** Term of the master that published it. */
+  t: number;
+  /** Counts up per checkpoint within that term. */
+  v: number;
+  d: JsonValue;
 }
 
 /** The graceful-shutdown notice of the original. */
@@ -77,7 +88,24 @@ export interface PromoteMessage {
   cid?: string;
 }
 
-export type Message = HeartbeatMessage | ShutdownMessage | HelloMessage | PromoteMessage;
+/** An application message between servers (at most once, size-limited). */
+export interface AppMessage {
+  action: 'message';
+  hostname: string;
+  /** A hostname, or '*' for every other server. */
+  to: string;
+  type: string;
+  payload: JsonValue;
+  /** Request id: the sender awaits a reply carrying it in `re`. */
+  rid?: string;
+  /** The request id this message replies to. */
+  re?: string;
+  iid?: string;
+  seq?: number;
+  cid?: string;
+}
+
+export type Message = HeartbeatMessage | ShutdownMessage | HelloMessage | PromoteMessage | AppMessage;
 
 /** One row of `servers`: the shape the original exposed, with booleans where it had 0/1. */
 export interface ServerRecord {
@@ -100,7 +128,10 @@ export interface ServerRecord {
 }
 
 export type CoreEvent =
-  | { type: 'master'; term: number }
+  | { type: 'master'; term: number; checkpoint: JsonValue | null }
+  | { type: 'message'; from: string; to: string; messageType: string; payload: JsonValue; rid?: string; re?: string }
+  /** The set of live eligible servers changed (work split by key moves). */
+  | { type: 'members'; members: string[] }
   | { type: 'slave' }
   | { type: 'addserver'; server: ServerRecord }
   | { type: 'deleteserver'; server: ServerRecord }

@@ -4,7 +4,7 @@
  * bound with exact times; `npm run sim` uses it to sweep faults.
  */
 import { ElectionCore, type CoreOptions } from '../core/election';
-import type { CoreEvent, Instant, Message, Output } from '../core/types';
+import type { CoreEvent, Instant, JsonValue, Message, Output } from '../core/types';
 import { decode, encode } from '../wire/codec';
 import { EventHeap } from './heap';
 import { Random } from './random';
@@ -151,6 +151,18 @@ export class SimCluster {
     const node = this.node(hostname);
     this.#note(hostname, `ELIGIBLE=${eligible}`);
     this.#apply(node, node.core.setEligible(eligible, this.#instant(node)));
+  }
+
+  sendMessage(hostname: string, to: string, type: string, payload: JsonValue): void {
+    const node = this.node(hostname);
+    this.#apply(node, node.core.sendMessage(to, type, payload, this.#instant(node)));
+  }
+
+  setCheckpoint(hostname: string, data: JsonValue): boolean {
+    const node = this.node(hostname);
+    const out = node.core.setCheckpoint(data, this.#instant(node));
+    if (out) this.#apply(node, out);
+    return out !== null;
   }
 
   stepDown(hostname: string): void {

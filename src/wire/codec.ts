@@ -6,7 +6,7 @@
  * Unknown fields are ignored (that is how new fields reach old servers and back).
  */
 import { isIP } from 'node:net';
-import type { HeartbeatMessage, JsonObject, Message } from '../core/types';
+import type { AppMessage, HeartbeatMessage, JsonObject, JsonValue, Message } from '../core/types';
 
 /** The largest UDP payload over IPv4. */
 export const MAX_UDP_PAYLOAD = 65507;
@@ -34,6 +34,9 @@ export function isValidHostname(hostname: unknown): hostname is string {
 const INSTANCE_ID_PATTERN = /^[0-9a-f]{8,64}$/;
 /** A cluster id (namespace): short, printable, safe in logs. */
 export const CLUSTER_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+/** Application message types: short names an app switches on. */
+export const MESSAGE_TYPE_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+const REQUEST_ID_PATTERN = /^[0-9a-z]{1,32}$/;
 /** Priorities are small numbers; a bound keeps comparisons meaningful. */
 export const MAX_PRIORITY = 1_000_000;
 
@@ -76,6 +79,11 @@ export function encode(message: Message): Buffer {
     case 'promote':
       wire = { hostname: message.hostname, action: 'promote', target: message.target };
       break;
+    case 'message':
+      wire = { hostname: message.hostname, action: 'message', to: message.to, type: message.type, payload: message.payload };
+      if (message.rid !== undefined) wire.rid = message.rid;
+      if (message.re !== undefined) wire.re = message.re;
+      break;
   }
   if (message.iid !== undefined) wire.iid = message.iid;
   if (message.seq !== undefined) wire.seq = message.seq;
@@ -83,6 +91,7 @@ export function encode(message: Message): Buffer {
     if (message.term !== undefined) wire.term = message.term;
     if (message.prio !== undefined) wire.prio = message.prio;
     if (message.handoff !== undefined) wire.handoff = message.handoff;
+    if (message.ckpt !== undefined) wire.ckpt = message.ckpt;
   }
   if (message.cid !== undefined) wire.cid = message.cid;
   return Buffer.from(JSON.stringify(wire) + '\n', 'utf8');
@@ -108,7 +117,7 @@ export function decode(datagram: Buffer, limits: DecodeLimits = {}): DecodeResul
 function validate(raw: Record<string, unknown>): DecodeResult {
   const action = raw.action;
   if (typeof action !== 'string') return drop('bad-field', 'action');
-  if (action !== 'heartbeat' && action !== 'shutdown' && action !== 'hello' && action !== 'promote') {
+  if (action !== 'heartbeat' && action !== 'shutdown' && action !== 'hello' && action !== 'promote' && action !== 'message') {
     return drop('unknown-action', action.slice(0, 32));
   }
   const hostname = raw.hostname;
@@ -133,6 +142,18 @@ function validate(raw: Record<string, unknown>): DecodeResult {
     if (action === 'promote') {
       if (!isValidHostname(raw.target)) return drop('bad-field', 'target');
       message = { action, hostname, target: raw.target };
+    } else if (action === 'message') {
+      if (raw.to !== '*' && !isValidHostname(raw.to)) return drop('bad-field', 'to');
+      if (typeof raw.type !== 'string' || !MESSAGE_TYPE_PATTERN.test(raw.type)) return drop('bad-field', 'type');
+      if (raw.payload === undefined) return drop('bad-field', 'payload');
+      const app: AppMessage = { action, hostname, to: raw.to as string, type: raw.type, payload: raw.payload as JsonValue };
+      for (const key of ['rid', 're'] as const) {
+        const value = raw[key];
+        if (value === undefined) continue;
+        if (typeof value !== 'string' || !REQUEST_ID_PATTERN.test(value)) return drop('bad-field', key);
+        app[key] = value;
+      }
+      message = app;
     } else {
       message = { action, hostname };
     }
@@ -171,7 +192,16 @@ function validate(raw: Record<string, unknown>): DecodeResult {
     if (!isValidHostname(raw.handoff)) return drop('bad-field', 'handoff');
     message.handoff = raw.handoff;
   }
+  if (raw.ckpt !== undefined) {
+    const ckpt = raw.ckpt;
+    if (!isPlainObject(ckpt) || !isCounter(ckpt.t) || !isCounter(ckpt.v) || ckpt.d === undefined) return drop('bad-field', 'ckpt');
+    message.ckpt = { t: ckpt.t, v: ckpt.v, d: ckpt.d as JsonValue };
+  }
   return { ok: true, message };
+}
+
+function isCounter(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
 /** The original sends 0/1; accept booleans too. Anything else is not a flag. */
