@@ -28,6 +28,7 @@ export interface ChildConfig {
 export interface ChildState {
   masterHostname: string;
   master: boolean;
+  term: number;
   eligible: boolean;
   servers: string[];
   socketsOpened: number;
@@ -39,14 +40,14 @@ export interface ChildReport {
   host: string;
   /** Epoch ms with sub-ms resolution, comparable across processes on one machine. */
   t: number;
-  type: 'spawned' | 'ready' | 'master' | 'slave' | 'addserver' | 'deleteserver' | 'masterchange' | 'state' | 'shutdown';
+  type: 'spawned' | 'ready' | 'promoted' | 'steppeddown' | 'master' | 'slave' | 'addserver' | 'deleteserver' | 'masterchange' | 'state' | 'shutdown';
   detail?: string;
   /** For deleteserver: epoch ms at which the removed server was last heard. */
   lastHeard?: number;
   state: ChildState;
 }
 
-export type ChildCommand = { cmd: 'go' } | { cmd: 'state' } | { cmd: 'eligible'; value: boolean } | { cmd: 'shutdown' } | { cmd: 'data'; value: Record<string, unknown> };
+export type ChildCommand = { cmd: 'go' } | { cmd: 'state' } | { cmd: 'promote' } | { cmd: 'stepdown' } | { cmd: 'eligible'; value: boolean } | { cmd: 'shutdown' } | { cmd: 'data'; value: Record<string, unknown> };
 
 export function preciseNow(): number {
   return performance.timeOrigin + performance.now();
@@ -97,6 +98,7 @@ function main(): void {
   const state = (): ChildState => ({
     masterHostname: multi().masterHostname,
     master: multi().master,
+    term: multi().term,
     eligible: multi().eligible,
     servers: Object.keys(multi().servers).sort(),
     socketsOpened: socketsCreated,
@@ -110,7 +112,8 @@ function main(): void {
   server.on('slave', () => report('slave'));
   server.on('addserver', (record: { hostname: string }) => report('addserver', { detail: record.hostname }));
   server.on('deleteserver', (record: { hostname: string; now: number }) =>
-    report('deleteserver', { detail: record.hostname, lastHeard: record.now * 1000 }),
+    // record.now is wall-clock seconds; turn its age into the precise clock the reports use.
+    report('deleteserver', { detail: record.hostname, lastHeard: preciseNow() - (Date.now() - record.now * 1000) }),
   );
   server.on('masterchange', (hostname: string) => report('masterchange', { detail: hostname }));
   process.on('message', (command: ChildCommand) => {
@@ -120,6 +123,18 @@ function main(): void {
         break;
       case 'state':
         report('state');
+        break;
+      case 'promote':
+        multi().promote().then(
+          () => report('promoted'),
+          (err: Error) => report('promoted', { detail: `failed: ${err.message}` }),
+        );
+        break;
+      case 'stepdown':
+        multi().stepDown().then(
+          () => report('steppeddown'),
+          (err: Error) => report('steppeddown', { detail: `failed: ${err.message}` }),
+        );
         break;
       case 'eligible':
         multi().eligible = command.value;
