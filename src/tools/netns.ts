@@ -20,6 +20,7 @@ export interface Netns {
   remove(): void;
 }
 
+const PREFIX = 'psm-test-';
 const IFACE = 'psm0';
 const PEER = 'psm1';
 /** A unique-local address: not routable anywhere, and there is nowhere to route it anyway. */
@@ -33,7 +34,8 @@ function ip(...args: string[]): void {
 export function createNetns(): Netns | { skip: string } {
   if (process.platform !== 'linux') return { skip: 'network namespaces are Linux only' };
   if (process.getuid?.() !== 0) return { skip: 'creating a network namespace needs root' };
-  const name = `psm-test-${process.pid}-${randomBytes(3).toString('hex')}`;
+  sweepOrphans();
+  const name = `${PREFIX}${process.pid}-${randomBytes(3).toString('hex')}`;
   try {
     ip('netns', 'add', name);
   } catch (err) {
@@ -63,6 +65,34 @@ export function createNetns(): Netns | { skip: string } {
     return { skip: `cannot set up the namespace's interfaces: ${firstLine(err)}` };
   }
   return { name, launcher: ['ip', 'netns', 'exec', name], interface: IFACE, address: ADDRESS, remove };
+}
+
+/** Namespaces left by a test run that was killed (its pid is gone): ours by name, so ours to delete. */
+function sweepOrphans(): void {
+  let listing = '';
+  try {
+    listing = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 });
+  } catch {
+    return;
+  }
+  for (const line of listing.split('\n')) {
+    const match = new RegExp(`^(${PREFIX}(\\d+)-[0-9a-f]+)\\b`).exec(line);
+    if (!match || isAlive(Number(match[2]))) continue;
+    try {
+      ip('netns', 'del', match[1] as string);
+    } catch {
+      // someone else got there first
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function firstLine(err: unknown): string {
