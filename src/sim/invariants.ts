@@ -235,8 +235,12 @@ export class InvariantChecker {
       case 'master':
         if (!node.core.eligible) this.fail('ineligible-never-master', `${node.id} became master while ineligible`);
         break;
-      case 'conflict':
-      case 'duplicate':
+      case 'slave':
+      case 'masterchange':
+      case 'exit':
+        break;
+      default:
+        // conflict, duplicate, members, message, stepdown, promote: no change of role.
         return;
     }
     // master, slave, masterchange, exit: the agreement may have changed.

@@ -17,6 +17,16 @@ import { parseArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { KINDS, SIZES, runScenario, scenarioFromSeed, seedShape, type Kind, type RunResult, type Scenario } from '../sim/scenario';
 
+const USAGE = `npm run sim -- [options]   (the deterministic cluster simulator; it opens no socket)
+
+  --seeds N [--from S] [--jobs J]  sweep N seeds from S (default 1): every fault kind at N = 2, 3, 5, 16, 100
+  --seed S [--trace] [--verbose]   run one seed; --trace prints its timeline, --verbose every packet too
+  --kind K, --nodes N              force the fault kind or the cluster size of --seed / --seeds
+  --scenario FILE [--trace]        replay a scenario saved as JSON (e.g. one shrunk by the property tests)
+  --big N [--stable T]             one N-server cluster: elect, T stable ticks, a master crash, T more; speed
+
+fault kinds: ${KINDS.join(', ')}`;
+
 interface Summary {
   seed: number;
   kind: string;
@@ -110,7 +120,7 @@ async function main(): Promise<void> {
   };
   const nodes = int('nodes', values.nodes);
   if (values.help) {
-    console.log(readFileSync(__filename, 'utf8').split('*/')[0]?.replace(/^\/\*\*|^ \* ?/gm, '') ?? '');
+    console.log(USAGE);
     return;
   }
   if (values.big !== undefined) return big(int('big', values.big) as number, int('stable', values.stable) as number, values.trace);

@@ -6,7 +6,8 @@
  * Unknown fields are ignored (that is how new fields reach old servers and back).
  */
 import { isIP } from 'node:net';
-import type { HeartbeatMessage, JsonObject, Message } from '../core/types';
+import type { AppMessage, HeartbeatMessage, JsonObject, JsonValue, Message } from '../core/types';
+import { parseAddress } from '../transport/address';
 
 /** The largest UDP payload over IPv4. */
 export const MAX_UDP_PAYLOAD = 65507;
@@ -20,7 +21,25 @@ export const MAX_DATA_DEPTH = 32;
  * which keeps control characters and special property names out of the table.
  */
 export const HOSTNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+/**
+ * Names of Object.prototype members ("constructor", "toString", ...) are refused as
+ * hostnames too: harmless in our prototype-free table, but apps copy `servers` into
+ * plain objects, where such a key would shadow a method they call.
+ */
+const PROTOTYPE_NAMES = new Set(Object.getOwnPropertyNames(Object.prototype));
+
+export function isValidHostname(hostname: unknown): hostname is string {
+  return typeof hostname === 'string' && HOSTNAME_PATTERN.test(hostname) && !PROTOTYPE_NAMES.has(hostname);
+}
+
 const INSTANCE_ID_PATTERN = /^[0-9a-f]{8,64}$/;
+/** A cluster id (namespace): short, printable, safe in logs. */
+export const CLUSTER_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+/** Application message types: short names an app switches on. */
+export const MESSAGE_TYPE_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+const REQUEST_ID_PATTERN = /^[0-9a-z]{1,32}$/;
+/** Priorities are small numbers; a bound keeps comparisons meaningful. */
+export const MAX_PRIORITY = 1_000_000;
 
 export type DropReason =
   | 'oversized'
@@ -35,14 +54,36 @@ export type DecodeResult =
   | { ok: true; message: Message }
   | { ok: false; reason: DropReason; detail: string };
 
+/**
+ * Unicast gossip, "the addresses I hear" (canonical `ip:port`). It belongs to the shell:
+ * the shell hands it to the transport, and it never reaches the election core. Servers
+ * that do not know the action ignore it, as they ignore any unknown action.
+ */
+export interface PeersMessage {
+  action: 'peers';
+  hostname: string;
+  addrs: string[];
+}
+
+/** Most addresses one gossip datagram may carry; a longer list is sent in several. */
+export const MAX_GOSSIP_ADDRESSES = 256;
+
+/** Everything a server sends: the core's messages and the shell's own. */
+export type WireMessage = Message | PeersMessage;
+
+/** What `decodeWire` returns: a core message, a gossip datagram, or the reason for the drop. */
+export type WireResult = DecodeResult | { ok: true; gossip: PeersMessage };
+
 export interface DecodeLimits {
   maxBytes?: number;
 }
 
 /** Encode in the original's field order; new fields go after `action`. */
-export function encode(message: Message): Buffer {
+export function encode(message: WireMessage): Buffer {
   let wire: Record<string, unknown>;
   switch (message.action) {
+    case 'peers':
+      return Buffer.from(JSON.stringify({ hostname: message.hostname, action: 'peers', addrs: message.addrs }) + '\n', 'utf8');
     case 'heartbeat':
       wire = {
         hostname: message.hostname,
@@ -58,13 +99,38 @@ export function encode(message: Message): Buffer {
     case 'hello':
       wire = { hostname: message.hostname, action: message.action };
       break;
+    case 'promote':
+      wire = { hostname: message.hostname, action: 'promote', target: message.target };
+      break;
+    case 'message':
+      wire = { hostname: message.hostname, action: 'message', to: message.to, type: message.type, payload: message.payload };
+      if (message.rid !== undefined) wire.rid = message.rid;
+      if (message.re !== undefined) wire.re = message.re;
+      break;
   }
   if (message.iid !== undefined) wire.iid = message.iid;
   if (message.seq !== undefined) wire.seq = message.seq;
+  if (message.action === 'heartbeat') {
+    if (message.term !== undefined) wire.term = message.term;
+    if (message.prio !== undefined) wire.prio = message.prio;
+    if (message.handoff !== undefined) wire.handoff = message.handoff;
+    if (message.ckpt !== undefined) wire.ckpt = message.ckpt;
+  }
+  if (message.cid !== undefined) wire.cid = message.cid;
   return Buffer.from(JSON.stringify(wire) + '\n', 'utf8');
 }
 
+/**
+ * Decode a datagram for the election core. Gossip is not for the core: to this decoder
+ * it is an action it does not speak (the shell uses decodeWire).
+ */
 export function decode(datagram: Buffer, limits: DecodeLimits = {}): DecodeResult {
+  const result = decodeWire(datagram, limits);
+  return 'gossip' in result ? drop('unknown-action', 'peers') : result;
+}
+
+/** Decode any datagram a server may receive: core messages and the shell's gossip. */
+export function decodeWire(datagram: Buffer, limits: DecodeLimits = {}): WireResult {
   const maxBytes = limits.maxBytes ?? DEFAULT_MAX_PACKET_BYTES;
   if (datagram.length > maxBytes) return drop('oversized', `${datagram.length} bytes > ${maxBytes}`);
   // The original only looks at datagrams that start with "{"; so do we.
@@ -78,17 +144,29 @@ export function decode(datagram: Buffer, limits: DecodeLimits = {}): DecodeResul
   if (!isPlainObject(parsed)) return drop('not-object', 'top level is not an object');
   const shape = checkShape(parsed);
   if (shape) return shape;
+  if (parsed.action === 'peers') return validatePeers(parsed);
   return validate(parsed);
+}
+
+/** A gossip datagram: a valid hostname and at most MAX_GOSSIP_ADDRESSES canonical unicast `ip:port`. */
+function validatePeers(raw: Record<string, unknown>): WireResult {
+  if (!isValidHostname(raw.hostname)) return drop('bad-field', 'hostname');
+  const addrs = raw.addrs;
+  if (!Array.isArray(addrs) || addrs.length > MAX_GOSSIP_ADDRESSES) return drop('bad-field', 'addrs');
+  for (const entry of addrs) {
+    if (parseAddress(entry) === null) return drop('bad-field', 'addrs');
+  }
+  return { ok: true, gossip: { action: 'peers', hostname: raw.hostname, addrs: addrs as string[] } };
 }
 
 function validate(raw: Record<string, unknown>): DecodeResult {
   const action = raw.action;
   if (typeof action !== 'string') return drop('bad-field', 'action');
-  if (action !== 'heartbeat' && action !== 'shutdown' && action !== 'hello') {
+  if (action !== 'heartbeat' && action !== 'shutdown' && action !== 'hello' && action !== 'promote' && action !== 'message') {
     return drop('unknown-action', action.slice(0, 32));
   }
   const hostname = raw.hostname;
-  if (typeof hostname !== 'string' || !HOSTNAME_PATTERN.test(hostname)) return drop('bad-field', 'hostname');
+  if (!isValidHostname(hostname)) return drop('bad-field', 'hostname');
   let iid: string | undefined;
   if (raw.iid !== undefined) {
     if (typeof raw.iid !== 'string' || !INSTANCE_ID_PATTERN.test(raw.iid)) return drop('bad-field', 'iid');
@@ -99,10 +177,34 @@ function validate(raw: Record<string, unknown>): DecodeResult {
     if (typeof raw.seq !== 'number' || !Number.isSafeInteger(raw.seq) || raw.seq < 0) return drop('bad-field', 'seq');
     seq = raw.seq;
   }
+  let cid: string | undefined;
+  if (raw.cid !== undefined) {
+    if (typeof raw.cid !== 'string' || !CLUSTER_ID_PATTERN.test(raw.cid)) return drop('bad-field', 'cid');
+    cid = raw.cid;
+  }
   if (action !== 'heartbeat') {
-    const message: Message = { action, hostname };
+    let message: Message;
+    if (action === 'promote') {
+      if (!isValidHostname(raw.target)) return drop('bad-field', 'target');
+      message = { action, hostname, target: raw.target };
+    } else if (action === 'message') {
+      if (raw.to !== '*' && !isValidHostname(raw.to)) return drop('bad-field', 'to');
+      if (typeof raw.type !== 'string' || !MESSAGE_TYPE_PATTERN.test(raw.type)) return drop('bad-field', 'type');
+      if (raw.payload === undefined) return drop('bad-field', 'payload');
+      const app: AppMessage = { action, hostname, to: raw.to as string, type: raw.type, payload: raw.payload as JsonValue };
+      for (const key of ['rid', 're'] as const) {
+        const value = raw[key];
+        if (value === undefined) continue;
+        if (typeof value !== 'string' || !REQUEST_ID_PATTERN.test(value)) return drop('bad-field', key);
+        app[key] = value;
+      }
+      message = app;
+    } else {
+      message = { action, hostname };
+    }
     if (iid !== undefined) message.iid = iid;
     if (seq !== undefined) message.seq = seq;
+    if (cid !== undefined) message.cid = cid;
     return { ok: true, message };
   }
 
@@ -122,7 +224,29 @@ function validate(raw: Record<string, unknown>): DecodeResult {
   const message: HeartbeatMessage = { action, hostname, ip, master, eligible, uptime, data };
   if (iid !== undefined) message.iid = iid;
   if (seq !== undefined) message.seq = seq;
+  if (cid !== undefined) message.cid = cid;
+  if (raw.term !== undefined) {
+    if (typeof raw.term !== 'number' || !Number.isSafeInteger(raw.term) || raw.term < 0) return drop('bad-field', 'term');
+    message.term = raw.term;
+  }
+  if (raw.prio !== undefined) {
+    if (typeof raw.prio !== 'number' || !Number.isFinite(raw.prio) || Math.abs(raw.prio) > MAX_PRIORITY) return drop('bad-field', 'prio');
+    message.prio = raw.prio;
+  }
+  if (raw.handoff !== undefined) {
+    if (!isValidHostname(raw.handoff)) return drop('bad-field', 'handoff');
+    message.handoff = raw.handoff;
+  }
+  if (raw.ckpt !== undefined) {
+    const ckpt = raw.ckpt;
+    if (!isPlainObject(ckpt) || !isCounter(ckpt.t) || !isCounter(ckpt.v) || ckpt.d === undefined) return drop('bad-field', 'ckpt');
+    message.ckpt = { t: ckpt.t, v: ckpt.v, d: ckpt.d as JsonValue };
+  }
   return { ok: true, message };
+}
+
+function isCounter(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
 /** The original sends 0/1; accept booleans too. Anything else is not a flag. */
