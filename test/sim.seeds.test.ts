@@ -32,7 +32,7 @@ describe('fixed seeds', () => {
   });
 
   test('a few 100-server seeds hold every invariant', () => {
-    // Seeds 65..80 are the 100-server block of the first sweep period: one run of each kind would
+    // Seeds 64..79 are the 100-server block of the first sweep period: one run of each kind would
     // take too long here; these four cover crash, partition, stall and mixed.
     for (const seed of [71, 69, 74, 79]) {
       assert.equal(seedShape(seed).n, 100);
@@ -57,6 +57,16 @@ describe('regressions: core bugs the simulator found', () => {
   test('seeds 328 and 333: a heartbeat overtaken by its sender\'s shutdown notice does not bring back a ghost master', () => {
     assertClean(328);
     assertClean(333);
+  });
+
+  test('seed 1777 (the invariant, not the core): with check_beats 1, agreement after a heal needs a heartbeat round beyond T_quiet', () => {
+    const scenario = scenarioFromSeed(1777);
+    assert.equal(scenario.checkBeats, 1);
+    const result = runScenario(scenario);
+    assert.equal(result.violation, null, result.violation?.message);
+    // Agreement came after quiet + 1 tock (= 1 tick here) but within quiet + 1 tick + 2 × max delay.
+    const ticks = result.convergenceTicks as number;
+    assert.ok(ticks > 1 && ticks <= 1 + (2 * (scenario.latencyMs + scenario.jitterMs)) / scenario.tickMs, `${ticks} ticks`);
   });
 
   test('seed 159: 100 servers, mixed faults, graceful handoff within 100 ms', () => {

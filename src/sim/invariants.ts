@@ -37,7 +37,10 @@ export type InvariantName =
   /**
    * SPEC 4.2, 4.4, 4.7, measured from T_quiet: agreed by the deadline, and agreed at every
    * instant from the deadline on; the deadline is
-   *   max(T_quiet + 1 tock                  — 4.7: conflicts resolve within a tock of a stable network,
+   *   max(T_quiet + max(1 tock, 1 tick + 2 × the largest delay)
+   *                                         — 4.7: conflicts resolve within a tock of a network on
+   *                                           which every server hears every other, which takes a
+   *                                           heartbeat round and an answer after T_quiet,
    *       last start + 1 tock + 1 tick      — 4.2: cold start, late joiners, restarts,
    *       L + 1 tock + 2 ticks for every ended process, L = the last time a datagram of it
    *                                         — 4.4: master within tock + tick of the last

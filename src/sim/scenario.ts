@@ -333,8 +333,13 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
       sim.at(deadline + scenario.stableTicks * tick, finish);
       return;
     }
-    let deadline = Math.max(quietAt + tock, sim.lastStartAt + tock + tick);
-    const reasons = [`quiet + tock = ${(quietAt + tock).toFixed(1)}`, `last start ${sim.lastStartAt.toFixed(1)} + tock + tick`];
+    // SPEC 4.7 counts its tock from a network on which every live server hears every other;
+    // counted from T_quiet that takes a heartbeat round (a tick + the largest delay) and one
+    // answer (the largest delay again). With check_beats 1 a tock is only the heartbeat
+    // interval, so "T_quiet + 1 tock" alone would be unreachable (seed 1777).
+    const freshAt = quietAt + tick + maxDelay;
+    let deadline = Math.max(quietAt + tock, freshAt + maxDelay, sim.lastStartAt + tock + tick);
+    const reasons = [`quiet + max(tock, tick + 2 × max delay) = ${Math.max(quietAt + tock, freshAt + maxDelay).toFixed(1)}`, `last start ${sim.lastStartAt.toFixed(1)} + tock + tick`];
     for (const ended of sim.ended) {
       const heard = ended.instance.lastDelivered ?? ended.at;
       if (heard + tock + 2 * tick > deadline) {
@@ -354,7 +359,6 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
       }
       sim.at(sim.now + scenario.stableTicks * tick, startProbe);
     };
-    const freshAt = quietAt + tick + maxDelay;
     checker.converge(deadline, freshAt, 'agreed-within-bound', `deadline is the latest of: ${reasons.join('; ')}`);
     sim.at(deadline, () => checker.checkDeadline());
     sim.at(freshAt, () => checker.checkDeadline());
