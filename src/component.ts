@@ -10,12 +10,16 @@ import Tools = require('pixl-tools');
 import * as election from './core/election';
 import * as config from './config';
 import * as codec from './wire/codec';
-import type { Address, CoreEvent, Instant, JsonObject, Output, ServerRecord } from './core/types';
+import * as auth from './wire/auth';
+import * as errors from './errors';
+import type { Keyring } from './wire/auth';
+import type { Address, CoreDropReason, CoreEvent, Instant, JsonObject, Output, ServerRecord } from './core/types';
 import type { MultiServerConfig, Settings } from './config';
 import type { DropReason } from './wire/codec';
 
 const { computeBroadcastIP, DEFAULT_CONFIG, validateConfig, validateHostname } = config;
-const { decode, encode } = codec;
+const { dataBytes, decode, encode } = codec;
+const { DuplicateHostnameError } = errors;
 const { ElectionCore } = election;
 import type { Transport } from './transport/types';
 import { UdpBroadcastTransport } from './transport/udp';
@@ -23,14 +27,19 @@ import { RateLimiter } from './util/rate-limit';
 
 /** How often one sender's bad packets may be logged. */
 const DROP_LOG_INTERVAL_MS = 60_000;
+/** Shorter keys are accepted (a passphrase is stretched with scrypt) but get a warning. */
+const RECOMMENDED_KEY_CHARS = 16;
+
 
 interface MultiServerStats {
   packetsIn: number;
   packetsOut: number;
   bytesIn: number;
   bytesOut: number;
-  /** Datagrams dropped, by reason. */
-  dropped: Partial<Record<DropReason, number>>;
+  /** Datagrams dropped, by reason: by the codec (malformed, unauthenticated) or by the core (stale, unverified, …). */
+  dropped: Partial<Record<DropReason | CoreDropReason, number>>;
+  /** Authenticated packets verified by a key other than the first (signing) one: 0 once a rotation is complete. */
+  oldKeyPackets: number;
   /** Times this server became master. */
   elections: number;
   sendErrors: number;
@@ -42,6 +51,8 @@ interface MultiServerEvents {
   addserver: [server: ServerRecord];
   deleteserver: [server: ServerRecord];
   masterchange: [hostname: string, previous: string];
+  /** Only emitted when someone listens: a DuplicateHostnameError. */
+  error: [err: errors.DuplicateHostnameError];
 }
 
 class MultiServer extends Component {
@@ -58,11 +69,13 @@ class MultiServer extends Component {
     bytesIn: 0,
     bytesOut: 0,
     dropped: {},
+    oldKeyPackets: 0,
     elections: 0,
     sendErrors: 0,
   };
 
   #settings: Settings | null = null;
+  #keyring: Keyring | null = null;
   #core: election.ElectionCore | null = null;
   #transport: Transport | null = null;
   #timer: NodeJS.Timeout | null = null;
@@ -137,6 +150,7 @@ class MultiServer extends Component {
       return;
     }
     this.#settings = settings;
+    this.#keyring = this.#buildKeyring(settings.secret_key);
     this.broadcastIP = settings.broadcast_ip || computeBroadcastIP(os.networkInterfaces());
     this.logDebug(4, `Using broadcast IP: ${this.broadcastIP}`);
     this.logDebug(4, `Starting UDP server on port: ${settings.comm_port}`);
@@ -161,6 +175,7 @@ class MultiServer extends Component {
           checkBeats: settings.check_beats,
           exitOnConflict: settings.exit_on_conflict,
           maxServers: settings.max_servers,
+          verifyInstances: this.#keyring !== null,
         });
         this.#apply(this.#core.start(this.#now()));
         callback();
@@ -200,9 +215,13 @@ class MultiServer extends Component {
     if (!core || this.#shut) return;
     this.stats.packetsIn++;
     this.stats.bytesIn += datagram.length;
-    const result = decode(datagram, { maxBytes: this.#settings?.max_packet_bytes });
+    const result = decode(datagram, {
+      maxBytes: this.#settings?.max_packet_bytes,
+      maxDataBytes: this.#settings?.max_data_bytes,
+      keyring: this.#keyring,
+    });
     if (!result.ok) {
-      this.stats.dropped[result.reason] = (this.stats.dropped[result.reason] ?? 0) + 1;
+      this.#countDrop(result.reason);
       if (result.reason === 'unknown-action') {
         // Newer servers may speak actions we do not; that is not an attack.
         this.logDebug(9, `Ignoring unknown action "${result.detail}" from ${from.address}`);
@@ -215,8 +234,26 @@ class MultiServer extends Component {
       }
       return;
     }
+    if (result.keyIndex) this.stats.oldKeyPackets++;
     this.logDebug(10, `Received ${result.message.action} from ${result.message.hostname} (${from.address})`);
-    this.#apply(core.receive(result.message, from, this.#now()));
+    const out = core.receive(result.message, from, this.#now());
+    if (out.dropped) this.#countDrop(out.dropped);
+    this.#apply(out);
+  }
+
+  #countDrop(reason: DropReason | CoreDropReason): void {
+    this.stats.dropped[reason] = (this.stats.dropped[reason] ?? 0) + 1;
+  }
+
+  /** The keyring for `secret_key` (null without one); short keys get a warning, never an echo. */
+  #buildKeyring(secrets: string[]): Keyring | null {
+    if (secrets.length === 0) return null;
+    secrets.forEach((secret, index) => {
+      if (secret.length < RECOMMENDED_KEY_CHARS) {
+        this.logError('config', `secret_key entry ${index} has only ${secret.length} characters; use ${RECOMMENDED_KEY_CHARS} or more random ones (e.g. \`openssl rand -base64 32\`)`);
+      }
+    });
+    return auth.createKeyring(secrets);
   }
 
   #onSendError(err: Error): void {
@@ -251,13 +288,23 @@ class MultiServer extends Component {
       if (--pending === 0) sent?.();
     };
     for (const { message, to } of out.send) {
-      let datagram = encode(message);
-      const limit = this.#settings?.max_packet_bytes ?? Infinity;
-      if (datagram.length > limit && message.action === 'heartbeat') {
-        if (this.#dropLog.hit('oversized-data', performance.now()) !== null) {
-          this.logError('data', `Heartbeat with user data is ${Tools.getTextFromBytes(datagram.length)}, over max_packet_bytes (${limit}); sending it without data`);
+      let datagram = encode(message, this.#keyring);
+      if (message.action === 'heartbeat') {
+        // Peers with the same limits would drop the whole heartbeat; send it without data instead.
+        const limit = this.#settings?.max_packet_bytes ?? Infinity;
+        const dataLimit = this.#settings?.max_data_bytes ?? Infinity;
+        const over =
+          datagram.length > limit
+            ? `is ${Tools.getTextFromBytes(datagram.length)}, over max_packet_bytes (${limit})`
+            : datagram.length > dataLimit && dataBytes(message.data) > dataLimit
+              ? `has ${Tools.getTextFromBytes(dataBytes(message.data))} of data, over max_data_bytes (${dataLimit})`
+              : '';
+        if (over) {
+          if (this.#dropLog.hit('oversized-data', performance.now()) !== null) {
+            this.logError('data', `Heartbeat with user data ${over}; sending it without data`);
+          }
+          datagram = encode({ ...message, data: {} }, this.#keyring);
         }
-        datagram = encode({ ...message, data: {} });
       }
       this.logDebug(10, `Sending ${message.action}`, message);
       if (!transport) {
@@ -291,7 +338,16 @@ class MultiServer extends Component {
         this.#emitBoth('masterchange', event.hostname, event.previous);
         break;
       case 'conflict':
+        break;
       case 'duplicate':
+        // An unhandled 'error' event would throw; only those who listen for it get one.
+        if (this.listenerCount('error') > 0) {
+          try {
+            this.emit('error', new DuplicateHostnameError(event.hostname, event.keeper, event.yielder));
+          } catch (err) {
+            this.logError('listener', `An "error" listener threw: ${(err as Error).stack ?? err}`);
+          }
+        }
         break;
       case 'exit':
         this.logDebug(1, `Shutting down the server: ${event.reason}`);
@@ -330,6 +386,7 @@ class MultiServer extends Component {
       this.logError('config', `comm_port changed to ${settings.comm_port}; this takes effect after a restart`);
       settings.comm_port = previous.comm_port;
     }
+    this.#reloadKeys(previous, settings);
     const broadcast = settings.broadcast_ip || computeBroadcastIP(os.networkInterfaces());
     if (broadcast !== this.broadcastIP && this.#transport instanceof UdpBroadcastTransport) {
       this.broadcastIP = broadcast;
@@ -338,6 +395,23 @@ class MultiServer extends Component {
     core.setExitOnConflict(settings.exit_on_conflict);
     this.logDebug(4, `Config reloaded: heartbeat_freq ${settings.heartbeat_freq} s, check_beats ${settings.check_beats}`);
     this.#apply(core.setTiming({ tickMs: settings.heartbeat_freq * 1000, checkBeats: settings.check_beats }, this.#now()));
+  }
+
+  /**
+   * New keys apply at once, so a key is rotated across a running cluster without a
+   * restart (see README, Security). Turning authentication on or off changes the wire
+   * format and the admission rules of the core, so that waits for a restart.
+   */
+  #reloadKeys(previous: Settings | null, settings: Settings): void {
+    const before = previous?.secret_key ?? [];
+    if ((before.length > 0) !== (settings.secret_key.length > 0)) {
+      this.logError('config', `secret_key was ${before.length ? 'removed' : 'added'}; this takes effect after a restart`);
+      settings.secret_key = before;
+      return;
+    }
+    if (before.length === settings.secret_key.length && before.every((key, i) => key === settings.secret_key[i])) return;
+    this.#keyring = this.#buildKeyring(settings.secret_key);
+    this.logDebug(2, `secret_key reloaded: ${settings.secret_key.length} key(s), the first one signs`);
   }
 }
 
@@ -357,6 +431,8 @@ namespace MultiServer {
   export type Config = MultiServerConfig;
   export import ElectionCore = election.ElectionCore;
   export import ConfigError = config.ConfigError;
+  export import DuplicateHostnameError = errors.DuplicateHostnameError;
+  export import createKeyring = auth.createKeyring;
   export import validateConfig = config.validateConfig;
   export import computeBroadcastIP = config.computeBroadcastIP;
   export import encode = codec.encode;

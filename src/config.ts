@@ -5,7 +5,8 @@
 import { isIPv4 } from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { Netmask } from 'netmask';
-import { DEFAULT_MAX_PACKET_BYTES, HOSTNAME_PATTERN, MAX_UDP_PAYLOAD } from './wire/codec';
+import { DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, HOSTNAME_PATTERN, MAX_UDP_PAYLOAD } from './wire/codec';
+import { MAX_KEYS } from './wire/auth';
 
 export interface MultiServerConfig {
   /** UDP port; every server of a cluster uses the same one. @default 3014 (the original's) */
@@ -29,6 +30,19 @@ export interface MultiServerConfig {
   max_packet_bytes: number;
   /** Most servers kept in the table; bounds memory under a flood of forged hostnames. @default 1000 */
   max_servers: number;
+  /**
+   * Largest user `data` accepted or sent, in bytes of JSON; a heartbeat over it is dropped
+   * (received) or sent without its data (sent). @default 32768 (the packet limit already bounds it)
+   */
+  max_data_bytes: number;
+  /**
+   * Shared secret: when set, every packet is authenticated (HMAC-SHA256) and replay-proof,
+   * and packets without a valid MAC are dropped. A list rotates keys: the first signs, any
+   * of them verifies. Every server of the cluster needs it; original servers cannot join.
+   * @default unset (the original's open format)
+   * @example "k3Hq…32 random bytes in base64…" or ["new key", "old key"]
+   */
+  secret_key?: string | string[];
 }
 
 export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip'>> = Object.freeze({
@@ -38,10 +52,14 @@ export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip'>> =
   exit_on_conflict: false,
   max_packet_bytes: DEFAULT_MAX_PACKET_BYTES,
   max_servers: 1000,
+  max_data_bytes: DEFAULT_MAX_DATA_BYTES,
 });
 
-/** Settings after validation; `broadcast_ip` is '' when it is to be computed. */
-export type Settings = MultiServerConfig;
+/**
+ * Settings after validation; `broadcast_ip` is '' when it is to be computed, `secret_key`
+ * is the list of keys ([] when unset; the first signs).
+ */
+export type Settings = Omit<MultiServerConfig, 'secret_key'> & { secret_key: string[] };
 
 export class ConfigError extends Error {
   readonly key: string;
@@ -55,6 +73,7 @@ export class ConfigError extends Error {
 }
 
 function describe(value: unknown): string {
+  if (value instanceof Redacted) return value.text;
   let text: string;
   try {
     text = typeof value === 'string' ? JSON.stringify(value) : String(JSON.stringify(value) ?? value);
@@ -109,7 +128,34 @@ export function validateConfig(section: unknown): Settings {
     exit_on_conflict: exitOnConflict,
     max_packet_bytes: integer(raw, 'max_packet_bytes', 512, MAX_UDP_PAYLOAD),
     max_servers: integer(raw, 'max_servers', 1, 100000),
+    max_data_bytes: integer(raw, 'max_data_bytes', 2, MAX_UDP_PAYLOAD),
+    secret_key: secretKeys(raw.secret_key),
   };
+}
+
+/**
+ * `secret_key`: a non-empty string, or a list of 1 to MAX_KEYS of them. The error names the
+ * key and what was wrong, never the secret itself: config errors end up in logs.
+ */
+function secretKeys(value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  const expected = `a non-empty string, or an array of 1 to ${MAX_KEYS} non-empty strings`;
+  const list = typeof value === 'string' ? [value] : value;
+  if (!Array.isArray(list) || list.length === 0 || list.length > MAX_KEYS || !list.every((k) => typeof k === 'string' && k.length > 0)) {
+    throw new ConfigError('secret_key', expected, new Redacted(value));
+  }
+  return [...(list as string[])];
+}
+
+/** Stands in for a secret in error messages: its shape, never its content. */
+class Redacted {
+  readonly text: string;
+  constructor(value: unknown) {
+    const kind = (v: unknown): string =>
+      v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'string' ? `a string of ${v.length} characters` : `a ${typeof v}`;
+    const entries = Array.isArray(value) ? value.slice(0, 4).map(kind).join(', ') + (value.length > 4 ? ', …' : '') : '';
+    this.text = Array.isArray(value) ? `an array of ${value.length} entries${entries ? ` (${entries})` : ''} [value not shown]` : `${kind(value)} [value not shown]`;
+  }
 }
 
 /** The server's hostname is the key of our row in every table: it must be wire-valid. */

@@ -17,12 +17,20 @@
  *    contact with the cluster) — so a joiner never takes over a working cluster;
  *  - two masters (after a partition heals, say): the one that sorts later relinquishes
  *    (or exits, with exit_on_conflict); the one that sorts first keeps the role and
- *    re-announces it at once, so the app on the winner sees no needless slave/master flap.
+ *    re-announces it at once, so the app on the winner sees no needless slave/master flap;
+ *  - two live processes with one hostname (told apart by instance id): the one that claims
+ *    master, else the one with the lower instance id, keeps the name; the other never claims
+ *    and steps down, and every server that hears both follows the keeper only (`outranks`).
+ *
+ * In an authenticated cluster (`verifyInstances`) a message is acted on only when its
+ * instance is known and its seq is new, or when it proves it is alive by echoing one of our
+ * hellos (core/freshness.ts): a replayed packet changes nothing.
  */
 import type {
   Address,
   CoreEvent,
   HeartbeatMessage,
+  HelloMessage,
   Instant,
   JsonObject,
   LogLine,
@@ -31,6 +39,7 @@ import type {
   Output,
   ServerRecord,
 } from './types';
+import { FreshnessGuard } from './freshness';
 
 export interface CoreTiming {
   /** Milliseconds between heartbeats (one tick). */
@@ -49,6 +58,12 @@ export interface CoreOptions extends CoreTiming {
   exitOnConflict?: boolean;
   /** Most servers the table will hold; heartbeats from further new hostnames are dropped. */
   maxServers?: number;
+  /**
+   * Authenticated cluster (a secret is configured): every message carries iid and seq, and a
+   * new instance is admitted only once it has echoed one of our hellos. Off: the original's
+   * open protocol, where any well-formed packet is believed.
+   */
+  verifyInstances?: boolean;
 }
 
 type Role = 'none' | 'slave' | 'master';
@@ -61,6 +76,31 @@ interface Peer {
   /** Highest sequence number heard from this instance (-1: none, or an old server). */
   seq: number;
   address: string;
+  /** Monotonic ms when `iid` became the instance we follow for this hostname. */
+  iidSince: number;
+  /** The instance we followed before (a restart), or the other live process (a duplicate). */
+  other: OtherInstance | null;
+  /** Both instances are live: a duplicate hostname, and `other` is the one that yields. */
+  duplicate: boolean;
+  /** Monotonic ms of the last duplicate report for this hostname. */
+  reportedAt: number;
+}
+
+interface OtherInstance {
+  iid: string | undefined;
+  seq: number;
+  address: string;
+  lastHeard: number;
+  /** Its last heartbeat: what the record becomes if it takes the name over. */
+  heartbeat: HeartbeatMessage | null;
+}
+
+/** Another live process that announces our own hostname. */
+interface Rival {
+  iid: string;
+  address: string;
+  master: boolean;
+  lastHeard: number;
 }
 
 const DEFAULT_MAX_SERVERS = 1000;
@@ -104,6 +144,9 @@ export class ElectionCore {
   #answerDueAt = Infinity;
   #lastFullLogAt = -Infinity;
   #lastDuplicateLogAt = -Infinity;
+  /** Authenticated clusters only: instance admission and our challenges (see freshness.ts). */
+  #guard: FreshnessGuard | null;
+  #rival: Rival | null = null;
 
   #out: Output = emptyOutput();
   #seq = 0;
@@ -116,6 +159,9 @@ export class ElectionCore {
     this.#checkBeats = options.checkBeats;
     this.#exitOnConflict = options.exitOnConflict ?? false;
     this.#maxServers = options.maxServers ?? DEFAULT_MAX_SERVERS;
+    // Room for every server twice over (restarts, duplicates) before the least recently
+    // heard instance is forgotten; a forgotten live instance simply proves itself again.
+    this.#guard = options.verifyInstances ? new FreshnessGuard({ selfIid: this.instanceId, capacity: 2 * this.#maxServers + 64 }) : null;
     this.#self = {
       hostname: options.hostname,
       ip: options.ip,
@@ -168,6 +214,18 @@ export class ElectionCore {
   lastHeard(hostname: string): number | undefined {
     return this.#peers.get(hostname)?.lastHeard;
   }
+  /** Instance id of the process we follow for `hostname` (ours for our own). */
+  instanceOf(hostname: string): string | undefined {
+    return hostname === this.hostname ? this.instanceId : this.#peers.get(hostname)?.iid;
+  }
+  /** Another live process announces our hostname and keeps it: we never claim master. */
+  yieldsHostname(now: Instant): boolean {
+    return this.#yieldsName(now);
+  }
+  /** Instances the freshness guard remembers (authenticated clusters; 0 otherwise). */
+  get knownInstances(): number {
+    return this.#guard?.size ?? 0;
+  }
 
   // ---- inputs ----------------------------------------------------------------------
 
@@ -177,7 +235,10 @@ export class ElectionCore {
     this.#started = true;
     this.#startedAt = now.mono;
     this.#self.now = now.wall / 1000;
-    this.#send({ action: 'hello', hostname: this.hostname, iid: this.instanceId, seq: this.#nextSeq() });
+    const helloSeq = this.#nextSeq();
+    this.#send({ action: 'hello', hostname: this.hostname, iid: this.instanceId, seq: helloSeq });
+    // Every live server answers this hello: the echoes admit them all in one round trip.
+    this.#guard?.issued(helloSeq, undefined, now.mono, this.#challengeTtlMs);
     this.#sendHeartbeat(now);
     this.#log(4, `Listening for the cluster for ${this.tockMs} ms before any claim to master`);
     this.#evaluate(now);
@@ -187,7 +248,23 @@ export class ElectionCore {
   /** A validated message arrived from `from`. */
   receive(message: Message, from: Address, now: Instant): Output {
     if (!this.#active) return this.#flush(now);
+    // Broadcast loops back to our own socket; that echo carries our instance id.
+    if (message.iid === this.instanceId) return this.#flush(now);
+    if (this.#guard) {
+      // The codec refuses such packets when authenticated; a direct caller gets the same rule.
+      if (message.iid === undefined || message.seq === undefined) {
+        this.#out.dropped = 'unverified';
+        return this.#flush(now);
+      }
+      const verdict = this.#guard.admit(message, now.mono, this.#challengeTtlMs);
+      if (verdict !== 'ok') {
+        this.#refuse(message, from, now, verdict);
+        return this.#flush(now);
+      }
+    }
     if (message.hostname === this.hostname) {
+      // A namesake's challenge needs our answer too: that is how it learns of us.
+      if (message.action === 'hello') this.#answerHello(message, from, now);
       this.#receiveOwnHostname(message, from, now);
     } else {
       this.#receiveFromPeer(message, from, now);
@@ -200,6 +277,7 @@ export class ElectionCore {
     const peer = this.#peers.get(message.hostname);
     if (peer && this.#isStale(peer, message)) {
       this.#log(9, `Ignoring a stale ${message.action} from ${message.hostname} (overtaken by a newer packet)`);
+      this.#out.dropped = 'stale';
       return;
     }
     switch (message.action) {
@@ -210,10 +288,38 @@ export class ElectionCore {
         this.#receiveShutdown(message, now);
         break;
       case 'hello':
-        this.#log(9, `Hello from ${message.hostname} (${from.address}), answering`);
-        this.#answerSoon(now);
+        this.#answerHello(message, from, now);
         break;
     }
+  }
+
+  /**
+   * Authenticated cluster, message not admitted. A stale one (replayed or reordered) is
+   * ignored. An unverified instance is asked to prove it is alive; its hello is still
+   * answered, since that answer is how it learns and admits us.
+   */
+  #refuse(message: Message, from: Address, now: Instant, verdict: 'stale' | 'unverified'): void {
+    this.#out.dropped = verdict;
+    if (verdict === 'stale') {
+      this.#log(9, `Ignoring a stale ${message.action} from ${message.hostname} (${from.address}): sequence ${message.seq} already seen`);
+      return;
+    }
+    this.#log(9, `Ignoring ${message.action} from ${message.hostname} (${from.address}): instance not yet verified`);
+    if (message.action === 'hello') this.#answerHello(message, from, now);
+    const iid = message.iid as string;
+    const guard = this.#guard as FreshnessGuard;
+    if (!guard.shouldChallenge(iid, now.mono, this.#holdoffMs)) return;
+    const seq = this.#nextSeq();
+    this.#send({ action: 'hello', hostname: this.hostname, iid: this.instanceId, seq, to: iid });
+    guard.issued(seq, iid, now.mono, this.#challengeTtlMs);
+  }
+
+  #answerHello(message: HelloMessage, from: Address, now: Instant): void {
+    // A challenge addressed to another instance is theirs to answer.
+    if (message.to !== undefined && message.to !== this.instanceId) return;
+    if (this.#guard) this.#guard.answer(message.iid as string, message.seq as number);
+    this.#log(9, `Hello from ${message.hostname} (${from.address}), answering`);
+    this.#answerSoon(now);
   }
 
   /** Time passed; do whatever is due (heartbeat, deadlines, claims). */
@@ -274,42 +380,64 @@ export class ElectionCore {
 
   // ---- message handlers ------------------------------------------------------------
 
+  /**
+   * Another process with our hostname (its packets never touch the table). Without a
+   * secret, packets in the first moments after our start may be our previous process's
+   * last ones, still in flight; authenticated, an admitted instance is alive by proof.
+   */
   #receiveOwnHostname(message: Message, from: Address, now: Instant): void {
-    // Broadcast loops back to our own socket; that echo carries our instance id.
-    if (message.iid === this.instanceId) return;
-    if (now.mono - this.#lastDuplicateLogAt >= this.tockMs) {
-      this.#lastDuplicateLogAt = now.mono;
-      this.#log(1, `DUPLICATE HOSTNAME: another process at ${from.address} also calls itself ${this.hostname}; its packets are ignored`);
-      this.#event({ type: 'duplicate', hostname: this.hostname, address: from.address });
+    if (!this.#guard && now.mono - this.#startedAt < this.#holdoffMs) return;
+    const iid = message.iid ?? '';
+    const known = this.#rival?.iid === iid ? this.#rival : null;
+    if (message.action === 'shutdown') {
+      if (known) this.#rival = null;
+      return;
     }
+    const master = message.action === 'heartbeat' ? message.master : (known?.master ?? false);
+    this.#rival = { iid, address: from.address, master, lastHeard: now.mono };
+    if (now.mono - this.#lastDuplicateLogAt < this.tockMs) return;
+    this.#lastDuplicateLogAt = now.mono;
+    const ours = { iid: this.instanceId, address: this.#ip || 'this server' };
+    const theirs = { iid, address: from.address };
+    const weYield = outranks(master, iid, this.#role === 'master', this.instanceId);
+    this.#reportDuplicate(this.hostname, weYield ? theirs : ours, weYield ? ours : theirs, true);
+  }
+
+  #reportDuplicate(hostname: string, keeper: { iid: string; address: string }, yielder: { iid: string; address: string }, self: boolean): void {
+    const name = (side: { iid: string; address: string }): string => `${side.address} (instance ${side.iid || 'without id'})`;
+    this.#log(1, `DUPLICATE HOSTNAME: two live processes announce ${hostname}: ${name(keeper)} keeps the name, ${name(yielder)} never claims master until it stops`);
+    this.#event({ type: 'duplicate', hostname, keeper, yielder, self });
+  }
+
+  /** Another live process with our hostname outranks us: we neither claim nor keep master. */
+  #yieldsName(now: Instant): boolean {
+    const rival = this.#rival;
+    if (!rival) return false;
+    if (now.mono - rival.lastHeard >= this.deadAfterMs) {
+      this.#rival = null;
+      this.#log(4, `The other process named ${this.hostname} (${rival.address}) is gone`);
+      return false;
+    }
+    return outranks(rival.master, rival.iid, this.#role === 'master', this.instanceId);
   }
 
   /** Same instance, sequence not above the last one heard: reordered or repeated. */
   #isStale(peer: Peer, message: Message): boolean {
-    return message.iid !== undefined && message.iid === peer.iid && message.seq !== undefined && message.seq <= peer.seq;
+    if (message.iid === undefined || message.seq === undefined) return false;
+    if (message.iid === peer.iid) return message.seq <= peer.seq;
+    return message.iid === peer.other?.iid && message.seq <= peer.other.seq;
   }
 
   #receiveHeartbeat(message: HeartbeatMessage, from: Address, now: Instant): void {
     const existing = this.#peers.get(message.hostname);
     if (existing) {
-      const record = existing.record;
-      record.ip = message.ip;
-      record.master = message.master;
-      record.eligible = message.eligible;
-      record.uptime = message.uptime;
-      record.data = message.data;
-      record.now = now.wall / 1000;
-      if (existing.iid !== message.iid && existing.iid !== undefined) {
-        this.#log(5, `Server ${message.hostname} restarted (new instance)`);
-      }
-      existing.iid = message.iid;
-      existing.seq = message.seq ?? -1;
-      existing.lastHeard = now.mono;
-      existing.address = from.address;
-      this.#log(10, `Heartbeat from ${message.hostname}`, record);
+      if (existing.iid !== message.iid && !this.#switchInstance(existing, message, from, now)) return;
+      this.#follow(existing, message, from.address, now.mono, now);
+      this.#log(10, `Heartbeat from ${message.hostname}`, existing.record);
       return;
     }
     if (this.#peers.size + 1 >= this.#maxServers) {
+      this.#out.dropped = 'table-full';
       if (now.mono - this.#lastFullLogAt >= this.tockMs) {
         this.#lastFullLogAt = now.mono;
         this.#log(2, `Server table is full (${this.#maxServers}); ignoring new server ${message.hostname} from ${from.address}`);
@@ -327,10 +455,77 @@ export class ElectionCore {
       uptime: message.uptime,
       locked: false,
     };
-    this.#peers.set(message.hostname, { record, lastHeard: now.mono, iid: message.iid, seq: message.seq ?? -1, address: from.address });
+    this.#peers.set(message.hostname, {
+      record,
+      lastHeard: now.mono,
+      iid: message.iid,
+      seq: message.seq ?? -1,
+      address: from.address,
+      iidSince: now.mono,
+      other: null,
+      duplicate: false,
+      reportedAt: -Infinity,
+    });
     this.table[message.hostname] = record;
     this.#log(5, `Server joined the cluster: ${message.hostname} (${message.ip})`);
     this.#event({ type: 'addserver', server: record });
+  }
+
+  /** Make the record show `message` and follow its instance. */
+  #follow(peer: Peer, message: HeartbeatMessage, address: string, heardAt: number, now: Instant): void {
+    const record = peer.record;
+    record.ip = message.ip;
+    record.master = message.master;
+    record.eligible = message.eligible;
+    record.uptime = message.uptime;
+    record.data = message.data;
+    record.now = now.wall / 1000;
+    peer.iid = message.iid;
+    peer.seq = message.seq ?? -1;
+    peer.lastHeard = heardAt;
+    peer.address = address;
+  }
+
+  /**
+   * A heartbeat for a known hostname from another instance than the one we follow: a
+   * restart, or, when the instance we followed before speaks again, two live processes
+   * with one hostname. Returns whether to follow the sender from now on.
+   */
+  #switchInstance(peer: Peer, message: HeartbeatMessage, from: Address, now: Instant): boolean {
+    const other = peer.other && now.mono - peer.other.lastHeard < this.deadAfterMs ? peer.other : null;
+    if (!other || other.iid !== message.iid) {
+      // A new instance: the old process is gone (a restart), or this is the first sign of a duplicate.
+      if (peer.iid !== undefined) this.#log(5, `Server ${message.hostname} restarted (new instance)`);
+      peer.other = snapshot(peer);
+      peer.duplicate = false;
+      peer.iidSince = now.mono;
+      return true;
+    }
+    if (!peer.duplicate && now.mono - peer.iidSince < this.#holdoffMs) {
+      // The previous process's last packets, overtaken in flight by the new one's first.
+      this.#log(9, `Ignoring a late packet from the previous instance of ${message.hostname}`);
+      this.#out.dropped = 'stale';
+      return false;
+    }
+    peer.duplicate = true;
+    other.seq = message.seq ?? -1;
+    other.lastHeard = now.mono;
+    other.address = from.address;
+    other.heartbeat = message;
+    const sender = { iid: message.iid ?? '', address: from.address };
+    const followed = { iid: peer.iid ?? '', address: peer.address };
+    const senderKeeps = outranks(message.master, sender.iid, peer.record.master, followed.iid);
+    if (now.mono - peer.reportedAt >= this.tockMs) {
+      peer.reportedAt = now.mono;
+      this.#reportDuplicate(message.hostname, senderKeeps ? sender : followed, senderKeeps ? followed : sender, false);
+    }
+    if (!senderKeeps) {
+      this.#out.dropped = 'yielded';
+      return false;
+    }
+    peer.other = snapshot(peer);
+    peer.iidSince = now.mono;
+    return true;
   }
 
   #receiveShutdown(message: Message, now: Instant): void {
@@ -339,7 +534,24 @@ export class ElectionCore {
     // A notice from another instance than the one we hear (or an anonymous one for a
     // server that names its instance) is not that server leaving.
     if (peer.iid !== undefined && message.iid !== peer.iid) {
+      if (peer.other && message.iid === peer.other.iid) {
+        this.#log(4, `The other process named ${message.hostname} (${peer.other.address}) is shutting down`);
+        peer.other = null;
+        peer.duplicate = false;
+        return;
+      }
       this.#log(5, `Ignoring shutdown notice for ${message.hostname}: instance id does not match`);
+      return;
+    }
+    const other = peer.duplicate && peer.other && now.mono - peer.other.lastHeard < this.deadAfterMs ? peer.other : null;
+    if (other?.heartbeat) {
+      // Of two processes with this hostname the one we followed leaves; the other is still here.
+      this.#log(4, `Server ${message.hostname} (${peer.address}) is shutting down; its namesake at ${other.address} remains`);
+      this.#follow(peer, other.heartbeat, other.address, other.lastHeard, now);
+      peer.iid = other.iid;
+      peer.seq = other.seq;
+      peer.other = null;
+      peer.duplicate = false;
       return;
     }
     this.#log(4, `Server ${message.hostname} is shutting down`);
@@ -362,6 +574,10 @@ export class ElectionCore {
       }
     }
     if (!this.#settled && now.mono - this.#startedAt >= this.tockMs) this.#settled = true;
+    if (this.#role === 'master' && this.#yieldsName(now)) {
+      this.#stepDown(`another live process named ${this.hostname} keeps the name`);
+      this.#sendHeartbeat(now);
+    }
 
     const claimants: string[] = [];
     for (const [hostname, peer] of this.#peers) {
@@ -376,7 +592,7 @@ export class ElectionCore {
         // We sort first, so we are the one the recomputation picks: keep the role and
         // say so at once; the rival yields when it hears us.
         this.#log(1, `MASTER CONFLICT: ${rival} also thinks it is master; we sort first and keep the role`);
-        if (now.mono - this.#lastAnswerAt >= Math.min(this.#tickMs / 4, MAX_ANSWER_HOLDOFF_MS)) this.#sendHeartbeat(now);
+        if (now.mono - this.#lastAnswerAt >= this.#holdoffMs) this.#sendHeartbeat(now);
         return;
       }
       this.#log(1, `MASTER CONFLICT: ${rival} also thinks it is master and sorts first`);
@@ -405,7 +621,7 @@ export class ElectionCore {
   }
 
   #mayClaim(now: Instant): boolean {
-    if (!this.#self.eligible || !this.#settled || this.#stopped) return false;
+    if (!this.#self.eligible || !this.#settled || this.#stopped || this.#yieldsName(now)) return false;
     for (const [hostname, peer] of this.#peers) {
       if (peer.record.eligible && hostname < this.hostname && this.#isLive(peer, now)) return false;
     }
@@ -457,8 +673,21 @@ export class ElectionCore {
 
   // ---- output ------------------------------------------------------------------------
 
+  /** Answers to hellos are at least this far apart; also how late a packet may overtake another. */
+  get #holdoffMs(): number {
+    return Math.min(this.#tickMs / 4, MAX_ANSWER_HOLDOFF_MS);
+  }
+
+  /**
+   * How long an echo of our hello admits an instance. Answers come within a holdoff; any
+   * longer only allows for a slow network, since each echo admits its sender once.
+   */
+  get #challengeTtlMs(): number {
+    return Math.max(this.#tickMs, 1000);
+  }
+
   #answerSoon(now: Instant): void {
-    const holdoff = Math.min(this.#tickMs / 4, MAX_ANSWER_HOLDOFF_MS);
+    const holdoff = this.#holdoffMs;
     if (now.mono - this.#lastAnswerAt >= holdoff) {
       this.#sendHeartbeat(now);
     } else {
@@ -481,6 +710,8 @@ export class ElectionCore {
       iid: this.instanceId,
       seq: this.#nextSeq(),
     };
+    const echo = this.#guard?.takeEchoes();
+    if (echo) heartbeat.echo = echo;
     this.#send(heartbeat);
     this.#lastAnswerAt = now.mono;
     this.#answerDueAt = Infinity;
@@ -515,6 +746,8 @@ export class ElectionCore {
       const deadline = peer.lastHeard + deadAfter;
       if (deadline > now.mono) wake = Math.min(wake, deadline);
     }
+    // When the other process with our hostname falls silent, we may claim again.
+    if (this.#rival) wake = Math.min(wake, Math.max(now.mono, this.#rival.lastHeard + deadAfter));
     return wake;
   }
 
@@ -524,6 +757,36 @@ export class ElectionCore {
     this.#out = emptyOutput();
     return out;
   }
+}
+
+/**
+ * Of two processes announcing one hostname, does A keep the name over B? The one that
+ * claims master (so a running master is never unseated by a newcomer), else the lower
+ * instance id; an original server, which has none (''), wins a tie and never yields. Every
+ * server computes this from the same two heartbeats, so all agree on the keeper.
+ */
+export function outranks(aMaster: boolean, aIid: string, bMaster: boolean, bIid: string): boolean {
+  if (aMaster !== bMaster) return aMaster;
+  return aIid < bIid;
+}
+
+function snapshot(peer: Peer): OtherInstance {
+  const { record } = peer;
+  return {
+    iid: peer.iid,
+    seq: peer.seq,
+    address: peer.address,
+    lastHeard: peer.lastHeard,
+    heartbeat: {
+      action: 'heartbeat',
+      hostname: record.hostname,
+      ip: record.ip,
+      master: record.master,
+      eligible: record.eligible,
+      uptime: record.uptime,
+      data: record.data,
+    },
+  };
 }
 
 function emptyOutput(): Output {

@@ -4,8 +4,9 @@
  * bound with exact times; `npm run sim` uses it to sweep faults.
  */
 import { ElectionCore, type CoreOptions } from '../core/election';
-import type { CoreEvent, Instant, Message, Output } from '../core/types';
-import { decode, encode } from '../wire/codec';
+import type { Address, CoreEvent, Instant, Message, Output } from '../core/types';
+import { createKeyring, type Keyring } from '../wire/auth';
+import { decode, encode, type DecodeResult } from '../wire/codec';
 import { EventHeap } from './heap';
 import { Random } from './random';
 
@@ -31,6 +32,10 @@ export interface SimClusterOptions {
   wire?: boolean;
   /** Keep a readable timeline (costly for big clusters). */
   trace?: boolean;
+  /** `secret_key` of every server: authenticated packets and instance verification (needs `wire`). */
+  secret?: string | string[];
+  /** `max_servers` of every server. */
+  maxServers?: number;
 }
 
 export interface SimEventRecord {
@@ -50,6 +55,8 @@ export interface SimNode {
   wakeToken: number;
   events: SimEventRecord[];
   options: SimNodeOptions;
+  /** Its `secret_key`, derived (null: open format). Change it with `setKeys`. */
+  keyring: Keyring | null;
 }
 
 type Item =
@@ -74,11 +81,18 @@ export class SimCluster {
   /** Return false to drop a datagram from `from` to `to` (partitions, one-way links). */
   link: (from: string, to: string) => boolean = () => true;
   datagrams = 0;
+  /** Datagrams refused, by reason: by a receiver's codec (bad MAC, …) or its core (stale, unverified, …). */
+  readonly drops: Record<string, number> = Object.create(null) as Record<string, number>;
+  /** Sees every datagram a server sends, as encoded (wire mode): what an eavesdropper on the LAN captures. */
+  onDatagram: ((from: string, datagram: Buffer) => void) | null = null;
 
   #heap = new EventHeap<Item>();
   #seq = 0;
   #wire: boolean;
   #trace: boolean;
+  /** The keyring every server starts with (shared, so one decode serves all who hold it). */
+  #keyring: Keyring | null;
+  #maxServers: number | undefined;
 
   constructor(options: SimClusterOptions = {}) {
     this.random = new Random(options.seed ?? 1);
@@ -89,6 +103,9 @@ export class SimCluster {
     this.lossRate = options.lossRate ?? 0;
     this.#wire = options.wire ?? true;
     this.#trace = options.trace ?? false;
+    this.#keyring = options.secret === undefined ? null : createKeyring(options.secret);
+    this.#maxServers = options.maxServers;
+    if (this.#keyring && !this.#wire) throw new Error('a secret needs the wire codec');
   }
 
   get tockMs(): number {
@@ -106,6 +123,7 @@ export class SimCluster {
       wakeToken: 0,
       events: [],
       options,
+      keyring: this.#keyring,
     };
     this.nodes.set(hostname, node);
     this.#push({ time: Math.max(this.now, options.at ?? this.now), seq: 0, kind: 'start', host: hostname });
@@ -184,9 +202,40 @@ export class SimCluster {
     this.#note('*', 'HEAL');
   }
 
+  /** Give one server new keys at run time (a config reload), e.g. one step of a key rotation. */
+  setKeys(hostname: string, secret: string | string[]): void {
+    const node = this.node(hostname);
+    if (!node.keyring) throw new Error('setKeys needs a cluster created with a secret');
+    node.keyring = createKeyring(secret);
+    this.#note(hostname, 'KEYS RELOADED');
+  }
+
+  /**
+   * A datagram from outside the cluster (an attacker on the LAN, or a replay) reaches
+   * `to` (default: every live server) now, through each receiver's codec and core.
+   */
+  inject(datagram: Buffer, options: { to?: string[]; address?: string } = {}): void {
+    const from: Address = { address: options.address ?? '10.66.66.66', port: 3014 };
+    for (const host of options.to ?? [...this.nodes.keys()]) {
+      const node = this.nodes.get(host);
+      if (!node?.alive) continue;
+      const result = this.#decodeFor(node, datagram);
+      if (!result.ok) {
+        this.#countDrop(result.reason);
+        continue;
+      }
+      this.#receive(node, result.message, from);
+    }
+  }
+
   /** Run a function at simulated time `time`. */
   at(time: number, fn: () => void): void {
     this.#push({ time, seq: 0, kind: 'call', fn });
+  }
+
+  /** Deliveries and wake-ups waiting (a bound the fuzzer checks). */
+  get pending(): number {
+    return this.#heap.size;
   }
 
   runUntil(time: number): void {
@@ -259,7 +308,9 @@ export class SimCluster {
       instanceId: this.random.hex(16),
       tickMs: this.tickMs,
       checkBeats: this.checkBeats,
+      verifyInstances: this.#keyring !== null,
     };
+    if (this.#maxServers !== undefined) coreOptions.maxServers = this.#maxServers;
     if (options.eligible !== undefined) coreOptions.eligible = options.eligible;
     if (options.exitOnConflict !== undefined) coreOptions.exitOnConflict = options.exitOnConflict;
     if (options.data !== undefined) coreOptions.data = options.data;
@@ -302,13 +353,27 @@ export class SimCluster {
           this.#push({ ...item, time: node.stalledUntil, seq: 0 });
           return;
         }
-        this.#apply(node, node.core.receive(item.message, { address: `10.0.0.${hashOf(item.from)}`, port: 3014 }, this.#instant(node)));
+        this.#receive(node, item.message, { address: addressOf(item.from), port: 3014 });
         break;
       }
       case 'call':
         item.fn();
         break;
     }
+  }
+
+  #receive(node: SimNode, message: Message, from: Address): void {
+    const out = node.core.receive(message, from, this.#instant(node));
+    if (out.dropped) this.#countDrop(out.dropped);
+    this.#apply(node, out);
+  }
+
+  #countDrop(reason: string): void {
+    this.drops[reason] = (this.drops[reason] ?? 0) + 1;
+  }
+
+  #decodeFor(node: SimNode, datagram: Buffer): DecodeResult {
+    return decode(datagram, { keyring: node.keyring });
   }
 
   #apply(node: SimNode, out: Output): void {
@@ -337,16 +402,33 @@ export class SimCluster {
   }
 
   #broadcast(from: string, message: Message): void {
-    let delivered = message;
+    let datagram: Buffer | null = null;
     if (this.#wire) {
-      const result = decode(encode(message));
-      if (!result.ok) throw new Error(`codec round trip failed for ${message.action}: ${result.reason} ${result.detail}`);
-      delivered = result.message;
+      datagram = encode(message, this.node(from).keyring);
+      this.onDatagram?.(from, datagram);
     }
+    // One decode per receiving keyring: servers that share keys see the same message.
+    const decoded = new Map<Keyring | null, DecodeResult>();
     for (const to of this.nodes.keys()) {
       this.datagrams++;
       if (!this.link(from, to)) continue;
       if (to !== from && this.lossRate > 0 && this.random.next() < this.lossRate) continue;
+      let delivered = message;
+      if (datagram) {
+        const receiver = this.node(to);
+        let result = decoded.get(receiver.keyring);
+        if (!result) {
+          result = this.#decodeFor(receiver, datagram);
+          decoded.set(receiver.keyring, result);
+        }
+        if (!result.ok) {
+          // Between servers with the same keys a failed round trip is a codec bug, not a drop.
+          if (receiver.keyring === this.node(from).keyring) throw new Error(`codec round trip failed for ${message.action}: ${result.reason} ${result.detail}`);
+          this.#countDrop(result.reason);
+          continue;
+        }
+        delivered = result.message;
+      }
       const delay = to === from ? 0 : this.latencyMs + (this.jitterMs > 0 ? this.random.next() * this.jitterMs : 0);
       this.#push({ time: this.now + delay, seq: 0, kind: 'deliver', to, from, message: delivered });
     }
@@ -370,6 +452,11 @@ function describeEvent(event: CoreEvent): string {
     default:
       return event.type;
   }
+}
+
+/** The simulated address of a server: stable, and distinct for the few names tests use. */
+export function addressOf(hostname: string): string {
+  return `10.0.0.${hashOf(hostname)}`;
 }
 
 function hashOf(text: string): number {

@@ -4,15 +4,22 @@
  * `decode` treats every byte as hostile: it never throws, and returns either a typed
  * message holding only validated fields, or the reason the datagram was dropped.
  * Unknown fields are ignored (that is how new fields reach old servers and back).
+ *
+ * With a keyring (`secret_key`), the same JSON travels inside an authenticated envelope
+ * (wire/auth.ts) and nothing else is accepted; without one the bytes are the original's.
  */
 import { isIP } from 'node:net';
-import type { HeartbeatMessage, JsonObject, Message } from '../core/types';
+import type { HeartbeatMessage, HelloMessage, JsonObject, Message } from '../core/types';
+import { MAX_ECHOES } from '../core/freshness';
+import { looksSealed, open, seal, type Keyring } from './auth';
 
 /** The largest UDP payload over IPv4. */
 export const MAX_UDP_PAYLOAD = 65507;
 export const DEFAULT_MAX_PACKET_BYTES = 32768;
 /** Nesting deeper than this in `data` is refused: user code walks it recursively. */
 export const MAX_DATA_DEPTH = 32;
+/** Default cap on the JSON size of `data`: the packet limit already bounds it, as before. */
+export const DEFAULT_MAX_DATA_BYTES = DEFAULT_MAX_PACKET_BYTES;
 
 /**
  * A hostname as pixl-server users write them: letters, digits, dot, dash, underscore,
@@ -21,6 +28,8 @@ export const MAX_DATA_DEPTH = 32;
  */
 export const HOSTNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 const INSTANCE_ID_PATTERN = /^[0-9a-f]{8,64}$/;
+/** An echo entry: "<iid>:<seq>" of a hello being answered. */
+const ECHO_PATTERN = /^[0-9a-f]{8,64}:(?:0|[1-9][0-9]{0,15})$/;
 
 export type DropReason =
   | 'oversized'
@@ -29,18 +38,39 @@ export type DropReason =
   | 'unknown-action'
   | 'bad-field'
   | 'special-key'
-  | 'too-deep';
+  | 'too-deep'
+  | 'data-oversized'
+  /** A secret is configured and the datagram has no authenticated envelope. */
+  | 'unauthenticated'
+  /** Signed with a key that is not (or no longer) in `secret_key`. */
+  | 'unknown-key'
+  /** The MAC does not match: altered in transit, or forged. */
+  | 'bad-mac'
+  /** An authenticated datagram reached a server with no `secret_key`. */
+  | 'unexpected-auth';
 
 export type DecodeResult =
-  | { ok: true; message: Message }
+  | { ok: true; message: Message; /** Which `secret_key` entry verified it (0 signs); absent without a secret. */ keyIndex?: number }
   | { ok: false; reason: DropReason; detail: string };
 
 export interface DecodeLimits {
   maxBytes?: number;
+  /** Largest `data` accepted, in bytes of JSON. */
+  maxDataBytes?: number;
+  /** When set, only datagrams signed with one of its keys are accepted. */
+  keyring?: Keyring | null;
 }
 
-/** Encode in the original's field order; new fields go after `action`. */
-export function encode(message: Message): Buffer {
+/**
+ * Encode in the original's field order; new fields go after `action`. With a keyring the
+ * JSON is sealed in the authenticated envelope; without one the bytes are the original's.
+ */
+export function encode(message: Message, keyring?: Keyring | null): Buffer {
+  const body = encodeBody(message);
+  return keyring ? seal(body, keyring) : body;
+}
+
+function encodeBody(message: Message): Buffer {
   let wire: Record<string, unknown>;
   switch (message.action) {
     case 'heartbeat':
@@ -61,27 +91,51 @@ export function encode(message: Message): Buffer {
   }
   if (message.iid !== undefined) wire.iid = message.iid;
   if (message.seq !== undefined) wire.seq = message.seq;
+  if (message.action === 'hello' && message.to !== undefined) wire.to = message.to;
+  if (message.action === 'heartbeat' && message.echo !== undefined && message.echo.length > 0) wire.echo = message.echo;
   return Buffer.from(JSON.stringify(wire) + '\n', 'utf8');
+}
+
+/** Size of `data` as it goes on the wire. */
+export function dataBytes(data: JsonObject): number {
+  return Buffer.byteLength(JSON.stringify(data), 'utf8');
 }
 
 export function decode(datagram: Buffer, limits: DecodeLimits = {}): DecodeResult {
   const maxBytes = limits.maxBytes ?? DEFAULT_MAX_PACKET_BYTES;
   if (datagram.length > maxBytes) return drop('oversized', `${datagram.length} bytes > ${maxBytes}`);
+  let body = datagram;
+  let keyIndex: number | undefined;
+  if (limits.keyring) {
+    // The MAC is checked before anything is parsed: a forged datagram costs one HMAC.
+    const opened = open(datagram, limits.keyring);
+    if (!opened.ok) return drop(opened.reason, opened.detail);
+    body = opened.body;
+    keyIndex = opened.keyIndex;
+  } else if (looksSealed(datagram)) {
+    return drop('unexpected-auth', 'authenticated datagram, but no secret_key is configured here');
+  }
   // The original only looks at datagrams that start with "{"; so do we.
-  if (datagram.length === 0 || datagram[0] !== 0x7b) return drop('not-json', 'does not start with "{"');
+  if (body.length === 0 || body[0] !== 0x7b) return drop('not-json', 'does not start with "{"');
   let parsed: unknown;
   try {
-    parsed = JSON.parse(datagram.toString('utf8'));
+    parsed = JSON.parse(body.toString('utf8'));
   } catch (err) {
     return drop('not-json', err instanceof Error ? err.message.slice(0, 80) : 'parse error');
   }
   if (!isPlainObject(parsed)) return drop('not-object', 'top level is not an object');
   const shape = checkShape(parsed);
   if (shape) return shape;
-  return validate(parsed);
+  const result = validate(parsed, body.length, limits.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES);
+  if (!result.ok || keyIndex === undefined) return result;
+  // Replay protection rests on (iid, seq): an authenticated packet without them is refused.
+  if (result.message.iid === undefined || result.message.seq === undefined) {
+    return drop('bad-field', 'iid and seq are required when authenticated');
+  }
+  return { ok: true, message: result.message, keyIndex };
 }
 
-function validate(raw: Record<string, unknown>): DecodeResult {
+function validate(raw: Record<string, unknown>, bodyBytes: number, maxDataBytes: number): DecodeResult {
   const action = raw.action;
   if (typeof action !== 'string') return drop('bad-field', 'action');
   if (action !== 'heartbeat' && action !== 'shutdown' && action !== 'hello') {
@@ -103,6 +157,10 @@ function validate(raw: Record<string, unknown>): DecodeResult {
     const message: Message = { action, hostname };
     if (iid !== undefined) message.iid = iid;
     if (seq !== undefined) message.seq = seq;
+    if (action === 'hello' && raw.to !== undefined) {
+      if (typeof raw.to !== 'string' || !INSTANCE_ID_PATTERN.test(raw.to)) return drop('bad-field', 'to');
+      (message as HelloMessage).to = raw.to;
+    }
     return { ok: true, message };
   }
 
@@ -118,10 +176,24 @@ function validate(raw: Record<string, unknown>): DecodeResult {
   if (raw.data !== undefined && raw.data !== null) {
     if (!isPlainObject(raw.data)) return drop('bad-field', 'data');
     data = raw.data as JsonObject;
+    // `data` is smaller than the body it came in; measure it only when that could be too big.
+    if (bodyBytes > maxDataBytes) {
+      const size = dataBytes(data);
+      if (size > maxDataBytes) return drop('data-oversized', `data is ${size} bytes > ${maxDataBytes}`);
+    }
+  }
+  let echo: string[] | undefined;
+  if (raw.echo !== undefined) {
+    if (!Array.isArray(raw.echo) || raw.echo.length > MAX_ECHOES) return drop('bad-field', 'echo');
+    for (const entry of raw.echo) {
+      if (typeof entry !== 'string' || !ECHO_PATTERN.test(entry)) return drop('bad-field', 'echo');
+    }
+    echo = raw.echo as string[];
   }
   const message: HeartbeatMessage = { action, hostname, ip, master, eligible, uptime, data };
   if (iid !== undefined) message.iid = iid;
   if (seq !== undefined) message.seq = seq;
+  if (echo !== undefined) message.echo = echo;
   return { ok: true, message };
 }
 
@@ -138,8 +210,9 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 /**
  * Walk the parsed tree once, without recursion: refuse `__proto__` keys anywhere (a
- * later `Object.assign` or spread by user code would turn them into a prototype change)
- * and nesting deeper than MAX_DATA_DEPTH (user code walks `data` recursively).
+ * later `Object.assign` or spread by user code would turn them into a prototype change),
+ * `constructor.prototype` paths (the other deep-merge pollution gadget), and nesting deeper
+ * than MAX_DATA_DEPTH (user code walks `data` recursively).
  */
 function checkShape(root: Record<string, unknown>): DecodeResult | null {
   const stack: Array<[unknown, number]> = [[root, 0]];
@@ -153,7 +226,11 @@ function checkShape(root: Record<string, unknown>): DecodeResult | null {
     }
     for (const key of Object.keys(node)) {
       if (key === '__proto__') return drop('special-key', '__proto__');
-      stack.push([(node as Record<string, unknown>)[key], depth + 1]);
+      const child = (node as Record<string, unknown>)[key];
+      if (key === 'constructor' && isPlainObject(child) && Object.hasOwn(child, 'prototype')) {
+        return drop('special-key', 'constructor.prototype');
+      }
+      stack.push([child, depth + 1]);
     }
   }
   return null;
