@@ -78,6 +78,8 @@ interface Peer {
   address: string;
   /** Monotonic ms when `iid` became the instance we follow for this hostname. */
   iidSince: number;
+  /** Heartbeats heard from `iid`. */
+  heard: number;
   /** The instance we followed before (a restart), or the other live process (a duplicate). */
   other: OtherInstance | null;
   /** Both instances are live: a duplicate hostname, and `other` is the one that yields. */
@@ -91,6 +93,7 @@ interface OtherInstance {
   seq: number;
   address: string;
   lastHeard: number;
+  heard: number;
   /** Its last heartbeat: what the record becomes if it takes the name over. */
   heartbeat: HeartbeatMessage | null;
 }
@@ -101,7 +104,16 @@ interface Rival {
   address: string;
   master: boolean;
   lastHeard: number;
+  /** Packets heard from it in a row. */
+  heard: number;
 }
+
+/**
+ * Without a secret anyone can send a packet under any name, so the duplicate rules (new in
+ * this package) act only on a process heard at least this often: they must not let one
+ * forged packet do more than it could before them.
+ */
+const OPEN_DUPLICATE_EVIDENCE = 2;
 
 const DEFAULT_MAX_SERVERS = 1000;
 /**
@@ -388,14 +400,14 @@ export class ElectionCore {
   #receiveOwnHostname(message: Message, from: Address, now: Instant): void {
     if (!this.#guard && now.mono - this.#startedAt < this.#holdoffMs) return;
     const iid = message.iid ?? '';
-    const known = this.#rival?.iid === iid ? this.#rival : null;
+    const known = this.#rival?.iid === iid && now.mono - this.#rival.lastHeard < this.deadAfterMs ? this.#rival : null;
     if (message.action === 'shutdown') {
       if (known) this.#rival = null;
       return;
     }
     const master = message.action === 'heartbeat' ? message.master : (known?.master ?? false);
-    this.#rival = { iid, address: from.address, master, lastHeard: now.mono };
-    if (now.mono - this.#lastDuplicateLogAt < this.tockMs) return;
+    this.#rival = { iid, address: from.address, master, lastHeard: now.mono, heard: (known?.heard ?? 0) + 1 };
+    if (!this.#rivalConfirmed(this.#rival) || now.mono - this.#lastDuplicateLogAt < this.tockMs) return;
     this.#lastDuplicateLogAt = now.mono;
     const ours = { iid: this.instanceId, address: this.#ip || 'this server' };
     const theirs = { iid, address: from.address };
@@ -415,10 +427,15 @@ export class ElectionCore {
     if (!rival) return false;
     if (now.mono - rival.lastHeard >= this.deadAfterMs) {
       this.#rival = null;
-      this.#log(4, `The other process named ${this.hostname} (${rival.address}) is gone`);
+      if (this.#rivalConfirmed(rival)) this.#log(4, `The other process named ${this.hostname} (${rival.address}) is gone`);
       return false;
     }
-    return outranks(rival.master, rival.iid, this.#role === 'master', this.instanceId);
+    return this.#rivalConfirmed(rival) && outranks(rival.master, rival.iid, this.#role === 'master', this.instanceId);
+  }
+
+  /** Authenticated, an admitted instance is alive by proof; without a secret, evidence must repeat. */
+  #rivalConfirmed(rival: { heard: number }): boolean {
+    return this.#guard !== null || rival.heard >= OPEN_DUPLICATE_EVIDENCE;
   }
 
   /** Same instance, sequence not above the last one heard: reordered or repeated. */
@@ -433,6 +450,7 @@ export class ElectionCore {
     if (existing) {
       if (existing.iid !== message.iid && !this.#switchInstance(existing, message, from, now)) return;
       this.#follow(existing, message, from.address, now.mono, now);
+      existing.heard++;
       this.#log(10, `Heartbeat from ${message.hostname}`, existing.record);
       return;
     }
@@ -462,6 +480,7 @@ export class ElectionCore {
       seq: message.seq ?? -1,
       address: from.address,
       iidSince: now.mono,
+      heard: 1,
       other: null,
       duplicate: false,
       reportedAt: -Infinity,
@@ -499,6 +518,7 @@ export class ElectionCore {
       peer.other = snapshot(peer);
       peer.duplicate = false;
       peer.iidSince = now.mono;
+      peer.heard = 0;
       return true;
     }
     if (!peer.duplicate && now.mono - peer.iidSince < this.#holdoffMs) {
@@ -506,6 +526,16 @@ export class ElectionCore {
       this.#log(9, `Ignoring a late packet from the previous instance of ${message.hostname}`);
       this.#out.dropped = 'stale';
       return false;
+    }
+    other.heard++;
+    if (!peer.duplicate && !(this.#rivalConfirmed(other) && this.#rivalConfirmed(peer))) {
+      // Without a secret, one packet of each is no proof of two processes: follow the
+      // sender back, as before these rules, until both have spoken twice.
+      const returning = other.heard - 1;
+      peer.other = snapshot(peer);
+      peer.iidSince = now.mono;
+      peer.heard = returning;
+      return true;
     }
     peer.duplicate = true;
     other.seq = message.seq ?? -1;
@@ -525,6 +555,7 @@ export class ElectionCore {
     }
     peer.other = snapshot(peer);
     peer.iidSince = now.mono;
+    peer.heard = other.heard - 1;
     return true;
   }
 
@@ -550,6 +581,7 @@ export class ElectionCore {
       this.#follow(peer, other.heartbeat, other.address, other.lastHeard, now);
       peer.iid = other.iid;
       peer.seq = other.seq;
+      peer.heard = other.heard;
       peer.other = null;
       peer.duplicate = false;
       return;
@@ -777,6 +809,7 @@ function snapshot(peer: Peer): OtherInstance {
     seq: peer.seq,
     address: peer.address,
     lastHeard: peer.lastHeard,
+    heard: peer.heard,
     heartbeat: {
       action: 'heartbeat',
       hostname: record.hostname,

@@ -16,6 +16,8 @@ export interface SimNodeOptions {
   data?: CoreOptions['data'];
   /** Start time; default now. */
   at?: number;
+  /** The hostname it announces, when not its name in the simulation (two processes, one hostname). */
+  hostname?: string;
 }
 
 export interface SimClusterOptions {
@@ -303,7 +305,7 @@ export class SimCluster {
 
   #newCore(hostname: string, options: SimNodeOptions): ElectionCore {
     const coreOptions: CoreOptions = {
-      hostname,
+      hostname: options.hostname ?? hostname,
       ip: '127.0.0.1',
       instanceId: this.random.hex(16),
       tickMs: this.tickMs,
