@@ -117,6 +117,20 @@ for (const [mode, options] of MODES) {
       assert.deepEqual(sim.masters(), ['a2']);
     });
 
+    test('a namesake of a slave that goes silent is forgotten a tock later (found by the fuzzer: it used to spin the timer)', () => {
+      const sim = cluster(options);
+      for (const host of ['a', 'b']) sim.add(host);
+      assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 3 * TOCK), null);
+      sim.add('b2', { hostname: 'b' });
+      sim.runFor(3 * TICK);
+      assert.ok(sim.eventsOf('duplicate', 'b').length > 0);
+      sim.crash('b2');
+      assert.doesNotThrow(() => sim.runFor(3 * TOCK), 'the simulation got stuck');
+      const b = sim.node('b').core;
+      assert.equal(b.yieldsHostname({ mono: sim.now, wall: 0 }), false);
+      assert.equal(sim.agreedMaster(), 'a');
+    });
+
     test('a restart is not a duplicate: crash or graceful, with packets still in flight', () => {
       for (const graceful of [false, true]) {
         const sim = cluster({ ...options, jitterMs: 20 });

@@ -424,13 +424,16 @@ export class ElectionCore {
   /** Another live process with our hostname outranks us: we neither claim nor keep master. */
   #yieldsName(now: Instant): boolean {
     const rival = this.#rival;
-    if (!rival) return false;
-    if (now.mono - rival.lastHeard >= this.deadAfterMs) {
-      this.#rival = null;
-      if (this.#rivalConfirmed(rival)) this.#log(4, `The other process named ${this.hostname} (${rival.address}) is gone`);
-      return false;
-    }
+    if (!rival || now.mono - rival.lastHeard >= this.deadAfterMs) return false;
     return this.#rivalConfirmed(rival) && outranks(rival.master, rival.iid, this.#role === 'master', this.instanceId);
+  }
+
+  /** Forget the other process with our hostname once it has been silent for a tock. */
+  #expireRival(now: Instant): void {
+    const rival = this.#rival;
+    if (!rival || now.mono - rival.lastHeard < this.deadAfterMs) return;
+    this.#rival = null;
+    if (this.#rivalConfirmed(rival)) this.#log(4, `The other process named ${this.hostname} (${rival.address}) is gone`);
   }
 
   /** Authenticated, an admitted instance is alive by proof; without a secret, evidence must repeat. */
@@ -606,6 +609,7 @@ export class ElectionCore {
       }
     }
     if (!this.#settled && now.mono - this.#startedAt >= this.tockMs) this.#settled = true;
+    this.#expireRival(now);
     if (this.#role === 'master' && this.#yieldsName(now)) {
       this.#stepDown(`another live process named ${this.hostname} keeps the name`);
       this.#sendHeartbeat(now);
@@ -779,7 +783,8 @@ export class ElectionCore {
       if (deadline > now.mono) wake = Math.min(wake, deadline);
     }
     // When the other process with our hostname falls silent, we may claim again.
-    if (this.#rival) wake = Math.min(wake, Math.max(now.mono, this.#rival.lastHeard + deadAfter));
+    const rivalGone = this.#rival ? this.#rival.lastHeard + deadAfter : Infinity;
+    if (rivalGone > now.mono) wake = Math.min(wake, rivalGone);
     return wake;
   }
 

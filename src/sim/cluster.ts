@@ -68,6 +68,8 @@ type Item =
   | { time: number; seq: number; kind: 'call'; fn: () => void };
 
 const WALL_EPOCH = Date.UTC(2026, 0, 1);
+/** More items than this at one simulated instant means a livelock (see #step). */
+const MAX_STEPS_AT_ONE_INSTANT = 200_000;
 
 export class SimCluster {
   readonly random: Random;
@@ -244,9 +246,7 @@ export class SimCluster {
     for (;;) {
       const next = this.#heap.peek();
       if (!next || next.time > time) break;
-      this.#heap.pop();
-      this.now = next.time;
-      this.#process(next);
+      this.#step(next);
     }
     this.now = Math.max(this.now, time);
   }
@@ -262,9 +262,7 @@ export class SimCluster {
     for (;;) {
       const next = this.#heap.peek();
       if (!next || next.time > end) break;
-      this.#heap.pop();
-      this.now = next.time;
-      this.#process(next);
+      this.#step(next);
       if (predicate()) return this.now;
     }
     this.now = Math.max(this.now, end);
@@ -302,6 +300,22 @@ export class SimCluster {
   }
 
   // ---- internals -------------------------------------------------------------------
+
+  #sameTimeSteps = 0;
+
+  /**
+   * Pop and process one item. Simulated time must advance: a core that keeps asking to be
+   * woken at the instant it is woken would spin forever, so that fails loudly instead.
+   */
+  #step(next: Item): void {
+    this.#heap.pop();
+    this.#sameTimeSteps = next.time === this.now ? this.#sameTimeSteps + 1 : 0;
+    if (this.#sameTimeSteps > MAX_STEPS_AT_ONE_INSTANT) {
+      throw new Error(`simulation stuck at ${this.now} ms: ${MAX_STEPS_AT_ONE_INSTANT} steps without time advancing (last: ${next.kind})`);
+    }
+    this.now = next.time;
+    this.#process(next);
+  }
 
   #newCore(hostname: string, options: SimNodeOptions): ElectionCore {
     const coreOptions: CoreOptions = {
