@@ -5,7 +5,7 @@
 import { isIPv4 } from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { Netmask } from 'netmask';
-import { DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, HOSTNAME_PATTERN, MAX_UDP_PAYLOAD } from './wire/codec';
+import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, isValidHostname, MAX_PRIORITY, MAX_UDP_PAYLOAD } from './wire/codec';
 import { MAX_KEYS } from './wire/auth';
 
 export interface MultiServerConfig {
@@ -31,8 +31,38 @@ export interface MultiServerConfig {
   /** Most servers kept in the table; bounds memory under a flood of forged hostnames. @default 1000 */
   max_servers: number;
   /**
+   * Higher wins an election; equal priorities fall back to hostname order (the original's
+   * rule). Only decides between servers that may claim: a running master is never replaced
+   * by a higher-priority joiner. @default 0
+   */
+  priority: number;
+  /**
+   * Eligible servers (self included) that must be visible for anyone to be master; below
+   * it a master steps down within one tock and nobody claims. Set it to a majority
+   * (e.g. 2 of 3) so the minority side of a partition never has a master. @default 0 (off)
+   */
+  quorum: number;
+  /**
+   * Namespace: clusters with different ids share a port and ignore each other.
+   * @default '' (the default cluster, whose packets are the original's)
+   */
+  cluster_id: string;
+  /**
+   * Largest checkpoint (`setCheckpoint`), as JSON bytes. It rides on every heartbeat of the
+   * master, so it shares `max_packet_bytes` with `data`. @default 4096
+   */
+  max_checkpoint_bytes: number;
+  /** Default timeout of `request()`, in milliseconds. @default 5000 */
+  request_timeout_ms: number;
+  /** With pixl-server-web: a URI answering the cluster status as JSON. @default '' (off) */
+  http_status_uri: string;
+  /** With pixl-server-web: a URI answering 200 while a master is known, 503 otherwise. @default '' (off) */
+  http_health_uri: string;
+  /** Restrict those URIs to pixl-server-web's default ACL (private networks). @default true */
+  http_acl: boolean;
+  /**
    * Largest user `data` accepted or sent, in bytes of JSON; a heartbeat over it is dropped
-   * (received) or sent without its data (sent). @default 32768 (the packet limit already bounds it)
+   * (received) or sent without its data (sent). @default 0 (no limit of its own: `max_packet_bytes` bounds it)
    */
   max_data_bytes: number;
   /**
@@ -52,6 +82,14 @@ export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip'>> =
   exit_on_conflict: false,
   max_packet_bytes: DEFAULT_MAX_PACKET_BYTES,
   max_servers: 1000,
+  priority: 0,
+  quorum: 0,
+  cluster_id: '',
+  max_checkpoint_bytes: 4096,
+  request_timeout_ms: 5000,
+  http_status_uri: '',
+  http_health_uri: '',
+  http_acl: true,
   max_data_bytes: DEFAULT_MAX_DATA_BYTES,
 });
 
@@ -97,6 +135,20 @@ function integer(raw: Record<string, unknown>, key: keyof MultiServerConfig, min
   return value;
 }
 
+function uri(raw: Record<string, unknown>, key: keyof MultiServerConfig): string {
+  const value = pick(raw, key);
+  if (typeof value !== 'string' || (value !== '' && !/^\/[\x21-\x7e]*$/.test(value))) {
+    throw new ConfigError(key, 'a URI path starting with "/" (or "" for off)', value);
+  }
+  return value;
+}
+
+function bool(raw: Record<string, unknown>, key: keyof MultiServerConfig): boolean {
+  const value = pick(raw, key);
+  if (typeof value !== 'boolean') throw new ConfigError(key, 'a boolean', value);
+  return value;
+}
+
 /** Validate a raw `MultiServer` section; throws ConfigError naming the key and the value. */
 export function validateConfig(section: unknown): Settings {
   if (section !== undefined && (typeof section !== 'object' || section === null || Array.isArray(section))) {
@@ -120,6 +172,16 @@ export function validateConfig(section: unknown): Settings {
   const exitOnConflict = pick(raw, 'exit_on_conflict');
   if (typeof exitOnConflict !== 'boolean') throw new ConfigError('exit_on_conflict', 'a boolean', exitOnConflict);
 
+  const priority = pick(raw, 'priority');
+  if (typeof priority !== 'number' || !Number.isFinite(priority) || Math.abs(priority) > MAX_PRIORITY) {
+    throw new ConfigError('priority', `a number from -${MAX_PRIORITY} to ${MAX_PRIORITY}`, priority);
+  }
+  const clusterId = pick(raw, 'cluster_id');
+  if (typeof clusterId !== 'string' || (clusterId !== '' && !CLUSTER_ID_PATTERN.test(clusterId))) {
+    throw new ConfigError('cluster_id', 'a string of up to 64 letters, digits, ".", "-" or "_" (or "" for the default cluster)', clusterId);
+  }
+  const maxServers = integer(raw, 'max_servers', 1, 100000);
+
   return {
     comm_port: integer(raw, 'comm_port', 1, 65535),
     heartbeat_freq: heartbeat,
@@ -127,8 +189,16 @@ export function validateConfig(section: unknown): Settings {
     broadcast_ip: broadcast as string,
     exit_on_conflict: exitOnConflict,
     max_packet_bytes: integer(raw, 'max_packet_bytes', 512, MAX_UDP_PAYLOAD),
-    max_servers: integer(raw, 'max_servers', 1, 100000),
-    max_data_bytes: integer(raw, 'max_data_bytes', 2, MAX_UDP_PAYLOAD),
+    max_servers: maxServers,
+    priority,
+    quorum: integer(raw, 'quorum', 0, maxServers),
+    cluster_id: clusterId,
+    max_checkpoint_bytes: integer(raw, 'max_checkpoint_bytes', 0, MAX_UDP_PAYLOAD),
+    request_timeout_ms: integer(raw, 'request_timeout_ms', 1, 3_600_000),
+    http_status_uri: uri(raw, 'http_status_uri'),
+    http_health_uri: uri(raw, 'http_health_uri'),
+    http_acl: bool(raw, 'http_acl'),
+    max_data_bytes: integer(raw, 'max_data_bytes', 0, MAX_UDP_PAYLOAD),
     secret_key: secretKeys(raw.secret_key),
   };
 }
@@ -160,7 +230,7 @@ class Redacted {
 
 /** The server's hostname is the key of our row in every table: it must be wire-valid. */
 export function validateHostname(hostname: unknown): string {
-  if (typeof hostname !== 'string' || !HOSTNAME_PATTERN.test(hostname)) {
+  if (!isValidHostname(hostname)) {
     throw new ConfigError('hostname', 'a hostname of letters, digits, ".", "-" or "_" (at most 253)', hostname);
   }
   return hostname;

@@ -10,10 +10,11 @@ import { createKeyring } from '../src/wire/auth';
 import { decode, encode } from '../src/wire/codec';
 
 const SECRET = 'replay-suite cluster secret, long and random';
+const LATENCY = 1;
 const KEYRING = createKeyring(SECRET);
 
 function cluster(hosts: string[], options: SimClusterOptions): SimCluster {
-  const sim = new SimCluster({ checkBeats: 3, latencyMs: 1, secret: SECRET, ...options });
+  const sim = new SimCluster({ checkBeats: 3, latencyMs: LATENCY, secret: SECRET, ...options });
   for (const host of hosts) sim.add(host);
   return sim;
 }
@@ -103,7 +104,7 @@ describe('restarts and SPEC bounds with a secret', () => {
   const TICK = 1000;
   const TOCK = 3000;
 
-  test('a restarted server (new process, same hostname) is followed by every peer within a quarter tick', () => {
+  test('a restarted server (new process, same hostname) is followed by every peer within a round trip and a quarter tick', () => {
     for (const graceful of [false, true]) {
       const sim = cluster(['a', 'b', 'c'], { tickMs: TICK });
       assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 2 * TOCK), null);
@@ -114,13 +115,15 @@ describe('restarts and SPEC bounds with a secret', () => {
       const fresh = sim.node('c').core.instanceId;
       const at = sim.runUntilTrue(() => ['a', 'b'].every((h) => sim.node(h).core.instanceOf('c') === fresh), TICK);
       assert.notEqual(at, null, 'the new process was not admitted');
-      assert.ok((at as number) - startedAt <= TICK / 4 + 2, `admitted after ${(at as number) - startedAt} ms`);
+      // Challenge and answer take a round trip; an answer to a second challenger waits out
+      // the holdoff that keeps a hello flood from becoming a heartbeat flood (a quarter tick).
+      assert.ok((at as number) - startedAt <= TICK / 4 + 3 * LATENCY, `admitted after ${(at as number) - startedAt} ms`);
       sim.runFor(10 * TICK);
       assert.equal(sim.agreedMaster(), 'a');
     }
   });
 
-  test('a joiner learns the master in one round trip; the others admit it within a quarter tick', () => {
+  test('a joiner learns the master in one round trip; the others admit it within a round trip and a quarter tick', () => {
     const sim = cluster(['b', 'c', 'd'], { tickMs: TICK });
     assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'b', 2 * TOCK), null);
     sim.runFor(TICK / 2);
@@ -130,7 +133,7 @@ describe('restarts and SPEC bounds with a secret', () => {
     assert.notEqual(learned, null);
     assert.ok((learned as number) - joinedAt <= 2, `learned after ${(learned as number) - joinedAt} ms`);
     const admitted = sim.runUntilTrue(() => ['b', 'c', 'd'].every((h) => sim.node(h).core.table.a !== undefined), TICK);
-    assert.ok(admitted !== null && admitted - joinedAt <= TICK / 4 + 2);
+    assert.ok(admitted !== null && admitted - joinedAt <= TICK / 4 + 3 * LATENCY, `admitted after ${(admitted ?? NaN) - joinedAt} ms`);
     sim.runFor(20 * TICK);
     assert.equal(sim.agreedMaster(), 'b');
   });

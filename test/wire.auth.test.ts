@@ -108,7 +108,7 @@ describe('config: secret_key and max_data_bytes', () => {
     assert.deepEqual(validateConfig({}).secret_key, []);
     assert.deepEqual(validateConfig({ secret_key: 'k' }).secret_key, ['k']);
     assert.deepEqual(validateConfig({ secret_key: ['new', 'old'] }).secret_key, ['new', 'old']);
-    assert.equal(validateConfig({}).max_data_bytes, 32768);
+    assert.equal(validateConfig({}).max_data_bytes, 0, 'no limit of its own: the packet limit bounds data');
   });
 
   test('a bad secret_key fails naming the key and its shape, never its content', () => {
@@ -130,7 +130,7 @@ describe('config: secret_key and max_data_bytes', () => {
   });
 
   test('max_data_bytes must be an integer within the UDP payload', () => {
-    assert.throws(() => validateConfig({ max_data_bytes: 0 }), /max_data_bytes.*`0`/);
+    assert.throws(() => validateConfig({ max_data_bytes: -1 }), /max_data_bytes.*`-1`/);
     assert.throws(() => validateConfig({ max_data_bytes: 70000 }), /max_data_bytes.*`70000`/);
     assert.throws(() => validateConfig({ max_data_bytes: '1k' }), /max_data_bytes/);
     assert.equal(validateConfig({ max_data_bytes: 1024 }).max_data_bytes, 1024);

@@ -15,7 +15,7 @@
  */
 import { isIP } from 'node:net';
 import { createKeyring, seal, type Keyring } from '../wire/auth';
-import { HOSTNAME_PATTERN, MAX_DATA_DEPTH, decode, encode } from '../wire/codec';
+import { MAX_DATA_DEPTH, decode, encode, isValidHostname } from '../wire/codec';
 import { MAX_ECHOES } from '../core/freshness';
 import type { JsonValue, Message } from '../core/types';
 import { SimCluster } from './cluster';
@@ -79,7 +79,7 @@ const HOSTILE_JSON = [
   '{"constructor":{"prototype":{"polluted":1}}}', '{"toString":1,"hasOwnProperty":2,"valueOf":3}', '[1,"2",{"3":[4]}]',
   '"0123456789abcdef"', '"0123456789abcdef:1"', '["0123456789abcdef:1"]',
 ];
-const FIELDS = ['hostname', 'ip', 'master', 'eligible', 'uptime', 'data', 'action', 'iid', 'seq', 'echo', 'to'];
+const FIELDS = ['hostname', 'ip', 'master', 'eligible', 'uptime', 'data', 'action', 'iid', 'seq', 'echo', 'for', 'term', 'prio', 'handoff', 'cid', 'ckpt', 'target', 'to', 'type', 'payload', 'rid', 're'];
 const INTERESTING_BYTES = [0x00, 0xff, 0x7b, 0x7d, 0x22, 0x5c, 0x3a, 0x2c, 0x7f, 0x80, 0xc0, 0x0a, 0x50];
 
 type Generator = (random: Random, corpus: Corpus) => Buffer;
@@ -145,15 +145,29 @@ const GENERATORS: Record<string, Generator> = {
     const hostname = r.chance(0.4) ? r.pick(HOSTS) : `x${r.int(0, 2 * MAX_SERVERS)}`;
     const iid = r.chance(0.5) ? r.pick(c.iids) : r.chance(0.8) ? r.hex(16) : undefined;
     const seq = r.chance(0.5) ? r.int(0, 50) : r.int(0, 2 ** 40);
-    const action = r.pick(['heartbeat', 'heartbeat', 'heartbeat', 'shutdown', 'hello'] as const);
-    const message: Message =
-      action === 'heartbeat'
-        ? { action, hostname, ip: r.pick(['', '10.0.0.7', '::1']), master: r.chance(0.3), eligible: r.chance(0.7), uptime: r.int(0, 1e6), data: r.chance(0.5) ? {} : { v: nest(r, r.int(0, 10)) } }
-        : { action, hostname };
+    const action = r.pick(['heartbeat', 'heartbeat', 'heartbeat', 'shutdown', 'hello', 'promote', 'message'] as const);
+    const other = r.chance(0.5) ? r.pick(HOSTS) : `x${r.int(0, 9)}`;
+    let message: Message;
+    if (action === 'heartbeat') {
+      message = { action, hostname, ip: r.pick(['', '10.0.0.7', '::1']), master: r.chance(0.3), eligible: r.chance(0.7), uptime: r.int(0, 1e6), data: r.chance(0.5) ? {} : { v: nest(r, r.int(0, 10)) } };
+      if (r.chance(0.3)) message.term = r.int(0, 2 ** 40);
+      if (r.chance(0.2)) message.prio = r.int(-1e6, 1e6);
+      if (r.chance(0.1)) message.handoff = other;
+      if (r.chance(0.1)) message.ckpt = { t: r.int(0, 2 ** 40), v: r.int(0, 9), d: nest(r, r.int(0, 5)) };
+      if (r.chance(0.2)) message.echo = [`${r.pick(c.iids)}:${r.int(0, 20)}`];
+    } else if (action === 'promote') {
+      message = { action, hostname, target: other };
+    } else if (action === 'message') {
+      message = { action, hostname, to: r.chance(0.5) ? '*' : other, type: 'job', payload: nest(r, r.int(0, 5)) };
+      if (r.chance(0.3)) message.rid = r.hex(8);
+      if (r.chance(0.3)) message.re = r.hex(8);
+    } else {
+      message = { action, hostname };
+      if (message.action === 'hello' && r.chance(0.3)) message.for = r.pick(c.iids);
+    }
     if (iid !== undefined) message.iid = iid;
     if (iid !== undefined || r.chance(0.2)) message.seq = seq;
-    if (message.action === 'hello' && r.chance(0.3)) message.to = r.pick(c.iids);
-    if (message.action === 'heartbeat' && r.chance(0.2)) message.echo = [`${r.pick(c.iids)}:${r.int(0, 20)}`];
+    if (r.chance(0.05)) message.cid = 'other-cluster';
     return encode(message);
   },
   headerswap: (r, c) => Buffer.concat([r.pick(c.auth).subarray(0, 40), r.pick(c.auth).subarray(40)]),
@@ -245,16 +259,24 @@ function randomJson(r: Random, depth: number): JsonValue {
 
 /** Why `message` is not a well-formed decoded message, or null. */
 function malformed(message: Message): string | null {
-  const allowed = message.action === 'heartbeat'
-    ? ['action', 'hostname', 'ip', 'master', 'eligible', 'uptime', 'data', 'iid', 'seq', 'echo']
-    : ['action', 'hostname', 'iid', 'seq', 'to'];
+  const common = ['action', 'hostname', 'iid', 'seq', 'cid'];
+  const allowed = {
+    heartbeat: [...common, 'ip', 'master', 'eligible', 'uptime', 'data', 'echo', 'term', 'prio', 'handoff', 'ckpt'],
+    shutdown: common,
+    hello: [...common, 'for'],
+    promote: [...common, 'target'],
+    message: [...common, 'to', 'type', 'payload', 'rid', 're'],
+  }[message.action];
+  if (!allowed) return 'action';
   for (const key of Object.keys(message)) if (!allowed.includes(key)) return `unexpected field ${key}`;
-  if (!['heartbeat', 'shutdown', 'hello'].includes(message.action)) return 'action';
-  if (typeof message.hostname !== 'string' || !HOSTNAME_PATTERN.test(message.hostname)) return 'hostname';
+  if (!isValidHostname(message.hostname)) return 'hostname';
   if (message.iid !== undefined && !INSTANCE_ID.test(message.iid)) return 'iid';
   if (message.seq !== undefined && !(Number.isSafeInteger(message.seq) && message.seq >= 0)) return 'seq';
-  if (message.action === 'hello' && message.to !== undefined && !INSTANCE_ID.test(message.to)) return 'to';
+  if (message.action === 'hello' && message.for !== undefined && !INSTANCE_ID.test(message.for)) return 'for';
+  if (message.action === 'promote' && !isValidHostname(message.target)) return 'target';
+  if (message.action === 'message') return message.to !== '*' && !isValidHostname(message.to) ? 'to' : unsafeValue(message.payload);
   if (message.action !== 'heartbeat') return null;
+  if (message.ckpt !== undefined && unsafeValue(message.ckpt.d)) return 'ckpt';
   if (typeof message.ip !== 'string' || (message.ip !== '' && isIP(message.ip) === 0)) return 'ip';
   if (typeof message.master !== 'boolean' || typeof message.eligible !== 'boolean') return 'flags';
   if (!Number.isFinite(message.uptime) || message.uptime < 0) return 'uptime';
@@ -265,6 +287,10 @@ function malformed(message: Message): string | null {
 /** A JSON tree a user may walk and merge: plain, shallow enough, no pollution gadget. */
 function unsafeTree(root: unknown): string | null {
   if (typeof root !== 'object' || root === null || Array.isArray(root)) return 'data is not a plain object';
+  return unsafeValue(root);
+}
+
+function unsafeValue(root: unknown): string | null {
   const stack: Array<[unknown, number]> = [[root, 0]];
   while (stack.length > 0) {
     const [node, depth] = stack.pop() as [unknown, number];
@@ -296,7 +322,7 @@ function badTable(sim: SimCluster): string | null {
     if (rows.length > MAX_SERVERS) return `${node.hostname}: ${rows.length} rows > max_servers`;
     for (const key of rows) {
       const row = table[key];
-      if (!row || row.hostname !== key || !HOSTNAME_PATTERN.test(key)) return `${node.hostname}: bad row key ${key}`;
+      if (!row || row.hostname !== key || !isValidHostname(key)) return `${node.hostname}: bad row key ${key}`;
       if (Object.getPrototypeOf(row) !== Object.prototype) return `${node.hostname}: row ${key} prototype`;
       if (row.self !== (key === node.core.hostname)) return `${node.hostname}: row ${key} self flag`;
       if (typeof row.master !== 'boolean' || typeof row.eligible !== 'boolean' || typeof row.locked !== 'boolean') return `${node.hostname}: row ${key} flags`;

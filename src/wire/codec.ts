@@ -9,7 +9,7 @@
  * (wire/auth.ts) and nothing else is accepted; without one the bytes are the original's.
  */
 import { isIP } from 'node:net';
-import type { HeartbeatMessage, HelloMessage, JsonObject, Message } from '../core/types';
+import type { AppMessage, HeartbeatMessage, HelloMessage, JsonObject, JsonValue, Message } from '../core/types';
 import { MAX_ECHOES } from '../core/freshness';
 import { looksSealed, open, seal, type Keyring } from './auth';
 
@@ -18,8 +18,8 @@ export const MAX_UDP_PAYLOAD = 65507;
 export const DEFAULT_MAX_PACKET_BYTES = 32768;
 /** Nesting deeper than this in `data` is refused: user code walks it recursively. */
 export const MAX_DATA_DEPTH = 32;
-/** Default cap on the JSON size of `data`: the packet limit already bounds it, as before. */
-export const DEFAULT_MAX_DATA_BYTES = DEFAULT_MAX_PACKET_BYTES;
+/** Default cap on the JSON size of `data`: none of its own (0), the packet limit bounds it, as before. */
+export const DEFAULT_MAX_DATA_BYTES = 0;
 
 /**
  * A hostname as pixl-server users write them: letters, digits, dot, dash, underscore,
@@ -27,9 +27,27 @@ export const DEFAULT_MAX_DATA_BYTES = DEFAULT_MAX_PACKET_BYTES;
  * which keeps control characters and special property names out of the table.
  */
 export const HOSTNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+/**
+ * Names of Object.prototype members ("constructor", "toString", ...) are refused as
+ * hostnames too: harmless in our prototype-free table, but apps copy `servers` into
+ * plain objects, where such a key would shadow a method they call.
+ */
+const PROTOTYPE_NAMES = new Set(Object.getOwnPropertyNames(Object.prototype));
+
+export function isValidHostname(hostname: unknown): hostname is string {
+  return typeof hostname === 'string' && HOSTNAME_PATTERN.test(hostname) && !PROTOTYPE_NAMES.has(hostname);
+}
+
 const INSTANCE_ID_PATTERN = /^[0-9a-f]{8,64}$/;
 /** An echo entry: "<iid>:<seq>" of a hello being answered. */
 const ECHO_PATTERN = /^[0-9a-f]{8,64}:(?:0|[1-9][0-9]{0,15})$/;
+/** A cluster id (namespace): short, printable, safe in logs. */
+export const CLUSTER_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+/** Application message types: short names an app switches on. */
+export const MESSAGE_TYPE_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+const REQUEST_ID_PATTERN = /^[0-9a-z]{1,32}$/;
+/** Priorities are small numbers; a bound keeps comparisons meaningful. */
+export const MAX_PRIORITY = 1_000_000;
 
 export type DropReason =
   | 'oversized'
@@ -55,7 +73,7 @@ export type DecodeResult =
 
 export interface DecodeLimits {
   maxBytes?: number;
-  /** Largest `data` accepted, in bytes of JSON. */
+  /** Largest `data` accepted, in bytes of JSON; 0 or absent: only the packet limit applies. */
   maxDataBytes?: number;
   /** When set, only datagrams signed with one of its keys are accepted. */
   keyring?: Keyring | null;
@@ -88,10 +106,25 @@ function encodeBody(message: Message): Buffer {
     case 'hello':
       wire = { hostname: message.hostname, action: message.action };
       break;
+    case 'promote':
+      wire = { hostname: message.hostname, action: 'promote', target: message.target };
+      break;
+    case 'message':
+      wire = { hostname: message.hostname, action: 'message', to: message.to, type: message.type, payload: message.payload };
+      if (message.rid !== undefined) wire.rid = message.rid;
+      if (message.re !== undefined) wire.re = message.re;
+      break;
   }
   if (message.iid !== undefined) wire.iid = message.iid;
   if (message.seq !== undefined) wire.seq = message.seq;
-  if (message.action === 'hello' && message.to !== undefined) wire.to = message.to;
+  if (message.action === 'heartbeat') {
+    if (message.term !== undefined) wire.term = message.term;
+    if (message.prio !== undefined) wire.prio = message.prio;
+    if (message.handoff !== undefined) wire.handoff = message.handoff;
+    if (message.ckpt !== undefined) wire.ckpt = message.ckpt;
+  }
+  if (message.cid !== undefined) wire.cid = message.cid;
+  if (message.action === 'hello' && message.for !== undefined) wire.for = message.for;
   if (message.action === 'heartbeat' && message.echo !== undefined && message.echo.length > 0) wire.echo = message.echo;
   return Buffer.from(JSON.stringify(wire) + '\n', 'utf8');
 }
@@ -138,11 +171,11 @@ export function decode(datagram: Buffer, limits: DecodeLimits = {}): DecodeResul
 function validate(raw: Record<string, unknown>, bodyBytes: number, maxDataBytes: number): DecodeResult {
   const action = raw.action;
   if (typeof action !== 'string') return drop('bad-field', 'action');
-  if (action !== 'heartbeat' && action !== 'shutdown' && action !== 'hello') {
+  if (action !== 'heartbeat' && action !== 'shutdown' && action !== 'hello' && action !== 'promote' && action !== 'message') {
     return drop('unknown-action', action.slice(0, 32));
   }
   const hostname = raw.hostname;
-  if (typeof hostname !== 'string' || !HOSTNAME_PATTERN.test(hostname)) return drop('bad-field', 'hostname');
+  if (!isValidHostname(hostname)) return drop('bad-field', 'hostname');
   let iid: string | undefined;
   if (raw.iid !== undefined) {
     if (typeof raw.iid !== 'string' || !INSTANCE_ID_PATTERN.test(raw.iid)) return drop('bad-field', 'iid');
@@ -153,13 +186,37 @@ function validate(raw: Record<string, unknown>, bodyBytes: number, maxDataBytes:
     if (typeof raw.seq !== 'number' || !Number.isSafeInteger(raw.seq) || raw.seq < 0) return drop('bad-field', 'seq');
     seq = raw.seq;
   }
+  let cid: string | undefined;
+  if (raw.cid !== undefined) {
+    if (typeof raw.cid !== 'string' || !CLUSTER_ID_PATTERN.test(raw.cid)) return drop('bad-field', 'cid');
+    cid = raw.cid;
+  }
   if (action !== 'heartbeat') {
-    const message: Message = { action, hostname };
+    let message: Message;
+    if (action === 'promote') {
+      if (!isValidHostname(raw.target)) return drop('bad-field', 'target');
+      message = { action, hostname, target: raw.target };
+    } else if (action === 'message') {
+      if (raw.to !== '*' && !isValidHostname(raw.to)) return drop('bad-field', 'to');
+      if (typeof raw.type !== 'string' || !MESSAGE_TYPE_PATTERN.test(raw.type)) return drop('bad-field', 'type');
+      if (raw.payload === undefined) return drop('bad-field', 'payload');
+      const app: AppMessage = { action, hostname, to: raw.to as string, type: raw.type, payload: raw.payload as JsonValue };
+      for (const key of ['rid', 're'] as const) {
+        const value = raw[key];
+        if (value === undefined) continue;
+        if (typeof value !== 'string' || !REQUEST_ID_PATTERN.test(value)) return drop('bad-field', key);
+        app[key] = value;
+      }
+      message = app;
+    } else {
+      message = { action, hostname };
+    }
     if (iid !== undefined) message.iid = iid;
     if (seq !== undefined) message.seq = seq;
-    if (action === 'hello' && raw.to !== undefined) {
-      if (typeof raw.to !== 'string' || !INSTANCE_ID_PATTERN.test(raw.to)) return drop('bad-field', 'to');
-      (message as HelloMessage).to = raw.to;
+    if (cid !== undefined) message.cid = cid;
+    if (action === 'hello' && raw.for !== undefined) {
+      if (typeof raw.for !== 'string' || !INSTANCE_ID_PATTERN.test(raw.for)) return drop('bad-field', 'for');
+      (message as HelloMessage).for = raw.for;
     }
     return { ok: true, message };
   }
@@ -177,7 +234,7 @@ function validate(raw: Record<string, unknown>, bodyBytes: number, maxDataBytes:
     if (!isPlainObject(raw.data)) return drop('bad-field', 'data');
     data = raw.data as JsonObject;
     // `data` is smaller than the body it came in; measure it only when that could be too big.
-    if (bodyBytes > maxDataBytes) {
+    if (maxDataBytes > 0 && bodyBytes > maxDataBytes) {
       const size = dataBytes(data);
       if (size > maxDataBytes) return drop('data-oversized', `data is ${size} bytes > ${maxDataBytes}`);
     }
@@ -193,8 +250,30 @@ function validate(raw: Record<string, unknown>, bodyBytes: number, maxDataBytes:
   const message: HeartbeatMessage = { action, hostname, ip, master, eligible, uptime, data };
   if (iid !== undefined) message.iid = iid;
   if (seq !== undefined) message.seq = seq;
-  if (echo !== undefined) message.echo = echo;
+  if (cid !== undefined) message.cid = cid;
+  if (raw.term !== undefined) {
+    if (typeof raw.term !== 'number' || !Number.isSafeInteger(raw.term) || raw.term < 0) return drop('bad-field', 'term');
+    message.term = raw.term;
+  }
+  if (raw.prio !== undefined) {
+    if (typeof raw.prio !== 'number' || !Number.isFinite(raw.prio) || Math.abs(raw.prio) > MAX_PRIORITY) return drop('bad-field', 'prio');
+    message.prio = raw.prio;
+  }
+  if (raw.handoff !== undefined) {
+    if (!isValidHostname(raw.handoff)) return drop('bad-field', 'handoff');
+    message.handoff = raw.handoff;
+  }
+  if (raw.ckpt !== undefined) {
+    const ckpt = raw.ckpt;
+    if (!isPlainObject(ckpt) || !isCounter(ckpt.t) || !isCounter(ckpt.v) || ckpt.d === undefined) return drop('bad-field', 'ckpt');
+    message.ckpt = { t: ckpt.t, v: ckpt.v, d: ckpt.d as JsonValue };
+  }
+  if (echo !== undefined && echo.length > 0) message.echo = echo;
   return { ok: true, message };
+}
+
+function isCounter(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
 /** The original sends 0/1; accept booleans too. Anything else is not a flag. */

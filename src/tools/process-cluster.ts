@@ -1,0 +1,258 @@
+/**
+ * A cluster of real pixl-server processes on loopback (one per hostname, all on one
+ * port with address reuse, broadcast 127.255.255.255), for the demo, the socket tests
+ * and the bench. Waiting is always "until this is observed, or fail after a deadline":
+ * nothing here sleeps and hopes.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CHILD_SCRIPT, preciseNow, type ChildCommand, type ChildConfig, type ChildReport, type ChildState } from './child';
+import { assertLoopback, freeUdpPort } from './loopback';
+
+export interface ProcessClusterOptions {
+  heartbeatFreq: number;
+  checkBeats: number;
+  broadcastIp?: string;
+  port?: number;
+  debugLevel?: number;
+  /** Extra MultiServer config for every member. */
+  multi?: Record<string, unknown>;
+}
+
+interface Member {
+  host: string;
+  child: ChildProcess;
+  state: ChildState | null;
+  /** When this member's view of the master last changed. */
+  learnedAt: number;
+  exited: Promise<number | null>;
+  alive: boolean;
+}
+
+type Waiter = { predicate: () => boolean; resolve: () => void };
+
+export class ProcessCluster {
+  readonly reports: ChildReport[] = [];
+  readonly logDir: string;
+  #options: ProcessClusterOptions & { broadcastIp: string };
+  #port = 0;
+  #portReady: Promise<number> | null = null;
+  #members = new Map<string, Member>();
+  #waiters: Waiter[] = [];
+
+  constructor(options: ProcessClusterOptions) {
+    const broadcastIp = options.broadcastIp ?? '127.255.255.255';
+    assertLoopback(broadcastIp);
+    this.#options = { ...options, broadcastIp };
+    this.logDir = mkdtempSync(path.join(os.tmpdir(), 'psm-cluster-'));
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get tickMs(): number {
+    return this.#options.heartbeatFreq * 1000;
+  }
+
+  get tockMs(): number {
+    return this.tickMs * this.#options.checkBeats;
+  }
+
+  /**
+   * Start a member; resolves once its pixl-server startup has completed. With `hold`,
+   * resolves once the process is loaded and waiting: `release()` then starts the held
+   * members together, so process start-up time does not turn a cold start into joins.
+   */
+  async start(host: string, multi: Record<string, unknown> = {}, hold = false): Promise<void> {
+    // Members started concurrently must share one port: allocate it once.
+    this.#portReady ??= this.#options.port ? Promise.resolve(this.#options.port) : freeUdpPort();
+    this.#port = await this.#portReady;
+    const config: ChildConfig = {
+      hostname: host,
+      port: this.#port,
+      broadcastIp: this.#options.broadcastIp,
+      heartbeatFreq: this.#options.heartbeatFreq,
+      checkBeats: this.#options.checkBeats,
+      logDir: this.logDir,
+      debugLevel: this.#options.debugLevel ?? 6,
+      multi: { ...this.#options.multi, ...multi },
+      hold,
+    };
+    assertLoopback(config.multi?.broadcast_ip ?? config.broadcastIp);
+    const child = fork(CHILD_SCRIPT, [], {
+      env: { ...process.env, PSM_CHILD: JSON.stringify(config) },
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const member: Member = {
+      host,
+      child,
+      state: null,
+      learnedAt: 0,
+      alive: true,
+      exited: new Promise((resolve) =>
+        child.once('exit', (code) => {
+          member.alive = false;
+          this.#check();
+          resolve(code);
+        }),
+      ),
+    };
+    this.#members.set(host, member);
+    child.on('message', (report: ChildReport) => {
+      const previous = member.state;
+      if (!previous || previous.masterHostname !== report.state.masterHostname || previous.master !== report.state.master) {
+        member.learnedAt = report.t;
+      }
+      member.state = report.state;
+      this.reports.push(report);
+      this.#check();
+    });
+    await this.waitFor(() => member.state !== null || !member.alive, 20_000, `${host} to start`);
+    if (!member.alive) throw new Error(`${host} exited during startup: ${stderr.trim().slice(-500)}`);
+  }
+
+  /** Start every held member at once; resolves when all have completed startup. Returns the release time. */
+  async release(hosts: string[]): Promise<number> {
+    const at = preciseNow();
+    for (const host of hosts) this.command(host, { cmd: 'go' });
+    await this.waitFor(
+      () => hosts.every((host) => this.reports.some((r) => r.host === host && r.type === 'ready') || !this.#member(host).alive),
+      20_000,
+      `${hosts.join(', ')} to start`,
+    );
+    return at;
+  }
+
+  /** Send a signal; returns the precise time it was sent. */
+  kill(host: string, signal: NodeJS.Signals = 'SIGKILL'): number {
+    const member = this.#member(host);
+    const at = preciseNow();
+    member.child.kill(signal);
+    if (signal === 'SIGKILL') member.alive = false;
+    this.#check();
+    return at;
+  }
+
+  /** Graceful stop (SIGTERM: pixl-server shuts its components down); resolves on exit. */
+  async stop(host: string): Promise<number | null> {
+    const member = this.#member(host);
+    if (member.alive) member.child.kill('SIGTERM');
+    return member.exited;
+  }
+
+  command(host: string, command: ChildCommand): void {
+    this.#member(host).child.send(command);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all(
+      [...this.#members.values()].map(async (member) => {
+        if (member.alive) member.child.kill('SIGTERM');
+        const timer = setTimeout(() => member.child.kill('SIGKILL'), 5000);
+        await member.exited;
+        clearTimeout(timer);
+      }),
+    );
+    rmSync(this.logDir, { recursive: true, force: true });
+  }
+
+  live(): string[] {
+    return [...this.#members.values()].filter((m) => m.alive).map((m) => m.host);
+  }
+
+  state(host: string): ChildState | null {
+    return this.#member(host).state;
+  }
+
+  /** The master every live member names, when exactly one of them is master; else null. */
+  agreedMaster(): string | null {
+    const live = [...this.#members.values()].filter((m) => m.alive);
+    if (live.length === 0) return null;
+    const name = live[0]?.state?.masterHostname;
+    if (!name) return null;
+    let masters = 0;
+    for (const member of live) {
+      if (member.state?.masterHostname !== name) return null;
+      if (member.state.master) masters++;
+    }
+    return masters === 1 && this.#members.get(name)?.alive ? name : null;
+  }
+
+  /** Resolves when `predicate` holds (re-checked on every report); rejects after `timeoutMs`. */
+  waitFor(predicate: () => boolean, timeoutMs: number, what = 'condition'): Promise<void> {
+    if (predicate()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        predicate,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      this.#waiters.push(waiter);
+    });
+  }
+
+  /** Wait until all live members agree; returns the master and the time agreement was observed. */
+  async waitAgreed(timeoutMs: number, expected?: string): Promise<{ master: string; at: number }> {
+    const ok = (): boolean => {
+      const master = this.agreedMaster();
+      return master !== null && (expected === undefined || master === expected);
+    };
+    await this.waitFor(ok, timeoutMs, expected ? `agreement on ${expected}` : 'agreement on a master');
+    return { master: this.agreedMaster() as string, at: this.#agreementTime() };
+  }
+
+  /**
+   * The most members that reported themselves master at the same moment since `since`
+   * (epoch ms), replaying every report in time order. Each report carries the member's
+   * whole state, so a role change cannot slip between two reports.
+   */
+  maxConcurrentMasters(since = 0): number {
+    const isMaster = new Map<string, boolean>();
+    let max = 0;
+    for (const report of [...this.reports].sort((x, y) => x.t - y.t)) {
+      isMaster.set(report.host, report.state.master && report.type !== 'shutdown');
+      if (report.t < since) continue;
+      let count = 0;
+      for (const value of isMaster.values()) if (value) count++;
+      max = Math.max(max, count);
+    }
+    return max;
+  }
+
+  /** When the last live member came to its present view of the master. */
+  #agreementTime(): number {
+    let latest = 0;
+    for (const member of this.#members.values()) {
+      if (member.alive) latest = Math.max(latest, member.learnedAt);
+    }
+    return latest;
+  }
+
+  #member(host: string): Member {
+    const member = this.#members.get(host);
+    if (!member) throw new Error(`no member ${host}`);
+    return member;
+  }
+
+  #check(): void {
+    for (const waiter of [...this.#waiters]) {
+      if (waiter.predicate()) {
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        waiter.resolve();
+      }
+    }
+  }
+}
