@@ -321,6 +321,32 @@ describe('hostile datagrams with a secret: no outsider changes anything', () => 
     assert.equal(observable(sim), before);
   });
 
+  test('forged promote request to the master and forged app message, open format: unauthenticated', () => {
+    const sim = settled(SECRET);
+    const iid = sim.node('b').core.instanceId;
+    assertDropped(sim, encode({ action: 'promote', hostname: 'b', target: 'a', iid, seq: 10 ** 9 }), 'unauthenticated');
+    assertDropped(sim, encode({ action: 'message', hostname: 'b', to: '*', type: 'job', payload: { run: 'rm -rf' }, iid, seq: 10 ** 9 }), 'unauthenticated');
+  });
+
+  test('replay of a captured app message: stale, never delivered twice', () => {
+    const sim = settled(SECRET);
+    let sent: Buffer | null = null;
+    sim.onDatagram = (from, datagram) => {
+      const result = decode(datagram, { keyring: KEYRING });
+      if (from === 'b' && result.ok && result.message.action === 'message') sent = datagram;
+    };
+    sim.sendMessage('b', '*', 'job', { id: 42 });
+    sim.runFor(10);
+    sim.onDatagram = null;
+    assert.ok(sent);
+    assert.equal(sim.eventsOf('message').length, 2, 'a and c each got it once');
+    const stale = sim.drops.stale ?? 0;
+    sim.inject(sent, { to: ['a', 'c'] });
+    sim.runFor(TICK);
+    assert.equal(sim.eventsOf('message').length, 2, 'a replay was delivered again');
+    assert.equal((sim.drops.stale ?? 0) - stale, 2);
+  });
+
   test('old key after a rotation: unknown-key', () => {
     const sim = settled(SECRET);
     const oldKey = 'the key before the rotation, long enough';
