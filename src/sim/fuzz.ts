@@ -15,7 +15,8 @@
  */
 import { isIP } from 'node:net';
 import { createKeyring, seal, type Keyring } from '../wire/auth';
-import { MAX_DATA_DEPTH, decode, encode, isValidHostname } from '../wire/codec';
+import { MAX_DATA_DEPTH, MAX_GOSSIP_ADDRESSES, decodeWire, encode, isValidHostname, type PeersMessage } from '../wire/codec';
+import { parseAddress } from '../transport/address';
 import { MAX_ECHOES } from '../core/freshness';
 import type { JsonValue, Message } from '../core/types';
 import { SimCluster } from './cluster';
@@ -145,6 +146,10 @@ const GENERATORS: Record<string, Generator> = {
     const hostname = r.chance(0.4) ? r.pick(HOSTS) : `x${r.int(0, 2 * MAX_SERVERS)}`;
     const iid = r.chance(0.5) ? r.pick(c.iids) : r.chance(0.8) ? r.hex(16) : undefined;
     const seq = r.chance(0.5) ? r.int(0, 50) : r.int(0, 2 ** 40);
+    if (r.chance(0.05)) {
+      const addrs = Array.from({ length: r.int(0, 6) }, () => r.pick(['10.0.0.7:3014', '[::1]:3014', '127.0.0.1:1', '999.1.1.1:3014', '10.0.0.8', 'x:y']));
+      return encode({ action: 'peers', hostname, addrs });
+    }
     const action = r.pick(['heartbeat', 'heartbeat', 'heartbeat', 'shutdown', 'hello', 'promote', 'message'] as const);
     const other = r.chance(0.5) ? r.pick(HOSTS) : `x${r.int(0, 9)}`;
     let message: Message;
@@ -282,6 +287,13 @@ function malformed(message: Message): string | null {
   if (!Number.isFinite(message.uptime) || message.uptime < 0) return 'uptime';
   if (message.echo !== undefined && (message.echo.length > MAX_ECHOES || !message.echo.every((e) => ECHO.test(e)))) return 'echo';
   return unsafeTree(message.data);
+}
+
+function malformedGossip(gossip: PeersMessage): string | null {
+  if (Object.keys(gossip).some((key) => !['action', 'hostname', 'addrs'].includes(key))) return 'unexpected gossip field';
+  if (!isValidHostname(gossip.hostname)) return 'gossip hostname';
+  if (gossip.addrs.length > MAX_GOSSIP_ADDRESSES || !gossip.addrs.every((a) => parseAddress(a) !== null)) return 'gossip addrs';
+  return null;
 }
 
 /** A JSON tree a user may walk and merge: plain, shallow enough, no pollution gadget. */
@@ -426,16 +438,19 @@ export function fuzz(options: FuzzOptions): FuzzReport {
     };
     try {
       for (const [counts, limits] of [[report.openCodec, {}], [report.authCodec, { keyring }]] as const) {
-        const result = decode(datagram, limits);
+        // What the shell decodes: core messages and the unicast transport's gossip.
+        const result = decodeWire(datagram, limits);
         if (!result.ok) {
           bump(counts, result.reason);
           continue;
         }
-        bump(counts, 'accepted');
-        const problem = malformed(result.message);
+        const accepted = 'gossip' in result ? result.gossip : result.message;
+        bump(counts, 'gossip' in result ? 'gossip' : 'accepted');
+        const problem = 'gossip' in result ? malformedGossip(result.gossip) : malformed(result.message);
         if (problem) fail(`codec accepted a malformed message (${problem})`);
-        const again = decode(encode(result.message, 'keyring' in limits ? keyring : null), limits);
-        if (!again.ok || JSON.stringify(again.message) !== JSON.stringify(result.message)) fail('accepted message does not survive a re-encode');
+        const again = decodeWire(encode(accepted, 'keyring' in limits ? keyring : null), limits);
+        const back = again.ok ? ('gossip' in again ? again.gossip : again.message) : null;
+        if (JSON.stringify(back) !== JSON.stringify(accepted)) fail('accepted message does not survive a re-encode');
       }
       for (const [sim, counts] of [[open, report.openCore], [auth, report.authCore]] as const) {
         const drops = { ...sim.drops };

@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import PixlServer = require('pixl-server');
 import MultiServer = require('../index');
-import { assertLoopback } from './loopback';
+import { isWildcard } from '../transport/address';
+import { assertLoopbackConfig } from './loopback';
 
 export interface ChildConfig {
   hostname: string;
@@ -31,6 +32,8 @@ export interface ChildState {
   eligible: boolean;
   servers: string[];
   socketsOpened: number;
+  /** Unicast: the addresses this member sends to. */
+  peers: string[];
 }
 
 export interface ChildReport {
@@ -64,27 +67,30 @@ function main(): void {
   countSockets();
   const config = JSON.parse(process.env.PSM_CHILD ?? 'null') as ChildConfig | null;
   if (!config || !process.send) throw new Error('child.js runs under a parent (PSM_CHILD and IPC are required)');
-  assertLoopback(config.broadcastIp);
+  const section: Record<string, unknown> = {
+    comm_port: config.port,
+    heartbeat_freq: config.heartbeatFreq,
+    check_beats: config.checkBeats,
+    broadcast_ip: config.broadcastIp,
+    ...config.multi,
+  };
+  assertLoopbackConfig(section);
+  const bindIp = section.bind_ip;
 
   const server = new PixlServer({
     __name: 'ClusterMember',
     __version: '1.0',
     config: {
       hostname: config.hostname,
-      ip: '127.0.0.1',
+      // Reported in heartbeats; a member bound to its own address reports that one.
+      ip: typeof bindIp === 'string' && !isWildcard(bindIp) ? bindIp : '127.0.0.1',
       foreground: true,
       echo: false,
       exit_on_shutdown: true,
       log_dir: config.logDir,
       log_filename: `${config.hostname}.log`,
       debug_level: config.debugLevel ?? 6,
-      MultiServer: {
-        comm_port: config.port,
-        heartbeat_freq: config.heartbeatFreq,
-        check_beats: config.checkBeats,
-        broadcast_ip: config.broadcastIp,
-        ...config.multi,
-      },
+      MultiServer: section,
     },
     components: [MultiServer],
   });
@@ -96,6 +102,7 @@ function main(): void {
     eligible: multi().eligible,
     servers: Object.keys(multi().servers).sort(),
     socketsOpened: socketsCreated,
+    peers: multi().transport?.peers?.().sort() ?? [],
   });
   const report = (type: ChildReport['type'], extra: Partial<ChildReport> = {}): void => {
     process.send?.({ host: config.hostname, t: preciseNow(), type, state: state(), ...extra } satisfies ChildReport);

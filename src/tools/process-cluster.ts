@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CHILD_SCRIPT, preciseNow, type ChildCommand, type ChildConfig, type ChildReport, type ChildState } from './child';
-import { assertLoopback, freeUdpPort } from './loopback';
+import { assertLoopback, assertLoopbackConfig, freeUdpPort } from './loopback';
 
 export interface ProcessClusterOptions {
   heartbeatFreq: number;
@@ -19,6 +19,8 @@ export interface ProcessClusterOptions {
   debugLevel?: number;
   /** Extra MultiServer config for every member. */
   multi?: Record<string, unknown>;
+  /** A command the members run under, e.g. `['ip', 'netns', 'exec', name]` (see netns.ts). */
+  launcher?: string[];
 }
 
 interface Member {
@@ -81,10 +83,13 @@ export class ProcessCluster {
       multi: { ...this.#options.multi, ...multi },
       hold,
     };
-    assertLoopback(config.multi?.broadcast_ip ?? config.broadcastIp);
+    assertLoopbackConfig({ broadcast_ip: config.broadcastIp, ...config.multi });
+    const [launcher, ...launcherArgs] = this.#options.launcher ?? [];
     const child = fork(CHILD_SCRIPT, [], {
       env: { ...process.env, PSM_CHILD: JSON.stringify(config) },
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      // The launcher execs node in place (as `ip netns exec` does), so the pid, signals and IPC are node's.
+      ...(launcher ? { execPath: launcher, execArgv: [...launcherArgs, process.execPath] } : {}),
     });
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => {

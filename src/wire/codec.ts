@@ -11,6 +11,7 @@
 import { isIP } from 'node:net';
 import type { AppMessage, HeartbeatMessage, HelloMessage, JsonObject, JsonValue, Message } from '../core/types';
 import { MAX_ECHOES } from '../core/freshness';
+import { parseAddress } from '../transport/address';
 import { looksSealed, open, seal, type Keyring } from './auth';
 
 /** The largest UDP payload over IPv4. */
@@ -71,6 +72,26 @@ export type DecodeResult =
   | { ok: true; message: Message; /** Which `secret_key` entry verified it (0 signs); absent without a secret. */ keyIndex?: number }
   | { ok: false; reason: DropReason; detail: string };
 
+/**
+ * Unicast gossip, "the addresses I hear" (canonical `ip:port`). It belongs to the shell:
+ * the shell hands it to the transport, and it never reaches the election core. Servers
+ * that do not know the action ignore it, as they ignore any unknown action.
+ */
+export interface PeersMessage {
+  action: 'peers';
+  hostname: string;
+  addrs: string[];
+}
+
+/** Most addresses one gossip datagram may carry; a longer list is sent in several. */
+export const MAX_GOSSIP_ADDRESSES = 256;
+
+/** Everything a server sends: the core's messages and the shell's own. */
+export type WireMessage = Message | PeersMessage;
+
+/** What `decodeWire` returns: a core message, a gossip datagram, or the reason for the drop. */
+export type WireResult = DecodeResult | { ok: true; gossip: PeersMessage; /** As for messages. */ keyIndex?: number };
+
 export interface DecodeLimits {
   maxBytes?: number;
   /** Largest `data` accepted, in bytes of JSON; 0 or absent: only the packet limit applies. */
@@ -83,14 +104,16 @@ export interface DecodeLimits {
  * Encode in the original's field order; new fields go after `action`. With a keyring the
  * JSON is sealed in the authenticated envelope; without one the bytes are the original's.
  */
-export function encode(message: Message, keyring?: Keyring | null): Buffer {
+export function encode(message: WireMessage, keyring?: Keyring | null): Buffer {
   const body = encodeBody(message);
   return keyring ? seal(body, keyring) : body;
 }
 
-function encodeBody(message: Message): Buffer {
+function encodeBody(message: WireMessage): Buffer {
   let wire: Record<string, unknown>;
   switch (message.action) {
+    case 'peers':
+      return Buffer.from(JSON.stringify({ hostname: message.hostname, action: 'peers', addrs: message.addrs }) + '\n', 'utf8');
     case 'heartbeat':
       wire = {
         hostname: message.hostname,
@@ -134,7 +157,17 @@ export function dataBytes(data: JsonObject): number {
   return Buffer.byteLength(JSON.stringify(data), 'utf8');
 }
 
+/**
+ * Decode a datagram for the election core. Gossip is not for the core: to this decoder
+ * it is an action it does not speak (the shell uses decodeWire).
+ */
 export function decode(datagram: Buffer, limits: DecodeLimits = {}): DecodeResult {
+  const result = decodeWire(datagram, limits);
+  return 'gossip' in result ? drop('unknown-action', 'peers') : result;
+}
+
+/** Decode any datagram a server may receive: core messages and the shell's gossip. */
+export function decodeWire(datagram: Buffer, limits: DecodeLimits = {}): WireResult {
   const maxBytes = limits.maxBytes ?? DEFAULT_MAX_PACKET_BYTES;
   if (datagram.length > maxBytes) return drop('oversized', `${datagram.length} bytes > ${maxBytes}`);
   let body = datagram;
@@ -159,6 +192,11 @@ export function decode(datagram: Buffer, limits: DecodeLimits = {}): DecodeResul
   if (!isPlainObject(parsed)) return drop('not-object', 'top level is not an object');
   const shape = checkShape(parsed);
   if (shape) return shape;
+  if (parsed.action === 'peers') {
+    // Gossip (unicast peer addresses) carries no instance: it only adds destinations.
+    const gossip = validatePeers(parsed);
+    return 'gossip' in gossip && keyIndex !== undefined ? { ...gossip, keyIndex } : gossip;
+  }
   const result = validate(parsed, body.length, limits.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES);
   if (!result.ok || keyIndex === undefined) return result;
   // Replay protection rests on (iid, seq): an authenticated packet without them is refused.
@@ -166,6 +204,17 @@ export function decode(datagram: Buffer, limits: DecodeLimits = {}): DecodeResul
     return drop('bad-field', 'iid and seq are required when authenticated');
   }
   return { ok: true, message: result.message, keyIndex };
+}
+
+/** A gossip datagram: a valid hostname and at most MAX_GOSSIP_ADDRESSES canonical unicast `ip:port`. */
+function validatePeers(raw: Record<string, unknown>): WireResult {
+  if (!isValidHostname(raw.hostname)) return drop('bad-field', 'hostname');
+  const addrs = raw.addrs;
+  if (!Array.isArray(addrs) || addrs.length > MAX_GOSSIP_ADDRESSES) return drop('bad-field', 'addrs');
+  for (const entry of addrs) {
+    if (parseAddress(entry) === null) return drop('bad-field', 'addrs');
+  }
+  return { ok: true, gossip: { action: 'peers', hostname: raw.hostname, addrs: addrs as string[] } };
 }
 
 function validate(raw: Record<string, unknown>, bodyBytes: number, maxDataBytes: number): DecodeResult {
