@@ -36,7 +36,6 @@ const DROP_LOG_INTERVAL_MS = 60_000;
 /** Shorter keys are accepted (a passphrase is stretched with scrypt) but get a warning. */
 const RECOMMENDED_KEY_CHARS = 16;
 
-
 interface MultiServerStats {
   packetsIn: number;
   packetsOut: number;
@@ -528,11 +527,13 @@ class MultiServer extends Component {
         // Peers with the same limits would drop the whole heartbeat; send it without data instead.
         const limit = this.#settings?.max_packet_bytes ?? Infinity;
         const dataLimit = this.#settings?.max_data_bytes || Infinity;
+        // data is smaller than the datagram it rides in: measure it only when that could be too big.
+        const dataSize = datagram.length > dataLimit ? dataBytes(message.data) : 0;
         const over =
           datagram.length > limit
             ? `is ${Tools.getTextFromBytes(datagram.length)}, over max_packet_bytes (${limit})`
-            : datagram.length > dataLimit && dataBytes(message.data) > dataLimit
-              ? `has ${Tools.getTextFromBytes(dataBytes(message.data))} of data, over max_data_bytes (${dataLimit})`
+            : dataSize > dataLimit
+              ? `has ${Tools.getTextFromBytes(dataSize)} of data, over max_data_bytes (${dataLimit})`
               : '';
         if (over) {
           if (this.#dropLog.hit('oversized-data', performance.now()) !== null) {

@@ -116,7 +116,7 @@ interface OtherInstance {
 }
 
 /** Another live process that announces our own hostname. */
-interface Rival {
+interface Namesake {
   iid: string;
   address: string;
   master: boolean;
@@ -199,7 +199,7 @@ export class ElectionCore {
   #lastDuplicateLogAt = -Infinity;
   /** Authenticated clusters only: instance admission and our challenges (see freshness.ts). */
   #guard: FreshnessGuard | null;
-  #rival: Rival | null = null;
+  #namesake: Namesake | null = null;
 
   #out: Output = emptyOutput();
   #seq = 0;
@@ -581,14 +581,14 @@ export class ElectionCore {
   #receiveOwnHostname(message: Message, from: Address, now: Instant): void {
     if (!this.#guard && now.mono - this.#startedAt < this.#holdoffMs) return;
     const iid = message.iid ?? '';
-    const known = this.#rival?.iid === iid && now.mono - this.#rival.lastHeard < this.deadAfterMs ? this.#rival : null;
+    const known = this.#namesake?.iid === iid && now.mono - this.#namesake.lastHeard < this.deadAfterMs ? this.#namesake : null;
     if (message.action === 'shutdown') {
-      if (known) this.#rival = null;
+      if (known) this.#namesake = null;
       return;
     }
     const master = message.action === 'heartbeat' ? message.master : (known?.master ?? false);
-    this.#rival = { iid, address: from.address, master, lastHeard: now.mono, heard: (known?.heard ?? 0) + 1 };
-    if (!this.#rivalConfirmed(this.#rival) || now.mono - this.#lastDuplicateLogAt < this.tockMs) return;
+    this.#namesake = { iid, address: from.address, master, lastHeard: now.mono, heard: (known?.heard ?? 0) + 1 };
+    if (!this.#confirmed(this.#namesake) || now.mono - this.#lastDuplicateLogAt < this.tockMs) return;
     this.#lastDuplicateLogAt = now.mono;
     const ours = { iid: this.instanceId, address: this.#ip || 'this server' };
     const theirs = { iid, address: from.address };
@@ -604,22 +604,22 @@ export class ElectionCore {
 
   /** Another live process with our hostname outranks us: we neither claim nor keep master. */
   #yieldsName(now: Instant): boolean {
-    const rival = this.#rival;
-    if (!rival || now.mono - rival.lastHeard >= this.deadAfterMs) return false;
-    return this.#rivalConfirmed(rival) && outranks(rival.master, rival.iid, this.#role === 'master', this.instanceId);
+    const namesake = this.#namesake;
+    if (!namesake || now.mono - namesake.lastHeard >= this.deadAfterMs) return false;
+    return this.#confirmed(namesake) && outranks(namesake.master, namesake.iid, this.#role === 'master', this.instanceId);
   }
 
   /** Forget the other process with our hostname once it has been silent for a tock. */
-  #expireRival(now: Instant): void {
-    const rival = this.#rival;
-    if (!rival || now.mono - rival.lastHeard < this.deadAfterMs) return;
-    this.#rival = null;
-    if (this.#rivalConfirmed(rival)) this.#log(4, `The other process named ${this.hostname} (${rival.address}) is gone`);
+  #expireNamesake(now: Instant): void {
+    const namesake = this.#namesake;
+    if (!namesake || now.mono - namesake.lastHeard < this.deadAfterMs) return;
+    this.#namesake = null;
+    if (this.#confirmed(namesake)) this.#log(4, `The other process named ${this.hostname} (${namesake.address}) is gone`);
   }
 
-  /** Authenticated, an admitted instance is alive by proof; without a secret, evidence must repeat. */
-  #rivalConfirmed(rival: { heard: number }): boolean {
-    return this.#guard !== null || rival.heard >= OPEN_DUPLICATE_EVIDENCE;
+  /** Is a second process real? Authenticated, an admitted instance is alive by proof; without a secret, evidence must repeat. */
+  #confirmed(instance: { heard: number }): boolean {
+    return this.#guard !== null || instance.heard >= OPEN_DUPLICATE_EVIDENCE;
   }
 
   /** Same instance, sequence not above the last one heard: reordered or repeated. */
@@ -753,7 +753,7 @@ export class ElectionCore {
       return false;
     }
     other.heard++;
-    if (!peer.duplicate && !(this.#rivalConfirmed(other) && this.#rivalConfirmed(peer))) {
+    if (!peer.duplicate && !(this.#confirmed(other) && this.#confirmed(peer))) {
       // Without a secret, one packet of each is no proof of two processes: follow the
       // sender back, as before these rules, until both have spoken twice.
       const returning = other.heard - 1;
@@ -832,7 +832,7 @@ export class ElectionCore {
       }
     }
     if (!this.#settled && now.mono - this.#startedAt >= this.tockMs) this.#settled = true;
-    this.#expireRival(now);
+    this.#expireNamesake(now);
     if (this.#role === 'master' && this.#yieldsName(now)) {
       this.#relinquish(`another live process named ${this.hostname} keeps the name`);
       this.#sendHeartbeat(now);
@@ -1146,8 +1146,8 @@ export class ElectionCore {
       if (deadline > now.mono) wake = Math.min(wake, deadline);
     }
     // When the other process with our hostname falls silent, we may claim again.
-    const rivalGone = this.#rival ? this.#rival.lastHeard + deadAfter : Infinity;
-    if (rivalGone > now.mono) wake = Math.min(wake, rivalGone);
+    const namesakeGone = this.#namesake ? this.#namesake.lastHeard + deadAfter : Infinity;
+    if (namesakeGone > now.mono) wake = Math.min(wake, namesakeGone);
     return wake;
   }
 
