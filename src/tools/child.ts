@@ -1,19 +1,28 @@
 /**
  * One cluster member in its own process: a real pixl-server with the MultiServer
  * component, configured from the PSM_CHILD environment variable, reporting every event
- * to its parent over IPC. Used by the demo, the socket tests and the bench.
+ * to its parent over IPC. Used by the demo, the socket tests, the bench and the LAN tests.
+ *
+ * The network rule is enforced here too: the broadcast address must be loopback, unless
+ * PSM_LAN_NETNS names a test namespace that this process really runs inside, in which case
+ * no broadcast address may be given (the default computation is what the LAN tests prove).
  */
 import dgram = require('node:dgram');
+import { readlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import PixlServer = require('pixl-server');
 import MultiServer = require('../index');
 import { assertLoopback } from './loopback';
+import { assertInsideLabNetns, LAN_NETNS_ENV } from './netns';
 
 export interface ChildConfig {
   hostname: string;
   port: number;
-  broadcastIp: string;
+  /** Loopback broadcast address; omitted only inside a LAN test namespace (default computation). */
+  broadcastIp?: string;
+  /** pixl-server's `ip`; default 127.0.0.1 on loopback, computed from the interfaces in a namespace. */
+  ip?: string;
   heartbeatFreq: number;
   checkBeats: number;
   logDir: string;
@@ -29,6 +38,25 @@ export interface ChildState {
   master: boolean;
   eligible: boolean;
   servers: string[];
+  /** hostname → the ip each record carries. */
+  serverIps: Record<string, string>;
+  /** The broadcast address the component uses (given or computed). */
+  broadcastIp: string;
+  /** This process's network namespace, e.g. "net:[4026531840]". */
+  netns: string;
+  socketsOpened: number;
+}
+
+/** Resource use of one member, for the bench. */
+export interface ChildStats {
+  /** process.cpuUsage(): microseconds of user and system CPU since the process started. */
+  cpuUserUs: number;
+  cpuSystemUs: number;
+  rssBytes: number;
+  packetsIn: number;
+  packetsOut: number;
+  bytesIn: number;
+  bytesOut: number;
   socketsOpened: number;
 }
 
@@ -36,14 +64,23 @@ export interface ChildReport {
   host: string;
   /** Epoch ms with sub-ms resolution, comparable across processes on one machine. */
   t: number;
-  type: 'spawned' | 'ready' | 'master' | 'slave' | 'addserver' | 'deleteserver' | 'masterchange' | 'state' | 'shutdown';
+  type: 'spawned' | 'ready' | 'master' | 'slave' | 'addserver' | 'deleteserver' | 'masterchange' | 'state' | 'stats' | 'shutdown';
+  /** The hostname an event is about; for 'stats', the request id. */
   detail?: string;
   /** For deleteserver: epoch ms at which the removed server was last heard. */
   lastHeard?: number;
+  /** For 'stats'. */
+  stats?: ChildStats;
   state: ChildState;
 }
 
-export type ChildCommand = { cmd: 'go' } | { cmd: 'state' } | { cmd: 'eligible'; value: boolean } | { cmd: 'shutdown' } | { cmd: 'data'; value: Record<string, unknown> };
+export type ChildCommand =
+  | { cmd: 'go' }
+  | { cmd: 'state' }
+  | { cmd: 'stats'; id: string }
+  | { cmd: 'eligible'; value: boolean }
+  | { cmd: 'shutdown' }
+  | { cmd: 'data'; value: Record<string, unknown> };
 
 export function preciseNow(): number {
   return performance.timeOrigin + performance.now();
@@ -63,38 +100,74 @@ function main(): void {
   countSockets();
   const config = JSON.parse(process.env.PSM_CHILD ?? 'null') as ChildConfig | null;
   if (!config || !process.send) throw new Error('child.js runs under a parent (PSM_CHILD and IPC are required)');
-  assertLoopback(config.broadcastIp);
+  const lanNetns = process.env[LAN_NETNS_ENV];
+  if (lanNetns !== undefined) {
+    assertInsideLabNetns(lanNetns);
+    if (config.broadcastIp !== undefined || config.multi?.broadcast_ip !== undefined) {
+      throw new Error(`${LAN_NETNS_ENV}: the LAN tests run with no broadcast_ip (the default computation)`);
+    }
+  } else {
+    assertLoopback(config.broadcastIp);
+    assertLoopback(config.multi?.broadcast_ip ?? config.broadcastIp);
+  }
+  const section: Record<string, unknown> = {
+    comm_port: config.port,
+    heartbeat_freq: config.heartbeatFreq,
+    check_beats: config.checkBeats,
+    ...config.multi,
+  };
+  if (config.broadcastIp !== undefined) section.broadcast_ip ??= config.broadcastIp;
+  // In a namespace pixl-server finds the address of the veth itself, as on a real host.
+  const ip = config.ip ?? (lanNetns === undefined ? '127.0.0.1' : undefined);
 
   const server = new PixlServer({
     __name: 'ClusterMember',
     __version: '1.0',
     config: {
       hostname: config.hostname,
-      ip: '127.0.0.1',
+      ...(ip ? { ip } : {}),
       foreground: true,
       echo: false,
       exit_on_shutdown: true,
       log_dir: config.logDir,
       log_filename: `${config.hostname}.log`,
       debug_level: config.debugLevel ?? 6,
-      MultiServer: {
-        comm_port: config.port,
-        heartbeat_freq: config.heartbeatFreq,
-        check_beats: config.checkBeats,
-        broadcast_ip: config.broadcastIp,
-        ...config.multi,
-      },
+      MultiServer: section,
     },
     components: [MultiServer],
   });
   const multi = (): MultiServer => server.MultiServer as MultiServer;
+  const netns = ((): string => {
+    try {
+      return readlinkSync('/proc/self/ns/net');
+    } catch {
+      return 'unknown';
+    }
+  })();
   const state = (): ChildState => ({
     masterHostname: multi().masterHostname,
     master: multi().master,
     eligible: multi().eligible,
     servers: Object.keys(multi().servers).sort(),
+    serverIps: Object.fromEntries(Object.values(multi().servers).map((record) => [record.hostname, record.ip])),
+    broadcastIp: multi().broadcastIP,
+    netns,
     socketsOpened: socketsCreated,
   });
+  const stats = (): ChildStats => {
+    const cpu = process.cpuUsage();
+    const { packetsIn, packetsOut, bytesIn, bytesOut } = multi().stats;
+    return {
+      cpuUserUs: cpu.user,
+      cpuSystemUs: cpu.system,
+      rssBytes: process.memoryUsage.rss(),
+      packetsIn,
+      packetsOut,
+      bytesIn,
+      bytesOut,
+      socketsOpened: socketsCreated,
+    };
+  };
   const report = (type: ChildReport['type'], extra: Partial<ChildReport> = {}): void => {
     process.send?.({ host: config.hostname, t: preciseNow(), type, state: state(), ...extra } satisfies ChildReport);
   };
@@ -113,6 +186,9 @@ function main(): void {
         break;
       case 'state':
         report('state');
+        break;
+      case 'stats':
+        report('stats', { detail: command.id, stats: stats() });
         break;
       case 'eligible':
         multi().eligible = command.value;
