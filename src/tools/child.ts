@@ -31,6 +31,8 @@ export interface ChildConfig {
   multi?: Record<string, unknown>;
   /** Load, report 'spawned', and start only on a 'go' command: a true simultaneous cold start. */
   hold?: boolean;
+  /** pixl-server without the MultiServer component: the baseline of the bench's idle cost. */
+  bare?: boolean;
 }
 
 export interface ChildState {
@@ -134,9 +136,9 @@ function main(): void {
       debug_level: config.debugLevel ?? 6,
       MultiServer: section,
     },
-    components: [MultiServer],
+    components: config.bare ? [] : [MultiServer],
   });
-  const multi = (): MultiServer => server.MultiServer as MultiServer;
+  const multi = (): MultiServer | undefined => server.MultiServer as MultiServer | undefined;
   const netns = ((): string => {
     try {
       return readlinkSync('/proc/self/ns/net');
@@ -145,18 +147,18 @@ function main(): void {
     }
   })();
   const state = (): ChildState => ({
-    masterHostname: multi().masterHostname,
-    master: multi().master,
-    eligible: multi().eligible,
-    servers: Object.keys(multi().servers).sort(),
-    serverIps: Object.fromEntries(Object.values(multi().servers).map((record) => [record.hostname, record.ip])),
-    broadcastIp: multi().broadcastIP,
+    masterHostname: multi()?.masterHostname ?? '',
+    master: multi()?.master ?? false,
+    eligible: multi()?.eligible ?? false,
+    servers: Object.keys(multi()?.servers ?? {}).sort(),
+    serverIps: Object.fromEntries(Object.values(multi()?.servers ?? {}).map((record) => [record.hostname, record.ip])),
+    broadcastIp: multi()?.broadcastIP ?? '',
     netns,
     socketsOpened: socketsCreated,
   });
   const stats = (): ChildStats => {
     const cpu = process.cpuUsage();
-    const { packetsIn, packetsOut, bytesIn, bytesOut } = multi().stats;
+    const { packetsIn, packetsOut, bytesIn, bytesOut } = multi()?.stats ?? { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0 };
     return {
       cpuUserUs: cpu.user,
       cpuSystemUs: cpu.system,
@@ -190,12 +192,16 @@ function main(): void {
       case 'stats':
         report('stats', { detail: command.id, stats: stats() });
         break;
-      case 'eligible':
-        multi().eligible = command.value;
+      case 'eligible': {
+        const component = multi();
+        if (component) component.eligible = command.value;
         break;
-      case 'data':
-        multi().data = command.value as never;
+      }
+      case 'data': {
+        const component = multi();
+        if (component) component.data = command.value as never;
         break;
+      }
       case 'shutdown':
         server.shutdown();
         break;

@@ -26,6 +26,8 @@ export interface ProcessClusterOptions {
    * `ip netns exec`, with no broadcast_ip (each child proves it is inside its namespace).
    */
   netnsOf?: (host: string) => string;
+  /** Members run pixl-server without MultiServer (a resource-use baseline; they never agree). */
+  bare?: boolean;
 }
 
 interface Member {
@@ -96,6 +98,7 @@ export class ProcessCluster {
       multi: { ...this.#options.multi, ...multi },
       hold,
     };
+    if (this.#options.bare) config.bare = true;
     // Only a namespace cluster may hand the opt-in to a child; never let it leak from our env.
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env[LAN_NETNS_ENV];
