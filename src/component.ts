@@ -20,7 +20,12 @@ const { decode, encode } = codec;
 const { ElectionCore } = election;
 import type { Transport } from './transport/types';
 import { UdpBroadcastTransport } from './transport/udp';
+import { ownerOf } from './app/rendezvous';
+import type { JsonValue } from './core/types';
 import { RateLimiter } from './util/rate-limit';
+
+/** Requests awaiting replies; a bound so a caller in a loop cannot grow memory without end. */
+const MAX_PENDING_REQUESTS = 10_000;
 
 /** How often one sender's bad packets may be logged. */
 const DROP_LOG_INTERVAL_MS = 60_000;
@@ -37,8 +42,15 @@ interface MultiServerStats {
   sendErrors: number;
 }
 
+/** Replies to a request: call once with the answer payload. */
+type Reply = (payload: JsonValue) => void;
+
 interface MultiServerEvents {
-  master: [];
+  master: [term: number, checkpoint: JsonValue | null];
+  message: [type: string, payload: JsonValue, from: string, reply: Reply | undefined];
+  assignment: [members: string[]];
+  stepdown: [result: { ok: boolean; reason: string }];
+  promote: [result: { ok: boolean; reason: string }];
   slave: [];
   addserver: [server: ServerRecord];
   deleteserver: [server: ServerRecord];
@@ -72,6 +84,11 @@ class MultiServer extends Component {
   #emptyTable: Record<string, ServerRecord> = Object.create(null) as Record<string, ServerRecord>;
   #dropLog = new RateLimiter(DROP_LOG_INTERVAL_MS);
   #shut = false;
+  #stepDownWaiters: Array<(err: Error | null) => void> = [];
+  #promoteWaiters: Array<(err: Error | null) => void> = [];
+  #members: string[] = [];
+  #requests = new Map<string, { resolve: (payload: JsonValue) => void; reject: (err: Error) => void; timer: NodeJS.Timeout; to: string }>();
+  #requestCounter = 0;
 
   // ---- the original's public properties ---------------------------------------------
 
@@ -105,6 +122,179 @@ class MultiServer extends Component {
     this.#data = value && typeof value === 'object' ? value : {};
     this.#core?.setData(this.#data);
   }
+  /** The fencing token: raised by every change of master. Stamp writes with it; reject older ones. */
+  get term(): number {
+    return this.#core?.term ?? 0;
+  }
+
+  /**
+   * Hand the master role to the next server in rank (one round trip; the term rises).
+   * Resolves once another server is master; rejects if this server is not master, nobody
+   * is eligible, or nobody took over within a tock (then the election runs as usual).
+   */
+  stepDown(): Promise<void> {
+    return this.#request(this.#stepDownWaiters, (core, now) => core.stepDown(now));
+  }
+
+  /**
+   * Make this server master: the current master hands over in one round trip (or, with no
+   * master, this server claims at once). Resolves once this server is master; rejects if it
+   * is not eligible, lacks a quorum, or the master did not hand over within a tock.
+   */
+  promote(): Promise<void> {
+    return this.#request(this.#promoteWaiters, (core, now) => core.promote(now));
+  }
+
+  #request(waiters: Array<(err: Error | null) => void>, run: (core: election.ElectionCore, now: Instant) => Output): Promise<void> {
+    const core = this.#core;
+    if (!core || this.#shut) return Promise.reject(new Error('MultiServer is not running'));
+    return new Promise((resolve, reject) => {
+      waiters.push((err) => (err ? reject(err) : resolve()));
+      this.#apply(run(core, this.#now()));
+    });
+  }
+
+  // ---- messages between servers ------------------------------------------------------
+
+  /**
+   * Send `payload` (any JSON value) to a hostname, to 'master', or to '*' (every other
+   * server). At most once: one UDP datagram, no retry, no acknowledgement. Throws when the
+   * target is unknown, there is no master, the type is malformed or the message is larger
+   * than `max_packet_bytes`.
+   */
+  send(target: string, type: string, payload: JsonValue): void {
+    this.#sendMessage(target, type, payload, {});
+  }
+
+  /**
+   * Send a message and await the reply its receiver gives through the `reply` argument of
+   * its `message` listener. Rejects after `timeoutMs` (default `request_timeout_ms`): the
+   * request or the reply may have been lost, or nobody answered.
+   */
+  request(target: string, type: string, payload: JsonValue, options: { timeoutMs?: number } = {}): Promise<JsonValue> {
+    const timeoutMs = options.timeoutMs ?? this.#settings?.request_timeout_ms ?? 5000;
+    if (this.#requests.size >= MAX_PENDING_REQUESTS) return Promise.reject(new Error(`too many requests in flight (${MAX_PENDING_REQUESTS})`));
+    const rid = `${(++this.#requestCounter).toString(36)}${randomBytes(4).toString('hex')}`;
+    return new Promise((resolve, reject) => {
+      let to: string;
+      try {
+        to = this.#sendMessage(target, type, payload, { rid });
+      } catch (err) {
+        reject(err as Error);
+        return;
+      }
+      const timer = setTimeout(() => {
+        this.#requests.delete(rid);
+        reject(new Error(`request "${type}" to ${to} timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#requests.set(rid, { resolve, reject, timer, to });
+    });
+  }
+
+  #sendMessage(target: string, type: string, payload: JsonValue, ids: { rid?: string; re?: string }): string {
+    const core = this.#core;
+    if (!core || this.#shut) throw new Error('MultiServer is not running');
+    if (typeof type !== 'string' || !codec.MESSAGE_TYPE_PATTERN.test(type)) {
+      throw new TypeError(`message type must be 1 to 64 letters, digits, ".", "_", ":" or "-", got ${JSON.stringify(type)}`);
+    }
+    if (payload === undefined) throw new TypeError('message payload must be a JSON value, got undefined');
+    let to = target;
+    if (target === 'master') {
+      to = core.masterHostname;
+      if (!to) throw new Error('there is no master to send to');
+    } else if (target !== '*' && !core.table[target]) {
+      throw new Error(`unknown server ${JSON.stringify(target)}`);
+    }
+    const size = Buffer.byteLength(JSON.stringify(payload) ?? '', 'utf8');
+    const limit = this.#settings?.max_packet_bytes ?? Infinity;
+    if (size + 256 > limit) throw new RangeError(`message payload is ${size} bytes; with its envelope it must fit max_packet_bytes (${limit})`);
+    if (to === this.hostname) {
+      // To ourselves (e.g. 'master' on the master): no network, same event, next turn.
+      const copy = JSON.parse(JSON.stringify(payload)) as JsonValue;
+      setImmediate(() => this.#deliver({ from: this.hostname, messageType: type, payload: copy, ...ids }));
+      return to;
+    }
+    this.#apply(core.sendMessage(to, type, payload, this.#now(), ids));
+    return to;
+  }
+
+  #deliver(message: { from: string; messageType: string; payload: JsonValue; rid?: string; re?: string }): void {
+    if (message.re !== undefined) {
+      const pending = this.#requests.get(message.re);
+      if (!pending || (pending.to !== message.from && pending.to !== '*')) return; // late, unknown or forged reply
+      this.#requests.delete(message.re);
+      clearTimeout(pending.timer);
+      pending.resolve(message.payload);
+      return;
+    }
+    let reply: Reply | undefined;
+    if (message.rid !== undefined) {
+      const rid = message.rid;
+      let replied = false;
+      reply = (payload: JsonValue) => {
+        if (replied) return;
+        replied = true;
+        this.#sendMessage(message.from, message.messageType, payload, { re: rid });
+      };
+    }
+    this.#emitBoth('message', message.messageType, message.payload, message.from, reply);
+  }
+
+  // ---- work split by key --------------------------------------------------------------
+
+  /** Live eligible servers over which keys are split, as of the last change. */
+  get members(): string[] {
+    return [...this.#members];
+  }
+
+  /** The server that owns `key` (rendezvous hashing over the live eligible servers), or null. */
+  masterFor(key: string): string | null {
+    return ownerOf(String(key), this.#members);
+  }
+
+  /** Whether this server owns `key`. */
+  isMasterFor(key: string): boolean {
+    return this.masterFor(key) === this.hostname;
+  }
+
+  /** Run `fn` now if this server is master; returns whether it ran. */
+  doIfMaster(fn: () => void): boolean {
+    if (!this.master) return false;
+    fn();
+    return true;
+  }
+
+  /** Run `fn` now if this server owns `key`; returns whether it ran. */
+  doIfMasterFor(key: string, fn: () => void): boolean {
+    if (!this.isMasterFor(key)) return false;
+    fn();
+    return true;
+  }
+
+  // ---- state handoff ------------------------------------------------------------------
+
+  /** The newest checkpoint known here (the master's), or null. */
+  get checkpoint(): JsonValue | null {
+    return this.#core?.checkpoint ?? null;
+  }
+
+  /**
+   * On the master: publish a small state object (JSON, at most `max_checkpoint_bytes`).
+   * Every server keeps the latest; the next master gets it with its `master` event, after a
+   * crash or a handoff, so work resumes where it stopped. Throws when not master.
+   */
+  setCheckpoint(value: JsonValue): void {
+    const core = this.#core;
+    if (!core || !core.master) throw new Error('only the master can set a checkpoint');
+    const text = JSON.stringify(value);
+    if (text === undefined) throw new TypeError('a checkpoint must be a JSON value');
+    const limit = this.#settings?.max_checkpoint_bytes ?? 4096;
+    const size = Buffer.byteLength(text, 'utf8');
+    if (size > limit) throw new RangeError(`checkpoint is ${size} bytes, over max_checkpoint_bytes (${limit})`);
+    const out = core.setCheckpoint(JSON.parse(text) as JsonValue, this.#now());
+    if (out) this.#apply(out);
+  }
+
   /** The election core (for diagnostics). */
   get core(): election.ElectionCore | null {
     return this.#core;
@@ -162,6 +352,9 @@ class MultiServer extends Component {
           checkBeats: settings.check_beats,
           exitOnConflict: settings.exit_on_conflict,
           maxServers: settings.max_servers,
+          priority: settings.priority,
+          quorum: settings.quorum,
+          clusterId: settings.cluster_id,
         });
         this.#apply(this.#core.start(this.#now()));
         callback();
@@ -183,6 +376,11 @@ class MultiServer extends Component {
       return;
     }
     this.logDebug(2, 'Shutting down UDP server');
+    for (const [rid, pending] of this.#requests) {
+      clearTimeout(pending.timer);
+      pending.reject(new Error('MultiServer shut down'));
+      this.#requests.delete(rid);
+    }
     const out = core.shutdown(this.#now());
     this.#apply(out, () => {
       this.#transport = null;
@@ -279,8 +477,24 @@ class MultiServer extends Component {
     switch (event.type) {
       case 'master':
         this.stats.elections++;
-        this.#emitBoth('master');
+        this.#emitBoth('master', event.term, event.checkpoint);
         break;
+      case 'message':
+        this.#deliver(event);
+        break;
+      case 'members':
+        this.#members = event.members;
+        this.#emitBoth('assignment', [...event.members]);
+        break;
+      case 'stepdown':
+      case 'promote': {
+        const waiters = event.type === 'stepdown' ? this.#stepDownWaiters : this.#promoteWaiters;
+        const settle = waiters.splice(0);
+        this.logDebug(event.ok ? 4 : 3, `${event.type === 'stepdown' ? 'Step down' : 'Promote'}: ${event.ok ? 'done' : 'failed'} (${event.reason})`);
+        for (const waiter of settle) waiter(event.ok ? null : new Error(event.reason));
+        this.#emitBoth(event.type, { ok: event.ok, reason: event.reason });
+        break;
+      }
       case 'slave':
         this.#emitBoth('slave');
         break;
@@ -336,7 +550,11 @@ class MultiServer extends Component {
       this.broadcastIP = broadcast;
       this.#transport.broadcastIp = broadcast;
     }
-    core.setExitOnConflict(settings.exit_on_conflict);
+    if (previous && previous.cluster_id !== settings.cluster_id) {
+      this.logError('config', `cluster_id changed to "${settings.cluster_id}"; this takes effect after a restart`);
+      settings.cluster_id = previous.cluster_id;
+    }
+    this.#apply(core.setPolicy({ exitOnConflict: settings.exit_on_conflict, priority: settings.priority, quorum: settings.quorum }, this.#now()));
     this.logDebug(4, `Config reloaded: heartbeat_freq ${settings.heartbeat_freq} s, check_beats ${settings.check_beats}`);
     this.#apply(core.setTiming({ tickMs: settings.heartbeat_freq * 1000, checkBeats: settings.check_beats }, this.#now()));
   }

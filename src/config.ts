@@ -5,7 +5,7 @@
 import { isIPv4 } from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { Netmask } from 'netmask';
-import { DEFAULT_MAX_PACKET_BYTES, isValidHostname, MAX_UDP_PAYLOAD } from './wire/codec';
+import { CLUSTER_ID_PATTERN, DEFAULT_MAX_PACKET_BYTES, isValidHostname, MAX_PRIORITY, MAX_UDP_PAYLOAD } from './wire/codec';
 
 export interface MultiServerConfig {
   /** UDP port; every server of a cluster uses the same one. @default 3014 (the original's) */
@@ -29,6 +29,30 @@ export interface MultiServerConfig {
   max_packet_bytes: number;
   /** Most servers kept in the table; bounds memory under a flood of forged hostnames. @default 1000 */
   max_servers: number;
+  /**
+   * Higher wins an election; equal priorities fall back to hostname order (the original's
+   * rule). Only decides between servers that may claim: a running master is never replaced
+   * by a higher-priority joiner. @default 0
+   */
+  priority: number;
+  /**
+   * Eligible servers (self included) that must be visible for anyone to be master; below
+   * it a master steps down within one tock and nobody claims. Set it to a majority
+   * (e.g. 2 of 3) so the minority side of a partition never has a master. @default 0 (off)
+   */
+  quorum: number;
+  /**
+   * Namespace: clusters with different ids share a port and ignore each other.
+   * @default '' (the default cluster, whose packets are the original's)
+   */
+  cluster_id: string;
+  /**
+   * Largest checkpoint (`setCheckpoint`), as JSON bytes. It rides on every heartbeat of the
+   * master, so it shares `max_packet_bytes` with `data`. @default 4096
+   */
+  max_checkpoint_bytes: number;
+  /** Default timeout of `request()`, in milliseconds. @default 5000 */
+  request_timeout_ms: number;
 }
 
 export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip'>> = Object.freeze({
@@ -38,6 +62,11 @@ export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip'>> =
   exit_on_conflict: false,
   max_packet_bytes: DEFAULT_MAX_PACKET_BYTES,
   max_servers: 1000,
+  priority: 0,
+  quorum: 0,
+  cluster_id: '',
+  max_checkpoint_bytes: 4096,
+  request_timeout_ms: 5000,
 });
 
 /** Settings after validation; `broadcast_ip` is '' when it is to be computed. */
@@ -101,6 +130,16 @@ export function validateConfig(section: unknown): Settings {
   const exitOnConflict = pick(raw, 'exit_on_conflict');
   if (typeof exitOnConflict !== 'boolean') throw new ConfigError('exit_on_conflict', 'a boolean', exitOnConflict);
 
+  const priority = pick(raw, 'priority');
+  if (typeof priority !== 'number' || !Number.isFinite(priority) || Math.abs(priority) > MAX_PRIORITY) {
+    throw new ConfigError('priority', `a number from -${MAX_PRIORITY} to ${MAX_PRIORITY}`, priority);
+  }
+  const clusterId = pick(raw, 'cluster_id');
+  if (typeof clusterId !== 'string' || (clusterId !== '' && !CLUSTER_ID_PATTERN.test(clusterId))) {
+    throw new ConfigError('cluster_id', 'a string of up to 64 letters, digits, ".", "-" or "_" (or "" for the default cluster)', clusterId);
+  }
+  const maxServers = integer(raw, 'max_servers', 1, 100000);
+
   return {
     comm_port: integer(raw, 'comm_port', 1, 65535),
     heartbeat_freq: heartbeat,
@@ -108,7 +147,12 @@ export function validateConfig(section: unknown): Settings {
     broadcast_ip: broadcast as string,
     exit_on_conflict: exitOnConflict,
     max_packet_bytes: integer(raw, 'max_packet_bytes', 512, MAX_UDP_PAYLOAD),
-    max_servers: integer(raw, 'max_servers', 1, 100000),
+    max_servers: maxServers,
+    priority,
+    quorum: integer(raw, 'quorum', 0, maxServers),
+    cluster_id: clusterId,
+    max_checkpoint_bytes: integer(raw, 'max_checkpoint_bytes', 0, MAX_UDP_PAYLOAD),
+    request_timeout_ms: integer(raw, 'request_timeout_ms', 1, 3_600_000),
   };
 }
 

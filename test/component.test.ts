@@ -164,6 +164,80 @@ describe('a live pair on loopback', () => {
     await eventually(() => udpHandles() === 0, 'both sockets to close on shutdown');
   });
 
+  test('promote() and stepDown() move the role over the wire and settle their promises', async () => {
+    const port = await freeUdpPort();
+    const a = makeServer('alpha', port);
+    const b = makeServer('bravo', port);
+    await start(a);
+    await start(b);
+    try {
+      await until(() => multi(a).master && multi(b).masterHostname === 'alpha', 'alpha to be master', [a, b]);
+      const firstTerm = multi(a).term;
+      const terms: number[] = [];
+      b.on('master', (term: number) => terms.push(term));
+      await multi(b).promote();
+      assert.equal(multi(b).master, true);
+      assert.deepEqual(terms, [firstTerm + 1]);
+      await until(() => multi(a).masterHostname === 'bravo', 'alpha to follow bravo', [a, b]);
+      assert.equal(multi(a).master, false);
+      await assert.rejects(multi(a).stepDown(), /not master/);
+      await multi(b).stepDown();
+      await until(() => multi(a).master, 'alpha to take the role back', [a, b]);
+      assert.ok(multi(a).term > firstTerm + 1);
+    } finally {
+      await stop(a);
+      await stop(b);
+    }
+  });
+
+  test('messages, request/reply, key split and checkpoints over the wire', async () => {
+    const port = await freeUdpPort();
+    const a = makeServer('alpha', port);
+    const b = makeServer('bravo', port);
+    await start(a);
+    await start(b);
+    try {
+      await until(() => multi(a).master && multi(b).masterHostname === 'alpha', 'alpha to be master', [a, b]);
+      await until(() => multi(b).members.length === 2 && multi(a).members.length === 2, 'both to see both members', [a, b]);
+
+      const received: unknown[] = [];
+      a.on('message', (type: string, payload: unknown, from: string) => received.push([type, payload, from]));
+      multi(b).send('master', 'job.done', { id: 42 });
+      await until(() => received.length === 1, 'the message to arrive', [a, b]);
+      assert.deepEqual(received, [['job.done', { id: 42 }, 'bravo']]);
+
+      multi(a).on('message', (type: string, payload: unknown, _from: string, reply?: (p: unknown) => void) => {
+        if (type === 'add') reply?.((payload as number[]).reduce((x, y) => x + y, 0));
+      });
+      assert.equal(await multi(b).request('alpha', 'add', [1, 2, 3]), 6);
+      await assert.rejects(multi(b).request('alpha', 'nobody-answers', null, { timeoutMs: 100 }), /timed out/);
+      assert.throws(() => multi(b).send('nowhere', 'x', 1), /unknown server/);
+      assert.throws(() => multi(b).send('alpha', 'bad type!', 1), /message type/);
+      assert.throws(() => multi(b).send('alpha', 'big', 'x'.repeat(40_000)), RangeError);
+
+      // Both servers assign every key the same way, and each key to exactly one of them.
+      for (const key of ['k1', 'k2', 'k3', 'k4', 'k5', 'k6']) {
+        assert.equal(multi(a).masterFor(key), multi(b).masterFor(key));
+        assert.notEqual(multi(a).isMasterFor(key), multi(b).isMasterFor(key));
+      }
+      assert.equal(multi(a).doIfMaster(() => undefined), true);
+      assert.equal(multi(b).doIfMaster(() => undefined), false);
+
+      assert.throws(() => multi(b).setCheckpoint({ n: 1 }), /only the master/);
+      assert.throws(() => multi(a).setCheckpoint({ blob: 'x'.repeat(5000) }), RangeError);
+      multi(a).setCheckpoint({ nextJob: 17 });
+      await until(() => JSON.stringify(multi(b).checkpoint) === '{"nextJob":17}', 'the checkpoint to reach bravo', [a, b]);
+      const inherited: unknown[] = [];
+      b.on('master', (_term: number, checkpoint: unknown) => inherited.push(checkpoint));
+      await stop(a);
+      await until(() => multi(b).master, 'bravo to take over', [b]);
+      assert.deepEqual(inherited, [{ nextJob: 17 }]);
+    } finally {
+      if (!a.shut) await stop(a);
+      await stop(b);
+    }
+  });
+
   test('a config reload applies new timings without a restart, and a bad reload is ignored', async () => {
     const port = await freeUdpPort();
     const server = makeServer('solo', port, { heartbeat_freq: 0.2 });

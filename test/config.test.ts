@@ -30,6 +30,9 @@ describe('config validation', () => {
     assert.equal(settings.check_beats, 3);
     assert.equal(settings.exit_on_conflict, false);
     assert.equal(settings.broadcast_ip, '');
+    assert.equal(settings.priority, 0);
+    assert.equal(settings.quorum, 0);
+    assert.equal(settings.cluster_id, '');
     assert.equal(validateConfig(undefined).comm_port, DEFAULT_CONFIG.comm_port);
   });
 
@@ -55,6 +58,13 @@ describe('config validation', () => {
     rejects({ exit_on_conflict: 'yes' }, 'exit_on_conflict', '"yes"');
     rejects({ max_packet_bytes: 100 }, 'max_packet_bytes', '`100`');
     rejects({ max_servers: 0 }, 'max_servers', '`0`');
+    rejects({ priority: 'high' }, 'priority', '"high"');
+    rejects({ priority: 1e9 }, 'priority', '1000000000');
+    rejects({ quorum: -1 }, 'quorum', '`-1`');
+    rejects({ quorum: 1.5 }, 'quorum', '1.5');
+    rejects({ quorum: 5, max_servers: 4 }, 'quorum', '`5`');
+    rejects({ cluster_id: 'has space' }, 'cluster_id', '"has space"');
+    rejects({ cluster_id: 7 }, 'cluster_id', '`7`');
   });
 
   test('the section itself must be an object', () => {

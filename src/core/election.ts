@@ -15,12 +15,23 @@
  *  - with no claimant, the live eligible server whose hostname sorts first claims, once it
  *    has listened for a tock after starting (or has seen a master, which proves it is in
  *    contact with the cluster) — so a joiner never takes over a working cluster;
- *  - two masters (after a partition heals, say): the one that sorts later relinquishes
- *    (or exits, with exit_on_conflict); the one that sorts first keeps the role and
- *    re-announces it at once, so the app on the winner sees no needless slave/master flap.
+ *  - two masters (after a partition heals, say): the one that ranks later relinquishes
+ *    (or exits, with exit_on_conflict); the one that ranks first keeps the role, raises
+ *    its term above the rival's and re-announces at once, so the app on the winner sees
+ *    no needless slave/master flap and the fencing token still only grows;
+ *  - "ranks first" = higher priority, then the hostname that sorts first (plain string
+ *    order, as the original); with equal priorities this is exactly the original's rule;
+ *  - with a quorum set, no server is or becomes master unless it sees that many eligible
+ *    servers (itself included) heard within the last tock;
+ *  - every new master takes a term above every term it has seen (a fencing token);
+ *  - a handoff (stepDown/promote) names its target in the departing master's last
+ *    heartbeat: the target claims at once and everyone else waits for it.
  */
 import type {
   Address,
+  AppMessage,
+  Checkpoint,
+  JsonValue,
   CoreEvent,
   HeartbeatMessage,
   Instant,
@@ -49,6 +60,12 @@ export interface CoreOptions extends CoreTiming {
   exitOnConflict?: boolean;
   /** Most servers the table will hold; heartbeats from further new hostnames are dropped. */
   maxServers?: number;
+  /** Higher wins an election, then hostname order. @default 0 */
+  priority?: number;
+  /** Eligible servers (self included) that must be visible for anyone to be master. 0: off. */
+  quorum?: number;
+  /** Namespace: packets of other clusters on the same port are ignored. '': the default cluster. */
+  clusterId?: string;
 }
 
 type Role = 'none' | 'slave' | 'master';
@@ -64,6 +81,12 @@ interface Peer {
 }
 
 const DEFAULT_MAX_SERVERS = 1000;
+/**
+ * After a stall (our own timer fired more than a tick late) decisions wait this long, so
+ * the datagrams queued during the stall are read before any peer is judged dead. In Node
+ * the I/O phase runs before the next timer, so one millisecond is enough.
+ */
+const STALL_DRAIN_MS = 1;
 /**
  * A peer is dead a quarter tick after its tock runs out. Without it, losing
  * check_beats - 1 heartbeats in a row would put the next one exactly on the deadline and
@@ -87,6 +110,24 @@ export class ElectionCore {
   #checkBeats: number;
   #exitOnConflict: boolean;
   #maxServers: number;
+  #priority: number;
+  #quorum: number;
+  #clusterId: string;
+  /** The fencing token: the highest term we have seen or held. */
+  #term = 0;
+  /** A handoff in progress: nobody but `target` claims until it does or `until` passes. */
+  #handoff: { target: string; until: number; stepDown: boolean } | null = null;
+  /** promote() waiting for the master to hand over. */
+  #promoteUntil = Infinity;
+  /** The wake-up time we last asked for; being called much later than that means we stalled. */
+  #requestedWake = Infinity;
+  #drainUntil = -Infinity;
+  /** The newest checkpoint we know, published by us or heard from a master. */
+  #checkpoint: Checkpoint | null = null;
+  /** The live eligible set last reported in a `members` event (joined), to report only changes. */
+  #lastMembers = '';
+  #reportMembersSoon = false;
+  #lastHeartbeatAt = -Infinity;
 
   #self: ServerRecord;
   #peers = new Map<string, Peer>();
@@ -116,6 +157,9 @@ export class ElectionCore {
     this.#checkBeats = options.checkBeats;
     this.#exitOnConflict = options.exitOnConflict ?? false;
     this.#maxServers = options.maxServers ?? DEFAULT_MAX_SERVERS;
+    this.#priority = options.priority ?? 0;
+    this.#quorum = options.quorum ?? 0;
+    this.#clusterId = options.clusterId ?? '';
     this.#self = {
       hostname: options.hostname,
       ip: options.ip,
@@ -126,6 +170,8 @@ export class ElectionCore {
       data: options.data ?? {},
       uptime: 0,
       locked: false,
+      priority: this.#priority,
+      term: 0,
     };
     this.table[this.hostname] = this.#self;
   }
@@ -143,6 +189,29 @@ export class ElectionCore {
   }
   get eligible(): boolean {
     return this.#self.eligible;
+  }
+  /** The fencing token: raised by every change of master; stamp writes with it. */
+  get term(): number {
+    return this.#term;
+  }
+  get priority(): number {
+    return this.#priority;
+  }
+  /** The newest checkpoint known here (published by the master), or null. */
+  get checkpoint(): JsonValue | null {
+    return this.#checkpoint?.d ?? null;
+  }
+
+  /**
+   * Live eligible servers (self included when eligible), sorted: the set that work split by
+   * key is assigned over. Every server computes the same set once the cluster is stable.
+   */
+  eligibleMembers(now: Instant): string[] {
+    const members = this.#self.eligible ? [this.hostname] : [];
+    for (const [hostname, peer] of this.#peers) {
+      if (peer.record.eligible && this.#isLive(peer, now)) members.push(hostname);
+    }
+    return members.sort();
   }
   get data(): JsonObject {
     return this.#self.data;
@@ -177,7 +246,7 @@ export class ElectionCore {
     this.#started = true;
     this.#startedAt = now.mono;
     this.#self.now = now.wall / 1000;
-    this.#send({ action: 'hello', hostname: this.hostname, iid: this.instanceId, seq: this.#nextSeq() });
+    this.#send(this.#stamp({ action: 'hello', hostname: this.hostname, iid: this.instanceId, seq: this.#nextSeq() }));
     this.#sendHeartbeat(now);
     this.#log(4, `Listening for the cluster for ${this.tockMs} ms before any claim to master`);
     this.#evaluate(now);
@@ -187,6 +256,11 @@ export class ElectionCore {
   /** A validated message arrived from `from`. */
   receive(message: Message, from: Address, now: Instant): Output {
     if (!this.#active) return this.#flush(now);
+    if ((message.cid ?? '') !== this.#clusterId) {
+      this.#log(10, `Ignoring ${message.action} from ${message.hostname}: cluster "${message.cid ?? ''}" is not ours`);
+      return this.#flush(now);
+    }
+    this.#checkStall(now);
     if (message.hostname === this.hostname) {
       this.#receiveOwnHostname(message, from, now);
     } else {
@@ -213,12 +287,60 @@ export class ElectionCore {
         this.#log(9, `Hello from ${message.hostname} (${from.address}), answering`);
         this.#answerSoon(now);
         break;
+      case 'promote':
+        if (peer && (peer.iid === undefined || message.iid === peer.iid)) this.#receivePromote(message.hostname, message.target, now);
+        break;
+      case 'message':
+        // Only from a server we hear, in its current instance: a stranger cannot talk to the app.
+        if (!peer || !this.#isLive(peer, now) || (peer.iid !== undefined && message.iid !== peer.iid)) {
+          this.#log(9, `Ignoring a message from ${message.hostname}: not a live member`);
+          break;
+        }
+        if (message.iid !== undefined) peer.seq = Math.max(peer.seq, message.seq ?? -1);
+        if (message.to !== '*' && message.to !== this.hostname) break;
+        this.#event({
+          type: 'message',
+          from: message.hostname,
+          to: message.to,
+          messageType: message.type,
+          payload: message.payload,
+          ...(message.rid !== undefined ? { rid: message.rid } : {}),
+          ...(message.re !== undefined ? { re: message.re } : {}),
+        });
+        break;
     }
+  }
+
+  /**
+   * Send an application message to a hostname or '*' (every other server). Delivery is at
+   * most once: UDP, no retries; duplicates and reordered copies are dropped by sequence.
+   */
+  sendMessage(to: string, messageType: string, payload: JsonValue, now: Instant, ids: { rid?: string; re?: string } = {}): Output {
+    const message: AppMessage = { action: 'message', hostname: this.hostname, to, type: messageType, payload, iid: this.instanceId, seq: this.#nextSeq() };
+    if (ids.rid !== undefined) message.rid = ids.rid;
+    if (ids.re !== undefined) message.re = ids.re;
+    if (this.#active) this.#send(this.#stamp(message));
+    return this.#flush(now);
+  }
+
+  /**
+   * Publish a checkpoint (master only): it rides on every heartbeat of ours from now on,
+   * so every server holds it within a tick, and whoever is master next gets it with its
+   * `master` event. Returns false when this server is not master.
+   */
+  setCheckpoint(data: JsonValue, now: Instant): Output | null {
+    if (!this.#active || this.#role !== 'master') return null;
+    const version = this.#checkpoint && this.#checkpoint.t === this.#term ? this.#checkpoint.v + 1 : 1;
+    this.#checkpoint = { t: this.#term, v: version, d: data };
+    this.#sendHeartbeat(now);
+    return this.#flush(now);
   }
 
   /** Time passed; do whatever is due (heartbeat, deadlines, claims). */
   tick(now: Instant): Output {
     if (!this.#active) return this.#flush(now);
+    this.#checkStall(now);
+    this.#expireRequests(now);
     this.#evaluate(now);
     if (now.mono >= this.#answerDueAt) this.#answer(now);
     if (now.mono >= this.#nextHeartbeatAt) this.#sendHeartbeat(now);
@@ -229,9 +351,10 @@ export class ElectionCore {
   setEligible(eligible: boolean, now: Instant): Output {
     if (this.#self.eligible === eligible) return this.#flush(now);
     this.#self.eligible = eligible;
+    this.#reportMembersSoon = true;
     this.#log(4, `Eligibility changed: we are ${eligible ? 'now' : 'no longer'} eligible to be master`);
     if (!this.#active) return this.#flush(now);
-    if (!eligible && this.#role === 'master') this.#stepDown('we are no longer eligible');
+    if (!eligible && this.#role === 'master') this.#relinquish('we are no longer eligible');
     this.#evaluate(now);
     this.#sendHeartbeat(now);
     return this.#flush(now);
@@ -251,8 +374,66 @@ export class ElectionCore {
     return this.#flush(now);
   }
 
-  setExitOnConflict(value: boolean): void {
-    this.#exitOnConflict = value;
+  /** Apply reloaded election policy. A lower priority or higher quorum takes effect at once. */
+  setPolicy(policy: { exitOnConflict: boolean; priority: number; quorum: number }, now: Instant): Output {
+    this.#exitOnConflict = policy.exitOnConflict;
+    this.#quorum = policy.quorum;
+    if (policy.priority !== this.#priority) {
+      this.#priority = policy.priority;
+      this.#self.priority = policy.priority;
+      if (this.#active) this.#sendHeartbeat(now);
+    }
+    if (this.#active) this.#evaluate(now);
+    return this.#flush(now);
+  }
+
+  /**
+   * Hand the master role to the next server in rank, in one round trip: our last
+   * heartbeat as master names it, it claims at once with a higher term, and nobody else
+   * claims meanwhile. The outcome arrives as a `stepdown` event.
+   */
+  stepDown(now: Instant): Output {
+    if (!this.#active || this.#role !== 'master') {
+      this.#event({ type: 'stepdown', ok: false, hostname: '', reason: 'this server is not master' });
+      return this.#flush(now);
+    }
+    const target = this.#bestPeer(now);
+    if (!target) {
+      this.#event({ type: 'stepdown', ok: false, hostname: '', reason: 'no other eligible server to hand off to' });
+      return this.#flush(now);
+    }
+    this.#handOff(target, now);
+    return this.#flush(now);
+  }
+
+  /**
+   * Ask to become master. With a master in place, it is asked to hand off to us (one round
+   * trip); with none, we claim at once. The outcome arrives as a `promote` event.
+   */
+  promote(now: Instant): Output {
+    const fail = (reason: string): Output => {
+      this.#event({ type: 'promote', ok: false, reason });
+      return this.#flush(now);
+    };
+    if (!this.#active) return fail('this server is not running');
+    if (this.#role === 'master') {
+      this.#event({ type: 'promote', ok: true, reason: 'already master' });
+      return this.#flush(now);
+    }
+    if (!this.#self.eligible) return fail('this server is not eligible');
+    if (!this.#hasQuorum(now)) return fail(`no quorum: fewer than ${this.#quorum} eligible servers visible`);
+    const master = this.#masterHostname;
+    this.#promoteUntil = now.mono + this.tockMs;
+    if (master && master !== this.hostname) {
+      this.#log(4, `Asking ${master} to hand the master role to us`);
+      this.#send(this.#stamp({ action: 'promote', hostname: this.hostname, target: master, iid: this.instanceId, seq: this.#nextSeq() }));
+    } else {
+      this.#log(4, 'Promoted with no master in place: claiming now');
+      this.#handoff = null;
+      this.#settled = true;
+      this.#becomeMaster(now);
+    }
+    return this.#flush(now);
   }
 
   /** Leave gracefully: tell the cluster, so the survivors elect without waiting a tock. */
@@ -260,7 +441,7 @@ export class ElectionCore {
     if (this.#stopped) return this.#flush(now);
     this.#stopped = true;
     if (this.#started) {
-      this.#send({ action: 'shutdown', hostname: this.hostname, iid: this.instanceId, seq: this.#nextSeq() });
+      this.#send(this.#stamp({ action: 'shutdown', hostname: this.hostname, iid: this.instanceId, seq: this.#nextSeq() }));
       this.#log(4, 'Sent shutdown notice to the cluster');
     }
     this.#role = 'none';
@@ -295,10 +476,16 @@ export class ElectionCore {
       const record = existing.record;
       record.ip = message.ip;
       record.master = message.master;
+      if (record.eligible !== message.eligible) {
+        this.#log(5, `Server ${message.hostname} is ${message.eligible ? 'now' : 'no longer'} eligible`);
+        this.#reportMembersSoon = true;
+      }
       record.eligible = message.eligible;
       record.uptime = message.uptime;
       record.data = message.data;
       record.now = now.wall / 1000;
+      record.priority = message.prio ?? 0;
+      record.term = message.term ?? 0;
       if (existing.iid !== message.iid && existing.iid !== undefined) {
         this.#log(5, `Server ${message.hostname} restarted (new instance)`);
       }
@@ -307,6 +494,7 @@ export class ElectionCore {
       existing.lastHeard = now.mono;
       existing.address = from.address;
       this.#log(10, `Heartbeat from ${message.hostname}`, record);
+      this.#noteHeartbeat(message, now);
       return;
     }
     if (this.#peers.size + 1 >= this.#maxServers) {
@@ -326,11 +514,45 @@ export class ElectionCore {
       data: message.data,
       uptime: message.uptime,
       locked: false,
+      priority: message.prio ?? 0,
+      term: message.term ?? 0,
     };
     this.#peers.set(message.hostname, { record, lastHeard: now.mono, iid: message.iid, seq: message.seq ?? -1, address: from.address });
     this.table[message.hostname] = record;
     this.#log(5, `Server joined the cluster: ${message.hostname} (${message.ip})`);
     this.#event({ type: 'addserver', server: record });
+    this.#noteHeartbeat(message, now);
+  }
+
+  /** Terms only grow; a departing master's handoff tells everyone who claims next. */
+  #noteHeartbeat(message: HeartbeatMessage, now: Instant): void {
+    if (message.term !== undefined && message.term > this.#term) this.#term = message.term;
+    const ckpt = message.ckpt;
+    if (ckpt && (!this.#checkpoint || ckpt.t > this.#checkpoint.t || (ckpt.t === this.#checkpoint.t && ckpt.v > this.#checkpoint.v))) {
+      this.#checkpoint = ckpt;
+    }
+    if (message.handoff !== undefined && !message.master) {
+      this.#log(4, `${message.hostname} hands the master role to ${message.handoff}`);
+      this.#handoff = { target: message.handoff, until: now.mono + this.tockMs, stepDown: false };
+      this.#settled = true;
+    }
+  }
+
+  #receivePromote(requester: string, target: string, now: Instant): void {
+    if (target !== this.hostname || this.#role !== 'master') return;
+    const peer = this.#peers.get(requester);
+    if (!peer || !peer.record.eligible || !this.#isLive(peer, now)) {
+      this.#log(4, `Ignoring promote request from ${requester}: not a live eligible server`);
+      return;
+    }
+    this.#log(4, `${requester} asked for the master role: handing off`);
+    this.#handOff(requester, now);
+  }
+
+  #handOff(target: string, now: Instant): void {
+    this.#handoff = { target, until: now.mono + this.tockMs, stepDown: true };
+    this.#relinquish(`handing off to ${target}`);
+    this.#sendHeartbeat(now, target);
   }
 
   #receiveShutdown(message: Message, now: Instant): void {
@@ -354,6 +576,7 @@ export class ElectionCore {
   // ---- the rules ---------------------------------------------------------------------
 
   #evaluate(now: Instant): void {
+    if (now.mono < this.#drainUntil) return; // read what queued up during a stall first
     const deadAfter = this.deadAfterMs;
     for (const [hostname, peer] of this.#peers) {
       if (now.mono - peer.lastHeard >= deadAfter && !peer.record.locked) {
@@ -368,18 +591,26 @@ export class ElectionCore {
       if (peer.record.master && this.#isLive(peer, now)) claimants.push(hostname);
     }
 
+    if (this.#role === 'master' && !this.#hasQuorum(now)) {
+      this.#relinquish(`lost quorum: fewer than ${this.#quorum} eligible servers visible`);
+      this.#sendHeartbeat(now);
+    }
+
     if (this.#role === 'master') {
       if (claimants.length === 0) return;
-      const rival = claimants.sort()[0] as string;
+      const rival = claimants.sort((a, b) => this.#compare(a, b))[0] as string;
       this.#event({ type: 'conflict', hostname: rival });
-      if (this.hostname < rival) {
-        // We sort first, so we are the one the recomputation picks: keep the role and
-        // say so at once; the rival yields when it hears us.
-        this.#log(1, `MASTER CONFLICT: ${rival} also thinks it is master; we sort first and keep the role`);
+      if (this.#compare(this.hostname, rival) < 0) {
+        // We rank first, so we are the one the recomputation picks: keep the role, take a
+        // term above the rival's, and say so at once; the rival yields when it hears us.
+        this.#log(1, `MASTER CONFLICT: ${rival} also thinks it is master; we rank first and keep the role`);
+        const rivalTerm = this.#peers.get(rival)?.record.term ?? 0;
+        if (rivalTerm >= this.#term) this.#term = rivalTerm + 1;
+        this.#self.term = this.#term;
         this.#answerSoon(now);
         return;
       }
-      this.#log(1, `MASTER CONFLICT: ${rival} also thinks it is master and sorts first`);
+      this.#log(1, `MASTER CONFLICT: ${rival} also thinks it is master and ranks first`);
       if (this.#exitOnConflict) {
         this.#log(1, 'The server is shutting down due to master conflict');
         this.#exiting = true;
@@ -389,13 +620,15 @@ export class ElectionCore {
         this.#event({ type: 'exit', reason: `master conflict with ${rival}` });
         return;
       }
-      this.#stepDown(`master conflict with ${rival}`);
+      this.#relinquish(`master conflict with ${rival}`);
       this.#sendHeartbeat(now);
     }
 
     if (claimants.length === 1) {
+      const master = claimants[0] as string;
       this.#settled = true;
-      this.#setMasterHostname(claimants[0] as string);
+      this.#handoffDone(master);
+      this.#setMasterHostname(master);
       this.#becomeSlave();
       return;
     }
@@ -405,11 +638,92 @@ export class ElectionCore {
   }
 
   #mayClaim(now: Instant): boolean {
-    if (!this.#self.eligible || !this.#settled || this.#stopped) return false;
+    if (!this.#self.eligible || !this.#settled || this.#stopped || !this.#hasQuorum(now)) return false;
+    const handoff = this.#handoff;
+    if (handoff && now.mono < handoff.until) {
+      if (handoff.target === this.hostname) return true;
+      const target = this.#peers.get(handoff.target);
+      if (target && this.#isLive(target, now)) return false; // it claims, not us
+    }
     for (const [hostname, peer] of this.#peers) {
-      if (peer.record.eligible && hostname < this.hostname && this.#isLive(peer, now)) return false;
+      if (peer.record.eligible && this.#isLive(peer, now) && this.#compare(hostname, this.hostname) < 0) return false;
     }
     return true;
+  }
+
+  /** Negative when `a` ranks before `b`: higher priority, then hostname in plain string order. */
+  #compare(a: string, b: string): number {
+    const pa = a === this.hostname ? this.#priority : (this.#peers.get(a)?.record.priority ?? 0);
+    const pb = b === this.hostname ? this.#priority : (this.#peers.get(b)?.record.priority ?? 0);
+    if (pa !== pb) return pb - pa;
+    return a < b ? -1 : a > b ? 1 : 0;
+  }
+
+  /** The live eligible peer that ranks first, if any. */
+  #bestPeer(now: Instant): string | null {
+    let best: string | null = null;
+    for (const [hostname, peer] of this.#peers) {
+      if (!peer.record.eligible || !this.#isLive(peer, now)) continue;
+      if (best === null || this.#compare(hostname, best) < 0) best = hostname;
+    }
+    return best;
+  }
+
+  /**
+   * Quorum counts eligible servers (self included) heard within the last tock, not the
+   * tock + grace used for removal: a master cut off from the majority steps down within
+   * one tock, before the majority (which waits tock + grace) can elect a replacement.
+   */
+  #hasQuorum(now: Instant): boolean {
+    if (this.#quorum <= 0) return true;
+    let visible = this.#self.eligible ? 1 : 0;
+    const window = this.tockMs;
+    for (const peer of this.#peers.values()) {
+      if (peer.record.eligible && now.mono - peer.lastHeard < window) visible++;
+    }
+    return visible >= this.#quorum;
+  }
+
+  /** A master exists: a handoff in progress has ended, one way or the other. */
+  #handoffDone(master: string): void {
+    const handoff = this.#handoff;
+    if (!handoff) return;
+    this.#handoff = null;
+    if (!handoff.stepDown) return;
+    if (master === this.hostname) {
+      this.#event({ type: 'stepdown', ok: false, hostname: handoff.target, reason: `${handoff.target} did not take over; we are master again` });
+    } else {
+      this.#event({ type: 'stepdown', ok: true, hostname: master, reason: `${master} is master` });
+    }
+  }
+
+  #expireRequests(now: Instant): void {
+    const handoff = this.#handoff;
+    if (handoff && now.mono >= handoff.until) {
+      this.#handoff = null;
+      this.#log(4, `Handoff to ${handoff.target} did not complete within a tock; electing as usual`);
+      if (handoff.stepDown) this.#event({ type: 'stepdown', ok: false, hostname: handoff.target, reason: `${handoff.target} did not take over within a tock` });
+    }
+    if (now.mono >= this.#promoteUntil) {
+      this.#promoteUntil = Infinity;
+      if (this.#role !== 'master') this.#event({ type: 'promote', ok: false, reason: 'the master did not hand over within a tock' });
+    }
+  }
+
+  /** Our own timer fired more than a tick late: the event loop stalled (CPU starvation, paused VM). */
+  #checkStall(now: Instant): void {
+    const late = now.mono - this.#requestedWake;
+    if (late <= this.#tickMs) return;
+    this.#log(2, `Event loop stalled: woke ${Math.round(late)} ms late; reading queued packets before judging any peer`);
+    this.#drainUntil = now.mono + STALL_DRAIN_MS;
+    this.#requestedWake = Infinity;
+    if (this.#role === 'master' && now.mono - this.#lastHeartbeatAt >= this.deadAfterMs) {
+      // Silent longer than the others wait before electing a replacement: they probably
+      // have one. Fence ourselves now rather than fight it; if nobody took over, the
+      // election after the drain gives the role straight back.
+      this.#relinquish(`stalled ${Math.round(now.mono - this.#lastHeartbeatAt)} ms, longer than peers wait for a master`);
+      this.#sendHeartbeat(now);
+    }
   }
 
   #isLive(peer: Peer, now: Instant): boolean {
@@ -419,9 +733,16 @@ export class ElectionCore {
   #becomeMaster(now: Instant): void {
     this.#role = 'master';
     this.#self.master = true;
+    this.#term += 1;
+    this.#self.term = this.#term;
+    this.#handoffDone(this.hostname);
     this.#setMasterHostname(this.hostname);
-    this.#log(4, 'We are now the master server', { servers: [...this.#peers.keys(), this.hostname].sort() });
-    this.#event({ type: 'master' });
+    this.#log(4, `We are now the master server (term ${this.#term})`, { servers: [...this.#peers.keys(), this.hostname].sort() });
+    this.#event({ type: 'master', term: this.#term, checkpoint: this.checkpoint });
+    if (this.#promoteUntil !== Infinity) {
+      this.#promoteUntil = Infinity;
+      this.#event({ type: 'promote', ok: true, reason: `master with term ${this.#term}` });
+    }
     this.#sendHeartbeat(now);
   }
 
@@ -433,7 +754,7 @@ export class ElectionCore {
     this.#event({ type: 'slave' });
   }
 
-  #stepDown(reason: string): void {
+  #relinquish(reason: string): void {
     this.#log(reason.startsWith('master conflict') ? 1 : 4, `We are relinquishing master control: ${reason}`);
     this.#role = 'slave';
     this.#self.master = false;
@@ -447,6 +768,18 @@ export class ElectionCore {
     this.#masterHostname = hostname;
     if (hostname && hostname !== this.hostname) this.#log(6, `The master server is now: ${hostname}`);
     this.#event({ type: 'masterchange', hostname, previous });
+  }
+
+  /**
+   * After any step that emitted events (joins, removals, role or eligibility changes all
+   * do), report the live eligible set if it changed: that is when keys move.
+   */
+  #reportMembers(now: Instant): void {
+    const members = this.eligibleMembers(now);
+    const joined = members.join('\n');
+    if (joined === this.#lastMembers) return;
+    this.#lastMembers = joined;
+    this.#out.events.push({ type: 'members', members });
   }
 
   #remove(hostname: string, peer: Peer): void {
@@ -475,8 +808,9 @@ export class ElectionCore {
     this.#sendHeartbeat(now);
   }
 
-  #sendHeartbeat(now: Instant): void {
+  #sendHeartbeat(now: Instant, handoff?: string): void {
     const self = this.#self;
+    self.term = this.#term;
     self.uptime = Math.max(0, Math.floor((now.mono - this.#startedAt) / 1000));
     self.now = now.wall / 1000;
     const heartbeat: HeartbeatMessage = {
@@ -490,9 +824,21 @@ export class ElectionCore {
       iid: this.instanceId,
       seq: this.#nextSeq(),
     };
-    this.#send(heartbeat);
+    // New fields only when they say something, so a default cluster sends the original's packets (plus iid/seq).
+    if (this.#term > 0) heartbeat.term = this.#term;
+    if (this.#priority !== 0) heartbeat.prio = this.#priority;
+    if (handoff !== undefined) heartbeat.handoff = handoff;
+    // The master (and a master handing off) carries the checkpoint, so every server holds the latest.
+    if (this.#checkpoint && (this.#role === 'master' || handoff !== undefined)) heartbeat.ckpt = this.#checkpoint;
+    this.#send(this.#stamp(heartbeat));
     this.#answerDueAt = Infinity; // any heartbeat answers every pending hello
+    this.#lastHeartbeatAt = now.mono;
     this.#nextHeartbeatAt = now.mono + this.#tickMs;
+  }
+
+  #stamp<T extends Message>(message: T): T {
+    if (this.#clusterId) message.cid = this.#clusterId;
+    return message;
   }
 
   #nextSeq(): number {
@@ -514,8 +860,17 @@ export class ElectionCore {
 
   #wakeAt(now: Instant): number {
     if (!this.#active) return Infinity;
-    let wake = Math.min(this.#nextHeartbeatAt, this.#answerDueAt);
+    if (now.mono < this.#drainUntil) return this.#drainUntil;
+    let wake = Math.min(this.#nextHeartbeatAt, this.#answerDueAt, this.#promoteUntil);
+    if (this.#handoff) wake = Math.min(wake, this.#handoff.until);
     if (!this.#settled) wake = Math.min(wake, this.#startedAt + this.tockMs);
+    // With a quorum, a peer leaving the quorum window (one tock) may change who may be master.
+    if (this.#quorum > 0) {
+      for (const peer of this.#peers.values()) {
+        const leaves = peer.lastHeard + this.tockMs;
+        if (leaves > now.mono) wake = Math.min(wake, leaves);
+      }
+    }
     const deadAfter = this.deadAfterMs;
     // Every entry point evaluates before flushing, so a deadline already past belongs to a
     // locked peer, which needs no further wake-up.
@@ -527,8 +882,13 @@ export class ElectionCore {
   }
 
   #flush(now: Instant): Output {
+    if (this.#started && (this.#out.events.length > 0 || this.#reportMembersSoon)) {
+      this.#reportMembersSoon = false;
+      this.#reportMembers(now);
+    }
     const out = this.#out;
     out.wakeAt = this.#wakeAt(now);
+    if (this.#active) this.#requestedWake = out.wakeAt;
     this.#out = emptyOutput();
     return out;
   }

@@ -36,6 +36,25 @@ export interface HeartbeatMessage {
   iid?: string;
   /** Counts up per packet of one instance; a datagram overtaken by a newer one is stale. */
   seq?: number;
+  /** The highest term (fencing token) the sender knows; a master's is its own. Absent: 0. */
+  term?: number;
+  /** The sender's priority (higher wins, then hostname). Absent: 0. */
+  prio?: number;
+  /** On a master's last heartbeat before it steps down: the server it hands the role to. */
+  handoff?: string;
+  /** Cluster namespace; servers with another id ignore the packet. Absent: the default cluster. */
+  cid?: string;
+  /** The master's last checkpoint, so the next master can resume from it. */
+  ckpt?: Checkpoint;
+}
+
+/** A small state object published by a master; ordered by (term, version). */
+export interface Checkpoint {
+  /** Term of the master that published it. */
+  t: number;
+  /** Counts up per checkpoint within that term. */
+  v: number;
+  d: JsonValue;
 }
 
 /** The graceful-shutdown notice of the original. */
@@ -44,6 +63,7 @@ export interface ShutdownMessage {
   hostname: string;
   iid?: string;
   seq?: number;
+  cid?: string;
 }
 
 /**
@@ -55,9 +75,37 @@ export interface HelloMessage {
   hostname: string;
   iid?: string;
   seq?: number;
+  cid?: string;
 }
 
-export type Message = HeartbeatMessage | ShutdownMessage | HelloMessage;
+/** "Hand the master role to me": sent by `promote()`, acted on by the master named in `target`. */
+export interface PromoteMessage {
+  action: 'promote';
+  hostname: string;
+  target: string;
+  iid?: string;
+  seq?: number;
+  cid?: string;
+}
+
+/** An application message between servers (at most once, size-limited). */
+export interface AppMessage {
+  action: 'message';
+  hostname: string;
+  /** A hostname, or '*' for every other server. */
+  to: string;
+  type: string;
+  payload: JsonValue;
+  /** Request id: the sender awaits a reply carrying it in `re`. */
+  rid?: string;
+  /** The request id this message replies to. */
+  re?: string;
+  iid?: string;
+  seq?: number;
+  cid?: string;
+}
+
+export type Message = HeartbeatMessage | ShutdownMessage | HelloMessage | PromoteMessage | AppMessage;
 
 /** One row of `servers`: the shape the original exposed, with booleans where it had 0/1. */
 export interface ServerRecord {
@@ -73,17 +121,28 @@ export interface ServerRecord {
   uptime: number;
   /** Set to true (by the application) to keep this server from ever being auto-removed. */
   locked: boolean;
+  /** Its priority: higher wins an election, then the hostname that sorts first. */
+  priority: number;
+  /** The highest term it reported. */
+  term: number;
 }
 
 export type CoreEvent =
-  | { type: 'master' }
+  | { type: 'master'; term: number; checkpoint: JsonValue | null }
+  | { type: 'message'; from: string; to: string; messageType: string; payload: JsonValue; rid?: string; re?: string }
+  /** The set of live eligible servers changed (work split by key moves). */
+  | { type: 'members'; members: string[] }
   | { type: 'slave' }
   | { type: 'addserver'; server: ServerRecord }
   | { type: 'deleteserver'; server: ServerRecord }
   | { type: 'masterchange'; hostname: string; previous: string }
   | { type: 'conflict'; hostname: string }
   | { type: 'duplicate'; hostname: string; address: string }
-  | { type: 'exit'; reason: string };
+  | { type: 'exit'; reason: string }
+  /** Outcome of stepDown(): ok once another server is master. */
+  | { type: 'stepdown'; ok: boolean; hostname: string; reason: string }
+  /** Outcome of promote(): ok once we are master. */
+  | { type: 'promote'; ok: boolean; reason: string };
 
 export interface LogLine {
   level: number;

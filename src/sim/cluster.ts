@@ -4,7 +4,7 @@
  * bound with exact times; `npm run sim` uses it to sweep faults.
  */
 import { ElectionCore, type CoreOptions } from '../core/election';
-import type { CoreEvent, Instant, Message, Output } from '../core/types';
+import type { CoreEvent, Instant, JsonValue, Message, Output } from '../core/types';
 import { decode, encode } from '../wire/codec';
 import { EventHeap } from './heap';
 import { Random } from './random';
@@ -13,6 +13,9 @@ export interface SimNodeOptions {
   eligible?: boolean;
   exitOnConflict?: boolean;
   data?: CoreOptions['data'];
+  priority?: number;
+  quorum?: number;
+  clusterId?: string;
   /** Start time; default now. */
   at?: number;
 }
@@ -150,6 +153,30 @@ export class SimCluster {
     this.#apply(node, node.core.setEligible(eligible, this.#instant(node)));
   }
 
+  sendMessage(hostname: string, to: string, type: string, payload: JsonValue): void {
+    const node = this.node(hostname);
+    this.#apply(node, node.core.sendMessage(to, type, payload, this.#instant(node)));
+  }
+
+  setCheckpoint(hostname: string, data: JsonValue): boolean {
+    const node = this.node(hostname);
+    const out = node.core.setCheckpoint(data, this.#instant(node));
+    if (out) this.#apply(node, out);
+    return out !== null;
+  }
+
+  stepDown(hostname: string): void {
+    const node = this.node(hostname);
+    this.#note(hostname, 'STEP DOWN requested');
+    this.#apply(node, node.core.stepDown(this.#instant(node)));
+  }
+
+  promote(hostname: string): void {
+    const node = this.node(hostname);
+    this.#note(hostname, 'PROMOTE requested');
+    this.#apply(node, node.core.promote(this.#instant(node)));
+  }
+
   setTiming(tickMs: number, checkBeats: number): void {
     this.tickMs = tickMs;
     this.checkBeats = checkBeats;
@@ -263,6 +290,9 @@ export class SimCluster {
     if (options.eligible !== undefined) coreOptions.eligible = options.eligible;
     if (options.exitOnConflict !== undefined) coreOptions.exitOnConflict = options.exitOnConflict;
     if (options.data !== undefined) coreOptions.data = options.data;
+    if (options.priority !== undefined) coreOptions.priority = options.priority;
+    if (options.quorum !== undefined) coreOptions.quorum = options.quorum;
+    if (options.clusterId !== undefined) coreOptions.clusterId = options.clusterId;
     return new ElectionCore(coreOptions);
   }
 
@@ -298,8 +328,9 @@ export class SimCluster {
         const node = this.nodes.get(item.to);
         if (!node || !node.alive) return;
         if (node.stalledUntil > this.now) {
-          // A stalled process reads its socket when it wakes; the datagram waits in the buffer.
-          this.#push({ ...item, time: node.stalledUntil, seq: 0 });
+          // A stalled process reads its socket when it wakes; the datagram waits in the
+          // buffer. Node runs due timers before it polls for I/O, so it is read just after.
+          this.#push({ ...item, time: node.stalledUntil + 0.001, seq: 0 });
           return;
         }
         this.#apply(node, node.core.receive(item.message, { address: `10.0.0.${hashOf(item.from)}`, port: 3014 }, this.#instant(node)));

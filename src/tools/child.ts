@@ -38,6 +38,7 @@ export interface ChildConfig {
 export interface ChildState {
   masterHostname: string;
   master: boolean;
+  term: number;
   eligible: boolean;
   servers: string[];
   /** hostname → the ip each record carries. */
@@ -66,7 +67,19 @@ export interface ChildReport {
   host: string;
   /** Epoch ms with sub-ms resolution, comparable across processes on one machine. */
   t: number;
-  type: 'spawned' | 'ready' | 'master' | 'slave' | 'addserver' | 'deleteserver' | 'masterchange' | 'state' | 'stats' | 'shutdown';
+  type:
+    | 'spawned'
+    | 'ready'
+    | 'promoted'
+    | 'steppeddown'
+    | 'master'
+    | 'slave'
+    | 'addserver'
+    | 'deleteserver'
+    | 'masterchange'
+    | 'state'
+    | 'stats'
+    | 'shutdown';
   /** The hostname an event is about; for 'stats', the request id. */
   detail?: string;
   /** For deleteserver: epoch ms at which the removed server was last heard. */
@@ -80,6 +93,8 @@ export type ChildCommand =
   | { cmd: 'go' }
   | { cmd: 'state' }
   | { cmd: 'stats'; id: string }
+  | { cmd: 'promote' }
+  | { cmd: 'stepdown' }
   | { cmd: 'eligible'; value: boolean }
   | { cmd: 'shutdown' }
   | { cmd: 'data'; value: Record<string, unknown> };
@@ -139,6 +154,11 @@ function main(): void {
     components: config.bare ? [] : [MultiServer],
   });
   const multi = (): MultiServer | undefined => server.MultiServer as MultiServer | undefined;
+  const component = (): MultiServer => {
+    const found = multi();
+    if (!found) throw new Error(`${config.hostname} runs pixl-server without MultiServer`);
+    return found;
+  };
   const netns = ((): string => {
     try {
       return readlinkSync('/proc/self/ns/net');
@@ -149,6 +169,7 @@ function main(): void {
   const state = (): ChildState => ({
     masterHostname: multi()?.masterHostname ?? '',
     master: multi()?.master ?? false,
+    term: multi()?.term ?? 0,
     eligible: multi()?.eligible ?? false,
     servers: Object.keys(multi()?.servers ?? {}).sort(),
     serverIps: Object.fromEntries(Object.values(multi()?.servers ?? {}).map((record) => [record.hostname, record.ip])),
@@ -178,7 +199,8 @@ function main(): void {
   server.on('slave', () => report('slave'));
   server.on('addserver', (record: { hostname: string }) => report('addserver', { detail: record.hostname }));
   server.on('deleteserver', (record: { hostname: string; now: number }) =>
-    report('deleteserver', { detail: record.hostname, lastHeard: record.now * 1000 }),
+    // record.now is wall-clock seconds; turn its age into the precise clock the reports use.
+    report('deleteserver', { detail: record.hostname, lastHeard: preciseNow() - (Date.now() - record.now * 1000) }),
   );
   server.on('masterchange', (hostname: string) => report('masterchange', { detail: hostname }));
   process.on('message', (command: ChildCommand) => {
@@ -192,16 +214,24 @@ function main(): void {
       case 'stats':
         report('stats', { detail: command.id, stats: stats() });
         break;
-      case 'eligible': {
-        const component = multi();
-        if (component) component.eligible = command.value;
+      case 'promote':
+        component().promote().then(
+          () => report('promoted'),
+          (err: Error) => report('promoted', { detail: `failed: ${err.message}` }),
+        );
         break;
-      }
-      case 'data': {
-        const component = multi();
-        if (component) component.data = command.value as never;
+      case 'stepdown':
+        component().stepDown().then(
+          () => report('steppeddown'),
+          (err: Error) => report('steppeddown', { detail: `failed: ${err.message}` }),
+        );
         break;
-      }
+      case 'eligible':
+        component().eligible = command.value;
+        break;
+      case 'data':
+        component().data = command.value as never;
+        break;
       case 'shutdown':
         server.shutdown();
         break;

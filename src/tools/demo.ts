@@ -45,9 +45,8 @@ async function demo(): Promise<void> {
     say(`port ${cluster.port}: all ${HOSTS.length} started together; each listens a tock before it may claim`, released);
     const cold = await cluster.waitAgreed(STEP_TIMEOUT_MS, 'alpha');
     narrate();
-    const lastStart = Math.max(...cluster.reports.filter((r) => r.type === 'ready').map((r) => r.t));
-    say(`all ${HOSTS.length} agree: master is ${cold.master}, ${ms(cold.at - lastStart)} after the last start`, cold.at);
-    results.push(['cold start (all agree, from last start)', ms(cold.at - lastStart), `bound ${tock + tick} ms`]);
+    say(`all ${HOSTS.length} agree: master is ${cold.master} (term ${cluster.state('alpha')?.term}), ${ms(cold.at - released)} after the start command`, cold.at);
+    results.push(['cold start (all agree, from the start command)', ms(cold.at - released), `bound ${tock + tick} ms from the last start`]);
 
     await delay(4 * tick);
     const killedAt = cluster.kill('alpha', 'SIGKILL');
@@ -76,11 +75,25 @@ async function demo(): Promise<void> {
     results.push(['join (joiner knows the master)', ms(joinMs), `bound ${tick} ms`]);
     await delay(3 * tock);
     if (cluster.agreedMaster() !== 'bravo') throw new Error('the joiner took over the master role');
-    say(`after ${ms(3 * tock)} bravo is still master: no takeover, no flap`);
+    say(`after ${ms(3 * tock)} bravo is still master: no takeover, no flap (term ${cluster.state('bravo')?.term})`);
+
+    const promotedAt = preciseNow();
+    say('charlie.promote(): bravo hands the role over in one round trip', promotedAt);
+    cluster.command('charlie', { cmd: 'promote' });
+    await cluster.waitFor(() => cluster.reports.some((r) => r.host === 'charlie' && r.type === 'promoted' && r.t > promotedAt), STEP_TIMEOUT_MS, 'the promote() promise');
+    const promoted = cluster.reports.find((r) => r.host === 'charlie' && r.type === 'promoted' && r.t > promotedAt) as ChildReport;
+    if (promoted.detail) throw new Error(`promote ${promoted.detail}`);
+    say(`charlie is master (term ${promoted.state.term}): promote() resolved ${ms(promoted.t - promotedAt)} after the call`, promoted.t);
+    results.push(['promote() handoff (promise resolved)', ms(promoted.t - promotedAt), 'one round trip']);
+    const promotion = await cluster.waitAgreed(STEP_TIMEOUT_MS, 'charlie');
+    const overlap = cluster.maxConcurrentMasters(promotedAt);
+    say(`all agree on charlie ${ms(promotion.at - promotedAt)} after the call; most masters at once during the handoff: ${overlap}`, promotion.at);
+    if (overlap > 1) throw new Error('two servers were master at once during the handoff');
+    await delay(2 * tick);
 
     const stoppedAt = preciseNow();
-    say('SIGTERM bravo (the master): graceful shutdown sends a notice', stoppedAt);
-    void cluster.stop('bravo');
+    say('SIGTERM charlie (the master): graceful shutdown sends a notice', stoppedAt);
+    void cluster.stop('charlie');
     const handoff = await cluster.waitAgreed(STEP_TIMEOUT_MS, 'alpha');
     narrate();
     say(`survivors agree on ${handoff.master}: ${ms(handoff.at - stoppedAt)} after SIGTERM, without waiting a tock`, handoff.at);

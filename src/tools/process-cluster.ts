@@ -256,6 +256,24 @@ export class ProcessCluster {
     return { master: this.agreedMaster() as string, at: this.#agreementTime() };
   }
 
+  /**
+   * The most members that reported themselves master at the same moment since `since`
+   * (epoch ms), replaying every report in time order. Each report carries the member's
+   * whole state, so a role change cannot slip between two reports.
+   */
+  maxConcurrentMasters(since = 0): number {
+    const isMaster = new Map<string, boolean>();
+    let max = 0;
+    for (const report of [...this.reports].sort((x, y) => x.t - y.t)) {
+      isMaster.set(report.host, report.state.master && report.type !== 'shutdown');
+      if (report.t < since) continue;
+      let count = 0;
+      for (const value of isMaster.values()) if (value) count++;
+      max = Math.max(max, count);
+    }
+    return max;
+  }
+
   /** When the last live member came to its present view of the master. */
   #agreementTime(): number {
     let latest = 0;

@@ -6,7 +6,7 @@
  * Unknown fields are ignored (that is how new fields reach old servers and back).
  */
 import { isIP } from 'node:net';
-import type { HeartbeatMessage, JsonObject, Message } from '../core/types';
+import type { AppMessage, HeartbeatMessage, JsonObject, JsonValue, Message } from '../core/types';
 
 /** The largest UDP payload over IPv4. */
 export const MAX_UDP_PAYLOAD = 65507;
@@ -32,6 +32,13 @@ export function isValidHostname(hostname: unknown): hostname is string {
 }
 
 const INSTANCE_ID_PATTERN = /^[0-9a-f]{8,64}$/;
+/** A cluster id (namespace): short, printable, safe in logs. */
+export const CLUSTER_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+/** Application message types: short names an app switches on. */
+export const MESSAGE_TYPE_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+const REQUEST_ID_PATTERN = /^[0-9a-z]{1,32}$/;
+/** Priorities are small numbers; a bound keeps comparisons meaningful. */
+export const MAX_PRIORITY = 1_000_000;
 
 export type DropReason =
   | 'oversized'
@@ -69,9 +76,24 @@ export function encode(message: Message): Buffer {
     case 'hello':
       wire = { hostname: message.hostname, action: message.action };
       break;
+    case 'promote':
+      wire = { hostname: message.hostname, action: 'promote', target: message.target };
+      break;
+    case 'message':
+      wire = { hostname: message.hostname, action: 'message', to: message.to, type: message.type, payload: message.payload };
+      if (message.rid !== undefined) wire.rid = message.rid;
+      if (message.re !== undefined) wire.re = message.re;
+      break;
   }
   if (message.iid !== undefined) wire.iid = message.iid;
   if (message.seq !== undefined) wire.seq = message.seq;
+  if (message.action === 'heartbeat') {
+    if (message.term !== undefined) wire.term = message.term;
+    if (message.prio !== undefined) wire.prio = message.prio;
+    if (message.handoff !== undefined) wire.handoff = message.handoff;
+    if (message.ckpt !== undefined) wire.ckpt = message.ckpt;
+  }
+  if (message.cid !== undefined) wire.cid = message.cid;
   return Buffer.from(JSON.stringify(wire) + '\n', 'utf8');
 }
 
@@ -95,7 +117,7 @@ export function decode(datagram: Buffer, limits: DecodeLimits = {}): DecodeResul
 function validate(raw: Record<string, unknown>): DecodeResult {
   const action = raw.action;
   if (typeof action !== 'string') return drop('bad-field', 'action');
-  if (action !== 'heartbeat' && action !== 'shutdown' && action !== 'hello') {
+  if (action !== 'heartbeat' && action !== 'shutdown' && action !== 'hello' && action !== 'promote' && action !== 'message') {
     return drop('unknown-action', action.slice(0, 32));
   }
   const hostname = raw.hostname;
@@ -110,10 +132,34 @@ function validate(raw: Record<string, unknown>): DecodeResult {
     if (typeof raw.seq !== 'number' || !Number.isSafeInteger(raw.seq) || raw.seq < 0) return drop('bad-field', 'seq');
     seq = raw.seq;
   }
+  let cid: string | undefined;
+  if (raw.cid !== undefined) {
+    if (typeof raw.cid !== 'string' || !CLUSTER_ID_PATTERN.test(raw.cid)) return drop('bad-field', 'cid');
+    cid = raw.cid;
+  }
   if (action !== 'heartbeat') {
-    const message: Message = { action, hostname };
+    let message: Message;
+    if (action === 'promote') {
+      if (!isValidHostname(raw.target)) return drop('bad-field', 'target');
+      message = { action, hostname, target: raw.target };
+    } else if (action === 'message') {
+      if (raw.to !== '*' && !isValidHostname(raw.to)) return drop('bad-field', 'to');
+      if (typeof raw.type !== 'string' || !MESSAGE_TYPE_PATTERN.test(raw.type)) return drop('bad-field', 'type');
+      if (raw.payload === undefined) return drop('bad-field', 'payload');
+      const app: AppMessage = { action, hostname, to: raw.to as string, type: raw.type, payload: raw.payload as JsonValue };
+      for (const key of ['rid', 're'] as const) {
+        const value = raw[key];
+        if (value === undefined) continue;
+        if (typeof value !== 'string' || !REQUEST_ID_PATTERN.test(value)) return drop('bad-field', key);
+        app[key] = value;
+      }
+      message = app;
+    } else {
+      message = { action, hostname };
+    }
     if (iid !== undefined) message.iid = iid;
     if (seq !== undefined) message.seq = seq;
+    if (cid !== undefined) message.cid = cid;
     return { ok: true, message };
   }
 
@@ -133,7 +179,29 @@ function validate(raw: Record<string, unknown>): DecodeResult {
   const message: HeartbeatMessage = { action, hostname, ip, master, eligible, uptime, data };
   if (iid !== undefined) message.iid = iid;
   if (seq !== undefined) message.seq = seq;
+  if (cid !== undefined) message.cid = cid;
+  if (raw.term !== undefined) {
+    if (typeof raw.term !== 'number' || !Number.isSafeInteger(raw.term) || raw.term < 0) return drop('bad-field', 'term');
+    message.term = raw.term;
+  }
+  if (raw.prio !== undefined) {
+    if (typeof raw.prio !== 'number' || !Number.isFinite(raw.prio) || Math.abs(raw.prio) > MAX_PRIORITY) return drop('bad-field', 'prio');
+    message.prio = raw.prio;
+  }
+  if (raw.handoff !== undefined) {
+    if (!isValidHostname(raw.handoff)) return drop('bad-field', 'handoff');
+    message.handoff = raw.handoff;
+  }
+  if (raw.ckpt !== undefined) {
+    const ckpt = raw.ckpt;
+    if (!isPlainObject(ckpt) || !isCounter(ckpt.t) || !isCounter(ckpt.v) || ckpt.d === undefined) return drop('bad-field', 'ckpt');
+    message.ckpt = { t: ckpt.t, v: ckpt.v, d: ckpt.d as JsonValue };
+  }
   return { ok: true, message };
+}
+
+function isCounter(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
 /** The original sends 0/1; accept booleans too. Anything else is not a flag. */

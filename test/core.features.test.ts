@@ -1,0 +1,291 @@
+/**
+ * Election beyond the original, on the deterministic simulator: terms (fencing tokens),
+ * priority, quorum, manual handoff, namespaces and stall awareness.
+ * Defaults: tick 1000 ms, check_beats 3 (tock 3000 ms), 1 ms one-way latency.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { SimCluster, type SimClusterOptions, type SimNodeOptions } from '../src/sim/cluster';
+import { Random } from '../src/sim/random';
+import { decode, encode } from '../src/wire/codec';
+import type { CoreEvent } from '../src/core/types';
+
+const TICK = 1000;
+const TOCK = 3000;
+const LATENCY = 1;
+
+function cluster(nodes: Record<string, SimNodeOptions>, options: SimClusterOptions = {}): SimCluster {
+  const sim = new SimCluster({ tickMs: TICK, checkBeats: 3, latencyMs: LATENCY, ...options });
+  for (const [host, nodeOptions] of Object.entries(nodes)) sim.add(host, nodeOptions);
+  return sim;
+}
+
+function agree(sim: SimCluster, limit = 5 * TOCK): string {
+  const at = sim.runUntilTrue(() => sim.agreedMaster() !== null, limit);
+  assert.notEqual(at, null, 'never agreed');
+  return sim.agreedMaster() as string;
+}
+
+/** Runs the simulation and fails at the first instant two servers both believe they are master. */
+function runWatchingForTwoMasters(sim: SimCluster, ms: number): void {
+  const twoMasters = sim.runUntilTrue(() => sim.masters().length > 1, ms);
+  assert.equal(twoMasters, null, `two masters at ${twoMasters} ms: ${sim.masters().join(', ')}`);
+}
+
+const masterTerms = (sim: SimCluster): number[] =>
+  sim.eventsOf('master').map((e) => (e.event as Extract<CoreEvent, { type: 'master' }>).term);
+
+describe('term (fencing token)', () => {
+  test('every change of master raises the term; slaves carry the master\'s term', () => {
+    const sim = cluster({ a: {}, b: {}, c: {}, d: {} });
+    agree(sim);
+    assert.equal(sim.node('a').core.term, 1);
+    sim.runFor(2 * TICK);
+    for (const host of ['b', 'c', 'd']) assert.equal(sim.node(host).core.term, 1, host);
+    sim.crash('a');
+    sim.runUntilTrue(() => sim.agreedMaster() === 'b', 2 * TOCK);
+    sim.runFor(TICK);
+    assert.equal(sim.node('b').core.term, 2);
+    sim.shutdown('b');
+    sim.runUntilTrue(() => sim.agreedMaster() === 'c', TOCK);
+    sim.runFor(TICK);
+    assert.deepEqual(masterTerms(sim), [1, 2, 3]);
+    assert.equal(sim.node('d').core.term, 3);
+  });
+
+  test('a restarted server that becomes master takes a term above everything the cluster has seen', () => {
+    const sim = cluster({ a: {}, b: {} });
+    agree(sim);
+    sim.crash('a');
+    sim.runUntilTrue(() => sim.agreedMaster() === 'b', 2 * TOCK);
+    sim.restart('a'); // a joins as slave of b, learning term 2
+    sim.runFor(TICK);
+    sim.shutdown('b');
+    sim.runUntilTrue(() => sim.agreedMaster() === 'a', TOCK);
+    assert.deepEqual(masterTerms(sim), [1, 2, 3]);
+  });
+
+  test('after a partition heals, the master that keeps the role raises its term above both sides', () => {
+    const sim = cluster({ a: {}, b: {}, c: {}, d: {} });
+    agree(sim);
+    sim.partition([['a', 'b'], ['c', 'd']]);
+    sim.runFor(3 * TOCK);
+    assert.equal(sim.node('c').core.term, 2);
+    sim.heal();
+    sim.runUntilTrue(() => sim.agreedMaster() === 'a', TOCK);
+    sim.runFor(TICK);
+    assert.ok(sim.node('a').core.term > 2, `winner's term ${sim.node('a').core.term}`);
+    for (const host of ['b', 'c', 'd']) assert.equal(sim.node(host).core.term, sim.node('a').core.term, host);
+  });
+
+  test('the default cluster still sends the original packet (term only appears once there is one)', () => {
+    const text = encode({ action: 'heartbeat', hostname: 'h', ip: '', master: false, eligible: true, uptime: 0, data: {} }).toString();
+    assert.ok(!text.includes('term') && !text.includes('prio') && !text.includes('cid'));
+    const back = decode(encode({ action: 'heartbeat', hostname: 'h', ip: '', master: true, eligible: true, uptime: 0, data: {}, term: 9, prio: 2, handoff: 'x', cid: 'blue' }));
+    assert.ok(back.ok);
+    assert.deepEqual(back.message, { action: 'heartbeat', hostname: 'h', ip: '', master: true, eligible: true, uptime: 0, data: {}, term: 9, prio: 2, handoff: 'x', cid: 'blue' });
+  });
+});
+
+describe('priority', () => {
+  test('the highest priority wins a cold start regardless of hostname; ties fall back to hostname order', () => {
+    assert.equal(agree(cluster({ a: {}, b: { priority: 10 }, c: { priority: 10 }, d: {} })), 'b');
+    assert.equal(agree(cluster({ a: { priority: -1 }, b: {}, c: {} })), 'b');
+    assert.equal(agree(cluster({ a: {}, b: {}, c: {} })), 'a');
+  });
+
+  test('a crashed master is replaced by the highest-priority survivor', () => {
+    const sim = cluster({ a: { priority: 5 }, b: {}, c: {}, d: { priority: 3 } });
+    assert.equal(agree(sim), 'a');
+    sim.crash('a');
+    sim.runUntilTrue(() => sim.agreedMaster() === 'd', 2 * TOCK);
+    assert.equal(sim.agreedMaster(), 'd');
+  });
+
+  test('a higher-priority joiner never takes over a running master', () => {
+    const sim = cluster({ b: {}, c: {} });
+    agree(sim);
+    sim.add('z', { priority: 100 });
+    sim.runFor(30 * TICK);
+    assert.equal(sim.agreedMaster(), 'b');
+    assert.equal(sim.eventsOf('master', 'z').length, 0);
+  });
+
+  test('a conflict is won by the higher priority', () => {
+    const sim = cluster({ a: {}, b: {}, c: { priority: 1 }, d: {} });
+    assert.equal(agree(sim), 'c');
+    sim.partition([['a', 'b'], ['c', 'd']]);
+    sim.runFor(3 * TOCK);
+    assert.deepEqual(sim.masters().sort(), ['a', 'c']);
+    sim.heal();
+    sim.runUntilTrue(() => sim.agreedMaster() !== null, TOCK);
+    assert.equal(sim.agreedMaster(), 'c');
+  });
+});
+
+describe('quorum', () => {
+  test('below quorum nobody is master; a lone server with quorum 2 never claims', () => {
+    const sim = cluster({ a: { quorum: 2 } });
+    sim.runFor(10 * TOCK);
+    assert.equal(sim.masters().length, 0);
+    sim.add('b', { quorum: 2 });
+    assert.equal(agree(sim), 'a');
+  });
+
+  test('partitions of five with quorum 3: the minority side never has a master after one tock; after the heal one master within a tock', () => {
+    const hosts = ['a', 'b', 'c', 'd', 'e'];
+    for (let seed = 1; seed <= 30; seed++) {
+      const random = new Random(seed);
+      const sim = new SimCluster({ seed, tickMs: TICK, checkBeats: 3, latencyMs: LATENCY, jitterMs: 10 });
+      for (const host of hosts) sim.add(host, { quorum: 3 });
+      agree(sim);
+      sim.runFor(random.int(0, 2 * TICK));
+      const shuffled = [...hosts].sort(() => random.next() - 0.5);
+      const minority = shuffled.slice(0, random.int(1, 2));
+      const majority = shuffled.filter((h) => !minority.includes(h));
+      sim.partition([minority, majority]);
+      const partitionedAt = sim.now;
+      sim.runFor(TOCK);
+      const minorityMasters = (): string[] => minority.filter((h) => sim.node(h).core.master);
+      assert.deepEqual(minorityMasters(), [], `seed ${seed}: minority ${minority} has a master one tock after the split`);
+      // From here until the heal, the minority never regains a master.
+      const regained = sim.runUntilTrue(() => minorityMasters().length > 0, 5 * TOCK);
+      assert.equal(regained, null, `seed ${seed}: minority master at ${regained}`);
+      const majorityMaster = majority.find((h) => sim.node(h).core.master);
+      assert.ok(majorityMaster, `seed ${seed}: the majority ${majority} has no master ${sim.now - partitionedAt} ms after the split`);
+      const healedAt = sim.now;
+      sim.heal();
+      const agreedAt = sim.runUntilTrue(() => sim.agreedMaster() !== null, 3 * TOCK);
+      assert.notEqual(agreedAt, null, `seed ${seed}: no agreement after the heal`);
+      assert.ok((agreedAt as number) - healedAt <= TOCK, `seed ${seed}: agreed ${(agreedAt as number) - healedAt} ms after the heal`);
+    }
+  });
+
+  test('a master whose peers all die steps down within one tock of the last heartbeat it heard', () => {
+    const sim = cluster({ a: { quorum: 2 }, b: { quorum: 2 }, c: { quorum: 2 } });
+    agree(sim);
+    sim.crash('b');
+    sim.crash('c');
+    sim.runFor(5);
+    const lastHeard = Math.max(sim.node('a').core.lastHeard('b') as number, sim.node('a').core.lastHeard('c') as number);
+    const downAt = sim.runUntilTrue(() => !sim.node('a').core.master, 2 * TOCK);
+    assert.notEqual(downAt, null);
+    assert.ok((downAt as number) <= lastHeard + TOCK, `stepped down ${(downAt as number) - lastHeard} ms after the last heartbeat`);
+  });
+});
+
+describe('manual handoff', () => {
+  test('stepDown hands the role to the next server in one round trip, term raised, never two masters', () => {
+    const sim = cluster({ a: {}, b: {}, c: {}, d: {} });
+    agree(sim);
+    sim.runFor(500);
+    const at = sim.now;
+    sim.stepDown('a');
+    runWatchingForTwoMasters(sim, 2 * LATENCY);
+    assert.equal(sim.node('b').core.master, true);
+    assert.ok(sim.now - at <= 2 * LATENCY);
+    runWatchingForTwoMasters(sim, 10 * TICK);
+    assert.equal(sim.agreedMaster(), 'b');
+    assert.deepEqual(masterTerms(sim), [1, 2]);
+    const result = sim.eventsOf('stepdown', 'a').map((e) => e.event);
+    assert.deepEqual(result, [{ type: 'stepdown', ok: true, hostname: 'b', reason: 'b is master' }]);
+    assert.equal(sim.eventsOf('master', 'a').length, 1, 'a took the role back');
+  });
+
+  test('promote moves the role to any eligible server in one round trip, never two masters', () => {
+    const sim = cluster({ a: {}, b: {}, c: {}, d: {} });
+    agree(sim);
+    sim.runFor(700);
+    const at = sim.now;
+    sim.promote('d');
+    runWatchingForTwoMasters(sim, 3 * LATENCY);
+    assert.equal(sim.node('d').core.master, true, 'd is not master after one round trip');
+    assert.ok(sim.now - at <= 3 * LATENCY);
+    runWatchingForTwoMasters(sim, 20 * TICK);
+    assert.equal(sim.agreedMaster(), 'd');
+    assert.deepEqual(sim.eventsOf('promote', 'd').map((e) => e.event), [{ type: 'promote', ok: true, reason: 'master with term 2' }]);
+  });
+
+  test('promote with no master claims at once; promote when ineligible or without quorum fails', () => {
+    const sim = cluster({ a: { eligible: false }, b: { eligible: false } });
+    sim.runFor(2 * TOCK);
+    sim.promote('a');
+    assert.deepEqual(sim.eventsOf('promote', 'a').map((e) => (e.event as { ok: boolean }).ok), [false]);
+    sim.setEligible('b', true);
+    assert.equal(agree(sim, TOCK), 'b');
+    const q = cluster({ x: { quorum: 2 } });
+    q.runFor(2 * TOCK);
+    q.promote('x');
+    assert.deepEqual(q.eventsOf('promote', 'x').map((e) => e.event), [{ type: 'promote', ok: false, reason: 'no quorum: fewer than 2 eligible servers visible' }]);
+  });
+
+  test('stepDown fails when nobody can take over, or when the target dies first; the election resumes', () => {
+    const alone = cluster({ a: {} });
+    agree(alone);
+    alone.stepDown('a');
+    assert.equal((alone.eventsOf('stepdown', 'a')[0]?.event as { ok: boolean }).ok, false);
+    assert.equal(alone.node('a').core.master, true);
+
+    const sim = cluster({ a: {}, b: {}, c: {} });
+    agree(sim);
+    sim.link = (from, to) => !(to === 'b' && from === 'a'); // b never hears the handoff
+    sim.stepDown('a');
+    sim.crash('b');
+    sim.runFor(2 * TOCK);
+    sim.link = () => true;
+    const failed = sim.eventsOf('stepdown', 'a').map((e) => e.event as { ok: boolean; reason: string });
+    assert.equal(failed.length, 1);
+    assert.equal(failed[0]?.ok, false);
+    assert.notEqual(agree(sim), null);
+  });
+});
+
+describe('cluster_id namespaces', () => {
+  test('two clusters on one port ignore each other and each elects its own master', () => {
+    const sim = cluster({ a: { clusterId: 'blue' }, b: { clusterId: 'blue' }, c: { clusterId: 'green' }, d: { clusterId: 'green' }, e: {} });
+    sim.runFor(3 * TOCK);
+    assert.deepEqual(sim.masters().sort(), ['a', 'c', 'e']);
+    assert.deepEqual(Object.keys(sim.node('a').core.table).sort(), ['a', 'b']);
+    assert.deepEqual(Object.keys(sim.node('d').core.table).sort(), ['c', 'd']);
+    assert.deepEqual(Object.keys(sim.node('e').core.table), ['e']);
+  });
+});
+
+describe('stall awareness', () => {
+  test('a slave whose event loop stalled for two tocks reads the queued packets before judging anyone', () => {
+    const sim = cluster({ a: {}, b: {}, c: {} });
+    agree(sim);
+    sim.runFor(300);
+    const stalledAt = sim.now;
+    sim.stall('c', 2 * TOCK);
+    sim.runFor(2 * TOCK + TICK);
+    const churn = sim.events.filter((e) => e.host === 'c' && e.time > stalledAt && (e.event.type === 'deleteserver' || e.event.type === 'addserver'));
+    assert.deepEqual(churn.map((e) => `${e.event.type}`), [], 'c removed live peers on waking');
+    assert.equal(sim.node('c').core.masterHostname, 'a');
+    assert.equal(agree(sim, TOCK), 'a');
+  });
+
+  test('a master stalled past the dead-server timeout is replaced and, on waking, yields instead of fighting', () => {
+    const sim = cluster({ a: {}, b: {}, c: {} });
+    agree(sim);
+    const stalledAt = sim.now;
+    sim.stall('a', 2 * TOCK);
+    sim.runFor(2 * TOCK - 1);
+    assert.equal(sim.node('b').core.master, true, 'b did not take over from the stalled master');
+    // While paused, a's memory still says master (nothing can run to change it); from the
+    // instant it wakes there must never be two.
+    sim.runUntil(stalledAt + 2 * TOCK);
+    runWatchingForTwoMasters(sim, 3 * TOCK);
+    assert.equal(sim.agreedMaster(), 'b');
+    assert.deepEqual(sim.eventsOf('master').filter((e) => e.time > stalledAt).map((e) => e.host), ['b']);
+    assert.equal(sim.eventsOf('conflict').length, 0);
+  });
+
+  test('a lone master that stalled takes its role straight back on waking', () => {
+    const sim = cluster({ a: {} });
+    agree(sim);
+    sim.stall('a', 3 * TOCK);
+    sim.runFor(3 * TOCK + 10);
+    assert.equal(sim.node('a').core.master, true);
+  });
+});
