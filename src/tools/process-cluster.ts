@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CHILD_SCRIPT, preciseNow, type ChildCommand, type ChildConfig, type ChildReport, type ChildState, type ChildStats } from './child';
+import { DEFAULT_CONFIG } from '../config';
 import { assertLoopback, freeUdpPort } from './loopback';
 import { LAN_NETNS_ENV } from './netns';
 
@@ -86,7 +87,11 @@ export class ProcessCluster {
   async start(host: string, multi: Record<string, unknown> = {}, hold = false): Promise<void> {
     // Members started concurrently must share one port: allocate it once. Each
     // namespace has its own ports: the default comm_port is free there.
-    this.#portReady ??= this.#options.port ? Promise.resolve(this.#options.port) : this.#options.netnsOf ? Promise.resolve(3014) : freeUdpPort();
+    this.#portReady ??= this.#options.port
+      ? Promise.resolve(this.#options.port)
+      : this.#options.netnsOf
+        ? Promise.resolve(DEFAULT_CONFIG.comm_port)
+        : freeUdpPort();
     this.#port = await this.#portReady;
     const config: ChildConfig = {
       hostname: host,
