@@ -22,7 +22,7 @@ function member() {
 		__version: '1.0',
 		config: {
 			hostname, ip: '127.0.0.1', foreground: true, exit_on_shutdown: true, log_dir: logDir, log_filename: hostname + '.log', debug_level: 5,
-			MultiServer: { comm_port: port, heartbeat_freq: 0.1, check_beats: 3, broadcast_ip: '127.255.255.255' }
+			MultiServer: { comm_port: port, heartbeat_freq: 0.1, check_beats: 5, broadcast_ip: '127.255.255.255' }
 		},
 		components: [ require('pixl-server-multi') ]
 	});
@@ -31,10 +31,12 @@ function member() {
 		let next = checkpoint ? checkpoint.next : 1;
 		process.send({ hostname, note: `became master (term ${term}), resuming at job ${next}` });
 		timer = setInterval(() => {
-			process.send({ hostname, job: next, term });
-			next++;
-			// Record progress before the next job, so a successor starts after this one.
+			const job = next++;
+			// ... run the job here, then record progress so a successor starts after it.
+			// A crash between running a job and this line repeats that one job on the next
+			// master (at least once), so real jobs should be idempotent.
 			server.MultiServer.setCheckpoint({ next });
+			process.send({ hostname, job, term });
 		}, 150);
 	});
 	server.on('slave', () => {
@@ -75,10 +77,12 @@ async function main() {
 	await stopAll(Object.values(members));
 	require('fs').rmSync(logDir, { recursive: true, force: true });
 	const numbers = jobs.map((j) => j.job);
-	const gaps = numbers.filter((n, i) => i > 0 && n !== numbers[i - 1] + 1);
+	const skipped = numbers.filter((n, i) => i > 0 && n > numbers[i - 1] + 1);
+	const repeated = numbers.filter((n, i) => i > 0 && n <= numbers[i - 1]);
 	console.log(`jobs run: ${numbers.join(', ')}`);
-	console.log(gaps.length === 0 ? 'no job skipped or repeated across the failover' : `sequence broken at ${gaps.join(', ')}`);
-	process.exit(gaps.length === 0 ? 0 : 1);
+	console.log(skipped.length ? `jobs skipped before ${skipped.join(', ')}` : 'no job skipped across the failover');
+	if (repeated.length) console.log(`repeated: job ${repeated.join(', ')} (in flight when the master died)`);
+	process.exit(skipped.length === 0 && repeated.length <= 1 ? 0 : 1);
 }
 
 /** SIGTERM every member (a graceful shutdown) and wait until each has exited. */

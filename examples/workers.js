@@ -23,7 +23,7 @@ function member() {
 		__version: '1.0',
 		config: {
 			hostname, ip: '127.0.0.1', foreground: true, exit_on_shutdown: true, log_dir: logDir, log_filename: hostname + '.log', debug_level: 5,
-			MultiServer: { comm_port: port, heartbeat_freq: 0.1, check_beats: 3, broadcast_ip: '127.255.255.255' }
+			MultiServer: { comm_port: port, heartbeat_freq: 0.1, check_beats: 5, broadcast_ip: '127.255.255.255' }
 		},
 		components: [ require('pixl-server-multi') ]
 	});

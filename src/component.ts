@@ -21,6 +21,7 @@ const { ElectionCore } = election;
 import type { Transport } from './transport/types';
 import { UdpBroadcastTransport } from './transport/udp';
 import { ownerOf } from './app/rendezvous';
+import { isLikeWebServer, registerRoutes } from './http';
 import type { JsonValue } from './core/types';
 import { RateLimiter } from './util/rate-limit';
 
@@ -40,6 +41,12 @@ interface MultiServerStats {
   /** Times this server became master. */
   elections: number;
   sendErrors: number;
+  /** Times this server saw the master change (lost and replaced, or handed over). */
+  failovers: number;
+  /** Milliseconds from losing the last master to knowing the next one, as seen here; 0 before any failover. */
+  lastFailoverMs: number;
+  /** The current term (fencing token). */
+  term: number;
 }
 
 /** Replies to a request: call once with the answer payload. */
@@ -65,7 +72,7 @@ class MultiServer extends Component {
   hostname = '';
   /** The broadcast address in use. */
   broadcastIP = '';
-  readonly stats: MultiServerStats = {
+  #stats: MultiServerStats = {
     packetsIn: 0,
     packetsOut: 0,
     bytesIn: 0,
@@ -73,7 +80,18 @@ class MultiServer extends Component {
     dropped: {},
     elections: 0,
     sendErrors: 0,
+    failovers: 0,
+    lastFailoverMs: 0,
+    term: 0,
   };
+  /** Monotonic ms when this server lost its master, while it has none. */
+  #masterLostAt: number | null = null;
+
+  /** Counters for monitoring (a live object; `term` is filled in when read). */
+  get stats(): MultiServerStats {
+    this.#stats.term = this.#core?.term ?? 0;
+    return this.#stats;
+  }
 
   #settings: Settings | null = null;
   #core: election.ElectionCore | null = null;
@@ -87,6 +105,7 @@ class MultiServer extends Component {
   #stepDownWaiters: Array<(err: Error | null) => void> = [];
   #promoteWaiters: Array<(err: Error | null) => void> = [];
   #members: string[] = [];
+  #removeRoutes: (() => void) | null = null;
   #requests = new Map<string, { resolve: (payload: JsonValue) => void; reject: (err: Error) => void; timer: NodeJS.Timeout; to: string }>();
   #requestCounter = 0;
 
@@ -357,6 +376,8 @@ class MultiServer extends Component {
           clusterId: settings.cluster_id,
         });
         this.#apply(this.#core.start(this.#now()));
+        // pixl-server-web resets its routes when it starts: add ours once every component has.
+        if (settings.http_status_uri || settings.http_health_uri) this.server.once('ready', () => this.#addRoutes(settings));
         callback();
       },
       (err: Error) => {
@@ -375,6 +396,8 @@ class MultiServer extends Component {
       callback();
       return;
     }
+    this.#removeRoutes?.();
+    this.#removeRoutes = null;
     this.logDebug(2, 'Shutting down UDP server');
     for (const [rid, pending] of this.#requests) {
       clearTimeout(pending.timer);
@@ -503,6 +526,7 @@ class MultiServer extends Component {
         this.#emitBoth(event.type, event.server);
         break;
       case 'masterchange':
+        this.#countFailover(event.hostname, event.previous);
         this.#emitBoth('masterchange', event.hostname, event.previous);
         break;
       case 'conflict':
@@ -514,6 +538,32 @@ class MultiServer extends Component {
           if (!this.server.shut) this.server.shutdown();
         });
         break;
+    }
+  }
+
+  #addRoutes(settings: Settings): void {
+    const web = this.server.WebServer;
+    if (!isLikeWebServer(web)) {
+      this.logError('config', 'http_status_uri / http_health_uri are set, but the server has no WebServer component (pixl-server-web)');
+      return;
+    }
+    this.#removeRoutes = registerRoutes(web, this, { status: settings.http_status_uri, health: settings.http_health_uri, acl: settings.http_acl });
+    this.logDebug(4, `HTTP routes added: ${[settings.http_status_uri, settings.http_health_uri].filter(Boolean).join(', ')}`);
+  }
+
+  #countFailover(hostname: string, previous: string): void {
+    const now = performance.now();
+    if (!hostname) {
+      if (previous) this.#masterLostAt = now;
+      return;
+    }
+    if (this.#masterLostAt !== null) {
+      this.#stats.failovers++;
+      this.#stats.lastFailoverMs = Math.round(now - this.#masterLostAt);
+      this.#masterLostAt = null;
+    } else if (previous && previous !== hostname) {
+      this.#stats.failovers++; // a direct change (a conflict resolved): no gap without a master
+      this.#stats.lastFailoverMs = 0;
     }
   }
 

@@ -53,6 +53,12 @@ export interface MultiServerConfig {
   max_checkpoint_bytes: number;
   /** Default timeout of `request()`, in milliseconds. @default 5000 */
   request_timeout_ms: number;
+  /** With pixl-server-web: a URI answering the cluster status as JSON. @default '' (off) */
+  http_status_uri: string;
+  /** With pixl-server-web: a URI answering 200 while a master is known, 503 otherwise. @default '' (off) */
+  http_health_uri: string;
+  /** Restrict those URIs to pixl-server-web's default ACL (private networks). @default true */
+  http_acl: boolean;
 }
 
 export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip'>> = Object.freeze({
@@ -67,6 +73,9 @@ export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip'>> =
   cluster_id: '',
   max_checkpoint_bytes: 4096,
   request_timeout_ms: 5000,
+  http_status_uri: '',
+  http_health_uri: '',
+  http_acl: true,
 });
 
 /** Settings after validation; `broadcast_ip` is '' when it is to be computed. */
@@ -104,6 +113,20 @@ function integer(raw: Record<string, unknown>, key: keyof MultiServerConfig, min
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new ConfigError(key, `an integer from ${min} to ${max}`, value);
   }
+  return value;
+}
+
+function uri(raw: Record<string, unknown>, key: keyof MultiServerConfig): string {
+  const value = pick(raw, key);
+  if (typeof value !== 'string' || (value !== '' && !/^\/[\x21-\x7e]*$/.test(value))) {
+    throw new ConfigError(key, 'a URI path starting with "/" (or "" for off)', value);
+  }
+  return value;
+}
+
+function bool(raw: Record<string, unknown>, key: keyof MultiServerConfig): boolean {
+  const value = pick(raw, key);
+  if (typeof value !== 'boolean') throw new ConfigError(key, 'a boolean', value);
   return value;
 }
 
@@ -153,6 +176,9 @@ export function validateConfig(section: unknown): Settings {
     cluster_id: clusterId,
     max_checkpoint_bytes: integer(raw, 'max_checkpoint_bytes', 0, MAX_UDP_PAYLOAD),
     request_timeout_ms: integer(raw, 'request_timeout_ms', 1, 3_600_000),
+    http_status_uri: uri(raw, 'http_status_uri'),
+    http_health_uri: uri(raw, 'http_health_uri'),
+    http_acl: bool(raw, 'http_acl'),
   };
 }
 

@@ -1,6 +1,6 @@
 /**
  * Separate pixl-server processes on loopback (broadcast 127.255.255.255, heartbeat
- * 0.05 s): the wiring works end to end. Every wait is "until observed, or fail at a
+ * 0.1 s): the wiring works end to end. Every wait is "until observed, or fail at a
  * generous deadline"; speed is measured by `npm run bench`, not asserted here.
  */
 import { test, describe, before, after } from 'node:test';
@@ -10,7 +10,8 @@ import { ProcessCluster } from '../src/tools/process-cluster';
 const WAIT_MS = 15_000;
 
 describe('a four-process cluster', () => {
-  const cluster = new ProcessCluster({ heartbeatFreq: 0.05, checkBeats: 3 });
+  // A tock of 500 ms: process start-up skew on a loaded 2-core machine stays well inside it.
+  const cluster = new ProcessCluster({ heartbeatFreq: 0.1, checkBeats: 5 });
   const hosts = ['bravo', 'charlie', 'delta', 'echo'];
   before(async () => {
     await Promise.all(hosts.map((host) => cluster.start(host, {}, true)));
