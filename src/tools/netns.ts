@@ -163,9 +163,7 @@ export class NetnsLab {
   }
 
   netnsOf(host: string): string {
-    const entry = this.hosts.get(host);
-    if (!entry) throw new Error(`no lab host ${host}`);
-    return entry.netns;
+    return this.#entry(host).netns;
   }
 
   /** Unplug a host from the bridge: its link stays up, but nothing reaches the others. */
