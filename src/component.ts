@@ -16,10 +16,9 @@ import type { MultiServerConfig, Settings } from './config';
 import type { DropReason } from './wire/codec';
 
 const { computeBroadcastIP, DEFAULT_CONFIG, validateConfig, validateHostname } = config;
-const { decode, encode } = codec;
+const { decodeWire, encode } = codec;
 const { ElectionCore } = election;
-import type { Transport } from './transport/types';
-import { UdpBroadcastTransport } from './transport/udp';
+import { createTransport, RESTART_KEYS, UdpBroadcastTransport, type Transport } from './transport';
 import { ownerOf } from './app/rendezvous';
 import { isLikeWebServer, registerRoutes } from './http';
 import type { JsonValue } from './core/types';
@@ -318,6 +317,10 @@ class MultiServer extends Component {
   get core(): election.ElectionCore | null {
     return this.#core;
   }
+  /** The transport (for diagnostics: `transport.peers?.()` lists unicast destinations). */
+  get transport(): Transport | null {
+    return this.#transport;
+  }
   get settings(): Readonly<Settings> | null {
     return this.#settings;
   }
@@ -348,12 +351,12 @@ class MultiServer extends Component {
     }
     this.#settings = settings;
     this.broadcastIP = settings.broadcast_ip || computeBroadcastIP(os.networkInterfaces());
-    this.logDebug(4, `Using broadcast IP: ${this.broadcastIP}`);
+    const transport = createTransport(settings, { broadcastIp: this.broadcastIP, log: (level, message) => this.logDebug(level, message) });
+    this.logDebug(4, `Using ${transport.description ?? settings.transport}`);
     this.logDebug(4, `Starting UDP server on port: ${settings.comm_port}`);
-
-    const transport = new UdpBroadcastTransport({ port: settings.comm_port, broadcastIp: this.broadcastIP });
     transport.onMessage = (datagram, from) => this.#onDatagram(datagram, from);
     transport.onError = (err) => this.#onSendError(err);
+    transport.gossipEncoder = (addrs) => encode({ action: 'peers', hostname: this.hostname, addrs });
     transport.open().then(
       () => {
         if (this.#shut) {
@@ -422,7 +425,7 @@ class MultiServer extends Component {
     if (!core || this.#shut) return;
     this.stats.packetsIn++;
     this.stats.bytesIn += datagram.length;
-    const result = decode(datagram, { maxBytes: this.#settings?.max_packet_bytes });
+    const result = decodeWire(datagram, { maxBytes: this.#settings?.max_packet_bytes });
     if (!result.ok) {
       this.stats.dropped[result.reason] = (this.stats.dropped[result.reason] ?? 0) + 1;
       if (result.reason === 'unknown-action') {
@@ -437,8 +440,17 @@ class MultiServer extends Component {
       }
       return;
     }
+    if ('gossip' in result) {
+      // Transport business (unicast peer addresses): it never reaches the core.
+      this.logDebug(10, `Received peer addresses from ${result.gossip.hostname} (${from.address})`);
+      this.#transport?.gossip?.(from, result.gossip.addrs);
+      return;
+    }
     this.logDebug(10, `Received ${result.message.action} from ${result.message.hostname} (${from.address})`);
-    this.#apply(core.receive(result.message, from, this.#now()));
+    const out = core.receive(result.message, from, this.#now());
+    // Only a valid heartbeat makes its sender a unicast destination (never a hello or garbage).
+    if (result.message.action === 'heartbeat') this.#transport?.learn?.(from);
+    this.#apply(out);
   }
 
   #onSendError(err: Error): void {
@@ -595,6 +607,13 @@ class MultiServer extends Component {
       this.logError('config', `comm_port changed to ${settings.comm_port}; this takes effect after a restart`);
       settings.comm_port = previous.comm_port;
     }
+    for (const key of RESTART_KEYS) {
+      if (previous && previous[key] !== settings[key]) {
+        this.logError('config', `${key} changed to ${JSON.stringify(settings[key])}; this takes effect after a restart`);
+        Object.assign(settings, { [key]: previous[key] });
+      }
+    }
+    this.#transport?.reconfigure?.(settings);
     const broadcast = settings.broadcast_ip || computeBroadcastIP(os.networkInterfaces());
     if (broadcast !== this.broadcastIP && this.#transport instanceof UdpBroadcastTransport) {
       this.broadcastIP = broadcast;

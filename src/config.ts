@@ -6,6 +6,14 @@ import { isIPv4 } from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { Netmask } from 'netmask';
 import { CLUSTER_ID_PATTERN, DEFAULT_MAX_PACKET_BYTES, isValidHostname, MAX_PRIORITY, MAX_UDP_PAYLOAD } from './wire/codec';
+import type { Family } from './transport/address';
+import { canonicalIp, ipFamily, isMulticast, parsePeer, unicastProblem, WILDCARD } from './transport/address';
+
+/** How heartbeats travel; see README, "Networks without broadcast". */
+export type TransportKind = 'broadcast' | 'multicast' | 'unicast';
+const TRANSPORTS: readonly TransportKind[] = ['broadcast', 'multicast', 'unicast'];
+/** The default groups: administratively scoped (they stay in the site), ending in the default port's 30.14. */
+export const DEFAULT_MULTICAST_GROUP: Readonly<Record<Family, string>> = Object.freeze({ 4: '239.255.30.14', 6: 'ff15::3014' });
 
 export interface MultiServerConfig {
   /** UDP port; every server of a cluster uses the same one. @default 3014 (the original's) */
@@ -59,9 +67,43 @@ export interface MultiServerConfig {
   http_health_uri: string;
   /** Restrict those URIs to pixl-server-web's default ACL (private networks). @default true */
   http_acl: boolean;
+  /**
+   * How heartbeats travel: `broadcast` (the original's; one LAN, IPv4), `multicast` (a
+   * group; networks that route multicast, and IPv6) or `unicast` (to listed and learned
+   * addresses; clouds, Docker overlays, several subnets). @default "broadcast"
+   */
+  transport: TransportKind;
+  /**
+   * Local address the socket binds. With `broadcast` and `multicast` only the wildcard
+   * works (a socket bound to one address receives neither); with `unicast` it picks the
+   * interface (and lets servers on one host each have their own address).
+   * @default "0.0.0.0", or "::" for an IPv6 group or IPv6 peers
+   */
+  bind_ip: string;
+  /** Multicast group (224.0.0.0/4, or ff00::/8 for IPv6). @default "239.255.30.14" ("ff15::3014" when bind_ip is IPv6) */
+  multicast_group: string;
+  /** Hops a multicast heartbeat may cross: 1 stays on the local network, 0 on this host. @default 1 */
+  multicast_ttl: number;
+  /**
+   * Interface for multicast: its IPv4 address, or for IPv6 `::%name` (`::%eth0`).
+   * @default unset: the OS picks (the interface of the default route)
+   */
+  multicast_interface?: string;
+  /**
+   * Unicast: servers to contact, as `host`, `host:port`, `[IPv6]:port` (port default
+   * comm_port). One reachable peer is enough to join: the others are learned from it.
+   * Names are looked up at startup and again every tock (every 30 s if the tock is shorter). @default []
+   */
+  peers: string[];
 }
 
-export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip'>> = Object.freeze({
+/**
+ * Fixed defaults, merged into the section by pixl-server. Keys whose default depends on
+ * others (broadcast_ip, bind_ip, multicast_group) are computed by validateConfig, and
+ * `peers` / `multicast_interface` are absent so that setting one with another transport
+ * is caught as the mistake it is.
+ */
+export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip' | 'bind_ip' | 'multicast_group' | 'multicast_interface' | 'peers'>> = Object.freeze({
   comm_port: 3014,
   heartbeat_freq: 20,
   check_beats: 3,
@@ -76,6 +118,8 @@ export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip'>> =
   http_status_uri: '',
   http_health_uri: '',
   http_acl: true,
+  transport: 'broadcast',
+  multicast_ttl: 1,
 });
 
 /** Settings after validation; `broadcast_ip` is '' when it is to be computed. */
@@ -153,6 +197,7 @@ export function validateConfig(section: unknown): Settings {
   const exitOnConflict = pick(raw, 'exit_on_conflict');
   if (typeof exitOnConflict !== 'boolean') throw new ConfigError('exit_on_conflict', 'a boolean', exitOnConflict);
 
+  const commPort = integer(raw, 'comm_port', 1, 65535);
   const priority = pick(raw, 'priority');
   if (typeof priority !== 'number' || !Number.isFinite(priority) || Math.abs(priority) > MAX_PRIORITY) {
     throw new ConfigError('priority', `a number from -${MAX_PRIORITY} to ${MAX_PRIORITY}`, priority);
@@ -164,7 +209,7 @@ export function validateConfig(section: unknown): Settings {
   const maxServers = integer(raw, 'max_servers', 1, 100000);
 
   return {
-    comm_port: integer(raw, 'comm_port', 1, 65535),
+    comm_port: commPort,
     heartbeat_freq: heartbeat,
     check_beats: integer(raw, 'check_beats', 1, 1000),
     broadcast_ip: broadcast as string,
@@ -179,7 +224,125 @@ export function validateConfig(section: unknown): Settings {
     http_status_uri: uri(raw, 'http_status_uri'),
     http_health_uri: uri(raw, 'http_health_uri'),
     http_acl: bool(raw, 'http_acl'),
+    ...transportSettings(raw, commPort, maxServers),
   };
+}
+
+type TransportSettings = Pick<MultiServerConfig, 'transport' | 'bind_ip' | 'multicast_group' | 'multicast_ttl' | 'multicast_interface' | 'peers'>;
+
+/**
+ * The transport keys. Each is checked whatever the transport, and a key of another
+ * transport (`peers` with broadcast, say) is refused: the server would run, but not on
+ * the network the operator meant.
+ */
+function transportSettings(raw: Record<string, unknown>, commPort: number, maxServers: number): TransportSettings {
+  const transport = pick(raw, 'transport');
+  if (typeof transport !== 'string' || !TRANSPORTS.includes(transport as TransportKind)) {
+    throw new ConfigError('transport', 'one of "broadcast", "multicast" or "unicast"', transport);
+  }
+  const kind = transport as TransportKind;
+  const onlyFor = (key: keyof MultiServerConfig, wanted: TransportKind, value: unknown): void => {
+    if (kind !== wanted) throw new ConfigError(key, `unset: it applies only when \`transport\` is "${wanted}" (it is "${kind}")`, value);
+  };
+
+  let bindIp: string | undefined;
+  if (raw.bind_ip !== undefined && raw.bind_ip !== null && raw.bind_ip !== '') {
+    const value = raw.bind_ip;
+    if (typeof value !== 'string' || ipFamily(value) === 0 || value.includes('%') || isMulticast(value) || value === '255.255.255.255') {
+      throw new ConfigError('bind_ip', 'an IP address of this host, such as "0.0.0.0", "::" or "10.0.0.5"', value);
+    }
+    bindIp = canonicalIp(value);
+  }
+  const bindFamily = bindIp === undefined ? undefined : ipFamily(bindIp) || undefined;
+
+  const ttl = pick(raw, 'multicast_ttl');
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 0 || ttl > 255) {
+    throw new ConfigError('multicast_ttl', 'an integer from 0 to 255 (1: the local network, 0: this host)', ttl);
+  }
+
+  let group = raw.multicast_group;
+  if (group !== undefined && group !== null && group !== '') {
+    if (typeof group !== 'string' || !isMulticast(group) || group.includes('%')) {
+      throw new ConfigError('multicast_group', 'a multicast address, such as "239.255.30.14" (IPv4) or "ff15::3014" (IPv6)', group);
+    }
+    onlyFor('multicast_group', 'multicast', group);
+    group = canonicalIp(group);
+  } else {
+    group = DEFAULT_MULTICAST_GROUP[bindFamily ?? 4];
+  }
+  const groupFamily = ipFamily(group as string) as Family;
+
+  let iface = raw.multicast_interface;
+  if (iface !== undefined && iface !== null && iface !== '') {
+    const family = typeof iface === 'string' ? ipFamily(iface) : 0;
+    if (family !== groupFamily || isMulticast(iface as string) || (family === 4 && unicastProblem(iface as string) !== null)) {
+      throw new ConfigError(
+        'multicast_interface',
+        groupFamily === 4 ? 'the IPv4 address of a local interface, such as "10.0.0.5"' : 'an IPv6 interface, such as "::%eth0"',
+        iface,
+      );
+    }
+    onlyFor('multicast_interface', 'multicast', iface);
+  } else {
+    iface = undefined;
+  }
+
+  const peers = peerList(raw.peers, commPort, maxServers);
+  if (peers.list.length > 0) onlyFor('peers', 'unicast', raw.peers);
+
+  let family: Family;
+  switch (kind) {
+    case 'broadcast':
+      family = 4;
+      break;
+    case 'multicast':
+      family = groupFamily;
+      break;
+    case 'unicast':
+      family = bindFamily ?? peers.family ?? 4;
+      break;
+  }
+  if (kind !== 'unicast' && bindIp !== undefined && bindIp !== WILDCARD[family]) {
+    const picker = kind === 'broadcast' ? 'broadcast_ip' : 'multicast_interface';
+    throw new ConfigError('bind_ip', `"${WILDCARD[family]}" with transport "${kind}" (a socket bound to one address receives no ${kind}s; ${picker} picks the interface)`, raw.bind_ip);
+  }
+  if (kind === 'unicast') {
+    peers.list.forEach((entry, index) => {
+      const spec = parsePeer(entry, commPort);
+      if (typeof spec !== 'string' && spec.family !== 0 && spec.family !== family) {
+        throw new ConfigError(`peers[${index}]`, `an IPv${family} address like the other peers and bind_ip (one cluster speaks one IP version)`, entry);
+      }
+    });
+  }
+
+  const settings: TransportSettings = {
+    transport: kind,
+    bind_ip: bindIp ?? WILDCARD[family],
+    multicast_group: group as string,
+    multicast_ttl: ttl,
+    peers: peers.list,
+  };
+  if (iface !== undefined) settings.multicast_interface = iface as string;
+  return settings;
+}
+
+/** `peers`: an array of unique entries; the IP version of its literals, if they agree. */
+function peerList(value: unknown, commPort: number, maxServers: number): { list: string[]; family?: Family } {
+  if (value === undefined || value === null) return { list: [] };
+  if (!Array.isArray(value) || value.length > maxServers) {
+    throw new ConfigError('peers', `an array of at most ${maxServers} (max_servers) entries "host", "host:port" or "[IPv6]:port"`, value);
+  }
+  const list: string[] = [];
+  const families = new Set<Family>();
+  value.forEach((entry: unknown, index) => {
+    const spec = parsePeer(entry, commPort);
+    if (typeof spec === 'string') throw new ConfigError(`peers[${index}]`, `"host", "host:port" or "[IPv6]:port" with ${spec}`, entry);
+    if (spec.family !== 0) families.add(spec.family);
+    if (!list.includes(entry as string)) list.push(entry as string);
+  });
+  if (families.size > 1) throw new ConfigError('peers', 'IPv4 or IPv6 addresses, not both (one cluster speaks one IP version)', value);
+  const [family] = families;
+  return family === undefined ? { list } : { list, family };
 }
 
 /** The server's hostname is the key of our row in every table: it must be wire-valid. */

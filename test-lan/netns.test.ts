@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { CHILD_SCRIPT, preciseNow, type ChildConfig, type ChildReport } from '../src/tools/child';
-import { LAN_NETNS_ENV, LAN_SUBNET, NetnsLab, netnsUnavailable, removeStaleNamespaces } from '../src/tools/netns';
+import { LAN_NETNS_ENV, NetnsLab } from '../src/tools/netns';
 import { ProcessCluster } from '../src/tools/process-cluster';
 
 const HOSTS = ['alpha', 'bravo', 'charlie', 'delta'];
@@ -20,12 +20,13 @@ const HEARTBEAT = 0.2;
 const CHECK_BEATS = 3;
 const WAIT_MS = 15_000;
 
-const unavailable = netnsUnavailable();
-const skip = unavailable ? `test:lan needs root on Linux with iproute2 (\`ip netns\`): ${unavailable}` : false;
+const made = NetnsLab.create(HOSTS);
+const skip = 'skip' in made ? `test:lan needs root on Linux with iproute2 (\`ip netns\`): ${made.skip}` : false;
 if (skip) console.error(`SKIPPED ${skip}`);
 
 describe('a cluster of four hosts in network namespaces', { skip }, () => {
-  let lab: NetnsLab | null = null;
+  if ('skip' in made) return;
+  const lab = made;
   let cluster: ProcessCluster | null = null;
   const tick = HEARTBEAT * 1000;
   const tock = tick * CHECK_BEATS;
@@ -34,11 +35,7 @@ describe('a cluster of four hosts in network namespaces', { skip }, () => {
     running().reports.find((r) => r.host === host && r.type === type && r.t >= after && (detail === undefined || r.detail === detail));
 
   before(async () => {
-    const stale = removeStaleNamespaces();
-    if (stale.length > 0) console.error(`removed stale namespaces: ${stale.join(', ')}`);
-    lab = new NetnsLab(HOSTS);
-    const netns = lab;
-    cluster = new ProcessCluster({ heartbeatFreq: HEARTBEAT, checkBeats: CHECK_BEATS, netnsOf: (host) => netns.netnsOf(host) });
+    cluster = new ProcessCluster({ heartbeatFreq: HEARTBEAT, checkBeats: CHECK_BEATS, netnsOf: (host) => lab.netnsOf(host) });
     await Promise.all(HOSTS.map((host) => running().start(host, {}, true)));
   });
 
@@ -46,7 +43,7 @@ describe('a cluster of four hosts in network namespaces', { skip }, () => {
     try {
       await cluster?.stopAll();
     } finally {
-      lab?.destroy();
+      lab.remove();
     }
   });
 
@@ -54,7 +51,7 @@ describe('a cluster of four hosts in network namespaces', { skip }, () => {
     const config: ChildConfig = { hostname: 'zulu', port: 3014, heartbeatFreq: 1, checkBeats: 3, logDir: running().logDir };
     // Forked in the host namespace, naming a namespace that exists.
     const child = fork(CHILD_SCRIPT, [], {
-      env: { ...process.env, PSM_CHILD: JSON.stringify(config), [LAN_NETNS_ENV]: lab?.netnsOf('alpha') },
+      env: { ...process.env, PSM_CHILD: JSON.stringify(config), [LAN_NETNS_ENV]: lab.netnsOf('alpha') },
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
     let stderr = '';
@@ -79,19 +76,15 @@ describe('a cluster of four hosts in network namespaces', { skip }, () => {
     assert.ok(!namespaces.has(readlinkSync('/proc/self/ns/net')), 'no server in the host namespace');
     HOSTS.forEach((host, i) => {
       const state = running().state(host);
-      assert.equal(state?.broadcastIp, `${LAN_SUBNET}.255`, `${host} computed its broadcast address`);
+      assert.equal(state?.broadcastIp, '10.213.0.255', `${host} computed its broadcast address`);
       // Every server knows every other by its veth address: the packets crossed the bridge.
-      assert.deepEqual(
-        state?.serverIps,
-        Object.fromEntries(HOSTS.map((h, j) => [h, `${LAN_SUBNET}.${10 + j}`])),
-        `${host}'s table (server ${i})`,
-      );
+      assert.deepEqual(state?.serverIps, Object.fromEntries(HOSTS.map((h) => [h, lab.addressOf(h)])), `${host}'s table (server ${i})`);
     });
   });
 
   test('partition: alpha (master) unplugged; the others elect bravo within tock + tick of its last heartbeat, alpha stays master of its island', async (t) => {
     const cutAt = preciseNow();
-    lab?.detach('alpha');
+    lab.detach('alpha');
     const others = HOSTS.filter((h) => h !== 'alpha');
     await running().waitFor(
       () =>
@@ -112,7 +105,7 @@ describe('a cluster of four hosts in network namespaces', { skip }, () => {
 
   test('heal: alpha plugged back in; the conflict resolves to alpha, agreed by all within a tock', async (t) => {
     const healedAt = preciseNow();
-    lab?.attach('alpha');
+    lab.attach('alpha');
     const { master, at } = await running().waitAgreed(WAIT_MS, 'alpha');
     assert.equal(master, 'alpha');
     t.diagnostic(`heal: all agree on alpha ${Math.round(at - healedAt)} ms after the heal (bound ${tock} ms)`);

@@ -23,7 +23,7 @@ function runChild(env: Record<string, string>, config: Partial<ChildConfig>): Pr
 }
 
 describe('the LAN opt-in is refused outside a test namespace', () => {
-  for (const name of [`psmlan-${process.pid}-h0`, 'psmlan-1-sw', '', 'host', '../../proc/1/ns/net']) {
+  for (const name of [`psm-test-${process.pid}-abc123-h0`, 'psm-test-1-0-sw', '', 'host', '../../proc/1/ns/net']) {
     test(`${LAN_NETNS_ENV}=${JSON.stringify(name)} in this namespace: the child exits before starting`, async () => {
       const { code, stderr } = await runChild({ [LAN_NETNS_ENV]: name }, {});
       assert.notEqual(code, 0);

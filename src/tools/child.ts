@@ -3,9 +3,9 @@
  * component, configured from the PSM_CHILD environment variable, reporting every event
  * to its parent over IPC. Used by the demo, the socket tests, the bench and the LAN tests.
  *
- * The network rule is enforced here too: the broadcast address must be loopback, unless
- * PSM_LAN_NETNS names a test namespace that this process really runs inside, in which case
- * no broadcast address may be given (the default computation is what the LAN tests prove).
+ * The network rule is enforced here too: the config must keep every packet on this machine,
+ * unless PSM_LAN_NETNS names a test namespace that this process really runs inside, in which
+ * case no broadcast address may be given (the default computation is what the LAN tests prove).
  */
 import dgram = require('node:dgram');
 import { readlinkSync } from 'node:fs';
@@ -13,7 +13,8 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import PixlServer = require('pixl-server');
 import MultiServer = require('../index');
-import { assertLoopback } from './loopback';
+import { isWildcard } from '../transport/address';
+import { assertLoopbackConfig } from './loopback';
 import { assertInsideLabNetns, LAN_NETNS_ENV } from './netns';
 
 export interface ChildConfig {
@@ -21,8 +22,6 @@ export interface ChildConfig {
   port: number;
   /** Loopback broadcast address; omitted only inside a LAN test namespace (default computation). */
   broadcastIp?: string;
-  /** pixl-server's `ip`; default 127.0.0.1 on loopback, computed from the interfaces in a namespace. */
-  ip?: string;
   heartbeatFreq: number;
   checkBeats: number;
   logDir: string;
@@ -48,6 +47,8 @@ export interface ChildState {
   /** This process's network namespace, e.g. "net:[4026531840]". */
   netns: string;
   socketsOpened: number;
+  /** Unicast: the addresses this member sends to. */
+  peers: string[];
 }
 
 /** Resource use of one member, for the bench. */
@@ -117,24 +118,26 @@ function main(): void {
   countSockets();
   const config = JSON.parse(process.env.PSM_CHILD ?? 'null') as ChildConfig | null;
   if (!config || !process.send) throw new Error('child.js runs under a parent (PSM_CHILD and IPC are required)');
-  const lanNetns = process.env[LAN_NETNS_ENV];
-  if (lanNetns !== undefined) {
-    assertInsideLabNetns(lanNetns);
-    if (config.broadcastIp !== undefined || config.multi?.broadcast_ip !== undefined) {
-      throw new Error(`${LAN_NETNS_ENV}: the LAN tests run with no broadcast_ip (the default computation)`);
-    }
-  } else {
-    assertLoopback(config.multi?.broadcast_ip ?? config.broadcastIp);
-  }
   const section: Record<string, unknown> = {
     comm_port: config.port,
     heartbeat_freq: config.heartbeatFreq,
     check_beats: config.checkBeats,
+    ...(config.broadcastIp === undefined ? {} : { broadcast_ip: config.broadcastIp }),
     ...config.multi,
   };
-  if (config.broadcastIp !== undefined) section.broadcast_ip ??= config.broadcastIp;
-  // In a namespace pixl-server finds the address of the veth itself, as on a real host.
-  const ip = config.ip ?? (lanNetns === undefined ? '127.0.0.1' : undefined);
+  const lanNetns = process.env[LAN_NETNS_ENV];
+  if (lanNetns !== undefined) {
+    assertInsideLabNetns(lanNetns);
+    if (section.broadcast_ip !== undefined) {
+      throw new Error(`${LAN_NETNS_ENV}: the LAN tests run with no broadcast_ip (the default computation)`);
+    }
+  } else {
+    assertLoopbackConfig(section);
+  }
+  const bindIp = section.bind_ip;
+  // Reported in heartbeats: a member bound to its own address reports that one; in a
+  // namespace pixl-server finds the address of the veth itself, as on a real host.
+  const ip = typeof bindIp === 'string' && !isWildcard(bindIp) ? bindIp : lanNetns === undefined ? '127.0.0.1' : undefined;
 
   const server = new PixlServer({
     __name: 'ClusterMember',
@@ -175,6 +178,7 @@ function main(): void {
     broadcastIp: multi()?.broadcastIP ?? '',
     netns,
     socketsOpened: socketsCreated,
+    peers: multi()?.transport?.peers?.().sort() ?? [],
   });
   const stats = (): ChildStats => {
     const cpu = process.cpuUsage();

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CHILD_SCRIPT, preciseNow, type ChildCommand, type ChildConfig, type ChildReport, type ChildState, type ChildStats } from './child';
 import { DEFAULT_CONFIG } from '../config';
-import { assertLoopback, freeUdpPort } from './loopback';
+import { assertLoopback, assertLoopbackConfig, freeUdpPort } from './loopback';
 import { LAN_NETNS_ENV } from './netns';
 
 export interface ProcessClusterOptions {
@@ -22,6 +22,8 @@ export interface ProcessClusterOptions {
   debugLevel?: number;
   /** Extra MultiServer config for every member. */
   multi?: Record<string, unknown>;
+  /** A command the members run under, e.g. `['ip', 'netns', 'exec', name]` (see netns.ts). */
+  launcher?: string[];
   /**
    * LAN tests only: the test network namespace of each host. Members then run through
    * `ip netns exec`, with no broadcast_ip (each child proves it is inside its namespace).
@@ -58,6 +60,7 @@ export class ProcessCluster {
       if (options.broadcastIp !== undefined || options.multi?.broadcast_ip !== undefined) {
         throw new Error('a namespace cluster uses the default broadcast computation: set no broadcast_ip');
       }
+      if (options.launcher) throw new Error('a namespace cluster launches its members itself: set no launcher');
       this.#options = { ...options };
     } else {
       const broadcastIp = options.broadcastIp ?? '127.255.255.255';
@@ -107,22 +110,22 @@ export class ProcessCluster {
     // Only a namespace cluster may hand the opt-in to a child; never let it leak from our env.
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env[LAN_NETNS_ENV];
-    let child: ChildProcess;
+    let launcher = this.#options.launcher ?? [];
     if (this.#options.netnsOf) {
-      if (config.multi?.broadcast_ip !== undefined) throw new Error('a namespace cluster member may not set broadcast_ip');
       const netns = this.#options.netnsOf(host);
-      // `ip netns exec` execs node in place: the pid is node's and the IPC fd is inherited.
-      child = fork(CHILD_SCRIPT, [], {
-        execPath: 'ip',
-        execArgv: ['netns', 'exec', netns, process.execPath],
-        env: { ...env, PSM_CHILD: JSON.stringify(config), [LAN_NETNS_ENV]: netns },
-        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-      });
+      launcher = ['ip', 'netns', 'exec', netns];
+      env[LAN_NETNS_ENV] = netns;
     } else {
       config.broadcastIp = this.#options.broadcastIp;
-      assertLoopback(config.multi?.broadcast_ip ?? config.broadcastIp);
-      child = fork(CHILD_SCRIPT, [], { env: { ...env, PSM_CHILD: JSON.stringify(config) }, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+      assertLoopbackConfig({ broadcast_ip: config.broadcastIp, ...config.multi });
     }
+    const [execPath, ...launcherArgs] = launcher;
+    const child = fork(CHILD_SCRIPT, [], {
+      env: { ...env, PSM_CHILD: JSON.stringify(config) },
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      // The launcher execs node in place (as `ip netns exec` does), so the pid, signals and IPC are node's.
+      ...(execPath ? { execPath, execArgv: [...launcherArgs, process.execPath] } : {}),
+    });
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();

@@ -28,6 +28,10 @@ export class UdpBroadcastTransport implements Transport {
     return this.#socketsOpened;
   }
 
+  get description(): string {
+    return `broadcast IP: ${this.#options.broadcastIp}`;
+  }
+
   /** The broadcast target may change on reload; the socket stays. */
   set broadcastIp(ip: string) {
     this.#options.broadcastIp = ip;

@@ -7,6 +7,7 @@
  */
 import { isIP } from 'node:net';
 import type { AppMessage, HeartbeatMessage, JsonObject, JsonValue, Message } from '../core/types';
+import { parseAddress } from '../transport/address';
 
 /** The largest UDP payload over IPv4. */
 export const MAX_UDP_PAYLOAD = 65507;
@@ -53,14 +54,36 @@ export type DecodeResult =
   | { ok: true; message: Message }
   | { ok: false; reason: DropReason; detail: string };
 
+/**
+ * Unicast gossip, "the addresses I hear" (canonical `ip:port`). It belongs to the shell:
+ * the shell hands it to the transport, and it never reaches the election core. Servers
+ * that do not know the action ignore it, as they ignore any unknown action.
+ */
+export interface PeersMessage {
+  action: 'peers';
+  hostname: string;
+  addrs: string[];
+}
+
+/** Most addresses one gossip datagram may carry; a longer list is sent in several. */
+export const MAX_GOSSIP_ADDRESSES = 256;
+
+/** Everything a server sends: the core's messages and the shell's own. */
+export type WireMessage = Message | PeersMessage;
+
+/** What `decodeWire` returns: a core message, a gossip datagram, or the reason for the drop. */
+export type WireResult = DecodeResult | { ok: true; gossip: PeersMessage };
+
 export interface DecodeLimits {
   maxBytes?: number;
 }
 
 /** Encode in the original's field order; new fields go after `action`. */
-export function encode(message: Message): Buffer {
+export function encode(message: WireMessage): Buffer {
   let wire: Record<string, unknown>;
   switch (message.action) {
+    case 'peers':
+      return Buffer.from(JSON.stringify({ hostname: message.hostname, action: 'peers', addrs: message.addrs }) + '\n', 'utf8');
     case 'heartbeat':
       wire = {
         hostname: message.hostname,
@@ -97,7 +120,17 @@ export function encode(message: Message): Buffer {
   return Buffer.from(JSON.stringify(wire) + '\n', 'utf8');
 }
 
+/**
+ * Decode a datagram for the election core. Gossip is not for the core: to this decoder
+ * it is an action it does not speak (the shell uses decodeWire).
+ */
 export function decode(datagram: Buffer, limits: DecodeLimits = {}): DecodeResult {
+  const result = decodeWire(datagram, limits);
+  return 'gossip' in result ? drop('unknown-action', 'peers') : result;
+}
+
+/** Decode any datagram a server may receive: core messages and the shell's gossip. */
+export function decodeWire(datagram: Buffer, limits: DecodeLimits = {}): WireResult {
   const maxBytes = limits.maxBytes ?? DEFAULT_MAX_PACKET_BYTES;
   if (datagram.length > maxBytes) return drop('oversized', `${datagram.length} bytes > ${maxBytes}`);
   // The original only looks at datagrams that start with "{"; so do we.
@@ -111,7 +144,19 @@ export function decode(datagram: Buffer, limits: DecodeLimits = {}): DecodeResul
   if (!isPlainObject(parsed)) return drop('not-object', 'top level is not an object');
   const shape = checkShape(parsed);
   if (shape) return shape;
+  if (parsed.action === 'peers') return validatePeers(parsed);
   return validate(parsed);
+}
+
+/** A gossip datagram: a valid hostname and at most MAX_GOSSIP_ADDRESSES canonical unicast `ip:port`. */
+function validatePeers(raw: Record<string, unknown>): WireResult {
+  if (!isValidHostname(raw.hostname)) return drop('bad-field', 'hostname');
+  const addrs = raw.addrs;
+  if (!Array.isArray(addrs) || addrs.length > MAX_GOSSIP_ADDRESSES) return drop('bad-field', 'addrs');
+  for (const entry of addrs) {
+    if (parseAddress(entry) === null) return drop('bad-field', 'addrs');
+  }
+  return { ok: true, gossip: { action: 'peers', hostname: raw.hostname, addrs: addrs as string[] } };
 }
 
 function validate(raw: Record<string, unknown>): DecodeResult {

@@ -1,0 +1,60 @@
+/**
+ * The transports behind one interface (types.ts), and the factory the shell uses: it
+ * builds the one named by the validated settings.
+ */
+import type { Settings } from '../config';
+import { ipFamily } from './address';
+import type { Transport } from './types';
+import { UdpBroadcastTransport } from './udp';
+import { UdpMulticastTransport } from './multicast';
+import { UdpUnicastTransport, type LookupAll } from './unicast';
+
+export type { Transport } from './types';
+export { UdpBroadcastTransport } from './udp';
+export { UdpMulticastTransport } from './multicast';
+export { UdpUnicastTransport } from './unicast';
+
+export interface TransportContext {
+  /** The broadcast address in use (computed by the shell when broadcast_ip is unset). */
+  broadcastIp: string;
+  log?: (level: number, message: string) => void;
+  /** Name lookups for `peers` (tests); the system resolver by default. */
+  lookup?: LookupAll;
+}
+
+/**
+ * Keys that shape the socket: a reload cannot change them (the shell keeps the old value
+ * and says a restart is needed), as with comm_port.
+ */
+export const RESTART_KEYS = ['transport', 'bind_ip', 'multicast_group', 'multicast_ttl', 'multicast_interface'] as const;
+
+export function createTransport(settings: Settings, context: TransportContext): Transport {
+  switch (settings.transport) {
+    case 'broadcast':
+      return new UdpBroadcastTransport({ port: settings.comm_port, broadcastIp: context.broadcastIp, bindIp: settings.bind_ip });
+    case 'multicast': {
+      const options = {
+        port: settings.comm_port,
+        group: settings.multicast_group,
+        family: ipFamily(settings.multicast_group) === 6 ? (6 as const) : (4 as const),
+        ttl: settings.multicast_ttl,
+      };
+      return new UdpMulticastTransport(settings.multicast_interface ? { ...options, interface: settings.multicast_interface } : options);
+    }
+    case 'unicast': {
+      const transport = new UdpUnicastTransport({
+        port: settings.comm_port,
+        bindIp: settings.bind_ip,
+        family: ipFamily(settings.bind_ip) === 6 ? 6 : 4,
+        peers: settings.peers,
+        tickMs: settings.heartbeat_freq * 1000,
+        checkBeats: settings.check_beats,
+        maxLearned: settings.max_servers,
+        maxPacketBytes: settings.max_packet_bytes,
+        ...(context.lookup ? { lookup: context.lookup } : {}),
+        ...(context.log ? { log: context.log } : {}),
+      });
+      return transport;
+    }
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Opening the one UDP socket of a transport: bound before anything is sent, handlers in
+ * place before the first datagram can arrive, and nothing left open when binding or
+ * the socket options fail.
+ */
+import * as dgram from 'node:dgram';
+import type { Address } from '../core/types';
+
+export interface BindOptions {
+  type: 'udp4' | 'udp6';
+  port: number;
+  address: string;
+  /** Share the port with other sockets on this host (broadcast and multicast need it). */
+  reuseAddr: boolean;
+  onMessage: (datagram: Buffer, from: Address) => void;
+  /** Errors after the socket is bound (send failures). */
+  onError: (err: Error) => void;
+  /** Socket options that need a bound socket (memberships, TTL); a throw fails the open. */
+  setup?: (socket: dgram.Socket) => void;
+}
+
+export function bindSocket(options: BindOptions): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket({ type: options.type, reuseAddr: options.reuseAddr });
+    let bound = false;
+    socket.on('message', (datagram, rinfo) => options.onMessage(datagram, { address: rinfo.address, port: rinfo.port }));
+    socket.on('error', (err) => {
+      if (bound) {
+        options.onError(err);
+        return;
+      }
+      socket.close();
+      reject(err);
+    });
+    socket.bind({ port: options.port, address: options.address, exclusive: false }, () => {
+      try {
+        options.setup?.(socket);
+      } catch (err) {
+        socket.close();
+        reject(err as Error);
+        return;
+      }
+      bound = true;
+      resolve(socket);
+    });
+  });
+}
+
+/** Close a socket; resolves once it is closed (at once if it is null). */
+export function closeSocket(socket: dgram.Socket | null): Promise<void> {
+  if (!socket) return Promise.resolve();
+  return new Promise((resolve) => socket.close(() => resolve()));
+}
