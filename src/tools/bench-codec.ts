@@ -1,95 +1,132 @@
 /**
- * `npm run bench:codec [-- --seconds S --json]`: what authentication costs per packet.
- * Decodes (and verifies) and encodes (and signs) real heartbeats with and without a
- * secret, and rejects forged ones; each case runs for S seconds (default 1), 5 rounds, and
- * the median packets/s is reported. Single core; no network.
+ * Codec throughput: how many received heartbeats one core can decode and validate per
+ * second, the per-packet cost every server pays for every peer on every tick.
  */
-import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { createKeyring, AUTH_HEADER_BYTES } from '../wire/auth';
+import { parseArgs } from 'node:util';
+import type { HeartbeatMessage } from '../core/types';
+import { AUTH_HEADER_BYTES, createKeyring, type Keyring } from '../wire/auth';
 import { decode, encode } from '../wire/codec';
-import type { HeartbeatMessage, JsonObject } from '../core/types';
 
-const { values } = parseArgs({
-  options: {
-    seconds: { type: 'string', default: '1' },
-    rounds: { type: 'string', default: '5' },
-    json: { type: 'boolean', default: false },
-  },
-});
-const seconds = Number(values.seconds);
-const rounds = Number(values.rounds);
-
-function heartbeat(data: JsonObject): HeartbeatMessage {
-  return { action: 'heartbeat', hostname: 'app-server-07.example.net', ip: '10.20.30.47', master: false, eligible: true, uptime: 86_400, data, iid: '3f9a1c2b7d4e6f80', seq: 123_456 };
-}
-
-const small = heartbeat({ role: 'worker', load: 0.42, jobs: 17 });
-const large = heartbeat({ jobs: Array.from({ length: 80 }, (_, i) => ({ id: `job-${i}`, state: 'running', progress: i / 80 })) });
-
-const derivation = performance.now();
-const keyring = createKeyring('k3Hq9w2ZbT7yXv1mPq8sR4tU6nV0cE5d');
-const deriveMs = performance.now() - derivation;
-const rotating = createKeyring(['the next key, not yet signing....', 'k3Hq9w2ZbT7yXv1mPq8sR4tU6nV0cE5d']);
-
-interface Case {
+export interface CodecResult {
   name: string;
-  bytes: number;
-  run: () => unknown;
+  /** Operations per second, in the fastest of the time slices. */
+  perSecond: number;
+  /** Microseconds per operation, in the fastest slice. */
+  microsPerOp: number;
+  ops: number;
+  /** Operations per second in each slice. */
+  sliceRates: number[];
+  /** Average datagram size fed to it. */
+  avgBytes: number;
+  /** Set when the figure is not from this package's own API. */
+  note?: string;
 }
 
-function cases(label: string, message: HeartbeatMessage): Case[] {
-  const open = encode(message);
-  const sealed = encode(message, keyring);
-  const forged = Buffer.from(sealed);
-  forged[AUTH_HEADER_BYTES + 5] = (forged[AUTH_HEADER_BYTES + 5] as number) ^ 1;
-  const mustAccept = (datagram: Buffer, ring: typeof keyring | null) => () => {
-    const result = decode(datagram, { keyring: ring });
-    if (!result.ok) throw new Error(`bench datagram refused: ${result.reason}`);
-    return result;
+/**
+ * Heartbeats as a running cluster sends them: every field of the original, an instance id
+ * and a sequence number; half with the default empty `data`, half with a small app object.
+ */
+export function realisticHeartbeats(count = 64): Buffer[] {
+  const packets: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    const message: HeartbeatMessage = {
+      action: 'heartbeat',
+      hostname: `worker-${String(i).padStart(2, '0')}.example.lan`,
+      ip: `10.1.${i >> 8}.${i & 255}`,
+      master: i === 0,
+      eligible: i % 7 !== 3,
+      uptime: 86_400 + i * 37,
+      data: i % 2 === 0 ? {} : { role: 'worker', version: '3.4.1', load: [0.42, 0.37, 0.31], jobs: i, queue: 'default' },
+      iid: randomBytes(8).toString('hex'),
+      seq: 100_000 + i,
+    };
+    packets.push(encode(message));
+  }
+  return packets;
+}
+
+const SLICES = 5;
+
+/**
+ * Run `op` over the pool in rounds, after a warm-up, in SLICES equal slices of time; the
+ * figure is the fastest slice. Other processes on the machine only ever slow a slice down,
+ * so the fastest one is the closest to the code's own cost.
+ */
+function measure(name: string, pool: Buffer[], seconds: number, op: (packet: Buffer) => void, note?: string): CodecResult {
+  const round = (): void => {
+    for (const packet of pool) op(packet);
   };
+  const warmUntil = performance.now() + Math.min(200, seconds * 250);
+  while (performance.now() < warmUntil) round();
+  const rates: number[] = [];
+  let total = 0;
+  for (let slice = 0; slice < SLICES; slice++) {
+    let ops = 0;
+    const start = performance.now();
+    const until = start + (seconds * 1000) / SLICES;
+    let now = start;
+    while (now < until) {
+      round();
+      ops += pool.length;
+      now = performance.now();
+    }
+    total += ops;
+    rates.push(ops / ((now - start) / 1000));
+  }
+  const best = Math.max(...rates);
+  const avgBytes = pool.reduce((sum, p) => sum + p.length, 0) / pool.length;
+  const result: CodecResult = { name, perSecond: best, microsPerOp: 1e6 / best, ops: total, sliceRates: rates.map(Math.round), avgBytes };
+  if (note) result.note = note;
+  return result;
+}
+
+export function benchCodec(seconds: number): CodecResult[] {
+  const open = realisticHeartbeats();
+  // Throwing on a rejected packet keeps a broken fixture from passing as a fast codec.
+  const decodeWith = (keyring?: Keyring) => (packet: Buffer): void => {
+    const result = decode(packet, keyring ? { keyring } : {});
+    if (!result.ok) throw new Error(`bench heartbeat rejected: ${result.reason} (${result.detail})`);
+  };
+  const keyring = createKeyring('bench-secret-of-reasonable-length');
+  const messages = open.map((packet) => {
+    const result = decode(packet);
+    if (!result.ok) throw new Error('bench fixture does not decode');
+    return result.message;
+  });
+  const sealed = messages.map((message) => encode(message, keyring));
+  // Same bytes with one bit of the MAC flipped: what a forger without the key sends.
+  const forged = sealed.map((datagram) => {
+    const copy = Buffer.from(datagram);
+    copy[AUTH_HEADER_BYTES - 1] = (copy[AUTH_HEADER_BYTES - 1] ?? 0) ^ 1;
+    return copy;
+  });
+  let index = 0;
+  const next = (): HeartbeatMessage => messages[index++ % messages.length] as HeartbeatMessage;
   return [
-    { name: `decode ${label}, no secret`, bytes: open.length, run: mustAccept(open, null) },
-    { name: `decode+verify ${label}, secret`, bytes: sealed.length, run: mustAccept(sealed, keyring) },
-    { name: `decode+verify ${label}, secret (by 2nd key)`, bytes: sealed.length, run: mustAccept(sealed, rotating) },
-    { name: `encode ${label}, no secret`, bytes: open.length, run: () => encode(message) },
-    { name: `encode+sign ${label}, secret`, bytes: sealed.length, run: () => encode(message, keyring) },
-    { name: `reject forged ${label} (bad MAC)`, bytes: forged.length, run: () => decode(forged, { keyring }) },
-    { name: `reject open-format ${label} (unauthenticated)`, bytes: open.length, run: () => decode(open, { keyring }) },
+    measure('decode + validate, no secret', open, seconds, decodeWith()),
+    measure('verify HMAC + decode + validate (secret_key)', sealed, seconds, decodeWith(keyring)),
+    measure('reject a forged datagram (bad MAC)', forged, seconds, (datagram) => {
+      if (decode(datagram, { keyring }).ok) throw new Error('a forged datagram was accepted');
+    }),
+    measure('encode, no secret (sender side)', open, seconds, () => void encode(next())),
+    measure('encode + sign (secret_key, sender side)', open, seconds, () => void encode(next(), keyring)),
   ];
 }
 
-function measure(run: () => unknown): number {
-  for (let i = 0; i < 2000; i++) run();
-  const rates: number[] = [];
-  for (let round = 0; round < rounds; round++) {
-    let n = 0;
-    const start = performance.now();
-    const end = start + seconds * 1000;
-    let now = start;
-    while (now < end) {
-      for (let i = 0; i < 256; i++) run();
-      n += 256;
-      now = performance.now();
-    }
-    rates.push(n / ((now - start) / 1000));
+/** `npm run bench:codec [-- --seconds S] [--json]`: the codec figures alone. */
+function main(): void {
+  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '2' }, json: { type: 'boolean', default: false } } });
+  const results = benchCodec(Number(values.seconds));
+  if (values.json) {
+    console.log(JSON.stringify(results, null, 2));
+    return;
   }
-  rates.sort((a, b) => a - b);
-  return rates[Math.floor(rates.length / 2)] as number;
-}
-
-const results = [...cases('small heartbeat', small), ...cases('4 KB heartbeat', large)].map((c) => {
-  const perSecond = measure(c.run);
-  return { case: c.name, bytes: c.bytes, packetsPerSecond: Math.round(perSecond), microsecondsPerPacket: +(1e6 / perSecond).toFixed(2) };
-});
-
-if (values.json) {
-  console.log(JSON.stringify({ node: process.version, keyDerivationMs: +deriveMs.toFixed(1), results }, null, 2));
-} else {
-  console.log(`bench:codec  node ${process.version}, ${seconds} s x ${rounds} rounds per case (median), one core`);
-  console.log(`key derivation (scrypt, once per key at startup or reload): ${deriveMs.toFixed(1)} ms\n`);
-  console.log(`${'case'.padEnd(52)} ${'bytes'.padStart(6)} ${'packets/s'.padStart(11)} ${'µs/packet'.padStart(10)}`);
+  console.log('codec, one core, fastest of 5 slices:');
   for (const r of results) {
-    console.log(`${r.case.padEnd(52)} ${String(r.bytes).padStart(6)} ${r.packetsPerSecond.toLocaleString('en-US').padStart(11)} ${r.microsecondsPerPacket.toFixed(2).padStart(10)}`);
+    console.log(`  ${r.name.padEnd(48)} ${Math.round(r.perSecond).toLocaleString('en-US').padStart(10)}/s  (${r.microsPerOp.toFixed(2)} µs, ${Math.round(r.avgBytes)} B)`);
   }
 }
+
+if (require.main === module) main();
