@@ -321,6 +321,7 @@ export class ElectionCore {
     // Every live server answers this hello: the echoes admit them all in one round trip.
     this.#guard?.issued(helloSeq, undefined, now.mono, this.#challengeTtlMs);
     this.#sendHeartbeat(now);
+    this.#nextHeartbeatAt = now.mono + this.#tickMs;
     this.#log(4, `Listening for the cluster for ${this.tockMs} ms before any claim to master`);
     this.#evaluate(now);
     return this.#flush(now);
@@ -461,7 +462,13 @@ export class ElectionCore {
     this.#expireRequests(now);
     this.#evaluate(now);
     if (now.mono >= this.#answerDueAt) this.#answer(now);
-    if (now.mono >= this.#nextHeartbeatAt) this.#sendHeartbeat(now);
+    if (now.mono >= this.#nextHeartbeatAt) {
+      // On a fixed grid, so late timers do not add up to fewer heartbeats than one a tick;
+      // after a stall, start a new grid rather than send a burst.
+      const due = this.#nextHeartbeatAt;
+      this.#sendHeartbeat(now);
+      this.#nextHeartbeatAt = due + this.#tickMs > now.mono ? due + this.#tickMs : now.mono + this.#tickMs;
+    }
     return this.#flush(now);
   }
 
@@ -1100,7 +1107,6 @@ export class ElectionCore {
     this.#send(this.#stamp(heartbeat));
     this.#answerDueAt = Infinity; // any heartbeat answers every pending hello
     this.#lastHeartbeatAt = now.mono;
-    this.#nextHeartbeatAt = now.mono + this.#tickMs;
   }
 
   #stamp<T extends Message>(message: T): T {
