@@ -190,6 +190,10 @@ export class ElectionCore {
   /** Set when exit_on_conflict fired: we wait for the shell to shut us down, deciding nothing. */
   #exiting = false;
   #startedAt = 0;
+  /** When the current tock of listening began: at start, and again when quorum comes back. */
+  #listeningSince = 0;
+  /** With a quorum: we have been below it, so we are out of touch with the cluster. */
+  #belowQuorum = false;
   /** True once we may claim: a tock of listening has passed, or we have seen a master. */
   #settled = false;
   #nextHeartbeatAt = Infinity;
@@ -315,6 +319,7 @@ export class ElectionCore {
     if (this.#started) return this.#flush(now);
     this.#started = true;
     this.#startedAt = now.mono;
+    this.#listeningSince = now.mono;
     this.#self.now = now.wall / 1000;
     const helloSeq = this.#nextSeq();
     this.#send(this.#stamp({ action: 'hello', hostname: this.hostname, iid: this.instanceId, seq: helloSeq }));
@@ -829,6 +834,25 @@ export class ElectionCore {
 
   // ---- the rules ---------------------------------------------------------------------
 
+  /**
+   * A server that was below quorum (the minority side of a partition) and hears enough
+   * servers again is like a joiner: the majority probably has a master it has not heard
+   * yet. It listens a tock again (ending early when it hears a master) instead of claiming
+   * at once and forcing a conflict on the healed cluster.
+   */
+  #trackQuorum(now: Instant): void {
+    if (this.#quorum <= 0) return;
+    const has = this.#hasQuorum(now);
+    if (!has) {
+      this.#belowQuorum = true;
+    } else if (this.#belowQuorum) {
+      this.#belowQuorum = false;
+      this.#settled = false;
+      this.#listeningSince = now.mono;
+      this.#log(4, `Quorum reached (${this.#quorum}): listening for a tock before any claim to master`);
+    }
+  }
+
   #evaluate(now: Instant): void {
     if (now.mono < this.#drainUntil) return; // read what queued up during a stall first
     const deadAfter = this.deadAfterMs;
@@ -838,7 +862,8 @@ export class ElectionCore {
         this.#remove(hostname, peer);
       }
     }
-    if (!this.#settled && now.mono - this.#startedAt >= this.tockMs) this.#settled = true;
+    this.#trackQuorum(now);
+    if (!this.#settled && now.mono - this.#listeningSince >= this.tockMs) this.#settled = true;
     this.#expireNamesake(now);
     if (this.#role === 'master' && this.#yieldsName(now)) {
       this.#relinquish(`another live process named ${this.hostname} keeps the name`);
@@ -1136,7 +1161,7 @@ export class ElectionCore {
     if (now.mono < this.#drainUntil) return this.#drainUntil;
     let wake = Math.min(this.#nextHeartbeatAt, this.#answerDueAt, this.#promoteUntil);
     if (this.#handoff) wake = Math.min(wake, this.#handoff.until);
-    if (!this.#settled) wake = Math.min(wake, this.#startedAt + this.tockMs);
+    if (!this.#settled) wake = Math.min(wake, this.#listeningSince + this.tockMs);
     // With a quorum, a peer leaving the quorum window (one tock) may change who may be master.
     if (this.#quorum > 0) {
       for (const peer of this.#peers.values()) {
