@@ -36,7 +36,9 @@ function member() {
 			// A crash between running a job and this line repeats that one job on the next
 			// master (at least once), so real jobs should be idempotent.
 			server.MultiServer.setCheckpoint({ next });
-			process.send({ hostname, job, term });
+			// Report once the checkpoint datagram is out (dgram sends on a later tick), so the
+			// demo's SIGKILL after job 5 lands after it, as a crash after a finished job would.
+			setImmediate(() => process.send({ hostname, job, term }));
 		}, 150);
 	});
 	server.on('slave', () => {

@@ -11,12 +11,16 @@ import Tools = require('pixl-tools');
 import * as election from './core/election';
 import * as config from './config';
 import * as codec from './wire/codec';
-import type { Address, CoreEvent, Instant, JsonObject, Output, ServerRecord } from './core/types';
+import * as auth from './wire/auth';
+import * as errors from './errors';
+import type { Keyring } from './wire/auth';
+import type { Address, CoreDropReason, CoreEvent, Instant, JsonObject, Output, ServerRecord } from './core/types';
 import type { MultiServerConfig, Settings } from './config';
 import type { DropReason } from './wire/codec';
 
 const { computeBroadcastIP, DEFAULT_CONFIG, validateConfig, validateHostname } = config;
-const { decodeWire, encode } = codec;
+const { dataBytes, decodeWire, encode } = codec;
+const { DuplicateHostnameError } = errors;
 const { ElectionCore } = election;
 import { createTransport, RESTART_KEYS, UdpBroadcastTransport, type Transport } from './transport';
 import { ownerOf } from './app/rendezvous';
@@ -29,14 +33,18 @@ const MAX_PENDING_REQUESTS = 10_000;
 
 /** How often one sender's bad packets may be logged. */
 const DROP_LOG_INTERVAL_MS = 60_000;
+/** Shorter keys are accepted (a passphrase is stretched with scrypt) but get a warning. */
+const RECOMMENDED_KEY_CHARS = 16;
 
 interface MultiServerStats {
   packetsIn: number;
   packetsOut: number;
   bytesIn: number;
   bytesOut: number;
-  /** Datagrams dropped, by reason. */
-  dropped: Partial<Record<DropReason, number>>;
+  /** Datagrams dropped, by reason: by the codec (malformed, unauthenticated) or by the core (stale, unverified, …). */
+  dropped: Partial<Record<DropReason | CoreDropReason, number>>;
+  /** Authenticated packets verified by a key other than the first (signing) one: 0 once a rotation is complete. */
+  oldKeyPackets: number;
   /** Times this server became master. */
   elections: number;
   sendErrors: number;
@@ -61,6 +69,8 @@ interface MultiServerEvents {
   addserver: [server: ServerRecord];
   deleteserver: [server: ServerRecord];
   masterchange: [hostname: string, previous: string];
+  /** Only emitted when someone listens: a DuplicateHostnameError. */
+  error: [err: errors.DuplicateHostnameError];
 }
 
 class MultiServer extends Component {
@@ -77,6 +87,7 @@ class MultiServer extends Component {
     bytesIn: 0,
     bytesOut: 0,
     dropped: {},
+    oldKeyPackets: 0,
     elections: 0,
     sendErrors: 0,
     failovers: 0,
@@ -93,6 +104,7 @@ class MultiServer extends Component {
   }
 
   #settings: Settings | null = null;
+  #keyring: Keyring | null = null;
   #core: election.ElectionCore | null = null;
   #transport: Transport | null = null;
   #timer: NodeJS.Timeout | null = null;
@@ -350,13 +362,14 @@ class MultiServer extends Component {
       return;
     }
     this.#settings = settings;
+    this.#keyring = this.#buildKeyring(settings.secret_key);
     this.broadcastIP = settings.broadcast_ip || computeBroadcastIP(os.networkInterfaces());
     const transport = createTransport(settings, { broadcastIp: this.broadcastIP, log: (level, message) => this.logDebug(level, message) });
     this.logDebug(4, `Using ${transport.description ?? settings.transport}`);
     this.logDebug(4, `Starting UDP server on port: ${settings.comm_port}`);
     transport.onMessage = (datagram, from) => this.#onDatagram(datagram, from);
     transport.onError = (err) => this.#onSendError(err);
-    transport.gossipEncoder = (addrs) => encode({ action: 'peers', hostname: this.hostname, addrs });
+    transport.gossipEncoder = (addrs) => encode({ action: 'peers', hostname: this.hostname, addrs }, this.#keyring);
     transport.open().then(
       () => {
         if (this.#shut) {
@@ -377,6 +390,7 @@ class MultiServer extends Component {
           priority: settings.priority,
           quorum: settings.quorum,
           clusterId: settings.cluster_id,
+          verifyInstances: this.#keyring !== null,
         });
         this.#apply(this.#core.start(this.#now()));
         // pixl-server-web resets its routes when it starts: add ours once every component has.
@@ -425,9 +439,13 @@ class MultiServer extends Component {
     if (!core || this.#shut) return;
     this.stats.packetsIn++;
     this.stats.bytesIn += datagram.length;
-    const result = decodeWire(datagram, { maxBytes: this.#settings?.max_packet_bytes });
+    const result = decodeWire(datagram, {
+      maxBytes: this.#settings?.max_packet_bytes,
+      maxDataBytes: this.#settings?.max_data_bytes,
+      keyring: this.#keyring,
+    });
     if (!result.ok) {
-      this.stats.dropped[result.reason] = (this.stats.dropped[result.reason] ?? 0) + 1;
+      this.#countDrop(result.reason);
       if (result.reason === 'unknown-action') {
         // Newer servers may speak actions we do not; that is not an attack.
         this.logDebug(9, `Ignoring unknown action "${result.detail}" from ${from.address}`);
@@ -440,6 +458,7 @@ class MultiServer extends Component {
       }
       return;
     }
+    if (result.keyIndex) this.stats.oldKeyPackets++;
     if ('gossip' in result) {
       // Transport business (unicast peer addresses): it never reaches the core.
       this.logDebug(10, `Received peer addresses from ${result.gossip.hostname} (${from.address})`);
@@ -448,9 +467,27 @@ class MultiServer extends Component {
     }
     this.logDebug(10, `Received ${result.message.action} from ${result.message.hostname} (${from.address})`);
     const out = core.receive(result.message, from, this.#now());
-    // Only a valid heartbeat makes its sender a unicast destination (never a hello or garbage).
-    if (result.message.action === 'heartbeat') this.#transport?.learn?.(from);
+    if (out.dropped) this.#countDrop(out.dropped);
+    // Only a valid (with a secret: authenticated) heartbeat makes its sender a unicast
+    // destination, never a hello or garbage; nor a stale one, which is a replay or a late copy.
+    // An instance not yet verified is learned: the challenge that admits it must reach it.
+    if (result.message.action === 'heartbeat' && out.dropped !== 'stale') this.#transport?.learn?.(from);
     this.#apply(out);
+  }
+
+  #countDrop(reason: DropReason | CoreDropReason): void {
+    this.stats.dropped[reason] = (this.stats.dropped[reason] ?? 0) + 1;
+  }
+
+  /** The keyring for `secret_key` (null without one); short keys get a warning, never an echo. */
+  #buildKeyring(secrets: string[]): Keyring | null {
+    if (secrets.length === 0) return null;
+    secrets.forEach((secret, index) => {
+      if (secret.length < RECOMMENDED_KEY_CHARS) {
+        this.logError('config', `secret_key entry ${index} has only ${secret.length} characters; use ${RECOMMENDED_KEY_CHARS} or more random ones (e.g. \`openssl rand -base64 32\`)`);
+      }
+    });
+    return auth.createKeyring(secrets);
   }
 
   #onSendError(err: Error): void {
@@ -485,13 +522,25 @@ class MultiServer extends Component {
       if (--pending === 0) sent?.();
     };
     for (const { message, to } of out.send) {
-      let datagram = encode(message);
-      const limit = this.#settings?.max_packet_bytes ?? Infinity;
-      if (datagram.length > limit && message.action === 'heartbeat') {
-        if (this.#dropLog.hit('oversized-data', performance.now()) !== null) {
-          this.logError('data', `Heartbeat with user data is ${Tools.getTextFromBytes(datagram.length)}, over max_packet_bytes (${limit}); sending it without data`);
+      let datagram = encode(message, this.#keyring);
+      if (message.action === 'heartbeat') {
+        // Peers with the same limits would drop the whole heartbeat; send it without data instead.
+        const limit = this.#settings?.max_packet_bytes ?? Infinity;
+        const dataLimit = this.#settings?.max_data_bytes || Infinity;
+        // data is smaller than the datagram it rides in: measure it only when that could be too big.
+        const dataSize = datagram.length > dataLimit ? dataBytes(message.data) : 0;
+        const over =
+          datagram.length > limit
+            ? `is ${Tools.getTextFromBytes(datagram.length)}, over max_packet_bytes (${limit})`
+            : dataSize > dataLimit
+              ? `has ${Tools.getTextFromBytes(dataSize)} of data, over max_data_bytes (${dataLimit})`
+              : '';
+        if (over) {
+          if (this.#dropLog.hit('oversized-data', performance.now()) !== null) {
+            this.logError('data', `Heartbeat with user data ${over}; sending it without data`);
+          }
+          datagram = encode({ ...message, data: {} }, this.#keyring);
         }
-        datagram = encode({ ...message, data: {} });
       }
       this.logDebug(10, `Sending ${message.action}`, message);
       if (!transport) {
@@ -542,7 +591,16 @@ class MultiServer extends Component {
         this.#emitBoth('masterchange', event.hostname, event.previous);
         break;
       case 'conflict':
+        break;
       case 'duplicate':
+        // An unhandled 'error' event would throw; only those who listen for it get one.
+        if (this.listenerCount('error') > 0) {
+          try {
+            this.emit('error', new DuplicateHostnameError(event.hostname, event.keeper, event.yielder));
+          } catch (err) {
+            this.logError('listener', `An "error" listener threw: ${(err as Error).stack ?? err}`);
+          }
+        }
         break;
       case 'exit':
         this.logDebug(1, `Shutting down the server: ${event.reason}`);
@@ -614,6 +672,7 @@ class MultiServer extends Component {
       }
     }
     this.#transport?.reconfigure?.(settings);
+    this.#reloadKeys(previous, settings);
     const broadcast = settings.broadcast_ip || computeBroadcastIP(os.networkInterfaces());
     if (broadcast !== this.broadcastIP && this.#transport instanceof UdpBroadcastTransport) {
       this.broadcastIP = broadcast;
@@ -626,6 +685,23 @@ class MultiServer extends Component {
     this.#apply(core.setPolicy({ exitOnConflict: settings.exit_on_conflict, priority: settings.priority, quorum: settings.quorum }, this.#now()));
     this.logDebug(4, `Config reloaded: heartbeat_freq ${settings.heartbeat_freq} s, check_beats ${settings.check_beats}`);
     this.#apply(core.setTiming({ tickMs: settings.heartbeat_freq * 1000, checkBeats: settings.check_beats }, this.#now()));
+  }
+
+  /**
+   * New keys apply at once, so a key is rotated across a running cluster without a
+   * restart (see README, Security). Turning authentication on or off changes the wire
+   * format and the admission rules of the core, so that waits for a restart.
+   */
+  #reloadKeys(previous: Settings | null, settings: Settings): void {
+    const before = previous?.secret_key ?? [];
+    if ((before.length > 0) !== (settings.secret_key.length > 0)) {
+      this.logError('config', `secret_key was ${before.length ? 'removed' : 'added'}; this takes effect after a restart`);
+      settings.secret_key = before;
+      return;
+    }
+    if (before.length === settings.secret_key.length && before.every((key, i) => key === settings.secret_key[i])) return;
+    this.#keyring = this.#buildKeyring(settings.secret_key);
+    this.logDebug(2, `secret_key reloaded: ${settings.secret_key.length} key(s), the first one signs`);
   }
 }
 
@@ -645,6 +721,8 @@ namespace MultiServer {
   export type Config = MultiServerConfig;
   export import ElectionCore = election.ElectionCore;
   export import ConfigError = config.ConfigError;
+  export import DuplicateHostnameError = errors.DuplicateHostnameError;
+  export import createKeyring = auth.createKeyring;
   export import validateConfig = config.validateConfig;
   export import computeBroadcastIP = config.computeBroadcastIP;
   export import encode = codec.encode;

@@ -5,7 +5,8 @@
 import { isIPv4 } from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { Netmask } from 'netmask';
-import { CLUSTER_ID_PATTERN, DEFAULT_MAX_PACKET_BYTES, isValidHostname, MAX_PRIORITY, MAX_UDP_PAYLOAD } from './wire/codec';
+import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, isValidHostname, MAX_PRIORITY, MAX_UDP_PAYLOAD } from './wire/codec';
+import { MAX_KEYS } from './wire/auth';
 import type { Family } from './transport/address';
 import { canonicalIp, ipFamily, isMulticast, parsePeer, unicastProblem, WILDCARD } from './transport/address';
 
@@ -95,6 +96,19 @@ export interface MultiServerConfig {
    * Names are looked up at startup and again every tock (every 30 s if the tock is shorter). @default []
    */
   peers: string[];
+  /**
+   * Largest user `data` accepted or sent, in bytes of JSON; a heartbeat over it is dropped
+   * (received) or sent without its data (sent). @default 0 (no limit of its own: `max_packet_bytes` bounds it)
+   */
+  max_data_bytes: number;
+  /**
+   * Shared secret: when set, every packet is authenticated (HMAC-SHA256) and replay-proof,
+   * and packets without a valid MAC are dropped. A list rotates keys: the first signs, any
+   * of them verifies. Every server of the cluster needs it; original servers cannot join.
+   * @default unset (the original's open format)
+   * @example "k3Hq…32 random bytes in base64…" or ["new key", "old key"]
+   */
+  secret_key?: string | string[];
 }
 
 /**
@@ -118,12 +132,16 @@ export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip' | '
   http_status_uri: '',
   http_health_uri: '',
   http_acl: true,
+  max_data_bytes: DEFAULT_MAX_DATA_BYTES,
   transport: 'broadcast',
   multicast_ttl: 1,
 });
 
-/** Settings after validation; `broadcast_ip` is '' when it is to be computed. */
-export type Settings = MultiServerConfig;
+/**
+ * Settings after validation; `broadcast_ip` is '' when it is to be computed, `secret_key`
+ * is the list of keys ([] when unset; the first signs).
+ */
+export type Settings = Omit<MultiServerConfig, 'secret_key'> & { secret_key: string[] };
 
 export class ConfigError extends Error {
   readonly key: string;
@@ -137,6 +155,7 @@ export class ConfigError extends Error {
 }
 
 function describe(value: unknown): string {
+  if (value instanceof Redacted) return value.text;
   let text: string;
   try {
     text = typeof value === 'string' ? JSON.stringify(value) : String(JSON.stringify(value) ?? value);
@@ -224,6 +243,8 @@ export function validateConfig(section: unknown): Settings {
     http_status_uri: uri(raw, 'http_status_uri'),
     http_health_uri: uri(raw, 'http_health_uri'),
     http_acl: bool(raw, 'http_acl'),
+    max_data_bytes: integer(raw, 'max_data_bytes', 0, MAX_UDP_PAYLOAD),
+    secret_key: secretKeys(raw.secret_key),
     ...transportSettings(raw, commPort, maxServers),
   };
 }
@@ -343,6 +364,31 @@ function peerList(value: unknown, commPort: number, maxServers: number): { list:
   if (families.size > 1) throw new ConfigError('peers', 'IPv4 or IPv6 addresses, not both (one cluster speaks one IP version)', value);
   const [family] = families;
   return family === undefined ? { list } : { list, family };
+}
+
+/**
+ * `secret_key`: a non-empty string, or a list of 1 to MAX_KEYS of them. The error names the
+ * key and what was wrong, never the secret itself: config errors end up in logs.
+ */
+function secretKeys(value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  const expected = `a non-empty string, or an array of 1 to ${MAX_KEYS} non-empty strings`;
+  const list = typeof value === 'string' ? [value] : value;
+  if (!Array.isArray(list) || list.length === 0 || list.length > MAX_KEYS || !list.every((k) => typeof k === 'string' && k.length > 0)) {
+    throw new ConfigError('secret_key', expected, new Redacted(value));
+  }
+  return [...(list as string[])];
+}
+
+/** Stands in for a secret in error messages: its shape, never its content. */
+class Redacted {
+  readonly text: string;
+  constructor(value: unknown) {
+    const kind = (v: unknown): string =>
+      v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'string' ? `a string of ${v.length} characters` : `a ${typeof v}`;
+    const entries = Array.isArray(value) ? value.slice(0, 4).map(kind).join(', ') + (value.length > 4 ? ', …' : '') : '';
+    this.text = Array.isArray(value) ? `an array of ${value.length} entries${entries ? ` (${entries})` : ''} [value not shown]` : `${kind(value)} [value not shown]`;
+  }
 }
 
 /** The server's hostname is the key of our row in every table: it must be wire-valid. */

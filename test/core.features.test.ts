@@ -158,6 +158,9 @@ describe('quorum', () => {
       const agreedAt = sim.runUntilTrue(() => sim.agreedMaster() !== null, 3 * TOCK);
       assert.notEqual(agreedAt, null, `seed ${seed}: no agreement after the heal`);
       assert.ok((agreedAt as number) - healedAt <= TOCK, `seed ${seed}: agreed ${(agreedAt as number) - healedAt} ms after the heal`);
+      // The minority rejoins like joiners: the majority's master keeps the role, nobody else claims.
+      assert.equal(sim.agreedMaster(), majorityMaster, `seed ${seed}: the heal moved the master`);
+      assert.deepEqual(sim.eventsOf('master').filter((e) => e.time >= healedAt).map((e) => e.host), [], `seed ${seed}: claims after the heal`);
     }
   });
 

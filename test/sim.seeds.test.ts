@@ -64,9 +64,10 @@ describe('regressions: core bugs the simulator found', () => {
     assert.equal(scenario.checkBeats, 1);
     const result = runScenario(scenario);
     assert.equal(result.violation, null, result.violation?.message);
-    // Agreement came after quiet + 1 tock (= 1 tick here) but within quiet + 1 tick + 2 × max delay.
+    // The server that dropped the master hears it again only at its next heartbeat: up to
+    // 1 tick + 2 × max delay after quiet, which with check_beats 1 may exceed 1 tock.
     const ticks = result.convergenceTicks as number;
-    assert.ok(ticks > 1 && ticks <= 1 + (2 * (scenario.latencyMs + scenario.jitterMs)) / scenario.tickMs, `${ticks} ticks`);
+    assert.ok(ticks > 0.9 && ticks <= 1 + (2 * (scenario.latencyMs + scenario.jitterMs)) / scenario.tickMs, `${ticks} ticks`);
   });
 
   test('seed 159: 100 servers, mixed faults, graceful handoff within 100 ms', () => {
@@ -128,7 +129,7 @@ describe('the checker catches what it claims to', () => {
     const { sim } = stableCluster();
     const b = sim.node('b');
     // A second claimant that sorts after the master: b no longer knows who is master.
-    sim.at(5500, () => sim.inject(b.id, { action: 'heartbeat', hostname: 'z', ip: '127.0.0.1', master: true, eligible: true, uptime: 5, data: {}, iid: 'eeeeeeeeeeeeeeee', seq: 1 }));
+    sim.at(5500, () => sim.injectMessage(b.id, { action: 'heartbeat', hostname: 'z', ip: '127.0.0.1', master: true, eligible: true, uptime: 5, data: {}, iid: 'eeeeeeeeeeeeeeee', seq: 1 }));
     const violation = violationOf(() => sim.runUntil(7000));
     assert.equal(violation.invariant, 'stable-no-flap', violation.message);
     assert.equal(violation.time, 5500);

@@ -26,6 +26,13 @@
  *  - every new master takes a term above every term it has seen (a fencing token);
  *  - a handoff (stepDown/promote) names its target in the departing master's last
  *    heartbeat: the target claims at once and everyone else waits for it.
+ *  - two live processes with one hostname (told apart by instance id): the one that claims
+ *    master, else the one with the lower instance id, keeps the name; the other never claims
+ *    and steps down, and every server that hears both follows the keeper only (`outranks`).
+ *
+ * In an authenticated cluster (`verifyInstances`) a message is acted on only when its
+ * instance is known and its seq is new, or when it proves it is alive by echoing one of our
+ * hellos (core/freshness.ts): a replayed packet changes nothing.
  */
 import type {
   Address,
@@ -34,6 +41,7 @@ import type {
   JsonValue,
   CoreEvent,
   HeartbeatMessage,
+  HelloMessage,
   Instant,
   JsonObject,
   LogLine,
@@ -42,6 +50,7 @@ import type {
   Output,
   ServerRecord,
 } from './types';
+import { FreshnessGuard } from './freshness';
 
 export interface CoreTiming {
   /** Milliseconds between heartbeats (one tick). */
@@ -66,6 +75,12 @@ export interface CoreOptions extends CoreTiming {
   quorum?: number;
   /** Namespace: packets of other clusters on the same port are ignored. '': the default cluster. */
   clusterId?: string;
+  /**
+   * Authenticated cluster (a secret is configured): every message carries iid and seq, and a
+   * new instance is admitted only once it has echoed one of our hellos. Off: the original's
+   * open protocol, where any well-formed packet is believed.
+   */
+  verifyInstances?: boolean;
 }
 
 type Role = 'none' | 'slave' | 'master';
@@ -78,7 +93,44 @@ interface Peer {
   /** Highest sequence number heard from this instance (-1: none, or an old server). */
   seq: number;
   address: string;
+  /** Monotonic ms when `iid` became the instance we follow for this hostname. */
+  iidSince: number;
+  /** Heartbeats heard from `iid`. */
+  heard: number;
+  /** The instance we followed before (a restart), or the other live process (a duplicate). */
+  other: OtherInstance | null;
+  /** Both instances are live: a duplicate hostname, and `other` is the one that yields. */
+  duplicate: boolean;
+  /** Monotonic ms of the last duplicate report for this hostname. */
+  reportedAt: number;
 }
+
+interface OtherInstance {
+  iid: string | undefined;
+  seq: number;
+  address: string;
+  lastHeard: number;
+  heard: number;
+  /** Its last heartbeat: what the record becomes if it takes the name over. */
+  heartbeat: HeartbeatMessage | null;
+}
+
+/** Another live process that announces our own hostname. */
+interface Namesake {
+  iid: string;
+  address: string;
+  master: boolean;
+  lastHeard: number;
+  /** Packets heard from it in a row. */
+  heard: number;
+}
+
+/**
+ * Without a secret anyone can send a packet under any name, so the duplicate rules (new in
+ * this package) act only on a process heard at least this often: they must not let one
+ * forged packet do more than it could before them.
+ */
+const OPEN_DUPLICATE_EVIDENCE = 2;
 
 const DEFAULT_MAX_SERVERS = 1000;
 /**
@@ -132,11 +184,11 @@ export class ElectionCore {
   #self: ServerRecord;
   /**
    * Peers in the order we last heard them, oldest first: a heartbeat moves its peer to the
-   * end. Every peer dies the same time after it was last heard, so the unlocked dead peers
-   * are a prefix and the next deadline is that of the first live peer; each packet then
-   * costs O(1) instead of a walk over the whole table. (The simulator found the walk: with
-   * 1000 servers every one of them spent O(N²) per tick on it.) A locked peer whose shutdown
-   * notice makes it dead at once is moved to the front, which keeps this true.
+   * end (#place). Every peer dies the same time after it was last heard, so the unlocked
+   * dead peers are a prefix and the next deadline is that of the first live peer; each
+   * packet then costs O(1) instead of a walk over the whole table. (The simulator found the
+   * walk: with 1000 servers every one of them spent O(N²) per tick on it.) A locked peer
+   * whose shutdown notice makes it dead at once is moved to the front, which keeps this true.
    */
   #peers = new Map<string, Peer>();
   /** Peers whose last heartbeat claimed master (live or not): the candidates for `claimants`. */
@@ -146,9 +198,11 @@ export class ElectionCore {
    * server not (or no longer) in the table. A packet that instance sent before the notice
    * can arrive after it (reordering); it must not bring the server back as a ghost master
    * for a tock (found by the simulator: seed 328, and a shrunk property-test case where
-   * the notice came first). A later sequence number means the instance lives on.
+   * the notice came first). A later sequence number means the instance lives on. Only for
+   * the answer holdoff after the notice, as for a restart's overtaken packets: without a
+   * secret a notice can be forged, and must not silence the real server for longer.
    */
-  #departed = new Map<string, { iid: string; seq: number }>();
+  #departed = new Map<string, { iid: string; seq: number; until: number }>();
   #role: Role = 'none';
   #masterHostname = '';
   #started = false;
@@ -156,6 +210,10 @@ export class ElectionCore {
   /** Set when exit_on_conflict fired: we wait for the shell to shut us down, deciding nothing. */
   #exiting = false;
   #startedAt = 0;
+  /** When the current tock of listening began: at start, and again when quorum comes back. */
+  #listeningSince = 0;
+  /** With a quorum: we have been below it, so we are out of touch with the cluster. */
+  #belowQuorum = false;
   /** True once we may claim: a tock of listening has passed, or we have seen a master. */
   #settled = false;
   #nextHeartbeatAt = Infinity;
@@ -163,6 +221,9 @@ export class ElectionCore {
   #answerDueAt = Infinity;
   #lastFullLogAt = -Infinity;
   #lastDuplicateLogAt = -Infinity;
+  /** Authenticated clusters only: instance admission and our challenges (see freshness.ts). */
+  #guard: FreshnessGuard | null;
+  #namesake: Namesake | null = null;
 
   #out: Output = emptyOutput();
   #seq = 0;
@@ -178,6 +239,9 @@ export class ElectionCore {
     this.#priority = options.priority ?? 0;
     this.#quorum = options.quorum ?? 0;
     this.#clusterId = options.clusterId ?? '';
+    // Room for every server twice over (restarts, duplicates) before the least recently
+    // heard instance is forgotten; a forgotten live instance simply proves itself again.
+    this.#guard = options.verifyInstances ? new FreshnessGuard({ selfIid: this.instanceId, capacity: 2 * this.#maxServers + 64 }) : null;
     this.#self = {
       hostname: options.hostname,
       ip: options.ip,
@@ -255,6 +319,18 @@ export class ElectionCore {
   lastHeard(hostname: string): number | undefined {
     return this.#peers.get(hostname)?.lastHeard;
   }
+  /** Instance id of the process we follow for `hostname` (ours for our own). */
+  instanceOf(hostname: string): string | undefined {
+    return hostname === this.hostname ? this.instanceId : this.#peers.get(hostname)?.iid;
+  }
+  /** Another live process announces our hostname and keeps it: we never claim master. */
+  yieldsHostname(now: Instant): boolean {
+    return this.#yieldsName(now);
+  }
+  /** Instances the freshness guard remembers (authenticated clusters; 0 otherwise). */
+  get knownInstances(): number {
+    return this.#guard?.size ?? 0;
+  }
 
   // ---- inputs ----------------------------------------------------------------------
 
@@ -263,9 +339,14 @@ export class ElectionCore {
     if (this.#started) return this.#flush(now);
     this.#started = true;
     this.#startedAt = now.mono;
+    this.#listeningSince = now.mono;
     this.#self.now = now.wall / 1000;
-    this.#send(this.#stamp({ action: 'hello', hostname: this.hostname, iid: this.instanceId, seq: this.#nextSeq() }));
+    const helloSeq = this.#nextSeq();
+    this.#send(this.#stamp({ action: 'hello', hostname: this.hostname, iid: this.instanceId, seq: helloSeq }));
+    // Every live server answers this hello: the echoes admit them all in one round trip.
+    this.#guard?.issued(helloSeq, undefined, now.mono, this.#challengeTtlMs);
     this.#sendHeartbeat(now);
+    this.#nextHeartbeatAt = now.mono + this.#tickMs;
     this.#log(4, `Listening for the cluster for ${this.tockMs} ms before any claim to master`);
     this.#evaluate(now);
     return this.#flush(now);
@@ -279,7 +360,23 @@ export class ElectionCore {
       return this.#flush(now);
     }
     this.#checkStall(now);
+    // Broadcast loops back to our own socket; that echo carries our instance id.
+    if (message.iid === this.instanceId) return this.#flush(now);
+    if (this.#guard) {
+      // The codec refuses such packets when authenticated; a direct caller gets the same rule.
+      if (message.iid === undefined || message.seq === undefined) {
+        this.#out.dropped = 'unverified';
+        return this.#flush(now);
+      }
+      const verdict = this.#guard.admit(message, now.mono, this.#challengeTtlMs);
+      if (verdict !== 'ok') {
+        this.#refuse(message, from, now, verdict);
+        return this.#flush(now);
+      }
+    }
     if (message.hostname === this.hostname) {
+      // A namesake's challenge needs our answer too: that is how it learns of us.
+      if (message.action === 'hello') this.#answerHello(message, from, now);
       this.#receiveOwnHostname(message, from, now);
     } else {
       this.#receiveFromPeer(message, from, now);
@@ -290,8 +387,9 @@ export class ElectionCore {
 
   #receiveFromPeer(message: Message, from: Address, now: Instant): void {
     const departed = this.#departed.get(message.hostname);
-    if (departed && message.iid === departed.iid && (message.seq ?? -1) < departed.seq) {
+    if (departed && message.iid === departed.iid && (message.seq ?? -1) < departed.seq && now.mono < departed.until) {
       this.#log(9, `Ignoring a late ${message.action} from ${message.hostname}, which has shut down`);
+      this.#out.dropped = 'stale';
       return;
     }
     const peer = this.#peers.get(message.hostname);
@@ -301,6 +399,7 @@ export class ElectionCore {
     // found by the simulator, seed 29).
     if (peer && message.action !== 'hello' && this.#isStale(peer, message)) {
       this.#log(9, `Ignoring a stale ${message.action} from ${message.hostname} (overtaken by a newer packet)`);
+      this.#out.dropped = 'stale';
       return;
     }
     switch (message.action) {
@@ -311,8 +410,7 @@ export class ElectionCore {
         this.#receiveShutdown(message, now);
         break;
       case 'hello':
-        this.#log(9, `Hello from ${message.hostname} (${from.address}), answering`);
-        this.#answerSoon(now);
+        this.#answerHello(message, from, now);
         break;
       case 'promote':
         if (peer && (peer.iid === undefined || message.iid === peer.iid)) this.#receivePromote(message.hostname, message.target, now);
@@ -336,6 +434,35 @@ export class ElectionCore {
         });
         break;
     }
+  }
+
+  /**
+   * Authenticated cluster, message not admitted. A stale one (replayed or reordered) is
+   * ignored. An unverified instance is asked to prove it is alive; its hello is still
+   * answered, since that answer is how it learns and admits us.
+   */
+  #refuse(message: Message, from: Address, now: Instant, verdict: 'stale' | 'unverified'): void {
+    this.#out.dropped = verdict;
+    if (verdict === 'stale') {
+      this.#log(9, `Ignoring a stale ${message.action} from ${message.hostname} (${from.address}): sequence ${message.seq} already seen`);
+      return;
+    }
+    this.#log(9, `Ignoring ${message.action} from ${message.hostname} (${from.address}): instance not yet verified`);
+    if (message.action === 'hello') this.#answerHello(message, from, now);
+    const iid = message.iid as string;
+    const guard = this.#guard as FreshnessGuard;
+    if (!guard.shouldChallenge(iid, now.mono, this.#holdoffMs)) return;
+    const seq = this.#nextSeq();
+    this.#send(this.#stamp({ action: 'hello', hostname: this.hostname, iid: this.instanceId, seq, for: iid }));
+    guard.issued(seq, iid, now.mono, this.#challengeTtlMs);
+  }
+
+  #answerHello(message: HelloMessage, from: Address, now: Instant): void {
+    // A challenge addressed to another instance is theirs to answer.
+    if (message.for !== undefined && message.for !== this.instanceId) return;
+    if (this.#guard) this.#guard.answer(message.iid as string, message.seq as number);
+    this.#log(9, `Hello from ${message.hostname} (${from.address}), answering`);
+    this.#answerSoon(now);
   }
 
   /**
@@ -370,7 +497,13 @@ export class ElectionCore {
     this.#expireRequests(now);
     this.#evaluate(now);
     if (now.mono >= this.#answerDueAt) this.#answer(now);
-    if (now.mono >= this.#nextHeartbeatAt) this.#sendHeartbeat(now);
+    if (now.mono >= this.#nextHeartbeatAt) {
+      // On a fixed grid, so late timers do not add up to fewer heartbeats than one a tick;
+      // after a stall, start a new grid rather than send a burst.
+      const due = this.#nextHeartbeatAt;
+      this.#sendHeartbeat(now);
+      this.#nextHeartbeatAt = due + this.#tickMs > now.mono ? due + this.#tickMs : now.mono + this.#tickMs;
+    }
     return this.#flush(now);
   }
 
@@ -482,52 +615,74 @@ export class ElectionCore {
 
   // ---- message handlers ------------------------------------------------------------
 
+  /**
+   * Another process with our hostname (its packets never touch the table). Without a
+   * secret, packets in the first moments after our start may be our previous process's
+   * last ones, still in flight; authenticated, an admitted instance is alive by proof.
+   */
   #receiveOwnHostname(message: Message, from: Address, now: Instant): void {
-    // Broadcast loops back to our own socket; that echo carries our instance id.
-    if (message.iid === this.instanceId) return;
-    if (now.mono - this.#lastDuplicateLogAt >= this.tockMs) {
-      this.#lastDuplicateLogAt = now.mono;
-      this.#log(1, `DUPLICATE HOSTNAME: another process at ${from.address} also calls itself ${this.hostname}; its packets are ignored`);
-      this.#event({ type: 'duplicate', hostname: this.hostname, address: from.address });
+    if (!this.#guard && now.mono - this.#startedAt < this.#holdoffMs) return;
+    const iid = message.iid ?? '';
+    const known = this.#namesake?.iid === iid && now.mono - this.#namesake.lastHeard < this.deadAfterMs ? this.#namesake : null;
+    if (message.action === 'shutdown') {
+      if (known) this.#namesake = null;
+      return;
     }
+    const master = message.action === 'heartbeat' ? message.master : (known?.master ?? false);
+    this.#namesake = { iid, address: from.address, master, lastHeard: now.mono, heard: (known?.heard ?? 0) + 1 };
+    if (!this.#confirmed(this.#namesake) || now.mono - this.#lastDuplicateLogAt < this.tockMs) return;
+    this.#lastDuplicateLogAt = now.mono;
+    const ours = { iid: this.instanceId, address: this.#ip || 'this server' };
+    const theirs = { iid, address: from.address };
+    const weYield = outranks(master, iid, this.#role === 'master', this.instanceId);
+    this.#reportDuplicate(this.hostname, weYield ? theirs : ours, weYield ? ours : theirs, true);
+  }
+
+  #reportDuplicate(hostname: string, keeper: { iid: string; address: string }, yielder: { iid: string; address: string }, self: boolean): void {
+    const name = (side: { iid: string; address: string }): string => `${side.address} (instance ${side.iid || 'without id'})`;
+    this.#log(1, `DUPLICATE HOSTNAME: two live processes announce ${hostname}: ${name(keeper)} keeps the name, ${name(yielder)} never claims master until it stops`);
+    this.#event({ type: 'duplicate', hostname, keeper, yielder, self });
+  }
+
+  /** Another live process with our hostname outranks us: we neither claim nor keep master. */
+  #yieldsName(now: Instant): boolean {
+    const namesake = this.#namesake;
+    if (!namesake || now.mono - namesake.lastHeard >= this.deadAfterMs) return false;
+    return this.#confirmed(namesake) && outranks(namesake.master, namesake.iid, this.#role === 'master', this.instanceId);
+  }
+
+  /** Forget the other process with our hostname once it has been silent for a tock. */
+  #expireNamesake(now: Instant): void {
+    const namesake = this.#namesake;
+    if (!namesake || now.mono - namesake.lastHeard < this.deadAfterMs) return;
+    this.#namesake = null;
+    if (this.#confirmed(namesake)) this.#log(4, `The other process named ${this.hostname} (${namesake.address}) is gone`);
+  }
+
+  /** Is a second process real? Authenticated, an admitted instance is alive by proof; without a secret, evidence must repeat. */
+  #confirmed(instance: { heard: number }): boolean {
+    return this.#guard !== null || instance.heard >= OPEN_DUPLICATE_EVIDENCE;
   }
 
   /** Same instance, sequence not above the last one heard: reordered or repeated. */
   #isStale(peer: Peer, message: Message): boolean {
-    return message.iid !== undefined && message.iid === peer.iid && message.seq !== undefined && message.seq <= peer.seq;
+    if (message.iid === undefined || message.seq === undefined) return false;
+    if (message.iid === peer.iid) return message.seq <= peer.seq;
+    return message.iid === peer.other?.iid && message.seq <= peer.other.seq;
   }
 
   #receiveHeartbeat(message: HeartbeatMessage, from: Address, now: Instant): void {
     const existing = this.#peers.get(message.hostname);
     if (existing) {
-      const record = existing.record;
-      record.ip = message.ip;
-      record.master = message.master;
-      if (record.eligible !== message.eligible) {
-        this.#log(5, `Server ${message.hostname} is ${message.eligible ? 'now' : 'no longer'} eligible`);
-        this.#reportMembersSoon = true;
-      }
-      record.eligible = message.eligible;
-      record.uptime = message.uptime;
-      record.data = message.data;
-      record.now = now.wall / 1000;
-      record.priority = message.prio ?? 0;
-      record.term = message.term ?? 0;
-      if (existing.iid !== message.iid && existing.iid !== undefined) {
-        this.#log(5, `Server ${message.hostname} restarted (new instance)`);
-      }
-      existing.iid = message.iid;
-      existing.seq = message.seq ?? -1;
-      existing.lastHeard = now.mono;
-      existing.address = from.address;
-      this.#peers.delete(message.hostname); // keep heard order (see #peers)
-      this.#peers.set(message.hostname, existing);
-      this.#noteClaim(message.hostname, message.master);
-      this.#log(10, `Heartbeat from ${message.hostname}`, record);
+      if (existing.iid !== message.iid && !this.#switchInstance(existing, message, from, now)) return;
+      this.#follow(existing, message, from.address, now.mono, now);
+      existing.heard++;
+      this.#log(10, `Heartbeat from ${message.hostname}`, existing.record);
       this.#noteHeartbeat(message, now);
       return;
     }
     if (this.#peers.size + 1 >= this.#maxServers) {
+      this.#out.dropped = 'table-full';
       if (now.mono - this.#lastFullLogAt >= this.tockMs) {
         this.#lastFullLogAt = now.mono;
         this.#log(2, `Server table is full (${this.#maxServers}); ignoring new server ${message.hostname} from ${from.address}`);
@@ -547,7 +702,18 @@ export class ElectionCore {
       priority: message.prio ?? 0,
       term: message.term ?? 0,
     };
-    this.#peers.set(message.hostname, { record, lastHeard: now.mono, iid: message.iid, seq: message.seq ?? -1, address: from.address });
+    this.#peers.set(message.hostname, {
+      record,
+      lastHeard: now.mono,
+      iid: message.iid,
+      seq: message.seq ?? -1,
+      address: from.address,
+      iidSince: now.mono,
+      heard: 1,
+      other: null,
+      duplicate: false,
+      reportedAt: -Infinity,
+    });
     this.#noteClaim(message.hostname, message.master);
     this.table[message.hostname] = record;
     this.#log(5, `Server joined the cluster: ${message.hostname} (${message.ip})`);
@@ -586,10 +752,103 @@ export class ElectionCore {
     this.#sendHeartbeat(now, target);
   }
 
+  /** Make the record show `message` and follow its instance. */
+  #follow(peer: Peer, message: HeartbeatMessage, address: string, heardAt: number, now: Instant): void {
+    const record = peer.record;
+    record.ip = message.ip;
+    record.master = message.master;
+    if (record.eligible !== message.eligible) {
+      this.#log(5, `Server ${message.hostname} is ${message.eligible ? 'now' : 'no longer'} eligible`);
+      this.#reportMembersSoon = true;
+    }
+    record.eligible = message.eligible;
+    record.uptime = message.uptime;
+    record.data = message.data;
+    record.now = now.wall / 1000;
+    record.priority = message.prio ?? 0;
+    record.term = message.term ?? 0;
+    peer.iid = message.iid;
+    peer.seq = message.seq ?? -1;
+    peer.lastHeard = heardAt;
+    peer.address = address;
+    this.#place(message.hostname, peer, now);
+    this.#noteClaim(message.hostname, message.master);
+  }
+
+  /** Keep #peers in heard order after `peer.lastHeard` changed. */
+  #place(hostname: string, peer: Peer, now: Instant): void {
+    this.#peers.delete(hostname);
+    if (peer.lastHeard >= now.mono) {
+      this.#peers.set(hostname, peer);
+      return;
+    }
+    // Heard earlier than now (following the other process of a duplicate): rare, so re-sort.
+    this.#peers = new Map([...this.#peers, [hostname, peer] as [string, Peer]].sort((a, b) => a[1].lastHeard - b[1].lastHeard));
+  }
+
+  #noteClaim(hostname: string, master: boolean): void {
+    if (master) this.#claiming.add(hostname);
+    else this.#claiming.delete(hostname);
+  }
+
+  /**
+   * A heartbeat for a known hostname from another instance than the one we follow: a
+   * restart, or, when the instance we followed before speaks again, two live processes
+   * with one hostname. Returns whether to follow the sender from now on.
+   */
+  #switchInstance(peer: Peer, message: HeartbeatMessage, from: Address, now: Instant): boolean {
+    const other = peer.other && now.mono - peer.other.lastHeard < this.deadAfterMs ? peer.other : null;
+    if (!other || other.iid !== message.iid) {
+      // A new instance: the old process is gone (a restart), or this is the first sign of a duplicate.
+      if (peer.iid !== undefined) this.#log(5, `Server ${message.hostname} restarted (new instance)`);
+      peer.other = snapshot(peer);
+      peer.duplicate = false;
+      peer.iidSince = now.mono;
+      peer.heard = 0;
+      return true;
+    }
+    if (!peer.duplicate && now.mono - peer.iidSince < this.#holdoffMs) {
+      // The previous process's last packets, overtaken in flight by the new one's first.
+      this.#log(9, `Ignoring a late packet from the previous instance of ${message.hostname}`);
+      this.#out.dropped = 'stale';
+      return false;
+    }
+    other.heard++;
+    if (!peer.duplicate && !(this.#confirmed(other) && this.#confirmed(peer))) {
+      // Without a secret, one packet of each is no proof of two processes: follow the
+      // sender back, as before these rules, until both have spoken twice.
+      const returning = other.heard - 1;
+      peer.other = snapshot(peer);
+      peer.iidSince = now.mono;
+      peer.heard = returning;
+      return true;
+    }
+    peer.duplicate = true;
+    other.seq = message.seq ?? -1;
+    other.lastHeard = now.mono;
+    other.address = from.address;
+    other.heartbeat = message;
+    const sender = { iid: message.iid ?? '', address: from.address };
+    const followed = { iid: peer.iid ?? '', address: peer.address };
+    const senderKeeps = outranks(message.master, sender.iid, peer.record.master, followed.iid);
+    if (now.mono - peer.reportedAt >= this.tockMs) {
+      peer.reportedAt = now.mono;
+      this.#reportDuplicate(message.hostname, senderKeeps ? sender : followed, senderKeeps ? followed : sender, false);
+    }
+    if (!senderKeeps) {
+      this.#out.dropped = 'yielded';
+      return false;
+    }
+    peer.other = snapshot(peer);
+    peer.iidSince = now.mono;
+    peer.heard = other.heard - 1;
+    return true;
+  }
+
   #receiveShutdown(message: Message, now: Instant): void {
     if (message.iid !== undefined) {
       this.#departed.delete(message.hostname);
-      this.#departed.set(message.hostname, { iid: message.iid, seq: message.seq ?? Infinity });
+      this.#departed.set(message.hostname, { iid: message.iid, seq: message.seq ?? Infinity, until: now.mono + this.#holdoffMs });
       // Bounded like the table: forget the oldest departures first.
       if (this.#departed.size > this.#maxServers) this.#departed.delete(this.#departed.keys().next().value as string);
     }
@@ -598,7 +857,25 @@ export class ElectionCore {
     // A notice from another instance than the one we hear (or an anonymous one for a
     // server that names its instance) is not that server leaving.
     if (peer.iid !== undefined && message.iid !== peer.iid) {
+      if (peer.other && message.iid === peer.other.iid) {
+        this.#log(4, `The other process named ${message.hostname} (${peer.other.address}) is shutting down`);
+        peer.other = null;
+        peer.duplicate = false;
+        return;
+      }
       this.#log(5, `Ignoring shutdown notice for ${message.hostname}: instance id does not match`);
+      return;
+    }
+    const other = peer.duplicate && peer.other && now.mono - peer.other.lastHeard < this.deadAfterMs ? peer.other : null;
+    if (other?.heartbeat) {
+      // Of two processes with this hostname the one we followed leaves; the other is still here.
+      this.#log(4, `Server ${message.hostname} (${peer.address}) is shutting down; its namesake at ${other.address} remains`);
+      this.#follow(peer, other.heartbeat, other.address, other.lastHeard, now);
+      peer.iid = other.iid;
+      peer.seq = other.seq;
+      peer.heard = other.heard;
+      peer.other = null;
+      peer.duplicate = false;
       return;
     }
     this.#log(4, `Server ${message.hostname} is shutting down`);
@@ -606,15 +883,32 @@ export class ElectionCore {
     this.#noteClaim(message.hostname, false);
     if (peer.record.locked) {
       peer.lastHeard = now.mono - this.deadAfterMs; // dead at once, but kept: it is locked
-      // Its deadline is now the oldest: to the front, so heard order holds (see #peers).
-      this.#peers.delete(message.hostname);
-      this.#peers = new Map([[message.hostname, peer], ...this.#peers]);
+      this.#place(message.hostname, peer, now); // its deadline is now the oldest
     } else {
       this.#remove(message.hostname, peer);
     }
   }
 
   // ---- the rules ---------------------------------------------------------------------
+
+  /**
+   * A server that was below quorum (the minority side of a partition) and hears enough
+   * servers again is like a joiner: the majority probably has a master it has not heard
+   * yet. It listens a tock again (ending early when it hears a master) instead of claiming
+   * at once and forcing a conflict on the healed cluster.
+   */
+  #trackQuorum(now: Instant): void {
+    if (this.#quorum <= 0) return;
+    const has = this.#hasQuorum(now);
+    if (!has) {
+      this.#belowQuorum = true;
+    } else if (this.#belowQuorum) {
+      this.#belowQuorum = false;
+      this.#settled = false;
+      this.#listeningSince = now.mono;
+      this.#log(4, `Quorum reached (${this.#quorum}): listening for a tock before any claim to master`);
+    }
+  }
 
   #evaluate(now: Instant): void {
     if (now.mono < this.#drainUntil) return; // read what queued up during a stall first
@@ -627,11 +921,17 @@ export class ElectionCore {
       this.#log(8, `Removing dead server from cluster: ${hostname} (silent for ${Math.round(now.mono - peer.lastHeard)} ms)`);
       this.#remove(hostname, peer);
     }
+    this.#trackQuorum(now);
     // Deadlines are compared as `now >= start + span`, the very sum #wakeAt asks to be woken
     // at: `now - start >= span` can be false at that instant by floating-point rounding
     // (80.7 + 100 - 80.7 < 100), and the core then asked to be woken again at once, forever
     // (found by the simulator, seed 40).
-    if (!this.#settled && now.mono >= this.#startedAt + this.tockMs) this.#settled = true;
+    if (!this.#settled && now.mono >= this.#listeningSince + this.tockMs) this.#settled = true;
+    this.#expireNamesake(now);
+    if (this.#role === 'master' && this.#yieldsName(now)) {
+      this.#relinquish(`another live process named ${this.hostname} keeps the name`);
+      this.#sendHeartbeat(now);
+    }
 
     const claimants: string[] = [];
     for (const hostname of this.#claiming) {
@@ -686,7 +986,7 @@ export class ElectionCore {
   }
 
   #mayClaim(now: Instant): boolean {
-    if (!this.#self.eligible || !this.#settled || this.#stopped || !this.#hasQuorum(now)) return false;
+    if (!this.#self.eligible || !this.#settled || this.#stopped || !this.#hasQuorum(now) || this.#yieldsName(now)) return false;
     const handoff = this.#handoff;
     if (handoff && now.mono < handoff.until) {
       if (handoff.target === this.hostname) return true;
@@ -818,11 +1118,6 @@ export class ElectionCore {
     this.#event({ type: 'masterchange', hostname, previous });
   }
 
-  #noteClaim(hostname: string, master: boolean): void {
-    if (master) this.#claiming.add(hostname);
-    else this.#claiming.delete(hostname);
-  }
-
   /**
    * After any step that emitted events (joins, removals, role or eligibility changes all
    * do), report the live eligible set if it changed: that is when keys move.
@@ -844,12 +1139,25 @@ export class ElectionCore {
 
   // ---- output ------------------------------------------------------------------------
 
+  /** Answers to hellos are at least this far apart; also how late a packet may overtake another. */
+  get #holdoffMs(): number {
+    return Math.min(this.#tickMs / 4, MAX_ANSWER_HOLDOFF_MS);
+  }
+
+  /**
+   * How long an echo of our hello admits an instance. Answers come within a holdoff; any
+   * longer only allows for a slow network, since each echo admits its sender once.
+   */
+  get #challengeTtlMs(): number {
+    return Math.max(this.#tickMs, 1000);
+  }
+
   /**
    * Answer with a heartbeat at once, unless we already answered within the holdoff:
    * then once at its end. A joiner gets its round trip; a flood gets a trickle.
    */
   #answerSoon(now: Instant): void {
-    const holdoff = Math.min(this.#tickMs / 4, MAX_ANSWER_HOLDOFF_MS);
+    const holdoff = this.#holdoffMs;
     if (now.mono - this.#lastAnswerAt >= holdoff) {
       this.#answer(now);
     } else {
@@ -884,10 +1192,11 @@ export class ElectionCore {
     if (handoff !== undefined) heartbeat.handoff = handoff;
     // The master (and a master handing off) carries the checkpoint, so every server holds the latest.
     if (this.#checkpoint && (this.#role === 'master' || handoff !== undefined)) heartbeat.ckpt = this.#checkpoint;
+    const echo = this.#guard?.takeEchoes();
+    if (echo) heartbeat.echo = echo;
     this.#send(this.#stamp(heartbeat));
     this.#answerDueAt = Infinity; // any heartbeat answers every pending hello
     this.#lastHeartbeatAt = now.mono;
-    this.#nextHeartbeatAt = now.mono + this.#tickMs;
   }
 
   #stamp<T extends Message>(message: T): T {
@@ -917,7 +1226,7 @@ export class ElectionCore {
     if (now.mono < this.#drainUntil) return this.#drainUntil;
     let wake = Math.min(this.#nextHeartbeatAt, this.#answerDueAt, this.#promoteUntil);
     if (this.#handoff) wake = Math.min(wake, this.#handoff.until);
-    if (!this.#settled) wake = Math.min(wake, this.#startedAt + this.tockMs);
+    if (!this.#settled) wake = Math.min(wake, this.#listeningSince + this.tockMs);
     // With a quorum, a peer leaving the quorum window (one tock) may change who may be master.
     if (this.#quorum > 0) {
       for (const peer of this.#peers.values()) {
@@ -931,8 +1240,14 @@ export class ElectionCore {
     // ahead is the earliest (see #peers).
     for (const peer of this.#peers.values()) {
       const deadline = peer.lastHeard + deadAfter;
-      if (deadline > now.mono) return Math.min(wake, deadline);
+      if (deadline > now.mono) {
+        wake = Math.min(wake, deadline);
+        break;
+      }
     }
+    // When the other process with our hostname falls silent, we may claim again.
+    const namesakeGone = this.#namesake ? this.#namesake.lastHeard + deadAfter : Infinity;
+    if (namesakeGone > now.mono) wake = Math.min(wake, namesakeGone);
     return wake;
   }
 
@@ -947,6 +1262,39 @@ export class ElectionCore {
     this.#out = emptyOutput();
     return out;
   }
+}
+
+/**
+ * Of two processes announcing one hostname, does A keep the name over B? The one that
+ * claims master (so a running master is never unseated by a newcomer), else the lower
+ * instance id; an original server, which has none (''), wins a tie and never yields. Every
+ * server computes this from the same two heartbeats, so all agree on the keeper.
+ */
+export function outranks(aMaster: boolean, aIid: string, bMaster: boolean, bIid: string): boolean {
+  if (aMaster !== bMaster) return aMaster;
+  return aIid < bIid;
+}
+
+function snapshot(peer: Peer): OtherInstance {
+  const { record } = peer;
+  return {
+    iid: peer.iid,
+    seq: peer.seq,
+    address: peer.address,
+    lastHeard: peer.lastHeard,
+    heard: peer.heard,
+    heartbeat: {
+      action: 'heartbeat',
+      hostname: record.hostname,
+      ip: record.ip,
+      master: record.master,
+      eligible: record.eligible,
+      uptime: record.uptime,
+      data: record.data,
+      prio: record.priority,
+      term: record.term,
+    },
+  };
 }
 
 function emptyOutput(): Output {

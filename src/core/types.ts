@@ -36,6 +36,12 @@ export interface HeartbeatMessage {
   iid?: string;
   /** Counts up per packet of one instance; a datagram overtaken by a newer one is stale. */
   seq?: number;
+  /**
+   * Authenticated clusters only: the hellos this heartbeat answers, as "<iid>:<seq>" of each.
+   * A receiver that sent one of them knows this packet was made after its hello: the
+   * freshness proof that admits a new instance (see core/freshness.ts).
+   */
+  echo?: string[];
   /** The highest term (fencing token) the sender knows; a master's is its own. Absent: 0. */
   term?: number;
   /** The sender's priority (higher wins, then hostname). Absent: 0. */
@@ -75,6 +81,8 @@ export interface HelloMessage {
   hostname: string;
   iid?: string;
   seq?: number;
+  /** Only the instance with this id answers: a challenge to one unverified instance (authenticated clusters). */
+  for?: string;
   cid?: string;
 }
 
@@ -137,7 +145,15 @@ export type CoreEvent =
   | { type: 'deleteserver'; server: ServerRecord }
   | { type: 'masterchange'; hostname: string; previous: string }
   | { type: 'conflict'; hostname: string }
-  | { type: 'duplicate'; hostname: string; address: string }
+  | {
+      type: 'duplicate';
+      hostname: string;
+      /** The two processes that announce `hostname`: the one that keeps the name first. */
+      keeper: { iid: string; address: string };
+      yielder: { iid: string; address: string };
+      /** True when this server is one of the two. */
+      self: boolean;
+    }
   | { type: 'exit'; reason: string }
   /** Outcome of stepDown(): ok once another server is master. */
   | { type: 'stepdown'; ok: boolean; hostname: string; reason: string }
@@ -163,4 +179,14 @@ export interface Output {
   logs: LogLine[];
   /** Monotonic ms at which the core wants `tick()` called next; Infinity when stopped. */
   wakeAt: number;
+  /** Set by `receive` when it ignored the message, with the reason. */
+  dropped?: CoreDropReason;
 }
+
+/**
+ * Why the core ignored a valid message: `stale` (sequence not above the last one of that
+ * instance: reordered or replayed), `unverified` (authenticated cluster: an instance that has
+ * not yet answered our challenge), `yielded` (the instance that lost a duplicate-hostname
+ * tie-break), `table-full` (max_servers reached).
+ */
+export type CoreDropReason = 'stale' | 'unverified' | 'yielded' | 'table-full';

@@ -4,8 +4,9 @@
  * bound with exact times; `npm run sim` uses it to sweep faults.
  */
 import { ElectionCore, type CoreOptions } from '../core/election';
-import type { CoreEvent, Instant, JsonValue, Message, Output } from '../core/types';
-import { decode, encode } from '../wire/codec';
+import type { Address, CoreEvent, Instant, JsonValue, Message, Output } from '../core/types';
+import { createKeyring, type Keyring } from '../wire/auth';
+import { decode, encode, type DecodeResult } from '../wire/codec';
 import { EventHeap } from './heap';
 import { Random } from './random';
 
@@ -18,6 +19,8 @@ export interface SimNodeOptions {
   clusterId?: string;
   /** Start time; default now. */
   at?: number;
+  /** The hostname it announces, when not its name in the simulation (two processes, one hostname). */
+  hostname?: string;
 }
 
 export interface SimClusterOptions {
@@ -38,6 +41,10 @@ export interface SimClusterOptions {
   traceLevel?: number;
   /** Keep every core event in `events` (on by default; big runs watch them through `observer` instead). */
   keepEvents?: boolean;
+  /** `secret_key` of every server: authenticated packets and instance verification (needs `wire`). */
+  secret?: string | string[];
+  /** `max_servers` of every server. */
+  maxServers?: number;
 }
 
 /**
@@ -108,6 +115,8 @@ export interface SimNode {
   address: string;
   events: SimEventRecord[];
   options: SimNodeOptions;
+  /** Its `secret_key`, derived (null: open format). Change it with `setKeys`. */
+  keyring: Keyring | null;
 }
 
 type Item =
@@ -144,6 +153,10 @@ export class SimCluster {
   readonly ended: EndedInstance[] = [];
   /** Simulation steps processed (deliveries, timers, calls). */
   steps = 0;
+  /** Datagrams refused, by reason: by a receiver's codec (bad MAC, …) or its core (stale, unverified, …). */
+  readonly drops: Record<string, number> = Object.create(null) as Record<string, number>;
+  /** Sees every datagram a server sends, as encoded (wire mode): what an eavesdropper on the LAN captures. */
+  onDatagram: ((from: string, datagram: Buffer) => void) | null = null;
 
   #heap = new EventHeap<Item>();
   #stepTime = -1;
@@ -153,6 +166,9 @@ export class SimCluster {
   #trace: boolean;
   #traceLevel: number;
   #keepEvents: boolean;
+  /** The keyring every server starts with (shared, so one decode serves all who hold it). */
+  #keyring: Keyring | null;
+  #maxServers: number | undefined;
 
   constructor(options: SimClusterOptions = {}) {
     this.random = new Random(options.seed ?? 1);
@@ -165,6 +181,9 @@ export class SimCluster {
     this.#trace = options.trace ?? false;
     this.#traceLevel = options.traceLevel ?? 6;
     this.#keepEvents = options.keepEvents ?? true;
+    this.#keyring = options.secret === undefined ? null : createKeyring(options.secret);
+    this.#maxServers = options.maxServers;
+    if (this.#keyring && !this.#wire) throw new Error('a secret needs the wire codec');
   }
 
   get tracing(): boolean {
@@ -177,7 +196,7 @@ export class SimCluster {
 
   /** Create a server and schedule its start (now, or at `options.at`). */
   add(hostname: string, options: SimNodeOptions = {}): SimNode {
-    return this.#addNode(hostname, hostname, options);
+    return this.#addNode(hostname, options.hostname ?? hostname, options);
   }
 
   /**
@@ -198,7 +217,8 @@ export class SimCluster {
       hostname,
       core,
       instance: { iid: core.instanceId, lastDelivered: null },
-      address: `10.0.${hashOf(id)}.${1 + (this.nodes.size % 250)}`,
+      address: addressOf(id),
+      keyring: this.#keyring,
       wakeAt: Infinity,
       alive: false,
       wallOffset: 0,
@@ -316,8 +336,39 @@ export class SimCluster {
     this.#note(id, `STALL ${ms} ms`);
   }
 
-  /** A datagram from outside the simulated servers (forged, or from an old server), delivered now to `to`. */
-  inject(to: string, message: Message, from = 'outsider'): void {
+  /** Give one server new keys at run time (a config reload), e.g. one step of a key rotation. */
+  setKeys(hostname: string, secret: string | string[]): void {
+    const node = this.node(hostname);
+    if (!node.keyring) throw new Error('setKeys needs a cluster created with a secret');
+    node.keyring = createKeyring(secret);
+    this.#note(hostname, 'KEYS RELOADED');
+  }
+
+  /**
+   * A datagram from outside the cluster (an attacker on the LAN, or a replay) reaches
+   * `to` (default: every live server) now, through each receiver's codec and core.
+   */
+  inject(datagram: Buffer, options: { to?: string[]; address?: string } = {}): void {
+    const from: Address = { address: options.address ?? '10.66.66.66', port: 3014 };
+    for (const host of options.to ?? [...this.nodes.keys()]) {
+      const node = this.nodes.get(host);
+      if (!node?.alive) continue;
+      const result = this.#decodeFor(node, datagram);
+      if (!result.ok) {
+        this.#countDrop(result.reason);
+        continue;
+      }
+      this.#receive(node, result.message, from);
+    }
+  }
+
+  /** Deliveries and wake-ups waiting (a bound the fuzzer checks). */
+  get pending(): number {
+    return this.#heap.size;
+  }
+
+  /** A decoded message from outside the simulated servers (forged, or from an old server), delivered now to `to`. */
+  injectMessage(to: string, message: Message, from = 'outsider'): void {
     this.#push({ time: this.now, seq: 0, kind: 'deliver', to, from, message, late: false, source: { iid: message.iid ?? '', lastDelivered: null }, address: '10.66.66.66' });
   }
 
@@ -397,11 +448,11 @@ export class SimCluster {
     return masters === 1 && holder?.hostname === name ? name : null;
   }
 
-  /** Live servers that believe they are master right now. */
+  /** Live servers (node ids) that believe they are master right now. */
   masters(): string[] {
     return this.live()
       .filter((node) => node.core.master)
-      .map((node) => node.hostname);
+      .map((node) => node.id);
   }
 
   eventsOf(type: CoreEvent['type'], host?: string): SimEventRecord[] {
@@ -417,7 +468,9 @@ export class SimCluster {
       instanceId: this.random.hex(16),
       tickMs: this.tickMs,
       checkBeats: this.checkBeats,
+      verifyInstances: this.#keyring !== null,
     };
+    if (this.#maxServers !== undefined) coreOptions.maxServers = this.#maxServers;
     if (options.eligible !== undefined) coreOptions.eligible = options.eligible;
     if (options.exitOnConflict !== undefined) coreOptions.exitOnConflict = options.exitOnConflict;
     if (options.data !== undefined) coreOptions.data = options.data;
@@ -489,13 +542,27 @@ export class SimCluster {
         }
         if (item.from !== item.to) item.source.lastDelivered = this.now;
         if (this.#trace && item.late) this.#note(item.to, `late ${item.message.action} from ${item.from} (seq ${item.message.seq ?? '-'})`);
-        this.#apply(node, node.core.receive(item.message, { address: item.address, port: 3014 }, this.#instant(node)));
+        this.#receive(node, item.message, { address: item.address, port: 3014 });
         break;
       }
       case 'call':
         item.fn();
         break;
     }
+  }
+
+  #receive(node: SimNode, message: Message, from: Address): void {
+    const out = node.core.receive(message, from, this.#instant(node));
+    if (out.dropped) this.#countDrop(out.dropped);
+    this.#apply(node, out);
+  }
+
+  #countDrop(reason: string): void {
+    this.drops[reason] = (this.drops[reason] ?? 0) + 1;
+  }
+
+  #decodeFor(node: SimNode, datagram: Buffer): DecodeResult {
+    return decode(datagram, { keyring: node.keyring });
   }
 
   #apply(node: SimNode, out: Output): void {
@@ -546,16 +613,32 @@ export class SimCluster {
     const from = node.id;
     const source = node.instance;
     const address = node.address;
-    let delivered = message;
+    let datagram: Buffer | null = null;
     if (this.#wire) {
-      const result = decode(encode(message));
-      if (!result.ok) throw new Error(`codec round trip failed for ${message.action}: ${result.reason} ${result.detail}`);
-      delivered = result.message;
+      datagram = encode(message, node.keyring);
+      this.onDatagram?.(from, datagram);
     }
+    // One decode per receiving keyring: servers that share keys see the same message.
+    const decoded = new Map<Keyring | null, DecodeResult>();
     const faults = this.faults;
     const random = this.random;
-    for (const to of this.nodes.keys()) {
+    for (const [to, receiver] of this.nodes) {
       this.datagrams++;
+      let delivered = message;
+      if (datagram) {
+        let result = decoded.get(receiver.keyring);
+        if (!result) {
+          result = this.#decodeFor(receiver, datagram);
+          decoded.set(receiver.keyring, result);
+        }
+        if (!result.ok) {
+          // Between servers with the same keys a failed round trip is a codec bug, not a drop.
+          if (receiver.keyring === node.keyring) throw new Error(`codec round trip failed for ${message.action}: ${result.reason} ${result.detail}`);
+          this.#countDrop(result.reason);
+          continue;
+        }
+        delivered = result.message;
+      }
       if (to === from) {
         // The broadcast echo on our own socket: never lost or delayed.
         this.#deliver(this.now, to, from, delivered, false, source, address);
@@ -604,6 +687,11 @@ function describeEvent(event: CoreEvent): string {
     default:
       return event.type;
   }
+}
+
+/** The simulated address of a server: stable, and distinct for the few names tests use. */
+export function addressOf(hostname: string): string {
+  return `10.0.0.${hashOf(hostname)}`;
 }
 
 function hashOf(text: string): number {

@@ -68,7 +68,8 @@ export type InvariantName =
    */
   | 'crash-failover-within-tock-plus-tick'
   /**
-   * Two processes share a hostname (the core only reports it, for now). Safety only: from
+   * Two processes share (or shared) a hostname; the core's handling of that is still being
+   * built. Safety only: from
    * T_quiet + 1 tock + 1 tick on, at most one server whose hostname is not shared is master.
    */
   | 'duplicate-hostname-single-master';

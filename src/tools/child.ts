@@ -1,20 +1,27 @@
 /**
  * One cluster member in its own process: a real pixl-server with the MultiServer
  * component, configured from the PSM_CHILD environment variable, reporting every event
- * to its parent over IPC. Used by the demo, the socket tests and the bench.
+ * to its parent over IPC. Used by the demo, the socket tests, the bench and the LAN tests.
+ *
+ * The network rule is enforced here too: the config must keep every packet on this machine,
+ * unless PSM_LAN_NETNS names a test namespace that this process really runs inside, in which
+ * case no broadcast address may be given (the default computation is what the LAN tests prove).
  */
 import dgram = require('node:dgram');
+import { readlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import PixlServer = require('pixl-server');
 import MultiServer = require('../index');
 import { isWildcard } from '../transport/address';
 import { assertLoopbackConfig } from './loopback';
+import { assertInsideLabNetns, LAN_NETNS_ENV } from './netns';
 
 export interface ChildConfig {
   hostname: string;
   port: number;
-  broadcastIp: string;
+  /** Loopback broadcast address; omitted only inside a LAN test namespace (default computation). */
+  broadcastIp?: string;
   heartbeatFreq: number;
   checkBeats: number;
   logDir: string;
@@ -23,6 +30,8 @@ export interface ChildConfig {
   multi?: Record<string, unknown>;
   /** Load, report 'spawned', and start only on a 'go' command: a true simultaneous cold start. */
   hold?: boolean;
+  /** pixl-server without the MultiServer component: the baseline of the bench's idle cost. */
+  bare?: boolean;
 }
 
 export interface ChildState {
@@ -31,23 +40,65 @@ export interface ChildState {
   term: number;
   eligible: boolean;
   servers: string[];
+  /** hostname → the ip each record carries. */
+  serverIps: Record<string, string>;
+  /** The broadcast address the component uses (given or computed). */
+  broadcastIp: string;
+  /** This process's network namespace, e.g. "net:[4026531840]". */
+  netns: string;
   socketsOpened: number;
   /** Unicast: the addresses this member sends to. */
   peers: string[];
+}
+
+/** Resource use of one member, for the bench. */
+export interface ChildStats {
+  /** process.cpuUsage(): microseconds of user and system CPU since the process started. */
+  cpuUserUs: number;
+  cpuSystemUs: number;
+  rssBytes: number;
+  packetsIn: number;
+  packetsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  socketsOpened: number;
 }
 
 export interface ChildReport {
   host: string;
   /** Epoch ms with sub-ms resolution, comparable across processes on one machine. */
   t: number;
-  type: 'spawned' | 'ready' | 'promoted' | 'steppeddown' | 'master' | 'slave' | 'addserver' | 'deleteserver' | 'masterchange' | 'state' | 'shutdown';
+  type:
+    | 'spawned'
+    | 'ready'
+    | 'promoted'
+    | 'steppeddown'
+    | 'master'
+    | 'slave'
+    | 'addserver'
+    | 'deleteserver'
+    | 'masterchange'
+    | 'state'
+    | 'stats'
+    | 'shutdown';
+  /** The hostname an event is about; for 'stats', the request id. */
   detail?: string;
   /** For deleteserver: epoch ms at which the removed server was last heard. */
   lastHeard?: number;
+  /** For 'stats'. */
+  stats?: ChildStats;
   state: ChildState;
 }
 
-export type ChildCommand = { cmd: 'go' } | { cmd: 'state' } | { cmd: 'promote' } | { cmd: 'stepdown' } | { cmd: 'eligible'; value: boolean } | { cmd: 'shutdown' } | { cmd: 'data'; value: Record<string, unknown> };
+export type ChildCommand =
+  | { cmd: 'go' }
+  | { cmd: 'state' }
+  | { cmd: 'stats'; id: string }
+  | { cmd: 'promote' }
+  | { cmd: 'stepdown' }
+  | { cmd: 'eligible'; value: boolean }
+  | { cmd: 'shutdown' }
+  | { cmd: 'data'; value: Record<string, unknown> };
 
 export function preciseNow(): number {
   return performance.timeOrigin + performance.now();
@@ -71,19 +122,29 @@ function main(): void {
     comm_port: config.port,
     heartbeat_freq: config.heartbeatFreq,
     check_beats: config.checkBeats,
-    broadcast_ip: config.broadcastIp,
+    ...(config.broadcastIp === undefined ? {} : { broadcast_ip: config.broadcastIp }),
     ...config.multi,
   };
-  assertLoopbackConfig(section);
+  const lanNetns = process.env[LAN_NETNS_ENV];
+  if (lanNetns !== undefined) {
+    assertInsideLabNetns(lanNetns);
+    if (section.broadcast_ip !== undefined) {
+      throw new Error(`${LAN_NETNS_ENV}: the LAN tests run with no broadcast_ip (the default computation)`);
+    }
+  } else {
+    assertLoopbackConfig(section);
+  }
   const bindIp = section.bind_ip;
+  // Reported in heartbeats: a member bound to its own address reports that one; in a
+  // namespace pixl-server finds the address of the veth itself, as on a real host.
+  const ip = typeof bindIp === 'string' && !isWildcard(bindIp) ? bindIp : lanNetns === undefined ? '127.0.0.1' : undefined;
 
   const server = new PixlServer({
     __name: 'ClusterMember',
     __version: '1.0',
     config: {
       hostname: config.hostname,
-      // Reported in heartbeats; a member bound to its own address reports that one.
-      ip: typeof bindIp === 'string' && !isWildcard(bindIp) ? bindIp : '127.0.0.1',
+      ...(ip ? { ip } : {}),
       foreground: true,
       echo: false,
       exit_on_shutdown: true,
@@ -92,18 +153,47 @@ function main(): void {
       debug_level: config.debugLevel ?? 6,
       MultiServer: section,
     },
-    components: [MultiServer],
+    components: config.bare ? [] : [MultiServer],
   });
-  const multi = (): MultiServer => server.MultiServer as MultiServer;
+  const multi = (): MultiServer | undefined => server.MultiServer as MultiServer | undefined;
+  const component = (): MultiServer => {
+    const found = multi();
+    if (!found) throw new Error(`${config.hostname} runs pixl-server without MultiServer`);
+    return found;
+  };
+  const netns = ((): string => {
+    try {
+      return readlinkSync('/proc/self/ns/net');
+    } catch {
+      return 'unknown';
+    }
+  })();
   const state = (): ChildState => ({
-    masterHostname: multi().masterHostname,
-    master: multi().master,
-    term: multi().term,
-    eligible: multi().eligible,
-    servers: Object.keys(multi().servers).sort(),
+    masterHostname: multi()?.masterHostname ?? '',
+    master: multi()?.master ?? false,
+    term: multi()?.term ?? 0,
+    eligible: multi()?.eligible ?? false,
+    servers: Object.keys(multi()?.servers ?? {}).sort(),
+    serverIps: Object.fromEntries(Object.values(multi()?.servers ?? {}).map((record) => [record.hostname, record.ip])),
+    broadcastIp: multi()?.broadcastIP ?? '',
+    netns,
     socketsOpened: socketsCreated,
-    peers: multi().transport?.peers?.().sort() ?? [],
+    peers: multi()?.transport?.peers?.().sort() ?? [],
   });
+  const stats = (): ChildStats => {
+    const cpu = process.cpuUsage();
+    const { packetsIn, packetsOut, bytesIn, bytesOut } = multi()?.stats ?? { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0 };
+    return {
+      cpuUserUs: cpu.user,
+      cpuSystemUs: cpu.system,
+      rssBytes: process.memoryUsage.rss(),
+      packetsIn,
+      packetsOut,
+      bytesIn,
+      bytesOut,
+      socketsOpened: socketsCreated,
+    };
+  };
   const report = (type: ChildReport['type'], extra: Partial<ChildReport> = {}): void => {
     process.send?.({ host: config.hostname, t: preciseNow(), type, state: state(), ...extra } satisfies ChildReport);
   };
@@ -124,23 +214,26 @@ function main(): void {
       case 'state':
         report('state');
         break;
+      case 'stats':
+        report('stats', { detail: command.id, stats: stats() });
+        break;
       case 'promote':
-        multi().promote().then(
+        component().promote().then(
           () => report('promoted'),
           (err: Error) => report('promoted', { detail: `failed: ${err.message}` }),
         );
         break;
       case 'stepdown':
-        multi().stepDown().then(
+        component().stepDown().then(
           () => report('steppeddown'),
           (err: Error) => report('steppeddown', { detail: `failed: ${err.message}` }),
         );
         break;
       case 'eligible':
-        multi().eligible = command.value;
+        component().eligible = command.value;
         break;
       case 'data':
-        multi().data = command.value as never;
+        component().data = command.value as never;
         break;
       case 'shutdown':
         server.shutdown();

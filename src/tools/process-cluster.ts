@@ -1,15 +1,18 @@
 /**
  * A cluster of real pixl-server processes on loopback (one per hostname, all on one
  * port with address reuse, broadcast 127.255.255.255), for the demo, the socket tests
- * and the bench. Waiting is always "until this is observed, or fail after a deadline":
- * nothing here sleeps and hopes.
+ * and the bench; or, for the LAN tests only, one process per test network namespace
+ * with the default broadcast computation. Waiting is always "until this is observed,
+ * or fail after a deadline": nothing here sleeps and hopes.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CHILD_SCRIPT, preciseNow, type ChildCommand, type ChildConfig, type ChildReport, type ChildState } from './child';
+import { CHILD_SCRIPT, preciseNow, type ChildCommand, type ChildConfig, type ChildReport, type ChildState, type ChildStats } from './child';
+import { DEFAULT_CONFIG } from '../config';
 import { assertLoopback, assertLoopbackConfig, freeUdpPort } from './loopback';
+import { LAN_NETNS_ENV } from './netns';
 
 export interface ProcessClusterOptions {
   heartbeatFreq: number;
@@ -21,6 +24,13 @@ export interface ProcessClusterOptions {
   multi?: Record<string, unknown>;
   /** A command the members run under, e.g. `['ip', 'netns', 'exec', name]` (see netns.ts). */
   launcher?: string[];
+  /**
+   * LAN tests only: the test network namespace of each host. Members then run through
+   * `ip netns exec`, with no broadcast_ip (each child proves it is inside its namespace).
+   */
+  netnsOf?: (host: string) => string;
+  /** Members run pixl-server without MultiServer (a resource-use baseline; they never agree). */
+  bare?: boolean;
 }
 
 interface Member {
@@ -38,16 +48,25 @@ type Waiter = { predicate: () => boolean; resolve: () => void };
 export class ProcessCluster {
   readonly reports: ChildReport[] = [];
   readonly logDir: string;
-  #options: ProcessClusterOptions & { broadcastIp: string };
+  #options: ProcessClusterOptions;
   #port = 0;
+  #statsRequests = 0;
   #portReady: Promise<number> | null = null;
   #members = new Map<string, Member>();
   #waiters: Waiter[] = [];
 
   constructor(options: ProcessClusterOptions) {
-    const broadcastIp = options.broadcastIp ?? '127.255.255.255';
-    assertLoopback(broadcastIp);
-    this.#options = { ...options, broadcastIp };
+    if (options.netnsOf) {
+      if (options.broadcastIp !== undefined || options.multi?.broadcast_ip !== undefined) {
+        throw new Error('a namespace cluster uses the default broadcast computation: set no broadcast_ip');
+      }
+      if (options.launcher) throw new Error('a namespace cluster launches its members itself: set no launcher');
+      this.#options = { ...options };
+    } else {
+      const broadcastIp = options.broadcastIp ?? '127.255.255.255';
+      assertLoopback(broadcastIp);
+      this.#options = { ...options, broadcastIp };
+    }
     this.logDir = mkdtempSync(path.join(os.tmpdir(), 'psm-cluster-'));
   }
 
@@ -69,13 +88,17 @@ export class ProcessCluster {
    * members together, so process start-up time does not turn a cold start into joins.
    */
   async start(host: string, multi: Record<string, unknown> = {}, hold = false): Promise<void> {
-    // Members started concurrently must share one port: allocate it once.
-    this.#portReady ??= this.#options.port ? Promise.resolve(this.#options.port) : freeUdpPort();
+    // Members started concurrently must share one port: allocate it once. Each
+    // namespace has its own ports: the default comm_port is free there.
+    this.#portReady ??= this.#options.port
+      ? Promise.resolve(this.#options.port)
+      : this.#options.netnsOf
+        ? Promise.resolve(DEFAULT_CONFIG.comm_port)
+        : freeUdpPort();
     this.#port = await this.#portReady;
     const config: ChildConfig = {
       hostname: host,
       port: this.#port,
-      broadcastIp: this.#options.broadcastIp,
       heartbeatFreq: this.#options.heartbeatFreq,
       checkBeats: this.#options.checkBeats,
       logDir: this.logDir,
@@ -83,13 +106,25 @@ export class ProcessCluster {
       multi: { ...this.#options.multi, ...multi },
       hold,
     };
-    assertLoopbackConfig({ broadcast_ip: config.broadcastIp, ...config.multi });
-    const [launcher, ...launcherArgs] = this.#options.launcher ?? [];
+    if (this.#options.bare) config.bare = true;
+    // Only a namespace cluster may hand the opt-in to a child; never let it leak from our env.
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env[LAN_NETNS_ENV];
+    let launcher = this.#options.launcher ?? [];
+    if (this.#options.netnsOf) {
+      const netns = this.#options.netnsOf(host);
+      launcher = ['ip', 'netns', 'exec', netns];
+      env[LAN_NETNS_ENV] = netns;
+    } else {
+      config.broadcastIp = this.#options.broadcastIp;
+      assertLoopbackConfig({ broadcast_ip: config.broadcastIp, ...config.multi });
+    }
+    const [execPath, ...launcherArgs] = launcher;
     const child = fork(CHILD_SCRIPT, [], {
-      env: { ...process.env, PSM_CHILD: JSON.stringify(config) },
+      env: { ...env, PSM_CHILD: JSON.stringify(config) },
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       // The launcher execs node in place (as `ip netns exec` does), so the pid, signals and IPC are node's.
-      ...(launcher ? { execPath: launcher, execArgv: [...launcherArgs, process.execPath] } : {}),
+      ...(execPath ? { execPath, execArgv: [...launcherArgs, process.execPath] } : {}),
     });
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => {
@@ -154,6 +189,16 @@ export class ProcessCluster {
 
   command(host: string, command: ChildCommand): void {
     this.#member(host).child.send(command);
+  }
+
+  /** Resource use and packet counters of a live member, as it reports them now. */
+  async stats(host: string, timeoutMs = 5000): Promise<{ t: number; stats: ChildStats }> {
+    const id = `s${++this.#statsRequests}`;
+    const match = (r: ChildReport): boolean => r.host === host && r.type === 'stats' && r.detail === id;
+    this.command(host, { cmd: 'stats', id });
+    await this.waitFor(() => this.reports.some(match), timeoutMs, `stats from ${host}`);
+    const report = this.reports.find(match) as ChildReport;
+    return { t: report.t, stats: report.stats as ChildStats };
   }
 
   async stopAll(): Promise<void> {

@@ -11,7 +11,7 @@ import type * as dgram from 'node:dgram';
 import type { Address } from '../core/types';
 import type { Family } from './address';
 import { WILDCARD } from './address';
-import { bindSocket, closeSocket } from './socket';
+import { bindSocket, closeSocket, sendDatagram } from './socket';
 import type { Transport } from './types';
 
 export interface UdpMulticastOptions {
@@ -75,20 +75,7 @@ export class UdpMulticastTransport implements Transport {
   }
 
   send(datagram: Buffer, to?: Address, done?: (err?: Error | null) => void): void {
-    const socket = this.#socket;
-    if (!socket) {
-      done?.(new Error('transport is closed'));
-      return;
-    }
-    try {
-      socket.send(datagram, to?.port ?? this.#options.port, to?.address ?? this.#options.group, (err) => {
-        if (err) this.onError?.(err);
-        done?.(err);
-      });
-    } catch (err) {
-      this.onError?.(err as Error);
-      done?.(err as Error);
-    }
+    sendDatagram(this.#socket, datagram, to ?? { address: this.#options.group, port: this.#options.port }, this.onError, done);
   }
 
   close(): Promise<void> {

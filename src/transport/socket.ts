@@ -51,3 +51,29 @@ export function closeSocket(socket: dgram.Socket | null): Promise<void> {
   if (!socket) return Promise.resolve();
   return new Promise((resolve) => socket.close(() => resolve()));
 }
+
+/**
+ * Send one datagram; never throws. A failure (closed socket, bad address, EMSGSIZE) goes
+ * to `onError` and to `done`.
+ */
+export function sendDatagram(
+  socket: dgram.Socket | null,
+  datagram: Buffer,
+  to: Address,
+  onError: ((err: Error) => void) | null,
+  done?: (err?: Error | null) => void,
+): void {
+  if (!socket) {
+    done?.(new Error('transport is closed'));
+    return;
+  }
+  try {
+    socket.send(datagram, to.port, to.address, (err) => {
+      if (err) onError?.(err);
+      done?.(err);
+    });
+  } catch (err) {
+    onError?.(err as Error);
+    done?.(err as Error);
+  }
+}

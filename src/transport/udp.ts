@@ -2,8 +2,9 @@
  * UDP broadcast transport: one socket, bound once with address reuse (so several
  * servers on one host can share comm_port), broadcast enabled, closed on shutdown.
  */
-import * as dgram from 'node:dgram';
+import type * as dgram from 'node:dgram';
 import type { Address } from '../core/types';
+import { bindSocket, closeSocket, sendDatagram } from './socket';
 import type { Transport } from './types';
 
 export interface UdpBroadcastOptions {
@@ -40,60 +41,26 @@ export class UdpBroadcastTransport implements Transport {
     return this.#options.broadcastIp;
   }
 
-  open(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
-      this.#socketsOpened++;
-      let bound = false;
-      socket.on('message', (datagram, rinfo) => {
-        this.onMessage?.(datagram, { address: rinfo.address, port: rinfo.port });
-      });
-      socket.on('error', (err) => {
-        if (!bound) {
-          socket.close();
-          reject(err);
-          return;
-        }
-        this.onError?.(err);
-      });
-      socket.bind({ port: this.#options.port, address: this.#options.bindIp ?? '0.0.0.0', exclusive: false }, () => {
-        bound = true;
-        try {
-          socket.setBroadcast(true);
-        } catch (err) {
-          socket.close();
-          reject(err as Error);
-          return;
-        }
-        this.#socket = socket;
-        resolve();
-      });
+  async open(): Promise<void> {
+    this.#socketsOpened++;
+    this.#socket = await bindSocket({
+      type: 'udp4',
+      port: this.#options.port,
+      address: this.#options.bindIp ?? '0.0.0.0',
+      reuseAddr: true,
+      onMessage: (datagram, from) => this.onMessage?.(datagram, from),
+      onError: (err) => this.onError?.(err),
+      setup: (socket) => socket.setBroadcast(true),
     });
   }
 
   send(datagram: Buffer, to?: Address, done?: (err?: Error | null) => void): void {
-    const socket = this.#socket;
-    if (!socket) {
-      done?.(new Error('transport is closed'));
-      return;
-    }
-    const port = to?.port ?? this.#options.port;
-    const address = to?.address ?? this.#options.broadcastIp;
-    try {
-      socket.send(datagram, port, address, (err) => {
-        if (err) this.onError?.(err);
-        done?.(err);
-      });
-    } catch (err) {
-      this.onError?.(err as Error);
-      done?.(err as Error);
-    }
+    sendDatagram(this.#socket, datagram, to ?? { address: this.#options.broadcastIp, port: this.#options.port }, this.onError, done);
   }
 
   close(): Promise<void> {
     const socket = this.#socket;
     this.#socket = null;
-    if (!socket) return Promise.resolve();
-    return new Promise((resolve) => socket.close(() => resolve()));
+    return closeSocket(socket);
   }
 }

@@ -4,16 +4,23 @@
  * `decode` treats every byte as hostile: it never throws, and returns either a typed
  * message holding only validated fields, or the reason the datagram was dropped.
  * Unknown fields are ignored (that is how new fields reach old servers and back).
+ *
+ * With a keyring (`secret_key`), the same JSON travels inside an authenticated envelope
+ * (wire/auth.ts) and nothing else is accepted; without one the bytes are the original's.
  */
 import { isIP } from 'node:net';
-import type { AppMessage, HeartbeatMessage, JsonObject, JsonValue, Message } from '../core/types';
+import type { AppMessage, HeartbeatMessage, HelloMessage, JsonObject, JsonValue, Message } from '../core/types';
+import { MAX_ECHOES } from '../core/freshness';
 import { parseAddress } from '../transport/address';
+import { looksSealed, open, seal, type Keyring } from './auth';
 
 /** The largest UDP payload over IPv4. */
 export const MAX_UDP_PAYLOAD = 65507;
 export const DEFAULT_MAX_PACKET_BYTES = 32768;
 /** Nesting deeper than this in `data` is refused: user code walks it recursively. */
 export const MAX_DATA_DEPTH = 32;
+/** Default cap on the JSON size of `data`: none of its own (0), the packet limit bounds it, as before. */
+export const DEFAULT_MAX_DATA_BYTES = 0;
 
 /**
  * A hostname as pixl-server users write them: letters, digits, dot, dash, underscore,
@@ -33,6 +40,8 @@ export function isValidHostname(hostname: unknown): hostname is string {
 }
 
 const INSTANCE_ID_PATTERN = /^[0-9a-f]{8,64}$/;
+/** An echo entry: "<iid>:<seq>" of a hello being answered. */
+const ECHO_PATTERN = /^[0-9a-f]{8,64}:(?:0|[1-9][0-9]{0,15})$/;
 /** A cluster id (namespace): short, printable, safe in logs. */
 export const CLUSTER_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 /** Application message types: short names an app switches on. */
@@ -48,10 +57,19 @@ export type DropReason =
   | 'unknown-action'
   | 'bad-field'
   | 'special-key'
-  | 'too-deep';
+  | 'too-deep'
+  | 'data-oversized'
+  /** A secret is configured and the datagram has no authenticated envelope. */
+  | 'unauthenticated'
+  /** Signed with a key that is not (or no longer) in `secret_key`. */
+  | 'unknown-key'
+  /** The MAC does not match: altered in transit, or forged. */
+  | 'bad-mac'
+  /** An authenticated datagram reached a server with no `secret_key`. */
+  | 'unexpected-auth';
 
 export type DecodeResult =
-  | { ok: true; message: Message }
+  | { ok: true; message: Message; /** Which `secret_key` entry verified it (0 signs); absent without a secret. */ keyIndex?: number }
   | { ok: false; reason: DropReason; detail: string };
 
 /**
@@ -72,14 +90,26 @@ export const MAX_GOSSIP_ADDRESSES = 256;
 export type WireMessage = Message | PeersMessage;
 
 /** What `decodeWire` returns: a core message, a gossip datagram, or the reason for the drop. */
-export type WireResult = DecodeResult | { ok: true; gossip: PeersMessage };
+export type WireResult = DecodeResult | { ok: true; gossip: PeersMessage; /** As for messages. */ keyIndex?: number };
 
 export interface DecodeLimits {
   maxBytes?: number;
+  /** Largest `data` accepted, in bytes of JSON; 0 or absent: only the packet limit applies. */
+  maxDataBytes?: number;
+  /** When set, only datagrams signed with one of its keys are accepted. */
+  keyring?: Keyring | null;
 }
 
-/** Encode in the original's field order; new fields go after `action`. */
-export function encode(message: WireMessage): Buffer {
+/**
+ * Encode in the original's field order; new fields go after `action`. With a keyring the
+ * JSON is sealed in the authenticated envelope; without one the bytes are the original's.
+ */
+export function encode(message: WireMessage, keyring?: Keyring | null): Buffer {
+  const body = encodeBody(message);
+  return keyring ? seal(body, keyring) : body;
+}
+
+function encodeBody(message: WireMessage): Buffer {
   let wire: Record<string, unknown>;
   switch (message.action) {
     case 'peers':
@@ -117,7 +147,14 @@ export function encode(message: WireMessage): Buffer {
     if (message.ckpt !== undefined) wire.ckpt = message.ckpt;
   }
   if (message.cid !== undefined) wire.cid = message.cid;
+  if (message.action === 'hello' && message.for !== undefined) wire.for = message.for;
+  if (message.action === 'heartbeat' && message.echo !== undefined && message.echo.length > 0) wire.echo = message.echo;
   return Buffer.from(JSON.stringify(wire) + '\n', 'utf8');
+}
+
+/** Size of `data` as it goes on the wire. */
+export function dataBytes(data: JsonObject): number {
+  return Buffer.byteLength(JSON.stringify(data), 'utf8');
 }
 
 /**
@@ -133,19 +170,40 @@ export function decode(datagram: Buffer, limits: DecodeLimits = {}): DecodeResul
 export function decodeWire(datagram: Buffer, limits: DecodeLimits = {}): WireResult {
   const maxBytes = limits.maxBytes ?? DEFAULT_MAX_PACKET_BYTES;
   if (datagram.length > maxBytes) return drop('oversized', `${datagram.length} bytes > ${maxBytes}`);
+  let body = datagram;
+  let keyIndex: number | undefined;
+  if (limits.keyring) {
+    // The MAC is checked before anything is parsed: a forged datagram costs one HMAC.
+    const opened = open(datagram, limits.keyring);
+    if (!opened.ok) return drop(opened.reason, opened.detail);
+    body = opened.body;
+    keyIndex = opened.keyIndex;
+  } else if (looksSealed(datagram)) {
+    return drop('unexpected-auth', 'authenticated datagram, but no secret_key is configured here');
+  }
   // The original only looks at datagrams that start with "{"; so do we.
-  if (datagram.length === 0 || datagram[0] !== 0x7b) return drop('not-json', 'does not start with "{"');
+  if (body.length === 0 || body[0] !== 0x7b) return drop('not-json', 'does not start with "{"');
   let parsed: unknown;
   try {
-    parsed = JSON.parse(datagram.toString('utf8'));
+    parsed = JSON.parse(body.toString('utf8'));
   } catch (err) {
     return drop('not-json', err instanceof Error ? err.message.slice(0, 80) : 'parse error');
   }
   if (!isPlainObject(parsed)) return drop('not-object', 'top level is not an object');
   const shape = checkShape(parsed);
   if (shape) return shape;
-  if (parsed.action === 'peers') return validatePeers(parsed);
-  return validate(parsed);
+  if (parsed.action === 'peers') {
+    // Gossip (unicast peer addresses) carries no instance: it only adds destinations.
+    const gossip = validatePeers(parsed);
+    return 'gossip' in gossip && keyIndex !== undefined ? { ...gossip, keyIndex } : gossip;
+  }
+  const result = validate(parsed, body.length, limits.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES);
+  if (!result.ok || keyIndex === undefined) return result;
+  // Replay protection rests on (iid, seq): an authenticated packet without them is refused.
+  if (result.message.iid === undefined || result.message.seq === undefined) {
+    return drop('bad-field', 'iid and seq are required when authenticated');
+  }
+  return { ok: true, message: result.message, keyIndex };
 }
 
 /** A gossip datagram: a valid hostname and at most MAX_GOSSIP_ADDRESSES canonical unicast `ip:port`. */
@@ -159,7 +217,7 @@ function validatePeers(raw: Record<string, unknown>): WireResult {
   return { ok: true, gossip: { action: 'peers', hostname: raw.hostname, addrs: addrs as string[] } };
 }
 
-function validate(raw: Record<string, unknown>): DecodeResult {
+function validate(raw: Record<string, unknown>, bodyBytes: number, maxDataBytes: number): DecodeResult {
   const action = raw.action;
   if (typeof action !== 'string') return drop('bad-field', 'action');
   if (action !== 'heartbeat' && action !== 'shutdown' && action !== 'hello' && action !== 'promote' && action !== 'message') {
@@ -205,6 +263,10 @@ function validate(raw: Record<string, unknown>): DecodeResult {
     if (iid !== undefined) message.iid = iid;
     if (seq !== undefined) message.seq = seq;
     if (cid !== undefined) message.cid = cid;
+    if (action === 'hello' && raw.for !== undefined) {
+      if (typeof raw.for !== 'string' || !INSTANCE_ID_PATTERN.test(raw.for)) return drop('bad-field', 'for');
+      (message as HelloMessage).for = raw.for;
+    }
     return { ok: true, message };
   }
 
@@ -220,6 +282,19 @@ function validate(raw: Record<string, unknown>): DecodeResult {
   if (raw.data !== undefined && raw.data !== null) {
     if (!isPlainObject(raw.data)) return drop('bad-field', 'data');
     data = raw.data as JsonObject;
+    // `data` is smaller than the body it came in; measure it only when that could be too big.
+    if (maxDataBytes > 0 && bodyBytes > maxDataBytes) {
+      const size = dataBytes(data);
+      if (size > maxDataBytes) return drop('data-oversized', `data is ${size} bytes > ${maxDataBytes}`);
+    }
+  }
+  let echo: string[] | undefined;
+  if (raw.echo !== undefined) {
+    if (!Array.isArray(raw.echo) || raw.echo.length > MAX_ECHOES) return drop('bad-field', 'echo');
+    for (const entry of raw.echo) {
+      if (typeof entry !== 'string' || !ECHO_PATTERN.test(entry)) return drop('bad-field', 'echo');
+    }
+    echo = raw.echo as string[];
   }
   const message: HeartbeatMessage = { action, hostname, ip, master, eligible, uptime, data };
   if (iid !== undefined) message.iid = iid;
@@ -242,6 +317,7 @@ function validate(raw: Record<string, unknown>): DecodeResult {
     if (!isPlainObject(ckpt) || !isCounter(ckpt.t) || !isCounter(ckpt.v) || ckpt.d === undefined) return drop('bad-field', 'ckpt');
     message.ckpt = { t: ckpt.t, v: ckpt.v, d: ckpt.d as JsonValue };
   }
+  if (echo !== undefined && echo.length > 0) message.echo = echo;
   return { ok: true, message };
 }
 
@@ -262,8 +338,9 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 /**
  * Walk the parsed tree once, without recursion: refuse `__proto__` keys anywhere (a
- * later `Object.assign` or spread by user code would turn them into a prototype change)
- * and nesting deeper than MAX_DATA_DEPTH (user code walks `data` recursively).
+ * later `Object.assign` or spread by user code would turn them into a prototype change),
+ * `constructor.prototype` paths (the other deep-merge pollution gadget), and nesting deeper
+ * than MAX_DATA_DEPTH (user code walks `data` recursively).
  */
 function checkShape(root: Record<string, unknown>): DecodeResult | null {
   const stack: Array<[unknown, number]> = [[root, 0]];
@@ -277,7 +354,11 @@ function checkShape(root: Record<string, unknown>): DecodeResult | null {
     }
     for (const key of Object.keys(node)) {
       if (key === '__proto__') return drop('special-key', '__proto__');
-      stack.push([(node as Record<string, unknown>)[key], depth + 1]);
+      const child = (node as Record<string, unknown>)[key];
+      if (key === 'constructor' && isPlainObject(child) && Object.hasOwn(child, 'prototype')) {
+        return drop('special-key', 'constructor.prototype');
+      }
+      stack.push([child, depth + 1]);
     }
   }
   return null;

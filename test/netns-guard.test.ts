@@ -1,0 +1,47 @@
+/**
+ * The network rule around the LAN opt-in: outside a test namespace, a child refuses
+ * PSM_LAN_NETNS whatever its value, and the harness refuses a non-loopback cluster.
+ * Nothing here needs root, and no cluster member gets far enough to open a socket.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { fork } from 'node:child_process';
+import { CHILD_SCRIPT, type ChildConfig } from '../src/tools/child';
+import { LAN_NETNS_ENV } from '../src/tools/netns';
+import { ProcessCluster } from '../src/tools/process-cluster';
+
+function runChild(env: Record<string, string>, config: Partial<ChildConfig>): Promise<{ code: number | null; stderr: string }> {
+  const full: ChildConfig = { hostname: 'alpha', port: 9, heartbeatFreq: 0.05, checkBeats: 3, logDir: '/nonexistent', ...config };
+  const child = fork(CHILD_SCRIPT, [], {
+    env: { ...process.env, ...env, PSM_CHILD: JSON.stringify(full) },
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.on('message', () => child.kill('SIGKILL'));
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stderr })));
+}
+
+describe('the LAN opt-in is refused outside a test namespace', () => {
+  for (const name of [`psm-test-${process.pid}-abc123-h0`, 'psm-test-1-0-sw', '', 'host', '../../proc/1/ns/net']) {
+    test(`${LAN_NETNS_ENV}=${JSON.stringify(name)} in this namespace: the child exits before starting`, async () => {
+      const { code, stderr } = await runChild({ [LAN_NETNS_ENV]: name }, {});
+      assert.notEqual(code, 0);
+      assert.match(stderr, /Refusing PSM_LAN_NETNS/);
+    });
+  }
+
+  test('without the opt-in, a non-loopback broadcast address is refused by the child', async () => {
+    const { code, stderr } = await runChild({}, { broadcastIp: '10.213.0.255' });
+    assert.notEqual(code, 0);
+    assert.match(stderr, /Refusing to start a test cluster with broadcast_ip "10.213.0.255"/);
+  });
+
+  test('the harness refuses a non-loopback cluster, and a namespace cluster with a broadcast_ip', () => {
+    assert.throws(() => new ProcessCluster({ heartbeatFreq: 1, checkBeats: 3, broadcastIp: '192.168.1.255' }), /only loopback/);
+    assert.throws(
+      () => new ProcessCluster({ heartbeatFreq: 1, checkBeats: 3, netnsOf: () => 'x', multi: { broadcast_ip: '10.213.0.255' } }),
+      /default broadcast computation/,
+    );
+  });
+});
