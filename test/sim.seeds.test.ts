@@ -102,6 +102,12 @@ describe('regressions: core bugs the simulator found', () => {
   });
 });
 
+describe('open: found by the simulator after merging main, not fixed yet', () => {
+  test('seed 2719: a restart whose old instance\'s heartbeat arrives late (delay spike) is taken for a duplicate hostname; peers follow the dead instance and remove the live one', { todo: 'duplicate-hostname handling (another engineer) treats a late packet of a restarted server as a second live process' }, () => {
+    assertClean(2719);
+  });
+});
+
 describe('the checker catches what it claims to', () => {
   function stableCluster(): { sim: SimCluster; checker: InvariantChecker } {
     const sim = new SimCluster({ seed: 3, tickMs: 1000, checkBeats: 3, latencyMs: 1, keepEvents: false });
