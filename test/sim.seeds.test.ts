@@ -102,9 +102,17 @@ describe('regressions: core bugs the simulator found', () => {
   });
 });
 
-describe('open: found by the simulator after merging main, not fixed yet', () => {
-  test('seed 2719: a restart whose old instance\'s heartbeat arrives late (delay spike) is taken for a duplicate hostname; peers follow the dead instance and remove the live one', { todo: 'duplicate-hostname handling (another engineer) treats a late packet of a restarted server as a second live process' }, () => {
+describe('duplicate hostnames: regressions found by the simulator', () => {
+  test('seed 2719: a restart whose old instance\'s heartbeat arrives late (delay spike) is taken for a duplicate; when the old one falls silent, peers follow the live one', () => {
     assertClean(2719);
+  });
+
+  test('duphost seeds 270 and 181: the process that kept the name crashes; peers follow the other (locked or not) instead of removing or ignoring it', () => {
+    for (const seed of [270, 181]) assertClean(seed, scenarioFromSeed(seed, { kind: 'duphost' }));
+  });
+
+  test('duphost seed 98: the hostname of a crashed namesake is not counted as agreed until its silence is noticed', () => {
+    assertClean(98, scenarioFromSeed(98, { kind: 'duphost' }));
   });
 });
 

@@ -845,6 +845,23 @@ export class ElectionCore {
     return true;
   }
 
+  /**
+   * When the process we follow for a duplicated hostname leaves (notice or silence) and the
+   * other one is still live, follow the other from now on. Returns whether it did.
+   */
+  #adoptNamesake(hostname: string, peer: Peer, now: Instant, why: string): boolean {
+    const other = peer.duplicate && peer.other && now.mono - peer.other.lastHeard < this.deadAfterMs ? peer.other : null;
+    if (!other?.heartbeat) return false;
+    this.#log(4, `Server ${hostname} (${peer.address}) ${why}; its namesake at ${other.address} remains`);
+    this.#follow(peer, other.heartbeat, other.address, other.lastHeard, now);
+    peer.iid = other.iid;
+    peer.seq = other.seq;
+    peer.heard = other.heard;
+    peer.other = null;
+    peer.duplicate = false;
+    return true;
+  }
+
   #receiveShutdown(message: Message, now: Instant): void {
     if (message.iid !== undefined) {
       this.#departed.delete(message.hostname);
@@ -866,18 +883,7 @@ export class ElectionCore {
       this.#log(5, `Ignoring shutdown notice for ${message.hostname}: instance id does not match`);
       return;
     }
-    const other = peer.duplicate && peer.other && now.mono - peer.other.lastHeard < this.deadAfterMs ? peer.other : null;
-    if (other?.heartbeat) {
-      // Of two processes with this hostname the one we followed leaves; the other is still here.
-      this.#log(4, `Server ${message.hostname} (${peer.address}) is shutting down; its namesake at ${other.address} remains`);
-      this.#follow(peer, other.heartbeat, other.address, other.lastHeard, now);
-      peer.iid = other.iid;
-      peer.seq = other.seq;
-      peer.heard = other.heard;
-      peer.other = null;
-      peer.duplicate = false;
-      return;
-    }
+    if (this.#adoptNamesake(message.hostname, peer, now, 'is shutting down')) return;
     this.#log(4, `Server ${message.hostname} is shutting down`);
     peer.record.master = false;
     this.#noteClaim(message.hostname, false);
@@ -913,11 +919,21 @@ export class ElectionCore {
   #evaluate(now: Instant): void {
     if (now.mono < this.#drainUntil) return; // read what queued up during a stall first
     const deadAfter = this.deadAfterMs;
+    const dead: Array<[string, Peer]> = [];
     for (const [hostname, peer] of this.#peers) {
-      // Locked peers are skipped, live or dead; the first live unlocked one ends the scan,
-      // as every unlocked peer after it was heard later (see #peers).
+      // The first live peer ends the scan: every peer after it was heard later (see #peers).
+      if (now.mono < peer.lastHeard + deadAfter) {
+        if (peer.record.locked) continue; // a locked peer may sit anywhere: it is never moved when dead
+        break;
+      }
+      dead.push([hostname, peer]);
+    }
+    for (const [hostname, peer] of dead) {
+      // Of two processes with this hostname, the one we followed died: the other is still
+      // here, locked or not (found by the simulator, seeds 270 and 181: the live one was
+      // removed, or ignored while a locked record of the dead one stood in for it).
+      if (this.#adoptNamesake(hostname, peer, now, 'went silent')) continue;
       if (peer.record.locked) continue;
-      if (now.mono < peer.lastHeard + deadAfter) break;
       this.#log(8, `Removing dead server from cluster: ${hostname} (silent for ${Math.round(now.mono - peer.lastHeard)} ms)`);
       this.#remove(hostname, peer);
     }
