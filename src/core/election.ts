@@ -340,6 +340,7 @@ export class ElectionCore {
     this.#started = true;
     this.#startedAt = now.mono;
     this.#listeningSince = now.mono;
+    this.#reportMembersSoon = true; // the first member set: ourselves
     this.#self.now = now.wall / 1000;
     const helloSeq = this.#nextSeq();
     this.#send(this.#stamp({ action: 'hello', hostname: this.hostname, iid: this.instanceId, seq: helloSeq }));
@@ -1135,8 +1136,8 @@ export class ElectionCore {
   }
 
   /**
-   * After any step that emitted events (joins, removals, role or eligibility changes all
-   * do), report the live eligible set if it changed: that is when keys move.
+   * After a step that may have changed it (a join, a departure, an eligibility flip),
+   * report the live eligible set if it changed: that is when keys move.
    */
   #reportMembers(now: Instant): void {
     const members = this.eligibleMembers(now);
@@ -1231,6 +1232,9 @@ export class ElectionCore {
 
   #event(event: CoreEvent): void {
     this.#out.events.push(event);
+    // Only joins and departures (and eligibility flips, flagged where they happen) can
+    // change the member set; other events need no re-sort of every hostname.
+    if (event.type === 'addserver' || event.type === 'deleteserver') this.#reportMembersSoon = true;
   }
 
   #log(level: number, message: string, data?: unknown): void {
@@ -1268,7 +1272,7 @@ export class ElectionCore {
   }
 
   #flush(now: Instant): Output {
-    if (this.#started && (this.#out.events.length > 0 || this.#reportMembersSoon)) {
+    if (this.#started && this.#reportMembersSoon) {
       this.#reportMembersSoon = false;
       this.#reportMembers(now);
     }
