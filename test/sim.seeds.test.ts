@@ -8,7 +8,20 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { SimCluster } from '../src/sim/cluster';
 import { InvariantChecker, Violation } from '../src/sim/invariants';
-import { KINDS, runScenario, scenarioFromSeed, seedShape, type Scenario } from '../src/sim/scenario';
+import { KINDS, runScenario, scenarioFromSeed, seedShape, type Kind, type Scenario } from '../src/sim/scenario';
+
+/**
+ * The kinds of the first sweeps, in their order: the regression seeds below were found
+ * under this seed → (kind, size) mapping, which grew when issue 6's kinds were added.
+ */
+const FIRST_SWEEP_KINDS = ['none', 'loss', 'dup', 'reorder', 'spike', 'partition', 'oneway', 'crash', 'shutdown', 'restart', 'stall', 'wallstep', 'eligibility', 'join', 'duphost', 'mixed'] as const;
+const FIRST_SWEEP_SIZES = [2, 3, 5, 16, 100] as const;
+
+/** The scenario a seed stood for when it was found. */
+function found(seed: number, kind?: Kind): Scenario {
+  const n = FIRST_SWEEP_SIZES[Math.floor(seed / FIRST_SWEEP_KINDS.length) % FIRST_SWEEP_SIZES.length] as number;
+  return scenarioFromSeed(seed, { kind: kind ?? (FIRST_SWEEP_KINDS[seed % FIRST_SWEEP_KINDS.length] as Kind), n });
+}
 
 function assertClean(seed: number, scenario: Scenario = scenarioFromSeed(seed)): void {
   const result = runScenario(scenario);
@@ -32,18 +45,19 @@ describe('fixed seeds', () => {
   });
 
   test('a few 100-server seeds hold every invariant', () => {
-    // Seeds 64..79 are the 100-server block of the first sweep period: one run of each kind would
-    // take too long here; these four cover crash, partition, stall and mixed.
-    for (const seed of [71, 69, 74, 79]) {
+    // Seeds 80..99 are the 100-server block of the first sweep period: one run of each kind would
+    // take too long here; these cover crash, partition, stall, mixed and quorum.
+    for (const seed of [87, 85, 90, 95, 97]) {
       assert.equal(seedShape(seed).n, 100);
       assertClean(seed);
     }
+    assert.deepEqual([87, 85, 90, 95, 97].map((seed) => seedShape(seed).kind), ['crash', 'partition', 'stall', 'mixed', 'quorum']);
   });
 });
 
 describe('regressions: core bugs the simulator found', () => {
   test('seed 29: a hello overtaken by the heartbeat sent with it is still answered (joiner learns the master within a tick)', () => {
-    const scenario = scenarioFromSeed(29);
+    const scenario = found(29);
     assert.equal(scenario.probe, 'join');
     const result = runScenario(scenario);
     assert.equal(result.violation, null, result.violation?.message);
@@ -51,16 +65,16 @@ describe('regressions: core bugs the simulator found', () => {
   });
 
   test('seed 40: a deadline that falls on an instant float rounding makes "not yet" does not livelock', () => {
-    assertClean(40);
+    assertClean(40, found(40));
   });
 
   test('seeds 328 and 333: a heartbeat overtaken by its sender\'s shutdown notice does not bring back a ghost master', () => {
-    assertClean(328);
-    assertClean(333);
+    assertClean(328, found(328));
+    assertClean(333, found(333));
   });
 
   test('seed 1777 (the invariant, not the core): with check_beats 1, agreement after a heal needs a heartbeat round beyond T_quiet', () => {
-    const scenario = scenarioFromSeed(1777);
+    const scenario = found(1777);
     assert.equal(scenario.checkBeats, 1);
     const result = runScenario(scenario);
     assert.equal(result.violation, null, result.violation?.message);
@@ -71,7 +85,7 @@ describe('regressions: core bugs the simulator found', () => {
   });
 
   test('seed 159: 100 servers, mixed faults, graceful handoff within 100 ms', () => {
-    assertClean(159);
+    assertClean(159, found(159));
   });
 
   test('shrunk property case: a shutdown notice that overtakes the heartbeat before it, at a server that had dropped the sender', () => {
@@ -104,15 +118,15 @@ describe('regressions: core bugs the simulator found', () => {
 
 describe('duplicate hostnames: regressions found by the simulator', () => {
   test('seed 2719: a restart whose old instance\'s heartbeat arrives late (delay spike) is taken for a duplicate; when the old one falls silent, peers follow the live one', () => {
-    assertClean(2719);
+    assertClean(2719, found(2719));
   });
 
   test('duphost seeds 270 and 181: the process that kept the name crashes; peers follow the other (locked or not) instead of removing or ignoring it', () => {
-    for (const seed of [270, 181]) assertClean(seed, scenarioFromSeed(seed, { kind: 'duphost' }));
+    for (const seed of [270, 181]) assertClean(seed, found(seed, 'duphost'));
   });
 
   test('duphost seed 98: the hostname of a crashed namesake is not counted as agreed until its silence is noticed', () => {
-    assertClean(98, scenarioFromSeed(98, { kind: 'duphost' }));
+    assertClean(98, found(98, 'duphost'));
   });
 });
 
@@ -142,8 +156,8 @@ describe('the checker catches what it claims to', () => {
   test('a forged master heartbeat in a stable cluster is a flap', () => {
     const { sim } = stableCluster();
     const b = sim.node('b');
-    // A second claimant that sorts after the master: b no longer knows who is master.
-    sim.at(5500, () => sim.injectMessage(b.id, { action: 'heartbeat', hostname: 'z', ip: '127.0.0.1', master: true, eligible: true, uptime: 5, data: {}, iid: 'eeeeeeeeeeeeeeee', seq: 1 }));
+    // A second claimant with a newer term: b follows it, away from the agreed master.
+    sim.at(5500, () => sim.injectMessage(b.id, { action: 'heartbeat', hostname: 'z', ip: '127.0.0.1', master: true, eligible: true, uptime: 5, data: {}, iid: 'eeeeeeeeeeeeeeee', seq: 1, term: 99 }));
     const violation = violationOf(() => sim.runUntil(7000));
     assert.equal(violation.invariant, 'stable-no-flap', violation.message);
     assert.equal(violation.time, 5500);

@@ -210,10 +210,19 @@ export class ElectionCore {
   /** Set when exit_on_conflict fired: we wait for the shell to shut us down, deciding nothing. */
   #exiting = false;
   #startedAt = 0;
-  /** When the current tock of listening began: at start, and again when quorum comes back. */
-  #listeningSince = 0;
+  /** When we may claim at the earliest, unless a master is heard first: a tock after start, half a tick after quorum comes back. */
+  #listenUntil = 0;
   /** With a quorum: we have been below it, so we are out of touch with the cluster. */
   #belowQuorum = false;
+  /**
+   * With a quorum: when we last heard an eligible server that then fell silent. Cut off
+   * from us, it may be master on its side (or claim there, its view of a quorum not yet
+   * stale) until a tock after its last heartbeat from our side, which was at most a tick
+   * after this; we claim no earlier (see #mayClaim).
+   */
+  #silentPeerHeardAt = -Infinity;
+  /** Locked peers kept after their shutdown notice: they left, so they hold no lease. */
+  #leftLocked = new WeakSet<Peer>();
   /** True once we may claim: a tock of listening has passed, or we have seen a master. */
   #settled = false;
   #nextHeartbeatAt = Infinity;
@@ -339,13 +348,10 @@ export class ElectionCore {
     if (this.#started) return this.#flush(now);
     this.#started = true;
     this.#startedAt = now.mono;
-    this.#listeningSince = now.mono;
+    this.#listenUntil = now.mono + this.tockMs;
     this.#reportMembersSoon = true; // the first member set: ourselves
     this.#self.now = now.wall / 1000;
-    const helloSeq = this.#nextSeq();
-    this.#send(this.#stamp({ action: 'hello', hostname: this.hostname, iid: this.instanceId, seq: helloSeq }));
-    // Every live server answers this hello: the echoes admit them all in one round trip.
-    this.#guard?.issued(helloSeq, undefined, now.mono, this.#challengeTtlMs);
+    this.#askWhoIsThere(now);
     this.#sendHeartbeat(now);
     this.#nextHeartbeatAt = now.mono + this.#tickMs;
     this.#log(4, `Listening for the cluster for ${this.tockMs} ms before any claim to master`);
@@ -582,7 +588,7 @@ export class ElectionCore {
       return this.#flush(now);
     }
     if (!this.#self.eligible) return fail('this server is not eligible');
-    if (!this.#hasQuorum(now)) return fail(`no quorum: fewer than ${this.#quorum} eligible servers visible`);
+    if (!this.#hasQuorum(now, true)) return fail(`no quorum: fewer than ${this.#quorum} eligible servers visible`);
     const master = this.#masterHostname;
     this.#promoteUntil = now.mono + this.tockMs;
     if (master && master !== this.hostname) {
@@ -772,6 +778,7 @@ export class ElectionCore {
     peer.seq = message.seq ?? -1;
     peer.lastHeard = heardAt;
     peer.address = address;
+    this.#leftLocked.delete(peer);
     this.#place(message.hostname, peer, now);
     this.#noteClaim(message.hostname, message.master);
   }
@@ -889,6 +896,7 @@ export class ElectionCore {
     peer.record.master = false;
     this.#noteClaim(message.hostname, false);
     if (peer.record.locked) {
+      this.#leftLocked.add(peer);
       peer.lastHeard = now.mono - this.deadAfterMs; // dead at once, but kept: it is locked
       this.#place(message.hostname, peer, now); // its deadline is now the oldest
     } else {
@@ -898,11 +906,21 @@ export class ElectionCore {
 
   // ---- the rules ---------------------------------------------------------------------
 
+  /** A hello: every live server answers at once (within a holdoff), and the echoes admit them all. */
+  #askWhoIsThere(now: Instant): void {
+    const helloSeq = this.#nextSeq();
+    this.#send(this.#stamp({ action: 'hello', hostname: this.hostname, iid: this.instanceId, seq: helloSeq }));
+    this.#guard?.issued(helloSeq, undefined, now.mono, this.#challengeTtlMs);
+  }
+
   /**
    * A server that was below quorum (the minority side of a partition) and hears enough
    * servers again is like a joiner: the majority probably has a master it has not heard
-   * yet. It listens a tock again (ending early when it hears a master) instead of claiming
-   * at once and forcing a conflict on the healed cluster.
+   * yet. It asks who is there and listens for half a tick (ending early when it hears a
+   * master; every server answers a hello within a quarter tick) instead of claiming at
+   * once and forcing a needless change of master on the healed majority. A whole tock,
+   * as at start, would hold a healed cluster with no master at all for longer than the
+   * tock SPEC allows it (found by the simulator, quorum seed 154).
    */
   #trackQuorum(now: Instant): void {
     if (this.#quorum <= 0) return;
@@ -912,8 +930,10 @@ export class ElectionCore {
     } else if (this.#belowQuorum) {
       this.#belowQuorum = false;
       this.#settled = false;
-      this.#listeningSince = now.mono;
-      this.#log(4, `Quorum reached (${this.#quorum}): listening for a tock before any claim to master`);
+      const listen = Math.min(this.tockMs, this.#tickMs / 2);
+      this.#listenUntil = Math.max(this.#listenUntil, now.mono + listen);
+      this.#askWhoIsThere(now);
+      this.#log(4, `Quorum reached (${this.#quorum}): asking who is there, and listening ${Math.round(listen)} ms before any claim to master`);
     }
   }
 
@@ -930,6 +950,7 @@ export class ElectionCore {
       dead.push([hostname, peer]);
     }
     for (const [hostname, peer] of dead) {
+      if (this.#quorum > 0 && (peer.record.master || peer.record.eligible) && !this.#leftLocked.has(peer)) this.#silentPeerHeardAt = Math.max(this.#silentPeerHeardAt, peer.lastHeard);
       // Of two processes with this hostname, the one we followed died: the other is still
       // here, locked or not (found by the simulator, seeds 270 and 181: the live one was
       // removed, or ignored while a locked record of the dead one stood in for it).
@@ -943,18 +964,19 @@ export class ElectionCore {
     // at: `now - start >= span` can be false at that instant by floating-point rounding
     // (80.7 + 100 - 80.7 < 100), and the core then asked to be woken again at once, forever
     // (found by the simulator, seed 40).
-    if (!this.#settled && now.mono >= this.#listeningSince + this.tockMs) this.#settled = true;
+    if (!this.#settled && now.mono >= this.#listenUntil) this.#settled = true;
     this.#expireNamesake(now);
     if (this.#role === 'master' && this.#yieldsName(now)) {
       this.#relinquish(`another live process named ${this.hostname} keeps the name`);
       this.#sendHeartbeat(now);
     }
 
-    const claimants: string[] = [];
+    let claimants: string[] = [];
     for (const hostname of this.#claiming) {
       const peer = this.#peers.get(hostname);
       if (peer && this.#isLive(peer, now)) claimants.push(hostname);
     }
+    if (claimants.length > 1 && this.#role !== 'master') claimants = this.#newestClaim(claimants);
 
     if (this.#role === 'master' && !this.#hasQuorum(now)) {
       this.#relinquish(`lost quorum: fewer than ${this.#quorum} eligible servers visible`);
@@ -1002,8 +1024,45 @@ export class ElectionCore {
     if (claimants.length === 0 && this.#mayClaim(now)) this.#becomeMaster(now);
   }
 
+  /**
+   * Of several live claimants, a slave follows the one with the highest term when it is
+   * the only one: terms only grow with each new master, so the others are older claims
+   * about to end. In a handoff the new master's claim can overtake the old master's
+   * "I hand off" heartbeat on the way to a third server, which saw two masters at once
+   * for a moment (found by the simulator, handoff seeds 34, 60, 72). Their records show
+   * `master: false` while superseded, so no reader of `servers` sees two masters either.
+   * Equal terms (old servers send none) leave all of them: no master until they settle.
+   * Masters themselves still see every rival: conflicts are resolved by rank (#evaluate).
+   */
+  #newestClaim(claimants: string[]): string[] {
+    let newest = '';
+    let newestTerm = -1;
+    let tie = false;
+    for (const hostname of claimants) {
+      const term = this.#peers.get(hostname)?.record.term ?? 0;
+      if (term > newestTerm) {
+        newest = hostname;
+        newestTerm = term;
+        tie = false;
+      } else if (term === newestTerm) {
+        tie = true;
+      }
+    }
+    if (tie) return claimants;
+    for (const hostname of claimants) {
+      const record = this.#peers.get(hostname)?.record;
+      if (record && hostname !== newest) record.master = false;
+    }
+    return [newest];
+  }
+
   #mayClaim(now: Instant): boolean {
-    if (!this.#self.eligible || !this.#settled || this.#stopped || !this.#hasQuorum(now) || this.#yieldsName(now)) return false;
+    if (!this.#self.eligible || !this.#settled || this.#stopped || !this.#hasQuorum(now, true) || this.#yieldsName(now)) return false;
+    // A lease, in effect: a server that went silent may hold (or take) the role on its side
+    // of a cut until its quorum window runs out, at most a tick + a tock after we last heard
+    // it. Claiming no earlier keeps two masters from overlapping (found by the simulator,
+    // quorum seeds 357 and 272), and failover stays within the tock + tick of SPEC 4.4.
+    if (this.#quorum > 0 && now.mono < this.#silentPeerHeardAt + this.tockMs + this.#tickMs) return false;
     const handoff = this.#handoff;
     if (handoff && now.mono < handoff.until) {
       if (handoff.target === this.hostname) return true;
@@ -1038,15 +1097,29 @@ export class ElectionCore {
    * Quorum counts eligible servers (self included) heard within the last tock, not the
    * tock + grace used for removal: a master cut off from the majority steps down within
    * one tock, before the majority (which waits tock + grace) can elect a replacement.
+   *
+   * A claim needs more: the quorum heard within the last tick and a half (`claim`). A
+   * server decides its master is dead a tock after the master's last heartbeat; servers
+   * cut off at the same moment as the master still look alive for that tock, so counting
+   * them let a server on the minority side of a partition claim (found by the simulator,
+   * quorum seed 154). Live peers are heard every tick, so a real quorum passes at once.
    */
-  #hasQuorum(now: Instant): boolean {
+  #hasQuorum(now: Instant, claim = false): boolean {
     if (this.#quorum <= 0) return true;
     let visible = this.#self.eligible ? 1 : 0;
-    const window = this.tockMs;
+    const window = claim ? Math.min(this.#quorumWindowMs, 1.5 * this.#tickMs) : this.#quorumWindowMs;
     for (const peer of this.#peers.values()) {
-      if (peer.record.eligible && now.mono - peer.lastHeard < window) visible++;
+      if (peer.record.eligible && now.mono < peer.lastHeard + window) visible++; // the very sum #wakeAt wakes us at (seed 40)
     }
     return visible >= this.#quorum;
+  }
+
+  /**
+   * A tock; with check_beats 1, a quarter tick more: a tock of a single heartbeat interval
+   * leaves no room for jitter, and the master would step down between two heartbeats.
+   */
+  get #quorumWindowMs(): number {
+    return Math.max(this.tockMs, (1 + DEADLINE_GRACE_TICKS) * this.#tickMs);
   }
 
   /** A master exists: a handoff in progress has ended, one way or the other. */
@@ -1246,13 +1319,16 @@ export class ElectionCore {
     if (now.mono < this.#drainUntil) return this.#drainUntil;
     let wake = Math.min(this.#nextHeartbeatAt, this.#answerDueAt, this.#promoteUntil);
     if (this.#handoff) wake = Math.min(wake, this.#handoff.until);
-    if (!this.#settled) wake = Math.min(wake, this.#listeningSince + this.tockMs);
-    // With a quorum, a peer leaving the quorum window (one tock) may change who may be master.
+    if (!this.#settled) wake = Math.min(wake, this.#listenUntil);
+    // With a quorum, a peer leaving the quorum window may change who may be master.
     if (this.#quorum > 0) {
+      const window = this.#quorumWindowMs;
       for (const peer of this.#peers.values()) {
-        const leaves = peer.lastHeard + this.tockMs;
+        const leaves = peer.lastHeard + window;
         if (leaves > now.mono) wake = Math.min(wake, leaves);
       }
+      const leaseEnds = this.#silentPeerHeardAt + this.tockMs + this.#tickMs;
+      if (leaseEnds > now.mono) wake = Math.min(wake, leaseEnds);
     }
     const deadAfter = this.deadAfterMs;
     // Every entry point evaluates before flushing, so a deadline already past belongs to a

@@ -291,6 +291,16 @@ export class SimCluster {
     this.observer?.onLifecycle?.('eligible', node);
   }
 
+  /** A config reload with another `priority` (the rest of the policy as it was). */
+  setPriority(id: string, priority: number): void {
+    const node = this.node(id);
+    node.options = { ...node.options, priority };
+    this.#note(id, `PRIORITY=${priority}`);
+    const policy = { exitOnConflict: node.options.exitOnConflict ?? false, priority, quorum: node.options.quorum ?? 0 };
+    const out = node.core.setPolicy(policy, this.#instant(node));
+    if (node.alive) this.#apply(node, out);
+  }
+
   sendMessage(hostname: string, to: string, type: string, payload: JsonValue): void {
     const node = this.node(hostname);
     this.#apply(node, node.core.sendMessage(to, type, payload, this.#instant(node)));

@@ -72,7 +72,34 @@ export type InvariantName =
    * built. Safety only: from
    * T_quiet + 1 tock + 1 tick on, at most one server whose hostname is not shared is master.
    */
-  | 'duplicate-hostname-single-master';
+  | 'duplicate-hostname-single-master'
+  /**
+   * Issue 6, quorum: a master that can no longer hear `quorum` live eligible servers
+   * (itself included) steps down within one tock (with check_beats 1, 1.25 ticks) of the
+   * last datagram from the ones it lost (a stall postpones that: its datagrams are read
+   * when it wakes). So the minority side
+   * of a partition never keeps a master.
+   */
+  | 'quorum-minority-steps-down'
+  /**
+   * Issue 6, quorum: no server becomes master while it cannot hear `quorum` live eligible
+   * servers, once a tick and a half has passed since the last datagrams of those it lost
+   * landed (a claim counts only servers heard that recently).
+   */
+  | 'quorum-minority-never-claims'
+  /**
+   * Issue 6, quorum, when the only faults are clean cuts (partitions both ways, crashes,
+   * shutdowns) and no loss: never two masters at once, on either side of a partition.
+   */
+  | 'quorum-no-two-masters'
+  /** Issue 6, stepDown()/promote() on a stable cluster: the target is master and all agree within one round trip, and both ends report success. */
+  | 'handoff-within-round-trip'
+  /** Issue 6: the new master's term is above the old master's. */
+  | 'handoff-raises-term'
+  /** Issue 6: during a handoff no two servers are master at once, and no server sees two claimants at once. */
+  | 'handoff-no-two-masters'
+  /** Issue 6, cluster_id: a server never adds a server that exists only in another namespace. */
+  | 'namespace-isolated';
 
 export class Violation extends Error {
   constructor(
@@ -122,6 +149,25 @@ export class InvariantChecker {
   agreedMaster = '';
   /** Called once when agreement is reached in a 'converging' phase. */
   onConverged: ((time: number, master: string) => void) | null = null;
+  /** While converging, only agreement on this master counts (a handoff to a known target). */
+  expectMaster: string | null = null;
+  /** The `cluster_id` whose agreement `agreedMaster` reports; other namespaces must agree among themselves. */
+  mainCluster = '';
+  /** A manual handoff is under way: two masters, even as one server sees them, are a violation. */
+  handoff = false;
+  /**
+   * With a quorum: how many live eligible servers of its namespace (itself included) `node`
+   * can hear now, and the time by which any datagram already sent has landed (the runner
+   * knows the network). Set by the runner; null when no server has a quorum.
+   */
+  quorumNetwork: { reach(node: SimNode): number; deliveredBy(): number } | null = null;
+  /** Check `quorum-no-two-masters` (the runner knows when the faults allow it). */
+  quorumStrict = false;
+  /** Per server below quorum in the real network: when the datagrams it still had coming have landed. */
+  #shortSince = new Map<SimNode, number>();
+  #reachDirty = true;
+  /** The reach last computed per server. */
+  #reach = new Map<SimNode, number>();
 
   readonly lockedHosts: ReadonlySet<string>;
   #sim: SimCluster;
@@ -137,6 +183,7 @@ export class InvariantChecker {
       onEvent: (record, node) => this.#onEvent(record, node),
       onLifecycle: (kind, node) => {
         this.#dirty = true;
+        this.#reachDirty = true;
         // Setting eligible to false on a master must take the role away at once (SPEC 4.8).
         if (kind === 'eligible' && node.alive && node.core.master && !node.core.eligible) {
           this.fail('ineligible-never-master', `${node.id} is still master after being made ineligible`);
@@ -151,8 +198,9 @@ export class InvariantChecker {
    * the stable phase begins once agreed and `freshAt` has passed (the runner schedules
    * `checkDeadline` at both instants).
    */
-  converge(deadline: number, freshAt: number, invariant: InvariantName = 'agreed-within-bound', detail = ''): void {
+  converge(deadline: number, freshAt: number, invariant: InvariantName = 'agreed-within-bound', detail = '', expectMaster: string | null = null): void {
     this.phase = 'converging';
+    this.expectMaster = expectMaster;
     this.deadline = deadline;
     this.freshAt = freshAt;
     this.#agreedSince = null;
@@ -192,27 +240,39 @@ export class InvariantChecker {
     throw new Violation(invariant, this.#sim.now, detail);
   }
 
+  /** The network changed (a cut began or ended): who can reach whom is recomputed. */
+  networkChanged(): void {
+    this.#reachDirty = true;
+    this.#dirty = true;
+  }
+
+  /**
+   * Every namespace agreed; `master` is the main namespace's. Without any server that may be
+   * master (none eligible, or fewer live eligible servers than the quorum), agreed means
+   * no master at all.
+   */
   agreement(): Agreement {
-    let name: string | null = null;
-    let masters = 0;
-    let holder = '';
-    let eligible = false;
-    let live = 0;
+    let main: Agreement = { agreed: true, master: '' };
+    let others: Map<string, SimNode[]> | null = null;
+    const mainNodes: SimNode[] = [];
     for (const node of this.#sim.nodes.values()) {
       if (!node.alive) continue;
-      live++;
-      const core = node.core;
-      if (name === null) name = core.masterHostname;
-      else if (core.masterHostname !== name) return { agreed: false, master: '' };
-      if (core.master) {
-        masters++;
-        holder = node.hostname;
+      const cid = node.options.clusterId ?? '';
+      if (cid === this.mainCluster) {
+        mainNodes.push(node);
+        continue;
       }
-      if (core.eligible) eligible = true;
+      others ??= new Map();
+      const group = others.get(cid);
+      if (group) group.push(node);
+      else others.set(cid, [node]);
     }
-    if (live === 0) return { agreed: true, master: '' };
-    if (!eligible) return { agreed: masters === 0 && name === '', master: '' };
-    return { agreed: masters === 1 && holder === name, master: holder };
+    main = agreementOf(mainNodes);
+    if (!main.agreed) return main;
+    if (others) {
+      for (const group of others.values()) if (!agreementOf(group).agreed) return { agreed: false, master: '' };
+    }
+    return main;
   }
 
   /** One line per live server: who it thinks is master. */
@@ -232,15 +292,33 @@ export class InvariantChecker {
       case 'addserver':
         // The application locks a record as soon as it appears (SPEC 3: `locked: true`).
         if (this.lockedHosts.has(event.server.hostname)) event.server.locked = true;
+        this.#checkNamespace(event.server.hostname, node);
         return;
+      case 'masterchange':
+        if (this.handoff && event.hostname === '') this.#checkClaimants(node);
+        break;
       case 'deleteserver':
         this.#onDelete(event, node);
         return;
       case 'master':
         if (!node.core.eligible) this.fail('ineligible-never-master', `${node.id} became master while ineligible`);
+        if (this.quorumNetwork) this.#checkClaim(node);
+        if (this.quorumStrict) {
+          for (const other of this.#sim.nodes.values()) {
+            if (other !== node && other.alive && other.core.master && sameCluster(other, node)) {
+              this.fail('quorum-no-two-masters', `${node.id} became master while ${other.id} still is; ${this.describe()}`);
+            }
+          }
+        }
+        if (this.handoff) {
+          for (const other of this.#sim.nodes.values()) {
+            if (other !== node && other.alive && other.core.master && sameCluster(other, node)) {
+              this.fail('handoff-no-two-masters', `${node.id} became master while ${other.id} still is; ${this.describe()}`);
+            }
+          }
+        }
         break;
       case 'slave':
-      case 'masterchange':
       case 'exit':
         break;
       default:
@@ -267,13 +345,77 @@ export class InvariantChecker {
     }
     if (this.phase !== 'stable') return;
     for (const other of this.#sim.nodes.values()) {
-      if (other.alive && other.hostname === hostname && other !== node) {
+      if (other.alive && other.hostname === hostname && other !== node && sameCluster(other, node)) {
         this.fail('stable-no-live-removal', `${node.id} removed ${hostname}, which is alive, in a stable cluster`);
       }
     }
   }
 
+  /** A server of another namespace only (not a namespace-mate of the same name) was added. */
+  #checkNamespace(hostname: string, node: SimNode): void {
+    let elsewhere = false;
+    for (const other of this.#sim.nodes.values()) {
+      if (other.hostname !== hostname) continue;
+      if (sameCluster(other, node)) return;
+      elsewhere = true;
+    }
+    // A name no simulated server has came from outside (a forged or injected packet): not a namespace matter.
+    if (elsewhere) this.fail('namespace-isolated', `${node.id} (cluster_id '${node.options.clusterId ?? ''}') added ${hostname}, which runs only in another namespace`);
+  }
+
+  /** During a handoff, `node` named no master: because it saw none, never because it saw two. */
+  #checkClaimants(node: SimNode): void {
+    const claimants: string[] = node.core.master ? [node.hostname] : [];
+    for (const record of Object.values(node.core.table)) {
+      if (record.hostname !== node.hostname && record.master) claimants.push(record.hostname);
+    }
+    if (claimants.length > 1) this.fail('handoff-no-two-masters', `${node.id} sees two masters during a handoff: ${claimants.join(', ')}`);
+  }
+
+  #checkClaim(node: SimNode): void {
+    this.#checkQuorum();
+    const since = this.#shortSince.get(node);
+    if (since === undefined) return;
+    const sim = this.#sim;
+    const bound = Math.max(since, node.stalledUntil + 0.001) + Math.min(quorumWindow(sim), 1.5 * sim.tickMs) + 0.01;
+    if (sim.now > bound) {
+      this.fail('quorum-minority-never-claims', `${node.id} became master hearing only ${this.quorumNetwork?.reach(node)} of the ${node.options.quorum} eligible servers its quorum needs, since ${since.toFixed(1)} ms`);
+    }
+  }
+
+  /** Quorum: a master the network has cut below quorum must have stepped down a tock after its last datagrams landed. */
+  #checkQuorum(): void {
+    const network = this.quorumNetwork;
+    if (!network) return;
+    const now = this.#sim.now;
+    if (this.#reachDirty) {
+      this.#reachDirty = false;
+      for (const node of this.#sim.nodes.values()) {
+        const quorum = node.options.quorum ?? 0;
+        const reach = node.alive && quorum > 0 ? network.reach(node) : Infinity;
+        const before = this.#reach.get(node) ?? 0;
+        this.#reach.set(node, reach);
+        if (reach >= quorum) {
+          this.#shortSince.delete(node);
+        } else if (!this.#shortSince.has(node) || reach < before) {
+          // The bound runs from the latest loss: a server it has just been cut from was
+          // heard until now (short before, say, only because others had not started yet).
+          this.#shortSince.set(node, Math.max(now, network.deliveredBy()));
+        }
+      }
+    }
+    for (const [node, since] of this.#shortSince) {
+      if (!node.alive || !node.core.master) continue;
+      // Datagrams held back by its own stall are read (and counted as heard) when it wakes.
+      const bound = Math.max(since, node.stalledUntil + 0.001) + quorumWindow(this.#sim) + 0.01;
+      if (now > bound) {
+        this.fail('quorum-minority-steps-down', `${node.id} is master, but since ${since.toFixed(1)} ms it hears only ${network.reach(node)} of the ${node.options.quorum} eligible servers its quorum needs (bound ${bound.toFixed(1)} ms)`);
+      }
+    }
+  }
+
   #afterStep(): void {
+    if (this.quorumNetwork) this.#checkQuorum();
     if (!this.#dirty) return;
     this.#dirty = false;
     switch (this.phase) {
@@ -291,6 +433,7 @@ export class InvariantChecker {
       case 'converging': {
         const now = this.#sim.now;
         const agreement = this.agreement();
+        if (this.expectMaster !== null && agreement.master !== this.expectMaster) agreement.agreed = false;
         if (!agreement.agreed) {
           this.#agreedSince = null;
           if (now >= this.deadline) {
@@ -324,12 +467,44 @@ export class InvariantChecker {
     const joiner = this.#sim.nodes.get(id);
     if (!joiner || joiner.core.master) return false;
     for (const node of this.#sim.nodes.values()) {
-      if (!node.alive || node.id === id) continue;
+      if (!node.alive || node.id === id || !sameCluster(node, joiner)) continue;
       if (node.core.masterHostname !== this.agreedMaster) return false;
       if (node.core.master !== (node.hostname === this.agreedMaster)) return false;
     }
     return true;
   }
+}
+
+/** How long a server counts a peer toward its quorum: a tock, at least a tick and a quarter (as the core). */
+function quorumWindow(sim: SimCluster): number {
+  return Math.max(sim.tockMs, 1.25 * sim.tickMs);
+}
+
+function sameCluster(a: SimNode, b: SimNode): boolean {
+  return (a.options.clusterId ?? '') === (b.options.clusterId ?? '');
+}
+
+/** Agreement within one namespace (see `agreement`). */
+function agreementOf(nodes: SimNode[]): Agreement {
+  let name: string | null = null;
+  let masters = 0;
+  let holder = '';
+  let eligible = 0;
+  let quorum = 0;
+  for (const node of nodes) {
+    const core = node.core;
+    if (name === null) name = core.masterHostname;
+    else if (core.masterHostname !== name) return { agreed: false, master: '' };
+    if (core.master) {
+      masters++;
+      holder = node.hostname;
+    }
+    if (core.eligible) eligible++;
+    quorum = Math.max(quorum, node.options.quorum ?? 0);
+  }
+  if (nodes.length === 0) return { agreed: true, master: '' };
+  if (eligible === 0 || eligible < quorum) return { agreed: masters === 0 && name === '', master: '' };
+  return { agreed: masters === 1 && holder === name, master: holder };
 }
 
 function describe(event: CoreEvent): string {

@@ -15,7 +15,7 @@
  * All times in a scenario are in ticks (fractions allowed), so bounds read the same for
  * every `heartbeat_freq`.
  */
-import { SimCluster, type NetworkFaults, type SimNode } from './cluster';
+import { SimCluster, type NetworkFaults, type SimNode, type SimNodeOptions } from './cluster';
 import { InvariantChecker, Violation } from './invariants';
 import { Random } from './random';
 
@@ -36,14 +36,28 @@ export const KINDS = [
   'join',
   'duphost',
   'mixed',
+  // Issue 6's election features, each with faults of its own kind drawn alongside.
+  'priority',
+  'quorum',
+  'handoff',
+  'namespace',
 ] as const;
 export type Kind = (typeof KINDS)[number];
+
+/**
+ * What `mixed` combines. A fixed list, not derived from KINDS, so that adding a kind
+ * leaves every existing seed's scenario as it was.
+ */
+const MIXABLE: readonly Kind[] = ['loss', 'dup', 'reorder', 'spike', 'partition', 'oneway', 'crash', 'shutdown', 'restart', 'stall', 'wallstep', 'eligibility', 'join'];
 
 /** Cluster sizes of the sweep table. */
 export const SIZES = [2, 3, 5, 16, 100] as const;
 
+/** Probes every kind draws from (a fixed list: new probes must not change old seeds). */
 export const PROBES = ['none', 'graceful', 'crash', 'join'] as const;
-export type Probe = (typeof PROBES)[number];
+/** Probes of a manual handoff: `stepDown()` on the master, `promote()` on another eligible server. */
+export const HANDOFF_PROBES = ['stepdown', 'promote'] as const;
+export type Probe = (typeof PROBES)[number] | (typeof HANDOFF_PROBES)[number];
 
 export interface HostSpec {
   name: string;
@@ -52,6 +66,15 @@ export interface HostSpec {
   locked: boolean;
   /** Start time, ticks. */
   startAt: number;
+  /** `priority` (absent: 0, the original's behaviour). */
+  priority?: number;
+}
+
+/** A second cluster sharing the network and port under another `cluster_id`. */
+export interface ForeignCluster {
+  clusterId: string;
+  /** Hostnames may repeat the main cluster's: the namespaces must keep them apart. */
+  hosts: HostSpec[];
 }
 
 /** A host index, or "the current master" (resolved when the fault happens; a live server if none). */
@@ -76,7 +99,13 @@ export type Fault =
   /** Until `until`, per-datagram loss, duplication, reordering and delay spikes (rates 0..1, delays in ticks). */
   | { type: 'net'; at: number; until: number; loss: number; dup: number; dupTicks: number; reorder: number; reorderTicks: number; spike: number; spikeTicks: number }
   /** A second process calling itself the target's hostname starts; it ends at `until` (crash or shutdown), or never (null). */
-  | { type: 'duphost'; at: number; target: Target; until: number | null; stop: 'crash' | 'shutdown' };
+  | { type: 'duphost'; at: number; target: Target; until: number | null; stop: 'crash' | 'shutdown' }
+  /** `stepDown()` on the current master (nothing if there is none). */
+  | { type: 'stepdown'; at: number }
+  /** `promote()` on a server. */
+  | { type: 'promote'; at: number; target: Target }
+  /** A config reload giving a server another `priority`. */
+  | { type: 'priority'; at: number; target: Target; priority: number };
 
 export interface Scenario {
   seed: number;
@@ -91,6 +120,12 @@ export interface Scenario {
   probe: Probe;
   /** How long the stable cluster is watched (after agreement, and again after the probe). */
   stableTicks: number;
+  /** `quorum` of every server of the main cluster (absent: none). */
+  quorum?: number;
+  /** `cluster_id` of the main cluster (absent: the default, the original's packets). */
+  clusterId?: string;
+  /** Another cluster on the same network and port. */
+  foreign?: ForeignCluster;
 }
 
 export interface ProbeResult {
@@ -143,6 +178,10 @@ function faultEndTicks(fault: Fault, checkBeats: number): number {
       // looks agreed on while it is not yet (seed 98). A shutdown notice acts at once.
       if (fault.until !== null && fault.stop === 'crash') return Math.max(fault.at, fault.until) + checkBeats + 0.25;
       return Math.max(fault.at, fault.until ?? fault.at);
+    case 'stepdown':
+    case 'promote':
+      // A handoff is an operation with a tock to complete; its target may have died meanwhile.
+      return fault.at + checkBeats;
     default:
       return fault.at;
   }
@@ -198,11 +237,52 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
 
   // ---- servers ----
   const hostIndex = new Map<string, number>();
+  const mainCluster = scenario.clusterId ?? '';
   scenario.hosts.forEach((host, index) => {
     hostIndex.set(host.name, index);
-    sim.add(host.name, { eligible: host.eligible, exitOnConflict: scenario.exitOnConflict, at: host.startAt * tick });
+    const options: SimNodeOptions = { eligible: host.eligible, exitOnConflict: scenario.exitOnConflict, at: host.startAt * tick };
+    if (host.priority !== undefined) options.priority = host.priority;
+    if (scenario.quorum !== undefined) options.quorum = scenario.quorum;
+    if (scenario.clusterId !== undefined) options.clusterId = scenario.clusterId;
+    sim.add(host.name, options);
   });
+  const foreign = scenario.foreign;
+  if (foreign) {
+    for (const host of foreign.hosts) {
+      // Its own machine (node id), its hostname on the wire, possibly one the main cluster uses too.
+      sim.add(`${host.name}@${foreign.clusterId || 'default'}`, { hostname: host.name, clusterId: foreign.clusterId, eligible: host.eligible, exitOnConflict: scenario.exitOnConflict, at: host.startAt * tick });
+    }
+  }
+  checker.mainCluster = mainCluster;
+  if (scenario.quorum !== undefined) {
+    checker.quorumNetwork = {
+      reach(node) {
+        let count = 0;
+        for (const peer of sim.nodes.values()) {
+          if (peer.alive && peer.core.eligible && (peer.options.clusterId ?? '') === mainCluster && (peer === node || sim.link(peer.id, node.id))) count++;
+        }
+        return count;
+      },
+      deliveredBy: () => sim.lastDeliveryDue,
+    };
+    // Clean cuts only (no loss, one-way link, restart or stall): the lease in the core's
+    // claim rule must keep two masters from ever overlapping.
+    // And only a majority quorum: two disjoint sides cannot both have one.
+    const eligibleCount = scenario.hosts.filter((host) => host.eligible).length;
+    // With check_beats 1 the quorum window (1.25 ticks) outlasts the lease (a tock + a tick
+    // from the last heartbeat, the SPEC 4.4 bound), so a brief overlap remains possible.
+    checker.quorumStrict = scenario.checkBeats > 1 && 2 * scenario.quorum > eligibleCount && scenario.faults.every((fault) => fault.type === 'partition' || ((fault.type === 'crash' || fault.type === 'shutdown') && fault.restartAfter === undefined));
+  }
+  // Partitions cut by hostname: a foreign server sits with the main server of its name (group 0 if none).
   const indexOf = (id: string): number => hostIndex.get(sim.nodes.get(id)?.hostname ?? id) ?? 0;
+  const inMain = (node: SimNode): boolean => (node.options.clusterId ?? '') === mainCluster && node.id === node.hostname;
+  /** Ranks first: higher priority, then the hostname that sorts first (the core's rule). */
+  const byRank = (a: SimNode, b: SimNode): number => {
+    const pa = a.core.priority;
+    const pb = b.core.priority;
+    if (pa !== pb) return pb - pa;
+    return a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0;
+  };
 
   // ---- faults ----
   type Window = Extract<Fault, { type: 'partition' | 'oneway' | 'net' }>;
@@ -224,6 +304,7 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
       }
     }
     sim.faults = faults;
+    checker.networkChanged();
     if (cuts.length === 0) {
       sim.link = () => true;
       return;
@@ -245,7 +326,7 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
       const node = host ? sim.nodes.get(host.name) : undefined;
       return node ?? null;
     }
-    const live = [...sim.nodes.values()].filter((node) => node.alive && node.id === node.hostname);
+    const live = [...sim.nodes.values()].filter((node) => node.alive && inMain(node));
     const master = live.find((node) => node.core.master);
     if (master) return master;
     return live.length > 0 ? sim.random.pick(live) : null;
@@ -301,7 +382,7 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
       case 'duphost': {
         const original = resolve(fault.target);
         if (!original) return;
-        const dup = sim.addDuplicate(original.hostname, { eligible: original.core.eligible, exitOnConflict: scenario.exitOnConflict });
+        const dup = sim.addDuplicate(original.hostname, { ...original.options, eligible: original.core.eligible, at: sim.now });
         dupNodes.push(dup);
         if (fault.until !== null) {
           sim.at(Math.max(fault.until, fault.at) * tick, () => {
@@ -309,6 +390,21 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
             else sim.shutdown(dup.id);
           });
         }
+        return;
+      }
+      case 'stepdown': {
+        const node = resolve('master');
+        if (node?.alive && node.core.master) sim.stepDown(node.id);
+        return;
+      }
+      case 'promote': {
+        const node = resolve(fault.target);
+        if (node?.alive) sim.promote(node.id);
+        return;
+      }
+      case 'priority': {
+        const node = resolve(fault.target);
+        if (node) sim.setPriority(node.id, fault.priority);
         return;
       }
     }
@@ -347,6 +443,16 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
     const freshAt = quietAt + tick + maxDelay;
     let deadline = Math.max(quietAt + tock, freshAt + maxDelay, sim.lastStartAt + tock + tick);
     const reasons = [`quiet + max(tock, tick + 2 × max delay) = ${Math.max(quietAt + tock, freshAt + maxDelay).toFixed(1)}`, `last start ${sim.lastStartAt.toFixed(1)} + tock + tick`];
+    if (scenario.quorum !== undefined) {
+      // A server back above quorum hears the others' next heartbeats (a tick after quiet),
+      // then listens half a tick for a master before it claims: with check_beats 1 that is
+      // more than the single-tick tock.
+      const healed = quietAt + 1.5 * tick + 2 * maxDelay;
+      if (healed > deadline) {
+        deadline = healed;
+        reasons.push(`quorum regained: quiet + 1.5 ticks + 2 × max delay = ${healed.toFixed(1)}`);
+      }
+    }
     for (const ended of sim.ended) {
       const heard = ended.instance.lastDelivered ?? ended.at;
       if (heard + tock + 2 * tick > deadline) {
@@ -358,10 +464,10 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
     checker.onConverged = (time, master) => {
       result.convergenceTicks = Math.max(0, time - quietAt) / tick;
       result.master = master;
-      result.liveEligible = [...sim.nodes.values()].filter((node) => node.alive && node.core.eligible).map((node) => node.hostname);
+      result.liveEligible = [...sim.nodes.values()].filter((node) => node.alive && node.core.eligible && inMain(node)).map((node) => node.hostname);
       sim.note('*', `AGREED on ${master || 'no master'} (${((time - quietAt) / tick).toFixed(3)} ticks after quiet)`);
       if (noFaults && spreadMs + maxDelay < tock) {
-        const expected = scenario.hosts.filter((host) => host.eligible).map((host) => host.name).sort()[0] ?? '';
+        const expected = [...sim.nodes.values()].filter((node) => inMain(node) && node.core.eligible).sort(byRank)[0]?.hostname ?? '';
         if (master !== expected) checker.fail('cold-start-first-sorting-wins', `cold start elected ${master || 'nobody'}, expected ${expected || 'nobody'}`);
       }
       sim.at(sim.now + scenario.stableTicks * tick, startProbe);
@@ -396,8 +502,9 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
       }
       case 'crash': {
         sim.crash(masterNode.id);
-        const survivors = [...sim.nodes.values()].filter((node) => node.alive);
-        const first = survivors.filter((node) => node.core.eligible).sort((a, b) => (a.hostname < b.hostname ? -1 : 1))[0];
+        const survivors = [...sim.nodes.values()].filter((node) => node.alive && inMain(node)).filter((node) => node.core.eligible);
+        // Below quorum the survivors must agree on no master (checked by the agreement itself).
+        const first = scenario.quorum !== undefined && survivors.length < scenario.quorum ? undefined : survivors.sort(byRank)[0];
         let heard = at;
         const became: { at: number | null } = { at: null };
         sim.at(at + maxDelay, () => {
@@ -427,7 +534,12 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
       }
       case 'join': {
         const name = joinerName(scenario);
-        const joiner = sim.add(name, { eligible: true, exitOnConflict: scenario.exitOnConflict });
+        const options: SimNodeOptions = { eligible: true, exitOnConflict: scenario.exitOnConflict };
+        // It also outranks every server by priority: joining still never takes over.
+        if (scenario.hosts.some((host) => host.priority !== undefined)) options.priority = Math.max(0, ...[...sim.nodes.values()].map((node) => node.core.priority)) + 1;
+        if (scenario.quorum !== undefined) options.quorum = scenario.quorum;
+        if (scenario.clusterId !== undefined) options.clusterId = scenario.clusterId;
+        const joiner = sim.add(name, options);
         checker.exempt(joiner.id, master);
         sim.at(at + tick, () => {
           if (joiner.core.masterHostname !== master) {
@@ -444,6 +556,46 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
           };
         }
         endLater();
+        return;
+      }
+      case 'stepdown':
+      case 'promote': {
+        const others = [...sim.nodes.values()].filter((node) => node.alive && inMain(node) && node !== masterNode && node.core.eligible);
+        // stepDown() hands the role to the server that ranks first; promote() asks for it.
+        const target = scenario.probe === 'stepdown' ? others.sort(byRank)[0] : others.length > 0 ? sim.random.pick(others) : undefined;
+        if (!target) {
+          endLater();
+          return;
+        }
+        const oldTerm = masterNode.core.term;
+        const outcome: { stepdown: boolean | null; promote: boolean | null } = { stepdown: null, promote: null };
+        const previous = sim.observer?.onEvent;
+        if (sim.observer) {
+          sim.observer.onEvent = (record, node) => {
+            const event = record.event;
+            if (node === masterNode && event.type === 'stepdown' && outcome.stepdown === null) outcome.stepdown = event.ok && event.hostname === target.hostname;
+            if (node === target && event.type === 'promote' && outcome.promote === null) outcome.promote = event.ok;
+            previous?.(record, node);
+          };
+        }
+        // One round trip: promote request, the master's handoff heartbeat, the new master's claim.
+        const trips = scenario.probe === 'stepdown' ? 2 : 3;
+        const deadline = at + trips * maxDelay + 0.01;
+        const detail = `${scenario.probe} at ${at.toFixed(1)}: ${master} hands off to ${target.hostname}`;
+        checker.handoff = true;
+        checker.onConverged = (time, agreed) => {
+          checker.handoff = false;
+          result.probe.value = time - at;
+          if (agreed !== target.hostname) checker.fail('handoff-within-round-trip', `${detail}; agreed on ${agreed || 'nobody'}`);
+          if (target.core.term <= oldTerm) checker.fail('handoff-raises-term', `${detail}; term ${target.core.term}, was ${oldTerm}`);
+          if (outcome.stepdown !== true) checker.fail('handoff-within-round-trip', `${detail}; ${master} reported no successful stepdown`);
+          if (scenario.probe === 'promote' && outcome.promote !== true) checker.fail('handoff-within-round-trip', `${detail}; ${target.hostname} reported no successful promote`);
+          endLater();
+        };
+        checker.converge(deadline, at, 'handoff-within-round-trip', detail, target.hostname);
+        sim.at(deadline, () => checker.checkDeadline());
+        if (scenario.probe === 'stepdown') sim.stepDown(masterNode.id);
+        else sim.promote(target.id);
         return;
       }
     }
@@ -552,7 +704,7 @@ export function scenarioFromSeed(seed: number, options: SeedOptions = {}): Scena
     probe: r.pick(PROBES),
     stableTicks: 2 * checkBeats + 4,
   };
-  const kinds: Kind[] = kind === 'mixed' ? pickSome(r, KINDS.filter((k) => k !== 'none' && k !== 'mixed' && k !== 'duphost'), r.int(2, 4)) : [kind];
+  const kinds: Kind[] = kind === 'mixed' ? pickSome(r, MIXABLE, r.int(2, 4)) : [kind];
   for (const k of kinds) addFaults(scenario, k, r, window);
   scenario.faults.sort((a, b) => a.at - b.at);
   return scenario;
@@ -646,5 +798,38 @@ function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
         s.faults.push({ type: 'duphost', at: start, target: target(), until: r.chance(0.5) ? null : round(start + duration()), stop: r.chance(0.5) ? 'crash' : 'shutdown' });
       }
       return;
+    case 'priority':
+      // Equal priorities are common (the original's rule decides among them), and reloads change them.
+      for (const host of s.hosts) host.priority = r.pick([0, 0, 1, 2, 5]);
+      addFaults(s, r.pick(['crash', 'shutdown', 'partition', 'restart', 'eligibility', 'join', 'stall'] as const), r, window);
+      for (let i = times(0, 2); i > 0; i--) s.faults.push({ type: 'priority', at: at(), target: target(0.3), priority: r.pick([0, 1, 2, 5, 10]) });
+      return;
+    case 'quorum': {
+      // Usually a majority of the eligible servers; sometimes any count, up to all of them.
+      const eligible = s.hosts.filter((host) => host.eligible).length;
+      if (eligible === 0) return;
+      s.quorum = r.chance(0.8) ? Math.floor(eligible / 2) + 1 : r.int(1, eligible);
+      for (const sub of pickSome(r, ['partition', 'partition', 'oneway', 'crash', 'shutdown', 'restart', 'stall'] as const, r.int(1, 2))) addFaults(s, sub, r, window);
+      return;
+    }
+    case 'handoff':
+      for (let i = times(1, 4); i > 0; i--) s.faults.push(r.chance(0.5) ? { type: 'stepdown', at: at() } : { type: 'promote', at: at(), target: r.int(0, n - 1) });
+      if (r.chance(0.5)) addFaults(s, r.pick(['loss', 'crash', 'partition', 'stall', 'reorder'] as const), r, window);
+      s.probe = r.pick(HANDOFF_PROBES);
+      return;
+    case 'namespace': {
+      // A second cluster on the same port, under another cluster_id; some of its hostnames are ours.
+      s.clusterId = r.pick(['', 'blue']);
+      const ours = s.hosts.map((host) => host.name);
+      const names = new Set<string>();
+      for (let i = Math.min(n, r.int(2, 5)); i > 0; i--) names.add(r.chance(0.5) ? r.pick(ours) : `f${r.hex(3)}`);
+      const spread = Math.max(...s.hosts.map((host) => host.startAt));
+      s.foreign = {
+        clusterId: s.clusterId === '' ? 'green' : r.pick(['', 'green']),
+        hosts: [...names].map((name) => ({ name, eligible: r.chance(0.8), locked: false, startAt: round(r.next() * spread) })),
+      };
+      addFaults(s, r.pick(['crash', 'shutdown', 'partition', 'restart', 'loss', 'join'] as const), r, window);
+      return;
+    }
   }
 }
