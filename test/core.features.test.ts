@@ -164,6 +164,57 @@ describe('quorum', () => {
     }
   });
 
+  test('a majority quorum never lets the two sides of a partition have a master at the same instant, and failover stays within tock + tick', () => {
+    const hosts = ['a', 'b', 'c', 'd', 'e'];
+    for (let seed = 1; seed <= 40; seed++) {
+      const random = new Random(seed);
+      const sim = new SimCluster({ seed, tickMs: TICK, checkBeats: 3, latencyMs: LATENCY, jitterMs: 10 });
+      // Starts spread over a tick, so heartbeat phases differ from server to server.
+      for (const host of hosts) sim.add(host, { quorum: 3, at: random.int(0, TICK) });
+      const master = agree(sim);
+      sim.runFor(random.int(0, 2 * TICK));
+      const others = hosts.filter((h) => h !== master).sort(() => random.next() - 0.5);
+      const minority = [master, ...others.slice(0, random.int(0, 1))];
+      const majority = hosts.filter((h) => !minority.includes(h));
+      sim.partition([minority, majority]);
+      const heardByMajority = Math.max(...majority.map((h) => sim.node(h).core.lastHeard(master) as number));
+      runWatchingForTwoMasters(sim, 3 * TOCK);
+      const elected = sim.eventsOf('master').find((e) => majority.includes(e.host) && e.time > heardByMajority);
+      assert.ok(elected, `seed ${seed}: the majority elected nobody`);
+      assert.ok(elected.time <= heardByMajority + TOCK + TICK + LATENCY + 10, `seed ${seed}: elected ${elected.time - heardByMajority} ms after the old master was last heard`);
+      sim.heal();
+      runWatchingForTwoMasters(sim, 2 * TOCK);
+      assert.equal(sim.agreedMaster(), elected.host, `seed ${seed}`);
+    }
+  });
+
+  test('a server cut off from the others before its first tock ends does not claim on what it heard before the cut', () => {
+    // a sorts first and would claim at the end of its listening tock; 1.5 ticks before
+    // that, a partition leaves it alone. Its quorum of 2 was heard, but not recently.
+    const sim = cluster({ a: { quorum: 2 }, b: { quorum: 2 }, c: { quorum: 2 } });
+    sim.runFor(TICK + 5);
+    sim.partition([['a'], ['b', 'c']]);
+    runWatchingForTwoMasters(sim, 3 * TOCK);
+    assert.deepEqual(sim.eventsOf('master').map((e) => e.host), ['b']);
+    assert.equal(sim.node('a').core.masterHostname, '');
+  });
+
+  test('after a partition that left no side a quorum, the healed cluster has a master within a tock', () => {
+    const sim = cluster({ a: { quorum: 3 }, b: { quorum: 3 }, c: { quorum: 3 }, d: { quorum: 3 } });
+    agree(sim);
+    sim.partition([['a', 'b'], ['c', 'd']]);
+    sim.runFor(2 * TOCK);
+    assert.deepEqual(sim.masters(), []);
+    const healedAt = sim.now;
+    sim.heal();
+    const agreedAt = sim.runUntilTrue(() => sim.agreedMaster() !== null, 3 * TOCK);
+    assert.notEqual(agreedAt, null);
+    // The first heartbeats after the heal (within a tick) restore the quorum; half a tick of
+    // listening for a master follows, then a claims.
+    assert.ok((agreedAt as number) - healedAt <= TOCK, `agreed ${(agreedAt as number) - healedAt} ms after the heal`);
+    assert.equal(sim.agreedMaster(), 'a');
+  });
+
   test('a master whose peers all die steps down within one tock of the last heartbeat it heard', () => {
     const sim = cluster({ a: { quorum: 2 }, b: { quorum: 2 }, c: { quorum: 2 } });
     agree(sim);
@@ -207,6 +258,39 @@ describe('manual handoff', () => {
     runWatchingForTwoMasters(sim, 20 * TICK);
     assert.equal(sim.agreedMaster(), 'd');
     assert.deepEqual(sim.eventsOf('promote', 'd').map((e) => e.event), [{ type: 'promote', ok: true, reason: 'master with term 2' }]);
+  });
+
+  test('no server ever sees two masters during a handoff, even when the new master\'s claim overtakes the old one\'s notice', () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      // Jitter far above the latency: a claim relayed through the new master often arrives first.
+      const sim = new SimCluster({ seed, tickMs: TICK, checkBeats: 3, latencyMs: 0.1, jitterMs: 10 });
+      for (const host of ['a', 'b', 'c', 'd', 'e']) sim.add(host);
+      agree(sim);
+      sim.runFor(500);
+      if (seed % 2 === 0) sim.stepDown('a');
+      else sim.promote('e');
+      const seenTwo = (): boolean =>
+        sim.live().some((node) => Object.values(node.core.table).filter((record) => record.master).length > 1);
+      const at = sim.runUntilTrue(seenTwo, 2 * TICK);
+      assert.equal(at, null, `seed ${seed}: a server's table shows two masters at ${at} ms`);
+      assert.equal(sim.agreedMaster(), seed % 2 === 0 ? 'b' : 'e', `seed ${seed}`);
+    }
+  });
+
+  test('a slave follows the claim with the newest term; equal terms (old servers) still mean no master until they settle', () => {
+    const sim = cluster({ a: {}, b: {} });
+    agree(sim);
+    const claim = (hostname: string, term?: number): void =>
+      sim.injectMessage('b', { action: 'heartbeat', hostname, ip: '10.1.1.1', master: true, eligible: true, uptime: 1, data: {}, ...(term === undefined ? {} : { term }) });
+    claim('z', 7);
+    sim.runFor(1);
+    const b = sim.node('b').core;
+    assert.equal(b.masterHostname, 'z');
+    assert.equal(b.table.a?.master, false, 'the superseded claim still shows as master');
+    assert.equal(b.table.z?.master, true);
+    claim('y', 7);
+    sim.runFor(1);
+    assert.equal(b.masterHostname, '', 'two claims with one term: no master');
   });
 
   test('promote with no master claims at once; promote when ineligible or without quorum fails', () => {

@@ -100,6 +100,39 @@ describe('replay: captured authentic packets change nothing, a second, a minute 
   });
 });
 
+describe('late but not replayed: a command overtaken on the way', () => {
+  test('a message that arrives after its sender\'s next heartbeat is delivered once; a replay of it is stale', () => {
+    const TICK = 1000;
+    const sim = cluster(['a', 'b'], { tickMs: TICK });
+    assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 4 * 3 * TICK), null);
+    let captured: Buffer | null = null;
+    sim.onDatagram = (from, datagram) => {
+      if (from === 'a' && captured === null) captured = datagram;
+    };
+    // The message is held back on the way to b (a queue, a congested switch) ...
+    sim.link = (from, to) => !(from === 'a' && to === 'b');
+    sim.sendMessage('a', 'b', 'job', { n: 1 });
+    sim.onDatagram = null;
+    sim.link = () => true;
+    // ... while a's next heartbeat, numbered after it, gets through.
+    sim.runFor(TICK + 5);
+    assert.ok(captured, 'the message datagram');
+    const late = captured as Buffer;
+    assert.equal(sim.eventsOf('message', 'b').length, 0);
+    const stale = sim.drops.stale ?? 0;
+    sim.inject(late, { to: ['b'], address: sim.node('a').address });
+    sim.runFor(1);
+    assert.deepEqual(sim.eventsOf('message', 'b').map((e) => e.event), [{ type: 'message', from: 'a', to: 'b', messageType: 'job', payload: { n: 1 } }]);
+    // The same datagram again, at once and a tock later: stale both times.
+    sim.inject(late, { to: ['b'], address: sim.node('a').address });
+    sim.runFor(3 * TICK);
+    sim.inject(late, { to: ['b'], address: sim.node('a').address });
+    sim.runFor(1);
+    assert.equal(sim.eventsOf('message', 'b').length, 1);
+    assert.equal((sim.drops.stale ?? 0) - stale, 2);
+  });
+});
+
 describe('restarts and SPEC bounds with a secret', () => {
   const TICK = 1000;
   const TOCK = 3000;

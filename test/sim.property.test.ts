@@ -6,7 +6,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { PROBES, runScenario, type Fault, type Scenario, type Target } from '../src/sim/scenario';
+import { HANDOFF_PROBES, PROBES, runScenario, type Fault, type Scenario, type Target } from '../src/sim/scenario';
 
 const NAMES = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf'];
 const MAX_HOSTS = NAMES.length;
@@ -72,6 +72,35 @@ const scenario: fc.Arbitrary<Scenario> = fc
     stableTicks: 2 * r.checkBeats + 4,
   }));
 
+/** Fault schedules of issue 6: the same faults, plus manual handoffs and priority reloads. */
+const electionFault: fc.Arbitrary<Fault> = fc.oneof(
+  fault,
+  fc.record({ type: fc.constant('stepdown' as const), at: time(12) }),
+  fc.record({ type: fc.constant('promote' as const), at: time(12), target }),
+  fc.record({ type: fc.constant('priority' as const), at: time(12), target, priority: fc.integer({ min: 0, max: 5 }) }),
+);
+
+/** Scenarios with priorities, a quorum (usually a majority), a second namespace, and handoff probes. */
+const electionScenario: fc.Arbitrary<Scenario> = fc
+  .record({
+    base: scenario,
+    priorities: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: MAX_HOSTS, maxLength: MAX_HOSTS }),
+    quorum: fc.oneof(fc.constant('none' as const), fc.constant('majority' as const), fc.integer({ min: 1, max: MAX_HOSTS })),
+    foreign: fc.option(fc.uniqueArray(fc.nat({ max: MAX_HOSTS - 1 }), { minLength: 1, maxLength: 3 }), { nil: undefined }),
+    faults: fc.array(electionFault, { maxLength: 6 }),
+    probe: fc.constantFrom(...PROBES, ...HANDOFF_PROBES),
+  })
+  .map((r) => {
+    const s: Scenario = { ...r.base, faults: [...r.faults].sort((a, b) => a.at - b.at), probe: r.probe };
+    s.hosts = s.hosts.map((host, i) => ({ ...host, priority: r.priorities[i] as number }));
+    const eligible = s.hosts.filter((host) => host.eligible).length;
+    if (r.quorum === 'majority' && eligible > 0) s.quorum = Math.floor(eligible / 2) + 1;
+    else if (typeof r.quorum === 'number') s.quorum = r.quorum;
+    // A second cluster on the same port, reusing some of our hostnames.
+    if (r.foreign) s.foreign = { clusterId: 'other', hosts: r.foreign.map((i) => ({ name: NAMES[i] as string, eligible: true, locked: false, startAt: 0 })) };
+    return s;
+  });
+
 function explain(s: Scenario): string {
   const result = runScenario(s);
   return result.violation ? `${result.violation.message}\nreplay: save this scenario as s.json, then npm run sim -- --scenario s.json --trace\n${JSON.stringify(s)}` : 'ok';
@@ -85,6 +114,16 @@ describe('generated fault schedules', () => {
         if (result.violation) throw new Error(explain(s));
       }),
       { numRuns: 300, seed: 20260101 },
+    );
+  });
+
+  test('every invariant holds for 300 generated schedules with priorities, quorums, manual handoffs and a second namespace', () => {
+    fc.assert(
+      fc.property(electionScenario, (s) => {
+        const result = runScenario(s);
+        if (result.violation) throw new Error(explain(s));
+      }),
+      { numRuns: 300, seed: 20261125 },
     );
   });
 

@@ -295,7 +295,7 @@ export class InvariantChecker {
         this.#checkNamespace(event.server.hostname, node);
         return;
       case 'masterchange':
-        if (this.handoff && event.hostname === '') this.#checkClaimants(node);
+        if (this.handoff && event.hostname === '' && (node.options.clusterId ?? '') === this.mainCluster) this.#checkClaimants(node);
         break;
       case 'deleteserver':
         this.#onDelete(event, node);
@@ -303,14 +303,14 @@ export class InvariantChecker {
       case 'master':
         if (!node.core.eligible) this.fail('ineligible-never-master', `${node.id} became master while ineligible`);
         if (this.quorumNetwork) this.#checkClaim(node);
-        if (this.quorumStrict) {
+        if (this.quorumStrict && (node.options.quorum ?? 0) > 0) {
           for (const other of this.#sim.nodes.values()) {
             if (other !== node && other.alive && other.core.master && sameCluster(other, node)) {
               this.fail('quorum-no-two-masters', `${node.id} became master while ${other.id} still is; ${this.describe()}`);
             }
           }
         }
-        if (this.handoff) {
+        if (this.handoff && (node.options.clusterId ?? '') === this.mainCluster) {
           for (const other of this.#sim.nodes.values()) {
             if (other !== node && other.alive && other.core.master && sameCluster(other, node)) {
               this.fail('handoff-no-two-masters', `${node.id} became master while ${other.id} still is; ${this.describe()}`);

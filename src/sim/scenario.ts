@@ -467,7 +467,8 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
       result.liveEligible = [...sim.nodes.values()].filter((node) => node.alive && node.core.eligible && inMain(node)).map((node) => node.hostname);
       sim.note('*', `AGREED on ${master || 'no master'} (${((time - quietAt) / tick).toFixed(3)} ticks after quiet)`);
       if (noFaults && spreadMs + maxDelay < tock) {
-        const expected = [...sim.nodes.values()].filter((node) => inMain(node) && node.core.eligible).sort(byRank)[0]?.hostname ?? '';
+        const eligible = [...sim.nodes.values()].filter((node) => inMain(node) && node.core.eligible);
+        const expected = eligible.length < (scenario.quorum ?? 0) ? '' : (eligible.sort(byRank)[0]?.hostname ?? '');
         if (master !== expected) checker.fail('cold-start-first-sorting-wins', `cold start elected ${master || 'nobody'}, expected ${expected || 'nobody'}`);
       }
       sim.at(sim.now + scenario.stableTicks * tick, startProbe);
