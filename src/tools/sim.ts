@@ -220,11 +220,18 @@ function printTable(summaries: Summary[]): void {
   console.log('\nProbes of the stable cluster (SPEC bound in brackets):\n');
   console.log('| probe | runs | violations | median | p99 | max |');
   console.log('|---|--:|--:|--:|--:|--:|');
-  const units: Record<string, string> = { graceful: 'ms to agree [100 ms]', crash: 'ticks, last heartbeat heard → new master [tock + 1 tick]', join: 'ms for the joiner to name the master [1 tick]' };
-  for (const probe of ['graceful', 'crash', 'join']) {
+  const units: Record<string, string> = {
+    graceful: 'ms to agree [100 ms]',
+    crash: 'ticks, last heartbeat heard → new master [tock + 1 tick]',
+    join: 'ms for the joiner to name the master [1 tick]',
+    stepdown: 'ms until all agree on the next in rank [2 one-way delays]',
+    promote: 'ms until all agree on the promoted server [3 one-way delays]',
+  };
+  for (const probe of ['graceful', 'crash', 'join', 'stepdown', 'promote']) {
     const rows = summaries.filter((s) => s.probe === probe && s.probeValue !== null);
+    if (rows.length === 0 && (probe === 'stepdown' || probe === 'promote')) continue;
     const values = rows.map((s) => s.probeValue as number).sort((a, b) => a - b);
-    const bad = summaries.filter((s) => s.probe === probe && s.violation && /graceful|crash-failover|joiner/.test(s.violation)).length;
+    const bad = summaries.filter((s) => s.probe === probe && s.violation && /graceful|crash-failover|joiner|handoff/.test(s.violation)).length;
     console.log(`| ${probe}: ${units[probe]} | ${rows.length} | ${bad} | ${fmt(quantile(values, 0.5))} | ${fmt(quantile(values, 0.99))} | ${fmt(values[values.length - 1] ?? NaN)} |`);
   }
 }
