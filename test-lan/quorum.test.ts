@@ -59,7 +59,11 @@ describe('quorum 3 of 5 across a partition in network namespaces', { skip }, () 
     const became = report('charlie', 'master', cutAt);
     assert.ok(became);
     t.diagnostic(`quorum: charlie master ${Math.round(became.t - cutAt)} ms after the cut; alpha had stepped down ${Math.round(became.t - steppedDown.t)} ms before`);
+    // The lease: the majority waits tock + tick after alpha's last heartbeat, which came
+    // before the cut; alpha steps down a tock after its last heartbeat from the majority,
+    // which came less than a tick after alpha's. A quarter tick covers timer lateness.
     assert.ok(became.t > steppedDown.t, 'the majority elected a master while the old one still held the role');
+    assert.ok(became.t - cutAt <= tock + 1.25 * tick, `charlie became master ${became.t - cutAt} ms after the cut`);
     // Two more tocks: neither island ever claims.
     await new Promise((resolve) => setTimeout(resolve, 2 * tock));
     for (const host of ['alpha', 'bravo']) {
