@@ -240,6 +240,19 @@ describe('the checker catches what it claims to', () => {
     assert.equal(violation.invariant, 'ineligible-never-master');
   });
 
+  test('a server added from another namespace is reported', () => {
+    const sim = new SimCluster({ seed: 5, tickMs: 1000, checkBeats: 3, latencyMs: 1, keepEvents: false });
+    const checker = new InvariantChecker(sim);
+    for (const host of ['a', 'b']) sim.add(host);
+    sim.add('x@green', { hostname: 'x', clusterId: 'green' });
+    sim.runUntil(5000);
+    // A heartbeat of x without its cluster id, as if the namespace check were missing.
+    sim.at(5500, () => sim.injectMessage('b', { action: 'heartbeat', hostname: 'x', ip: '127.0.0.1', master: false, eligible: true, uptime: 5, data: {}, iid: 'ffffffffffffffff', seq: 1 }));
+    const violation = violationOf(() => sim.runUntil(7000));
+    assert.equal(violation.invariant, 'namespace-isolated', violation.message);
+    assert.equal(checker.phase, 'faulty');
+  });
+
   test('a run replays exactly from its seed', () => {
     const first = runScenario(scenarioFromSeed(77), { trace: true });
     const second = runScenario(scenarioFromSeed(77), { trace: true });
