@@ -61,9 +61,10 @@ describe('quorum 3 of 5 across a partition in network namespaces', { skip }, () 
     t.diagnostic(`quorum: charlie master ${Math.round(became.t - cutAt)} ms after the cut; alpha had stepped down ${Math.round(became.t - steppedDown.t)} ms before`);
     // The lease: the majority waits tock + tick after alpha's last heartbeat, which came
     // before the cut; alpha steps down a tock after its last heartbeat from the majority,
-    // which came less than a tick after alpha's. A quarter tick covers timer lateness.
+    // which came less than a tick after alpha's. A tick more covers timer lateness on a
+    // loaded machine: the bound is that failover happens, not its exact instant.
     assert.ok(became.t > steppedDown.t, 'the majority elected a master while the old one still held the role');
-    assert.ok(became.t - cutAt <= tock + 1.25 * tick, `charlie became master ${became.t - cutAt} ms after the cut`);
+    assert.ok(became.t - cutAt <= tock + 2 * tick, `charlie became master ${became.t - cutAt} ms after the cut`);
     // Two more tocks: neither island ever claims.
     await new Promise((resolve) => setTimeout(resolve, 2 * tock));
     for (const host of ['alpha', 'bravo']) {

@@ -27,8 +27,8 @@
  *    tock + tick to step down on its side (a lease: the two never overlap);
  *  - slaves facing several claimants follow the one with the newest term, if one is;
  *  - every new master takes a term above every term it has seen (a fencing token);
- *  - a handoff (stepDown/promote) names its target in the departing master's last
- *    heartbeat: the target claims at once and everyone else waits for it.
+ *  - a handoff (stepDown/promote) names its target in the departing master's heartbeats
+ *    until it is done: the target claims at once and everyone else waits for it.
  *  - two live processes with one hostname (told apart by instance id): the one that claims
  *    master, else the one with the lower instance id, keeps the name; the other never claims
  *    and steps down, and every server that hears both follows the keeper only (`outranks`).
@@ -685,7 +685,6 @@ export class ElectionCore {
     return this.#guard !== null || instance.heard >= OPEN_DUPLICATE_EVIDENCE;
   }
 
-  /** Same instance, sequence not above the last one heard: reordered or repeated. */
   /** Record the seqs a packet numbered `seq` skipped over (it may have overtaken them). */
   #noteGaps(peer: Peer, seq: number, now: Instant): void {
     if (peer.seq < 0 || seq <= peer.seq + 1) return;
@@ -710,6 +709,7 @@ export class ElectionCore {
     return true;
   }
 
+  /** Same instance, sequence not above the last one heard: reordered or repeated. */
   #isStale(peer: Peer, message: Message): boolean {
     if (message.iid === undefined || message.seq === undefined) return false;
     if (message.iid === peer.iid) return message.seq <= peer.seq;
@@ -1162,7 +1162,7 @@ export class ElectionCore {
     let visible = this.#self.eligible ? 1 : 0;
     const window = claim ? Math.min(this.#quorumWindowMs, 1.5 * this.#tickMs) : this.#quorumWindowMs;
     for (const peer of this.#peers.values()) {
-      if (peer.record.eligible && now.mono < peer.lastHeard + window) visible++; // the very sum #wakeAt wakes us at (seed 40)
+      if (peer.record.eligible && now.mono < peer.lastHeard + window) visible++; // the very sum #wakeAt wakes us at (see seed 40)
     }
     return visible >= this.#quorum;
   }

@@ -4,7 +4,9 @@
  *
  * A MAC proves that a key holder made a packet, not when. Two rules close that gap:
  *  - an instance we know (by instance id) is heard only with a sequence number above the
- *    last one heard from it: a replayed or reordered packet of it is stale;
+ *    last one heard from it: a replayed or reordered packet of it is stale (except a
+ *    promote or application message whose number a newer packet skipped: acted on once,
+ *    within the challenge lifetime, since its sender's next heartbeat may overtake it);
  *  - an instance we do not know (a restart, a joiner, or a dead one whose captured packets
  *    are being replayed) is admitted only by a heartbeat that echoes one of our recent
  *    hellos as "<our iid>:<hello seq>". Our iid is random per process and the seq is ours,
