@@ -54,6 +54,7 @@ import type {
   ServerRecord,
 } from './types';
 import { FreshnessGuard } from './freshness';
+import { SkippedSeqs } from './skipped';
 
 export interface CoreTiming {
   /** Milliseconds between heartbeats (one tick). */
@@ -106,16 +107,9 @@ interface Peer {
   duplicate: boolean;
   /** Monotonic ms of the last duplicate report for this hostname. */
   reportedAt: number;
-  /**
-   * Seqs of the followed instance skipped over by a newer packet, each until a tock later:
-   * a command (promote, message) sent just before a heartbeat that overtook it on the way
-   * is still acted on, once (see #lateCommand).
-   */
-  gaps: Array<{ seq: number; until: number }>;
+  /** Seqs of the followed instance a newer packet skipped over, for a tock (see #lateCommand). */
+  skipped: SkippedSeqs;
 }
-
-/** Skipped seqs remembered per peer; a bound, so a forged jump of a billion costs nothing. */
-const MAX_GAPS = 16;
 
 interface OtherInstance {
   iid: string | undefined;
@@ -440,7 +434,7 @@ export class ElectionCore {
           break;
         }
         if (message.iid !== undefined && (message.seq ?? -1) > peer.seq) {
-          this.#noteGaps(peer, message.seq ?? -1, now);
+          this.#noteSkipped(peer, message.seq ?? -1, now);
           peer.seq = message.seq ?? -1;
         }
         if (message.to !== '*' && message.to !== this.hostname) break;
@@ -686,12 +680,8 @@ export class ElectionCore {
   }
 
   /** Record the seqs a packet numbered `seq` skipped over (it may have overtaken them). */
-  #noteGaps(peer: Peer, seq: number, now: Instant): void {
-    if (peer.seq < 0 || seq <= peer.seq + 1) return;
-    const until = now.mono + this.tockMs;
-    const gaps = peer.gaps.filter((gap) => gap.until > now.mono);
-    for (let missing = Math.max(peer.seq + 1, seq - MAX_GAPS); missing < seq; missing++) gaps.push({ seq: missing, until });
-    peer.gaps = gaps.length > MAX_GAPS ? gaps.slice(gaps.length - MAX_GAPS) : gaps;
+  #noteSkipped(peer: Peer, seq: number, now: Instant): void {
+    peer.skipped.note(peer.seq, seq, now.mono, now.mono + this.tockMs);
   }
 
   /**
@@ -702,9 +692,7 @@ export class ElectionCore {
    */
   #lateCommand(peer: Peer, message: Message, now: Instant): boolean {
     if ((message.action !== 'promote' && message.action !== 'message') || message.iid !== peer.iid || message.seq === undefined) return false;
-    const index = peer.gaps.findIndex((gap) => gap.seq === message.seq && gap.until > now.mono);
-    if (index < 0) return false;
-    peer.gaps.splice(index, 1);
+    if (!peer.skipped.take(message.seq, now.mono)) return false;
     this.#log(9, `Accepting a late ${message.action} from ${message.hostname} (overtaken by a newer packet, not seen before)`);
     return true;
   }
@@ -758,7 +746,7 @@ export class ElectionCore {
       other: null,
       duplicate: false,
       reportedAt: -Infinity,
-      gaps: [],
+      skipped: new SkippedSeqs(),
     });
     this.#noteClaim(message.hostname, message.master);
     this.table[message.hostname] = record;
@@ -813,8 +801,8 @@ export class ElectionCore {
     record.now = now.wall / 1000;
     record.priority = message.prio ?? 0;
     record.term = message.term ?? 0;
-    if (peer.iid === message.iid) this.#noteGaps(peer, message.seq ?? -1, now);
-    else peer.gaps = [];
+    if (peer.iid === message.iid) this.#noteSkipped(peer, message.seq ?? -1, now);
+    else peer.skipped.clear();
     peer.iid = message.iid;
     peer.seq = message.seq ?? -1;
     peer.lastHeard = heardAt;
@@ -905,7 +893,7 @@ export class ElectionCore {
     this.#follow(peer, other.heartbeat, other.address, other.lastHeard, now);
     peer.iid = other.iid;
     peer.seq = other.seq;
-    peer.gaps = [];
+    peer.skipped.clear();
     peer.heard = other.heard;
     peer.other = null;
     peer.duplicate = false;

@@ -17,6 +17,7 @@
  * a token-bucket's worth of challenges.
  */
 import type { Message } from './types';
+import { SkippedSeqs } from './skipped';
 
 /** Most hellos one heartbeat answers (echo entries); an asker left out challenges again. */
 export const MAX_ECHOES = 32;
@@ -41,8 +42,6 @@ export interface FreshnessOptions {
 const MAX_CHALLENGES = 256;
 /** Challenges allowed in a burst, and refilled per second: bounds what a replay flood makes us send. */
 const CHALLENGE_BURST = 128;
-/** Skipped seqs remembered per instance (a forged jump of a billion costs nothing). */
-const MAX_GAPS = 16;
 const CHALLENGE_REFILL_PER_S = 64;
 
 export class FreshnessGuard {
@@ -50,11 +49,8 @@ export class FreshnessGuard {
   readonly #capacity: number;
   /** "<iid> <hostname>" → highest seq heard; Map order is least recently heard first. */
   #known = new Map<string, number>();
-  /**
-   * Per known instance, seqs a newer packet skipped over, each until a deadline: a command
-   * (promote, message) overtaken by the sender's next heartbeat is admitted once, late.
-   */
-  #gaps = new Map<string, Array<{ seq: number; until: number }>>();
+  /** Per known instance, seqs a newer packet skipped over (see skipped.ts). */
+  #skipped = new Map<string, SkippedSeqs>();
   /** Our hellos awaiting echoes, by seq, oldest first. */
   #challenges = new Map<number, Challenge>();
   /** Target iid → when it was last challenged, oldest first. */
@@ -84,8 +80,12 @@ export class FreshnessGuard {
     const key = `${iid} ${message.hostname}`;
     const last = this.#known.get(key);
     if (last !== undefined) {
-      if (seq <= last) return this.#takeGap(key, message, now) ? 'ok' : 'stale';
-      this.#noteGaps(key, last, seq, now, ttlMs);
+      if (seq <= last) return this.#lateCommand(key, message, now) ? 'ok' : 'stale';
+      if (seq > last + 1) {
+        let skipped = this.#skipped.get(key);
+        if (!skipped) this.#skipped.set(key, (skipped = new SkippedSeqs()));
+        skipped.note(last, seq, now, now + ttlMs);
+      }
       this.#remember(key, seq);
       return 'ok';
     }
@@ -157,26 +157,14 @@ export class FreshnessGuard {
     if (this.#known.size >= this.#capacity) {
       const oldest = this.#known.keys().next().value as string;
       this.#known.delete(oldest);
-      this.#gaps.delete(oldest);
+      this.#skipped.delete(oldest);
     }
     this.#known.set(key, seq);
   }
 
-  #noteGaps(key: string, last: number, seq: number, now: number, ttlMs: number): void {
-    if (seq <= last + 1) return;
-    const until = now + ttlMs;
-    const gaps = (this.#gaps.get(key) ?? []).filter((gap) => gap.until > now);
-    for (let missing = Math.max(last + 1, seq - MAX_GAPS); missing < seq; missing++) gaps.push({ seq: missing, until });
-    this.#gaps.set(key, gaps.length > MAX_GAPS ? gaps.slice(gaps.length - MAX_GAPS) : gaps);
-  }
-
   /** A command we skipped over and never saw, still within its deadline: admitted once. */
-  #takeGap(key: string, message: Message, now: number): boolean {
+  #lateCommand(key: string, message: Message, now: number): boolean {
     if (message.action !== 'promote' && message.action !== 'message') return false;
-    const gaps = this.#gaps.get(key);
-    const index = gaps ? gaps.findIndex((gap) => gap.seq === message.seq && gap.until > now) : -1;
-    if (!gaps || index < 0) return false;
-    gaps.splice(index, 1);
-    return true;
+    return this.#skipped.get(key)?.take(message.seq as number, now) ?? false;
   }
 }
