@@ -15,7 +15,7 @@
  * All times in a scenario are in ticks (fractions allowed), so bounds read the same for
  * every `heartbeat_freq`.
  */
-import { SimCluster, type NetworkFaults, type SimNode, type SimNodeOptions } from './cluster';
+import { SimCluster, type NetworkFaults, type SimEventRecord, type SimNode, type SimNodeOptions } from './cluster';
 import { InvariantChecker, Violation } from './invariants';
 import { Random } from './random';
 
@@ -478,6 +478,16 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
     sim.at(freshAt, () => checker.checkDeadline());
   };
 
+  /** Let a probe see every core event, then hand it on to the observers already in place (the checker). */
+  const watchEvents = (fn: (record: SimEventRecord, node: SimNode) => void): void => {
+    const previous = sim.observer?.onEvent;
+    if (!sim.observer) return;
+    sim.observer.onEvent = (record, node) => {
+      fn(record, node);
+      previous?.(record, node);
+    };
+  };
+
   const startProbe = (): void => {
     const master = checker.agreedMaster;
     const masterNode = master ? sim.nodes.get(master) : undefined;
@@ -511,13 +521,9 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
         sim.at(at + maxDelay, () => {
           heard = first?.core.lastHeard(master) ?? at;
         });
-        const previous = sim.observer?.onEvent;
-        if (sim.observer && first) {
-          sim.observer.onEvent = (record, node) => {
-            if (node === first && record.event.type === 'master' && became.at === null) became.at = sim.now;
-            previous?.(record, node);
-          };
-        }
+        watchEvents((record, node) => {
+          if (node === first && record.event.type === 'master' && became.at === null) became.at = sim.now;
+        });
         checker.onConverged = (time, agreed) => {
           const firstMasterAt = became.at;
           if (first) {
@@ -549,13 +555,9 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
           result.probe.value = learnedAt === null ? null : learnedAt - at;
         });
         let learnedAt: number | null = null;
-        const previous = sim.observer?.onEvent;
-        if (sim.observer) {
-          sim.observer.onEvent = (record, node) => {
-            if (node === joiner && record.event.type === 'masterchange' && learnedAt === null) learnedAt = sim.now;
-            previous?.(record, node);
-          };
-        }
+        watchEvents((record, node) => {
+          if (node === joiner && record.event.type === 'masterchange' && learnedAt === null) learnedAt = sim.now;
+        });
         endLater();
         return;
       }
@@ -570,15 +572,11 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
         }
         const oldTerm = masterNode.core.term;
         const outcome: { stepdown: boolean | null; promote: boolean | null } = { stepdown: null, promote: null };
-        const previous = sim.observer?.onEvent;
-        if (sim.observer) {
-          sim.observer.onEvent = (record, node) => {
-            const event = record.event;
-            if (node === masterNode && event.type === 'stepdown' && outcome.stepdown === null) outcome.stepdown = event.ok && event.hostname === target.hostname;
-            if (node === target && event.type === 'promote' && outcome.promote === null) outcome.promote = event.ok;
-            previous?.(record, node);
-          };
-        }
+        watchEvents((record, node) => {
+          const event = record.event;
+          if (node === masterNode && event.type === 'stepdown' && outcome.stepdown === null) outcome.stepdown = event.ok && event.hostname === target.hostname;
+          if (node === target && event.type === 'promote' && outcome.promote === null) outcome.promote = event.ok;
+        });
         // One round trip: promote request, the master's handoff heartbeat, the new master's claim.
         const trips = scenario.probe === 'stepdown' ? 2 : 3;
         const deadline = at + trips * maxDelay + 0.01;
