@@ -11,9 +11,9 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
-import { CHILD_SCRIPT, preciseNow, type ChildConfig, type ChildReport } from '../src/tools/child';
-import { LAN_NETNS_ENV, NetnsLab } from '../src/tools/netns';
-import { ProcessCluster } from '../src/tools/process-cluster';
+import { CHILD_SCRIPT, preciseNow, type ChildConfig, type ChildReport } from '../tools/child';
+import { LAN_NETNS_ENV, NetnsLab } from '../tools/netns';
+import { ProcessCluster } from '../tools/process-cluster';
 
 const HOSTS = ['alpha', 'bravo', 'charlie', 'delta'];
 const HEARTBEAT = 0.2;

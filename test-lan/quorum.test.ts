@@ -6,9 +6,9 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { preciseNow, type ChildReport } from '../src/tools/child';
-import { NetnsLab } from '../src/tools/netns';
-import { ProcessCluster } from '../src/tools/process-cluster';
+import { preciseNow, type ChildReport } from '../tools/child';
+import { NetnsLab } from '../tools/netns';
+import { ProcessCluster } from '../tools/process-cluster';
 
 const HOSTS = ['alpha', 'bravo', 'charlie', 'delta', 'echo'];
 const HEARTBEAT = 0.2;

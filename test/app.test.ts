@@ -5,7 +5,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { ownerOf, weight } from '../src/app/rendezvous';
-import { SimCluster } from '../src/sim/cluster';
+import { SimCluster } from '../sim/cluster';
 import type { CoreEvent } from '../src/core/types';
 
 const TICK = 1000;

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import * as path from 'node:path';
-import { ProcessCluster } from '../src/tools/process-cluster';
-import { freeUdpPort } from '../src/tools/loopback';
+import { ProcessCluster } from '../tools/process-cluster';
+import { freeUdpPort } from '../tools/loopback';
 import type { Snapshot } from '../src/cli';
 
 const CLI = path.resolve(__dirname, '..', 'src', 'cli.js');

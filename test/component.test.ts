@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import PixlServer = require('pixl-server');
 import MultiServer = require('../src/index');
-import { assertLoopback, freeUdpPort } from '../src/tools/loopback';
+import { assertLoopback, freeUdpPort } from '../tools/loopback';
 
 const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
 const logDir = mkdtempSync(path.join(os.tmpdir(), 'psm-component-'));

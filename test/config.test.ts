@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { computeBroadcastIP, ConfigError, DEFAULT_CONFIG, validateConfig, validateHostname } from '../src/config';
 import { RateLimiter } from '../src/util/rate-limit';
-import { assertLoopback } from '../src/tools/loopback';
+import { assertLoopback } from '../tools/loopback';
 
 function rejects(section: Record<string, unknown>, key: string, shown: string): void {
   assert.throws(

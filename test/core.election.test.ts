@@ -5,8 +5,8 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { SimCluster, type SimClusterOptions } from '../src/sim/cluster';
-import { Random } from '../src/sim/random';
+import { SimCluster, type SimClusterOptions } from '../sim/cluster';
+import { Random } from '../sim/random';
 
 const TICK = 1000;
 const TOCK = 3000;

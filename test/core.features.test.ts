@@ -5,8 +5,8 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { SimCluster, type SimClusterOptions, type SimNodeOptions } from '../src/sim/cluster';
-import { Random } from '../src/sim/random';
+import { SimCluster, type SimClusterOptions, type SimNodeOptions } from '../sim/cluster';
+import { Random } from '../sim/random';
 import { decode, encode } from '../src/wire/codec';
 import type { CoreEvent } from '../src/core/types';
 

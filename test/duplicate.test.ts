@@ -5,7 +5,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { SimCluster, addressOf, type SimClusterOptions } from '../src/sim/cluster';
+import { SimCluster, addressOf, type SimClusterOptions } from '../sim/cluster';
 import { outranks } from '../src/core/election';
 
 const TICK = 1000;

@@ -1,12 +1,12 @@
 /**
- * A fixed-seed slice of the fuzzer (src/sim/fuzz.ts; `npm run fuzz -- --count N` runs more).
+ * A fixed-seed slice of the fuzzer (sim/fuzz.ts; `npm run fuzz -- --count N` runs more).
  * The fuzzer itself throws on any violated oracle; this also checks that the slice reached
  * every part it is meant to: each generator, the open core's state machine up to a full
  * table, and replays that pass the MAC and are refused by the authenticated core.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fuzz } from '../src/sim/fuzz';
+import { fuzz } from '../sim/fuzz';
 
 const SEED = 20260101;
 const COUNT = 30_000;

@@ -6,7 +6,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { SimCluster } from '../src/sim/cluster';
+import { SimCluster } from '../sim/cluster';
 import { createKeyring } from '../src/wire/auth';
 import { decode, encode } from '../src/wire/codec';
 import type { HeartbeatMessage, Message } from '../src/core/types';

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import PixlServer = require('pixl-server');
 import MultiServer = require('../src/index');
-import { freeUdpPort } from '../src/tools/loopback';
+import { freeUdpPort } from '../tools/loopback';
 
 function freeTcpPort(): Promise<number> {
   return new Promise((resolve) => {

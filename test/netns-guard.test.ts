@@ -6,9 +6,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
-import { CHILD_SCRIPT, type ChildConfig } from '../src/tools/child';
-import { LAN_NETNS_ENV } from '../src/tools/netns';
-import { ProcessCluster } from '../src/tools/process-cluster';
+import { CHILD_SCRIPT, type ChildConfig } from '../tools/child';
+import { LAN_NETNS_ENV } from '../tools/netns';
+import { ProcessCluster } from '../tools/process-cluster';
 
 function runChild(env: Record<string, string>, config: Partial<ChildConfig>): Promise<{ code: number | null; stderr: string }> {
   const full: ChildConfig = { hostname: 'alpha', port: 9, heartbeatFreq: 0.05, checkBeats: 3, logDir: '/nonexistent', ...config };

@@ -5,7 +5,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { SimCluster, type SimClusterOptions } from '../src/sim/cluster';
+import { SimCluster, type SimClusterOptions } from '../sim/cluster';
 import { createKeyring } from '../src/wire/auth';
 import { decode, encode } from '../src/wire/codec';
 

@@ -6,7 +6,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { HANDOFF_PROBES, PROBES, runScenario, type Fault, type Scenario, type Target } from '../src/sim/scenario';
+import { HANDOFF_PROBES, PROBES, runScenario, type Fault, type Scenario, type Target } from '../sim/scenario';
 
 const NAMES = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf'];
 const MAX_HOSTS = NAMES.length;

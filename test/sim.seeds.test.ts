@@ -6,9 +6,9 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { SimCluster } from '../src/sim/cluster';
-import { InvariantChecker, Violation } from '../src/sim/invariants';
-import { KINDS, runScenario, scenarioFromSeed, seedShape, type Kind, type Scenario } from '../src/sim/scenario';
+import { SimCluster } from '../sim/cluster';
+import { InvariantChecker, Violation } from '../sim/invariants';
+import { KINDS, runScenario, scenarioFromSeed, seedShape, type Kind, type Scenario } from '../sim/scenario';
 
 /**
  * The kinds of the first sweeps, in their order: the regression seeds below were found

@@ -5,7 +5,7 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProcessCluster } from '../src/tools/process-cluster';
+import { ProcessCluster } from '../tools/process-cluster';
 
 const WAIT_MS = 15_000;
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { ConfigError, DEFAULT_CONFIG, validateConfig } from '../src/config';
 import { canonicalIp, formatAddress, parseAddress, parsePeer, unicastProblem } from '../src/transport/address';
 import { decode, decodeWire, encode, MAX_GOSSIP_ADDRESSES } from '../src/wire/codec';
-import { assertLoopbackConfig } from '../src/tools/loopback';
+import { assertLoopbackConfig } from '../tools/loopback';
 
 function rejects(section: Record<string, unknown>, key: string, shown: string, why?: RegExp): void {
   assert.throws(

@@ -7,8 +7,8 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProcessCluster } from '../src/tools/process-cluster';
-import { freeUdpPort } from '../src/tools/loopback';
+import { ProcessCluster } from '../tools/process-cluster';
+import { freeUdpPort } from '../tools/loopback';
 
 const WAIT_MS = 15_000;
 const SECRET = 'transport-secret test key, 32 chars+';

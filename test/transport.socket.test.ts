@@ -14,9 +14,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import PixlServer = require('pixl-server');
 import MultiServer = require('../src/index');
-import { ProcessCluster } from '../src/tools/process-cluster';
-import { assertLoopbackConfig, freeUdpPort } from '../src/tools/loopback';
-import { createNetns } from '../src/tools/netns';
+import { ProcessCluster } from '../tools/process-cluster';
+import { assertLoopbackConfig, freeUdpPort } from '../tools/loopback';
+import { createNetns } from '../tools/netns';
 import { UdpUnicastTransport } from '../src/transport/unicast';
 import type { Address } from '../src/core/types';
 

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CHILD_SCRIPT, preciseNow, type ChildCommand, type ChildConfig, type ChildReport, type ChildState, type ChildStats } from './child';
-import { DEFAULT_CONFIG } from '../config';
+import { DEFAULT_CONFIG } from '../src/config';
 import { assertLoopback, assertLoopbackConfig, freeUdpPort } from './loopback';
 import { LAN_NETNS_ENV } from './netns';
 

@@ -1,6 +1,6 @@
 /**
  * `npm run fuzz -- --count N [--seed S]`: hostile datagrams against the codec and live
- * cores (see src/sim/fuzz.ts for the oracles). Exits 1 with the reproducing seed, index and
+ * cores (see sim/fuzz.ts for the oracles). Exits 1 with the reproducing seed, index and
  * bytes on the first violation.
  */
 import { parseArgs } from 'node:util';

@@ -12,8 +12,8 @@ import { readlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import PixlServer = require('pixl-server');
-import MultiServer = require('../index');
-import { isWildcard } from '../transport/address';
+import MultiServer = require('../src/index');
+import { isWildcard } from '../src/transport/address';
 import { assertLoopbackConfig } from './loopback';
 import { assertInsideLabNetns, LAN_NETNS_ENV } from './netns';
 

@@ -5,9 +5,9 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import type { HeartbeatMessage } from '../core/types';
-import { AUTH_HEADER_BYTES, createKeyring, type Keyring } from '../wire/auth';
-import { decode, encode } from '../wire/codec';
+import type { HeartbeatMessage } from '../src/core/types';
+import { AUTH_HEADER_BYTES, createKeyring, type Keyring } from '../src/wire/auth';
+import { decode, encode } from '../src/wire/codec';
 
 export interface CodecResult {
   name: string;

@@ -3,10 +3,10 @@
  * monotonic clock, everything driven from one seed. Tests use it to check each SPEC
  * bound with exact times; `npm run sim` uses it to sweep faults.
  */
-import { ElectionCore, type CoreOptions } from '../core/election';
-import type { Address, CoreEvent, Instant, JsonValue, Message, Output } from '../core/types';
-import { createKeyring, type Keyring } from '../wire/auth';
-import { decode, encode, type DecodeResult } from '../wire/codec';
+import { ElectionCore, type CoreOptions } from '../src/core/election';
+import type { Address, CoreEvent, Instant, JsonValue, Message, Output } from '../src/core/types';
+import { createKeyring, type Keyring } from '../src/wire/auth';
+import { decode, encode, type DecodeResult } from '../src/wire/codec';
 import { EventHeap } from './heap';
 import { Random } from './random';
 

@@ -14,11 +14,11 @@
  * The same seed gives the same datagrams, so a failure is reproducible from seed and index.
  */
 import { isIP } from 'node:net';
-import { createKeyring, seal, type Keyring } from '../wire/auth';
-import { MAX_DATA_DEPTH, MAX_GOSSIP_ADDRESSES, decodeWire, encode, isValidHostname, type PeersMessage } from '../wire/codec';
-import { parseAddress } from '../transport/address';
-import { MAX_ECHOES } from '../core/freshness';
-import type { JsonValue, Message } from '../core/types';
+import { createKeyring, seal, type Keyring } from '../src/wire/auth';
+import { MAX_DATA_DEPTH, MAX_GOSSIP_ADDRESSES, decodeWire, encode, isValidHostname, type PeersMessage } from '../src/wire/codec';
+import { parseAddress } from '../src/transport/address';
+import { MAX_ECHOES } from '../src/core/freshness';
+import type { JsonValue, Message } from '../src/core/types';
 import { SimCluster } from './cluster';
 import { Random } from './random';
 
