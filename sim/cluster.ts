@@ -4,7 +4,8 @@
  * bound with exact times; `npm run sim` uses it to sweep faults.
  */
 import { ElectionCore, type CoreOptions } from '../src/core/election';
-import type { Address, CoreEvent, Instant, JsonValue, Message, Output } from '../src/core/types';
+import type { Address, JsonValue, Message } from '../src/protocol/messages';
+import type { CoreEvent, Instant, Output } from '../src/core/types';
 import { createKeyring, type Keyring } from '../src/wire/auth';
 import { decode, encode, type DecodeResult } from '../src/wire/codec';
 import { EventHeap } from './heap';

@@ -15,10 +15,12 @@
  */
 import { isIP } from 'node:net';
 import { createKeyring, seal, type Keyring } from '../src/wire/auth';
-import { MAX_DATA_DEPTH, MAX_GOSSIP_ADDRESSES, decodeWire, encode, isValidHostname, type PeersMessage } from '../src/wire/codec';
-import { parseAddress } from '../src/transport/address';
-import { MAX_ECHOES } from '../src/core/freshness';
-import type { JsonValue, Message } from '../src/core/types';
+import { MAX_DATA_DEPTH, MAX_GOSSIP_ADDRESSES, isValidHostname } from '../src/protocol/limits';
+import { decodeWire, encode } from '../src/wire/codec';
+import { type PeersMessage } from '../src/protocol/messages';
+import { parseAddress } from '../src/protocol/address';
+import { MAX_ECHOES } from '../src/protocol/limits';
+import type { JsonValue, Message } from '../src/protocol/messages';
 import { SimCluster } from './cluster';
 import { Random } from './random';
 

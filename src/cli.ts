@@ -13,9 +13,10 @@ import { performance } from 'node:perf_hooks';
 import { Command, InvalidArgumentError } from 'commander';
 import Table = require('cli-table3');
 import { computeBroadcastIP } from './config';
-import type { HeartbeatMessage, JsonValue } from './core/types';
+import type { HeartbeatMessage, JsonValue } from './protocol/messages';
 import { createKeyring, type Keyring } from './wire/auth';
-import { CLUSTER_ID_PATTERN, decodeWire, encode, MAX_UDP_PAYLOAD } from './wire/codec';
+import { CLUSTER_ID_PATTERN, MAX_UDP_PAYLOAD } from './protocol/limits';
+import { decodeWire, encode } from './wire/codec';
 
 export interface ObservedServer {
   hostname: string;

@@ -14,7 +14,8 @@ import * as codec from './wire/codec';
 import * as auth from './wire/auth';
 import * as errors from './errors';
 import type { Keyring } from './wire/auth';
-import type { Address, CoreDropReason, CoreEvent, Instant, JsonObject, Output, ServerRecord } from './core/types';
+import type { Address, JsonObject } from './protocol/messages';
+import type { CoreDropReason, CoreEvent, Instant, Output, ServerRecord } from './core/types';
 import type { MultiServerConfig, Settings } from './config';
 import type { DropReason } from './wire/codec';
 
@@ -22,10 +23,11 @@ const { computeBroadcastIP, DEFAULT_CONFIG, validateConfig, validateHostname } =
 const { dataBytes, decodeWire, encode } = codec;
 const { DuplicateHostnameError } = errors;
 const { ElectionCore } = election;
-import { createTransport, RESTART_KEYS, UdpBroadcastTransport, type Transport } from './transport';
+import { createTransport, RESTART_KEYS, UdpBroadcastTransport, type Transport } from './shell/transports';
 import { ownerOf } from './app/rendezvous';
 import { isLikeWebServer, registerRoutes } from './http';
-import type { JsonValue } from './core/types';
+import type { JsonValue } from './protocol/messages';
+import { MESSAGE_TYPE_PATTERN } from './protocol/limits';
 import { RateLimiter } from './util/rate-limit';
 
 /** Requests awaiting replies; a bound so a caller in a loop cannot grow memory without end. */
@@ -224,7 +226,7 @@ class MultiServer extends Component {
   #sendMessage(target: string, type: string, payload: JsonValue, ids: { rid?: string; re?: string }): string {
     const core = this.#core;
     if (!core || this.#shut) throw new Error('MultiServer is not running');
-    if (typeof type !== 'string' || !codec.MESSAGE_TYPE_PATTERN.test(type)) {
+    if (typeof type !== 'string' || !MESSAGE_TYPE_PATTERN.test(type)) {
       throw new TypeError(`message type must be 1 to 64 letters, digits, ".", "_", ":" or "-", got ${JSON.stringify(type)}`);
     }
     if (payload === undefined) throw new TypeError('message payload must be a JSON value, got undefined');

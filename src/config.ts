@@ -5,10 +5,10 @@
 import { isIPv4 } from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { Netmask } from 'netmask';
-import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, isValidHostname, MAX_PRIORITY, MAX_UDP_PAYLOAD } from './wire/codec';
+import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, isValidHostname, MAX_PRIORITY, MAX_UDP_PAYLOAD } from './protocol/limits';
 import { MAX_KEYS } from './wire/auth';
-import type { Family } from './transport/address';
-import { canonicalIp, ipFamily, isMulticast, parsePeer, unicastProblem, WILDCARD } from './transport/address';
+import type { Family } from './protocol/address';
+import { canonicalIp, ipFamily, isMulticast, parsePeer, unicastProblem, WILDCARD } from './protocol/address';
 
 /** How heartbeats travel; see README, "Networks without broadcast". */
 export type TransportKind = 'broadcast' | 'multicast' | 'unicast';

@@ -4,8 +4,9 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { decode, encode, MAX_DATA_DEPTH } from '../src/wire/codec';
-import type { HeartbeatMessage } from '../src/core/types';
+import { decode, encode } from '../src/wire/codec';
+import { MAX_DATA_DEPTH } from '../src/protocol/limits';
+import type { HeartbeatMessage } from '../src/protocol/messages';
 
 /** Byte for byte what the original's tick() and shutdown() put on the wire. */
 const ORIGINAL_HEARTBEAT =

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { SimCluster } from '../sim/cluster';
 import { createKeyring } from '../src/wire/auth';
 import { decode, encode } from '../src/wire/codec';
-import type { HeartbeatMessage, Message } from '../src/core/types';
+import type { HeartbeatMessage, Message } from '../src/protocol/messages';
 
 const TICK = 1000;
 const TOCK = 3000;

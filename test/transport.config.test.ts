@@ -7,8 +7,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, DEFAULT_CONFIG, validateConfig } from '../src/config';
-import { canonicalIp, formatAddress, parseAddress, parsePeer, unicastProblem } from '../src/transport/address';
-import { decode, decodeWire, encode, MAX_GOSSIP_ADDRESSES } from '../src/wire/codec';
+import { canonicalIp, formatAddress, parseAddress, parsePeer, unicastProblem } from '../src/protocol/address';
+import { decode, decodeWire, encode } from '../src/wire/codec';
+import { MAX_GOSSIP_ADDRESSES } from '../src/protocol/limits';
 import { assertLoopbackConfig } from '../tools/loopback';
 
 function rejects(section: Record<string, unknown>, key: string, shown: string, why?: RegExp): void {

@@ -5,7 +5,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Address } from '../src/core/types';
+import type { Address } from '../src/protocol/messages';
 import { PeerSet } from '../src/transport/peers';
 
 const a = (address: string, port = 3014): Address => ({ address, port });

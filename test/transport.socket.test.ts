@@ -18,7 +18,7 @@ import { ProcessCluster } from '../tools/process-cluster';
 import { assertLoopbackConfig, freeUdpPort } from '../tools/loopback';
 import { createNetns } from '../tools/netns';
 import { UdpUnicastTransport } from '../src/transport/unicast';
-import type { Address } from '../src/core/types';
+import type { Address } from '../src/protocol/messages';
 
 const WAIT_MS = 15_000;
 /** A tock of 300 ms: short, yet several times the scheduling hiccups of a busy 2-CPU test machine. */

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { AUTH_HEADER_BYTES, createKeyring } from '../src/wire/auth';
 import { decode, encode, type DecodeResult } from '../src/wire/codec';
 import { ConfigError, validateConfig } from '../src/config';
-import type { HeartbeatMessage } from '../src/core/types';
+import type { HeartbeatMessage } from '../src/protocol/messages';
 
 const SECRET = 'correct horse battery staple 42';
 const keyring = createKeyring(SECRET);

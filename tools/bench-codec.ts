@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import type { HeartbeatMessage } from '../src/core/types';
+import type { HeartbeatMessage } from '../src/protocol/messages';
 import { AUTH_HEADER_BYTES, createKeyring, type Keyring } from '../src/wire/auth';
 import { decode, encode } from '../src/wire/codec';
 

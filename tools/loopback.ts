@@ -4,7 +4,7 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import * as dgram from 'node:dgram';
-import { canonicalIp, parsePeer } from '../src/transport/address';
+import { canonicalIp, parsePeer } from '../src/protocol/address';
 
 export function isLoopback(ip: string): boolean {
   if (isIPv4(ip)) return ip.startsWith('127.');

@@ -37,22 +37,8 @@
  * instance is known and its seq is new, or when it proves it is alive by echoing one of our
  * hellos (core/freshness.ts): a replayed packet changes nothing.
  */
-import type {
-  Address,
-  AppMessage,
-  Checkpoint,
-  JsonValue,
-  CoreEvent,
-  HeartbeatMessage,
-  HelloMessage,
-  Instant,
-  JsonObject,
-  LogLine,
-  Message,
-  Outbound,
-  Output,
-  ServerRecord,
-} from './types';
+import type { Address, AppMessage, Checkpoint, JsonValue, HeartbeatMessage, HelloMessage, JsonObject, Message } from '../protocol/messages';
+import type { CoreEvent, Instant, LogLine, Outbound, Output, ServerRecord } from './types';
 import { FreshnessGuard } from './freshness';
 import { SkippedSeqs } from './skipped';
 

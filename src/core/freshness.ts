@@ -16,11 +16,9 @@
  * Every map here is bounded: a flood of replays costs a fixed amount of memory and at most
  * a token-bucket's worth of challenges.
  */
-import type { Message } from './types';
+import type { Message } from '../protocol/messages';
+import { MAX_ECHOES } from '../protocol/limits';
 import { SkippedSeqs } from './skipped';
-
-/** Most hellos one heartbeat answers (echo entries); an asker left out challenges again. */
-export const MAX_ECHOES = 32;
 
 export type Verdict = 'ok' | 'stale' | 'unverified';
 

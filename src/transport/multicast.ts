@@ -8,9 +8,9 @@
  * group, is what keeps two clusters apart (as with broadcast).
  */
 import type * as dgram from 'node:dgram';
-import type { Address } from '../core/types';
-import type { Family } from './address';
-import { WILDCARD } from './address';
+import type { Address } from '../protocol/messages';
+import type { Family } from '../protocol/address';
+import { WILDCARD } from '../protocol/address';
 import { bindSocket, closeSocket, sendDatagram } from './socket';
 import type { Transport } from './types';
 

@@ -14,8 +14,8 @@
  * most `maxLearned` of them: a flood of spoofed heartbeats or gossip costs bounded memory
  * and bounded sending.
  */
-import type { Address } from '../core/types';
-import { formatAddress } from './address';
+import type { Address } from '../protocol/messages';
+import { formatAddress } from '../protocol/address';
 
 export interface PeerSetOptions {
   /** Our own addresses: never a target, never learned (a shared `peers` list names us too). */

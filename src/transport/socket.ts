@@ -4,7 +4,7 @@
  * the socket options fail.
  */
 import * as dgram from 'node:dgram';
-import type { Address } from '../core/types';
+import type { Address } from '../protocol/messages';
 
 export interface BindOptions {
   type: 'udp4' | 'udp6';

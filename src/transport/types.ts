@@ -1,4 +1,4 @@
-import type { Address } from '../core/types';
+import type { Address } from '../protocol/messages';
 
 /**
  * The network as the shell sees it: best-effort datagrams, one socket for the

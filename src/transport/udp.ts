@@ -3,7 +3,7 @@
  * servers on one host can share comm_port), broadcast enabled, closed on shutdown.
  */
 import type * as dgram from 'node:dgram';
-import type { Address } from '../core/types';
+import type { Address } from '../protocol/messages';
 import { bindSocket, closeSocket, sendDatagram } from './socket';
 import type { Transport } from './types';
 

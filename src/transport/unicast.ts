@@ -17,11 +17,11 @@ import * as dns from 'node:dns';
 import type * as dgram from 'node:dgram';
 import * as os from 'node:os';
 import { performance } from 'node:perf_hooks';
-import type { Address } from '../core/types';
-import type { Family, PeerSpec } from './address';
-import { canonicalIp, formatAddress, isWildcard, parseAddress, parsePeer, unicastProblem } from './address';
+import type { Address } from '../protocol/messages';
+import type { Family, PeerSpec } from '../protocol/address';
+import { canonicalIp, formatAddress, isWildcard, parseAddress, parsePeer, unicastProblem } from '../protocol/address';
 import { PeerSet } from './peers';
-import { MAX_GOSSIP_ADDRESSES } from '../wire/codec';
+import { MAX_GOSSIP_ADDRESSES } from '../protocol/limits';
 import { bindSocket, closeSocket } from './socket';
 import type { Transport } from './types';
 

@@ -9,46 +9,10 @@
  * (wire/auth.ts) and nothing else is accepted; without one the bytes are the original's.
  */
 import { isIP } from 'node:net';
-import type { AppMessage, HeartbeatMessage, HelloMessage, JsonObject, JsonValue, Message } from '../core/types';
-import { MAX_ECHOES } from '../core/freshness';
-import { parseAddress } from '../transport/address';
+import type { AppMessage, HeartbeatMessage, HelloMessage, JsonObject, JsonValue, Message, PeersMessage, WireMessage } from '../protocol/messages';
+import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, ECHO_PATTERN, INSTANCE_ID_PATTERN, MAX_DATA_DEPTH, MAX_ECHOES, REQUEST_ID_PATTERN, MAX_GOSSIP_ADDRESSES, MAX_PRIORITY, MAX_UDP_PAYLOAD, MESSAGE_TYPE_PATTERN, isValidHostname } from '../protocol/limits';
+import { parseAddress } from '../protocol/address';
 import { looksSealed, open, seal, type Keyring } from './auth';
-
-/** The largest UDP payload over IPv4. */
-export const MAX_UDP_PAYLOAD = 65507;
-export const DEFAULT_MAX_PACKET_BYTES = 32768;
-/** Nesting deeper than this in `data` is refused: user code walks it recursively. */
-export const MAX_DATA_DEPTH = 32;
-/** Default cap on the JSON size of `data`: none of its own (0), the packet limit bounds it, as before. */
-export const DEFAULT_MAX_DATA_BYTES = 0;
-
-/**
- * A hostname as pixl-server users write them: letters, digits, dot, dash, underscore,
- * starting with a letter or digit, at most 253 characters. Anything else is refused,
- * which keeps control characters and special property names out of the table.
- */
-export const HOSTNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
-/**
- * Names of Object.prototype members ("constructor", "toString", ...) are refused as
- * hostnames too: harmless in our prototype-free table, but apps copy `servers` into
- * plain objects, where such a key would shadow a method they call.
- */
-const PROTOTYPE_NAMES = new Set(Object.getOwnPropertyNames(Object.prototype));
-
-export function isValidHostname(hostname: unknown): hostname is string {
-  return typeof hostname === 'string' && HOSTNAME_PATTERN.test(hostname) && !PROTOTYPE_NAMES.has(hostname);
-}
-
-const INSTANCE_ID_PATTERN = /^[0-9a-f]{8,64}$/;
-/** An echo entry: "<iid>:<seq>" of a hello being answered. */
-const ECHO_PATTERN = /^[0-9a-f]{8,64}:(?:0|[1-9][0-9]{0,15})$/;
-/** A cluster id (namespace): short, printable, safe in logs. */
-export const CLUSTER_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
-/** Application message types: short names an app switches on. */
-export const MESSAGE_TYPE_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
-const REQUEST_ID_PATTERN = /^[0-9a-z]{1,32}$/;
-/** Priorities are small numbers; a bound keeps comparisons meaningful. */
-export const MAX_PRIORITY = 1_000_000;
 
 export type DropReason =
   | 'oversized'
@@ -71,23 +35,6 @@ export type DropReason =
 export type DecodeResult =
   | { ok: true; message: Message; /** Which `secret_key` entry verified it (0 signs); absent without a secret. */ keyIndex?: number }
   | { ok: false; reason: DropReason; detail: string };
-
-/**
- * Unicast gossip, "the addresses I hear" (canonical `ip:port`). It belongs to the shell:
- * the shell hands it to the transport, and it never reaches the election core. Servers
- * that do not know the action ignore it, as they ignore any unknown action.
- */
-export interface PeersMessage {
-  action: 'peers';
-  hostname: string;
-  addrs: string[];
-}
-
-/** Most addresses one gossip datagram may carry; a longer list is sent in several. */
-export const MAX_GOSSIP_ADDRESSES = 256;
-
-/** Everything a server sends: the core's messages and the shell's own. */
-export type WireMessage = Message | PeersMessage;
 
 /** What `decodeWire` returns: a core message, a gossip datagram, or the reason for the drop. */
 export type WireResult = DecodeResult | { ok: true; gossip: PeersMessage; /** As for messages. */ keyIndex?: number };

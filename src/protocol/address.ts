@@ -5,7 +5,7 @@
  * Pure functions: nothing here resolves a name or touches a socket.
  */
 import { BlockList, isIPv4, isIPv6, SocketAddress } from 'node:net';
-import type { Address } from '../core/types';
+import type { Address } from './messages';
 
 export type Family = 4 | 6;
 

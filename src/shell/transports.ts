@@ -1,18 +1,18 @@
 /**
- * The transports behind one interface (types.ts), and the factory the shell uses: it
- * builds the one named by the validated settings.
+ * The factory the shell uses to build the transport (transport/types.ts) named by the
+ * validated settings. It lives in the shell so the transports never import the config.
  */
 import type { Settings } from '../config';
-import { ipFamily } from './address';
-import type { Transport } from './types';
-import { UdpBroadcastTransport } from './udp';
-import { UdpMulticastTransport } from './multicast';
-import { UdpUnicastTransport, type LookupAll } from './unicast';
+import { ipFamily } from '../protocol/address';
+import type { Transport } from '../transport/types';
+import { UdpBroadcastTransport } from '../transport/udp';
+import { UdpMulticastTransport } from '../transport/multicast';
+import { UdpUnicastTransport, type LookupAll } from '../transport/unicast';
 
-export type { Transport } from './types';
-export { UdpBroadcastTransport } from './udp';
-export { UdpMulticastTransport } from './multicast';
-export { UdpUnicastTransport } from './unicast';
+export type { Transport } from '../transport/types';
+export { UdpBroadcastTransport } from '../transport/udp';
+export { UdpMulticastTransport } from '../transport/multicast';
+export { UdpUnicastTransport } from '../transport/unicast';
 
 export interface TransportContext {
   /** The broadcast address in use (computed by the shell when broadcast_ip is unset). */

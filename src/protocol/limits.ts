@@ -1,0 +1,46 @@
+/**
+ * Limits and name patterns of the wire protocol: what a packet may hold. The codec
+ * enforces them on receipt, the core and the config respect them when sending.
+ */
+
+/** The largest UDP payload over IPv4. */
+export const MAX_UDP_PAYLOAD = 65507;
+export const DEFAULT_MAX_PACKET_BYTES = 32768;
+/** Nesting deeper than this in `data` is refused: user code walks it recursively. */
+export const MAX_DATA_DEPTH = 32;
+/** Default cap on the JSON size of `data`: none of its own (0), the packet limit bounds it, as before. */
+export const DEFAULT_MAX_DATA_BYTES = 0;
+
+/**
+ * A hostname as pixl-server users write them: letters, digits, dot, dash, underscore,
+ * starting with a letter or digit, at most 253 characters. Anything else is refused,
+ * which keeps control characters and special property names out of the table.
+ */
+export const HOSTNAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+/**
+ * Names of Object.prototype members ("constructor", "toString", ...) are refused as
+ * hostnames too: harmless in our prototype-free table, but apps copy `servers` into
+ * plain objects, where such a key would shadow a method they call.
+ */
+const PROTOTYPE_NAMES = new Set(Object.getOwnPropertyNames(Object.prototype));
+
+export function isValidHostname(hostname: unknown): hostname is string {
+  return typeof hostname === 'string' && HOSTNAME_PATTERN.test(hostname) && !PROTOTYPE_NAMES.has(hostname);
+}
+
+export const INSTANCE_ID_PATTERN = /^[0-9a-f]{8,64}$/;
+/** An echo entry: "<iid>:<seq>" of a hello being answered. */
+export const ECHO_PATTERN = /^[0-9a-f]{8,64}:(?:0|[1-9][0-9]{0,15})$/;
+/** A cluster id (namespace): short, printable, safe in logs. */
+export const CLUSTER_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+/** Application message types: short names an app switches on. */
+export const MESSAGE_TYPE_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+export const REQUEST_ID_PATTERN = /^[0-9a-z]{1,32}$/;
+/** Priorities are small numbers; a bound keeps comparisons meaningful. */
+export const MAX_PRIORITY = 1_000_000;
+
+/** Most addresses one gossip datagram may carry; a longer list is sent in several. */
+export const MAX_GOSSIP_ADDRESSES = 256;
+
+/** Most hellos one heartbeat answers (echo entries); an asker left out challenges again. */
+export const MAX_ECHOES = 32;
