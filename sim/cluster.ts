@@ -292,6 +292,12 @@ export class SimCluster {
     this.observer?.onLifecycle?.('eligible', node);
   }
 
+  /** The application on `id` locks the record of `hostname` (never removed while locked). */
+  lock(id: string, hostname: string, locked = true): void {
+    const node = this.node(id);
+    this.#apply(node, node.core.setLocked(hostname, locked, this.#instant(node)));
+  }
+
   /** A config reload with another `priority` (the rest of the policy as it was). */
   setPriority(id: string, priority: number): void {
     const node = this.node(id);

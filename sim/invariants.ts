@@ -294,7 +294,7 @@ export class InvariantChecker {
     switch (event.type) {
       case 'addserver':
         // The application locks a record as soon as it appears (SPEC 3: `locked: true`).
-        if (this.lockedHosts.has(event.server.hostname)) event.server.locked = true;
+        if (this.lockedHosts.has(event.server.hostname)) this.#sim.lock(node.id, event.server.hostname);
         this.#checkNamespace(event.server.hostname, node);
         return;
       case 'masterchange':

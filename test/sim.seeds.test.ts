@@ -215,9 +215,8 @@ describe('the checker catches what it claims to', () => {
 
   test('removing a locked record is reported, in any phase', () => {
     const { sim } = stableCluster();
-    const record = sim.node('a').core.table.c;
-    assert.ok(record?.locked, 'the checker locks the records of locked hosts as they appear');
-    record.locked = false; // the application changes its mind; the checker still holds c locked
+    assert.ok(sim.node('a').core.table.c?.locked, 'the checker locks the records of locked hosts as they appear');
+    sim.lock('a', 'c', false); // the application changes its mind; the checker still holds c locked
     sim.crash('c');
     const violation = violationOf(() => sim.runUntil(20_000));
     assert.equal(violation.invariant, 'locked-never-removed');

@@ -1,0 +1,44 @@
+/**
+ * What one call into the core produces, collected as it happens: messages to send, events,
+ * log lines, a drop reason. Every module writes into the same Step, so the order of sends
+ * and events within a call is the order in which the rules fired.
+ */
+import type { Address, Message } from '../protocol/messages';
+import type { CoreDropReason, CoreEvent, Output } from './types';
+
+export class Step {
+  #out: Output = emptyOutput();
+  /** Joins, departures and eligibility flips set this: the member set may have changed. */
+  membersMayHaveChanged = false;
+
+  send(message: Message, to?: Address): void {
+    this.#out.send.push(to ? { message, to } : { message });
+  }
+
+  event(event: CoreEvent): void {
+    this.#out.events.push(event);
+    // Only joins and departures (and eligibility flips, flagged where they happen) can
+    // change the member set; other events need no re-sort of every hostname.
+    if (event.type === 'addserver' || event.type === 'deleteserver') this.membersMayHaveChanged = true;
+  }
+
+  log(level: number, message: string, data?: unknown): void {
+    this.#out.logs.push(data === undefined ? { level, message } : { level, message, data });
+  }
+
+  drop(reason: CoreDropReason): void {
+    this.#out.dropped = reason;
+  }
+
+  /** Hand over what was collected, with the wake-up time, and start a new step. */
+  take(wakeAt: number): Output {
+    const out = this.#out;
+    out.wakeAt = wakeAt;
+    this.#out = emptyOutput();
+    return out;
+  }
+}
+
+function emptyOutput(): Output {
+  return { send: [], events: [], logs: [], wakeAt: Infinity };
+}
