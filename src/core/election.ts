@@ -193,8 +193,8 @@ export class ElectionCore {
     return table;
   }
 
-  /** Hostnames whose row changed (added, updated or removed) since the last call. */
-  takeChanged(): Set<string> {
+  /** Hostnames whose row changed (added, updated or removed) since the last call, or 'all'. */
+  takeChanged(): Set<string> | 'all' {
     return this.#members.takeChanged();
   }
 

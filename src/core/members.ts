@@ -60,6 +60,7 @@ export class MemberTable {
   #leftLocked = new WeakSet<Peer>();
   /** Hostnames whose record changed since the last `takeChanged` (for the application's view). */
   #changed = new Set<string>();
+  #allChanged = false;
   /**
    * hostname → instance and sequence number of the last shutdown notice heard, even for a
    * server not (or no longer) in the table. A packet that instance sent before the notice
@@ -104,11 +105,22 @@ export class MemberTable {
 
   /** A record changed: the application's view copies it again. */
   touch(hostname: string): void {
+    if (this.#allChanged) return;
     this.#changed.add(hostname);
+    // A flood of forged hostnames between two reads of the view must not grow this set
+    // without bound: past the table's own bound, the view is rebuilt instead.
+    if (this.#changed.size > this.#maxDeparted + 64) {
+      this.#allChanged = true;
+      this.#changed.clear();
+    }
   }
 
-  /** Hostnames changed (added, updated or removed) since the last call. */
-  takeChanged(): Set<string> {
+  /** Hostnames changed (added, updated or removed) since the last call, or 'all'. */
+  takeChanged(): Set<string> | 'all' {
+    if (this.#allChanged) {
+      this.#allChanged = false;
+      return 'all';
+    }
     const changed = this.#changed;
     this.#changed = new Set();
     return changed;

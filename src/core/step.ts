@@ -26,6 +26,11 @@ export class Step {
     this.#out.logs.push(data === undefined ? { level, message } : { level, message, data });
   }
 
+  /** A line remote input can repeat at will: the driver writes at most one per `kind` per minute. */
+  logOnce(kind: string, level: number, message: string): void {
+    this.#out.logs.push({ level, message, kind });
+  }
+
   drop(reason: CoreDropReason): void {
     this.#out.dropped = reason;
   }

@@ -63,6 +63,11 @@ export interface LogLine {
   level: number;
   message: string;
   data?: unknown;
+  /**
+   * Set on lines that remote input can repeat at will (a conflict per forged claim, a stall
+   * per replayed packet): the driver writes at most one per kind per minute.
+   */
+  kind?: string;
 }
 
 export interface Outbound {
