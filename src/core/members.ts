@@ -217,6 +217,7 @@ export class MemberTable {
 
   /** A locked peer left: dead at once, but kept; it holds no lease. */
   markLeft(hostname: string, peer: Peer, now: Instant): void {
+    this.#step.membersMayHaveChanged = true;
     this.#leftLocked.add(peer);
     peer.lastHeard = now.mono - this.#timing.deadAfterMs;
     this.#place(hostname, peer, now); // its deadline is now the oldest

@@ -93,7 +93,8 @@ export class Roles {
       if (instances.adoptNamesake(hostname, peer, now, 'went silent')) continue;
       if (peer.record.locked) {
         // Kept, being locked, but a silent server is master of nothing: its record must not
-        // show a second master beside the one elected after it.
+        // show a second master beside the one elected after it. Nor is it a member any more.
+        if (members.isLive(peer, { mono: now.mono - 1e-9, wall: now.wall }) || peer.record.master) step.membersMayHaveChanged = true;
         members.clearClaim(hostname, peer);
         continue;
       }

@@ -17,6 +17,7 @@ import type { CoreEvent, Instant, LogLine, Output, ServerRecord } from '../core/
 import type { ElectionCore } from '../core/election';
 import { dataBytes, encode } from '../wire/codec';
 import type { Keyring } from '../wire/auth';
+import { describeThrown } from '../util/describe';
 import { LogBudget, type LogBudgetOptions } from '../util/log-budget';
 import type { Emit } from './events';
 import { ServerView } from './view';
@@ -64,7 +65,7 @@ export interface DriverStats {
   lastFailoverAt: number;
   /** Master conflicts seen (two claimants). */
   conflicts: number;
-  /** Heartbeats sent without their data because it was too large. */
+  /** Heartbeats sent without their data because it was too large or not JSON-encodable. */
   oversizedData: number;
   /** Log lines caused by network input that were suppressed by the log budget. */
   logsSuppressed: number;
@@ -187,7 +188,17 @@ export class Driver {
   #encode(message: Message): Buffer {
     const wire = this.wire;
     if (!wire) return EMPTY;
-    const datagram = encode(message, wire.keyring);
+    let datagram: Buffer;
+    try {
+      datagram = encode(message, wire.keyring);
+    } catch (err) {
+      // Only a heartbeat carries something the application can break after the fact: it may
+      // put a BigInt or a cycle into `data` long after setting it. Send the heartbeat without.
+      if (message.action !== 'heartbeat') throw err;
+      this.stats.oversizedData++;
+      this.#writeLog({ level: 1, message: `Heartbeat data cannot be encoded as JSON (${describeThrown(err)}); sending it without data`, kind: 'unencodable-data' }, true);
+      return encode({ ...message, data: {} }, wire.keyring);
+    }
     if (message.action !== 'heartbeat') return datagram;
     // Peers with the same limits would drop the whole heartbeat; send it without data instead.
     const limit = wire.maxPacketBytes;
