@@ -10,7 +10,7 @@ import { MAX_KEYS } from './wire/auth';
 import type { Family } from './protocol/address';
 import { canonicalIp, ipFamily, isMulticast, parsePeer, unicastProblem, WILDCARD } from './protocol/address';
 
-/** How heartbeats travel; see README, "Networks without broadcast". */
+/** How heartbeats travel; see SPEC 14 (docs/SPEC.md). */
 export type TransportKind = 'broadcast' | 'multicast' | 'unicast';
 const TRANSPORTS: readonly TransportKind[] = ['broadcast', 'multicast', 'unicast'];
 /** The default groups: administratively scoped (they stay in the site), ending in the default port's 30.14. */
