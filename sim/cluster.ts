@@ -111,6 +111,8 @@ export interface SimNode {
   wallOffset: number;
   /** Timers of this node fire no earlier than this (a stall: CPU starvation, paused VM). */
   stalledUntil: number;
+  /** Datagrams queued on its socket during the current stall, and when the last is read. */
+  backlog: { stall: number; count: number; end: number };
   wakeToken: number;
   /** When the pending wake-up fires (Infinity: none pending). */
   wakeAt: number;
@@ -131,6 +133,11 @@ type Item =
   | { time: number; seq: number; kind: 'call'; fn: () => void };
 
 const WALL_EPOCH = Date.UTC(2026, 0, 1);
+/** Datagrams libuv reads from a socket per turn of the event loop, and the time a turn takes. */
+const READ_BATCH = 32;
+const READ_TURN_MS = 0.5;
+/** Datagrams a socket's default receive buffer holds (about 200 KB of small datagrams). */
+const SOCKET_QUEUE_DATAGRAMS = 256;
 /** Far above what 1000 servers broadcasting at one instant need (10⁶ deliveries). */
 const MAX_STEPS_AT_ONE_INSTANT = 3_000_000;
 
@@ -227,6 +234,7 @@ export class SimCluster {
       alive: false,
       wallOffset: 0,
       stalledUntil: 0,
+      backlog: { stall: 0, count: 0, end: 0 },
       wakeToken: 0,
       events: [],
       options,
@@ -560,10 +568,23 @@ export class SimCluster {
         const node = this.nodes.get(item.to);
         if (!node || !node.alive) return;
         if (node.stalledUntil > this.now) {
-          // A stalled process reads its socket when it wakes; the datagram waits in the
-          // buffer. Node runs due timers before it polls for I/O, so it is read just after.
-          this.#push({ ...item, time: node.stalledUntil + 0.001, seq: 0 });
-          this.lastDeliveryDue = Math.max(this.lastDeliveryDue, node.stalledUntil + 0.001);
+          // A stalled process reads its socket when it wakes, in order, READ_BATCH datagrams
+          // per turn of its event loop, with its timers running between turns; what does not
+          // fit the socket's buffer is lost.
+          const backlog = node.backlog;
+          if (backlog.stall !== node.stalledUntil) {
+            backlog.stall = node.stalledUntil;
+            backlog.count = 0;
+          }
+          if (backlog.count >= SOCKET_QUEUE_DATAGRAMS) {
+            this.#countDrop('socket-overflow');
+            return;
+          }
+          const time = node.stalledUntil + 0.001 + Math.floor(backlog.count / READ_BATCH) * READ_TURN_MS;
+          backlog.count++;
+          backlog.end = Math.max(backlog.end, time);
+          this.#push({ ...item, time, seq: 0 });
+          this.lastDeliveryDue = Math.max(this.lastDeliveryDue, time);
           return;
         }
         if (item.from !== item.to) item.source.lastDelivered = this.now;
@@ -593,8 +614,8 @@ export class SimCluster {
       core,
       {
         now: () => this.#instant(node),
-        send: (datagram, message, to, done) => {
-          this.#broadcast(node, message, this.#wire ? datagram : null, to);
+        send: (datagram, message, to, done, loopback) => {
+          this.#broadcast(node, message, this.#wire ? datagram : null, to, loopback);
           done();
         },
         schedule: (wakeAt) => this.#scheduleWake(node, wakeAt),
@@ -659,7 +680,7 @@ export class SimCluster {
     node.wakeAt = Infinity;
   }
 
-  #broadcast(node: SimNode, message: Message, datagram: Buffer | null, to: Address | undefined): void {
+  #broadcast(node: SimNode, message: Message, datagram: Buffer | null, to: Address | undefined, loopback = false): void {
     const from = node.id;
     const source = node.instance;
     const address = node.address;
@@ -669,8 +690,8 @@ export class SimCluster {
     const faults = this.faults;
     const random = this.random;
     for (const [id, receiver] of this.nodes) {
-      // A datagram to one address reaches that server only.
-      if (to && receiver.address !== to.address) continue;
+      // A datagram to one address reaches that server only (and a loopback copy, its sender).
+      if (to && receiver.address !== to.address && !(loopback && id === from)) continue;
       this.datagrams++;
       let delivered = message;
       if (datagram) {
@@ -688,8 +709,9 @@ export class SimCluster {
         delivered = result.message;
       }
       if (id === from) {
-        // The broadcast echo on our own socket: never lost or delayed.
-        this.#deliver(this.now, id, from, delivered, false, source, address);
+        // The broadcast echo on our own socket: never lost or delayed, but behind what is
+        // queued there (a backlog being read after a stall).
+        this.#deliver(Math.max(this.now, node.backlog.end), id, from, delivered, false, source, address);
         continue;
       }
       if (!this.link(from, id)) continue;

@@ -389,9 +389,10 @@ class MultiServer extends Component {
           core,
           {
             now: () => ({ mono: performance.now(), wall: Date.now() }),
-            send: (datagram, message, to, done) => {
+            send: (datagram, message, to, done, loopback) => {
               this.logDebug(10, `Sending ${message.action}`, message);
               transport.send(datagram, to, done);
+              if (loopback) transport.sendToSelf?.(datagram);
             },
             schedule: (wakeAt) => this.#schedule(wakeAt),
             log: (level, message, data) => this.logDebug(level, message, data),

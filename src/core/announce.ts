@@ -9,11 +9,14 @@ import type { Step } from './step';
 import type { Timing } from './timing';
 
 /**
- * After a stall (our own timer fired more than a tick late) decisions wait this long, so
- * the datagrams queued during the stall are read before any peer is judged dead. In Node
- * the I/O phase runs before the next timer, so one millisecond is enough.
+ * After a stall (our own timer fired more than a tick late) nothing is decided until every
+ * datagram queued on the socket meanwhile has been read: we send ourselves a marker (a
+ * hello, which also makes every live server answer at once) and wait for it to come back
+ * behind the queue. Node reads a socket 32 datagrams per loop turn, and timers run between
+ * turns, so no fixed wait is enough. Should the marker be lost, the wait ends after a tick,
+ * by which time every live server has sent a fresh heartbeat.
  */
-const STALL_DRAIN_MS = 1;
+const STALL_DRAIN_TICKS = 1;
 
 export interface Announcing {
   hostname: string;
@@ -36,6 +39,8 @@ export class Announcer {
   /** The wake-up time we last asked for; being called much later than that means we stalled. */
   #requestedWake = Infinity;
   #drainUntil = -Infinity;
+  /** The seq of the marker hello we wait for after a stall (-1: none). */
+  #markerSeq = -1;
 
   constructor(self: Announcing, timing: Timing, step: Step, guard: FreshnessGuard | null, heartbeat: (now: Instant) => void) {
     this.#self = self;
@@ -56,10 +61,13 @@ export class Announcer {
   }
 
   /** A hello: every live server answers at once (within a holdoff), and the echoes admit them all. */
-  askWhoIsThere(now: Instant): void {
+  askWhoIsThere(now: Instant, loopback = false): number {
     const seq = this.nextSeq();
-    this.send({ action: 'hello', hostname: this.#self.hostname, iid: this.#self.instanceId, seq });
+    const hello: Message = { action: 'hello', hostname: this.#self.hostname, iid: this.#self.instanceId, seq };
+    if (this.#self.clusterId) hello.cid = this.#self.clusterId;
+    this.#step.send(hello, undefined, loopback);
     this.#guard?.issued(seq, undefined, now.mono, this.#timing.challengeTtlMs);
+    return seq;
   }
 
   /** A challenge to one unverified instance: only it answers, and its echo admits it. */
@@ -115,10 +123,19 @@ export class Announcer {
   checkStall(now: Instant): number {
     const late = now.mono - this.#requestedWake;
     if (late <= this.#timing.tickMs) return 0;
-    this.#step.log(2, `Event loop stalled: woke ${Math.round(late)} ms late; reading queued packets before judging any peer`);
-    this.#drainUntil = now.mono + STALL_DRAIN_MS;
+    this.#step.logOnce('stall', 2, `Event loop stalled: woke ${Math.round(late)} ms late; reading queued packets before judging any peer`);
+    this.#drainUntil = now.mono + STALL_DRAIN_TICKS * this.#timing.tickMs;
     this.#requestedWake = Infinity;
+    this.#markerSeq = this.askWhoIsThere(now, true);
     return late;
+  }
+
+  /** Our own datagram came back: if it is the marker, everything queued before it has been read. */
+  ownEcho(seq: number | undefined): boolean {
+    if (this.#markerSeq < 0 || seq !== this.#markerSeq) return false;
+    this.#markerSeq = -1;
+    this.#drainUntil = -Infinity;
+    return true;
   }
 
   /** Still reading what queued up during a stall: decide nothing yet. */
@@ -131,8 +148,9 @@ export class Announcer {
     this.#requestedWake = wakeAt;
   }
 
+  /** The next heartbeat or coalesced answer, and the end of a drain that is still on. */
   nextDeadline(now: Instant): number {
-    if (now.mono < this.#drainUntil) return this.#drainUntil;
-    return Math.min(this.nextHeartbeatAt, this.#answerDueAt);
+    const drainEnds = now.mono < this.#drainUntil ? this.#drainUntil : Infinity;
+    return Math.min(this.nextHeartbeatAt, this.#answerDueAt, drainEnds);
   }
 }

@@ -235,12 +235,16 @@ export class ElectionCore {
     if (!this.#active) return this.#flush(now);
     const step = this.#step;
     if ((message.cid ?? '') !== this.#clusterId) {
-      step.log(10, `Ignoring ${message.action} from ${message.hostname}: cluster "${message.cid ?? ''}" is not ours`);
+      step.peerLog(10, `Ignoring ${message.action} from ${message.hostname}: cluster "${message.cid ?? ''}" is not ours`);
       return this.#flush(now);
     }
     this.#checkStall(now);
-    // Broadcast loops back to our own socket; that echo carries our instance id.
-    if (message.iid === this.instanceId) return this.#flush(now);
+    // Broadcast loops back to our own socket; that echo carries our instance id. The
+    // marker sent after a stall ends the drain: everything queued before it has been read.
+    if (message.iid === this.instanceId) {
+      if (message.action === 'hello' && this.#announcer.ownEcho(message.seq)) this.#evaluate(now);
+      return this.#flush(now);
+    }
     if (this.#guard) {
       // The codec refuses such packets when authenticated; a direct caller gets the same rule.
       if (message.iid === undefined || message.seq === undefined) {
@@ -441,6 +445,7 @@ export class ElectionCore {
   #wakeAt(now: Instant): number {
     if (!this.#active) return Infinity;
     const announcer = this.#announcer;
+    // Draining after a stall: only heartbeats go on; every deadline waits for the drain.
     if (announcer.draining(now)) return announcer.nextDeadline(now);
     let wake = Math.min(announcer.nextDeadline(now), this.#handoffs.nextDeadline());
     if (!this.#roles.settled) wake = Math.min(wake, this.#roles.listenUntil);

@@ -56,7 +56,7 @@ export class Inbox {
   receiveFromPeer(message: Message, from: Address, now: Instant): void {
     const step = this.#step;
     if (this.#members.sentBeforeDeparture(message.hostname, message.iid, message.seq, now)) {
-      step.log(9, `Ignoring a late ${message.action} from ${message.hostname}, which has shut down`);
+      step.peerLog(9, `Ignoring a late ${message.action} from ${message.hostname}, which has shut down`);
       step.drop('stale');
       return;
     }
@@ -65,7 +65,7 @@ export class Inbox {
     // sends it together with its first heartbeat, and when that heartbeat overtakes it the
     // hello must still be answered, or the joiner learns the master a tick late (SPEC 4.3).
     if (peer && message.action !== 'hello' && this.#instances.isStale(peer, message) && !this.#instances.lateCommand(peer, message, now)) {
-      step.log(9, `Ignoring a stale ${message.action} from ${message.hostname} (overtaken by a newer packet)`);
+      step.peerLog(9, `Ignoring a stale ${message.action} from ${message.hostname} (overtaken by a newer packet)`);
       step.drop('stale');
       return;
     }
@@ -85,7 +85,7 @@ export class Inbox {
       case 'message':
         // Only from a server we hear, in its current instance: a stranger cannot talk to the app.
         if (!peer || !this.#members.isLive(peer, now) || (peer.iid !== undefined && message.iid !== peer.iid)) {
-          step.log(9, `Ignoring a message from ${message.hostname}: not a live member`);
+          step.peerLog(9, `Ignoring a message from ${message.hostname}: not a live member`);
           break;
         }
         if (message.iid !== undefined && (message.seq ?? -1) > peer.seq) {
@@ -115,10 +115,10 @@ export class Inbox {
     const step = this.#step;
     step.drop(verdict);
     if (verdict === 'stale') {
-      step.log(9, `Ignoring a stale ${message.action} from ${message.hostname} (${from.address}): sequence ${message.seq} already seen`);
+      step.peerLog(9, `Ignoring a stale ${message.action} from ${message.hostname} (${from.address}): sequence ${message.seq} already seen`);
       return;
     }
-    step.log(9, `Ignoring ${message.action} from ${message.hostname} (${from.address}): instance not yet verified`);
+    step.peerLog(9, `Ignoring ${message.action} from ${message.hostname} (${from.address}): instance not yet verified`);
     if (message.action === 'hello') this.answerHello(message, from, now);
     this.#announcer.challenge(message.iid as string, now);
   }
@@ -127,7 +127,7 @@ export class Inbox {
     // A challenge addressed to another instance is theirs to answer.
     if (message.for !== undefined && message.for !== this.#instanceId) return;
     if (this.#guard) this.#guard.answer(message.iid as string, message.seq as number);
-    this.#step.log(9, `Hello from ${message.hostname} (${from.address}), answering`);
+    this.#step.peerLog(9, `Hello from ${message.hostname} (${from.address}), answering`);
     this.#announcer.answerSoon(now);
   }
 
@@ -138,7 +138,7 @@ export class Inbox {
       if (existing.iid !== message.iid && !this.#instances.switchInstance(existing, message, from, now)) return;
       members.follow(existing, message, from.address, now.mono, now);
       existing.heard++;
-      this.#step.log(10, `Heartbeat from ${message.hostname}`, existing.record);
+      this.#step.peerLog(10, `Heartbeat from ${message.hostname}`, existing.record);
       this.#noteHeartbeat(message, now);
       return;
     }
@@ -146,21 +146,23 @@ export class Inbox {
       this.#step.drop('table-full');
       if (now.mono - this.#lastFullLogAt >= this.#timing.tockMs) {
         this.#lastFullLogAt = now.mono;
-        this.#step.log(2, `Server table is full (${this.#maxServers}); ignoring new server ${message.hostname} from ${from.address}`);
+        this.#step.logOnce('table-full', 2, `Server table is full (${this.#maxServers}); ignoring new server ${message.hostname} from ${from.address}`);
       }
       return;
     }
     const peer = members.add(message, from.address, now);
-    this.#step.log(5, `Server joined the cluster: ${message.hostname} (${message.ip})`);
+    this.#step.peerLog(5, `Server joined the cluster: ${message.hostname} (${message.ip})`);
     this.#step.event({ type: 'addserver', server: { ...peer.record } });
     this.#noteHeartbeat(message, now);
   }
 
   /** Terms only grow; a departing master's handoff tells everyone who claims next. */
   #noteHeartbeat(message: HeartbeatMessage, now: Instant): void {
-    this.#roles.noteTermAndCheckpoint(message);
+    this.#roles.noteTerm(message);
+    // Our master's last heartbeats as it hands off carry its newest checkpoint to the next one.
+    if (message.handoff !== undefined && !message.master && message.hostname === this.#roles.masterHostname) this.#roles.takeCheckpoint(message.ckpt ?? null);
     if (message.handoff !== undefined && !message.master) {
-      this.#step.log(4, `${message.hostname} hands the master role to ${message.handoff}`);
+      this.#step.peerLog(4, `${message.hostname} hands the master role to ${message.handoff}`);
       this.#handoffs.begin(message.handoff, now.mono + this.#timing.tockMs, false);
       this.#roles.settled = true;
     }
@@ -170,10 +172,10 @@ export class Inbox {
     if (target !== this.#hostname || !this.#roles.master) return;
     const peer = this.#members.get(requester);
     if (!peer || !peer.record.eligible || !this.#members.isLive(peer, now)) {
-      this.#step.log(4, `Ignoring promote request from ${requester}: not a live eligible server`);
+      this.#step.peerLog(4, `Ignoring promote request from ${requester}: not a live eligible server`);
       return;
     }
-    this.#step.log(4, `${requester} asked for the master role: handing off`);
+    this.#step.peerLog(4, `${requester} asked for the master role: handing off`);
     this.handOff(requester, now);
   }
 
@@ -195,11 +197,12 @@ export class Inbox {
         this.#instances.otherLeft(peer, message.hostname);
         return;
       }
-      this.#step.log(5, `Ignoring shutdown notice for ${message.hostname}: instance id does not match`);
+      this.#step.peerLog(5, `Ignoring shutdown notice for ${message.hostname}: instance id does not match`);
       return;
     }
     if (this.#instances.adoptNamesake(message.hostname, peer, now, 'is shutting down')) return;
-    this.#step.log(4, `Server ${message.hostname} is shutting down`);
+    this.#step.peerLog(4, `Server ${message.hostname} is shutting down`);
+    if (message.hostname === this.#roles.masterHostname) this.#roles.masterLost(message.hostname, now.mono, 'shutdown notice');
     members.clearClaim(message.hostname, peer);
     if (peer.record.locked) members.markLeft(message.hostname, peer, now);
     else members.remove(message.hostname, peer);

@@ -111,7 +111,7 @@ export class Instances {
     const namesake = this.#namesake;
     if (!namesake || now.mono - namesake.lastHeard < this.#timing.deadAfterMs) return;
     this.#namesake = null;
-    if (this.#confirmed(namesake)) this.#step.log(4, `The other process named ${this.#self.hostname} (${namesake.address}) is gone`);
+    if (this.#confirmed(namesake)) this.#step.peerLog(4, `The other process named ${this.#self.hostname} (${namesake.address}) is gone`);
   }
 
   /** Same instance, sequence not above the last one heard: reordered or repeated. */
@@ -129,7 +129,7 @@ export class Instances {
   lateCommand(peer: Peer, message: Message, now: Instant): boolean {
     if ((message.action !== 'promote' && message.action !== 'message') || message.iid !== peer.iid || message.seq === undefined) return false;
     if (!peer.skipped.take(message.seq, now.mono)) return false;
-    this.#step.log(9, `Accepting a late ${message.action} from ${message.hostname} (overtaken by a newer packet, not seen before)`);
+    this.#step.peerLog(9, `Accepting a late ${message.action} from ${message.hostname} (overtaken by a newer packet, not seen before)`);
     return true;
   }
 
@@ -143,7 +143,7 @@ export class Instances {
     const other = peer.other && now.mono - peer.other.lastHeard < timing.deadAfterMs ? peer.other : null;
     if (!other || other.iid !== message.iid) {
       // A new instance: the old process is gone (a restart), or this is the first sign of a duplicate.
-      if (peer.iid !== undefined) this.#step.log(5, `Server ${message.hostname} restarted (new instance)`);
+      if (peer.iid !== undefined) this.#step.peerLog(5, `Server ${message.hostname} restarted (new instance)`);
       peer.other = snapshot(peer);
       peer.duplicate = false;
       peer.iidSince = now.mono;
@@ -152,7 +152,7 @@ export class Instances {
     }
     if (!peer.duplicate && now.mono - peer.iidSince < timing.holdoffMs) {
       // The previous process's last packets, overtaken in flight by the new one's first.
-      this.#step.log(9, `Ignoring a late packet from the previous instance of ${message.hostname}`);
+      this.#step.peerLog(9, `Ignoring a late packet from the previous instance of ${message.hostname}`);
       this.#step.drop('stale');
       return false;
     }
@@ -195,7 +195,7 @@ export class Instances {
   adoptNamesake(hostname: string, peer: Peer, now: Instant, why: string): boolean {
     const other = peer.duplicate && peer.other && now.mono - peer.other.lastHeard < this.#timing.deadAfterMs ? peer.other : null;
     if (!other?.heartbeat) return false;
-    this.#step.log(4, `Server ${hostname} (${peer.address}) ${why}; its namesake at ${other.address} remains`);
+    this.#step.peerLog(4, `Server ${hostname} (${peer.address}) ${why}; its namesake at ${other.address} remains`);
     this.#members.follow(peer, other.heartbeat, other.address, other.lastHeard, now);
     peer.iid = other.iid;
     peer.seq = other.seq;
@@ -208,7 +208,7 @@ export class Instances {
 
   /** The other instance of a duplicated hostname sent a shutdown notice: it is gone, the name is settled. */
   otherLeft(peer: Peer, hostname: string): void {
-    this.#step.log(4, `The other process named ${hostname} (${peer.other?.address}) is shutting down`);
+    this.#step.peerLog(4, `The other process named ${hostname} (${peer.other?.address}) is shutting down`);
     peer.other = null;
     peer.duplicate = false;
   }
@@ -220,7 +220,7 @@ export class Instances {
 
   #reportDuplicate(hostname: string, keeper: { iid: string; address: string }, yielder: { iid: string; address: string }, self: boolean): void {
     const name = (side: { iid: string; address: string }): string => `${side.address} (instance ${side.iid || 'without id'})`;
-    this.#step.log(1, `DUPLICATE HOSTNAME: two live processes announce ${hostname}: ${name(keeper)} keeps the name, ${name(yielder)} never claims master until it stops`);
+    this.#step.logOnce(`duplicate:${hostname}`, 1, `DUPLICATE HOSTNAME: two live processes announce ${hostname}: ${name(keeper)} keeps the name, ${name(yielder)} never claims master until it stops`);
     this.#step.event({ type: 'duplicate', hostname, keeper, yielder, self });
   }
 }

@@ -12,7 +12,7 @@
  * view); nothing an application writes there reaches this table, and locking a record is
  * an explicit input (`setLocked`).
  */
-import type { HeartbeatMessage } from '../protocol/messages';
+import type { Checkpoint, HeartbeatMessage } from '../protocol/messages';
 import type { Instant, ServerRecord } from './types';
 import { SkippedSeqs } from './skipped';
 import type { Step } from './step';
@@ -38,6 +38,8 @@ export interface Peer {
   reportedAt: number;
   /** Seqs of the followed instance a newer packet skipped over, for a tock (see instances.ts). */
   skipped: SkippedSeqs;
+  /** The checkpoint its last heartbeat carried: taken only if we follow it as master. */
+  ckpt: Checkpoint | null;
 }
 
 export interface OtherInstance {
@@ -153,6 +155,7 @@ export class MemberTable {
       duplicate: false,
       reportedAt: -Infinity,
       skipped: new SkippedSeqs(),
+      ckpt: message.ckpt ?? null,
     };
     this.#peers.set(message.hostname, peer);
     this.noteClaim(message.hostname, message.master);
@@ -166,7 +169,7 @@ export class MemberTable {
     record.ip = message.ip;
     record.master = message.master;
     if (record.eligible !== message.eligible) {
-      this.#step.log(5, `Server ${message.hostname} is ${message.eligible ? 'now' : 'no longer'} eligible`);
+      this.#step.peerLog(5, `Server ${message.hostname} is ${message.eligible ? 'now' : 'no longer'} eligible`);
       this.#step.membersMayHaveChanged = true;
     }
     record.eligible = message.eligible;
@@ -175,6 +178,7 @@ export class MemberTable {
     record.now = now.wall / 1000;
     record.priority = message.prio ?? 0;
     record.term = message.term ?? 0;
+    peer.ckpt = message.ckpt ?? null;
     if (peer.iid === message.iid) this.noteSkipped(peer, message.seq ?? -1, now);
     else peer.skipped.clear();
     peer.iid = message.iid;

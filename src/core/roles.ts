@@ -15,6 +15,7 @@
  *  - every new master takes a term above every term it has seen (a fencing token).
  */
 import type { Checkpoint, HeartbeatMessage, JsonValue } from '../protocol/messages';
+import { MAX_TERM, MAX_TERM_STEP, TERM_CEILING } from '../protocol/limits';
 import type { Instant, ServerRecord } from './types';
 import type { Announcer } from './announce';
 import type { FreshnessGuard } from './freshness';
@@ -69,6 +70,8 @@ export class Roles {
   exiting = false;
   stopped = false;
   startedAt = 0;
+  /** The master we lost and when we last heard from it, for the line that names its successor. */
+  #lost: { hostname: string; at: number; what: string } | null = null;
 
   constructor(options: RolesOptions, self: ServerRecord, parts: RolesParts) {
     this.hostname = options.hostname;
@@ -98,7 +101,12 @@ export class Roles {
         members.clearClaim(hostname, peer);
         continue;
       }
-      step.log(8, `Removing dead server from cluster: ${hostname} (silent for ${Math.round(now.mono - peer.lastHeard)} ms)`);
+      const silentMs = Math.round(now.mono - peer.lastHeard);
+      if (hostname === this.masterHostname) {
+        step.peerLog(4, `Master ${hostname} silent for ${silentMs} ms; electing a new one`);
+        this.masterLost(hostname, peer.lastHeard, 'last heartbeat');
+      }
+      step.peerLog(5, `Removing dead server from cluster: ${hostname} (silent for ${silentMs} ms)`);
       members.remove(hostname, peer);
     }
     if (quorum.track(now, this.self.eligible)) this.#listenAfterQuorum(now);
@@ -127,15 +135,15 @@ export class Roles {
       if (this.compare(this.hostname, rival) < 0) {
         // We rank first, so we are the one the recomputation picks: keep the role, take a
         // term above the rival's, and say so at once; the rival yields when it hears us.
-        step.log(1, `MASTER CONFLICT: ${rival} also thinks it is master; we rank first and keep the role`);
-        const rivalTerm = members.get(rival)?.record.term ?? 0;
-        if (rivalTerm >= this.term) this.term = rivalTerm + 1;
+        step.logOnce('conflict', 1, `MASTER CONFLICT: ${rival} also thinks it is master; we rank first and keep the role`);
+        const rivalTerm = this.#bounded(members.get(rival)?.record.term ?? 0);
+        if (rivalTerm >= this.term) this.term = Math.min(rivalTerm + 1, MAX_TERM);
         this.self.term = this.term;
         members.touch(this.hostname);
         this.#p.announcer.answerSoon(now);
         return;
       }
-      step.log(1, `MASTER CONFLICT: ${rival} also thinks it is master and ranks first`);
+      step.logOnce('conflict', 1, `MASTER CONFLICT: ${rival} also thinks it is master and ranks first`);
       if (this.exitOnConflict) {
         step.log(1, 'The server is shutting down due to master conflict');
         this.exiting = true;
@@ -151,9 +159,10 @@ export class Roles {
 
     if (claimants.length === 1) {
       const master = claimants[0] as string;
+      this.takeCheckpoint(members.get(master)?.ckpt ?? null);
       this.settled = true;
       handoffs.done(master, this.hostname);
-      this.setMasterHostname(master);
+      this.setMasterHostname(master, now);
       this.#becomeSlave();
       return;
     }
@@ -224,6 +233,10 @@ export class Roles {
     const { members, instances, quorum, handoffs } = this.#p;
     if (!this.self.eligible || !this.settled || this.stopped || !quorum.has(now, this.self.eligible, true) || instances.yieldsName(now, this.master)) return false;
     if (quorum.leaseHeld(now)) return false;
+    if (this.term >= MAX_TERM) {
+      this.#p.step.logOnce('term-exhausted', 1, `Cannot become master: the term (fencing token) has reached ${MAX_TERM} and cannot grow`);
+      return false;
+    }
     const handoff = handoffs.blocksClaimBy(this.hostname, now, (target) => {
       const peer = members.get(target);
       return peer !== undefined && members.isLive(peer, now);
@@ -263,8 +276,9 @@ export class Roles {
     this.self.term = this.term;
     this.#setSelfMaster(true);
     handoffs.done(this.hostname, this.hostname);
+    const since = this.#sinceLost(now);
     this.setMasterHostname(this.hostname);
-    step.log(4, `We are now the master server (term ${this.term})`, { servers: [...members.hostnames(), this.hostname].sort() });
+    step.log(4, `We are now the master server (term ${this.term})${since}`, { servers: [...members.hostnames(), this.hostname].sort() });
     step.event({ type: 'master', term: this.term, checkpoint: this.checkpointData });
     handoffs.promoted(this.term);
     this.sendHeartbeat(now);
@@ -298,24 +312,59 @@ export class Roles {
     this.#p.members.touch(this.hostname);
   }
 
-  setMasterHostname(hostname: string): void {
+  setMasterHostname(hostname: string, now?: Instant): void {
     if (hostname === this.masterHostname) return;
     const previous = this.masterHostname;
     this.masterHostname = hostname;
-    if (hostname && hostname !== this.hostname) this.#p.step.log(6, `The master server is now: ${hostname}`);
+    if (hostname && hostname !== this.hostname) {
+      const term = this.#p.members.get(hostname)?.record.term ?? 0;
+      this.#p.step.peerLog(4, `The master server is now: ${hostname} (term ${term})${now ? this.#sinceLost(now) : ''}`);
+    }
+    if (hostname) this.#lost = null;
     this.#p.step.event({ type: 'masterchange', hostname, previous });
+  }
+
+  /** The master we followed left (`what`: its last heartbeat, or its shutdown notice) at monotonic `at`. */
+  masterLost(hostname: string, at: number, what: string): void {
+    this.#lost = { hostname, at, what };
+  }
+
+  #sinceLost(now: Instant): string {
+    const lost = this.#lost;
+    if (!lost || lost.hostname === this.hostname) return '';
+    return `, ${Math.round(now.mono - lost.at)} ms after ${lost.hostname}'s ${lost.what}`;
   }
 
   get checkpointData(): JsonValue | null {
     return this.checkpoint?.d ?? null;
   }
 
-  /** Terms only grow; a newer checkpoint replaces ours. */
-  noteTermAndCheckpoint(message: HeartbeatMessage): void {
-    if (message.term !== undefined && message.term > this.term) this.term = message.term;
-    const ckpt = message.ckpt;
+  /**
+   * Terms only grow. A term heard is adopted as it is up to TERM_CEILING; past it (only a
+   * forged packet gets there first) by at most MAX_TERM_STEP at a time. Every term we may
+   * then send is one every server accepts, and the token can grow for good.
+   */
+  noteTerm(message: HeartbeatMessage): void {
+    if (message.term === undefined) return;
+    const term = this.#bounded(message.term);
+    if (term > this.term) this.term = term;
+  }
+
+  #bounded(heard: number): number {
+    if (heard <= TERM_CEILING) return heard;
+    return Math.min(heard, Math.max(this.term, TERM_CEILING) + MAX_TERM_STEP, MAX_TERM);
+  }
+
+  /**
+   * A checkpoint from the master we follow (or from our master as it hands off) replaces
+   * ours when it is newer, and only when its term is one we hold: a checkpoint from a
+   * stranger that is not our master is never taken, and one stamped with a term beyond
+   * ours could never be replaced by a real master's.
+   */
+  takeCheckpoint(ckpt: Checkpoint | null): void {
     const mine = this.checkpoint;
-    if (ckpt && (!mine || ckpt.t > mine.t || (ckpt.t === mine.t && ckpt.v > mine.v))) this.checkpoint = ckpt;
+    if (!ckpt || ckpt.t > this.term) return;
+    if (!mine || ckpt.t > mine.t || (ckpt.t === mine.t && ckpt.v > mine.v)) this.checkpoint = ckpt;
   }
 
   sendHeartbeat(now: Instant, handingTo?: string): void {

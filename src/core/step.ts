@@ -4,15 +4,18 @@
  * and events within a call is the order in which the rules fired.
  */
 import type { Address, Message } from '../protocol/messages';
-import type { CoreDropReason, CoreEvent, Output } from './types';
+import type { CoreDropReason, CoreEvent, Outbound, Output } from './types';
 
 export class Step {
   #out: Output = emptyOutput();
   /** Joins, departures and eligibility flips set this: the member set may have changed. */
   membersMayHaveChanged = false;
 
-  send(message: Message, to?: Address): void {
-    this.#out.send.push(to ? { message, to } : { message });
+  /** `loopback`: it must also come back to our own socket, behind whatever is queued there. */
+  send(message: Message, to?: Address, loopback = false): void {
+    const outbound: Outbound = to ? { message, to } : { message };
+    if (loopback) outbound.loopback = true;
+    this.#out.send.push(outbound);
   }
 
   event(event: CoreEvent): void {
@@ -26,9 +29,14 @@ export class Step {
     this.#out.logs.push(data === undefined ? { level, message } : { level, message, data });
   }
 
+  /** A line about another server, caused by its packets (or their absence): it counts against the driver's log budget. */
+  peerLog(level: number, message: string, data?: unknown): void {
+    this.#out.logs.push(data === undefined ? { level, message, remote: true } : { level, message, data, remote: true });
+  }
+
   /** A line remote input can repeat at will: the driver writes at most one per `kind` per minute. */
   logOnce(kind: string, level: number, message: string): void {
-    this.#out.logs.push({ level, message, kind });
+    this.#out.logs.push({ level, message, kind, remote: true });
   }
 
   drop(reason: CoreDropReason): void {

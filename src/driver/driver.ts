@@ -25,8 +25,11 @@ import { ServerView } from './view';
 export interface DriverHost {
   /** Both clocks, read when a step runs. */
   now(): Instant;
-  /** Put one datagram on the network: to every server (`to` absent) or to one address. `done` runs once it is sent. */
-  send(datagram: Buffer, message: Message, to: Address | undefined, done: () => void): void;
+  /**
+   * Put one datagram on the network: to every server (`to` absent) or to one address.
+   * `done` runs once it is sent. `loopback`: a copy must also come back to our own socket.
+   */
+  send(datagram: Buffer, message: Message, to: Address | undefined, done: () => void, loopback: boolean): void;
   /** Call `driver.tick()` at monotonic `wakeAt` (Infinity: no wake-up needed). Replaces any earlier request. */
   schedule(wakeAt: number): void;
   log(level: number, message: string, data?: unknown): void;
@@ -173,11 +176,11 @@ export class Driver {
     const oneSent = (): void => {
       if (--unsent === 0) pending.sent?.();
     };
-    for (const { message, to } of out.send) {
+    for (const { message, to, loopback } of out.send) {
       const datagram = this.#encode(message);
       this.stats.packetsOut++;
       this.stats.bytesOut += datagram.length;
-      this.#host.send(datagram, message, to, oneSent);
+      this.#host.send(datagram, message, to, oneSent, loopback === true);
     }
     if (out.send.length === 0) pending.sent?.();
     for (const line of out.logs) this.#writeLog(line, pending.remote);

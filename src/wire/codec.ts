@@ -10,7 +10,7 @@
  */
 import { isIP } from 'node:net';
 import type { AppMessage, HeartbeatMessage, HelloMessage, JsonObject, JsonValue, Message, PeersMessage, WireMessage } from '../protocol/messages';
-import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, ECHO_PATTERN, INSTANCE_ID_PATTERN, MAX_DATA_DEPTH, MAX_ECHOES, REQUEST_ID_PATTERN, MAX_GOSSIP_ADDRESSES, MAX_PRIORITY, MAX_UDP_PAYLOAD, MESSAGE_TYPE_PATTERN, isValidHostname } from '../protocol/limits';
+import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, ECHO_PATTERN, INSTANCE_ID_PATTERN, MAX_DATA_DEPTH, MAX_ECHOES, REQUEST_ID_PATTERN, MAX_GOSSIP_ADDRESSES, MAX_PRIORITY, MAX_UDP_PAYLOAD, MAX_UPTIME_S, MESSAGE_TYPE_PATTERN, isValidHostname } from '../protocol/limits';
 import { parseAddress } from '../protocol/address';
 import { looksSealed, open, seal, type Keyring } from './auth';
 
@@ -224,7 +224,7 @@ function validate(raw: Record<string, unknown>, bodyBytes: number, maxDataBytes:
   const eligible = flag(raw.eligible);
   if (eligible === undefined) return drop('bad-field', 'eligible');
   const uptime = raw.uptime;
-  if (typeof uptime !== 'number' || !Number.isFinite(uptime) || uptime < 0) return drop('bad-field', 'uptime');
+  if (typeof uptime !== 'number' || !Number.isFinite(uptime) || uptime < 0 || uptime > MAX_UPTIME_S) return drop('bad-field', 'uptime');
   let data: JsonObject = {};
   if (raw.data !== undefined && raw.data !== null) {
     if (!isPlainObject(raw.data)) return drop('bad-field', 'data');
