@@ -155,7 +155,10 @@ describe('routes beside pixl-server-api', () => {
     assert.equal((await httpJson(bravo.port, ROUTES.http_master_uri)).status, 200);
     assert.equal((await httpJson(alpha.port, ROUTES.http_health_uri)).status, 200);
     assert.equal(alpha.multi.stats.handoffs, 1);
-    assert.ok(bravo.multi.stats.lastFailoverAt > 0, 'the failover is timestamped');
+    const failover = (await httpJson(bravo.port, ROUTES.http_status_uri)).body.lastFailover as { from: string; to: string; ms: number; at: number };
+    assert.equal(failover.from, 'alpha');
+    assert.equal(failover.to, 'bravo');
+    assert.ok(failover.ms >= 0 && failover.ms < 1000, `a handoff takes about nothing: ${failover.ms} ms`);
   });
 
   test('the status page is HTML under a policy that allows only its own script and style', async () => {

@@ -132,10 +132,9 @@ describe('the metrics route on a live two-server cluster', () => {
     assert.equal(sampleValue(after, 'pixl_multi_failovers_total'), 1);
     assert.equal(sampleValue(after, 'pixl_multi_elections_total'), 1);
     assert.equal(sampleValue(after, 'pixl_multi_servers'), 1);
-    // A graceful shutdown hands over at once (the notice ends the old master's term): no gap.
+    // A graceful shutdown hands over at once: it took at most a heartbeat interval since alpha was last heard.
     const took = sampleValue(after, 'pixl_multi_last_failover_seconds');
     assert.ok(took >= 0 && took < 1, `failover took ${took} s`);
-    assert.equal(took, bravo.multi.stats.lastFailoverMs / 1000);
     assert.ok(sampleValue(after, 'pixl_multi_last_failover_timestamp_seconds') >= stoppedAt - 0.01);
   });
 

@@ -13,6 +13,7 @@
 import { RateLimiter } from '../util/rate-limit';
 import { createMetricsRegistry, type MetricsRegistry, type MetricsSource } from './metrics';
 import { DepartureLog, statusBody, type StatusSource } from './status';
+import { failoverClock, type FailoverClock } from './failover';
 import { statusPage } from './ui';
 import type { ServerRecord } from '../core/types';
 
@@ -51,7 +52,6 @@ export interface HttpLog {
 export interface HttpSource extends StatusSource, MetricsSource {
   readonly servers: Record<string, ServerRecord>;
   readonly stats: MetricsSource['stats'];
-  on(event: string, listener: (...args: any[]) => void): unknown;
   removeListener(event: string, listener: (...args: any[]) => void): unknown;
 }
 
@@ -124,6 +124,7 @@ export class OperatorHttp {
   readonly #log: HttpLog;
   readonly #metrics: MetricsRegistry | null;
   readonly #departures: DepartureLog | null;
+  readonly #failovers: FailoverClock | null;
   readonly #requestLog = new RateLimiter(REQUEST_LOG_INTERVAL_MS);
   #web: WebServerLike | null = null;
   #listeners: Array<[string, (...args: any[]) => void]> = [];
@@ -138,6 +139,7 @@ export class OperatorHttp {
     this.#log = log;
     this.#metrics = settings.http_metrics_uri ? metrics() : null;
     this.#departures = settings.http_status_uri || settings.http_ui_uri ? new DepartureLog() : null;
+    this.#failovers = this.#departures ? failoverClock(source) : null;
     const departures = this.#departures;
     if (departures) {
       this.#listen('deleteserver', (record: ServerRecord) => {
@@ -206,7 +208,7 @@ export class OperatorHttp {
     try {
       switch (key) {
         case 'http_status_uri':
-          return json('200 OK', statusBody(source, this.#departures, Date.now()));
+          return json('200 OK', statusBody(source, { departures: this.#departures, failovers: this.#failovers }, Date.now()));
         case 'http_health_uri':
           return source.masterHostname
             ? json('200 OK', { ok: true, master: source.masterHostname, term: source.term })
@@ -220,7 +222,7 @@ export class OperatorHttp {
           return ['200 OK', { 'Content-Type': registry.contentType, ...NO_STORE }, await registry.metrics()];
         }
         case 'http_ui_uri':
-          if (args.query?.format === 'json') return json('200 OK', statusBody(source, this.#departures, Date.now()));
+          if (args.query?.format === 'json') return json('200 OK', statusBody(source, { departures: this.#departures, failovers: this.#failovers }, Date.now()));
           return ['200 OK', { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': statusPage.csp, 'Referrer-Policy': 'no-referrer', 'X-Frame-Options': 'DENY', ...NO_STORE }, statusPage.html];
       }
     } catch (err) {

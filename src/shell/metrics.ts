@@ -5,6 +5,7 @@
  * Every value is read from the component when scraped (collect callbacks): the packet
  * path pays nothing for metrics.
  */
+import { failoverClock, type FailoverSource } from './failover';
 
 /** The counters the component keeps (`multi.stats`); fields added later are optional here. */
 export interface MetricsStats {
@@ -18,18 +19,15 @@ export interface MetricsStats {
   sendErrors: number;
   failovers: number;
   lastFailoverMs: number;
-  lastFailoverAt?: number;
   handoffs?: number;
 }
 
 /** What the metrics are read from: the component. */
-export interface MetricsSource {
+export interface MetricsSource extends FailoverSource {
   readonly master: boolean;
-  readonly masterHostname: string;
   readonly term: number;
   readonly eligible: boolean;
   readonly members: string[];
-  readonly servers: Record<string, unknown>;
   readonly stats: MetricsStats;
 }
 
@@ -70,6 +68,7 @@ function loadPromClient(): PromClient {
 export function createMetricsRegistry(source: MetricsSource): MetricsRegistry {
   const prom = loadPromClient();
   const registry = new prom.Registry();
+  const failovers = failoverClock(source);
   const registers = [registry];
 
   const gauge = (name: string, help: string, read: () => number): void => {
@@ -102,8 +101,8 @@ export function createMetricsRegistry(source: MetricsSource): MetricsRegistry {
   gauge('members', 'Live eligible servers (self included) that work is split over.', () => source.members.length);
   gauge('servers', 'Servers in this server\'s table, self included.', () => Object.keys(source.servers).length);
   counter('failovers_total', 'Times this server saw the master change (lost and replaced, or handed over).', () => source.stats.failovers);
-  gauge('last_failover_seconds', 'Seconds from losing the last master to knowing the next one, as seen here; 0 before any failover.', () => source.stats.lastFailoverMs / 1000);
-  gauge('last_failover_timestamp_seconds', 'When the last failover completed (Unix time); 0 before any.', () => (source.stats.lastFailoverAt ?? 0) / 1000);
+  gauge('last_failover_seconds', 'How long the last failover took: from the lost master\'s last heartbeat heard here to knowing the next master (0 before any).', () => (failovers.last?.ms ?? 0) / 1000);
+  gauge('last_failover_timestamp_seconds', 'When the last failover completed, as Unix time (0 before any).', () => (failovers.last?.at ?? 0) / 1000);
   counter('elections_total', 'Times this server became master.', () => source.stats.elections);
   counter('handoffs_total', 'Handoffs this server asked for (stepDown, promote) that completed.', () => source.stats.handoffs ?? 0);
   counter('packets_received_total', 'Datagrams received on the cluster port.', () => source.stats.packetsIn);

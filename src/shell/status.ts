@@ -5,6 +5,7 @@
  */
 import type { ServerRecord } from '../core/types';
 import { deadAfterMs, judge, type ServerState } from './view';
+import type { FailoverClock } from './failover';
 
 /** What the document is built from: the component. */
 export interface StatusSource {
@@ -84,7 +85,8 @@ export function selfState(source: StatusSource): 'master' | 'slave' | 'listening
   return source.master ? 'master' : source.masterHostname ? 'slave' : 'listening';
 }
 
-export function statusBody(source: StatusSource, departures: DepartureLog | null, nowWall: number): Record<string, unknown> {
+export function statusBody(source: StatusSource, history: { departures: DepartureLog | null; failovers: FailoverClock | null }, nowWall: number): Record<string, unknown> {
+  const { departures, failovers } = history;
   const tickMs = (source.settings?.heartbeat_freq ?? 20) * 1000;
   const checkBeats = source.settings?.check_beats ?? 3;
   const records = Object.values(source.servers).sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
@@ -126,6 +128,7 @@ export function statusBody(source: StatusSource, departures: DepartureLog | null
     tickMs,
     checkBeats,
     generatedAt: nowWall,
+    lastFailover: failovers?.last ?? null,
     view,
     departed: departures ? departures.list(nowWall).filter((d) => !(d.hostname in source.servers)) : [],
   };

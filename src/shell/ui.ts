@@ -44,7 +44,8 @@ th{font-size:12px;font-weight:600;color:var(--muted);text-transform:uppercase;le
 tr:last-child td{border-bottom:0}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 td.host{font-weight:600}
-td.data{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;color:var(--muted);max-width:340px;overflow:hidden;text-overflow:ellipsis}
+td.data{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;color:var(--muted);max-width:260px;overflow:hidden;text-overflow:ellipsis}
+.why{font-size:12px;color:var(--muted);margin-left:8px}
 tr.gone td{color:var(--left)}
 tr.gone td.host{text-decoration:line-through}
 .you{font-size:11px;font-weight:500;color:var(--muted);border:1px solid var(--line);border-radius:4px;padding:0 5px;margin-left:6px}
@@ -111,7 +112,6 @@ const SCRIPT = `
     var now = num(doc.generatedAt);
     var tickMs = num(doc.tickMs), beats = num(doc.checkBeats);
 
-    text('self-name', str(doc.hostname));
     text('cluster-id', str(doc.clusterId) ? 'cluster "' + str(doc.clusterId) + '"' : 'default cluster');
     document.title = (str(doc.masterHostname) ? str(doc.masterHostname) + ' is master' : 'no master') + ' \\u00b7 pixl-server-multi';
 
@@ -125,9 +125,10 @@ const SCRIPT = `
     text('members-count', plural(live, 'server'));
     text('members-sub', members + ' eligible' + (departed.length ? ' \\u00b7 ' + departed.length + ' left recently' : ''));
 
-    var failovers = num(stats.failovers), at = num(stats.lastFailoverAt);
-    text('failover-when', failovers && at ? seconds(Math.max(0, now - at)) + ' ago' : 'none');
-    text('failover-sub', failovers ? 'took ' + seconds(num(stats.lastFailoverMs)) + ' \\u00b7 ' + plural(failovers, 'failover') + ' seen' : 'since this server started');
+    var failovers = num(stats.failovers), last = doc.lastFailover && typeof doc.lastFailover === 'object' ? doc.lastFailover : null;
+    text('failover-when', last ? seconds(Math.max(0, now - num(last.at))) + ' ago' : 'none');
+    text('failover-sub', last ? str(last.from) + ' \\u2192 ' + str(last.to) + ' in ' + seconds(num(last.ms)) + ' \\u00b7 ' + failovers + ' in total'
+      : 'seen since this server started');
 
     text('self-state', stateOf(doc.state));
     var self = view.filter(function (s) { return s.self; })[0];
@@ -156,8 +157,10 @@ const SCRIPT = `
       var row = el('tr', 'gone');
       cell(row, str(d.hostname), 'host');
       cell(row, str(d.ip));
-      row.appendChild(el('td')).appendChild(pill('left'));
-      cell(row, d.reason === 'shutdown' ? 'shut down' : 'went silent');
+      var state = row.appendChild(el('td'));
+      state.appendChild(pill('left'));
+      state.appendChild(el('span', 'why', d.reason === 'shutdown' ? 'shut down' : 'went silent'));
+      cell(row, '\\u2014');
       cell(row, '', 'num');
       cell(row, '', 'num');
       cell(row, seconds(Math.max(0, now - num(d.lastHeardAt))) + ' ago', 'num');
@@ -223,7 +226,7 @@ const SCRIPT = `
       .then(function (doc) {
         if (!doc || typeof doc !== 'object') throw new Error('not a status document');
         last = doc; lastAt = Date.now(); failures = 0;
-        render(doc);
+        try { render(doc); } catch (err) { console.error('status page: cannot show this status: ' + err); }
       })
       .catch(function () { failures++; })
       .then(function () { showConnection(); setTimeout(poll, POLL_MS); });
