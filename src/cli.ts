@@ -251,7 +251,8 @@ export function renderTable(snapshot: Snapshot, options: { color?: boolean } = {
   const dim = (text: string): string => (options.color ? `\x1b[2m${text}\x1b[22m` : text);
   const table = new Table({
     head: ['hostname', 'address', 'state', 'eligible', 'term', 'last heard', 'uptime', 'data'],
-    style: { head: [], border: [] },
+    // One line per server, no rule between rows: compact enough for a --watch of many servers.
+    style: { head: [], border: [], compact: true },
   });
   for (const s of snapshot.servers) {
     let data = terminalSafe(JSON.stringify(s.data) ?? '');
