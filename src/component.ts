@@ -23,7 +23,8 @@ import { Driver, type DriverStats } from './driver/driver';
 import type { EventName, HandoffResult, MultiServerEvents, Reply } from './driver/events';
 import { createTransport, RESTART_KEYS, UdpBroadcastTransport, type Transport } from './shell/transports';
 import { ownerOf } from './app/rendezvous';
-import { isLikeWebServer, registerRoutes } from './http';
+import { OperatorHttp, wantsHttp } from './shell/http'; // ops: HTTP routes
+import { createMetricsRegistry, type MetricsRegistry } from './shell/metrics'; // ops: metrics
 import { describeThrown } from './util/describe';
 
 const { computeBroadcastIP, DEFAULT_CONFIG, validateConfig, validateHostname, ConfigError } = config;
@@ -78,7 +79,8 @@ class MultiServer extends Component {
   #shut = false;
   #stepDownWaiters: Array<(err: Error | null) => void> = [];
   #promoteWaiters: Array<(err: Error | null) => void> = [];
-  #removeRoutes: (() => void) | null = null;
+  #http: OperatorHttp | null = null; // ops
+  #metricsRegistry: MetricsRegistry | null = null; // ops
   #requests = new Map<string, { resolve: (payload: JsonValue) => void; reject: (err: Error) => void; timer: NodeJS.Timeout; to: string }>();
   #requestCounter = 0;
 
@@ -319,6 +321,14 @@ class MultiServer extends Component {
     return this.#settings;
   }
 
+  /**
+   * This server's Prometheus metrics: a prom-client Registry of its own, to merge into the
+   * app's (`Registry.merge`). Needs the prom-client package (an optional dependency).
+   */
+  metricsRegistry(): MetricsRegistry {
+    return (this.#metricsRegistry ??= createMetricsRegistry(this)); // ops
+  }
+
   // ---- pixl-server hooks ------------------------------------------------------------
 
   /** Validate the section when pixl-server initialises components, before any daemon fork. */
@@ -349,6 +359,8 @@ class MultiServer extends Component {
     try {
       settings = this.#validate();
       this.hostname = validateHostname(this.server.hostname);
+      // ops: throws at startup when metrics are configured and prom-client is missing.
+      this.#http = wantsHttp(settings) ? new OperatorHttp(this, settings, { debug: (level, message) => this.logDebug(level, message), error: (code, message) => this.logError(code, message) }, () => this.metricsRegistry()) : null;
     } catch (err) {
       this.logError('config', (err as Error).message);
       callback(err as Error);
@@ -404,7 +416,7 @@ class MultiServer extends Component {
         );
         this.#run((c, now) => c.start(now));
         // pixl-server-web resets its routes when it starts: add ours once every component has.
-        if (settings.http_status_uri || settings.http_health_uri) this.server.once('ready', () => this.#addRoutes(settings));
+        if (this.#http) this.server.once('ready', () => this.#http?.attach(this.server.WebServer)); // ops
         callback();
       },
       (err: Error) => {
@@ -423,8 +435,8 @@ class MultiServer extends Component {
       callback();
       return;
     }
-    this.#removeRoutes?.();
-    this.#removeRoutes = null;
+    this.#http?.detach(); // ops
+    this.#http = null; // ops
     this.logDebug(2, 'Shutting down UDP server');
     for (const [rid, pending] of this.#requests) {
       clearTimeout(pending.timer);
@@ -559,16 +571,6 @@ class MultiServer extends Component {
       default:
         break;
     }
-  }
-
-  #addRoutes(settings: Settings): void {
-    const web = this.server.WebServer;
-    if (!isLikeWebServer(web)) {
-      this.logError('config', 'http_status_uri / http_health_uri are set, but the server has no WebServer component (pixl-server-web)');
-      return;
-    }
-    this.#removeRoutes = registerRoutes(web, this, { status: settings.http_status_uri, health: settings.http_health_uri, acl: settings.http_acl });
-    this.logDebug(4, `HTTP routes added: ${[settings.http_status_uri, settings.http_health_uri].filter(Boolean).join(', ')}`);
   }
 
   /** Events go to the component and to the parent server, as in the original. */

@@ -92,6 +92,8 @@ function encodeBody(message: WireMessage): Buffer {
     if (message.prio !== undefined) wire.prio = message.prio;
     if (message.handoff !== undefined) wire.handoff = message.handoff;
     if (message.ckpt !== undefined) wire.ckpt = message.ckpt;
+    if (message.tick !== undefined) wire.tick = message.tick;
+    if (message.beats !== undefined) wire.beats = message.beats;
   }
   if (message.cid !== undefined) wire.cid = message.cid;
   if (message.action === 'hello' && message.for !== undefined) wire.for = message.for;
@@ -264,8 +266,21 @@ function validate(raw: Record<string, unknown>, bodyBytes: number, maxDataBytes:
     if (!isPlainObject(ckpt) || !isCounter(ckpt.t) || !isCounter(ckpt.v) || ckpt.d === undefined) return drop('bad-field', 'ckpt');
     message.ckpt = { t: ckpt.t, v: ckpt.v, d: ckpt.d as JsonValue };
   }
+  // The sender's timing, bounded like heartbeat_freq (10 ms to a day) and check_beats.
+  if (raw.tick !== undefined) {
+    if (!isIntegerIn(raw.tick, 10, 86_400_000)) return drop('bad-field', 'tick');
+    message.tick = raw.tick;
+  }
+  if (raw.beats !== undefined) {
+    if (!isIntegerIn(raw.beats, 1, 1000)) return drop('bad-field', 'beats');
+    message.beats = raw.beats;
+  }
   if (echo !== undefined && echo.length > 0) message.echo = echo;
   return { ok: true, message };
+}
+
+function isIntegerIn(value: unknown, min: number, max: number): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
 }
 
 function isCounter(value: unknown): value is number {
