@@ -320,8 +320,9 @@ export class Roles {
       const term = this.#p.members.get(hostname)?.record.term ?? 0;
       this.#p.step.peerLog(4, `The master server is now: ${hostname} (term ${term})${now ? this.#sinceLost(now) : ''}`);
     }
+    const lost = this.#lost;
     if (hostname) this.#lost = null;
-    this.#p.step.event({ type: 'masterchange', hostname, previous });
+    this.#p.step.event(lost && lost.hostname !== hostname ? { type: 'masterchange', hostname, previous, lostAt: lost.at } : { type: 'masterchange', hostname, previous });
   }
 
   /** The master we followed left (`what`: its last heartbeat, or its shutdown notice) at monotonic `at`. */
