@@ -24,6 +24,9 @@ export interface SimNodeOptions {
   at?: number;
   /** The hostname it announces, when not its name in the simulation (two processes, one hostname). */
   hostname?: string;
+  /** Its own heartbeat_freq (ms) and check_beats, when not the cluster's (a mismatched config). */
+  tickMs?: number;
+  checkBeats?: number;
 }
 
 export interface SimClusterOptions {
@@ -113,6 +116,11 @@ export interface SimNode {
   stalledUntil: number;
   /** Datagrams queued on its socket during the current stall, and when the last is read. */
   backlog: { stall: number; count: number; end: number };
+  /**
+   * Per sender (node id): the last heartbeat claiming master that reached this server's
+   * socket, with its term and arrival time, whether or not it was read yet (a stall).
+   */
+  claimsArrived: Map<string, { term: number; at: number }>;
   wakeToken: number;
   /** When the pending wake-up fires (Infinity: none pending). */
   wakeAt: number;
@@ -127,7 +135,7 @@ export interface SimNode {
 }
 
 type Item =
-  | { time: number; seq: number; kind: 'deliver'; to: string; from: string; message: Message; late: boolean; source: Instance; address: string }
+  | { time: number; seq: number; kind: 'deliver'; to: string; from: string; message: Message; late: boolean; source: Instance; address: string; queued?: boolean }
   | { time: number; seq: number; kind: 'wake'; host: string; token: number }
   | { time: number; seq: number; kind: 'start'; host: string }
   | { time: number; seq: number; kind: 'call'; fn: () => void };
@@ -241,6 +249,7 @@ export class SimCluster {
       wallOffset: 0,
       stalledUntil: 0,
       backlog: { stall: 0, count: 0, end: 0 },
+      claimsArrived: new Map(),
       wakeToken: 0,
       events: [],
       options,
@@ -360,6 +369,14 @@ export class SimCluster {
     for (const node of this.nodes.values()) {
       if (node.alive) this.#run(node, (core, now) => core.setTiming({ tickMs, checkBeats }, now));
     }
+  }
+
+  /** A config reload of one server's heartbeat_freq and check_beats (the others keep theirs). */
+  setNodeTiming(id: string, tickMs: number, checkBeats: number): void {
+    const node = this.node(id);
+    node.options = { ...node.options, tickMs, checkBeats };
+    this.#note(id, `TIMING ${tickMs} ms × ${checkBeats}`);
+    if (node.alive) this.#run(node, (core, now) => core.setTiming({ tickMs, checkBeats }, now));
   }
 
   /** Step one server's wall clock; its monotonic clock is untouched. */
@@ -506,8 +523,8 @@ export class SimCluster {
       hostname,
       ip: '127.0.0.1',
       instanceId: this.random.hex(16),
-      tickMs: this.tickMs,
-      checkBeats: this.checkBeats,
+      tickMs: options.tickMs ?? this.tickMs,
+      checkBeats: options.checkBeats ?? this.checkBeats,
       verifyInstances: this.#keyring !== null,
     };
     if (this.#maxServers !== undefined) coreOptions.maxServers = this.#maxServers;
@@ -573,6 +590,9 @@ export class SimCluster {
       case 'deliver': {
         const node = this.nodes.get(item.to);
         if (!node || !node.alive) return;
+        if (!item.queued && item.from !== item.to && item.message.action === 'heartbeat' && item.message.master) {
+          node.claimsArrived.set(item.from, { term: item.message.term ?? 0, at: this.now });
+        }
         if (node.stalledUntil > this.now) {
           // A stalled process reads its socket when it wakes, in order, READ_BATCH datagrams
           // per turn of its event loop, with its timers running between turns; what does not
@@ -589,7 +609,7 @@ export class SimCluster {
           const time = node.stalledUntil + FIRST_READ_MS + Math.floor(backlog.count / READ_BATCH) * READ_TURN_MS;
           backlog.count++;
           backlog.end = Math.max(backlog.end, time);
-          this.#push({ ...item, time, seq: 0 });
+          this.#push({ ...item, time, seq: 0, queued: true });
           this.lastDeliveryDue = Math.max(this.lastDeliveryDue, time);
           return;
         }
@@ -611,11 +631,21 @@ export class SimCluster {
   }
 
   #run(node: SimNode, step: (core: ElectionCore, now: Instant) => Output | null): void {
+    // A stalled process runs nothing, an application's call included: it waits for the
+    // process to wake, behind the overdue timer (which is when the stall is noticed).
+    if (node.stalledUntil > this.now) {
+      const core = node.core;
+      this.#push({ time: node.stalledUntil + FIRST_READ_MS / 2, seq: 0, kind: 'call', fn: () => {
+        if (node.alive && node.core === core) this.#run(node, step);
+      } });
+      return;
+    }
     node.driver.run(step);
   }
 
   /** A new process on `node`: its core, and the driver that carries out its steps. */
   #attach(node: SimNode, core: ElectionCore): void {
+    node.claimsArrived = new Map();
     const driver = new Driver(
       core,
       {

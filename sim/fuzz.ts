@@ -15,12 +15,10 @@
  */
 import { isIP } from 'node:net';
 import { createKeyring, seal, type Keyring } from '../src/wire/auth';
-import { MAX_DATA_DEPTH, MAX_GOSSIP_ADDRESSES, isValidHostname } from '../src/protocol/limits';
 import { decodeWire, encode } from '../src/wire/codec';
-import { type PeersMessage } from '../src/protocol/messages';
 import { parseAddress } from '../src/protocol/address';
-import { MAX_ECHOES, MAX_TERM, MAX_UPTIME_S } from '../src/protocol/limits';
-import type { JsonValue, Message } from '../src/protocol/messages';
+import { MAX_DATA_DEPTH, MAX_ECHOES, MAX_GOSSIP_ADDRESSES, MAX_TERM, MAX_UPTIME_S, isValidHostname } from '../src/protocol/limits';
+import type { JsonValue, Message, PeersMessage } from '../src/protocol/messages';
 import { SimCluster } from './cluster';
 import { Random } from './random';
 

@@ -98,6 +98,21 @@ export type InvariantName =
   | 'handoff-raises-term'
   /** SPEC 9: during a handoff no two servers are master at once, and no server sees two claimants at once. */
   | 'handoff-no-two-masters'
+  /**
+   * Fencing tokens are unique: no server becomes master with the term of a live master
+   * whose claim (a heartbeat saying master, with that term) had already reached its
+   * socket, read or not (a stall). Claims that cross in flight (two servers claiming in the
+   * same instant, each before the other's claim arrives) can share a term until the
+   * conflict is resolved; with a majority quorum two masters never coexist at all.
+   */
+  | 'term-unique'
+  /**
+   * From T_quiet on (faults over, a forger gone), each master the cluster agrees on holds a
+   * term above the one agreed on before it. (Two claims that cross in flight while the
+   * cluster converges may share a term for that moment; the master agreed on after it never
+   * goes back.)
+   */
+  | 'term-increases'
   /** SPEC 11, cluster_id: a server never adds a server that exists only in another namespace. */
   | 'namespace-isolated';
 
@@ -177,6 +192,14 @@ export class InvariantChecker {
   #exempt: Exemption | null = null;
   /** Hostnames run by more than one node id (duplicate-hostname processes). */
   #shared = new Set<string>();
+  /**
+   * Until when what a forger said may still be believed (its last packet + a tock and a
+   * quarter tick). Term uniqueness is not checked before: without a secret a forger can
+   * make a server ignore a real claim while it speaks.
+   */
+  forgedUntil = -Infinity;
+  /** From T_quiet: the master last agreed on and its term (null: not watching yet). */
+  #lastAgreed: { hostname: string; term: number } | null = null;
 
   constructor(sim: SimCluster, lockedHosts: Iterable<string> = []) {
     this.#sim = sim;
@@ -220,6 +243,38 @@ export class InvariantChecker {
     this.phase = 'shared-hostname';
     this.#shared = new Set(hostnames);
     this.#dirty = true;
+  }
+
+  /** From now on (T_quiet), each new master's term must be above every master's before it. */
+  watchTerms(): void {
+    this.#lastAgreed = { hostname: '', term: 0 };
+  }
+
+  /** The cluster agrees on `hostname`: its term must not go back, nor repeat for another master. */
+  #checkAgreedTerm(hostname: string): void {
+    const last = this.#lastAgreed;
+    if (last === null || hostname === '') return;
+    let term = -1;
+    for (const node of this.#sim.nodes.values()) {
+      if (node.alive && node.core.master && node.hostname === hostname && (node.options.clusterId ?? '') === this.mainCluster) term = node.core.term;
+    }
+    if (term < 0) return;
+    if (term < last.term || (term === last.term && hostname !== last.hostname)) {
+      this.fail('term-increases', `the cluster agrees on ${hostname} with term ${term}, after ${last.hostname} with term ${last.term}; ${this.describe()}`);
+    }
+    this.#lastAgreed = { hostname, term };
+  }
+
+  #checkTerm(node: SimNode, term: number): void {
+    if (this.#sim.now < this.forgedUntil) return;
+    for (const other of this.#sim.nodes.values()) {
+      if (other === node || !other.alive || !other.core.master || other.core.term !== term || !sameCluster(other, node)) continue;
+      if (other.hostname === node.hostname) continue; // two processes of one hostname: the duplicate rules' business
+      const arrived = node.claimsArrived.get(other.id);
+      if (arrived && arrived.term === term && arrived.at < this.#sim.now) {
+        this.fail('term-unique', `${node.id} became master with term ${term}, which ${other.id} holds as master and whose claim reached ${node.id} at ${arrived.at.toFixed(1)} ms; ${this.describe()}`);
+      }
+    }
   }
 
   /** Let `id` (a joiner) move from no master to `master` while the rest stays stable. */
@@ -305,6 +360,7 @@ export class InvariantChecker {
         return;
       case 'master':
         if (!node.core.eligible) this.fail('ineligible-never-master', `${node.id} became master while ineligible`);
+        this.#checkTerm(node, event.term);
         if (this.quorumNetwork) this.#checkClaim(node);
         if (this.quorumStrict && (node.options.quorum ?? 0) > 0) {
           for (const other of this.#sim.nodes.values()) {
@@ -382,7 +438,7 @@ export class InvariantChecker {
     const since = this.#shortSince.get(node);
     if (since === undefined) return;
     const sim = this.#sim;
-    const bound = Math.max(since, node.stalledUntil + 0.001) + Math.min(quorumWindow(sim), 1.5 * sim.tickMs) + 0.01;
+    const bound = Math.max(since, node.stalledUntil + 0.001, node.backlog.end) + Math.min(quorumWindow(sim), 1.5 * sim.tickMs) + 0.01;
     if (sim.now > bound) {
       this.fail('quorum-minority-never-claims', `${node.id} became master hearing only ${this.quorumNetwork?.reach(node)} of the ${node.options.quorum} eligible servers its quorum needs, since ${since.toFixed(1)} ms`);
     }
@@ -412,7 +468,7 @@ export class InvariantChecker {
     for (const [node, since] of this.#shortSince) {
       if (!node.alive || !node.core.master) continue;
       // Datagrams held back by its own stall are read (and counted as heard) when it wakes.
-      const bound = Math.max(since, node.stalledUntil + 0.001) + quorumWindow(this.#sim) + 0.01;
+      const bound = Math.max(since, node.stalledUntil + 0.001, node.backlog.end) + quorumWindow(this.#sim) + 0.01;
       if (now > bound) {
         this.fail('quorum-minority-steps-down', `${node.id} is master, but since ${since.toFixed(1)} ms it hears only ${network.reach(node)} of the ${node.options.quorum} eligible servers its quorum needs (bound ${bound.toFixed(1)} ms)`);
       }
@@ -448,6 +504,7 @@ export class InvariantChecker {
         }
         if (this.#agreedSince === null || agreement.master !== this.agreedMaster) this.#agreedSince = now;
         this.agreedMaster = agreement.master;
+        this.#checkAgreedTerm(agreement.master);
         if (now < this.freshAt) return;
         this.phase = 'stable';
         this.convergedAt = this.#agreedSince;
@@ -462,6 +519,7 @@ export class InvariantChecker {
           if (exempt && this.#agreedBut(exempt.id)) return;
           this.fail('stable-stays-agreed', `was agreed on ${this.agreedMaster || 'no master'}; ${this.describe()}`);
         }
+        this.#checkAgreedTerm(agreement.master);
         return;
       }
     }

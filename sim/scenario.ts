@@ -18,6 +18,7 @@
 import { SimCluster, type NetworkFaults, type SimEventRecord, type SimNode, type SimNodeOptions } from './cluster';
 import { InvariantChecker, Violation } from './invariants';
 import { Random } from './random';
+import { Forger } from './forger';
 
 export const KINDS = [
   'none',
@@ -41,6 +42,9 @@ export const KINDS = [
   'quorum',
   'handoff',
   'namespace',
+  // Holding at the edges: a forger on the LAN of an open cluster, and long freezes.
+  'forger',
+  'freeze',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -105,7 +109,13 @@ export type Fault =
   /** `promote()` on a server. */
   | { type: 'promote'; at: number; target: Target }
   /** A config reload giving a server another `priority`. */
-  | { type: 'priority'; at: number; target: Target; priority: number };
+  | { type: 'priority'; at: number; target: Target; priority: number }
+  /**
+   * Until `until`, a forger on the LAN sends `perTick` accepted packets a tick (in bursts of
+   * up to `burst` at one instant): any field at any value the decoder accepts, forged and
+   * real hostnames, sniffed instance ids, replays (sim/forger.ts).
+   */
+  | { type: 'forge'; at: number; until: number; perTick: number; burst: number };
 
 export interface Scenario {
   seed: number;
@@ -171,6 +181,7 @@ function faultEndTicks(fault: Fault, checkBeats: number): number {
     case 'partition':
     case 'oneway':
     case 'net':
+    case 'forge':
       return Math.max(fault.at, fault.until);
     case 'duphost':
       // A second process that crashes goes on answering for its hostname, in the others'
@@ -407,6 +418,29 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
         if (node) sim.setPriority(node.id, fault.priority);
         return;
       }
+      case 'forge': {
+        const forger = new Forger(sim.random, {
+          hostnames: scenario.hosts.map((host) => host.name),
+          iidOf: (hostname) => {
+            const node = sim.nodes.get(hostname);
+            return node?.alive ? node.core.instanceId : undefined;
+          },
+          tickMs: tick,
+        });
+        sim.note('*', `FORGER starts: ${fault.perTick} packets a tick, bursts up to ${fault.burst}, until ${(fault.until * tick).toFixed(1)} ms`);
+        checker.forgedUntil = Math.max(checker.forgedUntil, fault.until * tick + tock + 0.25 * tick);
+        const end = fault.until * tick;
+        const speak = (): void => {
+          if (sim.now >= end) {
+            sim.note('*', 'FORGER stops');
+            return;
+          }
+          for (let i = sim.random.int(1, fault.burst); i > 0; i--) sim.inject(forger.next(), { address: '10.66.66.66' });
+          sim.at(sim.now + (sim.random.next() * 2 * tick) / fault.perTick, speak);
+        };
+        speak();
+        return;
+      }
     }
   };
   for (const fault of scenario.faults) sim.at(fault.at * tick, () => play(fault));
@@ -440,7 +474,7 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
     // counted from T_quiet that takes a heartbeat round (a tick + the largest delay) and one
     // answer (the largest delay again). With check_beats 1 a tock is only the heartbeat
     // interval, so "T_quiet + 1 tock" alone would be unreachable (seed 1777).
-    const freshAt = quietAt + tick + maxDelay;
+    let freshAt = quietAt + tick + maxDelay;
     let deadline = Math.max(quietAt + tock, freshAt + maxDelay, sim.lastStartAt + tock + tick);
     const reasons = [`quiet + max(tock, tick + 2 × max delay) = ${Math.max(quietAt + tock, freshAt + maxDelay).toFixed(1)}`, `last start ${sim.lastStartAt.toFixed(1)} + tock + tick`];
     if (scenario.quorum !== undefined) {
@@ -460,6 +494,24 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
         reasons.push(`${ended.id} (${ended.how} at ${ended.at.toFixed(1)}) last heard ${heard.toFixed(1)} + tock + 2 ticks`);
       }
     }
+    const forgeries = scenario.faults.filter((fault) => fault.type === 'forge');
+    if (forgeries.length > 0) {
+      // Whatever the forger made the servers believe (a claim, a namesake, an instance it
+      // impersonated) was last heard when it stopped and lapses when any silent server
+      // would: a tock and a quarter tick later. That is also when the real server behind an
+      // impersonated hostname is followed again, with its last heartbeat, so a conflict it
+      // was hidden in is seen and resolved at once: one delivery, and one answer.
+      const forgedUntil = Math.max(...forgeries.map((fault) => fault.until)) * tick;
+      const settled = forgedUntil + tock + 1.25 * tick + 2 * maxDelay;
+      // Nor is the cluster fresh (every server heard as it is) before the forged state lapsed.
+      freshAt = Math.max(freshAt, forgedUntil + tock + 1.25 * tick + maxDelay);
+      checker.forgedUntil = forgedUntil + tock + 0.25 * tick;
+      if (settled > deadline) {
+        deadline = settled;
+        reasons.push(`forger stopped ${forgedUntil.toFixed(1)} + tock + 1.25 ticks + 2 × max delay`);
+      }
+    }
+    checker.watchTerms();
     result.deadline = deadline;
     checker.onConverged = (time, master) => {
       result.convergenceTicks = Math.max(0, time - quietAt) / tick;
@@ -604,7 +656,7 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
     windows.clear();
     applyWindows();
     let quiet = Math.max(sim.now, sim.lastDeliveryDue);
-    for (const node of sim.nodes.values()) quiet = Math.max(quiet, node.stalledUntil);
+    for (const node of sim.nodes.values()) quiet = Math.max(quiet, node.stalledUntil, node.backlog.end);
     // A microsecond later: fault times are sums of floats (2.31 ticks + 2.54 ticks), and a
     // restart due "at" faultEnd may land a hair after it; quiet must follow every fault.
     sim.at(quiet + 0.001, enterQuiet);
@@ -815,6 +867,20 @@ function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
       for (let i = times(1, 4); i > 0; i--) s.faults.push(r.chance(0.5) ? { type: 'stepdown', at: at() } : { type: 'promote', at: at(), target: r.int(0, n - 1) });
       if (r.chance(0.5)) addFaults(s, r.pick(['loss', 'crash', 'partition', 'stall', 'reorder'] as const), r, window);
       s.probe = r.pick(HANDOFF_PROBES);
+      return;
+    case 'forger': {
+      for (let i = times(1, 2); i > 0; i--) {
+        const start = at();
+        s.faults.push({ type: 'forge', at: start, until: round(start + duration()), perTick: r.pick([1, 5, 20, 100]), burst: r.pick([1, 1, 10, 50]) });
+      }
+      if (r.chance(0.5)) addFaults(s, r.pick(['crash', 'shutdown', 'restart', 'eligibility', 'join', 'loss'] as const), r, window);
+      return;
+    }
+    case 'freeze':
+      // A process stopped for up to five tocks (SIGSTOP, a paused VM, a long GC), the master
+      // most often; its socket keeps what arrives meanwhile and is read when it wakes.
+      for (let i = times(1, 3); i > 0; i--) s.faults.push({ type: 'stall', at: at(), target: target(0.7), ticks: round(0.5 + r.next() * 5 * tock) });
+      if (r.chance(0.3)) addFaults(s, r.pick(['crash', 'loss', 'join'] as const), r, window);
       return;
     case 'namespace': {
       // A second cluster on the same port, under another cluster_id; some of its hostnames are ours.

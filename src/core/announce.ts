@@ -7,6 +7,7 @@ import type { FreshnessGuard } from './freshness';
 import type { Instant } from './types';
 import type { Step } from './step';
 import type { Timing } from './timing';
+import { MAX_PACE_UP } from './members';
 
 /**
  * After a stall (our own timer fired more than a tick late) nothing is decided until every
@@ -17,6 +18,8 @@ import type { Timing } from './timing';
  * by which time every live server has sent a fresh heartbeat.
  */
 const STALL_DRAIN_TICKS = 1;
+/** Heartbeats are never closer together than this, whatever a peer says. */
+const MIN_INTERVAL_MS = 10;
 
 export interface Announcing {
   hostname: string;
@@ -31,6 +34,8 @@ export class Announcer {
   readonly #guard: FreshnessGuard | null;
   /** Sends one heartbeat now (the facade composes it from the election state). */
   readonly #heartbeat: (now: Instant) => void;
+  /** The shortest heartbeat interval a peer is configured for (Infinity: none says). */
+  readonly #fastestPeerTick: (now: Instant) => number;
   #seq = 0;
   nextHeartbeatAt = Infinity;
   lastHeartbeatAt = -Infinity;
@@ -42,12 +47,31 @@ export class Announcer {
   /** The seq of the marker hello we wait for after a stall (-1: none). */
   #markerSeq = -1;
 
-  constructor(self: Announcing, timing: Timing, step: Step, guard: FreshnessGuard | null, heartbeat: (now: Instant) => void) {
+  constructor(self: Announcing, timing: Timing, step: Step, guard: FreshnessGuard | null, heartbeat: (now: Instant) => void, fastestPeerTick: (now: Instant) => number = () => Infinity) {
     this.#self = self;
     this.#timing = timing;
     this.#step = step;
     this.#guard = guard;
     this.#heartbeat = heartbeat;
+    this.#fastestPeerTick = fastestPeerTick;
+  }
+
+  /**
+   * Our heartbeat interval: our tick, or a faster peer's (up to MAX_PACE_UP times our
+   * rate, and never below 10 ms). Peers judge us by their own config; a server configured
+   * slower than the others would otherwise be removed between two of its heartbeats.
+   */
+  intervalMs(now: Instant): number {
+    const tick = this.#timing.tickMs;
+    const fastest = this.#fastestPeerTick(now);
+    if (!(fastest < tick)) return tick;
+    return Math.max(fastest, tick / MAX_PACE_UP, MIN_INTERVAL_MS);
+  }
+
+  /** A faster peer may have appeared: bring the next heartbeat in to its pace. */
+  repace(now: Instant): void {
+    const next = now.mono + this.intervalMs(now);
+    if (this.nextHeartbeatAt > next) this.nextHeartbeatAt = next;
   }
 
   nextSeq(): number {
@@ -111,8 +135,8 @@ export class Announcer {
       // after a stall, start a new grid rather than send a burst.
       const due = this.nextHeartbeatAt;
       this.#heartbeat(now);
-      const tick = this.#timing.tickMs;
-      this.nextHeartbeatAt = due + tick > now.mono ? due + tick : now.mono + tick;
+      const interval = this.intervalMs(now);
+      this.nextHeartbeatAt = due + interval > now.mono ? due + interval : now.mono + interval;
     }
   }
 
@@ -122,7 +146,10 @@ export class Announcer {
    */
   checkStall(now: Instant): number {
     const late = now.mono - this.#requestedWake;
-    if (late <= this.#timing.tickMs) return 0;
+    // Late enough that a peer may have been judged dead, or judged us dead, meanwhile: a
+    // tick; with check_beats 1 the quarter tick of grace is all there is.
+    const timing = this.#timing;
+    if (late <= Math.min(timing.tickMs, timing.deadAfterMs - timing.tickMs)) return 0;
     this.#step.logOnce('stall', 2, `Event loop stalled: woke ${Math.round(late)} ms late; reading queued packets before judging any peer`);
     this.#drainUntil = now.mono + STALL_DRAIN_TICKS * this.#timing.tickMs;
     this.#requestedWake = Infinity;

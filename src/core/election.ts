@@ -96,7 +96,7 @@ export class ElectionCore {
     const instances = (this.#instances = new Instances(self, timing, step, members));
     const quorum = (this.#quorum = new Quorum(options.quorum ?? 0, members));
     const handoffs = (this.#handoffs = new Handoffs(step));
-    const announcer = (this.#announcer = new Announcer({ ...self, clusterId: this.#clusterId }, timing, step, guard, (now) => this.#roles.sendHeartbeat(now)));
+    const announcer = (this.#announcer = new Announcer({ ...self, clusterId: this.#clusterId }, timing, step, guard, (now) => this.#roles.sendHeartbeat(now), () => members.fastestTick()));
     const priority = options.priority ?? 0;
     const record: ServerRecord = {
       hostname: options.hostname,
@@ -263,6 +263,7 @@ export class ElectionCore {
       this.#instances.receiveOwnHostname(message, from, now, this.master);
     } else {
       this.#inbox.receiveFromPeer(message, from, now);
+      if (message.action === 'heartbeat' && message.tick !== undefined && message.tick < this.#timing.tickMs) this.#announcer.repace(now);
     }
     this.#evaluate(now);
     return this.#flush(now);
@@ -335,9 +336,15 @@ export class ElectionCore {
 
   /** Apply new timings (config reload) without a restart. */
   setTiming(timing: CoreTiming, now: Instant): Output {
+    const before = { tickMs: this.#timing.tickMs, checkBeats: this.#timing.checkBeats };
+    if (before.tickMs === timing.tickMs && before.checkBeats === timing.checkBeats) return this.#flush(now);
+    // Peers we know keep the deadline of the old timing until they are heard again (then
+    // they have heard ours): a reload to a shorter heartbeat removes nobody.
+    this.#members.freezeTiming(before);
     this.#timing.tickMs = timing.tickMs;
     this.#timing.checkBeats = timing.checkBeats;
-    this.#announcer.nextHeartbeatAt = Math.min(this.#announcer.nextHeartbeatAt, now.mono + timing.tickMs);
+    this.#members.timingChanged();
+    this.#announcer.nextHeartbeatAt = Math.min(this.#announcer.nextHeartbeatAt, now.mono + this.#announcer.intervalMs(now));
     if (this.#active) this.#evaluate(now);
     return this.#flush(now);
   }
@@ -393,6 +400,8 @@ export class ElectionCore {
       return this.#flush(now);
     }
     if (!roles.self.eligible) return fail('this server is not eligible');
+    // After a stall nothing is decided until the queued packets are read: a master may be among them.
+    if (this.#announcer.draining(now)) return fail('this server is reading the packets queued while it was stalled; try again in a moment');
     if (!this.#quorum.has(now, roles.self.eligible, true)) return fail(`no quorum: fewer than ${this.#quorum.size} eligible servers visible`);
     const master = roles.masterHostname;
     this.#handoffs.waitForPromotion(now.mono + this.#timing.tockMs);

@@ -64,7 +64,7 @@ export class Inbox {
     // A hello carries no state, only a question, so it is never stale: a starting server
     // sends it together with its first heartbeat, and when that heartbeat overtakes it the
     // hello must still be answered, or the joiner learns the master a tick late (SPEC 4.3).
-    if (peer && message.action !== 'hello' && this.#instances.isStale(peer, message) && !this.#instances.lateCommand(peer, message, now)) {
+    if (peer && message.action !== 'hello' && this.#instances.isStale(peer, message, now) && !this.#instances.lateCommand(peer, message, now)) {
       step.peerLog(9, `Ignoring a stale ${message.action} from ${message.hostname} (overtaken by a newer packet)`);
       step.drop('stale');
       return;

@@ -21,6 +21,12 @@ import type { Timing } from './timing';
  * more than it could before them.
  */
 const OPEN_DUPLICATE_EVIDENCE = 2;
+/**
+ * Open clusters: how far below the last sequence number heard a packet still counts as
+ * old. A real server's packets are overtaken by at most a few of its own; anything further
+ * below is a new count (a forger's huge number is what it replaces).
+ */
+const OPEN_STALE_WINDOW = 1024;
 
 /** Another live process that announces our own hostname. */
 interface Namesake {
@@ -114,11 +120,29 @@ export class Instances {
     if (this.#confirmed(namesake)) this.#step.peerLog(4, `The other process named ${this.#self.hostname} (${namesake.address}) is gone`);
   }
 
-  /** Same instance, sequence not above the last one heard: reordered or repeated. */
-  isStale(peer: Peer, message: Message): boolean {
+  /**
+   * Same instance, sequence not above the last one heard: reordered or repeated. Without a
+   * secret, only within OPEN_STALE_WINDOW of the last: a forger that copies an instance id
+   * and sends a huge sequence number must not make the real server's packets look old
+   * after it stops (and replays are not a defence an open cluster has anyway).
+   */
+  isStale(peer: Peer, message: Message, now: Instant): boolean {
     if (message.iid === undefined || message.seq === undefined) return false;
-    if (message.iid === peer.iid) return message.seq <= peer.seq;
-    return message.iid === peer.other?.iid && message.seq <= peer.other.seq;
+    if (message.iid === peer.iid) return this.#older(message.seq, peer.seq, peer.lastHeard, peer, now);
+    const other = peer.other;
+    return message.iid === other?.iid && this.#older(message.seq, other.seq, other.lastHeard, peer, now);
+  }
+
+  /**
+   * Authenticated, a number at or below the last is old, always. Without a secret, only
+   * close below it, and only while the instance is live: a forger's number must not keep
+   * a server out of anyone's view after the forger stops (a locked record, kept though
+   * silent, would keep it out for good).
+   */
+  #older(seq: number, last: number, lastHeard: number, peer: Peer, now: Instant): boolean {
+    if (seq > last) return false;
+    if (this.#self.authenticated) return true;
+    return last - seq < OPEN_STALE_WINDOW && now.mono < lastHeard + peer.lane.deadAfterMs;
   }
 
   /**

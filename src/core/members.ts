@@ -40,16 +40,25 @@ export interface Peer {
   skipped: SkippedSeqs;
   /** The checkpoint its last heartbeat carried: taken only if we follow it as master. */
   ckpt: Checkpoint | null;
-  /** The timing it promises (its own tick and check_beats), by which it is judged. */
+  /** The timing it is judged by: ours, or after a reload of ours the one before, until it is heard again. */
   lane: Lane;
+  /** The heartbeat interval it is configured for, as it says (0: it does not say, as the original). */
+  tick: number;
+  /** The timing last reported as a mismatch ('' before its first heartbeat was looked at). */
+  timingNoted: string;
 }
 
 /**
- * Peers that promise the same timing. Each is judged by its own promise, as VRRPv3 backups
- * learn the master's advertisement interval: a server configured with a slower heartbeat
- * is not removed between two of its heartbeats. A peer that does not say (the original)
- * is judged by our own config (the local lane). Within a lane every peer dies the same
- * time after it was last heard, so heard order is deadline order.
+ * Peers judged by the same timing. Every peer is judged by our own config (the local
+ * lane), except right after a reload of our timing: the peers we knew keep the deadline of
+ * the timing before (a frozen lane) until they are heard again, so a reload to a shorter
+ * heartbeat removes nobody who was live by the old one. Within a lane every peer dies the
+ * same time after it was last heard, so heard order is deadline order.
+ *
+ * A peer's own timing is not believed for its deadline: without a secret anyone can send a
+ * heartbeat that promises a day, and its claim to master would outlive the forger by that
+ * long. A server configured slower than its peers paces its heartbeats to the fastest of
+ * them instead (see `fastestTick`), so it is never judged too slow.
  */
 export class Lane {
   readonly peers = new Map<string, Peer>();
@@ -84,6 +93,9 @@ export interface OtherInstance {
   heartbeat: HeartbeatMessage | null;
 }
 
+/** A server paces its heartbeats up to this many times its own rate to match a faster peer, and no more. */
+export const MAX_PACE_UP = 20;
+
 export class MemberTable {
   readonly #timing: Timing;
   readonly #step: Step;
@@ -109,6 +121,10 @@ export class MemberTable {
   #departed = new Map<string, { iid: string; seq: number; until: number }>();
   readonly #maxDeparted: number;
 
+  /** Peers that say they are configured for a shorter heartbeat interval than ours. */
+  #faster = new Set<Peer>();
+  #frozenLanes = 0;
+
   constructor(timing: Timing, step: Step, maxDeparted: number) {
     this.#timing = timing;
     this.#step = step;
@@ -117,16 +133,44 @@ export class MemberTable {
     this.#lanes.set('local', this.#local);
   }
 
-  /** The lane for the timing a heartbeat promises; noted (once per change) when it differs from ours. */
-  #laneOf(message: HeartbeatMessage): Lane {
-    if (message.tick === undefined || message.beats === undefined) return this.#local;
-    const key = `${message.tick}/${message.beats}`;
-    let lane = this.#lanes.get(key);
-    if (!lane) {
-      lane = new Lane(key, { tickMs: message.tick, checkBeats: message.beats });
-      this.#lanes.set(key, lane);
-    }
-    return lane;
+  /**
+   * Our timing changed (a config reload): every peer is judged by the timing before until
+   * it is heard again, by when it has had a chance to hear ours and pace to it.
+   */
+  freezeTiming(before: { tickMs: number; checkBeats: number }): void {
+    if (this.#local.peers.size === 0) return;
+    const frozen = new Lane(`was ${before.tickMs}/${before.checkBeats} #${++this.#frozenLanes}`, { ...before });
+    this.#lanes.set(frozen.key, frozen);
+    for (const [hostname, peer] of this.#local.peers) this.#join(frozen, hostname, peer);
+    this.#local.peers.clear();
+  }
+
+  /** After our timing changed (the shared Timing already holds the new one). */
+  timingChanged(): void {
+    this.#recountTicks();
+  }
+
+  /**
+   * The shortest heartbeat interval a peer configured faster than us says it keeps
+   * (Infinity: none). A forger can say 10 ms: that speeds us up to MAX_PACE_UP times our
+   * own rate at most, and only while its heartbeats keep it in the table.
+   */
+  fastestTick(): number {
+    let fastest = Infinity;
+    for (const peer of this.#faster) if (peer.tick < fastest) fastest = peer.tick;
+    return fastest;
+  }
+
+  #countTick(peer: Peer, tick: number): void {
+    peer.tick = tick;
+    if (tick > 0 && tick < this.#timing.tickMs) this.#faster.add(peer);
+    else this.#faster.delete(peer);
+  }
+
+  /** Our own tick changed: who is faster than us changes too. */
+  #recountTicks(): void {
+    this.#faster.clear();
+    for (const peer of this.#peers.values()) this.#countTick(peer, peer.tick);
   }
 
   #join(lane: Lane, hostname: string, peer: Peer): void {
@@ -140,15 +184,18 @@ export class MemberTable {
     if (lane.peers.size === 0 && lane !== this.#local) this.#lanes.delete(lane.key);
   }
 
-  /** Say once (per change) that a peer keeps another timing than ours, and how it is judged. */
-  #noteTiming(hostname: string, lane: Lane, previous: Lane | null): void {
-    if (lane === previous || lane === this.#local) return;
+  /** Say once per peer and timing that a peer is configured with another timing than ours, and what follows. */
+  #noteTiming(hostname: string, peer: Peer, message: HeartbeatMessage): void {
+    if (message.tick === undefined || message.beats === undefined) return;
     const ours = this.#timing;
-    if (lane.tickMs === ours.tickMs && lane.timing.checkBeats === ours.checkBeats) return;
+    const key = `${message.tick}/${message.beats}/${ours.tickMs}/${ours.checkBeats}`;
+    if (peer.timingNoted === key) return;
+    peer.timingNoted = key;
+    if (message.tick === Math.round(ours.tickMs) && message.beats === ours.checkBeats) return;
+    const pace = message.tick < ours.tickMs ? `; this server sends its heartbeats every ${Math.round(Math.max(message.tick, ours.tickMs / MAX_PACE_UP))} ms while ${hostname} is here` : '';
     this.#step.peerLog(
       3,
-      `Server ${hostname} sends a heartbeat every ${lane.tickMs} ms (check_beats ${lane.timing.checkBeats}) while this server is configured for ${ours.tickMs} ms (check_beats ${ours.checkBeats}); ` +
-        `judging it by its own timing: dead after ${Math.round(lane.deadAfterMs)} ms of silence. Give every server the same heartbeat_freq and check_beats.`,
+      `TIMING MISMATCH: server ${hostname} is configured for a heartbeat every ${message.tick} ms (check_beats ${message.beats}), this server for ${ours.tickMs} ms (check_beats ${ours.checkBeats})${pace}. Give every server the same heartbeat_freq and check_beats.`,
     );
   }
 
@@ -229,11 +276,13 @@ export class MemberTable {
       skipped: new SkippedSeqs(),
       ckpt: message.ckpt ?? null,
       lane: this.#local,
+      tick: 0,
+      timingNoted: '',
     };
     this.#peers.set(message.hostname, peer);
-    const lane = this.#laneOf(message);
-    this.#join(lane, message.hostname, peer);
-    this.#noteTiming(message.hostname, lane, null);
+    this.#join(this.#local, message.hostname, peer);
+    this.#countTick(peer, message.tick ?? 0);
+    this.#noteTiming(message.hostname, peer, message);
     this.noteClaim(message.hostname, message.master);
     this.touch(message.hostname);
     return peer;
@@ -262,13 +311,13 @@ export class MemberTable {
     peer.lastHeard = heardAt;
     peer.address = address;
     this.#leftLocked.delete(peer);
-    const lane = this.#laneOf(message);
-    if (lane !== peer.lane) {
-      const previous = peer.lane;
+    if (peer.lane !== this.#local) {
+      // Heard again after a reload of our timing: judged by ours from now on.
       this.#leave(message.hostname, peer);
-      this.#join(lane, message.hostname, peer);
-      this.#noteTiming(message.hostname, lane, previous);
+      this.#join(this.#local, message.hostname, peer);
     }
+    this.#countTick(peer, message.tick ?? 0);
+    this.#noteTiming(message.hostname, peer, message);
     this.#place(message.hostname, peer, now);
     this.noteClaim(message.hostname, message.master);
     this.touch(message.hostname);
@@ -330,6 +379,7 @@ export class MemberTable {
   remove(hostname: string, peer: Peer): void {
     this.#peers.delete(hostname);
     this.#leave(hostname, peer);
+    this.#faster.delete(peer);
     this.#claiming.delete(hostname);
     this.touch(hostname);
     this.#step.event({ type: 'deleteserver', server: { ...peer.record } });
