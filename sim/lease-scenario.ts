@@ -477,7 +477,7 @@ class LeaseChecker {
       if (!machine.master) continue;
       if (!machine.eligible) this.#fail('ineligible-never-master', `${node.id} is master while ineligible`);
       const key = store.kv.get(machine.keys.master);
-      const term = machine.table[machine.hostname]?.term;
+      const term = machine.record(machine.hostname)?.term;
       if (!key || key.lease !== machine.lease || key.createRevision !== term) {
         this.#fail('single-master-in-store-truth', `${node.id} believes it is master (term ${term}, lease ${machine.lease}) but the store's key is ${key ? `term ${key.createRevision} under lease ${key.lease}` : 'absent'}`);
       }

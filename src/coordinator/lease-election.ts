@@ -109,8 +109,10 @@ export class LeaseElection {
   readonly hostname: string;
   readonly instanceId: string;
   readonly keys: records.Keys;
-  /** hostname → record, self included; prototype-free, as the UDP core's. */
-  readonly table: Record<string, ServerRecord> = Object.create(null) as Record<string, ServerRecord>;
+  /** hostname → record, self included; prototype-free, as the UDP core's. Apps read copies (`table`). */
+  readonly #rows: Record<string, ServerRecord> = Object.create(null) as Record<string, ServerRecord>;
+  /** Rows changed since the last takeChanged(). */
+  #changed = new Set<string>();
 
   #ip: string;
   #port: number;
@@ -203,10 +205,31 @@ export class LeaseElection {
       priority: this.#priority,
       term: 0,
     };
-    this.table[this.hostname] = this.#self;
+    this.#rows[this.hostname] = this.#self;
   }
 
   // ---- read-only state -------------------------------------------------------------
+
+  /** The whole table as copies, self first; changing them changes nothing here. */
+  get table(): Record<string, ServerRecord> {
+    const table = Object.create(null) as Record<string, ServerRecord>;
+    table[this.hostname] = { ...this.#self };
+    for (const [hostname, record] of Object.entries(this.#rows)) if (hostname !== this.hostname) table[hostname] = { ...record };
+    return table;
+  }
+
+  /** A copy of one row (self included), or undefined. */
+  record(hostname: string): ServerRecord | undefined {
+    const record = this.#rows[hostname];
+    return record ? { ...record } : undefined;
+  }
+
+  /** Hostnames whose row changed (added, updated or removed) since the last call. */
+  takeChanged(): Set<string> {
+    const changed = this.#changed;
+    this.#changed = new Set();
+    return changed;
+  }
 
   /** Master as of the last step. Use `isMasterAt(now)` where the time is at hand. */
   get master(): boolean {
@@ -263,7 +286,7 @@ export class LeaseElection {
     return this.#lease !== null && this.#registered && this.#synced;
   }
   get size(): number {
-    return Object.keys(this.table).length;
+    return Object.keys(this.#rows).length;
   }
   /** Where `hostname` takes messages (from its record), or null. */
   addressOf(hostname: string): Address | null {
@@ -276,7 +299,7 @@ export class LeaseElection {
     return hostname === this.hostname ? this.instanceId : this.#members.get(hostname)?.iid;
   }
   /** Live eligible servers (self included when eligible), sorted: the set keys are split over. */
-  eligibleMembers(): string[] {
+  eligibleMembers(_now?: Instant): string[] {
     const members = this.#self.eligible ? [this.hostname] : [];
     for (const [hostname, member] of this.#members) {
       if (member.present && member.record.eligible) members.push(hostname);
@@ -443,6 +466,7 @@ export class LeaseElection {
   setEligible(eligible: boolean, now: Instant): LeaseOutput {
     if (this.#self.eligible === eligible) return this.#flush(now);
     this.#self.eligible = eligible;
+    this.#changed.add(this.hostname);
     this.#reportMembersSoon = true;
     this.#log(4, `Eligibility changed: we are ${eligible ? 'now' : 'no longer'} eligible to be master`);
     if (!this.#active) return this.#flush(now);
@@ -461,6 +485,18 @@ export class LeaseElection {
   /** Replace the user data object; it reaches the store at most once a tick. */
   setData(data: JsonObject): void {
     this.#self.data = data;
+    this.#changed.add(this.hostname);
+  }
+
+  /** The application locks (or unlocks) a record: a locked server is never removed, only marked gone. */
+  setLocked(hostname: string, locked: boolean, now: Instant): LeaseOutput {
+    const member = this.#members.get(hostname);
+    if (member && member.record.locked !== locked) {
+      member.record.locked = locked;
+      this.#changed.add(hostname);
+      if (!locked && !member.present) this.#removeMember(hostname, member);
+    }
+    return this.#flush(now);
   }
 
   /** A config reload: new timings (a new TTL applies from the next lease). */
@@ -477,6 +513,7 @@ export class LeaseElection {
     if (policy.priority !== this.#priority) {
       this.#priority = policy.priority;
       this.#self.priority = policy.priority;
+      this.#changed.add(this.hostname);
       this.#recordDueAt = now.mono;
       if (this.#active && this.#lease && !this.#recordInFlight) this.#putRecord(now);
     }
@@ -807,8 +844,9 @@ export class LeaseElection {
   #forgetMaster(): void {
     const previous = this.#master;
     this.#master = null;
-    const record = previous?.hostname ? this.table[previous.hostname] : undefined;
+    const record = previous?.hostname ? this.#rows[previous.hostname] : undefined;
     if (record && !record.self) record.master = false;
+    if (previous?.hostname) this.#changed.add(previous.hostname);
   }
 
   /** Revoke the leases we abandoned, one at a time, until the store has them no more. */
@@ -832,8 +870,9 @@ export class LeaseElection {
     const previous = this.#master;
     this.#master = view;
     if (previous && previous.hostname && previous.hostname !== view?.hostname) {
-      const record = this.table[previous.hostname];
-      if (record) record.master = false;
+      const record = this.#rows[previous.hostname];
+      if (record && !record.self) record.master = false;
+      this.#changed.add(previous.hostname);
     }
     if (this.#role === 'master' && (!view || view.iid !== this.instanceId || view.term !== this.#self.term)) {
       this.#relinquish('our election key is gone from the store');
@@ -854,10 +893,11 @@ export class LeaseElection {
       }
       return;
     }
-    const record = view.hostname ? this.table[view.hostname] : undefined;
+    const record = view.hostname ? this.#rows[view.hostname] : undefined;
     if (record && !record.self) {
       record.master = true;
       record.term = view.term;
+      this.#changed.add(view.hostname);
     }
     this.#settled = true;
     if (view.hostname) this.#handoffDone(view.hostname);
@@ -895,7 +935,7 @@ export class LeaseElection {
       };
       member = { record, iid: hb.iid as string, lease: kv.lease, port: value.port, present: true, heardAt: now.mono, reportedUptime: hb.uptime, seq: -1, skipped: new SkippedSeqs() };
       this.#members.set(hostname, member);
-      this.table[hostname] = record;
+      this.#rows[hostname] = record;
       if (this.#master?.hostname === hostname) {
         record.master = true;
         record.term = this.#master.term;
@@ -905,6 +945,7 @@ export class LeaseElection {
       return;
     }
     const record = member.record;
+    this.#changed.add(hostname);
     if (member.iid !== hb.iid) {
       member.seq = -1;
       member.skipped.clear();
@@ -943,11 +984,12 @@ export class LeaseElection {
       // Kept, being locked; but a server without a lease is master of nothing and counts for nothing.
       member.present = false;
       member.record.master = false;
+      this.#changed.add(hostname);
       this.#reportMembersSoon = true;
       return;
     }
     this.#members.delete(hostname);
-    delete this.table[hostname];
+    delete this.#rows[hostname];
     this.#log(5, `Server left the cluster: ${hostname}`);
     this.#event({ type: 'deleteserver', server: member.record });
   }
@@ -1003,8 +1045,8 @@ export class LeaseElection {
 
   /** Negative when `a` ranks before `b`: higher priority, then hostname in plain string order. */
   #compare(a: string, b: string): number {
-    const pa = a === this.hostname ? this.#priority : (this.table[a]?.priority ?? 0);
-    const pb = b === this.hostname ? this.#priority : (this.table[b]?.priority ?? 0);
+    const pa = a === this.hostname ? this.#priority : (this.#rows[a]?.priority ?? 0);
+    const pb = b === this.hostname ? this.#priority : (this.#rows[b]?.priority ?? 0);
     if (pa !== pb) return pb - pa;
     return a < b ? -1 : a > b ? 1 : 0;
   }
@@ -1087,7 +1129,7 @@ export class LeaseElection {
     this.#claimNow = false;
     this.#handoffDone(this.hostname);
     this.#setMasterHostname(this.hostname);
-    this.#log(4, `We are now the master server (term ${term})`, { servers: Object.keys(this.table).sort() });
+    this.#log(4, `We are now the master server (term ${term})`, { servers: Object.keys(this.#rows).sort() });
     this.#event({ type: 'master', term, checkpoint: this.checkpoint });
     if (this.#promoteUntil !== Infinity) {
       this.#promoteUntil = Infinity;
@@ -1160,6 +1202,8 @@ export class LeaseElection {
 
   #event(event: CoreEvent): void {
     this.#out.events.push(event);
+    if (event.type === 'addserver' || event.type === 'deleteserver') this.#changed.add(event.server.hostname);
+    if (event.type === 'master' || event.type === 'slave') this.#changed.add(this.hostname);
     if (event.type === 'addserver' || event.type === 'deleteserver') this.#reportMembersSoon = true;
   }
 
