@@ -1,0 +1,243 @@
+/**
+ * A real etcd cluster for tests and the bench: three members of Debian's `etcd-server`
+ * (/usr/bin/etcd) on free 127.0.0.1 ports, in a temporary directory that is removed after,
+ * also when a test fails or the run is interrupted. Short heartbeat and election timeouts
+ * (50 / 500 ms) make leader changes and the minimum lease TTL (1 s) fast.
+ *
+ * Nothing listens beyond loopback: client and peer URLs are 127.0.0.1 only, and the metrics
+ * listener is the client one.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { assertLoopback } from './loopback';
+
+export const ETCD_BINARY = process.env.PSM_ETCD_BINARY ?? '/usr/bin/etcd';
+export const ETCD_PACKAGE = 'etcd-server';
+
+/** Why real-etcd tests cannot run here (null: they can). */
+export function etcdUnavailable(): string | null {
+  if (!existsSync(ETCD_BINARY)) return `${ETCD_BINARY} not found (Debian: apt-get install -y ${ETCD_PACKAGE})`;
+  try {
+    require.resolve('etcd3');
+  } catch {
+    return 'the etcd3 client is not installed (npm install etcd3)';
+  }
+  return null;
+}
+
+/** A free TCP port on 127.0.0.1 (closed again at once; the member binds it a moment later). */
+export function freeTcpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface EtcdMember {
+  name: string;
+  clientUrl: string;
+  peerUrl: string;
+  dataDir: string;
+  process: ChildProcess | null;
+  exited: Promise<void>;
+  /** stderr tail, for a failure message. */
+  log: string[];
+}
+
+export interface EtcdClusterOptions {
+  members?: number;
+  heartbeatMs?: number;
+  electionMs?: number;
+}
+
+const live = new Set<EtcdCluster>();
+let hooked = false;
+
+/** Kill every member and remove every directory, synchronously: for exit and signals. */
+function cleanupAll(): void {
+  for (const cluster of live) cluster.destroySync();
+}
+
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  process.once('exit', cleanupAll);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      cleanupAll();
+      process.kill(process.pid, signal);
+    });
+  }
+}
+
+export class EtcdCluster {
+  readonly dir: string;
+  readonly members: EtcdMember[];
+  readonly #options: Required<EtcdClusterOptions>;
+  #token: string;
+
+  private constructor(dir: string, members: EtcdMember[], options: Required<EtcdClusterOptions>) {
+    this.dir = dir;
+    this.members = members;
+    this.#options = options;
+    this.#token = `psm-${process.pid}-${path.basename(dir)}`;
+  }
+
+  /** Start the members and wait (at most 30 s) until the cluster answers. */
+  static async start(options: EtcdClusterOptions = {}): Promise<EtcdCluster> {
+    const reason = etcdUnavailable();
+    if (reason) throw new Error(reason);
+    const resolved = { members: options.members ?? 3, heartbeatMs: options.heartbeatMs ?? 50, electionMs: options.electionMs ?? 500 };
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'psm-etcd-'));
+    const members: EtcdMember[] = [];
+    for (let i = 1; i <= resolved.members; i++) {
+      const clientUrl = `http://127.0.0.1:${await freeTcpPort()}`;
+      const peerUrl = `http://127.0.0.1:${await freeTcpPort()}`;
+      members.push({ name: `m${i}`, clientUrl, peerUrl, dataDir: path.join(dir, `m${i}`), process: null, exited: Promise.resolve(), log: [] });
+    }
+    const cluster = new EtcdCluster(dir, members, resolved);
+    live.add(cluster);
+    hookExit();
+    try {
+      for (const member of members) cluster.#spawn(member, 'new');
+      await cluster.waitHealthy(30_000);
+    } catch (err) {
+      await cluster.close();
+      throw err;
+    }
+    return cluster;
+  }
+
+  /** Client URLs, for the `hosts` option. */
+  get endpoints(): string[] {
+    return this.members.map((member) => member.clientUrl);
+  }
+
+  member(name: string): EtcdMember {
+    const member = this.members.find((m) => m.name === name);
+    if (!member) throw new Error(`no etcd member ${name}`);
+    return member;
+  }
+
+  #spawn(member: EtcdMember, state: 'new' | 'existing'): void {
+    for (const url of [member.clientUrl, member.peerUrl]) assertLoopback(new URL(url).hostname, 'etcd URL');
+    const initialCluster = this.members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+    const args = [
+      '--name', member.name,
+      '--data-dir', member.dataDir,
+      '--listen-client-urls', member.clientUrl,
+      '--advertise-client-urls', member.clientUrl,
+      '--listen-peer-urls', member.peerUrl,
+      '--initial-advertise-peer-urls', member.peerUrl,
+      '--initial-cluster', initialCluster,
+      '--initial-cluster-state', state,
+      '--initial-cluster-token', this.#token,
+      '--heartbeat-interval', String(this.#options.heartbeatMs),
+      '--election-timeout', String(this.#options.electionMs),
+      '--logger', 'zap',
+      '--log-level', 'error',
+    ];
+    const child = spawn(ETCD_BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    member.process = child;
+    member.log = [];
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => {
+      member.log.push(chunk);
+      if (member.log.length > 50) member.log.shift();
+    });
+    member.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+  }
+
+  /** Stop one member (SIGKILL by default), and wait until it has exited. */
+  async kill(name: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const member = this.member(name);
+    const child = member.process;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(signal);
+    await member.exited;
+    member.process = null;
+  }
+
+  /** Start a stopped member again with its data (it rejoins the cluster). */
+  async restart(name: string): Promise<void> {
+    const member = this.member(name);
+    if (member.process) return;
+    this.#spawn(member, 'existing');
+  }
+
+  /** Stop every member (the whole store down). */
+  async stopAll(): Promise<void> {
+    await Promise.all(this.members.map((member) => this.kill(member.name)));
+  }
+
+  async startAll(timeoutMs = 30_000): Promise<void> {
+    for (const member of this.members) await this.restart(member.name);
+    await this.waitHealthy(timeoutMs);
+  }
+
+  /** Until a quorum answers a linearizable read, at most `timeoutMs`. */
+  async waitHealthy(timeoutMs: number): Promise<void> {
+    const { Etcd3 } = require('etcd3') as typeof import('etcd3');
+    const deadline = Date.now() + timeoutMs;
+    let lastError = '';
+    while (Date.now() < deadline) {
+      const client = new Etcd3({ hosts: this.endpoints.filter((_, i) => this.members[i]?.process), dialTimeout: 1000 });
+      try {
+        await client.get('psm-health').options({ deadline: Date.now() + 1000 }).string();
+        client.close();
+        return;
+      } catch (err) {
+        lastError = (err as Error).message;
+      }
+      client.close();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const logs = this.members.map((m) => `${m.name}: ${m.log.join('').slice(-400)}`).join('\n');
+    throw new Error(`etcd cluster not healthy within ${timeoutMs} ms (${lastError})\n${logs}`);
+  }
+
+  /** The name of the member that is raft leader now (asked of each running member). */
+  async leader(): Promise<string> {
+    const { Etcd3 } = require('etcd3') as typeof import('etcd3');
+    const ids = new Map<string, string>();
+    let leaderId = '';
+    for (const member of this.members) {
+      if (!member.process) continue;
+      const client = new Etcd3({ hosts: member.clientUrl, dialTimeout: 1000 });
+      try {
+        const status = await client.maintenance.status();
+        ids.set(status.header.member_id, member.name);
+        if (status.leader !== '0') leaderId = status.leader;
+      } catch {
+        // a member that does not answer is not the one we look for
+      } finally {
+        client.close();
+      }
+    }
+    const name = ids.get(leaderId);
+    if (!name) throw new Error('no etcd leader found');
+    return name;
+  }
+
+  /** Kill everything and remove the directory. */
+  async close(): Promise<void> {
+    await Promise.all(this.members.map((member) => this.kill(member.name)));
+    this.destroySync();
+  }
+
+  destroySync(): void {
+    for (const member of this.members) {
+      const child = member.process;
+      if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+    live.delete(this);
+  }
+}
