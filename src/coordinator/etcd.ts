@@ -50,7 +50,7 @@ interface EtcdClient {
     leaseRevoke(req: { ID: string }, options?: unknown): Promise<unknown>;
     leaseKeepAlive(options?: unknown): Promise<DuplexStream>;
   };
-  kvClient: {
+  kv: {
     put(req: { key: Buffer; value: Buffer; lease: string }, options?: unknown): Promise<{ header: { revision: string } }>;
     range(req: { key: Buffer; range_end: Buffer; limit: number }, options?: unknown): Promise<{ header: { revision: string }; kvs: RawKeyValue[] }>;
     txn(req: Record<string, unknown>, options?: unknown): Promise<{ header: { revision: string }; succeeded: boolean; responses: Array<{ response_range?: { kvs: RawKeyValue[] } }> }>;
@@ -94,7 +94,10 @@ export function loadEtcd3(): EtcdModule {
 }
 
 /** A policy that runs the call once (etcd3's default retries and circuit breakers would hide failures behind their own delays). */
-const ONCE = { execute: <T>(fn: (context: { signal: AbortSignal; attempt: number }) => T): T => fn({ signal: new AbortController().signal, attempt: 0 }) };
+const ONCE = {
+  // Always a promise: etcd3 chains `.catch` on it, also where the call throws at once.
+  execute: <T>(fn: (context: { signal: AbortSignal; attempt: number }) => T | Promise<T>): Promise<T> => new Promise<T>((resolve) => resolve(fn({ signal: new AbortController().signal, attempt: 0 }))),
+};
 
 /** Reconnecting a broken watch is the machine's business (it reads again); the client's own backoff only idles. */
 interface Backoff {
@@ -157,8 +160,15 @@ export class EtcdStore {
         global: { execute: <T>(fn: (context: { signal: AbortSignal; attempt: number }) => Promise<T>): Promise<T> => retryOnce(fn, (err) => module.isRecoverableError(err)) },
         watchBackoff: NO_BACKOFF,
       },
-      // gRPC pings find a dead TCP connection (a cut network) that no error would report.
-      grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
+      grpcOptions: {
+        // gRPC pings find a dead TCP connection (a cut network) that no error would report.
+        'grpc.keepalive_time_ms': 10_000,
+        'grpc.keepalive_timeout_ms': 5_000,
+        // After an outage, reconnect within a second of etcd's return, not after gRPC's
+        // default backoff (up to two minutes), which would keep the cluster masterless.
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 1000,
+      },
     };
     if (settings.username !== undefined) options.auth = { username: settings.username, password: settings.password ?? '' };
     if (settings.ca_file !== undefined) {
@@ -216,7 +226,7 @@ export class EtcdStore {
   #unary(op: Exclude<StoreOp, { type: 'watch' } | { type: 'unwatch' } | { type: 'keepAlive' }>): void {
     const settle = this.#settleOnce(op.id, op.timeoutMs);
     const call = { deadline: Date.now() + op.timeoutMs };
-    const kv = this.#client.kvClient;
+    const kv = this.#client.kv;
     let promise: Promise<StoreResult>;
     switch (op.type) {
       case 'grant':
