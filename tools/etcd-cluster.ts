@@ -8,7 +8,7 @@
  * listener is the client one.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -77,6 +77,51 @@ function hookExit(): void {
   }
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Members of a cluster whose test process was killed (SIGKILL, a broken pipe) outlive it:
+ * find them by the token we give every member (`psm-<pid of the test process>-...`), kill
+ * them and remove their directory. Only etcd processes we started match.
+ */
+export function sweepStaleClusters(): number {
+  let swept = 0;
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return 0;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    if (argv[0] !== ETCD_BINARY) continue;
+    const token = argv[argv.indexOf('--initial-cluster-token') + 1] ?? '';
+    const owner = /^psm-(\d+)-(psm-etcd-[A-Za-z0-9]+)$/.exec(token);
+    if (!owner || alive(Number(owner[1]))) continue;
+    try {
+      process.kill(Number(entry), 'SIGKILL');
+      swept++;
+    } catch {
+      // gone meanwhile
+    }
+    rmSync(path.join(os.tmpdir(), owner[2] as string), { recursive: true, force: true, maxRetries: 5 });
+  }
+  return swept;
+}
+
 export class EtcdCluster {
   readonly dir: string;
   readonly members: EtcdMember[];
@@ -94,6 +139,7 @@ export class EtcdCluster {
   static async start(options: EtcdClusterOptions = {}): Promise<EtcdCluster> {
     const reason = etcdUnavailable();
     if (reason) throw new Error(reason);
+    sweepStaleClusters();
     const resolved = { members: options.members ?? 3, heartbeatMs: options.heartbeatMs ?? 50, electionMs: options.electionMs ?? 500 };
     const dir = mkdtempSync(path.join(os.tmpdir(), 'psm-etcd-'));
     const members: EtcdMember[] = [];
@@ -237,7 +283,8 @@ export class EtcdCluster {
       const child = member.process;
       if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
-    rmSync(this.dir, { recursive: true, force: true });
+    // A member killed a moment ago may still be closing files: retry instead of leaving the directory.
+    rmSync(this.dir, { recursive: true, force: true, maxRetries: 5 });
     live.delete(this);
   }
 }
