@@ -12,26 +12,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { KeyValue, StoreOp, StoreResult, WatchBatch } from './types';
+import type { EtcdSettings, KeyValue, StoreOp, StoreResult, WatchBatch } from './types';
+
+export type { EtcdSettings } from './types';
 
 export const INSTALL_COMMAND = 'npm install etcd3';
-
-/** The `coordinator` config section, validated (see config.ts). */
-export interface EtcdSettings {
-  type: 'etcd';
-  hosts: string[];
-  prefix: string;
-  /** Whole seconds; 0: one tock, rounded up. */
-  ttl: number;
-  username?: string;
-  password?: string;
-  /** PEM file paths, for https hosts. */
-  ca_file?: string;
-  cert_file?: string;
-  key_file?: string;
-  /** Most keys one read of the prefix returns (bounds memory against a flooded prefix). */
-  max_keys: number;
-}
 
 export interface StoreHandlers {
   result(id: number, result: StoreResult): void;
@@ -81,8 +66,7 @@ interface RawKeyValue {
  * Load the client, or fail with the command that installs it. Resolved from the
  * application's own folder first (where `npm install etcd3` puts it), then from ours.
  */
-export function loadEtcd3(): EtcdModule {
-  const candidates = [() => createRequire(`${process.cwd()}/`)('etcd3'), () => require('etcd3')];
+export function loadEtcd3(candidates: Array<() => unknown> = [() => createRequire(`${process.cwd()}/`)('etcd3'), () => require('etcd3')]): EtcdModule {
   for (const load of candidates) {
     try {
       return load() as EtcdModule;

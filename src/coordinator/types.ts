@@ -8,6 +8,23 @@
  */
 import type { Output } from '../core/types';
 
+/** The `coordinator` config section, validated (src/config.ts). */
+export interface EtcdSettings {
+  type: 'etcd';
+  hosts: string[];
+  prefix: string;
+  /** Whole seconds; 0: one tock, rounded up. */
+  ttl: number;
+  username?: string;
+  password?: string;
+  /** PEM file paths, for https hosts. */
+  ca_file?: string;
+  cert_file?: string;
+  key_file?: string;
+  /** Most keys one read of the prefix returns (bounds memory against a flooded prefix). */
+  max_keys: number;
+}
+
 /** One key as the store holds it. Revisions are the store's, so they are the same for every reader. */
 export interface KeyValue {
   key: string;
