@@ -82,6 +82,8 @@ export class SimLeaseStore {
   readonly watchLostDelayMs: number;
   readonly earlyExpiryMs: number;
   requests = 0;
+  /** Requests sent, by op type. */
+  readonly opsByType: Record<string, number> = Object.create(null) as Record<string, number>;
 
   #host: StoreHost;
   #nextLease = 0x1000;
@@ -184,6 +186,7 @@ export class SimLeaseStore {
       return;
     }
     this.requests++;
+    this.opsByType[op.type] = (this.opsByType[op.type] ?? 0) + 1;
     let settled = false;
     const settle = (result: StoreResult): void => {
       if (settled) return;

@@ -243,3 +243,43 @@ describe('checkpoints', () => {
     assert.deepEqual(master.checkpoint, { next: 6 });
   });
 });
+
+describe('data and messages', () => {
+  test('data reaches the others\' records at most once a tick, however often it changes', () => {
+    const sim = cluster();
+    sim.add('alpha');
+    sim.add('bravo');
+    agreed(sim, 1000);
+    sim.runFor(500);
+    const puts = sim.store.opsByType.put ?? 0;
+    for (let i = 1; i <= 20; i++) {
+      sim.at(sim.now + i * 10, () => sim.setData('alpha', { step: i }));
+    }
+    sim.runFor(200 + 200 + 20); // 20 changes over 200 ms; a tick is 200 ms
+    assert.deepEqual(sim.node('bravo').machine.record('alpha')?.data, { step: 20 });
+    const added = (sim.store.opsByType.put ?? 0) - puts;
+    assert.ok(added >= 1 && added <= 3, `${added} record writes for 20 changes`);
+  });
+
+  test('messages go by UDP to the address a member registered; strangers and replays are refused', () => {
+    const sim = cluster();
+    sim.add('alpha');
+    sim.add('bravo');
+    agreed(sim, 1000);
+    const alpha = sim.node('alpha').machine;
+    const bravo = sim.node('bravo').machine;
+    const at = { mono: sim.now, wall: Date.now() };
+    const out = alpha.sendMessage('bravo', 'job.done', { id: 42 }, at);
+    assert.equal(out.send.length, 1);
+    assert.deepEqual(out.send[0]?.to, { address: '127.0.0.1', port: 3014 });
+    const message = out.send[0]?.message;
+    assert.ok(message && message.action === 'message');
+    const from = { address: '127.0.0.1', port: 3014 };
+    const delivered = bravo.receive(message, from, at);
+    assert.deepEqual(delivered.events.map((e) => e.type === 'message' && [e.from, e.messageType, e.payload]), [['alpha', 'job.done', { id: 42 }]]);
+    assert.equal(bravo.receive(message, from, at).dropped, 'stale', 'a replay is stale');
+    assert.equal(bravo.receive({ ...message, hostname: 'mallory' }, from, at).events.length, 0, 'not a member');
+    assert.equal(bravo.receive({ ...message, iid: 'ffffffffffffffff', seq: 99 }, from, at).events.length, 0, 'not the registered process');
+    assert.equal(alpha.sendMessage('*', 'hello', null, at).send.length, 1, "'*' goes to every other member");
+  });
+});
