@@ -33,7 +33,9 @@ async function withCluster(hosts: Array<[string, Partial<LeaseChildConfig>?]>, b
   const config = base();
   const cluster = new LeaseProcessCluster(config);
   try {
-    await Promise.all(hosts.map(([host, extra]) => cluster.add(host, extra ?? {})));
+    // Loaded first, then started together: rank decides, not who loaded gRPC fastest.
+    await Promise.all(hosts.map(([host, extra]) => cluster.add(host, extra ?? {}, true)));
+    await cluster.start(hosts.map(([host]) => host));
     await body(cluster, config.prefix);
   } finally {
     await cluster.close();

@@ -16,10 +16,12 @@ export interface LeaseChildConfig extends LeaseNodeConfig {
 export type LeaseChildReport =
   | { kind: 'event'; host: string; t: number; event: CoreEvent; term: number }
   | { kind: 'work'; host: string; t: number; term: number; ok: boolean; error?: string }
+  /** Loaded (etcd3 and gRPC are slow to load), waiting for `start`. */
+  | { kind: 'loaded'; host: string; t: number }
   | { kind: 'ready'; host: string; t: number }
   | { kind: 'down'; host: string; t: number };
 
-export type LeaseChildCommand = { cmd: 'stepDown' } | { cmd: 'promote' } | { cmd: 'shutdown' } | { cmd: 'eligible'; value: boolean };
+export type LeaseChildCommand = { cmd: 'start' } | { cmd: 'stepDown' } | { cmd: 'promote' } | { cmd: 'shutdown' } | { cmd: 'eligible'; value: boolean };
 
 export const LEASE_CHILD_SCRIPT = __filename;
 
@@ -64,6 +66,10 @@ if (require.main === module) {
   }, config.workMs);
   process.on('message', (command: LeaseChildCommand) => {
     switch (command.cmd) {
+      case 'start':
+        node.start();
+        send({ kind: 'ready', host: config.hostname, t: wallNow() });
+        break;
       case 'stepDown':
         node.run((machine, now) => machine.stepDown(now));
         break;
@@ -82,6 +88,5 @@ if (require.main === module) {
         break;
     }
   });
-  node.start();
-  send({ kind: 'ready', host: config.hostname, t: wallNow() });
+  send({ kind: 'loaded', host: config.hostname, t: wallNow() });
 }

@@ -29,8 +29,11 @@ export class LeaseProcessCluster {
     this.#base = base;
   }
 
-  /** Fork a server and wait until it runs. */
-  async add(host: string, extra: Partial<LeaseChildConfig> = {}): Promise<LeaseMember> {
+  /**
+   * Fork a server and wait until it runs; with `defer`, until it is loaded and waiting for
+   * `start()` (so that servers can start together: loading etcd3 takes a varying while).
+   */
+  async add(host: string, extra: Partial<LeaseChildConfig> = {}, defer = false): Promise<LeaseMember> {
     const config: LeaseChildConfig = { ...this.#base, ...extra, hostname: host };
     const child = fork(LEASE_CHILD_SCRIPT, [JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const member: LeaseMember = { host, child, alive: true, exited: new Promise((resolve) => child.once('exit', () => resolve())), master: false, masterHostname: '', term: 0 };
@@ -42,8 +45,15 @@ export class LeaseProcessCluster {
       member.master = false;
       this.#check();
     });
-    await this.waitFor(() => this.reports.some((r) => r.kind === 'ready' && r.host === host), 10_000, `${host} ready`);
+    await this.waitFor(() => this.reports.some((r) => r.kind === 'loaded' && r.host === host), 15_000, `${host} loaded`);
+    if (!defer) await this.start([host]);
     return member;
+  }
+
+  /** Start servers added with `defer`, all at once. */
+  async start(hosts: string[]): Promise<void> {
+    for (const host of hosts) this.command(host, { cmd: 'start' });
+    await this.waitFor(() => hosts.every((host) => this.reports.some((r) => r.kind === 'ready' && r.host === host)), 5000, `${hosts.join(', ')} started`);
   }
 
   #onReport(member: LeaseMember, report: LeaseChildReport): void {

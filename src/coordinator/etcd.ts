@@ -40,7 +40,7 @@ interface EtcdClient {
     range(req: { key: Buffer; range_end: Buffer; limit: number }, options?: unknown): Promise<{ header: { revision: string }; kvs: RawKeyValue[] }>;
     txn(req: Record<string, unknown>, options?: unknown): Promise<{ header: { revision: string }; succeeded: boolean; responses: Array<{ response_range?: { kvs: RawKeyValue[] } }> }>;
   };
-  watch(): { prefix(p: string): { startRevision(r: string): { create(): Promise<Watcher> } } };
+  watch(): { prefix(p: string): { startRevision(r: string): { watcher(): Watcher } } };
   close(): void;
 }
 interface DuplexStream {
@@ -89,7 +89,8 @@ interface Backoff {
   next(): Backoff;
 }
 const NO_BACKOFF: Backoff = {
-  duration: 0,
+  // Only a pause between the client's own reconnect attempts (we cancel a broken watch first).
+  duration: 250,
   next: () => NO_BACKOFF,
 };
 
@@ -169,7 +170,7 @@ export class EtcdStore {
     if (this.#closed) return;
     switch (op.type) {
       case 'watch':
-        this.#watch(op.id, op.prefix, op.fromRevision);
+        this.#watch(op.id, op.prefix, op.fromRevision, op.timeoutMs);
         return;
       case 'unwatch': {
         const watcher = this.#watchers.get(op.id);
@@ -331,45 +332,40 @@ export class EtcdStore {
     this.#failKeepAlives(why);
   }
 
-  #watch(id: number, prefix: string, fromRevision: number): void {
-    this.#watchers.set(id, null);
+  #watch(id: number, prefix: string, fromRevision: number, timeoutMs: number): void {
     let lost = false;
+    let established = false;
+    const watcher = this.#client.watch().prefix(prefix).startRevision(String(fromRevision)).watcher();
+    this.#watchers.set(id, watcher);
     const lose = (reason: string): void => {
+      clearTimeout(timer);
       if (lost || this.#closed) return;
       lost = true;
-      const watcher = this.#watchers.get(id);
+      const known = this.#watchers.has(id);
       this.#watchers.delete(id);
-      watcher?.cancel().catch(() => undefined);
-      this.#handlers.watchLost(id, reason);
+      watcher.cancel().catch(() => undefined);
+      if (known) this.#handlers.watchLost(id, reason);
     };
-    this.#client
-      .watch()
-      .prefix(prefix)
-      .startRevision(String(fromRevision))
-      .create()
-      .then(
-        (watcher) => {
-          if (!this.#watchers.has(id) || lost) {
-            watcher.cancel().catch(() => undefined);
-            return;
-          }
-          this.#watchers.set(id, watcher);
-          watcher.on('data', (res: { events: Array<{ type: string; kv: RawKeyValue }> }) => {
-            if (lost || !this.#watchers.has(id)) return;
-            let batch: WatchBatch;
-            try {
-              batch = { events: res.events.map((event) => ({ type: event.type === 'Delete' ? 'delete' : 'put', kv: toKeyValue(event.kv) })) };
-            } catch (err) {
-              return lose((err as Error).message);
-            }
-            if (batch.events.length > 0) this.#handlers.watch(id, batch);
-          });
-          watcher.on('disconnected', (err: Error) => lose(`disconnected: ${err?.message ?? ''}`));
-          watcher.on('error', (err: Error) => lose(err?.message ?? 'error'));
-          watcher.on('end', () => lose('ended'));
-        },
-        (err: Error) => lose(err.message),
-      );
+    const timer = setTimeout(() => {
+      if (!established) lose(`not established within ${Math.round(timeoutMs)} ms`);
+    }, timeoutMs);
+    watcher.on('connected', () => {
+      established = true;
+      clearTimeout(timer);
+    });
+    watcher.on('data', (res: { events: Array<{ type: string; kv: RawKeyValue }> }) => {
+      if (lost || !this.#watchers.has(id)) return;
+      let batch: WatchBatch;
+      try {
+        batch = { events: res.events.map((event) => ({ type: event.type === 'Delete' ? 'delete' : 'put', kv: toKeyValue(event.kv) })) };
+      } catch (err) {
+        return lose((err as Error).message);
+      }
+      if (batch.events.length > 0) this.#handlers.watch(id, batch);
+    });
+    watcher.on('disconnected', (err: Error) => lose(`disconnected: ${err?.message ?? ''}`));
+    watcher.on('error', (err: Error) => lose(err?.message ?? 'error'));
+    watcher.on('end', () => lose('ended'));
   }
 }
 

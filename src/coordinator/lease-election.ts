@@ -152,6 +152,7 @@ export class LeaseElection {
   #nextSyncAt = Infinity;
   #syncRevision = 0;
   #watchId: number | null = null;
+  #watchStartedAt = -Infinity;
 
   #master: MasterView | null = null;
   #noMasterSince = 0;
@@ -398,9 +399,10 @@ export class LeaseElection {
     this.#log(3, `Coordinator: watch lost (${reason}); reading the cluster again`);
     this.#watchId = null;
     this.#synced = false;
-    this.#nextSyncAt = now.mono;
+    // A watch that breaks as soon as it is made (a member refusing watches) must not become a busy loop of reads.
+    this.#nextSyncAt = now.mono - this.#watchStartedAt < this.#retryMs ? now.mono + this.#retryMs : now.mono;
     this.#checkDeadline(now);
-    if (this.#lease && !this.#syncInFlight) this.#requestSync(now);
+    if (this.#lease && !this.#syncInFlight && now.mono >= this.#nextSyncAt) this.#requestSync(now);
     return this.#flush(now);
   }
 
@@ -807,7 +809,8 @@ export class LeaseElection {
     this.#settled ||= now.mono >= this.#listenUntil;
     const watchId = ++this.#opId;
     this.#watchId = watchId;
-    this.#out.store.push({ type: 'watch', id: watchId, prefix: this.keys.prefix, fromRevision: revision + 1 });
+    this.#watchStartedAt = now.mono;
+    this.#out.store.push({ type: 'watch', id: watchId, prefix: this.keys.prefix, fromRevision: revision + 1, timeoutMs: this.#opTimeoutMs });
   }
 
   /** One key changed (kv), or was deleted (null). */

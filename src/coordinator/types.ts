@@ -68,8 +68,11 @@ export type StoreOp =
     }
   /** Read every key under `prefix`, with the store's revision at that read. */
   | { type: 'sync'; id: number; prefix: string; timeoutMs: number }
-  /** Report every change under `prefix` from `fromRevision` on, in revision order, until unwatched or lost. */
-  | { type: 'watch'; id: number; prefix: string; fromRevision: number }
+  /**
+   * Report every change under `prefix` from `fromRevision` on, in revision order, until
+   * unwatched or lost (also lost when not established within `timeoutMs`).
+   */
+  | { type: 'watch'; id: number; prefix: string; fromRevision: number; timeoutMs: number }
   | { type: 'unwatch'; id: number };
 
 export type StoreResult =
