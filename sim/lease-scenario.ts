@@ -27,6 +27,7 @@
  */
 import { LeaseSimCluster, type LeaseEventRecord, type LeaseNode } from './lease-cluster';
 import { Random } from './random';
+import { safetyMarginMs } from '../src/coordinator/lease-election';
 
 export const LEASE_KINDS = ['none', 'crash', 'restart', 'shutdown', 'freeze', 'outage', 'cut', 'slow', 'eligibility', 'handoff', 'mixed'] as const;
 export type LeaseKind = (typeof LEASE_KINDS)[number];
@@ -200,7 +201,11 @@ export function leaseScenarioFromSeed(seed: number, options: { kind?: LeaseKind;
   }
   faults.sort((a, b) => a.at - b.at);
   let quietAt = kind === 'none' ? Math.max(...hosts.map((h) => h.startAt)) : window;
+  // A command's consequences outlast it: a handoff takes a few round trips (slower while the
+  // store is slow), and one whose target does not claim ends a tock later in an election.
+  const slowest = Math.max(0, ...faults.map((f) => (f.type === 'slow' ? f.extraMs : 0)));
   for (const fault of faults) {
+    if (fault.type === 'stepdown' || fault.type === 'promote' || fault.type === 'eligible') quietAt = Math.max(quietAt, fault.at + tockMs + 10 * (maxDelayMs + slowest));
     if ('until' in fault) quietAt = Math.max(quietAt, fault.until);
     if (fault.type === 'freeze') quietAt = Math.max(quietAt, fault.at + fault.ms);
     if ((fault.type === 'crash' || fault.type === 'shutdown') && fault.restartAfter !== null) quietAt = Math.max(quietAt, fault.at + fault.restartAfter);
@@ -314,7 +319,7 @@ function play(sim: LeaseSimCluster, checker: LeaseChecker, scenario: LeaseScenar
   const roundTrips = 24 * scenario.maxDelayMs;
   const bound = ttlMs + scenario.expirySweepMs + scenario.tickMs + 2 * (opTimeout + retry) + roundTrips;
   const quiet = sim.now;
-  const converged = converge(sim, checker, bound, 'converges', `after the faults stopped at ${quiet.toFixed(1)} ms`);
+  const converged = converge(sim, checker, bound, quiet, 'converges', `after the faults stopped at ${quiet.toFixed(1)} ms`);
   result.convergenceMs = converged === null ? null : converged - quiet;
   stable(sim, checker, scenario.stableTicks * scenario.tickMs);
 
@@ -389,16 +394,23 @@ function play(sim: LeaseSimCluster, checker: LeaseChecker, scenario: LeaseScenar
       break;
   }
   if (scenario.probe !== 'none') {
-    converge(sim, checker, ttlMs + scenario.expirySweepMs + scenario.tickMs + 2 * (opTimeout + retry) + roundTrips, 'converges', `after the ${scenario.probe} probe`);
+    converge(sim, checker, ttlMs + scenario.expirySweepMs + scenario.tickMs + 2 * (opTimeout + retry) + roundTrips, sim.now, 'converges', `after the ${scenario.probe} probe`);
     stable(sim, checker, scenario.stableTicks * scenario.tickMs);
   }
 }
 
-/** Wait for agreement (one master if any live server is eligible, else none); returns when. */
-function converge(sim: LeaseSimCluster, checker: LeaseChecker, bound: number, invariant: LeaseInvariant, why: string): number | null {
+/**
+ * Wait for agreement (one master if any live server is eligible, else none) among fresh
+ * servers; returns when. Fresh: connected, with a keep-alive sent after `since` acknowledged.
+ * Until then a server may still act on what the faults left behind (a deadline computed from a
+ * keep-alive that the slow store answered late, a freeze that ended at `since`), which may
+ * change its view once more; the stable phase starts after that.
+ */
+function converge(sim: LeaseSimCluster, checker: LeaseChecker, bound: number, since: number, invariant: LeaseInvariant, why: string): number | null {
   const expectMaster = sim.live().some((node) => node.machine.eligible);
+  const fresh = (node: LeaseNode): boolean => node.machine.connected && node.machine.leaseValidUntil >= since + node.machine.ttlMs - safetyMarginMs(node.machine.ttlMs);
   const agreed = (): boolean => {
-    if (!sim.live().every((node) => node.machine.connected)) return false;
+    if (!sim.live().every(fresh)) return false;
     if (expectMaster) return sim.agreedMaster() !== null;
     return sim.live().every((node) => !node.machine.master && node.machine.masterHostname === '');
   };
