@@ -205,7 +205,7 @@ export function leaseScenarioFromSeed(seed: number, options: { kind?: LeaseKind;
   // store is slow), and one whose target does not claim ends a tock later in an election.
   const slowest = Math.max(0, ...faults.map((f) => (f.type === 'slow' ? f.extraMs : 0)));
   for (const fault of faults) {
-    if (fault.type === 'stepdown' || fault.type === 'promote' || fault.type === 'eligible') quietAt = Math.max(quietAt, fault.at + tockMs + 10 * (maxDelayMs + slowest));
+    if (fault.type === 'stepdown' || fault.type === 'promote' || fault.type === 'eligible') quietAt = Math.max(quietAt, fault.at + Math.max(tockMs, ttlMs) + 10 * (maxDelayMs + slowest));
     if ('until' in fault) quietAt = Math.max(quietAt, fault.until);
     if (fault.type === 'freeze') quietAt = Math.max(quietAt, fault.at + fault.ms);
     if ((fault.type === 'crash' || fault.type === 'shutdown') && fault.restartAfter !== null) quietAt = Math.max(quietAt, fault.at + fault.restartAfter);

@@ -27,6 +27,14 @@ describe('fixed seeds', () => {
     assert.deepEqual([...new Set(Array.from({ length: 44 }, (_, i) => leaseSeedShape(i).n))].sort(), [...LEASE_SIZES].sort());
   });
 
+  test('seed 1689 (found by the sweep): promote() over a store 50 ms away with a 200 ms tock succeeds: the handoff window is at least a TTL', () => {
+    const scenario = leaseScenarioFromSeed(1689);
+    assert.equal(scenario.probe, 'promote');
+    const result = runLeaseScenario(scenario);
+    assert.equal(result.violation, null, result.violation?.message);
+    assert.ok(result.probeMs !== null && result.probeMs > scenario.tickMs * scenario.checkBeats, `handoff took ${result.probeMs} ms, more than the tock`);
+  });
+
   test('the checker catches an overlap: a store whose leases end before the TTL it granted (past our margin) breaks single-master', () => {
     let caught = 0;
     for (let seed = 1; seed <= 200 && caught === 0; seed++) {

@@ -554,7 +554,7 @@ export class LeaseElection {
     if (!this.#self.eligible) return fail('this server is not eligible');
     const lease = this.#lease;
     if (!lease || !this.#synced) return fail('not in contact with the coordinator');
-    this.#promoteUntil = now.mono + this.tockMs;
+    this.#promoteUntil = now.mono + this.#handoffWindowMs;
     const master = this.#master;
     if (master && master.iid !== this.instanceId) {
       this.#log(4, `Asking ${master.hostname || 'the master'} to hand the master role to us`);
@@ -599,6 +599,15 @@ export class LeaseElection {
 
   get #retryMs(): number {
     return Math.max(50, Math.min(this.ttlMs / 6, 1000));
+  }
+
+  /**
+   * How long a handoff or a promote request may take: a tock, as in the UDP core, but never
+   * less than a TTL: it takes three store round trips (request, resign, campaign), and with a
+   * short tick a slow store needs more than a tock for them.
+   */
+  get #handoffWindowMs(): number {
+    return Math.max(this.tockMs, this.ttlMs);
   }
 
   /** Without a master for this long, anyone eligible campaigns, whatever the rank. */
@@ -834,7 +843,7 @@ export class LeaseElection {
       if (!handoff) return this.#badValue(key, now);
       this.#log(4, `${handoff.from} hands the master role to ${handoff.target}`);
       const mine = this.#handoff?.stepDown === true && this.#handoff.target === handoff.target;
-      this.#handoff = { target: handoff.target, until: now.mono + this.tockMs, stepDown: mine };
+      this.#handoff = { target: handoff.target, until: now.mono + this.#handoffWindowMs, stepDown: mine };
       this.#settled = true;
     } else if (key === keys.promote) {
       if (!kv || fromSync) return;
@@ -1067,7 +1076,7 @@ export class LeaseElection {
   #handOff(target: string, stepDown: boolean, now: Instant): void {
     const lease = this.#lease;
     const term = this.#self.term;
-    this.#handoff = { target, until: now.mono + this.tockMs, stepDown };
+    this.#handoff = { target, until: now.mono + this.#handoffWindowMs, stepDown };
     this.#relinquish(`handing off to ${target}`);
     if (!lease) return;
     this.#op(
@@ -1112,13 +1121,13 @@ export class LeaseElection {
     const handoff = this.#handoff;
     if (handoff && now.mono >= handoff.until) {
       this.#handoff = null;
-      this.#log(4, `Handoff to ${handoff.target} did not complete within a tock; electing as usual`);
-      if (handoff.stepDown) this.#event({ type: 'stepdown', ok: false, hostname: handoff.target, reason: `${handoff.target} did not take over within a tock` });
+      this.#log(4, `Handoff to ${handoff.target} did not complete within ${Math.round(this.#handoffWindowMs)} ms; electing as usual`);
+      if (handoff.stepDown) this.#event({ type: 'stepdown', ok: false, hostname: handoff.target, reason: `${handoff.target} did not take over within ${Math.round(this.#handoffWindowMs)} ms` });
     }
     if (now.mono >= this.#promoteUntil) {
       this.#promoteUntil = Infinity;
       this.#claimNow = false;
-      if (this.#role !== 'master') this.#event({ type: 'promote', ok: false, reason: 'the master did not hand over within a tock' });
+      if (this.#role !== 'master') this.#event({ type: 'promote', ok: false, reason: `the master did not hand over within ${Math.round(this.#handoffWindowMs)} ms` });
     }
   }
 
