@@ -4,10 +4,12 @@
  * bound with exact times; `npm run sim` uses it to sweep faults.
  */
 import { ElectionCore, type CoreOptions } from '../src/core/election';
+import { Driver } from '../src/driver/driver';
+import { DEFAULT_MAX_PACKET_BYTES } from '../src/protocol/limits';
 import type { Address, JsonValue, Message } from '../src/protocol/messages';
 import type { CoreEvent, Instant, Output } from '../src/core/types';
 import { createKeyring, type Keyring } from '../src/wire/auth';
-import { decode, encode, type DecodeResult } from '../src/wire/codec';
+import { decode, type DecodeResult } from '../src/wire/codec';
 import { EventHeap } from './heap';
 import { Random } from './random';
 
@@ -101,12 +103,16 @@ export interface SimNode {
   /** Unique per simulated machine; equals `hostname` except for duplicate-hostname processes. */
   id: string;
   hostname: string;
+  /** The running (or last) process's core; its driver carries out every step, as in a real server. */
   core: ElectionCore;
+  driver: Driver;
   alive: boolean;
   /** Added to the simulated wall clock for this node only (a stepped or skewed clock). */
   wallOffset: number;
   /** Timers of this node fire no earlier than this (a stall: CPU starvation, paused VM). */
   stalledUntil: number;
+  /** Datagrams queued on its socket during the current stall, and when the last is read. */
+  backlog: { stall: number; count: number; end: number };
   wakeToken: number;
   /** When the pending wake-up fires (Infinity: none pending). */
   wakeAt: number;
@@ -127,6 +133,11 @@ type Item =
   | { time: number; seq: number; kind: 'call'; fn: () => void };
 
 const WALL_EPOCH = Date.UTC(2026, 0, 1);
+/** Datagrams libuv reads from a socket per turn of the event loop, and the time a turn takes. */
+const READ_BATCH = 32;
+const READ_TURN_MS = 0.5;
+/** Datagrams a socket's default receive buffer holds (about 200 KB of small datagrams). */
+const SOCKET_QUEUE_DATAGRAMS = 256;
 /** Far above what 1000 servers broadcasting at one instant need (10⁶ deliveries). */
 const MAX_STEPS_AT_ONE_INSTANT = 3_000_000;
 
@@ -213,10 +224,9 @@ export class SimCluster {
   #addNode(id: string, hostname: string, options: SimNodeOptions): SimNode {
     if (this.nodes.has(id)) throw new Error(`simulated server ${id} exists`);
     const core = this.#newCore(hostname, options);
-    const node: SimNode = {
+    const node = {
       id,
       hostname,
-      core,
       instance: { iid: core.instanceId, lastDelivered: null },
       address: addressOf(id),
       keyring: this.#keyring,
@@ -224,10 +234,12 @@ export class SimCluster {
       alive: false,
       wallOffset: 0,
       stalledUntil: 0,
+      backlog: { stall: 0, count: 0, end: 0 },
       wakeToken: 0,
       events: [],
       options,
-    };
+    } as Omit<SimNode, 'core' | 'driver'> as SimNode;
+    this.#attach(node, core);
     this.nodes.set(id, node);
     this.#push({ time: Math.max(this.now, options.at ?? this.now), seq: 0, kind: 'start', host: id });
     return node;
@@ -255,7 +267,7 @@ export class SimCluster {
     const node = this.node(id);
     if (!node.alive) return;
     this.#note(id, 'SHUTDOWN');
-    this.#apply(node, node.core.shutdown(this.#instant(node)));
+    this.#run(node, (core, now) => core.shutdown(now));
     this.#ended(node, 'shutdown');
     node.alive = false;
     this.#cancelWake(node);
@@ -272,7 +284,7 @@ export class SimCluster {
       if (options.graceful) this.shutdown(id);
       else this.crash(id);
     }
-    node.core = this.#newCore(node.hostname, node.options);
+    this.#attach(node, this.#newCore(node.hostname, node.options));
     node.instance = { iid: node.core.instanceId, lastDelivered: null };
     node.stalledUntil = 0;
     this.#cancelWake(node);
@@ -288,8 +300,14 @@ export class SimCluster {
       node.core.setEligible(eligible, this.#instant(node));
       return;
     }
-    this.#apply(node, node.core.setEligible(eligible, this.#instant(node)));
+    this.#run(node, (core, now) => core.setEligible(eligible, now));
     this.observer?.onLifecycle?.('eligible', node);
+  }
+
+  /** The application on `id` locks the record of `hostname` (never removed while locked). */
+  lock(id: string, hostname: string, locked = true): void {
+    const node = this.node(id);
+    this.#run(node, (core, now) => core.setLocked(hostname, locked, now));
   }
 
   /** A config reload with another `priority` (the rest of the policy as it was). */
@@ -298,39 +316,43 @@ export class SimCluster {
     node.options = { ...node.options, priority };
     this.#note(id, `PRIORITY=${priority}`);
     const policy = { exitOnConflict: node.options.exitOnConflict ?? false, priority, quorum: node.options.quorum ?? 0 };
-    const out = node.core.setPolicy(policy, this.#instant(node));
-    if (node.alive) this.#apply(node, out);
+    if (node.alive) this.#run(node, (core, now) => core.setPolicy(policy, now));
+    else node.core.setPolicy(policy, this.#instant(node));
   }
 
   sendMessage(hostname: string, to: string, type: string, payload: JsonValue): void {
     const node = this.node(hostname);
-    this.#apply(node, node.core.sendMessage(to, type, payload, this.#instant(node)));
+    this.#run(node, (core, now) => core.sendMessage(to, type, payload, now));
   }
 
   setCheckpoint(hostname: string, data: JsonValue): boolean {
     const node = this.node(hostname);
-    const out = node.core.setCheckpoint(data, this.#instant(node));
-    if (out) this.#apply(node, out);
-    return out !== null;
+    let accepted = false;
+    this.#run(node, (core, now) => {
+      const out = core.setCheckpoint(data, now);
+      accepted = out !== null;
+      return out;
+    });
+    return accepted;
   }
 
   stepDown(hostname: string): void {
     const node = this.node(hostname);
     this.#note(hostname, 'STEP DOWN requested');
-    this.#apply(node, node.core.stepDown(this.#instant(node)));
+    this.#run(node, (core, now) => core.stepDown(now));
   }
 
   promote(hostname: string): void {
     const node = this.node(hostname);
     this.#note(hostname, 'PROMOTE requested');
-    this.#apply(node, node.core.promote(this.#instant(node)));
+    this.#run(node, (core, now) => core.promote(now));
   }
 
   setTiming(tickMs: number, checkBeats: number): void {
     this.tickMs = tickMs;
     this.checkBeats = checkBeats;
     for (const node of this.nodes.values()) {
-      if (node.alive) this.#apply(node, node.core.setTiming({ tickMs, checkBeats }, this.#instant(node)));
+      if (node.alive) this.#run(node, (core, now) => core.setTiming({ tickMs, checkBeats }, now));
     }
   }
 
@@ -352,6 +374,7 @@ export class SimCluster {
     const node = this.node(hostname);
     if (!node.keyring) throw new Error('setKeys needs a cluster created with a secret');
     node.keyring = createKeyring(secret);
+    if (node.driver.wire) node.driver.wire = { ...node.driver.wire, keyring: node.keyring };
     this.#note(hostname, 'KEYS RELOADED');
   }
 
@@ -527,7 +550,7 @@ export class SimCluster {
         this.lastStartAt = Math.max(this.lastStartAt, this.now);
         this.#note(item.host, `START${node.hostname !== node.id ? ` (hostname ${node.hostname})` : ''}`);
         this.observer?.onLifecycle?.('start', node);
-        this.#apply(node, node.core.start(this.#instant(node)));
+        this.#run(node, (core, now) => core.start(now));
         break;
       }
       case 'wake': {
@@ -538,17 +561,30 @@ export class SimCluster {
           this.#scheduleWake(node, node.stalledUntil);
           return;
         }
-        this.#apply(node, node.core.tick(this.#instant(node)));
+        node.driver.tick();
         break;
       }
       case 'deliver': {
         const node = this.nodes.get(item.to);
         if (!node || !node.alive) return;
         if (node.stalledUntil > this.now) {
-          // A stalled process reads its socket when it wakes; the datagram waits in the
-          // buffer. Node runs due timers before it polls for I/O, so it is read just after.
-          this.#push({ ...item, time: node.stalledUntil + 0.001, seq: 0 });
-          this.lastDeliveryDue = Math.max(this.lastDeliveryDue, node.stalledUntil + 0.001);
+          // A stalled process reads its socket when it wakes, in order, READ_BATCH datagrams
+          // per turn of its event loop, with its timers running between turns; what does not
+          // fit the socket's buffer is lost.
+          const backlog = node.backlog;
+          if (backlog.stall !== node.stalledUntil) {
+            backlog.stall = node.stalledUntil;
+            backlog.count = 0;
+          }
+          if (backlog.count >= SOCKET_QUEUE_DATAGRAMS) {
+            this.#countDrop('socket-overflow');
+            return;
+          }
+          const time = node.stalledUntil + 0.001 + Math.floor(backlog.count / READ_BATCH) * READ_TURN_MS;
+          backlog.count++;
+          backlog.end = Math.max(backlog.end, time);
+          this.#push({ ...item, time, seq: 0 });
+          this.lastDeliveryDue = Math.max(this.lastDeliveryDue, time);
           return;
         }
         if (item.from !== item.to) item.source.lastDelivered = this.now;
@@ -563,9 +599,42 @@ export class SimCluster {
   }
 
   #receive(node: SimNode, message: Message, from: Address): void {
-    const out = node.core.receive(message, from, this.#instant(node));
-    if (out.dropped) this.#countDrop(out.dropped);
-    this.#apply(node, out);
+    node.driver.receive(message, from, (out) => {
+      if (out.dropped) this.#countDrop(out.dropped);
+    });
+  }
+
+  #run(node: SimNode, step: (core: ElectionCore, now: Instant) => Output | null): void {
+    node.driver.run(step);
+  }
+
+  /** A new process on `node`: its core, and the driver that carries out its steps. */
+  #attach(node: SimNode, core: ElectionCore): void {
+    const driver = new Driver(
+      core,
+      {
+        now: () => this.#instant(node),
+        send: (datagram, message, to, done, loopback) => {
+          this.#broadcast(node, message, this.#wire ? datagram : null, to, loopback);
+          done();
+        },
+        schedule: (wakeAt) => this.#scheduleWake(node, wakeAt),
+        log: (_level, message) => this.#note(node.id, message),
+        logs: (level) => this.#trace && level <= this.#traceLevel,
+        emit: () => {},
+        observe: (event) => this.#observe(node, core, event),
+      },
+      this.#wire ? { keyring: node.keyring, maxPacketBytes: DEFAULT_MAX_PACKET_BYTES, maxDataBytes: 0 } : null,
+    );
+    Object.defineProperty(node, 'driver', { value: driver, enumerable: true, configurable: true, writable: true });
+    Object.defineProperty(node, 'core', {
+      enumerable: true,
+      configurable: true,
+      get: () => driver.core,
+      set: (replacement: ElectionCore) => {
+        driver.core = replacement;
+      },
+    });
   }
 
   #countDrop(reason: string): void {
@@ -576,28 +645,19 @@ export class SimCluster {
     return decode(datagram, { keyring: node.keyring });
   }
 
-  #apply(node: SimNode, out: Output): void {
-    for (const log of out.logs) {
-      if (this.#trace && log.level <= this.#traceLevel) this.#note(node.id, log.message);
+  #observe(node: SimNode, core: ElectionCore, event: CoreEvent): void {
+    const record = { time: this.now, host: node.id, event };
+    if (this.#keepEvents) {
+      node.events.push(record);
+      this.events.push(record);
     }
-    for (const outbound of out.send) this.#broadcast(node, outbound.message);
-    this.#scheduleWake(node, out.wakeAt);
-    for (const event of out.events) {
-      const record = { time: this.now, host: node.id, event };
-      if (this.#keepEvents) {
-        node.events.push(record);
-        this.events.push(record);
-      }
-      if (this.#trace && event.type !== 'masterchange' && event.type !== 'addserver') this.#note(node.id, `event ${describeEvent(event)}`);
-      this.observer?.onEvent?.(record, node);
-      if (event.type === 'exit') {
-        // The shell shuts the server down (pixl-server's shutdown sends the notice).
-        const target = node;
-        const core = node.core;
-        this.at(this.now, () => {
-          if (target.core === core) this.shutdown(target.id);
-        });
-      }
+    if (this.#trace && event.type !== 'masterchange' && event.type !== 'addserver') this.#note(node.id, `event ${describeEvent(event)}`);
+    this.observer?.onEvent?.(record, node);
+    if (event.type === 'exit') {
+      // The shell shuts the server down (pixl-server's shutdown sends the notice).
+      this.at(this.now, () => {
+        if (node.core === core) this.shutdown(node.id);
+      });
     }
   }
 
@@ -620,20 +680,18 @@ export class SimCluster {
     node.wakeAt = Infinity;
   }
 
-  #broadcast(node: SimNode, message: Message): void {
+  #broadcast(node: SimNode, message: Message, datagram: Buffer | null, to: Address | undefined, loopback = false): void {
     const from = node.id;
     const source = node.instance;
     const address = node.address;
-    let datagram: Buffer | null = null;
-    if (this.#wire) {
-      datagram = encode(message, node.keyring);
-      this.onDatagram?.(from, datagram);
-    }
+    if (datagram) this.onDatagram?.(from, datagram);
     // One decode per receiving keyring: servers that share keys see the same message.
     const decoded = new Map<Keyring | null, DecodeResult>();
     const faults = this.faults;
     const random = this.random;
-    for (const [to, receiver] of this.nodes) {
+    for (const [id, receiver] of this.nodes) {
+      // A datagram to one address reaches that server only (and a loopback copy, its sender).
+      if (to && receiver.address !== to.address && !(loopback && id === from)) continue;
       this.datagrams++;
       let delivered = message;
       if (datagram) {
@@ -650,12 +708,13 @@ export class SimCluster {
         }
         delivered = result.message;
       }
-      if (to === from) {
-        // The broadcast echo on our own socket: never lost or delayed.
-        this.#deliver(this.now, to, from, delivered, false, source, address);
+      if (id === from) {
+        // The broadcast echo on our own socket: never lost or delayed, but behind what is
+        // queued there (a backlog being read after a stall).
+        this.#deliver(Math.max(this.now, node.backlog.end), id, from, delivered, false, source, address);
         continue;
       }
-      if (!this.link(from, to)) continue;
+      if (!this.link(from, id)) continue;
       if (this.lossRate > 0 && random.next() < this.lossRate) continue;
       if (faults.lossRate > 0 && random.next() < faults.lossRate) continue;
       let delay = this.latencyMs + (this.jitterMs > 0 ? random.next() * this.jitterMs : 0);
@@ -668,9 +727,9 @@ export class SimCluster {
         delay += faults.spikeMs * (0.5 + random.next() / 2);
         late = true;
       }
-      this.#deliver(this.now + delay, to, from, delivered, late, source, address);
+      this.#deliver(this.now + delay, id, from, delivered, late, source, address);
       if (faults.dupRate > 0 && random.next() < faults.dupRate) {
-        this.#deliver(this.now + delay + random.next() * faults.dupDelayMs, to, from, delivered, true, source, address);
+        this.#deliver(this.now + delay + random.next() * faults.dupDelayMs, id, from, delivered, true, source, address);
       }
     }
   }

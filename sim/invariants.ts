@@ -74,7 +74,7 @@ export type InvariantName =
    */
   | 'duplicate-hostname-single-master'
   /**
-   * Issue 6, quorum: a master that can no longer hear `quorum` live eligible servers
+   * SPEC 8, quorum: a master that can no longer hear `quorum` live eligible servers
    * (itself included) steps down within one tock (with check_beats 1, 1.25 ticks) of the
    * last datagram from the ones it lost (a stall postpones that: its datagrams are read
    * when it wakes). So the minority side
@@ -82,23 +82,23 @@ export type InvariantName =
    */
   | 'quorum-minority-steps-down'
   /**
-   * Issue 6, quorum: no server becomes master while it cannot hear `quorum` live eligible
+   * SPEC 8, quorum: no server becomes master while it cannot hear `quorum` live eligible
    * servers, once a tick and a half has passed since the last datagrams of those it lost
    * landed (a claim counts only servers heard that recently).
    */
   | 'quorum-minority-never-claims'
   /**
-   * Issue 6, quorum, when the only faults are clean cuts (partitions both ways, crashes,
+   * SPEC 8, quorum, when the only faults are clean cuts (partitions both ways, crashes,
    * shutdowns) and no loss: never two masters at once, on either side of a partition.
    */
   | 'quorum-no-two-masters'
-  /** Issue 6, stepDown()/promote() on a stable cluster: the target is master and all agree within one round trip, and both ends report success. */
+  /** SPEC 9, stepDown()/promote() on a stable cluster: the target is master and all agree within one round trip, and both ends report success. */
   | 'handoff-within-round-trip'
-  /** Issue 6: the new master's term is above the old master's. */
+  /** SPEC 7: the new master's term is above the old master's. */
   | 'handoff-raises-term'
-  /** Issue 6: during a handoff no two servers are master at once, and no server sees two claimants at once. */
+  /** SPEC 9: during a handoff no two servers are master at once, and no server sees two claimants at once. */
   | 'handoff-no-two-masters'
-  /** Issue 6, cluster_id: a server never adds a server that exists only in another namespace. */
+  /** SPEC 11, cluster_id: a server never adds a server that exists only in another namespace. */
   | 'namespace-isolated';
 
 export class Violation extends Error {
@@ -294,7 +294,7 @@ export class InvariantChecker {
     switch (event.type) {
       case 'addserver':
         // The application locks a record as soon as it appears (SPEC 3: `locked: true`).
-        if (this.lockedHosts.has(event.server.hostname)) event.server.locked = true;
+        if (this.lockedHosts.has(event.server.hostname)) this.#sim.lock(node.id, event.server.hostname);
         this.#checkNamespace(event.server.hostname, node);
         return;
       case 'masterchange':

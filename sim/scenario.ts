@@ -36,7 +36,7 @@ export const KINDS = [
   'join',
   'duphost',
   'mixed',
-  // Issue 6's election features, each with faults of its own kind drawn alongside.
+  // The election features (priority, quorum, handoff, namespaces), each with faults of its own kind drawn alongside.
   'priority',
   'quorum',
   'handoff',

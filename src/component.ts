@@ -1,78 +1,54 @@
 /// <reference path="./types/pixl.d.ts" preserve="true" />
 /**
- * The pixl-server component shell: config, clock, timer and socket around the pure
- * election core. It owns no election logic; it carries out what the core returns.
+ * The pixl-server component shell: config, clock, timer and socket around the election
+ * core. It owns no election logic: every input goes through the driver (src/driver/),
+ * which calls the core and carries out what it returns.
  */
 import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import Component = require('pixl-server/component');
-import Tools = require('pixl-tools');
 import * as election from './core/election';
 import * as config from './config';
 import * as codec from './wire/codec';
 import * as auth from './wire/auth';
 import * as errors from './errors';
 import type { Keyring } from './wire/auth';
-import type { Address, JsonObject } from './protocol/messages';
+import type { Address, JsonObject, JsonValue } from './protocol/messages';
 import type { CoreDropReason, CoreEvent, Instant, Output, ServerRecord } from './core/types';
 import type { MultiServerConfig, Settings } from './config';
 import type { DropReason } from './wire/codec';
-
-const { computeBroadcastIP, DEFAULT_CONFIG, validateConfig, validateHostname } = config;
-const { dataBytes, decodeWire, encode } = codec;
-const { DuplicateHostnameError } = errors;
-const { ElectionCore } = election;
+import { MESSAGE_TYPE_PATTERN } from './protocol/limits';
+import { Driver, type DriverStats } from './driver/driver';
+import type { EventName, HandoffResult, MultiServerEvents, Reply } from './driver/events';
 import { createTransport, RESTART_KEYS, UdpBroadcastTransport, type Transport } from './shell/transports';
 import { ownerOf } from './app/rendezvous';
-import { isLikeWebServer, registerRoutes } from './http';
-import type { JsonValue } from './protocol/messages';
-import { MESSAGE_TYPE_PATTERN } from './protocol/limits';
-import { RateLimiter } from './util/rate-limit';
+import { OperatorHttp, wantsHttp } from './shell/http'; // ops: HTTP routes
+import { createMetricsRegistry, type MetricsRegistry } from './shell/metrics'; // ops: metrics
+import { describeThrown } from './util/describe';
+
+const { computeBroadcastIP, DEFAULT_CONFIG, validateConfig, validateHostname, ConfigError } = config;
+const { decodeWire, encode } = codec;
+const { DuplicateHostnameError } = errors;
+const { ElectionCore } = election;
 
 /** Requests awaiting replies; a bound so a caller in a loop cannot grow memory without end. */
 const MAX_PENDING_REQUESTS = 10_000;
-
-/** How often one sender's bad packets may be logged. */
-const DROP_LOG_INTERVAL_MS = 60_000;
+/** setTimeout's limit: a longer delay fires at once. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 /** Shorter keys are accepted (a passphrase is stretched with scrypt) but get a warning. */
 const RECOMMENDED_KEY_CHARS = 16;
 
-interface MultiServerStats {
-  packetsIn: number;
-  packetsOut: number;
-  bytesIn: number;
-  bytesOut: number;
+interface MultiServerStats extends DriverStats {
   /** Datagrams dropped, by reason: by the codec (malformed, unauthenticated) or by the core (stale, unverified, …). */
   dropped: Partial<Record<DropReason | CoreDropReason, number>>;
   /** Authenticated packets verified by a key other than the first (signing) one: 0 once a rotation is complete. */
   oldKeyPackets: number;
-  /** Times this server became master. */
-  elections: number;
   sendErrors: number;
-  /** Times this server saw the master change (lost and replaced, or handed over). */
-  failovers: number;
-  /** Milliseconds from losing the last master to knowing the next one, as seen here; 0 before any failover. */
-  lastFailoverMs: number;
+  /** Handoffs completed (stepDown or promote), as seen by the master that handed over. */
+  handoffs: number;
   /** The current term (fencing token). */
   term: number;
-}
-
-/** Replies to a request: call once with the answer payload. */
-type Reply = (payload: JsonValue) => void;
-
-interface MultiServerEvents {
-  master: [term: number, checkpoint: JsonValue | null];
-  message: [type: string, payload: JsonValue, from: string, reply: Reply | undefined];
-  assignment: [members: string[]];
-  stepdown: [result: { ok: boolean; reason: string }];
-  promote: [result: { ok: boolean; reason: string }];
-  slave: [];
-  addserver: [server: ServerRecord];
-  deleteserver: [server: ServerRecord];
-  masterchange: [hostname: string, previous: string];
-  /** Only emitted when someone listens: a DuplicateHostnameError. */
-  error: [err: errors.DuplicateHostnameError];
 }
 
 class MultiServer extends Component {
@@ -83,60 +59,50 @@ class MultiServer extends Component {
   hostname = '';
   /** The broadcast address in use. */
   broadcastIP = '';
-  #stats: MultiServerStats = {
-    packetsIn: 0,
-    packetsOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    dropped: {},
-    oldKeyPackets: 0,
-    elections: 0,
-    sendErrors: 0,
-    failovers: 0,
-    lastFailoverMs: 0,
-    term: 0,
-  };
-  /** Monotonic ms when this server lost its master, while it has none. */
-  #masterLostAt: number | null = null;
+  readonly #counters = { dropped: {} as MultiServerStats['dropped'], oldKeyPackets: 0, sendErrors: 0, handoffs: 0 };
 
-  /** Counters for monitoring (a live object; `term` is filled in when read). */
-  get stats(): MultiServerStats {
-    this.#stats.term = this.#core?.term ?? 0;
-    return this.#stats;
-  }
+  /** Counters for monitoring: a live object (each property reads the current value). */
+  readonly stats: MultiServerStats = liveStats(
+    () => this.#driver?.stats ?? EMPTY_DRIVER_STATS,
+    this.#counters,
+    () => this.#driver?.core.term ?? 0,
+  );
 
   #settings: Settings | null = null;
   #keyring: Keyring | null = null;
-  #core: election.ElectionCore | null = null;
+  #driver: Driver | null = null;
   #transport: Transport | null = null;
   #timer: NodeJS.Timeout | null = null;
   #eligible = true;
   #data: JsonObject = {};
   #emptyTable: Record<string, ServerRecord> = Object.create(null) as Record<string, ServerRecord>;
-  #dropLog = new RateLimiter(DROP_LOG_INTERVAL_MS);
   #shut = false;
   #stepDownWaiters: Array<(err: Error | null) => void> = [];
   #promoteWaiters: Array<(err: Error | null) => void> = [];
-  #members: string[] = [];
-  #removeRoutes: (() => void) | null = null;
+  #http: OperatorHttp | null = null; // ops
+  #metricsRegistry: MetricsRegistry | null = null; // ops
   #requests = new Map<string, { resolve: (payload: JsonValue) => void; reject: (err: Error) => void; timer: NodeJS.Timeout; to: string }>();
   #requestCounter = 0;
 
   // ---- the original's public properties ---------------------------------------------
 
-  /** hostname → server record (a prototype-free object; `for…in` and Object.keys work). */
+  /**
+   * hostname → server record (a prototype-free object; `for…in` and Object.keys work). A
+   * copy of the election's table, refreshed when read: writing to it changes nothing but
+   * `servers[host].locked`, which keeps that server from being removed (see lock()).
+   */
   get servers(): Record<string, ServerRecord> {
-    return this.#core ? this.#core.table : this.#emptyTable;
+    return this.#driver?.servers ?? this.#emptyTable;
   }
   /** Hostname of the current master; '' while unknown. */
   get masterHostname(): string {
-    return this.#core?.masterHostname ?? '';
+    return this.#driver?.core.masterHostname ?? '';
   }
   get master(): boolean {
-    return this.#core?.master ?? false;
+    return this.#driver?.core.master ?? false;
   }
   get slave(): boolean {
-    return this.#core?.slave ?? false;
+    return this.#driver?.core.slave ?? false;
   }
   /** Whether this server may become master; settable at run time, broadcast at once. */
   get eligible(): boolean {
@@ -144,19 +110,31 @@ class MultiServer extends Component {
   }
   set eligible(value: boolean) {
     this.#eligible = !!value;
-    if (this.#core) this.#apply(this.#core.setEligible(this.#eligible, this.#now()));
+    const eligible = this.#eligible;
+    this.#run((core, now) => core.setEligible(eligible, now));
   }
   /** User object broadcast with every heartbeat; peers see it as servers[host].data. */
   get data(): JsonObject {
     return this.#data;
   }
   set data(value: JsonObject) {
-    this.#data = value && typeof value === 'object' ? value : {};
-    this.#core?.setData(this.#data);
+    const data = value === undefined || value === null ? {} : value;
+    if (typeof data !== 'object' || Array.isArray(data)) throw new TypeError(`MultiServer data must be a plain object, got ${describeValue(data)}`);
+    jsonProblem(data, 'MultiServer data');
+    this.#data = data;
+    this.#driver?.core.setData(data);
   }
   /** The fencing token: raised by every change of master. Stamp writes with it; reject older ones. */
   get term(): number {
-    return this.#core?.term ?? 0;
+    return this.#driver?.core.term ?? 0;
+  }
+
+  /**
+   * Keep `hostname`'s record from ever being removed (the original's `locked: true`), or
+   * allow it again. Setting `servers[hostname].locked` does the same.
+   */
+  lock(hostname: string, locked = true): void {
+    this.#run((core, now) => core.setLocked(String(hostname), locked === true, now));
   }
 
   /**
@@ -165,7 +143,7 @@ class MultiServer extends Component {
    * is eligible, or nobody took over within a tock (then the election runs as usual).
    */
   stepDown(): Promise<void> {
-    return this.#request(this.#stepDownWaiters, (core, now) => core.stepDown(now));
+    return this.#handoff(this.#stepDownWaiters, (core, now) => core.stepDown(now));
   }
 
   /**
@@ -174,15 +152,15 @@ class MultiServer extends Component {
    * is not eligible, lacks a quorum, or the master did not hand over within a tock.
    */
   promote(): Promise<void> {
-    return this.#request(this.#promoteWaiters, (core, now) => core.promote(now));
+    return this.#handoff(this.#promoteWaiters, (core, now) => core.promote(now));
   }
 
-  #request(waiters: Array<(err: Error | null) => void>, run: (core: election.ElectionCore, now: Instant) => Output): Promise<void> {
-    const core = this.#core;
-    if (!core || this.#shut) return Promise.reject(new Error('MultiServer is not running'));
+  #handoff(waiters: Array<(err: Error | null) => void>, run: (core: election.ElectionCore, now: Instant) => Output): Promise<void> {
+    const driver = this.#driver;
+    if (!driver || this.#shut) return Promise.reject(new Error('MultiServer is not running'));
     return new Promise((resolve, reject) => {
       waiters.push((err) => (err ? reject(err) : resolve()));
-      this.#apply(run(core, this.#now()));
+      driver.run(run);
     });
   }
 
@@ -191,8 +169,8 @@ class MultiServer extends Component {
   /**
    * Send `payload` (any JSON value) to a hostname, to 'master', or to '*' (every other
    * server). At most once: one UDP datagram, no retry, no acknowledgement. Throws when the
-   * target is unknown, there is no master, the type is malformed or the message is larger
-   * than `max_packet_bytes`.
+   * target is unknown, there is no master, the type is malformed, the payload is not JSON,
+   * or the message is larger than `max_packet_bytes`.
    */
   send(target: string, type: string, payload: JsonValue): void {
     this.#sendMessage(target, type, payload, {});
@@ -205,6 +183,9 @@ class MultiServer extends Component {
    */
   request(target: string, type: string, payload: JsonValue, options: { timeoutMs?: number } = {}): Promise<JsonValue> {
     const timeoutMs = options.timeoutMs ?? this.#settings?.request_timeout_ms ?? 5000;
+    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS) {
+      return Promise.reject(new RangeError(`request timeoutMs must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${describeValue(timeoutMs)}`));
+    }
     if (this.#requests.size >= MAX_PENDING_REQUESTS) return Promise.reject(new Error(`too many requests in flight (${MAX_PENDING_REQUESTS})`));
     const rid = `${(++this.#requestCounter).toString(36)}${randomBytes(4).toString('hex')}`;
     return new Promise((resolve, reject) => {
@@ -224,29 +205,31 @@ class MultiServer extends Component {
   }
 
   #sendMessage(target: string, type: string, payload: JsonValue, ids: { rid?: string; re?: string }): string {
-    const core = this.#core;
-    if (!core || this.#shut) throw new Error('MultiServer is not running');
+    const driver = this.#driver;
+    if (!driver || this.#shut) throw new Error('MultiServer is not running');
     if (typeof type !== 'string' || !MESSAGE_TYPE_PATTERN.test(type)) {
-      throw new TypeError(`message type must be 1 to 64 letters, digits, ".", "_", ":" or "-", got ${JSON.stringify(type)}`);
+      throw new TypeError(`message type must be 1 to 64 letters, digits, ".", "_", ":" or "-", got ${describeValue(type)}`);
     }
-    if (payload === undefined) throw new TypeError('message payload must be a JSON value, got undefined');
+    const text = jsonProblem(payload, 'message payload');
+    const core = driver.core;
     let to = target;
     if (target === 'master') {
       to = core.masterHostname;
       if (!to) throw new Error('there is no master to send to');
-    } else if (target !== '*' && !core.table[target]) {
-      throw new Error(`unknown server ${JSON.stringify(target)}`);
+    } else if (typeof target !== 'string' || (target !== '*' && !core.record(target))) {
+      throw new Error(`unknown server ${describeValue(target)}`);
     }
-    const size = Buffer.byteLength(JSON.stringify(payload) ?? '', 'utf8');
+    const size = Buffer.byteLength(text, 'utf8');
     const limit = this.#settings?.max_packet_bytes ?? Infinity;
     if (size + 256 > limit) throw new RangeError(`message payload is ${size} bytes; with its envelope it must fit max_packet_bytes (${limit})`);
+    // What the receiver gets: the payload as JSON sees it (a Date becomes a string, and so on).
+    const copy = JSON.parse(text) as JsonValue;
     if (to === this.hostname) {
       // To ourselves (e.g. 'master' on the master): no network, same event, next turn.
-      const copy = JSON.parse(JSON.stringify(payload)) as JsonValue;
       setImmediate(() => this.#deliver({ from: this.hostname, messageType: type, payload: copy, ...ids }));
       return to;
     }
-    this.#apply(core.sendMessage(to, type, payload, this.#now(), ids));
+    driver.run((c, now) => c.sendMessage(to, type, copy, now, ids));
     return to;
   }
 
@@ -274,14 +257,14 @@ class MultiServer extends Component {
 
   // ---- work split by key --------------------------------------------------------------
 
-  /** Live eligible servers over which keys are split, as of the last change. */
+  /** Live eligible servers over which keys are split, as of the last change ([] when not running). */
   get members(): string[] {
-    return [...this.#members];
+    return this.#shut || !this.#driver ? [] : [...this.#driver.members];
   }
 
   /** The server that owns `key` (rendezvous hashing over the live eligible servers), or null. */
   masterFor(key: string): string | null {
-    return ownerOf(String(key), this.#members);
+    return ownerOf(String(key), this.members);
   }
 
   /** Whether this server owns `key`. */
@@ -307,7 +290,7 @@ class MultiServer extends Component {
 
   /** The newest checkpoint known here (the master's), or null. */
   get checkpoint(): JsonValue | null {
-    return this.#core?.checkpoint ?? null;
+    return this.#driver?.core.checkpoint ?? null;
   }
 
   /**
@@ -316,20 +299,19 @@ class MultiServer extends Component {
    * crash or a handoff, so work resumes where it stopped. Throws when not master.
    */
   setCheckpoint(value: JsonValue): void {
-    const core = this.#core;
-    if (!core || !core.master) throw new Error('only the master can set a checkpoint');
-    const text = JSON.stringify(value);
-    if (text === undefined) throw new TypeError('a checkpoint must be a JSON value');
+    const driver = this.#driver;
+    if (!driver || !driver.core.master || this.#shut) throw new Error('only the master can set a checkpoint');
+    const text = jsonProblem(value, 'a checkpoint');
     const limit = this.#settings?.max_checkpoint_bytes ?? 4096;
     const size = Buffer.byteLength(text, 'utf8');
     if (size > limit) throw new RangeError(`checkpoint is ${size} bytes, over max_checkpoint_bytes (${limit})`);
-    const out = core.setCheckpoint(JSON.parse(text) as JsonValue, this.#now());
-    if (out) this.#apply(out);
+    const copy = JSON.parse(text) as JsonValue;
+    driver.run((core, now) => core.setCheckpoint(copy, now));
   }
 
-  /** The election core (for diagnostics). */
+  /** The election core (for diagnostics; drive it only through the component). */
   get core(): election.ElectionCore | null {
-    return this.#core;
+    return this.#driver?.core ?? null;
   }
   /** The transport (for diagnostics: `transport.peers?.()` lists unicast destinations). */
   get transport(): Transport | null {
@@ -339,25 +321,46 @@ class MultiServer extends Component {
     return this.#settings;
   }
 
+  /**
+   * This server's Prometheus metrics: a prom-client Registry of its own, to merge into the
+   * app's (`Registry.merge`). Needs the prom-client package (an optional dependency).
+   */
+  metricsRegistry(): MetricsRegistry {
+    return (this.#metricsRegistry ??= createMetricsRegistry(this)); // ops
+  }
+
   // ---- pixl-server hooks ------------------------------------------------------------
 
   /** Validate the section when pixl-server initialises components, before any daemon fork. */
   override init(server: Component.Server, config?: Component.ConfigObject): void {
     super.init(server, config);
-    this.#settings = validateConfig(this.config.get());
+    this.#settings = this.#validate();
   }
 
   /** Called by the base class on init and on every config reload. */
   override initConfig(): void {
     super.initConfig();
-    if (this.#core) this.#reload();
+    if (this.#driver) this.#reload();
+  }
+
+  /**
+   * The section as configured. pixl-server turns a `MultiServer` key set to null (or any
+   * non-object) into `{}`, that is all defaults: that must be an error, not a silent
+   * 20-second heartbeat.
+   */
+  #validate(): Settings {
+    const raw = this.server.config.get('MultiServer');
+    if (raw !== undefined && (raw === null || typeof raw !== 'object' || Array.isArray(raw))) throw new ConfigError('MultiServer', 'an object', raw);
+    return validateConfig(this.config.get());
   }
 
   override startup(callback: (err?: Error | null) => void): void {
     let settings: Settings;
     try {
-      settings = validateConfig(this.config.get());
+      settings = this.#validate();
       this.hostname = validateHostname(this.server.hostname);
+      // ops: throws at startup when metrics are configured and prom-client is missing.
+      this.#http = wantsHttp(settings) ? new OperatorHttp(this, settings, { debug: (level, message) => this.logDebug(level, message), error: (code, message) => this.logError(code, message) }, () => this.metricsRegistry()) : null;
     } catch (err) {
       this.logError('config', (err as Error).message);
       callback(err as Error);
@@ -379,7 +382,7 @@ class MultiServer extends Component {
           return;
         }
         this.#transport = transport;
-        this.#core = new ElectionCore({
+        const core = new ElectionCore({
           hostname: this.hostname,
           ip: this.server.ip,
           instanceId: randomBytes(8).toString('hex'),
@@ -394,9 +397,26 @@ class MultiServer extends Component {
           clusterId: settings.cluster_id,
           verifyInstances: this.#keyring !== null,
         });
-        this.#apply(this.#core.start(this.#now()));
+        this.#driver = new Driver(
+          core,
+          {
+            now: () => ({ mono: performance.now(), wall: Date.now() }),
+            send: (datagram, message, to, done, loopback) => {
+              this.logDebug(10, `Sending ${message.action}`, message);
+              transport.send(datagram, to, done);
+              if (loopback) transport.sendToSelf?.(datagram);
+            },
+            schedule: (wakeAt) => this.#schedule(wakeAt),
+            log: (level, message, data) => this.logDebug(level, message, data),
+            logs: (level) => this.debugLevel(level),
+            emit: (name, ...args) => this.#emitBoth(name, ...args),
+            handle: (event) => this.#handle(event),
+          },
+          this.#wireSettings(settings),
+        );
+        this.#run((c, now) => c.start(now));
         // pixl-server-web resets its routes when it starts: add ours once every component has.
-        if (settings.http_status_uri || settings.http_health_uri) this.server.once('ready', () => this.#addRoutes(settings));
+        if (this.#http) this.server.once('ready', () => this.#http?.attach(this.server.WebServer)); // ops
         callback();
       },
       (err: Error) => {
@@ -409,38 +429,48 @@ class MultiServer extends Component {
   override shutdown(callback: () => void): void {
     this.#shut = true;
     this.#clearTimer();
-    const core = this.#core;
+    const driver = this.#driver;
     const transport = this.#transport;
-    if (!core || !transport) {
+    if (!driver || !transport) {
       callback();
       return;
     }
-    this.#removeRoutes?.();
-    this.#removeRoutes = null;
+    this.#http?.detach(); // ops
+    this.#http = null; // ops
     this.logDebug(2, 'Shutting down UDP server');
     for (const [rid, pending] of this.#requests) {
       clearTimeout(pending.timer);
       pending.reject(new Error('MultiServer shut down'));
       this.#requests.delete(rid);
     }
-    const out = core.shutdown(this.#now());
-    this.#apply(out, () => {
-      this.#transport = null;
-      void transport.close().then(() => callback());
+    const closed = new Error('MultiServer shut down');
+    for (const waiter of [...this.#stepDownWaiters.splice(0), ...this.#promoteWaiters.splice(0)]) waiter(closed);
+    driver.run((core, now) => core.shutdown(now), {
+      sent: () => {
+        this.#transport = null;
+        this.#clearTimer();
+        void transport.close().then(() => callback());
+      },
     });
   }
 
   // ---- plumbing ----------------------------------------------------------------------
 
-  #now(): Instant {
-    return { mono: performance.now(), wall: Date.now() };
+  /** Run a step of the core through the driver (queued when called from a listener). */
+  #run(step: (core: election.ElectionCore, now: Instant) => Output | null): void {
+    if (this.#shut) return;
+    this.#driver?.run(step);
+  }
+
+  #wireSettings(settings: Settings): { keyring: Keyring | null; maxPacketBytes: number; maxDataBytes: number } {
+    return { keyring: this.#keyring, maxPacketBytes: settings.max_packet_bytes, maxDataBytes: settings.max_data_bytes };
   }
 
   #onDatagram(datagram: Buffer, from: Address): void {
-    const core = this.#core;
-    if (!core || this.#shut) return;
-    this.stats.packetsIn++;
-    this.stats.bytesIn += datagram.length;
+    const driver = this.#driver;
+    if (!driver || this.#shut) return;
+    driver.stats.packetsIn++;
+    driver.stats.bytesIn += datagram.length;
     const result = decodeWire(datagram, {
       maxBytes: this.#settings?.max_packet_bytes,
       maxDataBytes: this.#settings?.max_data_bytes,
@@ -450,35 +480,32 @@ class MultiServer extends Component {
       this.#countDrop(result.reason);
       if (result.reason === 'unknown-action') {
         // Newer servers may speak actions we do not; that is not an attack.
-        this.logDebug(9, `Ignoring unknown action "${result.detail}" from ${from.address}`);
+        driver.logRemote(9, 'unknown-action', `Ignoring unknown action "${result.detail}" from ${from.address}`);
         return;
       }
-      const suppressed = this.#dropLog.hit(from.address, performance.now());
-      if (suppressed !== null) {
-        const more = suppressed ? ` (${suppressed} more dropped since the last report)` : '';
-        this.logDebug(3, `Dropped datagram from ${from.address}:${from.port}: ${result.reason} (${result.detail})${more}`);
-      }
+      driver.logRemote(3, `dropped:${result.reason}`, `Dropped datagram from ${from.address}:${from.port}: ${result.reason} (${result.detail})`);
       return;
     }
-    if (result.keyIndex) this.stats.oldKeyPackets++;
+    if (result.keyIndex) this.#counters.oldKeyPackets++;
     if ('gossip' in result) {
       // Transport business (unicast peer addresses): it never reaches the core.
-      this.logDebug(10, `Received peer addresses from ${result.gossip.hostname} (${from.address})`);
+      driver.logRemote(10, 'gossip', `Received peer addresses from ${result.gossip.hostname} (${from.address})`);
       this.#transport?.gossip?.(from, result.gossip.addrs);
       return;
     }
-    this.logDebug(10, `Received ${result.message.action} from ${result.message.hostname} (${from.address})`);
-    const out = core.receive(result.message, from, this.#now());
-    if (out.dropped) this.#countDrop(out.dropped);
-    // Only a valid (with a secret: authenticated) heartbeat makes its sender a unicast
-    // destination, never a hello or garbage; nor a stale one, which is a replay or a late copy.
-    // An instance not yet verified is learned: the challenge that admits it must reach it.
-    if (result.message.action === 'heartbeat' && out.dropped !== 'stale') this.#transport?.learn?.(from);
-    this.#apply(out);
+    const message = result.message;
+    driver.receive(message, from, (out) => {
+      if (out.dropped) this.#countDrop(out.dropped);
+      // Only a valid (with a secret: authenticated) heartbeat makes its sender a unicast
+      // destination, never a hello or garbage; nor a stale one, which is a replay or a late copy.
+      // An instance not yet verified is learned: the challenge that admits it must reach it.
+      if (message.action === 'heartbeat' && out.dropped !== 'stale') this.#transport?.learn?.(from);
+    });
   }
 
   #countDrop(reason: DropReason | CoreDropReason): void {
-    this.stats.dropped[reason] = (this.stats.dropped[reason] ?? 0) + 1;
+    const dropped = this.#counters.dropped;
+    dropped[reason] = (dropped[reason] ?? 0) + 1;
   }
 
   /** The keyring for `secret_key` (null without one); short keys get a warning, never an echo. */
@@ -493,21 +520,19 @@ class MultiServer extends Component {
   }
 
   #onSendError(err: Error): void {
-    this.stats.sendErrors++;
-    if (this.#dropLog.hit('send-error', performance.now()) !== null) {
-      this.logDebug(3, `UDP send failed: ${err.message}`);
-    }
+    this.#counters.sendErrors++;
+    this.#driver?.logRemote(3, 'send-error', `UDP send failed: ${err.message}`);
   }
 
   #onTimer = (): void => {
     this.#timer = null;
-    if (this.#core && !this.#shut) this.#apply(this.#core.tick(this.#now()));
+    if (!this.#shut) this.#driver?.tick();
   };
 
   #schedule(wakeAt: number): void {
     this.#clearTimer();
     if (!Number.isFinite(wakeAt) || this.#shut) return;
-    const delay = Math.max(0, Math.ceil(wakeAt - performance.now()));
+    const delay = Math.min(MAX_TIMEOUT_MS, Math.max(0, Math.ceil(wakeAt - performance.now())));
     this.#timer = setTimeout(this.#onTimer, delay);
   }
 
@@ -516,93 +541,26 @@ class MultiServer extends Component {
     this.#timer = null;
   }
 
-  /** Carry out one step of the core: send, log, emit, re-arm the timer. */
-  #apply(out: Output, sent?: () => void): void {
-    const transport = this.#transport;
-    let pending = out.send.length;
-    const oneSent = (): void => {
-      if (--pending === 0) sent?.();
-    };
-    for (const { message, to } of out.send) {
-      let datagram = encode(message, this.#keyring);
-      if (message.action === 'heartbeat') {
-        // Peers with the same limits would drop the whole heartbeat; send it without data instead.
-        const limit = this.#settings?.max_packet_bytes ?? Infinity;
-        const dataLimit = this.#settings?.max_data_bytes || Infinity;
-        // data is smaller than the datagram it rides in: measure it only when that could be too big.
-        const dataSize = datagram.length > dataLimit ? dataBytes(message.data) : 0;
-        const over =
-          datagram.length > limit
-            ? `is ${Tools.getTextFromBytes(datagram.length)}, over max_packet_bytes (${limit})`
-            : dataSize > dataLimit
-              ? `has ${Tools.getTextFromBytes(dataSize)} of data, over max_data_bytes (${dataLimit})`
-              : '';
-        if (over) {
-          if (this.#dropLog.hit('oversized-data', performance.now()) !== null) {
-            this.logError('data', `Heartbeat with user data ${over}; sending it without data`);
-          }
-          datagram = encode({ ...message, data: {} }, this.#keyring);
-        }
-      }
-      this.logDebug(10, `Sending ${message.action}`, message);
-      if (!transport) {
-        oneSent();
-        continue;
-      }
-      this.stats.packetsOut++;
-      this.stats.bytesOut += datagram.length;
-      transport.send(datagram, to, oneSent);
-    }
-    if (out.send.length === 0) sent?.();
-    for (const line of out.logs) this.logDebug(line.level, line.message, line.data);
-    this.#schedule(out.wakeAt);
-    for (const event of out.events) this.#emitEvent(event);
-  }
-
-  #emitEvent(event: CoreEvent): void {
+  /** Core events that need the shell: messages, handoff outcomes, duplicates, exits. */
+  #handle(event: CoreEvent): void {
     switch (event.type) {
-      case 'master':
-        this.stats.elections++;
-        this.#emitBoth('master', event.term, event.checkpoint);
-        break;
       case 'message':
         this.#deliver(event);
-        break;
-      case 'members':
-        this.#members = event.members;
-        this.#emitBoth('assignment', [...event.members]);
         break;
       case 'stepdown':
       case 'promote': {
         const waiters = event.type === 'stepdown' ? this.#stepDownWaiters : this.#promoteWaiters;
         const settle = waiters.splice(0);
+        if (event.type === 'stepdown' && event.ok) this.#counters.handoffs++;
         this.logDebug(event.ok ? 4 : 3, `${event.type === 'stepdown' ? 'Step down' : 'Promote'}: ${event.ok ? 'done' : 'failed'} (${event.reason})`);
         for (const waiter of settle) waiter(event.ok ? null : new Error(event.reason));
-        this.#emitBoth(event.type, { ok: event.ok, reason: event.reason });
+        const result: HandoffResult = { ok: event.ok, reason: event.reason };
+        this.#emitBoth(event.type, result);
         break;
       }
-      case 'slave':
-        this.#emitBoth('slave');
-        break;
-      case 'addserver':
-      case 'deleteserver':
-        this.#emitBoth(event.type, event.server);
-        break;
-      case 'masterchange':
-        this.#countFailover(event.hostname, event.previous);
-        this.#emitBoth('masterchange', event.hostname, event.previous);
-        break;
-      case 'conflict':
-        break;
       case 'duplicate':
         // An unhandled 'error' event would throw; only those who listen for it get one.
-        if (this.listenerCount('error') > 0) {
-          try {
-            this.emit('error', new DuplicateHostnameError(event.hostname, event.keeper, event.yielder));
-          } catch (err) {
-            this.logError('listener', `An "error" listener threw: ${(err as Error).stack ?? err}`);
-          }
-        }
+        if (this.listenerCount('error') > 0) this.#emitOne(this, 'error', [new DuplicateHostnameError(event.hostname, event.keeper, event.yielder)]);
         break;
       case 'exit':
         this.logDebug(1, `Shutting down the server: ${event.reason}`);
@@ -610,53 +568,36 @@ class MultiServer extends Component {
           if (!this.server.shut) this.server.shutdown();
         });
         break;
-    }
-  }
-
-  #addRoutes(settings: Settings): void {
-    const web = this.server.WebServer;
-    if (!isLikeWebServer(web)) {
-      this.logError('config', 'http_status_uri / http_health_uri are set, but the server has no WebServer component (pixl-server-web)');
-      return;
-    }
-    this.#removeRoutes = registerRoutes(web, this, { status: settings.http_status_uri, health: settings.http_health_uri, acl: settings.http_acl });
-    this.logDebug(4, `HTTP routes added: ${[settings.http_status_uri, settings.http_health_uri].filter(Boolean).join(', ')}`);
-  }
-
-  #countFailover(hostname: string, previous: string): void {
-    const now = performance.now();
-    if (!hostname) {
-      if (previous) this.#masterLostAt = now;
-      return;
-    }
-    if (this.#masterLostAt !== null) {
-      this.#stats.failovers++;
-      this.#stats.lastFailoverMs = Math.round(now - this.#masterLostAt);
-      this.#masterLostAt = null;
-    } else if (previous && previous !== hostname) {
-      this.#stats.failovers++; // a direct change (a conflict resolved): no gap without a master
-      this.#stats.lastFailoverMs = 0;
+      default:
+        break;
     }
   }
 
   /** Events go to the component and to the parent server, as in the original. */
-  #emitBoth(name: string, ...args: unknown[]): void {
-    for (const target of [this, this.server]) {
+  #emitBoth<E extends EventName>(name: E, ...args: MultiServerEvents[E]): void {
+    this.#emitOne(this, name, args);
+    this.#emitOne(this.server, name, args);
+  }
+
+  #emitOne(target: { emit(name: string, ...args: unknown[]): boolean }, name: string, args: readonly unknown[]): void {
+    try {
+      target.emit(name, ...args);
+    } catch (err) {
+      // A throwing listener is the app's bug, but it must not stop the election, whatever it threw.
       try {
-        target.emit(name, ...args);
-      } catch (err) {
-        // A throwing listener is the app's bug, but it must not kill the election.
-        this.logError('listener', `A "${name}" listener threw: ${(err as Error).stack ?? err}`);
+        this.logError('listener', `A "${name}" listener threw: ${describeThrown(err)}`);
+      } catch {
+        // The logger itself failed; there is nothing left to tell.
       }
     }
   }
 
   #reload(): void {
-    const core = this.#core;
-    if (!core) return;
+    const driver = this.#driver;
+    if (!driver) return;
     let settings: Settings;
     try {
-      settings = validateConfig(this.config.get());
+      settings = this.#validate();
     } catch (err) {
       this.logError('config', `Config reload ignored: ${(err as Error).message}`);
       return;
@@ -675,6 +616,7 @@ class MultiServer extends Component {
     }
     this.#transport?.reconfigure?.(settings);
     this.#reloadKeys(previous, settings);
+    driver.wire = this.#wireSettings(settings);
     const broadcast = settings.broadcast_ip || computeBroadcastIP(os.networkInterfaces());
     if (broadcast !== this.broadcastIP && this.#transport instanceof UdpBroadcastTransport) {
       this.broadcastIP = broadcast;
@@ -684,9 +626,9 @@ class MultiServer extends Component {
       this.logError('config', `cluster_id changed to "${settings.cluster_id}"; this takes effect after a restart`);
       settings.cluster_id = previous.cluster_id;
     }
-    this.#apply(core.setPolicy({ exitOnConflict: settings.exit_on_conflict, priority: settings.priority, quorum: settings.quorum }, this.#now()));
+    this.#run((core, now) => core.setPolicy({ exitOnConflict: settings.exit_on_conflict, priority: settings.priority, quorum: settings.quorum }, now));
     this.logDebug(4, `Config reloaded: heartbeat_freq ${settings.heartbeat_freq} s, check_beats ${settings.check_beats}`);
-    this.#apply(core.setTiming({ tickMs: settings.heartbeat_freq * 1000, checkBeats: settings.check_beats }, this.#now()));
+    this.#run((core, now) => core.setTiming({ tickMs: settings.heartbeat_freq * 1000, checkBeats: settings.check_beats }, now));
   }
 
   /**
@@ -707,12 +649,64 @@ class MultiServer extends Component {
   }
 }
 
+const EMPTY_DRIVER_STATS: DriverStats = {
+  packetsIn: 0,
+  packetsOut: 0,
+  bytesIn: 0,
+  bytesOut: 0,
+  elections: 0,
+  failovers: 0,
+  lastFailoverMs: 0,
+  lastFailoverAt: 0,
+  conflicts: 0,
+  oversizedData: 0,
+  logsSuppressed: 0,
+};
+
+function liveStats(driverStats: () => DriverStats, counters: Omit<MultiServerStats, keyof DriverStats | 'term'>, term: () => number): MultiServerStats {
+  const stats = {} as MultiServerStats;
+  const read = (key: string, get: () => unknown): void => {
+    Object.defineProperty(stats, key, { enumerable: true, get });
+  };
+  for (const key of Object.keys(EMPTY_DRIVER_STATS) as Array<keyof DriverStats>) read(key, () => driverStats()[key]);
+  for (const key of Object.keys(counters) as Array<keyof typeof counters>) read(key, () => counters[key]);
+  read('term', term);
+  return stats;
+}
+
+/**
+ * The JSON text of `value`, or a TypeError naming `what` when JSON cannot carry it (a
+ * function, a symbol, undefined, a BigInt, a cycle, a throwing toJSON): it is thrown at
+ * the caller, not later in a timer far from the cause.
+ */
+function jsonProblem(value: unknown, what: string): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    throw new TypeError(`${what} must be JSON-encodable: ${describeThrown(err)}`);
+  }
+  if (typeof text !== 'string') throw new TypeError(`${what} must be a JSON value, got ${describeValue(value)}`);
+  return text;
+}
+
+function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'bigint') return `${value}n (bigint)`;
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'symbol') return 'a symbol';
+  if (value === null || typeof value !== 'object') return `${String(value)} (${typeof value})`;
+  return Array.isArray(value) ? 'an array' : 'an object';
+}
+
 // Typed event methods without changing the runtime shape pixl-server expects.
 interface MultiServer {
-  on<E extends keyof MultiServerEvents>(event: E, listener: (...args: MultiServerEvents[E]) => void): this;
-  on(event: string | symbol, listener: (...args: any[]) => void): this;
-  once<E extends keyof MultiServerEvents>(event: E, listener: (...args: MultiServerEvents[E]) => void): this;
-  once(event: string | symbol, listener: (...args: any[]) => void): this;
+  on<E extends EventName>(event: E, listener: (...args: MultiServerEvents[E]) => void): this;
+  once<E extends EventName>(event: E, listener: (...args: MultiServerEvents[E]) => void): this;
+  off<E extends EventName>(event: E, listener: (...args: MultiServerEvents[E]) => void): this;
+  addListener<E extends EventName>(event: E, listener: (...args: MultiServerEvents[E]) => void): this;
+  removeListener<E extends EventName>(event: E, listener: (...args: MultiServerEvents[E]) => void): this;
+  emit<E extends EventName>(event: E, ...args: MultiServerEvents[E]): boolean;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -721,6 +715,7 @@ namespace MultiServer {
   export type Events = MultiServerEvents;
   export type Record = ServerRecord;
   export type Config = MultiServerConfig;
+  export type Result = HandoffResult;
   export import ElectionCore = election.ElectionCore;
   export import ConfigError = config.ConfigError;
   export import DuplicateHostnameError = errors.DuplicateHostnameError;

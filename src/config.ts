@@ -11,7 +11,7 @@ import type { Family } from './protocol/address';
 import { canonicalIp, ipFamily, isMulticast, parsePeer, unicastProblem, WILDCARD } from './protocol/address';
 import type { EtcdSettings } from './coordinator/types';
 
-/** How heartbeats travel; see README, "Networks without broadcast". */
+/** How heartbeats travel; see SPEC 14 (docs/SPEC.md). */
 export type TransportKind = 'broadcast' | 'multicast' | 'unicast';
 const TRANSPORTS: readonly TransportKind[] = ['broadcast', 'multicast', 'unicast'];
 /** The default groups: administratively scoped (they stay in the site), ending in the default port's 30.14. */
@@ -67,6 +67,15 @@ export interface MultiServerConfig {
   http_status_uri: string;
   /** With pixl-server-web: a URI answering 200 while a master is known, 503 otherwise. @default '' (off) */
   http_health_uri: string;
+  /**
+   * With pixl-server-web: a URI answering 200 on the master only, 503 on every other server
+   * (for a load balancer that must send traffic to the master). @default '' (off)
+   */
+  http_master_uri: string;
+  /** With pixl-server-web: Prometheus metrics (needs the prom-client package). @default '' (off) */
+  http_metrics_uri: string;
+  /** With pixl-server-web: a live status page (HTML, updates itself). @default '' (off) */
+  http_ui_uri: string;
   /** Restrict those URIs to pixl-server-web's default ACL (private networks). @default true */
   http_acl: boolean;
   /**
@@ -155,6 +164,9 @@ export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip' | '
   request_timeout_ms: 5000,
   http_status_uri: '',
   http_health_uri: '',
+  http_master_uri: '',
+  http_metrics_uri: '',
+  http_ui_uri: '',
   http_acl: true,
   max_data_bytes: DEFAULT_MAX_DATA_BYTES,
   transport: 'broadcast',
@@ -205,10 +217,26 @@ function integer(raw: Record<string, unknown>, key: keyof MultiServerConfig, min
 
 function uri(raw: Record<string, unknown>, key: keyof MultiServerConfig): string {
   const value = pick(raw, key);
-  if (typeof value !== 'string' || (value !== '' && !/^\/[\x21-\x7e]*$/.test(value))) {
-    throw new ConfigError(key, 'a URI path starting with "/" (or "" for off)', value);
+  // The query string is not part of the match, and a fragment never reaches the server.
+  if (typeof value !== 'string' || (value !== '' && !/^\/[\x21-\x7e]*$/.test(value)) || /[?#]/.test(value)) {
+    throw new ConfigError(key, 'a URI path starting with "/", without "?" or "#" (or "" for off)', value);
   }
   return value;
+}
+
+const HTTP_ROUTE_KEYS = ['http_status_uri', 'http_health_uri', 'http_master_uri', 'http_metrics_uri', 'http_ui_uri'] as const;
+type HttpRoutes = Pick<MultiServerConfig, (typeof HTTP_ROUTE_KEYS)[number]>;
+
+/** The route URIs: each a path or off, and no two the same (only one of them could answer). */
+function httpRoutes(raw: Record<string, unknown>): HttpRoutes {
+  const routes = {} as HttpRoutes;
+  for (const key of HTTP_ROUTE_KEYS) {
+    const value = uri(raw, key);
+    const taken = HTTP_ROUTE_KEYS.find((other) => other !== key && routes[other] === value);
+    if (value !== '' && taken) throw new ConfigError(key, `a URI that \`${taken}\` does not already use`, value);
+    routes[key] = value;
+  }
+  return routes;
 }
 
 function bool(raw: Record<string, unknown>, key: keyof MultiServerConfig): boolean {
@@ -264,8 +292,7 @@ export function validateConfig(section: unknown): Settings {
     cluster_id: clusterId,
     max_checkpoint_bytes: integer(raw, 'max_checkpoint_bytes', 0, MAX_UDP_PAYLOAD),
     request_timeout_ms: integer(raw, 'request_timeout_ms', 1, 3_600_000),
-    http_status_uri: uri(raw, 'http_status_uri'),
-    http_health_uri: uri(raw, 'http_health_uri'),
+    ...httpRoutes(raw),
     http_acl: bool(raw, 'http_acl'),
     max_data_bytes: integer(raw, 'max_data_bytes', 0, MAX_UDP_PAYLOAD),
     secret_key: secretKeys(raw.secret_key),

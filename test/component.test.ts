@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import PixlServer = require('pixl-server');
 import MultiServer = require('../src/index');
 import { assertLoopback, freeUdpPort } from '../tools/loopback';
+import type { JsonValue } from '../src/protocol/messages';
 
 const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
 const logDir = mkdtempSync(path.join(os.tmpdir(), 'psm-component-'));
@@ -122,7 +123,7 @@ describe('a live pair on loopback', () => {
     const b = makeServer('bravo', port);
     const seen: string[] = [];
     for (const server of [a, b]) {
-      for (const name of ['master', 'slave']) {
+      for (const name of ['master', 'slave'] as const) {
         server.on(name, () => seen.push(`server:${server.hostname}:${name}`));
         multi(server).on(name, () => seen.push(`component:${server.hostname}:${name}`));
       }
@@ -206,7 +207,7 @@ describe('a live pair on loopback', () => {
       await until(() => received.length === 1, 'the message to arrive', [a, b]);
       assert.deepEqual(received, [['job.done', { id: 42 }, 'bravo']]);
 
-      multi(a).on('message', (type: string, payload: unknown, _from: string, reply?: (p: unknown) => void) => {
+      multi(a).on('message', (type: string, payload: unknown, _from: string, reply?: (p: JsonValue) => void) => {
         if (type === 'add') reply?.((payload as number[]).reduce((x, y) => x + y, 0));
       });
       assert.equal(await multi(b).request('alpha', 'add', [1, 2, 3]), 6);

@@ -67,6 +67,25 @@ describe('config validation', () => {
     rejects({ cluster_id: 7 }, 'cluster_id', '`7`');
   });
 
+  test('HTTP route URIs: off by default, a path each, no two the same', () => {
+    const settings = validateConfig({});
+    for (const key of ['http_status_uri', 'http_health_uri', 'http_master_uri', 'http_metrics_uri', 'http_ui_uri'] as const) {
+      assert.equal(settings[key], '', `${key} is off by default`);
+      assert.equal(validateConfig({ [key]: '/cluster/x' })[key], '/cluster/x');
+      rejects({ [key]: 'cluster' }, key, '"cluster"');
+      rejects({ [key]: '/has space' }, key, '"/has space"');
+      rejects({ [key]: '/health?full=1' }, key, '"/health?full=1"');
+      rejects({ [key]: '/page#top' }, key, '"/page#top"');
+      rejects({ [key]: true }, key, '`true` (boolean)');
+    }
+    const both = validateConfig({ http_master_uri: '/master', http_metrics_uri: '/metrics', http_ui_uri: '/cluster' });
+    assert.deepEqual([both.http_master_uri, both.http_metrics_uri, both.http_ui_uri], ['/master', '/metrics', '/cluster']);
+    assert.throws(
+      () => validateConfig({ http_health_uri: '/health', http_master_uri: '/health' }),
+      (err: unknown) => err instanceof ConfigError && err.key === 'http_master_uri' && /`http_health_uri` does not already use, got `"\/health"`/.test(err.message),
+    );
+  });
+
   test('the section itself must be an object', () => {
     assert.throws(() => validateConfig('nope'), /`MultiServer`.*"nope"/);
   });

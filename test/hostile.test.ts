@@ -219,7 +219,7 @@ describe('hostile datagrams without a secret (the open format)', () => {
     assertDropped2(sim, json('{"hostname":"a","action":"shutdown","iid":"00000000","seq":99999}'));
   });
 
-  test('LIMITATION without a secret: a copied instance id makes a forged shutdown believed (threat model, README)', () => {
+  test('LIMITATION without a secret: a copied instance id makes a forged shutdown believed (threat model, docs/SECURITY.md)', () => {
     const sim = settled();
     const iid = sim.node('a').core.instanceId;
     sim.inject(json(`{"hostname":"a","action":"shutdown","iid":"${iid}","seq":${Number.MAX_SAFE_INTEGER}}`), { to: ['b', 'c'] });

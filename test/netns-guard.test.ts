@@ -7,7 +7,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import { CHILD_SCRIPT, type ChildConfig } from '../tools/child';
-import { LAN_NETNS_ENV } from '../tools/netns';
+import { LAN_NETNS_ENV, labCollision } from '../tools/netns';
 import { ProcessCluster } from '../tools/process-cluster';
 
 function runChild(env: Record<string, string>, config: Partial<ChildConfig>): Promise<{ code: number | null; stderr: string }> {
@@ -43,5 +43,20 @@ describe('the LAN opt-in is refused outside a test namespace', () => {
       () => new ProcessCluster({ heartbeatFreq: 1, checkBeats: 3, netnsOf: () => 'x', multi: { broadcast_ip: '10.213.0.255' } }),
       /default broadcast computation/,
     );
+  });
+});
+
+describe('a lab is never built on a network this machine uses', () => {
+  // What `ip -4 -o addr show` and `ip -4 route show table all` print on a host using 10.231.2.0/24.
+  const host = (args: string[]): string =>
+    args.includes('addr')
+      ? '1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n2: eth0    inet 10.231.2.7/24 brd 10.231.2.255 scope global eth0\\\n'
+      : 'default via 10.231.2.1 dev eth0\n10.231.2.0/24 dev eth0 proto kernel scope link src 10.231.2.7\nblackhole 172.16.0.0/12\nlocal 127.0.0.1 dev lo table local proto kernel scope host src 127.0.0.1\n';
+
+  test('an overlapping address or route refuses the block, naming what it overlaps; the default route does not', () => {
+    assert.match(labCollision('10.231.0.0/16', host) ?? '', /overlaps 10\.231\.2\.7\/24 on eth0/);
+    assert.match(labCollision('10.231.2.128/25', host) ?? '', /overlaps 10\.231\.2\.7\/24/);
+    assert.match(labCollision('172.20.0.0/16', host) ?? '', /overlaps the route "blackhole 172\.16\.0\.0\/12"/);
+    assert.equal(labCollision('10.213.0.0/24', host), null, 'default via 10.231.2.1 covers everything, yet is no collision');
   });
 });

@@ -72,7 +72,7 @@ const scenario: fc.Arbitrary<Scenario> = fc
     stableTicks: 2 * r.checkBeats + 4,
   }));
 
-/** Fault schedules of issue 6: the same faults, plus manual handoffs and priority reloads. */
+/** Fault schedules of the election features: the same faults, plus manual handoffs and priority reloads. */
 const electionFault: fc.Arbitrary<Fault> = fc.oneof(
   fault,
   fc.record({ type: fc.constant('stepdown' as const), at: time(12) }),

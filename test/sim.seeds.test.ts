@@ -12,7 +12,7 @@ import { KINDS, runScenario, scenarioFromSeed, seedShape, type Kind, type Scenar
 
 /**
  * The kinds of the first sweeps, in their order: the regression seeds below were found
- * under this seed → (kind, size) mapping, which grew when issue 6's kinds were added.
+ * under this seed → (kind, size) mapping, which grew when the priority, quorum, handoff and namespace kinds were added.
  */
 const FIRST_SWEEP_KINDS = ['none', 'loss', 'dup', 'reorder', 'spike', 'partition', 'oneway', 'crash', 'shutdown', 'restart', 'stall', 'wallstep', 'eligibility', 'join', 'duphost', 'mixed'] as const;
 const FIRST_SWEEP_SIZES = [2, 3, 5, 16, 100] as const;
@@ -130,7 +130,7 @@ describe('duplicate hostnames: regressions found by the simulator', () => {
   });
 });
 
-describe('issue 6 features: regressions found by the simulator', () => {
+describe('priority, quorum, handoff, namespaces: regressions found by the simulator', () => {
   test('quorum seed 154: a server cut off just before it would claim does not claim on the quorum it heard before the cut', () => {
     assertClean(154, scenarioFromSeed(154, { kind: 'quorum' }));
   });
@@ -215,9 +215,8 @@ describe('the checker catches what it claims to', () => {
 
   test('removing a locked record is reported, in any phase', () => {
     const { sim } = stableCluster();
-    const record = sim.node('a').core.table.c;
-    assert.ok(record?.locked, 'the checker locks the records of locked hosts as they appear');
-    record.locked = false; // the application changes its mind; the checker still holds c locked
+    assert.ok(sim.node('a').core.table.c?.locked, 'the checker locks the records of locked hosts as they appear');
+    sim.lock('a', 'c', false); // the application changes its mind; the checker still holds c locked
     sim.crash('c');
     const violation = violationOf(() => sim.runUntil(20_000));
     assert.equal(violation.invariant, 'locked-never-removed');

@@ -32,6 +32,8 @@ export interface ChildConfig {
   hold?: boolean;
   /** pixl-server without the MultiServer component: the baseline of the bench's idle cost. */
   bare?: boolean;
+  /** A WebServer section: the member also runs pixl-server-web (on 127.0.0.1 only), for the HTTP routes. */
+  web?: Record<string, unknown>;
 }
 
 export interface ChildState {
@@ -134,6 +136,9 @@ function main(): void {
   } else {
     assertLoopbackConfig(section);
   }
+  if (config.web && config.web.http_bind_address !== '127.0.0.1') {
+    throw new Error(`Refusing to serve HTTP on ${JSON.stringify(config.web.http_bind_address)}: test members serve on 127.0.0.1 only`);
+  }
   const bindIp = section.bind_ip;
   // Reported in heartbeats: a member bound to its own address reports that one; in a
   // namespace pixl-server finds the address of the veth itself, as on a real host.
@@ -152,8 +157,9 @@ function main(): void {
       log_filename: `${config.hostname}.log`,
       debug_level: config.debugLevel ?? 6,
       MultiServer: section,
+      ...(config.web ? { WebServer: config.web } : {}),
     },
-    components: config.bare ? [] : [MultiServer],
+    components: config.bare ? [] : config.web ? [MultiServer, require('pixl-server-web') as typeof MultiServer] : [MultiServer],
   });
   const multi = (): MultiServer | undefined => server.MultiServer as MultiServer | undefined;
   const component = (): MultiServer => {

@@ -16,10 +16,22 @@
  *   Members there use real addresses and the default broadcast computation, the one
  *   exception to "loopback only", allowed by PSM_LAN_NETNS and checked by
  *   `assertInsideLabNetns` in the member itself.
+ * - `RoutedLab.create([[hosts of subnet 1], [hosts of subnet 2], ...])`: the same, but one
+ *   switch per subnet (10.231.<k>.0/24) and a router namespace with a leg in each, which
+ *   forwards between them; each host's default route is the router. The router's legs can
+ *   be cut and restored (`cut(k)`, `restore(k)`): a WAN link failing between two sites.
+ *
+ *     <base>s<k>: bridge br0, one port v<i> per host of subnet k, and port rt to the router
+ *     <base>rt:   leg r<k> (the peer of s<k>'s rt), 10.231.<k>.1/24; net.ipv4.ip_forward=1
+ *     <base>h<i>: eth0, 10.231.<k>.<10+i>/24, default via 10.231.<k>.1
+ *
+ * Both labs refuse to be built when their addresses overlap an address or route of the
+ * namespace the tests run in: a lab must never shadow, or be mistaken for, a real network.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readlinkSync, statSync } from 'node:fs';
+import { Netmask } from 'netmask';
 
 /** Every namespace made here is named `<PREFIX><pid>-<hex>...`: the pid says whose it is. */
 const PREFIX = 'psm-test-';
@@ -165,8 +177,55 @@ export function createNetns(): Netns | { skip: string } {
 
 // ---- a LAN of namespaces, for test:lan -------------------------------------------------
 
+/**
+ * Why the lab's `block` cannot be used here: it overlaps an IPv4 address or a (non-default)
+ * route of the namespace this process runs in, i.e. a network this machine really uses.
+ * Only reads (`ip addr show`, `ip route show`); null when there is no overlap.
+ */
+export function labCollision(block: string, read: (args: string[]) => string = readIp): string | null {
+  const lab = new Netmask(block);
+  const overlaps = (cidr: string): boolean => {
+    let other: Netmask;
+    try {
+      other = new Netmask(cidr);
+    } catch {
+      return false;
+    }
+    return lab.contains(other.base) || other.contains(lab.base);
+  };
+  for (const line of read(['-4', '-o', 'addr', 'show']).split('\n')) {
+    const match = /\binet (\S+)/.exec(line);
+    if (match?.[1] && overlaps(match[1])) return `it overlaps ${match[1]} on ${line.split(/\s+/)[1] ?? '?'} of this machine`;
+  }
+  for (const line of read(['-4', 'route', 'show', 'table', 'all']).split('\n')) {
+    // "10.0.0.0/8 via ...", "local 127.0.0.1 dev lo ...", "blackhole 10.1.0.0/16": the first dotted token.
+    const destination = line.split(/\s+/).find((token) => /^\d+\.\d+\.\d+\.\d+(\/\d+)?$/.test(token));
+    if (!destination || line.startsWith('default')) continue;
+    if (overlaps(destination)) return `it overlaps the route "${line.trim()}" of this machine`;
+  }
+  return null;
+}
+
+function readIp(args: string[]): string {
+  return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
+}
+
+/** `cannot()`, then the collision check, as one skip reason. */
+function cannotBuild(block: string): string | null {
+  const why = cannot();
+  if (why) return why;
+  let collision: string | null;
+  try {
+    collision = labCollision(block);
+  } catch (err) {
+    return `cannot read this machine's addresses and routes (ip addr/route show): ${firstLine(err)}`;
+  }
+  return collision && `refusing to build a lab on ${block}: ${collision}`;
+}
+
 const LAN_SUBNET = '10.213.0';
 const LAN_PREFIX_LENGTH = 24;
+const LAN_BLOCK = `${LAN_SUBNET}.0/${LAN_PREFIX_LENGTH}`;
 
 /** The env var that lets a member use a non-loopback network; its value names the namespace. */
 export const LAN_NETNS_ENV = 'PSM_LAN_NETNS';
@@ -207,7 +266,7 @@ export class NetnsLab {
 
   /** A lab for these hosts, or the reason there is none. */
   static create(hosts: string[]): NetnsLab | { skip: string } {
-    const why = cannot();
+    const why = cannotBuild(LAN_BLOCK);
     if (why) return { skip: why };
     sweepOrphans();
     const namespaces = new Namespaces();
@@ -242,6 +301,131 @@ export class NetnsLab {
   }
 
   #entry(host: string): LabHost {
+    const entry = this.#hosts.get(host);
+    if (!entry) throw new Error(`no lab host ${host}`);
+    return entry;
+  }
+}
+
+// ---- subnets joined by a router, for test:lan ------------------------------------------
+
+/** Subnet k (from 1) is 10.231.<k>.0/24; all of them lie in this block, checked for collisions. */
+const ROUTED_BLOCK = '10.231.0.0/16';
+const routedSubnet = (k: number): string => `10.231.${k}`;
+/** Most subnets: k must stay a valid octet, and each is a namespace and a router leg. */
+const MAX_SUBNETS = 8;
+
+interface RoutedHost extends LabHost {
+  /** 1-based index of its subnet. */
+  subnet: number;
+}
+
+/** One switch namespace per subnet, a router namespace joining them, one namespace per host. */
+export class RoutedLab {
+  readonly routerNs: string;
+  readonly #switches: string[] = [];
+  readonly #hosts = new Map<string, RoutedHost>();
+  readonly #namespaces: Namespaces;
+
+  private constructor(subnets: readonly (readonly string[])[], namespaces: Namespaces) {
+    const base = baseName();
+    this.#namespaces = namespaces;
+    this.routerNs = this.#namespaces.add(`${base}-rt`);
+    ip('-n', this.routerNs, 'link', 'set', 'lo', 'up');
+    let i = 0;
+    subnets.forEach((hosts, index) => {
+      const k = index + 1;
+      const prefix = routedSubnet(k);
+      const switchNs = this.#namespaces.add(`${base}-s${k}`);
+      this.#switches.push(switchNs);
+      ip('-n', switchNs, 'link', 'set', 'lo', 'up');
+      ip('-n', switchNs, 'link', 'add', 'br0', 'type', 'bridge');
+      ip('-n', switchNs, 'link', 'set', 'br0', 'up');
+      // The router's leg: its switch end is port "rt" of this subnet's bridge.
+      ip('-n', switchNs, 'link', 'add', 'rt', 'type', 'veth', 'peer', 'name', this.#leg(k), 'netns', this.routerNs);
+      ip('-n', switchNs, 'link', 'set', 'rt', 'master', 'br0', 'up');
+      ip('-n', this.routerNs, 'addr', 'add', `${prefix}.1/24`, 'dev', this.#leg(k));
+      ip('-n', this.routerNs, 'link', 'set', this.#leg(k), 'up');
+      for (const host of hosts) {
+        const netns = this.#namespaces.add(`${base}-h${i}`);
+        const port = `v${i}`;
+        const address = `${prefix}.${10 + i}`;
+        ip('-n', switchNs, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns);
+        ip('-n', switchNs, 'link', 'set', port, 'master', 'br0', 'up');
+        ip('-n', netns, 'link', 'set', 'lo', 'up');
+        ip('-n', netns, 'addr', 'add', `${address}/24`, 'dev', 'eth0');
+        ip('-n', netns, 'link', 'set', 'eth0', 'up');
+        ip('-n', netns, 'route', 'add', 'default', 'via', `${prefix}.1`);
+        this.#hosts.set(host, { netns, address, port, subnet: k });
+        i++;
+      }
+    });
+    // A per-namespace setting (a new namespace starts with forwarding off), written by a
+    // process inside the router's: /proc/sys/net shows the writer's namespace. Node itself
+    // does it, so the lab needs no package beyond iproute2 (sysctl is not on slim images).
+    const script = "require('node:fs').writeFileSync('/proc/sys/net/ipv4/ip_forward', '1')";
+    execFileSync('ip', ['netns', 'exec', this.routerNs, process.execPath, '-e', script], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+  }
+
+  /** A lab with one subnet per list of hosts (hostnames unique across all), or the reason there is none. */
+  static create(subnets: readonly (readonly string[])[]): RoutedLab | { skip: string } {
+    const all = subnets.flat();
+    if (subnets.length < 1 || subnets.length > MAX_SUBNETS) throw new Error(`a routed lab has 1 to ${MAX_SUBNETS} subnets, not ${subnets.length}`);
+    if (new Set(all).size !== all.length || all.length > 200) throw new Error('a routed lab needs at most 200 distinct hostnames');
+    const why = cannotBuild(ROUTED_BLOCK);
+    if (why) return { skip: why };
+    sweepOrphans();
+    const namespaces = new Namespaces();
+    try {
+      return new RoutedLab(subnets, namespaces);
+    } catch (err) {
+      namespaces.remove();
+      return { skip: `cannot build the namespaces, links and routes (ip): ${firstLine(err)}` };
+    }
+  }
+
+  netnsOf(host: string): string {
+    return this.#entry(host).netns;
+  }
+
+  addressOf(host: string): string {
+    return this.#entry(host).address;
+  }
+
+  /** 1-based index of the host's subnet. */
+  subnetOf(host: string): number {
+    return this.#entry(host).subnet;
+  }
+
+  /** The broadcast address of the host's subnet (what the default computation should find). */
+  broadcastOf(host: string): string {
+    return `${routedSubnet(this.subnetOf(host))}.255`;
+  }
+
+  /**
+   * Take the router's leg into subnet k down: the router loses its route there, so nothing
+   * crosses between k and the others; each subnet still works on its own.
+   */
+  cut(k: number): void {
+    ip('-n', this.routerNs, 'link', 'set', this.#leg(k), 'down');
+  }
+
+  /** Bring the leg back up: the kernel restores the subnet's route with it. Safe to call twice. */
+  restore(k: number): void {
+    ip('-n', this.routerNs, 'link', 'set', this.#leg(k), 'up');
+  }
+
+  /** Safe to call twice. */
+  remove(): void {
+    this.#namespaces.remove();
+  }
+
+  #leg(k: number): string {
+    if (!Number.isInteger(k) || k < 1 || k > this.#switches.length) throw new Error(`no subnet ${k} in this lab`);
+    return `r${k}`;
+  }
+
+  #entry(host: string): RoutedHost {
     const entry = this.#hosts.get(host);
     if (!entry) throw new Error(`no lab host ${host}`);
     return entry;

@@ -86,8 +86,9 @@ export class ProcessCluster {
    * Start a member; resolves once its pixl-server startup has completed. With `hold`,
    * resolves once the process is loaded and waiting: `release()` then starts the held
    * members together, so process start-up time does not turn a cold start into joins.
+   * With `web` (a WebServer section, on 127.0.0.1 only) the member also runs pixl-server-web.
    */
-  async start(host: string, multi: Record<string, unknown> = {}, hold = false): Promise<void> {
+  async start(host: string, multi: Record<string, unknown> = {}, hold = false, web?: Record<string, unknown>): Promise<void> {
     // Members started concurrently must share one port: allocate it once. Each
     // namespace has its own ports: the default comm_port is free there.
     this.#portReady ??= this.#options.port
@@ -107,6 +108,7 @@ export class ProcessCluster {
       hold,
     };
     if (this.#options.bare) config.bare = true;
+    if (web) config.web = web;
     // Only a namespace cluster may hand the opt-in to a child; never let it leak from our env.
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env[LAN_NETNS_ENV];

@@ -63,12 +63,24 @@ export interface LogLine {
   level: number;
   message: string;
   data?: unknown;
+  /**
+   * Set on lines that remote input can repeat at will (a conflict per forged claim, a stall
+   * per replayed packet): the driver writes at most one per kind per minute.
+   */
+  kind?: string;
+  /** Caused by other servers' packets, not by this server's own decisions: subject to the log budget. */
+  remote?: boolean;
 }
 
 export interface Outbound {
   message: Message;
   /** Absent: to every server (broadcast). */
   to?: Address;
+  /**
+   * It must also reach our own socket, queued behind what is already there (the marker that
+   * ends the drain after a stall). Broadcast and multicast loop back by themselves.
+   */
+  loopback?: boolean;
 }
 
 /** What one step of the core asks its caller to do. */

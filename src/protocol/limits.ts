@@ -44,3 +44,19 @@ export const MAX_GOSSIP_ADDRESSES = 256;
 
 /** Most hellos one heartbeat answers (echo entries); an asker left out challenges again. */
 export const MAX_ECHOES = 32;
+
+/**
+ * Terms (fencing tokens) are safe integers, so every server computes with them exactly;
+ * the decoder refuses anything else.
+ */
+export const MAX_TERM = Number.MAX_SAFE_INTEGER;
+/**
+ * A term heard from another server is adopted as it is up to here. Beyond it (reachable
+ * only by forged packets in an open cluster), our term rises by at most MAX_TERM_STEP per
+ * packet: a forger would need 2^36 packets to exhaust the space left, and the token goes
+ * on growing for 2^52 master changes after the worst forgery.
+ */
+export const TERM_CEILING = 2 ** 52;
+export const MAX_TERM_STEP = 2 ** 16;
+/** Uptimes are seconds; more than three centuries is not one. */
+export const MAX_UPTIME_S = 1e10;

@@ -43,6 +43,10 @@ export interface HeartbeatMessage {
   cid?: string;
   /** The master's last checkpoint, so the next master can resume from it. */
   ckpt?: Checkpoint;
+  /** The sender's heartbeat_freq in milliseconds, so observers judge its silence by its own clock. */
+  tick?: number;
+  /** The sender's check_beats (heartbeats per tock). */
+  beats?: number;
 }
 
 /** A small state object published by a master; ordered by (term, version). */

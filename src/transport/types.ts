@@ -34,6 +34,12 @@ export interface Transport {
   gossipEncoder?: ((addresses: string[]) => Buffer) | null;
   /** Reloaded settings it can apply without a restart (unicast: timings and `peers`). */
   reconfigure?(settings: { heartbeat_freq: number; check_beats: number; peers: readonly string[] }): void;
+  /**
+   * Send a copy to our own socket (transports whose sends to everyone do not loop back):
+   * it arrives behind whatever is queued there, which is how the core knows it has read
+   * everything after a stall.
+   */
+  sendToSelf?(datagram: Buffer): void;
   /** The addresses it sends to, canonical `ip:port` (diagnostics). */
   peers?(): string[];
 }

@@ -150,6 +150,14 @@ export class UdpUnicastTransport implements Transport {
     this.#sendTo(socket, datagram, targets, done);
   }
 
+  sendToSelf(datagram: Buffer): void {
+    const socket = this.#socket;
+    if (!socket) return;
+    const { bindIp, family, port } = this.#options;
+    const self = isWildcard(bindIp) ? (family === 6 ? '::1' : '127.0.0.1') : bindIp;
+    this.#sendTo(socket, datagram, [{ address: self, port }]);
+  }
+
   /**
    * `from` sent a valid heartbeat: keep sending to it. If it is new, greet it with our
    * latest heartbeat at once (rather than at our next tick: a cold start must find

@@ -10,7 +10,7 @@
  */
 import { isIP } from 'node:net';
 import type { AppMessage, HeartbeatMessage, HelloMessage, JsonObject, JsonValue, Message, PeersMessage, WireMessage } from '../protocol/messages';
-import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, ECHO_PATTERN, INSTANCE_ID_PATTERN, MAX_DATA_DEPTH, MAX_ECHOES, REQUEST_ID_PATTERN, MAX_GOSSIP_ADDRESSES, MAX_PRIORITY, MAX_UDP_PAYLOAD, MESSAGE_TYPE_PATTERN, isValidHostname } from '../protocol/limits';
+import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, ECHO_PATTERN, INSTANCE_ID_PATTERN, MAX_DATA_DEPTH, MAX_ECHOES, REQUEST_ID_PATTERN, MAX_GOSSIP_ADDRESSES, MAX_PRIORITY, MAX_UDP_PAYLOAD, MAX_UPTIME_S, MESSAGE_TYPE_PATTERN, isValidHostname } from '../protocol/limits';
 import { parseAddress } from '../protocol/address';
 import { looksSealed, open, seal, type Keyring } from './auth';
 
@@ -92,6 +92,8 @@ function encodeBody(message: WireMessage): Buffer {
     if (message.prio !== undefined) wire.prio = message.prio;
     if (message.handoff !== undefined) wire.handoff = message.handoff;
     if (message.ckpt !== undefined) wire.ckpt = message.ckpt;
+    if (message.tick !== undefined) wire.tick = message.tick;
+    if (message.beats !== undefined) wire.beats = message.beats;
   }
   if (message.cid !== undefined) wire.cid = message.cid;
   if (message.action === 'hello' && message.for !== undefined) wire.for = message.for;
@@ -224,7 +226,7 @@ function validate(raw: Record<string, unknown>, bodyBytes: number, maxDataBytes:
   const eligible = flag(raw.eligible);
   if (eligible === undefined) return drop('bad-field', 'eligible');
   const uptime = raw.uptime;
-  if (typeof uptime !== 'number' || !Number.isFinite(uptime) || uptime < 0) return drop('bad-field', 'uptime');
+  if (typeof uptime !== 'number' || !Number.isFinite(uptime) || uptime < 0 || uptime > MAX_UPTIME_S) return drop('bad-field', 'uptime');
   let data: JsonObject = {};
   if (raw.data !== undefined && raw.data !== null) {
     if (!isPlainObject(raw.data)) return drop('bad-field', 'data');
@@ -264,8 +266,21 @@ function validate(raw: Record<string, unknown>, bodyBytes: number, maxDataBytes:
     if (!isPlainObject(ckpt) || !isCounter(ckpt.t) || !isCounter(ckpt.v) || ckpt.d === undefined) return drop('bad-field', 'ckpt');
     message.ckpt = { t: ckpt.t, v: ckpt.v, d: ckpt.d as JsonValue };
   }
+  // The sender's timing, bounded like heartbeat_freq (10 ms to a day) and check_beats.
+  if (raw.tick !== undefined) {
+    if (!isIntegerIn(raw.tick, 10, 86_400_000)) return drop('bad-field', 'tick');
+    message.tick = raw.tick;
+  }
+  if (raw.beats !== undefined) {
+    if (!isIntegerIn(raw.beats, 1, 1000)) return drop('bad-field', 'beats');
+    message.beats = raw.beats;
+  }
   if (echo !== undefined && echo.length > 0) message.echo = echo;
   return { ok: true, message };
+}
+
+function isIntegerIn(value: unknown, min: number, max: number): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
 }
 
 function isCounter(value: unknown): value is number {

@@ -1,0 +1,88 @@
+/**
+ * Manual handoffs: `stepDown()` on the master and `promote()` on another server.
+ *
+ * A handoff names its target in every heartbeat of the departing master until it is done:
+ * the target claims at once and everyone else waits for it, for at most a tock. Every
+ * heartbeat names it, not just the first: when a later one overtakes it, the first is
+ * dropped as stale.
+ */
+import type { Instant } from './types';
+import type { Step } from './step';
+
+export interface PendingHandoff {
+  target: string;
+  until: number;
+  /** We are the master that started it (stepDown or a promote request): we report the outcome. */
+  stepDown: boolean;
+}
+
+export class Handoffs {
+  readonly #step: Step;
+  /** A handoff in progress: nobody but `target` claims until it does or `until` passes. */
+  pending: PendingHandoff | null = null;
+  /** promote() waiting for the master to hand over. */
+  #promoteUntil = Infinity;
+
+  constructor(step: Step) {
+    this.#step = step;
+  }
+
+  begin(target: string, until: number, stepDown: boolean): void {
+    this.pending = { target, until, stepDown };
+  }
+
+  /** The target to name in our heartbeats: while we hand off and are no longer master. */
+  announced(weAreMaster: boolean): string | undefined {
+    const pending = this.pending;
+    return pending?.stepDown && !weAreMaster ? pending.target : undefined;
+  }
+
+  /** A handoff in progress says another server claims, not `hostname`; `targetLive` says whether it still can. */
+  blocksClaimBy(hostname: string, now: Instant, targetLive: (target: string) => boolean): boolean | 'target' {
+    const pending = this.pending;
+    if (!pending || now.mono >= pending.until) return false;
+    if (pending.target === hostname) return 'target';
+    return targetLive(pending.target);
+  }
+
+  /** A master exists: a handoff in progress has ended, one way or the other. */
+  done(master: string, self: string): void {
+    const pending = this.pending;
+    if (!pending) return;
+    this.pending = null;
+    if (!pending.stepDown) return;
+    if (master === self) {
+      this.#step.event({ type: 'stepdown', ok: false, hostname: pending.target, reason: `${pending.target} did not take over; we are master again` });
+    } else {
+      this.#step.event({ type: 'stepdown', ok: true, hostname: master, reason: `${master} is master` });
+    }
+  }
+
+  waitForPromotion(until: number): void {
+    this.#promoteUntil = until;
+  }
+
+  /** We became master: a promote() waiting for it succeeded. */
+  promoted(term: number): void {
+    if (this.#promoteUntil === Infinity) return;
+    this.#promoteUntil = Infinity;
+    this.#step.event({ type: 'promote', ok: true, reason: `master with term ${term}` });
+  }
+
+  expire(now: Instant, weAreMaster: boolean): void {
+    const pending = this.pending;
+    if (pending && now.mono >= pending.until) {
+      this.pending = null;
+      this.#step.log(4, `Handoff to ${pending.target} did not complete within a tock; electing as usual`);
+      if (pending.stepDown) this.#step.event({ type: 'stepdown', ok: false, hostname: pending.target, reason: `${pending.target} did not take over within a tock` });
+    }
+    if (now.mono >= this.#promoteUntil) {
+      this.#promoteUntil = Infinity;
+      if (!weAreMaster) this.#step.event({ type: 'promote', ok: false, reason: 'the master did not hand over within a tock' });
+    }
+  }
+
+  nextDeadline(): number {
+    return Math.min(this.#promoteUntil, this.pending ? this.pending.until : Infinity);
+  }
+}

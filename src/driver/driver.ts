@@ -1,0 +1,284 @@
+/**
+ * The one driver of the election core, for the component and for the simulator alike.
+ *
+ * Every input (a datagram, a timer, a call from the application) becomes a step: the core
+ * is called, and its Output is carried out in order: datagrams encoded and sent, log lines
+ * written, the wake-up timer set, events emitted. Steps run from one FIFO drained by one
+ * loop, and the loop is never re-entered: a listener that calls back into the component
+ * (sets `eligible`, calls stepDown(), sends a message) queues a step that runs after every
+ * event of the current one has been delivered. So the application sees events in the order
+ * they happened, and the last one always matches the state.
+ *
+ * I/O is injected (`DriverHost`): the component passes a UDP transport, a real timer and
+ * an EventEmitter; the simulator passes its network, its clock and a recorder.
+ */
+import type { Address, Message } from '../protocol/messages';
+import type { CoreEvent, Instant, LogLine, Output, ServerRecord } from '../core/types';
+import type { ElectionCore } from '../core/election';
+import { dataBytes, encode } from '../wire/codec';
+import type { Keyring } from '../wire/auth';
+import { describeThrown } from '../util/describe';
+import { LogBudget, type LogBudgetOptions } from '../util/log-budget';
+import type { Emit } from './events';
+import { ServerView } from './view';
+
+export interface DriverHost {
+  /** Both clocks, read when a step runs. */
+  now(): Instant;
+  /**
+   * Put one datagram on the network: to every server (`to` absent) or to one address.
+   * `done` runs once it is sent. `loopback`: a copy must also come back to our own socket.
+   */
+  send(datagram: Buffer, message: Message, to: Address | undefined, done: () => void, loopback: boolean): void;
+  /** Call `driver.tick()` at monotonic `wakeAt` (Infinity: no wake-up needed). Replaces any earlier request. */
+  schedule(wakeAt: number): void;
+  log(level: number, message: string, data?: unknown): void;
+  /** Would a line of this level be written? (Lines that would not are not counted against the budget.) */
+  logs?(level: number): boolean;
+  emit: Emit;
+  /**
+   * Core events that need the host (application messages, handoff outcomes, duplicates,
+   * exits). Called in order with the emitted events.
+   */
+  handle?(event: CoreEvent): void;
+  /** Every core event, before it is carried out (the simulator's invariant checker). */
+  observe?(event: CoreEvent): void;
+}
+
+export interface WireSettings {
+  keyring: Keyring | null;
+  /** Largest datagram; a heartbeat whose data makes it larger is sent without data. */
+  maxPacketBytes: number;
+  /** Largest user data in JSON bytes; 0: only the packet limit. */
+  maxDataBytes: number;
+}
+
+export interface DriverStats {
+  packetsIn: number;
+  packetsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Times this server became master. */
+  elections: number;
+  /** Times this server saw the master change (lost and replaced, or handed over). */
+  failovers: number;
+  /** Milliseconds from losing the last master to knowing the next one, as seen here; 0 before any failover. */
+  lastFailoverMs: number;
+  /** Wall-clock epoch ms of the last failover seen here; 0 before any. */
+  lastFailoverAt: number;
+  /** Master conflicts seen (two claimants). */
+  conflicts: number;
+  /** Heartbeats sent without their data because it was too large or not JSON-encodable. */
+  oversizedData: number;
+  /** Log lines caused by network input that were suppressed by the log budget. */
+  logsSuppressed: number;
+}
+
+type StepFn = (core: ElectionCore, now: Instant) => Output | null;
+
+interface Pending {
+  run: StepFn;
+  /** Runs once every datagram of the step has been sent. */
+  sent: (() => void) | undefined;
+  /** Runs with the Output once the step is carried out (e.g. to read `dropped`). */
+  after: ((out: Output) => void) | undefined;
+  /** Caused by network input: its log lines count against the budget. */
+  remote: boolean;
+}
+
+export class Driver {
+  /** The core it drives (the simulator's tests swap in a broken one to prove the checker). */
+  core: ElectionCore;
+  readonly view: ServerView;
+  readonly stats: DriverStats = {
+    packetsIn: 0,
+    packetsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    elections: 0,
+    failovers: 0,
+    lastFailoverMs: 0,
+    lastFailoverAt: 0,
+    conflicts: 0,
+    oversizedData: 0,
+    logsSuppressed: 0,
+  };
+  /** Live eligible servers, as of the last change. */
+  members: string[] = [];
+  /** Encoding settings (a config reload replaces them); null: the simulator without the codec. */
+  wire: WireSettings | null;
+  readonly #host: DriverHost;
+  readonly #budget: LogBudget;
+  #queue: Pending[] = [];
+  #draining = false;
+  /** Monotonic ms when this server lost its master, while it has none. */
+  #masterLostAt: number | null = null;
+
+  constructor(core: ElectionCore, host: DriverHost, wire: WireSettings | null, budget: LogBudgetOptions = {}) {
+    this.core = core;
+    this.#host = host;
+    this.wire = wire;
+    this.#budget = new LogBudget(budget);
+    this.view = new ServerView(
+      {
+        record: (hostname) => this.core.record(hostname),
+        takeChanged: () => this.core.takeChanged(),
+        table: () => this.core.table,
+      },
+      (hostname, locked) => this.run((c, now) => c.setLocked(hostname, locked, now)),
+    );
+  }
+
+  /** The `servers` table applications read. */
+  get servers(): Record<string, ServerRecord> {
+    return this.view.table;
+  }
+
+  /** Queue a step; it runs now unless a step is being carried out (then right after it). */
+  run(run: StepFn, options: { sent?: () => void; after?: (out: Output) => void; remote?: boolean } = {}): void {
+    this.#queue.push({ run, sent: options.sent, after: options.after, remote: options.remote ?? false });
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
+      for (let next = this.#queue.shift(); next; next = this.#queue.shift()) this.#step(next);
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  /** A decoded, validated message arrived. `after` sees the Output (its `dropped` reason). */
+  receive(message: Message, from: Address, after?: (out: Output) => void): void {
+    this.run((core, now) => core.receive(message, from, now), after ? { after, remote: true } : { remote: true });
+  }
+
+  /** The wake-up time came. */
+  tick(): void {
+    this.run((core, now) => core.tick(now));
+  }
+
+  /** Log a line caused by network input (a dropped datagram), within the same budget as the core's. */
+  logRemote(level: number, kind: string, message: string): void {
+    this.#writeLog({ level, message, kind }, true);
+  }
+
+  #step(pending: Pending): void {
+    const out = pending.run(this.core, this.#host.now());
+    if (!out) {
+      pending.sent?.();
+      return;
+    }
+    this.#carryOut(out, pending);
+    pending.after?.(out);
+  }
+
+  #carryOut(out: Output, pending: Pending): void {
+    let unsent = out.send.length;
+    const oneSent = (): void => {
+      if (--unsent === 0) pending.sent?.();
+    };
+    for (const { message, to, loopback } of out.send) {
+      const datagram = this.#encode(message);
+      this.stats.packetsOut++;
+      this.stats.bytesOut += datagram.length;
+      this.#host.send(datagram, message, to, oneSent, loopback === true);
+    }
+    if (out.send.length === 0) pending.sent?.();
+    for (const line of out.logs) this.#writeLog(line, pending.remote);
+    this.#host.schedule(out.wakeAt);
+    for (const event of out.events) this.#deliver(event);
+  }
+
+  #encode(message: Message): Buffer {
+    const wire = this.wire;
+    if (!wire) return EMPTY;
+    let datagram: Buffer;
+    try {
+      datagram = encode(message, wire.keyring);
+    } catch (err) {
+      // Only a heartbeat carries something the application can break after the fact: it may
+      // put a BigInt or a cycle into `data` long after setting it. Send the heartbeat without.
+      if (message.action !== 'heartbeat') throw err;
+      this.stats.oversizedData++;
+      this.#writeLog({ level: 1, message: `Heartbeat data cannot be encoded as JSON (${describeThrown(err)}); sending it without data`, kind: 'unencodable-data' }, true);
+      return encode({ ...message, data: {} }, wire.keyring);
+    }
+    if (message.action !== 'heartbeat') return datagram;
+    // Peers with the same limits would drop the whole heartbeat; send it without data instead.
+    const limit = wire.maxPacketBytes;
+    const dataLimit = wire.maxDataBytes || Infinity;
+    // data is smaller than the datagram it rides in: measure it only when that could be too big.
+    const dataSize = datagram.length > dataLimit ? dataBytes(message.data) : 0;
+    const over =
+      datagram.length > limit ? `is ${datagram.length} bytes, over max_packet_bytes (${limit})` : dataSize > dataLimit ? `has ${dataSize} bytes of data, over max_data_bytes (${dataLimit})` : '';
+    if (!over) return datagram;
+    this.stats.oversizedData++;
+    this.#writeLog({ level: 1, message: `Heartbeat with user data ${over}; sending it without data`, kind: 'oversized-data' }, true);
+    return encode({ ...message, data: {} }, wire.keyring);
+  }
+
+  #writeLog(line: LogLine, remote: boolean): void {
+    const host = this.#host;
+    if (host.logs && !host.logs(line.level)) return;
+    let message = line.message;
+    if (remote || line.kind !== undefined) {
+      const suppressed = this.#budget.admit(line.level, line.kind, host.now().mono);
+      this.stats.logsSuppressed = this.#budget.suppressed;
+      if (suppressed === null) return;
+      if (suppressed > 0) message += ` (${suppressed} similar lines suppressed)`;
+    }
+    host.log(line.level, message, line.data);
+  }
+
+  #deliver(event: CoreEvent): void {
+    const host = this.#host;
+    host.observe?.(event);
+    switch (event.type) {
+      case 'master':
+        this.stats.elections++;
+        host.emit('master', event.term, event.checkpoint);
+        break;
+      case 'slave':
+        host.emit('slave');
+        break;
+      case 'addserver':
+        host.emit('addserver', this.view.detached(event.server));
+        break;
+      case 'deleteserver':
+        host.emit('deleteserver', this.view.detached(event.server));
+        break;
+      case 'masterchange':
+        this.#countFailover(event.hostname, event.previous);
+        host.emit('masterchange', event.hostname, event.previous);
+        break;
+      case 'members':
+        this.members = event.members;
+        host.emit('assignment', [...event.members]);
+        break;
+      case 'conflict':
+        this.stats.conflicts++;
+        break;
+      default:
+        host.handle?.(event);
+    }
+  }
+
+  #countFailover(hostname: string, previous: string): void {
+    const now = this.#host.now();
+    if (!hostname) {
+      if (previous) this.#masterLostAt = now.mono;
+      return;
+    }
+    if (this.#masterLostAt !== null) {
+      this.stats.failovers++;
+      this.stats.lastFailoverMs = Math.round(now.mono - this.#masterLostAt);
+      this.stats.lastFailoverAt = now.wall;
+      this.#masterLostAt = null;
+    } else if (previous && previous !== hostname) {
+      this.stats.failovers++; // a direct change (a conflict resolved): no gap without a master
+      this.stats.lastFailoverMs = 0;
+      this.stats.lastFailoverAt = now.wall;
+    }
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
