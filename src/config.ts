@@ -296,8 +296,10 @@ export function validateConfig(section: unknown): Settings {
     http_acl: bool(raw, 'http_acl'),
     max_data_bytes: integer(raw, 'max_data_bytes', 0, MAX_UDP_PAYLOAD),
     secret_key: secretKeys(raw.secret_key),
-    coordinator: coordinatorSettings(raw.coordinator, clusterId, maxServers),
-    ...transportSettings(raw, commPort, maxServers),
+    coordinator: coordinatorSettings(raw.coordinator, clusterId, maxServers, pick(raw, 'quorum')),
+    // With a coordinator, heartbeats are gone and messages go unicast to the addresses members
+    // registered: the socket is a unicast one (bind_ip picks its address), whatever `transport` says.
+    ...transportSettings(raw.coordinator !== undefined && raw.coordinator !== null ? { ...raw, transport: 'unicast' } : raw, commPort, maxServers),
   };
 }
 
@@ -305,8 +307,9 @@ export function validateConfig(section: unknown): Settings {
 const MAX_COORDINATOR_HOSTS = 32;
 
 /** The `coordinator` section; null when unset (the UDP election). */
-function coordinatorSettings(value: unknown, clusterId: string, maxServers: number): EtcdSettings | null {
+function coordinatorSettings(value: unknown, clusterId: string, maxServers: number, quorum: unknown): EtcdSettings | null {
   if (value === undefined || value === null) return null;
+  if (quorum !== 0) throw new ConfigError('quorum', '0 (unset) with a `coordinator`: etcd is the quorum', quorum);
   if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError('coordinator', 'an object such as {"type": "etcd", "hosts": ["http://10.0.0.1:2379"]}', value);
   const raw = value as Record<string, unknown>;
   if (raw.type !== 'etcd') throw new ConfigError('coordinator.type', '"etcd"', raw.type);
