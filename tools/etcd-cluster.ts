@@ -7,7 +7,7 @@
  * Nothing listens beyond loopback: client and peer URLs are 127.0.0.1 only, and the metrics
  * listener is the client one.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -55,7 +55,16 @@ export interface EtcdClusterOptions {
   members?: number;
   heartbeatMs?: number;
   electionMs?: number;
+  /**
+   * test:lan only: run the members inside this network namespace (one the lab created),
+   * listening on `ip` there (ports 2379 + 2k and 2380 + 2k: a fresh namespace has them free).
+   * Health is then checked from inside the namespace too.
+   */
+  netns?: string;
+  ip?: string;
 }
+
+type ResolvedOptions = Required<Omit<EtcdClusterOptions, 'netns' | 'ip'>> & Pick<EtcdClusterOptions, 'netns' | 'ip'>;
 
 const live = new Set<EtcdCluster>();
 let hooked = false;
@@ -125,10 +134,10 @@ export function sweepStaleClusters(): number {
 export class EtcdCluster {
   readonly dir: string;
   readonly members: EtcdMember[];
-  readonly #options: Required<EtcdClusterOptions>;
+  readonly #options: ResolvedOptions;
   #token: string;
 
-  private constructor(dir: string, members: EtcdMember[], options: Required<EtcdClusterOptions>) {
+  private constructor(dir: string, members: EtcdMember[], options: ResolvedOptions) {
     this.dir = dir;
     this.members = members;
     this.#options = options;
@@ -140,12 +149,14 @@ export class EtcdCluster {
     const reason = etcdUnavailable();
     if (reason) throw new Error(reason);
     sweepStaleClusters();
-    const resolved = { members: options.members ?? 3, heartbeatMs: options.heartbeatMs ?? 50, electionMs: options.electionMs ?? 500 };
+    const resolved = { members: options.members ?? 3, heartbeatMs: options.heartbeatMs ?? 50, electionMs: options.electionMs ?? 500, netns: options.netns, ip: options.ip };
+    if ((options.netns === undefined) !== (options.ip === undefined)) throw new Error('netns and ip go together');
     const dir = mkdtempSync(path.join(os.tmpdir(), 'psm-etcd-'));
     const members: EtcdMember[] = [];
     for (let i = 1; i <= resolved.members; i++) {
-      const clientUrl = `http://127.0.0.1:${await freeTcpPort()}`;
-      const peerUrl = `http://127.0.0.1:${await freeTcpPort()}`;
+      const host = options.ip ?? '127.0.0.1';
+      const clientUrl = `http://${host}:${options.netns ? 2379 + 2 * (i - 1) : await freeTcpPort()}`;
+      const peerUrl = `http://${host}:${options.netns ? 2380 + 2 * (i - 1) : await freeTcpPort()}`;
       members.push({ name: `m${i}`, clientUrl, peerUrl, dataDir: path.join(dir, `m${i}`), process: null, exited: Promise.resolve(), log: [] });
     }
     const cluster = new EtcdCluster(dir, members, resolved);
@@ -173,7 +184,8 @@ export class EtcdCluster {
   }
 
   #spawn(member: EtcdMember, state: 'new' | 'existing'): void {
-    for (const url of [member.clientUrl, member.peerUrl]) assertLoopback(new URL(url).hostname, 'etcd URL');
+    // Loopback only, unless inside a lab namespace (whose addresses exist nowhere else).
+    if (!this.#options.netns) for (const url of [member.clientUrl, member.peerUrl]) assertLoopback(new URL(url).hostname, 'etcd URL');
     const initialCluster = this.members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
     const args = [
       '--name', member.name,
@@ -190,7 +202,9 @@ export class EtcdCluster {
       '--logger', 'zap',
       '--log-level', 'error',
     ];
-    const child = spawn(ETCD_BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const netns = this.#options.netns;
+    // `ip netns exec` execs etcd in place: the pid, signals and exit are etcd's.
+    const child = netns ? spawn('ip', ['netns', 'exec', netns, ETCD_BINARY, ...args], { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(ETCD_BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     member.process = child;
     member.log = [];
     child.stderr?.setEncoding('utf8');
@@ -233,7 +247,21 @@ export class EtcdCluster {
     const { Etcd3 } = require('etcd3') as typeof import('etcd3');
     const deadline = Date.now() + timeoutMs;
     let lastError = '';
-    while (Date.now() < deadline) {
+    const netns = this.#options.netns;
+    while (netns && Date.now() < deadline) {
+      // From inside the namespace: the host's namespace has no route to the lab.
+      const hosts = JSON.stringify(this.endpoints.filter((_, i) => this.members[i]?.process));
+      const script = `const {Etcd3}=require('etcd3');const c=new Etcd3({hosts:${hosts},dialTimeout:1000});c.get('psm-health').options({deadline:Date.now()+1000}).string().then(()=>process.exit(0),(e)=>{console.error(e.message);process.exit(1)})`;
+      const ok = await new Promise<boolean>((resolve) => {
+        execFile('ip', ['netns', 'exec', netns, process.execPath, '-e', script], { timeout: 5000, cwd: path.join(__dirname, '..', '..') }, (err, _out, stderr) => {
+          if (err) lastError = String(stderr).trim().slice(0, 200) || err.message;
+          resolve(!err);
+        });
+      });
+      if (ok) return;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    while (!netns && Date.now() < deadline) {
       const client = new Etcd3({ hosts: this.endpoints.filter((_, i) => this.members[i]?.process), dialTimeout: 1000 });
       try {
         await client.get('psm-health').options({ deadline: Date.now() + 1000 }).string();
