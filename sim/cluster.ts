@@ -133,7 +133,13 @@ type Item =
   | { time: number; seq: number; kind: 'call'; fn: () => void };
 
 const WALL_EPOCH = Date.UTC(2026, 0, 1);
-/** Datagrams libuv reads from a socket per turn of the event loop, and the time a turn takes. */
+/**
+ * A woken process runs its overdue timers before it reads its socket, and then reads
+ * READ_BATCH datagrams per turn of its event loop (libuv's limit), its timers running
+ * between turns. FIRST_READ_MS is how long after waking the first read comes: pessimistic
+ * (on a loaded machine a turn can take longer), so that no fixed wait looks enough.
+ */
+const FIRST_READ_MS = 2;
 const READ_BATCH = 32;
 const READ_TURN_MS = 0.5;
 /** Datagrams a socket's default receive buffer holds (about 200 KB of small datagrams). */
@@ -580,7 +586,7 @@ export class SimCluster {
             this.#countDrop('socket-overflow');
             return;
           }
-          const time = node.stalledUntil + 0.001 + Math.floor(backlog.count / READ_BATCH) * READ_TURN_MS;
+          const time = node.stalledUntil + FIRST_READ_MS + Math.floor(backlog.count / READ_BATCH) * READ_TURN_MS;
           backlog.count++;
           backlog.end = Math.max(backlog.end, time);
           this.#push({ ...item, time, seq: 0 });

@@ -19,7 +19,7 @@ import { MAX_DATA_DEPTH, MAX_GOSSIP_ADDRESSES, isValidHostname } from '../src/pr
 import { decodeWire, encode } from '../src/wire/codec';
 import { type PeersMessage } from '../src/protocol/messages';
 import { parseAddress } from '../src/protocol/address';
-import { MAX_ECHOES } from '../src/protocol/limits';
+import { MAX_ECHOES, MAX_TERM, MAX_UPTIME_S } from '../src/protocol/limits';
 import type { JsonValue, Message } from '../src/protocol/messages';
 import { SimCluster } from './cluster';
 import { Random } from './random';
@@ -82,7 +82,7 @@ const HOSTILE_JSON = [
   '{"constructor":{"prototype":{"polluted":1}}}', '{"toString":1,"hasOwnProperty":2,"valueOf":3}', '[1,"2",{"3":[4]}]',
   '"0123456789abcdef"', '"0123456789abcdef:1"', '["0123456789abcdef:1"]',
 ];
-const FIELDS = ['hostname', 'ip', 'master', 'eligible', 'uptime', 'data', 'action', 'iid', 'seq', 'echo', 'for', 'term', 'prio', 'handoff', 'cid', 'ckpt', 'target', 'to', 'type', 'payload', 'rid', 're'];
+const FIELDS = ['hostname', 'ip', 'master', 'eligible', 'uptime', 'data', 'action', 'iid', 'seq', 'echo', 'for', 'term', 'prio', 'handoff', 'cid', 'ckpt', 'tick', 'beats', 'target', 'to', 'type', 'payload', 'rid', 're'];
 const INTERESTING_BYTES = [0x00, 0xff, 0x7b, 0x7d, 0x22, 0x5c, 0x3a, 0x2c, 0x7f, 0x80, 0xc0, 0x0a, 0x50];
 
 type Generator = (random: Random, corpus: Corpus) => Buffer;
@@ -268,7 +268,7 @@ function randomJson(r: Random, depth: number): JsonValue {
 function malformed(message: Message): string | null {
   const common = ['action', 'hostname', 'iid', 'seq', 'cid'];
   const allowed = {
-    heartbeat: [...common, 'ip', 'master', 'eligible', 'uptime', 'data', 'echo', 'term', 'prio', 'handoff', 'ckpt'],
+    heartbeat: [...common, 'ip', 'master', 'eligible', 'uptime', 'data', 'echo', 'term', 'prio', 'handoff', 'ckpt', 'tick', 'beats'],
     shutdown: common,
     hello: [...common, 'for'],
     promote: [...common, 'target'],
@@ -286,7 +286,10 @@ function malformed(message: Message): string | null {
   if (message.ckpt !== undefined && unsafeValue(message.ckpt.d)) return 'ckpt';
   if (typeof message.ip !== 'string' || (message.ip !== '' && isIP(message.ip) === 0)) return 'ip';
   if (typeof message.master !== 'boolean' || typeof message.eligible !== 'boolean') return 'flags';
-  if (!Number.isFinite(message.uptime) || message.uptime < 0) return 'uptime';
+  if (!Number.isFinite(message.uptime) || message.uptime < 0 || message.uptime > MAX_UPTIME_S) return 'uptime';
+  if (message.term !== undefined && !(Number.isSafeInteger(message.term) && message.term >= 0 && message.term <= MAX_TERM)) return 'term';
+  if (message.tick !== undefined && !(Number.isInteger(message.tick) && message.tick >= 10 && message.tick <= 86_400_000)) return 'tick';
+  if (message.beats !== undefined && !(Number.isInteger(message.beats) && message.beats >= 1 && message.beats <= 1000)) return 'beats';
   if (message.echo !== undefined && (message.echo.length > MAX_ECHOES || !message.echo.every((e) => ECHO.test(e)))) return 'echo';
   return unsafeTree(message.data);
 }

@@ -19,7 +19,7 @@ import type { CoreDropReason, CoreEvent, Instant, Output, ServerRecord } from '.
 import type { MultiServerConfig, Settings } from './config';
 import type { DropReason } from './wire/codec';
 import { MESSAGE_TYPE_PATTERN } from './protocol/limits';
-import { Driver, type DriverStats } from './driver/driver';
+import { Driver, type DriverStats, type Failover } from './driver/driver';
 import type { Elector } from './driver/elector';
 import { LeaseElection } from './coordinator/lease-election';
 import { EtcdStore, loadEtcd3 } from './coordinator/etcd';
@@ -146,6 +146,11 @@ class MultiServer extends Component {
   /** The fencing token: raised by every change of master. Stamp writes with it; reject older ones. */
   get term(): number {
     return this.#driver?.core.term ?? 0;
+  }
+
+  /** The last failover seen here: from whom to whom, when, and how long it took (from the lost master's last heartbeat). */
+  get lastFailover(): Failover | null {
+    return this.#driver?.lastFailover ?? null;
   }
 
   /**

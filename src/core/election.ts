@@ -94,7 +94,7 @@ export class ElectionCore {
     const members = (this.#members = new MemberTable(timing, step, this.#maxServers));
     const self = { hostname: options.hostname, instanceId: options.instanceId, ip: options.ip, authenticated: guard !== null };
     const instances = (this.#instances = new Instances(self, timing, step, members));
-    const quorum = (this.#quorum = new Quorum(options.quorum ?? 0, timing, members));
+    const quorum = (this.#quorum = new Quorum(options.quorum ?? 0, members));
     const handoffs = (this.#handoffs = new Handoffs(step));
     const announcer = (this.#announcer = new Announcer({ ...self, clusterId: this.#clusterId }, timing, step, guard, (now) => this.#roles.sendHeartbeat(now)));
     const priority = options.priority ?? 0;

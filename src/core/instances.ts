@@ -140,7 +140,7 @@ export class Instances {
    */
   switchInstance(peer: Peer, message: HeartbeatMessage, from: Address, now: Instant): boolean {
     const timing = this.#timing;
-    const other = peer.other && now.mono - peer.other.lastHeard < timing.deadAfterMs ? peer.other : null;
+    const other = peer.other && now.mono - peer.other.lastHeard < peer.lane.deadAfterMs ? peer.other : null;
     if (!other || other.iid !== message.iid) {
       // A new instance: the old process is gone (a restart), or this is the first sign of a duplicate.
       if (peer.iid !== undefined) this.#step.peerLog(5, `Server ${message.hostname} restarted (new instance)`);
@@ -193,7 +193,7 @@ export class Instances {
    * other one is still live, follow the other from now on. Returns whether it did.
    */
   adoptNamesake(hostname: string, peer: Peer, now: Instant, why: string): boolean {
-    const other = peer.duplicate && peer.other && now.mono - peer.other.lastHeard < this.#timing.deadAfterMs ? peer.other : null;
+    const other = peer.duplicate && peer.other && now.mono - peer.other.lastHeard < peer.lane.deadAfterMs ? peer.other : null;
     if (!other?.heartbeat) return false;
     this.#step.peerLog(4, `Server ${hostname} (${peer.address}) ${why}; its namesake at ${other.address} remains`);
     this.#members.follow(peer, other.heartbeat, other.address, other.lastHeard, now);

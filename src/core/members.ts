@@ -16,7 +16,7 @@ import type { Checkpoint, HeartbeatMessage } from '../protocol/messages';
 import type { Instant, ServerRecord } from './types';
 import { SkippedSeqs } from './skipped';
 import type { Step } from './step';
-import type { Timing } from './timing';
+import { DEADLINE_GRACE_TICKS, type Timing } from './timing';
 
 export interface Peer {
   record: ServerRecord;
@@ -40,6 +40,38 @@ export interface Peer {
   skipped: SkippedSeqs;
   /** The checkpoint its last heartbeat carried: taken only if we follow it as master. */
   ckpt: Checkpoint | null;
+  /** The timing it promises (its own tick and check_beats), by which it is judged. */
+  lane: Lane;
+}
+
+/**
+ * Peers that promise the same timing. Each is judged by its own promise, as VRRPv3 backups
+ * learn the master's advertisement interval: a server configured with a slower heartbeat
+ * is not removed between two of its heartbeats. A peer that does not say (the original)
+ * is judged by our own config (the local lane). Within a lane every peer dies the same
+ * time after it was last heard, so heard order is deadline order.
+ */
+export class Lane {
+  readonly peers = new Map<string, Peer>();
+  constructor(
+    readonly key: string,
+    readonly timing: { readonly tickMs: number; readonly checkBeats: number },
+  ) {}
+
+  get tickMs(): number {
+    return this.timing.tickMs;
+  }
+  get tockMs(): number {
+    return this.timing.tickMs * this.timing.checkBeats;
+  }
+  /** Silent this long, a peer of this lane is dead: its tock plus a quarter tick. */
+  get deadAfterMs(): number {
+    return this.timing.tickMs * (this.timing.checkBeats + DEADLINE_GRACE_TICKS);
+  }
+  /** A tock; with check_beats 1, a quarter tick more (see Timing.quorumWindowMs). */
+  get quorumWindowMs(): number {
+    return Math.max(this.tockMs, (1 + DEADLINE_GRACE_TICKS) * this.timing.tickMs);
+  }
 }
 
 export interface OtherInstance {
@@ -63,6 +95,9 @@ export class MemberTable {
   /** Hostnames whose record changed since the last `takeChanged` (for the application's view). */
   #changed = new Set<string>();
   #allChanged = false;
+  /** Lanes by the timing their peers promise; 'local' for peers that promise none. */
+  #lanes = new Map<string, Lane>();
+  readonly #local: Lane;
   /**
    * hostname → instance and sequence number of the last shutdown notice heard, even for a
    * server not (or no longer) in the table. A packet that instance sent before the notice
@@ -78,6 +113,43 @@ export class MemberTable {
     this.#timing = timing;
     this.#step = step;
     this.#maxDeparted = maxDeparted;
+    this.#local = new Lane('local', timing);
+    this.#lanes.set('local', this.#local);
+  }
+
+  /** The lane for the timing a heartbeat promises; noted (once per change) when it differs from ours. */
+  #laneOf(message: HeartbeatMessage): Lane {
+    if (message.tick === undefined || message.beats === undefined) return this.#local;
+    const key = `${message.tick}/${message.beats}`;
+    let lane = this.#lanes.get(key);
+    if (!lane) {
+      lane = new Lane(key, { tickMs: message.tick, checkBeats: message.beats });
+      this.#lanes.set(key, lane);
+    }
+    return lane;
+  }
+
+  #join(lane: Lane, hostname: string, peer: Peer): void {
+    peer.lane = lane;
+    lane.peers.set(hostname, peer);
+  }
+
+  #leave(hostname: string, peer: Peer): void {
+    const lane = peer.lane;
+    lane.peers.delete(hostname);
+    if (lane.peers.size === 0 && lane !== this.#local) this.#lanes.delete(lane.key);
+  }
+
+  /** Say once (per change) that a peer keeps another timing than ours, and how it is judged. */
+  #noteTiming(hostname: string, lane: Lane, previous: Lane | null): void {
+    if (lane === previous || lane === this.#local) return;
+    const ours = this.#timing;
+    if (lane.tickMs === ours.tickMs && lane.timing.checkBeats === ours.checkBeats) return;
+    this.#step.peerLog(
+      3,
+      `Server ${hostname} sends a heartbeat every ${lane.tickMs} ms (check_beats ${lane.timing.checkBeats}) while this server is configured for ${ours.tickMs} ms (check_beats ${ours.checkBeats}); ` +
+        `judging it by its own timing: dead after ${Math.round(lane.deadAfterMs)} ms of silence. Give every server the same heartbeat_freq and check_beats.`,
+    );
   }
 
   get size(): number {
@@ -102,7 +174,7 @@ export class MemberTable {
   }
 
   isLive(peer: Peer, now: Instant): boolean {
-    return now.mono < peer.lastHeard + this.#timing.deadAfterMs;
+    return now.mono < peer.lastHeard + peer.lane.deadAfterMs;
   }
 
   /** A record changed: the application's view copies it again. */
@@ -156,8 +228,12 @@ export class MemberTable {
       reportedAt: -Infinity,
       skipped: new SkippedSeqs(),
       ckpt: message.ckpt ?? null,
+      lane: this.#local,
     };
     this.#peers.set(message.hostname, peer);
+    const lane = this.#laneOf(message);
+    this.#join(lane, message.hostname, peer);
+    this.#noteTiming(message.hostname, lane, null);
     this.noteClaim(message.hostname, message.master);
     this.touch(message.hostname);
     return peer;
@@ -186,6 +262,13 @@ export class MemberTable {
     peer.lastHeard = heardAt;
     peer.address = address;
     this.#leftLocked.delete(peer);
+    const lane = this.#laneOf(message);
+    if (lane !== peer.lane) {
+      const previous = peer.lane;
+      this.#leave(message.hostname, peer);
+      this.#join(lane, message.hostname, peer);
+      this.#noteTiming(message.hostname, lane, previous);
+    }
     this.#place(message.hostname, peer, now);
     this.noteClaim(message.hostname, message.master);
     this.touch(message.hostname);
@@ -198,13 +281,21 @@ export class MemberTable {
 
   /** Keep the heard order after `peer.lastHeard` changed. */
   #place(hostname: string, peer: Peer, now: Instant): void {
+    const lane = peer.lane;
     this.#peers.delete(hostname);
+    lane.peers.delete(hostname);
     if (peer.lastHeard >= now.mono) {
       this.#peers.set(hostname, peer);
+      lane.peers.set(hostname, peer);
       return;
     }
-    // Heard earlier than now (following the other process of a duplicate): rare, so re-sort.
-    this.#peers = new Map([...this.#peers, [hostname, peer] as [string, Peer]].sort((a, b) => a[1].lastHeard - b[1].lastHeard));
+    // Heard earlier than now (following the other process of a duplicate, or a locked peer
+    // that left): rare, so re-sort.
+    const byHeard = (a: [string, Peer], b: [string, Peer]): number => a[1].lastHeard - b[1].lastHeard;
+    this.#peers = new Map([...this.#peers, [hostname, peer] as [string, Peer]].sort(byHeard));
+    const sorted = [...lane.peers, [hostname, peer] as [string, Peer]].sort(byHeard);
+    lane.peers.clear();
+    for (const [name, member] of sorted) lane.peers.set(name, member);
   }
 
   noteClaim(hostname: string, master: boolean): void {
@@ -223,8 +314,13 @@ export class MemberTable {
   markLeft(hostname: string, peer: Peer, now: Instant): void {
     this.#step.membersMayHaveChanged = true;
     this.#leftLocked.add(peer);
-    peer.lastHeard = now.mono - this.#timing.deadAfterMs;
+    peer.lastHeard = now.mono - peer.lane.deadAfterMs;
     this.#place(hostname, peer, now); // its deadline is now the oldest
+  }
+
+  /** A locked peer fell silent: kept, but no longer a member, and (having been noted once) no longer anyone's lease. */
+  markSilent(peer: Peer): void {
+    this.#leftLocked.add(peer);
   }
 
   hasLeft(peer: Peer): boolean {
@@ -233,23 +329,30 @@ export class MemberTable {
 
   remove(hostname: string, peer: Peer): void {
     this.#peers.delete(hostname);
+    this.#leave(hostname, peer);
     this.#claiming.delete(hostname);
     this.touch(hostname);
     this.#step.event({ type: 'deleteserver', server: { ...peer.record } });
   }
 
-  /** The unlocked peers past their deadline, and the locked ones before the first live one. */
+  /** The unlocked peers past their deadline, and the locked ones before the first live one, oldest first. */
   dead(now: Instant): Array<[string, Peer]> {
-    const deadAfter = this.#timing.deadAfterMs;
-    const dead: Array<[string, Peer]> = [];
-    for (const [hostname, peer] of this.#peers) {
-      // The first live peer ends the scan: every peer after it was heard later.
-      if (now.mono < peer.lastHeard + deadAfter) {
-        if (peer.record.locked) continue; // a locked peer may sit anywhere: it is never moved when dead
-        break;
+    let dead: Array<[string, Peer]> = [];
+    let lanes = 0;
+    for (const lane of this.#lanes.values()) {
+      const deadAfter = lane.deadAfterMs;
+      const before = dead.length;
+      for (const [hostname, peer] of lane.peers) {
+        // The first live peer ends the scan: every peer after it was heard later.
+        if (now.mono < peer.lastHeard + deadAfter) {
+          if (peer.record.locked) continue; // a locked peer may sit anywhere: it is never moved when dead
+          break;
+        }
+        dead.push([hostname, peer]);
       }
-      dead.push([hostname, peer]);
+      if (dead.length > before) lanes++;
     }
+    if (lanes > 1) dead = dead.sort((a, b) => a[1].lastHeard - b[1].lastHeard);
     return dead;
   }
 
@@ -266,15 +369,21 @@ export class MemberTable {
   /**
    * The next liveness deadline still ahead. Every entry point evaluates before flushing, so
    * a deadline already past belongs to a locked peer, which needs no further wake-up. In
-   * heard order the first deadline still ahead is the earliest.
+   * each lane's heard order the first deadline still ahead is the lane's earliest.
    */
   nextDeadline(now: Instant): number {
-    const deadAfter = this.#timing.deadAfterMs;
-    for (const peer of this.#peers.values()) {
-      const deadline = peer.lastHeard + deadAfter;
-      if (deadline > now.mono) return deadline;
+    let next = Infinity;
+    for (const lane of this.#lanes.values()) {
+      const deadAfter = lane.deadAfterMs;
+      for (const peer of lane.peers.values()) {
+        const deadline = peer.lastHeard + deadAfter;
+        if (deadline > now.mono) {
+          if (deadline < next) next = deadline;
+          break;
+        }
+      }
     }
-    return Infinity;
+    return next;
   }
 
   /** A shutdown notice from this instance of `hostname`: its packets sent before it are late copies. */

@@ -7,26 +7,23 @@
  * tock + tick to step down on its side (a lease: the two never overlap).
  */
 import type { Instant } from './types';
-import type { MemberTable } from './members';
-import type { Timing } from './timing';
+import type { Lane, MemberTable, Peer } from './members';
 
 export class Quorum {
-  readonly #timing: Timing;
   readonly #members: MemberTable;
   /** Eligible servers (self included) that must be visible for anyone to be master. 0: off. */
   size: number;
   /** We have been below the quorum, so we are out of touch with the cluster. */
   #below = false;
   /**
-   * When we last heard a master that then fell silent. Cut off from us, it may stay master
+   * When the lease of a master that fell silent ends. Cut off from us, it may stay master
    * on its side until a tock after its last heartbeat from our side, which was at most a
-   * tick after this; we claim no earlier (see `leaseHeld`).
+   * tick after the last one we heard; we claim no earlier (see `leaseHeld`).
    */
-  #silentMasterHeardAt = -Infinity;
+  #leaseEnds = -Infinity;
 
-  constructor(size: number, timing: Timing, members: MemberTable) {
+  constructor(size: number, members: MemberTable) {
     this.size = size;
-    this.#timing = timing;
     this.#members = members;
   }
 
@@ -49,10 +46,8 @@ export class Quorum {
   has(now: Instant, selfEligible: boolean, claim = false): boolean {
     if (this.size <= 0) return true;
     let visible = selfEligible ? 1 : 0;
-    const timing = this.#timing;
-    const window = claim ? Math.min(timing.quorumWindowMs, 1.5 * timing.tickMs) : timing.quorumWindowMs;
     for (const peer of this.#members.values()) {
-      if (peer.record.eligible && now.mono < peer.lastHeard + window) visible++; // the very sum nextDeadline wakes us at
+      if (peer.record.eligible && now.mono < peer.lastHeard + windowOf(peer.lane, claim)) visible++; // the very sum nextDeadline wakes us at
     }
     return visible >= this.size;
   }
@@ -73,8 +68,8 @@ export class Quorum {
   }
 
   /** A master we followed fell silent (not one that left by notice: that holds no lease). */
-  masterFellSilent(lastHeard: number): void {
-    if (this.size > 0) this.#silentMasterHeardAt = Math.max(this.#silentMasterHeardAt, lastHeard);
+  masterFellSilent(peer: Peer): void {
+    if (this.size > 0) this.#leaseEnds = Math.max(this.#leaseEnds, peer.lastHeard + peer.lane.tockMs + peer.lane.tickMs);
   }
 
   /**
@@ -88,21 +83,21 @@ export class Quorum {
     return this.size > 0 && now.mono < this.#leaseEnds;
   }
 
-  get #leaseEnds(): number {
-    return this.#silentMasterHeardAt + this.#timing.tockMs + this.#timing.tickMs;
-  }
-
   /** With a quorum, a peer leaving the quorum window, or the lease ending, may change who may be master. */
   nextDeadline(now: Instant): number {
     if (this.size <= 0) return Infinity;
     let wake = Infinity;
-    const window = this.#timing.quorumWindowMs;
     for (const peer of this.#members.values()) {
-      const leaves = peer.lastHeard + window;
+      const leaves = peer.lastHeard + windowOf(peer.lane, false);
       if (leaves > now.mono) wake = Math.min(wake, leaves);
     }
     const leaseEnds = this.#leaseEnds;
     if (leaseEnds > now.mono) wake = Math.min(wake, leaseEnds);
     return wake;
   }
+}
+
+/** How recently a peer must have been heard to count: its quorum window, or for a claim at most a tick and a half of its own. */
+function windowOf(lane: Lane, claim: boolean): number {
+  return claim ? Math.min(lane.quorumWindowMs, 1.5 * lane.tickMs) : lane.quorumWindowMs;
 }

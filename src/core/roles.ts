@@ -90,14 +90,17 @@ export class Roles {
   evaluate(now: Instant): void {
     const { members, instances, quorum, step, handoffs } = this.#p;
     for (const [hostname, peer] of members.dead(now)) {
-      if (peer.record.master && !members.hasLeft(peer)) quorum.masterFellSilent(peer.lastHeard);
+      if (peer.record.master && !members.hasLeft(peer)) quorum.masterFellSilent(peer);
       // Of two processes with this hostname, the one we followed died: the other is still
       // here, locked or not.
       if (instances.adoptNamesake(hostname, peer, now, 'went silent')) continue;
       if (peer.record.locked) {
         // Kept, being locked, but a silent server is master of nothing: its record must not
         // show a second master beside the one elected after it. Nor is it a member any more.
-        if (members.isLive(peer, { mono: now.mono - 1e-9, wall: now.wall }) || peer.record.master) step.membersMayHaveChanged = true;
+        if (!members.hasLeft(peer)) {
+          members.markSilent(peer);
+          step.membersMayHaveChanged = true;
+        }
         members.clearClaim(hostname, peer);
         continue;
       }
@@ -136,8 +139,10 @@ export class Roles {
         // We rank first, so we are the one the recomputation picks: keep the role, take a
         // term above the rival's, and say so at once; the rival yields when it hears us.
         step.logOnce('conflict', 1, `MASTER CONFLICT: ${rival} also thinks it is master; we rank first and keep the role`);
-        const rivalTerm = this.#bounded(members.get(rival)?.record.term ?? 0);
-        if (rivalTerm >= this.term) this.term = Math.min(rivalTerm + 1, MAX_TERM);
+        // Above the rival's term, unless it is beyond what we adopt from one packet (a forgery
+        // past the ceiling): raising ours to it on every evaluation would ratchet without end.
+        const rivalTerm = members.get(rival)?.record.term ?? 0;
+        if (rivalTerm >= this.term && rivalTerm < MAX_TERM && rivalTerm - this.term < MAX_TERM_STEP) this.term = rivalTerm + 1;
         this.self.term = this.term;
         members.touch(this.hostname);
         this.#p.announcer.answerSoon(now);
@@ -320,8 +325,9 @@ export class Roles {
       const term = this.#p.members.get(hostname)?.record.term ?? 0;
       this.#p.step.peerLog(4, `The master server is now: ${hostname} (term ${term})${now ? this.#sinceLost(now) : ''}`);
     }
+    const lost = this.#lost;
     if (hostname) this.#lost = null;
-    this.#p.step.event({ type: 'masterchange', hostname, previous });
+    this.#p.step.event(lost && lost.hostname !== hostname ? { type: 'masterchange', hostname, previous, lostAt: lost.at } : { type: 'masterchange', hostname, previous });
   }
 
   /** The master we followed left (`what`: its last heartbeat, or its shutdown notice) at monotonic `at`. */
@@ -386,7 +392,10 @@ export class Roles {
       iid: this.#instanceId,
       seq: announcer.nextSeq(),
     };
-    // New fields only when they say something, so a default cluster sends the original's packets (plus iid/seq).
+    // Our timing, so every server judges us by it whatever its own config (the original ignores these).
+    heartbeat.tick = Math.min(86_400_000, Math.max(10, Math.round(this.#p.timing.tickMs)));
+    heartbeat.beats = this.#p.timing.checkBeats;
+    // Other new fields only when they say something.
     if (this.term > 0) heartbeat.term = this.term;
     if (this.priority !== 0) heartbeat.prio = this.priority;
     if (handoff !== undefined) heartbeat.handoff = handoff;

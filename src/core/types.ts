@@ -42,7 +42,11 @@ export type CoreEvent =
   | { type: 'slave' }
   | { type: 'addserver'; server: ServerRecord }
   | { type: 'deleteserver'; server: ServerRecord }
-  | { type: 'masterchange'; hostname: string; previous: string }
+  /**
+   * The master we follow changed. `lostAt`: when the master we lost was last heard (its
+   * last heartbeat, or its shutdown notice), monotonic ms; absent when none was lost.
+   */
+  | { type: 'masterchange'; hostname: string; previous: string; lostAt?: number }
   | { type: 'conflict'; hostname: string }
   | {
       type: 'duplicate';

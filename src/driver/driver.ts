@@ -66,7 +66,7 @@ export interface DriverStats {
   elections: number;
   /** Times this server saw the master change (lost and replaced, or handed over). */
   failovers: number;
-  /** Milliseconds from losing the last master to knowing the next one, as seen here; 0 before any failover. */
+  /** Milliseconds from the lost master's last heartbeat heard here to knowing the next one; 0 before any failover. */
   lastFailoverMs: number;
   /** Wall-clock epoch ms of the last failover seen here; 0 before any. */
   lastFailoverAt: number;
@@ -76,6 +76,15 @@ export interface DriverStats {
   oversizedData: number;
   /** Log lines caused by network input that were suppressed by the log budget. */
   logsSuppressed: number;
+}
+
+export interface Failover {
+  /** Epoch ms when the new master became known here. */
+  at: number;
+  from: string;
+  to: string;
+  /** Milliseconds from the lost master's last heartbeat (or notice) heard here to `at`. */
+  ms: number;
 }
 
 type StepFn<C> = (core: C, now: Instant) => Output | null;
@@ -115,8 +124,10 @@ export class Driver<C extends Elector = ElectionCore> {
   readonly #budget: LogBudget;
   #queue: Pending<C>[] = [];
   #draining = false;
-  /** Monotonic ms when this server lost its master, while it has none. */
-  #masterLostAt: number | null = null;
+  /** The master lost while none is known yet, and when it was last heard (monotonic ms). */
+  #lost: { hostname: string; at: number } | null = null;
+  /** The last failover seen here, or null. */
+  lastFailover: Failover | null = null;
 
   constructor(core: C, host: DriverHost, wire: WireSettings | null, budget: LogBudgetOptions = {}) {
     this.core = core;
@@ -253,7 +264,7 @@ export class Driver<C extends Elector = ElectionCore> {
         host.emit('deleteserver', this.view.detached(event.server));
         break;
       case 'masterchange':
-        this.#countFailover(event.hostname, event.previous);
+        this.#countFailover(event);
         host.emit('masterchange', event.hostname, event.previous);
         break;
       case 'members':
@@ -268,22 +279,27 @@ export class Driver<C extends Elector = ElectionCore> {
     }
   }
 
-  #countFailover(hostname: string, previous: string): void {
+  /**
+   * A failover as an operator means it: from the last heartbeat (or the shutdown notice)
+   * heard here from the master that was lost, to the moment the next master is known here.
+   * That includes the silence it takes to notice a crash, which is what the clients of a
+   * crashed master live through; a handoff takes about nothing.
+   */
+  #countFailover(event: Extract<CoreEvent, { type: 'masterchange' }>): void {
+    const { hostname, previous, lostAt } = event;
     const now = this.#host.now();
     if (!hostname) {
-      if (previous) this.#masterLostAt = now.mono;
+      if (previous) this.#lost = { hostname: previous, at: lostAt ?? now.mono };
       return;
     }
-    if (this.#masterLostAt !== null) {
-      this.stats.failovers++;
-      this.stats.lastFailoverMs = Math.round(now.mono - this.#masterLostAt);
-      this.stats.lastFailoverAt = now.wall;
-      this.#masterLostAt = null;
-    } else if (previous && previous !== hostname) {
-      this.stats.failovers++; // a direct change (a conflict resolved): no gap without a master
-      this.stats.lastFailoverMs = 0;
-      this.stats.lastFailoverAt = now.wall;
-    }
+    const lost = this.#lost ?? (previous && previous !== hostname ? { hostname: previous, at: lostAt ?? now.mono } : null);
+    this.#lost = null;
+    if (!lost || lost.hostname === hostname) return;
+    const ms = Math.max(0, Math.round(now.mono - Math.min(lost.at, lostAt ?? lost.at)));
+    this.stats.failovers++;
+    this.stats.lastFailoverMs = ms;
+    this.stats.lastFailoverAt = now.wall;
+    this.lastFailover = { at: now.wall, from: lost.hostname, to: hostname, ms };
   }
 }
 

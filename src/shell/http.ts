@@ -52,6 +52,7 @@ export interface HttpLog {
 export interface HttpSource extends StatusSource, MetricsSource {
   readonly servers: Record<string, ServerRecord>;
   readonly stats: MetricsSource['stats'];
+  on(event: string, listener: (...args: any[]) => void): unknown;
   removeListener(event: string, listener: (...args: any[]) => void): unknown;
 }
 

@@ -6,6 +6,7 @@
  * path pays nothing for metrics.
  */
 import { failoverClock, type FailoverSource } from './failover';
+import type { ServerRecord } from '../core/types';
 
 /** The counters the component keeps (`multi.stats`); fields added later are optional here. */
 export interface MetricsStats {
@@ -25,6 +26,8 @@ export interface MetricsStats {
 /** What the metrics are read from: the component. */
 export interface MetricsSource extends FailoverSource {
   readonly master: boolean;
+  readonly masterHostname: string;
+  readonly servers: Record<string, ServerRecord>;
   readonly term: number;
   readonly eligible: boolean;
   readonly members: string[];

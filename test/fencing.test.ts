@@ -1,0 +1,162 @@
+/**
+ * The fencing token under attack and under stalls, in the simulator (exact times):
+ *  - one forged heartbeat with a huge term cannot push any server past what every server
+ *    accepts: every later master change is heard, and terms go on growing;
+ *  - one forged checkpoint from a stranger is never taken, and a real one is;
+ *  - a master stopped for any length and woken with its socket backlog read 32 datagrams a
+ *    turn never holds the same term as its successor: it reads the backlog, then follows.
+ * Each case failed before the rules it tests (a permanent split brain, a planted
+ * checkpoint, two masters with one term).
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { SimCluster, type SimClusterOptions } from '../sim/cluster';
+import { encode } from '../src/wire/codec';
+import { createKeyring } from '../src/wire/auth';
+import { MAX_TERM, TERM_CEILING } from '../src/protocol/limits';
+import type { HeartbeatMessage } from '../src/protocol/messages';
+
+const TICK = 1000;
+const TOCK = 3000;
+const HOSTS = ['a', 'b', 'c', 'd'];
+const SECRET = 'fencing suite secret, long enough';
+
+function settled(options: SimClusterOptions = {}): SimCluster {
+  const sim = new SimCluster({ tickMs: TICK, checkBeats: 3, latencyMs: 1, ...options });
+  for (const host of HOSTS) sim.add(host);
+  assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 3 * TOCK), null);
+  sim.runFor(TICK / 2);
+  return sim;
+}
+
+function forged(fields: Partial<HeartbeatMessage>): Buffer {
+  const message: HeartbeatMessage = { action: 'heartbeat', hostname: 'zz-forger', ip: '10.6.6.6', master: false, eligible: true, uptime: 1, data: {}, iid: 'f0f0f0f0f0f0f0f0', seq: 1, ...fields };
+  return encode(message);
+}
+
+/** Crash the master and wait for the survivors to agree on the next; returns it. */
+function failOver(sim: SimCluster): string {
+  const master = sim.agreedMaster();
+  assert.ok(master, 'an agreed master before the crash');
+  sim.crash(master);
+  const agreed = sim.runUntilTrue(() => {
+    const next = sim.agreedMaster();
+    return next !== null && next !== master;
+  }, 3 * TOCK);
+  assert.notEqual(agreed, null, `no agreed master after ${master} crashed: ${sim.live().map((n) => `${n.id}→${n.core.masterHostname || '?'}${n.core.master ? '*' : ''}`).join(' ')}`);
+  return sim.agreedMaster() as string;
+}
+
+describe('a forged huge term', () => {
+  for (const master of [false, true]) {
+    test(`one heartbeat with term 2^53 − 2 (master: ${master}) leaves every later master change heard by all, terms growing`, () => {
+      const sim = settled();
+      sim.inject(forged({ term: MAX_TERM - 1, master }));
+      // The forger says nothing more: it is gone within a tock.
+      sim.runFor(2 * TOCK);
+      assert.equal(sim.agreedMaster(), 'a', 'one forged packet changed the master for good');
+      let previous = sim.node('a').core.term;
+      assert.ok(previous <= TERM_CEILING + 2 ** 16 + 1, `term ${previous} was adopted beyond one step past the ceiling`);
+      for (let round = 0; round < 3; round++) {
+        const next = failOver(sim);
+        const term = sim.node(next).core.term;
+        assert.ok(term > previous, `term went from ${previous} to ${term}`);
+        assert.ok(term <= MAX_TERM);
+        previous = term;
+        sim.runFor(TOCK);
+        assert.equal(sim.drops['bad-field'] ?? 0, 0, 'a server sent a term its peers refuse');
+      }
+    });
+  }
+
+  test('forged terms past the ceiling move ours by bounded steps only', () => {
+    const sim = settled();
+    for (let i = 0; i < 50; i++) sim.inject(forged({ term: MAX_TERM - i, seq: i + 1 }));
+    const term = sim.node('b').core.term;
+    assert.ok(term <= TERM_CEILING + 50 * 2 ** 16, `term ${term}`);
+    assert.ok(MAX_TERM - term > 2 ** 51, 'the space left for real master changes');
+  });
+});
+
+describe('a forged checkpoint', () => {
+  test('from a stranger that is not master: never taken; the real master\'s is, and the next master gets it', () => {
+    const sim = settled();
+    sim.setCheckpoint('a', { cursor: 'real-1' });
+    sim.runFor(TICK);
+    sim.inject(forged({ master: false, term: MAX_TERM - 1, ckpt: { t: MAX_TERM, v: MAX_TERM, d: { cursor: 'planted' } } }));
+    sim.runFor(TICK);
+    for (const node of sim.live()) assert.deepEqual(node.core.checkpoint, { cursor: 'real-1' }, `${node.id} took the planted checkpoint`);
+    sim.setCheckpoint('a', { cursor: 'real-2' });
+    sim.runFor(TICK);
+    const next = failOver(sim);
+    const event = sim.eventsOf('master', next).at(-1)?.event;
+    assert.ok(event?.type === 'master');
+    assert.deepEqual(event.checkpoint, { cursor: 'real-2' });
+  });
+
+  test('from a forged master claim with a checkpoint term beyond ours: not taken', () => {
+    const sim = settled();
+    sim.setCheckpoint('a', { cursor: 'real' });
+    sim.runFor(TICK);
+    sim.inject(forged({ hostname: 'a', master: true, term: 3, ckpt: { t: MAX_TERM, v: 1, d: { cursor: 'planted' } } }));
+    sim.runFor(TICK);
+    for (const node of sim.live()) assert.deepEqual(node.core.checkpoint, { cursor: 'real' });
+  });
+});
+
+describe('a stalled master (SIGSTOP, VM pause, long GC)', () => {
+  // Stop lengths from under a tock to several tocks; open and authenticated clusters.
+  for (const secret of [undefined, SECRET]) {
+    for (const stallTicks of [2, 3.3, 4.5, 6, 9.7, 15]) {
+      test(`stopped ${stallTicks} ticks${secret ? ', authenticated' : ''}: never the same term as its successor; it follows on waking`, () => {
+        const sim = settled(secret ? { secret, latencyMs: 1 } : {});
+        const masters = new Map<number, Set<string>>();
+        sim.observer = {
+          afterStep() {
+            for (const node of sim.live()) {
+              if (!node.core.master) continue;
+              const holders = masters.get(node.core.term) ?? new Set<string>();
+              holders.add(node.id);
+              masters.set(node.core.term, holders);
+              const live = sim.live().filter((other) => other.core.master && other.core.term === node.core.term);
+              assert.equal(live.length, 1, `two masters with term ${node.core.term} at ${sim.now} ms: ${live.map((n) => n.id).join(', ')}`);
+            }
+          },
+        };
+        sim.stall('a', stallTicks * TICK);
+        sim.runFor(stallTicks * TICK + 3 * TOCK);
+        const agreed = sim.agreedMaster();
+        assert.ok(agreed, 'one agreed master after the stall');
+        const longStall = stallTicks * TICK > 3.25 * TICK + TICK; // past the others' failover
+        if (longStall) assert.equal(agreed, 'b', 'the successor keeps the role; the woken master follows');
+        for (const [term, holders] of masters) assert.equal(holders.size, 1, `term ${term} held by ${[...holders].join(' and ')}`);
+      });
+    }
+  }
+
+  test('the woken master decides nothing until its own marker comes back behind the backlog', () => {
+    const sim = new SimCluster({ tickMs: TICK, checkBeats: 3, latencyMs: 1, trace: true, traceLevel: 9 });
+    for (const host of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']) sim.add(host);
+    assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 3 * TOCK), null);
+    sim.stall('a', 10 * TICK);
+    sim.runFor(10 * TICK + TOCK);
+    // Before the marker: no removal, no claim on a; the backlog (7 servers × 10 ticks) takes three read turns.
+    const woke = sim.timeline.findIndex((line) => /\ba\b.*Event loop stalled/.test(line));
+    assert.ok(woke >= 0);
+    const after = sim.timeline.slice(woke);
+    const claimed = after.findIndex((line) => /\ba\b.*We are now the master/.test(line));
+    assert.equal(claimed, -1, 'the woken master claimed again');
+    assert.equal(sim.agreedMaster(), 'b');
+    assert.equal(sim.eventsOf('deleteserver', 'a').length, 0, 'the woken master removed servers whose heartbeats were queued');
+  });
+});
+
+describe('a replayed authenticated heartbeat with a huge term', () => {
+  test('is refused as stale or unverified; terms stay where they were', () => {
+    const sim = settled({ secret: SECRET });
+    const keyring = createKeyring(SECRET);
+    const before = sim.node('b').core.term;
+    sim.inject(encode({ action: 'heartbeat', hostname: 'zz', ip: '10.6.6.6', master: true, eligible: true, uptime: 1, data: {}, iid: 'abababababababab', seq: 1, term: MAX_TERM }, keyring));
+    assert.equal(sim.node('b').core.term, before);
+  });
+});
