@@ -20,6 +20,11 @@ import type { MultiServerConfig, Settings } from './config';
 import type { DropReason } from './wire/codec';
 import { MESSAGE_TYPE_PATTERN } from './protocol/limits';
 import { Driver, type DriverStats, type Failover } from './driver/driver';
+import type { Elector } from './driver/elector';
+import { LeaseElection } from './coordinator/lease-election';
+import { EtcdStore, loadEtcd3 } from './coordinator/etcd';
+import { UdpUnicastTransport } from './transport/unicast';
+import { ipFamily } from './protocol/address';
 import type { EventName, HandoffResult, MultiServerEvents, Reply } from './driver/events';
 import { createTransport, RESTART_KEYS, UdpBroadcastTransport, type Transport } from './shell/transports';
 import { ownerOf } from './app/rendezvous';
@@ -70,7 +75,12 @@ class MultiServer extends Component {
 
   #settings: Settings | null = null;
   #keyring: Keyring | null = null;
-  #driver: Driver | null = null;
+  #driver: Driver<Elector> | null = null;
+  /** Coordinator mode: the lease election (also `#driver.core`) and its store. */
+  #lease: LeaseElection | null = null;
+  #store: EtcdStore | null = null;
+  /** Store ops whose result someone awaits (the revoke at shutdown). */
+  #awaitedOps = new Map<number, () => void>();
   #transport: Transport | null = null;
   #timer: NodeJS.Timeout | null = null;
   #eligible = true;
@@ -99,6 +109,15 @@ class MultiServer extends Component {
     return this.#driver?.core.masterHostname ?? '';
   }
   get master(): boolean {
+    const lease = this.#lease;
+    if (lease && this.#driver) {
+      // Coordinator mode: past the lease deadline we are master no more, even if the timer
+      // that steps us down has not fired yet (a frozen process just resumed): step down now,
+      // so `slave` is emitted before the app acts as master.
+      const now = { mono: performance.now(), wall: Date.now() };
+      if (lease.master && !lease.isMasterAt(now) && !this.#shut) this.#driver.tick();
+      return lease.isMasterAt(now);
+    }
     return this.#driver?.core.master ?? false;
   }
   get slave(): boolean {
@@ -160,7 +179,7 @@ class MultiServer extends Component {
     return this.#handoff(this.#promoteWaiters, (core, now) => core.promote(now));
   }
 
-  #handoff(waiters: Array<(err: Error | null) => void>, run: (core: election.ElectionCore, now: Instant) => Output): Promise<void> {
+  #handoff(waiters: Array<(err: Error | null) => void>, run: (core: Elector, now: Instant) => Output): Promise<void> {
     const driver = this.#driver;
     if (!driver || this.#shut) return Promise.reject(new Error('MultiServer is not running'));
     return new Promise((resolve, reject) => {
@@ -316,7 +335,11 @@ class MultiServer extends Component {
 
   /** The election core (for diagnostics; drive it only through the component). */
   get core(): election.ElectionCore | null {
-    return this.#driver?.core ?? null;
+    return this.#lease ? null : ((this.#driver?.core as election.ElectionCore | undefined) ?? null);
+  }
+  /** Coordinator mode: the lease election (for diagnostics; drive it only through the component). */
+  get coordinator(): LeaseElection | null {
+    return this.#lease;
   }
   /** The transport (for diagnostics: `transport.peers?.()` lists unicast destinations). */
   get transport(): Transport | null {
@@ -373,6 +396,10 @@ class MultiServer extends Component {
     }
     this.#settings = settings;
     this.#keyring = this.#buildKeyring(settings.secret_key);
+    if (settings.coordinator) {
+      this.#startCoordinated(settings, callback);
+      return;
+    }
     this.broadcastIP = settings.broadcast_ip || computeBroadcastIP(os.networkInterfaces());
     const transport = createTransport(settings, { broadcastIp: this.broadcastIP, log: (level, message) => this.logDebug(level, message) });
     this.logDebug(4, `Using ${transport.description ?? settings.transport}`);
@@ -402,7 +429,7 @@ class MultiServer extends Component {
           clusterId: settings.cluster_id,
           verifyInstances: this.#keyring !== null,
         });
-        this.#driver = new Driver(
+        this.#driver = new Driver<Elector>(
           core,
           {
             now: () => ({ mono: performance.now(), wall: Date.now() }),
@@ -431,6 +458,109 @@ class MultiServer extends Component {
     );
   }
 
+  /**
+   * Coordinator mode (docs/ETCD.md): the lease election decides, etcd carries its store ops,
+   * and application messages go by UDP, unicast to the addresses members registered.
+   */
+  #startCoordinated(settings: Settings, callback: (err?: Error | null) => void): void {
+    const coordinator = settings.coordinator as NonNullable<Settings['coordinator']>;
+    let module: ReturnType<typeof loadEtcd3>;
+    try {
+      module = loadEtcd3();
+    } catch (err) {
+      this.logError('config', (err as Error).message);
+      callback(err as Error);
+      return;
+    }
+    const family = ipFamily(settings.bind_ip) === 6 ? 6 : 4;
+    const transport = new UdpUnicastTransport({
+      port: settings.comm_port,
+      bindIp: settings.bind_ip,
+      family,
+      peers: [],
+      tickMs: settings.heartbeat_freq * 1000,
+      checkBeats: settings.check_beats,
+      maxLearned: settings.max_servers,
+      maxPacketBytes: settings.max_packet_bytes,
+      log: (level, message) => this.logDebug(level, message),
+    });
+    this.logDebug(4, `Using etcd at ${coordinator.hosts.join(', ')} (prefix ${coordinator.prefix}); messages by UDP on port ${settings.comm_port}`);
+    transport.onMessage = (datagram, from) => this.#onDatagram(datagram, from);
+    transport.onError = (err) => this.#onSendError(err);
+    transport.open().then(
+      () => {
+        if (this.#shut) {
+          void transport.close();
+          return;
+        }
+        this.#transport = transport;
+        const tockMs = settings.heartbeat_freq * settings.check_beats * 1000;
+        // The address peers send messages to: the bound one, or the server's own IP when bound to all.
+        const wildcard = settings.bind_ip === '0.0.0.0' || settings.bind_ip === '::';
+        const lease = new LeaseElection({
+          hostname: this.hostname,
+          ip: wildcard ? this.server.ip : settings.bind_ip,
+          port: settings.comm_port,
+          instanceId: randomBytes(8).toString('hex'),
+          prefix: coordinator.prefix,
+          tickMs: settings.heartbeat_freq * 1000,
+          checkBeats: settings.check_beats,
+          ttlSeconds: coordinator.ttl || Math.max(1, Math.ceil(tockMs / 1000)),
+          eligible: this.#eligible,
+          data: this.#data,
+          priority: settings.priority,
+          maxServers: settings.max_servers,
+          maxPacketBytes: settings.max_packet_bytes,
+          maxDataBytes: settings.max_data_bytes,
+        });
+        this.#lease = lease;
+        const step = (run: (now: Instant) => Output): void => {
+          if (!this.#shut) this.#driver?.run((_core, now) => run(now), { remote: true });
+        };
+        const store = new EtcdStore(
+          coordinator,
+          {
+            result: (id, result) => {
+              const waiter = this.#awaitedOps.get(id);
+              this.#awaitedOps.delete(id);
+              waiter?.();
+              step((now) => lease.onResult(id, result, now));
+            },
+            watch: (id, batch) => step((now) => lease.onWatch(id, batch, now)),
+            watchLost: (id, reason) => step((now) => lease.onWatchLost(id, reason, now)),
+          },
+          module,
+        );
+        this.#store = store;
+        this.#driver = new Driver<Elector>(
+          lease,
+          {
+            now: () => ({ mono: performance.now(), wall: Date.now() }),
+            send: (datagram, message, to, done) => {
+              this.logDebug(10, `Sending ${message.action}`, message);
+              if (to) transport.send(datagram, to, done);
+              else done();
+            },
+            schedule: (wakeAt) => this.#schedule(wakeAt),
+            log: (level, message, data) => this.logDebug(level, message, data),
+            logs: (level) => this.debugLevel(level),
+            emit: (name, ...args) => this.#emitBoth(name, ...args),
+            handle: (event) => this.#handle(event),
+            store: (op) => store.execute(op),
+          },
+          this.#wireSettings(settings),
+        );
+        this.#run((c, now) => c.start(now));
+        if (this.#http) this.server.once('ready', () => this.#http?.attach(this.server.WebServer)); // ops
+        callback();
+      },
+      (err: Error) => {
+        this.logError('socket', `UDP socket could not be bound on port ${settings.comm_port}: ${err.message}`);
+        callback(err);
+      },
+    );
+  }
+
   override shutdown(callback: () => void): void {
     this.#shut = true;
     this.#clearTimer();
@@ -440,6 +570,7 @@ class MultiServer extends Component {
       callback();
       return;
     }
+
     this.#http?.detach(); // ops
     this.#http = null; // ops
     this.logDebug(2, 'Shutting down UDP server');
@@ -450,6 +581,28 @@ class MultiServer extends Component {
     }
     const closed = new Error('MultiServer shut down');
     for (const waiter of [...this.#stepDownWaiters.splice(0), ...this.#promoteWaiters.splice(0)]) waiter(closed);
+    const store = this.#store;
+    if (store) {
+      // Revoke our lease (our record and any election key of ours go at once, so the next in
+      // rank takes over in one round trip), wait for etcd's answer or the op's timeout, then close.
+      let revokes: Array<Promise<void>> = [];
+      driver.run((core, now) => core.shutdown(now), {
+        after: (out) => {
+          const ids = ((out as Output & { store?: Array<{ type: string; id: number }> }).store ?? []).filter((op) => op.type === 'revoke').map((op) => op.id);
+          revokes = ids.map((id) => new Promise<void>((resolve) => this.#awaitedOps.set(id, resolve)));
+        },
+      });
+      void Promise.all(revokes)
+        .then(() => store.close())
+        .then(() => {
+          this.#transport = null;
+          this.#store = null;
+          this.#clearTimer();
+          return transport.close();
+        })
+        .then(() => callback());
+      return;
+    }
     driver.run((core, now) => core.shutdown(now), {
       sent: () => {
         this.#transport = null;
@@ -462,7 +615,7 @@ class MultiServer extends Component {
   // ---- plumbing ----------------------------------------------------------------------
 
   /** Run a step of the core through the driver (queued when called from a listener). */
-  #run(step: (core: election.ElectionCore, now: Instant) => Output | null): void {
+  #run(step: (core: Elector, now: Instant) => Output | null): void {
     if (this.#shut) return;
     this.#driver?.run(step);
   }
@@ -630,6 +783,10 @@ class MultiServer extends Component {
     if (previous && previous.cluster_id !== settings.cluster_id) {
       this.logError('config', `cluster_id changed to "${settings.cluster_id}"; this takes effect after a restart`);
       settings.cluster_id = previous.cluster_id;
+    }
+    if (previous && JSON.stringify(previous.coordinator) !== JSON.stringify(settings.coordinator)) {
+      this.logError('config', 'coordinator changed; this takes effect after a restart');
+      settings.coordinator = previous.coordinator;
     }
     this.#run((core, now) => core.setPolicy({ exitOnConflict: settings.exit_on_conflict, priority: settings.priority, quorum: settings.quorum }, now));
     this.logDebug(4, `Config reloaded: heartbeat_freq ${settings.heartbeat_freq} s, check_beats ${settings.check_beats}`);

@@ -9,6 +9,7 @@ import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, i
 import { MAX_KEYS } from './wire/auth';
 import type { Family } from './protocol/address';
 import { canonicalIp, ipFamily, isMulticast, parsePeer, unicastProblem, WILDCARD } from './protocol/address';
+import type { EtcdSettings } from './coordinator/types';
 
 /** How heartbeats travel; see SPEC 14 (docs/SPEC.md). */
 export type TransportKind = 'broadcast' | 'multicast' | 'unicast';
@@ -118,6 +119,29 @@ export interface MultiServerConfig {
    * @example "k3Hq…32 random bytes in base64…" or ["new key", "old key"]
    */
   secret_key?: string | string[];
+  /**
+   * Mastership decided by an etcd cluster instead of UDP heartbeats (see
+   * docs/drafts/etcd.md): `{ "type": "etcd", "hosts": ["http://10.0.0.1:2379", ...] }`, plus
+   * optional `prefix`, `ttl`, `username` / `password`, `ca_file` / `cert_file` / `key_file`.
+   * Needs the `etcd3` package (`npm install etcd3`), loaded only when this is set.
+   * @default unset (UDP heartbeats: the original's election)
+   */
+  coordinator?: CoordinatorConfig | null;
+}
+
+/** The `coordinator` section as written in the config. */
+export interface CoordinatorConfig {
+  type: 'etcd';
+  hosts: string[];
+  /** Key prefix of this cluster. @default "/pixl-server-multi/<cluster_id, or 'default'>/" */
+  prefix?: string;
+  /** Lease TTL, whole seconds (etcd's unit). @default one tock, rounded up, at least 1 */
+  ttl?: number;
+  username?: string;
+  password?: string;
+  ca_file?: string;
+  cert_file?: string;
+  key_file?: string;
 }
 
 /**
@@ -153,7 +177,7 @@ export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip' | '
  * Settings after validation; `broadcast_ip` is '' when it is to be computed, `secret_key`
  * is the list of keys ([] when unset; the first signs).
  */
-export type Settings = Omit<MultiServerConfig, 'secret_key'> & { secret_key: string[] };
+export type Settings = Omit<MultiServerConfig, 'secret_key' | 'coordinator'> & { secret_key: string[]; coordinator: EtcdSettings | null };
 
 export class ConfigError extends Error {
   readonly key: string;
@@ -272,8 +296,66 @@ export function validateConfig(section: unknown): Settings {
     http_acl: bool(raw, 'http_acl'),
     max_data_bytes: integer(raw, 'max_data_bytes', 0, MAX_UDP_PAYLOAD),
     secret_key: secretKeys(raw.secret_key),
-    ...transportSettings(raw, commPort, maxServers),
+    coordinator: coordinatorSettings(raw.coordinator, clusterId, maxServers, pick(raw, 'quorum')),
+    // With a coordinator, heartbeats are gone and messages go unicast to the addresses members
+    // registered: the socket is a unicast one (bind_ip picks its address), whatever `transport` says.
+    ...transportSettings(raw.coordinator !== undefined && raw.coordinator !== null ? { ...raw, transport: 'unicast' } : raw, commPort, maxServers),
   };
+}
+
+/** Most etcd endpoints listed; a real cluster has 3, 5 or 7 members. */
+const MAX_COORDINATOR_HOSTS = 32;
+
+/** The `coordinator` section; null when unset (the UDP election). */
+function coordinatorSettings(value: unknown, clusterId: string, maxServers: number, quorum: unknown): EtcdSettings | null {
+  if (value === undefined || value === null) return null;
+  if (quorum !== 0) throw new ConfigError('quorum', '0 (unset) with a `coordinator`: etcd is the quorum', quorum);
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError('coordinator', 'an object such as {"type": "etcd", "hosts": ["http://10.0.0.1:2379"]}', value);
+  const raw = value as Record<string, unknown>;
+  if (raw.type !== 'etcd') throw new ConfigError('coordinator.type', '"etcd"', raw.type);
+  const hosts = raw.hosts;
+  if (!Array.isArray(hosts) || hosts.length === 0 || hosts.length > MAX_COORDINATOR_HOSTS) {
+    throw new ConfigError('coordinator.hosts', `an array of 1 to ${MAX_COORDINATOR_HOSTS} etcd client URLs such as "http://10.0.0.1:2379"`, hosts);
+  }
+  hosts.forEach((host: unknown, index) => {
+    let url: URL | null = null;
+    try {
+      url = typeof host === 'string' ? new URL(host) : null;
+    } catch {
+      url = null;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.port || url.pathname !== '/' || url.username || url.search) {
+      // A URL with credentials in it is not echoed back into a log.
+      const shown = typeof host === 'string' && host.includes('@') ? new Redacted(host) : host;
+      throw new ConfigError(`coordinator.hosts[${index}]`, 'an etcd client URL "http://host:port" or "https://host:port" (credentials go in username / password)', shown);
+    }
+  });
+  let prefix = raw.prefix;
+  if (prefix === undefined || prefix === null || prefix === '') {
+    prefix = `/pixl-server-multi/${clusterId || 'default'}/`;
+  } else if (typeof prefix !== 'string' || !/^[\x21-\x7e]{1,255}\/$/.test(prefix)) {
+    throw new ConfigError('coordinator.prefix', 'a key prefix of printable characters ending with "/", such as "/pixl-server-multi/prod/"', prefix);
+  }
+  const ttl = raw.ttl ?? 0;
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 0 || ttl > 86400) {
+    throw new ConfigError('coordinator.ttl', 'a whole number of seconds from 1 to 86400 (etcd leases count whole seconds), or 0 for one tock', ttl);
+  }
+  const settings: EtcdSettings = { type: 'etcd', hosts: hosts as string[], prefix: prefix as string, ttl, max_keys: maxServers + 16 };
+  for (const key of ['username', 'password', 'ca_file', 'cert_file', 'key_file'] as const) {
+    const field = raw[key];
+    if (field === undefined || field === null) continue;
+    if (typeof field !== 'string' || field === '' || field.length > 4096) throw new ConfigError(`coordinator.${key}`, 'a non-empty string', key === 'password' ? new Redacted(field) : field);
+    settings[key] = field;
+  }
+  if (settings.password !== undefined && settings.username === undefined) throw new ConfigError('coordinator.username', 'set when `coordinator.password` is', raw.username);
+  if ((settings.cert_file === undefined) !== (settings.key_file === undefined)) {
+    throw new ConfigError(settings.cert_file === undefined ? 'coordinator.cert_file' : 'coordinator.key_file', 'set together with the other of cert_file / key_file (a client certificate and its key)', settings.cert_file === undefined ? raw.cert_file : raw.key_file);
+  }
+  if (settings.cert_file !== undefined && settings.ca_file === undefined) throw new ConfigError('coordinator.ca_file', 'set when a client certificate is (the CA that signed the etcd servers\' certificates)', raw.ca_file);
+  if (settings.ca_file !== undefined && (hosts as string[]).some((host) => !host.startsWith('https:'))) {
+    throw new ConfigError('coordinator.hosts', 'https:// URLs when `coordinator.ca_file` is set (TLS)', hosts);
+  }
+  return settings;
 }
 
 type TransportSettings = Pick<MultiServerConfig, 'transport' | 'bind_ip' | 'multicast_group' | 'multicast_ttl' | 'multicast_interface' | 'peers'>;

@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { benchCodec, type CodecResult } from './bench-codec';
 import { preciseNow, type ChildReport, type ChildStats } from './child';
 import { ProcessCluster } from './process-cluster';
+import { EtcdCluster, etcdUnavailable } from './etcd-cluster';
 
 const HOSTNAMES = [
   'alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliett', 'kilo', 'lima', 'mike',
@@ -170,8 +171,35 @@ interface IdleResult {
   baseline: IdleServer;
 }
 
+/** The same figures with `coordinator` (etcd) set: its own contract, and the UDP mode's SPEC bound beside it. */
+type EtcdKey = 'crashMasterFromSignal' | 'crashAgreedFromSignal' | 'gracefulAgreed' | 'join';
+const ETCD_SCENARIOS: Record<EtcdKey, { label: string; boundLabel: string; bound: (tick: number, ttl: number) => number; spec: ScenarioKey }> = {
+  crashMasterFromSignal: { label: 'crash: new master, from SIGKILL', boundLabel: 'TTL+sweep+tick', bound: (tick, ttl) => ttl + ETCD_EXPIRY_SWEEP_MS + tick, spec: 'crashMasterFromSignal' },
+  crashAgreedFromSignal: { label: 'crash: all agree, from SIGKILL', boundLabel: 'TTL+sweep+tick', bound: (tick, ttl) => ttl + ETCD_EXPIRY_SWEEP_MS + tick, spec: 'crashAgreedFromSignal' },
+  gracefulAgreed: { label: 'graceful (SIGTERM): all agree', boundLabel: '100 ms', bound: () => 100, spec: 'gracefulAgreed' },
+  join: { label: 'join: joiner knows the master', boundLabel: 'tick', bound: (tick) => tick, spec: 'join' },
+};
+/** etcd's leader looks for expired leases every 500 ms. */
+const ETCD_EXPIRY_SWEEP_MS = 500;
+/** The lease TTL the etcd runs use: etcd's minimum with the test cluster's 500 ms election timeout. */
+const ETCD_TTL_S = 1;
+
+interface EtcdScenarioResult extends ScenarioResult {
+  /** The UDP mode's SPEC bound for the same figure, and max / that bound (for comparison; not a verdict). */
+  specBound: number;
+  specRatio: number;
+}
+
+interface EtcdSizeResult {
+  ttlMs: number;
+  scenarios: Record<EtcdKey, EtcdScenarioResult>;
+  idle: IdleResult;
+}
+
 interface SizeResult {
   nodes: number;
+  /** The same cluster size with `coordinator` set (absent when etcd is not installed). */
+  etcd?: EtcdSizeResult;
   scenarios: Record<ScenarioKey, ScenarioResult>;
   /** Cold start: from the first member's startup to the last's, after the common release. */
   startSpread: Summary & { samples: number[] };
@@ -336,6 +364,102 @@ async function repetition(
   return idleResult;
 }
 
+/**
+ * One repetition in coordinator mode, on a fresh cluster of processes against the real etcd:
+ * cold start; (idle, first repetition only); SIGKILL of the master at a random phase; the
+ * killed server rejoins; SIGTERM of the master (a graceful handoff).
+ */
+async function etcdRepetition(
+  options: Options,
+  nodes: number,
+  etcd: EtcdCluster,
+  samples: Record<EtcdKey, number[]>,
+  measureIdle: boolean,
+  run: number,
+): Promise<IdleResult | null> {
+  const coordinator = { type: 'etcd', hosts: etcd.endpoints, ttl: ETCD_TTL_S, prefix: `/psm-bench-${process.pid}/${nodes}-${run}/` };
+  const cluster = new ProcessCluster({ heartbeatFreq: options.heartbeat, checkBeats: options.checkBeats, multi: { coordinator } });
+  const tick = cluster.tickMs;
+  const timeout = stepTimeout(cluster.tockMs);
+  const hosts = HOSTNAMES.slice(0, nodes);
+  // Message sockets are unicast, bound exclusively: one loopback address per member.
+  const bind = (host: string): Record<string, unknown> => ({ bind_ip: `127.0.0.${hosts.indexOf(host) + 2}` });
+  let idleResult: IdleResult | null = null;
+  let phase = 'cold start';
+  try {
+    await Promise.all(hosts.map((host) => cluster.start(host, bind(host), true)));
+    await cluster.release(hosts);
+    await cluster.waitAgreed(timeout);
+    await settled(cluster, timeout);
+    if (measureIdle) {
+      await delay(cluster.tockMs);
+      idleResult = await idle(cluster, hosts, options.idleSeconds);
+    }
+
+    phase = 'crash failover';
+    const master = await settled(cluster, timeout);
+    await delay(Math.random() * ETCD_TTL_S * 1000);
+    const killedAt = cluster.kill(master, 'SIGKILL');
+    const successor = cluster.live().sort()[0] as string;
+    const failover = await cluster.waitAgreed(timeout, successor);
+    // The others learn from etcd's watch as fast as the new master learns of its win: its
+    // `master` report may come just after the agreement was seen.
+    await cluster.waitFor(() => reportsOf(cluster, successor, 'master', killedAt).length > 0, timeout, `${successor}'s master report`);
+    const became = reportsOf(cluster, successor, 'master', killedAt)[0];
+    if (!became) throw new Error(`crash: no master report from ${successor}`);
+    samples.crashMasterFromSignal.push(became.t - killedAt);
+    samples.crashAgreedFromSignal.push(failover.at - killedAt);
+
+    phase = 'join after crash';
+    const before = preciseNow();
+    await cluster.start(master, bind(master));
+    await cluster.waitFor(() => cluster.state(master)?.masterHostname === successor, timeout, `${master} to learn the master`);
+    const ready = reportsOf(cluster, master, 'ready', before)[0];
+    const learned = cluster.reports.find((r) => r.host === master && r.t >= before && r.state.masterHostname === successor);
+    if (!ready || !learned) throw new Error(`${master}: no ready or learn report`);
+    samples.join.push(learned.t - ready.t);
+    await settled(cluster, timeout);
+
+    phase = 'graceful handoff';
+    const leaving = await settled(cluster, timeout);
+    const heir = cluster.live().filter((h) => h !== leaving).sort()[0] as string;
+    const stoppedAt = preciseNow();
+    const exited = cluster.stop(leaving);
+    const handoff = await cluster.waitAgreed(timeout, heir);
+    await exited;
+    samples.gracefulAgreed.push(handoff.at - stoppedAt);
+    void tick;
+  } catch (err) {
+    const states = hosts.map((host) => `${host}: ${JSON.stringify(cluster.state(host))}`).join('\n    ');
+    throw new Error(`etcd mode, N=${nodes}, ${phase}: ${(err as Error).message}\n    ${states}`);
+  } finally {
+    await cluster.stopAll();
+  }
+  return idleResult;
+}
+
+async function benchEtcd(options: Options, nodes: number, etcd: EtcdCluster): Promise<EtcdSizeResult> {
+  const tick = options.heartbeat * 1000;
+  const tock = tick * options.checkBeats;
+  const ttl = ETCD_TTL_S * 1000;
+  const samples = Object.fromEntries(Object.keys(ETCD_SCENARIOS).map((key) => [key, [] as number[]])) as Record<EtcdKey, number[]>;
+  let idleResult: IdleResult | null = null;
+  for (let r = 0; r < options.repeat; r++) {
+    process.stderr.write(`  N = ${nodes}, etcd: repetition ${r + 1}/${options.repeat}\n`);
+    idleResult = (await etcdRepetition(options, nodes, etcd, samples, r === 0, r)) ?? idleResult;
+  }
+  if (!idleResult) throw new Error('no idle measurement (etcd)');
+  const scenarios = {} as Record<EtcdKey, EtcdScenarioResult>;
+  for (const key of Object.keys(ETCD_SCENARIOS) as EtcdKey[]) {
+    const spec = ETCD_SCENARIOS[key];
+    const bound = spec.bound(tick, ttl);
+    const specBound = SCENARIOS[spec.spec].bound(tick, tock);
+    const summary = summarize(samples[key]);
+    scenarios[key] = { ...summary, samples: samples[key].map(round1), bound, ratio: summary.max / bound, specBound, specRatio: summary.max / specBound };
+  }
+  return { ttlMs: ttl, scenarios, idle: idleResult };
+}
+
 async function benchSize(options: Options, nodes: number): Promise<SizeResult> {
   const tick = options.heartbeat * 1000;
   const tock = tick * options.checkBeats;
@@ -437,6 +561,42 @@ function renderSize(result: SizeResult, options: Options): string {
   ].join('\n');
 }
 
+function renderEtcd(nodes: number, result: EtcdSizeResult, options: Options): string {
+  const tick = options.heartbeat * 1000;
+  const ms = (v: number): string => (Number.isFinite(v) ? v.toFixed(v < 10 ? 1 : 0) : '-');
+  const rows: string[][] = [['scenario (etcd)', 'n', 'min ms', 'median', 'max', 'bound', 'max/bound', 'UDP SPEC bound', 'max/SPEC']];
+  for (const key of Object.keys(ETCD_SCENARIOS) as EtcdKey[]) {
+    const s = result.scenarios[key];
+    const spec = ETCD_SCENARIOS[key];
+    rows.push([
+      spec.label,
+      String(s.n),
+      ms(s.min),
+      ms(s.median),
+      ms(s.max),
+      `${spec.boundLabel} = ${ms(s.bound)} ms`,
+      s.ratio.toFixed(2) + (s.ratio <= 1 ? '' : '  EXCEEDED'),
+      `${SCENARIOS[spec.spec].boundLabel} = ${ms(s.specBound)} ms`,
+      s.specRatio.toFixed(2),
+    ]);
+  }
+  const idleRows: string[][] = [['idle, per server (etcd)', 'min', 'median', 'max']];
+  const idleMetric = (label: string, pick: (s: IdleServer) => number, digits: number): void => {
+    const sum = summarize(result.idle.servers.map(pick));
+    idleRows.push([label, sum.min.toFixed(digits), sum.median.toFixed(digits), sum.max.toFixed(digits)]);
+  };
+  idleMetric('CPU %', (s) => s.cpuPercent, 2);
+  idleMetric('RSS MB', (s) => s.rssMB, 1);
+  idleMetric('UDP datagrams out /s', (s) => s.datagramsOutPerS, 2);
+  return [
+    `N = ${nodes}, coordinator etcd (3 members on loopback): TTL ${result.ttlMs} ms, same heartbeat_freq ${options.heartbeat} s (tick ${tick} ms)`,
+    table(rows),
+    '',
+    `idle for ${result.idle.seconds} s (keep-alives every TTL/3 go to etcd, not counted as datagrams):`,
+    table(idleRows),
+  ].join('\n');
+}
+
 function renderCodec(results: CodecResult[]): string {
   const rows: string[][] = [['codec (one core, fastest of 5 slices)', 'per second', 'µs each', 'avg bytes']];
   for (const r of results) {
@@ -455,11 +615,23 @@ async function main(): Promise<number> {
   console.log(`pixl-server-multi bench${options.short ? ' (short)' : ''}: separate pixl-server processes on loopback, broadcast 127.255.255.255`);
   console.log(`machine: ${info.cpu}, ${info.cpus} CPUs, ${info.memoryGB} GB, node ${info.node}, ${info.os}, load average ${info.loadAverage1m}\n`);
 
+  // The coordinator (etcd) mode, measured in the same run when etcd is installed.
+  const etcdMissing = etcdUnavailable();
+  const etcd = etcdMissing ? null : await EtcdCluster.start();
+  if (etcdMissing) console.log(`etcd mode not measured: ${etcdMissing}\n`);
   const sizes: SizeResult[] = [];
-  for (const nodes of options.nodes) {
-    const result = await benchSize(options, nodes);
-    sizes.push(result);
-    console.log(renderSize(result, options) + '\n');
+  try {
+    for (const nodes of options.nodes) {
+      const result = await benchSize(options, nodes);
+      sizes.push(result);
+      console.log(renderSize(result, options) + '\n');
+      if (etcd) {
+        result.etcd = await benchEtcd(options, nodes, etcd);
+        console.log(renderEtcd(nodes, result.etcd, options) + '\n');
+      }
+    }
+  } finally {
+    await etcd?.close();
   }
   const codec = benchCodec(options.codecSeconds);
   console.log(renderCodec(codec) + '\n');
@@ -476,6 +648,15 @@ async function main(): Promise<number> {
     for (const server of size.idle.servers) {
       // The baseline opens none; every member exactly one (SPEC 5).
       if (server.socketsOpened !== 1) exceeded.push(`N=${size.nodes} ${server.host} opened ${server.socketsOpened} UDP sockets, not 1`);
+    }
+    if (size.etcd) {
+      for (const key of Object.keys(ETCD_SCENARIOS) as EtcdKey[]) {
+        const s = size.etcd.scenarios[key];
+        if (!(s.ratio <= 1)) exceeded.push(`N=${size.nodes} etcd ${ETCD_SCENARIOS[key].label}: max ${round1(s.max)} ms > ${ETCD_SCENARIOS[key].boundLabel} = ${s.bound} ms`);
+      }
+      for (const server of size.etcd.idle.servers) {
+        if (server.socketsOpened !== 1) exceeded.push(`N=${size.nodes} etcd ${server.host} opened ${server.socketsOpened} UDP sockets, not 1`);
+      }
     }
   }
   if (options.json) {

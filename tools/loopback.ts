@@ -27,6 +27,24 @@ export function assertLoopback(ip: unknown, what = 'broadcast_ip'): void {
  * anywhere, and a wildcard bind could hear, then learn, an outside address).
  */
 export function assertLoopbackConfig(section: Record<string, unknown>): void {
+  const coordinator = section.coordinator as { hosts?: unknown } | undefined | null;
+  if (coordinator !== undefined && coordinator !== null) {
+    // Coordinator mode: etcd on loopback, and messages by unicast from a loopback address.
+    const hosts = Array.isArray(coordinator.hosts) ? coordinator.hosts : [];
+    if (hosts.length === 0) throw new Error('Refusing to start a test cluster with a coordinator but no hosts');
+    for (const host of hosts) {
+      let hostname = '';
+      try {
+        hostname = new URL(String(host)).hostname;
+      } catch {
+        // refused below
+      }
+      assertLoopback(hostname, 'coordinator host');
+    }
+    assertLoopback(section.bind_ip, 'bind_ip');
+    if (Array.isArray(section.peers) && section.peers.length > 0) throw new Error('Refusing to start a coordinated test cluster with peers');
+    return;
+  }
   const transport = section.transport ?? 'broadcast';
   switch (transport) {
     case 'broadcast':

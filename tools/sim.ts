@@ -24,6 +24,7 @@ const USAGE = `npm run sim -- [options]   (the deterministic cluster simulator; 
   --kind K, --nodes N              force the fault kind or the cluster size of --seed / --seeds
   --scenario FILE [--trace]        replay a scenario saved as JSON (e.g. one shrunk by the property tests)
   --big N [--stable T]             one N-server cluster: elect, T stable ticks, a master crash, T more; speed
+  --coordinator [--seeds N | --seed S --trace]   the etcd (coordinator) mode against a simulated lease store
 
 fault kinds: ${KINDS.join(', ')}`;
 
@@ -87,6 +88,15 @@ if (!isMainThread) {
     const seed = job.from + i;
     parentPort?.postMessage(summarize(runScenario(scenarioFor(seed, job.kind, job.nodes))));
   }
+} else if (process.argv.includes('--coordinator')) {
+  // The coordinator (etcd) mode's simulator: its own scenarios, invariants and table.
+  import('./sim-coordinator').then(
+    (coordinator) => coordinator.main(process.argv.slice(2)),
+    (err: unknown) => {
+      console.error(err instanceof Error ? err.message : err);
+      process.exit(2);
+    },
+  );
 } else {
   main().catch((err: unknown) => {
     console.error(err instanceof Error ? err.message : err);

@@ -15,6 +15,8 @@
 import type { Address, Message } from '../protocol/messages';
 import type { CoreEvent, Instant, LogLine, Output, ServerRecord } from '../core/types';
 import type { ElectionCore } from '../core/election';
+import type { StoreOp } from '../coordinator/types';
+import type { Elector } from './elector';
 import { dataBytes, encode } from '../wire/codec';
 import type { Keyring } from '../wire/auth';
 import { describeThrown } from '../util/describe';
@@ -43,6 +45,8 @@ export interface DriverHost {
   handle?(event: CoreEvent): void;
   /** Every core event, before it is carried out (the simulator's invariant checker). */
   observe?(event: CoreEvent): void;
+  /** Coordinator mode: a store op of the lease election, to carry out (its result comes back as a step). */
+  store?(op: StoreOp): void;
 }
 
 export interface WireSettings {
@@ -83,10 +87,10 @@ export interface Failover {
   ms: number;
 }
 
-type StepFn = (core: ElectionCore, now: Instant) => Output | null;
+type StepFn<C> = (core: C, now: Instant) => Output | null;
 
-interface Pending {
-  run: StepFn;
+interface Pending<C> {
+  run: StepFn<C>;
   /** Runs once every datagram of the step has been sent. */
   sent: (() => void) | undefined;
   /** Runs with the Output once the step is carried out (e.g. to read `dropped`). */
@@ -95,9 +99,9 @@ interface Pending {
   remote: boolean;
 }
 
-export class Driver {
+export class Driver<C extends Elector = ElectionCore> {
   /** The core it drives (the simulator's tests swap in a broken one to prove the checker). */
-  core: ElectionCore;
+  core: C;
   readonly view: ServerView;
   readonly stats: DriverStats = {
     packetsIn: 0,
@@ -118,14 +122,14 @@ export class Driver {
   wire: WireSettings | null;
   readonly #host: DriverHost;
   readonly #budget: LogBudget;
-  #queue: Pending[] = [];
+  #queue: Pending<C>[] = [];
   #draining = false;
   /** The master lost while none is known yet, and when it was last heard (monotonic ms). */
   #lost: { hostname: string; at: number } | null = null;
   /** The last failover seen here, or null. */
   lastFailover: Failover | null = null;
 
-  constructor(core: ElectionCore, host: DriverHost, wire: WireSettings | null, budget: LogBudgetOptions = {}) {
+  constructor(core: C, host: DriverHost, wire: WireSettings | null, budget: LogBudgetOptions = {}) {
     this.core = core;
     this.#host = host;
     this.wire = wire;
@@ -146,7 +150,7 @@ export class Driver {
   }
 
   /** Queue a step; it runs now unless a step is being carried out (then right after it). */
-  run(run: StepFn, options: { sent?: () => void; after?: (out: Output) => void; remote?: boolean } = {}): void {
+  run(run: StepFn<C>, options: { sent?: () => void; after?: (out: Output) => void; remote?: boolean } = {}): void {
     this.#queue.push({ run, sent: options.sent, after: options.after, remote: options.remote ?? false });
     if (this.#draining) return;
     this.#draining = true;
@@ -172,7 +176,7 @@ export class Driver {
     this.#writeLog({ level, message, kind }, true);
   }
 
-  #step(pending: Pending): void {
+  #step(pending: Pending<C>): void {
     const out = pending.run(this.core, this.#host.now());
     if (!out) {
       pending.sent?.();
@@ -182,7 +186,7 @@ export class Driver {
     pending.after?.(out);
   }
 
-  #carryOut(out: Output, pending: Pending): void {
+  #carryOut(out: Output, pending: Pending<C>): void {
     let unsent = out.send.length;
     const oneSent = (): void => {
       if (--unsent === 0) pending.sent?.();
@@ -194,6 +198,8 @@ export class Driver {
       this.#host.send(datagram, message, to, oneSent, loopback === true);
     }
     if (out.send.length === 0) pending.sent?.();
+    const store = (out as Output & { store?: StoreOp[] }).store;
+    if (store) for (const op of store) this.#host.store?.(op);
     for (const line of out.logs) this.#writeLog(line, pending.remote);
     this.#host.schedule(out.wakeAt);
     for (const event of out.events) this.#deliver(event);

@@ -1,0 +1,426 @@
+/**
+ * Lease-election machines (src/coordinator/lease-election.ts) driven against the simulated
+ * lease store (sim/lease-store.ts), in simulated time, from one seed: the coordinator mode's
+ * counterpart of sim/cluster.ts. Processes crash, shut down, restart and freeze (SIGSTOP);
+ * the store goes down and comes back; one process's link to the store is cut.
+ */
+import { LeaseElection, type LeaseElectionOptions } from '../src/coordinator/lease-election';
+import type { CoreEvent, Instant } from '../src/core/types';
+import type { JsonObject, JsonValue } from '../src/protocol/messages';
+import type { LeaseOutput } from '../src/coordinator/types';
+import { EventHeap } from './heap';
+import { Random } from './random';
+import { SimLeaseStore, type ClientItem, type LeaseStoreOptions } from './lease-store';
+
+export interface LeaseNodeOptions {
+  eligible?: boolean;
+  priority?: number;
+  data?: JsonObject;
+  /** Start time, ms; default now. */
+  at?: number;
+}
+
+export interface LeaseSimOptions extends LeaseStoreOptions {
+  seed?: number;
+  tickMs?: number;
+  checkBeats?: number;
+  ttlSeconds?: number;
+  trace?: boolean;
+  /** Log lines up to this level go into the timeline. */
+  traceLevel?: number;
+}
+
+export interface LeaseEventRecord {
+  time: number;
+  host: string;
+  event: CoreEvent;
+}
+
+export interface LeaseNode {
+  id: string;
+  machine: LeaseElection;
+  alive: boolean;
+  /** Frozen (SIGSTOP) until this time: nothing runs, inputs wait. */
+  frozenUntil: number;
+  /** The store client of the running process (a restart is a new client). */
+  client: string;
+  incarnation: number;
+  wakeAt: number;
+  wakeToken: number;
+  options: LeaseNodeOptions;
+  events: LeaseEventRecord[];
+}
+
+export interface LeaseObserver {
+  onEvent?(record: LeaseEventRecord, node: LeaseNode): void;
+  onLifecycle?(kind: 'start' | 'crash' | 'shutdown' | 'freeze' | 'eligible', node: LeaseNode): void;
+  afterStep?(): void;
+}
+
+type Item = { time: number; seq: number; fn: () => void };
+
+const WALL_EPOCH = Date.UTC(2026, 0, 1);
+const MAX_STEPS_AT_ONE_INSTANT = 200_000;
+
+export class LeaseSimCluster {
+  readonly random: Random;
+  readonly store: SimLeaseStore;
+  readonly nodes = new Map<string, LeaseNode>();
+  readonly events: LeaseEventRecord[] = [];
+  readonly timeline: string[] = [];
+  readonly tickMs: number;
+  readonly checkBeats: number;
+  readonly ttlSeconds: number;
+  now = 0;
+  steps = 0;
+  observer: LeaseObserver | null = null;
+
+  #heap = new EventHeap<Item>();
+  #seq = 0;
+  #trace: boolean;
+  #traceLevel: number;
+  #stepTime = -1;
+  #stepsAtTime = 0;
+
+  constructor(options: LeaseSimOptions = {}) {
+    this.random = new Random(options.seed ?? 1);
+    this.tickMs = options.tickMs ?? 1000;
+    this.checkBeats = options.checkBeats ?? 3;
+    this.ttlSeconds = options.ttlSeconds ?? Math.max(1, Math.ceil((this.tickMs * this.checkBeats) / 1000));
+    this.#trace = options.trace ?? false;
+    this.#traceLevel = options.traceLevel ?? 5;
+    this.store = new SimLeaseStore(
+      { now: () => this.now, at: (time, fn) => this.at(time, fn), random: () => this.random.next() },
+      (client, item) => this.#fromStore(client, item),
+      options,
+    );
+  }
+
+  get tockMs(): number {
+    return this.tickMs * this.checkBeats;
+  }
+
+  add(hostname: string, options: LeaseNodeOptions = {}): LeaseNode {
+    if (this.nodes.has(hostname)) throw new Error(`simulated server ${hostname} exists`);
+    const node: LeaseNode = {
+      id: hostname,
+      machine: this.#newMachine(hostname, options),
+      alive: false,
+      frozenUntil: 0,
+      client: '',
+      incarnation: 0,
+      wakeAt: Infinity,
+      wakeToken: 0,
+      options,
+      events: [],
+    };
+    this.nodes.set(hostname, node);
+    this.at(Math.max(this.now, options.at ?? this.now), () => this.#start(node));
+    return node;
+  }
+
+  node(id: string): LeaseNode {
+    const node = this.nodes.get(id);
+    if (!node) throw new Error(`no simulated server ${id}`);
+    return node;
+  }
+
+  live(): LeaseNode[] {
+    return [...this.nodes.values()].filter((node) => node.alive);
+  }
+
+  /** Live servers that believe they are master. */
+  masters(): LeaseNode[] {
+    return this.live().filter((node) => node.machine.master);
+  }
+
+  /** Every live server names the same master, and it alone is master; else null. */
+  agreedMaster(): string | null {
+    const live = this.live();
+    const name = live[0]?.machine.masterHostname ?? '';
+    if (!name) return null;
+    let holders = 0;
+    for (const node of live) {
+      if (node.machine.masterHostname !== name) return null;
+      if (node.machine.master) holders++;
+    }
+    return holders === 1 && this.nodes.get(name)?.machine.master === true ? name : null;
+  }
+
+  // ---- faults and commands ----------------------------------------------------------------
+
+  crash(id: string): void {
+    const node = this.node(id);
+    if (!node.alive) return;
+    node.alive = false;
+    node.wakeToken++;
+    node.wakeAt = Infinity;
+    this.store.forget(node.client);
+    this.note(id, 'CRASH');
+    this.observer?.onLifecycle?.('crash', node);
+  }
+
+  shutdown(id: string): void {
+    const node = this.node(id);
+    if (!node.alive) return;
+    this.note(id, 'SHUTDOWN');
+    const out = node.machine.shutdown(this.#instant());
+    this.#apply(node, out);
+    node.alive = false;
+    node.wakeToken++;
+    node.wakeAt = Infinity;
+    this.observer?.onLifecycle?.('shutdown', node);
+  }
+
+  /** A new process for this hostname after `delayMs` (the old one is killed first if alive). */
+  restart(id: string, delayMs = 0): void {
+    const node = this.node(id);
+    if (node.alive) this.crash(id);
+    node.machine = this.#newMachine(id, node.options);
+    node.frozenUntil = 0;
+    this.note(id, `RESTART in ${delayMs} ms`);
+    this.at(this.now + delayMs, () => this.#start(node));
+  }
+
+  /** SIGSTOP for `ms`: no timer runs and no input is read until then. */
+  freeze(id: string, ms: number): void {
+    const node = this.node(id);
+    if (!node.alive) return;
+    node.frozenUntil = Math.max(node.frozenUntil, this.now + ms);
+    this.note(id, `FREEZE ${ms} ms`);
+    this.observer?.onLifecycle?.('freeze', node);
+    this.#scheduleWake(node, node.frozenUntil);
+  }
+
+  setEligible(id: string, eligible: boolean): void {
+    const node = this.node(id);
+    node.options = { ...node.options, eligible };
+    this.note(id, `ELIGIBLE=${eligible}`);
+    this.#command(node, (m, now) => m.setEligible(eligible, now));
+    this.observer?.onLifecycle?.('eligible', node);
+  }
+
+  setPriority(id: string, priority: number): void {
+    const node = this.node(id);
+    node.options = { ...node.options, priority };
+    this.note(id, `PRIORITY=${priority}`);
+    this.#command(node, (m, now) => m.setPolicy({ priority }, now));
+  }
+
+  setData(id: string, data: JsonObject): void {
+    this.node(id).machine.setData(data);
+  }
+
+  setCheckpoint(id: string, data: JsonValue): boolean {
+    const node = this.node(id);
+    if (!node.alive || node.frozenUntil > this.now) return false;
+    const out = node.machine.setCheckpoint(data, this.#instant());
+    if (out) this.#apply(node, out);
+    return out !== null;
+  }
+
+  stepDown(id: string): void {
+    this.note(id, 'STEP DOWN requested');
+    this.#command(this.node(id), (m, now) => m.stepDown(now));
+  }
+
+  promote(id: string): void {
+    this.note(id, 'PROMOTE requested');
+    this.#command(this.node(id), (m, now) => m.promote(now));
+  }
+
+  storeDown(): void {
+    this.store.stop();
+    this.note('*', 'STORE DOWN');
+  }
+
+  storeUp(): void {
+    this.store.start();
+    this.note('*', 'STORE UP');
+  }
+
+  cutLink(id: string): void {
+    const node = this.node(id);
+    this.store.cutLink(node.client);
+    this.note(id, 'LINK TO STORE CUT');
+  }
+
+  healLink(id: string): void {
+    const node = this.node(id);
+    this.store.healLink(node.client);
+    this.note(id, 'LINK TO STORE HEALED');
+  }
+
+  // ---- running ----------------------------------------------------------------------------
+
+  at(time: number, fn: () => void): void {
+    this.#heap.push({ time: Math.max(time, this.now), seq: ++this.#seq, fn });
+  }
+
+  runUntil(time: number): void {
+    for (;;) {
+      const next = this.#heap.peek();
+      if (!next || next.time > time) break;
+      this.#heap.pop();
+      this.#step(next);
+    }
+    this.now = Math.max(this.now, time);
+  }
+
+  runFor(ms: number): void {
+    this.runUntil(this.now + ms);
+  }
+
+  runUntilTrue(predicate: () => boolean, limitMs: number): number | null {
+    const end = this.now + limitMs;
+    if (predicate()) return this.now;
+    for (;;) {
+      const next = this.#heap.peek();
+      if (!next || next.time > end) break;
+      this.#heap.pop();
+      this.#step(next);
+      if (predicate()) return this.now;
+    }
+    this.now = Math.max(this.now, end);
+    return null;
+  }
+
+  note(host: string, text: string): void {
+    if (this.#trace) this.timeline.push(`${this.now.toFixed(1).padStart(10)} ms  ${host.padEnd(8)} ${text}`);
+  }
+
+  eventsOf(type: CoreEvent['type'], host?: string): LeaseEventRecord[] {
+    return this.events.filter((record) => record.event.type === type && (host === undefined || record.host === host));
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  #instant(): Instant {
+    return { mono: this.now, wall: WALL_EPOCH + this.now };
+  }
+
+  #newMachine(hostname: string, options: LeaseNodeOptions): LeaseElection {
+    const machineOptions: LeaseElectionOptions = {
+      hostname,
+      ip: '127.0.0.1',
+      port: 3014,
+      instanceId: this.random.hex(16),
+      prefix: '/pixl-server-multi/sim/',
+      tickMs: this.tickMs,
+      checkBeats: this.checkBeats,
+      ttlSeconds: this.ttlSeconds,
+    };
+    if (options.eligible !== undefined) machineOptions.eligible = options.eligible;
+    if (options.priority !== undefined) machineOptions.priority = options.priority;
+    if (options.data !== undefined) machineOptions.data = options.data;
+    return new LeaseElection(machineOptions);
+  }
+
+  #start(node: LeaseNode): void {
+    if (node.alive) return;
+    node.alive = true;
+    node.incarnation++;
+    node.client = `${node.id}#${node.incarnation}`;
+    this.note(node.id, 'START');
+    this.observer?.onLifecycle?.('start', node);
+    this.#apply(node, node.machine.start(this.#instant()));
+  }
+
+  #step(item: Item): void {
+    this.now = item.time;
+    this.steps++;
+    if (item.time === this.#stepTime) {
+      if (++this.#stepsAtTime > MAX_STEPS_AT_ONE_INSTANT) throw new Error(`livelock: more than ${MAX_STEPS_AT_ONE_INSTANT} steps at ${this.now} ms`);
+    } else {
+      this.#stepTime = item.time;
+      this.#stepsAtTime = 0;
+    }
+    item.fn();
+    this.observer?.afterStep?.();
+  }
+
+  /** A command from the app: runs now, or (frozen) when the process resumes. */
+  #command(node: LeaseNode, run: (machine: LeaseElection, now: Instant) => LeaseOutput): void {
+    if (!node.alive) return;
+    if (node.frozenUntil > this.now) {
+      const machine = node.machine;
+      this.at(node.frozenUntil + 0.001, () => {
+        if (node.alive && node.machine === machine) this.#apply(node, run(machine, this.#instant()));
+      });
+      return;
+    }
+    this.#apply(node, run(node.machine, this.#instant()));
+  }
+
+  #fromStore(client: string, item: ClientItem): void {
+    const node = this.nodes.get(client.slice(0, client.lastIndexOf('#')));
+    if (!node || !node.alive || node.client !== client) return;
+    if (node.frozenUntil > this.now) {
+      // Read when the process resumes, after its timers (Node runs due timers before polling I/O).
+      this.at(node.frozenUntil + 0.001, () => this.#fromStore(client, item));
+      return;
+    }
+    const instant = this.#instant();
+    const machine = node.machine;
+    switch (item.kind) {
+      case 'result':
+        if (this.#trace && this.#traceLevel >= 9) this.note(node.id, `result #${item.id} ${JSON.stringify(item.result).slice(0, 160)}`);
+        this.#apply(node, machine.onResult(item.id, item.result, instant));
+        break;
+      case 'watch':
+        if (this.#trace && this.#traceLevel >= 9) this.note(node.id, `watch ${item.batch.events.map((e) => `${e.type} ${e.kv.key}@${e.kv.modRevision}`).join(', ')}`);
+        this.#apply(node, machine.onWatch(item.id, item.batch, instant));
+        break;
+      case 'watchLost':
+        this.#apply(node, machine.onWatchLost(item.id, 'the stream broke', instant));
+        break;
+    }
+  }
+
+  #apply(node: LeaseNode, out: LeaseOutput): void {
+    if (this.#trace) for (const line of out.logs) if (line.level <= this.#traceLevel) this.note(node.id, line.message);
+    for (const op of out.store) {
+      if (this.#trace && this.#traceLevel >= 9) this.note(node.id, `store ${op.type} #${op.id}${'key' in op ? ` ${op.key}` : ''}${'lease' in op ? ` lease ${op.lease}` : ''}`);
+      this.store.send(node.client, op);
+    }
+    if (node.alive) this.#scheduleWake(node, out.wakeAt);
+    for (const event of out.events) {
+      const record = { time: this.now, host: node.id, event };
+      node.events.push(record);
+      this.events.push(record);
+      if (this.#trace && event.type !== 'members') this.note(node.id, `event ${describe(event)}`);
+      this.observer?.onEvent?.(record, node);
+    }
+  }
+
+  #scheduleWake(node: LeaseNode, wakeAt: number): void {
+    if (!Number.isFinite(wakeAt)) return;
+    const time = Math.max(this.now, wakeAt, node.frozenUntil);
+    if (node.wakeAt <= time && node.wakeAt >= this.now) return;
+    const token = ++node.wakeToken;
+    node.wakeAt = time;
+    this.at(time, () => {
+      if (!node.alive || node.wakeToken !== token) return;
+      node.wakeAt = Infinity;
+      if (node.frozenUntil > this.now) return this.#scheduleWake(node, node.frozenUntil);
+      this.#apply(node, node.machine.tick(this.#instant()));
+    });
+  }
+}
+
+function describe(event: CoreEvent): string {
+  switch (event.type) {
+    case 'master':
+      return `master (term ${event.term})`;
+    case 'addserver':
+    case 'deleteserver':
+      return `${event.type} ${event.server.hostname}`;
+    case 'masterchange':
+      return `masterchange ${event.hostname || "''"}`;
+    case 'stepdown':
+    case 'promote':
+      return `${event.type} ${event.ok ? 'ok' : 'failed'} (${event.reason})`;
+    default:
+      return event.type;
+  }
+}

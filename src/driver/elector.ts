@@ -1,0 +1,38 @@
+/**
+ * What the driver and the component need of an election: the UDP core (core/election.ts)
+ * and the lease election (coordinator/lease-election.ts) both are one. Every input takes the
+ * time and returns an Output to carry out; the lease election's Output also carries store
+ * ops, which the driver hands to its host.
+ */
+import type { Address, JsonObject, JsonValue, Message } from '../protocol/messages';
+import type { Instant, Output, ServerRecord } from '../core/types';
+
+export interface Elector {
+  readonly hostname: string;
+  readonly instanceId: string;
+  readonly master: boolean;
+  readonly slave: boolean;
+  readonly masterHostname: string;
+  readonly eligible: boolean;
+  /** The fencing token. */
+  readonly term: number;
+  readonly checkpoint: JsonValue | null;
+  /** The whole table as copies. */
+  readonly table: Record<string, ServerRecord>;
+  record(hostname: string): ServerRecord | undefined;
+  /** Hostnames whose row changed since the last call, or 'all'. */
+  takeChanged(): Set<string> | 'all';
+  start(now: Instant): Output;
+  tick(now: Instant): Output;
+  receive(message: Message, from: Address, now: Instant): Output;
+  sendMessage(to: string, messageType: string, payload: JsonValue, now: Instant, ids?: { rid?: string; re?: string }): Output;
+  setCheckpoint(data: JsonValue, now: Instant): Output | null;
+  setEligible(eligible: boolean, now: Instant): Output;
+  setData(data: JsonObject): void;
+  setLocked(hostname: string, locked: boolean, now: Instant): Output;
+  setTiming(timing: { tickMs: number; checkBeats: number }, now: Instant): Output;
+  setPolicy(policy: { exitOnConflict: boolean; priority: number; quorum: number }, now: Instant): Output;
+  stepDown(now: Instant): Output;
+  promote(now: Instant): Output;
+  shutdown(now: Instant): Output;
+}
