@@ -368,11 +368,15 @@ describe('stall awareness', () => {
     assert.equal(sim.eventsOf('conflict').length, 0);
   });
 
-  test('a lone master that stalled takes its role straight back on waking', () => {
+  test('a lone master that stalled takes its role back on waking, once the answers to its hello had time to come', () => {
     const sim = cluster({ a: {} });
     agree(sim);
+    const term = sim.node('a').core.term;
     sim.stall('a', 3 * TOCK);
     sim.runFor(3 * TOCK + 10);
+    assert.equal(sim.node('a').core.master, false, 'claimed before anyone could answer');
+    sim.runFor(TICK / 2);
     assert.equal(sim.node('a').core.master, true);
+    assert.equal(sim.node('a').core.term, term + 1, 'a new term: it stepped down on waking');
   });
 });

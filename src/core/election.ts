@@ -435,8 +435,10 @@ export class ElectionCore {
   // ---- the rules and the output ------------------------------------------------------
 
   #checkStall(now: Instant): void {
-    if (!this.#announcer.checkStall(now)) return;
+    const late = this.#announcer.checkStall(now);
+    if (!late) return;
     const roles = this.#roles;
+    if (now.mono - this.#announcer.lastHeartbeatAt >= this.#timing.deadAfterMs - this.#timing.tickMs) roles.recover(now);
     if (roles.master && now.mono - this.#announcer.lastHeartbeatAt >= this.#timing.deadAfterMs) {
       // Silent longer than the others wait before electing a replacement: they probably
       // have one. Fence ourselves now rather than fight it; if nobody took over, the

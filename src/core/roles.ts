@@ -70,6 +70,8 @@ export class Roles {
   exiting = false;
   stopped = false;
   startedAt = 0;
+  /** After a long stall, peers are not removed before the answers to our hello had time to come. */
+  #holdRemovalsUntil = -Infinity;
   /** The master we lost and when we last heard from it, for the line that names its successor. */
   #lost: { hostname: string; at: number; what: string } | null = null;
 
@@ -87,9 +89,23 @@ export class Roles {
     return this.role === 'master';
   }
 
+  /**
+   * We woke from a stall long enough that peers may have acted on our silence, and what
+   * our socket kept of their packets meanwhile may be partial (a full buffer drops the
+   * newest). Like a joiner: listen for the answers to our marker hello (every server
+   * answers at once) before claiming or removing anyone, ending early when a master is heard.
+   */
+  recover(now: Instant): void {
+    const { timing } = this.#p;
+    const listen = Math.min(timing.tockMs, timing.tickMs / 2);
+    this.settled = false;
+    this.listenUntil = Math.max(this.listenUntil, now.mono + listen);
+    this.#holdRemovalsUntil = now.mono + listen;
+  }
+
   evaluate(now: Instant): void {
     const { members, instances, quorum, step, handoffs } = this.#p;
-    for (const [hostname, peer] of members.dead(now)) {
+    for (const [hostname, peer] of now.mono < this.#holdRemovalsUntil ? [] : members.dead(now)) {
       if (peer.record.master && !members.hasLeft(peer)) quorum.masterFellSilent(peer);
       // Of two processes with this hostname, the one we followed died: the other is still
       // here, locked or not.
