@@ -241,6 +241,8 @@ export class SimCluster {
     const node = {
       id,
       hostname,
+      core,
+      driver: null as unknown as Driver,
       instance: { iid: core.instanceId, lastDelivered: null },
       address: addressOf(id),
       keyring: this.#keyring,
@@ -253,7 +255,7 @@ export class SimCluster {
       wakeToken: 0,
       events: [],
       options,
-    } as Omit<SimNode, 'core' | 'driver'> as SimNode;
+    } as SimNode;
     this.#attach(node, core);
     this.nodes.set(id, node);
     this.#push({ time: Math.max(this.now, options.at ?? this.now), seq: 0, kind: 'start', host: id });
@@ -643,6 +645,13 @@ export class SimCluster {
     node.driver.run(step);
   }
 
+  /** Swap the core a server runs (tests: a deliberately broken core, to prove the checker). */
+  replaceCore(id: string, core: ElectionCore): void {
+    const node = this.node(id);
+    node.core = core;
+    node.driver.core = core;
+  }
+
   /** A new process on `node`: its core, and the driver that carries out its steps. */
   #attach(node: SimNode, core: ElectionCore): void {
     node.claimsArrived = new Map();
@@ -662,15 +671,8 @@ export class SimCluster {
       },
       this.#wire ? { keyring: node.keyring, maxPacketBytes: DEFAULT_MAX_PACKET_BYTES, maxDataBytes: 0 } : null,
     );
-    Object.defineProperty(node, 'driver', { value: driver, enumerable: true, configurable: true, writable: true });
-    Object.defineProperty(node, 'core', {
-      enumerable: true,
-      configurable: true,
-      get: () => driver.core,
-      set: (replacement: ElectionCore) => {
-        driver.core = replacement;
-      },
-    });
+    node.driver = driver;
+    node.core = core;
   }
 
   #countDrop(reason: string): void {

@@ -156,14 +156,14 @@ describe('the checker catches what it claims to', () => {
     const a = sim.node('a');
     // A broken core: it reports itself ineligible but ignores the change.
     const real = a.core;
-    a.core = new Proxy(real, {
+    sim.replaceCore('a', new Proxy(real, {
       get(target, property) {
         if (property === 'eligible') return false;
         if (property === 'setEligible') return () => ({ send: [], events: [], logs: [], wakeAt: Infinity });
         const value: unknown = Reflect.get(target, property, target);
         return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
       },
-    });
+    }));
     const violation = violationOf(() => sim.setEligible('a', false));
     assert.equal(violation.invariant, 'ineligible-never-master');
   });

@@ -170,12 +170,14 @@ export class ElectionCore {
    * Live eligible servers (self included when eligible), sorted: the set that work split by
    * key is assigned over. Every server computes the same set once the cluster is stable.
    */
-  eligibleMembers(now: Instant): string[] {
-    const members = this.#roles.self.eligible ? [this.hostname] : [];
-    for (const [hostname, peer] of this.#members.entries()) {
-      if (peer.record.eligible && this.#members.isLive(peer, now)) members.push(hostname);
+  eligibleMembers(_now?: Instant): string[] {
+    const members = [...this.#members.eligible];
+    if (this.#roles.self.eligible) {
+      let at = 0;
+      while (at < members.length && (members[at] as string) < this.hostname) at++;
+      members.splice(at, 0, this.hostname);
     }
-    return members.sort();
+    return members;
   }
 
   /** A copy of one row of the table (self included), or undefined. */
@@ -470,11 +472,10 @@ export class ElectionCore {
       step.membersMayHaveChanged = false;
       // After a step that may have changed it (a join, a departure, an eligibility flip),
       // report the live eligible set if it changed: that is when keys move.
-      const members = this.eligibleMembers(now);
-      const joined = members.join('\n');
-      if (joined !== this.#lastMembers) {
-        this.#lastMembers = joined;
-        step.event({ type: 'members', members });
+      const key = `${this.#members.membersVersion}/${this.#roles.self.eligible}`;
+      if (key !== this.#lastMembers) {
+        this.#lastMembers = key;
+        step.event({ type: 'members', members: this.eligibleMembers() });
       }
     }
     const wakeAt = this.#wakeAt(now);

@@ -9,7 +9,7 @@ import type { Announcer } from './announce';
 import type { FreshnessGuard } from './freshness';
 import type { Handoffs } from './handoff';
 import type { Instances } from './instances';
-import type { MemberTable } from './members';
+import type { MemberTable, Peer } from './members';
 import type { Roles } from './roles';
 import type { Step } from './step';
 import type { Timing } from './timing';
@@ -71,7 +71,7 @@ export class Inbox {
     }
     switch (message.action) {
       case 'heartbeat':
-        this.#receiveHeartbeat(message, from, now);
+        this.#receiveHeartbeat(message, from, now, peer);
         break;
       case 'shutdown':
         this.#receiveShutdown(message, now);
@@ -131,9 +131,8 @@ export class Inbox {
     this.#announcer.answerSoon(now);
   }
 
-  #receiveHeartbeat(message: HeartbeatMessage, from: Address, now: Instant): void {
+  #receiveHeartbeat(message: HeartbeatMessage, from: Address, now: Instant, existing: Peer | undefined): void {
     const members = this.#members;
-    const existing = members.get(message.hostname);
     if (existing) {
       if (existing.iid !== message.iid && !this.#instances.switchInstance(existing, message, from, now)) return;
       members.follow(existing, message, from.address, now.mono, now);

@@ -1,12 +1,13 @@
 /**
  * The member table: every peer we hear, its record, and when it dies.
  *
- * Peers are kept in the order we last heard them, oldest first: a heartbeat moves its peer
- * to the end (`place`). Every peer dies the same time after it was last heard, so the
- * unlocked dead peers are a prefix and the next deadline is that of the first live peer;
- * each packet then costs O(1) instead of a walk over the whole table (with 1000 servers
- * the walk cost every server O(N²) per tick). A locked peer whose shutdown notice makes it
- * dead at once is moved to the front, which keeps this true.
+ * Within a lane (peers judged by one timing) peers are kept in the order we last heard
+ * them, oldest first: a heartbeat moves its peer to the end (`place`). Every peer of a lane
+ * dies the same time after it was last heard, so the unlocked dead peers are a prefix and
+ * the next deadline is that of the first live peer; each packet then costs O(1) instead of
+ * a walk over the whole table (with 1000 servers the walk cost every server O(N²) per
+ * tick). A locked peer whose shutdown notice makes it dead at once is moved to the front,
+ * which keeps this true.
  *
  * Records here are the core's own. Applications read copies (the shell's `servers`
  * view); nothing an application writes there reaches this table, and locking a record is
@@ -44,8 +45,8 @@ export interface Peer {
   lane: Lane;
   /** The heartbeat interval it is configured for, as it says (0: it does not say, as the original). */
   tick: number;
-  /** The timing last reported as a mismatch ('' before its first heartbeat was looked at). */
-  timingNoted: string;
+  /** The timings (its and ours) when its timing was last looked at for a mismatch. */
+  timingNoted: { tick: number; beats: number; ourTick: number; ourBeats: number };
 }
 
 /**
@@ -93,6 +94,8 @@ export interface OtherInstance {
   heartbeat: HeartbeatMessage | null;
 }
 
+const NONE: ReadonlyArray<[string, Peer]> = Object.freeze([]);
+
 /** A server paces its heartbeats up to this many times its own rate to match a faster peer, and no more. */
 export const MAX_PACE_UP = 20;
 
@@ -107,6 +110,16 @@ export class MemberTable {
   /** Hostnames whose record changed since the last `takeChanged` (for the application's view). */
   #changed = new Set<string>();
   #allChanged = false;
+  /** The application's view has been read at least once: from then on changes are noted. */
+  #viewed = false;
+  /**
+   * Hostnames of the eligible peers in the table that are not silent (a locked peer that
+   * left or fell silent stays in the table but not here), sorted: the member set without
+   * ourselves, kept as peers come and go, so a join costs no sort of everyone.
+   */
+  #eligible: string[] = [];
+  /** Counts changes of #eligible, so the facade reports the member set only when it changed. */
+  membersVersion = 0;
   /** Lanes by the timing their peers promise; 'local' for peers that promise none. */
   #lanes = new Map<string, Lane>();
   readonly #local: Lane;
@@ -121,6 +134,13 @@ export class MemberTable {
   #departed = new Map<string, { iid: string; seq: number; until: number }>();
   readonly #maxDeparted: number;
 
+  /**
+   * No peer reaches its deadline before this (monotonic ms; -Infinity: look). Heartbeats
+   * only move deadlines later, so it stays true as packets arrive; what can bring a
+   * deadline nearer (a join into another lane, a shutdown of a locked peer, a re-sort, a
+   * timing reload, an unlock) sets it back to -Infinity.
+   */
+  #earliest = -Infinity;
   /** Peers that say they are configured for a shorter heartbeat interval than ours. */
   #faster = new Set<Peer>();
   #frozenLanes = 0;
@@ -138,6 +158,7 @@ export class MemberTable {
    * it is heard again, by when it has had a chance to hear ours and pace to it.
    */
   freezeTiming(before: { tickMs: number; checkBeats: number }): void {
+    this.#earliest = -Infinity;
     if (this.#local.peers.size === 0) return;
     const frozen = new Lane(`was ${before.tickMs}/${before.checkBeats} #${++this.#frozenLanes}`, { ...before });
     this.#lanes.set(frozen.key, frozen);
@@ -145,8 +166,35 @@ export class MemberTable {
     this.#local.peers.clear();
   }
 
+  /** The eligible members of the table, sorted (ourselves not included). */
+  get eligible(): readonly string[] {
+    return this.#eligible;
+  }
+
+  #member(hostname: string, peer: Peer): boolean {
+    return peer.record.eligible && !this.#leftLocked.has(peer);
+  }
+
+  /** Keep #eligible in step with `hostname` being a member now or not. */
+  #setMember(hostname: string, member: boolean): void {
+    const list = this.#eligible;
+    let low = 0;
+    let high = list.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if ((list[mid] as string) < hostname) low = mid + 1;
+      else high = mid;
+    }
+    const present = list[low] === hostname;
+    if (member === present) return;
+    if (member) list.splice(low, 0, hostname);
+    else list.splice(low, 1);
+    this.membersVersion++;
+  }
+
   /** After our timing changed (the shared Timing already holds the new one). */
   timingChanged(): void {
+    this.#earliest = -Infinity;
     this.#recountTicks();
   }
 
@@ -188,9 +236,10 @@ export class MemberTable {
   #noteTiming(hostname: string, peer: Peer, message: HeartbeatMessage): void {
     if (message.tick === undefined || message.beats === undefined) return;
     const ours = this.#timing;
-    const key = `${message.tick}/${message.beats}/${ours.tickMs}/${ours.checkBeats}`;
-    if (peer.timingNoted === key) return;
-    peer.timingNoted = key;
+    // Numbers, not a key string: this runs for every heartbeat.
+    const noted = peer.timingNoted;
+    if (noted.tick === message.tick && noted.beats === message.beats && noted.ourTick === ours.tickMs && noted.ourBeats === ours.checkBeats) return;
+    peer.timingNoted = { tick: message.tick, beats: message.beats, ourTick: ours.tickMs, ourBeats: ours.checkBeats };
     if (message.tick === Math.round(ours.tickMs) && message.beats === ours.checkBeats) return;
     const pace = message.tick < ours.tickMs ? `; this server sends its heartbeats every ${Math.round(Math.max(message.tick, ours.tickMs / MAX_PACE_UP))} ms while ${hostname} is here` : '';
     this.#step.peerLog(
@@ -207,7 +256,7 @@ export class MemberTable {
     return this.#peers.get(hostname);
   }
 
-  /** Peers in heard order, oldest first. */
+  /** Peers in the order they joined the table. */
   entries(): IterableIterator<[string, Peer]> {
     return this.#peers.entries();
   }
@@ -226,7 +275,8 @@ export class MemberTable {
 
   /** A record changed: the application's view copies it again. */
   touch(hostname: string): void {
-    if (this.#allChanged) return;
+    // Until someone reads the view (the simulator never does) there is nothing to keep.
+    if (this.#allChanged || !this.#viewed) return;
     this.#changed.add(hostname);
     // A flood of forged hostnames between two reads of the view must not grow this set
     // without bound: past the table's own bound, the view is rebuilt instead.
@@ -238,6 +288,10 @@ export class MemberTable {
 
   /** Hostnames changed (added, updated or removed) since the last call, or 'all'. */
   takeChanged(): Set<string> | 'all' {
+    if (!this.#viewed) {
+      this.#viewed = true;
+      return 'all';
+    }
     if (this.#allChanged) {
       this.#allChanged = false;
       return 'all';
@@ -277,9 +331,11 @@ export class MemberTable {
       ckpt: message.ckpt ?? null,
       lane: this.#local,
       tick: 0,
-      timingNoted: '',
+      timingNoted: { tick: 0, beats: 0, ourTick: 0, ourBeats: 0 },
     };
     this.#peers.set(message.hostname, peer);
+    this.#earliest = -Infinity;
+    this.#setMember(message.hostname, message.eligible);
     this.#join(this.#local, message.hostname, peer);
     this.#countTick(peer, message.tick ?? 0);
     this.#noteTiming(message.hostname, peer, message);
@@ -311,6 +367,7 @@ export class MemberTable {
     peer.lastHeard = heardAt;
     peer.address = address;
     this.#leftLocked.delete(peer);
+    this.#setMember(message.hostname, message.eligible);
     if (peer.lane !== this.#local) {
       // Heard again after a reload of our timing: judged by ours from now on.
       this.#leave(message.hostname, peer);
@@ -331,17 +388,15 @@ export class MemberTable {
   /** Keep the heard order after `peer.lastHeard` changed. */
   #place(hostname: string, peer: Peer, now: Instant): void {
     const lane = peer.lane;
-    this.#peers.delete(hostname);
     lane.peers.delete(hostname);
     if (peer.lastHeard >= now.mono) {
-      this.#peers.set(hostname, peer);
       lane.peers.set(hostname, peer);
       return;
     }
     // Heard earlier than now (following the other process of a duplicate, or a locked peer
     // that left): rare, so re-sort.
+    this.#earliest = -Infinity;
     const byHeard = (a: [string, Peer], b: [string, Peer]): number => a[1].lastHeard - b[1].lastHeard;
-    this.#peers = new Map([...this.#peers, [hostname, peer] as [string, Peer]].sort(byHeard));
     const sorted = [...lane.peers, [hostname, peer] as [string, Peer]].sort(byHeard);
     lane.peers.clear();
     for (const [name, member] of sorted) lane.peers.set(name, member);
@@ -363,13 +418,15 @@ export class MemberTable {
   markLeft(hostname: string, peer: Peer, now: Instant): void {
     this.#step.membersMayHaveChanged = true;
     this.#leftLocked.add(peer);
+    this.#setMember(hostname, false);
     peer.lastHeard = now.mono - peer.lane.deadAfterMs;
     this.#place(hostname, peer, now); // its deadline is now the oldest
   }
 
   /** A locked peer fell silent: kept, but no longer a member, and (having been noted once) no longer anyone's lease. */
-  markSilent(peer: Peer): void {
+  markSilent(hostname: string, peer: Peer): void {
     this.#leftLocked.add(peer);
+    this.#setMember(hostname, false);
   }
 
   hasLeft(peer: Peer): boolean {
@@ -378,6 +435,7 @@ export class MemberTable {
 
   remove(hostname: string, peer: Peer): void {
     this.#peers.delete(hostname);
+    this.#setMember(hostname, false);
     this.#leave(hostname, peer);
     this.#faster.delete(peer);
     this.#claiming.delete(hostname);
@@ -386,32 +444,37 @@ export class MemberTable {
   }
 
   /** The unlocked peers past their deadline, and the locked ones before the first live one, oldest first. */
-  dead(now: Instant): Array<[string, Peer]> {
-    let dead: Array<[string, Peer]> = [];
+  dead(now: Instant): ReadonlyArray<[string, Peer]> {
+    // Nothing has reached its deadline since the last look (deadlines only move later as
+    // peers are heard): the common case, one comparison per packet.
+    if (now.mono < this.#earliest) return NONE;
+    let dead: Array<[string, Peer]> | null = null;
     let lanes = 0;
     for (const lane of this.#lanes.values()) {
       const deadAfter = lane.deadAfterMs;
-      const before = dead.length;
+      let found = false;
       for (const [hostname, peer] of lane.peers) {
         // The first live peer ends the scan: every peer after it was heard later.
         if (now.mono < peer.lastHeard + deadAfter) {
           if (peer.record.locked) continue; // a locked peer may sit anywhere: it is never moved when dead
           break;
         }
-        dead.push([hostname, peer]);
+        (dead ??= []).push([hostname, peer]);
+        found = true;
       }
-      if (dead.length > before) lanes++;
+      if (found) lanes++;
     }
-    if (lanes > 1) dead = dead.sort((a, b) => a[1].lastHeard - b[1].lastHeard);
-    return dead;
+    if (dead === null) return NONE;
+    return lanes > 1 ? dead.sort((a, b) => a[1].lastHeard - b[1].lastHeard) : dead;
   }
 
   /** Live peers whose last heartbeat claims master. */
   liveClaimants(now: Instant): string[] {
+    if (this.#claiming.size === 0) return [];
     const claimants: string[] = [];
     for (const hostname of this.#claiming) {
       const peer = this.#peers.get(hostname);
-      if (peer && this.isLive(peer, now)) claimants.push(hostname);
+      if (peer && now.mono < peer.lastHeard + peer.lane.deadAfterMs) claimants.push(hostname);
     }
     return claimants;
   }
@@ -422,6 +485,12 @@ export class MemberTable {
    * each lane's heard order the first deadline still ahead is the lane's earliest.
    */
   nextDeadline(now: Instant): number {
+    const next = this.#nextDeadline(now);
+    this.#earliest = next;
+    return next;
+  }
+
+  #nextDeadline(now: Instant): number {
     let next = Infinity;
     for (const lane of this.#lanes.values()) {
       const deadAfter = lane.deadAfterMs;
@@ -446,6 +515,7 @@ export class MemberTable {
 
   /** Sent before its sender's shutdown notice, and arriving just after it. */
   sentBeforeDeparture(hostname: string, iid: string | undefined, seq: number | undefined, now: Instant): boolean {
+    if (this.#departed.size === 0) return false;
     const departed = this.#departed.get(hostname);
     return departed !== undefined && iid === departed.iid && (seq ?? -1) < departed.seq && now.mono < departed.until;
   }
@@ -455,6 +525,7 @@ export class MemberTable {
     const peer = this.#peers.get(hostname);
     if (!peer || peer.record.locked === locked) return false;
     peer.record.locked = locked;
+    this.#earliest = -Infinity;
     this.touch(hostname);
     return true;
   }

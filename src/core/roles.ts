@@ -114,7 +114,7 @@ export class Roles {
         // Kept, being locked, but a silent server is master of nothing: its record must not
         // show a second master beside the one elected after it. Nor is it a member any more.
         if (!members.hasLeft(peer)) {
-          members.markSilent(peer);
+          members.markSilent(hostname, peer);
           step.membersMayHaveChanged = true;
         }
         members.clearClaim(hostname, peer);

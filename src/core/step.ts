@@ -43,13 +43,28 @@ export class Step {
     this.#out.dropped = reason;
   }
 
-  /** Hand over what was collected, with the wake-up time, and start a new step. */
+  /**
+   * Hand over what was collected, with the wake-up time, and start a new step. A step that
+   * produced nothing (most packets: a heartbeat that changes nothing) reuses one Output,
+   * whose arrays stay empty: callers read an Output, they never keep or fill one.
+   */
   take(wakeAt: number): Output {
     const out = this.#out;
+    if (out.send.length === 0 && out.events.length === 0 && out.logs.length === 0) {
+      out.wakeAt = wakeAt;
+      const quiet = this.#quiet;
+      quiet.wakeAt = wakeAt;
+      if (out.dropped === undefined) delete quiet.dropped;
+      else quiet.dropped = out.dropped;
+      delete out.dropped;
+      return quiet;
+    }
     out.wakeAt = wakeAt;
     this.#out = emptyOutput();
     return out;
   }
+
+  #quiet: Output = emptyOutput();
 }
 
 function emptyOutput(): Output {

@@ -90,7 +90,10 @@ export interface Failover {
 type StepFn<C> = (core: C, now: Instant) => Output | null;
 
 interface Pending<C> {
-  run: StepFn<C>;
+  /** The step; null for a received message (the common case, kept free of closures). */
+  run: StepFn<C> | null;
+  message: Message | null;
+  from: Address | null;
   /** Runs once every datagram of the step has been sent. */
   sent: (() => void) | undefined;
   /** Runs with the Output once the step is carried out (e.g. to read `dropped`). */
@@ -151,7 +154,11 @@ export class Driver<C extends Elector = ElectionCore> {
 
   /** Queue a step; it runs now unless a step is being carried out (then right after it). */
   run(run: StepFn<C>, options: { sent?: () => void; after?: (out: Output) => void; remote?: boolean } = {}): void {
-    this.#queue.push({ run, sent: options.sent, after: options.after, remote: options.remote ?? false });
+    this.#enqueue({ run, message: null, from: null, sent: options.sent, after: options.after, remote: options.remote ?? false });
+  }
+
+  #enqueue(pending: Pending<C>): void {
+    this.#queue.push(pending);
     if (this.#draining) return;
     this.#draining = true;
     try {
@@ -163,7 +170,7 @@ export class Driver<C extends Elector = ElectionCore> {
 
   /** A decoded, validated message arrived. `after` sees the Output (its `dropped` reason). */
   receive(message: Message, from: Address, after?: (out: Output) => void): void {
-    this.run((core, now) => core.receive(message, from, now), after ? { after, remote: true } : { remote: true });
+    this.#enqueue({ run: null, message, from, sent: undefined, after, remote: true });
   }
 
   /** The wake-up time came. */
@@ -177,7 +184,8 @@ export class Driver<C extends Elector = ElectionCore> {
   }
 
   #step(pending: Pending<C>): void {
-    const out = pending.run(this.core, this.#host.now());
+    const now = this.#host.now();
+    const out = pending.run ? pending.run(this.core, now) : this.core.receive(pending.message as Message, pending.from as Address, now);
     if (!out) {
       pending.sent?.();
       return;
@@ -237,7 +245,7 @@ export class Driver<C extends Elector = ElectionCore> {
     const host = this.#host;
     if (host.logs && !host.logs(line.level)) return;
     let message = line.message;
-    if (remote || line.kind !== undefined) {
+    if (remote || line.remote === true || line.kind !== undefined) {
       const suppressed = this.#budget.admit(line.level, line.kind, host.now().mono);
       this.stats.logsSuppressed = this.#budget.suppressed;
       if (suppressed === null) return;
