@@ -32,7 +32,8 @@
 import type { Address, AppMessage, Checkpoint, HeartbeatMessage, JsonObject, JsonValue, Message } from '../protocol/messages';
 import type { CoreEvent, Instant, LogLine, Outbound, ServerRecord } from '../core/types';
 import { SkippedSeqs } from '../core/skipped';
-import type { KeyValue, LeaseOutput, StoreOp, StoreResult, WatchBatch } from './types';
+import type { KeyValue, StoreOp, StoreResult, WatchBatch } from '../protocol/store';
+import type { LeaseOutput } from './types';
 import * as records from './records';
 
 export interface LeaseElectionOptions {
