@@ -14,7 +14,7 @@
  *
  * This file is the store alone; sim/lease-cluster.ts drives machines against it.
  */
-import type { KeyValue, StoreOp, StoreResult, WatchBatch, WatchEvent } from '../src/coordinator/types';
+import type { KeyValue, StoreOp, StoreResult, WatchBatch, WatchEvent } from '../src/protocol/store';
 
 export interface StoreLease {
   id: string;

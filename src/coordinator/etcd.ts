@@ -12,7 +12,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { EtcdSettings, KeyValue, StoreOp, StoreResult, WatchBatch } from './types';
+import type { EtcdSettings } from './types';
+import type { KeyValue, StoreOp, StoreResult, WatchBatch } from '../protocol/store';
 
 export type { EtcdSettings } from './types';
 

@@ -15,7 +15,7 @@
 import type { Address, Message } from '../protocol/messages';
 import type { CoreEvent, Instant, LogLine, Output, ServerRecord } from '../core/types';
 import type { ElectionCore } from '../core/election';
-import type { StoreOp } from '../coordinator/types';
+import type { StoreOp } from '../protocol/store';
 import type { Elector } from './elector';
 import { dataBytes, encode } from '../wire/codec';
 import type { Keyring } from '../wire/auth';
