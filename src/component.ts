@@ -359,8 +359,12 @@ class MultiServer extends Component {
 
   // ---- pixl-server hooks ------------------------------------------------------------
 
-  /** Validate the section when pixl-server initialises components, before any daemon fork. */
-  override init(server: Component.Server, config?: Component.ConfigObject): void {
+  /**
+   * Validate the section when pixl-server initialises components, before any daemon fork.
+   * (Parameters typed as `this[...]`, not `Component.Server`: an app's own declaration of
+   * pixl-server/component, which our shipped .d.ts then extends, may lack that namespace.)
+   */
+  override init(server: this['server'], config?: this['config']): void {
     super.init(server, config);
     this.#settings = this.#validate();
   }
@@ -886,6 +890,23 @@ namespace MultiServer {
   export import computeBroadcastIP = config.computeBroadcastIP;
   export import encode = codec.encode;
   export import decode = codec.decode;
+}
+
+// `import MultiServer from 'pixl-server-multi'` without esModuleInterop compiles to
+// `require(...).default`: index.ts sets that property, this types it (the whole class and
+// namespace, so `MultiServer` stays usable as a type after a default import).
+declare namespace MultiServer {
+  export { MultiServer as default };
+}
+
+// `server.MultiServer` and the events emitted on the server, typed in the pixl-server
+// declarations shipped in types/pixl.d.ts. The pattern's own name finds that declaration and
+// never an app's own `declare module 'pixl-server'`, so this cannot clash with one.
+declare module '*pixl-server' {
+  interface Components {
+    MultiServer: MultiServer;
+  }
+  interface Events extends MultiServerEvents {}
 }
 
 export = MultiServer;
