@@ -617,7 +617,7 @@ export class SimCluster {
         }
         if (item.from !== item.to) item.source.lastDelivered = this.now;
         if (this.#trace && item.late) this.#note(item.to, `late ${item.message.action} from ${item.from} (seq ${item.message.seq ?? '-'})`);
-        this.#receive(node, item.message, { address: item.address, port: 3014 });
+        this.#receive(node, item.message, this.#addressFor(item.address));
         break;
       }
       case 'call':
@@ -627,9 +627,20 @@ export class SimCluster {
   }
 
   #receive(node: SimNode, message: Message, from: Address): void {
-    node.driver.receive(message, from, (out) => {
-      if (out.dropped) this.#countDrop(out.dropped);
-    });
+    node.driver.receive(message, from, this.#afterReceive);
+  }
+
+  /** One callback for every delivery (not a closure each): drops are counted cluster-wide. */
+  readonly #afterReceive = (out: Output): void => {
+    if (out.dropped) this.#countDrop(out.dropped);
+  };
+
+  /** Source addresses are few: one object each, shared by every delivery (cores never change them). */
+  #addresses = new Map<string, Address>();
+  #addressFor(address: string): Address {
+    let from = this.#addresses.get(address);
+    if (!from) this.#addresses.set(address, (from = Object.freeze({ address, port: 3014 })));
+    return from;
   }
 
   #run(node: SimNode, step: (core: ElectionCore, now: Instant) => Output | null): void {
