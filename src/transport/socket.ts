@@ -34,6 +34,7 @@ export function bindSocket(options: BindOptions): Promise<dgram.Socket> {
     });
     socket.bind({ port: options.port, address: options.address, exclusive: false }, () => {
       try {
+        askForReceiveBuffer(socket);
         options.setup?.(socket);
       } catch (err) {
         socket.close();
@@ -44,6 +45,21 @@ export function bindSocket(options: BindOptions): Promise<dgram.Socket> {
       resolve(socket);
     });
   });
+}
+
+/**
+ * Datagrams queue in the socket's receive buffer while the event loop is busy (a flood, a
+ * stall, a burst of a thousand servers' heartbeats). Ask for more than the default; the
+ * kernel grants at most its `net.core.rmem_max` (a few hundred KB by default), silently.
+ */
+export const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
+
+function askForReceiveBuffer(socket: dgram.Socket): void {
+  try {
+    if (socket.getRecvBufferSize() < RECEIVE_BUFFER_BYTES) socket.setRecvBufferSize(RECEIVE_BUFFER_BYTES);
+  } catch {
+    // Refused (a restricted system): the default buffer still works.
+  }
 }
 
 /** Close a socket; resolves once it is closed (at once if it is null). */
