@@ -516,6 +516,9 @@ class MultiServer extends Component {
           maxServers: settings.max_servers,
           maxPacketBytes: settings.max_packet_bytes,
           maxDataBytes: settings.max_data_bytes,
+          // Servers started together (a deploy, a reboot) may take a second to make their first
+          // read on a busy machine: listen that long at least, so rank decides, not the fastest.
+          listenMs: 1000,
         });
         this.#lease = lease;
         const step = (run: (now: Instant) => Output): void => {

@@ -121,7 +121,7 @@ export interface MultiServerConfig {
   secret_key?: string | string[];
   /**
    * Mastership decided by an etcd cluster instead of UDP heartbeats (see
-   * docs/drafts/etcd.md): `{ "type": "etcd", "hosts": ["http://10.0.0.1:2379", ...] }`, plus
+   * docs/ETCD.md): `{ "type": "etcd", "hosts": ["http://10.0.0.1:2379", ...] }`, plus
    * optional `prefix`, `ttl`, `username` / `password`, `ca_file` / `cert_file` / `key_file`.
    * Needs the `etcd3` package (`npm install etcd3`), loaded only when this is set.
    * @default unset (UDP heartbeats: the original's election)

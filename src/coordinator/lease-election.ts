@@ -72,6 +72,11 @@ export interface LeaseElectionOptions {
   maxPacketBytes?: number;
   /** Largest `data` accepted in a record, bytes of JSON; 0: only maxPacketBytes. */
   maxDataBytes?: number;
+  /**
+   * How long to listen after the first read before a first campaign, so servers that start
+   * together elect by rank. @default one tick
+   */
+  listenMs?: number;
 }
 
 const DEFAULT_MAX_SERVERS = 1000;
@@ -108,7 +113,7 @@ export class LeaseElection {
       read: (kvs, revision, now) => this.#reader.read(kvs, revision, now),
     }));
     const handoffs = (this.#handoffs = new LeaseHandoffs(hostname, step));
-    const roles = (this.#roles = new LeaseRoles({ hostname, ip, instanceId, keys, limits }, { step, table, session, handoffs }));
+    const roles = (this.#roles = new LeaseRoles({ hostname, ip, instanceId, keys, limits, listenMs: options.listenMs ?? 0 }, { step, table, session, handoffs }));
     this.#reader = new StoreReader(keys, limits, { step, table, session, roles, handoffs });
     this.#messages = new AppMessages(hostname, instanceId, step, table);
   }

@@ -52,6 +52,8 @@ export class LeaseRoles {
   master: MasterView | null = null;
   /** Since when no key is known (Infinity: unknown until we read the store again). */
   noMasterSince = 0;
+  /** At least this long (options.listenMs), however short the tick. */
+  readonly #listenMs: number;
   /** Past this, after our first read, the rank may decide (we have listened for a tick). */
   listenUntil = Infinity;
   settled = false;
@@ -62,7 +64,8 @@ export class LeaseRoles {
   /** Resign again at this time: our key outlived a failed resign. */
   #resignDueAt = Infinity;
 
-  constructor(options: { hostname: string; ip: string; instanceId: string; keys: records.Keys; limits: records.Limits }, parts: RolesParts) {
+  constructor(options: { hostname: string; ip: string; instanceId: string; keys: records.Keys; limits: records.Limits; listenMs?: number }, parts: RolesParts) {
+    this.#listenMs = options.listenMs ?? 0;
     this.#hostname = options.hostname;
     this.#ip = options.ip;
     this.#instanceId = options.instanceId;
@@ -80,9 +83,10 @@ export class LeaseRoles {
     return Math.max(this.#p.session.tockMs, this.#p.session.ttlMs);
   }
 
-  /** Without a master for this long, anyone eligible campaigns, whatever the rank. */
+  /** Without a master for this long, anyone eligible campaigns, whatever the rank (never before the rank had its listen). */
   get #patienceMs(): number {
-    return Math.max(this.#p.session.ttlMs, this.#p.session.tockMs);
+    const session = this.#p.session;
+    return Math.max(session.ttlMs, session.tockMs, this.#listenMs + session.tickMs);
   }
 
   /** Campaign if the rules say we may. */
@@ -118,7 +122,7 @@ export class LeaseRoles {
 
   /** After our first full read: listen a tick before campaigning, so servers that start together elect by rank. */
   firstRead(now: Instant): void {
-    if (this.listenUntil === Infinity) this.listenUntil = now.mono + this.#p.session.tickMs;
+    if (this.listenUntil === Infinity) this.listenUntil = now.mono + Math.max(this.#p.session.tickMs, this.#listenMs);
     this.settled ||= now.mono >= this.listenUntil;
   }
 

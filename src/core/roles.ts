@@ -408,7 +408,8 @@ export class Roles {
       iid: this.#instanceId,
       seq: announcer.nextSeq(),
     };
-    // Our timing, so every server judges us by it whatever its own config (the original ignores these).
+    // Our configured timing: a peer configured slower paces its heartbeats to ours, and the
+    // status CLI judges our silence by it (the original ignores these fields).
     heartbeat.tick = Math.min(86_400_000, Math.max(10, Math.round(this.#p.timing.tickMs)));
     heartbeat.beats = this.#p.timing.checkBeats;
     // Other new fields only when they say something.
