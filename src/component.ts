@@ -83,6 +83,8 @@ class MultiServer extends Component {
   #awaitedOps = new Map<number, () => void>();
   #transport: Transport | null = null;
   #timer: NodeJS.Timeout | null = null;
+  /** When the pending timer fires (monotonic ms). */
+  #timerAt = Infinity;
   #eligible = true;
   #data: JsonObject = {};
   #emptyTable: Record<string, ServerRecord> = Object.create(null) as Record<string, ServerRecord>;
@@ -438,7 +440,7 @@ class MultiServer extends Component {
           {
             now: () => ({ mono: performance.now(), wall: Date.now() }),
             send: (datagram, message, to, done, loopback) => {
-              this.logDebug(10, `Sending ${message.action}`, message);
+              if (this.debugLevel(10)) this.logDebug(10, `Sending ${message.action}`, message);
               transport.send(datagram, to, done);
               if (loopback) transport.sendToSelf?.(datagram);
             },
@@ -694,10 +696,20 @@ class MultiServer extends Component {
     if (!this.#shut) this.#driver?.tick();
   };
 
+  /**
+   * Be woken by `wakeAt`. A timer already due no later is kept: an early tick costs the core
+   * nothing (it acts on what is due and asks again), and an idle server then re-arms a timer
+   * a few times a tick, not on every datagram.
+   */
   #schedule(wakeAt: number): void {
+    if (this.#shut || !Number.isFinite(wakeAt)) {
+      this.#clearTimer();
+      return;
+    }
+    if (this.#timer && this.#timerAt <= wakeAt) return;
     this.#clearTimer();
-    if (!Number.isFinite(wakeAt) || this.#shut) return;
     const delay = Math.min(MAX_TIMEOUT_MS, Math.max(0, Math.ceil(wakeAt - performance.now())));
+    this.#timerAt = performance.now() + delay;
     this.#timer = setTimeout(this.#onTimer, delay);
   }
 

@@ -157,6 +157,11 @@ export class ElectionCore {
   get deadAfterMs(): number {
     return this.#timing.deadAfterMs;
   }
+  /** The most detailed log level anyone reads (lines beyond it are not even built). */
+  set logLevel(level: number) {
+    this.#step.verbosity = level;
+  }
+
   /** Number of servers in the table, self included. */
   get size(): number {
     return this.#members.size + 1;

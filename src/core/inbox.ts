@@ -137,7 +137,7 @@ export class Inbox {
       if (existing.iid !== message.iid && !this.#instances.switchInstance(existing, message, from, now)) return;
       members.follow(existing, message, from.address, now.mono, now);
       existing.heard++;
-      this.#step.peerLog(10, `Heartbeat from ${message.hostname}`, existing.record);
+      if (this.#step.wants(10)) this.#step.peerLog(10, `Heartbeat from ${message.hostname}`, existing.record);
       this.#noteHeartbeat(message, now);
       return;
     }

@@ -10,6 +10,15 @@ export class Step {
   #out: Output = emptyOutput();
   /** Joins, departures and eligibility flips set this: the member set may have changed. */
   membersMayHaveChanged = false;
+  /**
+   * The most detailed level anyone will write (the driver sets it from the logger): lines
+   * built for every packet (level 10) are not built at all when nobody reads them.
+   */
+  verbosity = 10;
+
+  wants(level: number): boolean {
+    return level <= this.verbosity;
+  }
 
   /** `loopback`: it must also come back to our own socket, behind whatever is queued there. */
   send(message: Message, to?: Address, loopback = false): void {

@@ -126,6 +126,7 @@ export class Driver<C extends Elector = ElectionCore> {
   readonly #host: DriverHost;
   readonly #budget: LogBudget;
   #queue: Pending<C>[] = [];
+  #steps = 0;
   #draining = false;
   /** The master lost while none is known yet, and when it was last heard (monotonic ms). */
   #lost: { hostname: string; at: number } | null = null;
@@ -184,6 +185,9 @@ export class Driver<C extends Elector = ElectionCore> {
   }
 
   #step(pending: Pending<C>): void {
+    // Now and then (the logger's level can change on a config reload), tell the core how much
+    // detail anyone reads, so that per-packet lines nobody reads are not built.
+    if (this.#host.logs && this.#steps++ % 256 === 0) this.core.logLevel = this.#host.logs(10) ? 10 : this.#host.logs(9) ? 9 : 8;
     const now = this.#host.now();
     const out = pending.run ? pending.run(this.core, now) : this.core.receive(pending.message as Message, pending.from as Address, now);
     if (!out) {

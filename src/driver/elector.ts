@@ -35,4 +35,6 @@ export interface Elector {
   stepDown(now: Instant): Output;
   promote(now: Instant): Output;
   shutdown(now: Instant): Output;
+  /** The most detailed log level anyone reads; an elector may skip building lines beyond it. */
+  logLevel?: number;
 }
