@@ -82,13 +82,22 @@ export interface ChildReport {
     | 'masterchange'
     | 'state'
     | 'stats'
+    | 'message'
+    | 'sent'
+    | 'answered'
     | 'shutdown';
-  /** The hostname an event is about; for 'stats', the request id. */
+  /** The hostname an event is about; for 'stats', 'sent' and 'answered', the command's id. */
   detail?: string;
   /** For deleteserver: epoch ms at which the removed server was last heard. */
   lastHeard?: number;
   /** For 'stats'. */
   stats?: ChildStats;
+  /** For 'message': an application message that arrived (`from` is the sender's hostname). */
+  message?: { type: string; payload: unknown; from: string; request: boolean };
+  /** For 'answered': the reply to a request. */
+  answer?: unknown;
+  /** For 'sent' and 'answered': why `send()` threw or `request()` rejected. */
+  error?: string;
   state: ChildState;
 }
 
@@ -100,7 +109,11 @@ export type ChildCommand =
   | { cmd: 'stepdown' }
   | { cmd: 'eligible'; value: boolean }
   | { cmd: 'shutdown' }
-  | { cmd: 'data'; value: Record<string, unknown> };
+  | { cmd: 'data'; value: Record<string, unknown> }
+  /** `multi.send(target, type, payload)`; reported as 'sent' with this id. */
+  | { cmd: 'send'; id: string; target: string; type: string; payload: unknown }
+  /** `multi.request(...)`; reported as 'answered' with this id. Every member replies to a request with `{ by: <its hostname>, got: <payload> }`. */
+  | { cmd: 'request'; id: string; target: string; type: string; payload: unknown; timeoutMs: number };
 
 export function preciseNow(): number {
   return performance.timeOrigin + performance.now();
@@ -212,6 +225,11 @@ function main(): void {
     report('deleteserver', { detail: record.hostname, lastHeard: preciseNow() - (Date.now() - record.now * 1000) }),
   );
   server.on('masterchange', (hostname: string) => report('masterchange', { detail: hostname }));
+  server.on('message', (type, payload, from, reply) => {
+    report('message', { detail: type, message: { type, payload, from, request: reply !== undefined } });
+    // The echo proves the reply path too: it carries what arrived back to the sender.
+    reply?.({ by: config.hostname, got: payload });
+  });
   process.on('message', (command: ChildCommand) => {
     switch (command.cmd) {
       case 'go':
@@ -240,6 +258,20 @@ function main(): void {
         break;
       case 'data':
         component().data = command.value as never;
+        break;
+      case 'send':
+        try {
+          component().send(command.target, command.type, command.payload as never);
+          report('sent', { detail: command.id });
+        } catch (err) {
+          report('sent', { detail: command.id, error: (err as Error).message });
+        }
+        break;
+      case 'request':
+        component().request(command.target, command.type, command.payload as never, { timeoutMs: command.timeoutMs }).then(
+          (answer) => report('answered', { detail: command.id, answer }),
+          (err: Error) => report('answered', { detail: command.id, error: err.message }),
+        );
         break;
       case 'shutdown':
         server.shutdown();
