@@ -147,6 +147,8 @@ describe('coordinator (etcd) across two subnets joined by a router', { skip }, (
     const killedAt = c.kill('alpha', 'SIGKILL');
     const { master, at: agreedAt } = await c.waitAgreed(WAIT_MS);
     assert.equal(master, 'bravo', 'the next in rank');
+    // The state that shows agreement may arrive with 'masterchange', just before bravo's 'master' report.
+    await c.waitFor(() => report('bravo', 'master', killedAt) !== undefined, WAIT_MS, 'bravo\'s master event');
     const became = report('bravo', 'master', killedAt);
     assert.ok(became);
     t.diagnostic(
@@ -168,7 +170,10 @@ describe('coordinator (etcd) across two subnets joined by a router', { skip }, (
       () =>
         SUBNET_2.every((h) => c.state(h)?.masterHostname === '' && c.state(h)?.master === false) &&
         withEtcd.every((h) => c.state(h)?.masterHostname === 'charlie' && c.state(h)?.servers.join() === withEtcd.join()) &&
-        c.state('charlie')?.master === true,
+        c.state('charlie')?.master === true &&
+        // The events themselves, which may come a report after the states that show them.
+        report('bravo', 'slave', cutAt) !== undefined &&
+        report('charlie', 'master', cutAt) !== undefined,
       WAIT_MS,
       'bravo and delta without a master; charlie master of {charlie, echo}',
     );

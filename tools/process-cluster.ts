@@ -216,7 +216,7 @@ export class ProcessCluster {
 
   /**
    * `multi.request()` on a live member (every member echoes `{ by, got }`); resolves with the
-   * reply and when the request was asked and answered, in the member's own precise times.
+   * reply, when it was asked (here) and when the reply arrived (there): precise times, comparable across processes.
    */
   async request(host: string, target: string, type: string, payload: unknown, timeoutMs = 3000): Promise<{ answer: unknown; askedAt: number; answeredAt: number }> {
     const id = `r${++this.#commandIds}`;
