@@ -66,6 +66,7 @@ export interface ChildStats {
   socketsOpened: number;
 }
 
+/** A child sends its reports to the parent as arrays: those of one synchronous run together. */
 export interface ChildReport {
   host: string;
   /** Epoch ms with sub-ms resolution, comparable across processes on one machine. */
@@ -213,8 +214,18 @@ function main(): void {
       socketsOpened: socketsCreated,
     };
   };
+  // The events of one step (masterchange, then master or slave) are emitted in one synchronous
+  // run: they go to the parent as one message, so a parent waiting for a state never acts
+  // between them (it would take a role event still in the pipe for one that came after).
+  let batch: ChildReport[] = [];
   const report = (type: ChildReport['type'], extra: Partial<ChildReport> = {}): void => {
-    process.send?.({ host: config.hostname, t: preciseNow(), type, state: state(), ...extra } satisfies ChildReport);
+    batch.push({ host: config.hostname, t: preciseNow(), type, state: state(), ...extra } satisfies ChildReport);
+    if (batch.length > 1) return;
+    queueMicrotask(() => {
+      const reports = batch;
+      batch = [];
+      process.send?.(reports);
+    });
   };
 
   server.on('master', () => report('master'));
@@ -280,7 +291,7 @@ function main(): void {
   });
   // The parent going away must not leave members running.
   process.on('disconnect', () => process.exit(0));
-  if (config.hold) process.send({ host: config.hostname, t: preciseNow(), type: 'spawned', state: state() } satisfies ChildReport);
+  if (config.hold) report('spawned');
   else server.startup(() => report('ready'));
 }
 

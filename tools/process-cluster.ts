@@ -147,13 +147,16 @@ export class ProcessCluster {
       ),
     };
     this.#members.set(host, member);
-    child.on('message', (report: ChildReport) => {
-      const previous = member.state;
-      if (!previous || previous.masterHostname !== report.state.masterHostname || previous.master !== report.state.master) {
-        member.learnedAt = report.t;
+    child.on('message', (reports: ChildReport[]) => {
+      for (const report of reports) {
+        const previous = member.state;
+        if (!previous || previous.masterHostname !== report.state.masterHostname || previous.master !== report.state.master) {
+          member.learnedAt = report.t;
+        }
+        member.state = report.state;
+        this.reports.push(report);
       }
-      member.state = report.state;
-      this.reports.push(report);
+      // Once per batch: a waiter sees a step's events all or none.
       this.#check();
     });
     await this.waitFor(() => member.state !== null || !member.alive, 20_000, `${host} to start`);
