@@ -66,6 +66,7 @@ export interface ChildStats {
   socketsOpened: number;
 }
 
+/** A child sends its reports to the parent as arrays: those of one synchronous run together. */
 export interface ChildReport {
   host: string;
   /** Epoch ms with sub-ms resolution, comparable across processes on one machine. */
@@ -82,13 +83,22 @@ export interface ChildReport {
     | 'masterchange'
     | 'state'
     | 'stats'
+    | 'message'
+    | 'sent'
+    | 'answered'
     | 'shutdown';
-  /** The hostname an event is about; for 'stats', the request id. */
+  /** The hostname an event is about; for 'stats', 'sent' and 'answered', the command's id. */
   detail?: string;
   /** For deleteserver: epoch ms at which the removed server was last heard. */
   lastHeard?: number;
   /** For 'stats'. */
   stats?: ChildStats;
+  /** For 'message': an application message that arrived (`from` is the sender's hostname). */
+  message?: { type: string; payload: unknown; from: string; request: boolean };
+  /** For 'answered': the reply to a request. */
+  answer?: unknown;
+  /** For 'sent' and 'answered': why `send()` threw or `request()` rejected. */
+  error?: string;
   state: ChildState;
 }
 
@@ -100,7 +110,11 @@ export type ChildCommand =
   | { cmd: 'stepdown' }
   | { cmd: 'eligible'; value: boolean }
   | { cmd: 'shutdown' }
-  | { cmd: 'data'; value: Record<string, unknown> };
+  | { cmd: 'data'; value: Record<string, unknown> }
+  /** `multi.send(target, type, payload)`; reported as 'sent' with this id. */
+  | { cmd: 'send'; id: string; target: string; type: string; payload: unknown }
+  /** `multi.request(...)`; reported as 'answered' with this id. Every member replies to a request with `{ by: <its hostname>, got: <payload> }`. */
+  | { cmd: 'request'; id: string; target: string; type: string; payload: unknown; timeoutMs: number };
 
 export function preciseNow(): number {
   return performance.timeOrigin + performance.now();
@@ -200,8 +214,18 @@ function main(): void {
       socketsOpened: socketsCreated,
     };
   };
+  // The events of one step (masterchange, then master or slave) are emitted in one synchronous
+  // run: they go to the parent as one message, so a parent waiting for a state never acts
+  // between them (it would take a role event still in the pipe for one that came after).
+  let batch: ChildReport[] = [];
   const report = (type: ChildReport['type'], extra: Partial<ChildReport> = {}): void => {
-    process.send?.({ host: config.hostname, t: preciseNow(), type, state: state(), ...extra } satisfies ChildReport);
+    batch.push({ host: config.hostname, t: preciseNow(), type, state: state(), ...extra } satisfies ChildReport);
+    if (batch.length > 1) return;
+    queueMicrotask(() => {
+      const reports = batch;
+      batch = [];
+      process.send?.(reports);
+    });
   };
 
   server.on('master', () => report('master'));
@@ -212,6 +236,11 @@ function main(): void {
     report('deleteserver', { detail: record.hostname, lastHeard: preciseNow() - (Date.now() - record.now * 1000) }),
   );
   server.on('masterchange', (hostname: string) => report('masterchange', { detail: hostname }));
+  server.on('message', (type, payload, from, reply) => {
+    report('message', { detail: type, message: { type, payload, from, request: reply !== undefined } });
+    // The echo proves the reply path too: it carries what arrived back to the sender.
+    reply?.({ by: config.hostname, got: payload });
+  });
   process.on('message', (command: ChildCommand) => {
     switch (command.cmd) {
       case 'go':
@@ -241,6 +270,20 @@ function main(): void {
       case 'data':
         component().data = command.value as never;
         break;
+      case 'send':
+        try {
+          component().send(command.target, command.type, command.payload as never);
+          report('sent', { detail: command.id });
+        } catch (err) {
+          report('sent', { detail: command.id, error: (err as Error).message });
+        }
+        break;
+      case 'request':
+        component().request(command.target, command.type, command.payload as never, { timeoutMs: command.timeoutMs }).then(
+          (answer) => report('answered', { detail: command.id, answer }),
+          (err: Error) => report('answered', { detail: command.id, error: err.message }),
+        );
+        break;
       case 'shutdown':
         server.shutdown();
         break;
@@ -248,7 +291,7 @@ function main(): void {
   });
   // The parent going away must not leave members running.
   process.on('disconnect', () => process.exit(0));
-  if (config.hold) process.send({ host: config.hostname, t: preciseNow(), type: 'spawned', state: state() } satisfies ChildReport);
+  if (config.hold) report('spawned');
   else server.startup(() => report('ready'));
 }
 

@@ -50,7 +50,7 @@ export class ProcessCluster {
   readonly logDir: string;
   #options: ProcessClusterOptions;
   #port = 0;
-  #statsRequests = 0;
+  #commandIds = 0;
   #portReady: Promise<number> | null = null;
   #members = new Map<string, Member>();
   #waiters: Waiter[] = [];
@@ -147,13 +147,16 @@ export class ProcessCluster {
       ),
     };
     this.#members.set(host, member);
-    child.on('message', (report: ChildReport) => {
-      const previous = member.state;
-      if (!previous || previous.masterHostname !== report.state.masterHostname || previous.master !== report.state.master) {
-        member.learnedAt = report.t;
+    child.on('message', (reports: ChildReport[]) => {
+      for (const report of reports) {
+        const previous = member.state;
+        if (!previous || previous.masterHostname !== report.state.masterHostname || previous.master !== report.state.master) {
+          member.learnedAt = report.t;
+        }
+        member.state = report.state;
+        this.reports.push(report);
       }
-      member.state = report.state;
-      this.reports.push(report);
+      // Once per batch: a waiter sees a step's events all or none.
       this.#check();
     });
     await this.waitFor(() => member.state !== null || !member.alive, 20_000, `${host} to start`);
@@ -195,12 +198,38 @@ export class ProcessCluster {
 
   /** Resource use and packet counters of a live member, as it reports them now. */
   async stats(host: string, timeoutMs = 5000): Promise<{ t: number; stats: ChildStats }> {
-    const id = `s${++this.#statsRequests}`;
+    const id = `s${++this.#commandIds}`;
     const match = (r: ChildReport): boolean => r.host === host && r.type === 'stats' && r.detail === id;
     this.command(host, { cmd: 'stats', id });
     await this.waitFor(() => this.reports.some(match), timeoutMs, `stats from ${host}`);
     const report = this.reports.find(match) as ChildReport;
     return { t: report.t, stats: report.stats as ChildStats };
+  }
+
+  /** `multi.send()` on a live member; resolves with the time it returned (throws with its error). */
+  async send(host: string, target: string, type: string, payload: unknown, timeoutMs = 5000): Promise<number> {
+    const id = `m${++this.#commandIds}`;
+    const match = (r: ChildReport): boolean => r.host === host && r.type === 'sent' && r.detail === id;
+    this.command(host, { cmd: 'send', id, target, type, payload });
+    await this.waitFor(() => this.reports.some(match), timeoutMs, `${host} to send ${type}`);
+    const report = this.reports.find(match) as ChildReport;
+    if (report.error !== undefined) throw new Error(`${host}: send failed: ${report.error}`);
+    return report.t;
+  }
+
+  /**
+   * `multi.request()` on a live member (every member echoes `{ by, got }`); resolves with the
+   * reply, when it was asked (here) and when the reply arrived (there): precise times, comparable across processes.
+   */
+  async request(host: string, target: string, type: string, payload: unknown, timeoutMs = 3000): Promise<{ answer: unknown; askedAt: number; answeredAt: number }> {
+    const id = `r${++this.#commandIds}`;
+    const match = (r: ChildReport): boolean => r.host === host && r.type === 'answered' && r.detail === id;
+    const askedAt = preciseNow();
+    this.command(host, { cmd: 'request', id, target, type, payload, timeoutMs });
+    await this.waitFor(() => this.reports.some(match), timeoutMs + 5000, `${host}'s request ${type} to ${target}`);
+    const report = this.reports.find(match) as ChildReport;
+    if (report.error !== undefined) throw new Error(`${host}: request to ${target} failed: ${report.error}`);
+    return { answer: report.answer, askedAt, answeredAt: report.t };
   }
 
   async stopAll(): Promise<void> {
