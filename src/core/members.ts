@@ -95,6 +95,8 @@ export interface OtherInstance {
 }
 
 const NONE: ReadonlyArray<[string, Peer]> = Object.freeze([]);
+/** A peer silent this many of its ticks, heard again, has returned (a heal, or a lost heartbeat). */
+const RETURN_AFTER_TICKS = 1.25;
 
 /** A server paces its heartbeats up to this many times its own rate to match a faster peer, and no more. */
 export const MAX_PACE_UP = 20;
@@ -364,6 +366,9 @@ export class MemberTable {
     else peer.skipped.clear();
     peer.iid = message.iid;
     peer.seq = message.seq ?? -1;
+    // Heard again after missing a heartbeat or more: the network between us may have just
+    // healed (see Roles: with a quorum, nobody claims before asking who is there).
+    if (peer.iid === message.iid && heardAt - peer.lastHeard > RETURN_AFTER_TICKS * peer.lane.tickMs) this.#step.peerReturned = true;
     peer.lastHeard = heardAt;
     peer.address = address;
     this.#leftLocked.delete(peer);

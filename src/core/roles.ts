@@ -129,6 +129,15 @@ export class Roles {
       members.remove(hostname, peer);
     }
     if (quorum.track(now, this.self.eligible)) this.#listenAfterQuorum(now);
+    else if (step.peerReturned && quorum.enabled && this.settled && !this.master && members.liveClaimants(now).length === 0) {
+      // With a quorum, two masters must never overlap. A peer heard again after a silence
+      // means a cut may just have healed, and a master on the other side may have kept its
+      // quorum through it (a cut shorter than its quorum window): its next heartbeat can be
+      // up to a tick away. Ask who is there and listen before claiming, as after regaining
+      // quorum; every server answers a hello within a quarter tick.
+      this.#listenAfterQuorum(now, 'A server was heard again after a silence (a cut may have healed)');
+    }
+    step.peerReturned = false;
     // Deadlines are compared as `now >= start + span`, the very sum the wake-up time is:
     // `now - start >= span` can be false at that instant by floating-point rounding
     // (80.7 + 100 - 80.7 < 100), and the core then asked to be woken again at once, forever.
@@ -201,13 +210,13 @@ export class Roles {
    * as at start, would hold a healed cluster with no master at all for longer than the
    * tock a conflict may take (SPEC 4.7).
    */
-  #listenAfterQuorum(now: Instant): void {
+  #listenAfterQuorum(now: Instant, why = `Quorum reached (${this.#p.quorum.size})`): void {
     const { timing } = this.#p;
     this.settled = false;
     const listen = Math.min(timing.tockMs, timing.tickMs / 2);
     this.listenUntil = Math.max(this.listenUntil, now.mono + listen);
     this.#p.announcer.askWhoIsThere(now);
-    this.#p.step.log(4, `Quorum reached (${this.#p.quorum.size}): asking who is there, and listening ${Math.round(listen)} ms before any claim to master`);
+    this.#p.step.log(4, `${why}: asking who is there, and listening ${Math.round(listen)} ms before any claim to master`);
   }
 
   /**

@@ -8,6 +8,8 @@ import type { CoreDropReason, CoreEvent, Outbound, Output } from './types';
 
 export class Step {
   #out: Output = emptyOutput();
+  /** A peer that had missed a heartbeat was heard again in this step (see MemberTable.follow). */
+  peerReturned = false;
   /** Joins, departures and eligibility flips set this: the member set may have changed. */
   membersMayHaveChanged = false;
   /**
