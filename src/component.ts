@@ -441,7 +441,7 @@ class MultiServer extends Component {
             now: () => ({ mono: performance.now(), wall: Date.now() }),
             send: (datagram, message, to, done, loopback) => {
               if (this.debugLevel(10)) this.logDebug(10, `Sending ${message.action}`, message);
-              transport.send(datagram, to, done);
+              transport.send(datagram, to && transport.targets ? to : undefined, done);
               if (loopback) transport.sendToSelf?.(datagram);
             },
             schedule: (wakeAt) => this.#schedule(wakeAt),

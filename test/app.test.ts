@@ -93,6 +93,21 @@ describe('messages between servers', () => {
     assert.deepEqual(messagesAt(sim, 'c').map((m) => m.messageType), [], 'the sender got its own broadcast');
   });
 
+  test('a message to one server is one datagram, to that server\'s address; to everyone, one to each', () => {
+    const sim = settled(['a', 'b', 'c']);
+    const seen: string[] = [];
+    sim.onDatagram = (from, datagram) => {
+      if (datagram.toString().includes('"action":"message"')) seen.push(from);
+    };
+    const before = sim.datagrams;
+    sim.sendMessage('b', 'a', 'job.done', { id: 7 });
+    assert.equal(sim.datagrams - before, 1, 'a message to one server went to others too');
+    const middle = sim.datagrams;
+    sim.sendMessage('c', '*', 'cache.flush', ['users']);
+    assert.equal(sim.datagrams - middle, 3, 'every server (the sender included, as broadcast loops back)');
+    assert.deepEqual(seen, ['b', 'c']);
+  });
+
   test('a replayed copy is dropped, and strangers cannot talk to the app', () => {
     const sim = settled(['a', 'b']);
     const a = sim.node('a');

@@ -2,7 +2,7 @@
  * What we say, and when: sequence numbers, heartbeats on a fixed grid, hellos, answers to
  * hellos (coalesced), and noticing that our own event loop stalled.
  */
-import type { Message } from '../protocol/messages';
+import type { Address, Message } from '../protocol/messages';
 import type { FreshnessGuard } from './freshness';
 import type { Instant } from './types';
 import type { Step } from './step';
@@ -78,10 +78,10 @@ export class Announcer {
     return ++this.#seq;
   }
 
-  /** Send `message` with our cluster id (none for the default cluster: the original's bytes). */
-  send<T extends Message>(message: T): void {
+  /** Send `message` with our cluster id (none for the default cluster: the original's bytes), to everyone or to `to`. */
+  send<T extends Message>(message: T, to?: Address): void {
     if (this.#self.clusterId) message.cid = this.#self.clusterId;
-    this.#step.send(message);
+    this.#step.send(message, to);
   }
 
   /** A hello: every live server answers at once (within a holdoff), and the echoes admit them all. */

@@ -30,35 +30,12 @@ import { Quorum } from './quorum';
 import { Roles } from './roles';
 import { Step } from './step';
 import { Timing, type CoreTiming } from './timing';
+import { DEFAULT_MAX_SERVERS, type CoreOptions } from './options';
 
 export { DEADLINE_GRACE_TICKS, type CoreTiming } from './timing';
 export { outranks } from './instances';
+export type { CoreOptions } from './options';
 
-export interface CoreOptions extends CoreTiming {
-  hostname: string;
-  ip: string;
-  /** Random per process (hex); see HeartbeatMessage.iid. */
-  instanceId: string;
-  eligible?: boolean;
-  data?: JsonObject;
-  exitOnConflict?: boolean;
-  /** Most servers the table will hold; heartbeats from further new hostnames are dropped. */
-  maxServers?: number;
-  /** Higher wins an election, then hostname order. @default 0 */
-  priority?: number;
-  /** Eligible servers (self included) that must be visible for anyone to be master. 0: off. */
-  quorum?: number;
-  /** Namespace: packets of other clusters on the same port are ignored. '': the default cluster. */
-  clusterId?: string;
-  /**
-   * Authenticated cluster (a secret is configured): every message carries iid and seq, and a
-   * new instance is admitted only once it has echoed one of our hellos. Off: the original's
-   * open protocol, where any well-formed packet is believed.
-   */
-  verifyInstances?: boolean;
-}
-
-const DEFAULT_MAX_SERVERS = 1000;
 
 export class ElectionCore {
   readonly hostname: string;
@@ -278,13 +255,16 @@ export class ElectionCore {
 
   /**
    * Send an application message to a hostname or '*' (every other server). Delivery is at
-   * most once: UDP, no retries; duplicates and reordered copies are dropped by sequence.
+   * most once: UDP, no retries; duplicates and reordered copies are dropped by sequence. A
+   * message to one server goes to that server's address alone.
    */
   sendMessage(to: string, messageType: string, payload: JsonValue, now: Instant, ids: { rid?: string; re?: string } = {}): Output {
     const message: AppMessage = { action: 'message', hostname: this.hostname, to, type: messageType, payload, iid: this.instanceId, seq: this.#announcer.nextSeq() };
     if (ids.rid !== undefined) message.rid = ids.rid;
     if (ids.re !== undefined) message.re = ids.re;
-    if (this.#active) this.#announcer.send(message);
+    // To one server: to the address its heartbeats come from, so the others never see it.
+    const peer = to === '*' ? undefined : this.#members.get(to);
+    if (this.#active) this.#announcer.send(message, peer && peer.port > 0 ? { address: peer.address, port: peer.port } : undefined);
     return this.#flush(now);
   }
 

@@ -136,6 +136,7 @@ export class Inbox {
     if (existing) {
       if (existing.iid !== message.iid && !this.#instances.switchInstance(existing, message, from, now)) return;
       members.follow(existing, message, from.address, now.mono, now);
+      existing.port = from.port;
       existing.heard++;
       if (this.#step.wants(10)) this.#step.peerLog(10, `Heartbeat from ${message.hostname}`, existing.record);
       this.#noteHeartbeat(message, now);
@@ -150,6 +151,7 @@ export class Inbox {
       return;
     }
     const peer = members.add(message, from.address, now);
+    peer.port = from.port;
     this.#step.peerLog(5, `Server joined the cluster: ${message.hostname} (${message.ip})`);
     this.#step.event({ type: 'addserver', server: { ...peer.record } });
     this.#noteHeartbeat(message, now);

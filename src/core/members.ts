@@ -17,82 +17,13 @@ import type { Checkpoint, HeartbeatMessage } from '../protocol/messages';
 import type { Instant, ServerRecord } from './types';
 import { SkippedSeqs } from './skipped';
 import type { Step } from './step';
-import { DEADLINE_GRACE_TICKS, type Timing } from './timing';
+import type { Timing } from './timing';
+import { Lane } from './lanes';
+import { Departures, MemberSet } from './member-set';
 
-export interface Peer {
-  record: ServerRecord;
-  /** Monotonic ms of the last heartbeat heard. */
-  lastHeard: number;
-  iid: string | undefined;
-  /** Highest sequence number heard from this instance (-1: none, or an old server). */
-  seq: number;
-  address: string;
-  /** Monotonic ms when `iid` became the instance we follow for this hostname. */
-  iidSince: number;
-  /** Heartbeats heard from `iid`. */
-  heard: number;
-  /** The instance we followed before (a restart), or the other live process (a duplicate). */
-  other: OtherInstance | null;
-  /** Both instances are live: a duplicate hostname, and `other` is the one that yields. */
-  duplicate: boolean;
-  /** Monotonic ms of the last duplicate report for this hostname. */
-  reportedAt: number;
-  /** Seqs of the followed instance a newer packet skipped over, for a tock (see instances.ts). */
-  skipped: SkippedSeqs;
-  /** The checkpoint its last heartbeat carried: taken only if we follow it as master. */
-  ckpt: Checkpoint | null;
-  /** The timing it is judged by: ours, or after a reload of ours the one before, until it is heard again. */
-  lane: Lane;
-  /** The heartbeat interval it is configured for, as it says (0: it does not say, as the original). */
-  tick: number;
-  /** The timings (its and ours) when its timing was last looked at for a mismatch. */
-  timingNoted: { tick: number; beats: number; ourTick: number; ourBeats: number };
-}
-
-/**
- * Peers judged by the same timing. Every peer is judged by our own config (the local
- * lane), except right after a reload of our timing: the peers we knew keep the deadline of
- * the timing before (a frozen lane) until they are heard again, so a reload to a shorter
- * heartbeat removes nobody who was live by the old one. Within a lane every peer dies the
- * same time after it was last heard, so heard order is deadline order.
- *
- * A peer's own timing is not believed for its deadline: without a secret anyone can send a
- * heartbeat that promises a day, and its claim to master would outlive the forger by that
- * long. A server configured slower than its peers paces its heartbeats to the fastest of
- * them instead (see `fastestTick`), so it is never judged too slow.
- */
-export class Lane {
-  readonly peers = new Map<string, Peer>();
-  constructor(
-    readonly key: string,
-    readonly timing: { readonly tickMs: number; readonly checkBeats: number },
-  ) {}
-
-  get tickMs(): number {
-    return this.timing.tickMs;
-  }
-  get tockMs(): number {
-    return this.timing.tickMs * this.timing.checkBeats;
-  }
-  /** Silent this long, a peer of this lane is dead: its tock plus a quarter tick. */
-  get deadAfterMs(): number {
-    return this.timing.tickMs * (this.timing.checkBeats + DEADLINE_GRACE_TICKS);
-  }
-  /** A tock; with check_beats 1, a quarter tick more (see Timing.quorumWindowMs). */
-  get quorumWindowMs(): number {
-    return Math.max(this.tockMs, (1 + DEADLINE_GRACE_TICKS) * this.timing.tickMs);
-  }
-}
-
-export interface OtherInstance {
-  iid: string | undefined;
-  seq: number;
-  address: string;
-  lastHeard: number;
-  heard: number;
-  /** Its last heartbeat: what the record becomes if it takes the name over. */
-  heartbeat: HeartbeatMessage | null;
-}
+export type { Lane } from './lanes';
+export { snapshot, type OtherInstance, type Peer } from './peer';
+import type { Peer } from './peer';
 
 const NONE: ReadonlyArray<[string, Peer]> = Object.freeze([]);
 /** A peer silent this many of its ticks, heard again, has returned (a heal, or a lost heartbeat). */
@@ -115,25 +46,15 @@ export class MemberTable {
   /** The application's view has been read at least once: from then on changes are noted. */
   #viewed = false;
   /**
-   * Hostnames of the eligible peers in the table that are not silent (a locked peer that
-   * left or fell silent stays in the table but not here), sorted: the member set without
-   * ourselves, kept as peers come and go, so a join costs no sort of everyone.
+   * The eligible peers in the table that are not silent (a locked peer that left or fell
+   * silent stays in the table but not here): the member set without ourselves, kept as
+   * peers come and go, so a join costs no sort of everyone.
    */
-  #eligible: string[] = [];
-  /** Counts changes of #eligible, so the facade reports the member set only when it changed. */
-  membersVersion = 0;
+  readonly #set = new MemberSet();
+  readonly #departed: Departures;
   /** Lanes by the timing their peers promise; 'local' for peers that promise none. */
-  #lanes = new Map<string, Lane>();
-  readonly #local: Lane;
-  /**
-   * hostname → instance and sequence number of the last shutdown notice heard, even for a
-   * server not (or no longer) in the table. A packet that instance sent before the notice
-   * can arrive after it (reordering); it must not bring the server back as a ghost master
-   * for a tock. A later sequence number means the instance lives on. Only for the answer
-   * holdoff after the notice, as for a restart's overtaken packets: without a secret a
-   * notice can be forged, and must not silence the real server for longer.
-   */
-  #departed = new Map<string, { iid: string; seq: number; until: number }>();
+  #lanes = new Map<string, Lane<Peer>>();
+  readonly #local: Lane<Peer>;
   readonly #maxDeparted: number;
 
   /**
@@ -151,7 +72,8 @@ export class MemberTable {
     this.#timing = timing;
     this.#step = step;
     this.#maxDeparted = maxDeparted;
-    this.#local = new Lane('local', timing);
+    this.#departed = new Departures(maxDeparted, timing);
+    this.#local = new Lane<Peer>('local', timing);
     this.#lanes.set('local', this.#local);
   }
 
@@ -162,7 +84,7 @@ export class MemberTable {
   freezeTiming(before: { tickMs: number; checkBeats: number }): void {
     this.#earliest = -Infinity;
     if (this.#local.peers.size === 0) return;
-    const frozen = new Lane(`was ${before.tickMs}/${before.checkBeats} #${++this.#frozenLanes}`, { ...before });
+    const frozen = new Lane<Peer>(`was ${before.tickMs}/${before.checkBeats} #${++this.#frozenLanes}`, { ...before });
     this.#lanes.set(frozen.key, frozen);
     for (const [hostname, peer] of this.#local.peers) this.#join(frozen, hostname, peer);
     this.#local.peers.clear();
@@ -170,28 +92,16 @@ export class MemberTable {
 
   /** The eligible members of the table, sorted (ourselves not included). */
   get eligible(): readonly string[] {
-    return this.#eligible;
+    return this.#set.list;
   }
 
-  #member(hostname: string, peer: Peer): boolean {
-    return peer.record.eligible && !this.#leftLocked.has(peer);
+  /** Counts changes of the member set, so the facade reports it only when it changed. */
+  get membersVersion(): number {
+    return this.#set.version;
   }
 
-  /** Keep #eligible in step with `hostname` being a member now or not. */
   #setMember(hostname: string, member: boolean): void {
-    const list = this.#eligible;
-    let low = 0;
-    let high = list.length;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if ((list[mid] as string) < hostname) low = mid + 1;
-      else high = mid;
-    }
-    const present = list[low] === hostname;
-    if (member === present) return;
-    if (member) list.splice(low, 0, hostname);
-    else list.splice(low, 1);
-    this.membersVersion++;
+    this.#set.set(hostname, member);
   }
 
   /** After our timing changed (the shared Timing already holds the new one). */
@@ -223,7 +133,7 @@ export class MemberTable {
     for (const peer of this.#peers.values()) this.#countTick(peer, peer.tick);
   }
 
-  #join(lane: Lane, hostname: string, peer: Peer): void {
+  #join(lane: Lane<Peer>, hostname: string, peer: Peer): void {
     peer.lane = lane;
     lane.peers.set(hostname, peer);
   }
@@ -324,6 +234,7 @@ export class MemberTable {
       iid: message.iid,
       seq: message.seq ?? -1,
       address,
+      port: 0,
       iidSince: now.mono,
       heard: 1,
       other: null,
@@ -512,17 +423,12 @@ export class MemberTable {
 
   /** A shutdown notice from this instance of `hostname`: its packets sent before it are late copies. */
   noteDeparture(hostname: string, iid: string, seq: number | undefined, now: Instant): void {
-    this.#departed.delete(hostname);
-    this.#departed.set(hostname, { iid, seq: seq ?? Infinity, until: now.mono + this.#timing.holdoffMs });
-    // Bounded like the table: forget the oldest departures first.
-    if (this.#departed.size > this.#maxDeparted) this.#departed.delete(this.#departed.keys().next().value as string);
+    this.#departed.note(hostname, iid, seq, now);
   }
 
   /** Sent before its sender's shutdown notice, and arriving just after it. */
   sentBeforeDeparture(hostname: string, iid: string | undefined, seq: number | undefined, now: Instant): boolean {
-    if (this.#departed.size === 0) return false;
-    const departed = this.#departed.get(hostname);
-    return departed !== undefined && iid === departed.iid && (seq ?? -1) < departed.seq && now.mono < departed.until;
+    return this.#departed.sentBefore(hostname, iid, seq, now);
   }
 
   /** The application locks (or unlocks) a record: a locked server is never removed. */
@@ -536,25 +442,3 @@ export class MemberTable {
   }
 }
 
-/** What the record of a followed instance becomes if the other instance takes the name over. */
-export function snapshot(peer: Peer): OtherInstance {
-  const { record } = peer;
-  return {
-    iid: peer.iid,
-    seq: peer.seq,
-    address: peer.address,
-    lastHeard: peer.lastHeard,
-    heard: peer.heard,
-    heartbeat: {
-      action: 'heartbeat',
-      hostname: record.hostname,
-      ip: record.ip,
-      master: record.master,
-      eligible: record.eligible,
-      uptime: record.uptime,
-      data: record.data,
-      prio: record.priority,
-      term: record.term,
-    },
-  };
-}

@@ -98,6 +98,6 @@ export class Quorum {
 }
 
 /** How recently a peer must have been heard to count: its quorum window, or for a claim at most a tick and a half of its own. */
-function windowOf(lane: Lane, claim: boolean): number {
+function windowOf(lane: Lane<unknown>, claim: boolean): number {
   return claim ? Math.min(lane.quorumWindowMs, 1.5 * lane.tickMs) : lane.quorumWindowMs;
 }

@@ -19,6 +19,13 @@ export interface Transport {
   onError: ((err: Error) => void) | null;
   /** Sockets this transport has opened in its lifetime (for tests and the bench: always 1). */
   readonly socketsOpened: number;
+  /**
+   * A datagram sent to one address reaches that one server: every server has an address of
+   * its own (unicast). Broadcast and multicast servers may share a host and a port, where
+   * the kernel hands a unicast datagram to any one of them: there a message to one server is
+   * sent to everyone, and the others ignore it.
+   */
+  readonly targets?: boolean;
   /** Where heartbeats go, for the log ("broadcast IP: 10.0.0.255", "multicast group …"). */
   readonly description?: string;
 

@@ -99,6 +99,9 @@ export class UdpUnicastTransport implements Transport {
     return this.#socketsOpened;
   }
 
+  /** Each server binds an address of its own: a datagram to one reaches that one. */
+  readonly targets = true;
+
   get description(): string {
     const { bindIp, port } = this.#options;
     const shown = this.#specs.slice(0, 10).map((spec) => spec.text);

@@ -1,0 +1,31 @@
+/**
+ * What an ElectionCore is made with.
+ */
+import type { JsonObject } from '../protocol/messages';
+import type { CoreTiming } from './timing';
+
+export interface CoreOptions extends CoreTiming {
+  hostname: string;
+  ip: string;
+  /** Random per process (hex); see HeartbeatMessage.iid. */
+  instanceId: string;
+  eligible?: boolean;
+  data?: JsonObject;
+  exitOnConflict?: boolean;
+  /** Most servers the table will hold; heartbeats from further new hostnames are dropped. */
+  maxServers?: number;
+  /** Higher wins an election, then hostname order. @default 0 */
+  priority?: number;
+  /** Eligible servers (self included) that must be visible for anyone to be master. 0: off. */
+  quorum?: number;
+  /** Namespace: packets of other clusters on the same port are ignored. '': the default cluster. */
+  clusterId?: string;
+  /**
+   * Authenticated cluster (a secret is configured): every message carries iid and seq, and a
+   * new instance is admitted only once it has echoed one of our hellos. Off: the original's
+   * open protocol, where any well-formed packet is believed.
+   */
+  verifyInstances?: boolean;
+}
+
+export const DEFAULT_MAX_SERVERS = 1000;
