@@ -105,10 +105,20 @@ describe('a forged checkpoint', () => {
 });
 
 describe('a stalled master (SIGSTOP, VM pause, long GC)', () => {
-  // Stop lengths from under a tock to several tocks; open and authenticated clusters.
+  // Stop lengths from under the others' failover time to several tocks; open and authenticated
+  // clusters. Past the failover time (a tock and a quarter tick of silence, then a tick at most
+  // for the claim) the successor keeps the role; before it, the woken master does.
+  const cases: Array<[number, 'a' | 'b']> = [
+    [2, 'a'],
+    [1.5, 'a'],
+    [4.5, 'b'],
+    [6, 'b'],
+    [9.7, 'b'],
+    [15, 'b'],
+  ];
   for (const secret of [undefined, SECRET]) {
-    for (const stallTicks of [2, 3.3, 4.5, 6, 9.7, 15]) {
-      test(`stopped ${stallTicks} ticks${secret ? ', authenticated' : ''}: never the same term as its successor; it follows on waking`, () => {
+    for (const [stallTicks, expected] of cases) {
+      test(`stopped ${stallTicks} ticks${secret ? ', authenticated' : ''}: never the same term as its successor; ${expected === 'a' ? 'it stays master' : 'it follows its successor'} on waking`, () => {
         const sim = settled(secret ? { secret, latencyMs: 1 } : {});
         const masters = new Map<number, Set<string>>();
         sim.observer = {
@@ -125,10 +135,8 @@ describe('a stalled master (SIGSTOP, VM pause, long GC)', () => {
         };
         sim.stall('a', stallTicks * TICK);
         sim.runFor(stallTicks * TICK + 3 * TOCK);
-        const agreed = sim.agreedMaster();
-        assert.ok(agreed, 'one agreed master after the stall');
-        const longStall = stallTicks * TICK > 3.25 * TICK + TICK; // past the others' failover
-        if (longStall) assert.equal(agreed, 'b', 'the successor keeps the role; the woken master follows');
+        assert.equal(sim.agreedMaster(), expected);
+        assert.ok(masters.size >= 1, 'no master was ever seen');
         for (const [term, holders] of masters) assert.equal(holders.size, 1, `term ${term} held by ${[...holders].join(' and ')}`);
       });
     }
