@@ -107,7 +107,7 @@ export function createMetricsRegistry(source: MetricsSource): MetricsRegistry {
   gauge('last_failover_seconds', 'How long the last failover took: from the lost master\'s last heartbeat heard here to knowing the next master (0 before any).', () => (failovers.last?.ms ?? 0) / 1000);
   gauge('last_failover_timestamp_seconds', 'When the last failover completed, as Unix time (0 before any).', () => (failovers.last?.at ?? 0) / 1000);
   counter('elections_total', 'Times this server became master.', () => source.stats.elections);
-  counter('handoffs_total', 'Handoffs this server asked for (stepDown, promote) that completed.', () => source.stats.handoffs ?? 0);
+  counter('handoffs_total', 'Handoffs this server completed as the master handing over (its stepDown(), or a promote() asked of it).', () => source.stats.handoffs ?? 0);
   counter('packets_received_total', 'Datagrams received on the cluster port.', () => source.stats.packetsIn);
   counter('packets_sent_total', 'Datagrams sent.', () => source.stats.packetsOut);
   counter('received_bytes_total', 'Bytes received on the cluster port.', () => source.stats.bytesIn);
