@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { SimCluster, type SimClusterOptions } from '../sim/cluster';
 import { encode } from '../src/wire/codec';
 import { createKeyring } from '../src/wire/auth';
-import { MAX_TERM, TERM_CEILING } from '../src/protocol/limits';
+import { MAX_TERM, MAX_TERM_CATCHUP_PER_S, MAX_TERM_STEP, TERM_CEILING } from '../src/protocol/limits';
 import type { HeartbeatMessage } from '../src/protocol/messages';
 
 const TICK = 1000;
@@ -56,7 +56,7 @@ describe('a forged huge term', () => {
       sim.runFor(2 * TOCK);
       assert.equal(sim.agreedMaster(), 'a', 'one forged packet changed the master for good');
       let previous = sim.node('a').core.term;
-      assert.ok(previous <= TERM_CEILING + 2 ** 16 + 1, `term ${previous} was adopted beyond one step past the ceiling`);
+      assert.ok(previous <= TERM_CEILING + MAX_TERM_STEP + 1, `term ${previous} was adopted beyond one step past the ceiling`);
       for (let round = 0; round < 3; round++) {
         const next = failOver(sim);
         const term = sim.node(next).core.term;
@@ -73,8 +73,44 @@ describe('a forged huge term', () => {
     const sim = settled();
     for (let i = 0; i < 50; i++) sim.inject(forged({ term: MAX_TERM - i, seq: i + 1 }));
     const term = sim.node('b').core.term;
-    assert.ok(term <= TERM_CEILING + 50 * 2 ** 16, `term ${term}`);
+    assert.ok(term <= TERM_CEILING + 50 * MAX_TERM_STEP, `term ${term}`);
     assert.ok(MAX_TERM - term > 2 ** 51, 'the space left for real master changes');
+  });
+
+  test('a forged master that everyone follows moves terms by time followed only, far from the end of the space', () => {
+    const sim = settled();
+    // '0forger' ranks before 'a': while it speaks, every server follows it.
+    const start = sim.now;
+    for (let i = 0; i < 30; i++) sim.at(start + i * 100, () => sim.inject(forged({ hostname: '0forger', master: true, term: MAX_TERM - 1, seq: i + 1 })));
+    sim.runFor(3000);
+    assert.ok(sim.live().every((node) => node.core.masterHostname === '0forger'), 'the forged master is followed');
+    const bound = TERM_CEILING + 30 * MAX_TERM_STEP + (MAX_TERM_CATCHUP_PER_S * 3000) / 1000;
+    for (const node of sim.live()) {
+      assert.ok(node.core.term <= bound, `${node.id} adopted ${node.core.term}, beyond ${bound}`);
+      assert.ok(MAX_TERM - node.core.term > 2 ** 51, 'the space left for real master changes');
+    }
+    assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 2 * TOCK), null, 'a is master again once the forger is silent');
+  });
+
+  test('a server that missed a flood of forged terms catches up with the master it follows, and takes a term above it when it claims next', () => {
+    const sim = settled();
+    for (let i = 0; i < 200; i++) sim.inject(forged({ term: MAX_TERM - i, seq: i + 1 }));
+    sim.runFor(2 * TOCK);
+    const flooded = sim.node('a').core.term;
+    assert.ok(flooded > TERM_CEILING + 100 * MAX_TERM_STEP, `the flood moved a's term to ${flooded}`);
+    // b restarts as a new process (term 0), d and c leave: b is next in rank and knows
+    // a's term only from a's heartbeats, a few of them.
+    sim.crash('c');
+    sim.crash('d');
+    sim.restart('b');
+    assert.notEqual(sim.runUntilTrue(() => sim.node('b').core.masterHostname === 'a', 2 * TOCK), null, 'b follows a again');
+    sim.runFor(3 * TICK);
+    const last = sim.node('a').core.term;
+    const next = failOver(sim);
+    assert.equal(next, 'b');
+    const term = sim.node('b').core.term;
+    assert.ok(term > last, `b claimed with term ${term}, not above a's ${last}`);
+    assert.equal(sim.drops['bad-field'] ?? 0, 0, 'a server sent a term its peers refuse');
   });
 });
 

@@ -159,7 +159,7 @@ export class Inbox {
 
   /** Terms only grow; a departing master's handoff tells everyone who claims next. */
   #noteHeartbeat(message: HeartbeatMessage, now: Instant): void {
-    this.#roles.noteTerm(message);
+    this.#roles.noteTerm(message, now);
     // Our master's last heartbeats as it hands off carry its newest checkpoint to the next one.
     if (message.handoff !== undefined && !message.master && message.hostname === this.#roles.masterHostname) this.#roles.takeCheckpoint(message.ckpt ?? null);
     if (message.handoff !== undefined && !message.master) {

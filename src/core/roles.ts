@@ -15,7 +15,7 @@
  *  - every new master takes a term above every term it has seen (a fencing token).
  */
 import type { Checkpoint, HeartbeatMessage, JsonValue } from '../protocol/messages';
-import { MAX_TERM, MAX_TERM_STEP, TERM_CEILING } from '../protocol/limits';
+import { MAX_TERM, MAX_TERM_CATCHUP_PER_S, MAX_TERM_STEP, TERM_CEILING } from '../protocol/limits';
 import type { Instant, ServerRecord } from './types';
 import type { Announcer } from './announce';
 import type { FreshnessGuard } from './freshness';
@@ -74,6 +74,11 @@ export class Roles {
   #holdRemovalsUntil = -Infinity;
   /** The master we lost and when we last heard from it, for the line that names its successor. */
   #lost: { hostname: string; at: number; what: string } | null = null;
+  /**
+   * The master we follow: since when, its term then, and ours then (at least the ceiling).
+   * Its term past the ceiling is trusted by time followed, not per packet (see noteTerm).
+   */
+  #followed: { hostname: string; since: number; term: number; base: number } | null = null;
 
   constructor(options: RolesOptions, self: ServerRecord, parts: RolesParts) {
     this.hostname = options.hostname;
@@ -346,6 +351,8 @@ export class Roles {
     if (hostname === this.masterHostname) return;
     const previous = this.masterHostname;
     this.masterHostname = hostname;
+    const followedTerm = hostname && hostname !== this.hostname ? this.#p.members.get(hostname)?.record.term : undefined;
+    this.#followed = now && followedTerm !== undefined ? { hostname, since: now.mono, term: followedTerm, base: Math.max(this.term, TERM_CEILING) } : null;
     if (hostname && hostname !== this.hostname) {
       const term = this.#p.members.get(hostname)?.record.term ?? 0;
       this.#p.step.peerLog(4, `The master server is now: ${hostname} (term ${term})${now ? this.#sinceLost(now) : ''}`);
@@ -372,12 +379,22 @@ export class Roles {
 
   /**
    * Terms only grow. A term heard is adopted as it is up to TERM_CEILING; past it (only a
-   * forged packet gets there first) by at most MAX_TERM_STEP at a time. Every term we may
-   * then send is one every server accepts, and the token can grow for good.
+   * forged packet gets there first) by at most MAX_TERM_STEP a packet, and towards the
+   * term the master we follow had when we began to follow it by MAX_TERM_CATCHUP_PER_S
+   * per second since. Per packet alone, a server that missed a flood of forged terms would
+   * lag the servers that heard it by as many steps as it missed packets, and if it claimed
+   * next its term would be below the last master's. By time followed, it catches up within
+   * moments, while a forger would have to be followed as master for years to use up the
+   * space. Every term we may then send is one every server accepts.
    */
-  noteTerm(message: HeartbeatMessage): void {
+  noteTerm(message: HeartbeatMessage, now: Instant): void {
     if (message.term === undefined) return;
-    const term = this.#bounded(message.term);
+    let term = this.#bounded(message.term);
+    const followed = this.#followed;
+    if (followed && message.master && message.hostname === followed.hostname && message.term > term) {
+      const allowed = followed.base + MAX_TERM_STEP + Math.floor((MAX_TERM_CATCHUP_PER_S * Math.max(0, now.mono - followed.since)) / 1000);
+      term = Math.max(term, Math.min(followed.term, message.term, allowed, MAX_TERM));
+    }
     if (term > this.term) this.term = term;
   }
 
