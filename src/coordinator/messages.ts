@@ -5,7 +5,7 @@
  * stale, except numbers a newer one skipped (taken once, for a tock), as in the UDP core.
  */
 import type { Address, AppMessage, Message, JsonValue } from '../protocol/messages';
-import type { Instant } from '../core/types';
+import { messageEvent, type Instant } from '../core/types';
 import type { LeaseStep } from './step';
 import type { LeaseTable } from './table';
 
@@ -38,15 +38,7 @@ export class AppMessages {
       member.seq = message.seq;
     }
     if (message.to !== '*' && message.to !== this.#hostname) return;
-    this.#step.event({
-      type: 'message',
-      from: message.hostname,
-      to: message.to,
-      messageType: message.type,
-      payload: message.payload,
-      ...(message.rid !== undefined ? { rid: message.rid } : {}),
-      ...(message.re !== undefined ? { re: message.re } : {}),
-    });
+    this.#step.event(messageEvent(message));
   }
 
   /** To the address `to` registered, or to every member for '*'. */

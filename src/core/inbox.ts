@@ -4,7 +4,7 @@
  * requests start a handoff, application messages become events.
  */
 import type { Address, HeartbeatMessage, HelloMessage, Message } from '../protocol/messages';
-import type { Instant } from './types';
+import { messageEvent, type Instant } from './types';
 import type { Announcer } from './announce';
 import type { FreshnessGuard } from './freshness';
 import type { Handoffs } from './handoff';
@@ -93,15 +93,7 @@ export class Inbox {
           peer.seq = message.seq ?? -1;
         }
         if (message.to !== '*' && message.to !== this.#hostname) break;
-        step.event({
-          type: 'message',
-          from: message.hostname,
-          to: message.to,
-          messageType: message.type,
-          payload: message.payload,
-          ...(message.rid !== undefined ? { rid: message.rid } : {}),
-          ...(message.re !== undefined ? { re: message.re } : {}),
-        });
+        step.event(messageEvent(message));
         break;
     }
   }

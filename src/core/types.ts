@@ -2,7 +2,7 @@
  * What the election core takes and gives: the clock reading it is driven by, its events,
  * and the Output of each step. Nothing here touches a socket, a timer or a clock.
  */
-import type { Address, JsonObject, JsonValue, Message } from '../protocol/messages';
+import type { Address, AppMessage, JsonObject, JsonValue, Message } from '../protocol/messages';
 
 /**
  * A reading of the two clocks. `mono` (milliseconds, only ever increases) drives
@@ -105,3 +105,16 @@ export interface Output {
  * tie-break), `table-full` (max_servers reached).
  */
 export type CoreDropReason = 'stale' | 'unverified' | 'yielded' | 'table-full';
+
+/** The event for an application message to us or to everyone: one shape for both electors. */
+export function messageEvent(message: AppMessage): CoreEvent {
+  return {
+    type: 'message',
+    from: message.hostname,
+    to: message.to,
+    messageType: message.type,
+    payload: message.payload,
+    ...(message.rid !== undefined ? { rid: message.rid } : {}),
+    ...(message.re !== undefined ? { re: message.re } : {}),
+  };
+}
