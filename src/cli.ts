@@ -23,6 +23,7 @@ import { createKeyring, type Keyring } from './wire/auth';
 import { CLUSTER_ID_PATTERN, MAX_UDP_PAYLOAD } from './protocol/limits';
 import { decodeWire, encode } from './wire/codec';
 import { deadAfterMs, judge, masterOf, type ServerState } from './shell/view';
+import { registerRunCommand } from './run/command';
 
 export const EXIT_OK = 0;
 export const EXIT_NOTHING_HEARD = 1;
@@ -455,6 +456,9 @@ export function main(argv: string[] = process.argv): Promise<number> {
     .action(async (options: StatusOptions) => {
       exitCode = await status(options, (message) => statusCommand.error(message, { exitCode: EXIT_USAGE, code: 'pixl-server-multi.usage' }));
     });
+  registerRunCommand(program, (code) => {
+    exitCode = code;
+  });
   return program.parseAsync(argv).then(
     () => exitCode,
     (err: Error) => {

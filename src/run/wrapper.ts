@@ -1,0 +1,400 @@
+/**
+ * `pixl-server-multi run`: a pixl-server with the MultiServer component, in this process,
+ * that runs a command only while it is the master. Built on the component's public API
+ * (events, `master`, `term`, `stats`, `servers`, `stepDown()`), like any app.
+ *
+ * Order is the point:
+ *  - the command starts on `master`, with MULTI_TERM, MULTI_MASTER and MULTI_HOSTNAME;
+ *  - on `slave` (a conflict lost, a stall, quorum or the etcd lease lost) it is stopped at
+ *    once, with a short grace (another master may already run);
+ *  - leaving (SIGTERM, SIGINT, SIGHUP) and a step-down stop it first, with the full grace,
+ *    and only then is the role handed over: two runs never overlap;
+ *  - whatever becomes of this process, the guardian (guardian.ts) ends the run before
+ *    another server may claim.
+ *
+ * Seams for what comes next (health checks, a drain of app work): `handOver(reason)` is the
+ * one path by which the wrapper gives the role up on purpose (stop the command, then
+ * `stepDown()`); a health check that fails would call it and then set `eligible = false`,
+ * and set it back on recovery; a drain would run where the command is stopped.
+ */
+import * as path from 'node:path';
+import * as os from 'node:os';
+import type PixlServer = require('pixl-server');
+import type Component = require('pixl-server/component');
+import type MultiServer = require('../component');
+import { ChildRun, probeIsolation, type Isolation, type RunEnd } from './child';
+import { HookRunner, type HookEvent } from './hooks';
+import type { RunOptions } from './options';
+import { backoffMs, runTiming, type RunTiming } from './timing';
+
+export class RunError extends Error {
+  override name = 'RunError';
+}
+
+interface Modules {
+  PixlServer: typeof PixlServer;
+  Component: typeof Component;
+  MultiServer: typeof MultiServer;
+}
+
+/** pixl-server is a peer dependency: say so plainly when it is missing. */
+function loadModules(): Modules {
+  try {
+    require.resolve('pixl-server');
+  } catch {
+    throw new RunError('`pixl-server-multi run` needs the pixl-server package (a peer dependency): npm install pixl-server');
+  }
+  return {
+    PixlServer: require('pixl-server') as typeof PixlServer,
+    Component: require('pixl-server/component') as typeof Component,
+    MultiServer: require('../index') as typeof MultiServer,
+  };
+}
+
+const SIGNAL_NUMBERS: Record<string, number> = os.constants.signals as unknown as Record<string, number>;
+
+/** A shell-style exit status for how the command ended. */
+export function exitStatus(end: Pick<RunEnd, 'code' | 'signal'>): number {
+  if (end.code !== null) return end.code;
+  if (end.signal) return 128 + (SIGNAL_NUMBERS[end.signal] ?? 0);
+  return 1;
+}
+
+export class Runner {
+  readonly options: RunOptions;
+  readonly timing: RunTiming;
+  #server!: PixlServer;
+  #multi!: MultiServer;
+  #isolation!: Isolation & { why: string };
+  #hooks!: HookRunner;
+  #run: ChildRun | null = null;
+  #leaving = false;
+  #handingOver = false;
+  #failures = 0;
+  #restartTimer: NodeJS.Timeout | null = null;
+  #exitCode = 0;
+  #signals = 0;
+  #conflicts = { seen: 0, pending: false };
+  #conflictTimer: NodeJS.Timeout | null = null;
+  #done!: (code: number) => void;
+  readonly finished: Promise<number>;
+
+  constructor(options: RunOptions) {
+    this.options = options;
+    this.timing = runTiming(options.settings);
+    this.finished = new Promise((resolve) => (this.#done = resolve));
+  }
+
+  /** Start the server; `finished` resolves with the exit code once it has left. */
+  start(): void {
+    const modules = loadModules();
+    const options = this.options;
+    this.#isolation = probeIsolation(options.pidNamespace);
+    if (options.pidNamespace === 'on' && !this.#isolation.unshare) throw new RunError(`--pid-namespace on: ${this.#isolation.why}`);
+    const runner = this;
+    // A component of its own, after MultiServer: pixl-server shuts components down in
+    // reverse order, so the command is stopped before MultiServer announces our departure.
+    class MultiRun extends modules.Component {
+      override __name = 'MultiRun';
+      override startup(callback: (err?: Error | null) => void): void {
+        runner.#attach(this.server as unknown as PixlServer);
+        callback();
+      }
+      override shutdown(callback: () => void): void {
+        void runner.#leave().then(callback);
+      }
+    }
+    const { PixlServer } = modules;
+    const logFile = options.logFile ? path.resolve(options.logFile) : os.devNull;
+    this.#server = new PixlServer({
+      __name: 'PixlServerMultiRun',
+      __version: '1.0',
+      config: {
+        hostname: options.hostname,
+        ...(options.ip ? { ip: options.ip } : {}),
+        foreground: true,
+        echo: true,
+        log_dir: path.dirname(logFile),
+        log_filename: path.basename(logFile),
+        debug_level: options.debugLevel,
+        MultiServer: options.section,
+      },
+      components: [modules.MultiServer as unknown as new () => Component, MultiRun as unknown as new () => Component],
+      // Log lines go to stderr: the command's own output keeps stdout.
+      echoer: (_line: string, _cols: unknown, args: Record<string, unknown>) => {
+        const data = args.data === undefined || args.data === null || args.data === '' ? '' : ` ${typeof args.data === 'string' ? args.data : JSON.stringify(args.data)}`;
+        const code = args.category === 'debug' ? String(args.code) : `${String(args.category)}/${String(args.code)}`;
+        process.stderr.write(`${String(args.date)} ${String(args.component)}[${code}]: ${String(args.msg)}${data}\n`);
+      },
+    });
+    // pixl-server reads its own options from the command line (`--config` would be taken
+    // as its config file): it sees none.
+    const argv = process.argv;
+    process.argv = argv.slice(0, 2);
+    try {
+      this.#server.startup();
+    } finally {
+      process.argv = argv;
+    }
+  }
+
+  #log(level: number, message: string): void {
+    this.#server.logger.set('component', 'MultiRun');
+    this.#server.logger.debug(level, message);
+  }
+
+  #error(code: string, message: string): void {
+    this.#server.logger.set('component', 'MultiRun');
+    this.#server.logger.error(code, message);
+  }
+
+  #attach(server: PixlServer): void {
+    this.#multi = server.MultiServer as unknown as MultiServer;
+    const options = this.options;
+    for (const warning of (options as RunOptions & { warnings?: string[] }).warnings ?? []) this.#error('config', warning);
+    this.#hooks = new HookRunner(options.hooks, options.hookTimeoutMs, (level, message) => (level <= 1 ? this.#error('hook', message) : this.#log(level, message)), process.env);
+    this.#log(
+      2,
+      `Running \`${options.command.join(' ')}\` while master; isolation: ${this.#isolation.unshare ? 'a pid namespace per run' : `its process group only (${this.#isolation.why})${this.#isolation.setpriv ? ', SIGKILL to the command if its guardian dies' : ''}`}; ` +
+        `failover budget ${Math.round(this.timing.budgetMs)} ms: if this process goes silent, the command gets SIGTERM after ${Math.round(this.timing.silenceMs)} ms and SIGKILL by ${Math.round(this.timing.deadMs)} ms`,
+    );
+    this.#multi.on('master', (term) => this.#onMaster(term));
+    this.#multi.on('slave', () => this.#onSlave());
+    // pixl-server's own handlers would leave at once; ours stop the command first, and a
+    // second signal hurries the stop instead of abandoning it.
+    for (const name of ['sigIntFunc', 'sigTermFunc', 'sigHupFunc'] as const) {
+      const handler = server[name] as ((...args: unknown[]) => void) | undefined;
+      if (handler) process.off(name === 'sigIntFunc' ? 'SIGINT' : name === 'sigTermFunc' ? 'SIGTERM' : 'SIGHUP', handler);
+    }
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => this.#onSignal(signal));
+    server.once('shutdown', () => this.#done(this.#exitCode));
+    // Whatever the component decided before we listened (a master heard at once).
+    if (this.#multi.master) this.#onMaster(this.#multi.term);
+    else if (this.#multi.slave) this.#onSlave();
+  }
+
+  #onSignal(signal: NodeJS.Signals): void {
+    this.#signals++;
+    if (this.#signals === 1) {
+      this.#log(2, `Caught ${signal}: stopping the command, then leaving the cluster`);
+      if (!this.#server.shut) this.#server.shutdown();
+    } else if (this.#signals === 2) {
+      this.#log(1, `Caught ${signal} again: killing the command now`);
+      this.#run?.stop(0);
+    } else {
+      this.#error('signal', `Caught ${signal} a third time: exiting now (the guardian still ends the command)`);
+      process.exit(1);
+    }
+  }
+
+  // ---- role events -------------------------------------------------------------------
+
+  #env(event?: HookEvent, reason?: string): Record<string, string> {
+    const env: Record<string, string> = {
+      MULTI_TERM: String(this.#multi.term),
+      MULTI_MASTER: this.#multi.masterHostname,
+      MULTI_HOSTNAME: this.options.hostname,
+    };
+    if (event) env.MULTI_EVENT = event;
+    if (reason) env.MULTI_REASON = reason;
+    return env;
+  }
+
+  #hook(event: HookEvent, reason: string, extra: Record<string, string> = {}): void {
+    this.#hooks.enqueue({ event, env: { ...this.#env(event, reason), ...extra } });
+  }
+
+  #onMaster(term: number): void {
+    this.#log(3, `Master (term ${term}): starting the command`);
+    this.#conflicts = { seen: this.#multi.stats.conflicts, pending: false };
+    this.#watchConflicts();
+    this.#hook('master', 'elected');
+    this.#ensureRunning();
+  }
+
+  #onSlave(): void {
+    this.#stopWatchingConflicts();
+    this.#cancelRestart();
+    // Leaving tells the hook itself, once the command is stopped.
+    if (!this.#leaving) this.#hook('slave', this.#handingOver ? 'handed-over' : this.#multi.masterHostname ? 'follows' : 'no-master');
+    const run = this.#run;
+    if (run && !run.stopping) {
+      const grace = Math.min(this.options.graceMs, this.timing.lossGraceMs);
+      this.#log(2, `Lost the master role while the command runs: SIGTERM to it, SIGKILL in ${Math.round(grace)} ms${this.#multi.masterHostname ? ` (the master is now ${this.#multi.masterHostname})` : ''}`);
+      run.stop(grace);
+    }
+  }
+
+  /**
+   * Keepalived's lesson (a winner that is not told again after a split brain): when a
+   * conflict ends with this server still master, its on-master hook runs again, with the
+   * term it now holds. A conflict has ended once no peer claims the role and none was seen
+   * since the last look.
+   */
+  #watchConflicts(): void {
+    if (this.#conflictTimer || !this.options.hooks.master) return;
+    const every = Math.max(50, Math.min(1000, (this.options.settings.heartbeat_freq * 1000) / 2));
+    this.#conflictTimer = setInterval(() => {
+      if (!this.#multi.master) return;
+      const seen = this.#multi.stats.conflicts;
+      if (seen !== this.#conflicts.seen) {
+        this.#conflicts = { seen, pending: true };
+        return;
+      }
+      if (!this.#conflicts.pending) return;
+      const rival = Object.values(this.#multi.servers).some((record) => !record.self && record.master);
+      if (rival) return;
+      this.#conflicts.pending = false;
+      this.#log(2, `A master conflict ended with this server master (term ${this.#multi.term}): running on-master again`);
+      this.#hook('master', 'conflict-won');
+    }, every);
+    this.#conflictTimer.unref();
+  }
+
+  #stopWatchingConflicts(): void {
+    if (this.#conflictTimer) clearInterval(this.#conflictTimer);
+    this.#conflictTimer = null;
+  }
+
+  // ---- the command -------------------------------------------------------------------
+
+  #ensureRunning(): void {
+    if (this.#leaving || this.#handingOver || this.#run || this.#restartTimer || !this.#multi.master) return;
+    const [file, ...args] = this.options.command as [string, ...string[]];
+    const env: Record<string, string> = {};
+    for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
+    delete env.NODE_CHANNEL_FD;
+    delete env.NODE_CHANNEL_SERIALIZATION_MODE;
+    Object.assign(env, this.#env());
+    env.MULTI_MASTER = this.options.hostname;
+    const run = new ChildRun({
+      file,
+      args,
+      env,
+      cwd: process.cwd(),
+      graceMs: this.options.graceMs,
+      silenceMs: this.timing.silenceMs,
+      deadMs: this.timing.deadMs,
+      pingMs: this.timing.pingMs,
+      isolation: this.#isolation,
+      log: (level, message) => (level <= 1 ? this.#error('command', message) : this.#log(level, message)),
+      onExit: (code, signal) => {
+        if (!run.stopping) this.#log(2, `The command exited by itself: ${signal ? `signal ${signal}` : `exit code ${code}`}`);
+      },
+    });
+    this.#run = run;
+    void run.over.then((end) => this.#onRunOver(run, end));
+  }
+
+  #onRunOver(run: ChildRun, end: RunEnd): void {
+    if (this.#run === run) this.#run = null;
+    const lasted = end.endedAt - end.startedAt;
+    const status = end.signal ? `signal ${end.signal}` : end.code === null ? 'no exit status' : `exit code ${end.code}`;
+    if (end.reason === 'stopped' || end.reason === 'signalled' || (run.stopping && end.reason === 'exited')) {
+      this.#log(3, `The command is stopped (${status}), its ${this.#isolation.unshare ? 'pid namespace' : 'process group'} empty, after ${Math.round(lasted)} ms`);
+      this.#ensureRunning();
+      return;
+    }
+    if (this.#leaving) return;
+    const faultEnv: Record<string, string> = {};
+    if (end.code !== null) faultEnv.MULTI_EXIT_CODE = String(end.code);
+    if (end.signal) faultEnv.MULTI_EXIT_SIGNAL = end.signal;
+    if (end.reason === 'stalled' || end.reason === 'guardian-died' || end.reason === 'orphaned') {
+      // Not the command's doing: run it again once this server has had a tick to find out
+      // whether it is still master (a stall past the failover budget makes it step down).
+      this.#error('command', end.reason === 'stalled' ? `The guardian ended the command: this process was silent for ${end.silentMs ?? '?'} ms` : `The command's guardian ended unexpectedly (${end.reason})`);
+      this.#hook('fault', end.reason, faultEnv);
+      this.#scheduleRestart(Math.max(this.options.settings.heartbeat_freq * 1000, this.options.restartDelayMs), 'after the guardian stopped it');
+      return;
+    }
+    // It exited (or could not start) by itself.
+    if (end.reason === 'spawn-failed') this.#error('command', `The command could not be started: ${end.error ?? status}`);
+    this.#hook('fault', end.reason === 'spawn-failed' ? 'spawn-failed' : 'exited', faultEnv);
+    if (lasted >= this.options.restartDelayMaxMs) this.#failures = 0;
+    this.#failures++;
+    const delay = backoffMs(this.#failures, this.options.restartDelayMs, this.options.restartDelayMaxMs);
+    switch (this.options.onExit) {
+      case 'restart':
+        this.#scheduleRestart(delay, `(exit ${this.#failures} in a row)`);
+        break;
+      case 'step-down':
+        void this.handOver(`the command ended (${status})`).then((ok) => {
+          if (!ok) this.#scheduleRestart(delay, 'since the role could not be handed over');
+        });
+        break;
+      case 'exit':
+        this.#exitCode = end.reason === 'spawn-failed' ? 127 : exitStatus(end);
+        this.#log(2, `--on-exit exit: leaving the cluster, then exiting with ${this.#exitCode}`);
+        if (!this.#server.shut) this.#server.shutdown();
+        break;
+    }
+  }
+
+  #scheduleRestart(delayMs: number, why: string): void {
+    this.#cancelRestart();
+    if (this.#leaving || !this.#multi.master) return;
+    this.#log(3, `Restarting the command in ${Math.round(delayMs)} ms ${why}`);
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = null;
+      this.#ensureRunning();
+    }, delayMs);
+  }
+
+  #cancelRestart(): void {
+    if (this.#restartTimer) clearTimeout(this.#restartTimer);
+    this.#restartTimer = null;
+  }
+
+  /** Stop the command (full grace), wait until nothing of it is left. */
+  async #stopRun(): Promise<void> {
+    this.#cancelRestart();
+    const run = this.#run;
+    if (!run) return;
+    run.stop(this.options.graceMs);
+    await run.over;
+  }
+
+  /**
+   * Give the role up on purpose: stop the command first (nothing of it left), then hand the
+   * role to the next server. Resolves with whether the handover happened.
+   */
+  async handOver(reason: string): Promise<boolean> {
+    if (this.#handingOver || this.#leaving || !this.#multi.master) return false;
+    this.#handingOver = true;
+    try {
+      this.#log(2, `Handing the master role over: ${reason}`);
+      await this.#stopRun();
+      if (this.#leaving || !this.#multi.master) return false;
+      await this.#multi.stepDown();
+      return true;
+    } catch (err) {
+      this.#log(2, `Could not hand the role over: ${(err as Error).message}`);
+      return false;
+    } finally {
+      this.#handingOver = false;
+    }
+  }
+
+  /** pixl-server is shutting down (we go first): stop the command, tell the hooks, then go. */
+  async #leave(): Promise<void> {
+    this.#leaving = true;
+    this.#stopWatchingConflicts();
+    const wasMaster = this.#multi?.master === true || this.#run !== null;
+    await this.#stopRun();
+    if (wasMaster && this.#hooks?.has('slave')) {
+      // A hook that holds something for the master (an address, say) lets go of it before
+      // the next master is elected.
+      this.#hook('slave', 'leaving');
+    }
+    await this.#hooks?.idle(this.options.hookTimeoutMs + 3000);
+    this.#log(2, 'The command is stopped: leaving the cluster');
+  }
+}
+
+/** Run until the wrapper has left; resolves with the exit code. */
+export async function runWrapper(options: RunOptions): Promise<number> {
+  const runner = new Runner(options);
+  runner.start();
+  const code = await runner.finished;
+  return code;
+}
