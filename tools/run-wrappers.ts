@@ -53,11 +53,14 @@ export class RunWrappers {
   readonly file: string;
   readonly token = `psm-run-${process.pid}-${randomBytes(4).toString('hex')}`;
   port = 0;
+  /** Flags for every wrapper started from now on. */
+  readonly args: string[];
   readonly #options: WrapperOptions;
   readonly #wrappers = new Map<string, Wrapper>();
 
   constructor(options: WrapperOptions) {
     this.#options = options;
+    this.args = [...(options.args ?? [])];
     this.dir = mkdtempSync(path.join(os.tmpdir(), 'psm-run-'));
     this.file = path.join(this.dir, 'children.jsonl');
   }
@@ -65,7 +68,18 @@ export class RunWrappers {
   async start(host: string, options: { args?: string[]; childArgs?: string[]; command?: string[] } = {}): Promise<Wrapper> {
     if (!this.port) this.port = await freeUdpPort();
     const broadcast = '127.255.255.255';
-    assertLoopbackConfig({ broadcast_ip: broadcast });
+    const flags = [...this.args, ...(options.args ?? [])];
+    // The network rule, on the section the wrapper will run with: the file's keys, then flags.
+    const flag = (name: string): string | undefined => {
+      const i = flags.lastIndexOf(name);
+      return i >= 0 ? flags[i + 1] : undefined;
+    };
+    const config = flag('--config');
+    const section: Record<string, unknown> = { broadcast_ip: broadcast, ...(config ? (JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>) : {}) };
+    const bindIp = flag('--bind-ip');
+    if (bindIp !== undefined) section.bind_ip = bindIp;
+    if (flags.includes('--etcd')) throw new Error('RunWrappers: give etcd hosts in a --config file, where the loopback check sees them');
+    assertLoopbackConfig(section);
     const args = [
       CLI, 'run',
       '--hostname', host,
@@ -74,8 +88,7 @@ export class RunWrappers {
       '--broadcast-ip', broadcast,
       '--heartbeat-freq', String(this.#options.heartbeatFreq),
       '--check-beats', String(this.#options.checkBeats ?? 3),
-      ...(this.#options.args ?? []),
-      ...(options.args ?? []),
+      ...flags,
       '--',
       ...(options.command ?? [process.execPath, RUN_CHILD, this.file, ...(this.#options.childArgs ?? []), ...(options.childArgs ?? [])]),
     ];
