@@ -5,7 +5,7 @@
  * command and its descendants, whatever pid namespace they run in), so the tests check by
  * pid which still exist. Waiting is "until observed, or fail after a deadline".
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
@@ -219,4 +219,22 @@ export class RunWrappers {
       rmSync(this.dir, { recursive: true, force: true });
     }
   }
+}
+
+/** Whether this host lets the wrapper put a run in a pid namespace (the probe `run` makes itself). */
+export const pidNamespacesPermitted = spawnSync('unshare', ['--pid', '--fork', '--kill-child', '--mount', '--propagation', 'slave', '--mount-proc', 'true']).status === 0;
+
+/** The `start` lines of commands (not grandchildren), of one host or all. */
+export function starts(w: RunWrappers, host?: string): RunChildLine[] {
+  return w.lines().filter((l) => l.event === 'start' && l.role === 'child' && (host === undefined || l.host === host));
+}
+
+/** `count` commands and as many grandchildren have started (each handles SIGTERM from its start line on). */
+export function bothStarted(w: RunWrappers, count = 1): boolean {
+  const lines = w.lines().filter((l) => l.event === 'start');
+  return lines.filter((l) => l.role === 'child').length === count && lines.filter((l) => l.role === 'grandchild').length === count;
+}
+
+export function hostsOf(processes: RunProcess[]): string[] {
+  return [...new Set(processes.map((p) => p.host))];
 }
