@@ -107,6 +107,19 @@ describe('run: when the command exits by itself', () => {
   });
 });
 
+describe('run: a command that cannot start', () => {
+  test('is a fault like an exit: on-fault runs, and with --on-exit exit the wrapper exits 127', async () => {
+    for (const mode of namespaces ? ['on', 'off'] : ['off']) {
+      const w = wrappers({ heartbeatFreq: 0.25, args: ['--pid-namespace', mode, '--on-exit', 'exit'] });
+      const faults = path.join(w.dir, 'faults');
+      const wrapper = await w.start('solo', { command: [path.join(w.dir, 'no-such-program')], args: ['--on-fault', `echo "$MULTI_REASON" >> ${faults}`] });
+      const exit = await wrapper.exited;
+      assert.deepEqual(exit, { code: 127, signal: null }, `--pid-namespace ${mode}: ${w.describe()}`);
+      assert.match(readFileSync(faults, 'utf8'), /^(spawn-failed|exited)\n$/, 'on-fault ran before the wrapper left');
+    }
+  });
+});
+
 describe('run: hooks', () => {
   test('on-master and on-slave run with their environment; a hanging hook is killed at its timeout and never delays the command', async () => {
     const w = wrappers({ heartbeatFreq: 0.5 });

@@ -152,7 +152,7 @@ export class Runner {
     this.#multi = server.MultiServer as unknown as MultiServer;
     const options = this.options;
     for (const warning of (options as RunOptions & { warnings?: string[] }).warnings ?? []) this.#error('config', warning);
-    this.#hooks = new HookRunner(options.hooks, options.hookTimeoutMs, (level, message) => (level <= 1 ? this.#error('hook', message) : this.#log(level, message)), process.env);
+    this.#hooks = new HookRunner(options.hooks, options.hookTimeoutMs, (level, message) => (level <= 1 ? this.#error('hook', message) : this.#log(level, message)), commandEnv());
     this.#log(
       2,
       `Running \`${options.command.join(' ')}\` while master; isolation: ${this.#isolation.unshare ? 'a pid namespace per run' : `its process group only (${this.#isolation.why})${this.#isolation.setpriv ? ', SIGKILL to the command if its guardian dies' : ''}`}; ` +
@@ -261,10 +261,7 @@ export class Runner {
   #ensureRunning(): void {
     if (this.#leaving || this.#handingOver || this.#run || this.#restartTimer || !this.#multi.master) return;
     const [file, ...args] = this.options.command as [string, ...string[]];
-    const env: Record<string, string> = {};
-    for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
-    delete env.NODE_CHANNEL_FD;
-    delete env.NODE_CHANNEL_SERIALIZATION_MODE;
+    const env = commandEnv();
     Object.assign(env, this.#env());
     env.MULTI_MASTER = this.options.hostname;
     const run = new ChildRun({
@@ -389,6 +386,18 @@ export class Runner {
     await this.#hooks?.idle(this.options.hookTimeoutMs + 3000);
     this.#log(2, 'The command is stopped: leaving the cluster');
   }
+}
+
+/**
+ * The wrapper's environment for the command and the hooks, minus an IPC channel the wrapper
+ * itself may have been given (a command that is a node program would try to use it).
+ */
+function commandEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
+  delete env.NODE_CHANNEL_FD;
+  delete env.NODE_CHANNEL_SERIALIZATION_MODE;
+  return env;
 }
 
 /** Run until the wrapper has left; resolves with the exit code. */
