@@ -202,6 +202,16 @@ describe('run: arguments', () => {
     }
   });
 
+  test('without pixl-server (a peer dependency) it exits 1 saying what to install; `status` still works', () => {
+    const hide = ['-r', path.join(__dirname, '..', 'tools', 'hide-module.js')];
+    const env = { ...process.env, PSM_HIDE_MODULES: 'pixl-server' };
+    const run = spawnSync(process.execPath, [...hide, CLI, 'run', '--hostname', 'x', '--broadcast-ip', '127.255.255.255', '--', 'true'], { encoding: 'utf8', env, timeout: 20_000 });
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /needs the pixl-server package \(a peer dependency\): npm install pixl-server/);
+    const help = spawnSync(process.execPath, [...hide, CLI, 'status', '--help'], { encoding: 'utf8', env, timeout: 20_000 });
+    assert.equal(help.status, 0, help.stderr);
+  });
+
   test('--config: a JSON object of MultiServer keys plus hostname; unknown keys, bad values and non-objects exit 2 naming them', () => {
     const w = wrappers({ heartbeatFreq: 1 });
     const file = (name: string, text: string): string => {

@@ -6,7 +6,7 @@
  * 1 a run-time error (pixl-server missing, the port taken, no pid namespace with
  * `--pid-namespace on`); 0 after leaving on a signal; with `--on-exit exit`, the command's.
  */
-import { Command, type CommanderError } from 'commander';
+import type { Command } from 'commander';
 import { resolveRunOptions, UsageError, type RunFlags } from './options';
 
 const EXIT_RUNTIME = 1;
@@ -71,10 +71,10 @@ export function registerRunCommand(program: Command, setExitCode: (code: number)
         setTimeout(() => process.exit(code), 2000).unref();
       } catch (err) {
         process.stderr.write(`error: ${(err as Error).message}\n`);
-        setExitCode(err instanceof RunError ? EXIT_RUNTIME : EXIT_RUNTIME);
+        // A RunError is expected (pixl-server missing, no pid namespace); anything else is a bug, said as such.
+        if (!(err instanceof RunError)) process.stderr.write(`${(err as Error).stack ?? ''}\n`);
+        setExitCode(EXIT_RUNTIME);
       }
     });
   return run;
 }
-
-export type { CommanderError };
