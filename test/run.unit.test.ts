@@ -83,6 +83,8 @@ describe('run: options', () => {
     assert.equal(options.hookTimeoutMs, 30_000);
     assert.equal(options.pidNamespace, 'auto');
     assert.equal(options.debugLevel, 4);
+    assert.equal(options.lossGraceMs, undefined, 'the timing decides unless --loss-grace is given');
+    assert.equal(resolveRunOptions({ lossGrace: '5' }, ['x']).lossGraceMs, 5000);
     assert.equal(resolveRunOptions({ config: 'c.json' }, ['x'], files({ 'c.json': '{"hostname": "fromfile"}' })).hostname, 'fromfile');
   });
 
@@ -101,6 +103,7 @@ describe('run: options', () => {
       [{ bindIp: '300.1.1.1' }, /^--bind-ip 300\.1\.1\.1: .*`bind_ip`/],
       [{ restartDelay: '2', restartDelayMax: '1' }, /--restart-delay-max must be a number of seconds from 2 to 86400, got "1"/],
       [{ hookTimeout: '0' }, /--hook-timeout must be a number of seconds from 0\.1/],
+      [{ lossGrace: 'soon' }, /--loss-grace must be a number of seconds from 0 to 86400, got "soon"/],
       [{ debugLevel: '11' }, /--debug-level must be an integer from 1 to 10, got "11"/],
       [{ onMaster: '  ' }, /--on-master must be a shell command/],
       [{ ip: 'not an ip' }, /--ip: expected an IP address/],

@@ -31,6 +31,7 @@ export interface RunFlags {
   secretFile?: string;
   etcd?: string[];
   grace?: string;
+  lossGrace?: string;
   onExit?: string;
   restartDelay?: string;
   restartDelayMax?: string;
@@ -52,6 +53,8 @@ export interface RunOptions {
   settings: Settings;
   command: string[];
   graceMs: number;
+  /** SIGKILL delay after an involuntary loss of the role; unset: the shorter of the grace and the timing's own cap. */
+  lossGraceMs?: number;
   onExit: ExitPolicy;
   restartDelayMs: number;
   restartDelayMaxMs: number;
@@ -229,6 +232,7 @@ export function resolveRunOptions(flags: RunFlags, command: string[], read: (fil
     warnings,
   };
   if (typeof ip === 'string') options.ip = ip;
+  if (flags.lossGrace !== undefined) options.lossGraceMs = seconds('--loss-grace', flags.lossGrace, 0, 0, 86400) * 1000;
   if (flags.logFile !== undefined) options.logFile = flags.logFile;
   return options;
 }

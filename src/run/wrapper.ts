@@ -219,7 +219,7 @@ export class Runner {
     if (!this.#leaving) this.#hook('slave', this.#handingOver ? 'handed-over' : this.#multi.masterHostname ? 'follows' : 'no-master');
     const run = this.#run;
     if (run && !run.stopping) {
-      const grace = Math.min(this.options.graceMs, this.timing.lossGraceMs);
+      const grace = this.options.lossGraceMs ?? Math.min(this.options.graceMs, this.timing.lossGraceMs);
       this.#log(2, `Lost the master role while the command runs: SIGTERM to it, SIGKILL in ${Math.round(grace)} ms${this.#multi.masterHostname ? ` (the master is now ${this.#multi.masterHostname})` : ''}`);
       run.stop(grace);
     }
