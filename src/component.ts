@@ -32,7 +32,7 @@ import { OperatorHttp, wantsHttp } from './shell/http'; // ops: HTTP routes
 import { createMetricsRegistry, type MetricsRegistry } from './shell/metrics'; // ops: metrics
 import { describeThrown } from './util/describe';
 
-const { computeBroadcastIP, DEFAULT_CONFIG, validateConfig, validateHostname, ConfigError } = config;
+const { computeBroadcastIP, DEFAULT_CONFIG, misplacedKeys, unknownKeys, validateConfig, validateHostname, ConfigError } = config;
 const { decodeWire, encode } = codec;
 const { DuplicateHostnameError } = errors;
 const { ElectionCore } = election;
@@ -371,6 +371,16 @@ class MultiServer extends Component {
     this.#settings = this.#validate();
   }
 
+  /**
+   * Keys nobody reads, at level 1 (the default level: a misspelt `heartbeat_freq` changes
+   * failover from seconds to a minute, and must not pass unseen). With `strict_config`
+   * validation has already refused them. `all`: also the top level of the whole config.
+   */
+  #reportUnknownKeys(all: boolean): void {
+    const found = [...(all ? misplacedKeys(this.server.config.get()) : []), ...unknownKeys(this.config.get())];
+    for (const { message } of found) this.logDebug(1, message);
+  }
+
   /** Called by the base class on init and on every config reload. */
   override initConfig(): void {
     super.initConfig();
@@ -401,6 +411,8 @@ class MultiServer extends Component {
       return;
     }
     this.#settings = settings;
+    // Here, not in init: that runs again in the daemon pixl-server forks, and would log twice.
+    this.#reportUnknownKeys(true);
     this.#keyring = this.#buildKeyring(settings.secret_key);
     if (settings.coordinator) {
       this.#startCoordinated(settings, callback);
@@ -779,6 +791,7 @@ class MultiServer extends Component {
       this.logError('config', `Config reload ignored: ${(err as Error).message}`);
       return;
     }
+    this.#reportUnknownKeys(true);
     const previous = this.#settings;
     this.#settings = settings;
     if (previous && previous.comm_port !== settings.comm_port) {
