@@ -62,6 +62,11 @@ class MultiServer extends Component {
 
   /** Our hostname (the parent server's). */
   hostname = '';
+  /**
+   * This process's instance id: random per start, sent in every packet. A duplicate-hostname
+   * line names each process by it (and by its pid): logged at startup to tell which is which.
+   */
+  readonly instanceId = randomBytes(8).toString('hex');
   /** The broadcast address in use. */
   broadcastIP = '';
   readonly #counters = { dropped: {} as MultiServerStats['dropped'], oldKeyPackets: 0, sendErrors: 0, handoffs: 0 };
@@ -413,6 +418,7 @@ class MultiServer extends Component {
     this.#settings = settings;
     // Here, not in init: that runs again in the daemon pixl-server forks, and would log twice.
     this.#reportUnknownKeys(true);
+    this.logDebug(2, `This process: pid ${process.pid}, instance ${this.instanceId}, hostname ${this.hostname}`);
     this.#keyring = this.#buildKeyring(settings.secret_key);
     if (settings.coordinator) {
       this.#startCoordinated(settings, callback);
@@ -435,7 +441,8 @@ class MultiServer extends Component {
         const core = new ElectionCore({
           hostname: this.hostname,
           ip: this.server.ip,
-          instanceId: randomBytes(8).toString('hex'),
+          instanceId: this.instanceId,
+          pid: process.pid,
           eligible: this.#eligible,
           data: this.#data,
           tickMs: settings.heartbeat_freq * 1000,
@@ -519,7 +526,7 @@ class MultiServer extends Component {
           hostname: this.hostname,
           ip: wildcard ? this.server.ip : settings.bind_ip,
           port: settings.comm_port,
-          instanceId: randomBytes(8).toString('hex'),
+          instanceId: this.instanceId,
           prefix: coordinator.prefix,
           tickMs: settings.heartbeat_freq * 1000,
           checkBeats: settings.check_beats,
