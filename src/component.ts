@@ -5,7 +5,9 @@
  * which calls the core and carries out what it returns.
  */
 import { randomBytes } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Component = require('pixl-server/component');
 import * as election from './core/election';
@@ -374,6 +376,50 @@ class MultiServer extends Component {
   override init(server: this['server'], config?: this['config']): void {
     super.init(server, config);
     this.#settings = this.#validate();
+    this.#watchStartup();
+  }
+
+  #startupWatched = false;
+
+  /**
+   * pixl-server ends a failed startup (any component's: a web port in use, our UDP port) by
+   * logging why to its log file and calling process.exit(1). A user in the foreground whose
+   * `echo` does not show pixl-server's own error rows sees nothing on the terminal at all.
+   * From init (which runs whatever the order of components) to `ready`, the reason is noted
+   * from the log rows; should the server shut down before it is ready, it goes to stderr, once.
+   */
+  #watchStartup(): void {
+    const server = this.server;
+    const logger = server.logger as unknown as Partial<EventEmitter> | undefined;
+    if (this.#startupWatched || !logger || typeof logger.on !== 'function' || typeof logger.removeListener !== 'function') return;
+    this.#startupWatched = true;
+    let reason = '';
+    let echoed = false;
+    const onRow = (_line: unknown, _cols: unknown, args: { category?: unknown; code?: unknown; msg?: unknown; component?: unknown } | undefined): void => {
+      if (reason || args?.category !== 'error' || args.code !== 'startup') return;
+      reason = String(args.msg);
+      echoed = echoes(server, args);
+    };
+    const done = (): void => {
+      logger.removeListener?.('row', onRow);
+      server.removeListener('ready', done);
+      server.removeListener('shutdown', onShutdown);
+    };
+    const onShutdown = (): void => {
+      done();
+      if (server.started || !reason || echoed) return;
+      const dir = server.config.get('log_dir');
+      const file = server.config.get('log_filename');
+      const log = path.join(typeof dir === 'string' && dir ? dir : '.', typeof file === 'string' && file ? file : 'event.log');
+      try {
+        process.stderr.write(`pixl-server-multi: the server could not start: ${reason}. pixl-server exits with code 1; its log: ${log}\n`);
+      } catch {
+        // No stderr to write to (a daemon without one): the log file has it.
+      }
+    };
+    logger.on('row', onRow);
+    server.once('ready', done);
+    server.once('shutdown', onShutdown);
   }
 
   /**
@@ -889,6 +935,21 @@ function jsonProblem(value: unknown, what: string): string {
   }
   if (typeof text !== 'string') throw new TypeError(`${what} must be a JSON value, got ${describeValue(value)}`);
   return text;
+}
+
+/** Would pixl-server's `echo` have shown this row on the terminal already? (Its own rule, from server.js.) */
+function echoes(server: { config: { get(key: string): unknown } }, row: { category?: unknown; component?: unknown }): boolean {
+  const echo = server.config.get('echo');
+  if (echo === true || (typeof echo === 'number' && echo !== 0)) return true;
+  if (typeof echo !== 'string' || echo === '') return false;
+  // A string of digits is a level to pixl-server: it echoes every row.
+  if (/^\d+$/.test(echo)) return true;
+  try {
+    const pattern = new RegExp('(' + echo.replace(/\s+/g, '|') + ')');
+    return pattern.test(String(row.component)) || pattern.test(String(row.category));
+  } catch {
+    return false;
+  }
 }
 
 function describeValue(value: unknown): string {
