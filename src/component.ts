@@ -18,7 +18,7 @@ import * as errors from './errors';
 import type { Keyring } from './wire/auth';
 import type { Address, JsonObject, JsonValue } from './protocol/messages';
 import type { CoreDropReason, CoreEvent, Instant, Output, ServerRecord } from './core/types';
-import type { MultiServerConfig, Settings } from './config';
+import type { MultiServerSection, Settings } from './config';
 import type { DropReason } from './wire/codec';
 import { MESSAGE_TYPE_PATTERN } from './protocol/limits';
 import { Driver, type DriverStats, type Failover } from './driver/driver';
@@ -976,7 +976,10 @@ namespace MultiServer {
   export type Stats = MultiServerStats;
   export type Events = MultiServerEvents;
   export type Record = ServerRecord;
-  export type Config = MultiServerConfig;
+  /** The `MultiServer` section as an app writes it: every key optional (defaults fill the rest). */
+  export type Config = MultiServerSection;
+  /** The section after validation: every key, as the component runs with it (`multi.settings`). */
+  export type Settings = config.Settings;
   export type Result = HandoffResult;
   export import ElectionCore = election.ElectionCore;
   export import ConfigError = config.ConfigError;
@@ -1003,6 +1006,10 @@ declare module '*pixl-server' {
     MultiServer: MultiServer;
   }
   interface Events extends MultiServerEvents {}
+  interface Config {
+    /** This component's section: every key optional, each checked (a misspelt one does not compile). */
+    MultiServer?: MultiServerSection;
+  }
 }
 
 export = MultiServer;
