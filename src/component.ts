@@ -981,6 +981,8 @@ namespace MultiServer {
   /** The section after validation: every key, as the component runs with it (`multi.settings`). */
   export type Settings = config.Settings;
   export type Result = HandoffResult;
+  /** What the status route serves and the status CLI prints with --json (docs/OPERATIONS.md). */
+  export type StatusDocument = import('./shell/status').StatusDocument;
   export import ElectionCore = election.ElectionCore;
   export import ConfigError = config.ConfigError;
   export import DuplicateHostnameError = errors.DuplicateHostnameError;
