@@ -193,7 +193,7 @@ export type Settings = Omit<MultiServerConfig, 'secret_key' | 'coordinator' | 'd
  * The section as an app writes it: every key optional, the defaults fill in the rest. This is
  * what TypeScript checks `config.MultiServer` against (a misspelt key does not compile).
  */
-export type MultiServerSection = Partial<MultiServerConfig>;
+export interface MultiServerSection extends Partial<MultiServerConfig> {}
 
 export class ConfigError extends Error {
   readonly key: string;
@@ -345,7 +345,8 @@ export function misplacedKeys(config: unknown): UnknownKey[] {
     if (key === SECTION_NAME) continue;
     const shown = JSON.stringify(key.slice(0, 80)).slice(1, -1);
     const norm = normalizeName(key.slice(0, 64));
-    if (editDistance(norm, target) <= 2 || norm === 'pixlservermulti') {
+    // Lengths more than two apart are more than two edits apart: most keys cost no comparison.
+    if ((Math.abs(norm.length - target.length) <= 2 && editDistance(norm, target) <= 2) || norm === 'pixlservermulti') {
       const unset = config[SECTION_NAME] === undefined ? ', so MultiServer runs on its defaults (heartbeat_freq 20, the computed broadcast address)' : '';
       out.push({ key, suggestion: SECTION_NAME, message: `MultiServer config: the top-level key \`${shown}\` is not read (did you mean \`${SECTION_NAME}\`? the name is case-sensitive)${unset}` });
     } else if (TOP_LEVEL_MISPLACED.includes(key)) {
