@@ -100,6 +100,8 @@ class MultiServer extends Component {
   #promoteWaiters: Array<(err: Error | null) => void> = [];
   #http: OperatorHttp | null = null; // ops
   #metricsRegistry: MetricsRegistry | null = null; // ops
+  /** A failed startup is watched for once (init may run again). */
+  #startupWatched = false;
   #requests = new Map<string, { resolve: (payload: JsonValue) => void; reject: (err: Error) => void; timer: NodeJS.Timeout; to: string }>();
   #requestCounter = 0;
 
@@ -379,8 +381,6 @@ class MultiServer extends Component {
     this.#watchStartup();
   }
 
-  #startupWatched = false;
-
   /**
    * pixl-server ends a failed startup (any component's: a web port in use, our UDP port) by
    * logging why to its log file and calling process.exit(1). A user in the foreground whose
@@ -425,10 +425,10 @@ class MultiServer extends Component {
   /**
    * Keys nobody reads, at level 1 (the default level: a misspelt `heartbeat_freq` changes
    * failover from seconds to a minute, and must not pass unseen). With `strict_config`
-   * validation has already refused them. `all`: also the top level of the whole config.
+   * validation has already refused them. The top level of the whole config is looked at too.
    */
-  #reportUnknownKeys(all: boolean): void {
-    const found = [...(all ? misplacedKeys(this.server.config.get()) : []), ...unknownKeys(this.config.get())];
+  #reportUnknownKeys(): void {
+    const found = [...misplacedKeys(this.server.config.get()), ...unknownKeys(this.config.get())];
     for (const { message } of found) this.logDebug(1, message);
   }
 
@@ -463,7 +463,7 @@ class MultiServer extends Component {
     }
     this.#settings = settings;
     // Here, not in init: that runs again in the daemon pixl-server forks, and would log twice.
-    this.#reportUnknownKeys(true);
+    this.#reportUnknownKeys();
     this.logDebug(2, `This process: pid ${process.pid}, instance ${this.instanceId}, hostname ${this.hostname}`);
     this.#keyring = this.#buildKeyring(settings.secret_key);
     if (settings.coordinator) {
@@ -844,7 +844,7 @@ class MultiServer extends Component {
       this.logError('config', `Config reload ignored: ${(err as Error).message}`);
       return;
     }
-    this.#reportUnknownKeys(true);
+    this.#reportUnknownKeys();
     const previous = this.#settings;
     this.#settings = settings;
     if (previous && previous.comm_port !== settings.comm_port) {
