@@ -58,7 +58,7 @@ export const LEFT_SHOWN_MS = 5 * 60_000;
 
 interface Seen {
   message: HeartbeatMessage;
-  /** Monotonic ms, and the wall clock then (for the records' `now`). */
+  /** When its last heartbeat was heard: monotonic ms, and the wall clock then (a record's `now`). */
   heardAt: number;
   heardAtWall: number;
   address: string;
