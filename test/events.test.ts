@@ -167,7 +167,7 @@ describe('coalesceMasterChanges (one step)', () => {
 
 describe('real processes: a SIGKILLed master', () => {
   test('the new master reports one masterchange (to itself) and master; the slave no slave event', async () => {
-    const cluster = new ProcessCluster({ heartbeatFreq: 0.1, checkBeats: 3 });
+    const cluster = new ProcessCluster({ heartbeatFreq: 0.25, checkBeats: 3 });
     try {
       await Promise.all(['alpha', 'bravo', 'charlie'].map((host) => cluster.start(host, {}, true)));
       await cluster.release(['alpha', 'bravo', 'charlie']);
