@@ -6,8 +6,11 @@
  * with their heartbeat at once; a hello never puts anyone in a server table), and lists what
  * it hears. It never sends a heartbeat, so it is never counted as a server.
  *
+ * With --json it prints the status document, the schema a server's status route serves
+ * (shell/status.ts), as an observer writes it.
+ *
  * Exit codes: 0 servers listed, 1 nothing heard or a run-time error (the port cannot be
- * bound), 2 bad arguments.
+ * bound, a hello cannot be sent), 2 bad arguments.
  */
 import { randomBytes } from 'node:crypto';
 import * as dgram from 'node:dgram';
@@ -18,56 +21,30 @@ import { performance } from 'node:perf_hooks';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import Table = require('cli-table3');
 import { computeBroadcastIP, DEFAULT_CONFIG } from './config';
-import type { HeartbeatMessage, JsonValue, Message } from './protocol/messages';
+import type { HeartbeatMessage, Message } from './protocol/messages';
+import type { ServerRecord } from './core/types';
 import { createKeyring, type Keyring } from './wire/auth';
 import { CLUSTER_ID_PATTERN, MAX_UDP_PAYLOAD } from './protocol/limits';
+import { ipFamily, isMulticast } from './protocol/address';
 import { decodeWire, encode } from './wire/codec';
 import { deadAfterMs, judge, masterOf, type ServerState } from './shell/view';
+import type { Departure, ServerView, StatusDocument } from './shell/status';
 import { registerRunCommand } from './run/command';
 
 export const EXIT_OK = 0;
 export const EXIT_NOTHING_HEARD = 1;
 export const EXIT_USAGE = 2;
 
-export interface ObservedServer {
-  hostname: string;
-  ip: string;
-  /** Where its datagrams come from, as seen here. */
-  address: string;
-  state: ServerState;
-  /** Its last heartbeat claimed the master role (whether or not it is still live). */
-  claimsMaster: boolean;
-  eligible: boolean;
-  term: number;
-  priority: number;
-  /** Seconds since its last heartbeat was heard here. */
-  lastHeard: number;
-  uptime: number;
-  data: JsonValue;
-  /** The timing its silence is judged by: its own, when its heartbeats carry it, else the CLI's options. */
-  tickMs: number;
-  checkBeats: number;
-}
-
-export interface Snapshot {
-  port: number;
-  listenedMs: number;
-  /** The one server that claims master and has not left; '' when none (or several). */
-  masterHostname: string;
-  /** Several servers claim master: their hostnames. */
-  conflict: string[];
-  /** The highest term among the servers that have not left. */
-  term: number;
-  servers: ObservedServer[];
-  /** What the observer itself saw: datagrams heard and dropped, by reason. */
-  observer: { packets: number; heartbeats: number; hellosSent: number; dropped: Record<string, number> };
-}
+/** What --json prints: the status document (one schema with the HTTP status route). */
+export type Snapshot = StatusDocument;
 
 interface ObserveOptions {
   port: number;
   broadcastIp: string;
   bindIp: string;
   multicastGroup: string | null;
+  /** The IP version of the socket (of bindIp and the group). */
+  family: 4 | 6;
   keyring: Keyring | null;
   clusterId: string;
   /** Assumed for servers whose heartbeats do not carry their timing. */
@@ -82,7 +59,9 @@ export const LEFT_SHOWN_MS = 5 * 60_000;
 
 interface Seen {
   message: HeartbeatMessage;
+  /** When its last heartbeat was heard: monotonic ms, and the wall clock then (a record's `now`). */
   heardAt: number;
+  heardAtWall: number;
   address: string;
   /** When its shutdown notice arrived, if one did. */
   departedAt: number | null;
@@ -94,18 +73,26 @@ export class Observer {
   readonly startedAt = performance.now();
   /** Random per run: authenticated servers require an instance id and a sequence on every packet. */
   readonly iid = randomBytes(8).toString('hex');
+  /** Where hellos go (without a multicast group). */
+  get broadcastIp(): string {
+    return this.#options.broadcastIp;
+  }
   readonly hostname = `psm-status-${randomBytes(3).toString('hex')}`;
   #seq = 0;
   #servers = new Map<string, Seen>();
   #packets = 0;
   #heartbeats = 0;
   #hellos = 0;
+  #hellosFailed = 0;
+  #helloError: string | null = null;
   #dropped: Record<string, number> = {};
   #options: ObserveOptions;
+  /** Told of each hello the socket could not send (the CLI says so on stderr). */
+  onHelloError: ((err: Error) => void) | null = null;
 
   constructor(options: ObserveOptions) {
     this.#options = options;
-    this.socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    this.socket = dgram.createSocket({ type: options.family === 6 ? 'udp6' : 'udp4', reuseAddr: true });
     this.socket.on('message', (datagram, rinfo) => this.#receive(datagram, rinfo.address));
   }
 
@@ -118,7 +105,7 @@ export class Observer {
         // Later socket errors (a send to an unreachable address) must not kill the CLI.
         this.socket.on('error', () => undefined);
         try {
-          this.socket.setBroadcast(true);
+          if (this.#options.family === 4) this.socket.setBroadcast(true);
           if (multicastGroup) this.socket.addMembership(multicastGroup);
         } catch (err) {
           reject(err as Error);
@@ -129,12 +116,33 @@ export class Observer {
     });
   }
 
-  /** Ask every server to answer now. */
+  /**
+   * Ask every server to answer now. Counted as sent only once the socket says so: a hello the
+   * network refuses (no route: ENETUNREACH) is an error, not a hello sent.
+   */
   hello(): void {
     const message: Message = { action: 'hello', hostname: this.hostname, iid: this.iid, seq: ++this.#seq };
     if (this.#options.clusterId) message.cid = this.#options.clusterId;
-    this.#hellos++;
-    this.socket.send(encode(message, this.#options.keyring), this.#options.port, this.#options.multicastGroup ?? this.#options.broadcastIp);
+    const to = this.#options.multicastGroup ?? this.#options.broadcastIp;
+    const done = (err: Error | null): void => {
+      if (!err) {
+        this.#hellos++;
+        return;
+      }
+      this.#hellosFailed++;
+      this.#helloError = err.message;
+      this.onHelloError?.(err);
+    };
+    try {
+      this.socket.send(encode(message, this.#options.keyring), this.#options.port, to, done);
+    } catch (err) {
+      done(err as Error);
+    }
+  }
+
+  /** Hellos that could not be sent so far. */
+  get hellosFailed(): number {
+    return this.#hellosFailed;
   }
 
   #receive(datagram: Buffer, address: string): void {
@@ -160,7 +168,7 @@ export class Observer {
       return; // overtaken by a newer packet of the same instance (or sent before its shutdown)
     }
     if (!seen && this.#servers.size >= MAX_OBSERVED && !this.#forgetOne(now)) return;
-    this.#servers.set(message.hostname, { message, heardAt: now, address, departedAt: null });
+    this.#servers.set(message.hostname, { message, heardAt: now, heardAtWall: Date.now(), address, departedAt: null });
   }
 
   /** Make room by forgetting a server that left, if one did. */
@@ -184,8 +192,10 @@ export class Observer {
     return seen.departedAt ?? seen.heardAt + deadAfterMs(tickMs, checkBeats);
   }
 
-  snapshot(): Snapshot {
+  /** The status document of what was heard, as an observer writes it (one schema with a server's). */
+  snapshot(): StatusDocument {
     const now = performance.now();
+    const wall = Date.now();
     const rows: Array<{ hostname: string; seen: Seen }> = [];
     for (const [hostname, seen] of this.#servers) {
       if (now - this.#leftAt(seen) > LEFT_SHOWN_MS) {
@@ -204,33 +214,77 @@ export class Observer {
         departed: seen.departedAt !== null,
       })),
     );
-    const servers: ObservedServer[] = rows.map(({ hostname, seen }, i) => {
+    const servers = Object.create(null) as Record<string, ServerRecord>;
+    const view: ServerView[] = [];
+    const departed: Departure[] = [];
+    rows.forEach(({ hostname, seen }, i) => {
       const m = seen.message;
-      return {
+      const state = states[i] as ServerState;
+      // The heartbeat's ip, or where its datagrams come from when it sends none (the original may send '').
+      const ip = m.ip || seen.address;
+      if (state === 'left') {
+        const leftAt = wall - (now - this.#leftAt(seen));
+        departed.push({ hostname, ip, leftAt: Math.round(leftAt), lastHeardAt: Math.round(seen.heardAtWall), reason: seen.departedAt !== null ? 'shutdown' : 'silent', data: m.data });
+        return;
+      }
+      servers[hostname] = {
         hostname,
-        ip: m.ip,
-        address: seen.address,
-        state: states[i] as ServerState,
+        ip,
+        master: m.master,
+        eligible: m.eligible,
+        self: false,
+        now: seen.heardAtWall / 1000,
+        data: m.data,
+        uptime: m.uptime,
+        locked: false,
+        priority: m.prio ?? 0,
+        term: m.term ?? 0,
+      };
+      view.push({
+        hostname,
+        ip,
+        state,
         claimsMaster: m.master,
         eligible: m.eligible,
+        self: false,
+        locked: false,
         term: m.term ?? 0,
         priority: m.prio ?? 0,
-        lastHeard: Math.round((now - seen.heardAt) / 100) / 10,
+        lastHeardMs: Math.max(0, Math.round(now - seen.heardAt)),
         uptime: m.uptime,
-        data: m.data,
         ...this.#timing(m),
-      };
+      });
     });
-    const master = masterOf(servers);
-    const present = servers.filter((s) => s.state !== 'left');
+    departed.sort((a, b) => a.leftAt - b.leftAt);
+    const master = masterOf(view);
     return {
-      port: this.#options.port,
-      listenedMs: Math.round(now - this.startedAt),
+      hostname: '',
+      master: false,
       masterHostname: master.hostname,
-      conflict: master.conflict,
-      term: present.reduce((max, s) => Math.max(max, s.term), 0),
+      term: view.reduce((max, s) => Math.max(max, s.term), 0),
+      eligible: false,
+      members: view.filter((s) => s.eligible).map((s) => s.hostname),
       servers,
-      observer: { packets: this.#packets, heartbeats: this.#heartbeats, hellosSent: this.#hellos, dropped: { ...this.#dropped } },
+      stats: null,
+      state: 'observer',
+      clusterId: this.#options.clusterId,
+      tickMs: this.#options.tickMs,
+      checkBeats: this.#options.checkBeats,
+      generatedAt: wall,
+      lastFailover: null,
+      view,
+      departed,
+      conflict: master.conflict,
+      observer: {
+        port: this.#options.port,
+        listenedMs: Math.round(now - this.startedAt),
+        packets: this.#packets,
+        heartbeats: this.#heartbeats,
+        hellosSent: this.#hellos,
+        hellosFailed: this.#hellosFailed,
+        helloError: this.#helloError,
+        dropped: { ...this.#dropped },
+      },
     };
   }
 
@@ -248,33 +302,40 @@ function terminalSafe(text: string): string {
   return text.replace(/[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-export function renderTable(snapshot: Snapshot, options: { color?: boolean } = {}): string {
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+export function renderTable(doc: StatusDocument, options: { color?: boolean } = {}): string {
   const dim = (text: string): string => (options.color ? `\x1b[2m${text}\x1b[22m` : text);
+  const shown = (data: unknown): string => {
+    const text = terminalSafe(JSON.stringify(data) ?? '');
+    return text.length > 40 ? text.slice(0, 37) + '...' : text;
+  };
   const table = new Table({
     head: ['hostname', 'address', 'state', 'eligible', 'term', 'last heard', 'uptime', 'data'],
     // One line per server, no rule between rows: compact enough for a --watch of many servers.
     style: { head: [], border: [], compact: true },
   });
-  for (const s of snapshot.servers) {
-    let data = terminalSafe(JSON.stringify(s.data) ?? '');
-    if (data.length > 40) data = data.slice(0, 37) + '...';
-    const row = [s.hostname, s.ip || s.address, s.state, s.eligible ? 'yes' : 'no', String(s.term), `${s.lastHeard.toFixed(1)} s ago`, formatUptime(s.uptime), data];
-    table.push(s.state === 'left' ? row.map(dim) : row);
+  for (const s of doc.view) {
+    table.push([s.hostname, s.ip, s.state, s.eligible ? 'yes' : 'no', String(s.term), `${(s.lastHeardMs / 1000).toFixed(1)} s ago`, formatUptime(s.uptime), shown(doc.servers[s.hostname]?.data)]);
   }
-  const present = snapshot.servers.filter((s) => s.state !== 'left');
-  const left = snapshot.servers.length - present.length;
-  const master = snapshot.servers.find((s) => s.hostname === snapshot.masterHostname);
+  for (const d of doc.departed) {
+    const why = d.reason === 'shutdown' ? 'left (shut down)' : 'left (silent)';
+    table.push([d.hostname, d.ip, why, '', '', `${(Math.max(0, doc.generatedAt - d.lastHeardAt) / 1000).toFixed(1)} s ago`, '', shown(d.data)].map(dim));
+  }
+  const observer = doc.observer;
+  const left = doc.departed.length;
+  const master = doc.view.find((s) => s.hostname === doc.masterHostname);
   const verdict =
-    snapshot.conflict.length > 0
-      ? `CONFLICT: ${snapshot.conflict.length} masters (${snapshot.conflict.join(', ')})`
+    doc.conflict.length > 0
+      ? `CONFLICT: ${doc.conflict.length} masters (${doc.conflict.join(', ')})`
       : master
         ? `master: ${master.hostname} (term ${master.term}${master.state === 'suspect' ? ', suspect: not heard lately' : ''})`
         : 'no master';
-  const dropped = Object.entries(snapshot.observer.dropped).map(([reason, n]) => `${reason} ${n}`);
+  const dropped = Object.entries(observer?.dropped ?? {}).map(([reason, n]) => `${reason} ${n}`);
   return [
-    `${present.length} server${present.length === 1 ? '' : 's'}${left ? ` (${left} left)` : ''} on port ${snapshot.port}, ${verdict}`,
+    `${plural(doc.view.length, 'server')}${left ? ` (${left} left)` : ''} on port ${observer?.port ?? '?'}, ${verdict}`,
     table.toString(),
-    `heard ${snapshot.observer.heartbeats} heartbeats in ${(snapshot.listenedMs / 1000).toFixed(1)} s` + (dropped.length ? `; dropped: ${dropped.join(', ')}` : ''),
+    `heard ${plural(observer?.heartbeats ?? 0, 'heartbeat')} in ${((observer?.listenedMs ?? 0) / 1000).toFixed(1)} s` + (dropped.length ? `; dropped: ${dropped.join(', ')}` : ''),
   ].join('\n');
 }
 
@@ -285,12 +346,36 @@ function formatUptime(seconds: number): string {
   return `${(seconds / 86400).toFixed(1)} d`;
 }
 
-function positiveNumber(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number, got "${value}"`);
-    return n;
-  };
+/** Longest --listen: setTimeout fires at once beyond 2^31 - 1 ms; a day is plenty. */
+const MAX_LISTEN_S = 86_400;
+
+function listenSeconds(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0.1 || n > MAX_LISTEN_S) throw new InvalidArgumentError(`--listen must be a number of seconds from 0.1 to ${MAX_LISTEN_S}, got "${value}"`);
+  return n;
+}
+
+/** Arguments are what a user typed: an address must be a literal IP, never a name looked up. */
+function ipv4Broadcast(value: string): string {
+  if (ipFamily(value) !== 4 || isMulticast(value)) throw new InvalidArgumentError(`--broadcast-ip must be an IPv4 address such as 192.168.1.255 or 127.255.255.255, got "${value}"`);
+  return value;
+}
+
+function localAddress(value: string): string {
+  if (ipFamily(value) === 0 || value.includes('%') || isMulticast(value) || value === '255.255.255.255') {
+    throw new InvalidArgumentError(`--bind-ip must be an IP address of this host, such as 0.0.0.0, :: or 10.0.0.5, got "${value}"`);
+  }
+  return value;
+}
+
+function multicastGroup(value: string): string {
+  if (!isMulticast(value) || value.includes('%')) throw new InvalidArgumentError(`--multicast-group must be a multicast address such as 239.255.30.14 or ff15::3014, got "${value}"`);
+  return value;
+}
+
+function secret(value: string, previous: string[]): string[] {
+  if (value === '') throw new InvalidArgumentError('--secret must not be empty');
+  return [...previous, value];
 }
 
 function integerIn(name: string, min: number, max: number) {
@@ -305,10 +390,6 @@ function heartbeatSeconds(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0.01 || n > 86400) throw new InvalidArgumentError(`--heartbeat-freq must be a number of seconds from 0.01 to 86400, got "${value}"`);
   return n;
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }
 
 function packageVersion(): string {
@@ -326,7 +407,7 @@ interface StatusOptions {
   clusterId: string;
   broadcastIp?: string;
   multicastGroup?: string;
-  bindIp: string;
+  bindIp?: string;
   listen: number;
   hello: boolean;
   heartbeatFreq: number;
@@ -344,11 +425,19 @@ async function status(options: StatusOptions, usageError: (message: string) => n
     usageError(`error: --cluster-id must be 1 to 64 letters, digits, ".", "-" or "_", got "${options.clusterId}"`);
   }
   if (options.frames !== undefined && !options.watch) usageError('error: --frames needs --watch');
+  if (options.broadcastIp !== undefined && options.multicastGroup !== undefined) usageError('error: --broadcast-ip and --multicast-group name two transports: give one');
+  // One socket speaks one IP version: that of the group, else of --bind-ip.
+  const family: 4 | 6 = ipFamily(options.multicastGroup ?? options.bindIp ?? '0.0.0.0') === 6 ? 6 : 4;
+  if (options.bindIp !== undefined && ipFamily(options.bindIp) !== family) {
+    usageError(`error: --bind-ip ${options.bindIp} is IPv${ipFamily(options.bindIp)}, --multicast-group ${options.multicastGroup} IPv${family}: give addresses of one version`);
+  }
+  if (family === 6 && options.multicastGroup === undefined) usageError('error: broadcast is IPv4 only: with an IPv6 --bind-ip, give the cluster\'s --multicast-group');
   const observer = new Observer({
     port: options.port,
     broadcastIp: options.broadcastIp ?? computeBroadcastIP(os.networkInterfaces()),
-    bindIp: options.bindIp,
+    bindIp: options.bindIp ?? (family === 6 ? '::' : '0.0.0.0'),
     multicastGroup: options.multicastGroup ?? null,
+    family,
     keyring: options.secret.length > 0 ? createKeyring(options.secret) : null,
     clusterId: options.clusterId,
     tickMs: options.heartbeatFreq * 1000,
@@ -363,6 +452,17 @@ async function status(options: StatusOptions, usageError: (message: string) => n
     observer.close();
     return EXIT_NOTHING_HEARD;
   }
+  // A hello the socket could not send is an error, said once per reason: the servers cannot
+  // have been asked, and a listing without their answers may miss every one of them.
+  const helloErrors = new Set<string>();
+  observer.onHelloError = (err) => {
+    if (helloErrors.has(err.message) || helloErrors.size >= 8) return;
+    helloErrors.add(err.message);
+    const to = options.multicastGroup ?? observer.broadcastIp;
+    process.stderr.write(`error: cannot send the hello to ${to} port ${options.port}: ${err.message}${(err as NodeJS.ErrnoException).code === 'ENETUNREACH' ? ' (no route to that address from this host: check --broadcast-ip)' : ''}\n`);
+  };
+  const failed = (): number => (observer.hellosFailed > 0 ? EXIT_NOTHING_HEARD : EXIT_OK);
+  const listed = (doc: StatusDocument): boolean => doc.view.length + doc.departed.length > 0;
   const color = !options.json && process.stdout.isTTY === true && !process.env.NO_COLOR;
   const print = (snapshot: Snapshot): void => {
     process.stdout.write(options.json ? JSON.stringify(snapshot) + '\n' : renderTable(snapshot, { color }) + '\n');
@@ -383,7 +483,7 @@ async function status(options: StatusOptions, usageError: (message: string) => n
       };
       const timer = setInterval(() => {
         const snapshot = observer.snapshot();
-        heardAny ||= snapshot.servers.length > 0;
+        heardAny ||= listed(snapshot);
         if (color) process.stdout.write('\x1b[2J\x1b[H');
         print(snapshot);
         // Every frame asks again: a server answers at once, so none goes quiet between its heartbeats.
@@ -393,7 +493,7 @@ async function status(options: StatusOptions, usageError: (message: string) => n
       process.once('SIGINT', stop);
     });
     observer.close();
-    return heardAny ? EXIT_OK : EXIT_NOTHING_HEARD;
+    return heardAny ? failed() : EXIT_NOTHING_HEARD;
   }
 
   // A second hello halfway through (and every second of a long --listen) covers a lost one.
@@ -402,15 +502,17 @@ async function status(options: StatusOptions, usageError: (message: string) => n
   clearInterval(again);
   const snapshot = observer.snapshot();
   observer.close();
-  if (snapshot.servers.length === 0) {
-    const dropped = Object.entries(snapshot.observer.dropped).map(([r, n]) => `${r} ${n}`).join(', ');
+  if (!listed(snapshot)) {
+    const dropped = Object.entries(snapshot.observer?.dropped ?? {}).map(([r, n]) => `${r} ${n}`).join(', ');
     process.stderr.write(
       `error: no heartbeat heard on UDP port ${options.port} in ${options.listen} s.` +
         (dropped
           ? ` Datagrams were dropped (${dropped}): check --secret and --cluster-id.`
-          : options.hello
-            ? ' Check --port, firewalls, and that this host is on the cluster\'s network; servers older than 2.0 ignore the hello: use a --listen longer than their heartbeat_freq.'
-            : ' With --no-hello, use a --listen longer than the heartbeat_freq.') +
+          : observer.hellosFailed > 0
+            ? ' No hello could be sent (above), so no server was asked.'
+            : options.hello
+              ? ' Check --port, firewalls, and that this host is on the cluster\'s network; servers older than 2.0 ignore the hello: use a --listen longer than their heartbeat_freq.'
+              : ' With --no-hello, use a --listen longer than the heartbeat_freq.') +
         '\n',
     );
     // Scripts reading --json always get a document.
@@ -418,7 +520,7 @@ async function status(options: StatusOptions, usageError: (message: string) => n
     return EXIT_NOTHING_HEARD;
   }
   print(snapshot);
-  return EXIT_OK;
+  return failed();
 }
 
 export function main(argv: string[] = process.argv): Promise<number> {
@@ -435,12 +537,12 @@ export function main(argv: string[] = process.argv): Promise<number> {
     .command('status')
     .description('list the servers of a cluster as an observer (sends no heartbeat, never counts as a server)')
     .option('-p, --port <port>', 'the cluster\'s comm_port', integerIn('--port', 1, 65535), DEFAULT_CONFIG.comm_port)
-    .option('-s, --secret <key>', 'secret_key of the cluster (repeat for rotation)', collect, [] as string[])
+    .option('-s, --secret <key>', 'secret_key of the cluster (repeat for rotation)', secret, [] as string[])
     .option('-c, --cluster-id <id>', 'cluster_id of the cluster', '')
-    .option('-b, --broadcast-ip <ip>', 'where to send the hello (default: computed like the component)')
-    .option('-m, --multicast-group <group>', 'for clusters on the multicast transport: the group to join')
-    .option('--bind-ip <ip>', 'address to listen on', '0.0.0.0')
-    .option('-l, --listen <seconds>', 'how long to listen before printing', positiveNumber('--listen'), 2)
+    .option('-b, --broadcast-ip <ip>', 'where to send the hello (default: computed like the component)', ipv4Broadcast)
+    .option('-m, --multicast-group <group>', 'for clusters on the multicast transport: the group to join', multicastGroup)
+    .option('--bind-ip <ip>', 'address to listen on (default: 0.0.0.0, or :: with an IPv6 group)', localAddress)
+    .option('-l, --listen <seconds>', 'how long to listen before printing (0.1 to 86400)', listenSeconds, 2)
     .option('--no-hello', 'only listen; do not ask servers to answer at once (wait for their heartbeats)')
     .option('--heartbeat-freq <seconds>', 'the cluster\'s heartbeat_freq, for servers whose heartbeats do not carry it', heartbeatSeconds, DEFAULT_CONFIG.heartbeat_freq)
     .option('--check-beats <n>', 'the cluster\'s check_beats, for servers whose heartbeats do not carry it', integerIn('--check-beats', 1, 1000), DEFAULT_CONFIG.check_beats)
@@ -451,7 +553,9 @@ export function main(argv: string[] = process.argv): Promise<number> {
       'after',
       '\nStates: listening (has not named a master), slave, master, suspect (silent for more than a\n' +
         'tick and a half), left (shut down, or silent past its tock; listed for 5 minutes).\n' +
-        'Exit codes: 0 servers listed, 1 nothing heard or a run-time error, 2 bad arguments.',
+        '--json prints the status document, the schema of the HTTP status route (docs/OPERATIONS.md).\n' +
+        'Exit codes: 0 servers listed, 1 nothing heard or a run-time error (a hello that could not be\n' +
+        'sent), 2 bad arguments.',
     )
     .action(async (options: StatusOptions) => {
       exitCode = await status(options, (message) => statusCommand.error(message, { exitCode: EXIT_USAGE, code: 'pixl-server-multi.usage' }));

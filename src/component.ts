@@ -5,7 +5,9 @@
  * which calls the core and carries out what it returns.
  */
 import { randomBytes } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Component = require('pixl-server/component');
 import * as election from './core/election';
@@ -16,7 +18,7 @@ import * as errors from './errors';
 import type { Keyring } from './wire/auth';
 import type { Address, JsonObject, JsonValue } from './protocol/messages';
 import type { CoreDropReason, CoreEvent, Instant, Output, ServerRecord } from './core/types';
-import type { MultiServerConfig, Settings } from './config';
+import type { MultiServerSection, Settings } from './config';
 import type { DropReason } from './wire/codec';
 import { MESSAGE_TYPE_PATTERN } from './protocol/limits';
 import { Driver, type DriverStats, type Failover } from './driver/driver';
@@ -32,7 +34,7 @@ import { OperatorHttp, wantsHttp } from './shell/http'; // ops: HTTP routes
 import { createMetricsRegistry, type MetricsRegistry } from './shell/metrics'; // ops: metrics
 import { describeThrown } from './util/describe';
 
-const { computeBroadcastIP, DEFAULT_CONFIG, validateConfig, validateHostname, ConfigError } = config;
+const { computeBroadcastIP, DEFAULT_CONFIG, misplacedKeys, unknownKeys, validateConfig, validateHostname, ConfigError } = config;
 const { decodeWire, encode } = codec;
 const { DuplicateHostnameError } = errors;
 const { ElectionCore } = election;
@@ -62,6 +64,11 @@ class MultiServer extends Component {
 
   /** Our hostname (the parent server's). */
   hostname = '';
+  /**
+   * This process's instance id: random per start, sent in every packet. A duplicate-hostname
+   * line names each process by it (and by its pid): logged at startup to tell which is which.
+   */
+  readonly instanceId = randomBytes(8).toString('hex');
   /** The broadcast address in use. */
   broadcastIP = '';
   readonly #counters = { dropped: {} as MultiServerStats['dropped'], oldKeyPackets: 0, sendErrors: 0, handoffs: 0 };
@@ -93,6 +100,8 @@ class MultiServer extends Component {
   #promoteWaiters: Array<(err: Error | null) => void> = [];
   #http: OperatorHttp | null = null; // ops
   #metricsRegistry: MetricsRegistry | null = null; // ops
+  /** A failed startup is watched for once (init may run again). */
+  #startupWatched = false;
   #requests = new Map<string, { resolve: (payload: JsonValue) => void; reject: (err: Error) => void; timer: NodeJS.Timeout; to: string }>();
   #requestCounter = 0;
 
@@ -369,6 +378,58 @@ class MultiServer extends Component {
   override init(server: this['server'], config?: this['config']): void {
     super.init(server, config);
     this.#settings = this.#validate();
+    this.#watchStartup();
+  }
+
+  /**
+   * pixl-server ends a failed startup (any component's: a web port in use, our UDP port) by
+   * logging why to its log file and calling process.exit(1). A user in the foreground whose
+   * `echo` does not show pixl-server's own error rows sees nothing on the terminal at all.
+   * From init (which runs whatever the order of components) to `ready`, the reason is noted
+   * from the log rows; should the server shut down before it is ready, it goes to stderr, once.
+   */
+  #watchStartup(): void {
+    const server = this.server;
+    const logger = server.logger as unknown as Partial<EventEmitter> | undefined;
+    if (this.#startupWatched || !logger || typeof logger.on !== 'function' || typeof logger.removeListener !== 'function') return;
+    this.#startupWatched = true;
+    let reason = '';
+    let echoed = false;
+    const onRow = (_line: unknown, _cols: unknown, args: { category?: unknown; code?: unknown; msg?: unknown; component?: unknown } | undefined): void => {
+      if (reason || args?.category !== 'error' || args.code !== 'startup') return;
+      reason = String(args.msg);
+      echoed = echoes(server, args);
+    };
+    const done = (): void => {
+      logger.removeListener?.('row', onRow);
+      server.removeListener('ready', done);
+      server.removeListener('shutdown', onShutdown);
+    };
+    const onShutdown = (): void => {
+      done();
+      if (server.started || !reason || echoed) return;
+      const dir = server.config.get('log_dir');
+      const file = server.config.get('log_filename');
+      const log = path.join(typeof dir === 'string' && dir ? dir : '.', typeof file === 'string' && file ? file : 'event.log');
+      try {
+        process.stderr.write(`pixl-server-multi: the server could not start: ${reason}. pixl-server exits with code 1; its log: ${log}\n`);
+      } catch {
+        // No stderr to write to (a daemon without one): the log file has it.
+      }
+    };
+    logger.on('row', onRow);
+    server.once('ready', done);
+    server.once('shutdown', onShutdown);
+  }
+
+  /**
+   * Keys nobody reads, at level 1 (the default level: a misspelt `heartbeat_freq` changes
+   * failover from seconds to a minute, and must not pass unseen). With `strict_config`
+   * validation has already refused them. The top level of the whole config is looked at too.
+   */
+  #reportUnknownKeys(): void {
+    const found = [...misplacedKeys(this.server.config.get()), ...unknownKeys(this.config.get())];
+    for (const { message } of found) this.logDebug(1, message);
   }
 
   /** Called by the base class on init and on every config reload. */
@@ -401,6 +462,9 @@ class MultiServer extends Component {
       return;
     }
     this.#settings = settings;
+    // Here, not in init: that runs again in the daemon pixl-server forks, and would log twice.
+    this.#reportUnknownKeys();
+    this.logDebug(2, `This process: pid ${process.pid}, instance ${this.instanceId}, hostname ${this.hostname}`);
     this.#keyring = this.#buildKeyring(settings.secret_key);
     if (settings.coordinator) {
       this.#startCoordinated(settings, callback);
@@ -423,7 +487,8 @@ class MultiServer extends Component {
         const core = new ElectionCore({
           hostname: this.hostname,
           ip: this.server.ip,
-          instanceId: randomBytes(8).toString('hex'),
+          instanceId: this.instanceId,
+          pid: process.pid,
           eligible: this.#eligible,
           data: this.#data,
           tickMs: settings.heartbeat_freq * 1000,
@@ -507,7 +572,7 @@ class MultiServer extends Component {
           hostname: this.hostname,
           ip: wildcard ? this.server.ip : settings.bind_ip,
           port: settings.comm_port,
-          instanceId: randomBytes(8).toString('hex'),
+          instanceId: this.instanceId,
           prefix: coordinator.prefix,
           tickMs: settings.heartbeat_freq * 1000,
           checkBeats: settings.check_beats,
@@ -779,6 +844,7 @@ class MultiServer extends Component {
       this.logError('config', `Config reload ignored: ${(err as Error).message}`);
       return;
     }
+    this.#reportUnknownKeys();
     const previous = this.#settings;
     this.#settings = settings;
     if (previous && previous.comm_port !== settings.comm_port) {
@@ -871,6 +937,21 @@ function jsonProblem(value: unknown, what: string): string {
   return text;
 }
 
+/** Would pixl-server's `echo` have shown this row on the terminal already? (Its own rule, from server.js.) */
+function echoes(server: { config: { get(key: string): unknown } }, row: { category?: unknown; component?: unknown }): boolean {
+  const echo = server.config.get('echo');
+  if (echo === true || (typeof echo === 'number' && echo !== 0)) return true;
+  if (typeof echo !== 'string' || echo === '') return false;
+  // A string of digits is a level to pixl-server: it echoes every row.
+  if (/^\d+$/.test(echo)) return true;
+  try {
+    const pattern = new RegExp('(' + echo.replace(/\s+/g, '|') + ')');
+    return pattern.test(String(row.component)) || pattern.test(String(row.category));
+  } catch {
+    return false;
+  }
+}
+
 function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'bigint') return `${value}n (bigint)`;
@@ -895,8 +976,13 @@ namespace MultiServer {
   export type Stats = MultiServerStats;
   export type Events = MultiServerEvents;
   export type Record = ServerRecord;
-  export type Config = MultiServerConfig;
+  /** The `MultiServer` section as an app writes it: every key optional (defaults fill the rest). */
+  export type Config = MultiServerSection;
+  /** The section after validation: every key, as the component runs with it (`multi.settings`). */
+  export type Settings = config.Settings;
   export type Result = HandoffResult;
+  /** What the status route serves and the status CLI prints with --json (docs/OPERATIONS.md). */
+  export type StatusDocument = import('./shell/status').StatusDocument;
   export import ElectionCore = election.ElectionCore;
   export import ConfigError = config.ConfigError;
   export import DuplicateHostnameError = errors.DuplicateHostnameError;
@@ -922,6 +1008,10 @@ declare module '*pixl-server' {
     MultiServer: MultiServer;
   }
   interface Events extends MultiServerEvents {}
+  interface Config {
+    /** This component's section: every key optional, each checked (a misspelt one does not compile). */
+    MultiServer?: MultiServerSection;
+  }
 }
 
 export = MultiServer;

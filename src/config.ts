@@ -10,6 +10,7 @@ import { MAX_KEYS } from './wire/auth';
 import type { Family } from './protocol/address';
 import { canonicalIp, ipFamily, isMulticast, parsePeer, unicastProblem, WILDCARD } from './protocol/address';
 import type { EtcdSettings } from './coordinator/types';
+import { editDistance, nearestName, normalizeName } from './util/nearest';
 
 /** How heartbeats travel; see SPEC 14 (docs/SPEC.md). */
 export type TransportKind = 'broadcast' | 'multicast' | 'unicast';
@@ -127,6 +128,14 @@ export interface MultiServerConfig {
    * @default unset (UDP heartbeats: the original's election)
    */
   coordinator?: CoordinatorConfig | null;
+  /**
+   * An unknown key in this section (or in `coordinator`) fails startup, and a reload, instead
+   * of being logged at level 1 and ignored. @default false (a config written for another
+   * version of this package, with keys this one does not know, still starts)
+   */
+  strict_config: boolean;
+  /** pixl-server's own: this component's log level, when it differs from the server's `debug_level`. @default unset */
+  debug_level?: number;
 }
 
 /** The `coordinator` section as written in the config. */
@@ -150,7 +159,7 @@ export interface CoordinatorConfig {
  * `peers` / `multicast_interface` are absent so that setting one with another transport
  * is caught as the mistake it is.
  */
-export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip' | 'bind_ip' | 'multicast_group' | 'multicast_interface' | 'peers'>> = Object.freeze({
+export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip' | 'bind_ip' | 'multicast_group' | 'multicast_interface' | 'peers' | 'debug_level'>> = Object.freeze({
   comm_port: 3014,
   heartbeat_freq: 20,
   check_beats: 3,
@@ -171,19 +180,27 @@ export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip' | '
   max_data_bytes: DEFAULT_MAX_DATA_BYTES,
   transport: 'broadcast',
   multicast_ttl: 1,
+  strict_config: false,
 });
 
 /**
  * Settings after validation; `broadcast_ip` is '' when it is to be computed, `secret_key`
  * is the list of keys ([] when unset; the first signs).
  */
-export type Settings = Omit<MultiServerConfig, 'secret_key' | 'coordinator'> & { secret_key: string[]; coordinator: EtcdSettings | null };
+export type Settings = Omit<MultiServerConfig, 'secret_key' | 'coordinator' | 'debug_level'> & { secret_key: string[]; coordinator: EtcdSettings | null };
+
+/**
+ * The section as an app writes it: every key optional, the defaults fill in the rest. This is
+ * what TypeScript checks `config.MultiServer` against (a misspelt key does not compile).
+ */
+export interface MultiServerSection extends Partial<MultiServerConfig> {}
 
 export class ConfigError extends Error {
   readonly key: string;
   readonly value: unknown;
-  constructor(key: string, expected: string, value: unknown) {
-    super(`MultiServer config: expected \`${key}\` to be ${expected}, got ${describe(value)}`);
+  /** `message`: said instead of "expected `key` to be …" (an unknown key has no expected value). */
+  constructor(key: string, expected: string, value: unknown, message?: string) {
+    super(message ?? `MultiServer config: expected \`${key}\` to be ${expected}, got ${describe(value)}`);
     this.name = 'ConfigError';
     this.key = key;
     this.value = value;
@@ -245,12 +262,116 @@ function bool(raw: Record<string, unknown>, key: keyof MultiServerConfig): boole
   return value;
 }
 
+/**
+ * Every key the section may hold: listed as an object so that the compiler fails when a key
+ * is added to MultiServerConfig and not here.
+ */
+const SECTION_KEYS: Readonly<Record<keyof MultiServerConfig, true>> = {
+  comm_port: true, heartbeat_freq: true, check_beats: true, broadcast_ip: true, exit_on_conflict: true,
+  max_packet_bytes: true, max_servers: true, priority: true, quorum: true, cluster_id: true,
+  max_checkpoint_bytes: true, request_timeout_ms: true, http_status_uri: true, http_health_uri: true,
+  http_master_uri: true, http_metrics_uri: true, http_ui_uri: true, http_acl: true, transport: true,
+  bind_ip: true, multicast_group: true, multicast_ttl: true, multicast_interface: true, peers: true,
+  max_data_bytes: true, secret_key: true, coordinator: true, strict_config: true, debug_level: true,
+};
+const COORDINATOR_KEYS: Readonly<Record<keyof CoordinatorConfig, true>> = {
+  type: true, hosts: true, prefix: true, ttl: true, username: true, password: true, ca_file: true, cert_file: true, key_file: true,
+};
+/** The keys of the section, and of `coordinator`, in the order the README lists them. */
+export const CONFIG_KEYS: readonly string[] = Object.freeze(Object.keys(SECTION_KEYS));
+export const COORDINATOR_CONFIG_KEYS: readonly string[] = Object.freeze(Object.keys(COORDINATOR_KEYS));
+
+/** A key nobody reads: where it is, and the known key it was probably meant to be. */
+export interface UnknownKey {
+  /** As the operator would find it: `heartbeat_frequency`, `coordinator.host`, or a top-level key. */
+  key: string;
+  /** The nearest known key, or null when none is close. */
+  suggestion: string | null;
+  /** One line naming both, for a log or an error. */
+  message: string;
+}
+
+/** Keys listed per section: a config of thousands of stray keys still logs a bounded amount. */
+const MAX_UNKNOWN_REPORTED = 20;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function unknownIn(raw: Record<string, unknown>, known: readonly string[], prefix: string, where: string, out: UnknownKey[]): void {
+  for (const key of Object.keys(raw)) {
+    if (out.length >= MAX_UNKNOWN_REPORTED) return;
+    if (known.includes(key)) continue;
+    const suggestion = nearestName(key, known);
+    const shown = JSON.stringify(`${prefix}${key}`.slice(0, 80)).slice(1, -1);
+    out.push({
+      key: `${prefix}${key}`,
+      suggestion: suggestion === null ? null : `${prefix}${suggestion}`,
+      message: `MultiServer config: unknown key \`${shown}\`${suggestion === null ? '' : ` (did you mean \`${prefix}${suggestion}\`?)`} in ${where}; it is ignored`,
+    });
+  }
+}
+
+/**
+ * Keys of the section (and of `coordinator`) this version does not read: each a misspelling
+ * until proven otherwise. `strict_config` makes validateConfig fail on the first; without it
+ * the component logs each at level 1 and runs on.
+ */
+export function unknownKeys(section: unknown): UnknownKey[] {
+  const out: UnknownKey[] = [];
+  if (!isObject(section)) return out;
+  unknownIn(section, CONFIG_KEYS, '', 'the MultiServer section', out);
+  if (isObject(section.coordinator)) unknownIn(section.coordinator, COORDINATOR_CONFIG_KEYS, 'coordinator.', 'the MultiServer section', out);
+  return out;
+}
+
+/** The original's keys: an app that puts them at the top level of its config meant them for the section. */
+const TOP_LEVEL_MISPLACED: readonly string[] = ['comm_port', 'heartbeat_freq', 'check_beats', 'broadcast_ip', 'exit_on_conflict'];
+const SECTION_NAME = 'MultiServer';
+
+/**
+ * Keys at the top level of the whole pixl-server config that were meant for this component:
+ * the section's name misspelt or in another case (`multiserver`, `multi_server`,
+ * `MultiServers`), which leaves the real section unset and every key at its default, or one of
+ * the original's keys outside the section. Other top-level keys belong to pixl-server, other
+ * components and the app, and are none of our business.
+ */
+export function misplacedKeys(config: unknown): UnknownKey[] {
+  const out: UnknownKey[] = [];
+  if (!isObject(config)) return out;
+  const target = normalizeName(SECTION_NAME);
+  for (const key of Object.keys(config)) {
+    if (out.length >= MAX_UNKNOWN_REPORTED) break;
+    if (key === SECTION_NAME) continue;
+    const shown = JSON.stringify(key.slice(0, 80)).slice(1, -1);
+    const norm = normalizeName(key.slice(0, 64));
+    // Lengths more than two apart are more than two edits apart: most keys cost no comparison.
+    if ((Math.abs(norm.length - target.length) <= 2 && editDistance(norm, target) <= 2) || norm === 'pixlservermulti') {
+      const unset = config[SECTION_NAME] === undefined ? ', so MultiServer runs on its defaults (heartbeat_freq 20, the computed broadcast address)' : '';
+      out.push({ key, suggestion: SECTION_NAME, message: `MultiServer config: the top-level key \`${shown}\` is not read (did you mean \`${SECTION_NAME}\`? the name is case-sensitive)${unset}` });
+    } else if (TOP_LEVEL_MISPLACED.includes(key)) {
+      out.push({ key, suggestion: `${SECTION_NAME}.${key}`, message: `MultiServer config: \`${shown}\` is at the top level of the config, where MultiServer does not read it (did you mean \`${SECTION_NAME}.${key}\`, inside the section?)` });
+    }
+  }
+  return out;
+}
+
+/** strict_config: the first unknown key, as the error that stops startup. */
+function refuseUnknown(raw: Record<string, unknown>): void {
+  const strict = raw.strict_config ?? DEFAULT_CONFIG.strict_config;
+  if (typeof strict !== 'boolean') throw new ConfigError('strict_config', 'a boolean', strict);
+  if (!strict) return;
+  const [first] = unknownKeys(raw);
+  if (first) throw new ConfigError(first.key, 'a known key', undefined, `${first.message.replace(/; it is ignored$/, '')} (strict_config is on)`);
+}
+
 /** Validate a raw `MultiServer` section; throws ConfigError naming the key and the value. */
 export function validateConfig(section: unknown): Settings {
   if (section !== undefined && (typeof section !== 'object' || section === null || Array.isArray(section))) {
     throw new ConfigError('MultiServer', 'an object', section);
   }
   const raw = (section ?? {}) as Record<string, unknown>;
+  refuseUnknown(raw);
 
   const heartbeat = pick(raw, 'heartbeat_freq');
   // Below 10 ms a heartbeat timer is mostly scheduling noise; above a day is a typo.
@@ -295,6 +416,7 @@ export function validateConfig(section: unknown): Settings {
     ...httpRoutes(raw),
     http_acl: bool(raw, 'http_acl'),
     max_data_bytes: integer(raw, 'max_data_bytes', 0, MAX_UDP_PAYLOAD),
+    strict_config: bool(raw, 'strict_config'),
     secret_key: secretKeys(raw.secret_key),
     coordinator: coordinatorSettings(raw.coordinator, clusterId, maxServers, pick(raw, 'quorum')),
     // With a coordinator, heartbeats are gone and messages go unicast to the addresses members

@@ -4,6 +4,10 @@ export interface ProcessRef {
   /** Instance id: random per process ('' for an original server, which sends none). */
   iid: string;
   address: string;
+  /** Its process id, when its heartbeats carry one. */
+  pid?: number;
+  /** It is this process. */
+  self?: boolean;
 }
 
 /** Two live processes announce one hostname (emitted as 'error' when someone listens for it). */
@@ -13,7 +17,8 @@ export class DuplicateHostnameError extends Error {
   readonly keeper: ProcessRef;
   readonly yielder: ProcessRef;
   constructor(hostname: string, keeper: ProcessRef, yielder: ProcessRef) {
-    super(`Duplicate hostname "${hostname}": live processes at ${keeper.address} and ${yielder.address}; ${yielder.address} (instance ${yielder.iid || 'without id'}) will not be master while both run`);
+    const name = (side: ProcessRef): string => `${side.address}${side.pid !== undefined ? ` pid ${side.pid}` : ''} (instance ${side.iid || 'without id'}${side.self ? ', this process' : ''})`;
+    super(`Duplicate hostname "${hostname}": live processes ${name(keeper)} and ${name(yielder)}; the second will not be master while both run`);
     this.name = 'DuplicateHostnameError';
     this.hostname = hostname;
     this.keeper = keeper;

@@ -194,6 +194,16 @@ describe('malformed datagrams are dropped with a reason', () => {
     for (const seq of [-1, 1.5, '3', null, 2 ** 60]) expectDrop(heartbeat({ seq }), 'bad-field', 'seq');
   });
 
+  test('pid: the added field round-trips from 1 to 2^32 - 1; anything else drops the heartbeat as bad-field', () => {
+    for (const pid of [1, 4242, 2 ** 22, 2 ** 32 - 1]) {
+      const text = encode({ action: 'heartbeat', hostname: 'h', ip: '', master: false, eligible: true, uptime: 0, data: {}, iid: 'abcdef0123456789', seq: 7, pid }).toString();
+      assert.ok(text.endsWith(`,"pid":${pid}}\n`), text);
+      const result = decode(bytes(text));
+      assert.ok(result.ok && result.message.action === 'heartbeat' && result.message.pid === pid, String(pid));
+    }
+    for (const pid of [0, -1, 1.5, 2 ** 32, 1e300, '4242', null, true, [1], { n: 1 }]) expectDrop(heartbeat({ pid }), 'bad-field', 'pid');
+  });
+
   test('shutdown and hello need only a valid hostname', () => {
     expectDrop(bytes('{"action":"shutdown"}'), 'bad-field', 'hostname');
     expectDrop(bytes('{"action":"hello","hostname":{"x":1}}'), 'bad-field', 'hostname');

@@ -108,7 +108,10 @@ describe('component security (loopback sockets)', () => {
       const err = seen[0] as InstanceType<typeof MultiServer.DuplicateHostnameError>;
       assert.ok(err instanceof MultiServer.DuplicateHostnameError);
       assert.equal(err.hostname, 'dup-host');
-      assert.match(err.message, /127\.0\.0\.1 and 127\.0\.0\.1/);
+      // Both in this test process: one pid, told apart by instance, and the listener's own marked.
+      assert.match(err.message, new RegExp(`live processes 127\\.0\\.0\\.1 pid ${process.pid} \\(instance [0-9a-f]{16}(, this process)?\\) and 127\\.0\\.0\\.1 pid ${process.pid} \\(instance [0-9a-f]{16}(, this process)?\\)`));
+      assert.equal([err.keeper.self, err.yielder.self].filter(Boolean).length, 1, 'exactly one of them is the listener');
+      assert.equal(err.keeper.pid, process.pid);
       const iids = [listening.multi.core?.instanceId, silent.multi.core?.instanceId].sort();
       assert.deepEqual([err.keeper.iid, err.yielder.iid].sort(), iids);
       for (const h of [listening, silent]) assert.ok(h.logs.some((line) => line.startsWith('1 DUPLICATE HOSTNAME')));

@@ -5,7 +5,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NetworkInterfaceInfo } from 'node:os';
-import { computeBroadcastIP, ConfigError, DEFAULT_CONFIG, validateConfig, validateHostname } from '../src/config';
+import { computeBroadcastIP, ConfigError, CONFIG_KEYS, COORDINATOR_CONFIG_KEYS, DEFAULT_CONFIG, misplacedKeys, unknownKeys, validateConfig, validateHostname } from '../src/config';
+import { editDistance, nearestName } from '../src/util/nearest';
 import { RateLimiter } from '../src/util/rate-limit';
 import { assertLoopback } from '../tools/loopback';
 
@@ -144,5 +145,108 @@ describe('guards and limits', () => {
     assert.equal(limiter.hit('a', 1000), 2);
     for (let i = 0; i < 100; i++) limiter.hit(`sender${i}`, 2000);
     assert.equal(limiter.size, 4);
+  });
+});
+
+describe('unknown keys: each reported with the key it was probably meant to be', () => {
+  /** The typing mistakes a person makes, applied to a key. */
+  function typos(key: string): string[] {
+    const out = new Set<string>();
+    for (let i = 0; i < key.length; i++) {
+      out.add(key.slice(0, i) + key.slice(i + 1)); // a letter left out
+      if (i + 1 < key.length) out.add(key.slice(0, i) + key[i + 1] + key[i] + key.slice(i + 2)); // two swapped
+      out.add(key.slice(0, i) + key[i] + key.slice(i)); // a letter doubled
+    }
+    out.add(key.toUpperCase());
+    out.add(key.replace(/_/g, '-'));
+    out.add(key.replace(/_(.)/g, (_m, c: string) => c.toUpperCase())); // camelCase
+    out.add(`${key}s`);
+    out.delete(key);
+    return [...out].filter((typo) => !CONFIG_KEYS.includes(typo));
+  }
+
+  test('every single typo of every key of the section suggests that key (or, where the typo is another key\'s typo too, one as close)', () => {
+    let checked = 0;
+    for (const key of CONFIG_KEYS) {
+      for (const typo of typos(key)) {
+        const suggested = nearestName(typo, CONFIG_KEYS);
+        assert.ok(suggested !== null, `${typo} (for ${key}) suggests nothing`);
+        if (suggested !== key) {
+          const norm = (s: string): string => s.toLowerCase().replace(/[^a-z0-9]/g, '');
+          assert.ok(editDistance(norm(typo), norm(suggested)) <= editDistance(norm(typo), norm(key)), `${typo} (for ${key}) suggests ${suggested}, which is further`);
+        }
+        checked++;
+      }
+    }
+    assert.ok(checked > 1000, `only ${checked} typos checked`);
+  });
+
+  test('the mistakes users made: longer, shorter, other words for the same key', () => {
+    const cases: Array<[string, string]> = [
+      ['heartbeat_frequency', 'heartbeat_freq'],
+      ['heartbeat', 'heartbeat_freq'],
+      ['check_beat', 'check_beats'],
+      ['broadcast_address', 'broadcast_ip'],
+      ['timeout', 'request_timeout_ms'],
+      ['secret', 'secret_key'],
+      ['port', 'comm_port'],
+      ['exitOnConflict', 'exit_on_conflict'],
+      ['coordinater', 'coordinator'],
+    ];
+    for (const [typo, key] of cases) assert.equal(nearestName(typo, CONFIG_KEYS), key, typo);
+    assert.equal(nearestName('host', COORDINATOR_CONFIG_KEYS), 'hosts');
+    assert.equal(nearestName('ttl_seconds', COORDINATOR_CONFIG_KEYS), 'ttl');
+  });
+
+  test('a key like no other suggests nothing; no key is its own mistake', () => {
+    for (const word of ['zebra', 'log_dir', 'x', '', '____', 'q'.repeat(10_000)]) assert.equal(nearestName(word, CONFIG_KEYS), null, word);
+    assert.deepEqual(unknownKeys({ ...DEFAULT_CONFIG, broadcast_ip: '127.255.255.255', peers: [], debug_level: 5 }), []);
+    assert.deepEqual(unknownKeys({ coordinator: { type: 'etcd', hosts: [], prefix: '/p/', ttl: 1, username: 'u', password: 'p', ca_file: 'a', cert_file: 'c', key_file: 'k' } }), []);
+  });
+
+  test('unknownKeys names the key, the suggestion and says it is ignored; nested coordinator keys too', () => {
+    const found = unknownKeys({ heartbeat_frequency: 1, comm_port: 3014, zebra: true, coordinator: { type: 'etcd', host: ['http://127.0.0.1:2379'] } });
+    assert.deepEqual(found.map((u) => [u.key, u.suggestion]), [['heartbeat_frequency', 'heartbeat_freq'], ['zebra', null], ['coordinator.host', 'coordinator.hosts']]);
+    assert.equal(found[0]?.message, 'MultiServer config: unknown key `heartbeat_frequency` (did you mean `heartbeat_freq`?) in the MultiServer section; it is ignored');
+    assert.equal(found[1]?.message, 'MultiServer config: unknown key `zebra` in the MultiServer section; it is ignored');
+  });
+
+  test('hostile keys: bounded in count and length, shown escaped, no prototype touched, and no crash', () => {
+    const many: Record<string, number> = {};
+    for (let i = 0; i < 10_000; i++) many[`key${i}`] = i;
+    assert.equal(unknownKeys(many).length, 20);
+    const parsed = JSON.parse('{"__proto__": {"polluted": 1}, "constructor": 1, "a\\nb\\u001b[31m": 1}') as Record<string, unknown>;
+    const found = unknownKeys(parsed);
+    assert.deepEqual(found.map((u) => u.key), ['__proto__', 'constructor', 'a\nb\u001b[31m']);
+    assert.ok(found.every((u) => !/[\n\u001b]/.test(u.message)), 'a control character reached a log line');
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    const long = unknownKeys({ ['k'.repeat(1_000_000)]: 1 });
+    assert.ok((long[0]?.message.length ?? Infinity) < 300);
+    for (const section of [null, undefined, 5, 'x', [], { coordinator: 'etcd' }]) assert.ok(Array.isArray(unknownKeys(section)));
+  });
+
+  test('strict_config turns the first unknown key into the error that stops startup; off, validation passes', () => {
+    assert.equal(validateConfig({ heartbeat_frequency: 1 }).strict_config, false);
+    assert.throws(
+      () => validateConfig({ strict_config: true, heartbeat_frequency: 1 }),
+      (err: unknown) => err instanceof ConfigError && err.key === 'heartbeat_frequency' && err.message === 'MultiServer config: unknown key `heartbeat_frequency` (did you mean `heartbeat_freq`?) in the MultiServer section (strict_config is on)',
+    );
+    assert.throws(() => validateConfig({ strict_config: true, coordinator: { type: 'etcd', hosts: ['http://127.0.0.1:2379'], tll: 2 } }), (err: unknown) => err instanceof ConfigError && err.key === 'coordinator.tll' && /did you mean `coordinator.ttl`/.test(err.message));
+    rejects({ strict_config: 'yes' }, 'strict_config', '"yes"');
+    assert.equal(validateConfig({ strict_config: true, heartbeat_freq: 1 }).strict_config, true);
+  });
+
+  test('the top level: the section misnamed, or the original keys outside it', () => {
+    for (const name of ['multiserver', 'multi_server', 'MultiServers', 'Multiserver', 'MULTI-SERVER', 'MutliServer', 'multiServer', 'pixl-server-multi', 'MultiServer ']) {
+      const found = misplacedKeys({ [name]: { heartbeat_freq: 1 }, log_dir: 'logs' });
+      assert.deepEqual(found.map((u) => [u.key, u.suggestion]), [[name, 'MultiServer']], name);
+      assert.match(found[0]?.message ?? '', /is not read \(did you mean `MultiServer`\? the name is case-sensitive\), so MultiServer runs on its defaults/);
+    }
+    assert.doesNotMatch(misplacedKeys({ multiserver: {}, MultiServer: {} })[0]?.message ?? '', /runs on its defaults/);
+    const misplaced = misplacedKeys({ heartbeat_freq: 1, MultiServer: {} });
+    assert.deepEqual(misplaced.map((u) => [u.key, u.suggestion]), [['heartbeat_freq', 'MultiServer.heartbeat_freq']]);
+    // What pixl-server, its other components and apps keep at the top level (Cronicle's secret_key among them) is none of ours.
+    const others = { MultiServer: {}, WebServer: {}, Storage: {}, User: {}, secret_key: 'k', log_dir: 'l', debug_level: 9, hostname: 'h', multi: 1, server: 2, MultiServe_r_Extra_Long_Name: 3 };
+    assert.deepEqual(misplacedKeys(others), []);
   });
 });

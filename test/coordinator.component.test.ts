@@ -32,7 +32,7 @@ const ETCD_EXPIRY_SWEEP_MS = 500;
 let etcd: EtcdCluster;
 let prefixes = 0;
 
-function coordinator(): Record<string, unknown> {
+function coordinator(): NonNullable<MultiServer.Config['coordinator']> {
   return { type: 'etcd', hosts: etcd.endpoints, ttl: TTL_S, prefix: `/psm-component-${process.pid}/${++prefixes}/` };
 }
 
@@ -168,7 +168,7 @@ describe('coordinator: the component, with real etcd', { skip: unavailable ? `re
   test('configured but the etcd hosts unreachable: startup succeeds, nobody is master, and nothing crashes', async () => {
     const logDir = mkdtempSync(path.join(os.tmpdir(), 'psm-coordinated-'));
     const port = await freeUdpPort();
-    const multi = { comm_port: port, heartbeat_freq: TICK_S, check_beats: CHECK_BEATS, bind_ip: '127.0.0.2', coordinator: { type: 'etcd', hosts: [`http://127.0.0.1:${await freeUdpPort()}`], ttl: 1 } };
+    const multi = { comm_port: port, heartbeat_freq: TICK_S, check_beats: CHECK_BEATS, bind_ip: '127.0.0.2', coordinator: { type: 'etcd' as const, hosts: [`http://127.0.0.1:${await freeUdpPort()}`], ttl: 1 } };
     assertLoopbackConfig(multi);
     const server = new PixlServer({
       __name: 'TestServer',

@@ -5,8 +5,14 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { SimCluster, addressOf, type SimClusterOptions } from '../sim/cluster';
 import { outranks } from '../src/core/election';
+import { CHILD_SCRIPT, type ChildConfig } from '../tools/child';
+import { assertLoopbackConfig, freeUdpPort } from '../tools/loopback';
 
 const TICK = 1000;
 const TOCK = 3000;
@@ -155,4 +161,60 @@ test('the tie-break: a master claim first, then the lower instance id; an origin
   assert.equal(outranks(false, '00', false, 'ff'), true);
   assert.equal(outranks(true, 'ff', true, '00'), false);
   assert.equal(outranks(false, '', false, '00'), true);
+});
+
+describe('two real processes with one hostname on one host', () => {
+  test('every DUPLICATE HOSTNAME line names each process by pid and instance, and marks the one writing it', async () => {
+    const port = await freeUdpPort();
+    const logDir = mkdtempSync(path.join(os.tmpdir(), 'psm-twins-'));
+    const children: ChildProcess[] = [];
+    const spawn = (hostname: string): ChildProcess => {
+      // debug_level 2: the duplicate line (level 1) and this process's own startup line (level 2).
+      const config: ChildConfig = { hostname, port, broadcastIp: '127.255.255.255', heartbeatFreq: 0.1, checkBeats: 3, logDir, debugLevel: 2 };
+      assertLoopbackConfig({ broadcast_ip: config.broadcastIp });
+      const child = fork(CHILD_SCRIPT, [], { env: { ...process.env, PSM_CHILD: JSON.stringify(config) }, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+      children.push(child);
+      return child;
+    };
+    /** pixl-server's columns: [epoch][date][hostname][pid][component][category][code][msg][data]. */
+    const rows = (hostname: string): Array<{ pid: number; msg: string }> => {
+      const file = path.join(logDir, `${hostname}.log`);
+      if (!existsSync(file)) return [];
+      return readFileSync(file, 'utf8')
+        .split('\n')
+        .map((line) => /^\[[^\]]*\]\[[^\]]*\]\[[^\]]*\]\[(\d+)\]\[MultiServer\]\[[^\]]*\]\[[^\]]*\]\[(.*)\]\[[^\]]*\]$/.exec(line))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => ({ pid: Number(m[1]), msg: m[2] as string }));
+    };
+    try {
+      const [first, second] = [spawn('twin'), spawn('twin')];
+      spawn('watcher');
+      const pids = [first.pid as number, second.pid as number];
+      const duplicateLines = (hostname: string): Array<{ pid: number; msg: string }> => rows(hostname).filter((r) => r.msg.startsWith('DUPLICATE HOSTNAME'));
+      const deadline = Date.now() + 20_000;
+      // Both twins write one log file (one hostname): each must have written its own line.
+      while (!(pids.every((pid) => duplicateLines('twin').some((r) => r.pid === pid)) && duplicateLines('watcher').length > 0)) {
+        if (Date.now() > deadline) assert.fail(`no duplicate lines within 20 s: twin ${JSON.stringify(rows('twin'))}, watcher ${JSON.stringify(rows('watcher'))}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const instanceOf = new Map<number, string>();
+      for (const row of rows('twin')) {
+        const started = /^This process: pid (\d+), instance ([0-9a-f]{16}), hostname twin$/.exec(row.msg);
+        if (started) instanceOf.set(Number(started[1]), started[2] as string);
+      }
+      assert.deepEqual([...instanceOf.keys()].sort(), [...pids].sort(), 'each twin logs its pid and instance at startup');
+      const named = (pid: number, self: boolean): string => `127.0.0.1 pid ${pid} (instance ${instanceOf.get(pid)}${self ? ', this process' : ''})`;
+      for (const pid of pids) {
+        const own = duplicateLines('twin').find((r) => r.pid === pid) as { msg: string };
+        const other = pids.find((p) => p !== pid) as number;
+        assert.ok(own.msg.includes(named(pid, true)) && own.msg.includes(named(other, false)), own.msg);
+      }
+      const third = (duplicateLines('watcher')[0] as { msg: string }).msg;
+      for (const pid of pids) assert.ok(third.includes(named(pid, false)), third);
+      assert.match(third, /^DUPLICATE HOSTNAME: two live processes announce twin: .* keeps the name, .* never claims master until it stops$/);
+    } finally {
+      for (const child of children) child.kill('SIGKILL');
+      rmSync(logDir, { recursive: true, force: true });
+    }
+  });
 });

@@ -170,7 +170,7 @@ const logDir = mkdtempSync(path.join(os.tmpdir(), 'psm-transport-'));
 after(() => rmSync(logDir, { recursive: true, force: true }));
 
 function makeServer(hostname: string, section: Record<string, unknown>): PixlServer {
-  const multi = { heartbeat_freq: 0.05, check_beats: 3, transport: 'unicast', ...section };
+  const multi = { heartbeat_freq: 0.05, check_beats: 3, transport: 'unicast' as const, ...section };
   assertLoopbackConfig(multi);
   return new PixlServer({
     __name: 'TestServer',

@@ -10,7 +10,7 @@
 import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { assertLoopbackConfig, freeUdpPort } from '../tools/loopback';
@@ -40,6 +40,8 @@ interface Project {
   header?: string[];
   /** ...or a folder of test/fixtures/types to compile as it is. */
   folder?: string;
+  /** Files of the folder to leave out (to prove they are needed). */
+  without?: string[];
 }
 
 const PROJECTS: Project[] = [
@@ -69,6 +71,11 @@ const PROJECTS: Project[] = [
     compilerOptions: { module: 'commonjs', moduleResolution: 'node10', esModuleInterop: true },
     folder: 'own-declaration',
   },
+  {
+    name: 'an app with pixl-server-web and pixl-server-api, declared in the two lines docs/TYPESCRIPT.md gives',
+    compilerOptions: { module: 'commonjs', moduleResolution: 'node10', esModuleInterop: true },
+    folder: 'web-api',
+  },
 ];
 
 /** The files npm would publish: everything a consumer's compile loads from us must be among them. */
@@ -95,10 +102,12 @@ function makeProject(project: Project): string {
   symlinkSync(ROOT, path.join(dir, 'node_modules', 'pixl-server-multi'), 'dir');
   symlinkSync(path.join(ROOT, 'node_modules', 'pixl-server'), path.join(dir, 'node_modules', 'pixl-server'), 'dir');
   symlinkSync(path.join(ROOT, 'node_modules', '@types'), path.join(dir, 'node_modules', '@types'), 'dir');
+  for (const companion of ['pixl-server-web', 'pixl-server-api']) symlinkSync(path.join(ROOT, 'node_modules', companion), path.join(dir, 'node_modules', companion), 'dir');
   writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, ...(project.type ? { type: project.type } : {}) }));
   const files: string[] = [];
   if (project.folder) {
-    for (const name of ['pixl-server.d.ts', 'consumer.ts']) {
+    for (const name of readdirSync(path.join(FIXTURES, project.folder)).sort()) {
+      if (project.without?.includes(name)) continue;
       writeFileSync(path.join(dir, name), readFileSync(path.join(FIXTURES, project.folder, name)));
       files.push(name);
     }
@@ -144,5 +153,17 @@ describe('a strict TypeScript consumer', { concurrency: 2 }, () => {
         rmSync(dir, { recursive: true, force: true });
       }
     });
+  }
+});
+
+test('without those two lines, a strict project fails on each companion with TS7016 (what the declarations are for)', async () => {
+  const dir = makeProject({ name: 'web-api without declarations', compilerOptions: { module: 'commonjs', moduleResolution: 'node10', esModuleInterop: true }, folder: 'web-api', without: ['companions.d.ts'] });
+  try {
+    const compile = await run(process.execPath, [TSC, '-p', dir], { cwd: dir });
+    assert.notEqual(compile.code, 0);
+    const missing = [...compile.stdout.matchAll(/error TS7016: Could not find a declaration file for module '([^']+)'/g)].map((m) => m[1]);
+    assert.deepEqual(missing.sort(), ['pixl-server-api', 'pixl-server-web'], compile.stdout);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

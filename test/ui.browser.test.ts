@@ -2,8 +2,9 @@
  * The live status page in a real browser (Debian's Chromium, headless, driven by
  * playwright-core) beside a live loopback cluster of server processes: it shows the cluster,
  * shows hostile `data` as text, loads nothing from anywhere else, and after the master is
- * SIGKILLed shows the new master within tock + tick + 1 s, by itself. Screenshots go to
- * test-results/ (git-ignored).
+ * SIGKILLed shows the new master within tock + tick + 1 s, by itself; when its own server
+ * goes away it greys every figure under a banner saying since when, and when the server is
+ * back it recovers by itself. Screenshots go to test-results/ (git-ignored).
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -96,6 +97,10 @@ describe('status page in headless Chromium', { skip: skip ?? false }, () => {
     assert.ok(took, sub);
     assert.ok(Number(took[1]) >= CHECK_BEATS * TICK_S && Number(took[1]) <= boundMs / 1000, sub);
     assert.match(await text('#failover-when'), /ago$/);
+    // The card and the table's heading count the same servers, and the same departure.
+    assert.equal(await text('#members-count'), '2 servers');
+    assert.equal(await text('#servers-count'), '2 servers · 1 left');
+    assert.match(await text('#members-sub'), /· 1 left recently$/);
     await page.screenshot({ path: path.join(RESULTS, 'status-page-after-failover.png'), fullPage: true });
     t.diagnostic(`screenshot: ${path.join(RESULTS, 'status-page-after-failover.png')}`);
   });
@@ -105,10 +110,44 @@ describe('status page in headless Chromium', { skip: skip ?? false }, () => {
     assert.deepEqual(problems, []);
   });
 
-  test('says so when its server goes away', async () => {
+  /** What a reader sees of the page's figures: is the main part greyed out, and how faded. */
+  const looks = (): Promise<{ filter: string; opacity: number; banner: boolean; stale: boolean }> =>
+    page.evaluate(`(() => {
+      const style = getComputedStyle(document.querySelector('main'));
+      return { filter: style.filter, opacity: Number(style.opacity), banner: !document.getElementById('stale').hidden, stale: document.body.classList.contains('stale') };
+    })()`);
+
+  test('its server gone: every figure greyed under a banner naming the server and the time of the data; back by itself when the server is', async (t) => {
+    const live = await looks();
+    assert.deepEqual(live, { filter: 'none', opacity: 1, banner: false, stale: false });
+    const lastGood = Date.now();
     await cluster.stop('bravo');
-    await page.locator('#conn.down').waitFor({ timeout: 10_000 });
+    await page.locator('#stale:not([hidden])').waitFor({ timeout: 10_000 });
+    const banner = await text('#stale');
+    const shown = /^Connection to bravo lost — data as of (\d\d):(\d\d):(\d\d) \(.* ago; every figure below is stale; retrying\)$/.exec(banner.replace(/\s+/g, ' ').trim());
+    assert.ok(shown, banner);
+    // The time shown is the last answer's (local time of the browser, as the test's): within a few seconds of before the stop.
+    const at = new Date(lastGood);
+    at.setHours(Number(shown[1]), Number(shown[2]), Number(shown[3]));
+    assert.ok(Math.abs(at.getTime() - lastGood) < 5_000, `data as of ${shown.slice(1).join(':')}, last good answer at ${new Date(lastGood).toTimeString()}`);
+    const stale = await looks();
+    assert.equal(stale.filter, 'grayscale(1)');
+    assert.ok(stale.opacity <= 0.5, `opacity ${stale.opacity}`);
+    assert.ok(stale.banner && stale.stale);
     assert.match(await text('#conn-text'), /connection lost/);
+    assert.equal(await page.title(), 'connection lost · pixl-server-multi');
+    await page.screenshot({ path: path.join(RESULTS, 'status-page-stale.png'), fullPage: true });
+    t.diagnostic(`screenshot: ${path.join(RESULTS, 'status-page-stale.png')}`);
+
+    // The same server comes back on the same port: the page finds it by itself.
+    await cluster.start('bravo', {}, false, loopbackWebConfig(ports.bravo as number, htdocs));
+    await page.locator('#stale[hidden]').waitFor({ state: 'attached', timeout: 15_000 });
+    await page.waitForFunction("!document.body.classList.contains('stale')", undefined, { timeout: 15_000 });
+    assert.deepEqual(await looks(), { filter: 'none', opacity: 1, banner: false, stale: false });
+    assert.match(await text('#conn-text'), /^live · from bravo$/);
+    await shows('#servers-body', /bravo/);
+    await page.screenshot({ path: path.join(RESULTS, 'status-page-recovered.png'), fullPage: true });
+    t.diagnostic(`screenshot: ${path.join(RESULTS, 'status-page-recovered.png')}`);
     problems.length = 0; // the failed fetches are logged by Chromium as console errors, as they should be
   });
 });

@@ -2,18 +2,37 @@
  * `npm run demo`: five real pixl-server processes on loopback elect a master, lose it to
  * SIGKILL, take a rejoining server back without handing it the role, and hand off
  * gracefully on SIGTERM, narrating each step with measured times.
+ *
+ * Each line is stamped with the instant it tells of, and many are composed after the fact
+ * (a member's report reaches us later than it happened, a step is summed up once it is over):
+ * lines are held and printed in time order once every member has been heard up to that instant.
  */
 import { preciseNow, type ChildReport } from './child';
 import { ProcessCluster } from './process-cluster';
 
 const HOSTS = ['alpha', 'bravo', 'charlie', 'delta', 'echo'];
-const HEARTBEAT = 0.1;
+/** `--heartbeat S` (default 0.1): the test runs it slower, to stay clear of a busy machine's stalls. */
+const heartbeatArg = process.argv.indexOf('--heartbeat');
+const HEARTBEAT = heartbeatArg > 0 ? Number(process.argv[heartbeatArg + 1]) : 0.1;
+if (!(HEARTBEAT >= 0.01 && HEARTBEAT <= 10)) throw new Error(`--heartbeat must be a number of seconds from 0.01 to 10, got ${process.argv[heartbeatArg + 1]}`);
 const CHECK_BEATS = 3;
 const STEP_TIMEOUT_MS = 10_000;
 
 const t0 = preciseNow();
-const stamp = (t = preciseNow()): string => `[${((t - t0) / 1000).toFixed(3).padStart(7)} s]`;
-const say = (text: string, t?: number): void => console.log(`${stamp(t)} ${text}`);
+const stamp = (t: number): string => `[${((t - t0) / 1000).toFixed(3).padStart(7)} s]`;
+/** Lines composed and not yet printed. */
+const pending: Array<{ t: number; text: string }> = [];
+const say = (text: string, t = preciseNow()): void => {
+  pending.push({ t, text });
+};
+/** Print, in time order, every pending line up to `until` (ties keep the order they were said in). */
+function flush(until = Infinity): void {
+  const due = pending.filter((line) => line.t <= until).sort((a, b) => a.t - b.t);
+  for (const line of due) {
+    pending.splice(pending.indexOf(line), 1);
+    console.log(`${stamp(line.t)} ${line.text}`);
+  }
+}
 const ms = (value: number): string => `${Math.round(value)} ms`;
 
 async function demo(): Promise<void> {
@@ -32,7 +51,17 @@ async function demo(): Promise<void> {
       if (report.type === 'deleteserver' && report.host === 'delta') say(`  delta: removed ${report.detail} from its table`, report.t);
     }
   };
-  const narrator = setInterval(narrate, 20);
+  /**
+   * Every live member answers a stats request after the reports it sent before it (one IPC
+   * channel each, in order): once all have answered, every report up to the moment we asked
+   * is here, so the lines up to that moment are complete and can be printed.
+   */
+  const settle = async (): Promise<void> => {
+    const asked = preciseNow();
+    await Promise.all(cluster.live().map((host) => cluster.stats(host).catch(() => undefined)));
+    narrate();
+    flush(asked);
+  };
 
   try {
     console.log(`pixl-server-multi demo: ${HOSTS.length} pixl-server processes on loopback`);
@@ -44,15 +73,14 @@ async function demo(): Promise<void> {
     const released = await cluster.release(HOSTS);
     say(`port ${cluster.port}: all ${HOSTS.length} started together; each listens a tock before it may claim`, released);
     const cold = await cluster.waitAgreed(STEP_TIMEOUT_MS, 'alpha');
-    narrate();
     say(`all ${HOSTS.length} agree: master is ${cold.master} (term ${cluster.state('alpha')?.term}), ${ms(cold.at - released)} after the start command`, cold.at);
+    await settle();
     results.push(['cold start (all agree, from the start command)', ms(cold.at - released), `bound ${tock + tick} ms from the last start`]);
 
     await delay(4 * tick);
     const killedAt = cluster.kill('alpha', 'SIGKILL');
     say('SIGKILL alpha (the master): no shutdown notice, the others must notice the silence', killedAt);
     const failover = await cluster.waitAgreed(STEP_TIMEOUT_MS, 'bravo');
-    narrate();
     const becameMaster = cluster.reports.find((r) => r.host === 'bravo' && r.type === 'master' && r.t > killedAt);
     const lastHeard = cluster.reports.find((r) => r.type === 'deleteserver' && r.detail === 'alpha' && r.host === 'bravo')?.lastHeard;
     say(`survivors agree on ${failover.master}: ${ms(failover.at - killedAt)} after the kill`, failover.at);
@@ -63,6 +91,7 @@ async function demo(): Promise<void> {
       results.push(['crash failover (new master, from last heartbeat)', ms((becameMaster?.t ?? failover.at) - lastHeard), `bound ${tock + tick} ms`]);
     }
     results.push(['crash failover (all agree, from SIGKILL)', ms(failover.at - killedAt), `bound ${tock + 2 * tick} ms`]);
+    await settle();
 
     await delay(4 * tick);
     say('restarting alpha: it sorts first, but a joiner must never take over');
@@ -76,6 +105,7 @@ async function demo(): Promise<void> {
     await delay(3 * tock);
     if (cluster.agreedMaster() !== 'bravo') throw new Error('the joiner took over the master role');
     say(`after ${ms(3 * tock)} bravo is still master: no takeover, no flap (term ${cluster.state('bravo')?.term})`);
+    await settle();
 
     const promotedAt = preciseNow();
     say('charlie.promote(): bravo hands the role over in one round trip', promotedAt);
@@ -89,19 +119,21 @@ async function demo(): Promise<void> {
     const overlap = cluster.maxConcurrentMasters(promotedAt);
     say(`all agree on charlie ${ms(promotion.at - promotedAt)} after the call; most masters at once during the handoff: ${overlap}`, promotion.at);
     if (overlap > 1) throw new Error('two servers were master at once during the handoff');
+    await settle();
     await delay(2 * tick);
 
     const stoppedAt = preciseNow();
     say('SIGTERM charlie (the master): graceful shutdown sends a notice', stoppedAt);
     void cluster.stop('charlie');
     const handoff = await cluster.waitAgreed(STEP_TIMEOUT_MS, 'alpha');
-    narrate();
     say(`survivors agree on ${handoff.master}: ${ms(handoff.at - stoppedAt)} after SIGTERM, without waiting a tock`, handoff.at);
     results.push(['graceful handoff (all agree, from SIGTERM)', ms(handoff.at - stoppedAt), 'bound 100 ms']);
 
+    await settle();
     say('shutting everything down');
   } finally {
-    clearInterval(narrator);
+    narrate();
+    flush();
     await cluster.stopAll();
   }
 

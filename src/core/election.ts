@@ -69,7 +69,7 @@ export class ElectionCore {
     const guard = options.verifyInstances ? new FreshnessGuard({ selfIid: this.instanceId, capacity: 2 * this.#maxServers + 64 }) : null;
     this.#guard = guard;
     const members = (this.#members = new MemberTable(timing, step, this.#maxServers));
-    const self = { hostname: options.hostname, instanceId: options.instanceId, ip: options.ip, authenticated: guard !== null };
+    const self = { hostname: options.hostname, instanceId: options.instanceId, ip: options.ip, pid: options.pid, authenticated: guard !== null };
     const instances = (this.#instances = new Instances(self, timing, step, members));
     const quorum = (this.#quorum = new Quorum(options.quorum ?? 0, members));
     const handoffs = (this.#handoffs = new Handoffs(step));
@@ -88,7 +88,7 @@ export class ElectionCore {
       priority,
       term: 0,
     };
-    const roleOptions = { hostname: options.hostname, ip: options.ip, instanceId: options.instanceId, priority, exitOnConflict: options.exitOnConflict ?? false };
+    const roleOptions = { hostname: options.hostname, ip: options.ip, instanceId: options.instanceId, pid: options.pid, priority, exitOnConflict: options.exitOnConflict ?? false };
     const roles = (this.#roles = new Roles(roleOptions, record, { timing, step, members, instances, quorum, handoffs, announcer, guard }));
     this.#inbox = new Inbox({ hostname: this.hostname, instanceId: this.instanceId, maxServers: this.#maxServers }, { timing, step, members, instances, handoffs, announcer, roles, guard });
   }

@@ -10,7 +10,7 @@
  * same rule.
  */
 import type { Address, HeartbeatMessage, Message } from '../protocol/messages';
-import type { Instant } from './types';
+import type { Instant, ProcessRef } from './types';
 import { snapshot, type MemberTable, type Peer } from './members';
 import type { Step } from './step';
 import type { Timing } from './timing';
@@ -32,6 +32,7 @@ const OPEN_STALE_WINDOW = 1024;
 interface Namesake {
   iid: string;
   address: string;
+  pid: number | undefined;
   master: boolean;
   lastHeard: number;
   /** Packets heard from it in a row. */
@@ -42,6 +43,8 @@ export interface Self {
   hostname: string;
   instanceId: string;
   ip: string;
+  /** Our process id, to name this process in a duplicate report. */
+  pid?: number | undefined;
   /** Authenticated cluster: an admitted instance is alive by proof. */
   authenticated: boolean;
 }
@@ -95,12 +98,15 @@ export class Instances {
       return;
     }
     const master = message.action === 'heartbeat' ? message.master : (known?.master ?? false);
-    const namesake: Namesake = { iid, address: from.address, master, lastHeard: now.mono, heard: (known?.heard ?? 0) + 1 };
+    const pid = message.action === 'heartbeat' ? message.pid : known?.pid;
+    const namesake: Namesake = { iid, address: from.address, pid, master, lastHeard: now.mono, heard: (known?.heard ?? 0) + 1 };
     this.#namesake = namesake;
     if (!this.#confirmed(namesake) || now.mono - this.#lastDuplicateLogAt < this.#timing.tockMs) return;
     this.#lastDuplicateLogAt = now.mono;
-    const ours = { iid: this.#self.instanceId, address: this.#self.ip || 'this server' };
-    const theirs = { iid, address: from.address };
+    const ours: ProcessRef = { iid: this.#self.instanceId, address: this.#self.ip || 'this server', self: true };
+    if (this.#self.pid !== undefined) ours.pid = this.#self.pid;
+    const theirs: ProcessRef = { iid, address: from.address };
+    if (pid !== undefined) theirs.pid = pid;
     const weYield = outranks(master, iid, weAreMaster, this.#self.instanceId);
     this.#reportDuplicate(this.#self.hostname, weYield ? theirs : ours, weYield ? ours : theirs, true);
   }
@@ -195,8 +201,10 @@ export class Instances {
     other.lastHeard = now.mono;
     other.address = from.address;
     other.heartbeat = message;
-    const sender = { iid: message.iid ?? '', address: from.address };
-    const followed = { iid: peer.iid ?? '', address: peer.address };
+    const sender: ProcessRef = { iid: message.iid ?? '', address: from.address };
+    if (message.pid !== undefined) sender.pid = message.pid;
+    const followed: ProcessRef = { iid: peer.iid ?? '', address: peer.address };
+    if (peer.pid !== undefined) followed.pid = peer.pid;
     const senderKeeps = outranks(message.master, sender.iid, peer.record.master, followed.iid);
     if (now.mono - peer.reportedAt >= timing.tockMs) {
       peer.reportedAt = now.mono;
@@ -242,8 +250,9 @@ export class Instances {
     return this.#self.authenticated || instance.heard >= OPEN_DUPLICATE_EVIDENCE;
   }
 
-  #reportDuplicate(hostname: string, keeper: { iid: string; address: string }, yielder: { iid: string; address: string }, self: boolean): void {
-    const name = (side: { iid: string; address: string }): string => `${side.address} (instance ${side.iid || 'without id'})`;
+  /** Each process named so an operator can find it: its host, its pid when it sends one, its instance id, and which one is us. */
+  #reportDuplicate(hostname: string, keeper: ProcessRef, yielder: ProcessRef, self: boolean): void {
+    const name = (side: ProcessRef): string => `${side.address}${side.pid !== undefined ? ` pid ${side.pid}` : ''} (instance ${side.iid || 'without id'}${side.self ? ', this process' : ''})`;
     this.#step.logOnce(`duplicate:${hostname}`, 1, `DUPLICATE HOSTNAME: two live processes announce ${hostname}: ${name(keeper)} keeps the name, ${name(yielder)} never claims master until it stops`);
     this.#step.event({ type: 'duplicate', hostname, keeper, yielder, self });
   }

@@ -232,6 +232,7 @@ export class MemberTable {
       record,
       lastHeard: now.mono,
       iid: message.iid,
+      pid: message.pid,
       seq: message.seq ?? -1,
       address,
       port: 0,
@@ -276,6 +277,7 @@ export class MemberTable {
     if (peer.iid === message.iid) this.noteSkipped(peer, message.seq ?? -1, now);
     else peer.skipped.clear();
     peer.iid = message.iid;
+    peer.pid = message.pid;
     peer.seq = message.seq ?? -1;
     // Heard again after missing a heartbeat or more: the network between us may have just
     // healed (see Roles: with a quorum, nobody claims before asking who is there).

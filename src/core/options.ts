@@ -9,6 +9,8 @@ export interface CoreOptions extends CoreTiming {
   ip: string;
   /** Random per process (hex); see HeartbeatMessage.iid. */
   instanceId: string;
+  /** This process's id, sent in heartbeats so a duplicate-hostname report can name each process. */
+  pid?: number;
   eligible?: boolean;
   data?: JsonObject;
   exitOnConflict?: boolean;

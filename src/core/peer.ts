@@ -11,6 +11,8 @@ export interface Peer {
   /** Monotonic ms of the last heartbeat heard. */
   lastHeard: number;
   iid: string | undefined;
+  /** The process id its heartbeats carry, if any (for duplicate-hostname reports). */
+  pid: number | undefined;
   /** Highest sequence number heard from this instance (-1: none, or an old server). */
   seq: number;
   address: string;
@@ -67,6 +69,7 @@ export function snapshot(peer: Peer): OtherInstance {
       data: record.data,
       prio: record.priority,
       term: record.term,
+      ...(peer.pid === undefined ? {} : { pid: peer.pid }),
     },
   };
 }

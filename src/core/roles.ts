@@ -32,6 +32,7 @@ export interface RolesOptions {
   hostname: string;
   ip: string;
   instanceId: string;
+  pid?: number | undefined;
   priority: number;
   exitOnConflict: boolean;
 }
@@ -51,6 +52,7 @@ export class Roles {
   readonly hostname: string;
   readonly #ip: string;
   readonly #instanceId: string;
+  readonly #pid: number | undefined;
   readonly #p: RolesParts;
   priority: number;
   exitOnConflict: boolean;
@@ -84,6 +86,7 @@ export class Roles {
     this.hostname = options.hostname;
     this.#ip = options.ip;
     this.#instanceId = options.instanceId;
+    this.#pid = options.pid;
     this.priority = options.priority;
     this.exitOnConflict = options.exitOnConflict;
     this.self = self;
@@ -438,6 +441,7 @@ export class Roles {
     // status CLI judges our silence by it (the original ignores these fields).
     heartbeat.tick = Math.min(86_400_000, Math.max(10, Math.round(this.#p.timing.tickMs)));
     heartbeat.beats = this.#p.timing.checkBeats;
+    if (this.#pid !== undefined) heartbeat.pid = this.#pid;
     // Other new fields only when they say something.
     if (this.term > 0) heartbeat.term = this.term;
     if (this.priority !== 0) heartbeat.prio = this.priority;

@@ -34,6 +34,18 @@ export interface ServerRecord {
   term: number;
 }
 
+/** One of two processes that announce the same hostname, as a report names it. */
+export interface ProcessRef {
+  /** Instance id ('' for an original server, which sends none). */
+  iid: string;
+  /** Where its datagrams come from. */
+  address: string;
+  /** Its process id, when its heartbeats carry one. */
+  pid?: number;
+  /** It is this process. */
+  self?: boolean;
+}
+
 export type CoreEvent =
   | { type: 'master'; term: number; checkpoint: JsonValue | null }
   | { type: 'message'; from: string; to: string; messageType: string; payload: JsonValue; rid?: string; re?: string }
@@ -52,8 +64,8 @@ export type CoreEvent =
       type: 'duplicate';
       hostname: string;
       /** The two processes that announce `hostname`: the one that keeps the name first. */
-      keeper: { iid: string; address: string };
-      yielder: { iid: string; address: string };
+      keeper: ProcessRef;
+      yielder: ProcessRef;
       /** True when this server is one of the two. */
       self: boolean;
     }

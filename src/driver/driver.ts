@@ -214,7 +214,7 @@ export class Driver<C extends Elector = ElectionCore> {
     if (store) for (const op of store) this.#host.store?.(op);
     for (const line of out.logs) this.#writeLog(line, pending.remote);
     this.#host.schedule(out.wakeAt);
-    for (const event of out.events) this.#deliver(event);
+    for (const event of coalesceMasterChanges(out.events)) this.#deliver(event);
   }
 
   #encode(message: Message): Buffer {
@@ -316,3 +316,30 @@ export class Driver<C extends Elector = ElectionCore> {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * One `masterchange` per step: the master as it was before the step, and as it is after. A
+ * step can pass through "no master" (the dead master removed, then this server claims; a
+ * relinquish, then the rival followed), but no listener could ever read that state: every
+ * event is delivered after the step, when `masterHostname` already names the new master.
+ * So A → '' then '' → B is one A → B (keeping when the lost master was last heard), and
+ * A → '' → A is none. The rest keep their order; the event stands where the first one stood:
+ * after the `deleteserver` of the lost master, before the `master` or `slave` it brought.
+ */
+export function coalesceMasterChanges(events: readonly CoreEvent[]): readonly CoreEvent[] {
+  let count = 0;
+  for (const event of events) if (event.type === 'masterchange') count++;
+  if (count < 2) return events;
+  type Change = Extract<CoreEvent, { type: 'masterchange' }>;
+  const changes = events.filter((event): event is Change => event.type === 'masterchange');
+  const previous = (changes[0] as Change).previous;
+  const last = changes[changes.length - 1] as Change;
+  const lostAt = changes.reduce<number | undefined>((at, change) => at ?? change.lostAt, undefined);
+  const merged: Change = lostAt === undefined ? { type: 'masterchange', hostname: last.hostname, previous } : { type: 'masterchange', hostname: last.hostname, previous, lostAt };
+  const out: CoreEvent[] = [];
+  for (const event of events) {
+    if (event.type !== 'masterchange') out.push(event);
+    else if (event === changes[0] && merged.hostname !== merged.previous) out.push(merged);
+  }
+  return out;
+}

@@ -17,13 +17,17 @@ export interface HandoffResult {
 export interface MultiServerEvents {
   /** This server became master: the new term (fencing token) and the last checkpoint, if any. */
   master: [term: number, checkpoint: JsonValue | null];
-  /** This server is (again) a slave: it stops doing master work. */
+  /**
+   * This server's own role became slave: the first master it follows since it started, or it
+   * gave the role up. Not when the master it follows changes (that is `masterchange`), as in
+   * the original.
+   */
   slave: [];
   /** A server joined the table. */
   addserver: [server: ServerRecord];
   /** A server left the table (shutdown notice, or silent for a tock). */
   deleteserver: [server: ServerRecord];
-  /** The master this server follows changed ('' while there is none). */
+  /** `masterHostname` changed ('' while there is none): at most once per step of the election. */
   masterchange: [hostname: string, previous: string];
   /** The live eligible servers changed: keys split with masterFor() move. */
   assignment: [members: string[]];

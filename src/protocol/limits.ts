@@ -64,3 +64,5 @@ export const MAX_TERM_STEP = 2 ** 8;
 export const MAX_TERM_CATCHUP_PER_S = 2 ** 26;
 /** Uptimes are seconds; more than three centuries is not one. */
 export const MAX_UPTIME_S = 1e10;
+/** Largest process id on the wire: 32 bits covers every OS Node runs on. */
+export const MAX_PID = 0xffff_ffff;

@@ -47,6 +47,8 @@ export interface HeartbeatMessage {
   tick?: number;
   /** The sender's check_beats (heartbeats per tock). */
   beats?: number;
+  /** The sender's process id: a duplicate-hostname report names each process by it (and its host). */
+  pid?: number;
 }
 
 /** A small state object published by a master; ordered by (term, version). */

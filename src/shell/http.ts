@@ -25,6 +25,23 @@ export interface WebServerLike {
   uriHandlers?: unknown;
   methodHandlers?: unknown;
   redirects?: unknown;
+  /** Its config section (pixl-server's sub-config). */
+  config?: { get(key: string): unknown };
+  /** Where a request no handler takes goes (a file under `http_htdocs_dir`), and how any answer is sent. */
+  sendStaticResponse?: (args: StaticArgs) => void;
+  sendHTTPResponse?: (args: StaticArgs, status: string, headers: Record<string, string>, body: string) => void;
+}
+
+/** The request args pixl-server-web hands its static file server. */
+interface StaticArgs {
+  /** An internal redirect's target file (set by pixl-server-web itself): not a request's path. */
+  internalFile?: unknown;
+}
+
+/** True when pixl-server-web has a directory to serve files from. */
+function hasHtdocs(web: WebServerLike): boolean {
+  const dir = web.config?.get('http_htdocs_dir');
+  return typeof dir === 'string' && dir !== '';
 }
 
 /** The parts of pixl-server-web's request args we read. */
@@ -129,6 +146,9 @@ export class OperatorHttp {
   readonly #requestLog = new RateLimiter(REQUEST_LOG_INTERVAL_MS);
   #web: WebServerLike | null = null;
   #listeners: Array<[string, (...args: any[]) => void]> = [];
+  /** pixl-server-web's own static file server, while ours stands in front of it. */
+  #staticServer: ((args: StaticArgs) => void) | null = null;
+  #staticGuard: ((args: StaticArgs) => void) | null = null;
 
   /**
    * At startup, before the routes exist: loads prom-client when metrics are configured
@@ -164,6 +184,7 @@ export class OperatorHttp {
       return;
     }
     this.#web = web;
+    this.#guardStatic(web);
     const added: string[] = [];
     for (const key of ROUTE_KEYS) {
       const uri = this.#settings[key];
@@ -186,6 +207,35 @@ export class OperatorHttp {
     }
   }
 
+  /**
+   * pixl-server-web 2 sends a request no handler takes to its static file server, which
+   * resolves `http_htdocs_dir`: unset, that throws outside any handler and the process dies
+   * (one `GET /favicon.ico` from a browser opening the status page is enough), with no
+   * shutdown notice, so the cluster waits a tock for a master. While it is unset, such a
+   * request is answered 404 instead (checked per request: a reload that sets it takes effect),
+   * and startup says so at level 1.
+   */
+  #guardStatic(web: WebServerLike): void {
+    if (hasHtdocs(web)) return;
+    const serve = web.sendStaticResponse;
+    const answer = web.sendHTTPResponse;
+    if (typeof serve !== 'function' || typeof answer !== 'function') {
+      this.#log.error('config', 'WebServer config: `http_htdocs_dir` is unset; pixl-server-web may crash the process on a request no handler takes: set it to a directory (an empty one will do)');
+      return;
+    }
+    this.#log.debug(1, 'WebServer config: `http_htdocs_dir` is unset, and pixl-server-web would crash the process on a request no handler takes (`GET /favicon.ico`): MultiServer answers those 404 until you set it to a directory (an empty one will do)');
+    const guard = function (this: WebServerLike, args: StaticArgs): void {
+      if (args.internalFile === undefined && !hasHtdocs(this)) {
+        answer.call(this, args, '404 Not Found', { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' }, '404 Not Found\n');
+        return;
+      }
+      serve.call(this, args);
+    };
+    this.#staticServer = serve;
+    this.#staticGuard = guard;
+    web.sendStaticResponse = guard;
+  }
+
   /** Remove the routes and listeners (at shutdown). */
   detach(): void {
     for (const [event, listener] of this.#listeners) this.#source.removeListener(event, listener);
@@ -193,6 +243,10 @@ export class OperatorHttp {
     const web = this.#web;
     this.#web = null;
     if (!web) return;
+    // Put pixl-server-web's own back, unless someone wrapped it after us.
+    if (this.#staticServer && web.sendStaticResponse === this.#staticGuard) web.sendStaticResponse = this.#staticServer;
+    this.#staticServer = null;
+    this.#staticGuard = null;
     for (const key of ROUTE_KEYS) if (this.#settings[key]) web.removeURIHandler(ROUTE_NAMES[key]);
   }
 

@@ -1,11 +1,13 @@
 /**
- * The status document served as JSON (http_status_uri) and polled by the status page
- * (http_ui_uri): the component's properties as before, plus each server's state as an
- * operator reads it and the servers that left recently.
+ * The status document: one schema for what a server serves as JSON (http_status_uri), what
+ * the status page polls (http_ui_uri) and what the status CLI prints with --json. The
+ * component's properties as before, each server's state as an operator reads it, and the
+ * servers that left recently; a server fills `stats` and `lastFailover`, the CLI (an
+ * observer, not a server) `observer`.
  */
 import type { ServerRecord } from '../core/types';
-import { deadAfterMs, judge, type ServerState } from './view';
-import type { FailoverClock } from './failover';
+import { deadAfterMs, judge, masterOf, type ServerState } from './view';
+import type { Failover, FailoverClock } from './failover';
 
 /** What the document is built from: the component. */
 export interface StatusSource {
@@ -33,6 +35,56 @@ export interface ServerView {
   /** Milliseconds since it was last heard (0 for this server). */
   lastHeardMs: number;
   uptime: number;
+  /** The timing its silence is judged by: its own where its heartbeats carry it (the CLI), else the writer's. */
+  tickMs: number;
+  checkBeats: number;
+}
+
+/** What the status CLI heard and sent while it listened (null in a server's document). */
+export interface ObserverReport {
+  port: number;
+  listenedMs: number;
+  packets: number;
+  heartbeats: number;
+  /** Hellos the socket sent; a hello it could not send is in `hellosFailed` and `helloError`. */
+  hellosSent: number;
+  hellosFailed: number;
+  /** Why the last hello could not be sent (`send ENETUNREACH 127.255.255.255:3014`), or null. */
+  helloError: string | null;
+  /** Datagrams dropped, by reason. */
+  dropped: Record<string, number>;
+}
+
+/**
+ * The status document (docs/OPERATIONS.md lists every field). Written by a server (HTTP, the
+ * page) or by the status CLI, which is no server: it then has `hostname` '', `state`
+ * `observer`, `master` and `eligible` false, `stats` and `lastFailover` null, and fills
+ * `observer`.
+ */
+export interface StatusDocument {
+  hostname: string;
+  master: boolean;
+  masterHostname: string;
+  term: number;
+  eligible: boolean;
+  members: string[];
+  /** hostname → record, as the component's `servers` (the CLI: each server still present, from its last heartbeat). */
+  servers: Record<string, ServerRecord>;
+  stats: object | null;
+  /** The writer: `master`, `slave`, `listening` (knows no master), or `observer` (the CLI). */
+  state: 'master' | 'slave' | 'listening' | 'observer';
+  clusterId: string;
+  tickMs: number;
+  checkBeats: number;
+  generatedAt: number;
+  lastFailover: Failover | null;
+  /** Each server present, sorted by hostname, with its state. */
+  view: ServerView[];
+  /** Servers that left in the last 5 minutes (and are not back), newest last. */
+  departed: Departure[];
+  /** Several servers claim master: their hostnames; [] otherwise. */
+  conflict: string[];
+  observer: ObserverReport | null;
 }
 
 export interface Departure {
@@ -85,7 +137,7 @@ export function selfState(source: StatusSource): 'master' | 'slave' | 'listening
   return source.master ? 'master' : source.masterHostname ? 'slave' : 'listening';
 }
 
-export function statusBody(source: StatusSource, history: { departures: DepartureLog | null; failovers: FailoverClock | null }, nowWall: number): Record<string, unknown> {
+export function statusBody(source: StatusSource, history: { departures: DepartureLog | null; failovers: FailoverClock | null }, nowWall: number): StatusDocument {
   const { departures, failovers } = history;
   const tickMs = (source.settings?.heartbeat_freq ?? 20) * 1000;
   const checkBeats = source.settings?.check_beats ?? 3;
@@ -113,6 +165,8 @@ export function statusBody(source: StatusSource, history: { departures: Departur
     priority: r.priority,
     lastHeardMs: r.self ? 0 : Math.max(0, Math.round(nowWall - r.now * 1000)),
     uptime: r.uptime,
+    tickMs,
+    checkBeats,
   }));
   return {
     hostname: source.hostname,
@@ -131,5 +185,7 @@ export function statusBody(source: StatusSource, history: { departures: Departur
     lastFailover: failovers?.last ?? null,
     view,
     departed: departures ? departures.list(nowWall).filter((d) => !(d.hostname in source.servers)) : [],
+    conflict: masterOf(view).conflict,
+    observer: null,
   };
 }

@@ -1,7 +1,9 @@
 /**
  * The live status page (http_ui_uri): one self-contained HTML document, no build step and
  * no external assets. Its script polls the same URI with `?format=json` (the status
- * document) twice a second and redraws.
+ * document) twice a second and redraws. When its server stops answering, every figure on the
+ * page is stale: the page greys all of them and says since when, and clears that by itself
+ * once an answer comes again.
  *
  * Hostnames, addresses and `data` come from other servers' heartbeats: remote input. The
  * script builds every node with createElement and sets text with textContent (never
@@ -19,6 +21,7 @@ const STYLE = `
 --master:#a4a9ff;--master-bg:#25285a;--slave:#6ce0a4;--slave-bg:#133a29;--listening:#fdb022;--listening-bg:#3d2a0c;
 --suspect:#ff8a80;--suspect-bg:#4a1d1a;--left:#98a2b3;--left-bg:#262c33}}
 *{box-sizing:border-box}
+[hidden]{display:none!important}
 body{margin:0;background:var(--bg);color:var(--ink);font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
 header{background:var(--head);color:var(--head-ink);padding:14px 28px;display:flex;align-items:center;gap:16px;flex-wrap:wrap}
 header h1{font-size:16px;font-weight:600;margin:0;letter-spacing:.2px}
@@ -59,6 +62,9 @@ tr.gone td.host{text-decoration:line-through}
 .grid2 section.panel{margin-bottom:24px}
 .empty{padding:14px 18px;color:var(--muted)}
 footer{max-width:1240px;margin:0 auto;padding:0 28px 28px;color:var(--muted);font-size:12px}
+.stale-banner{background:var(--suspect-bg);color:var(--suspect);border-bottom:2px solid var(--suspect);padding:12px 28px;font-weight:600;font-size:15px}
+.stale-banner .since{font-weight:400}
+body.stale main,body.stale footer{filter:grayscale(1);opacity:.4}
 `;
 
 const SCRIPT = `
@@ -68,6 +74,8 @@ const SCRIPT = `
   var STATES = ['master', 'slave', 'listening', 'suspect', 'left'];
   var url = location.pathname + '?format=json';
   var last = null, lastAt = 0, failures = 0;
+  function pad(n) { return (n < 10 ? '0' : '') + n; }
+  function clock(ms) { var d = new Date(ms); return pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds()); }
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -120,10 +128,12 @@ const SCRIPT = `
     text('master-term', master ? 'term ' + num(doc.term) : 'no agreed master known to ' + str(doc.hostname));
     byId('master-card').className = master ? 'card' : 'card alert';
 
+    // The card and the table's heading count the same things: servers present, and those that left.
     var live = view.filter(function (s) { return s.state !== 'left'; }).length;
+    var gone = departed.length + (view.length - live);
     var members = Array.isArray(doc.members) ? doc.members.length : 0;
     text('members-count', plural(live, 'server'));
-    text('members-sub', members + ' eligible' + (departed.length ? ' \\u00b7 ' + departed.length + ' left recently' : ''));
+    text('members-sub', members + ' eligible' + (gone ? ' \\u00b7 ' + gone + ' left recently' : ''));
 
     var failovers = num(stats.failovers), last = doc.lastFailover && typeof doc.lastFailover === 'object' ? doc.lastFailover : null;
     text('failover-when', last ? seconds(Math.max(0, now - num(last.at))) + ' ago' : 'none');
@@ -170,7 +180,7 @@ const SCRIPT = `
       td.title = data.slice(0, 4000);
       body.appendChild(row);
     });
-    text('servers-count', view.length + departed.length);
+    text('servers-count', plural(live, 'server') + (gone ? ' \\u00b7 ' + gone + ' left' : ''));
 
     var traffic = [
       ['Packets received', num(stats.packetsIn)], ['Packets sent', num(stats.packetsOut)],
@@ -208,12 +218,22 @@ const SCRIPT = `
 
   function showConnection() {
     var conn = byId('conn');
+    var banner = byId('stale');
+    var name = str(last && last.hostname) || location.host;
     if (failures > 0) {
       conn.className = 'conn down';
       text('conn-text', last ? 'connection lost \\u00b7 last update ' + seconds(Date.now() - lastAt) + ' ago' : 'cannot reach the server');
+      // Every figure on the page is as old as the last answer: grey them all, and say so.
+      document.body.className = 'stale';
+      text('stale-what', 'Connection to ' + name + ' lost \\u2014 ' + (last ? 'data as of ' + clock(lastAt) : 'no data yet'));
+      text('stale-since', last ? '(' + seconds(Date.now() - lastAt) + ' ago; every figure below is stale; retrying)' : '(retrying)');
+      banner.hidden = false;
+      document.title = 'connection lost \\u00b7 pixl-server-multi';
     } else {
       conn.className = 'conn';
-      text('conn-text', 'live \\u00b7 from ' + str(last && last.hostname));
+      text('conn-text', 'live \\u00b7 from ' + name);
+      document.body.className = '';
+      banner.hidden = true;
     }
   }
 
@@ -240,6 +260,7 @@ const BODY = `
   <h1>pixl-server-multi <span class="cluster" id="cluster-id"></span></h1>
   <div class="conn" id="conn"><span class="dot"></span><span id="conn-text">connecting</span></div>
 </header>
+<div class="stale-banner" id="stale" role="alert" hidden><span id="stale-what"></span> <span class="since" id="stale-since"></span></div>
 <main>
   <div class="cards">
     <div class="card" id="master-card"><div class="label">Master</div><div class="value" id="master-name">&#8230;</div><div class="sub" id="master-term"></div></div>

@@ -68,9 +68,18 @@ declare module '*pixl-server' {
     interface Options {
       __name?: string;
       __version?: string;
-      config?: Record<string, unknown>;
+      config?: Config;
       configFile?: string;
       components?: Array<new () => Component>;
+      [key: string]: unknown;
+    }
+    /**
+     * The config object as an app writes it. A component package adds its section by
+     * augmentation (`interface Config { MyComponent?: MyComponentSection }`), so a misspelt
+     * key inside that section does not compile; every other key (pixl-server's own, other
+     * components', the app's) stays open.
+     */
+    interface Config {
       [key: string]: unknown;
     }
     /**

@@ -10,7 +10,7 @@
  */
 import { isIP } from 'node:net';
 import type { AppMessage, HeartbeatMessage, HelloMessage, JsonObject, JsonValue, Message, PeersMessage, WireMessage } from '../protocol/messages';
-import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, ECHO_PATTERN, INSTANCE_ID_PATTERN, MAX_DATA_DEPTH, MAX_ECHOES, REQUEST_ID_PATTERN, MAX_GOSSIP_ADDRESSES, MAX_PRIORITY, MAX_UDP_PAYLOAD, MAX_UPTIME_S, MESSAGE_TYPE_PATTERN, isValidHostname } from '../protocol/limits';
+import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, ECHO_PATTERN, INSTANCE_ID_PATTERN, MAX_DATA_DEPTH, MAX_ECHOES, REQUEST_ID_PATTERN, MAX_GOSSIP_ADDRESSES, MAX_PRIORITY, MAX_UDP_PAYLOAD, MAX_PID, MAX_UPTIME_S, MESSAGE_TYPE_PATTERN, isValidHostname } from '../protocol/limits';
 import { parseAddress } from '../protocol/address';
 import { looksSealed, open, seal, type Keyring } from './auth';
 
@@ -94,6 +94,7 @@ function encodeBody(message: WireMessage): Buffer {
     if (message.ckpt !== undefined) wire.ckpt = message.ckpt;
     if (message.tick !== undefined) wire.tick = message.tick;
     if (message.beats !== undefined) wire.beats = message.beats;
+    if (message.pid !== undefined) wire.pid = message.pid;
   }
   if (message.cid !== undefined) wire.cid = message.cid;
   if (message.action === 'hello' && message.for !== undefined) wire.for = message.for;
@@ -274,6 +275,10 @@ function validate(raw: Record<string, unknown>, bodyBytes: number, maxDataBytes:
   if (raw.beats !== undefined) {
     if (!isIntegerIn(raw.beats, 1, 1000)) return drop('bad-field', 'beats');
     message.beats = raw.beats;
+  }
+  if (raw.pid !== undefined) {
+    if (!isIntegerIn(raw.pid, 1, MAX_PID)) return drop('bad-field', 'pid');
+    message.pid = raw.pid;
   }
   if (echo !== undefined && echo.length > 0) message.echo = echo;
   return { ok: true, message };
