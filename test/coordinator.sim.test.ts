@@ -279,7 +279,7 @@ describe('data and messages', () => {
     const at = { mono: sim.now, wall: Date.now() };
     const out = alpha.sendMessage('bravo', 'job.done', { id: 42 }, at);
     assert.equal(out.send.length, 1);
-    assert.deepEqual(out.send[0]?.to, { address: '127.0.0.1', port: 3014 });
+    assert.deepEqual(out.send[0]?.to, { address: '127.0.0.1', port: sim.node('bravo').port });
     const message = out.send[0]?.message;
     assert.ok(message && message.action === 'message');
     const from = { address: '127.0.0.1', port: 3014 };

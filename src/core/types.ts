@@ -3,6 +3,7 @@
  * and the Output of each step. Nothing here touches a socket, a timer or a clock.
  */
 import type { Address, AppMessage, JsonObject, JsonValue, Message } from '../protocol/messages';
+import type { StoreOp } from '../protocol/store';
 
 /**
  * A reading of the two clocks. `mono` (milliseconds, only ever increases) drives
@@ -96,6 +97,8 @@ export interface Output {
   wakeAt: number;
   /** Set by `receive` when it ignored the message, with the reason. */
   dropped?: CoreDropReason;
+  /** Coordinator mode: store ops of the lease election, for the driver's host to carry out (the UDP core never sets it). */
+  store?: StoreOp[];
 }
 
 /**
