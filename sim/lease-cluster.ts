@@ -173,6 +173,8 @@ export class LeaseSimCluster {
     const node = this.node(id);
     if (!node.alive) return;
     this.note(id, 'SHUTDOWN');
+    // As the component: `leave` (a master's slave event reaches the app) before the revoke.
+    node.driver.run((m, now) => m.leave(now));
     node.driver.run((m, now) => m.shutdown(now));
     node.alive = false;
     node.wakeToken++;

@@ -239,28 +239,32 @@ export class SimLeaseStore {
       }
       case 'campaign': {
         const holder = this.kv.get(op.key);
-        if (holder) return { type: 'campaign', won: false, revision: this.revision, holder: { ...holder } };
-        if (!this.#liveLease(op.lease)) return { type: 'error', error: 'lease not found' };
+        const guard = this.kv.get(op.guard.key);
+        if (holder || (guard?.modRevision ?? 0) !== op.guard.modRevision) {
+          return { type: 'campaign', won: false, revision: this.revision, holder: holder ? { ...holder } : null, guard: guard ? { ...guard } : null };
+        }
+        if (!this.#liveLease(op.lease) || op.alsoPut.some((put) => put.lease !== '0' && !this.#liveLease(put.lease))) return { type: 'error', error: 'lease not found' };
         this.revision++;
-        const events = [this.#put(op.key, op.value, op.lease)];
+        const events = [this.#put(op.key, op.value, op.lease), ...op.alsoPut.map((put) => this.#put(put.key, put.value, put.lease))];
         if (op.alsoDelete !== undefined) {
           const deleted = this.#delete(op.alsoDelete);
           if (deleted) events.push(deleted);
         }
         this.#commit(events);
-        return { type: 'campaign', won: true, revision: this.revision, holder: null };
+        return { type: 'campaign', won: true, revision: this.revision, holder: null, guard: null };
       }
       case 'fenced': {
         const fence = this.kv.get(op.fenceKey);
-        if (!fence || fence.createRevision !== op.term) return { type: 'fenced', succeeded: false, revision: this.revision };
-        if (op.put && op.put.lease !== '0' && !this.#liveLease(op.put.lease)) return { type: 'error', error: 'lease not found' };
+        if (!fence || fence.value !== op.fenceValue) return { type: 'fenced', succeeded: false, revision: this.revision };
+        const puts = op.puts ?? [];
+        if (puts.some((put) => put.lease !== '0' && !this.#liveLease(put.lease))) return { type: 'error', error: 'lease not found' };
         this.revision++;
         const events: WatchEvent[] = [];
-        if (op.deleteKey !== undefined) {
-          const deleted = this.#delete(op.deleteKey);
+        for (const key of op.deleteKeys ?? []) {
+          const deleted = this.#delete(key);
           if (deleted) events.push(deleted);
         }
-        if (op.put) events.push(this.#put(op.put.key, op.put.value, op.put.lease));
+        for (const put of puts) events.push(this.#put(put.key, put.value, put.lease));
         this.#commit(events);
         return { type: 'fenced', succeeded: true, revision: this.revision };
       }

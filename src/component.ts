@@ -23,9 +23,10 @@ import { Driver, type DriverStats, type Failover } from './driver/driver';
 import type { Elector } from './driver/elector';
 import { LeaseElection } from './coordinator/lease-election';
 import { EtcdStore, loadEtcd3 } from './coordinator/etcd';
+import { defaultTtlSeconds } from './coordinator/timing';
 import { UdpUnicastTransport } from './transport/unicast';
 import { ipFamily } from './protocol/address';
-import type { EventName, HandoffResult, MultiServerEvents, Reply } from './driver/events';
+import type { CheckpointResult, EventName, HandoffResult, MultiServerEvents, Reply } from './driver/events';
 import { createTransport, RESTART_KEYS, UdpBroadcastTransport, type Transport } from './shell/transports';
 import { ownerOf } from './app/rendezvous';
 import { OperatorHttp, wantsHttp } from './shell/http'; // ops: HTTP routes
@@ -34,7 +35,7 @@ import { describeThrown } from './util/describe';
 
 const { computeBroadcastIP, DEFAULT_CONFIG, validateConfig, validateHostname, ConfigError } = config;
 const { decodeWire, encode } = codec;
-const { DuplicateHostnameError } = errors;
+const { DuplicateHostnameError, CheckpointError } = errors;
 const { ElectionCore } = election;
 
 /** Requests awaiting replies; a bound so a caller in a loop cannot grow memory without end. */
@@ -91,6 +92,9 @@ class MultiServer extends Component {
   #shut = false;
   #stepDownWaiters: Array<(err: Error | null) => void> = [];
   #promoteWaiters: Array<(err: Error | null) => void> = [];
+  /** setCheckpoint() calls awaiting etcd's answer (coordinator mode), by ticket, oldest first. */
+  #checkpointWaiters: Array<{ ticket: number; resolve: (result: CheckpointResult) => void }> = [];
+  #checkpointTickets = 0;
   #http: OperatorHttp | null = null; // ops
   #metricsRegistry: MetricsRegistry | null = null; // ops
   #requests = new Map<string, { resolve: (payload: JsonValue) => void; reject: (err: Error) => void; timer: NodeJS.Timeout; to: string }>();
@@ -323,8 +327,14 @@ class MultiServer extends Component {
    * On the master: publish a small state object (JSON, at most `max_checkpoint_bytes`).
    * Every server keeps the latest; the next master gets it with its `master` event, after a
    * crash or a handoff, so work resumes where it stopped. Throws when not master.
+   *
+   * The promise never rejects: it resolves with the outcome. With UDP heartbeats, `ok` once
+   * sent. With etcd, `ok` once etcd has stored it (retried until then, while this server
+   * holds the role); `ok: false` when it could not be stored (the role was lost first), which
+   * is also logged at level 1 and emitted as an `error` event (a CheckpointError) when the
+   * component has an `error` listener.
    */
-  setCheckpoint(value: JsonValue): void {
+  setCheckpoint(value: JsonValue): Promise<CheckpointResult> {
     const driver = this.#driver;
     if (!driver || !driver.core.master || this.#shut) throw new Error('only the master can set a checkpoint');
     const text = jsonProblem(value, 'a checkpoint');
@@ -332,7 +342,20 @@ class MultiServer extends Component {
     const size = Buffer.byteLength(text, 'utf8');
     if (size > limit) throw new RangeError(`checkpoint is ${size} bytes, over max_checkpoint_bytes (${limit})`);
     const copy = JSON.parse(text) as JsonValue;
-    driver.run((core, now) => core.setCheckpoint(copy, now));
+    if (!this.#lease) {
+      driver.run((core, now) => core.setCheckpoint(copy, now));
+      return Promise.resolve({ ok: true, reason: 'sent' });
+    }
+    const ticket = ++this.#checkpointTickets;
+    return new Promise((resolve) => {
+      this.#checkpointWaiters.push({ ticket, resolve });
+      driver.run((core, now) => {
+        const out = core.setCheckpoint(copy, now, ticket);
+        // Past the lease's deadline a moment ago: not master after all, nothing to wait for.
+        if (!out) this.#settleCheckpoints({ type: 'checkpoint', ok: false, ticket, reason: 'this server is no longer master' });
+        return out;
+      });
+    });
   }
 
   /** The election core (for diagnostics; drive it only through the component). */
@@ -511,7 +534,7 @@ class MultiServer extends Component {
           prefix: coordinator.prefix,
           tickMs: settings.heartbeat_freq * 1000,
           checkBeats: settings.check_beats,
-          ttlSeconds: coordinator.ttl || Math.max(1, Math.ceil(tockMs / 1000)),
+          ttlSeconds: coordinator.ttl || defaultTtlSeconds(tockMs, coordinator.election_timeout_ms),
           eligible: this.#eligible,
           data: this.#data,
           priority: settings.priority,
@@ -526,14 +549,18 @@ class MultiServer extends Component {
         const step = (run: (now: Instant) => Output): void => {
           if (!this.#shut) this.#driver?.run((_core, now) => run(now), { remote: true });
         };
+        // Results still count after shutdown began: the outcome of a checkpoint sent with the last resign.
+        const result = (run: (now: Instant) => Output): void => {
+          this.#driver?.run((_core, now) => run(now), { remote: true });
+        };
         const store = new EtcdStore(
           coordinator,
           {
-            result: (id, result) => {
+            result: (id, outcome) => {
               const waiter = this.#awaitedOps.get(id);
               this.#awaitedOps.delete(id);
+              result((now) => lease.onResult(id, outcome, now));
               waiter?.();
-              step((now) => lease.onResult(id, result, now));
             },
             watch: (id, batch) => step((now) => lease.onWatch(id, batch, now)),
             watchLost: (id, reason) => step((now) => lease.onWatchLost(id, reason, now)),
@@ -591,18 +618,25 @@ class MultiServer extends Component {
     const closed = new Error('MultiServer shut down');
     for (const waiter of [...this.#stepDownWaiters.splice(0), ...this.#promoteWaiters.splice(0)]) waiter(closed);
     const store = this.#store;
-    if (store) {
-      // Revoke our lease (our record and any election key of ours go at once, so the next in
-      // rank takes over in one round trip), wait for etcd's answer or the op's timeout, then close.
-      let revokes: Array<Promise<void>> = [];
-      driver.run((core, now) => core.shutdown(now), {
-        after: (out) => {
-          const ids = ((out as Output & { store?: Array<{ type: string; id: number }> }).store ?? []).filter((op) => op.type === 'revoke').map((op) => op.id);
-          revokes = ids.map((id) => new Promise<void>((resolve) => this.#awaitedOps.set(id, resolve)));
-        },
-      });
-      void Promise.all(revokes)
-        .then(() => store.close())
+    const lease = this.#lease;
+    if (store && lease) {
+      // First `slave` (the app stops its master work, as client-go's OnStoppedLeading), with a
+      // checkpoint not yet stored sent along with the resign; then revoke our lease (our record
+      // and any election key of ours go at once, so the next in rank takes over in one round
+      // trip), wait for etcd's answers or the ops' timeouts, then close.
+      let awaited: Array<Promise<void>> = [];
+      const await_ = (out: Output): void => {
+        const ids = (out.store ?? []).filter((op) => op.type === 'revoke' || op.type === 'fenced').map((op) => op.id);
+        awaited = [...awaited, ...ids.map((id) => new Promise<void>((resolve) => this.#awaitedOps.set(id, resolve)))];
+      };
+      driver.run((_core, now) => lease.leave(now), { after: await_ });
+      driver.run((core, now) => core.shutdown(now), { after: await_ });
+      void Promise.all(awaited)
+        .then(() => {
+          // Whatever etcd did not answer in time: the caller learns it was perhaps not stored.
+          this.#settleCheckpoints({ type: 'checkpoint', ok: false, ticket: Infinity, reason: 'shut down before etcd answered' });
+          return store.close();
+        })
         .then(() => {
           this.#transport = null;
           this.#store = null;
@@ -735,6 +769,9 @@ class MultiServer extends Component {
         this.#emitBoth(event.type, result);
         break;
       }
+      case 'checkpoint':
+        this.#settleCheckpoints(event);
+        break;
       case 'duplicate':
         // An unhandled 'error' event would throw; only those who listen for it get one.
         if (this.listenerCount('error') > 0) this.#emitOne(this, 'error', [new DuplicateHostnameError(event.hostname, event.keeper, event.yielder)]);
@@ -748,6 +785,15 @@ class MultiServer extends Component {
       default:
         break;
     }
+  }
+
+  /** Every setCheckpoint() call up to the event's ticket has this outcome. */
+  #settleCheckpoints(event: Extract<CoreEvent, { type: 'checkpoint' }>): void {
+    const settled = this.#checkpointWaiters.filter((waiter) => waiter.ticket <= event.ticket);
+    if (settled.length === 0) return;
+    this.#checkpointWaiters = this.#checkpointWaiters.filter((waiter) => waiter.ticket > event.ticket);
+    for (const waiter of settled) waiter.resolve({ ok: event.ok, reason: event.reason });
+    if (!event.ok && this.listenerCount('error') > 0) this.#emitOne(this, 'error', [new CheckpointError(event.reason)]);
   }
 
   /** Events go to the component and to the parent server, as in the original. */
@@ -900,6 +946,7 @@ namespace MultiServer {
   export import ElectionCore = election.ElectionCore;
   export import ConfigError = config.ConfigError;
   export import DuplicateHostnameError = errors.DuplicateHostnameError;
+  export import CheckpointError = errors.CheckpointError;
   export import createKeyring = auth.createKeyring;
   export import validateConfig = config.validateConfig;
   export import computeBroadcastIP = config.computeBroadcastIP;

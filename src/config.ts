@@ -10,6 +10,7 @@ import { MAX_KEYS } from './wire/auth';
 import type { Family } from './protocol/address';
 import { canonicalIp, ipFamily, isMulticast, parsePeer, unicastProblem, WILDCARD } from './protocol/address';
 import type { EtcdSettings } from './coordinator/types';
+import { ETCD_DEFAULT_ELECTION_MS, leaderlessMs, minimumTtlSeconds, renewDeadlineMs, renewalWorstMs } from './coordinator/timing';
 
 /** How heartbeats travel; see SPEC 14 (docs/SPEC.md). */
 export type TransportKind = 'broadcast' | 'multicast' | 'unicast';
@@ -135,8 +136,14 @@ export interface CoordinatorConfig {
   hosts: string[];
   /** Key prefix of this cluster. @default "/pixl-server-multi/<cluster_id, or 'default'>/" */
   prefix?: string;
-  /** Lease TTL, whole seconds (etcd's unit). @default one tock, rounded up, at least 1 */
+  /**
+   * Lease TTL, whole seconds (etcd's unit). At least what outlasts an etcd leader election
+   * (3 s with etcd's default timings); a shorter one is refused.
+   * @default one tock, rounded up, and at least that minimum
+   */
   ttl?: number;
+  /** The etcd cluster's `--election-timeout`, ms: the TTL must outlast twice it. @default 1000 (etcd's default) */
+  election_timeout_ms?: number;
   username?: string;
   password?: string;
   ca_file?: string;
@@ -324,7 +331,8 @@ function coordinatorSettings(value: unknown, clusterId: string, maxServers: numb
     } catch {
       url = null;
     }
-    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.port || url.pathname !== '/' || url.username || url.search) {
+    // Credentials in any form (a user, a password with an empty user) never belong in a URL: they would reach logs.
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.port || url.pathname !== '/' || url.username || url.password || url.search || url.hash || (typeof host === 'string' && host.includes('@'))) {
       // A URL with credentials in it is not echoed back into a log.
       const shown = typeof host === 'string' && host.includes('@') ? new Redacted(host) : host;
       throw new ConfigError(`coordinator.hosts[${index}]`, 'an etcd client URL "http://host:port" or "https://host:port" (credentials go in username / password)', shown);
@@ -336,11 +344,24 @@ function coordinatorSettings(value: unknown, clusterId: string, maxServers: numb
   } else if (typeof prefix !== 'string' || !/^[\x21-\x7e]{1,255}\/$/.test(prefix)) {
     throw new ConfigError('coordinator.prefix', 'a key prefix of printable characters ending with "/", such as "/pixl-server-multi/prod/"', prefix);
   }
+  const electionMs = raw.election_timeout_ms ?? ETCD_DEFAULT_ELECTION_MS;
+  if (typeof electionMs !== 'number' || !Number.isInteger(electionMs) || electionMs < 10 || electionMs > 60_000) {
+    throw new ConfigError('coordinator.election_timeout_ms', "the etcd cluster's --election-timeout in ms, from 10 to 60000 (etcd's default: 1000)", electionMs);
+  }
   const ttl = raw.ttl ?? 0;
   if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 0 || ttl > 86400) {
     throw new ConfigError('coordinator.ttl', 'a whole number of seconds from 1 to 86400 (etcd leases count whole seconds), or 0 for one tock', ttl);
   }
-  const settings: EtcdSettings = { type: 'etcd', hosts: hosts as string[], prefix: prefix as string, ttl, max_keys: maxServers + 16 };
+  const minimum = minimumTtlSeconds(electionMs);
+  if (ttl !== 0 && ttl < minimum) {
+    // The master must renew within TTL − margin; a renewal can wait that long for etcd's next leader.
+    throw new ConfigError(
+      'coordinator.ttl',
+      `at least ${minimum} s: etcd can be without a leader for up to ${leaderlessMs(electionMs)} ms (twice its election timeout of ${electionMs} ms, coordinator.election_timeout_ms, and a vote), so a renewal can take ${Math.round(renewalWorstMs(ttl, electionMs))} ms, but with this TTL a master must renew within ${Math.round(renewDeadlineMs(ttl))} ms: it would lose the role at etcd leader elections`,
+      ttl,
+    );
+  }
+  const settings: EtcdSettings = { type: 'etcd', hosts: hosts as string[], prefix: prefix as string, ttl, election_timeout_ms: electionMs, max_keys: maxServers + 16 };
   for (const key of ['username', 'password', 'ca_file', 'cert_file', 'key_file'] as const) {
     const field = raw[key];
     if (field === undefined || field === null) continue;

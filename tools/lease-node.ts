@@ -54,12 +54,12 @@ export class LeaseNode extends EventEmitter {
     if (config.priority !== undefined) options.priority = config.priority;
     if (config.listenMs !== undefined) options.listenMs = config.listenMs;
     this.machine = new LeaseElection(options);
-    const settings: EtcdSettings = { type: 'etcd', hosts: config.hosts, prefix: config.prefix, ttl: config.ttlSeconds, max_keys: 2000 };
+    const settings: EtcdSettings = { type: 'etcd', hosts: config.hosts, prefix: config.prefix, ttl: config.ttlSeconds, election_timeout_ms: 1000, max_keys: 2000 };
     this.#store = new EtcdStore(settings, {
       result: (id, result) => {
+        this.driver.run((m, now) => m.onResult(id, result, now), { remote: true });
         this.#waiting.get(id)?.();
         this.#waiting.delete(id);
-        this.driver.run((m, now) => m.onResult(id, result, now), { remote: true });
       },
       watch: (id, batch) => this.driver.run((m, now) => m.onWatch(id, batch, now), { remote: true }),
       watchLost: (id, reason) => this.driver.run((m, now) => m.onWatchLost(id, reason, now), { remote: true }),
@@ -98,13 +98,14 @@ export class LeaseNode extends EventEmitter {
   /** Graceful: revoke the lease (waits for etcd's answer or the op's timeout), then close. */
   async shutdown(): Promise<void> {
     if (this.#closed) return;
-    let revoked: Array<Promise<void>> = [];
-    this.driver.run((m, at) => m.shutdown(at), {
-      after: (out) => {
-        revoked = (out.store ?? []).filter((op) => op.type === 'revoke').map((op) => new Promise<void>((resolve) => this.#waiting.set(op.id, resolve)));
-      },
-    });
-    await Promise.all(revoked);
+    let awaited: Array<Promise<void>> = [];
+    const after = (out: Output): void => {
+      awaited = [...awaited, ...(out.store ?? []).filter((op) => op.type === 'revoke' || op.type === 'fenced').map((op) => new Promise<void>((resolve) => this.#waiting.set(op.id, resolve)))];
+    };
+    // As the component: `slave` first, then the revoke.
+    this.driver.run((m, at) => m.leave(at), { after });
+    this.driver.run((m, at) => m.shutdown(at), { after });
+    await Promise.all(awaited);
     await this.close();
   }
 

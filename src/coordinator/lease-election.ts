@@ -109,8 +109,9 @@ export class LeaseElection {
       step,
     ));
     const session = (this.#session = new LeaseSession({ hostname, instanceId, ip, port, keys, limits, tickMs: options.tickMs, checkBeats: options.checkBeats, ttlSeconds: options.ttlSeconds }, step, table, {
-      leaseLost: (reason) => this.#roles.leaseLost(reason),
+      leaseLost: (reason, lapsed, now) => this.#roles.leaseLost(reason, lapsed, now),
       read: (kvs, revision, now) => this.#reader.read(kvs, revision, now),
+      term: () => this.#roles.term,
     }));
     const handoffs = (this.#handoffs = new LeaseHandoffs(hostname, step));
     const roles = (this.#roles = new LeaseRoles({ hostname, ip, instanceId, keys, limits, listenMs: options.listenMs ?? 0 }, { step, table, session, handoffs }));
@@ -177,13 +178,21 @@ export class LeaseElection {
   get tockMs(): number {
     return this.#session.tockMs;
   }
-  /** The lease we hold (decimal id), or null. */
+  /** The lease we hold (decimal id), acting on it or not (past its deadline, still renewing it), or null. */
   get lease(): string | null {
-    return this.#session.lease?.id ?? null;
+    return this.#session.heldLease?.id ?? null;
   }
   /** Monotonic ms until which we may act as master on the current lease (-Infinity: no lease). */
   get leaseValidUntil(): number {
-    return this.#session.lease?.validUntil ?? -Infinity;
+    return this.#session.heldLease?.validUntil ?? -Infinity;
+  }
+  /** Past the lease's deadline, renewing it (the store may still hold it). */
+  get lapsed(): boolean {
+    return this.#session.lapsed;
+  }
+  /** The term we hold as master, or held last (0: never). The fence of our writes. */
+  get heldTerm(): number {
+    return this.#roles.heldTerm;
   }
   /** The lease TTL in use (granted), or the one asked for before the first grant, ms. */
   get ttlMs(): number {
@@ -193,6 +202,10 @@ export class LeaseElection {
   get connected(): boolean {
     const session = this.#session;
     return session.lease !== null && session.registered && session.synced;
+  }
+  /** Monotonic ms since when store ops have failed without a success (null: in contact). */
+  get failingSince(): number | null {
+    return this.#session.contact.failingSince;
   }
   get size(): number {
     return this.#table.size;
@@ -212,10 +225,12 @@ export class LeaseElection {
 
   // ---- inputs ----------------------------------------------------------------------
 
-  /** Begin: take a lease; once it is ours, register, read the cluster and watch it. */
+  /**
+   * Begin: take a lease; once it is ours, register, read the cluster and watch it. Rank and
+   * patience count from the first read (the store may be unreachable when we start).
+   */
   start(now: Instant): LeaseOutput {
     if (this.#session.started) return this.#flush(now);
-    this.#roles.noMasterSince = now.mono;
     this.#step.reportMembersSoon = true;
     this.#table.self.now = now.wall / 1000;
     this.#session.start(now);
@@ -239,13 +254,16 @@ export class LeaseElection {
     if (!pending) return this.#flush(now);
     if (this.#session.stopped) {
       if (result.type === 'grant') this.#session.revokeLate(result.lease, now);
+      this.#roles.settleAfterStop(pending, result, now);
       return this.#flush(now);
     }
+    if (result.type === 'error') this.#session.contact.failed(result, pending.type, now.mono);
+    else this.#session.contact.succeeded(now.mono);
     this.#session.checkDeadline(now);
     const current = pending.epoch === this.#step.epoch;
     const kind = result.type === 'error' ? pending.type : result.type;
     if (kind === 'campaign' || kind === 'fenced') this.#roles.settle(pending, result, current, now);
-    else if (result.type === 'error') this.#session.failed(pending, result.error, current, now);
+    else if (result.type === 'error') this.#session.failed(pending, current, now);
     else this.#session.succeeded(pending, result, current, now);
     this.#roles.evaluate(now);
     return this.#flush(now);
@@ -285,11 +303,15 @@ export class LeaseElection {
     return this.#flush(now);
   }
 
-  /** Master only: store a checkpoint, fenced by our term, so the next master resumes from it. */
-  setCheckpoint(data: JsonValue, now: Instant): LeaseOutput | null {
+  /**
+   * Master only: store a checkpoint, fenced by our term, so the next master resumes from it.
+   * It is retried until etcd stores it or we lose the role; a `checkpoint` event with
+   * `ticket` (settling every call up to it) says which. null: not master.
+   */
+  setCheckpoint(data: JsonValue, now: Instant, ticket = 0): LeaseOutput | null {
     if (!this.#session.active) return null;
     this.#session.checkDeadline(now);
-    return this.#roles.setCheckpoint(data, now) ? this.#flush(now) : null;
+    return this.#roles.setCheckpoint(data, now, ticket) ? this.#flush(now) : null;
   }
 
   setEligible(eligible: boolean, now: Instant): LeaseOutput {
@@ -360,11 +382,24 @@ export class LeaseElection {
     return this.#flush(now);
   }
 
+  /**
+   * Graceful shutdown, first step: a master relinquishes (`slave` reaches the app before the
+   * lease is revoked, as client-go's OnStoppedLeading) and sends a checkpoint not yet stored
+   * with its resign; nobody campaigns any more. `shutdown` follows, in a step of its own.
+   */
+  leave(now: Instant): LeaseOutput {
+    if (this.#session.active) {
+      this.#session.checkDeadline(now);
+      this.#roles.leave(now);
+    }
+    return this.#flush(now);
+  }
+
   /** Leave: revoking the lease deletes our record and (if we are master) the election key at once. */
   shutdown(now: Instant): LeaseOutput {
     if (this.#session.stopped) return this.#flush(now);
+    this.#roles.stop(now);
     this.#session.shutdown(now);
-    this.#roles.stop();
     return this.#flush(now);
   }
 

@@ -62,7 +62,12 @@ export type CoreEvent =
   /** Outcome of stepDown(): ok once another server is master. */
   | { type: 'stepdown'; ok: boolean; hostname: string; reason: string }
   /** Outcome of promote(): ok once we are master. */
-  | { type: 'promote'; ok: boolean; reason: string };
+  | { type: 'promote'; ok: boolean; reason: string }
+  /**
+   * Coordinator mode: outcome of setCheckpoint() calls, every one up to `ticket` (stored in
+   * etcd, or not: the master lost its role first, or the store refused its term).
+   */
+  | { type: 'checkpoint'; ok: boolean; ticket: number; reason: string };
 
 export interface LogLine {
   level: number;
