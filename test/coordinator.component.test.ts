@@ -22,18 +22,19 @@ const unavailable = etcdUnavailable();
 /**
  * A tick of 1 s: servers that start within a tick elect by rank, and a pixl-server process
  * takes a varying few hundred ms to load etcd3 and gRPC at startup on a busy machine.
- * Failover does not depend on it: the TTL is set to 1 s.
+ * Failover does not depend on it: the TTL is set to the least the test etcd's timings
+ * allow (tools/etcd-cluster.ts: election timeout 250 ms, so 2 s).
  */
 const TICK_S = 1;
 const CHECK_BEATS = 2;
-const TTL_S = 1;
+const TTL_S = 2;
 const ETCD_EXPIRY_SWEEP_MS = 500;
 
 let etcd: EtcdCluster;
 let prefixes = 0;
 
 function coordinator(): Record<string, unknown> {
-  return { type: 'etcd', hosts: etcd.endpoints, ttl: TTL_S, prefix: `/psm-component-${process.pid}/${++prefixes}/` };
+  return { type: 'etcd', hosts: etcd.endpoints, ttl: TTL_S, election_timeout_ms: etcd.electionMs, prefix: `/psm-component-${process.pid}/${++prefixes}/` };
 }
 
 describe('coordinator: the component, with real etcd', { skip: unavailable ? `real etcd needed: ${unavailable} (Debian package ${ETCD_PACKAGE})` : false }, () => {
@@ -142,8 +143,8 @@ describe('coordinator: the component, with real etcd', { skip: unavailable ? `re
       const { Etcd3 } = require('etcd3') as typeof import('etcd3');
       const kv = new Etcd3({ hosts: etcd.endpoints });
       try {
-        assert.equal(await fencedWrite(kv, `${section.prefix as string}master`, ma.term, `${section.prefix as string}jobs/1`, 'x'), true);
-        assert.equal(await fencedWrite(kv, `${section.prefix as string}master`, ma.term - 1, `${section.prefix as string}jobs/2`, 'x'), false);
+        assert.equal(await fencedWrite(kv, `${section.prefix as string}term`, ma.term, `${section.prefix as string}jobs/1`, 'x'), true);
+        assert.equal(await fencedWrite(kv, `${section.prefix as string}term`, ma.term - 1, `${section.prefix as string}jobs/2`, 'x'), false);
       } finally {
         kv.close();
       }
@@ -168,7 +169,7 @@ describe('coordinator: the component, with real etcd', { skip: unavailable ? `re
   test('configured but the etcd hosts unreachable: startup succeeds, nobody is master, and nothing crashes', async () => {
     const logDir = mkdtempSync(path.join(os.tmpdir(), 'psm-coordinated-'));
     const port = await freeUdpPort();
-    const multi = { comm_port: port, heartbeat_freq: TICK_S, check_beats: CHECK_BEATS, bind_ip: '127.0.0.2', coordinator: { type: 'etcd', hosts: [`http://127.0.0.1:${await freeUdpPort()}`], ttl: 1 } };
+    const multi = { comm_port: port, heartbeat_freq: TICK_S, check_beats: CHECK_BEATS, bind_ip: '127.0.0.2', coordinator: { type: 'etcd', hosts: [`http://127.0.0.1:${await freeUdpPort()}`], ttl: TTL_S, election_timeout_ms: 250 } };
     assertLoopbackConfig(multi);
     const server = new PixlServer({
       __name: 'TestServer',

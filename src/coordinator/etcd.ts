@@ -510,7 +510,7 @@ export class EtcdStore {
           if (!res.events || res.events.length === 0) return;
           let batch: WatchBatch;
           try {
-            batch = { events: res.events.map((event) => ({ type: event.type === 'DELETE' ? 'delete' : 'put', kv: toKeyValue(event.kv) })) };
+            batch = { events: res.events.map((event) => ({ type: /^delete$/i.test(event.type) ? 'delete' : 'put', kv: toKeyValue(event.kv) })) };
           } catch (err) {
             return lose((err as Error).message);
           }
