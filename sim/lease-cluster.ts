@@ -221,10 +221,11 @@ export class LeaseSimCluster {
     this.node(id).machine.setData(data);
   }
 
-  setCheckpoint(id: string, data: JsonValue): boolean {
+  /** The app on `id` sets a checkpoint (its outcome comes as a `checkpoint` event with `ticket`); false when not master. */
+  setCheckpoint(id: string, data: JsonValue, ticket = 0): boolean {
     const node = this.node(id);
     if (!node.alive || node.frozenUntil > this.now || !node.machine.isMasterAt(this.#instant())) return false;
-    node.driver.run((m, now) => m.setCheckpoint(data, now));
+    node.driver.run((m, now) => m.setCheckpoint(data, now, ticket));
     return true;
   }
 

@@ -81,6 +81,7 @@ interface RawKeyValue {
   lease: string;
 }
 interface WatchResponse {
+  header?: { revision?: string };
   created?: boolean;
   canceled?: boolean;
   cancel_reason?: string;
@@ -371,7 +372,11 @@ export class EtcdStore {
         const success: Array<Record<string, unknown>> = [];
         for (const key of op.deleteKeys ?? []) success.push({ request_delete_range: { key: Buffer.from(key) } });
         for (const put of op.puts ?? []) success.push({ request_put: { key: Buffer.from(put.key), value: Buffer.from(put.value), lease: put.lease } });
-        const compare = [{ key: Buffer.from(op.fenceKey), target: 3 /* Value */, result: 0 /* Equal */, value: Buffer.from(op.fenceValue) }];
+        const key = Buffer.from(op.fenceKey);
+        const compare =
+          op.fenceModRevision !== undefined
+            ? [{ key, target: 2 /* Mod */, result: 0 /* Equal */, mod_revision: op.fenceModRevision }]
+            : [{ key, target: 3 /* Value */, result: 0 /* Equal */, value: Buffer.from(op.fenceValue ?? '') }];
         return kv.txn({ compare, success, failure: [] }, call).then((res) => ({ type: 'fenced', succeeded: res.succeeded, revision: revision(res.header.revision) }));
       }
       case 'sync':
@@ -505,6 +510,10 @@ export class EtcdStore {
             established = true;
             clearTimeout(timer);
             this.#succeeded(index);
+            // A start past the member's revision: the store went back (restored, or wiped) after
+            // our read. etcd would wait for that revision and send nothing before: read again.
+            const at = Number(res.header?.revision);
+            if (Number.isSafeInteger(at) && fromRevision > at + 1) return lose(`the store's revision ${at} is below the one we read (${fromRevision - 1}): restored or wiped`);
           }
           if (res.canceled) return lose(`cancelled by etcd: ${res.cancel_reason || (res.compact_revision && res.compact_revision !== '0' ? `compacted at revision ${res.compact_revision}` : 'no reason given')}`);
           if (!res.events || res.events.length === 0) return;

@@ -112,6 +112,7 @@ export class LeaseElection {
       leaseLost: (reason, lapsed, now) => this.#roles.leaseLost(reason, lapsed, now),
       read: (kvs, revision, now) => this.#reader.read(kvs, revision, now),
       term: () => this.#roles.term,
+      rewritten: (from, to, now) => this.#roles.storeRewritten(from, to, now),
     }));
     const handoffs = (this.#handoffs = new LeaseHandoffs(hostname, step));
     const roles = (this.#roles = new LeaseRoles({ hostname, ip, instanceId, keys, limits, listenMs: options.listenMs ?? 0 }, { step, table, session, handoffs }));
@@ -190,6 +191,10 @@ export class LeaseElection {
   get lapsed(): boolean {
     return this.#session.lapsed;
   }
+  /** The term of the election key as we last read it (0: none known). */
+  get masterTerm(): number {
+    return this.#roles.master?.term ?? 0;
+  }
   /** The term we hold as master, or held last (0: never). The fence of our writes. */
   get heldTerm(): number {
     return this.#roles.heldTerm;
@@ -257,8 +262,13 @@ export class LeaseElection {
       this.#roles.settleAfterStop(pending, result, now);
       return this.#flush(now);
     }
-    if (result.type === 'error') this.#session.contact.failed(result, pending.type, now.mono);
-    else this.#session.contact.succeeded(now.mono);
+    if (result.type === 'error') {
+      this.#session.contact.failed(result, pending.type, now.mono);
+      // A restored or wiped store does not know our lease: learn it from a keep-alive now.
+      if (/lease not found/i.test(result.error) && pending.epoch === this.#step.epoch) this.#session.checkLeaseSoon(now);
+    } else {
+      this.#session.contact.succeeded(now.mono);
+    }
     this.#session.checkDeadline(now);
     const current = pending.epoch === this.#step.epoch;
     const kind = result.type === 'error' ? pending.type : result.type;
@@ -275,6 +285,7 @@ export class LeaseElection {
     this.#session.checkDeadline(now);
     if (id !== this.#session.watchId) return this.#flush(now); // the deadline ended the watch
     for (const event of batch.events) {
+      this.#session.noteRevision(event.kv.modRevision);
       if (event.kv.modRevision <= this.#session.syncRevision) continue; // already in what we read
       this.#reader.apply(event.kv.key, event.type === 'put' ? event.kv : null, now);
     }

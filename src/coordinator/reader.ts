@@ -62,6 +62,7 @@ export class StoreReader {
     // store first: the first time we see the cluster, we listen a tick before campaigning.
     this.#roles.firstRead(now);
     this.#session.watch(revision, now);
+    this.#roles.repairLastTerm(now);
   }
 
   /** One key changed (kv), or was deleted (null). */
@@ -72,6 +73,7 @@ export class StoreReader {
       roles.setMaster(kv, now);
     } else if (key === keys.lastTerm) {
       roles.setLastTerm(kv, now);
+      if (!fromSync) roles.repairLastTerm(now);
     } else if (key === keys.term) {
       // The fence, written with the election key: the key's value already says it.
     } else if (key.startsWith(keys.members)) {

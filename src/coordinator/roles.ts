@@ -96,6 +96,7 @@ export class LeaseRoles {
   /** The checkpoint as the store holds it (last read or written), to restore a newer one after a restore. */
   #storedCheckpoint: Checkpoint | null = null;
   #checkpointWrite: CheckpointWrite | null = null;
+  #repairInFlight = false;
 
   constructor(options: { hostname: string; ip: string; instanceId: string; keys: records.Keys; limits: records.Limits; listenMs?: number }, parts: RolesParts) {
     this.#listenMs = options.listenMs ?? 0;
@@ -142,6 +143,24 @@ export class LeaseRoles {
     if (term === null) this.#p.table.badValue(kv.key, now);
     this.#lastTerm = { term: term ?? 0, modRevision: kv.modRevision };
     this.noteTerm(term ?? 0);
+  }
+
+  /**
+   * The store holds a lower `last-term` than a term we have seen: it was restored from an
+   * older snapshot, or wiped (or written by an older version). Raise it back at once, guarded
+   * by the revision we read (a campaign or another server's repair in between wins), so that a
+   * server that never saw the newer terms (started since) still campaigns above them.
+   */
+  repairLastTerm(now: Instant): void {
+    const lease = this.#p.session.lease;
+    if (!lease || this.#repairInFlight || this.#lastTerm.term >= this.term || this.#leaving) return;
+    this.#repairInFlight = true;
+    this.#p.step.log(3, `Coordinator: the store's last term is ${this.#lastTerm.term || 'missing'}, below term ${this.term} we have seen (etcd restored or wiped?): raising it back`);
+    this.#p.step.op(
+      { type: 'fenced', id: 0, fenceKey: this.#keys.lastTerm, fenceModRevision: this.#lastTerm.modRevision, puts: [{ key: this.#keys.lastTerm, value: records.encodeTerm(this.term), lease: '0' }], timeoutMs: this.#p.session.opTimeoutMs },
+      now.mono,
+      'last-term',
+    );
   }
 
   /** Campaign if the rules say we may. */
@@ -193,6 +212,18 @@ export class LeaseRoles {
     if (now.mono >= this.noMasterSince + this.#patienceMs) return true;
     const best = table.bestPeer();
     return best === null || table.compare(this.#hostname, best) < 0;
+  }
+
+  /**
+   * The store's history was rewritten (restored from an older snapshot, or wiped): listen as
+   * at start before any campaign, so that the servers that saw newer terms reconnect, raise
+   * `last-term` back and register their records with them first.
+   */
+  storeRewritten(from: number, to: number, now: Instant): void {
+    this.#p.step.log(2, `Coordinator: the store's revision went back from ${from} to ${to} (etcd restored from a snapshot, or wiped): listening ${Math.round(Math.max(this.#p.session.tickMs, this.#listenMs))} ms before any campaign`);
+    this.listenUntil = now.mono + Math.max(this.#p.session.tickMs, this.#listenMs);
+    this.settled = false;
+    this.noMasterSince = now.mono;
   }
 
   /** After our first full read: listen a tick before campaigning, so servers that start together elect by rank. */
@@ -297,10 +328,12 @@ export class LeaseRoles {
         // Our key must not outlive a resign that failed: try again while the store shows it.
         this.#resignDueAt = Math.min(this.#resignDueAt, retryAt);
       }
+      if (pending.what === 'last-term') this.#repairInFlight = false;
       if (pending.ticket !== undefined) this.#checkpointFailed(result.error, now);
       return;
     }
     if (result.type === 'fenced') {
+      if (pending.what === 'last-term') this.#repairInFlight = false;
       if (pending.ticket !== undefined) this.#checkpointSettled(pending.ticket, result.succeeded, now);
       return;
     }

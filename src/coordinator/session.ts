@@ -64,6 +64,8 @@ export interface SessionHooks {
   read(kvs: KeyValue[], revision: number, now: Instant): void;
   /** The highest term we know, for our record (a restored or wiped store learns it back from us). */
   term(): number;
+  /** The store's revision went back: it was restored from an older snapshot, or wiped. */
+  rewritten(from: number, to: number, now: Instant): void;
 }
 
 export class LeaseSession {
@@ -104,6 +106,8 @@ export class LeaseSession {
   #nextSyncAt = Infinity;
   /** The revision of the last full read: watch events at or below it are already in it. */
   syncRevision = 0;
+  /** The highest store revision seen (a read, a write, a watch event): one going back means a restore or a wipe. */
+  #highestRevision = 0;
   watchId: number | null = null;
   #watchStartedAt = -Infinity;
 
@@ -236,6 +240,16 @@ export class LeaseSession {
     this.#step.push({ type: 'watch', id: watchId, prefix: this.#o.keys.prefix, fromRevision: revision + 1, timeoutMs: this.opTimeoutMs });
   }
 
+  /** A revision the store answered with, or a watch event's. */
+  noteRevision(revision: number): void {
+    if (revision > this.#highestRevision) this.#highestRevision = revision;
+  }
+
+  /** The store says it does not know our lease (an op under it failed so): ask it now rather than at the next renewal. */
+  checkLeaseSoon(now: Instant): void {
+    if (this.#lease && this.#renewingSince === null) this.#nextKeepAliveAt = Math.min(this.#nextKeepAliveAt, now.mono);
+  }
+
   /** What we follow may be stale (a write fenced with our term was refused): read everything again now. */
   resync(now: Instant): void {
     if (this.watchId !== null) this.#step.push({ type: 'unwatch', id: this.watchId });
@@ -358,6 +372,7 @@ export class LeaseSession {
         return;
       }
       case 'put':
+        this.noteRevision(result.revision);
         if (current && pending.what === 'record') {
           this.#recordInFlight = false;
           this.registered = true;
@@ -368,6 +383,8 @@ export class LeaseSession {
         this.#syncInFlight = false;
         // Read before the lease lapsed: what it shows may be stale by now; read again once renewed.
         if (this.#lapsed) return;
+        if (result.revision < this.#highestRevision) this.#hooks.rewritten(this.#highestRevision, result.revision, now);
+        this.#highestRevision = result.revision;
         this.#hooks.read(result.kvs, result.revision, now);
         return;
       default:

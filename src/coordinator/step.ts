@@ -15,7 +15,7 @@ export interface Pending {
   epoch: number;
   sentAt: number;
   /** For puts, fenced writes and revokes: which one. */
-  what?: 'record' | 'promote' | 'resign' | 'checkpoint';
+  what?: 'record' | 'promote' | 'resign' | 'checkpoint' | 'last-term';
   /** A campaign: the term it asks for. */
   term?: number;
   /** A write carrying a checkpoint: the caller's ticket (0: none). */

@@ -48,15 +48,18 @@ export type StoreOp =
       timeoutMs: number;
     }
   /**
-   * Fenced write: "if `fenceKey` holds exactly `fenceValue`, then delete each of
+   * Fenced write: "if `fenceKey` holds exactly `fenceValue` (or, with `fenceModRevision`
+   * instead, was last changed at that revision, 0: does not exist), then delete each of
    * `deleteKeys` and put each of `puts`". Resigning is `{ fenceKey: term, fenceValue: our
-   * term, deleteKeys: [master, term], puts: [handoff] }`; a checkpoint is `{ …, puts: [checkpoint] }`.
+   * term, deleteKeys: [master, term], puts: [handoff] }`; a checkpoint is `{ …, puts:
+   * [checkpoint] }`; raising `last-term` back after a restore is guarded by its revision.
    */
   | {
       type: 'fenced';
       id: number;
       fenceKey: string;
-      fenceValue: string;
+      fenceValue?: string;
+      fenceModRevision?: number;
       deleteKeys?: string[];
       puts?: Array<{ key: string; value: string; lease: string }>;
       timeoutMs: number;
