@@ -83,6 +83,7 @@ export class LeaseSimCluster {
   observer: LeaseObserver | null = null;
 
   #heap = new EventHeap<Item>();
+  readonly #started = new WeakSet<LeaseElection>();
   #seq = 0;
   #trace: boolean;
   #traceLevel: number;
@@ -328,6 +329,9 @@ export class LeaseSimCluster {
 
   #start(node: LeaseNode): void {
     if (node.alive) return;
+    // A process runs once: one that already ran (shut down or crashed before this start) is replaced.
+    if (this.#started.has(node.machine)) this.#attach(node, this.#newMachine(node.id, node.port, node.options));
+    this.#started.add(node.machine);
     node.alive = true;
     node.incarnation++;
     node.client = `${node.id}#${node.incarnation}`;

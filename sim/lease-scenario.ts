@@ -407,7 +407,7 @@ function play(sim: LeaseSimCluster, checker: LeaseChecker, scenario: LeaseScenar
   sim.runUntil(scenario.quietAt);
   // Faults are over (frozen servers resume by quietAt; crashed ones stay dead unless restarted).
   const ttlMs = scenario.ttlSeconds * 1000;
-  const opTimeout = Math.max(50, ttlMs / 3);
+  const opTimeout = Math.max(50, ttlMs / 2);
   const retry = Math.max(50, Math.min(ttlMs / 6, 1000));
   const roundTrips = 24 * scenario.maxDelayMs;
   const bound = ttlMs + scenario.expirySweepMs + scenario.tickMs + 2 * (opTimeout + retry) + roundTrips;
@@ -645,7 +645,8 @@ class LeaseChecker {
       // lease allowed when it happened (a store down meanwhile tells it nothing). Its fenced writes fail.
       const rewrite = this.#rewrite;
       const grace = Math.max(rewrite?.at ?? -Infinity, 0) + store.watchLostDelayMs + store.maxOneWayMs * 4 + machine.ttlMs / 3 + 1;
-      if (rewrite && rewrite.known.has(machine) && now < Math.max(grace, rewrite.validUntil.get(machine) ?? -Infinity)) continue;
+      // (Until it has read the store again: a slow store may keep it from that for longer.)
+      if (rewrite && rewrite.known.has(machine) && (now < Math.max(grace, rewrite.validUntil.get(machine) ?? -Infinity) || machine.lastReadAt < rewrite.at)) continue;
       if (!key || key.lease !== machine.lease || fence?.value !== String(term) || fence.lease !== key.lease) {
         this.#fail(
           'single-master-in-store-truth',

@@ -108,6 +108,8 @@ export class SimLeaseStore {
   #host: StoreHost;
   #nextLease = 0x1000;
   #watchers = new Map<string, Watcher>();
+  /** Counts restores and wipes: a request or reply of an earlier one is lost. */
+  #generation = 0;
   /** Requests held by members for the new leader. */
   #waitingForLeader: Array<() => void> = [];
   /** Per client: deliver a result/watch batch/watch loss to it. */
@@ -229,6 +231,8 @@ export class SimLeaseStore {
 
   #rewrite(): void {
     this.rewrittenAt = this.#host.now();
+    // Every member was stopped for it: requests and replies in flight are lost (the clients time out).
+    this.#generation++;
     for (const watcher of [...this.#watchers.values()]) this.#breakWatch(watcher);
     this.kv.clear();
     this.leases.clear();
@@ -299,8 +303,9 @@ export class SimLeaseStore {
       this.#host.at(now + this.#delay(), () => settle({ type: 'error', error: 'connection refused' }));
       return;
     }
+    const generation = this.#generation;
     const serve = (): void => {
-      if (!this.#reachable(client)) return; // lost on the way (or while held): the client times out
+      if (!this.#reachable(client) || generation !== this.#generation) return; // lost on the way (or while held): the client times out
       const at = this.#host.now();
       if (at < this.stalledUntil) return this.#host.at(this.stalledUntil, serve);
       if (at < this.leaderlessUntil) {
@@ -311,7 +316,7 @@ export class SimLeaseStore {
       }
       const result = this.#apply(op);
       this.#host.at(this.#host.now() + this.#delay(), () => {
-        if (this.cut.has(client)) return; // the reply is lost
+        if (this.cut.has(client) || generation !== this.#generation) return; // the reply is lost
         settle(result);
       });
     };

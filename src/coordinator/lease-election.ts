@@ -109,10 +109,11 @@ export class LeaseElection {
       step,
     ));
     const session = (this.#session = new LeaseSession({ hostname, instanceId, ip, port, keys, limits, tickMs: options.tickMs, checkBeats: options.checkBeats, ttlSeconds: options.ttlSeconds }, step, table, {
-      leaseLost: (reason, lapsed, now) => this.#roles.leaseLost(reason, lapsed, now),
+      leaseLost: (reason, lapsed, now, resumable) => this.#roles.leaseLost(reason, lapsed, now, resumable ?? false),
       read: (kvs, revision, now) => this.#reader.read(kvs, revision, now),
+      learnTerms: (kvs) => this.#reader.learnTerms(kvs),
       term: () => this.#roles.term,
-      rewritten: (from, to, now) => this.#roles.storeRewritten(from, to, now),
+      rewritten: (why, now) => this.#roles.storeRewritten(why, now),
     }));
     const handoffs = (this.#handoffs = new LeaseHandoffs(hostname, step));
     const roles = (this.#roles = new LeaseRoles({ hostname, ip, instanceId, keys, limits, listenMs: options.listenMs ?? 0 }, { step, table, session, handoffs }));
@@ -190,6 +191,10 @@ export class LeaseElection {
   /** Past the lease's deadline, renewing it (the store may still hold it). */
   get lapsed(): boolean {
     return this.#session.lapsed;
+  }
+  /** Monotonic ms of our last full read of the store (-Infinity: none yet). */
+  get lastReadAt(): number {
+    return this.#session.lastReadAt;
   }
   /** The term of the election key as we last read it (0: none known). */
   get masterTerm(): number {
@@ -281,9 +286,15 @@ export class LeaseElection {
 
   /** Changes seen by watch `id`, in revision order. */
   onWatch(id: number, batch: WatchBatch, now: Instant): LeaseOutput {
-    if (!this.#session.active || id !== this.#session.watchId) return this.#flush(now);
-    this.#session.checkDeadline(now);
-    if (id !== this.#session.watchId) return this.#flush(now); // the deadline ended the watch
+    const session = this.#session;
+    if (session.active && id === session.lastWatchId) this.#reader.learnTerms(batch.events.map((event) => event.kv));
+    if (!session.active || id !== session.watchId) return this.#flush(now);
+    session.checkDeadline(now);
+    if (id !== session.watchId) {
+      // The deadline ended the watch: nothing in it is acted on, but a term in it is one we have seen.
+      this.#reader.learnTerms(batch.events.map((event) => event.kv));
+      return this.#flush(now);
+    }
     for (const event of batch.events) {
       this.#session.noteRevision(event.kv.modRevision);
       if (event.kv.modRevision <= this.#session.syncRevision) continue; // already in what we read

@@ -65,6 +65,21 @@ export class StoreReader {
     this.#roles.repairLastTerm(now);
   }
 
+  /**
+   * Terms in what the store sent, even when we cannot act on it (it was read before our lease
+   * lapsed): a term once seen is never granted again by us, whatever the store later forgets.
+   */
+  learnTerms(kvs: KeyValue[]): void {
+    const keys = this.#keys;
+    for (const kv of kvs) {
+      let term: number | null = null;
+      if (kv.key === keys.master) term = records.decodeMaster(kv.value, this.#limits)?.term ?? null;
+      else if (kv.key === keys.term || kv.key === keys.lastTerm) term = records.decodeTerm(kv.value);
+      else if (kv.key.startsWith(keys.members)) term = records.decodeMember(kv.value, kv.key.slice(keys.members.length), this.#limits)?.heartbeat.term ?? null;
+      if (term) this.#roles.noteTerm(term);
+    }
+  }
+
   /** One key changed (kv), or was deleted (null). */
   apply(key: string, kv: KeyValue | null, now: Instant, fromSync = false): void {
     const keys = this.#keys;

@@ -215,13 +215,16 @@ export class LeaseRoles {
   }
 
   /**
-   * The store's history was rewritten (restored from an older snapshot, or wiped): listen as
-   * at start before any campaign, so that the servers that saw newer terms reconnect, raise
-   * `last-term` back and register their records with them first.
+   * The store's history was rewritten (restored from an older snapshot, or wiped): listen a
+   * TTL and a tick before any campaign. Within a TTL every live server renews its lease, so
+   * hears of it too, reads again, raises `last-term` back and registers its record (with the
+   * highest term it knows): the next term is above every term a live server has seen.
    */
-  storeRewritten(from: number, to: number, now: Instant): void {
-    this.#p.step.log(2, `Coordinator: the store's revision went back from ${from} to ${to} (etcd restored from a snapshot, or wiped): listening ${Math.round(Math.max(this.#p.session.tickMs, this.#listenMs))} ms before any campaign`);
-    this.listenUntil = now.mono + Math.max(this.#p.session.tickMs, this.#listenMs);
+  storeRewritten(why: string, now: Instant): void {
+    const session = this.#p.session;
+    const listenMs = Math.max(session.ttlMs + session.tickMs, this.#listenMs);
+    this.#p.step.log(2, `Coordinator: etcd was restored from a snapshot or wiped (${why}): listening ${Math.round(listenMs)} ms before any campaign`);
+    this.listenUntil = Math.max(this.listenUntil === Infinity ? 0 : this.listenUntil, now.mono + listenMs);
     this.settled = false;
     this.noMasterSince = now.mono;
   }
@@ -296,10 +299,10 @@ export class LeaseRoles {
    * We stop acting on our lease: it lapsed (past its deadline; the store may still hold it,
    * and our key with it) or it is gone. Master of nothing, and out of touch we cannot know who is.
    */
-  leaseLost(reason: string, lapsed: boolean, now: Instant): void {
+  leaseLost(reason: string, lapsed: boolean, now: Instant, resumable = lapsed): void {
     this.#campaignInFlight = false;
     if (this.role === 'master') {
-      if (lapsed) this.#suspendedTerm = this.#heldTerm;
+      if (lapsed && resumable) this.#suspendedTerm = this.#heldTerm;
       this.#relinquish(`our lease may have expired (${reason})`);
     }
     if (!lapsed) this.#endSuspension(now);
@@ -489,7 +492,7 @@ export class LeaseRoles {
       if (impatient > now.mono) wake = Math.min(wake, impatient);
     }
     const write = this.#checkpointWrite;
-    if (write && !write.inFlight && this.role === 'master') wake = Math.min(wake, Math.max(write.nextAt, now.mono));
+    if (write && !write.inFlight && this.role === 'master' && write.term === this.#heldTerm) wake = Math.min(wake, Math.max(write.nextAt, now.mono));
     return wake;
   }
 
@@ -551,6 +554,12 @@ export class LeaseRoles {
   #becomeMaster(term: number, now: Instant): void {
     const { step, table, session, handoffs } = this.#p;
     const resumed = term === this.#heldTerm;
+    // A checkpoint of an earlier term of ours that never got stored: that term is over.
+    const stale = this.#checkpointWrite;
+    if (stale && stale.term !== term && !stale.inFlight) {
+      this.#checkpointWrite = null;
+      this.#reportCheckpoint(stale, `term ${stale.term} ended before etcd answered`, stale.uncertain);
+    }
     this.role = 'master';
     table.self.master = true;
     this.noteTerm(term);
@@ -640,7 +649,8 @@ export class LeaseRoles {
     write.inFlight = false;
     write.uncertain = true;
     write.nextAt = now.mono + this.#p.session.retryMs;
-    if (this.role !== 'master' && write.term !== this.#suspendedTerm) this.#checkpointRoleLost(now, false, error);
+    const held = this.role === 'master' && write.term === this.#heldTerm;
+    if (!held && write.term !== this.#suspendedTerm) this.#checkpointRoleLost(now, false, error);
   }
 
   /** The role is gone: a checkpoint not stored yet never will be by us (unless the lapse ends with the same term). */

@@ -59,13 +59,15 @@ export interface SessionHooks {
    * we keep renewing it) or gone (the store no longer knows it). Either way we are master of
    * nothing and cannot know who is.
    */
-  leaseLost(reason: string, lapsed: boolean, now: Instant): void;
+  leaseLost(reason: string, lapsed: boolean, now: Instant, resumable?: boolean): void;
   /** A full read of the prefix, at `revision`. */
   read(kvs: KeyValue[], revision: number, now: Instant): void;
+  /** What the store sent that we cannot act on (read before our lease lapsed): its terms still count. */
+  learnTerms(kvs: KeyValue[]): void;
   /** The highest term we know, for our record (a restored or wiped store learns it back from us). */
   term(): number;
-  /** The store's revision went back: it was restored from an older snapshot, or wiped. */
-  rewritten(from: number, to: number, now: Instant): void;
+  /** The store was restored from an older snapshot, or wiped: its revision went back, or it forgot a lease that could not have expired. */
+  rewritten(why: string, now: Instant): void;
 }
 
 export class LeaseSession {
@@ -106,9 +108,15 @@ export class LeaseSession {
   #nextSyncAt = Infinity;
   /** The revision of the last full read: watch events at or below it are already in it. */
   syncRevision = 0;
+  /** Monotonic ms of the last full read (-Infinity: none yet). */
+  lastReadAt = -Infinity;
   /** The highest store revision seen (a read, a write, a watch event): one going back means a restore or a wipe. */
   #highestRevision = 0;
+  /** The highest revision we knew when we sent the current read. */
+  #revisionAtRead = 0;
   watchId: number | null = null;
+  /** The watch our lease's lapse ended: what it still delivers is read for its terms only. */
+  lastWatchId: number | null = null;
   #watchStartedAt = -Infinity;
 
   constructor(options: SessionOptions, step: LeaseStep, table: LeaseTable, hooks: SessionHooks) {
@@ -143,9 +151,13 @@ export class LeaseSession {
   get ttlMs(): number {
     return this.#lease?.ttlMs ?? this.ttlSeconds * 1000;
   }
-  /** Ops time out before the next keep-alive is due, so a hung one is retried in time. */
+  /**
+   * Ops (other than keep-alives, which have their own) time out at half a TTL: long enough for
+   * a slow store, short enough to retry a hung one (at a member that takes requests and never
+   * answers) well before the lease needs it.
+   */
   get opTimeoutMs(): number {
-    return Math.max(50, this.ttlMs / 3);
+    return Math.max(50, this.ttlMs / 2);
   }
   get retryMs(): number {
     return Math.max(50, Math.min(this.ttlMs / 6, 1000));
@@ -195,10 +207,14 @@ export class LeaseSession {
     this.synced = false;
     this.#syncInFlight = false;
     if (this.watchId !== null) this.#step.push({ type: 'unwatch', id: this.watchId });
+    this.lastWatchId = this.watchId;
     this.watchId = null;
-    const reason = `no keep-alive acknowledged within ${Math.round(lease.ttlMs - safetyMarginMs(lease.ttlMs))} ms`;
+    // Found past the deadline (not at it): this process was stalled (SIGSTOP, a paused VM), and
+    // the world may have moved on meanwhile (etcd restored, even): the role is not taken back.
+    const stalled = now.mono - lease.validUntil > Math.max(100, this.hedgeMs);
+    const reason = `no keep-alive acknowledged within ${Math.round(lease.ttlMs - safetyMarginMs(lease.ttlMs))} ms${stalled ? ` (this process was stalled for ${Math.round(now.mono - lease.validUntil)} ms past it)` : ''}`;
     this.#step.log(2, `Coordinator: ${reason}; we stop acting on lease ${lease.id} but keep renewing it (etcd may still hold it)`);
-    this.#hooks.leaseLost(reason, true, now);
+    this.#hooks.leaseLost(reason, true, now, !stalled);
   }
 
   /** Our record changed (eligibility, priority): write it now if we can, else as soon as we can. */
@@ -351,7 +367,10 @@ export class LeaseSession {
         const lease = this.#lease;
         if (!lease) return;
         if (result.ttlSeconds <= 0) {
+          // Asked before the lease could have expired there: nobody but us revokes it, so the store lost it.
+          const early = pending.sentAt < lease.validUntil + safetyMarginMs(lease.ttlMs) - 1;
           this.#loseLease(now, 'the store no longer knows it');
+          if (early) this.#hooks.rewritten(`it forgot lease ${lease.id}, which could not have expired yet`, now);
           return;
         }
         const ttlMs = result.ttlSeconds * 1000;
@@ -382,9 +401,15 @@ export class LeaseSession {
         if (!current) return;
         this.#syncInFlight = false;
         // Read before the lease lapsed: what it shows may be stale by now; read again once renewed.
-        if (this.#lapsed) return;
-        if (result.revision < this.#highestRevision) this.#hooks.rewritten(this.#highestRevision, result.revision, now);
-        this.#highestRevision = result.revision;
+        if (this.#lapsed) return this.#hooks.learnTerms(result.kvs);
+        this.lastReadAt = now.mono;
+        // Every revision we knew when we sent the read was committed before it: a lower one means the store went back.
+        if (result.revision < this.#revisionAtRead) {
+          this.#highestRevision = result.revision;
+          this.#hooks.rewritten(`its revision went back from ${this.#revisionAtRead} to ${result.revision}`, now);
+        } else {
+          this.noteRevision(result.revision);
+        }
         this.#hooks.read(result.kvs, result.revision, now);
         return;
       default:
@@ -433,6 +458,7 @@ export class LeaseSession {
   }
 
   #requestSync(now: Instant): void {
+    this.#revisionAtRead = this.#highestRevision;
     this.#syncInFlight = true;
     this.#nextSyncAt = Infinity;
     this.#step.op({ type: 'sync', id: 0, prefix: this.#o.keys.prefix, timeoutMs: this.opTimeoutMs }, now.mono);
