@@ -74,6 +74,8 @@ export class LeaseSimCluster {
   readonly store: SimLeaseStore;
   readonly nodes = new Map<string, LeaseNode>();
   readonly events: LeaseEventRecord[] = [];
+  /** Log lines of level 5 and below (what an operator reads), for tests. */
+  readonly logs: Array<{ time: number; host: string; level: number; message: string }> = [];
   readonly timeline: string[] = [];
   readonly tickMs: number;
   readonly checkBeats: number;
@@ -358,6 +360,7 @@ export class LeaseSimCluster {
           if (node.alive && node.machine === machine) this.#scheduleWake(node, wakeAt);
         },
         log: (level, message) => {
+          if (level <= 5) this.logs.push({ time: this.now, host: node.id, level, message });
           if (this.#trace && level <= this.#traceLevel) this.note(node.id, message);
         },
         emit: () => undefined,
@@ -446,14 +449,14 @@ export class LeaseSimCluster {
     switch (item.kind) {
       case 'result':
         if (this.#trace && this.#traceLevel >= 9) this.note(node.id, `result #${item.id} ${JSON.stringify(item.result).slice(0, 160)}`);
-        driver.run((m, now) => m.onResult(item.id, item.result, now), { remote: true });
+        driver.run((m, now) => m.onResult(item.id, item.result, now));
         break;
       case 'watch':
         if (this.#trace && this.#traceLevel >= 9) this.note(node.id, `watch ${item.batch.events.map((e) => `${e.type} ${e.kv.key}@${e.kv.modRevision}`).join(', ')}`);
-        driver.run((m, now) => m.onWatch(item.id, item.batch, now), { remote: true });
+        driver.run((m, now) => m.onWatch(item.id, item.batch, now));
         break;
       case 'watchLost':
-        driver.run((m, now) => m.onWatchLost(item.id, 'the stream broke', now), { remote: true });
+        driver.run((m, now) => m.onWatchLost(item.id, 'the stream broke', now));
         break;
     }
   }

@@ -298,9 +298,9 @@ export class SimLeaseStore {
       settled = true;
       this.#deliver(client, { kind: 'result', id: op.id, result });
     };
-    this.#host.at(now + op.timeoutMs, () => settle({ type: 'error', error: 'timed out' }));
+    this.#host.at(now + op.timeoutMs, () => settle({ type: 'error', error: 'timed out', kind: 'timeout', endpoint: 'http://sim-store:2379' }));
     if (!this.#reachable(client) && this.#host.random() < 0.5) {
-      this.#host.at(now + this.#delay(), () => settle({ type: 'error', error: 'connection refused' }));
+      this.#host.at(now + this.#delay(), () => settle({ type: 'error', error: 'connection refused', kind: 'unreachable', endpoint: 'http://sim-store:2379' }));
       return;
     }
     const generation = this.#generation;

@@ -546,12 +546,15 @@ class MultiServer extends Component {
           listenMs: 1000,
         });
         this.#lease = lease;
+        // Not budgeted as network input: the election's own lines about the store are rate-limited
+        // where they are made (a failure once a minute, bad values once a minute), and a level-1
+        // line must not be lost to a burst of debug ones.
         const step = (run: (now: Instant) => Output): void => {
-          if (!this.#shut) this.#driver?.run((_core, now) => run(now), { remote: true });
+          if (!this.#shut) this.#driver?.run((_core, now) => run(now));
         };
         // Results still count after shutdown began: the outcome of a checkpoint sent with the last resign.
         const result = (run: (now: Instant) => Output): void => {
-          this.#driver?.run((_core, now) => run(now), { remote: true });
+          this.#driver?.run((_core, now) => run(now));
         };
         const store = new EtcdStore(
           coordinator,

@@ -57,7 +57,7 @@ export class LeaseNode extends EventEmitter {
     const settings: EtcdSettings = { type: 'etcd', hosts: config.hosts, prefix: config.prefix, ttl: config.ttlSeconds, election_timeout_ms: 1000, max_keys: 2000 };
     this.#store = new EtcdStore(settings, {
       result: (id, result) => {
-        this.driver.run((m, now) => m.onResult(id, result, now), { remote: true });
+        this.driver.run((m, now) => m.onResult(id, result, now));
         this.#waiting.get(id)?.();
         this.#waiting.delete(id);
       },

@@ -52,6 +52,8 @@ export class StoreReader {
       if (kv.key.startsWith(this.#keys.members)) seen.add(kv.key.slice(this.#keys.members.length));
       this.apply(kv.key, kv, now, true);
     }
+    // The store may have lost the checkpoint (restored, wiped): a master then writes ours back.
+    if (!kvs.some((kv) => kv.key === this.#keys.checkpoint)) this.#roles.storedCheckpoint(null);
     // Members that are gone from the store went while we were not watching.
     for (const [hostname, member] of this.#table.members) {
       if (member.present && !seen.has(hostname)) this.#table.remove(hostname, member);

@@ -55,7 +55,8 @@ interface CheckpointWrite {
   term: number;
   /** The caller's ticket: the outcome settles every call up to it. */
   ticket: number;
-  inFlight: boolean;
+  /** Writes carrying it (or an older one) awaiting an answer. */
+  inFlight: number;
   /** An attempt failed without an answer: it may have been stored. */
   uncertain: boolean;
   nextAt: number;
@@ -315,7 +316,8 @@ export class LeaseRoles {
     this.#setMasterHostname('');
     this.#p.handoffs.claimNow = false;
     this.#resignDueAt = Infinity;
-    this.#checkpointRoleLost(now, lapsed);
+    // Lapsed or lost, the role is gone now (retaking it later starts afresh).
+    this.#checkpointRoleLost(now);
   }
 
   /** The result of a campaign or a fenced write (`current`: sent under the lease we hold). */
@@ -432,16 +434,16 @@ export class LeaseRoles {
     this.checkpoint = { t: term, v: version, d: data };
     const write = this.#checkpointWrite;
     // The newest replaces one not yet sent; one in flight finishes first, then the newest follows.
-    this.#checkpointWrite = { checkpoint: this.checkpoint, term, ticket, inFlight: write?.inFlight ?? false, uncertain: write?.uncertain ?? false, nextAt: now.mono };
+    this.#checkpointWrite = { checkpoint: this.checkpoint, term, ticket, inFlight: write?.inFlight ?? 0, uncertain: write?.uncertain ?? false, nextAt: now.mono };
     this.#writeCheckpointIfDue(now);
     return true;
   }
 
   /** A checkpoint as read from the store (a newer one replaces ours; an older one is restored by the master). */
-  storedCheckpoint(checkpoint: Checkpoint): void {
+  storedCheckpoint(checkpoint: Checkpoint | null): void {
     this.#storedCheckpoint = checkpoint;
     const known = this.checkpoint;
-    if (!known || newer(checkpoint, known)) this.checkpoint = checkpoint;
+    if (checkpoint && (!known || newer(checkpoint, known))) this.checkpoint = checkpoint;
   }
 
   /** We were made ineligible: a master hands off to the next in rank, or resigns. */
@@ -462,8 +464,7 @@ export class LeaseRoles {
     if (this.role !== 'master') return;
     const term = this.#heldTerm;
     this.#relinquish('shutting down');
-    const write = this.#checkpointWrite;
-    if (!write || write.inFlight || !this.#p.session.lease) return;
+    if (!this.#checkpointWrite || !this.#p.session.lease) return;
     this.#resignKey(term, now);
   }
 
@@ -471,7 +472,7 @@ export class LeaseRoles {
   stop(now: Instant): void {
     this.#leaving = true;
     if (this.role === 'master') this.#relinquish('shutting down');
-    this.#checkpointRoleLost(now, false);
+    this.#checkpointRoleLost(now);
     this.role = 'none';
     this.#p.table.self.master = false;
   }
@@ -492,7 +493,7 @@ export class LeaseRoles {
       if (impatient > now.mono) wake = Math.min(wake, impatient);
     }
     const write = this.#checkpointWrite;
-    if (write && !write.inFlight && this.role === 'master' && write.term === this.#heldTerm) wake = Math.min(wake, Math.max(write.nextAt, now.mono));
+    if (write && write.inFlight === 0 && this.role === 'master' && write.term === this.#heldTerm) wake = Math.min(wake, Math.max(write.nextAt, now.mono));
     return wake;
   }
 
@@ -527,8 +528,8 @@ export class LeaseRoles {
   /** The pending checkpoint of `term`, as puts for a resign's transaction (marked in flight), and its ticket. */
   #carryCheckpoint(term: number): { puts: Array<{ key: string; value: string; lease: string }>; extra: { ticket?: number } } {
     const write = this.#checkpointWrite;
-    if (!write || write.inFlight || write.term !== term) return { puts: [], extra: {} };
-    write.inFlight = true;
+    if (!write || write.term !== term) return { puts: [], extra: {} };
+    write.inFlight++;
     return { puts: [{ key: this.#keys.checkpoint, value: records.encodeCheckpoint(this.#hostname, write.checkpoint), lease: '0' }], extra: { ticket: write.ticket } };
   }
 
@@ -548,7 +549,7 @@ export class LeaseRoles {
   /** The term we stopped at is not coming back: a checkpoint of it that waited is reported. */
   #endSuspension(now: Instant): void {
     this.#suspendedTerm = 0;
-    if (this.role !== 'master') this.#checkpointRoleLost(now, false);
+    if (this.role !== 'master') this.#checkpointRoleLost(now);
   }
 
   #becomeMaster(term: number, now: Instant): void {
@@ -556,7 +557,7 @@ export class LeaseRoles {
     const resumed = term === this.#heldTerm;
     // A checkpoint of an earlier term of ours that never got stored: that term is over.
     const stale = this.#checkpointWrite;
-    if (stale && stale.term !== term && !stale.inFlight) {
+    if (stale && stale.term !== term && stale.inFlight === 0) {
       this.#checkpointWrite = null;
       this.#reportCheckpoint(stale, `term ${stale.term} ended before etcd answered`, stale.uncertain);
     }
@@ -575,7 +576,7 @@ export class LeaseRoles {
     // A checkpoint we know that the store lost (restored from an older snapshot, or wiped): store it again.
     const known = this.checkpoint;
     if (known && (!this.#storedCheckpoint || newer(known, this.#storedCheckpoint)) && !this.#checkpointWrite) {
-      this.#checkpointWrite = { checkpoint: known, term, ticket: 0, inFlight: false, uncertain: false, nextAt: now.mono };
+      this.#checkpointWrite = { checkpoint: known, term, ticket: 0, inFlight: 0, uncertain: false, nextAt: now.mono };
     }
   }
 
@@ -609,32 +610,34 @@ export class LeaseRoles {
   #writeCheckpointIfDue(now: Instant): void {
     const write = this.#checkpointWrite;
     const lease = this.#p.session.lease;
-    if (!write || write.inFlight || now.mono < write.nextAt || this.role !== 'master' || !lease || write.term !== this.#heldTerm) return;
-    write.inFlight = true;
+    if (!write || write.inFlight > 0 || now.mono < write.nextAt || this.role !== 'master' || !lease || write.term !== this.#heldTerm) return;
+    write.inFlight++;
     const value = records.encodeCheckpoint(this.#hostname, write.checkpoint);
     this.#p.step.op({ type: 'fenced', id: 0, ...this.#fence(write.term), puts: [{ key: this.#keys.checkpoint, value, lease: '0' }], timeoutMs: this.#p.session.opTimeoutMs }, now.mono, 'checkpoint', {
       ticket: write.ticket,
     });
   }
 
+  /** A write carrying checkpoint `ticket` was answered: stored, or refused by the fence. */
   #checkpointSettled(ticket: number, stored: boolean, now: Instant): void {
     const write = this.#checkpointWrite;
     if (!write) return;
-    write.inFlight = false;
+    write.inFlight = Math.max(0, write.inFlight - 1);
     if (stored) {
-      const done = write.ticket === ticket;
-      // What was stored: the write in flight carried `ticket` (a newer one may wait behind it).
-      if (done) {
+      if (ticket > 0) this.#p.step.event({ type: 'checkpoint', ok: true, ticket, reason: 'stored' });
+      if (write.ticket === ticket) {
         this.#storedCheckpoint = write.checkpoint;
         this.#checkpointWrite = null;
       } else {
+        // An older one: the newest follows.
         write.uncertain = false;
+        this.#writeCheckpointIfDue(now);
       }
-      if (ticket > 0) this.#p.step.event({ type: 'checkpoint', ok: true, ticket, reason: 'stored' });
-      if (!done) this.#writeCheckpointIfDue(now);
       return;
     }
-    // The fence failed: the term we wrote with is no longer the store's. Nobody can store it now.
+    // Refused by the fence: the term we wrote with is no longer the store's. Another write still
+    // in flight (the resign that carries it) may have stored it first: its answer decides.
+    if (write.inFlight > 0) return;
     this.#checkpointWrite = null;
     this.#reportCheckpoint(write, `term ${write.term} no longer holds the election key`, false);
     if (this.role === 'master' && write.term === this.#heldTerm) {
@@ -643,20 +646,20 @@ export class LeaseRoles {
     }
   }
 
+  /** A write carrying the checkpoint got no answer: it may or may not be stored; again after a while, while we hold the role. */
   #checkpointFailed(error: string, now: Instant): void {
     const write = this.#checkpointWrite;
     if (!write) return;
-    write.inFlight = false;
+    write.inFlight = Math.max(0, write.inFlight - 1);
     write.uncertain = true;
     write.nextAt = now.mono + this.#p.session.retryMs;
-    const held = this.role === 'master' && write.term === this.#heldTerm;
-    if (!held && write.term !== this.#suspendedTerm) this.#checkpointRoleLost(now, false, error);
+    if (this.role !== 'master' || write.term !== this.#heldTerm) this.#checkpointRoleLost(now, error);
   }
 
-  /** The role is gone: a checkpoint not stored yet never will be by us (unless the lapse ends with the same term). */
-  #checkpointRoleLost(_now: Instant, lapsed: boolean, why?: string): void {
+  /** The role is gone (relinquished, lapsed, lost): a checkpoint not stored yet never will be by us; reported once no write of it is in flight. */
+  #checkpointRoleLost(_now: Instant, why?: string): void {
     const write = this.#checkpointWrite;
-    if (!write || write.inFlight || (lapsed && write.term === this.#suspendedTerm)) return;
+    if (!write || write.inFlight > 0) return;
     this.#checkpointWrite = null;
     this.#reportCheckpoint(write, why ? `we lost the master role before etcd answered (${why})` : 'we lost the master role before etcd answered', write.uncertain);
   }

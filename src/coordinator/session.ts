@@ -318,7 +318,8 @@ export class LeaseSession {
         if (this.#renewingSince === null || pending.sentAt < this.#renewingSince) return;
         // Promptly another (the adapter avoids the member that failed), waiting longer after each failure in a row.
         this.#keepAliveErrors++;
-        const cap = this.#lapsed ? this.retryMs : this.hedgeMs;
+        // Lapsed (etcd down, or cut off), a try a second is enough to notice its return.
+        const cap = this.#lapsed ? Math.max(this.retryMs, 1000) : this.hedgeMs;
         this.#nextAttemptAt = Math.min(this.#nextAttemptAt, now.mono + Math.min(cap, 25 * 2 ** Math.min(this.#keepAliveErrors, 10)));
         return;
       }
@@ -446,7 +447,8 @@ export class LeaseSession {
     }
     while (now.mono >= this.#nextAttemptAt && this.#keepAlivesInFlight < MAX_KEEPALIVES_IN_FLIGHT) {
       this.#keepAlivesInFlight++;
-      this.#nextAttemptAt = now.mono + this.hedgeMs;
+      // Lapsed (etcd down, or cut off from us): a try a second is enough to notice its return.
+      this.#nextAttemptAt = now.mono + (this.#lapsed ? Math.max(this.retryMs, 1000) : this.hedgeMs);
       // An answer after the deadline it would set is no use; a member that hangs is left that long.
       this.#step.op({ type: 'keepAlive', id: 0, lease: lease.id, timeoutMs: Math.max(50, lease.ttlMs - safetyMarginMs(lease.ttlMs)) }, now.mono);
     }
