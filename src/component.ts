@@ -544,6 +544,7 @@ class MultiServer extends Component {
           // Servers started together (a deploy, a reboot) may take a second to make their first
           // read on a busy machine: listen that long at least, so rank decides, not the fastest.
           listenMs: 1000,
+          authenticated: this.#keyring !== null,
         });
         this.#lease = lease;
         // Not budgeted as network input: the election's own lines about the store are rate-limited

@@ -480,3 +480,43 @@ describe('lifecycle (SPEC 15.7)', () => {
     assert.equal(lines.length, 2 + repeats.length);
   });
 });
+
+describe('datagrams: the UDP mode\'s freshness rule (SPEC 13.6)', () => {
+  test('a forged datagram with a member\'s instance id and sequence 2^53 - 1 silences it for a tock at most, whatever the forger sends within the window', () => {
+    const sim = cluster();
+    for (const name of ['alpha', 'bravo']) sim.add(name);
+    agreed(sim, 1000);
+    const alpha = sim.node('alpha');
+    const from = { address: '127.0.0.1', port: alpha.port };
+    const delivered = (): number[] => sim.eventsOf('message', 'bravo').map((r) => (r.event.type === 'message' ? (r.event.payload as number) : -1));
+    sim.sendMessage('alpha', 'bravo', 'job', 1);
+    sim.runFor(20);
+    assert.deepEqual(delivered(), [1]);
+    const forge = (seq: number): void => {
+      sim.receiveDatagram('bravo', { action: 'message', hostname: 'alpha', to: 'bravo', type: 'job', payload: -1, iid: alpha.machine.instanceId, seq }, from);
+    };
+    for (const seq of [2 ** 53 - 1, 2 ** 53 - 2]) {
+      forge(seq); // the forged one itself is delivered (an open cluster cannot tell), and counts
+      const forgedAt = sim.now;
+      sim.runFor(5);
+      // The real member's next messages: a new count far below the forged number, accepted at once.
+      sim.sendMessage('alpha', 'bravo', 'job', 2);
+      sim.runFor(20);
+      assert.equal(delivered().at(-1), 2, `after a forged ${seq}`);
+      assert.ok(sim.now - forgedAt < 50);
+    }
+    // A forger within the window (a little above the real count) holds it off for a tock at most.
+    const base = sim.eventsOf('message', 'bravo').length;
+    forge(500); // alpha has sent 3: within 1024 above
+    const forgedAt = sim.now;
+    sim.runFor(5);
+    sim.sendMessage('alpha', 'bravo', 'job', 3);
+    sim.runFor(20);
+    assert.equal(sim.eventsOf('message', 'bravo').length, base + 1, 'within the window and a tock: the real one is stale');
+    sim.runUntil(forgedAt + sim.tockMs + 1);
+    sim.sendMessage('alpha', 'bravo', 'job', 4);
+    sim.runFor(20);
+    assert.equal(delivered().at(-1), 4, 'a tock after the forger\'s last datagram, the member is heard again');
+    assert.ok(sim.now - forgedAt <= sim.tockMs + 50);
+  });
+});

@@ -77,6 +77,8 @@ export interface LeaseElectionOptions {
    * together elect by rank. @default one tick
    */
   listenMs?: number;
+  /** Datagrams are authenticated (secret_key): stricter freshness for messages. @default false */
+  authenticated?: boolean;
 }
 
 const DEFAULT_MAX_SERVERS = 1000;
@@ -118,7 +120,7 @@ export class LeaseElection {
     const handoffs = (this.#handoffs = new LeaseHandoffs(hostname, step));
     const roles = (this.#roles = new LeaseRoles({ hostname, ip, instanceId, keys, limits, listenMs: options.listenMs ?? 0 }, { step, table, session, handoffs }));
     this.#reader = new StoreReader(keys, limits, { step, table, session, roles, handoffs });
-    this.#messages = new AppMessages(hostname, instanceId, step, table);
+    this.#messages = new AppMessages(hostname, instanceId, step, table, options.authenticated ?? false);
   }
 
   // ---- read-only state -------------------------------------------------------------

@@ -24,6 +24,8 @@ export interface Member {
   heardAt: number;
   reportedUptime: number;
   seq: number;
+  /** Monotonic ms of its last datagram acted on (its sequence numbers count while it speaks). */
+  seqHeardAt: number;
   skipped: SkippedSeqs;
 }
 
@@ -157,7 +159,7 @@ export class LeaseTable {
         priority: hb.prio ?? 0,
         term: hb.term ?? 0,
       };
-      member = { record, iid: hb.iid as string, lease: kv.lease, port: value.port, present: true, heardAt: now.mono, reportedUptime: hb.uptime, seq: -1, skipped: new SkippedSeqs() };
+      member = { record, iid: hb.iid as string, lease: kv.lease, port: value.port, present: true, heardAt: now.mono, reportedUptime: hb.uptime, seq: -1, seqHeardAt: -Infinity, skipped: new SkippedSeqs() };
       this.members.set(hostname, member);
       this.rows[hostname] = record;
       if (master?.hostname === hostname) {
