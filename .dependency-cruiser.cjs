@@ -7,7 +7,7 @@
  *   pure       core/ (the UDP election), wire/ (codec, auth), transport/ (sockets)
  *   bottom     protocol/ (messages, limits, addresses, the store contract), util/, app/
  *
- * Dev-only code (sim/, tools/, test/, test-lan/) sits beside src/ and never below it.
+ * Dev-only code (sim/, tools/, test/, test-lan/, test-etcd/) sits beside src/ and never below it.
  */
 const TOP = '^src/(component|config|cli|index|errors)\\.ts$|^src/shell/';
 
@@ -58,20 +58,20 @@ module.exports = {
       comment: 'The shipped library never reaches into the simulator, the tools or the tests.',
       severity: 'error',
       from: { path: '^src/' },
-      to: { path: '^(sim|tools|test|test-lan)/' },
+      to: { path: '^(sim|tools|test|test-lan|test-etcd)/' },
     },
     {
       name: 'sim-never-imports-tools-or-tests',
       comment: 'The simulator is pure: it drives src/, and tools/ and tests drive it.',
       severity: 'error',
       from: { path: '^sim/' },
-      to: { path: '^(tools|test|test-lan)/' },
+      to: { path: '^(tools|test|test-lan|test-etcd)/' },
     },
     {
       name: 'tools-never-import-tests',
       severity: 'error',
       from: { path: '^tools/' },
-      to: { path: '^(test|test-lan)/' },
+      to: { path: '^(test|test-lan|test-etcd)/' },
     },
     {
       name: 'shipped-code-uses-no-dev-dependency',

@@ -502,26 +502,39 @@ class MultiServer extends Component {
       return;
     }
     const family = ipFamily(settings.bind_ip) === 6 ? 6 : 4;
-    const transport = new UdpUnicastTransport({
-      port: settings.comm_port,
-      bindIp: settings.bind_ip,
-      family,
-      peers: [],
-      tickMs: settings.heartbeat_freq * 1000,
-      checkBeats: settings.check_beats,
-      maxLearned: settings.max_servers,
-      maxPacketBytes: settings.max_packet_bytes,
-      log: (level, message) => this.logDebug(level, message),
-    });
+    const makeTransport = (port: number): UdpUnicastTransport => {
+      const made = new UdpUnicastTransport({
+        port,
+        bindIp: settings.bind_ip,
+        family,
+        peers: [],
+        tickMs: settings.heartbeat_freq * 1000,
+        checkBeats: settings.check_beats,
+        maxLearned: settings.max_servers,
+        maxPacketBytes: settings.max_packet_bytes,
+        log: (level, message) => this.logDebug(level, message),
+      });
+      made.onMessage = (datagram, from) => this.#onDatagram(datagram, from);
+      made.onError = (err) => this.#onSendError(err);
+      return made;
+    };
     this.logDebug(4, `Using etcd at ${coordinator.hosts.join(', ')} (prefix ${coordinator.prefix}); messages by UDP on port ${settings.comm_port}`);
-    transport.onMessage = (datagram, from) => this.#onDatagram(datagram, from);
-    transport.onError = (err) => this.#onSendError(err);
-    transport.open().then(
+    let transport = makeTransport(settings.comm_port);
+    // Peers learn each server's message address from its record in etcd: so several servers on
+    // one host run with one config. Another holds comm_port here: take a port the system picks.
+    const opened = transport.open().catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EADDRINUSE' || settings.comm_port === 0) throw err;
+      this.logDebug(3, `UDP port ${settings.comm_port} is in use on ${settings.bind_ip} (another server on this host?); taking a free one: peers learn it from etcd`);
+      transport = makeTransport(0);
+      return transport.open();
+    });
+    opened.then(
       () => {
         if (this.#shut) {
           void transport.close();
           return;
         }
+        this.logDebug(4, `Messages by UDP on port ${transport.boundPort}`);
         this.#transport = transport;
         const tockMs = settings.heartbeat_freq * settings.check_beats * 1000;
         // The address peers send messages to: the bound one, or the server's own IP when bound to all.
@@ -529,7 +542,7 @@ class MultiServer extends Component {
         const lease = new LeaseElection({
           hostname: this.hostname,
           ip: wildcard ? this.server.ip : settings.bind_ip,
-          port: settings.comm_port,
+          port: transport.boundPort,
           instanceId: randomBytes(8).toString('hex'),
           prefix: coordinator.prefix,
           tickMs: settings.heartbeat_freq * 1000,
