@@ -23,6 +23,7 @@ import { createKeyring, type Keyring } from './wire/auth';
 import { CLUSTER_ID_PATTERN, MAX_UDP_PAYLOAD } from './protocol/limits';
 import { decodeWire, encode } from './wire/codec';
 import { deadAfterMs, judge, masterOf, type ServerState } from './shell/view';
+import { registerEtcdStatus } from './shell/etcd-status';
 
 export const EXIT_OK = 0;
 export const EXIT_NOTHING_HEARD = 1;
@@ -357,7 +358,8 @@ async function status(options: StatusOptions, usageError: (message: string) => n
     await observer.open();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'EADDRINUSE' ? ' (another program holds it without address reuse)' : code === 'EACCES' ? ' (ports below 1024 need root)' : '';
+    const why =
+      code === 'EADDRINUSE' ? ' (another program holds it without address reuse; for a cluster in etcd mode, use `pixl-server-multi etcd-status --etcd <url>`)' : code === 'EACCES' ? ' (ports below 1024 need root)' : '';
     process.stderr.write(`error: cannot listen on UDP port ${options.port}${why}: ${(err as Error).message}\n`);
     observer.close();
     return EXIT_NOTHING_HEARD;
@@ -455,6 +457,8 @@ export function main(argv: string[] = process.argv): Promise<number> {
     .action(async (options: StatusOptions) => {
       exitCode = await status(options, (message) => statusCommand.error(message, { exitCode: EXIT_USAGE, code: 'pixl-server-multi.usage' }));
     });
+  // An etcd-mode cluster is read from etcd (its servers bind comm_port exclusively and send no heartbeats).
+  registerEtcdStatus(program, (code) => (exitCode = code), { collect });
   return program.parseAsync(argv).then(
     () => exitCode,
     (err: Error) => {

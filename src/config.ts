@@ -146,6 +146,11 @@ export interface CoordinatorConfig {
   election_timeout_ms?: number;
   username?: string;
   password?: string;
+  /**
+   * A file holding the password (its first line), instead of `password`: pixl-server logs its
+   * whole configuration at debug level 10 (and a reloaded one at 9), password included.
+   */
+  password_file?: string;
   ca_file?: string;
   cert_file?: string;
   key_file?: string;
@@ -362,13 +367,16 @@ function coordinatorSettings(value: unknown, clusterId: string, maxServers: numb
     );
   }
   const settings: EtcdSettings = { type: 'etcd', hosts: hosts as string[], prefix: prefix as string, ttl, election_timeout_ms: electionMs, max_keys: maxServers + 16 };
-  for (const key of ['username', 'password', 'ca_file', 'cert_file', 'key_file'] as const) {
+  for (const key of ['username', 'password', 'password_file', 'ca_file', 'cert_file', 'key_file'] as const) {
     const field = raw[key];
     if (field === undefined || field === null) continue;
     if (typeof field !== 'string' || field === '' || field.length > 4096) throw new ConfigError(`coordinator.${key}`, 'a non-empty string', key === 'password' ? new Redacted(field) : field);
     settings[key] = field;
   }
-  if (settings.password !== undefined && settings.username === undefined) throw new ConfigError('coordinator.username', 'set when `coordinator.password` is', raw.username);
+  if (settings.password !== undefined && settings.password_file !== undefined) throw new ConfigError('coordinator.password_file', 'unset when `coordinator.password` is set (one or the other)', raw.password_file);
+  if ((settings.password !== undefined || settings.password_file !== undefined) && settings.username === undefined) {
+    throw new ConfigError('coordinator.username', `set when \`coordinator.${settings.password !== undefined ? 'password' : 'password_file'}\` is`, raw.username);
+  }
   if ((settings.cert_file === undefined) !== (settings.key_file === undefined)) {
     throw new ConfigError(settings.cert_file === undefined ? 'coordinator.cert_file' : 'coordinator.key_file', 'set together with the other of cert_file / key_file (a client certificate and its key)', settings.cert_file === undefined ? raw.cert_file : raw.key_file);
   }

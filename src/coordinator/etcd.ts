@@ -165,7 +165,7 @@ function toKeyValue(raw: RawKeyValue): KeyValue {
 export function classifyError(err: unknown): StoreErrorKind {
   const name = err instanceof Error ? err.constructor.name : '';
   const message = err instanceof Error ? err.message : String(err);
-  if (/Authentication|PermissionDenied|UserNotFound|Unauthenticated|InvalidAuthToken/.test(name) || /authentication failed|permission denied|invalid auth token|user name not found|UNAUTHENTICATED/i.test(message)) return 'auth';
+  if (/Authentication|PermissionDenied|UserNotFound|Unauthenticated|InvalidAuthToken/.test(name) || /authentication failed|authentication is not enabled|permission denied|invalid auth token|user name not found|UNAUTHENTICATED/i.test(message)) return 'auth';
   if (/ssl|tls|certificate|handshake|CERT_|self.signed|alpn/i.test(message)) return 'tls';
   if (/no leader|proposal dropped|leader changed|not capable|request timed out|too many requests/i.test(message)) return 'no-leader';
   if (/DeadlineExceeded/.test(name) || /deadline exceeded|timed out/i.test(message)) return 'timeout';
@@ -221,7 +221,10 @@ export class EtcdStore {
         'grpc.max_reconnect_backoff_ms': 1000,
       },
     };
-    if (settings.username !== undefined) base.auth = { username: settings.username, password: settings.password ?? '' };
+    if (settings.username !== undefined) {
+      const password = settings.password_file !== undefined ? (readFileSync(settings.password_file, 'utf8').split(/\r?\n/)[0] ?? '') : (settings.password ?? '');
+      base.auth = { username: settings.username, password };
+    }
     if (settings.ca_file !== undefined) {
       const credentials: Record<string, Buffer> = { rootCertificate: readFileSync(settings.ca_file) };
       if (settings.cert_file !== undefined) credentials.certChain = readFileSync(settings.cert_file);

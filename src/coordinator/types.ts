@@ -16,6 +16,8 @@ export interface EtcdSettings {
   election_timeout_ms: number;
   username?: string;
   password?: string;
+  /** A file whose first line is the password (kept out of the config pixl-server logs). */
+  password_file?: string;
   /** PEM file paths, for https hosts. */
   ca_file?: string;
   cert_file?: string;
