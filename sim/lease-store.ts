@@ -102,6 +102,8 @@ export class SimLeaseStore {
   readonly watchLostDelayMs: number;
   readonly earlyExpiryMs: number;
   requests = 0;
+  /** Watch events delivered to clients (each event once per watcher that gets it). */
+  eventsDelivered = 0;
   /** Requests sent, by op type. */
   readonly opsByType: Record<string, number> = Object.create(null) as Record<string, number>;
 
@@ -460,6 +462,7 @@ export class SimLeaseStore {
     watcher.lastDeliveryAt = time;
     this.#host.at(time, () => {
       if (watcher.broken || !this.#watchers.has(`${watcher.client}/${watcher.id}`)) return;
+      this.eventsDelivered += batch.events.length;
       this.#deliver(watcher.client, { kind: 'watch', id: watcher.id, batch });
     });
   }

@@ -171,6 +171,17 @@ export class LeaseSession {
     return hedgeMs(this.ttlMs);
   }
 
+  /**
+   * How often `data` may be rewritten: a tick, and in a big cluster 10 ms per server. Every
+   * write reaches every server's watch, so N servers changing data each tick would cost etcd
+   * N² events a tick; spaced so, the whole cluster writes at most 100 records a second and
+   * etcd's work grows linearly with N (docs/ETCD.md, etcd load). Eligibility and priority
+   * changes are written at once all the same.
+   */
+  get recordIntervalMs(): number {
+    return Math.max(this.tickMs, this.#table.size * 10);
+  }
+
   start(now: Instant): void {
     this.started = true;
     this.#startedAt = now.mono;
@@ -186,7 +197,7 @@ export class LeaseSession {
     const lease = this.lease;
     if (lease && !this.synced && !this.#syncInFlight && now.mono >= this.#nextSyncAt) this.#requestSync(now);
     if (now.mono >= this.#nextRecordCheckAt) {
-      this.#nextRecordCheckAt = now.mono + this.tickMs;
+      this.#nextRecordCheckAt = now.mono + this.recordIntervalMs;
       // `data` may have been changed in place: compare what we would write with what we wrote.
       if (this.#recordText() !== this.#lastRecordText) this.#recordDueAt = Math.min(this.#recordDueAt, now.mono);
       if (this.synced) this.#table.stamp(now);
@@ -512,9 +523,9 @@ export class LeaseSession {
     }
     this.#lastRecordText = this.#recordText();
     this.#recordInFlight = true;
-    // Data changes reach the store at most once a tick.
+    // Data changes reach the store at most once a tick (and, in a big cluster, less often).
     this.#recordDueAt = Infinity;
-    this.#nextRecordCheckAt = now.mono + this.tickMs;
+    this.#nextRecordCheckAt = now.mono + this.recordIntervalMs;
     this.#step.op({ type: 'put', id: 0, key: o.keys.members + o.hostname, value, lease: lease.id, timeoutMs: this.opTimeoutMs }, now.mono, 'record');
   }
 }
