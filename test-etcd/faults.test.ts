@@ -21,6 +21,7 @@ import { EtcdCluster, etcdUnavailable, ETCD_PACKAGE, ETCDCTL_BINARY, ETCDCTL_PAC
 import { EtcdFaultCluster, preciseNow } from '../tools/etcd-fault-cluster';
 import { assertLoopback } from '../tools/loopback';
 import { encode } from '../src/wire/codec';
+import { EtcdStore } from '../src/coordinator/etcd';
 
 const unavailable = etcdUnavailable();
 const TICK_S = 1;
@@ -195,6 +196,39 @@ describe('etcd faults at default timings (SPEC 15)', { skip: unavailable ? `real
       socket.close();
     }
     verify('forged datagrams');
+  });
+});
+
+describe('the watch requires an etcd leader (SPEC 15.7)', { skip: unavailable ? `real etcd needed: ${unavailable} (Debian package ${ETCD_PACKAGE})` : false }, () => {
+  test('a member cut from its quorum ends a watch within 3 election timeouts, and refuses a new one at once', async () => {
+    const small = await EtcdCluster.start({ heartbeatMs: 50, electionMs: 250 });
+    const lost: Array<{ id: number; reason: string; t: number }> = [];
+    const survivor = small.members[2] as (typeof small.members)[number];
+    const store = new EtcdStore(
+      { type: 'etcd', hosts: [survivor.clientUrl], prefix: '/psm-watch/', ttl: 2, election_timeout_ms: 250, max_keys: 100 },
+      { result: () => undefined, watch: () => undefined, watchLost: (id, reason) => lost.push({ id, reason, t: preciseNow() }) },
+    );
+    try {
+      store.execute({ type: 'watch', id: 1, prefix: '/psm-watch/', fromRevision: 1, timeoutMs: 2000 });
+      await delay(500);
+      assert.equal(lost.length, 0, 'established while it has a leader');
+      const cutAt = preciseNow();
+      await small.kill('m1');
+      await small.kill('m2');
+      const until = Date.now() + 5000;
+      while (lost.length === 0 && Date.now() < until) await delay(50);
+      assert.equal(lost[0]?.id, 1, 'the watch ended');
+      console.log(`# a member without its quorum ended the watch after ${((lost[0]?.t ?? cutAt) - cutAt).toFixed(0)} ms: ${lost[0]?.reason}`);
+      const askedAt = preciseNow();
+      store.execute({ type: 'watch', id: 2, prefix: '/psm-watch/', fromRevision: 1, timeoutMs: 2000 });
+      while (lost.length < 2 && Date.now() < until + 3000) await delay(20);
+      assert.equal(lost[1]?.id, 2);
+      assert.match(lost[1]?.reason ?? '', /no leader/i);
+      assert.ok((lost[1]?.t ?? Infinity) - askedAt < 1000, 'refused at once, not at the establishment timeout');
+    } finally {
+      await store.close();
+      await small.close();
+    }
   });
 });
 
