@@ -543,11 +543,13 @@ class LeaseChecker {
   readonly noFlap = new Set<LeaseNode['machine']>();
   #sim: LeaseSimCluster;
   #highestTerm = 0;
+  /** A term was granted twice (the store forgot it, and no one who knew it was back): checkpoint order means nothing after. */
+  #termReused = false;
   /** The highest checkpoint (its `n`) the store acknowledged, when it was sent, and when acknowledged. */
   #acked = { n: 0, sentAt: -Infinity, at: -Infinity };
   #sentAt = new Map<number, number>();
   /** When the store's history was last rewritten (restore, wipe), what each live process knew then, and until when it could act on its lease. */
-  #rewrite: { at: number; known: Map<LeaseNode['machine'], number>; validUntil: Map<LeaseNode['machine'], number> } | null = null;
+  #rewrite: { at: number; known: Map<LeaseNode['machine'], number>; validUntil: Map<LeaseNode['machine'], number>; terms: Map<LeaseNode['machine'], number> } | null = null;
   /** The machine (process) that last became master. */
   #lastMaster: LeaseNode['machine'] | null = null;
   #resume: { node: LeaseNode; term: number; at: number; seen: boolean } | null = null;
@@ -565,6 +567,21 @@ class LeaseChecker {
   }
 
   /** The outcome arrives as a `checkpoint` event (ticket = n). */
+  /**
+   * The store was rewritten after `term` was granted, and no process that knew it has read the
+   * store since: nothing anywhere can carry it back (SPEC 15.4's limit; docs/ETCD.md, after a
+   * restore or a wipe).
+   */
+  #termsForgotten(term: number): boolean {
+    const rewrite = this.#rewrite;
+    if (!rewrite) return false;
+    for (const [machine, known] of rewrite.terms) {
+      const node = [...this.#sim.nodes.values()].find((n) => n.machine === machine);
+      if (known >= term && node?.alive && machine.lastReadAt > rewrite.at) return false;
+    }
+    return true;
+  }
+
   checkpointSent(ticket: number): void {
     this.#sentAt.set(ticket, this.#sim.now);
   }
@@ -573,11 +590,13 @@ class LeaseChecker {
   rewritten(): void {
     const known = new Map<LeaseNode['machine'], number>();
     const validUntil = new Map<LeaseNode['machine'], number>();
+    const terms = new Map<LeaseNode['machine'], number>();
     for (const node of this.#sim.live()) {
       known.set(node.machine, checkpointN(node.machine.checkpoint));
       validUntil.set(node.machine, node.machine.leaseValidUntil);
+      terms.set(node.machine, node.machine.term);
     }
-    this.#rewrite = { at: this.#sim.now, known, validUntil };
+    this.#rewrite = { at: this.#sim.now, known, validUntil, terms };
   }
 
   #fail(invariant: LeaseInvariant, detail: string): never {
@@ -603,7 +622,7 @@ class LeaseChecker {
       const acked = this.#acked;
       const rewrite = this.#rewrite;
       // (Stored before the rewrite if sent before it, whenever the acknowledgement arrived.)
-      const exempt = rewrite !== null && rewrite.at > acked.sentAt && (rewrite.known.get(node.machine) ?? 0) < acked.n;
+      const exempt = this.#termReused || (rewrite !== null && rewrite.at > acked.sentAt && (rewrite.known.get(node.machine) ?? 0) < acked.n);
       const got = checkpointN(event.checkpoint);
       if (!exempt && got < acked.n) this.#fail('checkpoint-kept', `${node.id} became master with checkpoint ${got}, but checkpoint ${acked.n} was acknowledged at ${acked.at.toFixed(1)} ms`);
     }
@@ -612,7 +631,9 @@ class LeaseChecker {
       // term: the same tenure, nobody else master in between (single-master checks the store).
       const resumed = event.term === this.#highestTerm && this.#lastMaster === node.machine;
       if (event.term < this.#highestTerm || (event.term === this.#highestTerm && !resumed)) {
-        this.#fail('terms-increase', `${node.id} became master with term ${event.term}, not above ${this.#highestTerm}`);
+        if (!this.#termsForgotten(this.#highestTerm)) this.#fail('terms-increase', `${node.id} became master with term ${event.term}, not above ${this.#highestTerm}`);
+        // A term granted twice: checkpoints (ordered by term, then version) are not comparable from here on.
+        this.#termReused = true;
       }
       this.#highestTerm = event.term;
       this.#lastMaster = node.machine;

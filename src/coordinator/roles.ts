@@ -269,8 +269,9 @@ export class LeaseRoles {
       if (this.role === 'master') return;
       const lease = this.#p.session.lease;
       const ours = lease !== null && view.lease === lease.id && table.self.eligible && now.mono < lease.validUntil;
-      if (ours && view.term === this.#suspendedTerm) {
+      if (ours && view.term === this.#suspendedTerm && this.term <= view.term) {
         // Our lease lapsed here, not at the store: the key never went, so nobody else was master.
+        // (Unless a higher term is known anywhere: then the store was restored under us.)
         this.#p.step.log(2, `Coordinator: our election key outlived the lapse of our lease (term ${view.term}): master again`);
         this.#suspendedTerm = 0;
         this.#becomeMaster(view.term, now);
