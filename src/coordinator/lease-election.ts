@@ -7,15 +7,19 @@
  *  - we hold a lease and keep it alive; our record lives at `members/<hostname>` under it,
  *    so membership is the set of live leases' records, followed by a watch;
  *  - the master is whoever created the `master` key (under its lease); a campaign is one
- *    transaction "create it if absent". The term is the key's create revision: strictly
- *    increasing, unique, the same on every server, and checkable by the store itself
- *    (a write fenced with "the master key still has create revision T" fails once the
- *    master of term T is gone);
+ *    transaction "create it if absent". Its term, above every term known (`last-term`, the
+ *    members' records, our own), is written with it, and as the fence `term` under the same
+ *    lease: strictly increasing, unique, the same on every server, kept across a store
+ *    restored or wiped, and checkable by the store itself (a write fenced with "`term`
+ *    holds T" fails once the master of term T is gone);
  *  - we act as master only while our lease cannot have expired at the store. Its expiry
  *    there is at least `TTL` after the store acknowledged our last keep-alive, so at least
  *    `TTL` after we SENT that keep-alive; we stop a margin before that instant, whatever
  *    else happens (a lost connection, a frozen process, late timers). Every input first
- *    checks that deadline, so a process resumed after a freeze steps down before anything;
+ *    checks that deadline, so a process resumed after a freeze steps down before anything.
+ *    Past it we keep the lease and renew it (the store may still hold it: etcd does through
+ *    its own leader elections), and take the role back with the same term if the key is
+ *    still ours when the store answers again;
  *  - rank as the UDP core: with no master, the eligible member that ranks first (higher
  *    priority, then hostname in plain string order) campaigns, once it has listened for a
  *    tick after start; after `patience` without a master anyone eligible does, so a member
