@@ -53,6 +53,9 @@ test('every bad value fails with an error naming the key', () => {
   rejects({ type: 'etcd', hosts: HOSTS, ttl: 1.5 }, 'coordinator.ttl');
   rejects({ type: 'etcd', hosts: HOSTS, ttl: -1 }, 'coordinator.ttl');
   rejects({ type: 'etcd', hosts: HOSTS, password: 'p' }, 'coordinator.username');
+  rejects({ type: 'etcd', hosts: HOSTS, password_file: '/run/secrets/etcd' }, 'coordinator.username');
+  rejects({ type: 'etcd', hosts: HOSTS, username: 'u', password: 'p', password_file: '/run/secrets/etcd' }, 'coordinator.password_file');
+  assert.equal(validateConfig({ coordinator: { type: 'etcd', hosts: HOSTS, username: 'u', password_file: '/run/secrets/etcd' } }).coordinator?.password_file, '/run/secrets/etcd');
   rejects({ type: 'etcd', hosts: ['https://a:2379'], ca_file: '/ca', cert_file: '/c' }, 'coordinator.key_file');
   rejects({ type: 'etcd', hosts: ['https://a:2379'], cert_file: '/c', key_file: '/k' }, 'coordinator.ca_file');
   rejects({ type: 'etcd', hosts: ['http://a:2379'], ca_file: '/ca' }, 'coordinator.hosts');
