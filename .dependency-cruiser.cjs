@@ -7,7 +7,7 @@
  *   pure       core/ (the UDP election), wire/ (codec, auth), transport/ (sockets)
  *   bottom     protocol/ (messages, limits, addresses, the store contract), util/, app/
  *
- * Dev-only code (sim/, tools/, test/, test-lan/) sits beside src/ and never below it.
+ * Dev-only code (sim/, tools/, test/, test-lan/, test-etcd/) sits beside src/ and never below it.
  */
 const TOP = '^src/(component|config|cli|index|errors)\\.ts$|^src/shell/|^src/run/';
 
@@ -31,7 +31,7 @@ module.exports = {
     onlyDown('core-over-protocol', 'core', ['protocol/'], 'The election core is pure: protocol only (no wire, transport, driver, coordinator, config).'),
     onlyDown('transport-over-protocol', 'transport', ['protocol/', 'util/'], 'Sockets know addresses and limits (protocol) only: not config, core, wire or the driver.'),
     onlyDown('driver-over-machines', 'driver', ['core/', 'wire/', 'protocol/', 'util/'], 'The driver runs any elector: it sees the core, the codec, the protocol; never a transport, the coordinator or config.'),
-    onlyDown('coordinator-over-protocol', 'coordinator', ['protocol/', 'wire/', 'util/', 'core/types.ts', 'core/skipped.ts'], 'The lease election shares the core\'s output types and its replay window (skipped.ts), never the UDP election itself; it reads store values through the wire codec.'),
+    onlyDown('coordinator-over-protocol', 'coordinator', ['protocol/', 'wire/', 'util/', 'core/types.ts', 'core/skipped.ts', 'core/freshness.ts'], 'The lease election shares the core\'s output types, its replay window (skipped.ts) and its freshness rule (freshness.ts), never the UDP election itself; it reads store values through the wire codec.'),
     {
       name: 'core-without-runtime-builtins',
       comment: 'No sockets, timers, clock or crypto in the core: node: built-ins for their types only.',
@@ -58,20 +58,20 @@ module.exports = {
       comment: 'The shipped library never reaches into the simulator, the tools or the tests.',
       severity: 'error',
       from: { path: '^src/' },
-      to: { path: '^(sim|tools|test|test-lan)/' },
+      to: { path: '^(sim|tools|test|test-lan|test-etcd)/' },
     },
     {
       name: 'sim-never-imports-tools-or-tests',
       comment: 'The simulator is pure: it drives src/, and tools/ and tests drive it.',
       severity: 'error',
       from: { path: '^sim/' },
-      to: { path: '^(tools|test|test-lan)/' },
+      to: { path: '^(tools|test|test-lan|test-etcd)/' },
     },
     {
       name: 'tools-never-import-tests',
       severity: 'error',
       from: { path: '^tools/' },
-      to: { path: '^(test|test-lan)/' },
+      to: { path: '^(test|test-lan|test-etcd)/' },
     },
     {
       name: 'shipped-code-uses-no-dev-dependency',

@@ -1,13 +1,16 @@
 /**
- * Lease-election machines (src/coordinator/lease-election.ts) driven against the simulated
- * lease store (sim/lease-store.ts), in simulated time, from one seed: the coordinator mode's
- * counterpart of sim/cluster.ts. Processes crash, shut down, restart and freeze (SIGSTOP);
- * the store goes down and comes back; one process's link to the store is cut.
+ * Lease-election machines (src/coordinator/lease-election.ts) run by the component's own
+ * driver (src/driver/driver.ts: one queue, the re-entry rule, events in order, failover
+ * timing) against the simulated lease store (sim/lease-store.ts), in simulated time, from one
+ * seed: the coordinator mode's counterpart of sim/cluster.ts. The driver's host routes store
+ * ops to the simulated store, datagrams (application messages) to the addressed machine, and
+ * the wake-up time to the event heap. Processes crash, shut down, restart and freeze
+ * (SIGSTOP); the store goes down and comes back; one process's link to the store is cut.
  */
 import { LeaseElection, type LeaseElectionOptions } from '../src/coordinator/lease-election';
-import type { CoreEvent, Instant } from '../src/core/types';
-import type { JsonObject, JsonValue } from '../src/protocol/messages';
-import type { LeaseOutput } from '../src/coordinator/types';
+import type { CoreEvent, Instant, Output } from '../src/core/types';
+import type { Address, JsonObject, JsonValue, Message } from '../src/protocol/messages';
+import { Driver } from '../src/driver/driver';
 import { EventHeap } from './heap';
 import { Random } from './random';
 import { SimLeaseStore, type ClientItem, type LeaseStoreOptions } from './lease-store';
@@ -38,7 +41,11 @@ export interface LeaseEventRecord {
 
 export interface LeaseNode {
   id: string;
+  /** The driver of the running process (a restart makes a new one); `driver.core` is its machine. */
+  driver: Driver<LeaseElection>;
   machine: LeaseElection;
+  /** The UDP port it registers for messages (one per simulated host, all on 127.0.0.1). */
+  port: number;
   alive: boolean;
   /** Frozen (SIGSTOP) until this time: nothing runs, inputs wait. */
   frozenUntil: number;
@@ -67,6 +74,8 @@ export class LeaseSimCluster {
   readonly store: SimLeaseStore;
   readonly nodes = new Map<string, LeaseNode>();
   readonly events: LeaseEventRecord[] = [];
+  /** Log lines of level 5 and below (what an operator reads), for tests. */
+  readonly logs: Array<{ time: number; host: string; level: number; message: string }> = [];
   readonly timeline: string[] = [];
   readonly tickMs: number;
   readonly checkBeats: number;
@@ -76,6 +85,7 @@ export class LeaseSimCluster {
   observer: LeaseObserver | null = null;
 
   #heap = new EventHeap<Item>();
+  readonly #started = new WeakSet<LeaseElection>();
   #seq = 0;
   #trace: boolean;
   #traceLevel: number;
@@ -102,9 +112,10 @@ export class LeaseSimCluster {
 
   add(hostname: string, options: LeaseNodeOptions = {}): LeaseNode {
     if (this.nodes.has(hostname)) throw new Error(`simulated server ${hostname} exists`);
-    const node: LeaseNode = {
+    const port = 3014 + this.nodes.size;
+    const node = {
       id: hostname,
-      machine: this.#newMachine(hostname, options),
+      port,
       alive: false,
       frozenUntil: 0,
       client: '',
@@ -113,7 +124,8 @@ export class LeaseSimCluster {
       wakeToken: 0,
       options,
       events: [],
-    };
+    } as Omit<LeaseNode, 'driver' | 'machine'> as LeaseNode;
+    this.#attach(node, this.#newMachine(hostname, port, options));
     this.nodes.set(hostname, node);
     this.at(Math.max(this.now, options.at ?? this.now), () => this.#start(node));
     return node;
@@ -164,8 +176,9 @@ export class LeaseSimCluster {
     const node = this.node(id);
     if (!node.alive) return;
     this.note(id, 'SHUTDOWN');
-    const out = node.machine.shutdown(this.#instant());
-    this.#apply(node, out);
+    // As the component: `leave` (a master's slave event reaches the app) before the revoke.
+    node.driver.run((m, now) => m.leave(now));
+    node.driver.run((m, now) => m.shutdown(now));
     node.alive = false;
     node.wakeToken++;
     node.wakeAt = Infinity;
@@ -176,7 +189,7 @@ export class LeaseSimCluster {
   restart(id: string, delayMs = 0): void {
     const node = this.node(id);
     if (node.alive) this.crash(id);
-    node.machine = this.#newMachine(id, node.options);
+    this.#attach(node, this.#newMachine(id, node.port, node.options));
     node.frozenUntil = 0;
     this.note(id, `RESTART in ${delayMs} ms`);
     this.at(this.now + delayMs, () => this.#start(node));
@@ -211,12 +224,12 @@ export class LeaseSimCluster {
     this.node(id).machine.setData(data);
   }
 
-  setCheckpoint(id: string, data: JsonValue): boolean {
+  /** The app on `id` sets a checkpoint (its outcome comes as a `checkpoint` event with `ticket`); false when not master. */
+  setCheckpoint(id: string, data: JsonValue, ticket = 0): boolean {
     const node = this.node(id);
-    if (!node.alive || node.frozenUntil > this.now) return false;
-    const out = node.machine.setCheckpoint(data, this.#instant());
-    if (out) this.#apply(node, out);
-    return out !== null;
+    if (!node.alive || node.frozenUntil > this.now || !node.machine.isMasterAt(this.#instant())) return false;
+    node.driver.run((m, now) => m.setCheckpoint(data, now, ticket));
+    return true;
   }
 
   stepDown(id: string): void {
@@ -299,11 +312,11 @@ export class LeaseSimCluster {
     return { mono: this.now, wall: WALL_EPOCH + this.now };
   }
 
-  #newMachine(hostname: string, options: LeaseNodeOptions): LeaseElection {
+  #newMachine(hostname: string, port: number, options: LeaseNodeOptions): LeaseElection {
     const machineOptions: LeaseElectionOptions = {
       hostname,
       ip: '127.0.0.1',
-      port: 3014,
+      port,
       instanceId: this.random.hex(16),
       prefix: '/pixl-server-multi/sim/',
       tickMs: this.tickMs,
@@ -318,12 +331,84 @@ export class LeaseSimCluster {
 
   #start(node: LeaseNode): void {
     if (node.alive) return;
+    // A process runs once: one that already ran (shut down or crashed before this start) is replaced.
+    if (this.#started.has(node.machine)) this.#attach(node, this.#newMachine(node.id, node.port, node.options));
+    this.#started.add(node.machine);
     node.alive = true;
     node.incarnation++;
     node.client = `${node.id}#${node.incarnation}`;
     this.note(node.id, 'START');
     this.observer?.onLifecycle?.('start', node);
-    this.#apply(node, node.machine.start(this.#instant()));
+    node.driver.run((m, now) => m.start(now));
+  }
+
+  /**
+   * A new process: its machine behind a driver of its own, whose host is this simulation.
+   * Every step of the machine goes through `driver.run` (or `receive`), as in the component.
+   */
+  #attach(node: LeaseNode, machine: LeaseElection): void {
+    node.machine = machine;
+    node.driver = new Driver<LeaseElection>(
+      machine,
+      {
+        now: () => this.#instant(),
+        send: (_datagram, message, to, done) => {
+          if (to) this.#deliverMessage(node, message, to);
+          done();
+        },
+        schedule: (wakeAt) => {
+          if (node.alive && node.machine === machine) this.#scheduleWake(node, wakeAt);
+        },
+        log: (level, message) => {
+          if (level <= 5) this.logs.push({ time: this.now, host: node.id, level, message });
+          if (this.#trace && level <= this.#traceLevel) this.note(node.id, message);
+        },
+        emit: () => undefined,
+        observe: (event) => this.#record(node, event),
+        store: (op) => {
+          if (this.#trace && this.#traceLevel >= 9) this.note(node.id, `store ${op.type} #${op.id}${'key' in op ? ` ${op.key}` : ''}${'lease' in op ? ` lease ${op.lease}` : ''}`);
+          if (node.machine === machine) this.store.send(node.client, op);
+        },
+      },
+      null,
+    );
+  }
+
+  /** A datagram to the machine registered at `to` (all on 127.0.0.1, one port each), a store-like delay away. */
+  #deliverMessage(sender: LeaseNode, message: Message, to: Address): void {
+    const target = [...this.nodes.values()].find((node) => node.port === to.port);
+    if (!target) return;
+    const from: Address = { address: '127.0.0.1', port: sender.port };
+    const delay = this.store.minDelayMs + this.random.next() * (this.store.maxDelayMs - this.store.minDelayMs);
+    this.at(this.now + delay, () => this.receiveDatagram(target.id, message, from));
+  }
+
+  /** A datagram reaches `id`'s socket (a real member's, or a forger's): read when the process runs. */
+  receiveDatagram(id: string, message: Message, from: Address): Output | null {
+    const node = this.node(id);
+    if (!node.alive) return null;
+    if (node.frozenUntil > this.now) {
+      this.at(node.frozenUntil + 0.001, () => this.receiveDatagram(id, message, from));
+      return null;
+    }
+    let out: Output | null = null;
+    node.driver.receive(message, from, (o) => {
+      out = o;
+    });
+    return out;
+  }
+
+  /** An application message from `from` to `to` (by name, as the component's send()). */
+  sendMessage(from: string, to: string, messageType: string, payload: JsonValue): void {
+    this.#command(this.node(from), (m, now) => m.sendMessage(to, messageType, payload, now));
+  }
+
+  #record(node: LeaseNode, event: CoreEvent): void {
+    const record = { time: this.now, host: node.id, event };
+    node.events.push(record);
+    this.events.push(record);
+    if (this.#trace && event.type !== 'members') this.note(node.id, `event ${describe(event)}`);
+    this.observer?.onEvent?.(record, node);
   }
 
   #step(item: Item): void {
@@ -340,16 +425,16 @@ export class LeaseSimCluster {
   }
 
   /** A command from the app: runs now, or (frozen) when the process resumes. */
-  #command(node: LeaseNode, run: (machine: LeaseElection, now: Instant) => LeaseOutput): void {
+  #command(node: LeaseNode, run: (machine: LeaseElection, now: Instant) => Output | null): void {
     if (!node.alive) return;
     if (node.frozenUntil > this.now) {
       const machine = node.machine;
       this.at(node.frozenUntil + 0.001, () => {
-        if (node.alive && node.machine === machine) this.#apply(node, run(machine, this.#instant()));
+        if (node.alive && node.machine === machine) node.driver.run(run);
       });
       return;
     }
-    this.#apply(node, run(node.machine, this.#instant()));
+    node.driver.run(run);
   }
 
   #fromStore(client: string, item: ClientItem): void {
@@ -360,36 +445,19 @@ export class LeaseSimCluster {
       this.at(node.frozenUntil + 0.001, () => this.#fromStore(client, item));
       return;
     }
-    const instant = this.#instant();
-    const machine = node.machine;
+    const driver = node.driver;
     switch (item.kind) {
       case 'result':
         if (this.#trace && this.#traceLevel >= 9) this.note(node.id, `result #${item.id} ${JSON.stringify(item.result).slice(0, 160)}`);
-        this.#apply(node, machine.onResult(item.id, item.result, instant));
+        driver.run((m, now) => m.onResult(item.id, item.result, now));
         break;
       case 'watch':
         if (this.#trace && this.#traceLevel >= 9) this.note(node.id, `watch ${item.batch.events.map((e) => `${e.type} ${e.kv.key}@${e.kv.modRevision}`).join(', ')}`);
-        this.#apply(node, machine.onWatch(item.id, item.batch, instant));
+        driver.run((m, now) => m.onWatch(item.id, item.batch, now));
         break;
       case 'watchLost':
-        this.#apply(node, machine.onWatchLost(item.id, 'the stream broke', instant));
+        driver.run((m, now) => m.onWatchLost(item.id, 'the stream broke', now));
         break;
-    }
-  }
-
-  #apply(node: LeaseNode, out: LeaseOutput): void {
-    if (this.#trace) for (const line of out.logs) if (line.level <= this.#traceLevel) this.note(node.id, line.message);
-    for (const op of out.store) {
-      if (this.#trace && this.#traceLevel >= 9) this.note(node.id, `store ${op.type} #${op.id}${'key' in op ? ` ${op.key}` : ''}${'lease' in op ? ` lease ${op.lease}` : ''}`);
-      this.store.send(node.client, op);
-    }
-    if (node.alive) this.#scheduleWake(node, out.wakeAt);
-    for (const event of out.events) {
-      const record = { time: this.now, host: node.id, event };
-      node.events.push(record);
-      this.events.push(record);
-      if (this.#trace && event.type !== 'members') this.note(node.id, `event ${describe(event)}`);
-      this.observer?.onEvent?.(record, node);
     }
   }
 
@@ -403,7 +471,7 @@ export class LeaseSimCluster {
       if (!node.alive || node.wakeToken !== token) return;
       node.wakeAt = Infinity;
       if (node.frozenUntil > this.now) return this.#scheduleWake(node, node.frozenUntil);
-      this.#apply(node, node.machine.tick(this.#instant()));
+      node.driver.tick();
     });
   }
 }

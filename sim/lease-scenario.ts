@@ -28,8 +28,10 @@
 import { LeaseSimCluster, type LeaseEventRecord, type LeaseNode } from './lease-cluster';
 import { Random } from './random';
 import { safetyMarginMs } from '../src/coordinator/lease-election';
+import { ELECTION_SLACK_MS, minimumTtlSeconds } from '../src/coordinator/timing';
+import type { StoreSnapshot } from './lease-store';
 
-export const LEASE_KINDS = ['none', 'crash', 'restart', 'shutdown', 'freeze', 'outage', 'cut', 'slow', 'eligibility', 'handoff', 'mixed'] as const;
+export const LEASE_KINDS = ['none', 'crash', 'restart', 'shutdown', 'freeze', 'outage', 'cut', 'slow', 'eligibility', 'handoff', 'leader', 'stall', 'restore', 'wipe', 'mixed'] as const;
 export type LeaseKind = (typeof LEASE_KINDS)[number];
 export const LEASE_SIZES = [2, 3, 5, 7] as const;
 export const LEASE_PROBES = ['none', 'crash', 'graceful', 'freeze', 'stepdown', 'promote', 'join'] as const;
@@ -45,7 +47,9 @@ export type LeaseInvariant =
   | 'converges'
   | 'stable-no-flap'
   | 'cold-start-rank'
-  | 'probe-bound';
+  | 'probe-bound'
+  | 'leader-change-no-flap'
+  | 'checkpoint-kept';
 
 export class LeaseViolation extends Error {
   constructor(
@@ -75,7 +79,14 @@ export type LeaseFault =
   | { type: 'slow'; at: number; until: number; extraMs: number }
   | { type: 'eligible'; at: number; host: number; eligible: boolean }
   | { type: 'stepdown'; at: number }
-  | { type: 'promote'; at: number; host: number };
+  | { type: 'promote'; at: number; host: number }
+  /** An etcd leader election: no leader for `ms`. */
+  | { type: 'leader'; at: number; ms: number }
+  /** The store answers nothing for `ms`. */
+  | { type: 'stall'; at: number; ms: number }
+  /** A snapshot at `snapAt`, the master steps down halfway (terms move on), restored at `at`. */
+  | { type: 'restore'; at: number; snapAt: number }
+  | { type: 'wipe'; at: number };
 
 export interface LeaseScenario {
   seed: number;
@@ -86,6 +97,8 @@ export interface LeaseScenario {
   minDelayMs: number;
   maxDelayMs: number;
   expirySweepMs: number;
+  /** The store's election timeout (its leader elections last up to twice it and a vote): the longest the TTL allows. */
+  electionMs: number;
   hosts: LeaseHost[];
   faults: LeaseFault[];
   /** End of the fault window, ms. */
@@ -125,6 +138,9 @@ export function leaseScenarioFromSeed(seed: number, options: { kind?: LeaseKind;
   const maxDelayMs = random.pick([1, 5, 20, 50]);
   const minDelayMs = maxDelayMs * random.next() * 0.5;
   const expirySweepMs = random.chance(0.5) ? 500 : 0;
+  // The slowest etcd elections this TTL outlasts (the timing rule, src/coordinator/timing.ts).
+  let electionMs = 25;
+  while (minimumTtlSeconds(electionMs + 25) <= ttlSeconds) electionMs += 25;
   const names = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel'];
   const hosts: LeaseHost[] = [];
   const together = kind === 'none' || random.chance(0.6);
@@ -187,12 +203,35 @@ export function leaseScenarioFromSeed(seed: number, options: { kind?: LeaseKind;
         else faults.push({ type: 'promote', at: when(), host: hostIndex() });
         break;
       }
+      case 'leader': {
+        // Up to two election timeouts and a vote: what etcd takes, at most, to elect its next leader.
+        // One election at a time, a TTL apart (back to back they would be one longer election).
+        const ms = electionMs + random.next() * (electionMs + ELECTION_SLACK_MS);
+        const previous = faults.filter((f): f is Extract<LeaseFault, { type: 'leader' }> => f.type === 'leader').sort((a, b) => a.at - b.at);
+        let at = when();
+        for (const other of previous) if (at < other.at + other.ms + ttlMs && at + ms + ttlMs > other.at) at = other.at + other.ms + ttlMs + random.next() * tockMs;
+        faults.push({ type: 'leader', at, ms });
+        break;
+      }
+      case 'stall': {
+        faults.push({ type: 'stall', at: when(), ms: random.pick([0.2, 0.5, 1.5]) * ttlMs });
+        break;
+      }
+      case 'restore': {
+        const snapAt = when();
+        faults.push({ type: 'restore', snapAt, at: snapAt + random.int(1, 3) * Math.max(ttlMs, tockMs) });
+        break;
+      }
+      case 'wipe': {
+        faults.push({ type: 'wipe', at: when() });
+        break;
+      }
       default:
         break;
     }
   };
   if (kind === 'mixed') {
-    const pool: LeaseKind[] = ['crash', 'restart', 'shutdown', 'freeze', 'outage', 'cut', 'slow', 'eligibility', 'handoff'];
+    const pool: LeaseKind[] = ['crash', 'restart', 'shutdown', 'freeze', 'outage', 'cut', 'slow', 'eligibility', 'handoff', 'leader', 'stall', 'restore', 'wipe'];
     const count = random.int(2, 6);
     for (let i = 0; i < count; i++) add(random.pick(pool));
   } else if (kind !== 'none') {
@@ -207,7 +246,9 @@ export function leaseScenarioFromSeed(seed: number, options: { kind?: LeaseKind;
   for (const fault of faults) {
     if (fault.type === 'stepdown' || fault.type === 'promote' || fault.type === 'eligible') quietAt = Math.max(quietAt, fault.at + Math.max(tockMs, ttlMs) + 10 * (maxDelayMs + slowest));
     if ('until' in fault) quietAt = Math.max(quietAt, fault.until);
-    if (fault.type === 'freeze') quietAt = Math.max(quietAt, fault.at + fault.ms);
+    if (fault.type === 'freeze' || fault.type === 'leader' || fault.type === 'stall') quietAt = Math.max(quietAt, fault.at + fault.ms);
+    // Everyone hears of a rewrite (its watch breaks) and reads again well within a TTL or a tock.
+    if (fault.type === 'restore' || fault.type === 'wipe') quietAt = Math.max(quietAt, fault.at + Math.max(tockMs, ttlMs));
     if ((fault.type === 'crash' || fault.type === 'shutdown') && fault.restartAfter !== null) quietAt = Math.max(quietAt, fault.at + fault.restartAfter);
   }
   return {
@@ -219,6 +260,7 @@ export function leaseScenarioFromSeed(seed: number, options: { kind?: LeaseKind;
     minDelayMs,
     maxDelayMs,
     expirySweepMs,
+    electionMs,
     hosts,
     faults,
     quietAt,
@@ -254,6 +296,7 @@ export function runLeaseScenario(scenario: LeaseScenario, options: { trace?: boo
 
 function play(sim: LeaseSimCluster, checker: LeaseChecker, scenario: LeaseScenario, result: LeaseRunResult): void {
   const name = (index: number): string => (scenario.hosts[index] as LeaseHost).name;
+  const snapshots = new Map<LeaseFault, StoreSnapshot>();
   for (const host of scenario.hosts) sim.add(host.name, { eligible: host.eligible, priority: host.priority, at: host.startAt });
   const masterOr = (target: number | 'master'): string => (target === 'master' ? (sim.masters()[0]?.id ?? name(0)) : name(target));
   for (const fault of scenario.faults) {
@@ -299,7 +342,57 @@ function play(sim: LeaseSimCluster, checker: LeaseChecker, scenario: LeaseScenar
         case 'promote':
           sim.promote(name(fault.host));
           break;
+        case 'leader':
+          sim.note('*', `STORE LEADER LOST for ${fault.ms.toFixed(0)} ms`);
+          sim.store.leaderless(fault.ms);
+          break;
+        case 'stall':
+          sim.note('*', `STORE STALLED for ${fault.ms.toFixed(0)} ms`);
+          sim.store.stall(fault.ms);
+          break;
+        case 'restore':
+          sim.note('*', 'STORE RESTORED from the snapshot');
+          checker.rewritten();
+          sim.store.restore(snapshots.get(fault) as StoreSnapshot);
+          break;
+        case 'wipe':
+          sim.note('*', 'STORE WIPED');
+          checker.rewritten();
+          sim.store.wipe();
+          break;
       }
+    });
+    if (fault.type === 'restore') {
+      sim.at(fault.snapAt, () => {
+        sim.note('*', 'STORE SNAPSHOT saved');
+        snapshots.set(fault, sim.store.snapshot());
+      });
+      // Terms move on between the snapshot and the restore: the restore takes them back.
+      sim.at((fault.snapAt + fault.at) / 2, () => {
+        const master = sim.masters()[0];
+        if (master) sim.stepDown(master.id);
+      });
+    }
+  }
+  // The app's work: a checkpoint from the master every tick, each acknowledged (or not) by the store.
+  let ticket = 0;
+  const writeCheckpoint = (): void => {
+    const master = sim.masters().find((node) => node.frozenUntil <= sim.now);
+    if (master) {
+      ticket++;
+      if (sim.setCheckpoint(master.id, { n: ticket }, ticket)) checker.checkpointSent(ticket);
+    }
+    sim.at(sim.now + scenario.tickMs, writeCheckpoint);
+  };
+  sim.at(scenario.tickMs, writeCheckpoint);
+  // A leader election alone must change nothing: no master, slave or masterchange anywhere.
+  const firstLeader = scenario.kind === 'leader' ? scenario.faults[0] : undefined;
+  if (firstLeader) {
+    sim.at(firstLeader.at - 0.001, () => {
+      if (sim.agreedMaster() === null) return;
+      // Servers that follow the master now (a joiner starting meanwhile learns it: that is no change).
+      for (const node of sim.live()) if (node.machine.connected) checker.noFlap.add(node.machine);
+      checker.noFlapUntil = scenario.quietAt;
     });
   }
 
@@ -314,7 +407,7 @@ function play(sim: LeaseSimCluster, checker: LeaseChecker, scenario: LeaseScenar
   sim.runUntil(scenario.quietAt);
   // Faults are over (frozen servers resume by quietAt; crashed ones stay dead unless restarted).
   const ttlMs = scenario.ttlSeconds * 1000;
-  const opTimeout = Math.max(50, ttlMs / 3);
+  const opTimeout = Math.max(50, ttlMs / 2);
   const retry = Math.max(50, Math.min(ttlMs / 6, 1000));
   const roundTrips = 24 * scenario.maxDelayMs;
   const bound = ttlMs + scenario.expirySweepMs + scenario.tickMs + 2 * (opTimeout + retry) + roundTrips;
@@ -409,9 +502,20 @@ function play(sim: LeaseSimCluster, checker: LeaseChecker, scenario: LeaseScenar
 function converge(sim: LeaseSimCluster, checker: LeaseChecker, bound: number, since: number, invariant: LeaseInvariant, why: string): number | null {
   const expectMaster = sim.live().some((node) => node.machine.eligible);
   const fresh = (node: LeaseNode): boolean => node.machine.connected && node.machine.leaseValidUntil >= since + node.machine.ttlMs - safetyMarginMs(node.machine.ttlMs);
+  // Every live server's members are the live servers: a crashed one's record is gone with its lease
+  // (until then a stepDown may name it, and a probe would measure the wait for etcd's expiry).
+  const liveEligible = (): string => sim.live().filter((node) => node.machine.eligible).map((node) => node.id).sort().join();
   const agreed = (): boolean => {
     if (!sim.live().every(fresh)) return false;
-    if (expectMaster) return sim.agreedMaster() !== null;
+    const members = liveEligible();
+    if (!sim.live().every((node) => node.machine.eligibleMembers().join() === members)) return false;
+    if (expectMaster) {
+      // The same master process for all: its hostname and its term (a restarted namesake's old key may linger).
+      const master = sim.agreedMaster();
+      if (master === null) return false;
+      const term = sim.node(master).machine.heldTerm;
+      return sim.live().every((node) => node.machine.masterTerm === term);
+    }
     return sim.live().every((node) => !node.machine.master && node.machine.masterHostname === '');
   };
   const at = sim.runUntilTrue(agreed, bound);
@@ -434,8 +538,20 @@ class LeaseChecker {
   /** Set while the cluster must stay as it is. */
   stableSince: number | null = null;
   joiner: LeaseNode | null = null;
+  /** Until then (a leader election alone), no role event may happen on these processes. */
+  noFlapUntil: number | null = null;
+  readonly noFlap = new Set<LeaseNode['machine']>();
   #sim: LeaseSimCluster;
   #highestTerm = 0;
+  /** A term was granted twice (the store forgot it, and no one who knew it was back): checkpoint order means nothing after. */
+  #termReused = false;
+  /** The highest checkpoint (its `n`) the store acknowledged, when it was sent, and when acknowledged. */
+  #acked = { n: 0, sentAt: -Infinity, at: -Infinity };
+  #sentAt = new Map<number, number>();
+  /** When the store's history was last rewritten (restore, wipe), what each live process knew then, and until when it could act on its lease. */
+  #rewrite: { at: number; known: Map<LeaseNode['machine'], number>; validUntil: Map<LeaseNode['machine'], number>; terms: Map<LeaseNode['machine'], number> } | null = null;
+  /** The machine (process) that last became master. */
+  #lastMaster: LeaseNode['machine'] | null = null;
   #resume: { node: LeaseNode; term: number; at: number; seen: boolean } | null = null;
 
   constructor(sim: LeaseSimCluster) {
@@ -450,6 +566,39 @@ class LeaseChecker {
     this.#resume = { node, term, at, seen: false };
   }
 
+  /** The outcome arrives as a `checkpoint` event (ticket = n). */
+  /**
+   * The store was rewritten after `term` was granted, and no process that knew it has read the
+   * store since: nothing anywhere can carry it back (SPEC 15.4's limit; docs/ETCD.md, after a
+   * restore or a wipe).
+   */
+  #termsForgotten(term: number): boolean {
+    const rewrite = this.#rewrite;
+    if (!rewrite) return false;
+    for (const [machine, known] of rewrite.terms) {
+      const node = [...this.#sim.nodes.values()].find((n) => n.machine === machine);
+      if (known >= term && node?.alive && machine.lastReadAt > rewrite.at) return false;
+    }
+    return true;
+  }
+
+  checkpointSent(ticket: number): void {
+    this.#sentAt.set(ticket, this.#sim.now);
+  }
+
+  /** The store is about to be restored or wiped: what each process knows now is all that survives outside it. */
+  rewritten(): void {
+    const known = new Map<LeaseNode['machine'], number>();
+    const validUntil = new Map<LeaseNode['machine'], number>();
+    const terms = new Map<LeaseNode['machine'], number>();
+    for (const node of this.#sim.live()) {
+      known.set(node.machine, checkpointN(node.machine.checkpoint));
+      validUntil.set(node.machine, node.machine.leaseValidUntil);
+      terms.set(node.machine, node.machine.term);
+    }
+    this.#rewrite = { at: this.#sim.now, known, validUntil, terms };
+  }
+
   #fail(invariant: LeaseInvariant, detail: string): never {
     throw new LeaseViolation(invariant, this.#sim.now, detail);
   }
@@ -462,12 +611,32 @@ class LeaseChecker {
     if (resume && resume.node === node && !resume.seen && this.#sim.now >= resume.at && !neutral) {
       resume.seen = true;
       if (event.type !== 'slave') this.#fail('resume-slave-first', `${node.id} resumed from a freeze past its lease and emitted ${event.type} before slave`);
-      const key = this.#sim.store.kv.get(node.machine.keys.master);
-      if (key && key.createRevision === resume.term) this.#fail('resume-slave-first', `a write fenced with the frozen master's term ${resume.term} would still succeed`);
+    }
+    if (this.noFlapUntil !== null && this.#sim.now <= this.noFlapUntil && this.noFlap.has(node.machine) && (event.type === 'master' || event.type === 'slave' || event.type === 'masterchange')) {
+      this.#fail('leader-change-no-flap', `${node.id} emitted ${event.type} during an etcd leader election alone`);
+    }
+    if (event.type === 'checkpoint' && event.ok && event.ticket > this.#acked.n) this.#acked = { n: event.ticket, sentAt: this.#sentAt.get(event.ticket) ?? -Infinity, at: this.#sim.now };
+    if (event.type === 'master') {
+      // No acknowledged checkpoint lost: the next master resumes from it (or a newer one), unless the
+      // store lost it (a restore or wipe since) and this process did not know it when that happened.
+      const acked = this.#acked;
+      const rewrite = this.#rewrite;
+      // (Stored before the rewrite if sent before it, whenever the acknowledgement arrived.)
+      const exempt = this.#termReused || (rewrite !== null && rewrite.at > acked.sentAt && (rewrite.known.get(node.machine) ?? 0) < acked.n);
+      const got = checkpointN(event.checkpoint);
+      if (!exempt && got < acked.n) this.#fail('checkpoint-kept', `${node.id} became master with checkpoint ${got}, but checkpoint ${acked.n} was acknowledged at ${acked.at.toFixed(1)} ms`);
     }
     if (event.type === 'master') {
-      if (event.term <= this.#highestTerm) this.#fail('terms-increase', `${node.id} became master with term ${event.term}, not above ${this.#highestTerm}`);
+      // A master whose lease lapsed here but not in the store takes its role back with the same
+      // term: the same tenure, nobody else master in between (single-master checks the store).
+      const resumed = event.term === this.#highestTerm && this.#lastMaster === node.machine;
+      if (event.term < this.#highestTerm || (event.term === this.#highestTerm && !resumed)) {
+        if (!this.#termsForgotten(this.#highestTerm)) this.#fail('terms-increase', `${node.id} became master with term ${event.term}, not above ${this.#highestTerm}`);
+        // A term granted twice: checkpoints (ordered by term, then version) are not comparable from here on.
+        this.#termReused = true;
+      }
       this.#highestTerm = event.term;
+      this.#lastMaster = node.machine;
       if (this.expectFirstMaster !== null) {
         if (node.id !== this.expectFirstMaster) this.#fail('cold-start-rank', `${node.id} became the first master; ${this.expectFirstMaster} ranks first`);
         this.expectFirstMaster = null;
@@ -486,12 +655,24 @@ class LeaseChecker {
     for (const node of sim.nodes.values()) {
       if (!node.alive || node.frozenUntil > now) continue;
       const machine = node.machine;
-      if (!machine.master) continue;
+      // Master as the app sees it (the component's `master` checks the lease's deadline too).
+      if (!machine.isMasterAt({ mono: now, wall: 0 })) continue;
       if (!machine.eligible) this.#fail('ineligible-never-master', `${node.id} is master while ineligible`);
       const key = store.kv.get(machine.keys.master);
-      const term = machine.record(machine.hostname)?.term;
-      if (!key || key.lease !== machine.lease || key.createRevision !== term) {
-        this.#fail('single-master-in-store-truth', `${node.id} believes it is master (term ${term}, lease ${machine.lease}) but the store's key is ${key ? `term ${key.createRevision} under lease ${key.lease}` : 'absent'}`);
+      const fence = store.kv.get(machine.keys.term);
+      const term = machine.heldTerm;
+      // A restore or wipe rewrites the store under a master, outside the lease's rules: it hears of
+      // it (its watch breaks) and reads again within a few round trips, and acts no longer than its
+      // lease allowed when it happened (a store down meanwhile tells it nothing). Its fenced writes fail.
+      const rewrite = this.#rewrite;
+      const grace = Math.max(rewrite?.at ?? -Infinity, 0) + store.watchLostDelayMs + store.maxOneWayMs * 4 + machine.ttlMs / 3 + 1;
+      // (Until it has read the store again: a slow store may keep it from that for longer.)
+      if (rewrite && rewrite.known.has(machine) && (now < Math.max(grace, rewrite.validUntil.get(machine) ?? -Infinity) || machine.lastReadAt < rewrite.at)) continue;
+      if (!key || key.lease !== machine.lease || fence?.value !== String(term) || fence.lease !== key.lease) {
+        this.#fail(
+          'single-master-in-store-truth',
+          `${node.id} believes it is master (term ${term}, lease ${machine.lease}) but the store's key is ${key ? `under lease ${key.lease}, its fence ${fence ? `${fence.value} under lease ${fence.lease}` : 'absent'}` : 'absent'}`,
+        );
       }
       const lease = store.leases.get(key.lease);
       if (!lease || now >= lease.expiresAt) {
@@ -502,4 +683,10 @@ class LeaseChecker {
       }
     }
   }
+}
+
+/** The `n` of a scenario's checkpoint (`{ n }`), 0 for none. */
+function checkpointN(checkpoint: unknown): number {
+  const n = (checkpoint as { n?: unknown } | null)?.n;
+  return typeof n === 'number' ? n : 0;
 }

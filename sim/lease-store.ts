@@ -12,6 +12,13 @@
  * breaks then (its owner hears of it a little later and must read everything again; no
  * event is ever silently skipped on a watch that is still reported healthy).
  *
+ * etcd's own faults: a leader election (`leaderless`: keep-alives and reads wait at the
+ * members for the new leader, writes fail or time out, nothing expires, and the new leader
+ * extends every lease, as etcd's lessor promotion does), a stall (`stall`: the store answers
+ * nothing until it ends, leases run on and expire at its end), a restore from a snapshot
+ * (`restore`: keys, leases and the revision of an earlier moment, every watch broken; leases
+ * refreshed, as etcd's members restart) and a wipe (`wipe`: empty, revision 1).
+ *
  * This file is the store alone; sim/lease-cluster.ts drives machines against it.
  */
 import type { KeyValue, StoreOp, StoreResult, WatchBatch, WatchEvent } from '../src/protocol/store';
@@ -44,6 +51,13 @@ export interface StoreHost {
   random(): number;
 }
 
+/** The store at one moment (etcdctl snapshot save). */
+export interface StoreSnapshot {
+  revision: number;
+  kv: KeyValue[];
+  leases: Array<{ id: string; ttlMs: number; keys: string[] }>;
+}
+
 export interface LeaseStoreOptions {
   /** One-way delay client → store and back, ms: uniform in [min, max]. */
   minDelayMs?: number;
@@ -71,6 +85,12 @@ export class SimLeaseStore {
   down = false;
   /** Store time at which the current outage began (null: up). */
   downSince: number | null = null;
+  /** No leader until then (an etcd leader election): -Infinity when there is one. */
+  leaderlessUntil = -Infinity;
+  /** Answering nothing until then (a stall). */
+  stalledUntil = -Infinity;
+  /** Store time of the last restore or wipe (history rewritten under the clients). */
+  rewrittenAt = -Infinity;
   /** Clients whose link to the store is cut. */
   readonly cut = new Set<string>();
   /** Extra one-way delay on every message, ms (a slow network or an overloaded store). */
@@ -82,12 +102,18 @@ export class SimLeaseStore {
   readonly watchLostDelayMs: number;
   readonly earlyExpiryMs: number;
   requests = 0;
+  /** Watch events delivered to clients (each event once per watcher that gets it). */
+  eventsDelivered = 0;
   /** Requests sent, by op type. */
   readonly opsByType: Record<string, number> = Object.create(null) as Record<string, number>;
 
   #host: StoreHost;
   #nextLease = 0x1000;
   #watchers = new Map<string, Watcher>();
+  /** Counts restores and wipes: a request or reply of an earlier one is lost. */
+  #generation = 0;
+  /** Requests held by members for the new leader. */
+  #waitingForLeader: Array<() => void> = [];
   /** Per client: deliver a result/watch batch/watch loss to it. */
   #deliver: (client: string, item: ClientItem) => void;
 
@@ -137,6 +163,84 @@ export class SimLeaseStore {
     }
   }
 
+  /**
+   * An etcd leader election lasting `ms`: requests that need the leader wait for it (keep-
+   * alives, linearizable reads) or fail (writes: the proposal is dropped, at once or at the
+   * client's timeout); no lease expires; the new leader extends every lease to a full TTL.
+   */
+  leaderless(ms: number): void {
+    const now = this.#host.now();
+    const until = now + ms;
+    if (until <= this.leaderlessUntil) return;
+    this.leaderlessUntil = until;
+    this.#host.at(until, () => {
+      if (this.#host.now() < this.leaderlessUntil) return;
+      this.leaderlessUntil = -Infinity;
+      const at = this.#host.now();
+      for (const lease of this.leases.values()) {
+        lease.expiresAt = Math.max(lease.expiresAt, at + lease.ttlMs);
+        this.#scheduleExpiry(lease);
+      }
+      for (const run of this.#waitingForLeader.splice(0)) run();
+    });
+  }
+
+  /** The store answers nothing for `ms` (a stalled leader); requests are served when it ends, leases run on. */
+  stall(ms: number): void {
+    const now = this.#host.now();
+    this.stalledUntil = Math.max(this.stalledUntil, now + ms);
+    const until = this.stalledUntil;
+    this.#host.at(until, () => {
+      if (this.#host.now() < this.stalledUntil) return;
+      // Expiry was held up with everything else: what ran out during the stall goes now.
+      for (const lease of [...this.leases.values()]) if (lease.expiresAt <= this.#host.now()) this.#endLease(lease);
+    });
+  }
+
+  /** The store as it is now (etcdctl snapshot save). */
+  snapshot(): StoreSnapshot {
+    return {
+      revision: this.revision,
+      kv: [...this.kv.values()].map((kv) => ({ ...kv })),
+      leases: [...this.leases.values()].map((lease) => ({ id: lease.id, ttlMs: lease.ttlMs, keys: [...lease.keys] })),
+    };
+  }
+
+  /**
+   * Restored from `snapshot` (etcdctl snapshot restore, every member restarted): its keys,
+   * leases (refreshed to a full TTL) and revision; every watch broken. Lease ids granted since
+   * are unknown to it. Etcd 3.4 cannot raise the revision on restore: it goes back.
+   */
+  restore(snapshot: StoreSnapshot): void {
+    this.#rewrite();
+    const now = this.#host.now();
+    this.revision = snapshot.revision;
+    for (const kv of snapshot.kv) this.kv.set(kv.key, { ...kv });
+    for (const saved of snapshot.leases) {
+      const lease: StoreLease = { id: saved.id, ttlMs: saved.ttlMs, expiresAt: now + saved.ttlMs - this.earlyExpiryMs, keys: new Set(saved.keys) };
+      this.leases.set(lease.id, lease);
+      this.#scheduleExpiry(lease);
+    }
+    this.history.splice(0, this.history.length, ...this.history.filter((entry) => entry.revision <= snapshot.revision));
+  }
+
+  /** Every key and lease gone, revision 1 (a new cluster in place of the old). */
+  wipe(): void {
+    this.#rewrite();
+    this.revision = 1;
+    this.history.splice(0);
+  }
+
+  #rewrite(): void {
+    this.rewrittenAt = this.#host.now();
+    // Every member was stopped for it: requests and replies in flight are lost (the clients time out).
+    this.#generation++;
+    for (const watcher of [...this.#watchers.values()]) this.#breakWatch(watcher);
+    this.kv.clear();
+    this.leases.clear();
+    this.#waitingForLeader = [];
+  }
+
   /** Cut one client's link (its requests, replies and watch events are lost). */
   cutLink(client: string): void {
     this.cut.add(client);
@@ -175,6 +279,9 @@ export class SimLeaseStore {
       this.#host.at(now + this.#delay(), () => {
         if (watcher.broken || !this.#watchers.has(`${client}/${op.id}`)) return;
         if (!this.#reachable(client)) return this.#breakWatch(watcher);
+        // Asked to start past the store's revision: it went back (a restore or a wipe since the
+        // read). Events below would never come; the adapter ends such a watch (etcd.ts).
+        if (op.fromRevision > this.revision + 1) return this.#breakWatch(watcher);
         watcher.pending = false;
         // Replay what happened since `fromRevision`, then follow.
         for (const entry of this.history) {
@@ -193,19 +300,29 @@ export class SimLeaseStore {
       settled = true;
       this.#deliver(client, { kind: 'result', id: op.id, result });
     };
-    this.#host.at(now + op.timeoutMs, () => settle({ type: 'error', error: 'timed out' }));
+    this.#host.at(now + op.timeoutMs, () => settle({ type: 'error', error: 'timed out', kind: 'timeout', endpoint: 'http://sim-store:2379' }));
     if (!this.#reachable(client) && this.#host.random() < 0.5) {
-      this.#host.at(now + this.#delay(), () => settle({ type: 'error', error: 'connection refused' }));
+      this.#host.at(now + this.#delay(), () => settle({ type: 'error', error: 'connection refused', kind: 'unreachable', endpoint: 'http://sim-store:2379' }));
       return;
     }
-    this.#host.at(now + this.#delay(), () => {
-      if (!this.#reachable(client)) return; // lost on the way: the client times out
+    const generation = this.#generation;
+    const serve = (): void => {
+      if (!this.#reachable(client) || generation !== this.#generation) return; // lost on the way (or while held): the client times out
+      const at = this.#host.now();
+      if (at < this.stalledUntil) return this.#host.at(this.stalledUntil, serve);
+      if (at < this.leaderlessUntil) {
+        // A keep-alive or a read waits at the member for the new leader; a write's proposal is dropped.
+        if (op.type === 'keepAlive' || op.type === 'sync') return void this.#waitingForLeader.push(serve);
+        if (this.#host.random() < 0.5) this.#host.at(at + this.#delay(), () => settle({ type: 'error', error: 'etcdserver: no leader', kind: 'no-leader' }));
+        return;
+      }
       const result = this.#apply(op);
       this.#host.at(this.#host.now() + this.#delay(), () => {
-        if (this.cut.has(client)) return; // the reply is lost
+        if (this.cut.has(client) || generation !== this.#generation) return; // the reply is lost
         settle(result);
       });
-    });
+    };
+    this.#host.at(now + this.#delay(), serve);
   }
 
   #apply(op: Exclude<StoreOp, { type: 'watch' } | { type: 'unwatch' }>): StoreResult {
@@ -239,28 +356,33 @@ export class SimLeaseStore {
       }
       case 'campaign': {
         const holder = this.kv.get(op.key);
-        if (holder) return { type: 'campaign', won: false, revision: this.revision, holder: { ...holder } };
-        if (!this.#liveLease(op.lease)) return { type: 'error', error: 'lease not found' };
+        const guard = this.kv.get(op.guard.key);
+        if (holder || (guard?.modRevision ?? 0) !== op.guard.modRevision) {
+          return { type: 'campaign', won: false, revision: this.revision, holder: holder ? { ...holder } : null, guard: guard ? { ...guard } : null };
+        }
+        if (!this.#liveLease(op.lease) || op.alsoPut.some((put) => put.lease !== '0' && !this.#liveLease(put.lease))) return { type: 'error', error: 'lease not found' };
         this.revision++;
-        const events = [this.#put(op.key, op.value, op.lease)];
+        const events = [this.#put(op.key, op.value, op.lease), ...op.alsoPut.map((put) => this.#put(put.key, put.value, put.lease))];
         if (op.alsoDelete !== undefined) {
           const deleted = this.#delete(op.alsoDelete);
           if (deleted) events.push(deleted);
         }
         this.#commit(events);
-        return { type: 'campaign', won: true, revision: this.revision, holder: null };
+        return { type: 'campaign', won: true, revision: this.revision, holder: null, guard: null };
       }
       case 'fenced': {
         const fence = this.kv.get(op.fenceKey);
-        if (!fence || fence.createRevision !== op.term) return { type: 'fenced', succeeded: false, revision: this.revision };
-        if (op.put && op.put.lease !== '0' && !this.#liveLease(op.put.lease)) return { type: 'error', error: 'lease not found' };
+        const holds = op.fenceModRevision !== undefined ? (fence?.modRevision ?? 0) === op.fenceModRevision : fence !== undefined && fence.value === op.fenceValue;
+        if (!holds) return { type: 'fenced', succeeded: false, revision: this.revision };
+        const puts = op.puts ?? [];
+        if (puts.some((put) => put.lease !== '0' && !this.#liveLease(put.lease))) return { type: 'error', error: 'lease not found' };
         this.revision++;
         const events: WatchEvent[] = [];
-        if (op.deleteKey !== undefined) {
-          const deleted = this.#delete(op.deleteKey);
+        for (const key of op.deleteKeys ?? []) {
+          const deleted = this.#delete(key);
           if (deleted) events.push(deleted);
         }
-        if (op.put) events.push(this.#put(op.put.key, op.put.value, op.put.lease));
+        for (const put of puts) events.push(this.#put(put.key, put.value, put.lease));
         this.#commit(events);
         return { type: 'fenced', succeeded: true, revision: this.revision };
       }
@@ -319,6 +441,8 @@ export class SimLeaseStore {
     const expected = lease.expiresAt;
     this.#host.at(due, () => {
       if (this.down || this.leases.get(lease.id) !== lease || lease.expiresAt !== expected) return;
+      // No leader, no expiry (the next extends every lease); a stalled store expires it when the stall ends.
+      if (this.#host.now() < this.leaderlessUntil || this.#host.now() < this.stalledUntil) return;
       this.#endLease(lease);
     });
   }
@@ -338,6 +462,7 @@ export class SimLeaseStore {
     watcher.lastDeliveryAt = time;
     this.#host.at(time, () => {
       if (watcher.broken || !this.#watchers.has(`${watcher.client}/${watcher.id}`)) return;
+      this.eventsDelivered += batch.events.length;
       this.#deliver(watcher.client, { kind: 'watch', id: watcher.id, batch });
     });
   }

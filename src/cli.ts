@@ -30,6 +30,7 @@ import { decodeWire, encode } from './wire/codec';
 import { deadAfterMs, judge, masterOf, type ServerState } from './shell/view';
 import type { Departure, ServerView, StatusDocument } from './shell/status';
 import { registerRunCommand } from './run/command';
+import { registerEtcdStatus } from './shell/etcd-status';
 
 export const EXIT_OK = 0;
 export const EXIT_NOTHING_HEARD = 1;
@@ -298,6 +299,10 @@ export class Observer {
  * can start an escape sequence) and bidirectional overrides (which reorder what is shown)
  * are escaped too.
  */
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 function terminalSafe(text: string): string {
   return text.replace(/[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
@@ -447,7 +452,8 @@ async function status(options: StatusOptions, usageError: (message: string) => n
     await observer.open();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'EADDRINUSE' ? ' (another program holds it without address reuse)' : code === 'EACCES' ? ' (ports below 1024 need root)' : '';
+    const why =
+      code === 'EADDRINUSE' ? ' (another program holds it without address reuse; for a cluster in etcd mode, use `pixl-server-multi etcd-status --etcd <url>`)' : code === 'EACCES' ? ' (ports below 1024 need root)' : '';
     process.stderr.write(`error: cannot listen on UDP port ${options.port}${why}: ${(err as Error).message}\n`);
     observer.close();
     return EXIT_NOTHING_HEARD;
@@ -563,6 +569,8 @@ export function main(argv: string[] = process.argv): Promise<number> {
   registerRunCommand(program, (code) => {
     exitCode = code;
   });
+  // An etcd-mode cluster is read from etcd (its servers bind comm_port exclusively and send no heartbeats).
+  registerEtcdStatus(program, (code) => (exitCode = code), { collect });
   return program.parseAsync(argv).then(
     () => exitCode,
     (err: Error) => {

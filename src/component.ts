@@ -25,9 +25,10 @@ import { Driver, type DriverStats, type Failover } from './driver/driver';
 import type { Elector } from './driver/elector';
 import { LeaseElection } from './coordinator/lease-election';
 import { EtcdStore, loadEtcd3 } from './coordinator/etcd';
+import { defaultTtlSeconds } from './coordinator/timing';
 import { UdpUnicastTransport } from './transport/unicast';
 import { ipFamily } from './protocol/address';
-import type { EventName, HandoffResult, MultiServerEvents, Reply } from './driver/events';
+import type { CheckpointResult, EventName, HandoffResult, MultiServerEvents, Reply } from './driver/events';
 import { createTransport, RESTART_KEYS, UdpBroadcastTransport, type Transport } from './shell/transports';
 import { ownerOf } from './app/rendezvous';
 import { OperatorHttp, wantsHttp } from './shell/http'; // ops: HTTP routes
@@ -36,7 +37,7 @@ import { describeThrown } from './util/describe';
 
 const { computeBroadcastIP, DEFAULT_CONFIG, misplacedKeys, unknownKeys, validateConfig, validateHostname, ConfigError } = config;
 const { decodeWire, encode } = codec;
-const { DuplicateHostnameError } = errors;
+const { DuplicateHostnameError, CheckpointError } = errors;
 const { ElectionCore } = election;
 
 /** Requests awaiting replies; a bound so a caller in a loop cannot grow memory without end. */
@@ -98,6 +99,9 @@ class MultiServer extends Component {
   #shut = false;
   #stepDownWaiters: Array<(err: Error | null) => void> = [];
   #promoteWaiters: Array<(err: Error | null) => void> = [];
+  /** setCheckpoint() calls awaiting etcd's answer (coordinator mode), by ticket, oldest first. */
+  #checkpointWaiters: Array<{ ticket: number; resolve: (result: CheckpointResult) => void }> = [];
+  #checkpointTickets = 0;
   #http: OperatorHttp | null = null; // ops
   #metricsRegistry: MetricsRegistry | null = null; // ops
   /** A failed startup is watched for once (init may run again). */
@@ -332,8 +336,14 @@ class MultiServer extends Component {
    * On the master: publish a small state object (JSON, at most `max_checkpoint_bytes`).
    * Every server keeps the latest; the next master gets it with its `master` event, after a
    * crash or a handoff, so work resumes where it stopped. Throws when not master.
+   *
+   * The promise never rejects: it resolves with the outcome. With UDP heartbeats, `ok` once
+   * sent. With etcd, `ok` once etcd has stored it (retried until then, while this server
+   * holds the role); `ok: false` when it could not be stored (the role was lost first), which
+   * is also logged at level 1 and emitted as an `error` event (a CheckpointError) when the
+   * component has an `error` listener.
    */
-  setCheckpoint(value: JsonValue): void {
+  setCheckpoint(value: JsonValue): Promise<CheckpointResult> {
     const driver = this.#driver;
     if (!driver || !driver.core.master || this.#shut) throw new Error('only the master can set a checkpoint');
     const text = jsonProblem(value, 'a checkpoint');
@@ -341,7 +351,20 @@ class MultiServer extends Component {
     const size = Buffer.byteLength(text, 'utf8');
     if (size > limit) throw new RangeError(`checkpoint is ${size} bytes, over max_checkpoint_bytes (${limit})`);
     const copy = JSON.parse(text) as JsonValue;
-    driver.run((core, now) => core.setCheckpoint(copy, now));
+    if (!this.#lease) {
+      driver.run((core, now) => core.setCheckpoint(copy, now));
+      return Promise.resolve({ ok: true, reason: 'sent' });
+    }
+    const ticket = ++this.#checkpointTickets;
+    return new Promise((resolve) => {
+      this.#checkpointWaiters.push({ ticket, resolve });
+      driver.run((core, now) => {
+        const out = core.setCheckpoint(copy, now, ticket);
+        // Past the lease's deadline a moment ago: not master after all, nothing to wait for.
+        if (!out) this.#settleCheckpoints({ type: 'checkpoint', ok: false, ticket, reason: 'this server is no longer master' });
+        return out;
+      });
+    });
   }
 
   /** The election core (for diagnostics; drive it only through the component). */
@@ -544,26 +567,39 @@ class MultiServer extends Component {
       return;
     }
     const family = ipFamily(settings.bind_ip) === 6 ? 6 : 4;
-    const transport = new UdpUnicastTransport({
-      port: settings.comm_port,
-      bindIp: settings.bind_ip,
-      family,
-      peers: [],
-      tickMs: settings.heartbeat_freq * 1000,
-      checkBeats: settings.check_beats,
-      maxLearned: settings.max_servers,
-      maxPacketBytes: settings.max_packet_bytes,
-      log: (level, message) => this.logDebug(level, message),
-    });
+    const makeTransport = (port: number): UdpUnicastTransport => {
+      const made = new UdpUnicastTransport({
+        port,
+        bindIp: settings.bind_ip,
+        family,
+        peers: [],
+        tickMs: settings.heartbeat_freq * 1000,
+        checkBeats: settings.check_beats,
+        maxLearned: settings.max_servers,
+        maxPacketBytes: settings.max_packet_bytes,
+        log: (level, message) => this.logDebug(level, message),
+      });
+      made.onMessage = (datagram, from) => this.#onDatagram(datagram, from);
+      made.onError = (err) => this.#onSendError(err);
+      return made;
+    };
     this.logDebug(4, `Using etcd at ${coordinator.hosts.join(', ')} (prefix ${coordinator.prefix}); messages by UDP on port ${settings.comm_port}`);
-    transport.onMessage = (datagram, from) => this.#onDatagram(datagram, from);
-    transport.onError = (err) => this.#onSendError(err);
-    transport.open().then(
+    let transport = makeTransport(settings.comm_port);
+    // Peers learn each server's message address from its record in etcd: so several servers on
+    // one host run with one config. Another holds comm_port here: take a port the system picks.
+    const opened = transport.open().catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EADDRINUSE' || settings.comm_port === 0) throw err;
+      this.logDebug(3, `UDP port ${settings.comm_port} is in use on ${settings.bind_ip} (another server on this host?); taking a free one: peers learn it from etcd`);
+      transport = makeTransport(0);
+      return transport.open();
+    });
+    opened.then(
       () => {
         if (this.#shut) {
           void transport.close();
           return;
         }
+        this.logDebug(4, `Messages by UDP on port ${transport.boundPort}`);
         this.#transport = transport;
         const tockMs = settings.heartbeat_freq * settings.check_beats * 1000;
         // The address peers send messages to: the bound one, or the server's own IP when bound to all.
@@ -571,12 +607,12 @@ class MultiServer extends Component {
         const lease = new LeaseElection({
           hostname: this.hostname,
           ip: wildcard ? this.server.ip : settings.bind_ip,
-          port: settings.comm_port,
+          port: transport.boundPort,
           instanceId: this.instanceId,
           prefix: coordinator.prefix,
           tickMs: settings.heartbeat_freq * 1000,
           checkBeats: settings.check_beats,
-          ttlSeconds: coordinator.ttl || Math.max(1, Math.ceil(tockMs / 1000)),
+          ttlSeconds: coordinator.ttl || defaultTtlSeconds(tockMs, coordinator.election_timeout_ms),
           eligible: this.#eligible,
           data: this.#data,
           priority: settings.priority,
@@ -586,19 +622,27 @@ class MultiServer extends Component {
           // Servers started together (a deploy, a reboot) may take a second to make their first
           // read on a busy machine: listen that long at least, so rank decides, not the fastest.
           listenMs: 1000,
+          authenticated: this.#keyring !== null,
         });
         this.#lease = lease;
+        // Not budgeted as network input: the election's own lines about the store are rate-limited
+        // where they are made (a failure once a minute, bad values once a minute), and a level-1
+        // line must not be lost to a burst of debug ones.
         const step = (run: (now: Instant) => Output): void => {
-          if (!this.#shut) this.#driver?.run((_core, now) => run(now), { remote: true });
+          if (!this.#shut) this.#driver?.run((_core, now) => run(now));
+        };
+        // Results still count after shutdown began: the outcome of a checkpoint sent with the last resign.
+        const result = (run: (now: Instant) => Output): void => {
+          this.#driver?.run((_core, now) => run(now));
         };
         const store = new EtcdStore(
           coordinator,
           {
-            result: (id, result) => {
+            result: (id, outcome) => {
               const waiter = this.#awaitedOps.get(id);
               this.#awaitedOps.delete(id);
+              result((now) => lease.onResult(id, outcome, now));
               waiter?.();
-              step((now) => lease.onResult(id, result, now));
             },
             watch: (id, batch) => step((now) => lease.onWatch(id, batch, now)),
             watchLost: (id, reason) => step((now) => lease.onWatchLost(id, reason, now)),
@@ -656,18 +700,25 @@ class MultiServer extends Component {
     const closed = new Error('MultiServer shut down');
     for (const waiter of [...this.#stepDownWaiters.splice(0), ...this.#promoteWaiters.splice(0)]) waiter(closed);
     const store = this.#store;
-    if (store) {
-      // Revoke our lease (our record and any election key of ours go at once, so the next in
-      // rank takes over in one round trip), wait for etcd's answer or the op's timeout, then close.
-      let revokes: Array<Promise<void>> = [];
-      driver.run((core, now) => core.shutdown(now), {
-        after: (out) => {
-          const ids = ((out as Output & { store?: Array<{ type: string; id: number }> }).store ?? []).filter((op) => op.type === 'revoke').map((op) => op.id);
-          revokes = ids.map((id) => new Promise<void>((resolve) => this.#awaitedOps.set(id, resolve)));
-        },
-      });
-      void Promise.all(revokes)
-        .then(() => store.close())
+    const lease = this.#lease;
+    if (store && lease) {
+      // First `slave` (the app stops its master work, as client-go's OnStoppedLeading), with a
+      // checkpoint not yet stored sent along with the resign; then revoke our lease (our record
+      // and any election key of ours go at once, so the next in rank takes over in one round
+      // trip), wait for etcd's answers or the ops' timeouts, then close.
+      let awaited: Array<Promise<void>> = [];
+      const await_ = (out: Output): void => {
+        const ids = (out.store ?? []).filter((op) => op.type === 'revoke' || op.type === 'fenced').map((op) => op.id);
+        awaited = [...awaited, ...ids.map((id) => new Promise<void>((resolve) => this.#awaitedOps.set(id, resolve)))];
+      };
+      driver.run((_core, now) => lease.leave(now), { after: await_ });
+      driver.run((core, now) => core.shutdown(now), { after: await_ });
+      void Promise.all(awaited)
+        .then(() => {
+          // Whatever etcd did not answer in time: the caller learns it was perhaps not stored.
+          this.#settleCheckpoints({ type: 'checkpoint', ok: false, ticket: Infinity, reason: 'shut down before etcd answered' });
+          return store.close();
+        })
         .then(() => {
           this.#transport = null;
           this.#store = null;
@@ -800,6 +851,9 @@ class MultiServer extends Component {
         this.#emitBoth(event.type, result);
         break;
       }
+      case 'checkpoint':
+        this.#settleCheckpoints(event);
+        break;
       case 'duplicate':
         // An unhandled 'error' event would throw; only those who listen for it get one.
         if (this.listenerCount('error') > 0) this.#emitOne(this, 'error', [new DuplicateHostnameError(event.hostname, event.keeper, event.yielder)]);
@@ -813,6 +867,15 @@ class MultiServer extends Component {
       default:
         break;
     }
+  }
+
+  /** Every setCheckpoint() call up to the event's ticket has this outcome. */
+  #settleCheckpoints(event: Extract<CoreEvent, { type: 'checkpoint' }>): void {
+    const settled = this.#checkpointWaiters.filter((waiter) => waiter.ticket <= event.ticket);
+    if (settled.length === 0) return;
+    this.#checkpointWaiters = this.#checkpointWaiters.filter((waiter) => waiter.ticket > event.ticket);
+    for (const waiter of settled) waiter.resolve({ ok: event.ok, reason: event.reason });
+    if (!event.ok && this.listenerCount('error') > 0) this.#emitOne(this, 'error', [new CheckpointError(event.reason)]);
   }
 
   /** Events go to the component and to the parent server, as in the original. */
@@ -986,6 +1049,7 @@ namespace MultiServer {
   export import ElectionCore = election.ElectionCore;
   export import ConfigError = config.ConfigError;
   export import DuplicateHostnameError = errors.DuplicateHostnameError;
+  export import CheckpointError = errors.CheckpointError;
   export import createKeyring = auth.createKeyring;
   export import validateConfig = config.validateConfig;
   export import computeBroadcastIP = config.computeBroadcastIP;

@@ -11,6 +11,7 @@ import type { Family } from './protocol/address';
 import { canonicalIp, ipFamily, isMulticast, parsePeer, unicastProblem, WILDCARD } from './protocol/address';
 import type { EtcdSettings } from './coordinator/types';
 import { editDistance, nearestName, normalizeName } from './util/nearest';
+import { ETCD_DEFAULT_ELECTION_MS, leaderlessMs, minimumTtlSeconds, renewDeadlineMs, renewalWorstMs } from './coordinator/timing';
 
 /** How heartbeats travel; see SPEC 14 (docs/SPEC.md). */
 export type TransportKind = 'broadcast' | 'multicast' | 'unicast';
@@ -144,10 +145,21 @@ export interface CoordinatorConfig {
   hosts: string[];
   /** Key prefix of this cluster. @default "/pixl-server-multi/<cluster_id, or 'default'>/" */
   prefix?: string;
-  /** Lease TTL, whole seconds (etcd's unit). @default one tock, rounded up, at least 1 */
+  /**
+   * Lease TTL, whole seconds (etcd's unit). At least what outlasts an etcd leader election
+   * (3 s with etcd's default timings); a shorter one is refused.
+   * @default one tock, rounded up, and at least that minimum
+   */
   ttl?: number;
+  /** The etcd cluster's `--election-timeout`, ms: the TTL must outlast twice it. @default 1000 (etcd's default) */
+  election_timeout_ms?: number;
   username?: string;
   password?: string;
+  /**
+   * A file holding the password (its first line), instead of `password`: pixl-server logs its
+   * whole configuration at debug level 10 (and a reloaded one at 9), password included.
+   */
+  password_file?: string;
   ca_file?: string;
   cert_file?: string;
   key_file?: string;
@@ -275,7 +287,8 @@ const SECTION_KEYS: Readonly<Record<keyof MultiServerConfig, true>> = {
   max_data_bytes: true, secret_key: true, coordinator: true, strict_config: true, debug_level: true,
 };
 const COORDINATOR_KEYS: Readonly<Record<keyof CoordinatorConfig, true>> = {
-  type: true, hosts: true, prefix: true, ttl: true, username: true, password: true, ca_file: true, cert_file: true, key_file: true,
+  type: true, hosts: true, prefix: true, ttl: true, election_timeout_ms: true, username: true, password: true, password_file: true,
+  ca_file: true, cert_file: true, key_file: true,
 };
 /** The keys of the section, and of `coordinator`, in the order the README lists them. */
 export const CONFIG_KEYS: readonly string[] = Object.freeze(Object.keys(SECTION_KEYS));
@@ -446,7 +459,8 @@ function coordinatorSettings(value: unknown, clusterId: string, maxServers: numb
     } catch {
       url = null;
     }
-    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.port || url.pathname !== '/' || url.username || url.search) {
+    // Credentials in any form (a user, a password with an empty user) never belong in a URL: they would reach logs.
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.port || url.pathname !== '/' || url.username || url.password || url.search || url.hash || (typeof host === 'string' && host.includes('@'))) {
       // A URL with credentials in it is not echoed back into a log.
       const shown = typeof host === 'string' && host.includes('@') ? new Redacted(host) : host;
       throw new ConfigError(`coordinator.hosts[${index}]`, 'an etcd client URL "http://host:port" or "https://host:port" (credentials go in username / password)', shown);
@@ -458,18 +472,34 @@ function coordinatorSettings(value: unknown, clusterId: string, maxServers: numb
   } else if (typeof prefix !== 'string' || !/^[\x21-\x7e]{1,255}\/$/.test(prefix)) {
     throw new ConfigError('coordinator.prefix', 'a key prefix of printable characters ending with "/", such as "/pixl-server-multi/prod/"', prefix);
   }
+  const electionMs = raw.election_timeout_ms ?? ETCD_DEFAULT_ELECTION_MS;
+  if (typeof electionMs !== 'number' || !Number.isInteger(electionMs) || electionMs < 10 || electionMs > 60_000) {
+    throw new ConfigError('coordinator.election_timeout_ms', "the etcd cluster's --election-timeout in ms, from 10 to 60000 (etcd's default: 1000)", electionMs);
+  }
   const ttl = raw.ttl ?? 0;
   if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 0 || ttl > 86400) {
     throw new ConfigError('coordinator.ttl', 'a whole number of seconds from 1 to 86400 (etcd leases count whole seconds), or 0 for one tock', ttl);
   }
-  const settings: EtcdSettings = { type: 'etcd', hosts: hosts as string[], prefix: prefix as string, ttl, max_keys: maxServers + 16 };
-  for (const key of ['username', 'password', 'ca_file', 'cert_file', 'key_file'] as const) {
+  const minimum = minimumTtlSeconds(electionMs);
+  if (ttl !== 0 && ttl < minimum) {
+    // The master must renew within TTL − margin; a renewal can wait that long for etcd's next leader.
+    throw new ConfigError(
+      'coordinator.ttl',
+      `at least ${minimum} s: etcd can be without a leader for up to ${leaderlessMs(electionMs)} ms (twice its election timeout of ${electionMs} ms, coordinator.election_timeout_ms, and a vote), so a renewal can take ${Math.round(renewalWorstMs(ttl, electionMs))} ms, but with this TTL a master must renew within ${Math.round(renewDeadlineMs(ttl))} ms: it would lose the role at etcd leader elections`,
+      ttl,
+    );
+  }
+  const settings: EtcdSettings = { type: 'etcd', hosts: hosts as string[], prefix: prefix as string, ttl, election_timeout_ms: electionMs, max_keys: maxServers + 16 };
+  for (const key of ['username', 'password', 'password_file', 'ca_file', 'cert_file', 'key_file'] as const) {
     const field = raw[key];
     if (field === undefined || field === null) continue;
     if (typeof field !== 'string' || field === '' || field.length > 4096) throw new ConfigError(`coordinator.${key}`, 'a non-empty string', key === 'password' ? new Redacted(field) : field);
     settings[key] = field;
   }
-  if (settings.password !== undefined && settings.username === undefined) throw new ConfigError('coordinator.username', 'set when `coordinator.password` is', raw.username);
+  if (settings.password !== undefined && settings.password_file !== undefined) throw new ConfigError('coordinator.password_file', 'unset when `coordinator.password` is set (one or the other)', raw.password_file);
+  if ((settings.password !== undefined || settings.password_file !== undefined) && settings.username === undefined) {
+    throw new ConfigError('coordinator.username', `set when \`coordinator.${settings.password !== undefined ? 'password' : 'password_file'}\` is`, raw.username);
+  }
   if ((settings.cert_file === undefined) !== (settings.key_file === undefined)) {
     throw new ConfigError(settings.cert_file === undefined ? 'coordinator.cert_file' : 'coordinator.key_file', 'set together with the other of cert_file / key_file (a client certificate and its key)', settings.cert_file === undefined ? raw.cert_file : raw.key_file);
   }

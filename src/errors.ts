@@ -25,3 +25,15 @@ export class DuplicateHostnameError extends Error {
     this.yielder = yielder;
   }
 }
+
+/**
+ * A checkpoint accepted on the master could not be stored in etcd (coordinator mode): the
+ * master lost its role, or etcd held another term, before etcd stored it. Emitted as 'error'
+ * when someone listens for it; `setCheckpoint()` resolves with `ok: false` either way.
+ */
+export class CheckpointError extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'CheckpointError';
+  }
+}

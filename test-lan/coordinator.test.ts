@@ -13,7 +13,7 @@ import { EtcdCluster, etcdUnavailable, ETCD_PACKAGE } from '../tools/etcd-cluste
 import { preciseNow } from '../tools/child';
 
 const APPS = ['alpha', 'bravo', 'charlie'];
-const TTL_S = 1;
+const TTL_S = 2; // the least the test etcd's timings allow (tools/etcd-cluster.ts: election timeout 250 ms)
 const HEARTBEAT = 0.5;
 const CHECK_BEATS = 2;
 const WAIT_MS = 15_000;
@@ -36,7 +36,7 @@ describe('coordinator: one app server cut off from etcd', { skip }, () => {
       heartbeatFreq: HEARTBEAT,
       checkBeats: CHECK_BEATS,
       netnsOf: (host) => lab.netnsOf(host),
-      multi: { coordinator: { type: 'etcd', hosts: etcd.endpoints, ttl: TTL_S } },
+      multi: { coordinator: { type: 'etcd', hosts: etcd.endpoints, ttl: TTL_S, election_timeout_ms: etcd.electionMs } },
     });
     await Promise.all(APPS.map((host) => running().start(host, { bind_ip: lab.addressOf(host) }, true)));
     await running().release(APPS);

@@ -38,7 +38,7 @@ const APPS = [...SUBNET_1, ...SUBNET_2].sort();
  */
 const HEARTBEAT = 1;
 const CHECK_BEATS = 2;
-const TTL_S = 1;
+const TTL_S = 2; // the least the test etcd's timings allow (tools/etcd-cluster.ts: election timeout 250 ms)
 const TTL_MS = TTL_S * 1000;
 /** etcd's leader revokes expired leases every 500 ms. */
 const ETCD_EXPIRY_SWEEP_MS = 500;
@@ -89,7 +89,7 @@ describe('coordinator (etcd) across two subnets joined by a router', { skip }, (
       heartbeatFreq: HEARTBEAT,
       checkBeats: CHECK_BEATS,
       netnsOf: (host) => lab.netnsOf(host),
-      multi: { coordinator: { type: 'etcd', hosts: etcd.endpoints, ttl: TTL_S } },
+      multi: { coordinator: { type: 'etcd', hosts: etcd.endpoints, ttl: TTL_S, election_timeout_ms: etcd.electionMs } },
     });
     // bind_ip: each server registers its own subnet's address in etcd, and its message socket listens there only.
     await Promise.all(APPS.map((host) => running().start(host, { bind_ip: lab.addressOf(host) }, true)));

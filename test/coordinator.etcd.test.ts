@@ -14,7 +14,7 @@ import { fencedWrite, type LeaseChildConfig } from '../tools/lease-child';
 const unavailable = etcdUnavailable();
 const TICK_MS = 250;
 const CHECK_BEATS = 4; // tock 1 s
-const TTL_S = 1;
+const TTL_S = 2; // the least the test etcd's timings allow (election timeout 250 ms)
 /** etcd's leader checks for expired leases every 500 ms. */
 const ETCD_EXPIRY_SWEEP_MS = 500;
 
@@ -56,15 +56,15 @@ describe('coordinator: etcd', { skip: unavailable ? `real etcd needed: ${unavail
     await etcd?.close();
   });
 
-  test('elects the top-ranked server; term = the create revision of the election key; a kill fails over within TTL + etcd\'s expiry sweep; the deposed term no longer fences', async () => {
+  test('elects the top-ranked server; the term is in etcd (the fence key); a kill fails over within TTL + etcd\'s expiry sweep; the deposed term no longer fences', async () => {
     await withCluster([['alpha'], ['bravo', { priority: 1 }], ['charlie']], async (cluster, prefix) => {
       assert.equal(await cluster.agreed(5000), 'bravo');
       const kv = client();
       try {
-        const key = await kv.get(`${prefix}master`).exec();
-        const created = Number(key.kvs[0]?.create_revision);
+        const created = Number(await kv.get(`${prefix}term`).string());
+        assert.ok(created > 0);
         for (const member of cluster.members.values()) assert.equal(member.term, created, `${member.host}'s term`);
-        assert.equal(await fencedWrite(kv, `${prefix}master`, created, `${prefix}jobs/1`, 'from bravo'), true);
+        assert.equal(await fencedWrite(kv, `${prefix}term`, created, `${prefix}jobs/1`, 'from bravo'), true);
         const killedAt = wall();
         await cluster.kill('bravo');
         assert.equal(await cluster.agreed(5000), 'alpha');
@@ -72,7 +72,7 @@ describe('coordinator: etcd', { skip: unavailable ? `real etcd needed: ${unavail
         console.log(`# etcd: master killed → new master agreed in ${failoverMs.toFixed(0)} ms (TTL ${TTL_S * 1000} ms + expiry sweep ${ETCD_EXPIRY_SWEEP_MS} ms)`);
         assert.ok(failoverMs <= TTL_S * 1000 + ETCD_EXPIRY_SWEEP_MS + 400, `${failoverMs} ms`);
         assert.ok((cluster.members.get('alpha')?.term ?? 0) > created);
-        assert.equal(await fencedWrite(kv, `${prefix}master`, created, `${prefix}jobs/2`, 'from the deposed bravo'), false);
+        assert.equal(await fencedWrite(kv, `${prefix}term`, created, `${prefix}jobs/2`, 'from the deposed bravo'), false);
         assert.equal((await kv.get(`${prefix}jobs/2`).string()), null);
       } finally {
         kv.close();
@@ -100,7 +100,7 @@ describe('coordinator: etcd', { skip: unavailable ? `real etcd needed: ${unavail
       assert.deepEqual(late, [], 'a write of the frozen master succeeded after bravo was elected');
       const kv = client();
       try {
-        assert.equal(await fencedWrite(kv, `${prefix}master`, oldTerm, `${prefix}jobs/x`, 'stale'), false);
+        assert.equal(await fencedWrite(kv, `${prefix}term`, oldTerm, `${prefix}jobs/x`, 'stale'), false);
       } finally {
         kv.close();
       }

@@ -6,16 +6,16 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { LeaseSimCluster } from '../sim/lease-cluster';
+import { LeaseSimCluster, type LeaseNode } from '../sim/lease-cluster';
 import { LEASE_KINDS, LEASE_SIZES, leaseScenarioFromSeed, leaseSeedShape, runLeaseScenario } from '../sim/lease-scenario';
 import * as records from '../src/coordinator/records';
 import { safetyMarginMs } from '../src/coordinator/lease-election';
 
 describe('fixed seeds', () => {
-  test('seeds 1..440 (every fault kind at 2, 3, 5 and 7 servers, ten times over) hold every invariant', () => {
+  test('seeds 1..600 (every fault kind, etcd\'s own included, at 2, 3, 5 and 7 servers, ten times over) hold every invariant', () => {
     const kinds = new Set<string>();
     const probes = new Set<string>();
-    for (let seed = 1; seed <= 440; seed++) {
+    for (let seed = 1; seed <= LEASE_KINDS.length * LEASE_SIZES.length * 10; seed++) {
       const scenario = leaseScenarioFromSeed(seed);
       const result = runLeaseScenario(scenario);
       if (result.violation) assert.fail(`seed ${seed} (${scenario.kind}, ${scenario.hosts.length} servers): ${result.violation.message}\n  replay: npm run sim -- --coordinator --seed ${seed} --trace`);
@@ -24,15 +24,7 @@ describe('fixed seeds', () => {
     }
     assert.equal(kinds.size, LEASE_KINDS.length);
     assert.ok(probes.size >= 6, [...probes].join());
-    assert.deepEqual([...new Set(Array.from({ length: 44 }, (_, i) => leaseSeedShape(i).n))].sort(), [...LEASE_SIZES].sort());
-  });
-
-  test('seed 1689 (found by the sweep): promote() over a store 50 ms away with a 200 ms tock succeeds: the handoff window is at least a TTL', () => {
-    const scenario = leaseScenarioFromSeed(1689);
-    assert.equal(scenario.probe, 'promote');
-    const result = runLeaseScenario(scenario);
-    assert.equal(result.violation, null, result.violation?.message);
-    assert.ok(result.probeMs !== null && result.probeMs > scenario.tickMs * scenario.checkBeats, `handoff took ${result.probeMs} ms, more than the tock`);
+    assert.deepEqual([...new Set(Array.from({ length: LEASE_KINDS.length * LEASE_SIZES.length }, (_, i) => leaseSeedShape(i).n))].sort(), [...LEASE_SIZES].sort());
   });
 
   test('the checker catches an overlap: a store whose leases end before the TTL it granted (past our margin) breaks single-master', () => {
@@ -60,15 +52,20 @@ function agreed(sim: LeaseSimCluster, limitMs: number, want?: string): string {
 }
 
 describe('the contract in store terms', () => {
-  test('cold start: the eligible server that ranks first (priority, then hostname) is master; term = the key\'s create revision', () => {
+  test('cold start: the eligible server that ranks first (priority, then hostname) is master; its term is in the store, as the fence and as the last term granted', () => {
     const sim = cluster();
     sim.add('charlie');
     sim.add('bravo', { priority: 1 });
     sim.add('alpha');
     assert.equal(agreed(sim, 1000), 'bravo');
-    const key = sim.store.kv.get(sim.node('bravo').machine.keys.master);
-    assert.ok(key);
-    for (const node of sim.live()) assert.equal(node.machine.term, key.createRevision);
+    const keys = sim.node('bravo').machine.keys;
+    const master = sim.store.kv.get(keys.master);
+    const fence = sim.store.kv.get(keys.term);
+    assert.ok(master && fence);
+    assert.equal(fence.lease, master.lease, 'the fence lives under the master\'s lease');
+    assert.equal(sim.store.kv.get(keys.lastTerm)?.lease, '0', 'the last term outlives masters');
+    for (const node of sim.live()) assert.equal(String(node.machine.term), fence.value);
+    assert.equal(sim.store.kv.get(keys.lastTerm)?.value, fence.value);
     assert.deepEqual(sim.eventsOf('master').map((r) => r.host), ['bravo']);
   });
 
@@ -145,8 +142,8 @@ describe('failure semantics', () => {
     const after = alpha.events.slice(before).map((r) => r.event.type).filter((type) => type !== 'members');
     assert.deepEqual(after.slice(0, 2), ['masterchange', 'slave']);
     assert.equal(alpha.machine.master, false);
-    // A write fenced with the old term: the store's key has another create revision now.
-    assert.notEqual(sim.store.kv.get(alpha.machine.keys.master)?.createRevision, term);
+    // A write fenced with the old term: the store's fence holds another term now.
+    assert.notEqual(sim.store.kv.get(alpha.machine.keys.term)?.value, String(term));
   });
 
   test('a master that loses the store steps down before its lease can expire there; the others elect once it has', () => {
@@ -279,7 +276,7 @@ describe('data and messages', () => {
     const at = { mono: sim.now, wall: Date.now() };
     const out = alpha.sendMessage('bravo', 'job.done', { id: 42 }, at);
     assert.equal(out.send.length, 1);
-    assert.deepEqual(out.send[0]?.to, { address: '127.0.0.1', port: 3014 });
+    assert.deepEqual(out.send[0]?.to, { address: '127.0.0.1', port: sim.node('bravo').port });
     const message = out.send[0]?.message;
     assert.ok(message && message.action === 'message');
     const from = { address: '127.0.0.1', port: 3014 };
@@ -289,5 +286,237 @@ describe('data and messages', () => {
     assert.equal(bravo.receive({ ...message, hostname: 'mallory' }, from, at).events.length, 0, 'not a member');
     assert.equal(bravo.receive({ ...message, iid: 'ffffffffffffffff', seq: 99 }, from, at).events.length, 0, 'not the registered process');
     assert.equal(alpha.sendMessage('*', 'hello', null, at).send.length, 1, "'*' goes to every other member");
+  });
+});
+
+/** Three servers on a store 1-5 ms away whose elections take up to 2 × 100 ms + a vote: TTL 1 s outlasts them (SPEC 15.2). */
+function etcdLike(seed = 11): LeaseSimCluster {
+  return new LeaseSimCluster({ seed, tickMs: 200, checkBeats: 3, ttlSeconds: 1, minDelayMs: 1, maxDelayMs: 5, expirySweepMs: 500, traceLevel: 10 });
+}
+
+const ROLE_EVENTS = new Set(['master', 'slave', 'masterchange']);
+
+describe("etcd's own faults (SPEC 15)", () => {
+  test('leader elections as long as the timing rule allows change no master and no term, many times over', () => {
+    const sim = etcdLike();
+    for (const name of ['alpha', 'bravo', 'charlie']) sim.add(name);
+    assert.equal(agreed(sim, 1000), 'alpha');
+    const term = sim.node('alpha').machine.term;
+    const before = sim.events.filter((r) => ROLE_EVENTS.has(r.event.type)).length;
+    // 2 × election timeout + a vote, at every phase of the keep-alive cycle.
+    for (let round = 0; round < 20; round++) {
+      sim.runFor(137 * (round % 7) + 50);
+      sim.store.leaderless(2 * 100 + 200);
+      sim.runFor(1000);
+    }
+    assert.equal(sim.events.filter((r) => ROLE_EVENTS.has(r.event.type)).length, before, 'no master, slave or masterchange event');
+    for (const node of sim.live()) assert.equal(node.machine.term, term);
+    assert.equal(sim.agreedMaster(), 'alpha');
+  });
+
+  test('a leader election longer than the renew deadline: the master stops at its deadline, keeps its lease, and takes the role back with the same term once etcd confirms both', () => {
+    const sim = etcdLike();
+    for (const name of ['alpha', 'bravo', 'charlie']) sim.add(name);
+    assert.equal(agreed(sim, 1000), 'alpha');
+    const alpha = sim.node('alpha');
+    const term = alpha.machine.term;
+    const lease = alpha.machine.lease;
+    const from = alpha.events.length;
+    sim.store.leaderless(1500);
+    const stopped = sim.runUntilTrue(() => !alpha.machine.isMasterAt({ mono: sim.now, wall: 0 }), 1500);
+    assert.ok(stopped !== null, 'alpha stops acting at its deadline');
+    sim.runFor(1);
+    assert.equal(alpha.machine.lapsed, true, 'its lease kept, not given up');
+    assert.equal(alpha.machine.lease, lease);
+    assert.equal(agreed(sim, 1500), 'alpha');
+    assert.equal(alpha.machine.term, term);
+    assert.equal(alpha.machine.lease, lease, 'the same lease: etcd extended it');
+    const after = alpha.events.slice(from).map((r) => r.event).filter((e) => e.type === 'master' || e.type === 'slave');
+    assert.deepEqual(after.map((e) => e.type), ['slave', 'master']);
+    assert.equal(after[1]?.type === 'master' && after[1].term, term, 'the same term');
+    assert.deepEqual(sim.eventsOf('master').filter((r) => r.host !== 'alpha'), [], 'nobody else was master');
+  });
+
+  test('restore from an older snapshot and wipe: terms keep increasing on every server; checkpoint, stepDown and promote work after', () => {
+    for (const fault of ['restore', 'wipe'] as const) {
+      const sim = etcdLike(23);
+      for (const name of ['alpha', 'bravo', 'charlie']) sim.add(name);
+      assert.equal(agreed(sim, 1000), 'alpha');
+      const snapshot = sim.store.snapshot();
+      // Terms move on past the snapshot: two handoffs (bravo, then alpha again, first in rank).
+      sim.stepDown('alpha');
+      assert.equal(agreed(sim, 500, 'bravo'), 'bravo');
+      sim.stepDown('bravo');
+      assert.equal(agreed(sim, 500, 'alpha'), 'alpha');
+      assert.ok(sim.setCheckpoint('alpha', { job: 42 }, 1));
+      sim.runFor(100);
+      assert.deepEqual(sim.eventsOf('checkpoint', 'alpha').map((r) => r.event.type === 'checkpoint' && r.event.ok), [true]);
+      const highest = Math.max(...sim.live().map((node) => node.machine.term));
+      assert.equal(highest, 3);
+      if (fault === 'restore') sim.store.restore(snapshot);
+      else sim.store.wipe();
+      // Everyone hears of it, raises the last term back, listens a TTL and a tick, elects.
+      sim.runFor(3000);
+      agreed(sim, 1000);
+      const terms = sim.eventsOf('master').map((r) => (r.event.type === 'master' ? r.event.term : 0));
+      for (let i = 1; i < terms.length; i++) assert.ok((terms[i] as number) > (terms[i - 1] as number), `${fault}: terms ${terms.join(', ')}`);
+      const master = sim.node(sim.agreedMaster() as string);
+      assert.ok(master.machine.term > highest, `${fault}: term ${master.machine.term} above ${highest}`);
+      for (const node of sim.live()) assert.equal(node.machine.term, master.machine.term);
+      // The checkpoint acknowledged before is the one the next master resumed from, and is back in the store.
+      const last = sim.eventsOf('master').at(-1)?.event;
+      assert.ok(last?.type === 'master');
+      assert.deepEqual(last.checkpoint, { job: 42 });
+      sim.runFor(100);
+      assert.match(sim.store.kv.get(master.machine.keys.checkpoint)?.value ?? '', /"job":42/);
+      // Fenced writes, stepDown and promote use the term held: they work.
+      assert.ok(sim.setCheckpoint(master.id, { job: 43 }, 2));
+      sim.runFor(100);
+      assert.deepEqual(sim.eventsOf('checkpoint', master.id).flatMap((r) => (r.event.type === 'checkpoint' && r.event.ticket === 2 ? [r.event.ok] : [])), [true]);
+      sim.stepDown(master.id);
+      const next = agreed(sim, 500);
+      assert.notEqual(next, master.id);
+      const other = sim.live().find((node) => node.id !== next) as LeaseNode;
+      sim.promote(other.id);
+      assert.equal(agreed(sim, 500, other.id), other.id);
+    }
+  });
+});
+
+describe('checkpoints: stored once etcd answers, or reported (SPEC 15.5)', () => {
+  test('retried through a stall until etcd stores it; the outcome settles every call up to its ticket', () => {
+    const sim = etcdLike();
+    for (const name of ['alpha', 'bravo']) sim.add(name);
+    assert.equal(agreed(sim, 1000), 'alpha');
+    sim.store.stall(600); // answers nothing, for longer than an op's timeout
+    assert.ok(sim.setCheckpoint('alpha', { n: 1 }, 1));
+    assert.ok(sim.setCheckpoint('alpha', { n: 2 }, 2));
+    sim.runFor(400);
+    assert.deepEqual(sim.eventsOf('checkpoint', 'alpha'), [], 'no outcome while etcd does not answer');
+    sim.runFor(1000);
+    const outcomes = sim.eventsOf('checkpoint', 'alpha').map((r) => r.event);
+    assert.ok(outcomes.length >= 1 && outcomes.every((e) => e.type === 'checkpoint' && e.ok));
+    const last = outcomes.at(-1);
+    assert.equal(last?.type === 'checkpoint' && last.ticket, 2);
+    assert.deepEqual(sim.node('bravo').machine.checkpoint, { n: 2 });
+    sim.crash('alpha');
+    agreed(sim, 2000);
+    const master = sim.eventsOf('master', 'bravo')[0]?.event;
+    assert.ok(master?.type === 'master');
+    assert.deepEqual(master.checkpoint, { n: 2 });
+  });
+
+  test('one that cannot be stored (the role is lost first) is reported: a failed outcome and a level-1 line', () => {
+    const sim = etcdLike();
+    for (const name of ['alpha', 'bravo']) sim.add(name);
+    assert.equal(agreed(sim, 1000), 'alpha');
+    sim.cutLink('alpha');
+    assert.ok(sim.setCheckpoint('alpha', { n: 1 }, 7));
+    sim.runFor(2000);
+    const outcome = sim.eventsOf('checkpoint', 'alpha').map((r) => r.event);
+    assert.equal(outcome.length, 1);
+    assert.ok(outcome[0]?.type === 'checkpoint' && !outcome[0].ok && outcome[0].ticket === 7, JSON.stringify(outcome));
+    assert.ok(sim.logs.some((l) => l.host === 'alpha' && l.level === 1 && /Checkpoint of term \d+, version 1 was (perhaps )?not stored/.test(l.message)), 'logged at level 1');
+  });
+
+  test('a checkpoint set right before stepDown() goes with the handoff', () => {
+    const sim = etcdLike();
+    for (const name of ['alpha', 'bravo']) sim.add(name);
+    assert.equal(agreed(sim, 1000), 'alpha');
+    assert.ok(sim.setCheckpoint('alpha', { n: 9 }, 3));
+    sim.stepDown('alpha');
+    assert.equal(agreed(sim, 500, 'bravo'), 'bravo');
+    const master = sim.eventsOf('master', 'bravo')[0]?.event;
+    assert.ok(master?.type === 'master');
+    assert.deepEqual(master.checkpoint, { n: 9 });
+    assert.deepEqual(sim.eventsOf('checkpoint', 'alpha').map((r) => r.event.type === 'checkpoint' && [r.event.ok, r.event.ticket]), [[true, 3]]);
+  });
+});
+
+describe('lifecycle (SPEC 15.7)', () => {
+  test('graceful shutdown: the master\'s slave event is delivered before its lease is revoked', () => {
+    const sim = etcdLike();
+    for (const name of ['alpha', 'bravo']) sim.add(name);
+    assert.equal(agreed(sim, 1000), 'alpha');
+    const order: string[] = [];
+    const send = sim.store.send.bind(sim.store);
+    sim.store.send = (client, op) => {
+      if (client.startsWith('alpha#') && op.type === 'revoke') order.push('revoke');
+      send(client, op);
+    };
+    sim.observer = { onEvent: (record) => record.host === 'alpha' && record.event.type === 'slave' && order.push('slave') };
+    sim.shutdown('alpha');
+    assert.deepEqual(order, ['slave', 'revoke']);
+    assert.equal(agreed(sim, 100, 'bravo'), 'bravo');
+  });
+
+  test('servers started while etcd is down elect by rank once it is back (patience counts from the first read)', () => {
+    const sim = etcdLike();
+    sim.storeDown();
+    sim.add('charlie');
+    sim.add('bravo', { priority: 1 });
+    sim.add('alpha');
+    sim.runFor(10_000);
+    sim.storeUp();
+    assert.equal(agreed(sim, 3000), 'bravo');
+    assert.deepEqual(sim.eventsOf('master').map((r) => r.host), ['bravo']);
+  });
+
+  test('a failure longer than a TTL is logged at level 1 with its reason, then at most once a minute with a count, and its end once', () => {
+    const sim = etcdLike();
+    for (const name of ['alpha', 'bravo']) sim.add(name);
+    assert.equal(agreed(sim, 1000), 'alpha');
+    const from = sim.logs.length;
+    sim.storeDown();
+    sim.runFor(150_000);
+    sim.storeUp();
+    agreed(sim, 3000);
+    const lines = sim.logs.slice(from).filter((l) => l.host === 'alpha' && l.level <= 1).map((l) => l.message);
+    assert.match(lines[0] ?? '', /no working contact with etcd for 1\.\d s \(TTL 1\.0 s\): .*(no answer in time|no connection)/);
+    const repeats = lines.filter((l) => /still no working contact/.test(l));
+    assert.ok(repeats.length >= 2 && repeats.length <= 3, `${repeats.length} repeats in 150 s`);
+    assert.match(repeats[0] ?? '', /\d+ failed requests in the last minute/);
+    assert.match(lines.at(-1) ?? '', /in contact with etcd again after 15\d\.\d s/);
+    assert.equal(lines.length, 2 + repeats.length);
+  });
+});
+
+describe('datagrams: the UDP mode\'s freshness rule (SPEC 13.6)', () => {
+  test('a forged datagram with a member\'s instance id and sequence 2^53 - 1 silences it for a tock at most, whatever the forger sends within the window', () => {
+    const sim = cluster();
+    for (const name of ['alpha', 'bravo']) sim.add(name);
+    agreed(sim, 1000);
+    const alpha = sim.node('alpha');
+    const from = { address: '127.0.0.1', port: alpha.port };
+    const delivered = (): number[] => sim.eventsOf('message', 'bravo').map((r) => (r.event.type === 'message' ? (r.event.payload as number) : -1));
+    sim.sendMessage('alpha', 'bravo', 'job', 1);
+    sim.runFor(20);
+    assert.deepEqual(delivered(), [1]);
+    const forge = (seq: number): void => {
+      sim.receiveDatagram('bravo', { action: 'message', hostname: 'alpha', to: 'bravo', type: 'job', payload: -1, iid: alpha.machine.instanceId, seq }, from);
+    };
+    for (const seq of [2 ** 53 - 1, 2 ** 53 - 2]) {
+      forge(seq); // the forged one itself is delivered (an open cluster cannot tell), and counts
+      const forgedAt = sim.now;
+      sim.runFor(5);
+      // The real member's next messages: a new count far below the forged number, accepted at once.
+      sim.sendMessage('alpha', 'bravo', 'job', 2);
+      sim.runFor(20);
+      assert.equal(delivered().at(-1), 2, `after a forged ${seq}`);
+      assert.ok(sim.now - forgedAt < 50);
+    }
+    // A forger within the window (a little above the real count) holds it off for a tock at most.
+    const base = sim.eventsOf('message', 'bravo').length;
+    forge(500); // alpha has sent 3: within 1024 above
+    const forgedAt = sim.now;
+    sim.runFor(5);
+    sim.sendMessage('alpha', 'bravo', 'job', 3);
+    sim.runFor(20);
+    assert.equal(sim.eventsOf('message', 'bravo').length, base + 1, 'within the window and a tock: the real one is stale');
+    sim.runUntil(forgedAt + sim.tockMs + 1);
+    sim.sendMessage('alpha', 'bravo', 'job', 4);
+    sim.runFor(20);
+    assert.equal(delivered().at(-1), 4, 'a tock after the forger\'s last datagram, the member is heard again');
+    assert.ok(sim.now - forgedAt <= sim.tockMs + 50);
   });
 });

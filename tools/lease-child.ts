@@ -30,11 +30,12 @@ function wallNow(): number {
 }
 
 /**
- * The fencing example: write only while the election key still has the create revision we
- * were elected with. A deposed master's write fails in etcd itself, whatever its clock says.
+ * The fencing example (the README's): write only while `<prefix>term` still holds the term we
+ * were elected with. It lives under the master's lease and goes with its election key, so a
+ * deposed master's write fails in etcd itself, whatever its clock says.
  */
-export async function fencedWrite(client: import('etcd3').Etcd3, masterKey: string, term: number, key: string, value: string): Promise<boolean> {
-  const result = await client.if(masterKey, 'Create', '==', term).then(client.put(key).value(value)).commit();
+export async function fencedWrite(client: import('etcd3').Etcd3, termKey: string, term: number, key: string, value: string): Promise<boolean> {
+  const result = await client.if(termKey, 'Value', '==', String(term)).then(client.put(key).value(value)).commit();
   return result.succeeded;
 }
 
@@ -54,8 +55,8 @@ if (require.main === module) {
   setInterval(() => {
     if (working || !node.master) return;
     working = true;
-    const term = node.machine.record(config.hostname)?.term ?? 0;
-    fencedWrite(app, node.machine.keys.master, term, `${config.prefix}work`, JSON.stringify({ host: config.hostname, term }))
+    const term = node.machine.heldTerm;
+    fencedWrite(app, node.machine.keys.term, term, `${config.prefix}work`, JSON.stringify({ host: config.hostname, term }))
       .then(
         (ok) => send({ kind: 'work', host: config.hostname, t: wallNow(), term, ok }),
         (err: Error) => send({ kind: 'work', host: config.hostname, t: wallNow(), term, ok: false, error: err.message }),

@@ -1,15 +1,15 @@
 /**
- * One lease-election machine run for real: the etcd adapter, a timer and the monotonic
- * clock around it, events out through an EventEmitter. The dev-only stand-in for the
- * component until the driver carries the coordinator (tests and the bench use it).
+ * One lease-election machine run for real, by the component's driver: the etcd adapter, a
+ * timer and the monotonic clock around it, events out through an EventEmitter. The election
+ * alone in a process, without pixl-server (tests and the bench send it real signals).
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { LeaseElection, type LeaseElectionOptions } from '../src/coordinator/lease-election';
 import { EtcdStore, type EtcdSettings } from '../src/coordinator/etcd';
-import type { LeaseOutput } from '../src/coordinator/types';
-import type { CoreEvent, Instant, LogLine } from '../src/core/types';
+import { Driver } from '../src/driver/driver';
+import type { CoreEvent, Instant, Output } from '../src/core/types';
 
 export interface LeaseNodeConfig {
   hostname: string;
@@ -28,6 +28,7 @@ export interface LeaseNodeConfig {
 
 export class LeaseNode extends EventEmitter {
   readonly machine: LeaseElection;
+  readonly driver: Driver<LeaseElection>;
   readonly logs: string[] = [];
   #store: EtcdStore;
   #timer: NodeJS.Timeout | null = null;
@@ -53,20 +54,36 @@ export class LeaseNode extends EventEmitter {
     if (config.priority !== undefined) options.priority = config.priority;
     if (config.listenMs !== undefined) options.listenMs = config.listenMs;
     this.machine = new LeaseElection(options);
-    const settings: EtcdSettings = { type: 'etcd', hosts: config.hosts, prefix: config.prefix, ttl: config.ttlSeconds, max_keys: 2000 };
+    const settings: EtcdSettings = { type: 'etcd', hosts: config.hosts, prefix: config.prefix, ttl: config.ttlSeconds, election_timeout_ms: 1000, max_keys: 2000 };
     this.#store = new EtcdStore(settings, {
       result: (id, result) => {
+        this.driver.run((m, now) => m.onResult(id, result, now));
         this.#waiting.get(id)?.();
         this.#waiting.delete(id);
-        this.#apply(this.machine.onResult(id, result, now()));
       },
-      watch: (id, batch) => this.#apply(this.machine.onWatch(id, batch, now())),
-      watchLost: (id, reason) => this.#apply(this.machine.onWatchLost(id, reason, now())),
+      watch: (id, batch) => this.driver.run((m, now) => m.onWatch(id, batch, now), { remote: true }),
+      watchLost: (id, reason) => this.driver.run((m, now) => m.onWatchLost(id, reason, now), { remote: true }),
     });
+    // The component's driver, with this process as its host: no datagrams (no message port).
+    this.driver = new Driver<LeaseElection>(
+      this.machine,
+      {
+        now,
+        send: (_datagram, _message, _to, done) => done(),
+        schedule: (wakeAt) => this.#schedule(wakeAt),
+        log: (level, message) => this.#log(level, message),
+        emit: () => undefined,
+        observe: (event) => this.emit('event', event satisfies CoreEvent),
+        store: (op) => {
+          if (!this.#closed || op.type === 'revoke') this.#store.execute(op);
+        },
+      },
+      null,
+    );
   }
 
   start(): void {
-    this.#apply(this.machine.start(now()));
+    this.driver.run((m, at) => m.start(at));
   }
 
   /** Master now (the lease deadline checked against the clock). */
@@ -74,18 +91,21 @@ export class LeaseNode extends EventEmitter {
     return this.machine.isMasterAt(now());
   }
 
-  run(command: (machine: LeaseElection, at: Instant) => LeaseOutput | null): void {
-    const out = command(this.machine, now());
-    if (out) this.#apply(out);
+  run(command: (machine: LeaseElection, at: Instant) => Output | null): void {
+    this.driver.run(command);
   }
 
   /** Graceful: revoke the lease (waits for etcd's answer or the op's timeout), then close. */
   async shutdown(): Promise<void> {
     if (this.#closed) return;
-    const out = this.machine.shutdown(now());
-    const revoked = out.store.filter((op) => op.type === 'revoke').map((op) => new Promise<void>((resolve) => this.#waiting.set(op.id, resolve)));
-    this.#apply(out);
-    await Promise.all(revoked);
+    let awaited: Array<Promise<void>> = [];
+    const after = (out: Output): void => {
+      awaited = [...awaited, ...(out.store ?? []).filter((op) => op.type === 'revoke' || op.type === 'fenced').map((op) => new Promise<void>((resolve) => this.#waiting.set(op.id, resolve)))];
+    };
+    // As the component: `slave` first, then the revoke.
+    this.driver.run((m, at) => m.leave(at), { after });
+    this.driver.run((m, at) => m.shutdown(at), { after });
+    await Promise.all(awaited);
     await this.close();
   }
 
@@ -93,24 +113,21 @@ export class LeaseNode extends EventEmitter {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
     await this.#store.close();
   }
 
-  #apply(out: LeaseOutput): void {
-    if (this.#closed && out.store.every((op) => op.type !== 'revoke')) return;
-    for (const op of out.store) this.#store.execute(op);
-    for (const line of out.logs) this.#log(line);
+  #schedule(wakeAt: number): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    if (!this.#closed && Number.isFinite(out.wakeAt)) {
-      this.#timer = setTimeout(() => this.#apply(this.machine.tick(now())), Math.max(0, Math.ceil(out.wakeAt - performance.now())));
+    if (!this.#closed && Number.isFinite(wakeAt)) {
+      this.#timer = setTimeout(() => this.driver.tick(), Math.max(0, Math.ceil(wakeAt - performance.now())));
     }
-    for (const event of out.events) this.emit('event', event satisfies CoreEvent);
   }
 
-  #log(line: LogLine): void {
-    if (line.level > this.#logLevel) return;
-    this.logs.push(`${new Date().toISOString()} ${this.machine.hostname} [${line.level}] ${line.message}`);
+  #log(level: number, message: string): void {
+    if (level > this.#logLevel) return;
+    this.logs.push(`${new Date().toISOString()} ${this.machine.hostname} [${level}] ${message}`);
     if (this.logs.length > 500) this.logs.shift();
   }
 }

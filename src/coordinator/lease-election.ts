@@ -7,15 +7,19 @@
  *  - we hold a lease and keep it alive; our record lives at `members/<hostname>` under it,
  *    so membership is the set of live leases' records, followed by a watch;
  *  - the master is whoever created the `master` key (under its lease); a campaign is one
- *    transaction "create it if absent". The term is the key's create revision: strictly
- *    increasing, unique, the same on every server, and checkable by the store itself
- *    (a write fenced with "the master key still has create revision T" fails once the
- *    master of term T is gone);
+ *    transaction "create it if absent". Its term, above every term known (`last-term`, the
+ *    members' records, our own), is written with it, and as the fence `term` under the same
+ *    lease: strictly increasing, unique, the same on every server, kept across a store
+ *    restored or wiped, and checkable by the store itself (a write fenced with "`term`
+ *    holds T" fails once the master of term T is gone);
  *  - we act as master only while our lease cannot have expired at the store. Its expiry
  *    there is at least `TTL` after the store acknowledged our last keep-alive, so at least
  *    `TTL` after we SENT that keep-alive; we stop a margin before that instant, whatever
  *    else happens (a lost connection, a frozen process, late timers). Every input first
- *    checks that deadline, so a process resumed after a freeze steps down before anything;
+ *    checks that deadline, so a process resumed after a freeze steps down before anything.
+ *    Past it we keep the lease and renew it (the store may still hold it: etcd does through
+ *    its own leader elections), and take the role back with the same term if the key is
+ *    still ours when the store answers again;
  *  - rank as the UDP core: with no master, the eligible member that ranks first (higher
  *    priority, then hostname in plain string order) campaigns, once it has listened for a
  *    tick after start; after `patience` without a master anyone eligible does, so a member
@@ -77,6 +81,8 @@ export interface LeaseElectionOptions {
    * together elect by rank. @default one tick
    */
   listenMs?: number;
+  /** Datagrams are authenticated (secret_key): stricter freshness for messages. @default false */
+  authenticated?: boolean;
 }
 
 const DEFAULT_MAX_SERVERS = 1000;
@@ -109,13 +115,16 @@ export class LeaseElection {
       step,
     ));
     const session = (this.#session = new LeaseSession({ hostname, instanceId, ip, port, keys, limits, tickMs: options.tickMs, checkBeats: options.checkBeats, ttlSeconds: options.ttlSeconds }, step, table, {
-      leaseLost: (reason) => this.#roles.leaseLost(reason),
+      leaseLost: (reason, lapsed, now, resumable) => this.#roles.leaseLost(reason, lapsed, now, resumable ?? false),
       read: (kvs, revision, now) => this.#reader.read(kvs, revision, now),
+      learnTerms: (kvs) => this.#reader.learnTerms(kvs),
+      term: () => this.#roles.term,
+      rewritten: (why, now) => this.#roles.storeRewritten(why, now),
     }));
     const handoffs = (this.#handoffs = new LeaseHandoffs(hostname, step));
     const roles = (this.#roles = new LeaseRoles({ hostname, ip, instanceId, keys, limits, listenMs: options.listenMs ?? 0 }, { step, table, session, handoffs }));
     this.#reader = new StoreReader(keys, limits, { step, table, session, roles, handoffs });
-    this.#messages = new AppMessages(hostname, instanceId, step, table);
+    this.#messages = new AppMessages(hostname, instanceId, step, table, options.authenticated ?? false);
   }
 
   // ---- read-only state -------------------------------------------------------------
@@ -177,13 +186,29 @@ export class LeaseElection {
   get tockMs(): number {
     return this.#session.tockMs;
   }
-  /** The lease we hold (decimal id), or null. */
+  /** The lease we hold (decimal id), acting on it or not (past its deadline, still renewing it), or null. */
   get lease(): string | null {
-    return this.#session.lease?.id ?? null;
+    return this.#session.heldLease?.id ?? null;
   }
   /** Monotonic ms until which we may act as master on the current lease (-Infinity: no lease). */
   get leaseValidUntil(): number {
-    return this.#session.lease?.validUntil ?? -Infinity;
+    return this.#session.heldLease?.validUntil ?? -Infinity;
+  }
+  /** Past the lease's deadline, renewing it (the store may still hold it). */
+  get lapsed(): boolean {
+    return this.#session.lapsed;
+  }
+  /** Monotonic ms of our last full read of the store (-Infinity: none yet). */
+  get lastReadAt(): number {
+    return this.#session.lastReadAt;
+  }
+  /** The term of the election key as we last read it (0: none known). */
+  get masterTerm(): number {
+    return this.#roles.master?.term ?? 0;
+  }
+  /** The term we hold as master, or held last (0: never). The fence of our writes. */
+  get heldTerm(): number {
+    return this.#roles.heldTerm;
   }
   /** The lease TTL in use (granted), or the one asked for before the first grant, ms. */
   get ttlMs(): number {
@@ -193,6 +218,10 @@ export class LeaseElection {
   get connected(): boolean {
     const session = this.#session;
     return session.lease !== null && session.registered && session.synced;
+  }
+  /** Monotonic ms since when store ops have failed without a success (null: in contact). */
+  get failingSince(): number | null {
+    return this.#session.contact.failingSince;
   }
   get size(): number {
     return this.#table.size;
@@ -212,10 +241,12 @@ export class LeaseElection {
 
   // ---- inputs ----------------------------------------------------------------------
 
-  /** Begin: take a lease; once it is ours, register, read the cluster and watch it. */
+  /**
+   * Begin: take a lease; once it is ours, register, read the cluster and watch it. Rank and
+   * patience count from the first read (the store may be unreachable when we start).
+   */
   start(now: Instant): LeaseOutput {
     if (this.#session.started) return this.#flush(now);
-    this.#roles.noMasterSince = now.mono;
     this.#step.reportMembersSoon = true;
     this.#table.self.now = now.wall / 1000;
     this.#session.start(now);
@@ -239,13 +270,21 @@ export class LeaseElection {
     if (!pending) return this.#flush(now);
     if (this.#session.stopped) {
       if (result.type === 'grant') this.#session.revokeLate(result.lease, now);
+      this.#roles.settleAfterStop(pending, result, now);
       return this.#flush(now);
+    }
+    if (result.type === 'error') {
+      this.#session.contact.failed(result, pending.type, now.mono);
+      // A restored or wiped store does not know our lease: learn it from a keep-alive now.
+      if (/lease not found/i.test(result.error) && pending.epoch === this.#step.epoch) this.#session.checkLeaseSoon(now);
+    } else {
+      this.#session.contact.succeeded(now.mono);
     }
     this.#session.checkDeadline(now);
     const current = pending.epoch === this.#step.epoch;
     const kind = result.type === 'error' ? pending.type : result.type;
     if (kind === 'campaign' || kind === 'fenced') this.#roles.settle(pending, result, current, now);
-    else if (result.type === 'error') this.#session.failed(pending, result.error, current, now);
+    else if (result.type === 'error') this.#session.failed(pending, current, now);
     else this.#session.succeeded(pending, result, current, now);
     this.#roles.evaluate(now);
     return this.#flush(now);
@@ -253,10 +292,17 @@ export class LeaseElection {
 
   /** Changes seen by watch `id`, in revision order. */
   onWatch(id: number, batch: WatchBatch, now: Instant): LeaseOutput {
-    if (!this.#session.active || id !== this.#session.watchId) return this.#flush(now);
-    this.#session.checkDeadline(now);
-    if (id !== this.#session.watchId) return this.#flush(now); // the deadline ended the watch
+    const session = this.#session;
+    if (session.active && id === session.lastWatchId) this.#reader.learnTerms(batch.events.map((event) => event.kv));
+    if (!session.active || id !== session.watchId) return this.#flush(now);
+    session.checkDeadline(now);
+    if (id !== session.watchId) {
+      // The deadline ended the watch: nothing in it is acted on, but a term in it is one we have seen.
+      this.#reader.learnTerms(batch.events.map((event) => event.kv));
+      return this.#flush(now);
+    }
     for (const event of batch.events) {
+      this.#session.noteRevision(event.kv.modRevision);
       if (event.kv.modRevision <= this.#session.syncRevision) continue; // already in what we read
       this.#reader.apply(event.kv.key, event.type === 'put' ? event.kv : null, now);
     }
@@ -285,11 +331,15 @@ export class LeaseElection {
     return this.#flush(now);
   }
 
-  /** Master only: store a checkpoint, fenced by our term, so the next master resumes from it. */
-  setCheckpoint(data: JsonValue, now: Instant): LeaseOutput | null {
+  /**
+   * Master only: store a checkpoint, fenced by our term, so the next master resumes from it.
+   * It is retried until etcd stores it or we lose the role; a `checkpoint` event with
+   * `ticket` (settling every call up to it) says which. null: not master.
+   */
+  setCheckpoint(data: JsonValue, now: Instant, ticket = 0): LeaseOutput | null {
     if (!this.#session.active) return null;
     this.#session.checkDeadline(now);
-    return this.#roles.setCheckpoint(data, now) ? this.#flush(now) : null;
+    return this.#roles.setCheckpoint(data, now, ticket) ? this.#flush(now) : null;
   }
 
   setEligible(eligible: boolean, now: Instant): LeaseOutput {
@@ -360,11 +410,24 @@ export class LeaseElection {
     return this.#flush(now);
   }
 
+  /**
+   * Graceful shutdown, first step: a master relinquishes (`slave` reaches the app before the
+   * lease is revoked, as client-go's OnStoppedLeading) and sends a checkpoint not yet stored
+   * with its resign; nobody campaigns any more. `shutdown` follows, in a step of its own.
+   */
+  leave(now: Instant): LeaseOutput {
+    if (this.#session.active) {
+      this.#session.checkDeadline(now);
+      this.#roles.leave(now);
+    }
+    return this.#flush(now);
+  }
+
   /** Leave: revoking the lease deletes our record and (if we are master) the election key at once. */
   shutdown(now: Instant): LeaseOutput {
     if (this.#session.stopped) return this.#flush(now);
+    this.#roles.stop(now);
     this.#session.shutdown(now);
-    this.#roles.stop();
     return this.#flush(now);
   }
 

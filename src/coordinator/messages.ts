@@ -2,10 +2,13 @@
  * Application messages in the lease election: datagrams (UDP, the driver's transport) to the
  * address each member registered in its record. Only a registered member's current instance
  * is heard, and each of its sequence numbers once: a replayed or reordered datagram is
- * stale, except numbers a newer one skipped (taken once, for a tock), as in the UDP core.
+ * stale, except numbers a newer one skipped (taken once, for a tock), by the UDP core's own
+ * rule (core/freshness.ts `isStaleSeq`): without a secret, a forged datagram with a member's
+ * instance id and a huge sequence number silences that member for a tock at most.
  */
 import type { Address, AppMessage, Message, JsonValue } from '../protocol/messages';
 import { messageEvent, type Instant } from '../core/types';
+import { isStaleSeq } from '../core/freshness';
 import type { LeaseStep } from './step';
 import type { LeaseTable } from './table';
 
@@ -14,9 +17,12 @@ export class AppMessages {
   readonly #instanceId: string;
   readonly #step: LeaseStep;
   readonly #table: LeaseTable;
+  /** Datagrams are authenticated (secret_key): a number at or below the last is stale, always. */
+  readonly #authenticated: boolean;
   #seq = 0;
 
-  constructor(hostname: string, instanceId: string, step: LeaseStep, table: LeaseTable) {
+  constructor(hostname: string, instanceId: string, step: LeaseStep, table: LeaseTable, authenticated = false) {
+    this.#authenticated = authenticated;
     this.#hostname = hostname;
     this.#instanceId = instanceId;
     this.#step = step;
@@ -32,11 +38,18 @@ export class AppMessages {
       return;
     }
     if (message.seq <= member.seq) {
-      if (!member.skipped.take(message.seq, now.mono)) return this.#step.drop('stale');
+      if (isStaleSeq(message.seq, member.seq, member.seqHeardAt, now.mono, tockMs, this.#authenticated)) {
+        if (!member.skipped.take(message.seq, now.mono)) return this.#step.drop('stale');
+      } else {
+        // A new count: the higher number was a forger's (or is a tock old).
+        member.seq = message.seq;
+        member.skipped.clear();
+      }
     } else {
       member.skipped.note(member.seq, message.seq, now.mono, now.mono + tockMs);
       member.seq = message.seq;
     }
+    member.seqHeardAt = now.mono;
     if (message.to !== '*' && message.to !== this.#hostname) return;
     this.#step.event(messageEvent(message));
   }

@@ -36,14 +36,24 @@ export class StoreReader {
   read(kvs: KeyValue[], revision: number, now: Instant): void {
     const seen = new Set<string>();
     let master: KeyValue | null = null;
+    // The terms first: a checkpoint is judged against the terms known.
+    this.#roles.setLastTerm(kvs.find((kv) => kv.key === this.#keys.lastTerm) ?? null, now);
+    const masterKv = kvs.find((kv) => kv.key === this.#keys.master);
+    if (masterKv) {
+      const parsed = records.decodeMaster(masterKv.value, this.#limits);
+      this.#roles.noteTerm(parsed?.term || masterKv.createRevision);
+    }
     for (const kv of kvs) {
       if (kv.key === this.#keys.master) {
         master = kv;
         continue;
       }
+      if (kv.key === this.#keys.lastTerm) continue;
       if (kv.key.startsWith(this.#keys.members)) seen.add(kv.key.slice(this.#keys.members.length));
       this.apply(kv.key, kv, now, true);
     }
+    // The store may have lost the checkpoint (restored, wiped): a master then writes ours back.
+    if (!kvs.some((kv) => kv.key === this.#keys.checkpoint)) this.#roles.storedCheckpoint(null);
     // Members that are gone from the store went while we were not watching.
     for (const [hostname, member] of this.#table.members) {
       if (member.present && !seen.has(hostname)) this.#table.remove(hostname, member);
@@ -54,6 +64,22 @@ export class StoreReader {
     // store first: the first time we see the cluster, we listen a tick before campaigning.
     this.#roles.firstRead(now);
     this.#session.watch(revision, now);
+    this.#roles.repairLastTerm(now);
+  }
+
+  /**
+   * Terms in what the store sent, even when we cannot act on it (it was read before our lease
+   * lapsed): a term once seen is never granted again by us, whatever the store later forgets.
+   */
+  learnTerms(kvs: KeyValue[]): void {
+    const keys = this.#keys;
+    for (const kv of kvs) {
+      let term: number | null = null;
+      if (kv.key === keys.master) term = records.decodeMaster(kv.value, this.#limits)?.term ?? null;
+      else if (kv.key === keys.term || kv.key === keys.lastTerm) term = records.decodeTerm(kv.value);
+      else if (kv.key.startsWith(keys.members)) term = records.decodeMember(kv.value, kv.key.slice(keys.members.length), this.#limits)?.heartbeat.term ?? null;
+      if (term) this.#roles.noteTerm(term);
+    }
   }
 
   /** One key changed (kv), or was deleted (null). */
@@ -62,19 +88,29 @@ export class StoreReader {
     const roles = this.#roles;
     if (key === keys.master) {
       roles.setMaster(kv, now);
+    } else if (key === keys.lastTerm) {
+      roles.setLastTerm(kv, now);
+      if (!fromSync) roles.repairLastTerm(now);
+    } else if (key === keys.term) {
+      // The fence, written with the election key: the key's value already says it.
     } else if (key.startsWith(keys.members)) {
       const hostname = key.slice(keys.members.length);
       const own = hostname === this.#table.hostname;
-      if (kv && own) this.#table.putOwn(kv, now, this.#session.tockMs);
-      else if (kv) this.#table.put(hostname, kv, now, roles.master);
-      else if (own) this.#session.recordGone(now);
+      if (kv && own) {
+        this.#table.putOwn(kv, now, this.#session.tockMs);
+        this.#session.ownRecordRead(kv.value, now);
+      } else if (kv) {
+        // Every member carries the highest term it knows: a restored or wiped store learns it back.
+        const term = this.#table.put(hostname, kv, now, roles.master);
+        roles.noteTerm(term);
+      } else if (own) this.#session.recordGone(now);
       else this.#table.delete(hostname);
     } else if (key === keys.checkpoint) {
       if (!kv) return;
       const checkpoint = records.decodeCheckpoint(kv.value, this.#limits);
-      if (!checkpoint) return this.#table.badValue(key, now);
-      const known = roles.checkpoint;
-      if (!known || checkpoint.t > known.t || (checkpoint.t === known.t && checkpoint.v > known.v)) roles.checkpoint = checkpoint;
+      // A checkpoint of a term nobody has held is a forgery (or a store we cannot trust): it must not outrank the real ones.
+      if (!checkpoint || checkpoint.t > roles.term) return this.#table.badValue(key, now);
+      roles.storedCheckpoint(checkpoint);
     } else if (key === keys.handoff) {
       if (!kv || fromSync) return; // a handoff read at start is history: its moment has passed
       const handoff = records.decodeHandoff(kv.value, this.#limits);

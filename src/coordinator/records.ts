@@ -13,8 +13,16 @@ import { decode, encode } from '../wire/codec';
 /** Key names under the prefix. */
 export interface Keys {
   prefix: string;
-  /** The election key: exists while a master holds it, under the master's lease. */
+  /** The election key: exists while a master holds it, under the master's lease; its value names the master and its term. */
   master: string;
+  /**
+   * The fence: the master's term as decimal digits, under the master's lease, written and
+   * deleted with `master` in the same transactions. A write guarded by "`term` holds T" is
+   * refused by etcd itself once the master of term T is gone, whatever its clock says.
+   */
+  term: string;
+  /** The highest term ever granted (no lease, it outlives masters): every campaign writes it, guarded. */
+  lastTerm: string;
   /** `members/<hostname>`: each server's record, under its lease. */
   members: string;
   /** Written by a master as it steps down, naming its successor (under its lease). */
@@ -29,6 +37,8 @@ export function keysFor(prefix: string): Keys {
   return {
     prefix,
     master: `${prefix}master`,
+    term: `${prefix}term`,
+    lastTerm: `${prefix}last-term`,
     members: `${prefix}members/`,
     handoff: `${prefix}handoff`,
     promote: `${prefix}promote`,
@@ -56,14 +66,33 @@ function text(message: HeartbeatMessage): string {
   return encode(message).toString('utf8').trimEnd();
 }
 
-export function encodeMember(fields: { hostname: string; ip: string; eligible: boolean; uptime: number; data: JsonObject; iid: string; priority: number; port: number }): string {
-  const json = text(heartbeat(fields.hostname, { ip: fields.ip, eligible: fields.eligible, uptime: fields.uptime, data: fields.data, iid: fields.iid, prio: fields.priority }));
+/**
+ * Terms read from the store above this are refused: a writer with access to the prefix must
+ * not leave us a term we cannot count past (the next master takes one more).
+ */
+export const MAX_STORED_TERM = 2 ** 52;
+
+export function encodeMember(fields: { hostname: string; ip: string; eligible: boolean; uptime: number; data: JsonObject; iid: string; priority: number; port: number; term?: number }): string {
+  const extra: Partial<HeartbeatMessage> = fields.term ? { term: fields.term } : {};
+  const json = text(heartbeat(fields.hostname, { ip: fields.ip, eligible: fields.eligible, uptime: fields.uptime, data: fields.data, iid: fields.iid, prio: fields.priority, ...extra }));
   // The port rides beside the heartbeat fields (unknown to the codec, which ignores it).
   return `${json.slice(0, -1)},"port":${fields.port}}`;
 }
 
-export function encodeMaster(hostname: string, ip: string, iid: string): string {
-  return text(heartbeat(hostname, { ip, master: true, iid }));
+export function encodeMaster(hostname: string, ip: string, iid: string, term: number): string {
+  return text(heartbeat(hostname, { ip, master: true, iid, term }));
+}
+
+/** A term as the `term` and `last-term` keys hold it: decimal digits, nothing else (so a fence compares exact text). */
+export function encodeTerm(term: number): string {
+  return String(term);
+}
+
+/** A stored term, or null when it is not one (digits, 1 to MAX_STORED_TERM). */
+export function decodeTerm(value: string): number | null {
+  if (!/^[1-9][0-9]{0,15}$/.test(value)) return null;
+  const term = Number(value);
+  return term <= MAX_STORED_TERM ? term : null;
 }
 
 export function encodeHandoff(hostname: string, iid: string, target: string, term: number): string {
@@ -87,7 +116,7 @@ function read(value: string, limits: Limits): HeartbeatMessage | null {
 
 export function decodeMember(value: string, hostname: string, limits: Limits): MemberValue | null {
   const message = read(value, limits);
-  if (!message || message.hostname !== hostname || message.iid === undefined) return null;
+  if (!message || message.hostname !== hostname || message.iid === undefined || (message.term ?? 0) > MAX_STORED_TERM) return null;
   let port: unknown;
   try {
     port = (JSON.parse(value) as { port?: unknown }).port;
@@ -99,10 +128,13 @@ export function decodeMember(value: string, hostname: string, limits: Limits): M
   return { heartbeat: message, port };
 }
 
-export function decodeMaster(value: string, limits: Limits): { hostname: string; iid: string } | null {
+/** The election key: who holds it, and its term (0: written without one, by an older version, whose term was the key's create revision). */
+export function decodeMaster(value: string, limits: Limits): { hostname: string; iid: string; term: number } | null {
   const message = read(value, limits);
   if (!message || !message.master || message.iid === undefined) return null;
-  return { hostname: message.hostname, iid: message.iid };
+  const term = message.term ?? 0;
+  if (term > MAX_STORED_TERM) return null;
+  return { hostname: message.hostname, iid: message.iid, term };
 }
 
 export function decodeHandoff(value: string, limits: Limits): { from: string; target: string; term: number } | null {

@@ -1,15 +1,26 @@
 /**
  * Who is master in the lease election: the campaign rule, the election key as we last read
- * it, and our role changes.
+ * it, our role changes, and the writes a master makes (resign, handoff, checkpoint).
  *
- *  - the master is whoever created the `master` key; its term is the key's create revision;
- *  - with no key, the eligible member that ranks first campaigns (one transaction, "create
- *    it if absent"), once it has listened for a tick after its first read; after `patience`
- *    without a master anyone eligible does; a pending handoff lets only its target;
+ *  - the master is whoever created the `master` key; its term is in the key's value, and the
+ *    `term` key (under the same lease) holds it alone, as the fence;
+ *  - a new term is one above every term we know: the `last-term` key (every campaign writes
+ *    it, and the campaign's transaction is guarded on its revision, so no campaign in between
+ *    can slip by), the terms we have seen, and the terms members carry in their records. So
+ *    terms keep growing when the store is restored from an old snapshot or wiped: the servers
+ *    that saw the newer terms carry them back;
+ *  - with no key, the eligible member that ranks first campaigns, once it has listened for a
+ *    tick after its first read; after `patience` without a master anyone eligible does; a
+ *    pending handoff lets only its target;
  *  - we are master only while the key is ours (our instance, our term) and our lease is
- *    alive; a key of ours that we no longer want (a lost reply, a term we gave up) is
- *    resigned by a transaction fenced on its term, again until the store shows it gone;
- *  - a handoff deletes the key and names the successor in one fenced transaction.
+ *    alive. Past the lease's deadline we stop, but the key may outlive the lapse (etcd keeps
+ *    the lease through its own leader elections): when we read it back, ours with the term we
+ *    stopped at, we take the role back with that term. Nobody else can have been master in
+ *    between: the key never went. A key of ours we no longer want (a lost reply, a term we
+ *    gave up) is resigned by a transaction fenced on its term, again until the store shows it gone;
+ *  - a handoff deletes the key and names the successor in one fenced transaction;
+ *  - a checkpoint is written fenced by the term we hold, retried until etcd stores it or we
+ *    lose the role for good, and its outcome is reported (ok, or a level-1 line and failure).
  */
 import type { Checkpoint, JsonValue } from '../protocol/messages';
 import type { Instant } from '../core/types';
@@ -37,6 +48,20 @@ export interface RolesParts {
   handoffs: LeaseHandoffs;
 }
 
+/** A checkpoint on its way to the store: the newest accepted, and every call it settles. */
+interface CheckpointWrite {
+  checkpoint: Checkpoint;
+  /** The term it is fenced with (the one we held when it was set). */
+  term: number;
+  /** The caller's ticket: the outcome settles every call up to it. */
+  ticket: number;
+  /** Writes carrying it (or an older one) awaiting an answer. */
+  inFlight: number;
+  /** An attempt failed without an answer: it may have been stored. */
+  uncertain: boolean;
+  nextAt: number;
+}
+
 export class LeaseRoles {
   readonly #hostname: string;
   readonly #ip: string;
@@ -46,23 +71,33 @@ export class LeaseRoles {
   readonly #p: RolesParts;
   role: Role = 'none';
   masterHostname = '';
-  /** The highest term seen (ours or the key's). */
+  /** The highest term seen (ours, the key's, `last-term`, members' records). */
   term = 0;
   checkpoint: Checkpoint | null = null;
   master: MasterView | null = null;
-  /** Since when no key is known (Infinity: unknown until we read the store again). */
-  noMasterSince = 0;
+  /** Since when no key is known (Infinity: unknown until we read the store). */
+  noMasterSince = Infinity;
   /** At least this long (options.listenMs), however short the tick. */
   readonly #listenMs: number;
   /** Past this, after our first read, the rank may decide (we have listened for a tick). */
   listenUntil = Infinity;
   settled = false;
+  /** Shutting down: no more campaigns. */
+  #leaving = false;
   #campaignInFlight = false;
   #nextCampaignAt = 0;
   /** The last term we held: a key of ours with this term or older is one we gave up, never to be adopted. */
   #heldTerm = 0;
+  /** The term we held when our lease lapsed: its key, still ours when read back, is taken back. */
+  #suspendedTerm = 0;
   /** Resign again at this time: our key outlived a failed resign. */
   #resignDueAt = Infinity;
+  /** The `last-term` key as last read: its value, and the revision a campaign is guarded on. */
+  #lastTerm = { term: 0, modRevision: 0 };
+  /** The checkpoint as the store holds it (last read or written), to restore a newer one after a restore. */
+  #storedCheckpoint: Checkpoint | null = null;
+  #checkpointWrite: CheckpointWrite | null = null;
+  #repairInFlight = false;
 
   constructor(options: { hostname: string; ip: string; instanceId: string; keys: records.Keys; limits: records.Limits; listenMs?: number }, parts: RolesParts) {
     this.#listenMs = options.listenMs ?? 0;
@@ -72,6 +107,11 @@ export class LeaseRoles {
     this.#keys = options.keys;
     this.#limits = options.limits;
     this.#p = parts;
+  }
+
+  /** The term we hold as master, or held last (0: never). */
+  get heldTerm(): number {
+    return this.#heldTerm;
   }
 
   /**
@@ -89,23 +129,78 @@ export class LeaseRoles {
     return Math.max(session.ttlMs, session.tockMs, this.#listenMs + session.tickMs);
   }
 
+  /** A term we learned of (a member's record, the `last-term` key): the next one we take is above it. */
+  noteTerm(term: number): void {
+    if (term > this.term) this.term = term;
+  }
+
+  /** The `last-term` key changed (kv) or is gone (null). */
+  setLastTerm(kv: KeyValue | null, now: Instant): void {
+    if (!kv) {
+      this.#lastTerm = { term: 0, modRevision: 0 };
+      return;
+    }
+    const term = records.decodeTerm(kv.value);
+    if (term === null) this.#p.table.badValue(kv.key, now);
+    this.#lastTerm = { term: term ?? 0, modRevision: kv.modRevision };
+    this.noteTerm(term ?? 0);
+  }
+
+  /**
+   * The store holds a lower `last-term` than a term we have seen: it was restored from an
+   * older snapshot, or wiped (or written by an older version). Raise it back at once, guarded
+   * by the revision we read (a campaign or another server's repair in between wins), so that a
+   * server that never saw the newer terms (started since) still campaigns above them.
+   */
+  repairLastTerm(now: Instant): void {
+    const lease = this.#p.session.lease;
+    if (!lease || this.#repairInFlight || this.#lastTerm.term >= this.term || this.#leaving) return;
+    this.#repairInFlight = true;
+    this.#p.step.log(3, `Coordinator: the store's last term is ${this.#lastTerm.term || 'missing'}, below term ${this.term} we have seen (etcd restored or wiped?): raising it back`);
+    this.#p.step.op(
+      { type: 'fenced', id: 0, fenceKey: this.#keys.lastTerm, fenceModRevision: this.#lastTerm.modRevision, puts: [{ key: this.#keys.lastTerm, value: records.encodeTerm(this.term), lease: '0' }], timeoutMs: this.#p.session.opTimeoutMs },
+      now.mono,
+      'last-term',
+    );
+  }
+
   /** Campaign if the rules say we may. */
   evaluate(now: Instant): void {
     this.settled ||= now.mono >= this.listenUntil;
     if (this.#mayCampaign(now)) {
       const lease = this.#p.session.lease as { id: string };
+      const keys = this.#keys;
+      // Above every term we know of, whatever the store's revision: the store may have been restored or wiped.
+      const term = Math.max(this.term, this.#lastTerm.term, this.#heldTerm) + 1;
+      const text = records.encodeTerm(term);
       this.#campaignInFlight = true;
-      this.#p.step.log(5, 'Coordinator: no master; campaigning');
+      this.#p.step.log(5, `Coordinator: no master; campaigning for term ${term}`);
       this.#p.step.op(
-        { type: 'campaign', id: 0, key: this.#keys.master, value: records.encodeMaster(this.#hostname, this.#ip, this.#instanceId), lease: lease.id, alsoDelete: this.#keys.handoff, timeoutMs: this.#p.session.opTimeoutMs },
+        {
+          type: 'campaign',
+          id: 0,
+          key: keys.master,
+          value: records.encodeMaster(this.#hostname, this.#ip, this.#instanceId, term),
+          lease: lease.id,
+          alsoPut: [
+            { key: keys.term, value: text, lease: lease.id },
+            { key: keys.lastTerm, value: text, lease: '0' },
+          ],
+          alsoDelete: keys.handoff,
+          guard: { key: keys.lastTerm, modRevision: this.#lastTerm.modRevision },
+          timeoutMs: this.#p.session.opTimeoutMs,
+        },
         now.mono,
+        undefined,
+        { term },
       );
     }
+    this.#writeCheckpointIfDue(now);
   }
 
   #mayCampaign(now: Instant): boolean {
     const { session, table, handoffs } = this.#p;
-    if (!session.active || !table.self.eligible || this.role === 'master' || this.#campaignInFlight) return false;
+    if (!session.active || this.#leaving || !table.self.eligible || this.role === 'master' || this.#campaignInFlight) return false;
     if (!session.lease || !session.registered || !session.synced || this.master !== null || now.mono < this.#nextCampaignAt) return false;
     const handoff = handoffs.pending;
     if (handoff && now.mono < handoff.until) {
@@ -118,6 +213,21 @@ export class LeaseRoles {
     if (now.mono >= this.noMasterSince + this.#patienceMs) return true;
     const best = table.bestPeer();
     return best === null || table.compare(this.#hostname, best) < 0;
+  }
+
+  /**
+   * The store's history was rewritten (restored from an older snapshot, or wiped): listen a
+   * TTL and a tick before any campaign. Within a TTL every live server renews its lease, so
+   * hears of it too, reads again, raises `last-term` back and registers its record (with the
+   * highest term it knows): the next term is above every term a live server has seen.
+   */
+  storeRewritten(why: string, now: Instant): void {
+    const session = this.#p.session;
+    const listenMs = Math.max(session.ttlMs + session.tickMs, this.#listenMs);
+    this.#p.step.log(2, `Coordinator: etcd was restored from a snapshot or wiped (${why}): listening ${Math.round(listenMs)} ms before any campaign`);
+    this.listenUntil = Math.max(this.listenUntil === Infinity ? 0 : this.listenUntil, now.mono + listenMs);
+    this.settled = false;
+    this.noMasterSince = now.mono;
   }
 
   /** After our first full read: listen a tick before campaigning, so servers that start together elect by rank. */
@@ -134,8 +244,9 @@ export class LeaseRoles {
       const parsed = records.decodeMaster(kv.value, this.#limits);
       if (!parsed) table.badValue(kv.key, now);
       // An unreadable key still occupies the election: nobody can campaign while it exists.
-      view = { hostname: parsed?.hostname ?? '', iid: parsed?.iid ?? '', term: kv.createRevision, lease: kv.lease };
-      if (kv.createRevision > this.term) this.term = kv.createRevision;
+      // Written by an older version (no term in it): its term was the key's create revision.
+      view = { hostname: parsed?.hostname ?? '', iid: parsed?.iid ?? '', term: parsed?.term || kv.createRevision, lease: kv.lease };
+      this.noteTerm(view.term);
     }
     const previous = this.master;
     this.master = view;
@@ -146,27 +257,38 @@ export class LeaseRoles {
     }
     if (this.role === 'master' && (!view || view.iid !== this.#instanceId || view.term !== table.self.term)) {
       this.#relinquish('our election key is gone from the store');
+      this.#endSuspension(now);
     }
     if (!view) {
       if (previous || this.noMasterSince === Infinity) this.noMasterSince = now.mono;
+      this.#endSuspension(now);
       this.#setMasterHostname('');
       return;
     }
     if (view.iid === this.#instanceId) {
       if (this.role === 'master') return;
       const lease = this.#p.session.lease;
-      if (lease && view.lease === lease.id && table.self.eligible && now.mono < lease.validUntil && view.term > this.#heldTerm) {
+      const ours = lease !== null && view.lease === lease.id && table.self.eligible && now.mono < lease.validUntil;
+      if (ours && view.term === this.#suspendedTerm && this.term <= view.term) {
+        // Our lease lapsed here, not at the store: the key never went, so nobody else was master.
+        // (Unless a higher term is known anywhere: then the store was restored under us.)
+        this.#p.step.log(2, `Coordinator: our election key outlived the lapse of our lease (term ${view.term}): master again`);
+        this.#suspendedTerm = 0;
+        this.#becomeMaster(view.term, now);
+      } else if (ours && view.term > this.#heldTerm) {
         // A campaign whose reply we lost went through: the key is ours, under our live lease.
-        this.#becomeMaster(view.term);
+        this.#becomeMaster(view.term, now);
       } else {
+        this.#endSuspension(now);
         this.#resignKey(view.term, now);
       }
       return;
     }
+    this.#endSuspension(now);
     const record = view.hostname ? table.rows[view.hostname] : undefined;
     if (record && !record.self) {
       record.master = true;
-      record.term = view.term;
+      record.term = Math.max(record.term, view.term);
       this.#p.step.changed.add(view.hostname);
     }
     this.settled = true;
@@ -175,10 +297,17 @@ export class LeaseRoles {
     this.#becomeSlave();
   }
 
-  /** Our lease is gone or may be: master of nothing, and out of touch we cannot know who is. */
-  leaseLost(reason: string): void {
+  /**
+   * We stop acting on our lease: it lapsed (past its deadline; the store may still hold it,
+   * and our key with it) or it is gone. Master of nothing, and out of touch we cannot know who is.
+   */
+  leaseLost(reason: string, lapsed: boolean, now: Instant, resumable = lapsed): void {
     this.#campaignInFlight = false;
-    if (this.role === 'master') this.#relinquish(`our lease may have expired (${reason})`);
+    if (this.role === 'master') {
+      if (lapsed && resumable) this.#suspendedTerm = this.#heldTerm;
+      this.#relinquish(`our lease may have expired (${reason})`);
+    }
+    if (!lapsed) this.#endSuspension(now);
     const previous = this.master;
     this.master = null;
     const record = previous?.hostname ? this.#p.table.rows[previous.hostname] : undefined;
@@ -188,6 +317,8 @@ export class LeaseRoles {
     this.#setMasterHostname('');
     this.#p.handoffs.claimNow = false;
     this.#resignDueAt = Infinity;
+    // Lapsed or lost, the role is gone now (retaking it later starts afresh).
+    this.#checkpointRoleLost(now);
   }
 
   /** The result of a campaign or a fenced write (`current`: sent under the lease we hold). */
@@ -203,23 +334,39 @@ export class LeaseRoles {
         // Our key must not outlive a resign that failed: try again while the store shows it.
         this.#resignDueAt = Math.min(this.#resignDueAt, retryAt);
       }
+      if (pending.what === 'last-term') this.#repairInFlight = false;
+      if (pending.ticket !== undefined) this.#checkpointFailed(result.error, now);
+      return;
+    }
+    if (result.type === 'fenced') {
+      if (pending.what === 'last-term') this.#repairInFlight = false;
+      if (pending.ticket !== undefined) this.#checkpointSettled(pending.ticket, result.succeeded, now);
       return;
     }
     if (result.type !== 'campaign') return;
     if (current) this.#campaignInFlight = false;
+    const term = pending.term ?? 0;
     if (result.won) {
-      if (this.#heldTerm === result.revision) return; // the watch showed it first: already master
+      if (this.#heldTerm === term) return; // the watch showed it first: already master
       const { session, table } = this.#p;
       if (current && session.active && table.self.eligible && this.role !== 'master' && session.lease && now.mono < session.lease.validUntil) {
-        this.#becomeMaster(result.revision);
+        this.#becomeMaster(term, now);
       } else if (current) {
         // Won, but no longer wanted (made ineligible meanwhile): give it back.
-        this.#resignKey(result.revision, now);
+        this.#resignKey(term, now);
       }
       return;
     }
-    if (current && result.holder) this.setMaster(result.holder, now);
-    if (current) this.#nextCampaignAt = now.mono + this.#p.session.retryMs;
+    if (!current) return;
+    if (result.holder) {
+      this.setMaster(result.holder, now);
+      this.#nextCampaignAt = now.mono + this.#p.session.retryMs;
+    } else {
+      // No master, but `last-term` moved under us (another campaign came and went, or an
+      // operator wrote it): take its term into account and try again at once.
+      this.setLastTerm(result.guard, now);
+      this.#nextCampaignAt = now.mono;
+    }
   }
 
   /** A resign that failed is tried again while the store still shows our key. */
@@ -232,7 +379,7 @@ export class LeaseRoles {
 
   /** The master's side of promote(): a live eligible member asked for the role. */
   promoteRequested(request: { hostname: string; iid: string; term: number }, now: Instant): void {
-    if (this.role !== 'master' || request.term !== this.term || request.hostname === this.#hostname) return;
+    if (this.role !== 'master' || request.term !== this.#heldTerm || request.hostname === this.#hostname) return;
     const member = this.#p.table.members.get(request.hostname);
     if (!member || !member.present || member.iid !== request.iid || !member.record.eligible) {
       this.#p.step.log(4, `Ignoring promote request from ${request.hostname}: not a live eligible member`);
@@ -277,15 +424,27 @@ export class LeaseRoles {
     }
   }
 
-  /** Master only: store a checkpoint fenced by our term. False: not master. */
-  setCheckpoint(data: JsonValue, now: Instant): boolean {
-    const lease = this.#p.session.lease;
-    if (this.role !== 'master' || !lease) return false;
-    const version = this.checkpoint && this.checkpoint.t === this.term ? this.checkpoint.v + 1 : 1;
-    this.checkpoint = { t: this.term, v: version, d: data };
-    const value = records.encodeCheckpoint(this.#hostname, this.checkpoint);
-    this.#p.step.op({ type: 'fenced', id: 0, fenceKey: this.#keys.master, term: this.term, put: { key: this.#keys.checkpoint, value, lease: '0' }, timeoutMs: this.#p.session.opTimeoutMs }, now.mono, 'checkpoint');
+  /**
+   * Master only: accept a checkpoint, to be stored fenced by our term (retried until etcd
+   * answers, while we hold the role). `ticket` comes back with its outcome. False: not master.
+   */
+  setCheckpoint(data: JsonValue, now: Instant, ticket: number): boolean {
+    if (this.role !== 'master' || !this.#p.session.lease) return false;
+    const term = this.#heldTerm;
+    const version = this.checkpoint && this.checkpoint.t === term ? this.checkpoint.v + 1 : 1;
+    this.checkpoint = { t: term, v: version, d: data };
+    const write = this.#checkpointWrite;
+    // The newest replaces one not yet sent; one in flight finishes first, then the newest follows.
+    this.#checkpointWrite = { checkpoint: this.checkpoint, term, ticket, inFlight: write?.inFlight ?? 0, uncertain: write?.uncertain ?? false, nextAt: now.mono };
+    this.#writeCheckpointIfDue(now);
     return true;
+  }
+
+  /** A checkpoint as read from the store (a newer one replaces ours; an older one is restored by the master). */
+  storedCheckpoint(checkpoint: Checkpoint | null): void {
+    this.#storedCheckpoint = checkpoint;
+    const known = this.checkpoint;
+    if (checkpoint && (!known || newer(checkpoint, known))) this.checkpoint = checkpoint;
   }
 
   /** We were made ineligible: a master hands off to the next in rank, or resigns. */
@@ -296,9 +455,34 @@ export class LeaseRoles {
     else this.#resign('we are no longer eligible', now);
   }
 
-  stop(): void {
+  /**
+   * Graceful shutdown, first step: no more campaigns, and the app hears `slave` before the
+   * lease (and with it the key) is revoked in the next step. A checkpoint not yet stored goes
+   * with the resign, in one transaction fenced by our term.
+   */
+  leave(now: Instant): void {
+    this.#leaving = true;
+    if (this.role !== 'master') return;
+    const term = this.#heldTerm;
+    this.#relinquish('shutting down');
+    if (!this.#checkpointWrite || !this.#p.session.lease) return;
+    this.#resignKey(term, now);
+  }
+
+  /** Graceful shutdown, last step (the lease is being revoked). */
+  stop(now: Instant): void {
+    this.#leaving = true;
+    if (this.role === 'master') this.#relinquish('shutting down');
+    this.#checkpointRoleLost(now);
     this.role = 'none';
     this.#p.table.self.master = false;
+  }
+
+  /** Results still settled after we stopped: the outcome of a checkpoint sent with the last resign. */
+  settleAfterStop(pending: Pending, result: StoreResult, now: Instant): void {
+    if (pending.ticket === undefined) return;
+    if (result.type === 'fenced') this.#checkpointSettled(pending.ticket, result.succeeded, now);
+    else if (result.type === 'error') this.#checkpointFailed(result.error, now);
   }
 
   wakeAt(now: Instant): number {
@@ -309,7 +493,13 @@ export class LeaseRoles {
       const impatient = this.noMasterSince + this.#patienceMs;
       if (impatient > now.mono) wake = Math.min(wake, impatient);
     }
+    const write = this.#checkpointWrite;
+    if (write && write.inFlight === 0 && this.role === 'master' && write.term === this.#heldTerm) wake = Math.min(wake, Math.max(write.nextAt, now.mono));
     return wake;
+  }
+
+  #fence(term: number): { fenceKey: string; fenceValue: string } {
+    return { fenceKey: this.#keys.term, fenceValue: records.encodeTerm(term) };
   }
 
   #handOff(target: string, stepDown: boolean, now: Instant): void {
@@ -319,19 +509,29 @@ export class LeaseRoles {
     handoffs.pending = { target, until: now.mono + this.handoffWindowMs, stepDown };
     this.#relinquish(`handing off to ${target}`);
     if (!lease) return;
+    // A checkpoint not stored yet goes in the same transaction: the successor reads it with the handoff.
+    const carried = this.#carryCheckpoint(term);
     this.#p.step.op(
       {
         type: 'fenced',
         id: 0,
-        fenceKey: this.#keys.master,
-        term,
-        deleteKey: this.#keys.master,
-        put: { key: this.#keys.handoff, value: records.encodeHandoff(this.#hostname, this.#instanceId, target, term), lease: lease.id },
+        ...this.#fence(term),
+        deleteKeys: [this.#keys.master, this.#keys.term],
+        puts: [...carried.puts, { key: this.#keys.handoff, value: records.encodeHandoff(this.#hostname, this.#instanceId, target, term), lease: lease.id }],
         timeoutMs: session.opTimeoutMs,
       },
       now.mono,
       'resign',
+      carried.extra,
     );
+  }
+
+  /** The pending checkpoint of `term`, as puts for a resign's transaction (marked in flight), and its ticket. */
+  #carryCheckpoint(term: number): { puts: Array<{ key: string; value: string; lease: string }>; extra: { ticket?: number } } {
+    const write = this.#checkpointWrite;
+    if (!write || write.term !== term) return { puts: [], extra: {} };
+    write.inFlight++;
+    return { puts: [{ key: this.#keys.checkpoint, value: records.encodeCheckpoint(this.#hostname, write.checkpoint), lease: '0' }], extra: { ticket: write.ticket } };
   }
 
   #resign(reason: string, now: Instant): void {
@@ -340,25 +540,45 @@ export class LeaseRoles {
     this.#resignKey(term, now);
   }
 
-  /** Delete the election key of `term` if it is still there (ours, no longer wanted). */
+  /** Delete the election key of `term` if it is still there (ours, no longer wanted), with a checkpoint of that term not yet stored. */
   #resignKey(term: number, now: Instant): void {
-    this.#p.step.op({ type: 'fenced', id: 0, fenceKey: this.#keys.master, term, deleteKey: this.#keys.master, timeoutMs: this.#p.session.opTimeoutMs }, now.mono, 'resign');
+    const carried = this.#carryCheckpoint(term);
+    const op = { type: 'fenced' as const, id: 0, ...this.#fence(term), deleteKeys: [this.#keys.master, this.#keys.term], timeoutMs: this.#p.session.opTimeoutMs };
+    this.#p.step.op(carried.puts.length > 0 ? { ...op, puts: carried.puts } : op, now.mono, 'resign', carried.extra);
   }
 
-  #becomeMaster(term: number): void {
+  /** The term we stopped at is not coming back: a checkpoint of it that waited is reported. */
+  #endSuspension(now: Instant): void {
+    this.#suspendedTerm = 0;
+    if (this.role !== 'master') this.#checkpointRoleLost(now);
+  }
+
+  #becomeMaster(term: number, now: Instant): void {
     const { step, table, session, handoffs } = this.#p;
+    const resumed = term === this.#heldTerm;
+    // A checkpoint of an earlier term of ours that never got stored: that term is over.
+    const stale = this.#checkpointWrite;
+    if (stale && stale.term !== term && stale.inFlight === 0) {
+      this.#checkpointWrite = null;
+      this.#reportCheckpoint(stale, `term ${stale.term} ended before etcd answered`, stale.uncertain);
+    }
     this.role = 'master';
     table.self.master = true;
-    if (term > this.term) this.term = term;
+    this.noteTerm(term);
     table.self.term = term;
     this.#heldTerm = term;
     this.master = { hostname: this.#hostname, iid: this.#instanceId, term, lease: session.lease?.id ?? '0' };
     handoffs.claimNow = false;
     handoffs.done(this.#hostname);
     this.#setMasterHostname(this.#hostname);
-    step.log(4, `We are now the master server (term ${term})`, { servers: Object.keys(table.rows).sort() });
+    step.log(4, `We are ${resumed ? 'again' : 'now'} the master server (term ${term})`, { servers: Object.keys(table.rows).sort() });
     step.event({ type: 'master', term, checkpoint: this.checkpoint?.d ?? null });
     handoffs.promoted(term);
+    // A checkpoint we know that the store lost (restored from an older snapshot, or wiped): store it again.
+    const known = this.checkpoint;
+    if (known && (!this.#storedCheckpoint || newer(known, this.#storedCheckpoint)) && !this.#checkpointWrite) {
+      this.#checkpointWrite = { checkpoint: known, term, ticket: 0, inFlight: 0, uncertain: false, nextAt: now.mono };
+    }
   }
 
   #becomeSlave(): void {
@@ -381,7 +601,78 @@ export class LeaseRoles {
     if (hostname === this.masterHostname) return;
     const previous = this.masterHostname;
     this.masterHostname = hostname;
-    if (hostname && hostname !== this.#hostname) this.#p.step.log(6, `The master server is now: ${hostname}`);
+    // As the UDP mode: a new master is a state change (level 4), its loss is said where it happens.
+    if (hostname && hostname !== this.#hostname) this.#p.step.log(4, `The master server is now: ${hostname}`);
     this.#p.step.event({ type: 'masterchange', hostname, previous });
   }
+
+  // ---- checkpoints ------------------------------------------------------------------
+
+  #writeCheckpointIfDue(now: Instant): void {
+    const write = this.#checkpointWrite;
+    const lease = this.#p.session.lease;
+    if (!write || write.inFlight > 0 || now.mono < write.nextAt || this.role !== 'master' || !lease || write.term !== this.#heldTerm) return;
+    write.inFlight++;
+    const value = records.encodeCheckpoint(this.#hostname, write.checkpoint);
+    this.#p.step.op({ type: 'fenced', id: 0, ...this.#fence(write.term), puts: [{ key: this.#keys.checkpoint, value, lease: '0' }], timeoutMs: this.#p.session.opTimeoutMs }, now.mono, 'checkpoint', {
+      ticket: write.ticket,
+    });
+  }
+
+  /** A write carrying checkpoint `ticket` was answered: stored, or refused by the fence. */
+  #checkpointSettled(ticket: number, stored: boolean, now: Instant): void {
+    const write = this.#checkpointWrite;
+    if (!write) return;
+    write.inFlight = Math.max(0, write.inFlight - 1);
+    if (stored) {
+      if (ticket > 0) this.#p.step.event({ type: 'checkpoint', ok: true, ticket, reason: 'stored' });
+      if (write.ticket === ticket) {
+        this.#storedCheckpoint = write.checkpoint;
+        this.#checkpointWrite = null;
+      } else {
+        // An older one: the newest follows.
+        write.uncertain = false;
+        this.#writeCheckpointIfDue(now);
+      }
+      return;
+    }
+    // Refused by the fence: the term we wrote with is no longer the store's. Another write still
+    // in flight (the resign that carries it) may have stored it first: its answer decides.
+    if (write.inFlight > 0) return;
+    this.#checkpointWrite = null;
+    this.#reportCheckpoint(write, `term ${write.term} no longer holds the election key`, false);
+    if (this.role === 'master' && write.term === this.#heldTerm) {
+      this.#relinquish(`a write fenced with our term ${write.term} was refused: the store holds another term`);
+      this.#p.session.resync(now);
+    }
+  }
+
+  /** A write carrying the checkpoint got no answer: it may or may not be stored; again after a while, while we hold the role. */
+  #checkpointFailed(error: string, now: Instant): void {
+    const write = this.#checkpointWrite;
+    if (!write) return;
+    write.inFlight = Math.max(0, write.inFlight - 1);
+    write.uncertain = true;
+    write.nextAt = now.mono + this.#p.session.retryMs;
+    if (this.role !== 'master' || write.term !== this.#heldTerm) this.#checkpointRoleLost(now, error);
+  }
+
+  /** The role is gone (relinquished, lapsed, lost): a checkpoint not stored yet never will be by us; reported once no write of it is in flight. */
+  #checkpointRoleLost(_now: Instant, why?: string): void {
+    const write = this.#checkpointWrite;
+    if (!write || write.inFlight > 0) return;
+    this.#checkpointWrite = null;
+    this.#reportCheckpoint(write, why ? `we lost the master role before etcd answered (${why})` : 'we lost the master role before etcd answered', write.uncertain);
+  }
+
+  #reportCheckpoint(write: CheckpointWrite, reason: string, uncertain: boolean): void {
+    const what = `Checkpoint of term ${write.term}, version ${write.checkpoint.v}`;
+    const text = `${what} was ${uncertain ? 'perhaps not' : 'not'} stored: ${reason}`;
+    this.#p.step.log(1, text);
+    if (write.ticket > 0) this.#p.step.event({ type: 'checkpoint', ok: false, ticket: write.ticket, reason: text });
+  }
+}
+
+function newer(a: Checkpoint, b: Checkpoint): boolean {
+  return a.t > b.t || (a.t === b.t && a.v > b.v);
 }

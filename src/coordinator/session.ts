@@ -1,29 +1,44 @@
 /**
  * Our session with the store: the lease and everything that hangs on it. We take a lease,
  * keep it alive, register our record under it (rewritten when it changes, at most once a
- * tick), read the cluster and watch it from the revision read. The lease is trusted only
- * until a margin before its earliest possible expiry at the store (`validUntil`, counted
- * from when we SENT the keep-alive the store acknowledged); past it, or when the store no
- * longer knows it, the lease is abandoned (revoked in the background, in case it lives) and
- * a new one is asked for. Results of ops sent under an abandoned lease are void (`epoch`).
+ * tick), read the cluster and watch it from the revision read.
+ *
+ * The lease is trusted only until a margin before its earliest possible expiry at the store
+ * (`validUntil`, counted from when we SENT the keep-alive the store acknowledged). Past it we
+ * stop acting on it (the election relinquishes the master role and forgets who is master),
+ * but we do not give it up: the store may still hold it (etcd extends every lease across its
+ * own leader elections, and expires none while it has no leader). We go on renewing it; once
+ * the store acknowledges a keep-alive again we read the cluster, and the election takes the
+ * role back if the key is still ours with the same term. Only the store saying it no longer
+ * knows the lease ends it; then a new one is asked for, and results of ops sent under the old
+ * one are void (`epoch`).
+ *
+ * Renewals are hedged: every renewal interval (a third of the TTL) a keep-alive goes out; if
+ * none is answered within `hedgeMs`, another goes out (the adapter sends it to another
+ * member), up to three at once, and one that fails is followed promptly by another. So a
+ * member that died, hangs, or waits for a new etcd leader costs a fraction of a second, not
+ * the lease.
  *
  * The session also keeps the timing every module reads: tick, tock, the TTL in use, and the
- * op timeout and retry delay derived from it.
+ * op timeout and retry delay derived from it, and our contact with the store (contact.ts).
  */
 import type { Instant } from '../core/types';
 import type { KeyValue, StoreResult } from '../protocol/store';
+import { StoreContact } from './contact';
 import type { LeaseStep, Pending } from './step';
 import type { LeaseTable } from './table';
 import * as records from './records';
 
+import { hedgeMs, renewIntervalMs, safetyMarginMs } from './timing';
+
+export { safetyMarginMs } from './timing';
+
 /**
- * How long before the lease's earliest possible expiry at the store we stop acting as
- * master: a tenth of the TTL, at least 100 ms. It covers our timers firing late (the event
- * loop busy) and the store's clock running a little faster than ours.
+ * Keep-alives of one renewal in flight at once, at most. One sent after etcd has a new leader
+ * is answered at once, while one sent before may wait at a follower for a while: so they go
+ * out every hedge until one is answered, not only one per member.
  */
-export function safetyMarginMs(ttlMs: number): number {
-  return Math.min(ttlMs / 3, Math.max(100, ttlMs / 10));
-}
+const MAX_KEEPALIVES_IN_FLIGHT = 8;
 
 export interface SessionOptions {
   hostname: string;
@@ -39,10 +54,20 @@ export interface SessionOptions {
 
 /** What the election does when the session changes under it. */
 export interface SessionHooks {
-  /** The lease is gone or may be: we are master of nothing and cannot know who is. */
-  leaseLost(reason: string): void;
+  /**
+   * We stop acting on the lease: past its deadline (`lapsed`: it may live on at the store,
+   * we keep renewing it) or gone (the store no longer knows it). Either way we are master of
+   * nothing and cannot know who is.
+   */
+  leaseLost(reason: string, lapsed: boolean, now: Instant, resumable?: boolean): void;
   /** A full read of the prefix, at `revision`. */
   read(kvs: KeyValue[], revision: number, now: Instant): void;
+  /** What the store sent that we cannot act on (read before our lease lapsed): its terms still count. */
+  learnTerms(kvs: KeyValue[]): void;
+  /** The highest term we know, for our record (a restored or wiped store learns it back from us). */
+  term(): number;
+  /** The store was restored from an older snapshot, or wiped: its revision went back, or it forgot a lease that could not have expired. */
+  rewritten(why: string, now: Instant): void;
 }
 
 export class LeaseSession {
@@ -50,6 +75,7 @@ export class LeaseSession {
   readonly #step: LeaseStep;
   readonly #table: LeaseTable;
   readonly #hooks: SessionHooks;
+  readonly contact: StoreContact;
   tickMs: number;
   checkBeats: number;
   ttlSeconds: number;
@@ -58,10 +84,18 @@ export class LeaseSession {
   stopped = false;
   #startedAt = 0;
   #lease: { id: string; ttlMs: number; validUntil: number } | null = null;
+  /** Past `validUntil` on a lease the store may still hold: not acting on it, renewing it. */
+  #lapsed = false;
   #granting = false;
   #nextGrantAt = 0;
-  #keepAliveInFlight = false;
+  /** When the next renewal starts. */
   #nextKeepAliveAt = Infinity;
+  /** A renewal in progress (since then): keep-alives go out until one is answered. */
+  #renewingSince: number | null = null;
+  #keepAlivesInFlight = 0;
+  #nextAttemptAt = Infinity;
+  /** Keep-alives of this renewal that failed in a row (the next waits longer each time). */
+  #keepAliveErrors = 0;
   /** Our record is in the store under the current lease. */
   registered = false;
   #recordInFlight = false;
@@ -74,18 +108,23 @@ export class LeaseSession {
   #nextSyncAt = Infinity;
   /** The revision of the last full read: watch events at or below it are already in it. */
   syncRevision = 0;
+  /** Monotonic ms of the last full read (-Infinity: none yet). */
+  lastReadAt = -Infinity;
+  /** The highest store revision seen (a read, a write, a watch event): one going back means a restore or a wipe. */
+  #highestRevision = 0;
+  /** The highest revision we knew when we sent the current read. */
+  #revisionAtRead = 0;
   watchId: number | null = null;
+  /** The watch our lease's lapse ended: what it still delivers is read for its terms only. */
+  lastWatchId: number | null = null;
   #watchStartedAt = -Infinity;
-  /** Leases we abandoned, revoked until the store confirms (so their keys go as soon as it is back). */
-  #abandoned: string[] = [];
-  #revokeInFlight = false;
-  #nextRevokeAt = Infinity;
 
   constructor(options: SessionOptions, step: LeaseStep, table: LeaseTable, hooks: SessionHooks) {
     this.#o = options;
     this.#step = step;
     this.#table = table;
     this.#hooks = hooks;
+    this.contact = new StoreContact(step);
     this.tickMs = options.tickMs;
     this.checkBeats = options.checkBeats;
     this.ttlSeconds = options.ttlSeconds;
@@ -94,8 +133,16 @@ export class LeaseSession {
   get active(): boolean {
     return this.started && !this.stopped;
   }
+  /** The lease we may act on: held, and not past its deadline (null otherwise). */
   get lease(): { readonly id: string; readonly ttlMs: number; readonly validUntil: number } | null {
+    return this.#lapsed ? null : this.#lease;
+  }
+  /** The lease we hold, acting on it or not (lapsed). */
+  get heldLease(): { readonly id: string; readonly ttlMs: number; readonly validUntil: number } | null {
     return this.#lease;
+  }
+  get lapsed(): boolean {
+    return this.#lapsed;
   }
   get tockMs(): number {
     return this.tickMs * this.checkBeats;
@@ -104,12 +151,35 @@ export class LeaseSession {
   get ttlMs(): number {
     return this.#lease?.ttlMs ?? this.ttlSeconds * 1000;
   }
-  /** Ops time out before the next keep-alive is due, so a hung one is retried in time. */
+  /**
+   * Ops (other than keep-alives, which have their own) time out at half a TTL: long enough for
+   * a slow store, short enough to retry a hung one (at a member that takes requests and never
+   * answers) well before the lease needs it.
+   */
   get opTimeoutMs(): number {
-    return Math.max(50, this.ttlMs / 3);
+    return Math.max(50, this.ttlMs / 2);
   }
   get retryMs(): number {
     return Math.max(50, Math.min(this.ttlMs / 6, 1000));
+  }
+  /** A renewal interval: a keep-alive goes out this long after the last acknowledged one was sent. */
+  get renewIntervalMs(): number {
+    return renewIntervalMs(this.ttlMs);
+  }
+  /** Unanswered this long, a keep-alive is followed by another (to another member). */
+  get hedgeMs(): number {
+    return hedgeMs(this.ttlMs);
+  }
+
+  /**
+   * How often `data` may be rewritten: a tick, and in a big cluster 10 ms per server. Every
+   * write reaches every server's watch, so N servers changing data each tick would cost etcd
+   * N² events a tick; spaced so, the whole cluster writes at most 100 records a second and
+   * etcd's work grows linearly with N (docs/ETCD.md, etcd load). Eligibility and priority
+   * changes are written at once all the same.
+   */
+  get recordIntervalMs(): number {
+    return Math.max(this.tickMs, this.#table.size * 10);
   }
 
   start(now: Instant): void {
@@ -120,39 +190,48 @@ export class LeaseSession {
     this.#requestGrant(now);
   }
 
-  /** Time passed: grant, keep-alive and read retries, the rate-limited record update, revokes. */
+  /** Time passed: grant, keep-alive and read retries, the rate-limited record update. */
   tick(now: Instant): void {
     if (!this.#lease && !this.#granting && now.mono >= this.#nextGrantAt) this.#requestGrant(now);
-    const lease = this.#lease;
-    if (lease && !this.#keepAliveInFlight && now.mono >= this.#nextKeepAliveAt) {
-      this.#keepAliveInFlight = true;
-      this.#nextKeepAliveAt = Infinity;
-      this.#step.op({ type: 'keepAlive', id: 0, lease: lease.id, timeoutMs: this.opTimeoutMs }, now.mono);
-    }
+    this.#renew(now);
+    const lease = this.lease;
     if (lease && !this.synced && !this.#syncInFlight && now.mono >= this.#nextSyncAt) this.#requestSync(now);
     if (now.mono >= this.#nextRecordCheckAt) {
-      this.#nextRecordCheckAt = now.mono + this.tickMs;
+      this.#nextRecordCheckAt = now.mono + this.recordIntervalMs;
       // `data` may have been changed in place: compare what we would write with what we wrote.
       if (this.#recordText() !== this.#lastRecordText) this.#recordDueAt = Math.min(this.#recordDueAt, now.mono);
       if (this.synced) this.#table.stamp(now);
     }
     if (lease && !this.#recordInFlight && now.mono >= this.#recordDueAt) this.#putRecord(now);
-    this.#revokeAbandoned(now);
+    this.contact.check(now.mono, this.ttlMs);
   }
 
   /**
    * Every input comes here first: past the deadline our lease may be gone at the store, and
-   * with it our key, so someone else may be master. Step down before anything else happens.
+   * with it our key, so someone else may be master. Stop acting on it before anything else
+   * happens (but keep it, and keep renewing it: the store may still hold it).
    */
   checkDeadline(now: Instant): void {
     const lease = this.#lease;
-    if (lease && now.mono >= lease.validUntil) this.#loseLease(now, `no keep-alive acknowledged within ${Math.round(lease.ttlMs - safetyMarginMs(lease.ttlMs))} ms`);
+    if (!lease || this.#lapsed || now.mono < lease.validUntil) return;
+    this.#lapsed = true;
+    this.synced = false;
+    this.#syncInFlight = false;
+    if (this.watchId !== null) this.#step.push({ type: 'unwatch', id: this.watchId });
+    this.lastWatchId = this.watchId;
+    this.watchId = null;
+    // Found past the deadline (not at it): this process was stalled (SIGSTOP, a paused VM), and
+    // the world may have moved on meanwhile (etcd restored, even): the role is not taken back.
+    const stalled = now.mono - lease.validUntil > Math.max(100, this.hedgeMs);
+    const reason = `no keep-alive acknowledged within ${Math.round(lease.ttlMs - safetyMarginMs(lease.ttlMs))} ms${stalled ? ` (this process was stalled for ${Math.round(now.mono - lease.validUntil)} ms past it)` : ''}`;
+    this.#step.log(2, `Coordinator: ${reason}; we stop acting on lease ${lease.id} but keep renewing it (etcd may still hold it)`);
+    this.#hooks.leaseLost(reason, true, now, !stalled);
   }
 
   /** Our record changed (eligibility, priority): write it now if we can, else as soon as we can. */
   announceNow(now: Instant): void {
     this.#recordDueAt = now.mono;
-    if (this.#lease && !this.#recordInFlight) this.#putRecord(now);
+    if (this.lease && !this.#recordInFlight) this.#putRecord(now);
   }
 
   /** Our record went while our lease lives (a namesake's lease ended, or someone deleted it): put it back. */
@@ -160,9 +239,17 @@ export class LeaseSession {
     if (this.#lease && this.registered) this.#recordDueAt = Math.min(this.#recordDueAt, now.mono + this.tickMs);
   }
 
-  /** A full read without our record (registered before it): write it again now. */
+  /** A full read without our record, or with one that is not what we would write (a restored store): write it again now. */
   recordMissing(now: Instant): void {
     if (this.registered) this.#recordDueAt = now.mono;
+  }
+
+  /** Our own record as read from the store: rewrite it if it is not ours as we last wrote it (a restored store holds an old one). */
+  ownRecordRead(value: string, now: Instant): void {
+    if (!this.registered || this.#recordInFlight) return;
+    const read = records.decodeMember(value, this.#o.hostname, this.#o.limits);
+    if (read?.heartbeat.iid !== this.#o.instanceId) return; // a namesake's: table.putOwn reports it
+    if ((read.heartbeat.term ?? 0) < this.#hooks.term() || read.heartbeat.eligible !== this.#table.self.eligible) this.#recordDueAt = Math.min(this.#recordDueAt, now.mono);
   }
 
   /** A new tick length takes effect by the next tick. */
@@ -180,15 +267,34 @@ export class LeaseSession {
     this.#step.push({ type: 'watch', id: watchId, prefix: this.#o.keys.prefix, fromRevision: revision + 1, timeoutMs: this.opTimeoutMs });
   }
 
-  /** The watch broke (connection lost, history compacted): read everything again. */
+  /** A revision the store answered with, or a watch event's. */
+  noteRevision(revision: number): void {
+    if (revision > this.#highestRevision) this.#highestRevision = revision;
+  }
+
+  /** The store says it does not know our lease (an op under it failed so): ask it now rather than at the next renewal. */
+  checkLeaseSoon(now: Instant): void {
+    if (this.#lease && this.#renewingSince === null) this.#nextKeepAliveAt = Math.min(this.#nextKeepAliveAt, now.mono);
+  }
+
+  /** What we follow may be stale (a write fenced with our term was refused): read everything again now. */
+  resync(now: Instant): void {
+    if (this.watchId !== null) this.#step.push({ type: 'unwatch', id: this.watchId });
+    this.watchId = null;
+    this.synced = false;
+    this.#nextSyncAt = now.mono;
+    if (this.lease && !this.#syncInFlight) this.#requestSync(now);
+  }
+
+  /** The watch broke (connection lost, history compacted, no leader): read everything again. */
   watchLost(reason: string, now: Instant): void {
-    this.#step.log(3, `Coordinator: watch lost (${reason}); reading the cluster again`);
+    this.#step.log(5, `Coordinator: watch lost (${reason}); reading the cluster again`);
     this.watchId = null;
     this.synced = false;
     // A watch that breaks as soon as it is made (a member refusing watches) must not become a busy loop of reads.
     this.#nextSyncAt = now.mono - this.#watchStartedAt < this.retryMs ? now.mono + this.retryMs : now.mono;
     this.checkDeadline(now);
-    if (this.#lease && !this.#syncInFlight && now.mono >= this.#nextSyncAt) this.#requestSync(now);
+    if (this.lease && !this.#syncInFlight && now.mono >= this.#nextSyncAt) this.#requestSync(now);
   }
 
   /** Leave: revoking the lease deletes our record and any election key of ours at once. */
@@ -210,36 +316,33 @@ export class LeaseSession {
   }
 
   /** A grant, keep-alive, read, record put or revoke failed (`current`: sent under the lease we hold). */
-  failed(pending: Pending, error: string, current: boolean, now: Instant): void {
+  failed(pending: Pending, current: boolean, now: Instant): void {
     const retryAt = now.mono + this.retryMs;
     switch (pending.type) {
       case 'grant':
         this.#granting = false;
         this.#nextGrantAt = retryAt;
-        this.#step.log(3, `Coordinator: lease grant failed (${error}); retrying`);
         return;
-      case 'keepAlive':
+      case 'keepAlive': {
         if (!current) return;
-        this.#keepAliveInFlight = false;
-        this.#nextKeepAliveAt = retryAt;
-        this.#step.log(3, `Coordinator: keep-alive failed (${error})`);
+        this.#keepAlivesInFlight = Math.max(0, this.#keepAlivesInFlight - 1);
+        if (this.#renewingSince === null || pending.sentAt < this.#renewingSince) return;
+        // Promptly another (the adapter avoids the member that failed), waiting longer after each failure in a row.
+        this.#keepAliveErrors++;
+        // Lapsed (etcd down, or cut off), a try a second is enough to notice its return.
+        const cap = this.#lapsed ? Math.max(this.retryMs, 1000) : this.hedgeMs;
+        this.#nextAttemptAt = Math.min(this.#nextAttemptAt, now.mono + Math.min(cap, 25 * 2 ** Math.min(this.#keepAliveErrors, 10)));
         return;
+      }
       case 'sync':
         if (!current) return;
         this.#syncInFlight = false;
         this.#nextSyncAt = retryAt;
-        this.#step.log(3, `Coordinator: reading the cluster failed (${error}); retrying`);
         return;
       case 'put':
         if (current && pending.what === 'record') {
           this.#recordInFlight = false;
           this.#recordDueAt = retryAt;
-        }
-        return;
-      case 'revoke':
-        if (pending.what === 'abandoned') {
-          this.#revokeInFlight = false;
-          this.#nextRevokeAt = retryAt;
         }
         return;
       default:
@@ -260,7 +363,10 @@ export class LeaseSession {
           return;
         }
         this.#lease = { id: result.lease, ttlMs, validUntil };
-        this.#nextKeepAliveAt = pending.sentAt + ttlMs / 3;
+        this.#lapsed = false;
+        this.#nextKeepAliveAt = pending.sentAt + this.renewIntervalMs;
+        this.#renewingSince = null;
+        this.#keepAlivesInFlight = 0;
         this.#step.log(4, `Coordinator: lease ${result.lease} granted, TTL ${result.ttlSeconds} s`);
         this.#recordDueAt = now.mono;
         this.#putRecord(now);
@@ -269,36 +375,53 @@ export class LeaseSession {
       }
       case 'keepAlive': {
         if (!current) return;
-        this.#keepAliveInFlight = false;
+        this.#keepAlivesInFlight = Math.max(0, this.#keepAlivesInFlight - 1);
         const lease = this.#lease;
         if (!lease) return;
         if (result.ttlSeconds <= 0) {
+          // Asked before the lease could have expired there: nobody but us revokes it, so the store lost it.
+          const early = pending.sentAt < lease.validUntil + safetyMarginMs(lease.ttlMs) - 1;
           this.#loseLease(now, 'the store no longer knows it');
+          if (early) this.#hooks.rewritten(`it forgot lease ${lease.id}, which could not have expired yet`, now);
           return;
         }
         const ttlMs = result.ttlSeconds * 1000;
         lease.validUntil = Math.max(lease.validUntil, pending.sentAt + ttlMs - safetyMarginMs(ttlMs));
-        this.#nextKeepAliveAt = Math.max(now.mono, pending.sentAt + lease.ttlMs / 3);
+        if (this.#renewingSince !== null && pending.sentAt >= this.#renewingSince) {
+          this.#renewingSince = null;
+          this.#keepAliveErrors = 0;
+          this.#nextAttemptAt = Infinity;
+          this.#nextKeepAliveAt = Math.max(now.mono, pending.sentAt + this.renewIntervalMs);
+        }
+        if (this.#lapsed && now.mono < lease.validUntil) {
+          // The store still held it: act on it again once we have read what it holds.
+          this.#lapsed = false;
+          this.#step.log(2, `Coordinator: lease ${lease.id} is alive at the store after all; reading the cluster again`);
+          this.#nextSyncAt = now.mono;
+          if (!this.#syncInFlight) this.#requestSync(now);
+        }
         return;
       }
       case 'put':
+        this.noteRevision(result.revision);
         if (current && pending.what === 'record') {
           this.#recordInFlight = false;
           this.registered = true;
         }
         return;
-      case 'revoke':
-        if (pending.what === 'abandoned') {
-          // Revoked, or unknown to the store (expired): either way its keys are gone.
-          this.#revokeInFlight = false;
-          this.#abandoned.shift();
-          this.#nextRevokeAt = now.mono;
-          this.#revokeAbandoned(now);
-        }
-        return;
       case 'sync':
         if (!current) return;
         this.#syncInFlight = false;
+        // Read before the lease lapsed: what it shows may be stale by now; read again once renewed.
+        if (this.#lapsed) return this.#hooks.learnTerms(result.kvs);
+        this.lastReadAt = now.mono;
+        // Every revision we knew when we sent the read was committed before it: a lower one means the store went back.
+        if (result.revision < this.#revisionAtRead) {
+          this.#highestRevision = result.revision;
+          this.#hooks.rewritten(`its revision went back from ${this.#revisionAtRead} to ${result.revision}`, now);
+        } else {
+          this.noteRevision(result.revision);
+        }
         this.#hooks.read(result.kvs, result.revision, now);
         return;
       default:
@@ -308,18 +431,38 @@ export class LeaseSession {
 
   /** The earliest time the session has something to do (Infinity: nothing). */
   wakeAt(): number {
-    let wake = this.#nextRecordCheckAt;
-    const lease = this.#lease;
-    if (lease) {
-      wake = Math.min(wake, lease.validUntil);
-      if (!this.#keepAliveInFlight) wake = Math.min(wake, this.#nextKeepAliveAt);
-      if (!this.synced && !this.#syncInFlight) wake = Math.min(wake, this.#nextSyncAt);
-      if (!this.#recordInFlight) wake = Math.min(wake, this.#recordDueAt);
+    let wake = Math.min(this.#nextRecordCheckAt, this.contact.wakeAt(this.ttlMs));
+    const held = this.#lease;
+    if (held) {
+      if (!this.#lapsed) wake = Math.min(wake, held.validUntil);
+      wake = Math.min(wake, this.#renewingSince === null ? this.#nextKeepAliveAt : this.#keepAlivesInFlight < MAX_KEEPALIVES_IN_FLIGHT ? this.#nextAttemptAt : Infinity);
+      if (!this.#lapsed) {
+        if (!this.synced && !this.#syncInFlight) wake = Math.min(wake, this.#nextSyncAt);
+        if (!this.#recordInFlight) wake = Math.min(wake, this.#recordDueAt);
+      }
     } else if (!this.#granting) {
       wake = Math.min(wake, this.#nextGrantAt);
     }
-    if (this.#abandoned.length > 0 && !this.#revokeInFlight) wake = Math.min(wake, this.#nextRevokeAt);
     return wake;
+  }
+
+  /** Keep-alives: a renewal every interval; unanswered for `hedgeMs`, or failed, another (up to three at once). */
+  #renew(now: Instant): void {
+    const lease = this.#lease;
+    if (!lease) return;
+    if (this.#renewingSince === null) {
+      if (now.mono < this.#nextKeepAliveAt) return;
+      this.#renewingSince = now.mono;
+      this.#keepAliveErrors = 0;
+      this.#nextAttemptAt = now.mono;
+    }
+    while (now.mono >= this.#nextAttemptAt && this.#keepAlivesInFlight < MAX_KEEPALIVES_IN_FLIGHT) {
+      this.#keepAlivesInFlight++;
+      // Lapsed (etcd down, or cut off from us): a try a second is enough to notice its return.
+      this.#nextAttemptAt = now.mono + (this.#lapsed ? Math.max(this.retryMs, 1000) : this.hedgeMs);
+      // An answer after the deadline it would set is no use; a member that hangs is left that long.
+      this.#step.op({ type: 'keepAlive', id: 0, lease: lease.id, timeoutMs: Math.max(50, lease.ttlMs - safetyMarginMs(lease.ttlMs)) }, now.mono);
+    }
   }
 
   #requestGrant(now: Instant): void {
@@ -328,72 +471,61 @@ export class LeaseSession {
   }
 
   #requestSync(now: Instant): void {
+    this.#revisionAtRead = this.#highestRevision;
     this.#syncInFlight = true;
     this.#nextSyncAt = Infinity;
     this.#step.op({ type: 'sync', id: 0, prefix: this.#o.keys.prefix, timeoutMs: this.opTimeoutMs }, now.mono);
   }
 
-  /** Our lease is gone or may be: forget it (revoke it, in case it is not) and start over with a new one. */
+  /** The store no longer knows our lease: forget it and start over with a new one. */
   #loseLease(now: Instant, reason: string): void {
-    const lease = this.#lease;
     this.#lease = null;
+    this.#lapsed = false;
     this.#step.epoch++;
     this.registered = false;
     this.synced = false;
-    this.#keepAliveInFlight = false;
+    this.#renewingSince = null;
+    this.#keepAlivesInFlight = 0;
+    this.#nextAttemptAt = Infinity;
     this.#recordInFlight = false;
     this.#syncInFlight = false;
     this.#nextKeepAliveAt = Infinity;
     this.#recordDueAt = now.mono;
     this.#step.log(2, `Coordinator: lost our lease: ${reason}`);
-    this.#hooks.leaseLost(reason);
+    this.#hooks.leaseLost(reason, false, now);
     if (this.watchId !== null) this.#step.push({ type: 'unwatch', id: this.watchId });
     this.watchId = null;
-    if (lease) {
-      this.#abandoned.push(lease.id);
-      if (this.#abandoned.length > 4) this.#abandoned.shift();
-      this.#nextRevokeAt = now.mono;
-      this.#revokeAbandoned(now);
-    }
     this.#granting = false;
     this.#nextGrantAt = now.mono;
     this.#requestGrant(now);
   }
 
-  /** Revoke the leases we abandoned, one at a time, until the store has them no more. */
-  #revokeAbandoned(now: Instant): void {
-    const lease = this.#abandoned[0];
-    if (lease === undefined || this.#revokeInFlight || now.mono < this.#nextRevokeAt) return;
-    this.#revokeInFlight = true;
-    this.#nextRevokeAt = Infinity;
-    this.#step.op({ type: 'revoke', id: 0, lease, timeoutMs: this.opTimeoutMs }, now.mono, 'abandoned');
-  }
-
   #recordText(): string {
     const self = this.#table.self;
     // Uptime is left out of the comparison: it alone would mean a write every tick.
-    return records.encodeMember({ hostname: this.#o.hostname, ip: this.#o.ip, eligible: self.eligible, uptime: 0, data: self.data, iid: this.#o.instanceId, priority: this.#table.priority, port: this.#o.port });
+    return records.encodeMember({ hostname: this.#o.hostname, ip: this.#o.ip, eligible: self.eligible, uptime: 0, data: self.data, iid: this.#o.instanceId, priority: this.#table.priority, port: this.#o.port, term: this.#hooks.term() });
   }
 
   #putRecord(now: Instant): void {
-    const lease = this.#lease;
+    const lease = this.lease;
     if (!lease) return;
     const o = this.#o;
     const self = this.#table.self;
     self.uptime = Math.max(0, Math.floor((now.mono - this.#startedAt) / 1000));
+    const term = this.#hooks.term();
     let data = self.data;
-    let value = records.encodeMember({ hostname: o.hostname, ip: o.ip, eligible: self.eligible, uptime: self.uptime, data, iid: o.instanceId, priority: this.#table.priority, port: o.port });
+    let value = records.encodeMember({ hostname: o.hostname, ip: o.ip, eligible: self.eligible, uptime: self.uptime, data, iid: o.instanceId, priority: this.#table.priority, port: o.port, term });
     const dataLimit = o.limits.maxDataBytes || Infinity;
     if (Buffer.byteLength(value, 'utf8') > o.limits.maxBytes || Buffer.byteLength(JSON.stringify(data), 'utf8') > dataLimit) {
       this.#step.log(1, 'Our record with its user data is over max_packet_bytes / max_data_bytes; storing it without data');
       data = {};
-      value = records.encodeMember({ hostname: o.hostname, ip: o.ip, eligible: self.eligible, uptime: self.uptime, data, iid: o.instanceId, priority: this.#table.priority, port: o.port });
+      value = records.encodeMember({ hostname: o.hostname, ip: o.ip, eligible: self.eligible, uptime: self.uptime, data, iid: o.instanceId, priority: this.#table.priority, port: o.port, term });
     }
     this.#lastRecordText = this.#recordText();
     this.#recordInFlight = true;
-    // Data changes reach the store at most once a tick.
+    // Data changes reach the store at most once a tick (and, in a big cluster, less often).
     this.#recordDueAt = Infinity;
-    this.#nextRecordCheckAt = now.mono + this.tickMs;
+    this.#nextRecordCheckAt = now.mono + this.recordIntervalMs;
     this.#step.op({ type: 'put', id: 0, key: o.keys.members + o.hostname, value, lease: lease.id, timeoutMs: this.opTimeoutMs }, now.mono, 'record');
   }
 }

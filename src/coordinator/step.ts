@@ -15,7 +15,11 @@ export interface Pending {
   epoch: number;
   sentAt: number;
   /** For puts, fenced writes and revokes: which one. */
-  what?: 'record' | 'promote' | 'resign' | 'checkpoint' | 'abandoned';
+  what?: 'record' | 'promote' | 'resign' | 'checkpoint' | 'last-term';
+  /** A campaign: the term it asks for. */
+  term?: number;
+  /** A write carrying a checkpoint: the caller's ticket (0: none). */
+  ticket?: number;
 }
 
 export class LeaseStep {
@@ -35,10 +39,10 @@ export class LeaseStep {
   }
 
   /** Send a store op that gets a result; `what` tells results of ops of one type apart. */
-  op(op: StoreOp, sentAt: number, what?: Pending['what']): void {
+  op(op: StoreOp, sentAt: number, what?: Pending['what'], extra: { term?: number; ticket?: number } = {}): void {
     const id = this.nextId();
     op.id = id;
-    const pending: Pending = { type: op.type, epoch: this.epoch, sentAt };
+    const pending: Pending = { type: op.type, epoch: this.epoch, sentAt, ...extra };
     if (what) pending.what = what;
     this.#pending.set(id, pending);
     this.#out.store.push(op);

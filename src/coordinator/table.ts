@@ -24,6 +24,8 @@ export interface Member {
   heardAt: number;
   reportedUptime: number;
   seq: number;
+  /** Monotonic ms of its last datagram acted on (its sequence numbers count while it speaks). */
+  seqHeardAt: number;
   skipped: SkippedSeqs;
 }
 
@@ -127,14 +129,23 @@ export class LeaseTable {
     this.self.now = now.wall / 1000;
   }
 
-  /** Another server's record was written. `master`: the server the election key names, if any. */
-  put(hostname: string, kv: KeyValue, now: Instant, master: { hostname: string; term: number } | null): void {
+  /**
+   * Another server's record was written. `master`: the server the election key names, if
+   * any. Returns the highest term the record carries (0 when none, or refused).
+   */
+  put(hostname: string, kv: KeyValue, now: Instant, master: { hostname: string; term: number } | null): number {
     const value = records.decodeMember(kv.value, hostname, this.#limits);
-    if (!value) return this.badValue(kv.key, now);
+    if (!value) {
+      this.badValue(kv.key, now);
+      return 0;
+    }
     const hb = value.heartbeat;
     let member = this.members.get(hostname);
     if (!member) {
-      if (this.members.size + 1 >= this.#maxServers) return this.badValue(kv.key, now, `the table is full (${this.#maxServers})`);
+      if (this.members.size + 1 >= this.#maxServers) {
+        this.badValue(kv.key, now, `the table is full (${this.#maxServers})`);
+        return 0;
+      }
       const record: ServerRecord = {
         hostname,
         ip: hb.ip,
@@ -146,18 +157,18 @@ export class LeaseTable {
         uptime: hb.uptime,
         locked: false,
         priority: hb.prio ?? 0,
-        term: 0,
+        term: hb.term ?? 0,
       };
-      member = { record, iid: hb.iid as string, lease: kv.lease, port: value.port, present: true, heardAt: now.mono, reportedUptime: hb.uptime, seq: -1, skipped: new SkippedSeqs() };
+      member = { record, iid: hb.iid as string, lease: kv.lease, port: value.port, present: true, heardAt: now.mono, reportedUptime: hb.uptime, seq: -1, seqHeardAt: -Infinity, skipped: new SkippedSeqs() };
       this.members.set(hostname, member);
       this.rows[hostname] = record;
       if (master?.hostname === hostname) {
         record.master = true;
-        record.term = master.term;
+        record.term = Math.max(record.term, master.term);
       }
       this.#step.log(5, `Server joined the cluster: ${hostname} (${hb.ip})`);
       this.#step.event({ type: 'addserver', server: record });
-      return;
+      return hb.term ?? 0;
     }
     const record = member.record;
     this.#step.changed.add(hostname);
@@ -181,7 +192,9 @@ export class LeaseTable {
     record.data = hb.data;
     record.uptime = hb.uptime;
     record.priority = hb.prio ?? 0;
+    record.term = Math.max(record.term, hb.term ?? 0);
     record.now = now.wall / 1000;
+    return hb.term ?? 0;
   }
 
   /** Our own key was written: by us, or by another process with our hostname. */

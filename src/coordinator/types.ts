@@ -10,10 +10,14 @@ export interface EtcdSettings {
   type: 'etcd';
   hosts: string[];
   prefix: string;
-  /** Whole seconds; 0: one tock, rounded up. */
+  /** Whole seconds; 0: one tock, rounded up, and at least the minimum for `election_timeout_ms` (timing.ts). */
   ttl: number;
+  /** The etcd cluster's `--election-timeout`, ms: what the TTL must outlast (timing.ts). */
+  election_timeout_ms: number;
   username?: string;
   password?: string;
+  /** A file whose first line is the password (kept out of the config pixl-server logs). */
+  password_file?: string;
   /** PEM file paths, for https hosts. */
   ca_file?: string;
   cert_file?: string;

@@ -14,6 +14,7 @@ import type { Instant, ProcessRef } from './types';
 import { snapshot, type MemberTable, type Peer } from './members';
 import type { Step } from './step';
 import type { Timing } from './timing';
+import { isStaleSeq } from './freshness';
 
 /**
  * Without a secret anyone can send a packet under any name, so the duplicate rules act
@@ -21,12 +22,6 @@ import type { Timing } from './timing';
  * more than it could before them.
  */
 const OPEN_DUPLICATE_EVIDENCE = 2;
-/**
- * Open clusters: how far below the last sequence number heard a packet still counts as
- * old. A real server's packets are overtaken by at most a few of its own; anything further
- * below is a new count (a forger's huge number is what it replaces).
- */
-const OPEN_STALE_WINDOW = 1024;
 
 /** Another live process that announces our own hostname. */
 interface Namesake {
@@ -146,9 +141,7 @@ export class Instances {
    * silent, would keep it out for good).
    */
   #older(seq: number, last: number, lastHeard: number, peer: Peer, now: Instant): boolean {
-    if (seq > last) return false;
-    if (this.#self.authenticated) return true;
-    return last - seq < OPEN_STALE_WINDOW && now.mono < lastHeard + peer.lane.deadAfterMs;
+    return isStaleSeq(seq, last, lastHeard, now.mono, peer.lane.deadAfterMs, this.#self.authenticated);
   }
 
   /**

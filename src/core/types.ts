@@ -3,6 +3,7 @@
  * and the Output of each step. Nothing here touches a socket, a timer or a clock.
  */
 import type { Address, AppMessage, JsonObject, JsonValue, Message } from '../protocol/messages';
+import type { StoreOp } from '../protocol/store';
 
 /**
  * A reading of the two clocks. `mono` (milliseconds, only ever increases) drives
@@ -73,7 +74,12 @@ export type CoreEvent =
   /** Outcome of stepDown(): ok once another server is master. */
   | { type: 'stepdown'; ok: boolean; hostname: string; reason: string }
   /** Outcome of promote(): ok once we are master. */
-  | { type: 'promote'; ok: boolean; reason: string };
+  | { type: 'promote'; ok: boolean; reason: string }
+  /**
+   * Coordinator mode: outcome of setCheckpoint() calls, every one up to `ticket` (stored in
+   * etcd, or not: the master lost its role first, or the store refused its term).
+   */
+  | { type: 'checkpoint'; ok: boolean; ticket: number; reason: string };
 
 export interface LogLine {
   level: number;
@@ -108,6 +114,8 @@ export interface Output {
   wakeAt: number;
   /** Set by `receive` when it ignored the message, with the reason. */
   dropped?: CoreDropReason;
+  /** Coordinator mode: store ops of the lease election, for the driver's host to carry out (the UDP core never sets it). */
+  store?: StoreOp[];
 }
 
 /**

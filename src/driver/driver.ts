@@ -210,8 +210,7 @@ export class Driver<C extends Elector = ElectionCore> {
       this.#host.send(datagram, message, to, oneSent, loopback === true);
     }
     if (out.send.length === 0) pending.sent?.();
-    const store = (out as Output & { store?: StoreOp[] }).store;
-    if (store) for (const op of store) this.#host.store?.(op);
+    if (out.store) for (const op of out.store) this.#host.store?.(op);
     for (const line of out.logs) this.#writeLog(line, pending.remote);
     this.#host.schedule(out.wakeAt);
     for (const event of coalesceMasterChanges(out.events)) this.#deliver(event);

@@ -26,7 +26,8 @@ export interface Elector {
   tick(now: Instant): Output;
   receive(message: Message, from: Address, now: Instant): Output;
   sendMessage(to: string, messageType: string, payload: JsonValue, now: Instant, ids?: { rid?: string; re?: string }): Output;
-  setCheckpoint(data: JsonValue, now: Instant): Output | null;
+  /** `ticket` (coordinator mode) comes back in the `checkpoint` event that says whether it was stored. */
+  setCheckpoint(data: JsonValue, now: Instant, ticket?: number): Output | null;
   setEligible(eligible: boolean, now: Instant): Output;
   setData(data: JsonObject): void;
   setLocked(hostname: string, locked: boolean, now: Instant): Output;

@@ -14,6 +14,16 @@ export interface HandoffResult {
   reason: string;
 }
 
+/**
+ * The outcome of setCheckpoint(): with the etcd mode, `ok` once etcd stored it (or a later
+ * checkpoint of the same master), false when it could not be (the master lost its role
+ * first, or etcd holds another term); with UDP heartbeats, `ok` once it is sent.
+ */
+export interface CheckpointResult {
+  ok: boolean;
+  reason: string;
+}
+
 export interface MultiServerEvents {
   /** This server became master: the new term (fencing token) and the last checkpoint, if any. */
   master: [term: number, checkpoint: JsonValue | null];

@@ -31,23 +31,37 @@ export type StoreOp =
   /** Plain put, attached to `lease` ('0': none). */
   | { type: 'put'; id: number; key: string; value: string; lease: string; timeoutMs: number }
   /**
-   * The election: one transaction "if `key` does not exist, put it under `lease` (and
-   * delete `alsoDelete`); otherwise read it".
+   * The election: one transaction "if `key` does not exist and `guard.key` was last changed
+   * at `guard.modRevision` (0: it does not exist), then put `key` under `lease`, put each of
+   * `alsoPut` and delete `alsoDelete`; otherwise read `key` and `guard.key`". The guard makes
+   * the new term (written to `guard.key` by every campaign) above every term granted before.
    */
-  | { type: 'campaign'; id: number; key: string; value: string; lease: string; alsoDelete?: string; timeoutMs: number }
+  | {
+      type: 'campaign';
+      id: number;
+      key: string;
+      value: string;
+      lease: string;
+      alsoPut: Array<{ key: string; value: string; lease: string }>;
+      alsoDelete?: string;
+      guard: { key: string; modRevision: number };
+      timeoutMs: number;
+    }
   /**
-   * Fenced write: "if `fenceKey` exists with create revision `term`, then delete
-   * `deleteKey` (if given) and put `put` (if given)". Resigning is
-   * `{ fenceKey: master, term, deleteKey: master, put: handoff }`; a checkpoint is
-   * `{ fenceKey: master, term, put: checkpoint }`.
+   * Fenced write: "if `fenceKey` holds exactly `fenceValue` (or, with `fenceModRevision`
+   * instead, was last changed at that revision, 0: does not exist), then delete each of
+   * `deleteKeys` and put each of `puts`". Resigning is `{ fenceKey: term, fenceValue: our
+   * term, deleteKeys: [master, term], puts: [handoff] }`; a checkpoint is `{ …, puts:
+   * [checkpoint] }`; raising `last-term` back after a restore is guarded by its revision.
    */
   | {
       type: 'fenced';
       id: number;
       fenceKey: string;
-      term: number;
-      deleteKey?: string;
-      put?: { key: string; value: string; lease: string };
+      fenceValue?: string;
+      fenceModRevision?: number;
+      deleteKeys?: string[];
+      puts?: Array<{ key: string; value: string; lease: string }>;
       timeoutMs: number;
     }
   /** Read every key under `prefix`, with the store's revision at that read. */
@@ -65,12 +79,25 @@ export type StoreResult =
   | { type: 'keepAlive'; ttlSeconds: number }
   | { type: 'revoke' }
   | { type: 'put'; revision: number }
-  /** `won`: the key is ours. `holder`: the key as it stood when we lost (null if unknown). */
-  | { type: 'campaign'; won: boolean; revision: number; holder: KeyValue | null }
+  /**
+   * `won`: the key is ours. Lost: `holder` is the key as it stood (null if absent or unknown)
+   * and `guard` the guard key as it stood (null if absent): the guard changed when no one holds the key.
+   */
+  | { type: 'campaign'; won: boolean; revision: number; holder: KeyValue | null; guard: KeyValue | null }
   | { type: 'fenced'; succeeded: boolean; revision: number }
   | { type: 'sync'; revision: number; kvs: KeyValue[] }
-  /** The op failed or timed out; it may or may not have taken effect. */
-  | { type: 'error'; error: string };
+  /**
+   * The op failed or timed out; it may or may not have taken effect. `kind` and `endpoint`
+   * (the member that failed, when one did) say why, for the operator.
+   */
+  | { type: 'error'; error: string; kind?: StoreErrorKind; endpoint?: string };
+
+/**
+ * Why an op failed: credentials refused (`auth`), the TLS handshake failed (`tls`), no
+ * connection (`unreachable`), etcd without a leader or losing the proposal (`no-leader`), no
+ * answer in time (`timeout`), anything else (`other`).
+ */
+export type StoreErrorKind = 'auth' | 'tls' | 'unreachable' | 'no-leader' | 'timeout' | 'other';
 
 export interface WatchEvent {
   type: 'put' | 'delete';

@@ -110,6 +110,15 @@ export class UdpUnicastTransport implements Transport {
     return `unicast from ${formatAddress({ address: bindIp, port })} to peers ${listed}`;
   }
 
+  /** The port the socket is bound to (comm_port, or the one the system picked for port 0); 0 before open. */
+  get boundPort(): number {
+    try {
+      return this.#socket?.address().port ?? 0;
+    } catch {
+      return 0;
+    }
+  }
+
   /** Every address in the peer table (listed, heard and gossiped), canonical `ip:port`. */
   peers(): string[] {
     return this.#peers.known();
