@@ -177,13 +177,13 @@ describe('run: mastership from etcd', { skip: etcdUnavailable() ? `real etcd nee
     try {
       const w = wrappers({ heartbeatFreq: 0.5, childArgs: ['--linger', '100'] });
       const config = path.join(w.dir, 'etcd.json');
-      writeFileSync(config, JSON.stringify({ coordinator: { type: 'etcd', hosts: etcd.endpoints, ttl: 1, prefix: `/psm-run-test-${process.pid}/` } }));
+      writeFileSync(config, JSON.stringify({ coordinator: { type: 'etcd', hosts: etcd.endpoints, ttl: 2, election_timeout_ms: etcd.electionMs, prefix: `/psm-run-test-${process.pid}/` } }));
       w.args.push('--config', config);
       await w.start('alpha', { args: ['--bind-ip', '127.0.0.2'] });
       await w.start('bravo', { args: ['--bind-ip', '127.0.0.3'] });
       await w.waitFor(() => bothStarted(w) && w.commandProcesses().length === 2, DEADLINE_MS, 'the lease holder\'s command');
       const first = starts(w)[0] as RunChildLine;
-      assert.ok(w.logged(first.host, /failover budget 6\d\d ms/), 'the budget is two thirds of the 1 s TTL');
+      assert.ok(w.logged(first.host, /failover budget 133\d ms/), 'the budget is two thirds of the 2 s TTL');
       const old = w.commandProcesses();
       const killedAt = w.kill(first.host, 'SIGKILL');
       await w.waitFor(() => starts(w).length === 2, DEADLINE_MS, 'the next lease holder\'s command');

@@ -35,10 +35,12 @@ describe('run: deadlines from the cluster timing', () => {
     }
   });
 
-  test('etcd: two thirds of the TTL (the lease outlives the last keep-alive, sent at most a third of a TTL before a stall), the default TTL a tock rounded up', () => {
+  test('etcd: two thirds of the TTL (the lease outlives the last keep-alive, sent at most a third of a TTL before a stall), the default TTL the component\'s own', () => {
     const hosts = ['http://127.0.0.1:2379'];
-    assert.equal(runTiming(validateConfig({ heartbeat_freq: 1, coordinator: { type: 'etcd', hosts, ttl: 3 } })).budgetMs, 2000);
-    assert.equal(runTiming(validateConfig({ heartbeat_freq: 0.25, coordinator: { type: 'etcd', hosts } })).budgetMs, 2000 / 3, 'tock 0.75 s: TTL 1 s');
+    assert.equal(runTiming(validateConfig({ heartbeat_freq: 1, coordinator: { type: 'etcd', hosts, ttl: 3, election_timeout_ms: 250 } })).budgetMs, 2000);
+    assert.equal(runTiming(validateConfig({ heartbeat_freq: 0.25, coordinator: { type: 'etcd', hosts } })).budgetMs, 10_000 / 3, 'tock 0.75 s, etcd\'s default election timeout: TTL 5 s, the least that outlasts an etcd leader election');
+    assert.equal(runTiming(validateConfig({ heartbeat_freq: 0.25, coordinator: { type: 'etcd', hosts, election_timeout_ms: 250 } })).budgetMs, 4000 / 3, 'tock 0.75 s, election timeout 250 ms: TTL 2 s');
+    assert.equal(runTiming(validateConfig({ heartbeat_freq: 4, coordinator: { type: 'etcd', hosts } })).budgetMs, 8000, 'tock 12 s: TTL 12 s');
     const timing = runTiming(validateConfig({ heartbeat_freq: 1, coordinator: { type: 'etcd', hosts, ttl: 10 } }));
     assert.equal(timing.lossGraceMs, 500, 'half the margin by which the master steps down before its lease can expire (TTL/10)');
   });
@@ -89,9 +91,9 @@ describe('run: options', () => {
   });
 
   test('--etcd builds the coordinator, keeping the file\'s other coordinator keys', () => {
-    const options = resolveRunOptions({ config: 'c.json', etcd: ['http://127.0.0.1:2379', 'http://127.0.0.1:2381'] }, ['x'], files({ 'c.json': '{"coordinator": {"type": "etcd", "hosts": ["http://10.9.9.9:1"], "ttl": 4}}' }));
+    const options = resolveRunOptions({ config: 'c.json', etcd: ['http://127.0.0.1:2379', 'http://127.0.0.1:2381'] }, ['x'], files({ 'c.json': '{"coordinator": {"type": "etcd", "hosts": ["http://10.9.9.9:1"], "ttl": 6}}' }));
     assert.deepEqual(options.settings.coordinator?.hosts, ['http://127.0.0.1:2379', 'http://127.0.0.1:2381']);
-    assert.equal(options.settings.coordinator?.ttl, 4);
+    assert.equal(options.settings.coordinator?.ttl, 6);
   });
 
   test('every error names where the value came from and the value', () => {

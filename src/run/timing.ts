@@ -4,6 +4,7 @@
  * command must be dead for two runs never to overlap.
  */
 import type { Settings } from '../config';
+import { defaultTtlSeconds } from '../coordinator/timing';
 
 export interface RunTiming {
   /**
@@ -33,8 +34,8 @@ export function runTiming(settings: Pick<Settings, 'heartbeat_freq' | 'check_bea
   let budgetMs: number;
   let lossGraceMs: number;
   if (settings.coordinator) {
-    // The component's own default TTL: a tock, rounded up to whole seconds, at least 1 s.
-    const ttlMs = (settings.coordinator.ttl || Math.max(1, Math.ceil(tockMs / 1000))) * 1000;
+    // The component's own default TTL (a tock in whole seconds, at least what outlasts an etcd leader election).
+    const ttlMs = (settings.coordinator.ttl || defaultTtlSeconds(tockMs, settings.coordinator.election_timeout_ms)) * 1000;
     budgetMs = (ttlMs * 2) / 3;
     lossGraceMs = Math.min(ttlMs / 3, Math.max(100, ttlMs / 10)) / 2;
   } else {
