@@ -31,6 +31,7 @@ import { ownerOf } from './app/rendezvous';
 import { OperatorHttp, wantsHttp } from './shell/http'; // ops: HTTP routes
 import { createMetricsRegistry, type MetricsRegistry } from './shell/metrics'; // ops: metrics
 import { describeThrown } from './util/describe';
+import { WakeTimer } from './util/wake-timer';
 
 const { computeBroadcastIP, DEFAULT_CONFIG, validateConfig, validateHostname, ConfigError } = config;
 const { decodeWire, encode } = codec;
@@ -82,9 +83,10 @@ class MultiServer extends Component {
   /** Store ops whose result someone awaits (the revoke at shutdown). */
   #awaitedOps = new Map<number, () => void>();
   #transport: Transport | null = null;
-  #timer: NodeJS.Timeout | null = null;
-  /** When the pending timer fires (monotonic ms). */
-  #timerAt = Infinity;
+  /** The election's one timer: `tick()` at the wake-up time the last step asked for. */
+  #wake = new WakeTimer(() => {
+    if (!this.#shut) this.#driver?.tick();
+  });
   #eligible = true;
   #data: JsonObject = {};
   #emptyTable: Record<string, ServerRecord> = Object.create(null) as Record<string, ServerRecord>;
@@ -691,31 +693,14 @@ class MultiServer extends Component {
     this.#driver?.logRemote(3, 'send-error', `UDP send failed: ${err.message}`);
   }
 
-  #onTimer = (): void => {
-    this.#timer = null;
-    if (!this.#shut) this.#driver?.tick();
-  };
-
-  /**
-   * Be woken by `wakeAt`. A timer already due no later is kept: an early tick costs the core
-   * nothing (it acts on what is due and asks again), and an idle server then re-arms a timer
-   * a few times a tick, not on every datagram.
-   */
+  /** Be woken at `wakeAt` (a timer already set no later is kept: see WakeTimer). */
   #schedule(wakeAt: number): void {
-    if (this.#shut || !Number.isFinite(wakeAt)) {
-      this.#clearTimer();
-      return;
-    }
-    if (this.#timer && this.#timerAt <= wakeAt) return;
-    this.#clearTimer();
-    const delay = Math.min(MAX_TIMEOUT_MS, Math.max(0, Math.ceil(wakeAt - performance.now())));
-    this.#timerAt = performance.now() + delay;
-    this.#timer = setTimeout(this.#onTimer, delay);
+    if (this.#shut) this.#wake.clear();
+    else this.#wake.schedule(wakeAt);
   }
 
   #clearTimer(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#wake.clear();
   }
 
   /** Core events that need the shell: messages, handoff outcomes, duplicates, exits. */
