@@ -16,8 +16,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import Table = require('cli-table3');
 import { computeBroadcastIP, DEFAULT_CONFIG } from './config';
+import { renderTextTable } from './util/text-table';
 import type { HeartbeatMessage, JsonValue, Message } from './protocol/messages';
 import { createKeyring, type Keyring } from './wire/auth';
 import { CLUSTER_ID_PATTERN, MAX_UDP_PAYLOAD } from './protocol/limits';
@@ -249,17 +249,16 @@ function terminalSafe(text: string): string {
 
 export function renderTable(snapshot: Snapshot, options: { color?: boolean } = {}): string {
   const dim = (text: string): string => (options.color ? `\x1b[2m${text}\x1b[22m` : text);
-  const table = new Table({
-    head: ['hostname', 'address', 'state', 'eligible', 'term', 'last heard', 'uptime', 'data'],
-    // One line per server, no rule between rows: compact enough for a --watch of many servers.
-    style: { head: [], border: [], compact: true },
-  });
+  // One line per server, no rule between rows: compact enough for a --watch of many servers.
+  const rows: string[][] = [];
+  const styles: Array<((cell: string) => string) | undefined> = [];
   for (const s of snapshot.servers) {
     let data = terminalSafe(JSON.stringify(s.data) ?? '');
     if (data.length > 40) data = data.slice(0, 37) + '...';
-    const row = [s.hostname, s.ip || s.address, s.state, s.eligible ? 'yes' : 'no', String(s.term), `${s.lastHeard.toFixed(1)} s ago`, formatUptime(s.uptime), data];
-    table.push(s.state === 'left' ? row.map(dim) : row);
+    rows.push([s.hostname, s.ip || s.address, s.state, s.eligible ? 'yes' : 'no', String(s.term), `${s.lastHeard.toFixed(1)} s ago`, formatUptime(s.uptime), data]);
+    styles.push(s.state === 'left' ? dim : undefined);
   }
+  const table = renderTextTable(['hostname', 'address', 'state', 'eligible', 'term', 'last heard', 'uptime', 'data'], rows, { style: styles });
   const present = snapshot.servers.filter((s) => s.state !== 'left');
   const left = snapshot.servers.length - present.length;
   const master = snapshot.servers.find((s) => s.hostname === snapshot.masterHostname);
@@ -272,7 +271,7 @@ export function renderTable(snapshot: Snapshot, options: { color?: boolean } = {
   const dropped = Object.entries(snapshot.observer.dropped).map(([reason, n]) => `${reason} ${n}`);
   return [
     `${present.length} server${present.length === 1 ? '' : 's'}${left ? ` (${left} left)` : ''} on port ${snapshot.port}, ${verdict}`,
-    table.toString(),
+    table,
     `heard ${snapshot.observer.heartbeats} heartbeats in ${(snapshot.listenedMs / 1000).toFixed(1)} s` + (dropped.length ? `; dropped: ${dropped.join(', ')}` : ''),
   ].join('\n');
 }
