@@ -4,6 +4,7 @@
  */
 import { isIPv4 } from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
+import { Netmask } from 'netmask';
 import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, isValidHostname, MAX_PRIORITY, MAX_UDP_PAYLOAD } from './protocol/limits';
 import { MAX_KEYS } from './wire/auth';
 import type { Family } from './protocol/address';
@@ -509,34 +510,20 @@ export function validateHostname(hostname: unknown): string {
 
 /**
  * The original's default broadcast address: the directed broadcast of the first
- * non-internal IPv4 interface; 255.255.255.255 when there is none (or when its prefix is
- * /31 or /32, which has no broadcast address, or its mask is not a prefix at all).
+ * non-internal IPv4 interface, computed with netmask; 255.255.255.255 when there is none
+ * (or when its prefix is /31 or /32, which has no broadcast address).
  */
 export function computeBroadcastIP(interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>): string {
   for (const name of Object.keys(interfaces)) {
     for (const info of interfaces[name] ?? []) {
       if (info.family !== 'IPv4' || info.internal || !isIPv4(info.address)) continue;
-      const mask = ipv4Number(info.netmask);
-      const prefix = mask === null ? -1 : prefixLength(mask);
-      // /0 has no network to broadcast to, and /31 and /32 no broadcast address: next interface.
-      if (prefix < 1 || prefix > 30) continue;
-      const broadcast = ((ipv4Number(info.address) as number) | ~(mask as number)) >>> 0;
-      return [broadcast >>> 24, (broadcast >>> 16) & 255, (broadcast >>> 8) & 255, broadcast & 255].join('.');
+      try {
+        const block = new Netmask(`${info.address}/${info.netmask}`);
+        if (block.bitmask <= 30) return block.broadcast as string;
+      } catch {
+        // a netmask the library cannot read: try the next interface
+      }
     }
   }
   return '255.255.255.255';
-}
-
-/** A dotted-quad IPv4 address or mask as an unsigned 32-bit number, or null. */
-function ipv4Number(text: string): number | null {
-  if (typeof text !== 'string' || !isIPv4(text)) return null;
-  return text.split('.').reduce((value, octet) => value * 256 + Number(octet), 0);
-}
-
-/** The number of leading one bits of a mask that is a prefix (ones, then zeros), or -1. */
-function prefixLength(mask: number): number {
-  for (let prefix = 0; prefix <= 32; prefix++) {
-    if (mask === (prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0)) return prefix;
-  }
-  return -1;
 }
