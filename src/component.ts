@@ -83,6 +83,10 @@ class MultiServer extends Component {
   /** Store ops whose result someone awaits (the revoke at shutdown). */
   #awaitedOps = new Map<number, () => void>();
   #transport: Transport | null = null;
+  /** The wake-up time the last step asked for: a datagram read later than it may follow a stall. */
+  #wakeAsked = -Infinity;
+  /** The last heartbeat we sent to everyone (broadcast and multicast loop it back to us). */
+  #ownHeartbeat: Buffer | null = null;
   /** The election's one timer: `tick()` at the wake-up time the last step asked for. */
   #wake = new WakeTimer(() => {
     if (!this.#shut) this.#driver?.tick();
@@ -443,8 +447,10 @@ class MultiServer extends Component {
             now: () => ({ mono: performance.now(), wall: Date.now() }),
             send: (datagram, message, to, done, loopback) => {
               if (this.debugLevel(10)) this.logDebug(10, `Sending ${message.action}`, message);
-              transport.send(datagram, to && transport.targets ? to : undefined, done);
+              const target = to && transport.targets ? to : undefined;
+              transport.send(datagram, target, done);
               if (loopback) transport.sendToSelf?.(datagram);
+              if (message.action === 'heartbeat' && target === undefined) this.#ownHeartbeat = datagram;
             },
             schedule: (wakeAt) => this.#schedule(wakeAt),
             log: (level, message, data) => this.logDebug(level, message, data),
@@ -640,6 +646,12 @@ class MultiServer extends Component {
     if (!driver || this.#shut) return;
     driver.stats.packetsIn++;
     driver.stats.bytesIn += datagram.length;
+    // Our last heartbeat, looped back by broadcast or multicast: the core ignores it (it
+    // carries our instance id) unless it comes after a stall, which the core alone judges, so
+    // it gets it then. Otherwise it goes no further: a third of an idle server's datagrams,
+    // each a decode and a step of the core for nothing (docs/PERFORMANCE.md, idle cost).
+    const own = this.#ownHeartbeat;
+    if (own !== null && datagram.length === own.length && performance.now() <= this.#wakeAsked && datagram.equals(own)) return;
     const result = decodeWire(datagram, {
       maxBytes: this.#settings?.max_packet_bytes,
       maxDataBytes: this.#settings?.max_data_bytes,
@@ -695,6 +707,7 @@ class MultiServer extends Component {
 
   /** Be woken at `wakeAt` (a timer already set no later is kept: see WakeTimer). */
   #schedule(wakeAt: number): void {
+    this.#wakeAsked = wakeAt;
     if (this.#shut) this.#wake.clear();
     else this.#wake.schedule(wakeAt);
   }
