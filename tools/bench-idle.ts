@@ -12,7 +12,15 @@
  * is counted over the same window. The kernel's share (the syscalls of a datagram or a timer)
  * is not counted; `strace -c -p` shows the same number of them for our servers and the floor.
  *
- *   npm run bench:idle [-- --seconds 20 --heartbeat 0.5 --nodes 3 --keep DIR]
+ * Each figure is split three ways: the JIT compilers, the garbage collector, and the rest, the
+ * code running. The first two come in bursts (V8 optimizes a function after enough calls, which
+ * at a few packets a second takes minutes; a major GC comes now and then), so one window may
+ * hold one and the next not; the running code is what the per-packet path costs, window after
+ * window.
+ *
+ *   npm run bench:idle [-- --seconds 20 --warmup 5 --heartbeat 0.5 --nodes 3 --keep DIR]
+ *
+ * --warmup: seconds between the cluster settling and the window (default 5).
  *
  * Needs valgrind (Debian: `apt-get install valgrind`). Takes about a minute and a half more
  * than `--seconds`, most of it the measured processes loading under valgrind.
@@ -36,6 +44,29 @@ interface Measured {
   label: string;
   instructions: number;
   seconds: number;
+  /** Of those, the JIT compilers' (bytecode, baseline, optimizing) and the garbage collector's. */
+  compiling: number;
+  collecting: number;
+}
+
+/** Where a function's instructions go: compiling code, collecting garbage, or running the program. */
+const COMPILING = /v8::internal::(compiler|baseline|interpreter|maglev|wasm)::|v8::internal::(Compiler|Parser|Scanner|AstValueFactory|Zone|AccountingAllocator|BytecodeGenerator|OptimizedCompilationJob|TurbofanCompilationJob|CodeGenerator|Assembler|RegisterAllocator|InstructionSelector)\b|v8::internal::\w*Compil/;
+const COLLECTING = /Scaveng|MarkCompact|ConcurrentMarking|MarkingVisitor|MarkingState|Sweeper|IncrementalMarking|MarkingBarrier|heap::base::|cppgc::|Evacuat|RememberedSet|SlotSet|IterateObjectCache|GlobalHandles|MemoryReducer|ArrayBufferSweeper|v8::internal::Heap::(CollectGarbage|PerformGarbageCollection|Scavenge|MarkCompact|GarbageCollection)/;
+
+/** The window's dump, split: instructions in the JIT compilers and in the garbage collector. */
+function split(file: string): { compiling: number; collecting: number } {
+  const out = execFileSync('callgrind_annotate', ['--inclusive=no', '--threshold=100', file], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: 120_000 });
+  let compiling = 0;
+  let collecting = 0;
+  for (const line of out.split('\n')) {
+    const match = /^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*)$/.exec(line);
+    if (!match || (match[2] as string).includes('PROGRAM TOTALS')) continue;
+    const count = Number((match[1] as string).replace(/,/g, ''));
+    const name = match[2] as string;
+    if (COMPILING.test(name)) compiling += count;
+    else if (COLLECTING.test(name)) collecting += count;
+  }
+  return { compiling, collecting };
 }
 
 function delay(ms: number): Promise<void> {
@@ -121,24 +152,29 @@ async function main(): Promise<void> {
         measured.set(kind, { cluster: traced, pid: pidOf(traced, measuredHost) });
       }),
     );
-    // Settled: our cluster agrees and every member lists every other; the floor's members
-    // have heard each other; then two tocks more for the measured process to run warm.
+    // Settled: our measured member lists the whole cluster and names a master; then --warmup
+    // seconds more (the floor is checked to have heard every member after the window).
     const ours = measured.get('ours')?.cluster as ProcessCluster;
     await ours.waitFor(() => ours.state(measuredHost)?.servers.length === nodes && ours.state(measuredHost)?.masterHostname !== '', 60_000, `${measuredHost} to see the whole cluster`);
     await delay(warmup * 1000);
-    const before = new Map<Kind, number>();
+    // callgrind_control takes a moment per process: each one's window is timed on its own.
+    const before = new Map<Kind, { count: number; at: number }>();
     for (const [kind, { pid }] of measured) {
       instrument(pid, true);
-      before.set(kind, collected(pid));
+      before.set(kind, { count: collected(pid), at: performance.now() });
     }
-    const startedAt = performance.now();
     await delay(seconds * 1000);
     const results: Measured[] = [];
     for (const { kind, label } of kinds) {
       const { pid } = measured.get(kind) as { pid: number };
-      const instructions = collected(pid) - (before.get(kind) as number);
-      results.push({ kind, label, instructions, seconds: (performance.now() - startedAt) / 1000 });
+      const start = before.get(kind) as { count: number; at: number };
+      const instructions = collected(pid) - start.count;
+      const seconds = (performance.now() - start.at) / 1000;
       instrument(pid, false);
+      // The window's counts, function by function (instrumentation was off before it).
+      execFileSync('callgrind_control', ['--dump=window', String(pid)], { stdio: 'ignore', timeout: 120_000 });
+      const { compiling, collecting } = split(path.join(outDir, `callgrind.${kind}.${pid}.1`));
+      results.push({ kind, label, instructions, seconds, compiling, collecting });
     }
     // The floor reports no events: ask for its table now. It must have heard every member.
     const floorCluster = measured.get('floor')?.cluster as ProcessCluster;
@@ -148,16 +184,20 @@ async function main(): Promise<void> {
     const floorServers = floorCluster.state(measuredHost)?.servers.length ?? 0;
     if (floorServers !== nodes) throw new Error(`the floor's ${measuredHost} heard ${floorServers} of ${nodes} servers: not a like-for-like window`);
     const perSecond = (m: Measured): number => m.instructions / m.seconds;
-    const bare = perSecond(results[2] as Measured);
+    const running = (m: Measured): number => (m.instructions - m.compiling - m.collecting) / m.seconds;
+    const n = (value: number): string => Math.round(value).toLocaleString('en-US');
+    const [oursM, floorM, bareM] = results as [Measured, Measured, Measured];
     console.log('');
-    console.log('one idle server                 instructions/s   per tick   over pixl-server alone');
+    console.log('instructions a second, one idle server   all   compiling   collecting   running code   per tick   over pixl-server alone');
     for (const m of results) {
-      const rate = perSecond(m);
-      console.log(`${m.label.padEnd(30)} ${Math.round(rate).toLocaleString('en-US').padStart(15)} ${Math.round(rate * heartbeat).toLocaleString('en-US').padStart(10)}   ${m.kind === 'bare' ? '' : Math.round(rate - bare).toLocaleString('en-US').padStart(12)}`);
+      const cells = [n(perSecond(m)).padStart(10), n(m.compiling / m.seconds).padStart(11), n(m.collecting / m.seconds).padStart(12), n(running(m)).padStart(14), n(running(m) * heartbeat).padStart(10)];
+      console.log(`${m.label.padEnd(33)} ${cells.join(' ')}   ${m.kind === 'bare' ? '' : n(running(m) - running(bareM)).padStart(12)}`);
     }
-    const floor = perSecond(results[1] as Measured);
-    const oursRate = perSecond(results[0] as Measured);
-    console.log(`\npixl-server-multi over the floor: ${Math.round(oursRate - floor).toLocaleString('en-US')} instructions/s (${(((oursRate - bare) / (floor - bare)) * 100).toFixed(0)} % of the floor's own cost over pixl-server alone)`);
+    console.log(
+      `\nrunning code, over the floor: ${n(running(oursM) - running(floorM))} instructions/s; ` +
+        `all instructions, over the floor: ${n(perSecond(oursM) - perSecond(floorM))}. ` +
+        '(Compiling and collecting come in bursts: the JIT optimizes functions after minutes of calls, a major GC now and then; compare them over several runs.)',
+    );
     if (values.keep) console.log(`callgrind files in ${outDir} (callgrind_annotate)`);
   } finally {
     await Promise.all(clusters.map((cluster) => cluster.stopAll()));
