@@ -98,7 +98,9 @@ module.exports = {
       comment: 'Every package imported anywhere is declared in package.json.',
       severity: 'error',
       from: {},
-      to: { dependencyTypes: ['npm-no-pkg', 'npm-unknown'] },
+      // dependency-cruiser reads every key containing "ependencies" as a section, so the
+      // optional peers' entries in peerDependenciesMeta add "npm-no-pkg" beside "npm-peer".
+      to: { dependencyTypes: ['npm-no-pkg', 'npm-unknown'], dependencyTypesNot: ['npm', 'npm-dev', 'npm-optional', 'npm-peer'] },
     },
   ],
   options: {

@@ -19,8 +19,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import Table = require('cli-table3');
 import { computeBroadcastIP, DEFAULT_CONFIG } from './config';
+import { renderTextTable } from './util/text-table';
 import type { HeartbeatMessage, Message } from './protocol/messages';
 import type { ServerRecord } from './core/types';
 import { createKeyring, type Keyring } from './wire/auth';
@@ -315,18 +315,19 @@ export function renderTable(doc: StatusDocument, options: { color?: boolean } = 
     const text = terminalSafe(JSON.stringify(data) ?? '');
     return text.length > 40 ? text.slice(0, 37) + '...' : text;
   };
-  const table = new Table({
-    head: ['hostname', 'address', 'state', 'eligible', 'term', 'last heard', 'uptime', 'data'],
-    // One line per server, no rule between rows: compact enough for a --watch of many servers.
-    style: { head: [], border: [], compact: true },
-  });
+  // One line per server, no rule between rows: compact enough for a --watch of many servers.
+  const rows: string[][] = [];
+  const styles: Array<((cell: string) => string) | undefined> = [];
   for (const s of doc.view) {
-    table.push([s.hostname, s.ip, s.state, s.eligible ? 'yes' : 'no', String(s.term), `${(s.lastHeardMs / 1000).toFixed(1)} s ago`, formatUptime(s.uptime), shown(doc.servers[s.hostname]?.data)]);
+    rows.push([s.hostname, s.ip, s.state, s.eligible ? 'yes' : 'no', String(s.term), `${(s.lastHeardMs / 1000).toFixed(1)} s ago`, formatUptime(s.uptime), shown(doc.servers[s.hostname]?.data)]);
+    styles.push(undefined);
   }
   for (const d of doc.departed) {
     const why = d.reason === 'shutdown' ? 'left (shut down)' : 'left (silent)';
-    table.push([d.hostname, d.ip, why, '', '', `${(Math.max(0, doc.generatedAt - d.lastHeardAt) / 1000).toFixed(1)} s ago`, '', shown(d.data)].map(dim));
+    rows.push([d.hostname, d.ip, why, '', '', `${(Math.max(0, doc.generatedAt - d.lastHeardAt) / 1000).toFixed(1)} s ago`, '', shown(d.data)]);
+    styles.push(dim);
   }
+  const table = renderTextTable(['hostname', 'address', 'state', 'eligible', 'term', 'last heard', 'uptime', 'data'], rows, { style: styles });
   const observer = doc.observer;
   const left = doc.departed.length;
   const master = doc.view.find((s) => s.hostname === doc.masterHostname);
@@ -339,7 +340,7 @@ export function renderTable(doc: StatusDocument, options: { color?: boolean } = 
   const dropped = Object.entries(observer?.dropped ?? {}).map(([reason, n]) => `${reason} ${n}`);
   return [
     `${plural(doc.view.length, 'server')}${left ? ` (${left} left)` : ''} on port ${observer?.port ?? '?'}, ${verdict}`,
-    table.toString(),
+    table,
     `heard ${plural(observer?.heartbeats ?? 0, 'heartbeat')} in ${((observer?.listenedMs ?? 0) / 1000).toFixed(1)} s` + (dropped.length ? `; dropped: ${dropped.join(', ')}` : ''),
   ].join('\n');
 }

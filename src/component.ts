@@ -34,6 +34,7 @@ import { ownerOf } from './app/rendezvous';
 import { OperatorHttp, wantsHttp } from './shell/http'; // ops: HTTP routes
 import { createMetricsRegistry, type MetricsRegistry } from './shell/metrics'; // ops: metrics
 import { describeThrown } from './util/describe';
+import { WakeTimer } from './util/wake-timer';
 
 const { computeBroadcastIP, DEFAULT_CONFIG, misplacedKeys, unknownKeys, validateConfig, validateHostname, ConfigError } = config;
 const { decodeWire, encode } = codec;
@@ -90,9 +91,14 @@ class MultiServer extends Component {
   /** Store ops whose result someone awaits (the revoke at shutdown). */
   #awaitedOps = new Map<number, () => void>();
   #transport: Transport | null = null;
-  #timer: NodeJS.Timeout | null = null;
-  /** When the pending timer fires (monotonic ms). */
-  #timerAt = Infinity;
+  /** The wake-up time the last step asked for: a datagram read later than it may follow a stall. */
+  #wakeAsked = -Infinity;
+  /** The last heartbeat we sent to everyone (broadcast and multicast loop it back to us). */
+  #ownHeartbeat: Buffer | null = null;
+  /** The election's one timer: `tick()` at the wake-up time the last step asked for. */
+  #wake = new WakeTimer(() => {
+    if (!this.#shut) this.#driver?.tick();
+  });
   #eligible = true;
   #data: JsonObject = {};
   #emptyTable: Record<string, ServerRecord> = Object.create(null) as Record<string, ServerRecord>;
@@ -529,8 +535,10 @@ class MultiServer extends Component {
             now: () => ({ mono: performance.now(), wall: Date.now() }),
             send: (datagram, message, to, done, loopback) => {
               if (this.debugLevel(10)) this.logDebug(10, `Sending ${message.action}`, message);
-              transport.send(datagram, to && transport.targets ? to : undefined, done);
+              const target = to && transport.targets ? to : undefined;
+              transport.send(datagram, target, done);
               if (loopback) transport.sendToSelf?.(datagram);
+              if (message.action === 'heartbeat' && target === undefined) this.#ownHeartbeat = datagram;
             },
             schedule: (wakeAt) => this.#schedule(wakeAt),
             log: (level, message, data) => this.logDebug(level, message, data),
@@ -754,6 +762,12 @@ class MultiServer extends Component {
     if (!driver || this.#shut) return;
     driver.stats.packetsIn++;
     driver.stats.bytesIn += datagram.length;
+    // Our last heartbeat, looped back by broadcast or multicast: the core ignores it (it
+    // carries our instance id) unless it comes after a stall, which the core alone judges, so
+    // it gets it then. Otherwise it goes no further: a third of an idle server's datagrams,
+    // each a decode and a step of the core for nothing (docs/PERFORMANCE.md, idle cost).
+    const own = this.#ownHeartbeat;
+    if (own !== null && datagram.length === own.length && performance.now() <= this.#wakeAsked && datagram.equals(own)) return;
     const result = decodeWire(datagram, {
       maxBytes: this.#settings?.max_packet_bytes,
       maxDataBytes: this.#settings?.max_data_bytes,
@@ -807,31 +821,15 @@ class MultiServer extends Component {
     this.#driver?.logRemote(3, 'send-error', `UDP send failed: ${err.message}`);
   }
 
-  #onTimer = (): void => {
-    this.#timer = null;
-    if (!this.#shut) this.#driver?.tick();
-  };
-
-  /**
-   * Be woken by `wakeAt`. A timer already due no later is kept: an early tick costs the core
-   * nothing (it acts on what is due and asks again), and an idle server then re-arms a timer
-   * a few times a tick, not on every datagram.
-   */
+  /** Be woken at `wakeAt` (a timer already set no later is kept: see WakeTimer). */
   #schedule(wakeAt: number): void {
-    if (this.#shut || !Number.isFinite(wakeAt)) {
-      this.#clearTimer();
-      return;
-    }
-    if (this.#timer && this.#timerAt <= wakeAt) return;
-    this.#clearTimer();
-    const delay = Math.min(MAX_TIMEOUT_MS, Math.max(0, Math.ceil(wakeAt - performance.now())));
-    this.#timerAt = performance.now() + delay;
-    this.#timer = setTimeout(this.#onTimer, delay);
+    this.#wakeAsked = wakeAt;
+    if (this.#shut) this.#wake.clear();
+    else this.#wake.schedule(wakeAt);
   }
 
   #clearTimer(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#wake.clear();
   }
 
   /** Core events that need the shell: messages, handoff outcomes, duplicates, exits. */

@@ -124,6 +124,15 @@ describe('default broadcast address (pure; nothing is sent)', () => {
     assert.equal(computeBroadcastIP({ eth0: [iface('10.0.0.5', '255.255.255.254')] }), '255.255.255.255');
   });
 
+  test('every prefix from /1 to /30; a mask that is not a prefix, /0 or an unreadable one is passed over like /32', () => {
+    assert.equal(computeBroadcastIP({ eth0: [iface('10.1.2.3', '128.0.0.0')] }), '127.255.255.255');
+    assert.equal(computeBroadcastIP({ eth0: [iface('10.1.2.3', '255.255.255.252')] }), '10.1.2.3');
+    assert.equal(computeBroadcastIP({ eth0: [iface('172.31.200.1', '255.255.192.0')] }), '172.31.255.255');
+    for (const mask of ['255.0.255.0', '0.0.0.0', '', '255.255.255', '256.0.0.0', 'ffff::']) {
+      assert.equal(computeBroadcastIP({ eth0: [iface('10.1.2.3', mask)], eth1: [iface('192.168.7.9', '255.255.255.0')] }), '192.168.7.255', `mask ${JSON.stringify(mask)}`);
+    }
+  });
+
   test('a /32 interface is passed over for the next usable one', () => {
     assert.equal(computeBroadcastIP({ tun0: [iface('10.8.0.1', '255.255.255.255')], eth0: [iface('192.168.0.9', '255.255.255.0')] }), '192.168.0.255');
   });

@@ -25,6 +25,7 @@ interface PackageJson {
   dependencies?: Record<string, string>;
   optionalDependencies?: Record<string, string>;
   peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
   devDependencies?: Record<string, string>;
 }
 
@@ -79,6 +80,13 @@ function specifiers(file: string): Specifier[] {
   };
   visit(source);
   return found;
+}
+
+/** Peer dependencies marked optional: npm installs them only when the app asks for them. */
+function optionalPeers(): string[] {
+  return Object.entries(pkg.peerDependenciesMeta ?? {})
+    .filter(([, meta]) => meta.optional === true)
+    .map(([name]) => name);
 }
 
 function packageName(specifier: string): string {
@@ -136,7 +144,7 @@ test('every package the shipped code loads is one npm installs for a user, and e
   const installed = new Set([...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.optionalDependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {})]);
   // Ambient declarations (pixl-server ships no types): `declare module 'x'` in a shipped .d.ts.
   const ambient = new Set(shippedDts.flatMap((file) => [...readFileSync(path.join(ROOT, file), 'utf8').matchAll(/^declare module '([^']+)'/gm)].map((match) => match[1] as string)));
-  const optional = new Set(Object.keys(pkg.optionalDependencies ?? {}));
+  const optional = new Set([...Object.keys(pkg.optionalDependencies ?? {}), ...optionalPeers()]);
   const undeclared: string[] = [];
   const eager: string[] = [];
   const used = new Set<string>();
@@ -157,4 +165,17 @@ test('every package the shipped code loads is one npm installs for a user, and e
   assert.equal(pkg.dependencies?.['pixl-server'], undefined, 'pixl-server as a dependency would give the app a second copy');
   // Optional ones are loaded only when configured: missing, they are a startup error naming the install command.
   assert.deepEqual(eager, [], 'an optional dependency loaded with the module');
+});
+
+test('a lean install: the etcd mode and metrics packages are optional peers, never installed unasked', () => {
+  // npm installs optionalDependencies by default (etcd3 alone brings gRPC and protobufjs, with
+  // a postinstall script); an optional peer is installed only by an app that names it.
+  assert.deepEqual(Object.keys(pkg.optionalDependencies ?? {}), [], 'optionalDependencies are installed by default');
+  assert.deepEqual(optionalPeers().sort(), ['etcd3', 'prom-client']);
+  for (const name of optionalPeers()) {
+    assert.ok(pkg.peerDependencies?.[name], `${name} is marked optional but is not a peer dependency`);
+    assert.equal(pkg.dependencies?.[name], undefined, `${name} is also a dependency`);
+    assert.ok(pkg.devDependencies?.[name], `${name} must stay a devDependency: the tests need it`);
+  }
+  assert.equal(pkg.peerDependenciesMeta?.['pixl-server']?.optional, undefined, 'pixl-server is the host: never optional');
 });

@@ -171,6 +171,12 @@ interface IdleResult {
   servers: IdleServer[];
   /** pixl-server alone, no MultiServer, measured over the same window. */
   baseline: IdleServer;
+  /**
+   * The floor (tools/floor-component.ts: one JSON heartbeat a tick, every datagram parsed, one
+   * timer), as many servers as ours on a port of their own, same window. Its packet figures
+   * are not counted (zero). Absent for the etcd mode.
+   */
+  floor?: IdleServer[];
 }
 
 /** The same figures with `coordinator` (etcd) set: its own contract, and the UDP mode's SPEC bound beside it. */
@@ -262,21 +268,46 @@ function rates(host: string, a: Snapshot, b: Snapshot): IdleServer {
 }
 
 /**
- * Resource use of every member over the same window, and of a pixl-server process without
- * the component beside them: the difference is what MultiServer itself costs.
+ * Resource use of every member over the same window, and beside them of a pixl-server process
+ * without the component (the difference is what MultiServer itself costs) and, with `floor`
+ * timing, of a cluster of the floor component of the same size (what any heartbeat component
+ * cannot avoid costing). Load on the machine during the window weighs on all of them alike.
  */
-async function idle(cluster: ProcessCluster, hosts: string[], seconds: number): Promise<IdleResult> {
+async function idle(cluster: ProcessCluster, hosts: string[], seconds: number, floorTiming?: { heartbeatFreq: number; checkBeats: number }): Promise<IdleResult> {
   const bare = new ProcessCluster({ heartbeatFreq: 1, checkBeats: 1, bare: true });
+  const floor = floorTiming ? new ProcessCluster({ ...floorTiming, floor: true }) : null;
   try {
-    await bare.start('baseline');
-    const snapshot = (): Promise<Snapshot[]> => Promise.all([...hosts.map((host) => cluster.stats(host)), bare.stats('baseline')]);
+    await Promise.all([bare.start('baseline'), ...(floor ? hosts.map((host) => floor.start(host)) : [])]);
+    if (floor) {
+      // Like ours, past its start: every member has heard every other, and a tock more.
+      await floorHeardAll(floor, hosts, stepTimeout(floor.tockMs));
+      await delay(floor.tockMs);
+    }
+    const floorHosts = floor ? hosts : [];
+    const snapshot = (): Promise<Snapshot[]> =>
+      Promise.all([...hosts.map((host) => cluster.stats(host)), ...floorHosts.map((host) => (floor as ProcessCluster).stats(host)), bare.stats('baseline')]);
     const first = await snapshot();
     await delay(seconds * 1000);
     const second = await snapshot();
-    const all = [...hosts, 'baseline'].map((host, i) => rates(host, first[i] as Snapshot, second[i] as Snapshot));
-    return { seconds, servers: all.slice(0, -1), baseline: all[all.length - 1] as IdleServer };
+    const all = [...hosts, ...floorHosts.map((host) => `floor ${host}`), 'baseline'].map((host, i) => rates(host, first[i] as Snapshot, second[i] as Snapshot));
+    const result: IdleResult = { seconds, servers: all.slice(0, hosts.length), baseline: all[all.length - 1] as IdleServer };
+    if (floor) result.floor = all.slice(hosts.length, -1);
+    return result;
   } finally {
-    await bare.stopAll();
+    await Promise.all([bare.stopAll(), floor?.stopAll()]);
+  }
+}
+
+/** The floor's members report no events: ask each for its table until all list every member. */
+async function floorHeardAll(floor: ProcessCluster, hosts: string[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const asked = floor.reports.length;
+    for (const host of hosts) floor.command(host, { cmd: 'state' });
+    await floor.waitFor(() => floor.reports.length >= asked + hosts.length, timeoutMs, 'the floor members to report');
+    if (hosts.every((host) => floor.state(host)?.servers.length === hosts.length)) return;
+    if (Date.now() > deadline) throw new Error(`the floor's members did not all hear each other within ${timeoutMs} ms`);
+    await delay(floor.tickMs);
   }
 }
 
@@ -318,7 +349,7 @@ async function repetition(
     if (measureIdle) {
       // Past start-up work (JIT, first log writes) before counting.
       await delay(tock);
-      idleResult = await idle(cluster, hosts, options.idleSeconds);
+      idleResult = await idle(cluster, hosts, options.idleSeconds, { heartbeatFreq: options.heartbeat, checkBeats: options.checkBeats });
     }
 
     phase = 'crash failover';
@@ -397,7 +428,7 @@ async function etcdRepetition(
     await settled(cluster, timeout);
     if (measureIdle) {
       await delay(cluster.tockMs);
-      idleResult = await idle(cluster, hosts, options.idleSeconds);
+      idleResult = await idle(cluster, hosts, options.idleSeconds, { heartbeatFreq: options.heartbeat, checkBeats: options.checkBeats });
     }
 
     phase = 'crash failover';
@@ -539,18 +570,25 @@ function renderSize(result: SizeResult, options: Options): string {
       s.ratio.toFixed(2) + verdict,
     ]);
   }
-  const idleRows: string[][] = [['idle, per server', 'min', 'median', 'max', 'pixl-server alone']];
-  const idleMetric = (label: string, pick: (s: IdleServer) => number, digits: number): void => {
+  const floor = result.idle.floor ?? [];
+  const idleRows: string[][] = [['idle, per server', 'min', 'median', 'max', 'floor (median)', 'pixl-server alone']];
+  const idleMetric = (label: string, pick: (s: IdleServer) => number, digits: number, floorCounted = true): void => {
     const sum = summarize(result.idle.servers.map(pick));
-    idleRows.push([label, sum.min.toFixed(digits), sum.median.toFixed(digits), sum.max.toFixed(digits), pick(result.idle.baseline).toFixed(digits)]);
+    const floorMedian = floorCounted && floor.length > 0 ? summarize(floor.map(pick)).median.toFixed(digits) : '-';
+    idleRows.push([label, sum.min.toFixed(digits), sum.median.toFixed(digits), sum.max.toFixed(digits), floorMedian, pick(result.idle.baseline).toFixed(digits)]);
   };
   idleMetric('CPU %', (s) => s.cpuPercent, 2);
   idleMetric('RSS MB', (s) => s.rssMB, 1);
-  idleMetric('datagrams in /s', (s) => s.datagramsInPerS, 2);
-  idleMetric('datagrams out /s', (s) => s.datagramsOutPerS, 2);
-  idleMetric('bytes in /s', (s) => s.bytesInPerS, 0);
-  idleMetric('bytes out /s', (s) => s.bytesOutPerS, 0);
-  idleMetric('sockets opened', (s) => s.socketsOpened, 0);
+  idleMetric('datagrams in /s', (s) => s.datagramsInPerS, 2, false);
+  idleMetric('datagrams out /s', (s) => s.datagramsOutPerS, 2, false);
+  idleMetric('bytes in /s', (s) => s.bytesInPerS, 0, false);
+  idleMetric('bytes out /s', (s) => s.bytesOutPerS, 0, false);
+  idleMetric('sockets opened', (s) => s.socketsOpened, 0, false);
+  const overFloor =
+    floor.length > 0
+      ? `CPU over the floor (medians, same window): ${signed(summarize(result.idle.servers.map((s) => s.cpuPercent)).median - summarize(floor.map((s) => s.cpuPercent)).median)} points; ` +
+        `the floor over pixl-server alone: ${signed(summarize(floor.map((s) => s.cpuPercent)).median - result.idle.baseline.cpuPercent)}`
+      : '';
   return [
     `N = ${result.nodes}: heartbeat_freq ${options.heartbeat} s, check_beats ${options.checkBeats} ` +
       `(tick ${tick} ms, tock ${tick * options.checkBeats} ms), ${options.repeat} repetitions`,
@@ -560,9 +598,15 @@ function renderSize(result: SizeResult, options: Options): string {
     `scheduling noise: the bench process's timers fired up to ${ms(result.stall.min)} / ${ms(result.stall.median)} / ` +
       `${ms(result.stall.max)} ms late (worst per repetition; min / median / max)`,
     '',
-    `idle for ${result.idle.seconds} s, whole process; "pixl-server alone" is one without MultiServer, same window:`,
+    `idle for ${result.idle.seconds} s, whole process, same window: "floor" is a cluster of as many servers of the minimal ` +
+      'heartbeat component (tools/floor-component.ts; its packets are not counted), "pixl-server alone" one without MultiServer:',
     table(idleRows),
+    ...(overFloor ? [overFloor] : []),
   ].join('\n');
+}
+
+function signed(value: number): string {
+  return `${value >= 0 ? '+' : ''}${value.toFixed(2)}`;
 }
 
 function renderEtcd(nodes: number, result: EtcdSizeResult, options: Options): string {

@@ -32,6 +32,8 @@ export interface ChildConfig {
   hold?: boolean;
   /** pixl-server without the MultiServer component: the baseline of the bench's idle cost. */
   bare?: boolean;
+  /** The floor component (floor-component.ts) instead of MultiServer: the bench's yardstick for idle cost. */
+  floor?: boolean;
   /** A WebServer section: the member also runs pixl-server-web (on 127.0.0.1 only), for the HTTP routes. */
   web?: Record<string, unknown>;
 }
@@ -173,7 +175,7 @@ function main(): void {
       MultiServer: section,
       ...(config.web ? { WebServer: config.web } : {}),
     },
-    components: config.bare ? [] : config.web ? [MultiServer, require('pixl-server-web') as typeof MultiServer] : [MultiServer],
+    components: config.bare ? [] : config.floor ? [require('./floor-component') as typeof MultiServer] : config.web ? [MultiServer, require('pixl-server-web') as typeof MultiServer] : [MultiServer],
   });
   const multi = (): MultiServer | undefined => server.MultiServer as MultiServer | undefined;
   const component = (): MultiServer => {

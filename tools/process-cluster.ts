@@ -31,6 +31,10 @@ export interface ProcessClusterOptions {
   netnsOf?: (host: string) => string;
   /** Members run pixl-server without MultiServer (a resource-use baseline; they never agree). */
   bare?: boolean;
+  /** How long a member may take to load and start (default 20 s; a member under valgrind needs minutes). */
+  startTimeoutMs?: number;
+  /** Members run the floor component instead of MultiServer (the bench's idle yardstick; they never agree). */
+  floor?: boolean;
 }
 
 interface Member {
@@ -108,6 +112,7 @@ export class ProcessCluster {
       hold,
     };
     if (this.#options.bare) config.bare = true;
+    if (this.#options.floor) config.floor = true;
     if (web) config.web = web;
     // Only a namespace cluster may hand the opt-in to a child; never let it leak from our env.
     const env: NodeJS.ProcessEnv = { ...process.env };
@@ -159,7 +164,7 @@ export class ProcessCluster {
       // Once per batch: a waiter sees a step's events all or none.
       this.#check();
     });
-    await this.waitFor(() => member.state !== null || !member.alive, 20_000, `${host} to start`);
+    await this.waitFor(() => member.state !== null || !member.alive, this.#options.startTimeoutMs ?? 20_000, `${host} to start`);
     if (!member.alive) throw new Error(`${host} exited during startup: ${stderr.trim().slice(-500)}`);
   }
 
@@ -246,6 +251,11 @@ export class ProcessCluster {
 
   live(): string[] {
     return [...this.#members.values()].filter((m) => m.alive).map((m) => m.host);
+  }
+
+  /** The process id of a member (under a launcher that execs in place, node's). */
+  pid(host: string): number | undefined {
+    return this.#member(host).child.pid;
   }
 
   state(host: string): ChildState | null {

@@ -13,7 +13,7 @@
  * an EventEmitter; the simulator passes its network, its clock and a recorder.
  */
 import type { Address, Message } from '../protocol/messages';
-import type { CoreEvent, Instant, LogLine, Output, ServerRecord } from '../core/types';
+import type { CoreEvent, Instant, LogLine, Outbound, Output, ServerRecord } from '../core/types';
 import type { ElectionCore } from '../core/election';
 import type { StoreOp } from '../protocol/store';
 import type { Elector } from './elector';
@@ -199,21 +199,31 @@ export class Driver<C extends Elector = ElectionCore> {
   }
 
   #carryOut(out: Output, pending: Pending<C>): void {
-    let unsent = out.send.length;
-    const oneSent = (): void => {
-      if (--unsent === 0) pending.sent?.();
-    };
-    for (const { message, to, loopback } of out.send) {
-      const datagram = this.#encode(message);
-      this.stats.packetsOut++;
-      this.stats.bytesOut += datagram.length;
-      this.#host.send(datagram, message, to, oneSent, loopback === true);
-    }
-    if (out.send.length === 0) pending.sent?.();
-    if (out.store) for (const op of out.store) this.#host.store?.(op);
-    for (const line of out.logs) this.#writeLog(line, pending.remote);
-    this.#host.schedule(out.wakeAt);
-    for (const event of coalesceMasterChanges(out.events)) this.#deliver(event);
+    // Indexed loops and no closure unless someone waits for the sends: an idle server runs
+    // this for every datagram, mostly before the JIT has optimized it, where each for…of
+    // costs an iterator and each closure an allocation (docs/PERFORMANCE.md, idle cost).
+    const host = this.#host;
+    const send = out.send;
+    const sent = pending.sent;
+    if (send.length > 0) {
+      let unsent = send.length;
+      const oneSent = sent ? (): void => {
+        if (--unsent === 0) sent();
+      } : NOTHING;
+      for (let i = 0; i < send.length; i++) {
+        const outbound = send[i] as Outbound;
+        const datagram = this.#encode(outbound.message);
+        this.stats.packetsOut++;
+        this.stats.bytesOut += datagram.length;
+        host.send(datagram, outbound.message, outbound.to, oneSent, outbound.loopback === true);
+      }
+    } else sent?.();
+    if (out.store) for (const op of out.store) host.store?.(op);
+    const logs = out.logs;
+    for (let i = 0; i < logs.length; i++) this.#writeLog(logs[i] as LogLine, pending.remote);
+    host.schedule(out.wakeAt);
+    const events = coalesceMasterChanges(out.events);
+    for (let i = 0; i < events.length; i++) this.#deliver(events[i] as CoreEvent);
   }
 
   #encode(message: Message): Buffer {
@@ -342,3 +352,5 @@ export function coalesceMasterChanges(events: readonly CoreEvent[]): readonly Co
   }
   return out;
 }
+
+const NOTHING = (): void => undefined;

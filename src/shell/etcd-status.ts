@@ -8,6 +8,7 @@ import type { KeyValue } from '../protocol/store';
 import * as records from '../coordinator/records';
 import { loadEtcd3 } from '../coordinator/etcd';
 import type { JsonObject, JsonValue } from '../protocol/messages';
+import { renderTextTable } from '../util/text-table';
 
 export interface EtcdMemberView {
   hostname: string;
@@ -109,17 +110,16 @@ function safe(text: string): string {
 }
 
 export function renderStore(snapshot: EtcdSnapshot): string {
-  const Table = require('cli-table3') as new (options: Record<string, unknown>) => { push(row: string[]): void; toString(): string };
-  const table = new Table({ head: ['hostname', 'address', 'role', 'eligible', 'priority', 'term', 'uptime', 'data'], style: { head: [], border: [], compact: true } });
+  const rows: string[][] = [];
   for (const m of snapshot.members) {
     let data = safe(JSON.stringify(m.data) ?? '');
     if (data.length > 40) data = `${data.slice(0, 37)}...`;
-    table.push([safe(m.hostname), m.port ? `${safe(m.ip)}:${m.port}` : safe(m.ip), m.master ? 'master' : 'slave', m.eligible ? 'yes' : 'no', String(m.priority), String(m.term), `${m.uptime} s`, data]);
+    rows.push([safe(m.hostname), m.port ? `${safe(m.ip)}:${m.port}` : safe(m.ip), m.master ? 'master' : 'slave', m.eligible ? 'yes' : 'no', String(m.priority), String(m.term), `${m.uptime} s`, data]);
   }
   const master = snapshot.masterHostname ? `master: ${safe(snapshot.masterHostname)} (term ${snapshot.term})` : 'no master';
   const lines = [
     `${snapshot.members.length} server${snapshot.members.length === 1 ? '' : 's'} under ${safe(snapshot.prefix)} at etcd revision ${snapshot.revision}, ${master}; last term granted ${snapshot.lastTerm || 'none'}`,
-    table.toString(),
+    renderTextTable(['hostname', 'address', 'role', 'eligible', 'priority', 'term', 'uptime', 'data'], rows),
   ];
   if (snapshot.checkpoint) lines.push(`checkpoint: term ${snapshot.checkpoint.term}, version ${snapshot.checkpoint.version}`);
   if (snapshot.invalid.length > 0) lines.push(`not valid records (not written by a server): ${snapshot.invalid.map(safe).join(', ')}`);
