@@ -194,6 +194,17 @@ describe('malformed datagrams are dropped with a reason', () => {
     for (const seq of [-1, 1.5, '3', null, 2 ** 60]) expectDrop(heartbeat({ seq }), 'bad-field', 'seq');
   });
 
+  test('pace, lead and leadAge: round trip at their limits, and dropped outside them (lead and leadAge only together)', () => {
+    for (const fields of [{ pace: 10 }, { pace: 86_400_000 }, { lead: 'alpha', leadAge: 0 }, { lead: 'a'.repeat(253), leadAge: 86_400_000 }]) {
+      const message: HeartbeatMessage = { action: 'heartbeat', hostname: 'h', ip: '', master: false, eligible: true, uptime: 0, data: {}, ...fields };
+      assert.deepEqual(decode(encode(message)), { ok: true, message });
+    }
+    for (const pace of [9, 86_400_001, 1.5, '100', null, -1]) expectDrop(heartbeat({ pace }), 'bad-field', 'pace');
+    for (const lead of ['__proto__', 'constructor', '', '-x', 5, null, 'a'.repeat(254)]) expectDrop(heartbeat({ lead, leadAge: 1 }), 'bad-field', 'lead');
+    for (const leadAge of [-1, 86_400_001, 0.5, '1', null, undefined]) expectDrop(heartbeat({ lead: 'alpha', leadAge }), 'bad-field', 'leadAge');
+    expectDrop(heartbeat({ leadAge: 5 }), 'bad-field', 'lead');
+  });
+
   test('shutdown and hello need only a valid hostname', () => {
     expectDrop(bytes('{"action":"shutdown"}'), 'bad-field', 'hostname');
     expectDrop(bytes('{"action":"hello","hostname":{"x":1}}'), 'bad-field', 'hostname');

@@ -331,8 +331,15 @@ export class ElectionCore {
     this.#timing.tickMs = timing.tickMs;
     this.#timing.checkBeats = timing.checkBeats;
     this.#members.timingChanged();
-    this.#announcer.nextHeartbeatAt = Math.min(this.#announcer.nextHeartbeatAt, now.mono + this.#announcer.intervalMs(now));
-    if (this.#active) this.#evaluate(now);
+    if (this.#active) {
+      // Say it at once: every peer learns our new tick (and paces to it) a heartbeat sooner,
+      // which is as long as they are judged by the longer of the two timings.
+      this.#roles.sendHeartbeat(now);
+      this.#announcer.nextHeartbeatAt = now.mono + this.#announcer.intervalMs(now);
+      this.#evaluate(now);
+    } else {
+      this.#announcer.nextHeartbeatAt = Math.min(this.#announcer.nextHeartbeatAt, now.mono + this.#announcer.intervalMs(now));
+    }
     return this.#flush(now);
   }
 

@@ -78,13 +78,16 @@ export class MemberTable {
   }
 
   /**
-   * Our timing changed (a config reload): every peer is judged by the timing before until
-   * it is heard again, by when it has had a chance to hear ours and pace to it.
+   * Our timing changed (a config reload): every peer is judged by the longer of the timing
+   * before and ours until a heartbeat of it shows that it keeps our pace (see `follow`).
+   * "Heard again" is not enough: a heartbeat sent before our new timing reached it says
+   * nothing of when its next comes, and with check_beats 1 judging it by our new deadline
+   * from then removed live servers.
    */
   freezeTiming(before: { tickMs: number; checkBeats: number }): void {
     this.#earliest = -Infinity;
     if (this.#local.peers.size === 0) return;
-    const frozen = new Lane<Peer>(`was ${before.tickMs}/${before.checkBeats} #${++this.#frozenLanes}`, { ...before });
+    const frozen = new Lane<Peer>(`was ${before.tickMs}/${before.checkBeats} #${++this.#frozenLanes}`, this.#timing, { ...before });
     this.#lanes.set(frozen.key, frozen);
     for (const [hostname, peer] of this.#local.peers) this.#join(frozen, hostname, peer);
     this.#local.peers.clear();
@@ -284,8 +287,8 @@ export class MemberTable {
     peer.address = address;
     this.#leftLocked.delete(peer);
     this.#setMember(message.hostname, message.eligible);
-    if (peer.lane !== this.#local) {
-      // Heard again after a reload of our timing: judged by ours from now on.
+    if (peer.lane !== this.#local && this.#keepsOurPace(message)) {
+      // After a reload of our timing, it now sends at least as often as we do: judged by ours from now on.
       this.#leave(message.hostname, peer);
       this.#join(this.#local, message.hostname, peer);
     }
@@ -294,6 +297,16 @@ export class MemberTable {
     this.#place(message.hostname, peer, now);
     this.noteClaim(message.hostname, message.master);
     this.touch(message.hostname);
+  }
+
+  /**
+   * Does this heartbeat show that its sender sends at least as often as our tick? Its
+   * interval is its `pace` when it paces to a faster peer, else its tick; a sender that says
+   * neither (an original server) keeps no pace we could learn of, and is judged by ours at once.
+   */
+  #keepsOurPace(message: HeartbeatMessage): boolean {
+    const interval = message.pace ?? message.tick;
+    return interval === undefined || interval <= Math.round(this.#timing.tickMs);
   }
 
   /** Record the seqs a packet numbered `seq` skipped over (it may have overtaken them). */

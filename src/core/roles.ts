@@ -438,6 +438,9 @@ export class Roles {
     // status CLI judges our silence by it (the original ignores these fields).
     heartbeat.tick = Math.min(86_400_000, Math.max(10, Math.round(this.#p.timing.tickMs)));
     heartbeat.beats = this.#p.timing.checkBeats;
+    // Paced to a faster peer: say so, so a peer that reloaded a shorter tick knows when to expect us.
+    const pace = Math.min(86_400_000, Math.max(10, Math.round(announcer.intervalMs(now))));
+    if (pace !== heartbeat.tick) heartbeat.pace = pace;
     // Other new fields only when they say something.
     if (this.term > 0) heartbeat.term = this.term;
     if (this.priority !== 0) heartbeat.prio = this.priority;

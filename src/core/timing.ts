@@ -36,7 +36,12 @@ export class Timing implements CoreTiming {
 
   /** How long a peer may be silent and still be live: one tock plus the grace. */
   get deadAfterMs(): number {
-    return this.tickMs * (this.checkBeats + DEADLINE_GRACE_TICKS);
+    return this.deadAfterFor(this);
+  }
+
+  /** The same for another timing (a frozen lane's, from before a reload). */
+  deadAfterFor(timing: CoreTiming): number {
+    return timing.tickMs * (timing.checkBeats + DEADLINE_GRACE_TICKS);
   }
 
   /** Answers to hellos are at least this far apart; also how late a packet may overtake another. */
@@ -57,6 +62,10 @@ export class Timing implements CoreTiming {
    * leaves no room for jitter, and the master would step down between two heartbeats.
    */
   get quorumWindowMs(): number {
-    return Math.max(this.tockMs, (1 + DEADLINE_GRACE_TICKS) * this.tickMs);
+    return this.quorumWindowFor(this);
+  }
+
+  quorumWindowFor(timing: CoreTiming): number {
+    return Math.max(timing.tickMs * timing.checkBeats, (1 + DEADLINE_GRACE_TICKS) * timing.tickMs);
   }
 }

@@ -47,6 +47,20 @@ export interface HeartbeatMessage {
   tick?: number;
   /** The sender's check_beats (heartbeats per tock). */
   beats?: number;
+  /**
+   * The interval (ms) at which the sender sends its heartbeats now, when it paces them to a
+   * faster peer (absent: every `tick`). A server that reloaded a shorter heartbeat judges a
+   * peer by its new deadline only once the peer's heartbeats show this pace.
+   */
+  pace?: number;
+  /**
+   * A slave's master, when the slave hears it itself, and `leadAge`: how many ms ago it last
+   * heard it (0 to a day). Both or neither. A server that cannot hear that master itself (a
+   * cut between the two, while both hear this one) counts it as live from this word, one hop
+   * only: it neither claims nor removes it, and names it (see core/relays.ts).
+   */
+  lead?: string;
+  leadAge?: number;
 }
 
 /** A small state object published by a master; ordered by (term, version). */

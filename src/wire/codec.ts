@@ -94,6 +94,9 @@ function encodeBody(message: WireMessage): Buffer {
     if (message.ckpt !== undefined) wire.ckpt = message.ckpt;
     if (message.tick !== undefined) wire.tick = message.tick;
     if (message.beats !== undefined) wire.beats = message.beats;
+    if (message.pace !== undefined) wire.pace = message.pace;
+    if (message.lead !== undefined) wire.lead = message.lead;
+    if (message.leadAge !== undefined) wire.leadAge = message.leadAge;
   }
   if (message.cid !== undefined) wire.cid = message.cid;
   if (message.action === 'hello' && message.for !== undefined) wire.for = message.for;
@@ -274,6 +277,18 @@ function validate(raw: Record<string, unknown>, bodyBytes: number, maxDataBytes:
   if (raw.beats !== undefined) {
     if (!isIntegerIn(raw.beats, 1, 1000)) return drop('bad-field', 'beats');
     message.beats = raw.beats;
+  }
+  // Its heartbeat interval while it paces to a faster peer: within the same bounds as tick.
+  if (raw.pace !== undefined) {
+    if (!isIntegerIn(raw.pace, 10, 86_400_000)) return drop('bad-field', 'pace');
+    message.pace = raw.pace;
+  }
+  // The master it follows and hears, and how long ago it heard it (ms, at most a day): both or neither.
+  if (raw.lead !== undefined || raw.leadAge !== undefined) {
+    if (!isValidHostname(raw.lead)) return drop('bad-field', 'lead');
+    if (!isIntegerIn(raw.leadAge, 0, 86_400_000)) return drop('bad-field', 'leadAge');
+    message.lead = raw.lead;
+    message.leadAge = raw.leadAge;
   }
   if (echo !== undefined && echo.length > 0) message.echo = echo;
   return { ok: true, message };
