@@ -72,7 +72,7 @@ export class ElectionCore {
     const self = { hostname: options.hostname, instanceId: options.instanceId, ip: options.ip, authenticated: guard !== null };
     const instances = (this.#instances = new Instances(self, timing, step, members));
     const quorum = (this.#quorum = new Quorum(options.quorum ?? 0, members));
-    const handoffs = (this.#handoffs = new Handoffs(step));
+    const handoffs = (this.#handoffs = new Handoffs(step, () => timing.tockMs));
     const announcer = (this.#announcer = new Announcer({ ...self, clusterId: this.#clusterId }, timing, step, guard, (now) => this.#roles.sendHeartbeat(now), () => members.fastestTick()));
     const priority = options.priority ?? 0;
     const record: ServerRecord = {
@@ -399,9 +399,14 @@ export class ElectionCore {
     if (!this.#quorum.has(now, roles.self.eligible, true)) return fail(`no quorum: fewer than ${this.#quorum.size} eligible servers visible`);
     const master = roles.masterHostname;
     this.#handoffs.waitForPromotion(now.mono + this.#timing.tockMs);
-    if (master && master !== this.hostname) {
-      this.#step.log(4, `Asking ${master} to hand the master role to us`);
-      this.#announcer.send({ action: 'promote', hostname: this.hostname, target: master, iid: this.instanceId, seq: this.#announcer.nextSeq() });
+    const inFlight = this.#handoffs.inFlight(now, this.hostname);
+    if (inFlight) {
+      // Its target is about to claim: ask it once it is master (roles.ts), never claim beside it.
+      this.#step.log(4, `A handoff to ${inFlight.target} is in progress: asking ${inFlight.target} for the master role once it has it`);
+    } else if (this.#handoffs.pending?.target === this.hostname && now.mono < this.#handoffs.pending.until) {
+      this.#step.log(4, 'A handoff to us is in progress: waiting for it');
+    } else if (master && master !== this.hostname) {
+      roles.askForRole(master);
     } else {
       this.#step.log(4, 'Promoted with no master in place: claiming now');
       this.#handoffs.pending = null;

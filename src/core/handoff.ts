@@ -4,7 +4,8 @@
  * A handoff names its target in every heartbeat of the departing master until it is done:
  * the target claims at once and everyone else waits for it, for at most a tock. Every
  * heartbeat names it, not just the first: when a later one overtakes it, the first is
- * dropped as stale.
+ * dropped as stale. A promote() that meets a handoff in flight waits for its target to be
+ * master and asks it then: claiming at once made the target and the promoter master together.
  */
 import type { Instant } from './types';
 import type { Step } from './step';
@@ -22,9 +23,14 @@ export class Handoffs {
   pending: PendingHandoff | null = null;
   /** promote() waiting for the master to hand over. */
   #promoteUntil = Infinity;
+  /** The master our waiting promote() has asked for the role (null: none yet). */
+  #asked: string | null = null;
 
-  constructor(step: Step) {
+  readonly #tockMs: () => number;
+
+  constructor(step: Step, tockMs: () => number) {
     this.#step = step;
+    this.#tockMs = tockMs;
   }
 
   begin(target: string, until: number, stepDown: boolean): void {
@@ -60,12 +66,40 @@ export class Handoffs {
 
   waitForPromotion(until: number): void {
     this.#promoteUntil = until;
+    this.#asked = null;
+  }
+
+  /**
+   * A handoff to another server is in progress (ours, or one we heard a master announce):
+   * asking now would reach a server that is master of nothing, and claiming would make two
+   * masters.
+   */
+  inFlight(now: Instant, self: string): PendingHandoff | null {
+    const pending = this.pending;
+    return pending && pending.target !== self && now.mono < pending.until ? pending : null;
+  }
+
+  /**
+   * Our promote() waits and `master` is master now: ask it, unless it is the one we asked.
+   * Each master asked gets a tock to hand over.
+   */
+  shouldAsk(master: string, now: Instant): boolean {
+    if (this.#promoteUntil === Infinity || this.#asked === master) return false;
+    this.#asked = master;
+    this.#promoteUntil = Math.max(this.#promoteUntil, now.mono + this.#tockMs());
+    return true;
+  }
+
+  /** We asked `master` for the role (the request is on its way). */
+  asked(master: string): void {
+    this.#asked = master;
   }
 
   /** We became master: a promote() waiting for it succeeded. */
   promoted(term: number): void {
     if (this.#promoteUntil === Infinity) return;
     this.#promoteUntil = Infinity;
+    this.#asked = null;
     this.#step.event({ type: 'promote', ok: true, reason: `master with term ${term}` });
   }
 
@@ -78,6 +112,7 @@ export class Handoffs {
     }
     if (now.mono >= this.#promoteUntil) {
       this.#promoteUntil = Infinity;
+      this.#asked = null;
       if (!weAreMaster) this.#step.event({ type: 'promote', ok: false, reason: 'the master did not hand over within a tock' });
     }
   }

@@ -199,6 +199,8 @@ export class Roles {
       handoffs.done(master, this.hostname);
       this.setMasterHostname(master, now);
       this.#becomeSlave();
+      // A promote() of ours that waited for a handoff in flight: this is its target, now master.
+      if (handoffs.shouldAsk(master, now)) this.askForRole(master);
       return;
     }
     // None, or several (a conflict among peers, which they resolve between themselves).
@@ -274,7 +276,7 @@ export class Roles {
     }
     const handoff = handoffs.blocksClaimBy(this.hostname, now, (target) => {
       const peer = members.get(target);
-      return peer !== undefined && members.isLive(peer, now);
+      return peer !== undefined && peer.record.eligible && members.isLive(peer, now);
     });
     if (handoff === 'target') return true;
     if (handoff) return false; // it claims, not us
@@ -282,6 +284,14 @@ export class Roles {
       if (peer.record.eligible && members.isLive(peer, now) && this.compare(hostname, this.hostname) < 0) return false;
     }
     return true;
+  }
+
+  /** promote(): ask the master we follow to hand the role to us. */
+  askForRole(master: string): void {
+    const { announcer, handoffs, step } = this.#p;
+    step.log(4, `Asking ${master} to hand the master role to us`);
+    handoffs.asked(master);
+    announcer.send({ action: 'promote', hostname: this.hostname, target: master, iid: this.#instanceId, seq: announcer.nextSeq() });
   }
 
   /** Negative when `a` ranks before `b`: higher priority, then hostname in plain string order. */
