@@ -27,6 +27,7 @@ import { Inbox } from './inbox';
 import { Instances } from './instances';
 import { MemberTable } from './members';
 import { Quorum } from './quorum';
+import { Relays } from './relays';
 import { Roles } from './roles';
 import { Step } from './step';
 import { Timing, type CoreTiming } from './timing';
@@ -68,7 +69,8 @@ export class ElectionCore {
     // heard instance is forgotten; a forgotten live instance simply proves itself again.
     const guard = options.verifyInstances ? new FreshnessGuard({ selfIid: this.instanceId, capacity: 2 * this.#maxServers + 64 }) : null;
     this.#guard = guard;
-    const members = (this.#members = new MemberTable(timing, step, this.#maxServers));
+    const relays = new Relays();
+    const members = (this.#members = new MemberTable(timing, step, this.#maxServers, relays));
     const self = { hostname: options.hostname, instanceId: options.instanceId, ip: options.ip, authenticated: guard !== null };
     const instances = (this.#instances = new Instances(self, timing, step, members));
     const quorum = (this.#quorum = new Quorum(options.quorum ?? 0, members));
@@ -89,8 +91,8 @@ export class ElectionCore {
       term: 0,
     };
     const roleOptions = { hostname: options.hostname, ip: options.ip, instanceId: options.instanceId, priority, exitOnConflict: options.exitOnConflict ?? false };
-    const roles = (this.#roles = new Roles(roleOptions, record, { timing, step, members, instances, quorum, handoffs, announcer, guard }));
-    this.#inbox = new Inbox({ hostname: this.hostname, instanceId: this.instanceId, maxServers: this.#maxServers }, { timing, step, members, instances, handoffs, announcer, roles, guard });
+    const roles = (this.#roles = new Roles(roleOptions, record, { timing, step, members, instances, quorum, handoffs, announcer, guard, relays }));
+    this.#inbox = new Inbox({ hostname: this.hostname, instanceId: this.instanceId, maxServers: this.#maxServers }, { timing, step, members, instances, handoffs, announcer, roles, guard, relays });
   }
 
   // ---- read-only state -------------------------------------------------------------
@@ -107,9 +109,12 @@ export class ElectionCore {
   get eligible(): boolean {
     return this.#roles.self.eligible;
   }
-  /** The fencing token: raised by every change of master; stamp writes with it. */
+  /**
+   * The fencing token: on the master, the term it claimed and serves under (no other server
+   * ever holds it); elsewhere, the highest term this server knows. Stamp writes with it.
+   */
   get term(): number {
-    return this.#roles.term;
+    return this.#roles.fencingTerm;
   }
   get priority(): number {
     return this.#roles.priority;
@@ -190,6 +195,18 @@ export class ElectionCore {
   instanceOf(hostname: string): string | undefined {
     return hostname === this.hostname ? this.instanceId : this.#members.get(hostname)?.iid;
   }
+  /** Hostnames our table shows as master (ourselves included): more than one only in a conflict. */
+  mastersShown(): string[] {
+    const shown = this.#members.shownMasters();
+    if (this.master) shown.push(this.hostname);
+    return shown;
+  }
+
+  /** The target of a handoff in progress that we started or heard announced, until it is done or over; null when none. */
+  get handoffTarget(): string | null {
+    return this.#handoffs.pending?.target ?? null;
+  }
+
   /** Another live process announces our hostname and keeps it: we never claim master. */
   yieldsHostname(now: Instant): boolean {
     return this.#instances.yieldsName(now, this.master);
@@ -277,8 +294,8 @@ export class ElectionCore {
     const roles = this.#roles;
     if (!this.#active || !roles.master) return null;
     const previous = roles.checkpoint;
-    const version = previous && previous.t === roles.term ? previous.v + 1 : 1;
-    roles.checkpoint = { t: roles.term, v: version, d: data };
+    const version = previous && previous.t === roles.held ? previous.v + 1 : 1;
+    roles.checkpoint = { t: roles.held, v: version, d: data };
     roles.sendHeartbeat(now);
     return this.#flush(now);
   }
@@ -408,10 +425,13 @@ export class ElectionCore {
     } else if (master && master !== this.hostname) {
       roles.askForRole(master);
     } else {
-      this.#step.log(4, 'Promoted with no master in place: claiming now');
-      this.#handoffs.pending = null;
-      roles.settled = true;
-      roles.becomeMaster(now);
+      // No master known: ask who is there, and claim once every server had the time to answer
+      // (a holdoff), unless a master or a handoff shows up meanwhile. Claiming at once crossed
+      // with a handoff already on its way to another server: two masters.
+      const at = now.mono + this.#timing.holdoffMs;
+      this.#step.log(4, `Promoted with no master in place: asking who is there, claiming in ${Math.round(this.#timing.holdoffMs)} ms unless a master or a handoff shows up`);
+      this.#handoffs.claimAt(at);
+      this.#announcer.askWhoIsThere(now);
     }
     return this.#flush(now);
   }
@@ -459,7 +479,7 @@ export class ElectionCore {
     if (announcer.draining(now)) return announcer.nextDeadline(now);
     let wake = Math.min(announcer.nextDeadline(now), this.#handoffs.nextDeadline());
     if (!this.#roles.settled) wake = Math.min(wake, this.#roles.listenUntil);
-    wake = Math.min(wake, this.#quorum.nextDeadline(now), this.#members.nextDeadline(now), this.#instances.nextDeadline(now));
+    wake = Math.min(wake, this.#quorum.nextDeadline(now), this.#members.nextDeadline(now), this.#instances.nextDeadline(now), this.#roles.nextRelayDeadline(now));
     return wake;
   }
 

@@ -25,6 +25,8 @@ export class Handoffs {
   #promoteUntil = Infinity;
   /** The master our waiting promote() has asked for the role (null: none yet). */
   #asked: string | null = null;
+  /** Our waiting promote() found no master: it claims at this instant if none shows up (Infinity: no). */
+  #claimAt = Infinity;
 
   readonly #tockMs: () => number;
 
@@ -67,6 +69,24 @@ export class Handoffs {
   waitForPromotion(until: number): void {
     this.#promoteUntil = until;
     this.#asked = null;
+    this.#claimAt = Infinity;
+  }
+
+  /** promote() with no master known: claim at `at` unless a master or a handoff shows up first. */
+  claimAt(at: number): void {
+    this.#claimAt = at;
+  }
+
+  /** The promote() claim is due now (and is then no longer pending). */
+  promoteClaimDue(now: Instant): boolean {
+    if (now.mono < this.#claimAt) return false;
+    this.#claimAt = Infinity;
+    return this.#promoteUntil !== Infinity;
+  }
+
+  /** A master showed up: a promote() claim waiting for answers is not made (it asks that master instead). */
+  cancelClaim(): void {
+    this.#claimAt = Infinity;
   }
 
   /**
@@ -100,6 +120,7 @@ export class Handoffs {
     if (this.#promoteUntil === Infinity) return;
     this.#promoteUntil = Infinity;
     this.#asked = null;
+    this.#claimAt = Infinity;
     this.#step.event({ type: 'promote', ok: true, reason: `master with term ${term}` });
   }
 
@@ -113,11 +134,12 @@ export class Handoffs {
     if (now.mono >= this.#promoteUntil) {
       this.#promoteUntil = Infinity;
       this.#asked = null;
+      this.#claimAt = Infinity;
       if (!weAreMaster) this.#step.event({ type: 'promote', ok: false, reason: 'the master did not hand over within a tock' });
     }
   }
 
   nextDeadline(): number {
-    return Math.min(this.#promoteUntil, this.pending ? this.pending.until : Infinity);
+    return Math.min(this.#promoteUntil, this.#claimAt, this.pending ? this.pending.until : Infinity);
   }
 }

@@ -20,6 +20,7 @@ import type { Step } from './step';
 import type { Timing } from './timing';
 import { Lane } from './lanes';
 import { Departures, MemberSet } from './member-set';
+import type { Relays } from './relays';
 
 export type { Lane } from './lanes';
 export { snapshot, type OtherInstance, type Peer } from './peer';
@@ -68,9 +69,12 @@ export class MemberTable {
   #faster = new Set<Peer>();
   #frozenLanes = 0;
 
-  constructor(timing: Timing, step: Step, maxDeparted: number) {
+  readonly #relays: Relays;
+
+  constructor(timing: Timing, step: Step, maxDeparted: number, relays: Relays) {
     this.#timing = timing;
     this.#step = step;
+    this.#relays = relays;
     this.#maxDeparted = maxDeparted;
     this.#departed = new Departures(maxDeparted, timing);
     this.#local = new Lane<Peer>('local', timing);
@@ -347,6 +351,7 @@ export class MemberTable {
   markLeft(hostname: string, peer: Peer, now: Instant): void {
     this.#step.membersMayHaveChanged = true;
     this.#leftLocked.add(peer);
+    this.#relays.forget(hostname);
     this.#setMember(hostname, false);
     peer.lastHeard = now.mono - peer.lane.deadAfterMs;
     this.#place(hostname, peer, now); // its deadline is now the oldest
@@ -356,6 +361,12 @@ export class MemberTable {
   markSilent(hostname: string, peer: Peer): void {
     this.#leftLocked.add(peer);
     this.#setMember(hostname, false);
+    this.#relays.forget(hostname);
+  }
+
+  /** Something other than a heartbeat may have made a silent peer removable: look again at the next `dead`. */
+  recheck(): void {
+    this.#earliest = -Infinity;
   }
 
   hasLeft(peer: Peer): boolean {
@@ -368,6 +379,8 @@ export class MemberTable {
     this.#leave(hostname, peer);
     this.#faster.delete(peer);
     this.#claiming.delete(hostname);
+    this.#relays.forget(hostname);
+    this.#relays.removed(hostname, peer.lastHeard);
     this.touch(hostname);
     this.#step.event({ type: 'deleteserver', server: { ...peer.record } });
   }
@@ -395,6 +408,13 @@ export class MemberTable {
     }
     if (dead === null) return NONE;
     return lanes > 1 ? dead.sort((a, b) => a[1].lastHeard - b[1].lastHeard) : dead;
+  }
+
+  /** Peers whose record shows them as master now (what the application's `servers` shows). */
+  shownMasters(): string[] {
+    const shown: string[] = [];
+    for (const hostname of this.#claiming) if (this.#peers.get(hostname)?.record.master) shown.push(hostname);
+    return shown;
   }
 
   /** Live peers whose last heartbeat claims master. */

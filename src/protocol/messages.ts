@@ -54,13 +54,28 @@ export interface HeartbeatMessage {
    */
   pace?: number;
   /**
-   * A slave's master, when the slave hears it itself, and `leadAge`: how many ms ago it last
-   * heard it (0 to a day). Both or neither. A server that cannot hear that master itself (a
-   * cut between the two, while both hear this one) counts it as live from this word, one hop
-   * only: it neither claims nor removes it, and names it (see core/relays.ts).
+   * A slave's master, when the slave hears it itself (see `Lead`). A server that cannot hear
+   * that master (a cut between the two, while both hear this one) counts it as a live master
+   * on this word, one hop only (core/relays.ts).
    */
-  lead?: string;
-  leadAge?: number;
+  lead?: Lead;
+}
+
+/** The master a slave follows and hears, as the slave last heard it. */
+export interface Lead {
+  /** Its hostname. */
+  h: string;
+  /** Milliseconds since the slave last heard it (0 to a day). */
+  age: number;
+  /** Its term. */
+  t: number;
+  /** Its priority (absent: 0). */
+  p?: number;
+  /**
+   * How many servers the word passed through before this one (absent: 0, the sender hears
+   * it itself). A slave that follows a master on another's word passes it on once more.
+   */
+  n?: number;
 }
 
 /** A small state object published by a master; ordered by (term, version). */

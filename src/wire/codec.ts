@@ -9,7 +9,7 @@
  * (wire/auth.ts) and nothing else is accepted; without one the bytes are the original's.
  */
 import { isIP } from 'node:net';
-import type { AppMessage, HeartbeatMessage, HelloMessage, JsonObject, JsonValue, Message, PeersMessage, WireMessage } from '../protocol/messages';
+import type { AppMessage, HeartbeatMessage, HelloMessage, JsonObject, JsonValue, Lead, Message, PeersMessage, WireMessage } from '../protocol/messages';
 import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, ECHO_PATTERN, INSTANCE_ID_PATTERN, MAX_DATA_DEPTH, MAX_ECHOES, REQUEST_ID_PATTERN, MAX_GOSSIP_ADDRESSES, MAX_PRIORITY, MAX_UDP_PAYLOAD, MAX_UPTIME_S, MESSAGE_TYPE_PATTERN, isValidHostname } from '../protocol/limits';
 import { parseAddress } from '../protocol/address';
 import { looksSealed, open, seal, type Keyring } from './auth';
@@ -96,7 +96,6 @@ function encodeBody(message: WireMessage): Buffer {
     if (message.beats !== undefined) wire.beats = message.beats;
     if (message.pace !== undefined) wire.pace = message.pace;
     if (message.lead !== undefined) wire.lead = message.lead;
-    if (message.leadAge !== undefined) wire.leadAge = message.leadAge;
   }
   if (message.cid !== undefined) wire.cid = message.cid;
   if (message.action === 'hello' && message.for !== undefined) wire.for = message.for;
@@ -283,12 +282,16 @@ function validate(raw: Record<string, unknown>, bodyBytes: number, maxDataBytes:
     if (!isIntegerIn(raw.pace, 10, 86_400_000)) return drop('bad-field', 'pace');
     message.pace = raw.pace;
   }
-  // The master it follows and hears, and how long ago it heard it (ms, at most a day): both or neither.
-  if (raw.lead !== undefined || raw.leadAge !== undefined) {
-    if (!isValidHostname(raw.lead)) return drop('bad-field', 'lead');
-    if (!isIntegerIn(raw.leadAge, 0, 86_400_000)) return drop('bad-field', 'leadAge');
-    message.lead = raw.lead;
-    message.leadAge = raw.leadAge;
+  // The master it follows and hears: its hostname, how long ago it heard it (ms, at most a day), its term and priority.
+  if (raw.lead !== undefined) {
+    const lead = raw.lead;
+    if (!isPlainObject(lead) || !isValidHostname(lead.h) || !isIntegerIn(lead.age, 0, 86_400_000) || !isCounter(lead.t)) return drop('bad-field', 'lead');
+    if (lead.p !== undefined && (typeof lead.p !== 'number' || !Number.isFinite(lead.p) || Math.abs(lead.p) > MAX_PRIORITY)) return drop('bad-field', 'lead');
+    if (lead.n !== undefined && !isIntegerIn(lead.n, 0, 15)) return drop('bad-field', 'lead');
+    const decoded: Lead = { h: lead.h, age: lead.age, t: lead.t };
+    if (lead.p !== undefined) decoded.p = lead.p;
+    if (lead.n !== undefined) decoded.n = lead.n;
+    message.lead = decoded;
   }
   if (echo !== undefined && echo.length > 0) message.echo = echo;
   return { ok: true, message };
