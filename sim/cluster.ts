@@ -409,11 +409,28 @@ export class SimCluster {
   }
 
   /** The server's timers fire no earlier than now + ms; datagrams queue meanwhile. */
-  stall(id: string, ms: number): void {
+  stall(id: string, ms: number, quiet = false): void {
     const node = this.node(id);
     if (node.stalledUntil <= this.now) node.stalledFrom = this.now;
     node.stalledUntil = Math.max(node.stalledUntil, this.now + ms);
-    this.#note(id, `STALL ${ms} ms`);
+    if (!quiet) this.#note(id, `STALL ${ms} ms`);
+  }
+
+  /**
+   * A loaded machine, until `untilMs`: the server's event loop is blocked again and again, each
+   * time for up to `maxBlockMs`, with gaps of up to twice that between blocks. Its timers fire
+   * late and its socket is read late, by as much (a GC, CPU starvation, a busy neighbour).
+   */
+  busy(id: string, maxBlockMs: number, untilMs: number): void {
+    const node = this.node(id);
+    this.#note(id, `BUSY: blocks of up to ${maxBlockMs} ms until ${untilMs.toFixed(1)} ms`);
+    const block = (): void => {
+      if (this.now >= untilMs || !node.alive) return;
+      const ms = this.random.next() * maxBlockMs;
+      this.stall(id, ms, true);
+      this.at(this.now + ms + this.random.next() * 2 * maxBlockMs, block);
+    };
+    this.at(this.now, block);
   }
 
   /** Give one server new keys at run time (a config reload), e.g. one step of a key rotation. */

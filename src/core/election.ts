@@ -135,9 +135,13 @@ export class ElectionCore {
   get tockMs(): number {
     return this.#timing.tockMs;
   }
-  /** How long a peer may be silent and still be live: one tock plus the grace. */
+  /** How long a peer may be silent and still be live: one tock plus the grace (which follows our timer lateness). */
   get deadAfterMs(): number {
     return this.#timing.deadAfterMs;
+  }
+  /** The recent peak of this server's timer lateness, ms (what the grace follows). */
+  get latePeakMs(): number {
+    return this.#timing.latePeakMs;
   }
   /** The most detailed log level anyone reads (lines beyond it are not even built). */
   set logLevel(level: number) {
@@ -300,10 +304,18 @@ export class ElectionCore {
     return this.#flush(now);
   }
 
-  /** Time passed; do whatever is due (heartbeat, deadlines, claims). */
-  tick(now: Instant): Output {
+  /**
+   * Time passed; do whatever is due. `lateMs`: how late the caller's timer fired (the driver
+   * measures it; we read no clock): it sets the grace given to silent peers before any
+   * deadline is judged, so a timer that fired late defers a removal by that much again, and
+   * the datagrams that queued meanwhile are read first.
+   */
+  tick(now: Instant, lateMs = 0): Output {
     if (!this.#active) return this.#flush(now);
+    if (this.#timing.noteLateness(lateMs, now.mono)) this.#members.recheck();
     this.#checkStall(now);
+    // Late: a silent peer's heartbeat may be queued on our socket. Read it before judging.
+    if (lateMs > 0 && this.#roles.removalsDue(now)) this.#announcer.quietDrain(now);
     this.#handoffs.expire(now, this.master);
     this.#evaluate(now);
     this.#announcer.tick(now);
@@ -457,8 +469,9 @@ export class ElectionCore {
     const late = this.#announcer.checkStall(now);
     if (!late) return;
     const roles = this.#roles;
-    if (now.mono - this.#announcer.lastHeartbeatAt >= this.#timing.deadAfterMs - this.#timing.tickMs) roles.recover(now);
-    if (roles.master && now.mono - this.#announcer.lastHeartbeatAt >= this.#timing.deadAfterMs) {
+    // Peers wait a tock and their grace (at least the floor) before they replace a silent master.
+    if (now.mono - this.#announcer.lastHeartbeatAt >= this.#timing.minDeadAfterMs - this.#timing.tickMs) roles.recover(now);
+    if (roles.master && now.mono - this.#announcer.lastHeartbeatAt >= this.#timing.minDeadAfterMs) {
       // Silent longer than the others wait before electing a replacement: they probably
       // have one. Fence ourselves now rather than fight it; if nobody took over, the
       // election after the drain gives the role straight back.

@@ -280,13 +280,22 @@ export class MemberTable {
     record.priority = message.prio ?? 0;
     record.term = message.term ?? 0;
     peer.ckpt = message.ckpt ?? null;
-    if (peer.iid === message.iid) this.noteSkipped(peer, message.seq ?? -1, now);
+    const sameInstance = peer.iid === message.iid;
+    if (sameInstance) this.noteSkipped(peer, message.seq ?? -1, now);
     else peer.skipped.clear();
     peer.iid = message.iid;
     peer.seq = message.seq ?? -1;
     // Heard again after missing a heartbeat or more: the network between us may have just
     // healed (see Roles: with a quorum, nobody claims before asking who is there).
     if (peer.iid === message.iid && heardAt - peer.lastHeard > RETURN_AFTER_TICKS * peer.lane.tickMs) this.#step.peerReturned = true;
+    // How late this heartbeat came against the interval its sender keeps, lost ones aside
+    // (the gap rounded to whole intervals): the grace follows it (Timing).
+    const interval = message.pace ?? message.tick;
+    if (interval !== undefined && sameInstance && heardAt > peer.lastHeard) {
+      const gap = heardAt - peer.lastHeard;
+      const late = gap - Math.max(1, Math.round(gap / interval)) * interval;
+      if (late > 0) this.#timing.notePeerLateness(late);
+    }
     peer.lastHeard = heardAt;
     peer.address = address;
     this.#leftLocked.delete(peer);

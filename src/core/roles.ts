@@ -313,6 +313,15 @@ export class Roles {
     }
   }
 
+  /** A silent peer is due for removal now (not locked, not kept on a follower's word). */
+  removalsDue(now: Instant): boolean {
+    if (now.mono < this.#holdRemovalsUntil) return false;
+    for (const [hostname, peer] of this.#p.members.dead(now)) {
+      if (!peer.record.locked && !this.#relayed(hostname, now)) return true;
+    }
+    return false;
+  }
+
   /**
    * Live servers that claim master: those we hear say so, and those we hear of through a
    * slave that hears them (when we do not hear them ourselves: our own ears decide for a

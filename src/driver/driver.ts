@@ -132,6 +132,8 @@ export class Driver<C extends Elector = ElectionCore> {
   #lost: { hostname: string; at: number } | null = null;
   /** The last failover seen here, or null. */
   lastFailover: Failover | null = null;
+  /** The earliest wake-up asked of the host since its timer last fired (the host keeps the earliest). */
+  #dueAt = Infinity;
 
   constructor(core: C, host: DriverHost, wire: WireSettings | null, budget: LogBudgetOptions = {}) {
     this.core = core;
@@ -174,9 +176,14 @@ export class Driver<C extends Elector = ElectionCore> {
     this.#enqueue({ run: null, message, from, sent: undefined, after, remote: true });
   }
 
-  /** The wake-up time came. */
+  /**
+   * The wake-up time came. How late the host's timer fired, against the earliest wake-up
+   * asked for since the last one, goes to the core: its grace for silent peers follows it.
+   */
   tick(): void {
-    this.run((core, now) => core.tick(now));
+    const due = this.#dueAt;
+    this.#dueAt = Infinity;
+    this.run((core, now) => core.tick(now, due < now.mono ? now.mono - due : 0));
   }
 
   /** Log a line caused by network input (a dropped datagram), within the same budget as the core's. */
@@ -194,11 +201,11 @@ export class Driver<C extends Elector = ElectionCore> {
       pending.sent?.();
       return;
     }
-    this.#carryOut(out, pending);
+    this.#carryOut(out, pending, now.mono);
     pending.after?.(out);
   }
 
-  #carryOut(out: Output, pending: Pending<C>): void {
+  #carryOut(out: Output, pending: Pending<C>, now: number): void {
     let unsent = out.send.length;
     const oneSent = (): void => {
       if (--unsent === 0) pending.sent?.();
@@ -213,6 +220,8 @@ export class Driver<C extends Elector = ElectionCore> {
     const store = (out as Output & { store?: StoreOp[] }).store;
     if (store) for (const op of store) this.#host.store?.(op);
     for (const line of out.logs) this.#writeLog(line, pending.remote);
+    // Not before now: a deadline already past fires at once, and is no lateness of the timer.
+    if (out.wakeAt < this.#dueAt) this.#dueAt = Math.max(out.wakeAt, now);
     this.#host.schedule(out.wakeAt);
     for (const event of out.events) this.#deliver(event);
   }
