@@ -469,9 +469,10 @@ export class ElectionCore {
     const late = this.#announcer.checkStall(now);
     if (!late) return;
     const roles = this.#roles;
-    // Peers wait a tock and their grace (at least the floor) before they replace a silent master.
-    if (now.mono - this.#announcer.lastHeartbeatAt >= this.#timing.minDeadAfterMs - this.#timing.tickMs) roles.recover(now);
-    if (roles.master && now.mono - this.#announcer.lastHeartbeatAt >= this.#timing.minDeadAfterMs) {
+    // Peers wait a tock and their grace before they replace a silent master. Ours has just taken
+    // in this stall's lateness (tick), as theirs have theirs: on one loaded machine, the same.
+    if (now.mono - this.#announcer.lastHeartbeatAt >= this.#timing.deadAfterMs - this.#timing.tickMs) roles.recover(now);
+    if (roles.master && now.mono - this.#announcer.lastHeartbeatAt >= this.#timing.deadAfterMs) {
       // Silent longer than the others wait before electing a replacement: they probably
       // have one. Fence ourselves now rather than fight it; if nobody took over, the
       // election after the drain gives the role straight back.

@@ -83,11 +83,6 @@ export class Timing implements CoreTiming {
     return Math.min(this.tickMs, this.tockMs - this.tickMs + this.tickMs * DEADLINE_GRACE_TICKS);
   }
 
-  /** The least any server waits after a peer's tock (its grace is at least the floor, at most a quarter tick). */
-  get minDeadAfterMs(): number {
-    return this.tockMs + (this.checkBeats <= 1 ? this.tickMs * DEADLINE_GRACE_TICKS : Math.min(this.tickMs * DEADLINE_GRACE_TICKS, GRACE_FLOOR_MS));
-  }
-
   /** The recent peak of lateness (our timers', and peers' heartbeats' as they arrive), ms. */
   get latePeakMs(): number {
     return this.#latePeak;
