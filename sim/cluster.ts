@@ -130,8 +130,8 @@ export interface SimNode {
   stalledUntil: number;
   /** Datagrams queued on its socket during the current stall, and when the last is read. */
   backlog: { stall: number; count: number; end: number };
-  /** Per sender (node id): its instance and when its last heartbeat was read here. */
-  heardFrom: Map<string, { iid: string; at: number }>;
+  /** Per sender (node id): its instance, when its last heartbeat was read here, and when the first of that instance was. */
+  heardFrom: Map<string, { iid: string; at: number; since: number }>;
   /** Per sender (node id): when a datagram of it to this server was last lost, or delayed past the normal latency. */
   troubleFrom: Map<string, number>;
   /** When its latest stall began (-Infinity: never stalled). */
@@ -664,7 +664,10 @@ export class SimCluster {
         if (this.#trace && item.late) this.#note(item.to, `late ${item.message.action} from ${item.from} (seq ${item.message.seq ?? '-'})`);
         // A late copy (reordered, spiked, a duplicate) may be dropped as stale: no evidence, and it marks its link as troubled.
         if (item.late) node.troubleFrom.set(item.from, this.now);
-        else if (item.message.action === 'heartbeat' && item.from !== item.to) node.heardFrom.set(item.from, { iid: item.source.iid, at: this.now });
+        else if (item.message.action === 'heartbeat' && item.from !== item.to) {
+          const before = node.heardFrom.get(item.from);
+          node.heardFrom.set(item.from, { iid: item.source.iid, at: this.now, since: before?.iid === item.source.iid ? before.since : this.now });
+        }
         this.stepNode = node;
         this.#receive(node, item.message, this.#addressFor(item.address));
         break;

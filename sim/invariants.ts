@@ -114,7 +114,9 @@ export type InvariantName =
    * `deleteserver`, the removed server is alive, neither it nor the remover has stalled,
    * and nothing it sent the remover since the remover last heard it was lost or delayed by
    * the network (a partition, loss, a spike, a slow link). Checked in every phase (a forger
-   * aside, which can remove real servers while it speaks).
+   * aside, which can remove real servers while it speaks). A server configured slower than
+   * the remover must also hear it (that is how it keeps its pace), and with check_beats 1 it
+   * may be removed once as it joins (SPEC 4.12).
    */
   | 'no-live-removal'
   /**
@@ -472,6 +474,16 @@ export class InvariantChecker {
     if (!heard || heard.iid !== removed.instance.iid) return;
     if ((remover.troubleFrom.get(removed.id) ?? -Infinity) >= heard.at) return;
     if (removed.stalledUntil >= heard.at || remover.stalledUntil >= heard.at) return;
+    // SPEC 4.12's one exception: a server that joins a remover configured faster, with
+    // check_beats 1, before it has shown the remover's pace (its second heartbeat comes a
+    // round trip after it first heard the remover; with a round trip beyond a quarter tick
+    // it is removed once, and re-added at once).
+    const tick = remover.core.tickMs;
+    const slower = (removed.options.tickMs ?? sim.tickMs) > tick;
+    if (remover.core.tockMs === tick && slower && sim.now - heard.since <= 3.25 * tick) return;
+    // A server configured slower keeps the remover's pace only while it hears the remover: when
+    // the remover's datagrams to it were lost lately (within two of its own tocks), it cannot.
+    if (slower && sim.now - (removed.troubleFrom.get(remover.id) ?? -Infinity) <= 2 * removed.core.tockMs + removed.core.tickMs) return;
     this.fail('no-live-removal', `${remover.id} removed ${hostname}, which is alive and whose heartbeats reach it undisturbed (last read ${heard.at.toFixed(1)} ms, ${(sim.now - heard.at).toFixed(1)} ms ago)`);
   }
 

@@ -497,7 +497,8 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
   for (const fault of scenario.faults) if (!isBenign(fault)) faultEnd = Math.max(faultEnd, faultEndTicks(fault, scenario.checkBeats));
   if (staying) faultEnd = Math.max(faultEnd, staying.at);
   const starts = scenario.hosts.map((host) => host.startAt);
-  const noFaults = scenario.faults.every(isBenign);
+  // A cut that stays is a fault: the first-sorting server may be the one cut off from the others.
+  const noFaults = scenario.faults.every(isBenign) && !scenario.cut;
   const spreadMs = (Math.max(...starts) - Math.min(...starts)) * tick;
 
   const enterQuiet = (): void => {
@@ -550,6 +551,10 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
         deadline = cutBound;
         reasons.push(`a cut that stays: quiet + tock + 3 ticks + 4 × max delay = ${cutBound.toFixed(1)}`);
       }
+      // Nor is the cluster fresh before the cut has taken effect everywhere: until a server's
+      // deadline for each server across the cut (a tock and at most a quarter tick) has passed
+      // and the followers' word (a tick or two) has reached it, its view may still change.
+      freshAt = Math.max(freshAt, quietAt + tock + 2.25 * tick + 2 * maxDelay);
     }
     const forgeries = scenario.faults.filter((fault) => fault.type === 'forge');
     if (forgeries.length > 0) {
@@ -987,6 +992,8 @@ function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
           if (!pairs.some(([x, y]) => (x === a && y === b) || (x === b && y === a))) pairs.push([Math.min(a, b), Math.max(a, b)]);
         }
         s.cut = { at: at(), pairs };
+        // The bridge must stay: a server that exits on a conflict could be it, and no word crosses a cut without one.
+        s.exitOnConflict = false;
       }
       return;
     }

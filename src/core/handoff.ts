@@ -15,6 +15,11 @@ export interface PendingHandoff {
   until: number;
   /** We are the master that started it (stepDown or a promote request): we report the outcome. */
   stepDown: boolean;
+  /**
+   * The term of the master handing off. A claim below it was superseded before the handoff
+   * began (one that master outranked, whose yield is still on its way): not a master to follow.
+   */
+  term: number;
 }
 
 export class Handoffs {
@@ -35,8 +40,15 @@ export class Handoffs {
     this.#tockMs = tockMs;
   }
 
-  begin(target: string, until: number, stepDown: boolean): void {
-    this.pending = { target, until, stepDown };
+  begin(target: string, until: number, stepDown: boolean, term: number): void {
+    this.pending = { target, until, stepDown, term };
+  }
+
+  /** Claimants to follow during a handoff: its target, and claims newer than the master handing off. */
+  current(claimants: string[], now: Instant, termOf: (hostname: string) => number): string[] {
+    const pending = this.pending;
+    if (!pending || now.mono >= pending.until || claimants.length === 0) return claimants;
+    return claimants.filter((hostname) => hostname === pending.target || termOf(hostname) > pending.term);
   }
 
   /** The target to name in our heartbeats: while we hand off and are no longer master. */

@@ -166,7 +166,7 @@ export class Inbox {
       // made a second master.
       if (message.handoff === this.#hostname && (message.term ?? 0) < this.#roles.lastClaimed) return;
       this.#step.peerLog(4, `${message.hostname} hands the master role to ${message.handoff}`);
-      this.#handoffs.begin(message.handoff, now.mono + this.#timing.tockMs, false);
+      this.#handoffs.begin(message.handoff, now.mono + this.#timing.tockMs, false, message.term ?? 0);
       this.#roles.settled = true;
     }
   }
@@ -183,7 +183,7 @@ export class Inbox {
   }
 
   handOff(target: string, now: Instant): void {
-    this.#handoffs.begin(target, now.mono + this.#timing.tockMs, true);
+    this.#handoffs.begin(target, now.mono + this.#timing.tockMs, true, this.#roles.held);
     this.#roles.relinquish(`handing off to ${target}`);
     this.#roles.sendHeartbeat(now, target);
   }

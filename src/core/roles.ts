@@ -219,6 +219,15 @@ export class Roles {
     }
 
     let claimants = this.#claimants(now);
+    if (!this.master && claimants.length > 0) {
+      // During a handoff, a claim older than the master handing off is one it had superseded:
+      // not followed, and shown as what it is about to be.
+      const current = handoffs.current(claimants, now, (hostname) => this.#claimTerm(hostname, now));
+      if (current.length < claimants.length) {
+        for (const hostname of claimants) if (!current.includes(hostname)) this.#showSuperseded(hostname);
+        claimants = current;
+      }
+    }
     if (claimants.length > 1 && !this.master) claimants = this.#newestClaim(claimants, now);
 
     if (this.master && !quorum.has(now, this.self.eligible)) {
@@ -290,7 +299,14 @@ export class Roles {
     if (claimants.length === 1) {
       const master = claimants[0] as string;
       const peer = members.get(master);
-      if (peer && members.isLive(peer, now)) this.takeCheckpoint(peer.ckpt);
+      if (peer && members.isLive(peer, now)) {
+        this.takeCheckpoint(peer.ckpt);
+        // Shown as superseded while a newer claim stood; that one is over, and this is the master.
+        if (!peer.record.master) {
+          peer.record.master = true;
+          members.touch(master);
+        }
+      }
       this.settled = true;
       handoffs.done(master, this.hostname);
       this.setMasterHostname(master, now);
@@ -340,11 +356,10 @@ export class Roles {
   }
 
   /**
-   * A master we do not hear, but that a server we hear heard as master more recently than we
-   * did (by a holdoff at least: the transit makes a word look a little fresher, and a master
-   * that died is heard last by everyone at about the same time, so its followers' word must
-   * not delay a failover), within a tock, the grace and a tick: a follower repeats its word
-   * once a tick, and what it heard is up to a tick old when it says it.
+   * A master we do not hear, but that a server we hear names as the master it hears, heard
+   * more recently than we did (by a holdoff, for the transit that makes a word look fresher),
+   * within a tock, the grace and a tick per pass of the word: a follower repeats its word once
+   * a tick, and what it heard is up to a tick old when it says it.
    */
   #relayed(hostname: string, now: Instant): boolean {
     const until = this.#relayedUntil(hostname, now);
@@ -357,7 +372,12 @@ export class Roles {
     const word = relays.word(hostname);
     if (!word) return null;
     const peer = members.get(hostname);
-    if (peer && members.isLive(peer, now)) return null;
+    // Only a word fresher than our own last hearing counts: a master that died was heard last
+    // by all its followers at about the same time, and their words, as stale as ours, would
+    // keep it alive for each other (and a master we removed is not revived by a follower
+    // a little behind us in removing it). A cut leaves us behind by a tick at each heartbeat.
+    // A fresher word beats what we last heard ourselves even while that still counts (a long
+    // deadline after a reload): it became master after we stopped hearing it, say.
     const heard = peer ? peer.lastHeard : relays.lastHeardBeforeRemoval(hostname);
     if (heard !== undefined && word.at <= heard + timing.holdoffMs) return null;
     // A tick more per server the word passed through: each repeats it once a tick.
@@ -365,18 +385,16 @@ export class Roles {
     return word.at + (peer ? peer.lane.deadAfterMs + hops * peer.lane.tickMs : timing.deadAfterMs + hops * timing.tickMs);
   }
 
-  /** " (heard through another server)" for a log line, when we do not hear it ourselves. */
+  /** " (heard through another server)" for a log line, when that is how we know it. */
   #heardThrough(hostname: string, now: Instant): string {
-    const peer = this.#p.members.get(hostname);
-    return peer && this.#p.members.isLive(peer, now) ? '' : ' (heard through another server)';
+    return this.#relayed(hostname, now) ? ' (heard through another server)' : '';
   }
 
   /** The term a claimant claims: its own word when we hear it, else its follower's. */
   #claimTerm(hostname: string, now: Instant): number {
-    const { members, relays } = this.#p;
-    const peer = members.get(hostname);
-    if (peer && members.isLive(peer, now)) return peer.record.term;
-    return relays.word(hostname)?.term ?? peer?.record.term ?? 0;
+    const peer = this.#p.members.get(hostname);
+    if (this.#relayed(hostname, now)) return this.#p.relays.word(hostname)?.term ?? 0;
+    return peer?.record.term ?? 0;
   }
 
   /** When the oldest word for a master we do not hear runs out, or a higher term waited for its rival long enough (Infinity: none). */
@@ -405,17 +423,21 @@ export class Roles {
     let term: number;
     let priority: number;
     let hops = 0;
-    if (peer && peer.record.master && members.isLive(peer, now)) {
-      at = peer.lastHeard;
-      term = peer.record.term;
-      priority = peer.record.priority;
-    } else {
-      const word = relays.word(master);
-      if (!word || !this.#relayed(master, now) || word.hops + 1 >= MAX_HOPS) return undefined;
+    const word = this.#relayed(master, now) ? relays.word(master) : undefined;
+    if (word && word.hops + 1 < MAX_HOPS) {
+      // Others heard it more recently than we did: pass their word on, once.
       at = word.at;
       term = word.term;
       priority = word.priority;
       hops = word.hops + 1;
+    } else if (!word && peer && members.isLive(peer, now)) {
+      // We follow it on our own hearing: its own last word claimed master (record.master may
+      // show false, superseded for a moment by a newer claim that has since ended).
+      at = peer.lastHeard;
+      term = peer.record.term;
+      priority = peer.record.priority;
+    } else {
+      return undefined;
     }
     const lead: Lead = { h: master, age: Math.min(86_400_000, Math.max(0, Math.round(now.mono - at))), t: term };
     if (priority !== 0) lead.p = priority;
@@ -465,7 +487,6 @@ export class Roles {
    * conflicts are resolved by rank.
    */
   #newestClaim(claimants: string[], now: Instant): string[] {
-    const { members } = this.#p;
     let newest = '';
     let newestTerm = -1;
     let tie = false;
@@ -480,14 +501,18 @@ export class Roles {
       }
     }
     if (tie) return claimants;
-    for (const hostname of claimants) {
-      const record = members.get(hostname)?.record;
-      if (record && hostname !== newest && record.master) {
-        record.master = false;
-        members.touch(hostname);
-      }
-    }
+    for (const hostname of claimants) if (hostname !== newest) this.#showSuperseded(hostname);
     return [newest];
+  }
+
+  /** A claim to master superseded by a newer one: its row shows `master: false`. */
+  #showSuperseded(hostname: string): void {
+    const { members } = this.#p;
+    const record = members.get(hostname)?.record;
+    if (record?.master) {
+      record.master = false;
+      members.touch(hostname);
+    }
   }
 
   mayClaim(now: Instant): boolean {
