@@ -28,6 +28,7 @@ import { Instances } from './instances';
 import { MemberTable } from './members';
 import { Quorum } from './quorum';
 import { Relays } from './relays';
+import { Words } from './words';
 import { Roles } from './roles';
 import { Step } from './step';
 import { Timing, type CoreTiming } from './timing';
@@ -91,7 +92,8 @@ export class ElectionCore {
       term: 0,
     };
     const roleOptions = { hostname: options.hostname, ip: options.ip, instanceId: options.instanceId, priority, exitOnConflict: options.exitOnConflict ?? false };
-    const roles = (this.#roles = new Roles(roleOptions, record, { timing, step, members, instances, quorum, handoffs, announcer, guard, relays }));
+    const words = new Words(options.hostname, relays, members, timing);
+    const roles = (this.#roles = new Roles(roleOptions, record, { timing, step, members, instances, quorum, handoffs, announcer, guard, relays, words }));
     this.#inbox = new Inbox({ hostname: this.hostname, instanceId: this.instanceId, maxServers: this.#maxServers }, { timing, step, members, instances, handoffs, announcer, roles, guard, relays });
   }
 

@@ -18,9 +18,9 @@
  *  - a master serves under the term it claimed; one that learns of a higher term claims
  *    again above it, in its slot, so a store that saw the higher one accepts its writes.
  */
-import type { Checkpoint, HeartbeatMessage, JsonValue, Lead } from '../protocol/messages';
+import type { Checkpoint, HeartbeatMessage, JsonValue } from '../protocol/messages';
 import { MAX_TERM, MAX_TERM_CATCHUP_PER_S, MAX_TERM_STEP, TERM_CEILING } from '../protocol/limits';
-import { nextTerm, SLOT_CANDIDATES, termSlot } from '../protocol/terms';
+import { nextTerm } from '../protocol/terms';
 import type { Instant, ServerRecord } from './types';
 import type { Announcer } from './announce';
 import type { FreshnessGuard } from './freshness';
@@ -28,7 +28,9 @@ import type { Handoffs } from './handoff';
 import type { Instances } from './instances';
 import type { MemberTable } from './members';
 import type { Quorum } from './quorum';
-import { MAX_HOPS, type Relays } from './relays';
+import type { Relays } from './relays';
+import { TermSlots } from './slots';
+import type { Words } from './words';
 import type { Step } from './step';
 import type { Timing } from './timing';
 
@@ -52,6 +54,7 @@ export interface RolesParts {
   announcer: Announcer;
   guard: FreshnessGuard | null;
   relays: Relays;
+  words: Words;
 }
 
 export class Roles {
@@ -71,9 +74,8 @@ export class Roles {
   held = 0;
   /** The last term we claimed (kept after we step down). */
   lastClaimed = 0;
-  /** Our candidate slots (protocol/terms.ts), and which of them a server we heard hashes to. */
-  readonly #slots: number[];
-  readonly #taken: boolean[];
+  /** The slot our claims are in (slots.ts). */
+  readonly #slots: TermSlots;
   /** The newest checkpoint we know, published by us or heard from a master. */
   checkpoint: Checkpoint | null = null;
   /** True once we may claim: a tock of listening has passed, or we have seen a master. */
@@ -86,8 +88,6 @@ export class Roles {
   startedAt = 0;
   /** After a long stall, peers are not removed before the answers to our hello had time to come. */
   #holdRemovalsUntil = -Infinity;
-  /** The last evaluation kept a silent master, or followed one, on another server's word. */
-  #relying = false;
   /** Our master fell silent in this evaluation: tell the others at its end. */
   #announceLoss = false;
   /** As master: when we first saw a term above ours with no rival to explain it (null: none). */
@@ -108,8 +108,7 @@ export class Roles {
     this.exitOnConflict = options.exitOnConflict;
     this.self = self;
     this.#p = parts;
-    this.#slots = Array.from({ length: SLOT_CANDIDATES }, (_, k) => termSlot(options.hostname, k));
-    this.#taken = this.#slots.map(() => false);
+    this.#slots = new TermSlots(options.hostname);
   }
 
   /** The fencing token as the application reads it: the term we serve under, or the highest we know. */
@@ -117,19 +116,14 @@ export class Roles {
     return this.role === 'master' ? this.held : this.term;
   }
 
-  /** The slot our next claim is in: our first candidate that no server we have heard hashes to. */
+  /** The slot our next claim is in. */
   get slot(): number {
-    const taken = this.#taken;
-    for (let k = 0; k < taken.length; k++) if (!taken[k]) return this.#slots[k] as number;
-    return this.#slots[this.#slots.length - 1] as number;
+    return this.#slots.slot;
   }
 
   /** We heard of a server called `hostname`: our claims avoid its slot from now on. */
   noteHostname(hostname: string): void {
-    if (hostname === this.hostname) return;
-    const theirs = termSlot(hostname);
-    const slots = this.#slots;
-    for (let k = 0; k < slots.length; k++) if (slots[k] === theirs) this.#taken[k] = true;
+    this.#slots.note(hostname);
   }
 
   get master(): boolean {
@@ -161,18 +155,18 @@ export class Roles {
   }
 
   #evaluate(now: Instant): void {
-    const { members, instances, quorum, step, handoffs, relays } = this.#p;
+    const { members, instances, quorum, step, handoffs, relays, words } = this.#p;
     // A master heard of through another server is kept while that word holds: look again at
     // the silent ones whenever words change, and while we rely on one (as it ages).
-    if (this.#relying || relays.changed) {
+    if (words.relying || relays.changed) {
       relays.changed = false;
       members.recheck();
     }
-    this.#relying = false;
+    words.relying = false;
     for (const [hostname, peer] of now.mono < this.#holdRemovalsUntil ? [] : members.dead(now)) {
       // Silent to us, but a server we hear hears it as master: a cut between the two of us only.
-      if (this.#relayed(hostname, now)) {
-        this.#relying = true;
+      if (words.says(hostname, now)) {
+        words.relying = true;
         continue;
       }
       if (peer.record.master && !members.hasLeft(peer)) quorum.masterFellSilent(peer);
@@ -333,116 +327,32 @@ export class Roles {
   removalsDue(now: Instant): boolean {
     if (now.mono < this.#holdRemovalsUntil) return false;
     for (const [hostname, peer] of this.#p.members.dead(now)) {
-      if (!peer.record.locked && !this.#relayed(hostname, now)) return true;
+      if (!peer.record.locked && !this.#p.words.says(hostname, now)) return true;
     }
     return false;
   }
 
   /**
    * Live servers that claim master: those we hear say so, and those we hear of through a
-   * slave that hears them (when we do not hear them ourselves: our own ears decide for a
-   * server we hear).
+   * slave that hears them (words.ts).
    */
   #claimants(now: Instant): string[] {
-    const { members, relays } = this.#p;
-    const claimants = members.liveClaimants(now);
-    if (relays.size === 0) return claimants;
-    for (const [lead] of relays.leads()) {
-      if (lead === this.hostname || claimants.includes(lead) || !this.#relayed(lead, now)) continue;
-      claimants.push(lead);
-      this.#relying = true;
-    }
-    return claimants;
-  }
-
-  /**
-   * A master we do not hear, but that a server we hear names as the master it hears, heard
-   * more recently than we did (by a holdoff, for the transit that makes a word look fresher),
-   * within a tock, the grace and a tick per pass of the word: a follower repeats its word once
-   * a tick, and what it heard is up to a tick old when it says it.
-   */
-  #relayed(hostname: string, now: Instant): boolean {
-    const until = this.#relayedUntil(hostname, now);
-    return until !== null && now.mono < until;
-  }
-
-  /** Until when the word of followers keeps `hostname` a live master for us (null: it does not). */
-  #relayedUntil(hostname: string, now: Instant): number | null {
-    const { members, relays, timing } = this.#p;
-    const word = relays.word(hostname);
-    if (!word) return null;
-    const peer = members.get(hostname);
-    // Only a word fresher than our own last hearing counts: a master that died was heard last
-    // by all its followers at about the same time, and their words, as stale as ours, would
-    // keep it alive for each other (and a master we removed is not revived by a follower
-    // a little behind us in removing it). A cut leaves us behind by a tick at each heartbeat.
-    // A fresher word beats what we last heard ourselves even while that still counts (a long
-    // deadline after a reload): it became master after we stopped hearing it, say.
-    const heard = peer ? peer.lastHeard : relays.lastHeardBeforeRemoval(hostname);
-    if (heard !== undefined && word.at <= heard + timing.holdoffMs) return null;
-    // A tick more per server the word passed through: each repeats it once a tick.
-    const hops = word.hops + 1;
-    return word.at + (peer ? peer.lane.deadAfterMs + hops * peer.lane.tickMs : timing.deadAfterMs + hops * timing.tickMs);
+    return this.#p.words.claimants(this.#p.members.liveClaimants(now), now);
   }
 
   /** " (heard through another server)" for a log line, when that is how we know it. */
   #heardThrough(hostname: string, now: Instant): string {
-    return this.#relayed(hostname, now) ? ' (heard through another server)' : '';
+    return this.#p.words.says(hostname, now) ? ' (heard through another server)' : '';
   }
 
-  /** The term a claimant claims: its own word when we hear it, else its follower's. */
   #claimTerm(hostname: string, now: Instant): number {
-    const peer = this.#p.members.get(hostname);
-    if (this.#relayed(hostname, now)) return this.#p.relays.word(hostname)?.term ?? 0;
-    return peer?.record.term ?? 0;
+    return this.#p.words.termOf(hostname, now);
   }
 
-  /** When the oldest word for a master we do not hear runs out, or a higher term waited for its rival long enough (Infinity: none). */
+  /** When a word we rely on runs out, or a higher term waited for its rival long enough (Infinity: none). */
   nextRelayDeadline(now: Instant): number {
-    let next = this.#higherSince !== null && this.role === 'master' ? this.#higherSince + this.#p.timing.tickMs : Infinity;
-    // Words matter only once a master's own silence has run out: its direct deadline wakes us then.
-    if (!this.#relying) return next;
-    for (const [lead] of this.#p.relays.leads()) {
-      const until = this.#relayedUntil(lead, now);
-      if (until !== null && until > now.mono && until < next) next = until;
-    }
-    return next;
-  }
-
-  /**
-   * What we say of the master we follow: how long ago we heard it as master ourselves, or,
-   * following it on another server's word, how old that word's evidence is (passed on only
-   * while MAX_HOPS allows).
-   */
-  #lead(now: Instant): Lead | undefined {
-    const { members, relays } = this.#p;
-    const master = this.masterHostname;
-    if (!master || master === this.hostname) return undefined;
-    const peer = members.get(master);
-    let at: number;
-    let term: number;
-    let priority: number;
-    let hops = 0;
-    const word = this.#relayed(master, now) ? relays.word(master) : undefined;
-    if (word && word.hops + 1 < MAX_HOPS) {
-      // Others heard it more recently than we did: pass their word on, once.
-      at = word.at;
-      term = word.term;
-      priority = word.priority;
-      hops = word.hops + 1;
-    } else if (!word && peer && members.isLive(peer, now)) {
-      // We follow it on our own hearing: its own last word claimed master (record.master may
-      // show false, superseded for a moment by a newer claim that has since ended).
-      at = peer.lastHeard;
-      term = peer.record.term;
-      priority = peer.record.priority;
-    } else {
-      return undefined;
-    }
-    const lead: Lead = { h: master, age: Math.min(86_400_000, Math.max(0, Math.round(now.mono - at))), t: term };
-    if (priority !== 0) lead.p = priority;
-    if (hops > 0) lead.n = hops;
-    return lead;
+    const higher = this.#higherSince !== null && this.role === 'master' ? this.#higherSince + this.#p.timing.tickMs : Infinity;
+    return Math.min(higher, this.#p.words.nextDeadline(now));
   }
 
   /** Claim a new term above `above`, in our slot, keeping the role; the others hear it at once. */
@@ -567,7 +477,7 @@ export class Roles {
     if (hostname === this.hostname) return this.priority;
     const peer = this.#p.members.get(hostname);
     if (peer) return peer.record.priority;
-    return this.#p.relays.word(hostname)?.priority ?? 0;
+    return this.#p.words.priorityOf(hostname);
   }
 
   /** The live eligible peer that ranks first, if any. */
@@ -733,7 +643,8 @@ export class Roles {
     // The master (and a master handing off) carries the checkpoint, so every server holds the latest.
     if (this.checkpoint && (this.master || handoff !== undefined)) heartbeat.ckpt = this.checkpoint;
     // The master we follow: a server cut off from it, hearing us, keeps it (relays.ts).
-    const lead = this.role === 'slave' ? this.#lead(now) : undefined;
+    const master = this.masterHostname;
+    const lead = this.role === 'slave' && master && master !== this.hostname ? this.#p.words.lead(master, now) : undefined;
     if (lead) heartbeat.lead = lead;
     const echo = this.#p.guard?.takeEchoes();
     if (echo) heartbeat.echo = echo;
