@@ -33,7 +33,7 @@ export interface HeartbeatMessage {
    * freshness proof that admits a new instance (see core/freshness.ts).
    */
   echo?: string[];
-  /** The highest term (fencing token) the sender knows; a master's is its own. Absent: 0. */
+  /** The highest term (fencing token) the sender knows; a master's is the term it claimed and serves under. Absent: 0. */
   term?: number;
   /** The sender's priority (higher wins, then hostname). Absent: 0. */
   prio?: number;
