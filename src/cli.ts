@@ -22,7 +22,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { computeBroadcastIP, DEFAULT_CONFIG } from './config';
 import { renderTextTable } from './util/text-table';
 import type { HeartbeatMessage, Message } from './protocol/messages';
-import type { ServerRecord } from './core/types';
+import type { ServerRecord } from './elector/types';
 import { createKeyring, type Keyring } from './wire/auth';
 import { CLUSTER_ID_PATTERN, MAX_UDP_PAYLOAD } from './protocol/limits';
 import { ipFamily, isMulticast } from './protocol/address';

@@ -23,7 +23,7 @@
  *    lose the role for good, and its outcome is reported (ok, or a level-1 line and failure).
  */
 import type { Checkpoint, JsonValue } from '../protocol/messages';
-import type { Instant } from '../core/types';
+import type { Instant } from '../elector/types';
 import type { KeyValue, StoreResult } from '../protocol/store';
 import type { LeaseHandoffs } from './handoff';
 import type { LeaseSession } from './session';

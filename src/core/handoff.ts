@@ -7,7 +7,7 @@
  * dropped as stale. A promote() that meets a handoff in flight waits for its target to be
  * master and asks it then: claiming at once made the target and the promoter master together.
  */
-import type { Instant } from './types';
+import type { Instant } from '../elector/types';
 import type { Step } from './step';
 
 export interface PendingHandoff {

@@ -4,7 +4,7 @@
  * requests start a handoff, application messages become events.
  */
 import type { Address, HeartbeatMessage, HelloMessage, Message } from '../protocol/messages';
-import { messageEvent, type Instant } from './types';
+import { messageEvent, type Instant } from '../elector/types';
 import type { Announcer } from './announce';
 import type { FreshnessGuard } from './freshness';
 import type { Handoffs } from './handoff';

@@ -14,8 +14,8 @@
  * an explicit input (`setLocked`).
  */
 import type { Checkpoint, HeartbeatMessage } from '../protocol/messages';
-import type { Instant, ServerRecord } from './types';
-import { SkippedSeqs } from './skipped';
+import type { Instant, ServerRecord } from '../elector/types';
+import { SkippedSeqs } from '../elector/seq';
 import type { Step } from './step';
 import type { Timing } from './timing';
 import { Lane } from './lanes';

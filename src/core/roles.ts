@@ -21,7 +21,8 @@
 import type { Checkpoint, HeartbeatMessage, JsonValue } from '../protocol/messages';
 import { MAX_TERM, MAX_TERM_CATCHUP_PER_S, MAX_TERM_STEP, TERM_CEILING } from '../protocol/limits';
 import { nextTerm } from '../protocol/terms';
-import type { Instant, ServerRecord } from './types';
+import type { Instant, ServerRecord } from '../elector/types';
+import { compareRank } from '../elector/rank';
 import type { Announcer } from './announce';
 import type { FreshnessGuard } from './freshness';
 import type { Handoffs } from './handoff';
@@ -469,10 +470,7 @@ export class Roles {
 
   /** Negative when `a` ranks before `b`: higher priority, then hostname in plain string order. */
   compare(a: string, b: string): number {
-    const pa = this.#priorityOf(a);
-    const pb = this.#priorityOf(b);
-    if (pa !== pb) return pb - pa;
-    return a < b ? -1 : a > b ? 1 : 0;
+    return compareRank(a, this.#priorityOf(a), b, this.#priorityOf(b));
   }
 
   /** Ours, a peer's as it last said, or that of a master we hear of only through its follower. */

@@ -6,7 +6,7 @@
  * path pays nothing for metrics.
  */
 import { failoverClock, type FailoverSource } from './failover';
-import type { ServerRecord } from '../core/types';
+import type { ServerRecord } from '../elector/types';
 
 /** The counters the component keeps (`multi.stats`); fields added later are optional here. */
 export interface MetricsStats {

@@ -29,11 +29,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { EtcdSettings } from './types';
+import type { EtcdSettings } from './settings';
 import type { KeyValue, StoreErrorKind, StoreOp, StoreResult, WatchBatch } from '../protocol/store';
 import { Endpoints } from './endpoints';
 
-export type { EtcdSettings } from './types';
+export type { EtcdSettings } from './settings';
 
 export const INSTALL_COMMAND = 'npm install etcd3';
 
