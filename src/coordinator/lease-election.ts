@@ -121,7 +121,7 @@ export class LeaseElection implements Elector {
       term: () => this.#roles.term,
       rewritten: (why, now) => this.#roles.storeRewritten(why, now),
     }));
-    const handoffs = (this.#handoffs = new LeaseHandoffs(hostname, step));
+    const handoffs = (this.#handoffs = new LeaseHandoffs(step));
     const roles = (this.#roles = new LeaseRoles({ hostname, ip, instanceId, keys, limits, listenMs: options.listenMs ?? 0 }, { step, table, session, handoffs }));
     this.#reader = new StoreReader(keys, limits, { step, table, session, roles, handoffs });
     this.#messages = new AppMessages(hostname, instanceId, step, table, options.authenticated ?? false);
@@ -257,7 +257,7 @@ export class LeaseElection implements Elector {
   tick(now: Instant): Output {
     if (!this.#session.active) return this.#flush(now);
     this.#session.checkDeadline(now);
-    this.#handoffs.expire(now.mono, this.#roles.handoffWindowMs, this.#roles.role === 'master');
+    this.#handoffs.expire(now.mono, this.#roles.role === 'master', `${Math.round(this.#roles.handoffWindowMs)} ms`);
     this.#session.tick(now);
     this.#roles.resignIfDue(now);
     this.#roles.evaluate(now);

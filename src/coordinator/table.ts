@@ -5,6 +5,10 @@
  * A locked row outlives its key, marked absent: it counts for nothing and is master of
  * nothing. Values come through records.ts (the wire codec's validation); bad ones are
  * counted and logged at most once a minute.
+ *
+ * Not the UDP core's table (core/members.ts): that one judges liveness itself (deadlines per
+ * lane, heard order, restarts and duplicates by instance); here the store's leases do, and a
+ * row only mirrors a key. Both hold the same records (elector/types.ts) and rank alike.
  */
 import type { Address } from '../protocol/messages';
 import type { Instant, ServerRecord } from '../elector/types';

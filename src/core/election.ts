@@ -319,7 +319,7 @@ export class ElectionCore implements Elector {
     this.#checkStall(now);
     // Late: a silent peer's heartbeat may be queued on our socket. Read it before judging.
     if (lateMs > 0 && this.#roles.removalsDue(now)) this.#announcer.quietDrain(now);
-    this.#handoffs.expire(now, this.master);
+    this.#handoffs.expire(now.mono, this.master, 'a tock');
     this.#evaluate(now);
     this.#announcer.tick(now);
     return this.#flush(now);

@@ -17,6 +17,11 @@
  *    (protocol/terms.ts), so no two servers ever claim the same term: the fencing token;
  *  - a master serves under the term it claimed; one that learns of a higher term claims
  *    again above it, in its slot, so a store that saw the higher one accepts its writes.
+ *
+ * The etcd mode's roles (coordinator/roles.ts) share the rank rule and the outcome of
+ * handoffs (elector/), not these rules: there a linearizable store decides who is master (one
+ * key, created in a transaction), so there are no conflicts to resolve, no claims to hear
+ * and no term slots; here every server decides from what it hears.
  */
 import type { Checkpoint, HeartbeatMessage, JsonValue } from '../protocol/messages';
 import { MAX_TERM, MAX_TERM_CATCHUP_PER_S, MAX_TERM_STEP, TERM_CEILING } from '../protocol/limits';
