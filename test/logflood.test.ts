@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { freeUdpPort } from '../tools/loopback';
 import { logFolder, makeServer, multi, start, stop, until } from './helpers/pixl';
 import { LOG_BUDGET_DEFAULTS } from '../src/util/log-budget';
+import { pause } from './helpers/wait';
 
 const logs = logFolder('psm-logflood-');
 after(() => logs.remove());
@@ -33,7 +34,6 @@ function send(socket: dgram.Socket, text: string, port: number, address = '127.0
   return new Promise((resolve) => socket.send(Buffer.from(text + '\n'), port, address, () => resolve()));
 }
 
-const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('log volume under remote input', () => {
   test('3,000 forged master claims a second for 2 s: a bounded number of lines, counted as suppressed', async () => {
