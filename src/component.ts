@@ -1,12 +1,15 @@
 /// <reference path="./types/pixl.d.ts" preserve="true" />
 /**
- * The pixl-server component: the original's public API, the pixl-server hooks, and the
- * wiring around one mode (shell/udp-mode.ts or shell/etcd-mode.ts), which runs the election
- * behind the driver. It owns no election logic: every input goes through the driver.
+ * The pixl-server component: the original's public API and the pixl-server hooks around one
+ * runner (shell/runner.ts), which runs the election in one mode (shell/udp-mode.ts or
+ * shell/etcd-mode.ts) behind the driver. It owns no election logic: every input goes through
+ * the driver.
  *
- * Where the rest lives: messages and requests (shell/messaging.ts), datagram intake
- * (shell/intake.ts), the reload plan (shell/reload.ts), stats (shell/stats.ts), the checks of
- * application values (shell/json.ts), the startup watch (shell/startup.ts).
+ * Where the rest lives: the mode's start, timer, datagram intake (shell/intake.ts), reload
+ * (shell/reload.ts) and leaving in the runner; messages and requests (shell/messaging.ts),
+ * events and handoff outcomes (shell/events.ts), stats (shell/stats.ts), the checks of
+ * application values (shell/json.ts) and of the section (shell/section.ts), the startup watch
+ * (shell/startup.ts).
  */
 import { randomBytes } from 'node:crypto';
 import Component = require('pixl-server/component');
@@ -15,11 +18,10 @@ import * as config from './config';
 import * as codec from './wire/codec';
 import * as auth from './wire/auth';
 import * as errors from './errors';
-import type { Keyring } from './wire/auth';
-import type { Address, JsonObject, JsonValue } from './protocol/messages';
-import type { CoreEvent, Instant, Output, ServerRecord } from './elector/types';
+import type { JsonObject, JsonValue } from './protocol/messages';
+import type { Instant, Output, ServerRecord } from './elector/types';
 import type { MultiServerSection, Settings } from './config';
-import type { Failover, WireSettings } from './driver/driver';
+import type { Failover } from './driver/driver';
 import type { Elector } from './elector/elector';
 import type { LeaseElection } from './coordinator/lease-election';
 import type { CheckpointResult, EventName, HandoffResult, MultiServerEvents } from './driver/events';
@@ -27,21 +29,16 @@ import type { Transport } from './shell/transports';
 import { ownerOf } from './app/rendezvous';
 import { OperatorHttp, wantsHttp } from './shell/http'; // ops: HTTP routes
 import { createMetricsRegistry, type MetricsRegistry } from './shell/metrics'; // ops: metrics
-import { WakeTimer } from './util/wake-timer';
 import { EMPTY_DRIVER_STATS, liveStats, ShellCounters, type MultiServerStats } from './shell/stats';
 import { describeValue, jsonProblem } from './shell/json';
 import { watchStartup } from './shell/startup';
 import { unknownKeyLines, validateSection } from './shell/section';
 import { Messaging } from './shell/messaging';
-import { DatagramIntake } from './shell/intake';
-import { buildKeyring, planReload } from './shell/reload';
 import { ShellEvents } from './shell/events';
-import { now, type Mode, type ModeContext } from './shell/mode';
-import { broadcastAddress, UdpMode } from './shell/udp-mode';
-import { EtcdMode } from './shell/etcd-mode';
+import type { Mode } from './shell/mode';
+import { Runner } from './shell/runner';
 
 const { DEFAULT_CONFIG, validateHostname } = config;
-const { CheckpointError } = errors;
 
 class MultiServer extends Component {
   override __name = 'MultiServer';
@@ -65,29 +62,18 @@ class MultiServer extends Component {
     () => this.#mode?.driver.core.term ?? 0,
   );
 
-  #settings: Settings | null = null;
-  #keyring: Keyring | null = null;
-  /** The running mode (UDP heartbeats or etcd); it stays after shutdown, for the last state. */
-  #mode: Mode | null = null;
-  /** The mode's socket while it is open. */
-  #transport: Transport | null = null;
-  /** The election's one timer: `tick()` at the wake-up time the last step asked for. */
-  #wake = new WakeTimer(() => {
-    if (!this.#shut) this.#mode?.driver.tick();
-  });
   #eligible = true;
   #data: JsonObject = {};
   #emptyTable: Record<string, ServerRecord> = Object.create(null) as Record<string, ServerRecord>;
-  #shut = false;
   #http: OperatorHttp | null = null; // ops
   #metricsRegistry: MetricsRegistry | null = null; // ops
   /** A failed startup is watched for once (init may run again). */
   #startupWatched = false;
   readonly #messaging = new Messaging({
     hostname: () => this.hostname,
-    driver: () => (this.#shut ? null : (this.#mode?.driver ?? null)),
-    requestTimeoutMs: () => this.#settings?.request_timeout_ms ?? 5000,
-    maxPacketBytes: () => this.#settings?.max_packet_bytes ?? Infinity,
+    driver: () => this.#runner.driver,
+    requestTimeoutMs: () => this.#runner.settings?.request_timeout_ms ?? 5000,
+    maxPacketBytes: () => this.#runner.settings?.max_packet_bytes ?? Infinity,
     emit: (type, payload, from, reply) => this.#events.emitBoth('message', type, payload, from, reply),
   });
   readonly #events: ShellEvents = new ShellEvents({
@@ -95,16 +81,22 @@ class MultiServer extends Component {
     server: () => this.server,
     counters: this.#counters,
     messaging: this.#messaging,
-    mode: () => this.#mode,
+    mode: () => this.#runner.mode,
     debug: (level, message) => this.logDebug(level, message),
     error: (code, message) => this.logError(code, message),
   });
-  readonly #intake = new DatagramIntake({
-    driver: () => (this.#shut ? null : (this.#mode?.driver ?? null)),
-    transport: () => this.#transport,
-    keyring: () => this.#keyring,
-    settings: () => this.#settings,
+  /** The election while it runs: its mode, timer, datagram intake, reload and leaving. */
+  readonly #runner: Runner = new Runner({
+    hostname: () => this.hostname,
+    serverIp: () => this.server.ip,
+    instanceId: this.instanceId,
+    eligible: () => this.#eligible,
+    data: () => this.#data,
     counters: this.#counters,
+    events: this.#events,
+    debug: (level, message, data) => this.logDebug(level, message, data),
+    logs: (level) => this.debugLevel(level),
+    error: (code, message) => this.logError(code, message),
   });
 
   // ---- the original's public properties ---------------------------------------------
@@ -185,7 +177,7 @@ class MultiServer extends Component {
 
   #handoff(type: 'stepdown' | 'promote', run: (core: Elector, now: Instant) => Output): Promise<void> {
     const driver = this.#mode?.driver;
-    if (!driver || this.#shut) return Promise.reject(new Error('MultiServer is not running'));
+    if (!driver || this.#runner.shut) return Promise.reject(new Error('MultiServer is not running'));
     const outcome = this.#events.outcome(type);
     driver.run(run);
     return outcome;
@@ -216,7 +208,7 @@ class MultiServer extends Component {
 
   /** Live eligible servers over which keys are split, as of the last change ([] when not running). */
   get members(): string[] {
-    return this.#shut || !this.#mode ? [] : [...this.#mode.driver.members];
+    return this.#runner.shut || !this.#mode ? [] : [...this.#mode.driver.members];
   }
 
   /** The server that owns `key` (rendezvous hashing over the live eligible servers), or null. */
@@ -263,9 +255,9 @@ class MultiServer extends Component {
    */
   setCheckpoint(value: JsonValue): Promise<CheckpointResult> {
     const mode = this.#mode;
-    if (!mode || !mode.driver.core.master || this.#shut) throw new Error('only the master can set a checkpoint');
+    if (!mode || !mode.driver.core.master || this.#runner.shut) throw new Error('only the master can set a checkpoint');
     const text = jsonProblem(value, 'a checkpoint');
-    const limit = this.#settings?.max_checkpoint_bytes ?? 4096;
+    const limit = this.#runner.settings?.max_checkpoint_bytes ?? 4096;
     const size = Buffer.byteLength(text, 'utf8');
     if (size > limit) throw new RangeError(`checkpoint is ${size} bytes, over max_checkpoint_bytes (${limit})`);
     return mode.setCheckpoint(JSON.parse(text) as JsonValue);
@@ -281,10 +273,10 @@ class MultiServer extends Component {
   }
   /** The transport (for diagnostics: `transport.peers?.()` lists unicast destinations). */
   get transport(): Transport | null {
-    return this.#transport;
+    return this.#runner.transport;
   }
   get settings(): Readonly<Settings> | null {
-    return this.#settings;
+    return this.#runner.settings;
   }
 
   /**
@@ -304,7 +296,7 @@ class MultiServer extends Component {
    */
   override init(server: this['server'], config?: this['config']): void {
     super.init(server, config);
-    this.#settings = this.#validate();
+    this.#runner.settings = this.#validate();
     if (!this.#startupWatched) this.#startupWatched = watchStartup(this.server as unknown as Parameters<typeof watchStartup>[0]);
   }
 
@@ -326,20 +318,13 @@ class MultiServer extends Component {
       callback(err as Error);
       return;
     }
-    this.#settings = settings;
     // Here, not in init: that runs again in the daemon pixl-server forks, and would log twice.
     this.#reportUnknownKeys();
     this.logDebug(2, `This process: pid ${process.pid}, instance ${this.instanceId}, hostname ${this.hostname}`);
-    this.#keyring = buildKeyring(settings.secret_key, (message) => this.logError('config', message));
-    const context = this.#modeContext(settings);
-    const started: Promise<Mode | null> = settings.coordinator ? EtcdMode.start(context) : UdpMode.start(context, broadcastAddress(settings.broadcast_ip));
-    started.then(
+    this.#runner.start(settings).then(
       (mode) => {
         if (!mode) return; // shut down while it opened: closed again
-        this.#transport = mode.transport;
-        this.#mode = mode;
         this.broadcastIP = mode.broadcastIp;
-        this.#run((c, now) => c.start(now));
         // pixl-server-web resets its routes when it starts: add ours once every component has.
         if (this.#http) this.server.once('ready', () => this.#http?.attach(this.server.WebServer)); // ops
         callback();
@@ -349,10 +334,7 @@ class MultiServer extends Component {
   }
 
   override shutdown(callback: () => void): void {
-    this.#shut = true;
-    this.#wake.clear();
-    const mode = this.#mode;
-    if (!mode || !this.#transport) {
+    if (!this.#runner.halt()) {
       callback();
       return;
     }
@@ -361,66 +343,19 @@ class MultiServer extends Component {
     this.logDebug(2, 'Shutting down UDP server');
     this.#messaging.rejectAll(() => new Error('MultiServer shut down'));
     this.#events.failAll(new Error('MultiServer shut down'));
-    void mode.shutdown().then(() => {
-      this.#transport = null;
-      this.#wake.clear();
-      callback();
-    });
+    void this.#runner.close().then(() => callback());
   }
 
   // ---- plumbing ----------------------------------------------------------------------
 
-  /** What a mode needs of the component: identity, settings, the driver host's shared parts. */
-  #modeContext(settings: Settings): ModeContext {
-    return {
-      hostname: this.hostname,
-      serverIp: this.server.ip,
-      instanceId: this.instanceId,
-      eligible: this.#eligible,
-      data: this.#data,
-      settings,
-      keyring: this.#keyring,
-      wire: this.#wireSettings(settings),
-      host: {
-        now,
-        schedule: (wakeAt) => this.#schedule(wakeAt),
-        log: (level, message, data) => this.logDebug(level, message, data),
-        logs: (level) => this.debugLevel(level),
-        emit: (name, ...args) => this.#events.emitBoth(name, ...args),
-        handle: (event) => this.#events.handle(event),
-      },
-      shut: () => this.#shut,
-      onDatagram: (datagram, from) => this.#intake.receive(datagram, from),
-      onSendError: (err) => this.#onSendError(err),
-      sentHeartbeat: (datagram) => {
-        this.#intake.ownHeartbeat = datagram;
-      },
-      debug: (level, message, data) => this.logDebug(level, message, data),
-      error: (code, message) => this.logError(code, message),
-      checkpointFailed: (reason) => this.#events.emitError(new CheckpointError(reason)),
-    };
+  /** The running mode (UDP heartbeats or etcd); it stays after shutdown, for the last state. */
+  get #mode(): Mode | null {
+    return this.#runner.mode;
   }
 
   /** Run a step of the election through the driver (queued when called from a listener). */
   #run(step: (core: Elector, now: Instant) => Output | null): void {
-    if (this.#shut) return;
-    this.#mode?.driver.run(step);
-  }
-
-  #wireSettings(settings: Settings): WireSettings {
-    return { keyring: this.#keyring, maxPacketBytes: settings.max_packet_bytes, maxDataBytes: settings.max_data_bytes };
-  }
-
-  #onSendError(err: Error): void {
-    this.#counters.sendErrors++;
-    this.#mode?.driver.logRemote(3, 'send-error', `UDP send failed: ${err.message}`);
-  }
-
-  /** Be woken at `wakeAt` (a timer already set no later is kept: see WakeTimer). */
-  #schedule(wakeAt: number): void {
-    this.#intake.wakeAsked = wakeAt;
-    if (this.#shut) this.#wake.clear();
-    else this.#wake.schedule(wakeAt);
+    this.#runner.run(step);
   }
 
   #validate(): Settings {
@@ -433,9 +368,6 @@ class MultiServer extends Component {
 
   /** A config reload: what can change now does (shell/reload.ts says which keys wait for a restart). */
   #reload(): void {
-    const mode = this.#mode;
-    const previous = this.#settings;
-    if (!mode || !previous) return;
     let settings: Settings;
     try {
       settings = this.#validate();
@@ -444,15 +376,8 @@ class MultiServer extends Component {
       return;
     }
     this.#reportUnknownKeys();
-    const plan = planReload(previous, settings);
-    this.#settings = settings;
-    for (const notice of plan.notices) this.logError('config', notice);
-    if (plan.keysChanged) {
-      this.#keyring = buildKeyring(settings.secret_key, (message) => this.logError('config', message));
-      this.logDebug(2, `secret_key reloaded: ${settings.secret_key.length} key(s), the first one signs`);
-    }
-    mode.reload(settings, this.#wireSettings(settings));
-    this.broadcastIP = mode.broadcastIp;
+    this.#runner.reload(settings);
+    this.broadcastIP = this.#mode?.broadcastIp ?? this.broadcastIP;
   }
 }
 
