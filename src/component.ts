@@ -254,13 +254,7 @@ class MultiServer extends Component {
    * component has an `error` listener.
    */
   setCheckpoint(value: JsonValue): Promise<CheckpointResult> {
-    const mode = this.#mode;
-    if (!mode || !mode.driver.core.master || this.#runner.shut) throw new Error('only the master can set a checkpoint');
-    const text = jsonProblem(value, 'a checkpoint');
-    const limit = this.#runner.settings?.max_checkpoint_bytes ?? 4096;
-    const size = Buffer.byteLength(text, 'utf8');
-    if (size > limit) throw new RangeError(`checkpoint is ${size} bytes, over max_checkpoint_bytes (${limit})`);
-    return mode.setCheckpoint(JSON.parse(text) as JsonValue);
+    return this.#runner.setCheckpoint(value);
   }
 
   /** The election core (for diagnostics; drive it only through the component). */

@@ -10,13 +10,15 @@ import type { Driver, WireSettings } from '../driver/driver';
 import type { Elector } from '../elector/elector';
 import type { Instant, Output } from '../elector/types';
 import { CheckpointError } from '../errors';
-import type { JsonObject } from '../protocol/messages';
+import type { CheckpointResult } from '../driver/events';
+import type { JsonObject, JsonValue } from '../protocol/messages';
 import type { Transport } from '../transport/types';
 import { WakeTimer } from '../util/wake-timer';
 import type { Keyring } from '../wire/auth';
 import { EtcdMode } from './etcd-mode';
 import type { ShellEvents } from './events';
 import { DatagramIntake } from './intake';
+import { jsonProblem } from './json';
 import { now, type Mode, type ModeContext } from './mode';
 import { buildKeyring, planReload } from './reload';
 import type { ShellCounters } from './stats';
@@ -105,6 +107,17 @@ export class Runner {
     await mode.shutdown();
     this.transport = null;
     this.#wake.clear();
+  }
+
+  /** On the master: a checkpoint checked (JSON, at most `max_checkpoint_bytes`) and handed to the mode as a copy. */
+  setCheckpoint(value: JsonValue): Promise<CheckpointResult> {
+    const mode = this.mode;
+    if (!mode || !mode.driver.core.master || this.shut) throw new Error('only the master can set a checkpoint');
+    const text = jsonProblem(value, 'a checkpoint');
+    const limit = this.settings?.max_checkpoint_bytes ?? 4096;
+    const size = Buffer.byteLength(text, 'utf8');
+    if (size > limit) throw new RangeError(`checkpoint is ${size} bytes, over max_checkpoint_bytes (${limit})`);
+    return mode.setCheckpoint(JSON.parse(text) as JsonValue);
   }
 
   /** A config reload, validated: what can change now does (reload.ts says which keys wait for a restart). */
