@@ -37,6 +37,7 @@ import { Messaging } from './shell/messaging';
 import { ShellEvents } from './shell/events';
 import type { Mode } from './shell/mode';
 import { Runner } from './shell/runner';
+import { Handovers } from './shell/handovers';
 
 const { DEFAULT_CONFIG, validateHostname } = config;
 
@@ -85,6 +86,8 @@ class MultiServer extends Component {
     debug: (level, message) => this.logDebug(level, message),
     error: (code, message) => this.logError(code, message),
   });
+  /** stepDown() and promote(), settled by the election's outcome. */
+  readonly #handovers = new Handovers({ driver: () => this.#runner.driver, events: this.#events });
   /** The election while it runs: its mode, timer, datagram intake, reload and leaving. */
   readonly #runner: Runner = new Runner({
     hostname: () => this.hostname,
@@ -163,7 +166,7 @@ class MultiServer extends Component {
    * is eligible, or nobody took over within a tock (then the election runs as usual).
    */
   stepDown(): Promise<void> {
-    return this.#handoff('stepdown', (core, now) => core.stepDown(now));
+    return this.#handovers.stepDown();
   }
 
   /**
@@ -172,15 +175,7 @@ class MultiServer extends Component {
    * is not eligible, lacks a quorum, or the master did not hand over within a tock.
    */
   promote(): Promise<void> {
-    return this.#handoff('promote', (core, now) => core.promote(now));
-  }
-
-  #handoff(type: 'stepdown' | 'promote', run: (core: Elector, now: Instant) => Output): Promise<void> {
-    const driver = this.#mode?.driver;
-    if (!driver || this.#runner.shut) return Promise.reject(new Error('MultiServer is not running'));
-    const outcome = this.#events.outcome(type);
-    driver.run(run);
-    return outcome;
+    return this.#handovers.promote();
   }
 
   // ---- messages between servers ------------------------------------------------------
