@@ -79,7 +79,12 @@ export type CoreEvent =
    * Coordinator mode: outcome of setCheckpoint() calls, every one up to `ticket` (stored in
    * etcd, or not: the master lost its role first, or the store refused its term).
    */
-  | { type: 'checkpoint'; ok: boolean; ticket: number; reason: string };
+  | { type: 'checkpoint'; ok: boolean; ticket: number; reason: string }
+  /**
+   * A promote request from `target` that the election holds (`holdPromotes`) until the app's
+   * master work has drained: answer with `drained()`, and the handoff goes on.
+   */
+  | { type: 'drain'; target: string };
 
 export interface LogLine {
   level: number;

@@ -36,6 +36,8 @@ export interface Elector {
   stepDown(now: Instant): Output;
   promote(now: Instant): Output;
   shutdown(now: Instant): Output;
+  /** The app's master work has drained: hand over to the promote request held (a `drain` event), if any. */
+  drained?(now: Instant): Output;
   /** The most detailed log level anyone reads; an elector may skip building lines beyond it. */
   logLevel?: number;
 }
