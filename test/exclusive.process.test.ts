@@ -1,0 +1,206 @@
+/**
+ * exclusive() with real pixl-server processes on loopback (tools/child.ts with tools/work.ts):
+ * every member calls exclusive() every 40 ms, each call a job that writes its start and end
+ * with precise timestamps to one file. Whatever hands the role over on purpose (stepDown,
+ * SIGTERM, a promote request, a failing health check), the next master's first job starts
+ * after the last job of the master before it ended; a drain that times out aborts its jobs
+ * first; the role lost against the master's will (quorum) aborts them at once. The same
+ * through a real etcd. Order is read from the timestamps the work wrote, never from elapsed time.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ProcessCluster } from '../tools/process-cluster';
+import { readWork, workRuns, type WorkConfig, type WorkLine } from '../tools/work';
+import { EtcdCluster, etcdUnavailable, ETCD_PACKAGE } from '../tools/etcd-cluster';
+
+const TICK_S = 0.25;
+const CHECK_BEATS = 3;
+const WAIT_MS = 15_000;
+
+let dir = '';
+let files = 0;
+before(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'psm-exclusive-'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function workFile(): string {
+  return path.join(dir, `work-${++files}.jsonl`);
+}
+
+async function cluster(hosts: string[], work: Omit<WorkConfig, 'file'>, multi: Record<string, unknown> = {}, tick = TICK_S): Promise<{ cluster: ProcessCluster; file: string }> {
+  const file = workFile();
+  const made = new ProcessCluster({ heartbeatFreq: tick, checkBeats: CHECK_BEATS, multi, work: { file, ...work } });
+  try {
+    await Promise.all(hosts.map((host) => made.start(host, {}, true)));
+    await made.release(hosts);
+  } catch (err) {
+    await made.stopAll();
+    throw err;
+  }
+  return { cluster: made, file };
+}
+
+function lines(file: string, host?: string, event?: WorkLine['event']): WorkLine[] {
+  return readWork(file).filter((line) => (host === undefined || line.host === host) && (event === undefined || line.event === event));
+}
+
+/** Resolve once `host` has started `count` jobs (checked every 20 ms). */
+async function jobsStarted(file: string, host: string, count: number, what = `${host} to run ${count} job(s)`): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (lines(file, host, 'start').length < count) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Every run of the master role the work shows, each starting after the previous one ended; returns them. */
+function assertNoOverlap(file: string): ReturnType<typeof workRuns> {
+  const runs = workRuns(readWork(file));
+  for (let i = 1; i < runs.length; i++) {
+    const before = runs[i - 1]!;
+    const run = runs[i]!;
+    assert.ok(run.term > before.term, `terms grow: ${JSON.stringify(runs)}`);
+    assert.ok(run.firstStart > before.lastEnd, `${run.host} (term ${run.term}) started a job ${(before.lastEnd - run.firstStart).toFixed(1)} ms before ${before.host}'s last job (term ${before.term}) ended`);
+  }
+  return runs;
+}
+
+describe('exclusive(): real processes, UDP heartbeats', () => {
+  test('stepDown() while jobs run: it waits for them, and the next master starts after the last one ended', async () => {
+    const { cluster: c, file } = await cluster(['alpha', 'bravo', 'charlie'], { everyMs: 40, jobMs: 300 });
+    try {
+      await c.waitAgreed(WAIT_MS, 'alpha');
+      await jobsStarted(file, 'alpha', 5);
+      c.command('alpha', { cmd: 'stepdown' });
+      await c.waitFor(() => c.reports.some((r) => r.host === 'alpha' && r.type === 'steppeddown'), WAIT_MS, 'alpha to step down');
+      const stepped = c.reports.find((r) => r.host === 'alpha' && r.type === 'steppeddown')!;
+      assert.equal(stepped.detail, undefined, `stepDown failed: ${stepped.detail}`);
+      await c.waitAgreed(WAIT_MS, 'bravo');
+      await jobsStarted(file, 'bravo', 1);
+      const runs = assertNoOverlap(file);
+      const alpha = runs.find((run) => run.host === 'alpha')!;
+      assert.equal(alpha.aborts, 0, 'nothing aborted: every job ended within drain_timeout');
+      assert.ok(stepped.t >= alpha.lastEnd, 'stepDown() resolved after the last job ended');
+      // Each job began only while its server was master (a handover closes the gate first).
+      assert.deepEqual([...new Set(lines(file, undefined, 'start').map((line) => line.host))].sort(), ['alpha', 'bravo']);
+    } finally {
+      await c.stopAll();
+    }
+  });
+
+  test('SIGTERM to the master while jobs run: it leaves once they ended, and the next master starts after', async () => {
+    const { cluster: c, file } = await cluster(['alpha', 'bravo', 'charlie'], { everyMs: 40, jobMs: 400 });
+    try {
+      await c.waitAgreed(WAIT_MS, 'alpha');
+      await jobsStarted(file, 'alpha', 5);
+      assert.equal(await c.stop('alpha'), 0);
+      await c.waitAgreed(WAIT_MS, 'bravo');
+      await jobsStarted(file, 'bravo', 1);
+      const runs = assertNoOverlap(file);
+      assert.equal(runs.find((run) => run.host === 'alpha')?.aborts, 0);
+    } finally {
+      await c.stopAll();
+    }
+  });
+
+  test('a failing health check: the master drains, steps down; once it passes again the server can be master again', async () => {
+    const { cluster: c, file } = await cluster(['alpha', 'bravo', 'charlie'], { everyMs: 40, jobMs: 300, health: { interval: 0.1, rise: 2, fall: 2 } });
+    try {
+      await c.waitAgreed(WAIT_MS, 'alpha');
+      await c.waitFor(() => c.state('alpha')?.health === 'passing', WAIT_MS, "alpha's check to pass");
+      await jobsStarted(file, 'alpha', 5);
+      c.command('alpha', { cmd: 'healthy', value: false });
+      await c.waitAgreed(WAIT_MS, 'bravo');
+      assert.equal(c.state('alpha')?.health, 'failing');
+      await jobsStarted(file, 'bravo', 1);
+      assertNoOverlap(file);
+      // Recovered: eligible again. bravo steps down, and alpha (first in rank) takes the role.
+      c.command('alpha', { cmd: 'healthy', value: true });
+      await c.waitFor(() => c.state('alpha')?.health === 'passing', WAIT_MS, "alpha's check to pass again");
+      c.command('bravo', { cmd: 'stepdown' });
+      await c.waitAgreed(WAIT_MS, 'alpha');
+      await jobsStarted(file, 'alpha', lines(file, 'alpha', 'start').length + 1, 'alpha to run jobs again');
+      assertNoOverlap(file);
+    } finally {
+      await c.stopAll();
+    }
+  });
+
+  test('drain_timeout: jobs still running are aborted (drain-timeout) before the next master may start', async () => {
+    const { cluster: c, file } = await cluster(['alpha', 'bravo'], { everyMs: 40, jobMs: 4000 }, { drain_timeout: 0.3 });
+    try {
+      await c.waitAgreed(WAIT_MS, 'alpha');
+      await jobsStarted(file, 'alpha', 3);
+      c.command('alpha', { cmd: 'stepdown' });
+      await c.waitAgreed(WAIT_MS, 'bravo');
+      await jobsStarted(file, 'bravo', 1);
+      const aborts = lines(file, 'alpha', 'abort');
+      const started = lines(file, 'alpha', 'start').length;
+      assert.equal(aborts.length, started, 'every job of alpha was aborted');
+      assert.ok(aborts.every((line) => line.kind === 'drain-timeout'), JSON.stringify(aborts));
+      const bravoFirst = lines(file, 'bravo', 'start')[0]!.t;
+      assert.ok(bravoFirst > Math.max(...aborts.map((line) => line.t)), 'bravo started after alpha aborted its jobs');
+    } finally {
+      await c.stopAll();
+    }
+  });
+
+  test('the role lost against the master\'s will (quorum lost) aborts the running jobs at once (role-lost)', async () => {
+    const { cluster: c, file } = await cluster(['alpha', 'bravo'], { everyMs: 40, jobMs: 10_000 }, { quorum: 2 });
+    try {
+      await c.waitAgreed(WAIT_MS, 'alpha');
+      await jobsStarted(file, 'alpha', 3);
+      c.kill('bravo');
+      await c.waitFor(() => c.state('alpha')?.master === false, WAIT_MS, 'alpha to lose quorum');
+      const deadline = Date.now() + WAIT_MS;
+      while (lines(file, 'alpha', 'abort').length < lines(file, 'alpha', 'start').length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      const aborts = lines(file, 'alpha', 'abort');
+      assert.equal(aborts.length, lines(file, 'alpha', 'start').length, 'every running job was aborted');
+      assert.ok(aborts.every((line) => line.kind === 'role-lost'), JSON.stringify(aborts));
+      assert.equal(lines(file, 'alpha', 'end').length, 0, 'aborted long before they would have ended');
+    } finally {
+      await c.stopAll();
+    }
+  });
+});
+
+const unavailable = etcdUnavailable();
+
+describe('exclusive(): real processes, etcd', { skip: unavailable ? `real etcd needed: ${unavailable} (Debian package ${ETCD_PACKAGE})` : false }, () => {
+  let etcd: EtcdCluster;
+  before(async () => {
+    etcd = await EtcdCluster.start();
+  });
+  after(async () => {
+    await etcd?.close();
+  });
+
+  test('stepDown() and SIGTERM while jobs run: each next master starts after the last job of the one before', async () => {
+    const coordinator = { type: 'etcd', hosts: etcd.endpoints, ttl: 2, election_timeout_ms: etcd.electionMs, prefix: `/psm-exclusive-${process.pid}/` };
+    const file = workFile();
+    const c = new ProcessCluster({ heartbeatFreq: 1, checkBeats: 2, multi: { coordinator }, work: { file, everyMs: 40, jobMs: 300 } });
+    try {
+      const hosts = ['alpha', 'bravo', 'charlie'];
+      await Promise.all(hosts.map((host, i) => c.start(host, { bind_ip: `127.0.0.${i + 2}` }, true)));
+      await c.release(hosts);
+      await c.waitAgreed(WAIT_MS, 'alpha');
+      await jobsStarted(file, 'alpha', 5);
+      c.command('alpha', { cmd: 'stepdown' });
+      await c.waitAgreed(WAIT_MS, 'bravo');
+      await jobsStarted(file, 'bravo', 5);
+      assert.equal(await c.stop('bravo'), 0);
+      await c.waitAgreed(WAIT_MS);
+      const next = c.agreedMaster()!;
+      await jobsStarted(file, next, lines(file, next, 'start').length + 1, `${next} to run jobs`);
+      const runs = assertNoOverlap(file);
+      assert.deepEqual(runs.slice(0, 2).map((run) => run.host), ['alpha', 'bravo']);
+      assert.ok(runs.every((run) => run.aborts === 0));
+    } finally {
+      await c.stopAll();
+    }
+  });
+});
