@@ -71,6 +71,20 @@ export interface NetworkFaults {
   spikeMs: number;
 }
 
+/**
+ * A fault of one direction of one link (from one server to another), on top of the
+ * network-wide ones: a flaky port, an asymmetric route, a firewall rule.
+ */
+export interface LinkFault {
+  /** Probability that a datagram is lost on this direction (1: a one-way cut). */
+  drop: number;
+  /** Extra one-way delay, ms. */
+  delayMs: number;
+  /** Probability that a datagram arrives twice; the copy lags by up to `dupDelayMs`. */
+  dup: number;
+  dupDelayMs: number;
+}
+
 /** Hooks for an invariant checker; each sees the simulated time in `cluster.now`. */
 export interface SimObserver {
   onEvent?(record: SimEventRecord, node: SimNode): void;
@@ -116,11 +130,12 @@ export interface SimNode {
   stalledUntil: number;
   /** Datagrams queued on its socket during the current stall, and when the last is read. */
   backlog: { stall: number; count: number; end: number };
-  /**
-   * Per sender (node id): the last heartbeat claiming master that reached this server's
-   * socket, with its term and arrival time, whether or not it was read yet (a stall).
-   */
-  claimsArrived: Map<string, { term: number; at: number }>;
+  /** Per sender (node id): its instance, when its last heartbeat was read here, and when the first of that instance was. */
+  heardFrom: Map<string, { iid: string; at: number; since: number }>;
+  /** Per sender (node id): when a datagram of it to this server was last lost, or delayed past the normal latency. */
+  troubleFrom: Map<string, number>;
+  /** When its latest stall began (-Infinity: never stalled). */
+  stalledFrom: number;
   wakeToken: number;
   /** When the pending wake-up fires (Infinity: none pending). */
   wakeAt: number;
@@ -168,6 +183,10 @@ export class SimCluster {
   lossRate: number;
   /** Return false to drop a datagram from `from` to `to` (node ids; partitions, one-way links). */
   link: (from: string, to: string) => boolean = () => true;
+  /** Faults of single directions, by `linkKey(from, to)` (node ids). */
+  readonly linkFaults = new Map<string, LinkFault>();
+  /** The node whose step ran last (null: a scheduled call). */
+  stepNode: SimNode | null = null;
   datagrams = 0;
   /** Per-datagram network faults; latency, jitter and loss above are the baseline. */
   faults: NetworkFaults = { lossRate: 0, dupRate: 0, dupDelayMs: 0, reorderRate: 0, reorderMaxMs: 0, spikeRate: 0, spikeMs: 0 };
@@ -251,7 +270,9 @@ export class SimCluster {
       wallOffset: 0,
       stalledUntil: 0,
       backlog: { stall: 0, count: 0, end: 0 },
-      claimsArrived: new Map(),
+      heardFrom: new Map(),
+      troubleFrom: new Map(),
+      stalledFrom: -Infinity,
       wakeToken: 0,
       events: [],
       options,
@@ -388,10 +409,28 @@ export class SimCluster {
   }
 
   /** The server's timers fire no earlier than now + ms; datagrams queue meanwhile. */
-  stall(id: string, ms: number): void {
+  stall(id: string, ms: number, quiet = false): void {
     const node = this.node(id);
+    if (node.stalledUntil <= this.now) node.stalledFrom = this.now;
     node.stalledUntil = Math.max(node.stalledUntil, this.now + ms);
-    this.#note(id, `STALL ${ms} ms`);
+    if (!quiet) this.#note(id, `STALL ${ms} ms`);
+  }
+
+  /**
+   * A loaded machine, until `untilMs`: the server's event loop is blocked again and again, each
+   * time for up to `maxBlockMs`, with gaps of up to twice that between blocks. Its timers fire
+   * late and its socket is read late, by as much (a GC, CPU starvation, a busy neighbour).
+   */
+  busy(id: string, maxBlockMs: number, untilMs: number): void {
+    const node = this.node(id);
+    this.#note(id, `BUSY: blocks of up to ${maxBlockMs} ms until ${untilMs.toFixed(1)} ms`);
+    const block = (): void => {
+      if (this.now >= untilMs || !node.alive) return;
+      const ms = this.random.next() * maxBlockMs;
+      this.stall(id, ms, true);
+      this.at(this.now + ms + this.random.next() * 2 * maxBlockMs, block);
+    };
+    this.at(this.now, block);
   }
 
   /** Give one server new keys at run time (a config reload), e.g. one step of a key rotation. */
@@ -447,6 +486,12 @@ export class SimCluster {
   heal(): void {
     this.link = () => true;
     this.#note('*', 'HEAL');
+  }
+
+  /** Each pair stops hearing each other, both ways; everyone else hears everyone (a non-transitive cut). */
+  cut(pairs: Array<[string, string]>): void {
+    this.link = (from, to) => !pairs.some(([a, b]) => (from === a && to === b) || (from === b && to === a));
+    this.#note('*', `CUT ${pairs.map(([a, b]) => `${a}-/-${b}`).join(', ')}`);
   }
 
   /** Run a function at simulated time `time`. */
@@ -558,6 +603,7 @@ export class SimCluster {
       this.#stepTime = item.time;
       this.#stepsAtTime = 0;
     }
+    this.stepNode = null;
     this.#process(item);
     this.observer?.afterStep?.();
   }
@@ -586,15 +632,13 @@ export class SimCluster {
           this.#scheduleWake(node, node.stalledUntil);
           return;
         }
+        this.stepNode = node;
         node.driver.tick();
         break;
       }
       case 'deliver': {
         const node = this.nodes.get(item.to);
         if (!node || !node.alive) return;
-        if (!item.queued && item.from !== item.to && item.message.action === 'heartbeat' && item.message.master) {
-          node.claimsArrived.set(item.from, { term: item.message.term ?? 0, at: this.now });
-        }
         if (node.stalledUntil > this.now) {
           // A stalled process reads its socket when it wakes, in order, READ_BATCH datagrams
           // per turn of its event loop, with its timers running between turns; what does not
@@ -606,6 +650,7 @@ export class SimCluster {
           }
           if (backlog.count >= SOCKET_QUEUE_DATAGRAMS) {
             this.#countDrop('socket-overflow');
+            node.troubleFrom.set(item.from, this.now);
             return;
           }
           const time = node.stalledUntil + FIRST_READ_MS + Math.floor(backlog.count / READ_BATCH) * READ_TURN_MS;
@@ -617,6 +662,13 @@ export class SimCluster {
         }
         if (item.from !== item.to) item.source.lastDelivered = this.now;
         if (this.#trace && item.late) this.#note(item.to, `late ${item.message.action} from ${item.from} (seq ${item.message.seq ?? '-'})`);
+        // A late copy (reordered, spiked, a duplicate) may be dropped as stale: no evidence, and it marks its link as troubled.
+        if (item.late) node.troubleFrom.set(item.from, this.now);
+        else if (item.message.action === 'heartbeat' && item.from !== item.to) {
+          const before = node.heardFrom.get(item.from);
+          node.heardFrom.set(item.from, { iid: item.source.iid, at: this.now, since: before?.iid === item.source.iid ? before.since : this.now });
+        }
+        this.stepNode = node;
         this.#receive(node, item.message, this.#addressFor(item.address));
         break;
       }
@@ -653,6 +705,7 @@ export class SimCluster {
       } });
       return;
     }
+    this.stepNode = node;
     node.driver.run(step);
   }
 
@@ -665,7 +718,6 @@ export class SimCluster {
 
   /** A new process on `node`: its core, and the driver that carries out its steps. */
   #attach(node: SimNode, core: ElectionCore): void {
-    node.claimsArrived = new Map();
     const driver = new Driver(
       core,
       {
@@ -763,9 +815,15 @@ export class SimCluster {
         this.#deliver(Math.max(this.now, node.backlog.end), id, from, delivered, false, source, address);
         continue;
       }
-      if (!this.link(from, id)) continue;
-      if (this.lossRate > 0 && random.next() < this.lossRate) continue;
-      if (faults.lossRate > 0 && random.next() < faults.lossRate) continue;
+      if (!this.link(from, id) || (this.lossRate > 0 && random.next() < this.lossRate) || (faults.lossRate > 0 && random.next() < faults.lossRate)) {
+        receiver.troubleFrom.set(from, this.now);
+        continue;
+      }
+      const linkFault = this.linkFaults.size > 0 ? this.linkFaults.get(linkKey(from, id)) : undefined;
+      if (linkFault && linkFault.drop > 0 && random.next() < linkFault.drop) {
+        receiver.troubleFrom.set(from, this.now);
+        continue;
+      }
       let delay = this.latencyMs + (this.jitterMs > 0 ? random.next() * this.jitterMs : 0);
       let late = false;
       if (faults.reorderRate > 0 && random.next() < faults.reorderRate) {
@@ -776,9 +834,17 @@ export class SimCluster {
         delay += faults.spikeMs * (0.5 + random.next() / 2);
         late = true;
       }
+      if (linkFault && linkFault.delayMs > 0) {
+        delay += linkFault.delayMs;
+        late = true;
+      }
+      if (late) receiver.troubleFrom.set(from, this.now);
       this.#deliver(this.now + delay, id, from, delivered, late, source, address);
       if (faults.dupRate > 0 && random.next() < faults.dupRate) {
         this.#deliver(this.now + delay + random.next() * faults.dupDelayMs, id, from, delivered, true, source, address);
+      }
+      if (linkFault && linkFault.dup > 0 && random.next() < linkFault.dup) {
+        this.#deliver(this.now + delay + random.next() * linkFault.dupDelayMs, id, from, delivered, true, source, address);
       }
     }
   }
@@ -806,6 +872,11 @@ function describeEvent(event: CoreEvent): string {
     default:
       return event.type;
   }
+}
+
+/** The key of one direction of a link in `SimCluster.linkFaults`. */
+export function linkKey(from: string, to: string): string {
+  return `${from}>${to}`;
 }
 
 /** The simulated address of a server: stable, and distinct for the few names tests use. */

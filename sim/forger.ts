@@ -8,7 +8,7 @@
 import { MAX_PRIORITY, MAX_TERM, MAX_UPTIME_S, TERM_CEILING } from '../src/protocol/limits';
 import type { Checkpoint, HeartbeatMessage, Message } from '../src/protocol/messages';
 import { encode } from '../src/wire/codec';
-import type { Random } from './random';
+import { Random } from './random';
 
 export interface ForgerView {
   /** Hostnames of the cluster (the forger has listened). */
@@ -34,11 +34,17 @@ export class Forger {
   readonly #sent: Buffer[] = [];
   #ownIid: string;
   #seq = 0;
+  /**
+   * Draws for the fields added since the forger was written (pace, lead): a stream of its
+   * own, so that the packets of saved scenarios stay what they were, with these on top.
+   */
+  readonly #extra: Random;
 
   constructor(random: Random, view: ForgerView) {
     this.#r = random;
     this.#view = view;
     this.#ownIid = random.hex(16);
+    this.#extra = new Random(Number.parseInt(this.#ownIid.slice(0, 8), 16));
   }
 
   /** The next datagram: new (usually), or a replay of one sent before. */
@@ -95,6 +101,14 @@ export class Forger {
     if (r.chance(0.2)) {
       const ckpt: Checkpoint = { t: term(r), v: counter(r), d: { planted: true } };
       heartbeat.ckpt = ckpt;
+    }
+    const x = this.#extra;
+    if (x.chance(0.2)) heartbeat.pace = x.pick([10, 86_400_000, this.#view.tickMs, x.int(10, 100_000)]);
+    if (x.chance(0.3)) {
+      // A word for a master, real or not, as fresh or as old as the decoder allows, passed on or not.
+      heartbeat.lead = { h: x.pick([...this.#view.hostnames, 'zz', `zz${x.hex(2)}`]), age: x.pick([0, 86_400_000, x.int(0, 10_000)]), t: term(x) };
+      if (x.chance(0.3)) heartbeat.lead.p = x.pick([-MAX_PRIORITY, MAX_PRIORITY, 1]);
+      if (x.chance(0.3)) heartbeat.lead.n = x.pick([0, 1, 15]);
     }
     return heartbeat;
   }

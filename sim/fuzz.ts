@@ -80,7 +80,7 @@ const HOSTILE_JSON = [
   '{"constructor":{"prototype":{"polluted":1}}}', '{"toString":1,"hasOwnProperty":2,"valueOf":3}', '[1,"2",{"3":[4]}]',
   '"0123456789abcdef"', '"0123456789abcdef:1"', '["0123456789abcdef:1"]',
 ];
-const FIELDS = ['hostname', 'ip', 'master', 'eligible', 'uptime', 'data', 'action', 'iid', 'seq', 'echo', 'for', 'term', 'prio', 'handoff', 'cid', 'ckpt', 'tick', 'beats', 'target', 'to', 'type', 'payload', 'rid', 're'];
+const FIELDS = ['hostname', 'ip', 'master', 'eligible', 'uptime', 'data', 'action', 'iid', 'seq', 'echo', 'for', 'term', 'prio', 'handoff', 'cid', 'ckpt', 'tick', 'beats', 'pace', 'lead', 'target', 'to', 'type', 'payload', 'rid', 're'];
 const INTERESTING_BYTES = [0x00, 0xff, 0x7b, 0x7d, 0x22, 0x5c, 0x3a, 0x2c, 0x7f, 0x80, 0xc0, 0x0a, 0x50];
 
 type Generator = (random: Random, corpus: Corpus) => Buffer;
@@ -266,7 +266,7 @@ function randomJson(r: Random, depth: number): JsonValue {
 function malformed(message: Message): string | null {
   const common = ['action', 'hostname', 'iid', 'seq', 'cid'];
   const allowed = {
-    heartbeat: [...common, 'ip', 'master', 'eligible', 'uptime', 'data', 'echo', 'term', 'prio', 'handoff', 'ckpt', 'tick', 'beats'],
+    heartbeat: [...common, 'ip', 'master', 'eligible', 'uptime', 'data', 'echo', 'term', 'prio', 'handoff', 'ckpt', 'tick', 'beats', 'pace', 'lead'],
     shutdown: common,
     hello: [...common, 'for'],
     promote: [...common, 'target'],
@@ -288,6 +288,14 @@ function malformed(message: Message): string | null {
   if (message.term !== undefined && !(Number.isSafeInteger(message.term) && message.term >= 0 && message.term <= MAX_TERM)) return 'term';
   if (message.tick !== undefined && !(Number.isInteger(message.tick) && message.tick >= 10 && message.tick <= 86_400_000)) return 'tick';
   if (message.beats !== undefined && !(Number.isInteger(message.beats) && message.beats >= 1 && message.beats <= 1000)) return 'beats';
+  if (message.pace !== undefined && !(Number.isInteger(message.pace) && message.pace >= 10 && message.pace <= 86_400_000)) return 'pace';
+  const lead = message.lead;
+  if (lead !== undefined) {
+    if (Object.keys(lead).some((key) => !['h', 'age', 't', 'p', 'n'].includes(key)) || !isValidHostname(lead.h)) return 'lead';
+    if (!(Number.isInteger(lead.age) && lead.age >= 0 && lead.age <= 86_400_000) || !(Number.isSafeInteger(lead.t) && lead.t >= 0)) return 'lead';
+    if (lead.p !== undefined && !(Number.isFinite(lead.p) && Math.abs(lead.p) <= 1_000_000)) return 'lead';
+    if (lead.n !== undefined && !(Number.isInteger(lead.n) && lead.n >= 0 && lead.n <= 15)) return 'lead';
+  }
   if (message.echo !== undefined && (message.echo.length > MAX_ECHOES || !message.echo.every((e) => ECHO.test(e)))) return 'echo';
   return unsafeTree(message.data);
 }

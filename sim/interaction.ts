@@ -11,6 +11,8 @@
  *   crash a | shutdown a | restart a | stall a 5000
  *   stepdown a | promote b | eligible a false
  *   partition a,b | c,d,e | heal
+ *   cut a-b [c-d]              a and b stop hearing each other (both ways); the others hear all
+ *   reload a 100 1             a's heartbeat_freq (ms) and check_beats change by a config reload
  *   duplicate a                a second process calling itself a
  *   ----
  *   (the expected timeline)
@@ -102,6 +104,12 @@ export function playInteraction(script: string[]): string[] {
         break;
       case 'heal':
         need().heal();
+        break;
+      case 'cut':
+        need().cut(names.map((pair) => pair.split('-') as [string, string]));
+        break;
+      case 'reload':
+        need().setNodeTiming(names[0] as string, Number(names[1]), Number(names[2]));
         break;
       case 'duplicate':
         need().addDuplicate(names[0] as string, quorum !== undefined ? { quorum } : {});

@@ -96,16 +96,29 @@ export type InvariantName =
   | 'handoff-within-round-trip'
   /** SPEC 7: the new master's term is above the old master's. */
   | 'handoff-raises-term'
-  /** SPEC 9: during a handoff no two servers are master at once, and no server sees two claimants at once. */
+  /**
+   * SPEC 9.3: during a handoff no two servers are master at once, and no server's table shows
+   * two masters; in the probe of a stable cluster, and in the fault phase of runs whose only
+   * faults are API calls (stepDown, promote, eligibility, timing reloads on several servers
+   * at once), at every step while any server has a handoff in progress.
+   */
   | 'handoff-no-two-masters'
   /**
-   * Fencing tokens are unique: no server becomes master with the term of a live master
-   * whose claim (a heartbeat saying master, with that term) had already reached its
-   * socket, read or not (a stall). Claims that cross in flight (two servers claiming in the
-   * same instant, each before the other's claim arrives) can share a term until the
-   * conflict is resolved; with a majority quorum two masters never coexist at all.
+   * SPEC 7.4, fencing tokens are unique: no term is ever held as master by two servers
+   * (hostnames), at once or one after the other, in any phase, whatever the network does:
+   * crossing claims, the two sides of a partition, handoffs, stalls. Checked at every step.
    */
   | 'term-unique'
+  /**
+   * SPEC 4.6, 4.12: no server removes a live server whose heartbeats reach it: at a
+   * `deleteserver`, the removed server is alive, neither it nor the remover has stalled,
+   * and nothing it sent the remover since the remover last heard it was lost or delayed by
+   * the network (a partition, loss, a spike, a slow link). Checked in every phase (a forger
+   * aside, which can remove real servers while it speaks). A server configured slower than
+   * the remover must also hear it (that is how it keeps its pace), and with check_beats 1 it
+   * may be removed once as it joins (SPEC 4.12).
+   */
+  | 'no-live-removal'
   /**
    * From T_quiet on (faults over, a forger gone), each master the cluster agrees on holds a
    * term above the one agreed on before it. (Two claims that cross in flight while the
@@ -200,6 +213,15 @@ export class InvariantChecker {
   forgedUntil = -Infinity;
   /** From T_quiet: the master last agreed on and its term (null: not watching yet). */
   #lastAgreed: { hostname: string; term: number } | null = null;
+  /** Every term held as master so far, per namespace ("<cid> <term>"), and by whom. */
+  #termHolders = new Map<string, string>();
+  /** Servers that may be master now (became master and have not been seen to stop). */
+  #masters = new Set<SimNode>();
+  /**
+   * The run's only faults are API calls: while any server has a handoff in progress, no two
+   * masters and no table showing two (set by the runner).
+   */
+  handoffStrict = false;
 
   constructor(sim: SimCluster, lockedHosts: Iterable<string> = []) {
     this.#sim = sim;
@@ -210,6 +232,7 @@ export class InvariantChecker {
         this.#dirty = true;
         this.#reachDirty = true;
         if (kind === 'start' && (node.options.clusterId ?? '') !== this.mainCluster) this.#namespaces = true;
+        if (kind === 'start' || kind === 'crash' || kind === 'shutdown') this.#masters.delete(node);
         // Setting eligible to false on a master must take the role away at once (SPEC 4.8).
         if (kind === 'eligible' && node.alive && node.core.master && !node.core.eligible) {
           this.fail('ineligible-never-master', `${node.id} is still master after being made ineligible`);
@@ -265,15 +288,37 @@ export class InvariantChecker {
     this.#lastAgreed = { hostname, term };
   }
 
-  #checkTerm(node: SimNode, term: number): void {
-    if (this.#sim.now < this.forgedUntil) return;
-    for (const other of this.#sim.nodes.values()) {
-      if (other === node || !other.alive || !other.core.master || other.core.term !== term || !sameCluster(other, node)) continue;
-      if (other.hostname === node.hostname) continue; // two processes of one hostname: the duplicate rules' business
-      const arrived = node.claimsArrived.get(other.id);
-      if (arrived && arrived.term === term && arrived.at < this.#sim.now) {
-        this.fail('term-unique', `${node.id} became master with term ${term}, which ${other.id} holds as master and whose claim reached ${node.id} at ${arrived.at.toFixed(1)} ms; ${this.describe()}`);
+  /** Every master's term is its own: never held by another hostname, before or since. */
+  #checkTerms(): void {
+    for (const node of this.#masters) {
+      if (!node.alive || !node.core.master) {
+        this.#masters.delete(node);
+        continue;
       }
+      const key = `${node.options.clusterId ?? ''} ${node.core.term}`;
+      const holder = this.#termHolders.get(key);
+      if (holder === undefined) this.#termHolders.set(key, node.hostname);
+      else if (holder !== node.hostname) this.fail('term-unique', `${node.id} is master with term ${node.core.term}, which ${holder} held as master; ${this.describe()}`);
+    }
+  }
+
+  /** A handoff is in progress somewhere: one master at most, and no table that shows two. */
+  #checkHandoffStep(): void {
+    let inFlight = false;
+    for (const node of this.#sim.nodes.values()) {
+      if (node.alive && node.core.handoffTarget !== null && (node.options.clusterId ?? '') === this.mainCluster) {
+        inFlight = true;
+        break;
+      }
+    }
+    if (!inFlight) return;
+    let masters = 0;
+    for (const node of this.#masters) if (node.alive && node.core.master && (node.options.clusterId ?? '') === this.mainCluster) masters++;
+    if (masters > 1) this.fail('handoff-no-two-masters', `two masters during a handoff; ${this.describe()}`);
+    const stepped = this.#sim.stepNode;
+    if (stepped?.alive && (stepped.options.clusterId ?? '') === this.mainCluster) {
+      const shown = stepped.core.mastersShown();
+      if (shown.length > 1) this.fail('handoff-no-two-masters', `${stepped.id}'s table shows ${shown.join(', ')} as master during a handoff`);
     }
   }
 
@@ -360,7 +405,8 @@ export class InvariantChecker {
         return;
       case 'master':
         if (!node.core.eligible) this.fail('ineligible-never-master', `${node.id} became master while ineligible`);
-        this.#checkTerm(node, event.term);
+        this.#masters.add(node);
+        this.#checkTerms();
         if (this.quorumNetwork) this.#checkClaim(node);
         if (this.quorumStrict && (node.options.quorum ?? 0) > 0) {
           for (const other of this.#sim.nodes.values()) {
@@ -402,12 +448,43 @@ export class InvariantChecker {
     if (event.server.locked || this.lockedHosts.has(hostname)) {
       this.fail('locked-never-removed', `${node.id} removed locked server ${hostname}`);
     }
+    this.#checkLiveRemoval(hostname, node);
     if (this.phase !== 'stable') return;
     for (const other of this.#sim.nodes.values()) {
-      if (other.alive && other.hostname === hostname && other !== node && sameCluster(other, node)) {
+      // A cut that stays (SPEC 4.13) is part of the stable network: across it, servers are silent to each other.
+      if (other.alive && other.hostname === hostname && other !== node && sameCluster(other, node) && this.#sim.link(other.id, node.id)) {
         this.fail('stable-no-live-removal', `${node.id} removed ${hostname}, which is alive, in a stable cluster`);
       }
     }
+  }
+
+  /** `remover` removed `hostname`: it must not be alive and reaching `remover` undisturbed. */
+  #checkLiveRemoval(hostname: string, remover: SimNode): void {
+    const sim = this.#sim;
+    if (sim.now < this.forgedUntil || this.#shared.has(hostname)) return;
+    let removed: SimNode | null = null;
+    for (const other of sim.nodes.values()) {
+      if (other.hostname !== hostname || !sameCluster(other, remover)) continue;
+      if (removed) return; // two processes with this hostname: the duplicate rules' business
+      removed = other;
+    }
+    if (!removed?.alive || removed.id !== removed.hostname) return;
+    const heard = remover.heardFrom.get(removed.id);
+    // Its current process, heard here; since then nothing of it lost or delayed on the way, no stall on either side.
+    if (!heard || heard.iid !== removed.instance.iid) return;
+    if ((remover.troubleFrom.get(removed.id) ?? -Infinity) >= heard.at) return;
+    if (removed.stalledUntil >= heard.at || remover.stalledUntil >= heard.at) return;
+    // SPEC 4.12's one exception: a server that joins a remover configured faster, with
+    // check_beats 1, before it has shown the remover's pace (its second heartbeat comes a
+    // round trip after it first heard the remover; with a round trip beyond a quarter tick
+    // it is removed once, and re-added at once).
+    const tick = remover.core.tickMs;
+    const slower = (removed.options.tickMs ?? sim.tickMs) > tick;
+    if (remover.core.tockMs === tick && slower && sim.now - heard.since <= 3.25 * tick) return;
+    // A server configured slower keeps the remover's pace only while it hears the remover: when
+    // the remover's datagrams to it were lost lately (within two of its own tocks), it cannot.
+    if (slower && sim.now - (removed.troubleFrom.get(remover.id) ?? -Infinity) <= 2 * removed.core.tockMs + removed.core.tickMs) return;
+    this.fail('no-live-removal', `${remover.id} removed ${hostname}, which is alive and whose heartbeats reach it undisturbed (last read ${heard.at.toFixed(1)} ms, ${(sim.now - heard.at).toFixed(1)} ms ago)`);
   }
 
   /** A server of another namespace only (not a namespace-mate of the same name) was added. */
@@ -476,6 +553,8 @@ export class InvariantChecker {
   }
 
   #afterStep(): void {
+    if (this.#masters.size > 0) this.#checkTerms();
+    if (this.handoffStrict && this.#masters.size > 0) this.#checkHandoffStep();
     if (this.quorumNetwork) this.#checkQuorum();
     if (!this.#dirty) return;
     this.#dirty = false;

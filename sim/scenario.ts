@@ -15,7 +15,7 @@
  * All times in a scenario are in ticks (fractions allowed), so bounds read the same for
  * every `heartbeat_freq`.
  */
-import { SimCluster, type NetworkFaults, type SimEventRecord, type SimNode, type SimNodeOptions } from './cluster';
+import { SimCluster, linkKey, type LinkFault, type NetworkFaults, type SimEventRecord, type SimNode, type SimNodeOptions } from './cluster';
 import { InvariantChecker, Violation } from './invariants';
 import { Random } from './random';
 import { Forger } from './forger';
@@ -45,6 +45,9 @@ export const KINDS = [
   // Holding at the edges: a forger on the LAN of an open cluster, and long freezes.
   'forger',
   'freeze',
+  // Partial connectivity (faults of single directions of single links, cuts that stay), and API calls racing each other.
+  'link',
+  'race',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -104,6 +107,14 @@ export type Fault =
   | { type: 'net'; at: number; until: number; loss: number; dup: number; dupTicks: number; reorder: number; reorderTicks: number; spike: number; spikeTicks: number }
   /** A second process calling itself the target's hostname starts; it ends at `until` (crash or shutdown), or never (null). */
   | { type: 'duphost'; at: number; target: Target; until: number | null; stop: 'crash' | 'shutdown' }
+  /**
+   * Until `until`, one direction of one link (host `from` to host `to`): datagrams lost with
+   * probability `drop` (1: a one-way cut), delayed by `delayTicks` more, duplicated with
+   * probability `dup` (the copy lagging up to `dupTicks`).
+   */
+  | { type: 'link'; at: number; until: number; from: number; to: number; drop: number; delayTicks: number; dup: number; dupTicks: number }
+  /** A config reload of one server's heartbeat_freq (the scenario's × `tickFactor`) and check_beats. */
+  | { type: 'timing'; at: number; target: Target; tickFactor: number; checkBeats: number }
   /** `stepDown()` on the current master (nothing if there is none). */
   | { type: 'stepdown'; at: number }
   /** `promote()` on a server. */
@@ -136,6 +147,13 @@ export interface Scenario {
   clusterId?: string;
   /** Another cluster on the same network and port. */
   foreign?: ForeignCluster;
+  /**
+   * A cut that stays: from `at` (ticks), each pair of hosts stops hearing each other both
+   * ways, while every one of them still hears a server that hears the other (a
+   * non-transitive cut). It lasts through quiet and the stable watch, which the cluster
+   * must reach under it; it heals before the probe, and the heal must change nothing.
+   */
+  cut?: { at: number; pairs: Array<[number, number]> };
 }
 
 export interface ProbeResult {
@@ -181,6 +199,7 @@ function faultEndTicks(fault: Fault, checkBeats: number): number {
     case 'partition':
     case 'oneway':
     case 'net':
+    case 'link':
     case 'forge':
       return Math.max(fault.at, fault.until);
     case 'duphost':
@@ -296,13 +315,22 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
   };
 
   // ---- faults ----
-  type Window = Extract<Fault, { type: 'partition' | 'oneway' | 'net' }>;
+  type Window = Extract<Fault, { type: 'partition' | 'oneway' | 'net' | 'link' }>;
   const windows = new Set<Window>();
+  let cutActive = false;
   const applyWindows = (): void => {
     const faults: NetworkFaults = { ...CLEAN };
     const cuts: Window[] = [];
+    sim.linkFaults.clear();
     for (const w of windows) {
-      if (w.type === 'net') {
+      if (w.type === 'link') {
+        const from = scenario.hosts[w.from]?.name;
+        const to = scenario.hosts[w.to]?.name;
+        if (from === undefined || to === undefined) continue;
+        const key = linkKey(from, to);
+        const before: LinkFault = sim.linkFaults.get(key) ?? { drop: 0, delayMs: 0, dup: 0, dupDelayMs: 0 };
+        sim.linkFaults.set(key, { drop: Math.max(before.drop, w.drop), delayMs: Math.max(before.delayMs, w.delayTicks * tick), dup: Math.max(before.dup, w.dup), dupDelayMs: Math.max(before.dupDelayMs, w.dupTicks * tick) });
+      } else if (w.type === 'net') {
         faults.lossRate = Math.max(faults.lossRate, w.loss);
         faults.dupRate = Math.max(faults.dupRate, w.dup);
         faults.dupDelayMs = Math.max(faults.dupDelayMs, w.dupTicks * tick);
@@ -316,7 +344,8 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
     }
     sim.faults = faults;
     checker.networkChanged();
-    if (cuts.length === 0) {
+    const staying = cutActive && scenario.cut ? scenario.cut.pairs : [];
+    if (cuts.length === 0 && staying.length === 0) {
       sim.link = () => true;
       return;
     }
@@ -327,6 +356,7 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
       const b = indexOf(to);
       for (const p of partitions) if ((p.groups[a] ?? 0) !== (p.groups[b] ?? 0)) return false;
       for (const o of oneways) if (o.from.has(a) && o.to.has(b)) return false;
+      for (const [x, y] of staying) if ((a === x && b === y) || (a === y && b === x)) return false;
       return true;
     };
   };
@@ -379,7 +409,8 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
       }
       case 'partition':
       case 'oneway':
-      case 'net': {
+      case 'net':
+      case 'link': {
         windows.add(fault);
         sim.note('*', `NET ${describeWindow(fault, scenario)}`);
         applyWindows();
@@ -418,6 +449,11 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
         if (node) sim.setPriority(node.id, fault.priority);
         return;
       }
+      case 'timing': {
+        const node = resolve(fault.target);
+        if (node) sim.setNodeTiming(node.id, fault.tickFactor * tick, fault.checkBeats);
+        return;
+      }
       case 'forge': {
         const forger = new Forger(sim.random, {
           hostnames: scenario.hosts.map((host) => host.name),
@@ -444,13 +480,25 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
     }
   };
   for (const fault of scenario.faults) sim.at(fault.at * tick, () => play(fault));
+  const staying = scenario.cut;
+  if (staying) {
+    sim.at(staying.at * tick, () => {
+      cutActive = true;
+      sim.note('*', `CUT that stays: ${staying.pairs.map(([a, b]) => `${scenario.hosts[a]?.name ?? a}-/-${scenario.hosts[b]?.name ?? b}`).join(', ')}`);
+      applyWindows();
+    });
+  }
+  // API calls alone (no network fault, no stall): every handoff must stay clean (SPEC 9.3).
+  checker.handoffStrict = scenario.kind === 'race' && scenario.faults.every((fault) => ['stepdown', 'promote', 'eligible', 'timing', 'priority'].includes(fault.type));
 
   // ---- quiet, convergence, stability, probe ----
   let faultEnd = 0;
   for (const host of scenario.hosts) faultEnd = Math.max(faultEnd, host.startAt);
   for (const fault of scenario.faults) if (!isBenign(fault)) faultEnd = Math.max(faultEnd, faultEndTicks(fault, scenario.checkBeats));
+  if (staying) faultEnd = Math.max(faultEnd, staying.at);
   const starts = scenario.hosts.map((host) => host.startAt);
-  const noFaults = scenario.faults.every(isBenign);
+  // A cut that stays is a fault: the first-sorting server may be the one cut off from the others.
+  const noFaults = scenario.faults.every(isBenign) && !scenario.cut;
   const spreadMs = (Math.max(...starts) - Math.min(...starts)) * tick;
 
   const enterQuiet = (): void => {
@@ -493,6 +541,20 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
         deadline = heard + tock + 2 * tick;
         reasons.push(`${ended.id} (${ended.how} at ${ended.at.toFixed(1)}) last heard ${heard.toFixed(1)} + tock + 2 ticks`);
       }
+    }
+    if (staying) {
+      // Under a cut that stays (SPEC 4.13): a tock and a tick, as for a cold start, for a claim
+      // where none is heard; a tick more for the followers' word to reach the far side; and
+      // one more round for a master that learns of another through it to yield.
+      const cutBound = quietAt + tock + 3 * tick + 4 * maxDelay;
+      if (cutBound > deadline) {
+        deadline = cutBound;
+        reasons.push(`a cut that stays: quiet + tock + 3 ticks + 4 × max delay = ${cutBound.toFixed(1)}`);
+      }
+      // Nor is the cluster fresh before the cut has taken effect everywhere: until a server's
+      // deadline for each server across the cut (a tock and at most a quarter tick) has passed
+      // and the followers' word (a tick or two) has reached it, its view may still change.
+      freshAt = Math.max(freshAt, quietAt + tock + 2.25 * tick + 2 * maxDelay);
     }
     const forgeries = scenario.faults.filter((fault) => fault.type === 'forge');
     if (forgeries.length > 0) {
@@ -541,6 +603,14 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
   };
 
   const startProbe = (): void => {
+    if (cutActive) {
+      // The heal of a cut that stayed must change nothing: the stable watch goes on through it.
+      cutActive = false;
+      sim.note('*', 'CUT HEALED (the stable watch goes on)');
+      applyWindows();
+      sim.at(sim.now + scenario.stableTicks * tick, startProbe);
+      return;
+    }
     const master = checker.agreedMaster;
     const masterNode = master ? sim.nodes.get(master) : undefined;
     const endLater = (): void => {
@@ -689,7 +759,7 @@ export function joinerName(scenario: Scenario): string {
   return first > '0join' ? '0join' : `0${first}`;
 }
 
-function describeWindow(fault: Extract<Fault, { type: 'partition' | 'oneway' | 'net' }>, scenario: Scenario): string {
+function describeWindow(fault: Extract<Fault, { type: 'partition' | 'oneway' | 'net' | 'link' }>, scenario: Scenario): string {
   const name = (index: number): string => scenario.hosts[index]?.name ?? `#${index}`;
   switch (fault.type) {
     case 'partition': {
@@ -702,6 +772,8 @@ function describeWindow(fault: Extract<Fault, { type: 'partition' | 'oneway' | '
     }
     case 'oneway':
       return `one-way cut ${fault.from.map(name).join(',')} -/-> ${fault.to.map(name).join(',')}`;
+    case 'link':
+      return `link ${name(fault.from)} -> ${name(fault.to)}: drop ${fault.drop.toFixed(2)} delay ${fault.delayTicks.toFixed(2)} ticks dup ${fault.dup.toFixed(2)}/${fault.dupTicks.toFixed(2)} ticks`;
     case 'net':
       return `loss ${fault.loss.toFixed(2)} dup ${fault.dup.toFixed(2)} reorder ${fault.reorder.toFixed(2)}/${fault.reorderTicks.toFixed(2)} ticks spike ${fault.spike.toFixed(2)}/${fault.spikeTicks.toFixed(2)} ticks`;
   }
@@ -885,6 +957,79 @@ function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
       for (let i = times(1, 3); i > 0; i--) s.faults.push({ type: 'stall', at: at(), target: target(0.7), ticks: round(0.5 + r.next() * 5 * tock) });
       if (r.chance(0.3)) addFaults(s, r.pick(['crash', 'loss', 'join'] as const), r, window);
       return;
+    case 'link': {
+      // Single directions of single links: lost (flaky, or a one-way cut), slowed, duplicated;
+      // and cuts of both directions between two servers that both still hear the others.
+      if (n < 2) return;
+      for (let i = times(1, 5); i > 0; i--) {
+        const from = r.int(0, n - 1);
+        const to = (from + r.int(1, n - 1)) % n;
+        const start = at();
+        const base = { type: 'link' as const, at: start, until: round(start + duration()), from, to, drop: 0, delayTicks: 0, dup: 0, dupTicks: 0 };
+        switch (r.pick(['drop', 'drop', 'cut', 'cut', 'delay', 'dup'] as const)) {
+          case 'drop':
+            s.faults.push({ ...base, drop: r.chance(0.5) ? 1 : round(0.1 + r.next() * 0.9) });
+            break;
+          case 'cut':
+            s.faults.push({ ...base, drop: 1 }, { ...base, from: to, to: from, drop: 1 });
+            break;
+          case 'delay':
+            s.faults.push({ ...base, delayTicks: round(0.01 + r.next() * r.pick([0.1, 0.5, 2])) });
+            break;
+          case 'dup':
+            s.faults.push({ ...base, dup: round(0.2 + r.next() * 0.8), dupTicks: round(r.next() * 2) });
+            break;
+        }
+      }
+      // Half the runs with three servers or more: a cut that stays. One server (the bridge)
+      // hears and is heard by everyone; up to four pairs of the others never hear each other.
+      if (n >= 3 && r.chance(0.5)) {
+        const bridge = r.int(0, n - 1);
+        const others = [...Array(n).keys()].filter((index) => index !== bridge);
+        const pairs: Array<[number, number]> = [];
+        for (let k = r.int(1, Math.min(4, others.length - 1)); k > 0; k--) {
+          const [a, b] = pickSome(r, others, 2) as [number, number];
+          if (!pairs.some(([x, y]) => (x === a && y === b) || (x === b && y === a))) pairs.push([Math.min(a, b), Math.max(a, b)]);
+        }
+        s.cut = { at: at(), pairs };
+        // The bridge must stay: a server that exits on a conflict could be it, and no word crosses a cut without one.
+        s.exitOnConflict = false;
+      }
+      return;
+    }
+    case 'race': {
+      // Bursts of API calls, at one instant or within a fiftieth of a tick of each other, on
+      // several servers: stepDown() on the master, promote(), eligibility, timing reloads
+      // (heartbeat_freq a quarter to four times the scenario's, any check_beats). Every server
+      // reloaded goes back to the scenario's timing at the end, one after another.
+      const reloaded = new Set<number>();
+      for (let burst = times(1, 5); burst > 0; burst--) {
+        const start = at();
+        for (let k = r.int(1, Math.min(n, 4)); k > 0; k--) {
+          const when = round(start + (r.chance(0.5) ? 0 : r.next() * 0.02));
+          switch (r.pick(['stepdown', 'promote', 'promote', 'eligible', 'timing'] as const)) {
+            case 'stepdown':
+              s.faults.push({ type: 'stepdown', at: when });
+              break;
+            case 'promote':
+              s.faults.push({ type: 'promote', at: when, target: r.int(0, n - 1) });
+              break;
+            case 'eligible':
+              s.faults.push({ type: 'eligible', at: when, target: target(0.3), eligible: r.chance(0.6) });
+              break;
+            case 'timing': {
+              const host = r.int(0, n - 1);
+              reloaded.add(host);
+              s.faults.push({ type: 'timing', at: when, target: host, tickFactor: r.pick([0.25, 0.5, 1, 2, 4]), checkBeats: r.int(1, 5) });
+              break;
+            }
+          }
+        }
+      }
+      for (const host of reloaded) s.faults.push({ type: 'timing', at: round(window + 0.5 + r.next() * 2), target: host, tickFactor: 1, checkBeats: s.checkBeats });
+      s.probe = r.pick([...PROBES, ...HANDOFF_PROBES]);
+      return;
+    }
     case 'namespace': {
       // A second cluster on the same port, under another cluster_id; some of its hostnames are ours.
       s.clusterId = r.pick(['', 'blue']);

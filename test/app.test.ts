@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { ownerOf, weight } from '../src/app/rendezvous';
 import { SimCluster } from '../sim/cluster';
 import type { CoreEvent } from '../src/core/types';
+import { nextTerm, termSlot } from '../src/protocol/terms';
 
 const TICK = 1000;
 const TOCK = 3000;
@@ -147,10 +148,11 @@ describe('state handoff (checkpoint)', () => {
     const sim = settled(['a', 'b', 'c']);
     sim.setCheckpoint('a', { cursor: 'x' });
     sim.setCheckpoint('a', { cursor: 'y' });
+    const term = sim.node('a').core.term;
     sim.stepDown('a');
     sim.runFor(10);
     const events = masterEvents(sim);
-    assert.deepEqual(events[events.length - 1], { type: 'master', term: 2, checkpoint: { cursor: 'y' }, host: 'b' });
+    assert.deepEqual(events[events.length - 1], { type: 'master', term: nextTerm(term, termSlot('b')), checkpoint: { cursor: 'y' }, host: 'b' });
     // The new master republishes: its own checkpoints supersede the old master's.
     sim.setCheckpoint('b', { cursor: 'z' });
     sim.runFor(10);

@@ -204,6 +204,34 @@ describe('malformed datagrams are dropped with a reason', () => {
     for (const pid of [0, -1, 1.5, 2 ** 32, 1e300, '4242', null, true, [1], { n: 1 }]) expectDrop(heartbeat({ pid }), 'bad-field', 'pid');
   });
 
+  test('pace and lead: round trip at their limits, and dropped outside them; unknown keys of lead are not kept', () => {
+    const leads = [
+      { h: 'alpha', age: 0, t: 0 },
+      { h: 'a'.repeat(253), age: 86_400_000, t: Number.MAX_SAFE_INTEGER, p: -1_000_000 },
+      { h: 'b', age: 5, t: 7, p: 1_000_000 },
+      { h: 'c', age: 5, t: 7, n: 1 },
+      { h: 'c', age: 5, t: 7, p: 2, n: 15 },
+    ];
+    for (const fields of [{ pace: 10 }, { pace: 86_400_000 }, ...leads.map((lead) => ({ lead }))]) {
+      const message: HeartbeatMessage = { action: 'heartbeat', hostname: 'h', ip: '', master: false, eligible: true, uptime: 0, data: {}, ...fields };
+      assert.deepEqual(decode(encode(message)), { ok: true, message });
+    }
+    for (const pace of [9, 86_400_001, 1.5, '100', null, -1]) expectDrop(heartbeat({ pace }), 'bad-field', 'pace');
+    const good = { h: 'alpha', age: 1, t: 1 };
+    const bad = [
+      'alpha', 5, null, [], [good],
+      ...['__proto__', 'constructor', '', '-x', 5, null, 'a'.repeat(254)].map((h) => ({ ...good, h })),
+      ...[-1, 86_400_001, 0.5, '1', null, undefined].map((age) => ({ ...good, age })),
+      ...[-1, 2 ** 53, 1.5, '1', null, undefined].map((t) => ({ ...good, t })),
+      ...[1_000_001, Infinity, '1', null].map((p) => ({ ...good, p })),
+      ...[-1, 16, 0.5, '1', null].map((n) => ({ ...good, n })),
+    ];
+    for (const lead of bad) expectDrop(heartbeat({ lead }), 'bad-field', 'lead');
+    const extra = decode(heartbeat({ lead: { ...good, __proto__: { polluted: true }, x: 1 } }));
+    assert.ok(extra.ok && extra.message.action === 'heartbeat');
+    if (extra.ok && extra.message.action === 'heartbeat') assert.deepEqual(extra.message.lead, good);
+  });
+
   test('shutdown and hello need only a valid hostname', () => {
     expectDrop(bytes('{"action":"shutdown"}'), 'bad-field', 'hostname');
     expectDrop(bytes('{"action":"hello","hostname":{"x":1}}'), 'bad-field', 'hostname');

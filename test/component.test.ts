@@ -14,6 +14,7 @@ import PixlServer = require('pixl-server');
 import MultiServer = require('../src/index');
 import { assertLoopback, freeUdpPort } from '../tools/loopback';
 import type { JsonValue } from '../src/protocol/messages';
+import { nextTerm, slotOf, termSlot } from '../src/protocol/terms';
 
 const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
 const logDir = mkdtempSync(path.join(os.tmpdir(), 'psm-component-'));
@@ -178,13 +179,15 @@ describe('a live pair on loopback', () => {
       b.on('master', (term: number) => terms.push(term));
       await multi(b).promote();
       assert.equal(multi(b).master, true);
-      assert.deepEqual(terms, [firstTerm + 1]);
+      // The next term in bravo's own slot: a term belongs to one claimant (protocol/terms.ts).
+      assert.deepEqual(terms, [nextTerm(firstTerm, termSlot('bravo'))]);
       await until(() => multi(a).masterHostname === 'bravo', 'alpha to follow bravo', [a, b]);
       assert.equal(multi(a).master, false);
       await assert.rejects(multi(a).stepDown(), /not master/);
       await multi(b).stepDown();
       await until(() => multi(a).master, 'alpha to take the role back', [a, b]);
-      assert.ok(multi(a).term > firstTerm + 1);
+      assert.ok(multi(a).term > (terms[0] as number));
+      assert.equal(slotOf(multi(a).term), termSlot('alpha'));
     } finally {
       await stop(a);
       await stop(b);

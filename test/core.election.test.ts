@@ -7,12 +7,14 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { SimCluster, type SimClusterOptions } from '../sim/cluster';
 import { Random } from '../sim/random';
+import { GRACE_FLOOR_MS } from '../src/core/timing';
+import { ElectionCore } from '../src/core/election';
 
 const TICK = 1000;
 const TOCK = 3000;
 const LATENCY = 1;
-/** A peer silent this long is dead: a tock plus a quarter tick of grace. */
-const DEAD_AFTER = TOCK + TICK / 4;
+/** A peer silent this long is dead: a tock plus the grace, on a quiet machine its floor (the simulator's timers are never late). */
+const DEAD_AFTER = TOCK + GRACE_FLOOR_MS;
 
 function cluster(hosts: string[], options: SimClusterOptions = {}): SimCluster {
   const sim = new SimCluster({ tickMs: TICK, checkBeats: 3, latencyMs: LATENCY, ...options });
@@ -152,7 +154,7 @@ describe('SPEC 4.4 crash', () => {
     }
   });
 
-  test('a crashed slave changes no master and is removed a tock (+ a quarter tick of grace) after its last heartbeat', () => {
+  test('a crashed slave changes no master and is removed a tock (+ the grace) after its last heartbeat', () => {
     const sim = settled(['a', 'b', 'c']);
     sim.runFor(1234);
     sim.crash('c');
@@ -207,6 +209,51 @@ describe('SPEC 4.6 dead servers', () => {
     assert.equal(removals.length, 1);
     assert.equal(removals[0]?.time, lastHeard + DEAD_AFTER);
   });
+
+  test('the grace after a tock follows this server\'s own timer lateness: the floor when timers are on time, twice the recent peak more, at most a quarter tick, decaying by half every max(10 s, tock); with check_beats 1, a quarter tick', () => {
+    const core = new ElectionCore({ hostname: 'a', ip: '127.0.0.1', instanceId: 'aaaaaaaaaaaaaaaa', tickMs: TICK, checkBeats: 3 });
+    let mono = 0;
+    const at = (ms: number) => ({ mono: (mono = ms), wall: ms });
+    core.start(at(0));
+    core.tick(at(100), 0);
+    assert.equal(core.deadAfterMs, TOCK + GRACE_FLOOR_MS);
+    core.tick(at(200), 30);
+    assert.equal(core.deadAfterMs, TOCK + GRACE_FLOOR_MS + 60, 'the floor and twice the lateness');
+    core.tick(at(300), 5);
+    assert.ok(core.deadAfterMs > TOCK + GRACE_FLOOR_MS + 59, 'a smaller lateness does not lower it at once');
+    core.tick(at(300 + 10_000), 0);
+    const halved = TOCK + GRACE_FLOOR_MS + 2 * 30 * 2 ** (-10_100 / 10_000);
+    assert.ok(Math.abs(core.deadAfterMs - halved) < 0.01, `${core.deadAfterMs}: halved ten seconds later (${halved})`);
+    core.tick(at(mono + 100), 900);
+    assert.equal(core.deadAfterMs, TOCK + TICK / 4, 'never past a quarter tick');
+    const single = new ElectionCore({ hostname: 'a', ip: '127.0.0.1', instanceId: 'aaaaaaaaaaaaaaab', tickMs: TICK, checkBeats: 1 });
+    single.start(at(0));
+    single.tick(at(100), 0);
+    assert.equal(single.deadAfterMs, TICK + TICK / 4, 'check_beats 1: no heartbeat to spare, a quarter tick');
+  });
+
+  for (const [beats, block] of [
+    [2, 100],
+    [3, 100],
+    [1, 20],
+  ] as const) {
+    test(`on a busy machine (every event loop blocked again and again for up to ${block} ms; tick 200 ms, check_beats ${beats}) no live server is removed`, () => {
+      const tick = 200;
+      for (let seed = 1; seed <= 5; seed++) {
+        const sim = new SimCluster({ seed, tickMs: tick, checkBeats: beats, latencyMs: 0.2, jitterMs: 0.5 });
+        for (const host of ['a', 'b', 'c', 'd']) sim.add(host);
+        assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 10 * tick), null);
+        sim.runFor(tick);
+        const from = sim.now;
+        // The load starts at once, on every server (one machine, or a rack all busy at once).
+        for (const host of ['a', 'b', 'c', 'd']) sim.busy(host, block, from + 200 * tick);
+        sim.runFor(210 * tick);
+        const changes = sim.events.filter((e) => e.time >= from && ['deleteserver', 'master', 'slave', 'masterchange'].includes(e.event.type));
+        assert.deepEqual(changes.map((e) => `${e.time.toFixed(1)} ${e.host} ${e.event.type}`), [], `seed ${seed}`);
+        if (beats > 1) for (const node of sim.live()) assert.ok(node.core.latePeakMs > GRACE_FLOOR_MS, `${node.id} measured only ${node.core.latePeakMs} ms late`);
+      }
+    });
+  }
 
   test('a locked server is never removed, and a locked dead master does not block failover', () => {
     const sim = settled(['a', 'b', 'c']);

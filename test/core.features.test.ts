@@ -9,6 +9,7 @@ import { SimCluster, type SimClusterOptions, type SimNodeOptions } from '../sim/
 import { Random } from '../sim/random';
 import { decode, encode } from '../src/wire/codec';
 import type { CoreEvent } from '../src/core/types';
+import { nextTerm, slotOf, termSlot } from '../src/protocol/terms';
 
 const TICK = 1000;
 const TOCK = 3000;
@@ -35,22 +36,34 @@ function runWatchingForTwoMasters(sim: SimCluster, ms: number): void {
 const masterTerms = (sim: SimCluster): number[] =>
   sim.eventsOf('master').map((e) => (e.event as Extract<CoreEvent, { type: 'master' }>).term);
 
+/** Each master's term is above the one before, and in its claimant's own slot. */
+function assertTermsClaimed(sim: SimCluster, hosts: string[]): void {
+  const events = sim.eventsOf('master');
+  assert.deepEqual(events.map((e) => e.host), hosts);
+  const terms = masterTerms(sim);
+  terms.forEach((term, i) => {
+    assert.equal(slotOf(term), termSlot(events[i]?.host as string), `term ${term} of ${events[i]?.host} is not in its slot`);
+    if (i > 0) assert.ok(term > (terms[i - 1] as number), `terms ${terms.join(', ')}`);
+  });
+}
+
 describe('term (fencing token)', () => {
-  test('every change of master raises the term; slaves carry the master\'s term', () => {
+  test('every change of master raises the term, each master claiming in its own slot; slaves carry the master\'s term', () => {
     const sim = cluster({ a: {}, b: {}, c: {}, d: {} });
     agree(sim);
-    assert.equal(sim.node('a').core.term, 1);
+    const first = sim.node('a').core.term;
+    assert.equal(first, nextTerm(0, termSlot('a')), 'the first term is the first in a\'s slot');
     sim.runFor(2 * TICK);
-    for (const host of ['b', 'c', 'd']) assert.equal(sim.node(host).core.term, 1, host);
+    for (const host of ['b', 'c', 'd']) assert.equal(sim.node(host).core.term, first, host);
     sim.crash('a');
     sim.runUntilTrue(() => sim.agreedMaster() === 'b', 2 * TOCK);
     sim.runFor(TICK);
-    assert.equal(sim.node('b').core.term, 2);
+    assert.equal(sim.node('b').core.term, nextTerm(first, termSlot('b')));
     sim.shutdown('b');
     sim.runUntilTrue(() => sim.agreedMaster() === 'c', TOCK);
     sim.runFor(TICK);
-    assert.deepEqual(masterTerms(sim), [1, 2, 3]);
-    assert.equal(sim.node('d').core.term, 3);
+    assertTermsClaimed(sim, ['a', 'b', 'c']);
+    assert.equal(sim.node('d').core.term, sim.node('c').core.term);
   });
 
   test('a restarted server that becomes master takes a term above everything the cluster has seen', () => {
@@ -58,23 +71,27 @@ describe('term (fencing token)', () => {
     agree(sim);
     sim.crash('a');
     sim.runUntilTrue(() => sim.agreedMaster() === 'b', 2 * TOCK);
-    sim.restart('a'); // a joins as slave of b, learning term 2
+    sim.restart('a'); // a joins as slave of b, learning b's term
     sim.runFor(TICK);
     sim.shutdown('b');
     sim.runUntilTrue(() => sim.agreedMaster() === 'a', TOCK);
-    assert.deepEqual(masterTerms(sim), [1, 2, 3]);
+    assertTermsClaimed(sim, ['a', 'b', 'a']);
   });
 
-  test('after a partition heals, the master that keeps the role raises its term above both sides', () => {
+  test('both sides of a partition claim, never the same term; after the heal the master that keeps the role claims above both', () => {
     const sim = cluster({ a: {}, b: {}, c: {}, d: {} });
     agree(sim);
+    const before = sim.node('a').core.term;
     sim.partition([['a', 'b'], ['c', 'd']]);
     sim.runFor(3 * TOCK);
-    assert.equal(sim.node('c').core.term, 2);
+    const claimed = sim.node('c').core.term;
+    assert.equal(claimed, nextTerm(before, termSlot('c')));
+    assert.notEqual(claimed, sim.node('a').core.term);
     sim.heal();
     sim.runUntilTrue(() => sim.agreedMaster() === 'a', TOCK);
     sim.runFor(TICK);
-    assert.ok(sim.node('a').core.term > 2, `winner's term ${sim.node('a').core.term}`);
+    assert.ok(sim.node('a').core.term > claimed, `winner's term ${sim.node('a').core.term}, c's was ${claimed}`);
+    assert.equal(slotOf(sim.node('a').core.term), termSlot('a'));
     for (const host of ['b', 'c', 'd']) assert.equal(sim.node(host).core.term, sim.node('a').core.term, host);
   });
 
@@ -240,7 +257,7 @@ describe('manual handoff', () => {
     assert.ok(sim.now - at <= 2 * LATENCY);
     runWatchingForTwoMasters(sim, 10 * TICK);
     assert.equal(sim.agreedMaster(), 'b');
-    assert.deepEqual(masterTerms(sim), [1, 2]);
+    assertTermsClaimed(sim, ['a', 'b']);
     const result = sim.eventsOf('stepdown', 'a').map((e) => e.event);
     assert.deepEqual(result, [{ type: 'stepdown', ok: true, hostname: 'b', reason: 'b is master' }]);
     assert.equal(sim.eventsOf('master', 'a').length, 1, 'a took the role back');
@@ -257,7 +274,8 @@ describe('manual handoff', () => {
     assert.ok(sim.now - at <= 3 * LATENCY);
     runWatchingForTwoMasters(sim, 20 * TICK);
     assert.equal(sim.agreedMaster(), 'd');
-    assert.deepEqual(sim.eventsOf('promote', 'd').map((e) => e.event), [{ type: 'promote', ok: true, reason: 'master with term 2' }]);
+    assertTermsClaimed(sim, ['a', 'd']);
+    assert.deepEqual(sim.eventsOf('promote', 'd').map((e) => e.event), [{ type: 'promote', ok: true, reason: `master with term ${sim.node('d').core.term}` }]);
   });
 
   test('no server ever sees two masters during a handoff, even when the new master\'s claim overtakes the old one\'s notice', () => {
@@ -282,13 +300,14 @@ describe('manual handoff', () => {
     agree(sim);
     const claim = (hostname: string, term?: number): void =>
       sim.injectMessage('b', { action: 'heartbeat', hostname, ip: '10.1.1.1', master: true, eligible: true, uptime: 1, data: {}, ...(term === undefined ? {} : { term }) });
-    claim('z', 7);
+    const newer = sim.node('a').core.term + 1;
+    claim('z', newer);
     sim.runFor(1);
     const b = sim.node('b').core;
     assert.equal(b.masterHostname, 'z');
     assert.equal(b.table.a?.master, false, 'the superseded claim still shows as master');
     assert.equal(b.table.z?.master, true);
-    claim('y', 7);
+    claim('y', newer);
     sim.runFor(1);
     assert.equal(b.masterHostname, '', 'two claims with one term: no master');
   });
@@ -377,6 +396,6 @@ describe('stall awareness', () => {
     assert.equal(sim.node('a').core.master, false, 'claimed before anyone could answer');
     sim.runFor(TICK / 2);
     assert.equal(sim.node('a').core.master, true);
-    assert.equal(sim.node('a').core.term, term + 1, 'a new term: it stepped down on waking');
+    assert.equal(sim.node('a').core.term, nextTerm(term, termSlot('a')), 'a new term: it stepped down on waking');
   });
 });

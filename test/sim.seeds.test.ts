@@ -79,13 +79,16 @@ describe('regressions the simulator found, each a scenario file under test/testd
     assert.ok(result.probe.value !== null && result.probe.value < scenario.tickMs, `learned after ${result.probe.value} ms`);
   });
 
-  test('seed 1777 still measures what it was saved for: with check_beats 1 agreement needs a heartbeat round after quiet', () => {
+  test('seed 1777 still agrees within what it was saved for: with check_beats 1, a heartbeat round after quiet', () => {
+    // Saved when agreement took that whole round (0.99 ticks). Since a slave's word keeps its
+    // master alive for a server that lost it in the loss (core/relays.ts), it comes sooner;
+    // the deadline it proved necessary still holds it.
     const scenario = saved('seed-1777-check-beats-1-heal-needs-a-round');
     assert.equal(scenario.checkBeats, 1);
     const result = runScenario(scenario);
     assert.equal(result.violation, null, result.violation?.message);
     const ticks = result.convergenceTicks as number;
-    assert.ok(ticks > 0.9 && ticks <= 1 + (2 * (scenario.latencyMs + scenario.jitterMs)) / scenario.tickMs, `${ticks} ticks`);
+    assert.ok(ticks <= 1 + (2 * (scenario.latencyMs + scenario.jitterMs)) / scenario.tickMs, `${ticks} ticks`);
   });
 
   test('the quorum lease cases are clean cuts, so quorum-no-two-masters is checked on them', () => {
@@ -123,7 +126,7 @@ describe('the checker catches what it claims to', () => {
     const { sim } = stableCluster();
     const b = sim.node('b');
     // A second claimant with a newer term: b follows it, away from the agreed master.
-    sim.at(5500, () => sim.injectMessage(b.id, { action: 'heartbeat', hostname: 'z', ip: '127.0.0.1', master: true, eligible: true, uptime: 5, data: {}, iid: 'eeeeeeeeeeeeeeee', seq: 1, term: 99 }));
+    sim.at(5500, () => sim.injectMessage(b.id, { action: 'heartbeat', hostname: 'z', ip: '127.0.0.1', master: true, eligible: true, uptime: 5, data: {}, iid: 'eeeeeeeeeeeeeeee', seq: 1, term: sim.node('a').core.term + 1 }));
     const violation = violationOf(() => sim.runUntil(7000));
     assert.equal(violation.invariant, 'stable-no-flap', violation.message);
     assert.equal(violation.time, 5500);

@@ -65,6 +65,52 @@ describe('a rolling change of heartbeat_freq, one server at a time by reload', (
   }
 });
 
+describe('reloads of heartbeat_freq and check_beats in any order remove nobody (SPEC 4.12)', () => {
+  // The rolling reload that removed live servers: alpha and bravo at 0.1 s, charlie at 2 s
+  // (paced to 0.1 s); alpha and bravo go to 2 s, then alpha back to 0.1 s. A heartbeat of
+  // bravo's sent before it heard alpha's new tick reached alpha just after the reload, and
+  // alpha judged bravo by its new 125 ms deadline from it; bravo's next, at the new pace,
+  // came later. The phase decides: every seed is another phase and jitter.
+  test('0.1 s → 2 s → 0.1 s, check_beats 1 and 3, 200 phases: no deleteserver, no change of master', () => {
+    for (let seed = 1; seed <= 200; seed++) {
+      const beats = seed % 2 ? 1 : 3;
+      const sim = new SimCluster({ seed, tickMs: 100, checkBeats: beats, latencyMs: 0.2, jitterMs: 2 });
+      sim.add('alpha');
+      sim.add('bravo');
+      sim.add('charlie', { tickMs: 2000, checkBeats: beats });
+      assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'alpha', 10_000), null);
+      sim.runFor(1000 + sim.random.next() * 100);
+      const settled = sim.now;
+      sim.setNodeTiming('alpha', 2000, beats);
+      sim.runFor(sim.random.next() * 3000);
+      sim.setNodeTiming('bravo', 2000, beats);
+      sim.runFor(sim.random.next() * 5000);
+      sim.setNodeTiming('alpha', 100, beats);
+      sim.runFor(5000);
+      assert.deepEqual(changes(sim, settled), [], `seed ${seed}, check_beats ${beats}`);
+    }
+  });
+
+  test('random reloads of every server (tick 50 ms to 800 ms, check_beats 1 to 5), several at one instant: nobody removed, the master kept', () => {
+    const ticks = [50, 100, 200, 400, 800];
+    for (let seed = 1; seed <= 60; seed++) {
+      const sim = new SimCluster({ seed, tickMs: 200, checkBeats: 1 + (seed % 5), latencyMs: 0.5, jitterMs: 3 });
+      for (const host of HOSTS) sim.add(host);
+      assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 10_000), null);
+      sim.runFor(2000);
+      const settled = sim.now;
+      for (let i = 0; i < 12; i++) {
+        const burst = sim.random.int(1, 3);
+        for (let j = 0; j < burst; j++) sim.setNodeTiming(sim.random.pick(HOSTS), sim.random.pick(ticks), sim.random.int(1, 5));
+        sim.runFor(sim.random.next() * 2000);
+      }
+      sim.runFor(5000);
+      assert.deepEqual(changes(sim, settled), [], `seed ${seed}`);
+      assert.equal(sim.agreedMaster(), 'a', `seed ${seed}`);
+    }
+  });
+});
+
 describe('a peer\'s word for its timing is not believed for its deadline', () => {
   test('a forged heartbeat promising a day (and claiming master) is forgotten a tock and a quarter after it', () => {
     const sim = new SimCluster({ tickMs: 1000, checkBeats: 3, latencyMs: 1 });

@@ -93,6 +93,8 @@ export interface ChildReport {
     | 'message'
     | 'sent'
     | 'answered'
+    | 'linked'
+    | 'reloaded'
     | 'shutdown';
   /** The hostname an event is about; for 'stats', 'sent' and 'answered', the command's id. */
   detail?: string;
@@ -123,7 +125,15 @@ export type ChildCommand =
   /** `multi.send(target, type, payload)`; reported as 'sent' with this id. */
   | { cmd: 'send'; id: string; target: string; type: string; payload: unknown }
   /** `multi.request(...)`; reported as 'answered' with this id. Every member replies to a request with `{ by: <its hostname>, got: <payload> }`. */
-  | { cmd: 'request'; id: string; target: string; type: string; payload: unknown; timeoutMs: number };
+  | { cmd: 'request'; id: string; target: string; type: string; payload: unknown; timeoutMs: number }
+  /**
+   * Receive-side faults, replacing any before: datagrams whose sender (the `hostname` of the
+   * open-format JSON) is in `drop` are never read; those from a sender in `delay` are read that
+   * many ms late. A cut, a one-way link or a slow link, as seen from this member. Reported as 'linked'.
+   */
+  | { cmd: 'link'; drop: string[]; delay?: Record<string, number> }
+  /** A config reload of the MultiServer section (these keys over the current ones), as pixl-server does on a file change. Reported as 'reloaded'. */
+  | { cmd: 'reload'; multi: Record<string, unknown> };
 
 export function preciseNow(): number {
   return performance.timeOrigin + performance.now();
@@ -131,11 +141,38 @@ export function preciseNow(): number {
 
 /** Every UDP socket this process creates, whoever creates it: the one-socket rule, measured. */
 let socketsCreated = 0;
+/** Receive-side faults (the 'link' command): senders never read, and senders read late (ms). */
+const dropFrom = new Set<string>();
+const delayFrom = new Map<string, number>();
+
+/** The sender's hostname of an open-format datagram, or undefined. */
+function senderOf(datagram: unknown): string | undefined {
+  if (!Buffer.isBuffer(datagram)) return undefined;
+  try {
+    const hostname = (JSON.parse(datagram.toString('utf8')) as { hostname?: unknown }).hostname;
+    return typeof hostname === 'string' ? hostname : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function countSockets(): void {
   const create = dgram.createSocket;
   (dgram as { createSocket: typeof dgram.createSocket }).createSocket = ((...args: Parameters<typeof dgram.createSocket>) => {
     socketsCreated++;
-    return create.apply(dgram, args);
+    const socket = create.apply(dgram, args);
+    // Faults on what this member reads: the datagram is there, the application never sees it (or sees it late).
+    const emit = socket.emit.bind(socket) as (event: string | symbol, ...rest: unknown[]) => boolean;
+    (socket as { emit: (event: string | symbol, ...rest: unknown[]) => boolean }).emit = (event, ...rest) => {
+      if (event !== 'message' || (dropFrom.size === 0 && delayFrom.size === 0)) return emit(event, ...rest);
+      const sender = senderOf(rest[0]);
+      if (sender !== undefined && dropFrom.has(sender)) return false;
+      const delay = sender === undefined ? undefined : delayFrom.get(sender);
+      if (delay === undefined) return emit(event, ...rest);
+      setTimeout(() => emit(event, ...rest), delay);
+      return true;
+    };
+    return socket;
   }) as typeof dgram.createSocket;
 }
 
@@ -305,6 +342,21 @@ function main(): void {
       case 'shutdown':
         server.shutdown();
         break;
+      case 'link':
+        dropFrom.clear();
+        delayFrom.clear();
+        for (const host of command.drop) dropFrom.add(host);
+        for (const [host, ms] of Object.entries(command.delay ?? {})) delayFrom.set(host, ms);
+        report('linked');
+        break;
+      case 'reload': {
+        // As pixl-server on a config file change: the new section, then every component's config refreshed.
+        const config = server.config as unknown as { get(key: string): Record<string, unknown>; set(key: string, value: unknown): void; refreshSubs(): void };
+        config.set('MultiServer', { ...config.get('MultiServer'), ...command.multi });
+        config.refreshSubs();
+        report('reloaded');
+        break;
+      }
     }
   });
   // The parent going away must not leave members running.

@@ -295,6 +295,18 @@ export class NetnsLab {
     ip('-n', this.switchNs, 'link', 'set', this.#entry(host).port, 'master', 'br0');
   }
 
+  /**
+   * Isolate (or, with `on` false, free) the switch ports of `hosts`: the bridge forwards nothing
+   * between two isolated ports, both ways, while each still reaches every port that is not
+   * isolated. Two hosts isolated make a non-transitive cut: neither hears the other, both hear
+   * the rest, and the rest hears both.
+   */
+  isolate(hosts: string[], on = true): void {
+    for (const host of hosts) {
+      ip('-n', this.switchNs, 'link', 'set', 'dev', this.#entry(host).port, 'type', 'bridge_slave', 'isolated', on ? 'on' : 'off');
+    }
+  }
+
   /** Safe to call twice. */
   remove(): void {
     this.#namespaces.remove();

@@ -240,6 +240,27 @@ export class ProcessCluster {
     return { answer: report.answer, askedAt, answeredAt: report.t };
   }
 
+  /** Receive-side faults on `host` (see the child's 'link' command); resolves once they apply. */
+  async link(host: string, drop: string[], delay: Record<string, number> = {}, timeoutMs = 5000): Promise<void> {
+    const before = this.reports.filter((r) => r.host === host && r.type === 'linked').length;
+    this.command(host, { cmd: 'link', drop, delay });
+    await this.waitFor(() => this.reports.filter((r) => r.host === host && r.type === 'linked').length > before, timeoutMs, `${host} to apply its link faults`);
+  }
+
+  /** Cut `a` and `b` off from each other (both ways), or heal them (`cut` false); faults on other links of theirs are replaced. */
+  async cut(a: string, b: string, cut = true): Promise<void> {
+    await Promise.all([this.link(a, cut ? [b] : []), this.link(b, cut ? [a] : [])]);
+  }
+
+  /** A config reload of the MultiServer section on `host`; resolves once applied. */
+  async reload(host: string, multi: Record<string, unknown>, timeoutMs = 5000): Promise<number> {
+    if (!this.#options.netnsOf) assertLoopbackConfig({ broadcast_ip: this.#options.broadcastIp, ...this.#options.multi, ...multi });
+    const before = this.reports.filter((r) => r.host === host && r.type === 'reloaded').length;
+    this.command(host, { cmd: 'reload', multi });
+    await this.waitFor(() => this.reports.filter((r) => r.host === host && r.type === 'reloaded').length > before, timeoutMs, `${host} to reload`);
+    return (this.reports.filter((r) => r.host === host && r.type === 'reloaded').at(-1) as ChildReport).t;
+  }
+
   async stopAll(): Promise<void> {
     await Promise.all(
       [...this.#members.values()].map(async (member) => {

@@ -148,13 +148,28 @@ export class Announcer {
     const late = now.mono - this.#requestedWake;
     // Late enough that a peer may have been judged dead, or judged us dead, meanwhile: a
     // tick; with check_beats 1 the quarter tick of grace is all there is.
-    const timing = this.#timing;
-    if (late <= Math.min(timing.tickMs, timing.deadAfterMs - timing.tickMs)) return 0;
+    if (late <= this.#timing.stallAfterMs) return 0;
     this.#step.logOnce('stall', 2, `Event loop stalled: woke ${Math.round(late)} ms late; reading queued packets before judging any peer`);
     this.#drainUntil = now.mono + STALL_DRAIN_TICKS * this.#timing.tickMs;
     this.#requestedWake = Infinity;
     this.#markerSeq = this.askWhoIsThere(now, true);
     return late;
+  }
+
+  /**
+   * Before removing a silent peer on a timer that fired late: our event loop was busy, and
+   * that peer's heartbeat may be waiting in our socket behind whatever else queued. Send
+   * ourselves a marker nobody answers (a hello for our own instance) and decide once it is
+   * back. Should it be lost, a holdoff ends the wait.
+   */
+  quietDrain(now: Instant): void {
+    if (this.draining(now)) return;
+    const seq = this.nextSeq();
+    const marker: Message = { action: 'hello', hostname: this.#self.hostname, iid: this.#self.instanceId, seq, for: this.#self.instanceId };
+    if (this.#self.clusterId) marker.cid = this.#self.clusterId;
+    this.#step.send(marker, undefined, true);
+    this.#markerSeq = seq;
+    this.#drainUntil = now.mono + this.#timing.holdoffMs;
   }
 
   /** Our own datagram came back: if it is the marker, everything queued before it has been read. */

@@ -27,6 +27,8 @@ import { Inbox } from './inbox';
 import { Instances } from './instances';
 import { MemberTable } from './members';
 import { Quorum } from './quorum';
+import { Relays } from './relays';
+import { Words } from './words';
 import { Roles } from './roles';
 import { Step } from './step';
 import { Timing, type CoreTiming } from './timing';
@@ -68,11 +70,12 @@ export class ElectionCore {
     // heard instance is forgotten; a forgotten live instance simply proves itself again.
     const guard = options.verifyInstances ? new FreshnessGuard({ selfIid: this.instanceId, capacity: 2 * this.#maxServers + 64 }) : null;
     this.#guard = guard;
-    const members = (this.#members = new MemberTable(timing, step, this.#maxServers));
+    const relays = new Relays();
+    const members = (this.#members = new MemberTable(timing, step, this.#maxServers, relays));
     const self = { hostname: options.hostname, instanceId: options.instanceId, ip: options.ip, pid: options.pid, authenticated: guard !== null };
     const instances = (this.#instances = new Instances(self, timing, step, members));
     const quorum = (this.#quorum = new Quorum(options.quorum ?? 0, members));
-    const handoffs = (this.#handoffs = new Handoffs(step));
+    const handoffs = (this.#handoffs = new Handoffs(step, () => timing.tockMs));
     const announcer = (this.#announcer = new Announcer({ ...self, clusterId: this.#clusterId }, timing, step, guard, (now) => this.#roles.sendHeartbeat(now), () => members.fastestTick()));
     const priority = options.priority ?? 0;
     const record: ServerRecord = {
@@ -89,8 +92,9 @@ export class ElectionCore {
       term: 0,
     };
     const roleOptions = { hostname: options.hostname, ip: options.ip, instanceId: options.instanceId, pid: options.pid, priority, exitOnConflict: options.exitOnConflict ?? false };
-    const roles = (this.#roles = new Roles(roleOptions, record, { timing, step, members, instances, quorum, handoffs, announcer, guard }));
-    this.#inbox = new Inbox({ hostname: this.hostname, instanceId: this.instanceId, maxServers: this.#maxServers }, { timing, step, members, instances, handoffs, announcer, roles, guard });
+    const words = new Words(options.hostname, relays, members, timing);
+    const roles = (this.#roles = new Roles(roleOptions, record, { timing, step, members, instances, quorum, handoffs, announcer, guard, relays, words }));
+    this.#inbox = new Inbox({ hostname: this.hostname, instanceId: this.instanceId, maxServers: this.#maxServers }, { timing, step, members, instances, handoffs, announcer, roles, guard, relays });
   }
 
   // ---- read-only state -------------------------------------------------------------
@@ -107,9 +111,12 @@ export class ElectionCore {
   get eligible(): boolean {
     return this.#roles.self.eligible;
   }
-  /** The fencing token: raised by every change of master; stamp writes with it. */
+  /**
+   * The fencing token: on the master, the term it claimed and serves under (no other server
+   * ever holds it); elsewhere, the highest term this server knows. Stamp writes with it.
+   */
   get term(): number {
-    return this.#roles.term;
+    return this.#roles.fencingTerm;
   }
   get priority(): number {
     return this.#roles.priority;
@@ -130,9 +137,13 @@ export class ElectionCore {
   get tockMs(): number {
     return this.#timing.tockMs;
   }
-  /** How long a peer may be silent and still be live: one tock plus the grace. */
+  /** How long a peer may be silent and still be live: one tock plus the grace (which follows our timer lateness). */
   get deadAfterMs(): number {
     return this.#timing.deadAfterMs;
+  }
+  /** The recent peak of this server's timer lateness, ms (what the grace follows). */
+  get latePeakMs(): number {
+    return this.#timing.latePeakMs;
   }
   /** The most detailed log level anyone reads (lines beyond it are not even built). */
   set logLevel(level: number) {
@@ -190,6 +201,18 @@ export class ElectionCore {
   instanceOf(hostname: string): string | undefined {
     return hostname === this.hostname ? this.instanceId : this.#members.get(hostname)?.iid;
   }
+  /** Hostnames our table shows as master (ourselves included): more than one only in a conflict. */
+  mastersShown(): string[] {
+    const shown = this.#members.shownMasters();
+    if (this.master) shown.push(this.hostname);
+    return shown;
+  }
+
+  /** The target of a handoff in progress that we started or heard announced, until it is done or over; null when none. */
+  get handoffTarget(): string | null {
+    return this.#handoffs.pending?.target ?? null;
+  }
+
   /** Another live process announces our hostname and keeps it: we never claim master. */
   yieldsHostname(now: Instant): boolean {
     return this.#instances.yieldsName(now, this.master);
@@ -277,16 +300,24 @@ export class ElectionCore {
     const roles = this.#roles;
     if (!this.#active || !roles.master) return null;
     const previous = roles.checkpoint;
-    const version = previous && previous.t === roles.term ? previous.v + 1 : 1;
-    roles.checkpoint = { t: roles.term, v: version, d: data };
+    const version = previous && previous.t === roles.held ? previous.v + 1 : 1;
+    roles.checkpoint = { t: roles.held, v: version, d: data };
     roles.sendHeartbeat(now);
     return this.#flush(now);
   }
 
-  /** Time passed; do whatever is due (heartbeat, deadlines, claims). */
-  tick(now: Instant): Output {
+  /**
+   * Time passed; do whatever is due. `lateMs`: how late the caller's timer fired (the driver
+   * measures it; we read no clock): it sets the grace given to silent peers before any
+   * deadline is judged, so a timer that fired late defers a removal by that much again, and
+   * the datagrams that queued meanwhile are read first.
+   */
+  tick(now: Instant, lateMs = 0): Output {
     if (!this.#active) return this.#flush(now);
+    if (this.#timing.noteLateness(lateMs, now.mono)) this.#members.recheck();
     this.#checkStall(now);
+    // Late: a silent peer's heartbeat may be queued on our socket. Read it before judging.
+    if (lateMs > 0 && this.#roles.removalsDue(now)) this.#announcer.quietDrain(now);
     this.#handoffs.expire(now, this.master);
     this.#evaluate(now);
     this.#announcer.tick(now);
@@ -331,8 +362,15 @@ export class ElectionCore {
     this.#timing.tickMs = timing.tickMs;
     this.#timing.checkBeats = timing.checkBeats;
     this.#members.timingChanged();
-    this.#announcer.nextHeartbeatAt = Math.min(this.#announcer.nextHeartbeatAt, now.mono + this.#announcer.intervalMs(now));
-    if (this.#active) this.#evaluate(now);
+    if (this.#active) {
+      // Say it at once: every peer learns our new tick (and paces to it) a heartbeat sooner,
+      // which is as long as they are judged by the longer of the two timings.
+      this.#roles.sendHeartbeat(now);
+      this.#announcer.nextHeartbeatAt = now.mono + this.#announcer.intervalMs(now);
+      this.#evaluate(now);
+    } else {
+      this.#announcer.nextHeartbeatAt = Math.min(this.#announcer.nextHeartbeatAt, now.mono + this.#announcer.intervalMs(now));
+    }
     return this.#flush(now);
   }
 
@@ -392,14 +430,22 @@ export class ElectionCore {
     if (!this.#quorum.has(now, roles.self.eligible, true)) return fail(`no quorum: fewer than ${this.#quorum.size} eligible servers visible`);
     const master = roles.masterHostname;
     this.#handoffs.waitForPromotion(now.mono + this.#timing.tockMs);
-    if (master && master !== this.hostname) {
-      this.#step.log(4, `Asking ${master} to hand the master role to us`);
-      this.#announcer.send({ action: 'promote', hostname: this.hostname, target: master, iid: this.instanceId, seq: this.#announcer.nextSeq() });
+    const inFlight = this.#handoffs.inFlight(now, this.hostname);
+    if (inFlight) {
+      // Its target is about to claim: ask it once it is master (roles.ts), never claim beside it.
+      this.#step.log(4, `A handoff to ${inFlight.target} is in progress: asking ${inFlight.target} for the master role once it has it`);
+    } else if (this.#handoffs.pending?.target === this.hostname && now.mono < this.#handoffs.pending.until) {
+      this.#step.log(4, 'A handoff to us is in progress: waiting for it');
+    } else if (master && master !== this.hostname) {
+      roles.askForRole(master);
     } else {
-      this.#step.log(4, 'Promoted with no master in place: claiming now');
-      this.#handoffs.pending = null;
-      roles.settled = true;
-      roles.becomeMaster(now);
+      // No master known: ask who is there, and claim once every server had the time to answer
+      // (a holdoff), unless a master or a handoff shows up meanwhile. Claiming at once crossed
+      // with a handoff already on its way to another server: two masters.
+      const at = now.mono + this.#timing.holdoffMs;
+      this.#step.log(4, `Promoted with no master in place: asking who is there, claiming in ${Math.round(this.#timing.holdoffMs)} ms unless a master or a handoff shows up`);
+      this.#handoffs.claimAt(at);
+      this.#announcer.askWhoIsThere(now);
     }
     return this.#flush(now);
   }
@@ -425,6 +471,8 @@ export class ElectionCore {
     const late = this.#announcer.checkStall(now);
     if (!late) return;
     const roles = this.#roles;
+    // Peers wait a tock and their grace before they replace a silent master. Ours has just taken
+    // in this stall's lateness (tick), as theirs have theirs: on one loaded machine, the same.
     if (now.mono - this.#announcer.lastHeartbeatAt >= this.#timing.deadAfterMs - this.#timing.tickMs) roles.recover(now);
     if (roles.master && now.mono - this.#announcer.lastHeartbeatAt >= this.#timing.deadAfterMs) {
       // Silent longer than the others wait before electing a replacement: they probably
@@ -447,7 +495,7 @@ export class ElectionCore {
     if (announcer.draining(now)) return announcer.nextDeadline(now);
     let wake = Math.min(announcer.nextDeadline(now), this.#handoffs.nextDeadline());
     if (!this.#roles.settled) wake = Math.min(wake, this.#roles.listenUntil);
-    wake = Math.min(wake, this.#quorum.nextDeadline(now), this.#members.nextDeadline(now), this.#instances.nextDeadline(now));
+    wake = Math.min(wake, this.#quorum.nextDeadline(now), this.#members.nextDeadline(now), this.#instances.nextDeadline(now), this.#roles.nextRelayDeadline(now));
     return wake;
   }
 

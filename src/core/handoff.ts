@@ -4,7 +4,8 @@
  * A handoff names its target in every heartbeat of the departing master until it is done:
  * the target claims at once and everyone else waits for it, for at most a tock. Every
  * heartbeat names it, not just the first: when a later one overtakes it, the first is
- * dropped as stale.
+ * dropped as stale. A promote() that meets a handoff in flight waits for its target to be
+ * master and asks it then: claiming at once made the target and the promoter master together.
  */
 import type { Instant } from './types';
 import type { Step } from './step';
@@ -14,6 +15,11 @@ export interface PendingHandoff {
   until: number;
   /** We are the master that started it (stepDown or a promote request): we report the outcome. */
   stepDown: boolean;
+  /**
+   * The term of the master handing off. A claim below it was superseded before the handoff
+   * began (one that master outranked, whose yield is still on its way): not a master to follow.
+   */
+  term: number;
 }
 
 export class Handoffs {
@@ -22,13 +28,27 @@ export class Handoffs {
   pending: PendingHandoff | null = null;
   /** promote() waiting for the master to hand over. */
   #promoteUntil = Infinity;
+  /** The master our waiting promote() has asked for the role (null: none yet). */
+  #asked: string | null = null;
+  /** Our waiting promote() found no master: it claims at this instant if none shows up (Infinity: no). */
+  #claimAt = Infinity;
 
-  constructor(step: Step) {
+  readonly #tockMs: () => number;
+
+  constructor(step: Step, tockMs: () => number) {
     this.#step = step;
+    this.#tockMs = tockMs;
   }
 
-  begin(target: string, until: number, stepDown: boolean): void {
-    this.pending = { target, until, stepDown };
+  begin(target: string, until: number, stepDown: boolean, term: number): void {
+    this.pending = { target, until, stepDown, term };
+  }
+
+  /** Claimants to follow during a handoff: its target, and claims newer than the master handing off. */
+  current(claimants: string[], now: Instant, termOf: (hostname: string) => number): string[] {
+    const pending = this.pending;
+    if (!pending || now.mono >= pending.until || claimants.length === 0) return claimants;
+    return claimants.filter((hostname) => hostname === pending.target || termOf(hostname) > pending.term);
   }
 
   /** The target to name in our heartbeats: while we hand off and are no longer master. */
@@ -60,12 +80,59 @@ export class Handoffs {
 
   waitForPromotion(until: number): void {
     this.#promoteUntil = until;
+    this.#asked = null;
+    this.#claimAt = Infinity;
+  }
+
+  /** promote() with no master known: claim at `at` unless a master or a handoff shows up first. */
+  claimAt(at: number): void {
+    this.#claimAt = at;
+  }
+
+  /** The promote() claim is due now (and is then no longer pending). */
+  promoteClaimDue(now: Instant): boolean {
+    if (now.mono < this.#claimAt) return false;
+    this.#claimAt = Infinity;
+    return this.#promoteUntil !== Infinity;
+  }
+
+  /** A master showed up: a promote() claim waiting for answers is not made (it asks that master instead). */
+  cancelClaim(): void {
+    this.#claimAt = Infinity;
+  }
+
+  /**
+   * A handoff to another server is in progress (ours, or one we heard a master announce):
+   * asking now would reach a server that is master of nothing, and claiming would make two
+   * masters.
+   */
+  inFlight(now: Instant, self: string): PendingHandoff | null {
+    const pending = this.pending;
+    return pending && pending.target !== self && now.mono < pending.until ? pending : null;
+  }
+
+  /**
+   * Our promote() waits and `master` is master now: ask it, unless it is the one we asked.
+   * Each master asked gets a tock to hand over.
+   */
+  shouldAsk(master: string, now: Instant): boolean {
+    if (this.#promoteUntil === Infinity || this.#asked === master) return false;
+    this.#asked = master;
+    this.#promoteUntil = Math.max(this.#promoteUntil, now.mono + this.#tockMs());
+    return true;
+  }
+
+  /** We asked `master` for the role (the request is on its way). */
+  asked(master: string): void {
+    this.#asked = master;
   }
 
   /** We became master: a promote() waiting for it succeeded. */
   promoted(term: number): void {
     if (this.#promoteUntil === Infinity) return;
     this.#promoteUntil = Infinity;
+    this.#asked = null;
+    this.#claimAt = Infinity;
     this.#step.event({ type: 'promote', ok: true, reason: `master with term ${term}` });
   }
 
@@ -78,11 +145,13 @@ export class Handoffs {
     }
     if (now.mono >= this.#promoteUntil) {
       this.#promoteUntil = Infinity;
+      this.#asked = null;
+      this.#claimAt = Infinity;
       if (!weAreMaster) this.#step.event({ type: 'promote', ok: false, reason: 'the master did not hand over within a tock' });
     }
   }
 
   nextDeadline(): number {
-    return Math.min(this.#promoteUntil, this.pending ? this.pending.until : Infinity);
+    return Math.min(this.#promoteUntil, this.#claimAt, this.pending ? this.pending.until : Infinity);
   }
 }

@@ -9,6 +9,7 @@ import type { Announcer } from './announce';
 import type { FreshnessGuard } from './freshness';
 import type { Handoffs } from './handoff';
 import type { Instances } from './instances';
+import type { Relays } from './relays';
 import type { MemberTable, Peer } from './members';
 import type { Roles } from './roles';
 import type { Step } from './step';
@@ -23,6 +24,7 @@ export interface InboxParts {
   announcer: Announcer;
   roles: Roles;
   guard: FreshnessGuard | null;
+  relays: Relays;
 }
 
 export class Inbox {
@@ -37,6 +39,7 @@ export class Inbox {
   readonly #announcer: Announcer;
   readonly #roles: Roles;
   readonly #guard: FreshnessGuard | null;
+  readonly #relays: Relays;
   #lastFullLogAt = -Infinity;
 
   constructor(self: { hostname: string; instanceId: string; maxServers: number }, parts: InboxParts) {
@@ -51,6 +54,7 @@ export class Inbox {
     this.#announcer = parts.announcer;
     this.#roles = parts.roles;
     this.#guard = parts.guard;
+    this.#relays = parts.relays;
   }
 
   receiveFromPeer(message: Message, from: Address, now: Instant): void {
@@ -144,6 +148,7 @@ export class Inbox {
     }
     const peer = members.add(message, from.address, now);
     peer.port = from.port;
+    this.#roles.noteHostname(message.hostname);
     this.#step.peerLog(5, `Server joined the cluster: ${message.hostname} (${message.ip})`);
     this.#step.event({ type: 'addserver', server: { ...peer.record } });
     this.#noteHeartbeat(message, now);
@@ -152,11 +157,16 @@ export class Inbox {
   /** Terms only grow; a departing master's handoff tells everyone who claims next. */
   #noteHeartbeat(message: HeartbeatMessage, now: Instant): void {
     this.#roles.noteTerm(message, now);
+    if (this.#relays.note(message.hostname, message.lead, now.mono) && message.lead) this.#roles.noteHostname(message.lead.h);
     // Our master's last heartbeats as it hands off carry its newest checkpoint to the next one.
     if (message.handoff !== undefined && !message.master && message.hostname === this.#roles.masterHostname) this.#roles.takeCheckpoint(message.ckpt ?? null);
     if (message.handoff !== undefined && !message.master) {
+      // A handoff to us from before our last claim (a heartbeat of it overtaken by the rest
+      // of the story: we took the role, and handed it on since) is over: claiming on it again
+      // made a second master.
+      if (message.handoff === this.#hostname && (message.term ?? 0) < this.#roles.lastClaimed) return;
       this.#step.peerLog(4, `${message.hostname} hands the master role to ${message.handoff}`);
-      this.#handoffs.begin(message.handoff, now.mono + this.#timing.tockMs, false);
+      this.#handoffs.begin(message.handoff, now.mono + this.#timing.tockMs, false, message.term ?? 0);
       this.#roles.settled = true;
     }
   }
@@ -173,7 +183,7 @@ export class Inbox {
   }
 
   handOff(target: string, now: Instant): void {
-    this.#handoffs.begin(target, now.mono + this.#timing.tockMs, true);
+    this.#handoffs.begin(target, now.mono + this.#timing.tockMs, true, this.#roles.held);
     this.#roles.relinquish(`handing off to ${target}`);
     this.#roles.sendHeartbeat(now, target);
   }
@@ -196,6 +206,7 @@ export class Inbox {
     if (this.#instances.adoptNamesake(message.hostname, peer, now, 'is shutting down')) return;
     this.#step.peerLog(4, `Server ${message.hostname} is shutting down`);
     if (message.hostname === this.#roles.masterHostname) this.#roles.masterLost(message.hostname, now.mono, 'shutdown notice');
+    this.#relays.departed(message.hostname, now.mono, this.#timing.holdoffMs);
     members.clearClaim(message.hostname, peer);
     if (peer.record.locked) members.markLeft(message.hostname, peer, now);
     else members.remove(message.hostname, peer);

@@ -20,6 +20,7 @@ import type { Step } from './step';
 import type { Timing } from './timing';
 import { Lane } from './lanes';
 import { Departures, MemberSet } from './member-set';
+import type { Relays } from './relays';
 
 export type { Lane } from './lanes';
 export { snapshot, type OtherInstance, type Peer } from './peer';
@@ -68,9 +69,12 @@ export class MemberTable {
   #faster = new Set<Peer>();
   #frozenLanes = 0;
 
-  constructor(timing: Timing, step: Step, maxDeparted: number) {
+  readonly #relays: Relays;
+
+  constructor(timing: Timing, step: Step, maxDeparted: number, relays: Relays) {
     this.#timing = timing;
     this.#step = step;
+    this.#relays = relays;
     this.#maxDeparted = maxDeparted;
     this.#departed = new Departures(maxDeparted, timing);
     this.#local = new Lane<Peer>('local', timing);
@@ -78,13 +82,16 @@ export class MemberTable {
   }
 
   /**
-   * Our timing changed (a config reload): every peer is judged by the timing before until
-   * it is heard again, by when it has had a chance to hear ours and pace to it.
+   * Our timing changed (a config reload): every peer is judged by the longer of the timing
+   * before and ours until a heartbeat of it shows that it keeps our pace (see `follow`).
+   * "Heard again" is not enough: a heartbeat sent before our new timing reached it says
+   * nothing of when its next comes, and with check_beats 1 judging it by our new deadline
+   * from then removed live servers.
    */
   freezeTiming(before: { tickMs: number; checkBeats: number }): void {
     this.#earliest = -Infinity;
     if (this.#local.peers.size === 0) return;
-    const frozen = new Lane<Peer>(`was ${before.tickMs}/${before.checkBeats} #${++this.#frozenLanes}`, { ...before });
+    const frozen = new Lane<Peer>(`was ${before.tickMs}/${before.checkBeats} #${++this.#frozenLanes}`, this.#timing, { ...before });
     this.#lanes.set(frozen.key, frozen);
     for (const [hostname, peer] of this.#local.peers) this.#join(frozen, hostname, peer);
     this.#local.peers.clear();
@@ -274,7 +281,8 @@ export class MemberTable {
     record.priority = message.prio ?? 0;
     record.term = message.term ?? 0;
     peer.ckpt = message.ckpt ?? null;
-    if (peer.iid === message.iid) this.noteSkipped(peer, message.seq ?? -1, now);
+    const sameInstance = peer.iid === message.iid;
+    if (sameInstance) this.noteSkipped(peer, message.seq ?? -1, now);
     else peer.skipped.clear();
     peer.iid = message.iid;
     peer.pid = message.pid;
@@ -282,12 +290,20 @@ export class MemberTable {
     // Heard again after missing a heartbeat or more: the network between us may have just
     // healed (see Roles: with a quorum, nobody claims before asking who is there).
     if (peer.iid === message.iid && heardAt - peer.lastHeard > RETURN_AFTER_TICKS * peer.lane.tickMs) this.#step.peerReturned = true;
+    // How late this heartbeat came against the interval its sender keeps, lost ones aside
+    // (the gap rounded to whole intervals): the grace follows it (Timing).
+    const interval = message.pace ?? message.tick;
+    if (interval !== undefined && sameInstance && heardAt > peer.lastHeard) {
+      const gap = heardAt - peer.lastHeard;
+      const late = gap - Math.max(1, Math.round(gap / interval)) * interval;
+      if (late > 0) this.#timing.notePeerLateness(late);
+    }
     peer.lastHeard = heardAt;
     peer.address = address;
     this.#leftLocked.delete(peer);
     this.#setMember(message.hostname, message.eligible);
-    if (peer.lane !== this.#local) {
-      // Heard again after a reload of our timing: judged by ours from now on.
+    if (peer.lane !== this.#local && this.#keepsOurPace(message)) {
+      // After a reload of our timing, it now sends at least as often as we do: judged by ours from now on.
       this.#leave(message.hostname, peer);
       this.#join(this.#local, message.hostname, peer);
     }
@@ -296,6 +312,16 @@ export class MemberTable {
     this.#place(message.hostname, peer, now);
     this.noteClaim(message.hostname, message.master);
     this.touch(message.hostname);
+  }
+
+  /**
+   * Does this heartbeat show that its sender sends at least as often as our tick? Its
+   * interval is its `pace` when it paces to a faster peer, else its tick; a sender that says
+   * neither (an original server) keeps no pace we could learn of, and is judged by ours at once.
+   */
+  #keepsOurPace(message: HeartbeatMessage): boolean {
+    const interval = message.pace ?? message.tick;
+    return interval === undefined || interval <= Math.round(this.#timing.tickMs);
   }
 
   /** Record the seqs a packet numbered `seq` skipped over (it may have overtaken them). */
@@ -336,6 +362,7 @@ export class MemberTable {
   markLeft(hostname: string, peer: Peer, now: Instant): void {
     this.#step.membersMayHaveChanged = true;
     this.#leftLocked.add(peer);
+    this.#relays.forget(hostname);
     this.#setMember(hostname, false);
     peer.lastHeard = now.mono - peer.lane.deadAfterMs;
     this.#place(hostname, peer, now); // its deadline is now the oldest
@@ -345,6 +372,12 @@ export class MemberTable {
   markSilent(hostname: string, peer: Peer): void {
     this.#leftLocked.add(peer);
     this.#setMember(hostname, false);
+    this.#relays.forget(hostname);
+  }
+
+  /** Something other than a heartbeat may have made a silent peer removable: look again at the next `dead`. */
+  recheck(): void {
+    this.#earliest = -Infinity;
   }
 
   hasLeft(peer: Peer): boolean {
@@ -357,6 +390,8 @@ export class MemberTable {
     this.#leave(hostname, peer);
     this.#faster.delete(peer);
     this.#claiming.delete(hostname);
+    this.#relays.forget(hostname);
+    this.#relays.removed(hostname, peer.lastHeard);
     this.touch(hostname);
     this.#step.event({ type: 'deleteserver', server: { ...peer.record } });
   }
@@ -384,6 +419,13 @@ export class MemberTable {
     }
     if (dead === null) return NONE;
     return lanes > 1 ? dead.sort((a, b) => a[1].lastHeard - b[1].lastHeard) : dead;
+  }
+
+  /** Peers whose record shows them as master now (what the application's `servers` shows). */
+  shownMasters(): string[] {
+    const shown: string[] = [];
+    for (const hostname of this.#claiming) if (this.#peers.get(hostname)?.record.master) shown.push(hostname);
+    return shown;
   }
 
   /** Live peers whose last heartbeat claims master. */

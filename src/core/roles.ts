@@ -10,12 +10,17 @@
  *  - two masters (after a partition heals, say): the one that ranks later relinquishes
  *    (or exits, with exit_on_conflict); the one that ranks first keeps the role, raises
  *    its term above the rival's and re-announces at once, so the app on the winner sees
- *    no needless slave/master flap and the fencing token still only grows;
+ *    no needless slave/master flap and the fencing token still only grows; a master heard
+ *    of only through a slave that hears it (relays.ts) is a rival like any other;
  *  - slaves facing several claimants follow the one with the newest term, if one is;
- *  - every new master takes a term above every term it has seen (a fencing token).
+ *  - every new master takes a term above every term it has seen, in its own slot
+ *    (protocol/terms.ts), so no two servers ever claim the same term: the fencing token;
+ *  - a master serves under the term it claimed; one that learns of a higher term claims
+ *    again above it, in its slot, so a store that saw the higher one accepts its writes.
  */
 import type { Checkpoint, HeartbeatMessage, JsonValue } from '../protocol/messages';
 import { MAX_TERM, MAX_TERM_CATCHUP_PER_S, MAX_TERM_STEP, TERM_CEILING } from '../protocol/limits';
+import { nextTerm } from '../protocol/terms';
 import type { Instant, ServerRecord } from './types';
 import type { Announcer } from './announce';
 import type { FreshnessGuard } from './freshness';
@@ -23,6 +28,9 @@ import type { Handoffs } from './handoff';
 import type { Instances } from './instances';
 import type { MemberTable } from './members';
 import type { Quorum } from './quorum';
+import type { Relays } from './relays';
+import { TermSlots } from './slots';
+import type { Words } from './words';
 import type { Step } from './step';
 import type { Timing } from './timing';
 
@@ -46,6 +54,8 @@ export interface RolesParts {
   handoffs: Handoffs;
   announcer: Announcer;
   guard: FreshnessGuard | null;
+  relays: Relays;
+  words: Words;
 }
 
 export class Roles {
@@ -60,8 +70,14 @@ export class Roles {
   readonly self: ServerRecord;
   role: Role = 'none';
   masterHostname = '';
-  /** The fencing token: the highest term we have seen or held. */
+  /** The highest term we have seen or held: the next claim goes above it. */
   term = 0;
+  /** The term we claimed and serve under while master (0 otherwise): the fencing token. */
+  held = 0;
+  /** The last term we claimed (kept after we step down). */
+  lastClaimed = 0;
+  /** The slot our claims are in (slots.ts). */
+  readonly #slots: TermSlots;
   /** The newest checkpoint we know, published by us or heard from a master. */
   checkpoint: Checkpoint | null = null;
   /** True once we may claim: a tock of listening has passed, or we have seen a master. */
@@ -74,6 +90,10 @@ export class Roles {
   startedAt = 0;
   /** After a long stall, peers are not removed before the answers to our hello had time to come. */
   #holdRemovalsUntil = -Infinity;
+  /** Our master fell silent in this evaluation: tell the others at its end. */
+  #announceLoss = false;
+  /** As master: when we first saw a term above ours with no rival to explain it (null: none). */
+  #higherSince: number | null = null;
   /** The master we lost and when we last heard from it, for the line that names its successor. */
   #lost: { hostname: string; at: number; what: string } | null = null;
   /**
@@ -91,6 +111,22 @@ export class Roles {
     this.exitOnConflict = options.exitOnConflict;
     this.self = self;
     this.#p = parts;
+    this.#slots = new TermSlots(options.hostname);
+  }
+
+  /** The fencing token as the application reads it: the term we serve under, or the highest we know. */
+  get fencingTerm(): number {
+    return this.role === 'master' ? this.held : this.term;
+  }
+
+  /** The slot our next claim is in. */
+  get slot(): number {
+    return this.#slots.slot;
+  }
+
+  /** We heard of a server called `hostname`: our claims avoid its slot from now on. */
+  noteHostname(hostname: string): void {
+    this.#slots.note(hostname);
   }
 
   get master(): boolean {
@@ -112,8 +148,30 @@ export class Roles {
   }
 
   evaluate(now: Instant): void {
-    const { members, instances, quorum, step, handoffs } = this.#p;
+    this.#evaluate(now);
+    if (this.#announceLoss) {
+      this.#announceLoss = false;
+      // We lost our master to silence: say so now, not at our next heartbeat. A server that
+      // kept that master on our word (it cannot hear it) learns it is gone a tick sooner.
+      if (this.#p.announcer.lastHeartbeatAt !== now.mono) this.#p.announcer.answerSoon(now);
+    }
+  }
+
+  #evaluate(now: Instant): void {
+    const { members, instances, quorum, step, handoffs, relays, words } = this.#p;
+    // A master heard of through another server is kept while that word holds: look again at
+    // the silent ones whenever words change, and while we rely on one (as it ages).
+    if (words.relying || relays.changed) {
+      relays.changed = false;
+      members.recheck();
+    }
+    words.relying = false;
     for (const [hostname, peer] of now.mono < this.#holdRemovalsUntil ? [] : members.dead(now)) {
+      // Silent to us, but a server we hear hears it as master: a cut between the two of us only.
+      if (words.says(hostname, now)) {
+        words.relying = true;
+        continue;
+      }
       if (peer.record.master && !members.hasLeft(peer)) quorum.masterFellSilent(peer);
       // Of two processes with this hostname, the one we followed died: the other is still
       // here, locked or not.
@@ -132,12 +190,13 @@ export class Roles {
       if (hostname === this.masterHostname) {
         step.peerLog(4, `Master ${hostname} silent for ${silentMs} ms; electing a new one`);
         this.masterLost(hostname, peer.lastHeard, 'last heartbeat');
+        this.#announceLoss = true;
       }
       step.peerLog(5, `Removing dead server from cluster: ${hostname} (silent for ${silentMs} ms)`);
       members.remove(hostname, peer);
     }
     if (quorum.track(now, this.self.eligible)) this.#listenAfterQuorum(now);
-    else if (step.peerReturned && quorum.enabled && this.settled && !this.master && members.liveClaimants(now).length === 0) {
+    else if (step.peerReturned && quorum.enabled && this.settled && !this.master && this.#claimants(now).length === 0) {
       // With a quorum, two masters must never overlap. A peer heard again after a silence
       // means a cut may just have healed, and a master on the other side may have kept its
       // quorum through it (a cut shorter than its quorum window): its next heartbeat can be
@@ -156,8 +215,17 @@ export class Roles {
       this.sendHeartbeat(now);
     }
 
-    let claimants = members.liveClaimants(now);
-    if (claimants.length > 1 && !this.master) claimants = this.#newestClaim(claimants);
+    let claimants = this.#claimants(now);
+    if (!this.master && claimants.length > 0) {
+      // During a handoff, a claim older than the master handing off is one it had superseded:
+      // not followed, and shown as what it is about to be.
+      const current = handoffs.current(claimants, now, (hostname) => this.#claimTerm(hostname, now));
+      if (current.length < claimants.length) {
+        for (const hostname of claimants) if (!current.includes(hostname)) this.#showSuperseded(hostname);
+        claimants = current;
+      }
+    }
+    if (claimants.length > 1 && !this.master) claimants = this.#newestClaim(claimants, now);
 
     if (this.master && !quorum.has(now, this.self.eligible)) {
       this.relinquish(`lost quorum: fewer than ${quorum.size} eligible servers visible`);
@@ -165,27 +233,57 @@ export class Roles {
     }
 
     if (this.master) {
-      if (claimants.length === 0) return;
-      const rival = claimants.sort((a, b) => this.compare(a, b))[0] as string;
-      step.event({ type: 'conflict', hostname: rival });
-      if (this.compare(this.hostname, rival) < 0) {
-        // We rank first, so we are the one the recomputation picks: keep the role, take a
-        // term above the rival's, and say so at once; the rival yields when it hears us.
-        step.logOnce('conflict', 1, `MASTER CONFLICT: ${rival} also thinks it is master; we rank first and keep the role`);
-        // Above the rival's term, unless it is beyond what we adopt from one packet (a forgery
-        // past the ceiling): raising ours to it on every evaluation would ratchet without end.
-        const rivalTerm = members.get(rival)?.record.term ?? 0;
-        if (rivalTerm >= this.term && rivalTerm < MAX_TERM && rivalTerm - this.term < MAX_TERM_STEP) this.term = rivalTerm + 1;
-        this.self.term = this.term;
-        members.touch(this.hostname);
-        this.#p.announcer.answerSoon(now);
+      if (claimants.length === 0) {
+        // A term above ours was claimed (a master we never heard, now gone: the other side of
+        // a healed partition, say). A store that saw it would refuse our writes: claim again,
+        // above it, in our slot. Not at once: when that master is alive beyond a server we do
+        // not hear, its followers' word names it within a tick, and the conflict is settled by
+        // rank; claiming first made each of two such masters outbid the other once a tick.
+        if (this.term <= this.held) this.#higherSince = null;
+        else if (this.#higherSince === null) this.#higherSince = now.mono;
+        else if (now.mono >= this.#higherSince + this.#p.timing.tickMs) {
+          this.#higherSince = null;
+          this.#claimAbove(this.term, now, 'a higher term was claimed elsewhere');
+        }
         return;
       }
-      step.logOnce('conflict', 1, `MASTER CONFLICT: ${rival} also thinks it is master and ranks first`);
+      this.#higherSince = null;
+      const rival = claimants.sort((a, b) => this.compare(a, b))[0] as string;
+      const through = this.#heardThrough(rival, now);
+      step.event({ type: 'conflict', hostname: rival });
+      if (this.compare(this.hostname, rival) < 0) {
+        // We rank first, so we are the one the recomputation picks: keep the role, claim a
+        // term above the rival's, and say so at once; the rival yields when it hears us
+        // (itself, or through the servers that follow us).
+        step.logOnce('conflict', 1, `MASTER CONFLICT: ${rival}${through} also thinks it is master; we rank first and keep the role`);
+        // Above every rival's term, unless one is beyond what we adopt from one packet (a
+        // forgery past the ceiling): raising ours to it on every evaluation would ratchet
+        // without end.
+        let above = this.term;
+        let rivalTerm = 0;
+        for (const claimant of claimants) {
+          const term = this.#claimTerm(claimant, now);
+          rivalTerm = Math.max(rivalTerm, term);
+          if (term >= above && term < MAX_TERM && term - this.term < MAX_TERM_STEP) above = term;
+        }
+        if (above > this.held) this.#claimAbove(above, now, `${rival} claimed term ${rivalTerm}`);
+        // Our table shows the rivals as what they are about to be, as a slave's shows a
+        // superseded claim (#newestClaim): they yield when they hear us.
+        for (const claimant of claimants) {
+          const record = members.get(claimant)?.record;
+          if (record?.master && this.#claimTerm(claimant, now) < this.held) {
+            record.master = false;
+            members.touch(claimant);
+          }
+        }
+        return;
+      }
+      step.logOnce('conflict', 1, `MASTER CONFLICT: ${rival}${through} also thinks it is master and ranks first`);
       if (this.exitOnConflict) {
         step.log(1, 'The server is shutting down due to master conflict');
         this.exiting = true;
         this.role = 'none';
+        this.held = 0;
         this.#setSelfMaster(false);
         this.setMasterHostname('');
         step.event({ type: 'exit', reason: `master conflict with ${rival}` });
@@ -197,16 +295,80 @@ export class Roles {
 
     if (claimants.length === 1) {
       const master = claimants[0] as string;
-      this.takeCheckpoint(members.get(master)?.ckpt ?? null);
+      const peer = members.get(master);
+      if (peer && members.isLive(peer, now)) {
+        this.takeCheckpoint(peer.ckpt);
+        // Shown as superseded while a newer claim stood; that one is over, and this is the master.
+        if (!peer.record.master) {
+          peer.record.master = true;
+          members.touch(master);
+        }
+      }
       this.settled = true;
       handoffs.done(master, this.hostname);
       this.setMasterHostname(master, now);
       this.#becomeSlave();
+      // A promote() of ours that waited for a handoff in flight, or for answers: this master is the one to ask.
+      handoffs.cancelClaim();
+      if (handoffs.shouldAsk(master, now)) this.askForRole(master);
       return;
     }
     // None, or several (a conflict among peers, which they resolve between themselves).
     this.setMasterHostname('');
-    if (claimants.length === 0 && this.#mayClaim(now)) this.becomeMaster(now);
+    if (claimants.length > 0) return;
+    if (this.#mayClaim(now)) {
+      this.becomeMaster(now);
+    } else if (handoffs.promoteClaimDue(now) && this.#mayClaimPromoted(now)) {
+      // promote() found no master, asked who is there, and nobody answered as master: claim.
+      this.#p.step.log(4, 'Promoted, and no master answered: claiming now');
+      this.settled = true;
+      this.becomeMaster(now);
+    }
+  }
+
+  /** A silent peer is due for removal now (not locked, not kept on a follower's word). */
+  removalsDue(now: Instant): boolean {
+    if (now.mono < this.#holdRemovalsUntil) return false;
+    for (const [hostname, peer] of this.#p.members.dead(now)) {
+      if (!peer.record.locked && !this.#p.words.says(hostname, now)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Live servers that claim master: those we hear say so, and those we hear of through a
+   * slave that hears them (words.ts).
+   */
+  #claimants(now: Instant): string[] {
+    return this.#p.words.claimants(this.#p.members.liveClaimants(now), now);
+  }
+
+  /** " (heard through another server)" for a log line, when that is how we know it. */
+  #heardThrough(hostname: string, now: Instant): string {
+    return this.#p.words.says(hostname, now) ? ' (heard through another server)' : '';
+  }
+
+  #claimTerm(hostname: string, now: Instant): number {
+    return this.#p.words.termOf(hostname, now);
+  }
+
+  /** When a word we rely on runs out, or a higher term waited for its rival long enough (Infinity: none). */
+  nextRelayDeadline(now: Instant): number {
+    const higher = this.#higherSince !== null && this.role === 'master' ? this.#higherSince + this.#p.timing.tickMs : Infinity;
+    return Math.min(higher, this.#p.words.nextDeadline(now));
+  }
+
+  /** Claim a new term above `above`, in our slot, keeping the role; the others hear it at once. */
+  #claimAbove(above: number, now: Instant, why: string): void {
+    const term = nextTerm(Math.max(above, this.term), this.slot);
+    if (term > MAX_TERM) return;
+    this.#p.step.log(4, `Claiming term ${term} (${why}); we keep the master role`);
+    this.held = term;
+    this.lastClaimed = term;
+    this.term = Math.max(this.term, term);
+    this.self.term = term;
+    this.#p.members.touch(this.hostname);
+    this.#p.announcer.answerSoon(now);
   }
 
   /**
@@ -237,13 +399,12 @@ export class Roles {
    * them: no master until they settle. Masters themselves still see every rival:
    * conflicts are resolved by rank.
    */
-  #newestClaim(claimants: string[]): string[] {
-    const { members } = this.#p;
+  #newestClaim(claimants: string[], now: Instant): string[] {
     let newest = '';
     let newestTerm = -1;
     let tie = false;
     for (const hostname of claimants) {
-      const term = members.get(hostname)?.record.term ?? 0;
+      const term = this.#claimTerm(hostname, now);
       if (term > newestTerm) {
         newest = hostname;
         newestTerm = term;
@@ -253,14 +414,18 @@ export class Roles {
       }
     }
     if (tie) return claimants;
-    for (const hostname of claimants) {
-      const record = members.get(hostname)?.record;
-      if (record && hostname !== newest && record.master) {
-        record.master = false;
-        members.touch(hostname);
-      }
-    }
+    for (const hostname of claimants) if (hostname !== newest) this.#showSuperseded(hostname);
     return [newest];
+  }
+
+  /** A claim to master superseded by a newer one: its row shows `master: false`. */
+  #showSuperseded(hostname: string): void {
+    const { members } = this.#p;
+    const record = members.get(hostname)?.record;
+    if (record?.master) {
+      record.master = false;
+      members.touch(hostname);
+    }
   }
 
   mayClaim(now: Instant): boolean {
@@ -271,13 +436,14 @@ export class Roles {
     const { members, instances, quorum, handoffs } = this.#p;
     if (!this.self.eligible || !this.settled || this.stopped || !quorum.has(now, this.self.eligible, true) || instances.yieldsName(now, this.master)) return false;
     if (quorum.leaseHeld(now)) return false;
-    if (this.term >= MAX_TERM) {
+    if (nextTerm(this.term, this.slot) > MAX_TERM) {
       this.#p.step.logOnce('term-exhausted', 1, `Cannot become master: the term (fencing token) has reached ${MAX_TERM} and cannot grow`);
       return false;
     }
+    // A target we have not heard yet (we just started) is about to claim: its claim is on its way.
     const handoff = handoffs.blocksClaimBy(this.hostname, now, (target) => {
       const peer = members.get(target);
-      return peer !== undefined && members.isLive(peer, now);
+      return peer === undefined || (peer.record.eligible && members.isLive(peer, now));
     });
     if (handoff === 'target') return true;
     if (handoff) return false; // it claims, not us
@@ -287,13 +453,34 @@ export class Roles {
     return true;
   }
 
+  /** promote(): ask the master we follow to hand the role to us. */
+  askForRole(master: string): void {
+    const { announcer, handoffs, step } = this.#p;
+    step.log(4, `Asking ${master} to hand the master role to us`);
+    handoffs.asked(master);
+    announcer.send({ action: 'promote', hostname: this.hostname, target: master, iid: this.#instanceId, seq: announcer.nextSeq() });
+  }
+
+  /** promote() may claim without being first in rank or having listened a tock, but not against these. */
+  #mayClaimPromoted(now: Instant): boolean {
+    const { instances, quorum, handoffs } = this.#p;
+    return this.self.eligible && !this.stopped && !handoffs.inFlight(now, this.hostname) && quorum.has(now, true, true) && !instances.yieldsName(now, false) && nextTerm(this.term, this.slot) <= MAX_TERM;
+  }
+
   /** Negative when `a` ranks before `b`: higher priority, then hostname in plain string order. */
   compare(a: string, b: string): number {
-    const { members } = this.#p;
-    const pa = a === this.hostname ? this.priority : (members.get(a)?.record.priority ?? 0);
-    const pb = b === this.hostname ? this.priority : (members.get(b)?.record.priority ?? 0);
+    const pa = this.#priorityOf(a);
+    const pb = this.#priorityOf(b);
     if (pa !== pb) return pb - pa;
     return a < b ? -1 : a > b ? 1 : 0;
+  }
+
+  /** Ours, a peer's as it last said, or that of a master we hear of only through its follower. */
+  #priorityOf(hostname: string): number {
+    if (hostname === this.hostname) return this.priority;
+    const peer = this.#p.members.get(hostname);
+    if (peer) return peer.record.priority;
+    return this.#p.words.priorityOf(hostname);
   }
 
   /** The live eligible peer that ranks first, if any. */
@@ -310,15 +497,18 @@ export class Roles {
   becomeMaster(now: Instant): void {
     const { step, handoffs, members } = this.#p;
     this.role = 'master';
-    this.term += 1;
-    this.self.term = this.term;
+    // In our slot: no server that claims without hearing us can take the same number.
+    this.held = nextTerm(this.term, this.slot);
+    this.term = this.held;
+    this.lastClaimed = this.held;
+    this.self.term = this.held;
     this.#setSelfMaster(true);
     handoffs.done(this.hostname, this.hostname);
     const since = this.#sinceLost(now);
     this.setMasterHostname(this.hostname);
-    step.log(4, `We are now the master server (term ${this.term})${since}`, { servers: [...members.hostnames(), this.hostname].sort() });
-    step.event({ type: 'master', term: this.term, checkpoint: this.checkpointData });
-    handoffs.promoted(this.term);
+    step.log(4, `We are now the master server (term ${this.held})${since}`, { servers: [...members.hostnames(), this.hostname].sort() });
+    step.event({ type: 'master', term: this.held, checkpoint: this.checkpointData });
+    handoffs.promoted(this.held);
     this.sendHeartbeat(now);
   }
 
@@ -333,6 +523,7 @@ export class Roles {
   relinquish(reason: string): void {
     this.#p.step.log(reason.startsWith('master conflict') ? 1 : 4, `We are relinquishing master control: ${reason}`);
     this.role = 'slave';
+    this.held = 0;
     this.#setSelfMaster(false);
     this.setMasterHostname('');
     this.#p.step.event({ type: 'slave' });
@@ -342,6 +533,7 @@ export class Roles {
   stop(): void {
     this.stopped = true;
     this.role = 'none';
+    this.held = 0;
     this.#setSelfMaster(false);
   }
 
@@ -354,11 +546,12 @@ export class Roles {
     if (hostname === this.masterHostname) return;
     const previous = this.masterHostname;
     this.masterHostname = hostname;
-    const followedTerm = hostname && hostname !== this.hostname ? this.#p.members.get(hostname)?.record.term : undefined;
+    const followedTerm = hostname && hostname !== this.hostname && now ? this.#claimTerm(hostname, now) : undefined;
     this.#followed = now && followedTerm !== undefined ? { hostname, since: now.mono, term: followedTerm, base: Math.max(this.term, TERM_CEILING) } : null;
     if (hostname && hostname !== this.hostname) {
-      const term = this.#p.members.get(hostname)?.record.term ?? 0;
-      this.#p.step.peerLog(4, `The master server is now: ${hostname} (term ${term})${now ? this.#sinceLost(now) : ''}`);
+      const term = followedTerm ?? this.#p.members.get(hostname)?.record.term ?? 0;
+      const through = now ? this.#heardThrough(hostname, now) : '';
+      this.#p.step.peerLog(4, `The master server is now: ${hostname}${through} (term ${term})${now ? this.#sinceLost(now) : ''}`);
     }
     const lost = this.#lost;
     if (hostname) this.#lost = null;
@@ -422,7 +615,8 @@ export class Roles {
     const { announcer, handoffs, members } = this.#p;
     const handoff = handingTo ?? handoffs.announced(this.master);
     const self = this.self;
-    self.term = this.term;
+    const term = this.fencingTerm;
+    self.term = term;
     self.uptime = Math.max(0, Math.floor((now.mono - this.startedAt) / 1000));
     self.now = now.wall / 1000;
     members.touch(this.hostname);
@@ -442,12 +636,20 @@ export class Roles {
     heartbeat.tick = Math.min(86_400_000, Math.max(10, Math.round(this.#p.timing.tickMs)));
     heartbeat.beats = this.#p.timing.checkBeats;
     if (this.#pid !== undefined) heartbeat.pid = this.#pid;
-    // Other new fields only when they say something.
-    if (this.term > 0) heartbeat.term = this.term;
+    // Paced to a faster peer: say so, so a peer that reloaded a shorter tick knows when to expect us.
+    const pace = Math.min(86_400_000, Math.max(10, Math.round(announcer.intervalMs(now))));
+    if (pace !== heartbeat.tick) heartbeat.pace = pace;
+    // Other new fields only when they say something. A master says the term it serves under;
+    // a slave, the highest it knows (the next claim, anyone's, goes above it).
+    if (term > 0) heartbeat.term = term;
     if (this.priority !== 0) heartbeat.prio = this.priority;
     if (handoff !== undefined) heartbeat.handoff = handoff;
     // The master (and a master handing off) carries the checkpoint, so every server holds the latest.
     if (this.checkpoint && (this.master || handoff !== undefined)) heartbeat.ckpt = this.checkpoint;
+    // The master we follow: a server cut off from it, hearing us, keeps it (relays.ts).
+    const master = this.masterHostname;
+    const lead = this.role === 'slave' && master && master !== this.hostname ? this.#p.words.lead(master, now) : undefined;
+    if (lead) heartbeat.lead = lead;
     const echo = this.#p.guard?.takeEchoes();
     if (echo) heartbeat.echo = echo;
     announcer.send(heartbeat);

@@ -132,6 +132,8 @@ export class Driver<C extends Elector = ElectionCore> {
   #lost: { hostname: string; at: number } | null = null;
   /** The last failover seen here, or null. */
   lastFailover: Failover | null = null;
+  /** The earliest wake-up asked of the host since its timer last fired (the host keeps the earliest). */
+  #dueAt = Infinity;
 
   constructor(core: C, host: DriverHost, wire: WireSettings | null, budget: LogBudgetOptions = {}) {
     this.core = core;
@@ -174,9 +176,14 @@ export class Driver<C extends Elector = ElectionCore> {
     this.#enqueue({ run: null, message, from, sent: undefined, after, remote: true });
   }
 
-  /** The wake-up time came. */
+  /**
+   * The wake-up time came. How late the host's timer fired, against the earliest wake-up
+   * asked for since the last one, goes to the core: its grace for silent peers follows it.
+   */
   tick(): void {
-    this.run((core, now) => core.tick(now));
+    const due = this.#dueAt;
+    this.#dueAt = Infinity;
+    this.run((core, now) => core.tick(now, due < now.mono ? now.mono - due : 0));
   }
 
   /** Log a line caused by network input (a dropped datagram), within the same budget as the core's. */
@@ -194,11 +201,11 @@ export class Driver<C extends Elector = ElectionCore> {
       pending.sent?.();
       return;
     }
-    this.#carryOut(out, pending);
+    this.#carryOut(out, pending, now.mono);
     pending.after?.(out);
   }
 
-  #carryOut(out: Output, pending: Pending<C>): void {
+  #carryOut(out: Output, pending: Pending<C>, now: number): void {
     // Indexed loops and no closure unless someone waits for the sends: an idle server runs
     // this for every datagram, mostly before the JIT has optimized it, where each for…of
     // costs an iterator and each closure an allocation (docs/PERFORMANCE.md, idle cost).
@@ -221,6 +228,8 @@ export class Driver<C extends Elector = ElectionCore> {
     if (out.store) for (const op of out.store) host.store?.(op);
     const logs = out.logs;
     for (let i = 0; i < logs.length; i++) this.#writeLog(logs[i] as LogLine, pending.remote);
+    // Not before now: a deadline already past fires at once, and is no lateness of the timer.
+    if (out.wakeAt < this.#dueAt) this.#dueAt = Math.max(out.wakeAt, now);
     host.schedule(out.wakeAt);
     const events = coalesceMasterChanges(out.events);
     for (let i = 0; i < events.length; i++) this.#deliver(events[i] as CoreEvent);

@@ -23,7 +23,8 @@ export interface Elector {
   /** Hostnames whose row changed since the last call, or 'all'. */
   takeChanged(): Set<string> | 'all';
   start(now: Instant): Output;
-  tick(now: Instant): Output;
+  /** `lateMs`: how late the timer that calls it fired (the driver measures it). */
+  tick(now: Instant, lateMs?: number): Output;
   receive(message: Message, from: Address, now: Instant): Output;
   sendMessage(to: string, messageType: string, payload: JsonValue, now: Instant, ids?: { rid?: string; re?: string }): Output;
   /** `ticket` (coordinator mode) comes back in the `checkpoint` event that says whether it was stored. */

@@ -54,13 +54,14 @@ export const MAX_TERM = Number.MAX_SAFE_INTEGER;
  * A term heard from another server is adopted as it is up to here. Beyond it (reachable
  * only by forged packets in an open cluster), our term rises by at most MAX_TERM_STEP per
  * packet, and towards the term of the master we follow by at most MAX_TERM_CATCHUP_PER_S
- * per second of following it: a forger would need 2^44 packets, or to be followed as master
+ * per second of following it: a forger would need 2^35 packets, or to be followed as master
  * for two years, to exhaust the space left, while a server that missed the forgery catches
  * up with the real master within moments (its term is the one it must exceed when it
- * claims next).
+ * claims next). The step is two rounds of term slots (protocol/terms.ts): a real claim,
+ * at most one round above the highest term its claimant knew, is adopted in one packet.
  */
 export const TERM_CEILING = 2 ** 52;
-export const MAX_TERM_STEP = 2 ** 8;
+export const MAX_TERM_STEP = 2 ** 17;
 export const MAX_TERM_CATCHUP_PER_S = 2 ** 26;
 /** Uptimes are seconds; more than three centuries is not one. */
 export const MAX_UPTIME_S = 1e10;

@@ -33,7 +33,7 @@ export interface HeartbeatMessage {
    * freshness proof that admits a new instance (see core/freshness.ts).
    */
   echo?: string[];
-  /** The highest term (fencing token) the sender knows; a master's is its own. Absent: 0. */
+  /** The highest term (fencing token) the sender knows; a master's is the term it claimed and serves under. Absent: 0. */
   term?: number;
   /** The sender's priority (higher wins, then hostname). Absent: 0. */
   prio?: number;
@@ -49,6 +49,35 @@ export interface HeartbeatMessage {
   beats?: number;
   /** The sender's process id: a duplicate-hostname report names each process by it (and its host). */
   pid?: number;
+  /**
+   * The interval (ms) at which the sender sends its heartbeats now, when it paces them to a
+   * faster peer (absent: every `tick`). A server that reloaded a shorter heartbeat judges a
+   * peer by its new deadline only once the peer's heartbeats show this pace.
+   */
+  pace?: number;
+  /**
+   * A slave's master, when the slave hears it itself (see `Lead`). A server that cannot hear
+   * that master (a cut between the two, while both hear this one) counts it as a live master
+   * on this word, one hop only (core/relays.ts).
+   */
+  lead?: Lead;
+}
+
+/** The master a slave follows and hears, as the slave last heard it. */
+export interface Lead {
+  /** Its hostname. */
+  h: string;
+  /** Milliseconds since the slave last heard it (0 to a day). */
+  age: number;
+  /** Its term. */
+  t: number;
+  /** Its priority (absent: 0). */
+  p?: number;
+  /**
+   * How many servers the word passed through before this one (absent: 0, the sender hears
+   * it itself). A slave that follows a master on another's word passes it on once more.
+   */
+  n?: number;
 }
 
 /** A small state object published by a master; ordered by (term, version). */

@@ -100,7 +100,7 @@ export function createMetricsRegistry(source: MetricsSource): MetricsRegistry {
   gauge('is_master', '1 while this server is the master, else 0.', () => (source.master ? 1 : 0));
   gauge('master_known', '1 while this server knows an agreed master (what the health route answers 200 for), else 0.', () => (source.masterHostname ? 1 : 0));
   gauge('eligible', '1 while this server may become master, else 0.', () => (source.eligible ? 1 : 0));
-  gauge('term', 'The highest term (fencing token) this server knows.', () => source.term);
+  gauge('term', 'The fencing token: on the master the term it claimed and serves under, elsewhere the highest term this server knows.', () => source.term);
   gauge('members', 'Live eligible servers (self included) that work is split over.', () => source.members.length);
   gauge('servers', 'Servers in this server\'s table, self included.', () => Object.keys(source.servers).length);
   counter('failovers_total', 'Times this server saw the master change (lost and replaced, or handed over).', () => source.stats.failovers);

@@ -9,7 +9,7 @@
  * (wire/auth.ts) and nothing else is accepted; without one the bytes are the original's.
  */
 import { isIP } from 'node:net';
-import type { AppMessage, HeartbeatMessage, HelloMessage, JsonObject, JsonValue, Message, PeersMessage, WireMessage } from '../protocol/messages';
+import type { AppMessage, HeartbeatMessage, HelloMessage, JsonObject, JsonValue, Lead, Message, PeersMessage, WireMessage } from '../protocol/messages';
 import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, ECHO_PATTERN, INSTANCE_ID_PATTERN, MAX_DATA_DEPTH, MAX_ECHOES, REQUEST_ID_PATTERN, MAX_GOSSIP_ADDRESSES, MAX_PRIORITY, MAX_UDP_PAYLOAD, MAX_PID, MAX_UPTIME_S, MESSAGE_TYPE_PATTERN, isValidHostname } from '../protocol/limits';
 import { parseAddress } from '../protocol/address';
 import { looksSealed, open, seal, type Keyring } from './auth';
@@ -95,6 +95,8 @@ function encodeBody(message: WireMessage): Buffer {
     if (message.tick !== undefined) wire.tick = message.tick;
     if (message.beats !== undefined) wire.beats = message.beats;
     if (message.pid !== undefined) wire.pid = message.pid;
+    if (message.pace !== undefined) wire.pace = message.pace;
+    if (message.lead !== undefined) wire.lead = message.lead;
   }
   if (message.cid !== undefined) wire.cid = message.cid;
   if (message.action === 'hello' && message.for !== undefined) wire.for = message.for;
@@ -279,6 +281,22 @@ function validate(raw: Record<string, unknown>, bodyBytes: number, maxDataBytes:
   if (raw.pid !== undefined) {
     if (!isIntegerIn(raw.pid, 1, MAX_PID)) return drop('bad-field', 'pid');
     message.pid = raw.pid;
+  }
+  // Its heartbeat interval while it paces to a faster peer: within the same bounds as tick.
+  if (raw.pace !== undefined) {
+    if (!isIntegerIn(raw.pace, 10, 86_400_000)) return drop('bad-field', 'pace');
+    message.pace = raw.pace;
+  }
+  // The master it follows and hears: its hostname, how long ago it heard it (ms, at most a day), its term and priority.
+  if (raw.lead !== undefined) {
+    const lead = raw.lead;
+    if (!isPlainObject(lead) || !isValidHostname(lead.h) || !isIntegerIn(lead.age, 0, 86_400_000) || !isCounter(lead.t)) return drop('bad-field', 'lead');
+    if (lead.p !== undefined && (typeof lead.p !== 'number' || !Number.isFinite(lead.p) || Math.abs(lead.p) > MAX_PRIORITY)) return drop('bad-field', 'lead');
+    if (lead.n !== undefined && !isIntegerIn(lead.n, 0, 15)) return drop('bad-field', 'lead');
+    const decoded: Lead = { h: lead.h, age: lead.age, t: lead.t };
+    if (lead.p !== undefined) decoded.p = lead.p;
+    if (lead.n !== undefined) decoded.n = lead.n;
+    message.lead = decoded;
   }
   if (echo !== undefined && echo.length > 0) message.echo = echo;
   return { ok: true, message };
