@@ -589,6 +589,8 @@ class MultiServer extends Component {
           quorum: settings.quorum,
           clusterId: settings.cluster_id,
           verifyInstances: this.#keyring !== null,
+          // A promote request waits for our exclusive() work to drain (src/app/master-work.ts).
+          drainMs: settings.drain_timeout * 1000,
         });
         this.#driver = new Driver<Elector>(
           core,
@@ -1012,7 +1014,7 @@ class MultiServer extends Component {
       this.logError('config', 'coordinator changed; this takes effect after a restart');
       settings.coordinator = previous.coordinator;
     }
-    this.#run((core, now) => core.setPolicy({ exitOnConflict: settings.exit_on_conflict, priority: settings.priority, quorum: settings.quorum }, now));
+    this.#run((core, now) => core.setPolicy({ exitOnConflict: settings.exit_on_conflict, priority: settings.priority, quorum: settings.quorum, drainMs: settings.drain_timeout * 1000 }, now));
     this.logDebug(4, `Config reloaded: heartbeat_freq ${settings.heartbeat_freq} s, check_beats ${settings.check_beats}`);
     this.#run((core, now) => core.setTiming({ tickMs: settings.heartbeat_freq * 1000, checkBeats: settings.check_beats }, now));
   }

@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ProcessCluster } from '../tools/process-cluster';
+import { preciseNow } from '../tools/child';
 import { readWork, workRuns, type WorkConfig, type WorkLine } from '../tools/work';
 import { EtcdCluster, etcdUnavailable, ETCD_PACKAGE } from '../tools/etcd-cluster';
 
@@ -102,6 +103,26 @@ describe('exclusive(): real processes, UDP heartbeats', () => {
       await jobsStarted(file, 'bravo', 1);
       const runs = assertNoOverlap(file);
       assert.equal(runs.find((run) => run.host === 'alpha')?.aborts, 0);
+    } finally {
+      await c.stopAll();
+    }
+  });
+
+  test('promote() of another server while jobs longer than a tock run: it waits for the drain (no failure), then takes over', async () => {
+    // Jobs of 1.5 s, a tock of 0.75 s: the promote outlasts its own tock, kept waiting by the master's heartbeats.
+    const { cluster: c, file } = await cluster(['alpha', 'bravo', 'charlie'], { everyMs: 100, jobMs: 1500 });
+    try {
+      await c.waitAgreed(WAIT_MS, 'alpha');
+      await jobsStarted(file, 'alpha', 3);
+      const asked = preciseNow();
+      c.command('charlie', { cmd: 'promote' });
+      await c.waitFor(() => c.reports.some((r) => r.host === 'charlie' && r.type === 'promoted'), WAIT_MS, "charlie's promote() to settle");
+      const promoted = c.reports.find((r) => r.host === 'charlie' && r.type === 'promoted')!;
+      assert.equal(promoted.detail, undefined, `promote() failed: ${promoted.detail}`);
+      await c.waitAgreed(WAIT_MS, 'charlie');
+      await jobsStarted(file, 'charlie', 1);
+      assertNoOverlap(file);
+      assert.ok(promoted.t - asked > c.tockMs, 'the drain outlasted a tock (a job just started runs 1.5 s), and the promote waited it out');
     } finally {
       await c.stopAll();
     }

@@ -23,6 +23,7 @@ import type { Instant, Output, ServerRecord } from './types';
 import { Announcer } from './announce';
 import { FreshnessGuard } from './freshness';
 import { Handoffs } from './handoff';
+import { PromoteHold } from './hold';
 import { Inbox } from './inbox';
 import { Instances } from './instances';
 import { MemberTable } from './members';
@@ -50,6 +51,8 @@ export class ElectionCore {
   readonly #instances: Instances;
   readonly #quorum: Quorum;
   readonly #handoffs: Handoffs;
+  /** A promote request held while the app drains its master work (hold.ts). */
+  readonly #hold: PromoteHold;
   readonly #announcer: Announcer;
   readonly #roles: Roles;
   readonly #inbox: Inbox;
@@ -76,6 +79,7 @@ export class ElectionCore {
     const instances = (this.#instances = new Instances(self, timing, step, members));
     const quorum = (this.#quorum = new Quorum(options.quorum ?? 0, members));
     const handoffs = (this.#handoffs = new Handoffs(step, () => timing.tockMs));
+    const hold = (this.#hold = new PromoteHold({ event: (event) => step.event(event), log: (level, message) => step.log(level, message) }, options.drainMs ?? null));
     const announcer = (this.#announcer = new Announcer({ ...self, clusterId: this.#clusterId }, timing, step, guard, (now) => this.#roles.sendHeartbeat(now), () => members.fastestTick()));
     const priority = options.priority ?? 0;
     const record: ServerRecord = {
@@ -93,8 +97,8 @@ export class ElectionCore {
     };
     const roleOptions = { hostname: options.hostname, ip: options.ip, instanceId: options.instanceId, pid: options.pid, priority, exitOnConflict: options.exitOnConflict ?? false };
     const words = new Words(options.hostname, relays, members, timing);
-    const roles = (this.#roles = new Roles(roleOptions, record, { timing, step, members, instances, quorum, handoffs, announcer, guard, relays, words }));
-    this.#inbox = new Inbox({ hostname: this.hostname, instanceId: this.instanceId, maxServers: this.#maxServers }, { timing, step, members, instances, handoffs, announcer, roles, guard, relays });
+    const roles = (this.#roles = new Roles(roleOptions, record, { timing, step, members, instances, quorum, handoffs, announcer, guard, relays, words, hold }));
+    this.#inbox = new Inbox({ hostname: this.hostname, instanceId: this.instanceId, maxServers: this.#maxServers }, { timing, step, members, instances, handoffs, announcer, roles, guard, relays, hold });
   }
 
   // ---- read-only state -------------------------------------------------------------
@@ -319,6 +323,11 @@ export class ElectionCore {
     // Late: a silent peer's heartbeat may be queued on our socket. Read it before judging.
     if (lateMs > 0 && this.#roles.removalsDue(now)) this.#announcer.quietDrain(now);
     this.#handoffs.expire(now, this.master);
+    if (this.#hold.overdue(now.mono, this.#timing.tockMs)) {
+      // The app never said its work drained (its own deadline was drain_timeout): go on without it.
+      this.#step.log(1, `Our master work did not report drained within drain_timeout and a tock: handing over to ${this.#hold.target} anyway`);
+      this.#releaseHold(now);
+    }
     this.#evaluate(now);
     this.#announcer.tick(now);
     return this.#flush(now);
@@ -375,8 +384,9 @@ export class ElectionCore {
   }
 
   /** Apply reloaded election policy. A lower priority or higher quorum takes effect at once. */
-  setPolicy(policy: { exitOnConflict: boolean; priority: number; quorum: number }, now: Instant): Output {
+  setPolicy(policy: { exitOnConflict: boolean; priority: number; quorum: number; drainMs?: number }, now: Instant): Output {
     const roles = this.#roles;
+    if (policy.drainMs !== undefined && this.#hold.holdMs !== null) this.#hold.holdMs = policy.drainMs;
     roles.exitOnConflict = policy.exitOnConflict;
     this.#quorum.size = policy.quorum;
     if (policy.priority !== roles.priority) {
@@ -400,13 +410,41 @@ export class ElectionCore {
       step.event({ type: 'stepdown', ok: false, hostname: '', reason: 'this server is not master' });
       return this.#flush(now);
     }
-    const target = this.#roles.bestPeer(now);
+    // A promote request held while the app drained: its sender asked first, it gets the role.
+    const held = this.#hold.take();
+    const target = held !== null && this.#liveEligible(held, now) ? held : this.#roles.bestPeer(now);
     if (!target) {
       step.event({ type: 'stepdown', ok: false, hostname: '', reason: 'no other eligible server to hand off to' });
       return this.#flush(now);
     }
     this.#inbox.handOff(target, now);
     return this.#flush(now);
+  }
+
+  /**
+   * The app's master work has drained (after a `drain` event): hand the role to the server
+   * whose promote request was held. Nothing when none is held, or we are no longer master.
+   */
+  drained(now: Instant): Output {
+    this.#releaseHold(now);
+    return this.#flush(now);
+  }
+
+  #releaseHold(now: Instant): void {
+    const target = this.#hold.take();
+    if (target === null || !this.#active || !this.master) return;
+    if (!this.#liveEligible(target, now)) {
+      this.#step.log(4, `Drained for ${target}, which is no longer a live eligible server: keeping the master role`);
+      this.#step.event({ type: 'stepdown', ok: false, hostname: target, reason: `${target} is no longer a live eligible server` });
+      return;
+    }
+    this.#step.log(4, `Master work drained: handing off to ${target}`);
+    this.#inbox.handOff(target, now);
+  }
+
+  #liveEligible(hostname: string, now: Instant): boolean {
+    const peer = this.#members.get(hostname);
+    return peer !== undefined && peer.record.eligible && this.#members.isLive(peer, now);
   }
 
   /**
@@ -496,11 +534,14 @@ export class ElectionCore {
     let wake = Math.min(announcer.nextDeadline(now), this.#handoffs.nextDeadline());
     if (!this.#roles.settled) wake = Math.min(wake, this.#roles.listenUntil);
     wake = Math.min(wake, this.#quorum.nextDeadline(now), this.#members.nextDeadline(now), this.#instances.nextDeadline(now), this.#roles.nextRelayDeadline(now));
+    if (this.master) wake = Math.min(wake, this.#hold.nextDeadline(this.#timing.tockMs));
     return wake;
   }
 
   #flush(now: Instant): Output {
     const step = this.#step;
+    // A request held for a role we no longer have: its sender learns the new master by itself.
+    if (!this.master && this.#hold.target !== null) this.#hold.clear();
     if (this.#started && step.membersMayHaveChanged) {
       step.membersMayHaveChanged = false;
       // After a step that may have changed it (a join, a departure, an eligibility flip),

@@ -122,6 +122,11 @@ export class Handoffs {
     return true;
   }
 
+  /** The master we asked drains before it hands over (its heartbeats say so): wait until `until` at least. */
+  keepWaiting(until: number): void {
+    if (this.#promoteUntil !== Infinity) this.#promoteUntil = Math.max(this.#promoteUntil, until);
+  }
+
   /** We asked `master` for the role (the request is on its way). */
   asked(master: string): void {
     this.#asked = master;
