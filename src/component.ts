@@ -694,6 +694,7 @@ class MultiServer extends Component {
           // read on a busy machine: listen that long at least, so rank decides, not the fastest.
           listenMs: 1000,
           authenticated: this.#keyring !== null,
+          drainMs: settings.drain_timeout * 1000,
         });
         this.#lease = lease;
         // Not budgeted as network input: the election's own lines about the store are rate-limited

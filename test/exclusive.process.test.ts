@@ -200,7 +200,7 @@ describe('exclusive(): real processes, etcd', { skip: unavailable ? `real etcd n
     await etcd?.close();
   });
 
-  test('stepDown() and SIGTERM while jobs run: each next master starts after the last job of the one before', async () => {
+  test('stepDown(), SIGTERM and a promote request while jobs run: each next master starts after the last job of the one before', async () => {
     const coordinator = { type: 'etcd', hosts: etcd.endpoints, ttl: 2, election_timeout_ms: etcd.electionMs, prefix: `/psm-exclusive-${process.pid}/` };
     const file = workFile();
     const c = new ProcessCluster({ heartbeatFreq: 1, checkBeats: 2, multi: { coordinator }, work: { file, everyMs: 40, jobMs: 300 } });
@@ -220,6 +220,15 @@ describe('exclusive(): real processes, etcd', { skip: unavailable ? `real etcd n
       const runs = assertNoOverlap(file);
       assert.deepEqual(runs.slice(0, 2).map((run) => run.host), ['alpha', 'bravo']);
       assert.ok(runs.every((run) => run.aborts === 0));
+      // promote() of the server that is not master: the master drains, then hands over.
+      const asker = hosts.find((host) => host !== next && c.live().includes(host))!;
+      c.command(asker, { cmd: 'promote' });
+      await c.waitFor(() => c.reports.some((r) => r.host === asker && r.type === 'promoted'), WAIT_MS, `${asker}'s promote() to settle`);
+      const promoted = c.reports.find((r) => r.host === asker && r.type === 'promoted')!;
+      assert.equal(promoted.detail, undefined, `promote() failed: ${promoted.detail}`);
+      await c.waitAgreed(WAIT_MS, asker);
+      await jobsStarted(file, asker, lines(file, asker, 'start').length + 1, `${asker} to run jobs`);
+      assertNoOverlap(file);
     } finally {
       await c.stopAll();
     }
