@@ -162,7 +162,8 @@ describe('run: hooks', () => {
     ];
     await w.start('alpha', { args });
     await w.waitFor(() => starts(w, 'alpha').length === 1, DEADLINE_MS, 'alpha\'s command');
-    assert.ok(readFileSync(record, 'utf8').startsWith('master alpha alpha 1 elected'), 'on-master ran, and the command started while it hangs');
+    const firstTerm = (starts(w, 'alpha')[0] as RunChildLine).term;
+    assert.ok(readFileSync(record, 'utf8').startsWith(`master alpha alpha ${firstTerm} elected`), 'on-master ran with the command\'s term, and the command started while it hangs');
     await w.start('bravo', { args });
     await w.waitFor(() => readFileSync(record, 'utf8').includes('slave bravo alpha'), DEADLINE_MS, 'bravo\'s on-slave');
     await w.waitFor(() => w.logged('alpha', /Hook on-master \(elected\) was killed by SIGTERM/), DEADLINE_MS, 'the hanging on-master hook to be killed');
@@ -190,13 +191,16 @@ describe('run: hooks', () => {
       socket.send(encode(message), w.port, '127.0.0.1');
     };
     try {
-      // A rival that ranks later ("zulu"): mike keeps the role and takes a term above it.
-      for (let i = 1; i <= 3; i++) forge('zulu', 40, i);
-      await w.waitFor(() => /master 4[1-9] conflict-won/.test(readFileSync(record, 'utf8')), DEADLINE_MS, 'on-master again after the conflict');
+      // A rival that ranks later ("zulu") with a higher term: mike keeps the role and takes a term above it.
+      const term = (starts(w)[0] as RunChildLine).term;
+      const rivalTerm = term + 10;
+      const rewon = (): boolean => [...readFileSync(record, 'utf8').matchAll(/master (\d+) conflict-won/g)].some((m) => Number(m[1]) > rivalTerm);
+      for (let i = 1; i <= 3; i++) forge('zulu', rivalTerm, i);
+      await w.waitFor(rewon, DEADLINE_MS, 'on-master again after the conflict, with a term above the rival\'s');
       assert.equal(starts(w).length, 1, 'the winner\'s command ran on');
       // A rival that ranks first ("alice"), with a higher term: mike relinquishes and stops its command.
       const before = w.commandProcesses();
-      for (let i = 1; i <= 3; i++) forge('alice', 90, i);
+      for (let i = 1; i <= 3; i++) forge('alice', rivalTerm + 1_000_000, i);
       await w.waitFor(() => /slave \S* (follows|no-master)/.test(readFileSync(record, 'utf8')), DEADLINE_MS, 'on-slave on losing');
       await w.waitFor(() => before.every((p) => !RunWrappers.exists(p)), DEADLINE_MS, 'the loser\'s command to stop');
       // alice falls silent: mike is master again, and its command runs again.
