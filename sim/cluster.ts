@@ -29,6 +29,8 @@ export interface SimNodeOptions {
   checkBeats?: number;
   /** Its app drains master work before a handover (drain_timeout, ms): promote requests are held until `drained`. */
   drainMs?: number;
+  /** Preemption on, with this preempt_delay (ms). */
+  preemptDelayMs?: number;
 }
 
 export interface SimClusterOptions {
@@ -591,6 +593,7 @@ export class SimCluster {
     if (options.quorum !== undefined) coreOptions.quorum = options.quorum;
     if (options.clusterId !== undefined) coreOptions.clusterId = options.clusterId;
     if (options.drainMs !== undefined) coreOptions.drainMs = options.drainMs;
+    if (options.preemptDelayMs !== undefined) coreOptions.preemptDelayMs = options.preemptDelayMs;
     return new ElectionCore(coreOptions);
   }
 

@@ -59,6 +59,8 @@ interface MultiServerStats extends DriverStats {
   sendErrors: number;
   /** Handoffs completed (stepDown or promote), as seen by the master that handed over. */
   handoffs: number;
+  /** Times this server asked the master for the role by preemption (`preempt`). */
+  preemptions: number;
   /** The current term (fencing token). */
   term: number;
 }
@@ -76,7 +78,7 @@ class MultiServer extends Component {
   readonly instanceId = randomBytes(8).toString('hex');
   /** The broadcast address in use. */
   broadcastIP = '';
-  readonly #counters = { dropped: {} as MultiServerStats['dropped'], oldKeyPackets: 0, sendErrors: 0, handoffs: 0 };
+  readonly #counters = { dropped: {} as MultiServerStats['dropped'], oldKeyPackets: 0, sendErrors: 0, handoffs: 0, preemptions: 0 };
 
   /** Counters for monitoring: a live object (each property reads the current value). */
   readonly stats: MultiServerStats = liveStats(
@@ -591,6 +593,7 @@ class MultiServer extends Component {
           verifyInstances: this.#keyring !== null,
           // A promote request waits for our exclusive() work to drain (src/app/master-work.ts).
           drainMs: settings.drain_timeout * 1000,
+          ...(settings.preempt ? { preemptDelayMs: settings.preempt_delay * 1000 } : {}),
         });
         this.#driver = new Driver<Elector>(
           core,
@@ -695,6 +698,7 @@ class MultiServer extends Component {
           listenMs: 1000,
           authenticated: this.#keyring !== null,
           drainMs: settings.drain_timeout * 1000,
+          ...(settings.preempt ? { preemptDelayMs: settings.preempt_delay * 1000 } : {}),
         });
         this.#lease = lease;
         // Not budgeted as network input: the election's own lines about the store are rate-limited
@@ -930,6 +934,9 @@ class MultiServer extends Component {
       case 'checkpoint':
         this.#settleCheckpoints(event);
         break;
+      case 'preempt':
+        this.#counters.preemptions++;
+        break;
       case 'duplicate':
         // An unhandled 'error' event would throw; only those who listen for it get one.
         if (this.listenerCount('error') > 0) this.#emitOne(this, 'error', [new DuplicateHostnameError(event.hostname, event.keeper, event.yielder)]);
@@ -1015,7 +1022,7 @@ class MultiServer extends Component {
       this.logError('config', 'coordinator changed; this takes effect after a restart');
       settings.coordinator = previous.coordinator;
     }
-    this.#run((core, now) => core.setPolicy({ exitOnConflict: settings.exit_on_conflict, priority: settings.priority, quorum: settings.quorum, drainMs: settings.drain_timeout * 1000 }, now));
+    this.#run((core, now) => core.setPolicy({ exitOnConflict: settings.exit_on_conflict, priority: settings.priority, quorum: settings.quorum, drainMs: settings.drain_timeout * 1000, preemptDelayMs: settings.preempt ? settings.preempt_delay * 1000 : null }, now));
     this.logDebug(4, `Config reloaded: heartbeat_freq ${settings.heartbeat_freq} s, check_beats ${settings.check_beats}`);
     this.#run((core, now) => core.setTiming({ tickMs: settings.heartbeat_freq * 1000, checkBeats: settings.check_beats }, now));
   }

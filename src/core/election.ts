@@ -24,6 +24,7 @@ import { Announcer } from './announce';
 import { FreshnessGuard } from './freshness';
 import { Handoffs } from './handoff';
 import { PromoteHold } from './hold';
+import { Preemption } from './preempt';
 import { Inbox } from './inbox';
 import { Instances } from './instances';
 import { MemberTable } from './members';
@@ -53,6 +54,8 @@ export class ElectionCore {
   readonly #handoffs: Handoffs;
   /** A promote request held while the app drains its master work (hold.ts). */
   readonly #hold: PromoteHold;
+  /** Preemption, off unless configured (preempt.ts). */
+  readonly #preempt: Preemption;
   readonly #announcer: Announcer;
   readonly #roles: Roles;
   readonly #inbox: Inbox;
@@ -79,6 +82,7 @@ export class ElectionCore {
     const instances = (this.#instances = new Instances(self, timing, step, members));
     const quorum = (this.#quorum = new Quorum(options.quorum ?? 0, members));
     const handoffs = (this.#handoffs = new Handoffs(step, () => timing.tockMs));
+    this.#preempt = new Preemption({ delayMs: options.preemptDelayMs ?? null });
     const hold = (this.#hold = new PromoteHold({ event: (event) => step.event(event), log: (level, message) => step.log(level, message) }, options.drainMs ?? null));
     const announcer = (this.#announcer = new Announcer({ ...self, clusterId: this.#clusterId }, timing, step, guard, (now) => this.#roles.sendHeartbeat(now), () => members.fastestTick()));
     const priority = options.priority ?? 0;
@@ -384,8 +388,9 @@ export class ElectionCore {
   }
 
   /** Apply reloaded election policy. A lower priority or higher quorum takes effect at once. */
-  setPolicy(policy: { exitOnConflict: boolean; priority: number; quorum: number; drainMs?: number }, now: Instant): Output {
+  setPolicy(policy: { exitOnConflict: boolean; priority: number; quorum: number; drainMs?: number; preemptDelayMs?: number | null }, now: Instant): Output {
     const roles = this.#roles;
+    if (policy.preemptDelayMs !== undefined) this.#preempt.delayMs = policy.preemptDelayMs;
     if (policy.drainMs !== undefined && this.#hold.holdMs !== null) this.#hold.holdMs = policy.drainMs;
     roles.exitOnConflict = policy.exitOnConflict;
     this.#quorum.size = policy.quorum;
@@ -524,6 +529,28 @@ export class ElectionCore {
   #evaluate(now: Instant): void {
     if (this.#announcer.draining(now)) return; // read what queued up during a stall first
     this.#roles.evaluate(now);
+    if (this.#preempt.enabled) this.#preemptIfDue(now);
+  }
+
+  /**
+   * Preemption: an eligible slave that ranks first among the live eligible servers, with its
+   * quorum, no handoff under way and no promote() of its own waiting, asks the master it has
+   * followed for the delay to hand the role over (a promote request, drained like any other).
+   */
+  #preemptIfDue(now: Instant): void {
+    const roles = this.#roles;
+    const master = roles.masterHostname;
+    let candidate: string | null = null;
+    if (roles.role === 'slave' && roles.self.eligible && master !== '' && master !== this.hostname && !this.#handoffs.promoting && this.#handoffs.pending === null) {
+      const best = roles.bestPeer(now);
+      const first = best === null || roles.compare(this.hostname, best) < 0;
+      if (first && this.#quorum.has(now, true, true) && this.#members.get(master) !== undefined) candidate = master;
+    }
+    if (!this.#preempt.due(now.mono, candidate) || candidate === null) return;
+    this.#step.log(4, `Preempting ${candidate}: we rank first and have followed it for ${Math.round(this.#preempt.delayMs ?? 0)} ms; asking it for the master role`);
+    this.#step.event({ type: 'preempt', master: candidate });
+    this.#handoffs.waitForPromotion(now.mono + this.#timing.tockMs);
+    roles.askForRole(candidate);
   }
 
   #wakeAt(now: Instant): number {
@@ -535,6 +562,7 @@ export class ElectionCore {
     if (!this.#roles.settled) wake = Math.min(wake, this.#roles.listenUntil);
     wake = Math.min(wake, this.#quorum.nextDeadline(now), this.#members.nextDeadline(now), this.#instances.nextDeadline(now), this.#roles.nextRelayDeadline(now));
     if (this.master) wake = Math.min(wake, this.#hold.nextDeadline(this.#timing.tockMs));
+    else wake = Math.min(wake, this.#preempt.nextDeadline());
     return wake;
   }
 

@@ -78,6 +78,11 @@ export class Handoffs {
     }
   }
 
+  /** Our promote() waits for the role. */
+  get promoting(): boolean {
+    return this.#promoteUntil !== Infinity;
+  }
+
   waitForPromotion(until: number): void {
     this.#promoteUntil = until;
     this.#asked = null;

@@ -34,6 +34,11 @@ export interface CoreOptions extends CoreTiming {
    * Unset: a promote request is handed over at once.
    */
   drainMs?: number;
+  /**
+   * Preemption (core/preempt.ts): ranking first among the live eligible servers, ask the master
+   * for the role once it has been followed this long (ms). Unset: off (the original's rule).
+   */
+  preemptDelayMs?: number;
 }
 
 export const DEFAULT_MAX_SERVERS = 1000;

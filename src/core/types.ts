@@ -84,7 +84,9 @@ export type CoreEvent =
    * A promote request from `target` that the election holds (`holdPromotes`) until the app's
    * master work has drained: answer with `drained()`, and the handoff goes on.
    */
-  | { type: 'drain'; target: string };
+  | { type: 'drain'; target: string }
+  /** Preemption: we rank first and ask `master` for the role (a promote request follows). */
+  | { type: 'preempt'; master: string };
 
 export interface LogLine {
   level: number;
