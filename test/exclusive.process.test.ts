@@ -128,6 +128,27 @@ describe('exclusive(): real processes, UDP heartbeats', () => {
     }
   });
 
+  test('preemption: a server that ranks first joins, and after preempt_delay takes the role once the master\'s jobs ended', async () => {
+    const file = workFile();
+    const c = new ProcessCluster({ heartbeatFreq: TICK_S, checkBeats: CHECK_BEATS, multi: { preempt: true, preempt_delay: 1 }, work: { file, everyMs: 40, jobMs: 300 } });
+    try {
+      await c.start('bravo');
+      await c.start('charlie');
+      await c.waitAgreed(WAIT_MS, 'bravo');
+      await jobsStarted(file, 'bravo', 3);
+      await c.start('alpha', { priority: 5 });
+      await c.waitAgreed(WAIT_MS, 'alpha');
+      await jobsStarted(file, 'alpha', 1);
+      const runs = assertNoOverlap(file);
+      assert.deepEqual(runs.map((run) => run.host), ['bravo', 'alpha']);
+      const followed = c.reports.find((r) => r.host === 'alpha' && r.type === 'masterchange' && r.detail === 'bravo')!;
+      const took = c.reports.find((r) => r.host === 'alpha' && r.type === 'master')!;
+      assert.ok(took.t - followed.t >= 1000, `alpha took the role ${(took.t - followed.t).toFixed(0)} ms after it began to follow bravo (preempt_delay 1 s)`);
+    } finally {
+      await c.stopAll();
+    }
+  });
+
   test('a failing health check: the master drains, steps down; once it passes again the server can be master again', async () => {
     const { cluster: c, file } = await cluster(['alpha', 'bravo', 'charlie'], { everyMs: 40, jobMs: 300, health: { interval: 0.1, rise: 2, fall: 2 } });
     try {
