@@ -101,6 +101,23 @@ describe('preemption', () => {
     assert.equal(sim.agreedMaster(), 'b');
   });
 
+  test('a server never preempts a master that ranks before it, even while it cannot hear that master', () => {
+    // a and b share the top priority; a sorts first and is master. b hears nothing from a for a
+    // while (lost heartbeats): a drops out of b's live servers, so b ranks first among those,
+    // but c's word keeps a the master b follows, past the delay, and a still ranks before b
+    // (seed 191 of the sweep: b asked, and the role went to b and back).
+    const sim = settled({ a: { priority: 5, preemptDelayMs: DELAY }, b: { priority: 5, preemptDelayMs: DELAY }, c: { preemptDelayMs: DELAY } }, 'a');
+    sim.runFor(2 * DELAY);
+    for (const silence of [DELAY / 2, DELAY + TOCK, 2 * DELAY, 3 * DELAY + TICK / 3]) {
+      sim.linkFaults.set(linkKey('a', 'b'), { drop: 1, delayMs: 0, dup: 0, dupDelayMs: 0 });
+      sim.runFor(silence);
+      sim.linkFaults.delete(linkKey('a', 'b'));
+      sim.runFor(2 * DELAY);
+    }
+    assert.deepEqual(preempts(sim), []);
+    assert.equal(sim.agreedMaster(), 'a');
+  });
+
   test('the master drains its work before it hands over to the preempting server', () => {
     const sim = settled({ b: { preemptDelayMs: DELAY, drainMs: 60_000 }, c: { drainMs: 60_000 } }, 'b');
     sim.add('a', { priority: 5, preemptDelayMs: DELAY, drainMs: 60_000 });

@@ -487,7 +487,8 @@ export class LeaseElection {
     let candidate: string | null = null;
     if (roles.role === 'slave' && this.#session.active && this.connected && this.#table.self.eligible && master !== null && master.hostname !== '' && master.iid !== this.instanceId && this.#handoffs.pending === null && this.#handoffs.promoteUntil === Infinity) {
       const best = this.#table.bestPeer();
-      if (best === null || this.#table.compare(this.hostname, best) < 0) candidate = master.hostname;
+      // The master must rank after us even when its own row is missing a moment from the table.
+      if ((best === null || this.#table.compare(this.hostname, best) < 0) && this.#table.compare(this.hostname, master.hostname) < 0) candidate = master.hostname;
     }
     if (!this.#preempt.due(now.mono, candidate) || candidate === null) return;
     this.#step.log(4, `Preempting ${candidate}: we rank first and have followed it for ${Math.round(this.#preempt.delayMs ?? 0)} ms; asking it for the master role`);

@@ -543,7 +543,9 @@ export class ElectionCore {
     let candidate: string | null = null;
     if (roles.role === 'slave' && roles.self.eligible && master !== '' && master !== this.hostname && !this.#handoffs.promoting && this.#handoffs.pending === null) {
       const best = roles.bestPeer(now);
-      const first = best === null || roles.compare(this.hostname, best) < 0;
+      // The master itself may not count as live a moment (its heartbeats lost): it must still
+      // rank after us, or a lossy link would hand the role to a server that ranks after it.
+      const first = (best === null || roles.compare(this.hostname, best) < 0) && roles.compare(this.hostname, master) < 0;
       if (first && this.#quorum.has(now, true, true) && this.#members.get(master) !== undefined) candidate = master;
     }
     if (!this.#preempt.due(now.mono, candidate) || candidate === null) return;
