@@ -180,6 +180,30 @@ describe('a stalled master (SIGSTOP, VM pause, long GC)', () => {
     }
   }
 
+  test('every stop length around the failover time: once awake, it is never master beside a successor', () => {
+    // The stall is lateness, and the grace grows with lateness: the woken master must judge its
+    // silence by what its peers waited, not by the grace the stall itself gave it (a run
+    // wrapper's command restarted beside the successor's when it did).
+    const overlaps: string[] = [];
+    let replaced = 0;
+    for (let stallMs = TOCK - TICK; stallMs <= TOCK + TICK; stallMs += 20) {
+      const sim = settled();
+      const a = sim.node('a');
+      sim.observer = {
+        afterStep() {
+          if (a.stalledUntil > sim.now) return;
+          const masters = sim.masters();
+          if (masters.length > 1 && overlaps.length < 5) overlaps.push(`stop ${stallMs} ms: ${masters.join(' and ')} at ${sim.now} ms`);
+        },
+      };
+      sim.stall('a', stallMs);
+      sim.runFor(stallMs + 3 * TOCK);
+      if (sim.eventsOf('master', 'b').length > 0) replaced++;
+    }
+    assert.deepEqual(overlaps, []);
+    assert.ok(replaced > 0, 'no stop length was long enough for a successor: the sweep tests nothing');
+  });
+
   test('the woken master decides nothing until its own marker comes back behind the backlog', () => {
     const sim = new SimCluster({ tickMs: TICK, checkBeats: 3, latencyMs: 1, trace: true, traceLevel: 9 });
     for (const host of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']) sim.add(host);

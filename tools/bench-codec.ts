@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { toolArgs } from './tool-args';
 import type { HeartbeatMessage } from '../src/protocol/messages';
 import { AUTH_HEADER_BYTES, createKeyring, type Keyring } from '../src/wire/auth';
 import { decode, encode } from '../src/wire/codec';
@@ -117,7 +118,9 @@ export function benchCodec(seconds: number): CodecResult[] {
 
 /** `npm run bench:codec [-- --seconds S] [--json]`: the codec figures alone. */
 function main(): void {
-  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '2' }, json: { type: 'boolean', default: false } } });
+  const { values } = toolArgs('usage: npm run bench:codec -- [--seconds S] [--json]', () =>
+    parseArgs({ options: { seconds: { type: 'string', default: '2' }, json: { type: 'boolean', default: false } } }),
+  );
   const results = benchCodec(Number(values.seconds));
   if (values.json) {
     console.log(JSON.stringify(results, null, 2));

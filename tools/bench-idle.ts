@@ -30,6 +30,9 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { toolArgs } from './tool-args';
+
+const USAGE = 'usage: npm run bench:idle -- [--seconds S>0] [--heartbeat T>=0.05] [--nodes 2..7] [--warmup S] [--keep DIR]';
 import { ProcessCluster } from './process-cluster';
 import { freeUdpPort } from './loopback';
 
@@ -104,22 +107,24 @@ function pidOf(cluster: ProcessCluster, host: string): number {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      seconds: { type: 'string', default: '20' },
-      heartbeat: { type: 'string', default: '0.5' },
-      nodes: { type: 'string', default: '3' },
-      warmup: { type: 'string', default: '5' },
-      keep: { type: 'string' },
-    },
-    strict: true,
-  });
+  const { values } = toolArgs(USAGE, () =>
+    parseArgs({
+      options: {
+        seconds: { type: 'string', default: '20' },
+        heartbeat: { type: 'string', default: '0.5' },
+        nodes: { type: 'string', default: '3' },
+        warmup: { type: 'string', default: '5' },
+        keep: { type: 'string' },
+      },
+      strict: true,
+    }),
+  );
   const seconds = Number(values.seconds);
   const heartbeat = Number(values.heartbeat);
   const nodes = Number(values.nodes);
   const warmup = Number(values.warmup);
   if (!(seconds > 0) || !(heartbeat >= 0.05) || !(Number.isInteger(nodes) && nodes >= 2 && nodes <= HOSTNAMES.length)) {
-    throw new Error('usage: npm run bench:idle -- [--seconds S>0] [--heartbeat T>=0.05] [--nodes 2..7] [--keep DIR]');
+    throw new Error(USAGE);
   }
   const missing = valgrindMissing();
   if (missing) throw new Error(missing);

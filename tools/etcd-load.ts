@@ -12,6 +12,7 @@
  * Tick 1 s, check_beats 3, the default TTL (5 s at etcd's default election timeout).
  */
 import { parseArgs } from 'node:util';
+import { toolArgs } from './tool-args';
 import { performance } from 'node:perf_hooks';
 import { LeaseSimCluster } from '../sim/lease-cluster';
 import { defaultTtlSeconds } from '../src/coordinator/timing';
@@ -99,7 +100,10 @@ async function onEtcd(etcd: EtcdCluster, nodes: number, data: boolean, seconds: 
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { nodes: { type: 'string', default: '3,10,100' }, seconds: { type: 'string', default: '60' }, etcd: { type: 'boolean', default: false }, 'etcd-nodes': { type: 'string', default: '3,10' } }, strict: true });
+  const usage = 'usage: node dist/tools/etcd-load.js [--nodes 3,10,100] [--seconds 60] [--etcd] [--etcd-nodes 3,10]';
+  const { values } = toolArgs(usage, () =>
+    parseArgs({ options: { nodes: { type: 'string', default: '3,10,100' }, seconds: { type: 'string', default: '60' }, etcd: { type: 'boolean', default: false }, 'etcd-nodes': { type: 'string', default: '3,10' } }, strict: true }),
+  );
   const sizes = values.nodes.split(',').map(Number);
   const seconds = Number(values.seconds);
   console.log(`tick ${TICK_MS} ms, check_beats ${CHECK_BEATS}, TTL ${TTL_S} s; per second in all (per server)\n`);

@@ -5,19 +5,24 @@
  */
 import { parseArgs } from 'node:util';
 import { fuzz, FuzzFailure } from '../sim/fuzz';
+import { toolArgs } from './tool-args';
 
-const { values } = parseArgs({
-  options: {
-    count: { type: 'string', default: '100000' },
-    seed: { type: 'string', default: '1' },
-    quiet: { type: 'boolean', default: false },
-  },
-});
+const USAGE = 'usage: npm run fuzz -- [--count N] [--seed S] [--quiet]';
+
+const { values } = toolArgs(USAGE, () =>
+  parseArgs({
+    options: {
+      count: { type: 'string', default: '100000' },
+      seed: { type: 'string', default: '1' },
+      quiet: { type: 'boolean', default: false },
+    },
+  }),
+);
 
 const count = Number(values.count);
 const seed = Number(values.seed);
 if (!Number.isSafeInteger(count) || count < 1 || !Number.isSafeInteger(seed)) {
-  console.error('usage: npm run fuzz -- [--count N] [--seed S] [--quiet]');
+  console.error(USAGE);
   process.exit(2);
 }
 

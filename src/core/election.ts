@@ -514,14 +514,16 @@ export class ElectionCore {
     const late = this.#announcer.checkStall(now);
     if (!late) return;
     const roles = this.#roles;
-    // Peers wait a tock and their grace before they replace a silent master. Ours has just taken
-    // in this stall's lateness (tick), as theirs have theirs: on one loaded machine, the same.
-    if (now.mono - this.#announcer.lastHeartbeatAt >= this.#timing.deadAfterMs - this.#timing.tickMs) roles.recover(now);
-    if (roles.master && now.mono - this.#announcer.lastHeartbeatAt >= this.#timing.deadAfterMs) {
+    // Peers wait a tock and their grace before they replace a silent master; a peer on a quiet
+    // machine gives the smallest grace, whatever this stall did to ours.
+    const silent = now.mono - this.#announcer.lastHeartbeatAt;
+    const peersWait = this.#timing.leastPeerWaitMs;
+    if (silent >= peersWait - this.#timing.tickMs) roles.recover(now);
+    if (roles.master && silent >= peersWait) {
       // Silent longer than the others wait before electing a replacement: they probably
       // have one. Fence ourselves now rather than fight it; if nobody took over, the
       // election after the drain gives the role straight back.
-      roles.relinquish(`stalled ${Math.round(now.mono - this.#announcer.lastHeartbeatAt)} ms, longer than peers wait for a master`);
+      roles.relinquish(`stalled ${Math.round(silent)} ms, longer than peers wait for a master`);
       roles.sendHeartbeat(now);
     }
   }

@@ -76,6 +76,16 @@ export class Timing implements CoreTiming {
   }
 
   /**
+   * The least time any peer waits for a silent master before replacing it: a tock and the
+   * smallest grace a peer on a quiet machine gives. Our own grace cannot stand in for it: it
+   * follows our lateness, and a stall is lateness, so it grows by the very silence it judges.
+   */
+  get leastPeerWaitMs(): number {
+    const most = this.tickMs * DEADLINE_GRACE_TICKS;
+    return this.tockMs + (this.checkBeats <= 1 ? most : Math.min(most, GRACE_FLOOR_MS));
+  }
+
+  /**
    * Late enough that a peer may have been judged dead, or judged us dead, meanwhile: a tick;
    * with check_beats 1 a quarter tick, the most grace anyone gives (see Announcer.checkStall).
    */
