@@ -141,7 +141,7 @@ export type InvariantName =
    */
   | 'work-drained-before-handoff'
   /**
-   * SPEC 4.13: a server preempts only a master that ranks after it, that has been master (as
+   * SPEC 4.14: a server preempts only a master that ranks after it, that has been master (as
    * elected) for at least the delay, and at most once per delay.
    */
   | 'preempt-once-per-delay';

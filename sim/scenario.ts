@@ -652,7 +652,7 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
     let expectMaster: string | null = null;
     if (scenario.preemptDelayTicks !== undefined) {
       // Preemption: the first in rank of the live eligible servers ends up master, once it has
-      // followed the one agreed on for the delay, plus a handoff (SPEC 4.13).
+      // followed the one agreed on for the delay, plus a handoff (SPEC 4.14).
       const first = [...sim.nodes.values()].filter((node) => node.alive && inMain(node) && node.core.eligible).sort(byRank)[0];
       if (first) {
         expectMaster = first.hostname;

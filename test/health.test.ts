@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import { HealthCheck, healthSettings, type HealthStatus } from '../src/app/health';
 import { MasterWork } from '../src/app/master-work';
 import { ManualTimers, flush } from './helpers/timers';
+import { statusBody } from '../src/shell/status';
+import { createMetricsRegistry } from '../src/shell/metrics';
 
 /** A check whose outcomes the test scripts: true passes, false returns false, an Error throws, 'hang' never answers. */
 function scripted(outcomes: Array<boolean | Error | 'hang' | 'reject'>): { fn: (signal: AbortSignal) => unknown; calls: number; aborted: number } {
@@ -98,6 +100,39 @@ describe('health check: rise and fall', () => {
     await timers.advance(9_999);
     assert.equal(most, 1);
     assert.equal(calls, 4, 'a check every 2.5 s, the time each takes');
+  });
+
+  test('the status document (page, JSON) and the metrics show the check\'s state as it changes', async () => {
+    const timers = new ManualTimers();
+    const check = new HealthCheck(scripted([true, new Error('disk full'), new Error('disk full'), true, true]).fn, { interval: 1, rise: 2, fall: 2 }, () => undefined, timers);
+    const source = {
+      hostname: 'a', master: true, masterHostname: 'a', term: 7, eligible: true, members: ['a'], servers: {}, settings: null, lastFailover: null,
+      stats: { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, dropped: {}, oldKeyPackets: 0, elections: 1, sendErrors: 0, failovers: 0, lastFailoverMs: 0 },
+      health: null as HealthStatus | null,
+    };
+    const metrics = createMetricsRegistry(source);
+    const metric = async (name: string): Promise<number> => {
+      const line = (await metrics.metrics()).split('\n').find((l) => l.startsWith(`pixl_multi_${name} `));
+      assert.ok(line, `no ${name} in the metrics`);
+      return Number(line.split(' ')[1]);
+    };
+    const doc = () => statusBody(source, { departures: null, failovers: null }, 0);
+    assert.equal(doc().health, null, 'no check: null');
+    assert.equal(await metric('health_check_passing'), -1);
+    check.start();
+    await flush();
+    source.health = check.status;
+    assert.equal(doc().health?.state, 'passing');
+    assert.equal(await metric('health_check_passing'), 1);
+    await timers.advance(2000);
+    source.health = check.status;
+    assert.deepEqual([doc().health?.state, doc().health?.healthy, doc().health?.failures, doc().health?.last?.error], ['failing', false, 2, 'disk full']);
+    assert.deepEqual([await metric('health_check_passing'), await metric('health_check_failures'), await metric('health_checks_total')], [0, 2, 3]);
+    await timers.advance(2000);
+    source.health = check.status;
+    assert.equal(doc().health?.state, 'passing');
+    assert.equal(await metric('health_check_passing'), 1);
+    check.stop();
   });
 
   test('options are checked, and the error names the option and its value', () => {
