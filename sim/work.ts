@@ -109,10 +109,10 @@ export class FencedStore {
     return this.#byTerm.get(term);
   }
 
-  /** The highest term committed by a process other than `iid` so far (0: none). */
-  highestOfOthers(iid: string): number {
+  /** The highest term committed so far by a live process other than `iid` (0: none). */
+  highestOfOthers(iid: string, ended: ReadonlySet<string>): number {
     let highest = 0;
-    for (const [process, term] of this.#byProcess) if (process !== iid && term > highest) highest = term;
+    for (const [process, term] of this.#byProcess) if (process !== iid && !ended.has(process) && term > highest) highest = term;
     return highest;
   }
 }
@@ -124,6 +124,12 @@ export class SimWork {
   readonly #fail: Fail;
   readonly #nodes = new Map<SimNode, NodeWork>();
   #tasks = 0;
+  /**
+   * Processes that ended (crash, shutdown, restart). A term is its hostname's own (SPEC 7), so
+   * only a later process of the same hostname can commit with a term an ended one used: when
+   * every server that knew it is gone, the term starts over. No overlap is possible then.
+   */
+  readonly #ended = new Set<string>();
   /** Tasks aborted because the role was lost, and by a drain's timeout. */
   aborted = { roleLost: 0, drainTimeout: 0 };
   drains = 0;
@@ -183,6 +189,7 @@ export class SimWork {
   /** The process on `node` ended (crash, shutdown): its tasks are gone with it. */
   ended(node: SimNode): void {
     const work = this.#work(node);
+    this.#ended.add(node.core.instanceId);
     work.tasks.clear();
     work.drain = null;
     work.held = null;
@@ -274,14 +281,14 @@ export class SimWork {
   #commit(task: Task): void {
     const store = this.store;
     const time = this.#sim.now;
-    const before = store.highestOfOthers(task.iid);
+    const before = store.highestOfOthers(task.iid, this.#ended);
     if (!store.commit(time, task.node.id, task.iid, task.term)) {
       this.#sim.note(task.node.id, `COMMIT refused: task ${task.id} of term ${task.term} (the store holds ${store.highest})`);
       return;
     }
     this.#sim.note(task.node.id, `COMMIT task ${task.id} with term ${task.term}`);
     const holder = store.holderOf(task.term);
-    if (holder !== task.iid) this.#fail('fenced-commit-order', `${task.node.id} committed with term ${task.term}, which another process committed with before`);
+    if (holder !== task.iid && holder !== undefined && !this.#ended.has(holder)) this.#fail('fenced-commit-order', `${task.node.id} committed with term ${task.term}, which another process committed with before`);
     if (before >= task.term) this.#fail('fenced-commit-order', `${task.node.id} committed with term ${task.term} after another process committed with term ${before}`);
   }
 
