@@ -31,7 +31,7 @@ module.exports = {
     onlyDown('core-over-protocol', 'core', ['protocol/'], 'The election core is pure: protocol only (no wire, transport, driver, coordinator, config).'),
     onlyDown('transport-over-protocol', 'transport', ['protocol/', 'util/'], 'Sockets know addresses and limits (protocol) only: not config, core, wire or the driver.'),
     onlyDown('driver-over-machines', 'driver', ['core/', 'wire/', 'protocol/', 'util/'], 'The driver runs any elector: it sees the core, the codec, the protocol; never a transport, the coordinator or config.'),
-    onlyDown('coordinator-over-protocol', 'coordinator', ['protocol/', 'wire/', 'util/', 'core/types.ts', 'core/skipped.ts', 'core/freshness.ts'], 'The lease election shares the core\'s output types, its replay window (skipped.ts) and its freshness rule (freshness.ts), never the UDP election itself; it reads store values through the wire codec.'),
+    onlyDown('coordinator-over-protocol', 'coordinator', ['protocol/', 'wire/', 'util/', 'core/types.ts', 'core/skipped.ts', 'core/freshness.ts', 'core/hold.ts', 'core/preempt.ts'], 'The lease election shares the core\'s output types, its replay window (skipped.ts), its freshness rule (freshness.ts), the promote request held while the app drains (hold.ts) and the preemption rule (preempt.ts), never the UDP election itself; it reads store values through the wire codec.'),
     {
       name: 'core-without-runtime-builtins',
       comment: 'No sockets, timers, clock or crypto in the core: node: built-ins for their types only.',

@@ -31,6 +31,9 @@ import { ipFamily } from './protocol/address';
 import type { CheckpointResult, EventName, HandoffResult, MultiServerEvents, Reply } from './driver/events';
 import { createTransport, RESTART_KEYS, UdpBroadcastTransport, type Transport } from './shell/transports';
 import { ownerOf } from './app/rendezvous';
+import { MasterWork } from './app/master-work';
+import type { ExclusiveOptions, ExclusiveResult } from './app/exclusive';
+import type { HealthCheckFn, HealthOptions, HealthStatus } from './app/health';
 import { OperatorHttp, wantsHttp } from './shell/http'; // ops: HTTP routes
 import { createMetricsRegistry, type MetricsRegistry } from './shell/metrics'; // ops: metrics
 import { describeThrown } from './util/describe';
@@ -56,6 +59,8 @@ interface MultiServerStats extends DriverStats {
   sendErrors: number;
   /** Handoffs completed (stepDown or promote), as seen by the master that handed over. */
   handoffs: number;
+  /** Times this server asked the master for the role by preemption (`preempt`). */
+  preemptions: number;
   /** The current term (fencing token). */
   term: number;
 }
@@ -73,7 +78,7 @@ class MultiServer extends Component {
   readonly instanceId = randomBytes(8).toString('hex');
   /** The broadcast address in use. */
   broadcastIP = '';
-  readonly #counters = { dropped: {} as MultiServerStats['dropped'], oldKeyPackets: 0, sendErrors: 0, handoffs: 0 };
+  readonly #counters = { dropped: {} as MultiServerStats['dropped'], oldKeyPackets: 0, sendErrors: 0, handoffs: 0, preemptions: 0 };
 
   /** Counters for monitoring: a live object (each property reads the current value). */
   readonly stats: MultiServerStats = liveStats(
@@ -100,6 +105,16 @@ class MultiServer extends Component {
     if (!this.#shut) this.#driver?.tick();
   });
   #eligible = true;
+  /** exclusive() calls, the drain before a handover, the health check (src/app/master-work.ts). */
+  readonly #work = new MasterWork({
+    isMaster: () => this.master,
+    term: () => this.term,
+    drainTimeoutMs: () => (this.#settings?.drain_timeout ?? 10) * 1000,
+    appEligible: () => this.#eligible,
+    applyEligible: (eligible) => this.#run((core, now) => core.setEligible(eligible, now)),
+    log: (level, message) => this.logDebug(level, message),
+  });
+  #stepping: Promise<void> | null = null;
   #data: JsonObject = {};
   #emptyTable: Record<string, ServerRecord> = Object.create(null) as Record<string, ServerRecord>;
   #shut = false;
@@ -150,8 +165,8 @@ class MultiServer extends Component {
   }
   set eligible(value: boolean) {
     this.#eligible = !!value;
-    const eligible = this.#eligible;
-    this.#run((core, now) => core.setEligible(eligible, now));
+    // What the election gets also depends on the health check; a master drains first.
+    this.#work.eligibilityChanged(this.#eligible ? 'eligible set to true' : 'eligible set to false');
   }
   /** User object broadcast with every heartbeat; peers see it as servers[host].data. */
   get data(): JsonObject {
@@ -188,7 +203,19 @@ class MultiServer extends Component {
    * is eligible, or nobody took over within a tock (then the election runs as usual).
    */
   stepDown(): Promise<void> {
-    return this.#handoff(this.#stepDownWaiters, (core, now) => core.stepDown(now));
+    if (this.#stepping) return this.#stepping;
+    // Nobody to hand to, or not master: fail now, without draining the work for nothing.
+    if (!this.#driver || this.#shut || !this.master || !this.members.some((host) => host !== this.hostname)) return this.#handoff(this.#stepDownWaiters, (core, now) => core.stepDown(now));
+    const stepping = Promise.resolve(this.#work.handOver('stepping down', () => this.#handoff(this.#stepDownWaiters, (core, now) => core.stepDown(now))))
+      .catch((err: unknown) => {
+        this.#work.handoverFailed();
+        throw err;
+      })
+      .finally(() => {
+        if (this.#stepping === stepping) this.#stepping = null;
+      });
+    this.#stepping = stepping;
+    return stepping;
   }
 
   /**
@@ -315,6 +342,42 @@ class MultiServer extends Component {
   /** Whether this server owns `key`. */
   isMasterFor(key: string): boolean {
     return this.masterFor(key) === this.hostname;
+  }
+
+  /**
+   * Run master work that must never overlap with another master's: when this server is master
+   * and not handing over, `fn(signal, term)` runs now and the promise resolves with
+   * `{ ran: true, value, term }` once it settles (rejects if it throws); otherwise it resolves
+   * with `{ ran: false, reason, detail }` without running it, so every server may call it on
+   * every tick. A handover made on purpose (stepDown, a promote request, a graceful shutdown,
+   * a failing health check) waits for the calls running, up to `drain_timeout` seconds, then
+   * aborts what is left; the role lost otherwise (conflict, stall, quorum, the etcd deadline)
+   * aborts `signal` at once. `{ drain: 'abort' }` aborts the signal as soon as a handover
+   * begins, for work that runs until told to stop.
+   */
+  exclusive<T>(fn: (signal: AbortSignal, term: number) => T | PromiseLike<T>, options?: ExclusiveOptions): Promise<ExclusiveResult<T>> {
+    if (!this.#driver || this.#shut) return Promise.resolve({ ran: false, reason: 'not-running', detail: 'MultiServer is not running' });
+    return this.#work.exclusive(fn, options);
+  }
+
+  /** exclusive() calls running, and the handover that waits for them (for the status document). */
+  get work(): MasterWork['state'] {
+    return this.#work.state;
+  }
+
+  /**
+   * Run `fn` every `interval` seconds (default 2): `fall` failures in a row (default 3; a
+   * throw, a rejection, `false`, or no answer within `timeout`) make this server ineligible
+   * (a master drains its exclusive() work, then steps down); `rise` passes in a row (default
+   * 2) eligible again. The first result counts at once. `null` removes the check.
+   */
+  setHealthCheck(fn: HealthCheckFn | null, options: HealthOptions = {}): void {
+    this.#work.setHealthCheck(fn, options);
+  }
+
+  /** The health check's state, or null without one. */
+  get health(): HealthStatus | null {
+    return this.#work.health;
   }
 
   /** Run `fn` now if this server is master; returns whether it ran. */
@@ -518,7 +581,7 @@ class MultiServer extends Component {
           ip: this.server.ip,
           instanceId: this.instanceId,
           pid: process.pid,
-          eligible: this.#eligible,
+          eligible: this.#work.eligible,
           data: this.#data,
           tickMs: settings.heartbeat_freq * 1000,
           checkBeats: settings.check_beats,
@@ -528,6 +591,9 @@ class MultiServer extends Component {
           quorum: settings.quorum,
           clusterId: settings.cluster_id,
           verifyInstances: this.#keyring !== null,
+          // A promote request waits for our exclusive() work to drain (src/app/master-work.ts).
+          drainMs: settings.drain_timeout * 1000,
+          ...(settings.preempt ? { preemptDelayMs: settings.preempt_delay * 1000 } : {}),
         });
         this.#driver = new Driver<Elector>(
           core,
@@ -621,7 +687,7 @@ class MultiServer extends Component {
           tickMs: settings.heartbeat_freq * 1000,
           checkBeats: settings.check_beats,
           ttlSeconds: coordinator.ttl || defaultTtlSeconds(tockMs, coordinator.election_timeout_ms),
-          eligible: this.#eligible,
+          eligible: this.#work.eligible,
           data: this.#data,
           priority: settings.priority,
           maxServers: settings.max_servers,
@@ -631,6 +697,8 @@ class MultiServer extends Component {
           // read on a busy machine: listen that long at least, so rank decides, not the fastest.
           listenMs: 1000,
           authenticated: this.#keyring !== null,
+          drainMs: settings.drain_timeout * 1000,
+          ...(settings.preempt ? { preemptDelayMs: settings.preempt_delay * 1000 } : {}),
         });
         this.#lease = lease;
         // Not budgeted as network input: the election's own lines about the store are rate-limited
@@ -688,6 +756,13 @@ class MultiServer extends Component {
   }
 
   override shutdown(callback: () => void): void {
+    // The master's exclusive() work ends (or drain_timeout passes) before anyone may take over.
+    const draining = this.#work.leave();
+    if (draining) void draining.then(() => this.#shutdown(callback));
+    else this.#shutdown(callback);
+  }
+
+  #shutdown(callback: () => void): void {
     this.#shut = true;
     this.#clearTimer();
     const driver = this.#driver;
@@ -838,10 +913,17 @@ class MultiServer extends Component {
       case 'message':
         this.#deliver(event);
         break;
+      case 'drain': {
+        // A promote request the election holds until our exclusive() work has drained.
+        const driver = this.#driver;
+        void this.#work.handOver(`handing over to ${event.target}`, () => driver?.run((core, now) => core.drained?.(now) ?? null));
+        break;
+      }
       case 'stepdown':
       case 'promote': {
         const waiters = event.type === 'stepdown' ? this.#stepDownWaiters : this.#promoteWaiters;
         const settle = waiters.splice(0);
+        if (event.type === 'stepdown' && !event.ok) this.#work.handoverFailed();
         if (event.type === 'stepdown' && event.ok) this.#counters.handoffs++;
         this.logDebug(event.ok ? 4 : 3, `${event.type === 'stepdown' ? 'Step down' : 'Promote'}: ${event.ok ? 'done' : 'failed'} (${event.reason})`);
         for (const waiter of settle) waiter(event.ok ? null : new Error(event.reason));
@@ -851,6 +933,9 @@ class MultiServer extends Component {
       }
       case 'checkpoint':
         this.#settleCheckpoints(event);
+        break;
+      case 'preempt':
+        this.#counters.preemptions++;
         break;
       case 'duplicate':
         // An unhandled 'error' event would throw; only those who listen for it get one.
@@ -878,6 +963,9 @@ class MultiServer extends Component {
 
   /** Events go to the component and to the parent server, as in the original. */
   #emitBoth<E extends EventName>(name: E, ...args: MultiServerEvents[E]): void {
+    // Before any listener: `master` opens exclusive() to the new term, `slave` aborts what runs.
+    if (name === 'master') this.#work.onMaster();
+    else if (name === 'slave') this.#work.onSlave();
     this.#emitOne(this, name, args);
     this.#emitOne(this.server, name, args);
   }
@@ -934,7 +1022,7 @@ class MultiServer extends Component {
       this.logError('config', 'coordinator changed; this takes effect after a restart');
       settings.coordinator = previous.coordinator;
     }
-    this.#run((core, now) => core.setPolicy({ exitOnConflict: settings.exit_on_conflict, priority: settings.priority, quorum: settings.quorum }, now));
+    this.#run((core, now) => core.setPolicy({ exitOnConflict: settings.exit_on_conflict, priority: settings.priority, quorum: settings.quorum, drainMs: settings.drain_timeout * 1000, preemptDelayMs: settings.preempt ? settings.preempt_delay * 1000 : null }, now));
     this.logDebug(4, `Config reloaded: heartbeat_freq ${settings.heartbeat_freq} s, check_beats ${settings.check_beats}`);
     this.#run((core, now) => core.setTiming({ tickMs: settings.heartbeat_freq * 1000, checkBeats: settings.check_beats }, now));
   }

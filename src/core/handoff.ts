@@ -78,6 +78,11 @@ export class Handoffs {
     }
   }
 
+  /** Our promote() waits for the role. */
+  get promoting(): boolean {
+    return this.#promoteUntil !== Infinity;
+  }
+
   waitForPromotion(until: number): void {
     this.#promoteUntil = until;
     this.#asked = null;
@@ -120,6 +125,11 @@ export class Handoffs {
     this.#asked = master;
     this.#promoteUntil = Math.max(this.#promoteUntil, now.mono + this.#tockMs());
     return true;
+  }
+
+  /** The master we asked drains before it hands over (its heartbeats say so): wait until `until` at least. */
+  keepWaiting(until: number): void {
+    if (this.#promoteUntil !== Infinity) this.#promoteUntil = Math.max(this.#promoteUntil, until);
   }
 
   /** We asked `master` for the role (the request is on its way). */
