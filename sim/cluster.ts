@@ -27,6 +27,10 @@ export interface SimNodeOptions {
   /** Its own heartbeat_freq (ms) and check_beats, when not the cluster's (a mismatched config). */
   tickMs?: number;
   checkBeats?: number;
+  /** Its app drains master work before a handover (drain_timeout, ms): promote requests are held until `drained`. */
+  drainMs?: number;
+  /** Preemption on, with this preempt_delay (ms). */
+  preemptDelayMs?: number;
 }
 
 export interface SimClusterOptions {
@@ -386,6 +390,13 @@ export class SimCluster {
     this.#run(node, (core, now) => core.promote(now));
   }
 
+  /** The app on `hostname` has drained its master work (after a `drain` event). */
+  drained(hostname: string): void {
+    const node = this.node(hostname);
+    this.#note(hostname, 'DRAINED');
+    this.#run(node, (core, now) => core.drained(now));
+  }
+
   setTiming(tickMs: number, checkBeats: number): void {
     this.tickMs = tickMs;
     this.checkBeats = checkBeats;
@@ -581,6 +592,8 @@ export class SimCluster {
     if (options.priority !== undefined) coreOptions.priority = options.priority;
     if (options.quorum !== undefined) coreOptions.quorum = options.quorum;
     if (options.clusterId !== undefined) coreOptions.clusterId = options.clusterId;
+    if (options.drainMs !== undefined) coreOptions.drainMs = options.drainMs;
+    if (options.preemptDelayMs !== undefined) coreOptions.preemptDelayMs = options.preemptDelayMs;
     return new ElectionCore(coreOptions);
   }
 

@@ -127,7 +127,24 @@ export type InvariantName =
    */
   | 'term-increases'
   /** SPEC 11, cluster_id: a server never adds a server that exists only in another namespace. */
-  | 'namespace-isolated';
+  | 'namespace-isolated'
+  /**
+   * SPEC 9.7 (sim/work.ts): every commit a fenced store accepts from master work carries a term
+   * above every commit of another process before it: a master frozen mid-task past a failover
+   * never commits after the next master's first commit.
+   */
+  | 'fenced-commit-order'
+  /**
+   * SPEC 9.6 (sim/work.ts): a server hands the role over on purpose only with no task running
+   * (but those aborted at the drain timeout), and never hands a held promote request over
+   * before its app said drained (the backstop aside).
+   */
+  | 'work-drained-before-handoff'
+  /**
+   * SPEC 4.14: a server preempts only a master that ranks after it, that has been master (as
+   * elected) for at least the delay, and at most once per delay.
+   */
+  | 'preempt-once-per-delay';
 
 export class Violation extends Error {
   constructor(

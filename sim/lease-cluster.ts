@@ -21,6 +21,10 @@ export interface LeaseNodeOptions {
   data?: JsonObject;
   /** Start time, ms; default now. */
   at?: number;
+  /** Its app drains master work before a handover (drain_timeout, ms): promote requests are held until `drained`. */
+  drainMs?: number;
+  /** Preemption on, with this preempt_delay (ms). */
+  preemptDelayMs?: number;
 }
 
 export interface LeaseSimOptions extends LeaseStoreOptions {
@@ -242,6 +246,12 @@ export class LeaseSimCluster {
     this.#command(this.node(id), (m, now) => m.promote(now));
   }
 
+  /** The app on `id` has drained its master work (after a `drain` event). */
+  drained(id: string): void {
+    this.note(id, 'DRAINED');
+    this.#command(this.node(id), (m, now) => m.drained(now));
+  }
+
   storeDown(): void {
     this.store.stop();
     this.note('*', 'STORE DOWN');
@@ -326,6 +336,8 @@ export class LeaseSimCluster {
     if (options.eligible !== undefined) machineOptions.eligible = options.eligible;
     if (options.priority !== undefined) machineOptions.priority = options.priority;
     if (options.data !== undefined) machineOptions.data = options.data;
+    if (options.drainMs !== undefined) machineOptions.drainMs = options.drainMs;
+    if (options.preemptDelayMs !== undefined) machineOptions.preemptDelayMs = options.preemptDelayMs;
     return new LeaseElection(machineOptions);
   }
 

@@ -19,6 +19,7 @@ import { SimCluster, linkKey, type LinkFault, type NetworkFaults, type SimEventR
 import { InvariantChecker, Violation } from './invariants';
 import { Random } from './random';
 import { Forger } from './forger';
+import { SimWork } from './work';
 
 export const KINDS = [
   'none',
@@ -48,6 +49,9 @@ export const KINDS = [
   // Partial connectivity (faults of single directions of single links, cuts that stay), and API calls racing each other.
   'link',
   'race',
+  // Master work through exclusive() with a fenced store (sim/work.ts), frozen masters above all; preemption and flapping servers.
+  'work',
+  'preempt',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -154,6 +158,14 @@ export interface Scenario {
    * must reach under it; it heals before the probe, and the heal must change nothing.
    */
   cut?: { at: number; pairs: Array<[number, number]> };
+  /**
+   * Master work on every server of the main cluster (sim/work.ts): a scheduler through
+   * exclusive(), tasks that commit to a fenced store; times in ticks. Handovers on purpose
+   * (stepDown, shutdown, eligibility, a promote request) drain first.
+   */
+  work?: { everyTicks: number; minTaskTicks: number; maxTaskTicks: number; drainTicks: number; careless: number; fenced?: boolean };
+  /** Preemption on every server of the main cluster, with this delay (ticks). */
+  preemptDelayTicks?: number;
 }
 
 export interface ProbeResult {
@@ -179,6 +191,10 @@ export interface RunResult {
   steps: number;
   wallMs: number;
   timeline: string[];
+  /** With `work`: commits the fenced store accepted and refused, tasks aborted, drains. */
+  work?: { accepted: number; refused: number; abortedRoleLost: number; abortedDrainTimeout: number; drains: number };
+  /** With `preemptDelayTicks`: requests made by preemption. */
+  preemptions?: number;
 }
 
 /** Network faults that break "quiet"; wall steps do not (SPEC 4.9). */
@@ -272,6 +288,8 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
     hostIndex.set(host.name, index);
     const options: SimNodeOptions = { eligible: host.eligible, exitOnConflict: scenario.exitOnConflict, at: host.startAt * tick };
     if (host.priority !== undefined) options.priority = host.priority;
+    if (scenario.work) options.drainMs = scenario.work.drainTicks * tick;
+    if (scenario.preemptDelayTicks !== undefined) options.preemptDelayMs = scenario.preemptDelayTicks * tick;
     if (scenario.quorum !== undefined) options.quorum = scenario.quorum;
     if (scenario.clusterId !== undefined) options.clusterId = scenario.clusterId;
     sim.add(host.name, options);
@@ -284,6 +302,46 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
     }
   }
   checker.mainCluster = mainCluster;
+  // ---- master work and preemption, watched beside the checker ----
+  const work = scenario.work
+    ? new SimWork(sim, { everyMs: scenario.work.everyTicks * tick, minTaskMs: scenario.work.minTaskTicks * tick, maxTaskMs: scenario.work.maxTaskTicks * tick, drainMs: scenario.work.drainTicks * tick, careless: scenario.work.careless, fenced: scenario.work.fenced !== false }, (invariant, detail) => checker.fail(invariant, detail))
+    : null;
+  if (work) for (const node of sim.nodes.values()) if ((node.options.clusterId ?? '') === mainCluster) work.schedule(node);
+  let preemptions = 0;
+  /** Per hostname: when it last became master after another server had been (the role moved to it). */
+  const movedAt = new Map<string, number>();
+  let lastHolder = '';
+  const lastPreempt = new Map<string, number>();
+  const observer = sim.observer;
+  if (observer && (work || scenario.preemptDelayTicks !== undefined)) {
+    const onEvent = observer.onEvent;
+    const onLifecycle = observer.onLifecycle;
+    observer.onEvent = (record, node) => {
+      onEvent?.(record, node);
+      if ((node.options.clusterId ?? '') !== mainCluster) return;
+      const event = record.event;
+      work?.onEvent(event, node);
+      if (event.type === 'master' && node.hostname !== lastHolder) {
+        movedAt.set(node.hostname, sim.now);
+        lastHolder = node.hostname;
+      }
+      if (event.type === 'preempt' && scenario.preemptDelayTicks !== undefined) {
+        preemptions++;
+        const delay = scenario.preemptDelayTicks * tick;
+        const since = movedAt.get(event.master) ?? -Infinity;
+        if (sim.now - since < delay - 1e-6) checker.fail('preempt-once-per-delay', `${node.id} preempts ${event.master}, master since ${since.toFixed(1)} ms, ${(sim.now - since).toFixed(1)} ms ago (delay ${delay} ms)`);
+        const previous = lastPreempt.get(node.id) ?? -Infinity;
+        if (sim.now - previous < delay - 1e-6) checker.fail('preempt-once-per-delay', `${node.id} preempts again ${(sim.now - previous).toFixed(1)} ms after its last request (delay ${delay} ms)`);
+        lastPreempt.set(node.id, sim.now);
+        const master = sim.nodes.get(event.master);
+        if (master && byRank(node, master) >= 0) checker.fail('preempt-once-per-delay', `${node.id} preempts ${event.master}, which ranks before it`);
+      }
+    };
+    observer.onLifecycle = (kind, node) => {
+      onLifecycle?.(kind, node);
+      if (work && (kind === 'crash' || kind === 'shutdown')) work.ended(node);
+    };
+  }
   if (scenario.quorum !== undefined) {
     checker.quorumNetwork = {
       reach(node) {
@@ -380,10 +438,16 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
       case 'shutdown': {
         const node = resolve(fault.target);
         if (!node || !node.alive) return;
-        if (fault.type === 'crash') sim.crash(node.id);
-        else sim.shutdown(node.id);
-        // Scheduled now, so the start is due before anything scheduled later for the same instant.
-        if (fault.restartAfter !== undefined) sim.restart(node.id, { delayMs: fault.restartAfter * tick });
+        const end = (): void => {
+          if (!node.alive) return;
+          if (fault.type === 'crash') sim.crash(node.id);
+          else sim.shutdown(node.id);
+          // Scheduled now, so the start is due before anything scheduled later for the same instant.
+          if (fault.restartAfter !== undefined) sim.restart(node.id, { delayMs: fault.restartAfter * tick });
+        };
+        // With master work, a graceful shutdown drains first (the component's shutdown does).
+        if (fault.type === 'shutdown' && work) work.shutdown(node, end);
+        else end();
         return;
       }
       case 'restart': {
@@ -404,7 +468,8 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
       }
       case 'eligible': {
         const node = resolve(fault.target);
-        if (node) sim.setEligible(node.id, fault.eligible);
+        if (node && work) work.setEligible(node, fault.eligible);
+        else if (node) sim.setEligible(node.id, fault.eligible);
         return;
       }
       case 'partition':
@@ -436,7 +501,8 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
       }
       case 'stepdown': {
         const node = resolve('master');
-        if (node?.alive && node.core.master) sim.stepDown(node.id);
+        if (node?.alive && node.core.master && work) work.stepDown(node);
+        else if (node?.alive && node.core.master) sim.stepDown(node.id);
         return;
       }
       case 'promote': {
@@ -494,7 +560,17 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
   // ---- quiet, convergence, stability, probe ----
   let faultEnd = 0;
   for (const host of scenario.hosts) faultEnd = Math.max(faultEnd, host.startAt);
-  for (const fault of scenario.faults) if (!isBenign(fault)) faultEnd = Math.max(faultEnd, faultEndTicks(fault, scenario.checkBeats));
+  // With master work, a handover on purpose first drains (up to drain time, and a tock for a
+  // held promote's backstop); a stalled process drains nothing, so every stall can push the
+  // handover (and a shutdown's restart) that much later (seed 27 of kind work: a shutdown
+  // asked for mid-stall, restarted after quiet).
+  const drainable = (fault: Fault): boolean => fault.type === 'shutdown' || fault.type === 'stepdown' || fault.type === 'eligible' || fault.type === 'promote';
+  let stalls = 0;
+  for (const fault of scenario.faults) if (fault.type === 'stall') stalls += fault.ticks;
+  const drainTicks = scenario.work ? scenario.work.drainTicks + scenario.checkBeats + stalls : 0;
+  for (const fault of scenario.faults) {
+    if (!isBenign(fault)) faultEnd = Math.max(faultEnd, faultEndTicks(fault, scenario.checkBeats) + (drainable(fault) ? drainTicks : 0));
+  }
   if (staying) faultEnd = Math.max(faultEnd, staying.at);
   const starts = scenario.hosts.map((host) => host.startAt);
   // A cut that stays is a fault: the first-sorting server may be the one cut off from the others.
@@ -573,6 +649,18 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
         reasons.push(`forger stopped ${forgedUntil.toFixed(1)} + tock + 1.25 ticks + 2 × max delay`);
       }
     }
+    let expectMaster: string | null = null;
+    if (scenario.preemptDelayTicks !== undefined) {
+      // Preemption: the first in rank of the live eligible servers ends up master, once it has
+      // followed the one agreed on for the delay, plus a handoff (SPEC 4.14).
+      const first = [...sim.nodes.values()].filter((node) => node.alive && inMain(node) && node.core.eligible).sort(byRank)[0];
+      if (first) {
+        expectMaster = first.hostname;
+        const preempted = deadline + scenario.preemptDelayTicks * tick + tick + 4 * maxDelay;
+        deadline = preempted;
+        reasons.push(`preemption by ${first.hostname}: + the delay, a tick and 4 × max delay = ${preempted.toFixed(1)}`);
+      }
+    }
     checker.watchTerms();
     result.deadline = deadline;
     checker.onConverged = (time, master) => {
@@ -587,7 +675,7 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
       }
       sim.at(sim.now + scenario.stableTicks * tick, startProbe);
     };
-    checker.converge(deadline, freshAt, 'agreed-within-bound', `deadline is the latest of: ${reasons.join('; ')}`);
+    checker.converge(deadline, freshAt, 'agreed-within-bound', `deadline is the latest of: ${reasons.join('; ')}`, expectMaster);
     sim.at(deadline, () => checker.checkDeadline());
     sim.at(freshAt, () => checker.checkDeadline());
   };
@@ -750,6 +838,8 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
   result.simulatedMs = sim.now;
   result.steps = sim.steps;
   result.wallMs = performance.now() - started;
+  if (work) result.work = { accepted: work.store.accepted, refused: work.store.refused, abortedRoleLost: work.aborted.roleLost, abortedDrainTimeout: work.aborted.drainTimeout, drains: work.drains };
+  if (scenario.preemptDelayTicks !== undefined) result.preemptions = preemptions;
   return result;
 }
 
@@ -1028,6 +1118,67 @@ function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
       }
       for (const host of reloaded) s.faults.push({ type: 'timing', at: round(window + 0.5 + r.next() * 2), target: host, tickFactor: 1, checkBeats: s.checkBeats });
       s.probe = r.pick([...PROBES, ...HANDOFF_PROBES]);
+      return;
+    }
+    case 'work': {
+      // Master work on every server, through exclusive(), committing to a fenced store. The
+      // master is frozen mid-task most of all (past a failover, then woken: its overdue task
+      // ends and commits in either order with its election's timer), and handed over on purpose.
+      const ticks = r.pick([0.05, 0.2, 1, 3]);
+      s.work = { everyTicks: round(ticks * (0.2 + r.next())), minTaskTicks: round(ticks * r.next()), maxTaskTicks: round(ticks * (1 + r.next() * 2)), drainTicks: round(r.pick([0.1, 1, 3, 10]) * ticks + r.next()), careless: r.pick([0, 0.5, 1]) };
+      for (let i = times(1, 4); i > 0; i--) s.faults.push({ type: 'stall', at: at(), target: target(0.8), ticks: round(0.2 + r.next() * 3 * tock) });
+      for (let i = times(0, 3); i > 0; i--) {
+        switch (r.pick(['stepdown', 'promote', 'shutdown', 'eligible'] as const)) {
+          case 'stepdown':
+            s.faults.push({ type: 'stepdown', at: at() });
+            break;
+          case 'promote':
+            s.faults.push({ type: 'promote', at: at(), target: r.int(0, n - 1) });
+            break;
+          case 'shutdown':
+            s.faults.push({ type: 'shutdown', at: at(), target: target(0.7), restartAfter: round(r.next() * 2 * tock) });
+            break;
+          case 'eligible': {
+            const when = at();
+            const host = target(0.7);
+            s.faults.push({ type: 'eligible', at: when, target: host, eligible: false }, { type: 'eligible', at: round(when + r.next() * 2 * tock), target: host, eligible: true });
+            break;
+          }
+        }
+      }
+      if (r.chance(0.5)) addFaults(s, r.pick(['crash', 'partition', 'loss', 'restart'] as const), r, window);
+      // Probes that hand over measure the election's round trip; with work they would wait for a drain.
+      s.probe = r.pick(['none', 'graceful', 'crash'] as const);
+      return;
+    }
+    case 'preempt': {
+      // Preemption on every server; priorities make one of them first. The first in rank flaps
+      // (restarts, crashes, freezes), joins late, or is cut off; the role must move to it at most
+      // once per delay, and end with it.
+      s.preemptDelayTicks = round(r.pick([0.5, 1, 2, 4]) * tock);
+      for (const host of s.hosts) host.priority = r.pick([0, 0, 1, 2, 5]);
+      for (const host of s.hosts) host.eligible = true;
+      const top = s.hosts.reduce((best, host, index) => ((host.priority ?? 0) > (s.hosts[best]?.priority ?? 0) || ((host.priority ?? 0) === (s.hosts[best]?.priority ?? 0) && host.name < (s.hosts[best]?.name ?? '')) ? index : best), 0);
+      if (r.chance(0.5)) (s.hosts[top] as HostSpec).startAt = round(r.next() * window);
+      for (let i = times(1, 5); i > 0; i--) {
+        const when = at();
+        switch (r.pick(['restart', 'restart', 'crash', 'stall', 'partition'] as const)) {
+          case 'restart':
+            s.faults.push({ type: 'restart', at: when, target: top, graceful: r.chance(0.5), delay: round(r.next()) });
+            break;
+          case 'crash':
+            s.faults.push({ type: 'crash', at: when, target: r.chance(0.5) ? top : 'master', restartAfter: round(r.next() * 2 * tock) });
+            break;
+          case 'stall':
+            s.faults.push({ type: 'stall', at: when, target: r.chance(0.5) ? top : 'master', ticks: round(0.2 + r.next() * 2 * tock) });
+            break;
+          case 'partition':
+            s.faults.push({ type: 'partition', at: when, until: round(when + duration()), groups: s.hosts.map((_, index) => (index === top ? 1 : 0)) });
+            break;
+        }
+      }
+      if (r.chance(0.3)) addFaults(s, r.pick(['loss', 'join', 'eligibility'] as const), r, window);
+      s.probe = r.pick(['none', 'graceful', 'crash'] as const);
       return;
     }
     case 'namespace': {

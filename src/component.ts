@@ -27,6 +27,9 @@ import type { LeaseElection } from './coordinator/lease-election';
 import type { CheckpointResult, EventName, HandoffResult, MultiServerEvents } from './driver/events';
 import type { Transport } from './shell/transports';
 import { ownerOf } from './app/rendezvous';
+import { MasterWork } from './app/master-work';
+import type { ExclusiveOptions, ExclusiveResult } from './app/exclusive';
+import type { HealthCheckFn, HealthOptions, HealthStatus } from './app/health';
 import { OperatorHttp, wantsHttp } from './shell/http'; // ops: HTTP routes
 import { createMetricsRegistry, type MetricsRegistry } from './shell/metrics'; // ops: metrics
 import { EMPTY_DRIVER_STATS, liveStats, ShellCounters, type MultiServerStats } from './shell/stats';
@@ -64,6 +67,15 @@ class MultiServer extends Component {
   );
 
   #eligible = true;
+  /** exclusive() calls, the drain before a handover, the health check (src/app/master-work.ts). */
+  readonly #work = new MasterWork({
+    isMaster: () => this.master,
+    term: () => this.term,
+    drainTimeoutMs: () => (this.#runner.settings?.drain_timeout ?? 10) * 1000,
+    appEligible: () => this.#eligible,
+    applyEligible: (eligible) => this.#run((core, now) => core.setEligible(eligible, now)),
+    log: (level, message) => this.logDebug(level, message),
+  });
   #data: JsonObject = {};
   #emptyTable: Record<string, ServerRecord> = Object.create(null) as Record<string, ServerRecord>;
   #http: OperatorHttp | null = null; // ops
@@ -82,18 +94,24 @@ class MultiServer extends Component {
     server: () => this.server,
     counters: this.#counters,
     messaging: this.#messaging,
+    work: this.#work,
     mode: () => this.#runner.mode,
     debug: (level, message) => this.logDebug(level, message),
     error: (code, message) => this.logError(code, message),
   });
   /** stepDown() and promote(), settled by the election's outcome. */
-  readonly #handovers = new Handovers({ driver: () => this.#runner.driver, events: this.#events });
+  readonly #handovers = new Handovers({
+    driver: () => this.#runner.driver,
+    events: this.#events,
+    work: this.#work,
+    canHandOver: () => this.master && this.members.some((host) => host !== this.hostname),
+  });
   /** The election while it runs: its mode, timer, datagram intake, reload and leaving. */
   readonly #runner: Runner = new Runner({
     hostname: () => this.hostname,
     serverIp: () => this.server.ip,
     instanceId: this.instanceId,
-    eligible: () => this.#eligible,
+    eligible: () => this.#work.eligible,
     data: () => this.#data,
     counters: this.#counters,
     events: this.#events,
@@ -128,8 +146,8 @@ class MultiServer extends Component {
   }
   set eligible(value: boolean) {
     this.#eligible = !!value;
-    const eligible = this.#eligible;
-    this.#run((core, now) => core.setEligible(eligible, now));
+    // What the election gets also depends on the health check; a master drains first.
+    this.#work.eligibilityChanged(this.#eligible ? 'eligible set to true' : 'eligible set to false');
   }
   /** User object broadcast with every heartbeat; peers see it as servers[host].data. */
   get data(): JsonObject {
@@ -214,6 +232,42 @@ class MultiServer extends Component {
   /** Whether this server owns `key`. */
   isMasterFor(key: string): boolean {
     return this.masterFor(key) === this.hostname;
+  }
+
+  /**
+   * Run master work that must never overlap with another master's: when this server is master
+   * and not handing over, `fn(signal, term)` runs now and the promise resolves with
+   * `{ ran: true, value, term }` once it settles (rejects if it throws); otherwise it resolves
+   * with `{ ran: false, reason, detail }` without running it, so every server may call it on
+   * every tick. A handover made on purpose (stepDown, a promote request, a graceful shutdown,
+   * a failing health check) waits for the calls running, up to `drain_timeout` seconds, then
+   * aborts what is left; the role lost otherwise (conflict, stall, quorum, the etcd deadline)
+   * aborts `signal` at once. `{ drain: 'abort' }` aborts the signal as soon as a handover
+   * begins, for work that runs until told to stop.
+   */
+  exclusive<T>(fn: (signal: AbortSignal, term: number) => T | PromiseLike<T>, options?: ExclusiveOptions): Promise<ExclusiveResult<T>> {
+    if (!this.#runner.driver) return Promise.resolve({ ran: false, reason: 'not-running', detail: 'MultiServer is not running' });
+    return this.#work.exclusive(fn, options);
+  }
+
+  /** exclusive() calls running, and the handover that waits for them (for the status document). */
+  get work(): MasterWork['state'] {
+    return this.#work.state;
+  }
+
+  /**
+   * Run `fn` every `interval` seconds (default 2): `fall` failures in a row (default 3; a
+   * throw, a rejection, `false`, or no answer within `timeout`) make this server ineligible
+   * (a master drains its exclusive() work, then steps down); `rise` passes in a row (default
+   * 2) eligible again. The first result counts at once. `null` removes the check.
+   */
+  setHealthCheck(fn: HealthCheckFn | null, options: HealthOptions = {}): void {
+    this.#work.setHealthCheck(fn, options);
+  }
+
+  /** The health check's state, or null without one. */
+  get health(): HealthStatus | null {
+    return this.#work.health;
   }
 
   /** Run `fn` now if this server is master; returns whether it ran. */
@@ -323,6 +377,13 @@ class MultiServer extends Component {
   }
 
   override shutdown(callback: () => void): void {
+    // The master's exclusive() work ends (or drain_timeout passes) before anyone may take over.
+    const draining = this.#work.leave();
+    if (draining) void draining.then(() => this.#shutdown(callback));
+    else this.#shutdown(callback);
+  }
+
+  #shutdown(callback: () => void): void {
     if (!this.#runner.halt()) {
       callback();
       return;

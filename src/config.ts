@@ -137,6 +137,27 @@ export interface MultiServerConfig {
   strict_config: boolean;
   /** pixl-server's own: this component's log level, when it differs from the server's `debug_level`. @default unset */
   debug_level?: number;
+  /**
+   * Seconds a handover made on purpose (stepDown, a promote request, a graceful shutdown, a
+   * failing health check, `eligible = false`) waits for the master's `exclusive()` calls to
+   * end; past it they are aborted and the role goes. 0: abort them at once. Keep it below the
+   * stop timeout of whatever stops the server (systemd's 90 s, `docker stop`'s 10 s).
+   * @default 10
+   */
+  drain_timeout: number;
+  /**
+   * Preemption: this server, when it ranks before the master (priority, then hostname), asks
+   * it for the role once both have been in place for `preempt_delay` (a graceful handoff, with
+   * the drain). Off by default: a running master keeps its role (the original's rule).
+   * @default false
+   */
+  preempt: boolean;
+  /**
+   * Seconds the current master must have been master, and this server live and following it,
+   * before this server preempts it: so a flapping server takes the role at most once per delay.
+   * @default 60
+   */
+  preempt_delay: number;
 }
 
 /** The `coordinator` section as written in the config. */
@@ -193,6 +214,9 @@ export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip' | '
   transport: 'broadcast',
   multicast_ttl: 1,
   strict_config: false,
+  drain_timeout: 10,
+  preempt: false,
+  preempt_delay: 60,
 });
 
 /**
@@ -268,6 +292,15 @@ function httpRoutes(raw: Record<string, unknown>): HttpRoutes {
   return routes;
 }
 
+/** A number of seconds from `min` to a day (setTimeout's limit is 24.8 days; more is a unit mistake). */
+function seconds(raw: Record<string, unknown>, key: keyof MultiServerConfig, min: number): number {
+  const value = pick(raw, key);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > 86400) {
+    throw new ConfigError(key, `a number of seconds from ${min} to 86400`, value);
+  }
+  return value;
+}
+
 function bool(raw: Record<string, unknown>, key: keyof MultiServerConfig): boolean {
   const value = pick(raw, key);
   if (typeof value !== 'boolean') throw new ConfigError(key, 'a boolean', value);
@@ -285,6 +318,7 @@ const SECTION_KEYS: Readonly<Record<keyof MultiServerConfig, true>> = {
   http_master_uri: true, http_metrics_uri: true, http_ui_uri: true, http_acl: true, transport: true,
   bind_ip: true, multicast_group: true, multicast_ttl: true, multicast_interface: true, peers: true,
   max_data_bytes: true, secret_key: true, coordinator: true, strict_config: true, debug_level: true,
+  drain_timeout: true, preempt: true, preempt_delay: true,
 };
 const COORDINATOR_KEYS: Readonly<Record<keyof CoordinatorConfig, true>> = {
   type: true, hosts: true, prefix: true, ttl: true, election_timeout_ms: true, username: true, password: true, password_file: true,
@@ -430,6 +464,9 @@ export function validateConfig(section: unknown): Settings {
     http_acl: bool(raw, 'http_acl'),
     max_data_bytes: integer(raw, 'max_data_bytes', 0, MAX_UDP_PAYLOAD),
     strict_config: bool(raw, 'strict_config'),
+    drain_timeout: seconds(raw, 'drain_timeout', 0),
+    preempt: bool(raw, 'preempt'),
+    preempt_delay: seconds(raw, 'preempt_delay', 0),
     secret_key: secretKeys(raw.secret_key),
     coordinator: coordinatorSettings(raw.coordinator, clusterId, maxServers, pick(raw, 'quorum')),
     // With a coordinator, heartbeats are gone and messages go unicast to the addresses members

@@ -35,6 +35,11 @@ describe('config validation', () => {
     assert.equal(settings.quorum, 0);
     assert.equal(settings.cluster_id, '');
     assert.equal(validateConfig(undefined).comm_port, DEFAULT_CONFIG.comm_port);
+    // Added since: off, or invisible until used (exclusive(), a second server).
+    assert.equal(settings.drain_timeout, 10);
+    assert.equal(settings.preempt, false);
+    assert.equal(settings.preempt_delay, 60);
+    assert.equal(validateConfig({ drain_timeout: 0 }).drain_timeout, 0);
   });
 
   test('fractions of a second are allowed for heartbeat_freq', () => {
@@ -57,6 +62,13 @@ describe('config validation', () => {
     rejects({ broadcast_ip: 'localhost' }, 'broadcast_ip', 'localhost');
     rejects({ broadcast_ip: 5 }, 'broadcast_ip', '`5`');
     rejects({ exit_on_conflict: 'yes' }, 'exit_on_conflict', '"yes"');
+    rejects({ drain_timeout: -1 }, 'drain_timeout', '`-1`');
+    rejects({ drain_timeout: '10' }, 'drain_timeout', '`"10"` (string)');
+    rejects({ drain_timeout: 1e9 }, 'drain_timeout', '1000000000');
+    rejects({ drain_timeout: Number.POSITIVE_INFINITY }, 'drain_timeout', 'number');
+    rejects({ preempt: 1 }, 'preempt', '`1`');
+    rejects({ preempt_delay: -0.5 }, 'preempt_delay', '-0.5');
+    rejects({ preempt_delay: null }, 'preempt_delay', 'null');
     rejects({ max_packet_bytes: 100 }, 'max_packet_bytes', '`100`');
     rejects({ max_servers: 0 }, 'max_servers', '`0`');
     rejects({ priority: 'high' }, 'priority', '"high"');
@@ -196,7 +208,10 @@ describe('unknown keys: each reported with the key it was probably meant to be',
       ['heartbeat', 'heartbeat_freq'],
       ['check_beat', 'check_beats'],
       ['broadcast_address', 'broadcast_ip'],
-      ['timeout', 'request_timeout_ms'],
+      ['request_timeout', 'request_timeout_ms'],
+      ['drain_timeout_ms', 'drain_timeout'],
+      ['preemptDelay', 'preempt_delay'],
+      ['preemption', 'preempt'],
       ['secret', 'secret_key'],
       ['port', 'comm_port'],
       ['exitOnConflict', 'exit_on_conflict'],

@@ -77,7 +77,8 @@ describe('the metrics route on a live two-server cluster', () => {
       pixl_multi_last_failover_timestamp_seconds: 'gauge', pixl_multi_elections_total: 'counter', pixl_multi_handoffs_total: 'counter',
       pixl_multi_packets_received_total: 'counter', pixl_multi_packets_sent_total: 'counter', pixl_multi_received_bytes_total: 'counter',
       pixl_multi_sent_bytes_total: 'counter', pixl_multi_send_errors_total: 'counter', pixl_multi_old_key_packets_total: 'counter',
-      pixl_multi_dropped_packets_total: 'counter',
+      pixl_multi_dropped_packets_total: 'counter', pixl_multi_health_check_passing: 'gauge', pixl_multi_health_check_failures: 'gauge',
+      pixl_multi_health_checks_total: 'counter',
     };
     assert.deepEqual(Object.fromEntries([...families.values()].map((f) => [f.name, f.type])), expected);
     for (const family of families.values()) assert.ok(family.help.length > 10, `${family.name} has help`);

@@ -13,7 +13,7 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { encode } from '../src/wire/codec';
 import type { HeartbeatMessage } from '../src/protocol/messages';
@@ -104,6 +104,36 @@ describe('run: when the command exits by itself', () => {
     assert.deepEqual(exit, { code: 7, signal: null });
     await w.waitFor(() => starts(w, 'bravo').length === 1, DEADLINE_MS, 'bravo\'s command');
     assert.ok(w.logged('bravo', /after alpha's shutdown notice/), 'bravo took over on alpha\'s shutdown notice, not after a silence');
+  });
+});
+
+describe('run: --health-cmd', () => {
+  test('failing on the master: its command is stopped, cleanup and all, before the next server\'s starts; passing again, it can be master again', async () => {
+    const w = wrappers({ heartbeatFreq: 0.5, childArgs: ['--linger', '300'] });
+    const sick = (host: string): string => path.join(w.dir, `sick-${host}`);
+    // MULTI_HOSTNAME is in the check's environment: one command line for both servers.
+    const args = ['--health-cmd', `test ! -e ${w.dir}/sick-$MULTI_HOSTNAME`, '--health-interval', '0.2', '--health-fall', '2', '--health-rise', '2'];
+    await w.start('alpha', { args });
+    await w.waitFor(() => bothStarted(w), DEADLINE_MS, "alpha's command and its grandchild");
+    await w.start('bravo', { args });
+    await w.waitFor(() => w.logged('bravo', /The master server is now: alpha/), DEADLINE_MS, 'bravo to follow alpha');
+    writeFileSync(sick('alpha'), 'x');
+    await w.waitFor(() => starts(w, 'bravo').length === 1, DEADLINE_MS, "bravo's command after alpha's check failed");
+    const bravoStart = starts(w, 'bravo')[0] as RunChildLine;
+    const alphaEnds = w.lines().filter((l) => l.host === 'alpha' && l.event === 'end');
+    assert.equal(alphaEnds.length, 2, 'alpha\'s command and grandchild finished their SIGTERM cleanup');
+    for (const end of alphaEnds) assert.ok(end.t < bravoStart.t, 'bravo started after alpha\'s run was gone');
+    assert.ok(w.logged('alpha', /Health check failing \(2 in a row\)/));
+    // Passing again: eligible again. bravo's check fails now, and alpha (first in rank) takes the role back.
+    rmSync(sick('alpha'));
+    await w.waitFor(() => w.logged('alpha', /Health check passing again/), DEADLINE_MS, "alpha's check to pass again");
+    writeFileSync(sick('bravo'), 'x');
+    await w.waitFor(() => starts(w, 'alpha').length === 2, DEADLINE_MS, "alpha's command again");
+    const alphaAgain = starts(w, 'alpha')[1] as RunChildLine;
+    const bravoEnds = w.lines().filter((l) => l.host === 'bravo' && l.event === 'end');
+    assert.equal(bravoEnds.length, 2);
+    for (const end of bravoEnds) assert.ok(end.t < alphaAgain.t);
+    assert.ok(alphaAgain.term > bravoStart.term && bravoStart.term > (starts(w, 'alpha')[0] as RunChildLine).term, 'each run has a higher term');
   });
 });
 

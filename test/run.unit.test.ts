@@ -122,6 +122,30 @@ describe('run: options', () => {
     assert.throws(() => resolveRunOptions({}, []), /missing the command/);
   });
 
+  test('--health-*: a command with its counts and times (defaults 2 s, rise 2, fall 3, timeout the interval); bad ones named', () => {
+    assert.equal(resolveRunOptions({}, ['x']).health, undefined);
+    assert.deepEqual(resolveRunOptions({ healthCmd: 'curl -fs localhost/ok' }, ['x']).health, { command: 'curl -fs localhost/ok', interval: 2, rise: 2, fall: 3, timeout: 2 });
+    assert.deepEqual(resolveRunOptions({ healthCmd: 'true', healthInterval: '0.5', healthRise: '1', healthFall: '5', healthTimeout: '3' }, ['x']).health, { command: 'true', interval: 0.5, rise: 1, fall: 5, timeout: 3 });
+    for (const [flags, pattern] of [
+      [{ healthInterval: '1' }, /^--health-interval needs --health-cmd/],
+      [{ healthCmd: ' ' }, /--health-cmd must be a shell command/],
+      [{ healthCmd: 'true', healthInterval: '0' }, /--health-interval must be a number of seconds from 0.01 to 86400, got "0"/],
+      [{ healthCmd: 'true', healthRise: '1.5' }, /--health-rise must be an integer from 1 to 1000, got "1.5"/],
+      [{ healthCmd: 'true', healthFall: 'x' }, /--health-fall must be an integer/],
+    ] as const) {
+      assert.throws(() => resolveRunOptions(flags, ['x']), (err: unknown) => err instanceof UsageError && pattern.test(err.message), JSON.stringify(flags));
+    }
+  });
+
+  test('drain_timeout covers the command\'s stop (the grace and 5 s): raised with a warning when set lower', () => {
+    assert.equal(resolveRunOptions({}, ['x']).settings.drain_timeout, 15);
+    assert.equal(resolveRunOptions({ grace: '2' }, ['x']).section.drain_timeout, 7);
+    const raised = resolveRunOptions({ config: 'c.json' }, ['x'], files({ 'c.json': '{"drain_timeout": 1}' }));
+    assert.equal(raised.settings.drain_timeout, 15);
+    assert.match(raised.warnings.join('\n'), /drain_timeout 1 s \(--config c\.json\) raised to 15 s/);
+    assert.equal(resolveRunOptions({ config: 'c.json' }, ['x'], files({ 'c.json': '{"drain_timeout": 60}' })).settings.drain_timeout, 60);
+  });
+
   test('--secret-file: one key a line, comments and blanks skipped; warned when others may read it; never echoed', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'psm-run-secret-'));
     try {

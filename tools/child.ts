@@ -16,6 +16,7 @@ import MultiServer = require('../src/index');
 import { isWildcard } from '../src/protocol/address';
 import { assertLoopbackConfig } from './loopback';
 import { assertInsideLabNetns, LAN_NETNS_ENV } from './netns';
+import { startWork, type WorkConfig } from './work';
 
 export interface ChildConfig {
   hostname: string;
@@ -36,6 +37,8 @@ export interface ChildConfig {
   floor?: boolean;
   /** A WebServer section: the member also runs pixl-server-web (on 127.0.0.1 only), for the HTTP routes. */
   web?: Record<string, unknown>;
+  /** Master work through exclusive() (tools/work.ts): a scheduler on every member, jobs logged to a file. */
+  work?: WorkConfig;
 }
 
 export interface ChildState {
@@ -53,6 +56,8 @@ export interface ChildState {
   socketsOpened: number;
   /** Unicast: the addresses this member sends to. */
   peers: string[];
+  /** The health check's state ('' without one). */
+  health: string;
 }
 
 /** Resource use of one member, for the bench. */
@@ -113,6 +118,8 @@ export type ChildCommand =
   | { cmd: 'promote' }
   | { cmd: 'stepdown' }
   | { cmd: 'eligible'; value: boolean }
+  /** The result of the work's health check (with `work.health`). */
+  | { cmd: 'healthy'; value: boolean }
   | { cmd: 'shutdown' }
   | { cmd: 'data'; value: Record<string, unknown> }
   /** `multi.send(target, type, payload)`; reported as 'sent' with this id. */
@@ -238,6 +245,7 @@ function main(): void {
     netns,
     socketsOpened: socketsCreated,
     peers: multi()?.transport?.peers?.().sort() ?? [],
+    health: multi()?.health?.state ?? '',
   });
   const stats = (): ChildStats => {
     const cpu = process.cpuUsage();
@@ -267,6 +275,11 @@ function main(): void {
     });
   };
 
+  let work: ReturnType<typeof startWork> | null = null;
+  if (config.work) {
+    const settings = config.work;
+    server.once('ready', () => (work = startWork(component(), config.hostname, settings, () => report('state'))));
+  }
   server.on('master', () => report('master'));
   server.on('slave', () => report('slave'));
   server.on('addserver', (record: { hostname: string }) => report('addserver', { detail: record.hostname }));
@@ -305,6 +318,9 @@ function main(): void {
         break;
       case 'eligible':
         component().eligible = command.value;
+        break;
+      case 'healthy':
+        work?.setHealthy(command.value);
         break;
       case 'data':
         component().data = command.value as never;

@@ -35,6 +35,8 @@ export interface ProcessClusterOptions {
   startTimeoutMs?: number;
   /** Members run the floor component instead of MultiServer (the bench's idle yardstick; they never agree). */
   floor?: boolean;
+  /** Master work on every member (tools/work.ts). */
+  work?: ChildConfig['work'];
 }
 
 interface Member {
@@ -113,6 +115,7 @@ export class ProcessCluster {
     };
     if (this.#options.bare) config.bare = true;
     if (this.#options.floor) config.floor = true;
+    if (this.#options.work) config.work = this.#options.work;
     if (web) config.web = web;
     // Only a namespace cluster may hand the opt-in to a child; never let it leak from our env.
     const env: NodeJS.ProcessEnv = { ...process.env };

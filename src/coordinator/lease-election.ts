@@ -52,6 +52,8 @@ import { LeaseTable } from './table';
 import { MembersReport } from '../elector/members-report';
 import { StoreReader } from './reader';
 import * as records from './records';
+import { PromoteHold } from '../elector/hold';
+import { Preemption } from '../elector/preempt';
 
 export { safetyMarginMs } from './session';
 
@@ -84,6 +86,13 @@ export interface LeaseElectionOptions {
   listenMs?: number;
   /** Datagrams are authenticated (secret_key): stricter freshness for messages. @default false */
   authenticated?: boolean;
+  /**
+   * The app drains its master work before a handover (drain_timeout, ms): a promote request is
+   * held (a `drain` event) until `drained()`, or this long and a tock. Unset: handed over at once.
+   */
+  drainMs?: number;
+  /** Preemption (elector/preempt.ts): ranking first, ask the master for the role once followed this long (ms). Unset: off. */
+  preemptDelayMs?: number;
 }
 
 const DEFAULT_MAX_SERVERS = 1000;
@@ -101,6 +110,8 @@ export class LeaseElection implements Elector {
   readonly #reader: StoreReader;
   readonly #messages: AppMessages;
   readonly #membersReport = new MembersReport();
+  readonly #hold: PromoteHold;
+  readonly #preempt: Preemption;
 
   constructor(options: LeaseElectionOptions) {
     this.hostname = options.hostname;
@@ -122,7 +133,9 @@ export class LeaseElection implements Elector {
       rewritten: (why, now) => this.#roles.storeRewritten(why, now),
     }));
     const handoffs = (this.#handoffs = new LeaseHandoffs(step));
-    const roles = (this.#roles = new LeaseRoles({ hostname, ip, instanceId, keys, limits, listenMs: options.listenMs ?? 0 }, { step, table, session, handoffs }));
+    this.#preempt = new Preemption({ delayMs: options.preemptDelayMs ?? null });
+    const hold = (this.#hold = new PromoteHold({ event: (event) => step.event(event), log: (level, message) => step.log(level, message) }, options.drainMs ?? null));
+    const roles = (this.#roles = new LeaseRoles({ hostname, ip, instanceId, keys, limits, listenMs: options.listenMs ?? 0 }, { step, table, session, handoffs, hold }));
     this.#reader = new StoreReader(keys, limits, { step, table, session, roles, handoffs });
     this.#messages = new AppMessages(hostname, instanceId, step, table, options.authenticated ?? false);
   }
@@ -258,6 +271,11 @@ export class LeaseElection implements Elector {
     if (!this.#session.active) return this.#flush(now);
     this.#session.checkDeadline(now);
     this.#handoffs.expire(now.mono, this.#roles.role === 'master', `${Math.round(this.#roles.handoffWindowMs)} ms`);
+    if (this.#hold.overdue(now.mono, this.tockMs)) {
+      // The app never said its work drained (its own deadline was drain_timeout): go on without it.
+      this.#step.log(1, `Our master work did not report drained within drain_timeout and a tock: handing over to ${this.#hold.target} anyway`);
+      this.#releaseHold(now);
+    }
     this.#session.tick(now);
     this.#roles.resignIfDue(now);
     this.#roles.evaluate(now);
@@ -380,8 +398,10 @@ export class LeaseElection implements Elector {
     return this.#flush(now);
   }
 
-  setPolicy(policy: { priority: number }, now: Instant): Output {
+  setPolicy(policy: { priority: number; drainMs?: number; preemptDelayMs?: number | null }, now: Instant): Output {
     const table = this.#table;
+    if (policy.preemptDelayMs !== undefined) this.#preempt.delayMs = policy.preemptDelayMs;
+    if (policy.drainMs !== undefined && this.#hold.holdMs !== null) this.#hold.holdMs = policy.drainMs;
     if (policy.priority !== table.priority) {
       table.priority = policy.priority;
       table.self.priority = policy.priority;
@@ -397,6 +417,20 @@ export class LeaseElection implements Elector {
     if (this.#session.active) this.#session.checkDeadline(now);
     this.#roles.stepDown(now);
     return this.#flush(now);
+  }
+
+  /** The app's master work has drained (after a `drain` event): hand the role to the server whose request was held. */
+  drained(now: Instant): Output {
+    if (this.#session.active) {
+      this.#session.checkDeadline(now);
+      this.#releaseHold(now);
+    }
+    return this.#flush(now);
+  }
+
+  #releaseHold(now: Instant): void {
+    const target = this.#hold.take();
+    if (target !== null) this.#roles.handOffHeld(target, now);
   }
 
   /** Ask to become master: the master hands over (it watches our request); with none, campaign now. */
@@ -435,11 +469,37 @@ export class LeaseElection implements Elector {
 
   #wakeAt(now: Instant): number {
     if (!this.#session.active) return Infinity;
-    const wake = Math.min(this.#session.wakeAt(), this.#handoffs.wakeAt(), this.#roles.wakeAt(now));
+    let wake = Math.min(this.#session.wakeAt(), this.#handoffs.wakeAt(), this.#roles.wakeAt(now));
+    if (this.#roles.role === 'master') wake = Math.min(wake, this.#hold.nextDeadline(this.tockMs));
+    else wake = Math.min(wake, this.#preempt.nextDeadline());
     return Math.max(wake, now.mono);
   }
 
+  /**
+   * Preemption: an eligible slave in contact that ranks first among the registered eligible
+   * members, with no handoff or promote under way, asks the master it has followed for the
+   * delay to hand over (the promote key, held and drained like any other request).
+   */
+  #preemptIfDue(now: Instant): void {
+    if (!this.#preempt.enabled) return;
+    const roles = this.#roles;
+    const master = roles.master;
+    let candidate: string | null = null;
+    if (roles.role === 'slave' && this.#session.active && this.connected && this.#table.self.eligible && master !== null && master.hostname !== '' && master.iid !== this.instanceId && this.#handoffs.pending === null && this.#handoffs.promoteUntil === Infinity) {
+      const best = this.#table.bestPeer();
+      // The master must rank after us even when its own row is missing a moment from the table.
+      if ((best === null || this.#table.compare(this.hostname, best) < 0) && this.#table.compare(this.hostname, master.hostname) < 0) candidate = master.hostname;
+    }
+    if (!this.#preempt.due(now.mono, candidate) || candidate === null) return;
+    this.#step.log(4, `Preempting ${candidate}: we rank first and have followed it for ${Math.round(this.#preempt.delayMs ?? 0)} ms; asking it for the master role`);
+    this.#step.event({ type: 'preempt', master: candidate });
+    roles.promote(now);
+  }
+
   #flush(now: Instant): Output {
+    this.#preemptIfDue(now);
+    // A request held for a role we no longer have: its sender learns the new master by itself.
+    if (this.#roles.role !== 'master' && this.#hold.target !== null) this.#hold.clear();
     if (this.#session.started && this.#step.membersMayHaveChanged) {
       this.#step.membersMayHaveChanged = false;
       const members = this.#table.eligibleMembers();

@@ -33,6 +33,7 @@ import type { LeaseSession } from './session';
 import type { LeaseStep, Pending } from './step';
 import type { LeaseTable } from './table';
 import * as records from './records';
+import type { PromoteHold } from '../elector/hold';
 
 type Role = 'none' | 'slave' | 'master';
 
@@ -45,6 +46,8 @@ export interface MasterView {
 }
 
 export interface RolesParts {
+  /** A promote request held while the app drains its master work (elector/hold.ts). */
+  hold?: PromoteHold;
   step: LeaseStep;
   table: LeaseTable;
   session: LeaseSession;
@@ -388,8 +391,22 @@ export class LeaseRoles {
       this.#p.step.log(4, `Ignoring promote request from ${request.hostname}: not a live eligible member`);
       return;
     }
+    if (this.#p.hold?.hold(request.hostname, now.mono)) return;
     this.#p.step.log(4, `${request.hostname} asked for the master role: handing off`);
     this.#handOff(request.hostname, false, now);
+  }
+
+  /** The app drained for a held promote request: hand to its sender, if we are master and it is a live eligible member. */
+  handOffHeld(target: string, now: Instant): void {
+    if (this.role !== 'master') return;
+    const member = this.#p.table.members.get(target);
+    if (!member || !member.present || !member.record.eligible) {
+      this.#p.step.log(4, `Drained for ${target}, which is no longer a live eligible member: keeping the master role`);
+      this.#p.step.event({ type: 'stepdown', ok: false, hostname: target, reason: `${target} is no longer a live eligible member` });
+      return;
+    }
+    this.#p.step.log(4, `Master work drained: handing off to ${target}`);
+    this.#handOff(target, false, now);
   }
 
   stepDown(now: Instant): void {
@@ -397,7 +414,10 @@ export class LeaseRoles {
       this.#p.step.event({ type: 'stepdown', ok: false, hostname: '', reason: 'this server is not master' });
       return;
     }
-    const target = this.#p.table.bestPeer();
+    // A promote request held while the app drained: its sender asked first, it gets the role.
+    const held = this.#p.hold?.take() ?? null;
+    const member = held === null ? undefined : this.#p.table.members.get(held);
+    const target = held !== null && member?.present && member.record.eligible ? held : this.#p.table.bestPeer();
     if (!target) {
       this.#p.step.event({ type: 'stepdown', ok: false, hostname: '', reason: 'no other eligible server to hand off to' });
       return;
@@ -413,7 +433,8 @@ export class LeaseRoles {
     if (!table.self.eligible) return fail('this server is not eligible');
     const lease = session.lease;
     if (!lease || !session.synced) return fail('not in contact with the coordinator');
-    handoffs.promoteUntil = now.mono + this.handoffWindowMs;
+    // The master may drain its work first: allow it our own drain_timeout (one config across the cluster).
+    handoffs.promoteUntil = now.mono + this.handoffWindowMs + (this.#p.hold?.holdMs ?? 0);
     const master = this.master;
     if (master && master.iid !== this.#instanceId) {
       step.log(4, `Asking ${master.hostname || 'the master'} to hand the master role to us`);

@@ -24,6 +24,8 @@ import type { Elector } from '../elector/elector';
 import { Announcer } from './announce';
 import { FreshnessGuard } from './freshness';
 import { Handoffs } from './handoff';
+import { PromoteHold } from '../elector/hold';
+import { Preemption } from '../elector/preempt';
 import { Inbox } from './inbox';
 import { Instances } from './instances';
 import { MemberTable } from './members';
@@ -52,6 +54,10 @@ export class ElectionCore implements Elector {
   readonly #instances: Instances;
   readonly #quorum: Quorum;
   readonly #handoffs: Handoffs;
+  /** A promote request held while the app drains its master work (hold.ts). */
+  readonly #hold: PromoteHold;
+  /** Preemption, off unless configured (preempt.ts). */
+  readonly #preempt: Preemption;
   readonly #announcer: Announcer;
   readonly #roles: Roles;
   readonly #inbox: Inbox;
@@ -77,6 +83,8 @@ export class ElectionCore implements Elector {
     const instances = (this.#instances = new Instances(self, timing, step, members));
     const quorum = (this.#quorum = new Quorum(options.quorum ?? 0, members));
     const handoffs = (this.#handoffs = new Handoffs(step, () => timing.tockMs));
+    this.#preempt = new Preemption({ delayMs: options.preemptDelayMs ?? null });
+    const hold = (this.#hold = new PromoteHold({ event: (event) => step.event(event), log: (level, message) => step.log(level, message) }, options.drainMs ?? null));
     const announcer = (this.#announcer = new Announcer({ ...self, clusterId: this.#clusterId }, timing, step, guard, (now) => this.#roles.sendHeartbeat(now), () => members.fastestTick()));
     const priority = options.priority ?? 0;
     const record: ServerRecord = {
@@ -94,8 +102,8 @@ export class ElectionCore implements Elector {
     };
     const roleOptions = { hostname: options.hostname, ip: options.ip, instanceId: options.instanceId, pid: options.pid, priority, exitOnConflict: options.exitOnConflict ?? false };
     const words = new Words(options.hostname, relays, members, timing);
-    const roles = (this.#roles = new Roles(roleOptions, record, { timing, step, members, instances, quorum, handoffs, announcer, guard, relays, words }));
-    this.#inbox = new Inbox({ hostname: this.hostname, instanceId: this.instanceId, maxServers: this.#maxServers }, { timing, step, members, instances, handoffs, announcer, roles, guard, relays });
+    const roles = (this.#roles = new Roles(roleOptions, record, { timing, step, members, instances, quorum, handoffs, announcer, guard, relays, words, hold }));
+    this.#inbox = new Inbox({ hostname: this.hostname, instanceId: this.instanceId, maxServers: this.#maxServers }, { timing, step, members, instances, handoffs, announcer, roles, guard, relays, hold });
   }
 
   // ---- read-only state -------------------------------------------------------------
@@ -320,6 +328,11 @@ export class ElectionCore implements Elector {
     // Late: a silent peer's heartbeat may be queued on our socket. Read it before judging.
     if (lateMs > 0 && this.#roles.removalsDue(now)) this.#announcer.quietDrain(now);
     this.#handoffs.expire(now.mono, this.master, 'a tock');
+    if (this.#hold.overdue(now.mono, this.#timing.tockMs)) {
+      // The app never said its work drained (its own deadline was drain_timeout): go on without it.
+      this.#step.log(1, `Our master work did not report drained within drain_timeout and a tock: handing over to ${this.#hold.target} anyway`);
+      this.#releaseHold(now);
+    }
     this.#evaluate(now);
     this.#announcer.tick(now);
     return this.#flush(now);
@@ -376,8 +389,10 @@ export class ElectionCore implements Elector {
   }
 
   /** Apply reloaded election policy. A lower priority or higher quorum takes effect at once. */
-  setPolicy(policy: { exitOnConflict: boolean; priority: number; quorum: number }, now: Instant): Output {
+  setPolicy(policy: { exitOnConflict: boolean; priority: number; quorum: number; drainMs?: number; preemptDelayMs?: number | null }, now: Instant): Output {
     const roles = this.#roles;
+    if (policy.preemptDelayMs !== undefined) this.#preempt.delayMs = policy.preemptDelayMs;
+    if (policy.drainMs !== undefined && this.#hold.holdMs !== null) this.#hold.holdMs = policy.drainMs;
     roles.exitOnConflict = policy.exitOnConflict;
     this.#quorum.size = policy.quorum;
     if (policy.priority !== roles.priority) {
@@ -401,13 +416,41 @@ export class ElectionCore implements Elector {
       step.event({ type: 'stepdown', ok: false, hostname: '', reason: 'this server is not master' });
       return this.#flush(now);
     }
-    const target = this.#roles.bestPeer(now);
+    // A promote request held while the app drained: its sender asked first, it gets the role.
+    const held = this.#hold.take();
+    const target = held !== null && this.#liveEligible(held, now) ? held : this.#roles.bestPeer(now);
     if (!target) {
       step.event({ type: 'stepdown', ok: false, hostname: '', reason: 'no other eligible server to hand off to' });
       return this.#flush(now);
     }
     this.#inbox.handOff(target, now);
     return this.#flush(now);
+  }
+
+  /**
+   * The app's master work has drained (after a `drain` event): hand the role to the server
+   * whose promote request was held. Nothing when none is held, or we are no longer master.
+   */
+  drained(now: Instant): Output {
+    this.#releaseHold(now);
+    return this.#flush(now);
+  }
+
+  #releaseHold(now: Instant): void {
+    const target = this.#hold.take();
+    if (target === null || !this.#active || !this.master) return;
+    if (!this.#liveEligible(target, now)) {
+      this.#step.log(4, `Drained for ${target}, which is no longer a live eligible server: keeping the master role`);
+      this.#step.event({ type: 'stepdown', ok: false, hostname: target, reason: `${target} is no longer a live eligible server` });
+      return;
+    }
+    this.#step.log(4, `Master work drained: handing off to ${target}`);
+    this.#inbox.handOff(target, now);
+  }
+
+  #liveEligible(hostname: string, now: Instant): boolean {
+    const peer = this.#members.get(hostname);
+    return peer !== undefined && peer.record.eligible && this.#members.isLive(peer, now);
   }
 
   /**
@@ -489,6 +532,30 @@ export class ElectionCore implements Elector {
   #evaluate(now: Instant): void {
     if (this.#announcer.draining(now)) return; // read what queued up during a stall first
     this.#roles.evaluate(now);
+    if (this.#preempt.enabled) this.#preemptIfDue(now);
+  }
+
+  /**
+   * Preemption: an eligible slave that ranks first among the live eligible servers, with its
+   * quorum, no handoff under way and no promote() of its own waiting, asks the master it has
+   * followed for the delay to hand the role over (a promote request, drained like any other).
+   */
+  #preemptIfDue(now: Instant): void {
+    const roles = this.#roles;
+    const master = roles.masterHostname;
+    let candidate: string | null = null;
+    if (roles.role === 'slave' && roles.self.eligible && master !== '' && master !== this.hostname && !this.#handoffs.promoting && this.#handoffs.pending === null) {
+      const best = roles.bestPeer(now);
+      // The master itself may not count as live a moment (its heartbeats lost): it must still
+      // rank after us, or a lossy link would hand the role to a server that ranks after it.
+      const first = (best === null || roles.compare(this.hostname, best) < 0) && roles.compare(this.hostname, master) < 0;
+      if (first && this.#quorum.has(now, true, true) && this.#members.get(master) !== undefined) candidate = master;
+    }
+    if (!this.#preempt.due(now.mono, candidate) || candidate === null) return;
+    this.#step.log(4, `Preempting ${candidate}: we rank first and have followed it for ${Math.round(this.#preempt.delayMs ?? 0)} ms; asking it for the master role`);
+    this.#step.event({ type: 'preempt', master: candidate });
+    this.#handoffs.waitForPromotion(now.mono + this.#timing.tockMs);
+    roles.askForRole(candidate);
   }
 
   #wakeAt(now: Instant): number {
@@ -499,11 +566,15 @@ export class ElectionCore implements Elector {
     let wake = Math.min(announcer.nextDeadline(now), this.#handoffs.nextDeadline());
     if (!this.#roles.settled) wake = Math.min(wake, this.#roles.listenUntil);
     wake = Math.min(wake, this.#quorum.nextDeadline(now), this.#members.nextDeadline(now), this.#instances.nextDeadline(now), this.#roles.nextRelayDeadline(now));
+    if (this.master) wake = Math.min(wake, this.#hold.nextDeadline(this.#timing.tockMs));
+    else wake = Math.min(wake, this.#preempt.nextDeadline());
     return wake;
   }
 
   #flush(now: Instant): Output {
     const step = this.#step;
+    // A request held for a role we no longer have: its sender learns the new master by itself.
+    if (!this.master && this.#hold.target !== null) this.#hold.clear();
     if (this.#started && step.membersMayHaveChanged) {
       step.membersMayHaveChanged = false;
       // After a step that may have changed it (a join, a departure, an eligibility flip),

@@ -57,6 +57,11 @@ export class Handoffs extends HandoffOutcomes<PendingHandoff> {
     return targetLive(pending.target);
   }
 
+  /** Our promote() waits for the role. */
+  get promoting(): boolean {
+    return this.promoteUntil !== Infinity;
+  }
+
   waitForPromotion(until: number): void {
     this.promoteUntil = until;
     this.#asked = null;
@@ -99,6 +104,11 @@ export class Handoffs extends HandoffOutcomes<PendingHandoff> {
     this.#asked = master;
     this.promoteUntil = Math.max(this.promoteUntil, now.mono + this.#tockMs());
     return true;
+  }
+
+  /** The master we asked drains before it hands over (its heartbeats say so): wait until `until` at least. */
+  keepWaiting(until: number): void {
+    if (this.promoteUntil !== Infinity) this.promoteUntil = Math.max(this.promoteUntil, until);
   }
 
   /** We asked `master` for the role (the request is on its way). */

@@ -10,6 +10,7 @@ import type { FreshnessGuard } from './freshness';
 import type { Handoffs } from './handoff';
 import type { Instances } from './instances';
 import type { Relays } from './relays';
+import type { PromoteHold } from '../elector/hold';
 import type { MemberTable, Peer } from './members';
 import type { Roles } from './roles';
 import type { Step } from './step';
@@ -25,6 +26,7 @@ export interface InboxParts {
   roles: Roles;
   guard: FreshnessGuard | null;
   relays: Relays;
+  hold: PromoteHold;
 }
 
 export class Inbox {
@@ -40,6 +42,7 @@ export class Inbox {
   readonly #roles: Roles;
   readonly #guard: FreshnessGuard | null;
   readonly #relays: Relays;
+  readonly #hold: PromoteHold;
   #lastFullLogAt = -Infinity;
 
   constructor(self: { hostname: string; instanceId: string; maxServers: number }, parts: InboxParts) {
@@ -55,6 +58,7 @@ export class Inbox {
     this.#roles = parts.roles;
     this.#guard = parts.guard;
     this.#relays = parts.relays;
+    this.#hold = parts.hold;
   }
 
   receiveFromPeer(message: Message, from: Address, now: Instant): void {
@@ -157,6 +161,8 @@ export class Inbox {
   /** Terms only grow; a departing master's handoff tells everyone who claims next. */
   #noteHeartbeat(message: HeartbeatMessage, now: Instant): void {
     this.#roles.noteTerm(message, now);
+    // Our master drains its work before it hands us the role: our promote() keeps waiting.
+    if (message.drain === this.#hostname && message.master && message.hostname === this.#roles.masterHostname) this.#handoffs.keepWaiting(now.mono + this.#timing.tockMs);
     if (this.#relays.note(message.hostname, message.lead, now.mono) && message.lead) this.#roles.noteHostname(message.lead.h);
     // Our master's last heartbeats as it hands off carry its newest checkpoint to the next one.
     if (message.handoff !== undefined && !message.master && message.hostname === this.#roles.masterHostname) this.#roles.takeCheckpoint(message.ckpt ?? null);
@@ -178,6 +184,8 @@ export class Inbox {
       this.#step.peerLog(4, `Ignoring promote request from ${requester}: not a live eligible server`);
       return;
     }
+    // The app drains its master work first (elector/hold.ts); it tells us when.
+    if (this.#hold.hold(requester, now.mono)) return;
     this.#step.peerLog(4, `${requester} asked for the master role: handing off`);
     this.handOff(requester, now);
   }

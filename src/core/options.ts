@@ -28,6 +28,17 @@ export interface CoreOptions extends CoreTiming {
    * open protocol, where any well-formed packet is believed.
    */
   verifyInstances?: boolean;
+  /**
+   * The app drains its master work before a handover (`drain_timeout`, ms): a promote request
+   * from another server is held (a `drain` event) until `drained()`, or this long and a tock.
+   * Unset: a promote request is handed over at once.
+   */
+  drainMs?: number;
+  /**
+   * Preemption (elector/preempt.ts): ranking first among the live eligible servers, ask the master
+   * for the role once it has been followed this long (ms). Unset: off (the original's rule).
+   */
+  preemptDelayMs?: number;
 }
 
 export const DEFAULT_MAX_SERVERS = 1000;

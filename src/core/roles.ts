@@ -38,6 +38,7 @@ import type { Relays } from './relays';
 import { TermSlots } from './slots';
 import type { Words } from './words';
 import type { Step } from './step';
+import type { PromoteHold } from '../elector/hold';
 import type { Timing } from './timing';
 
 type Role = 'none' | 'slave' | 'master';
@@ -52,6 +53,8 @@ export interface RolesOptions {
 }
 
 export interface RolesParts {
+  /** A promote request held while the app drains: our heartbeats name its sender. */
+  hold?: PromoteHold;
   timing: Timing;
   step: Step;
   members: MemberTable;
@@ -647,6 +650,8 @@ export class Roles {
     if (term > 0) heartbeat.term = term;
     if (this.priority !== 0) heartbeat.prio = this.priority;
     if (handoff !== undefined) heartbeat.handoff = handoff;
+    const draining = this.master ? this.#p.hold?.target : null;
+    if (draining) heartbeat.drain = draining;
     // The master (and a master handing off) carries the checkpoint, so every server holds the latest.
     if (this.checkpoint && (this.master || handoff !== undefined)) heartbeat.ckpt = this.checkpoint;
     // The master we follow: a server cut off from it, hearing us, keeps it (relays.ts).

@@ -33,10 +33,13 @@ export interface Elector {
   setData(data: JsonObject): void;
   setLocked(hostname: string, locked: boolean, now: Instant): Output;
   setTiming(timing: { tickMs: number; checkBeats: number }, now: Instant): Output;
-  setPolicy(policy: { exitOnConflict: boolean; priority: number; quorum: number }, now: Instant): Output;
+  /** `drainMs`: the app's drain_timeout, for a promote request held while it drains; `preemptDelayMs`: preempt_delay (null: preemption off); absent: unchanged. */
+  setPolicy(policy: { exitOnConflict: boolean; priority: number; quorum: number; drainMs?: number; preemptDelayMs?: number | null }, now: Instant): Output;
   stepDown(now: Instant): Output;
   promote(now: Instant): Output;
   shutdown(now: Instant): Output;
+  /** The app's master work has drained: hand over to the promote request held (a `drain` event), if any. */
+  drained?(now: Instant): Output;
   /** The most detailed log level anyone reads; an elector may skip building lines beyond it. */
   logLevel?: number;
 }

@@ -79,7 +79,14 @@ export type CoreEvent =
    * Coordinator mode: outcome of setCheckpoint() calls, every one up to `ticket` (stored in
    * etcd, or not: the master lost its role first, or the store refused its term).
    */
-  | { type: 'checkpoint'; ok: boolean; ticket: number; reason: string };
+  | { type: 'checkpoint'; ok: boolean; ticket: number; reason: string }
+  /**
+   * A promote request from `target` that the election holds (`holdPromotes`) until the app's
+   * master work has drained: answer with `drained()`, and the handoff goes on.
+   */
+  | { type: 'drain'; target: string }
+  /** Preemption: we rank first and ask `master` for the role (a promote request follows). */
+  | { type: 'preempt'; master: string };
 
 export interface LogLine {
   level: number;

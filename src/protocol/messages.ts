@@ -39,6 +39,11 @@ export interface HeartbeatMessage {
   prio?: number;
   /** On a master's last heartbeat before it steps down: the server it hands the role to. */
   handoff?: string;
+  /**
+   * On a master that holds a promote request while its app's work drains: the server that
+   * asked, which keeps waiting for as long as this says so (elector/hold.ts).
+   */
+  drain?: string;
   /** Cluster namespace; servers with another id ignore the packet. Absent: the default cluster. */
   cid?: string;
   /** The master's last checkpoint, so the next master can resume from it. */

@@ -42,6 +42,11 @@ export interface RunFlags {
   pidNamespace?: string;
   logFile?: string;
   debugLevel?: string;
+  healthCmd?: string;
+  healthInterval?: string;
+  healthRise?: string;
+  healthFall?: string;
+  healthTimeout?: string;
 }
 
 export interface RunOptions {
@@ -63,6 +68,8 @@ export interface RunOptions {
   pidNamespace: PidNamespaceMode;
   logFile?: string;
   debugLevel: number;
+  /** `--health-cmd`: a shell command, exit 0 passes; the counts and times of the check. */
+  health?: { command: string; interval: number; rise: number; fall: number; timeout: number };
 }
 
 /** Section keys a flag sets, and the flag, for error messages. */
@@ -145,6 +152,31 @@ export function readSecretFile(file: string, read: (file: string) => string = (f
     // read succeeded, so the file exists; a stat failure leaves no warning
   }
   return { keys, warning };
+}
+
+/** The `--health-*` flags: unset without `--health-cmd`; the counts and times are refused without it. */
+function healthOptions(flags: RunFlags): RunOptions['health'] | undefined {
+  const command = flags.healthCmd;
+  if (command === undefined) {
+    const stray = (['healthInterval', 'healthRise', 'healthFall', 'healthTimeout'] as const).find((key) => flags[key] !== undefined);
+    if (stray) throw new UsageError(`--${stray.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --health-cmd (the check to run)`);
+    return undefined;
+  }
+  if (command.trim() === '') throw new UsageError('--health-cmd must be a shell command, got an empty string');
+  const count = (flag: string, text: string | undefined, fallback: number): number => {
+    if (text === undefined) return fallback;
+    const value = numeric(text);
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 1000) throw new UsageError(`${flag} must be an integer from 1 to 1000, got "${text}"`);
+    return value;
+  };
+  const interval = seconds('--health-interval', flags.healthInterval, 2, 0.01, 86400);
+  return {
+    command,
+    interval,
+    rise: count('--health-rise', flags.healthRise, 2),
+    fall: count('--health-fall', flags.healthFall, 3),
+    timeout: seconds('--health-timeout', flags.healthTimeout, interval, 0.01, 86400),
+  };
 }
 
 /** Merge, validate, and return everything `run` needs; throws UsageError. */
@@ -232,6 +264,17 @@ export function resolveRunOptions(flags: RunFlags, command: string[], read: (fil
     warnings,
   };
   if (typeof ip === 'string') options.ip = ip;
+  const health = healthOptions(flags);
+  if (health) options.health = health;
+  // A handover waits (drain_timeout) for the command to be gone: at least its grace, the
+  // guardian's confirmation and a margin, or the next master's run could start beside it.
+  const drainFloor = options.graceMs / 1000 + 5;
+  if (section.drain_timeout === undefined) section.drain_timeout = drainFloor;
+  else if (settings.drain_timeout < drainFloor) {
+    warnings.push(`drain_timeout ${settings.drain_timeout} s (${from.get('drain_timeout') ?? '--config'}) raised to ${drainFloor} s: a handover waits for the command to stop, up to --grace (${options.graceMs / 1000} s) and 5 s more`);
+    section.drain_timeout = drainFloor;
+  }
+  settings.drain_timeout = section.drain_timeout as number;
   if (flags.lossGrace !== undefined) options.lossGraceMs = seconds('--loss-grace', flags.lossGrace, 0, 0, 86400) * 1000;
   if (flags.logFile !== undefined) options.logFile = flags.logFile;
   return options;

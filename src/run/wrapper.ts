@@ -12,10 +12,12 @@
  *  - whatever becomes of this process, the guardian (guardian.ts) ends the run before
  *    another server may claim.
  *
- * Seams for what comes next (health checks, a drain of app work): `handOver(reason)` is the
- * one path by which the wrapper gives the role up on purpose (stop the command, then
- * `stepDown()`); a health check that fails would call it and then set `eligible = false`,
- * and set it back on recovery; a drain would run where the command is stopped.
+ * The command runs as the component's master work (`exclusive()`, with `drain: 'abort'`): every
+ * handover made on purpose, whoever starts it (stepDown, a promote request from another
+ * server, a preempting one, a failing `--health-cmd`, `eligible = false`), aborts it first;
+ * the wrapper then stops it with the full grace, and the component hands the role over only
+ * once it is gone (its `drain_timeout` is at least the grace and 5 s). `handOver(reason)` is
+ * the wrapper's own way to give the role up (`--on-exit step-down`).
  */
 import * as path from 'node:path';
 import * as os from 'node:os';
@@ -24,6 +26,7 @@ import type Component = require('pixl-server/component');
 import type MultiServer = require('../component');
 import { ChildRun, probeIsolation, type Isolation, type RunEnd } from './child';
 import { HookRunner, type HookEvent } from './hooks';
+import { runHealthCommand } from './health';
 import type { RunOptions } from './options';
 import { backoffMs, runTiming, type RunTiming } from './timing';
 
@@ -158,6 +161,12 @@ export class Runner {
       `Running \`${options.command.join(' ')}\` while master; isolation: ${this.#isolation.unshare ? 'a pid namespace per run' : `its process group only (${this.#isolation.why})${this.#isolation.setpriv ? ', SIGKILL to the command if its guardian dies' : ''}`}; ` +
         `failover budget ${Math.round(this.timing.budgetMs)} ms: if this process goes silent, the command gets SIGTERM after ${Math.round(this.timing.silenceMs)} ms and SIGKILL by ${Math.round(this.timing.deadMs)} ms`,
     );
+    const health = options.health;
+    if (health) {
+      const env = commandEnv();
+      this.#multi.setHealthCheck((signal) => runHealthCommand(health.command, { ...env, ...this.#env() }, signal), health);
+      this.#log(2, `Health check \`${health.command}\` every ${health.interval} s (ineligible after ${health.fall} failures in a row, eligible again after ${health.rise} passes)`);
+    }
     this.#multi.on('master', (term) => this.#onMaster(term));
     this.#multi.on('slave', () => this.#onSlave());
     // pixl-server's own handlers would leave at once; ours stop the command first, and a
@@ -260,6 +269,47 @@ export class Runner {
 
   #ensureRunning(): void {
     if (this.#leaving || this.#handingOver || this.#run || this.#restartTimer || !this.#multi.master) return;
+    // As master work: admitted only while master and not handing over; a handover aborts the
+    // signal (stop with the full grace: the next master waits), the role lost aborts it too.
+    void this.#multi
+      .exclusive(
+        (signal) => {
+          const run = this.#startRun();
+          signal.addEventListener('abort', () => this.#onAbort(run, signal.reason as { kind?: string } | undefined), { once: true });
+          return run.over;
+        },
+        { drain: 'abort' },
+      )
+      .then((result) => {
+        if (result.ran) return;
+        this.#log(3, `Not starting the command: ${result.detail}`);
+        // A handover in progress may not happen (nobody took over, the check recovered): look again.
+        if (result.reason === 'handing-over') this.#scheduleRestart(Math.max(50, (this.options.settings.heartbeat_freq * 1000) / 2), 'if the handover does not happen');
+      });
+  }
+
+  #onAbort(run: ChildRun, reason: { kind?: string } | undefined): void {
+    if (run.stopping && reason?.kind !== 'drain-timeout') return;
+    switch (reason?.kind) {
+      case 'handover':
+        this.#cancelRestart();
+        this.#log(2, `Handing the master role over: stopping the command first (SIGTERM, SIGKILL in ${Math.round(this.options.graceMs)} ms)`);
+        run.stop(this.options.graceMs);
+        break;
+      case 'drain-timeout':
+        // Only if the grace outlasts drain_timeout (it cannot here: raised to cover it).
+        run.stop(0);
+        break;
+      default: {
+        // The role lost against our will: the `slave` listener says so too, and stops it the same way.
+        const grace = this.options.lossGraceMs ?? Math.min(this.options.graceMs, this.timing.lossGraceMs);
+        this.#log(2, `Lost the master role while the command runs: SIGTERM to it, SIGKILL in ${Math.round(grace)} ms`);
+        run.stop(grace);
+      }
+    }
+  }
+
+  #startRun(): ChildRun {
     const [file, ...args] = this.options.command as [string, ...string[]];
     const env = commandEnv();
     Object.assign(env, this.#env());
@@ -281,6 +331,7 @@ export class Runner {
     });
     this.#run = run;
     void run.over.then((end) => this.#onRunOver(run, end));
+    return run;
   }
 
   #onRunOver(run: ChildRun, end: RunEnd): void {
@@ -360,8 +411,8 @@ export class Runner {
     this.#handingOver = true;
     try {
       this.#log(2, `Handing the master role over: ${reason}`);
-      await this.#stopRun();
-      if (this.#leaving || !this.#multi.master) return false;
+      this.#cancelRestart();
+      // stepDown() drains first: the command is stopped (full grace) before the role goes.
       await this.#multi.stepDown();
       return true;
     } catch (err) {

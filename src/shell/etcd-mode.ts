@@ -16,7 +16,7 @@ import type { JsonValue } from '../protocol/messages';
 import { UdpUnicastTransport } from '../transport/unicast';
 import type { Settings } from '../config';
 import type { WireSettings } from '../driver/driver';
-import { now, reloadElection, type Mode, type ModeContext } from './mode';
+import { now, reloadElection, workOptions, type Mode, type ModeContext } from './mode';
 
 export class EtcdMode implements Mode {
   readonly driver: Driver<Elector>;
@@ -113,6 +113,7 @@ export class EtcdMode implements Mode {
       // read on a busy machine: listen that long at least, so rank decides, not the fastest.
       listenMs: 1000,
       authenticated: ctx.keyring !== null,
+      ...workOptions(settings),
     }));
     // Not budgeted as network input: the election's own lines about the store are rate-limited
     // where they are made (a failure once a minute, bad values once a minute), and a level-1

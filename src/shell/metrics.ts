@@ -5,6 +5,7 @@
  * Every value is read from the component when scraped (collect callbacks): the packet
  * path pays nothing for metrics.
  */
+import type { HealthStatus } from '../app/health';
 import { failoverClock, type FailoverSource } from './failover';
 import type { ServerRecord } from '../elector/types';
 
@@ -32,6 +33,8 @@ export interface MetricsSource extends FailoverSource {
   readonly eligible: boolean;
   readonly members: string[];
   readonly stats: MetricsStats;
+  /** The health check's state (null or absent: no check). */
+  readonly health?: HealthStatus | null;
 }
 
 /**
@@ -100,6 +103,9 @@ export function createMetricsRegistry(source: MetricsSource): MetricsRegistry {
   gauge('is_master', '1 while this server is the master, else 0.', () => (source.master ? 1 : 0));
   gauge('master_known', '1 while this server knows an agreed master (what the health route answers 200 for), else 0.', () => (source.masterHostname ? 1 : 0));
   gauge('eligible', '1 while this server may become master, else 0.', () => (source.eligible ? 1 : 0));
+  gauge('health_check_passing', '1 while this server\'s health check lets it be master (passing, or no result yet), 0 while it fails, -1 without a check.', () => (source.health ? (source.health.healthy ? 1 : 0) : -1));
+  gauge('health_check_failures', 'Failures in a row of the health check (0 after a pass or without a check).', () => source.health?.failures ?? 0);
+  counter('health_checks_total', 'Health checks run.', () => source.health?.checks ?? 0);
   gauge('term', 'The fencing token: on the master the term it claimed and serves under, elsewhere the highest term this server knows.', () => source.term);
   gauge('members', 'Live eligible servers (self included) that work is split over.', () => source.members.length);
   gauge('servers', 'Servers in this server\'s table, self included.', () => Object.keys(source.servers).length);

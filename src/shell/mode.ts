@@ -66,9 +66,14 @@ export function reloadElection(ctx: ModeContext, mode: Mode, settings: Settings,
   mode.transport.reconfigure?.(settings);
   mode.driver.wire = wire;
   if (ctx.shut()) return;
-  mode.driver.run((core, now) => core.setPolicy({ exitOnConflict: settings.exit_on_conflict, priority: settings.priority, quorum: settings.quorum }, now));
+  mode.driver.run((core, now) => core.setPolicy({ exitOnConflict: settings.exit_on_conflict, priority: settings.priority, quorum: settings.quorum, drainMs: settings.drain_timeout * 1000, preemptDelayMs: settings.preempt ? settings.preempt_delay * 1000 : null }, now));
   ctx.debug(4, `Config reloaded: heartbeat_freq ${settings.heartbeat_freq} s, check_beats ${settings.check_beats}`);
   mode.driver.run((core, now) => core.setTiming({ tickMs: settings.heartbeat_freq * 1000, checkBeats: settings.check_beats }, now));
+}
+
+/** What both machines take of the master work's settings: a promote request waits for our exclusive() work to drain (app/master-work.ts); preemption, when on. */
+export function workOptions(settings: Settings): { drainMs: number; preemptDelayMs?: number } {
+  return { drainMs: settings.drain_timeout * 1000, ...(settings.preempt ? { preemptDelayMs: settings.preempt_delay * 1000 } : {}) };
 }
 
 /** Both clocks, read when a step runs. */

@@ -253,6 +253,7 @@ export class Observer {
       view,
       departed,
       conflict: master.conflict,
+      health: null,
       observer: {
         port: this.#options.port,
         listenedMs: Math.round(now - this.startedAt),

@@ -15,6 +15,8 @@ export interface MultiServerStats extends DriverStats {
   sendErrors: number;
   /** Handoffs completed (stepDown or promote), as seen by the master that handed over. */
   handoffs: number;
+  /** Times this server asked the master for the role by preemption (`preempt`). */
+  preemptions: number;
   /** The current term (fencing token). */
   term: number;
 }
@@ -25,6 +27,7 @@ export class ShellCounters {
   oldKeyPackets = 0;
   sendErrors = 0;
   handoffs = 0;
+  preemptions = 0;
 
   drop(reason: DropReason | CoreDropReason): void {
     this.dropped[reason] = (this.dropped[reason] ?? 0) + 1;
@@ -46,7 +49,7 @@ export const EMPTY_DRIVER_STATS: DriverStats = {
   logsSuppressed: 0,
 };
 
-const COUNTERS = ['dropped', 'oldKeyPackets', 'sendErrors', 'handoffs'] as const;
+const COUNTERS = ['dropped', 'oldKeyPackets', 'sendErrors', 'handoffs', 'preemptions'] as const;
 
 export function liveStats(driverStats: () => DriverStats, counters: ShellCounters, term: () => number): MultiServerStats {
   const stats = {} as MultiServerStats;

@@ -8,6 +8,7 @@
 import type { ServerRecord } from '../elector/types';
 import { deadAfterMs, judge, masterOf, type ServerState } from './view';
 import type { Failover, FailoverClock } from './failover';
+import type { HealthStatus } from '../app/health';
 
 /** What the document is built from: the component. */
 export interface StatusSource {
@@ -20,6 +21,8 @@ export interface StatusSource {
   readonly servers: Record<string, ServerRecord>;
   readonly stats: object;
   readonly settings: Readonly<{ heartbeat_freq: number; check_beats: number; cluster_id: string }> | null;
+  /** The health check's state (null or absent: no check). */
+  readonly health?: HealthStatus | null;
 }
 
 export interface ServerView {
@@ -84,6 +87,11 @@ export interface StatusDocument {
   departed: Departure[];
   /** Several servers claim master: their hostnames; [] otherwise. */
   conflict: string[];
+  /**
+   * This server's health check (multi.setHealthCheck, or the run wrapper's --health-cmd): null
+   * without one, and in the CLI's document (other servers' checks show only as `eligible`).
+   */
+  health: HealthStatus | null;
   observer: ObserverReport | null;
 }
 
@@ -186,6 +194,7 @@ export function statusBody(source: StatusSource, history: { departures: Departur
     view,
     departed: departures ? departures.list(nowWall).filter((d) => !(d.hostname in source.servers)) : [],
     conflict: masterOf(view).conflict,
+    health: source.health ? { ...source.health, last: source.health.last ? { ...source.health.last } : null } : null,
     observer: null,
   };
 }

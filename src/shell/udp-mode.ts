@@ -13,7 +13,7 @@ import type { Transport } from '../transport/types';
 import { encode } from '../wire/codec';
 import type { Settings } from '../config';
 import type { WireSettings } from '../driver/driver';
-import { reloadElection, type Mode, type ModeContext } from './mode';
+import { reloadElection, workOptions, type Mode, type ModeContext } from './mode';
 import { createTransport } from './transports';
 
 export class UdpMode implements Mode {
@@ -66,6 +66,7 @@ export class UdpMode implements Mode {
       quorum: settings.quorum,
       clusterId: settings.cluster_id,
       verifyInstances: ctx.keyring !== null,
+      ...workOptions(settings),
     });
     const debug10 = ctx.host.logs;
     this.driver = new Driver<Elector>(

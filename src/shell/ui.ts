@@ -143,6 +143,16 @@ const SCRIPT = `
     text('self-state', stateOf(doc.state));
     var self = view.filter(function (s) { return s.self; })[0];
     text('self-sub', str(doc.hostname) + (self ? ' \\u00b7 up ' + seconds(num(self.uptime) * 1000) : ''));
+    var health = doc.health && typeof doc.health === 'object' ? doc.health : null;
+    var healthCard = byId('health-card');
+    healthCard.hidden = !health;
+    if (health) {
+      var lastCheck = health.last && typeof health.last === 'object' ? health.last : null;
+      text('health-state', health.state === 'failing' ? 'failing' : health.state === 'passing' ? 'passing' : 'starting');
+      text('health-sub', (health.state === 'failing' ? num(health.failures) + ' failed in a row, not eligible' + (lastCheck && str(lastCheck.error) ? ': ' + str(lastCheck.error) : '') + ' \\u00b7 eligible after ' + num(health.rise) + ' passes'
+        : num(health.passes) + ' passed in a row \\u00b7 fails after ' + num(health.fall)) + ' \\u00b7 every ' + seconds(num(health.interval) * 1000) + (lastCheck ? ' \\u00b7 last ' + seconds(Math.max(0, now - num(lastCheck.at))) + ' ago' : ''));
+      healthCard.className = health.state === 'failing' ? 'card alert' : 'card';
+    }
 
     var body = byId('servers-body');
     clear(body);
@@ -267,6 +277,7 @@ const BODY = `
     <div class="card"><div class="label">Servers</div><div class="value" id="members-count">&#8230;</div><div class="sub" id="members-sub"></div></div>
     <div class="card"><div class="label">Last failover</div><div class="value" id="failover-when">&#8230;</div><div class="sub" id="failover-sub"></div></div>
     <div class="card"><div class="label">This server</div><div class="value" id="self-state">&#8230;</div><div class="sub" id="self-sub"></div></div>
+    <div class="card" id="health-card" hidden><div class="label">Health check</div><div class="value" id="health-state">&#8230;</div><div class="sub" id="health-sub"></div></div>
   </div>
   <section class="panel">
     <h2>Servers<span class="count" id="servers-count"></span></h2>

@@ -91,6 +91,7 @@ function encodeBody(message: WireMessage): Buffer {
     if (message.term !== undefined) wire.term = message.term;
     if (message.prio !== undefined) wire.prio = message.prio;
     if (message.handoff !== undefined) wire.handoff = message.handoff;
+    if (message.drain !== undefined) wire.drain = message.drain;
     if (message.ckpt !== undefined) wire.ckpt = message.ckpt;
     if (message.tick !== undefined) wire.tick = message.tick;
     if (message.beats !== undefined) wire.beats = message.beats;
@@ -263,6 +264,10 @@ function validate(raw: Record<string, unknown>, bodyBytes: number, maxDataBytes:
   if (raw.handoff !== undefined) {
     if (!isValidHostname(raw.handoff)) return drop('bad-field', 'handoff');
     message.handoff = raw.handoff;
+  }
+  if (raw.drain !== undefined) {
+    if (!isValidHostname(raw.drain)) return drop('bad-field', 'drain');
+    message.drain = raw.drain;
   }
   if (raw.ckpt !== undefined) {
     const ckpt = raw.ckpt;
