@@ -2,14 +2,17 @@
  * The layering of src/, as rules a machine checks (`npm run lint:deps`, and first thing in
  * `npm test`). Type-only imports count: a layer that needs another's types depends on it.
  *
- *   top        component.ts, config.ts, cli.ts, index.ts, errors.ts, shell/, run/   (import anything below)
- *   machines   driver/ (runs an elector: core or coordinator), coordinator/ (the etcd lease election)
- *   pure       core/ (the UDP election), wire/ (codec, auth), transport/ (sockets)
+ *   top        component.ts, config.ts, cli.ts, index.ts, errors.ts, shell/, run/, etcd/   (import anything below)
+ *   driver     driver/ (runs either election machine: its queue, Output carried out, events)
+ *   machines   core/ (the UDP election), coordinator/ (the etcd mode's lease election): pure, neither imports the other
+ *   contract   elector/ (what both machines are and give: Instant, Output, events, the rank rule, freshness)
+ *   beside     wire/ (codec, auth), transport/ (sockets)
  *   bottom     protocol/ (messages, limits, addresses, the store contract), util/, app/
  *
+ * etcd/ (the etcd client adapter: timers, gRPC, files) sits at the top: only the shell loads it.
  * Dev-only code (sim/, tools/, test/, test-lan/, test-etcd/) sits beside src/ and never below it.
  */
-const TOP = '^src/(component|config|cli|index|errors)\\.ts$|^src/shell/|^src/run/';
+const TOP = '^src/(component|config|cli|index|errors)\\.ts$|^src/shell/|^src/run/|^src/etcd/';
 
 /** A layer may import itself and the folders named; nothing else of src/. */
 function onlyDown(name, layer, allowed, comment) {
@@ -28,27 +31,28 @@ module.exports = {
     onlyDown('util-is-the-bottom', 'util', [], 'src/util/ holds leaf helpers: it imports nothing of ours.'),
     onlyDown('app-helpers-are-leaves', 'app', ['protocol/'], 'src/app/ (helpers for applications: rendezvous) imports at most the protocol.'),
     onlyDown('wire-over-protocol', 'wire', ['protocol/', 'util/'], 'The codec and auth import the protocol and util only: no core, no transport, no config.'),
-    onlyDown('core-over-protocol', 'core', ['protocol/'], 'The election core is pure: protocol only (no wire, transport, driver, coordinator, config).'),
+    onlyDown('elector-over-protocol', 'elector', ['protocol/'], 'The contract both election machines share (types, Output, the rank rule, freshness) imports the protocol only.'),
+    onlyDown('core-over-elector', 'core', ['elector/', 'protocol/'], 'The UDP election is pure: the contract and the protocol only (no wire, transport, driver, coordinator, config).'),
     onlyDown('transport-over-protocol', 'transport', ['protocol/', 'util/'], 'Sockets know addresses and limits (protocol) only: not config, core, wire or the driver.'),
-    onlyDown('driver-over-machines', 'driver', ['core/', 'wire/', 'protocol/', 'util/'], 'The driver runs any elector: it sees the core, the codec, the protocol; never a transport, the coordinator or config.'),
-    onlyDown('coordinator-over-protocol', 'coordinator', ['protocol/', 'wire/', 'util/', 'core/types.ts', 'core/skipped.ts', 'core/freshness.ts', 'core/hold.ts', 'core/preempt.ts'], 'The lease election shares the core\'s output types, its replay window (skipped.ts), its freshness rule (freshness.ts), the promote request held while the app drains (hold.ts) and the preemption rule (preempt.ts), never the UDP election itself; it reads store values through the wire codec.'),
+    onlyDown('driver-over-elector', 'driver', ['elector/', 'wire/', 'protocol/', 'util/'], 'The driver runs any elector through the contract: it sees the codec and the protocol; never a machine itself, a transport or config.'),
+    onlyDown('coordinator-over-elector', 'coordinator', ['elector/', 'protocol/', 'wire/'], 'The lease election is pure like the core and shares only the contract with it (never the UDP election itself); it reads store values through the wire codec.'),
     {
-      name: 'core-without-runtime-builtins',
-      comment: 'No sockets, timers, clock or crypto in the core: node: built-ins for their types only.',
+      name: 'machines-without-runtime-builtins',
+      comment: 'No sockets, timers, clock, crypto or process in either election machine or their contract: node: built-ins for their types only.',
       severity: 'error',
-      from: { path: '^src/core/' },
+      from: { path: '^src/(core|coordinator|elector)/' },
       to: { dependencyTypes: ['core'], dependencyTypesNot: ['type-only'] },
     },
     {
       name: 'pure-layers-without-packages',
-      comment: 'protocol, core, wire and transport use no npm package: they run where the library runs, with nothing configured.',
+      comment: 'Everything below the top uses no npm package: it runs where the library runs, with nothing configured (etcd3 is loaded by etcd/, at the top).',
       severity: 'error',
-      from: { path: '^src/(protocol|core|wire|transport|util|app)/' },
+      from: { path: '^src/(protocol|elector|core|coordinator|driver|wire|transport|util|app)/' },
       to: { dependencyTypes: ['npm', 'npm-dev', 'npm-optional', 'npm-peer', 'npm-bundled', 'npm-no-pkg', 'npm-unknown'] },
     },
     {
       name: 'nothing-imports-the-top',
-      comment: 'component, config, cli, index, errors, shell/ and run/ are the top: no layer below imports them.',
+      comment: 'component, config, cli, index, errors, shell/, run/ and etcd/ are the top: no layer below imports them.',
       severity: 'error',
       from: { path: '^src/', pathNot: TOP },
       to: { path: TOP },

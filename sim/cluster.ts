@@ -7,7 +7,7 @@ import { ElectionCore, type CoreOptions } from '../src/core/election';
 import { Driver } from '../src/driver/driver';
 import { DEFAULT_MAX_PACKET_BYTES } from '../src/protocol/limits';
 import type { Address, JsonValue, Message } from '../src/protocol/messages';
-import type { CoreEvent, Instant, Output } from '../src/core/types';
+import type { CoreEvent, Instant, Output } from '../src/elector/types';
 import { createKeyring, type Keyring } from '../src/wire/auth';
 import { decode, type DecodeResult } from '../src/wire/codec';
 import { EventHeap } from './heap';
@@ -126,7 +126,7 @@ export interface SimNode {
   hostname: string;
   /** The running (or last) process's core; its driver carries out every step, as in a real server. */
   core: ElectionCore;
-  driver: Driver;
+  driver: Driver<ElectionCore>;
   alive: boolean;
   /** Added to the simulated wall clock for this node only (a stepped or skewed clock). */
   wallOffset: number;
@@ -265,7 +265,7 @@ export class SimCluster {
       id,
       hostname,
       core,
-      driver: null as unknown as Driver,
+      driver: null as unknown as Driver<ElectionCore>,
       instance: { iid: core.instanceId, lastDelivered: null },
       address: addressOf(id),
       keyring: this.#keyring,
@@ -731,7 +731,7 @@ export class SimCluster {
 
   /** A new process on `node`: its core, and the driver that carries out its steps. */
   #attach(node: SimNode, core: ElectionCore): void {
-    const driver = new Driver(
+    const driver = new Driver<ElectionCore>(
       core,
       {
         now: () => this.#instant(node),

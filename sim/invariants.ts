@@ -22,7 +22,7 @@
  *  - stable: fresh, and agreed; T_conv is when that agreement began. On a quiet network,
  *    agreement among fresh servers is absorbing, so from then on nothing may change.
  */
-import type { CoreEvent } from '../src/core/types';
+import type { CoreEvent } from '../src/elector/types';
 import type { SimCluster, SimEventRecord, SimNode } from './cluster';
 
 export type InvariantName =

@@ -8,7 +8,7 @@
  * (SIGSTOP); the store goes down and comes back; one process's link to the store is cut.
  */
 import { LeaseElection, type LeaseElectionOptions } from '../src/coordinator/lease-election';
-import type { CoreEvent, Instant, Output } from '../src/core/types';
+import type { CoreEvent, Instant, Output } from '../src/elector/types';
 import type { Address, JsonObject, JsonValue, Message } from '../src/protocol/messages';
 import { Driver } from '../src/driver/driver';
 import { EventHeap } from './heap';

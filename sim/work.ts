@@ -25,7 +25,7 @@
  *    running that was not aborted by the drain timeout; and its election never hands a held
  *    promote request over before `drained()` (its backstop aside, a tock after the drain time).
  */
-import type { CoreEvent } from '../src/core/types';
+import type { CoreEvent } from '../src/elector/types';
 import type { SimCluster, SimNode } from './cluster';
 
 export interface WorkSettings {

@@ -9,7 +9,7 @@ import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, i
 import { MAX_KEYS } from './wire/auth';
 import type { Family } from './protocol/address';
 import { canonicalIp, ipFamily, isMulticast, parsePeer, unicastProblem, WILDCARD } from './protocol/address';
-import type { EtcdSettings } from './coordinator/types';
+import type { EtcdSettings } from './etcd/settings';
 import { editDistance, nearestName, normalizeName } from './util/nearest';
 import { ETCD_DEFAULT_ELECTION_MS, leaderlessMs, minimumTtlSeconds, renewDeadlineMs, renewalWorstMs } from './coordinator/timing';
 

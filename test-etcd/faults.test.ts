@@ -21,7 +21,7 @@ import { EtcdCluster, etcdUnavailable, ETCD_PACKAGE, ETCDCTL_BINARY, ETCDCTL_PAC
 import { EtcdFaultCluster, preciseNow } from '../tools/etcd-fault-cluster';
 import { assertLoopback } from '../tools/loopback';
 import { encode } from '../src/wire/codec';
-import { EtcdStore } from '../src/coordinator/etcd';
+import { EtcdStore } from '../src/etcd/etcd';
 
 const unavailable = etcdUnavailable();
 const TICK_S = 1;

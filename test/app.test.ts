@@ -6,7 +6,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { ownerOf, weight } from '../src/app/rendezvous';
 import { SimCluster } from '../sim/cluster';
-import type { CoreEvent } from '../src/core/types';
+import type { CoreEvent } from '../src/elector/types';
 import { nextTerm, termSlot } from '../src/protocol/terms';
 
 const TICK = 1000;

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import MultiServer = require('../src/index');
+import { waitFor } from './helpers/wait';
 
 const BROADCAST = '127.255.255.255';
 
@@ -73,15 +74,6 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Resolve once `predicate` holds; fail after `limitMs` (no fixed sleeps). */
-async function until(predicate: () => boolean, limitMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 async function sendRaw(port: number, datagrams: Buffer[]): Promise<void> {
   const socket = dgram.createSocket('udp4');
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
@@ -104,7 +96,7 @@ describe('component security (loopback sockets)', () => {
     await start(listening);
     await start(silent);
     try {
-      await until(() => seen.length > 0, 5000, 'the duplicate error');
+      await waitFor(() => seen.length > 0, 'the duplicate error', 5000);
       const err = seen[0] as InstanceType<typeof MultiServer.DuplicateHostnameError>;
       assert.ok(err instanceof MultiServer.DuplicateHostnameError);
       assert.equal(err.hostname, 'dup-host');
@@ -116,7 +108,7 @@ describe('component security (loopback sockets)', () => {
       assert.deepEqual([err.keeper.iid, err.yielder.iid].sort(), iids);
       for (const h of [listening, silent]) assert.ok(h.logs.some((line) => line.startsWith('1 DUPLICATE HOSTNAME')));
       // (That they never both hold master is checked on the simulator, where time is exact.)
-      await until(() => listening.multi.master !== silent.multi.master, 5000, 'exactly one of them to be master');
+      await waitFor(() => listening.multi.master !== silent.multi.master, 'exactly one of them to be master', 5000);
     } finally {
       await stop(silent);
       await stop(listening);
@@ -130,7 +122,7 @@ describe('component security (loopback sockets)', () => {
     try {
       const forged = Buffer.from('{"hostname":"zz","ip":"","master":1,"eligible":1,"uptime":1,"data":{},"action":"heartbeat"}\n');
       await sendRaw(port, new Array(50).fill(forged));
-      await until(() => (h.multi.stats.dropped.unauthenticated ?? 0) === 50, 5000, '50 drops');
+      await waitFor(() => (h.multi.stats.dropped.unauthenticated ?? 0) === 50, '50 drops', 5000);
       assert.equal(h.logs.filter((line) => line.includes('Dropped datagram from 127.0.0.1')).length, 1);
       assert.equal(h.multi.servers.zz, undefined);
     } finally {
@@ -147,24 +139,24 @@ describe('component security (loopback sockets)', () => {
     await start(a);
     await start(b);
     try {
-      await until(() => a.multi.masterHostname === 'alpha' && b.multi.masterHostname === 'alpha', 5000, 'a master');
+      await waitFor(() => a.multi.masterHostname === 'alpha' && b.multi.masterHostname === 'alpha', 'a master', 5000);
       /** Wait until both have heard a few packets sent after the last reload. */
       const traffic = async (): Promise<void> => {
         const [inA, inB] = [a.multi.stats.packetsIn, b.multi.stats.packetsIn];
-        await until(() => a.multi.stats.packetsIn > inA + 4 && b.multi.stats.packetsIn > inB + 4, 5000, 'traffic');
+        await waitFor(() => a.multi.stats.packetsIn > inA + 4 && b.multi.stats.packetsIn > inB + 4, 'traffic', 5000);
       };
       // The README's three steps: everyone accepts NEW; then NEW signs; then OLD goes.
       b.config.reload({ ...b.config.data, secret_key: [OLD, NEW] });
       a.config.reload({ ...a.config.data, secret_key: [OLD, NEW] });
       await traffic();
       a.config.reload({ ...a.config.data, secret_key: [NEW, OLD] });
-      await until(() => b.multi.stats.oldKeyPackets > 0, 5000, 'b to verify a by its second key');
+      await waitFor(() => b.multi.stats.oldKeyPackets > 0, 'b to verify a by its second key', 5000);
       b.config.reload({ ...b.config.data, secret_key: [NEW, OLD] });
       await traffic();
       b.config.reload({ ...b.config.data, secret_key: [NEW] });
       a.config.reload({ ...a.config.data, secret_key: [NEW] });
       await traffic();
-      await until(() => a.multi.masterHostname === 'alpha' && b.multi.masterHostname === 'alpha', 5000, 'alpha still master');
+      await waitFor(() => a.multi.masterHostname === 'alpha' && b.multi.masterHostname === 'alpha', 'alpha still master', 5000);
       assert.equal(a.multi.stats.elections, 1, 'alpha lost and regained master during the rotation');
       assert.equal(a.multi.stats.dropped['unknown-key'] ?? 0, 0);
       assert.equal(b.multi.stats.dropped['unknown-key'] ?? 0, 0);

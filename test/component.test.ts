@@ -7,66 +7,19 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import PixlServer = require('pixl-server');
-import MultiServer = require('../src/index');
-import { assertLoopback, freeUdpPort } from '../tools/loopback';
+import type PixlServer = require('pixl-server');
+import type MultiServer = require('../src/index');
+import { freeUdpPort } from '../tools/loopback';
+import { BROADCAST, logFolder, makeServer as makeTestServer, multi, PACKAGE_ROOT, start, stop, until, WAIT_MS } from './helpers/pixl';
 import type { JsonValue } from '../src/protocol/messages';
 import { nextTerm, slotOf, termSlot } from '../src/protocol/terms';
 
-const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
-const logDir = mkdtempSync(path.join(os.tmpdir(), 'psm-component-'));
-after(() => rmSync(logDir, { recursive: true, force: true }));
-
-const BROADCAST = '127.255.255.255';
-const WAIT_MS = 10_000;
+const folder = logFolder('psm-component-');
+const logDir = folder.dir;
+after(folder.remove);
 
 function makeServer(hostname: string, port: number, multi: Record<string, unknown> = {}): PixlServer {
-  const section = { comm_port: port, heartbeat_freq: 0.05, check_beats: 3, broadcast_ip: BROADCAST, ...multi };
-  assertLoopback(section.broadcast_ip);
-  return new PixlServer({
-    __name: 'TestServer',
-    __version: '1.0',
-    config: { hostname, ip: '127.0.0.1', foreground: true, echo: false, log_dir: logDir, log_filename: `${hostname}.log`, debug_level: 9, MultiServer: section },
-    components: [require(PACKAGE_ROOT) as typeof MultiServer],
-  });
-}
-
-const multi = (server: PixlServer): MultiServer => server.MultiServer as MultiServer;
-
-function start(server: PixlServer): Promise<void> {
-  return new Promise((resolve) => server.startup(() => resolve()));
-}
-
-function stop(server: PixlServer): Promise<void> {
-  return new Promise((resolve) => server.shutdown(() => resolve()));
-}
-
-/** Resolve when `predicate` holds, checking on every event of the servers' emitters; reject at the deadline. */
-function until(predicate: () => boolean, what: string, servers: PixlServer[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const check = (): void => {
-      if (!predicate()) return;
-      cleanup();
-      resolve();
-    };
-    const names = ['master', 'slave', 'addserver', 'deleteserver', 'masterchange'];
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      clearInterval(poll);
-      for (const server of servers) for (const name of names) server.removeListener(name, check);
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`timed out waiting for ${what}`));
-    }, WAIT_MS);
-    // data changes arrive with heartbeats, which emit nothing: look at each tick as well
-    const poll = setInterval(check, 10);
-    for (const server of servers) for (const name of names) server.on(name, check);
-    check();
-  });
+  return makeTestServer(hostname, port, logDir, multi);
 }
 
 function udpHandles(): number {

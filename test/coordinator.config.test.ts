@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { ConfigError, validateConfig } from '../src/config';
-import { INSTALL_COMMAND, loadEtcd3 } from '../src/coordinator/etcd';
+import { INSTALL_COMMAND, loadEtcd3 } from '../src/etcd/etcd';
 import { defaultTtlSeconds, minimumTtlSeconds, renewalWorstMs, renewDeadlineMs, renewIntervalMs } from '../src/coordinator/timing';
 
 const HOSTS = ['http://10.0.0.1:2379', 'https://etcd-2.example:2379'];

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AVOID_MAX_MS, AVOID_MS, Endpoints } from '../src/coordinator/endpoints';
+import { AVOID_MAX_MS, AVOID_MS, Endpoints } from '../src/etcd/endpoints';
 
 test('keeps to the member that answered; after a failure, moves on at once and avoids it, 1 s doubling to 10 s', () => {
   const endpoints = new Endpoints(3, () => 0);

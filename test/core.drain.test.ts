@@ -1,5 +1,5 @@
 /**
- * A promote request held while the master's app drains its work (SPEC 9.6, core/hold.ts), on
+ * A promote request held while the master's app drains its work (SPEC 9.6, elector/hold.ts), on
  * the deterministic simulator: the master stays master and says whom it drains for; the
  * promoter keeps waiting past a tock for as long as it does; `drained()` hands over in one
  * round trip; the backstop, a held request whose sender died, a master that loses the role
@@ -9,7 +9,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { SimCluster } from '../sim/cluster';
-import type { CoreEvent } from '../src/core/types';
+import type { CoreEvent } from '../src/elector/types';
 import { decode, encode } from '../src/wire/codec';
 
 const TICK = 1000;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { SimCluster, type SimClusterOptions, type SimNodeOptions } from '../sim/cluster';
 import { Random } from '../sim/random';
 import { decode, encode } from '../src/wire/codec';
-import type { CoreEvent } from '../src/core/types';
+import type { CoreEvent } from '../src/elector/types';
 import { nextTerm, slotOf, termSlot } from '../src/protocol/terms';
 
 const TICK = 1000;

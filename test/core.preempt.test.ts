@@ -1,5 +1,5 @@
 /**
- * Preemption (SPEC 4.14, core/preempt.ts), on the deterministic simulator: off by default; on,
+ * Preemption (SPEC 4.14, elector/preempt.ts), on the deterministic simulator: off by default; on,
  * the server that ranks first takes the role by a graceful handoff once it has followed the
  * master for the delay, never before; only the first in rank asks; a flapping server bounces
  * the role at most once per delay; a request that goes unanswered is repeated once per delay;

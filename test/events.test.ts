@@ -10,7 +10,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { SimCluster } from '../sim/cluster';
 import { coalesceMasterChanges } from '../src/driver/driver';
-import type { CoreEvent } from '../src/core/types';
+import type { CoreEvent } from '../src/elector/types';
 import { ProcessCluster } from '../tools/process-cluster';
 
 const TICK = 1000;

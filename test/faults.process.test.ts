@@ -16,10 +16,10 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { preciseNow } from '../tools/child';
 import { ProcessCluster } from '../tools/process-cluster';
+import { pause } from './helpers/wait';
 
 const WAIT_MS = 20_000;
 
-const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Reports of role changes since `since` (epoch ms), as "host type". */
 function roleChanges(cluster: ProcessCluster, since: number): string[] {

@@ -15,6 +15,7 @@ import MultiServer = require('../src/index');
 import { freeUdpPort, assertLoopbackConfig } from '../tools/loopback';
 import { freeTcpPort, httpGet, httpJson, loopbackWebConfig } from '../tools/web';
 import { ROUTE_NAMES } from '../src/shell/http';
+import { waitFor } from './helpers/wait';
 
 const ROUTES = {
   http_status_uri: '/api/cluster/status',
@@ -67,22 +68,6 @@ function stop(m: Member): Promise<void> {
   return new Promise((resolve) => m.server.shutdown(() => resolve()));
 }
 
-/** Resolve when `predicate` holds (checked on cluster events and every 50 ms); reject at the deadline. */
-function until(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const poll = setInterval(() => {
-      if (predicate()) {
-        clearInterval(poll);
-        resolve();
-      } else if (Date.now() - started > timeoutMs) {
-        clearInterval(poll);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      }
-    }, 50);
-  });
-}
-
 after(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
@@ -127,7 +112,7 @@ describe('routes beside pixl-server-api', () => {
 
   test('with a master: 200 for health on both, 200 for master only on the master, 503 on the slave', async () => {
     alpha = await member('alpha', udpPort);
-    await until(() => alpha.multi.master && bravo.multi.masterHostname === 'alpha', 'alpha to be master on both');
+    await waitFor(() => alpha.multi.master && bravo.multi.masterHostname === 'alpha', 'alpha to be master on both');
     for (const m of [alpha, bravo]) {
       const health = await httpJson(m.port, ROUTES.http_health_uri);
       assert.equal(health.status, 200, `health on ${m.multi.hostname}`);
@@ -148,9 +133,9 @@ describe('routes beside pixl-server-api', () => {
 
   test('after a handoff the answers swap: the old master 503, the new one 200', async () => {
     bravo.multi.eligible = true;
-    await until(() => alpha.multi.members.includes('bravo'), 'alpha to count bravo as eligible');
+    await waitFor(() => alpha.multi.members.includes('bravo'), 'alpha to count bravo as eligible');
     await alpha.multi.stepDown();
-    await until(() => bravo.multi.master && alpha.multi.masterHostname === 'bravo', 'bravo to be master on both');
+    await waitFor(() => bravo.multi.master && alpha.multi.masterHostname === 'bravo', 'bravo to be master on both');
     assert.equal((await httpJson(alpha.port, ROUTES.http_master_uri)).status, 503);
     assert.equal((await httpJson(bravo.port, ROUTES.http_master_uri)).status, 200);
     assert.equal((await httpJson(alpha.port, ROUTES.http_health_uri)).status, 200);

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 
@@ -22,12 +22,20 @@ const TREE: Record<string, { source: string; breaks: string | null }> = {
   'src/protocol/address.ts': { source: "import type { Settings } from '../config';\nexport type Family = Settings['family'];\n", breaks: 'protocol-is-the-bottom' },
   'src/config.ts': { source: "export interface Settings { family: 4 | 6 }\n", breaks: null },
   'src/transport/udp.ts': { source: "import type { Settings } from '../config';\nexport class Udp { settings: Settings | null = null }\n", breaks: 'transport-over-protocol' },
-  'src/core/election.ts': { source: "import { Udp } from '../transport/udp';\nexport const socket = new Udp();\n", breaks: 'core-over-protocol' },
-  'src/core/clock.ts': { source: "import { setTimeout as sleep } from 'node:timers/promises';\nexport const later = sleep;\n", breaks: 'core-without-runtime-builtins' },
+  'src/core/election.ts': { source: "import { Udp } from '../transport/udp';\nexport const socket = new Udp();\n", breaks: 'core-over-elector' },
+  'src/core/clock.ts': { source: "import { setTimeout as sleep } from 'node:timers/promises';\nexport const later = sleep;\n", breaks: 'machines-without-runtime-builtins' },
+  'src/core/rank.ts': { source: "import { compareRank } from '../elector/rank';\nexport const rank = compareRank;\n", breaks: null },
+  'src/elector/rank.ts': { source: "export const compareRank = (a: string, b: string): number => (a < b ? -1 : 1);\n", breaks: null },
+  'src/elector/types.ts': { source: "import type { Sock } from '../core/types';\nexport type S = Sock;\n", breaks: 'elector-over-protocol' },
   'src/core/types.ts': { source: "import type { Socket } from 'node:dgram';\nexport type Sock = Socket;\n", breaks: null },
   'src/wire/codec.ts': { source: "import { socket } from '../core/election';\nexport const s = socket;\n", breaks: 'wire-over-protocol' },
-  'src/driver/driver.ts': { source: "import type { Udp } from '../transport/udp';\nexport type D = Udp;\n", breaks: 'driver-over-machines' },
-  'src/coordinator/lease.ts': { source: "import { socket } from '../core/election';\nexport const c = socket;\n", breaks: 'coordinator-over-protocol' },
+  'src/driver/driver.ts': { source: "import type { Udp } from '../transport/udp';\nexport type D = Udp;\n", breaks: 'driver-over-elector' },
+  'src/driver/view.ts': { source: "import { socket } from '../core/election';\nexport const v = socket;\n", breaks: 'driver-over-elector' },
+  'src/coordinator/lease.ts': { source: "import { socket } from '../core/election';\nexport const c = socket;\n", breaks: 'coordinator-over-elector' },
+  'src/coordinator/session.ts': { source: "import { randomBytes } from 'node:crypto';\nexport const id = randomBytes(8);\n", breaks: 'machines-without-runtime-builtins' },
+  'src/coordinator/table.ts': { source: "import { compareRank } from '../elector/rank';\nexport const rank = compareRank;\n", breaks: null },
+  'src/etcd/etcd.ts': { source: "import { rank } from '../coordinator/table';\nimport { readFileSync } from 'node:fs';\nexport const e = [rank, readFileSync];\n", breaks: null },
+  'src/coordinator/adapter.ts': { source: "import { e } from '../etcd/etcd';\nexport const a = e;\n", breaks: 'nothing-imports-the-top' },
   'src/util/describe.ts': { source: "import { later } from '../core/clock';\nexport const d = later;\n", breaks: 'util-is-the-bottom' },
   'src/shell/status.ts': { source: "import { fakeServer } from '../../sim/cluster';\nexport const s = fakeServer;\n", breaks: 'src-never-imports-dev-code' },
   'sim/cluster.ts': { source: "import { loopback } from '../tools/loopback';\nexport const fakeServer = loopback;\n", breaks: 'sim-never-imports-tools-or-tests' },
@@ -43,7 +51,7 @@ function cruise(cwd: string): Promise<{ code: number; output: string; ms: number
   });
 }
 
-test('an upward import, a cycle, a runtime built-in in the core and a reach into dev code each fail the check, by name', async () => {
+test('an upward import, a cycle, a runtime built-in in either election machine, one machine reaching into the other and a reach into dev code each fail the check, by name', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'psm-layers-'));
   try {
     for (const [file, { source }] of Object.entries(TREE)) {
@@ -69,4 +77,29 @@ test('an upward import, a cycle, a runtime built-in in the core and a reach into
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+/**
+ * What an import rule cannot see: globals. A timer, a clock read, `process` or a random number
+ * in an election machine would make the simulator's runs depend on the machine they run on.
+ */
+const IMPURE = /\b(setTimeout|setInterval|setImmediate|clearTimeout|clearInterval|queueMicrotask)\s*\(|\bDate\.now\s*\(|\bnew Date\b|\bperformance\.|\bprocess\.|\bMath\.random\s*\(|\brequire\s*\(|\bglobalThis\b/;
+
+/** Lines of `source` (comments left out) that use a global no election machine may use. */
+function impureLines(source: string): string[] {
+  const code = source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+  return code.split('\n').filter((line) => IMPURE.test(line)).map((line) => line.trim());
+}
+
+test('neither election machine nor their contract reads a clock, sets a timer, touches process or draws a random number', () => {
+  const planted = ["const at = Date.now();", "setTimeout(() => undefined, 10);", "if (process.env.X) x();", "const r = Math.random();", "const t = performance.now(); // why"];
+  for (const line of planted) assert.deepEqual(impureLines(line), [line.replace(/ \/\/.*$/, '')], `the scan must catch: ${line}`);
+  assert.deepEqual(impureLines("/** the last process.exit */\nconst note = 'done'; // performance.now() is not here\n"), []);
+  const found: string[] = [];
+  for (const folder of ['src/core', 'src/coordinator', 'src/elector']) {
+    for (const file of readdirSync(path.join(ROOT, folder)).filter((name) => name.endsWith('.ts'))) {
+      for (const line of impureLines(readFileSync(path.join(ROOT, folder, file), 'utf8'))) found.push(`${folder}/${file}: ${line}`);
+    }
+  }
+  assert.deepEqual(found, []);
 });

@@ -16,6 +16,7 @@ import MultiServer = require('../src/index');
 import { assertLoopbackConfig, freeUdpPort } from '../tools/loopback';
 import { freeTcpPort, httpGet, loopbackWebConfig } from '../tools/web';
 import { parsePrometheusText, sampleValue, type Family } from '../tools/prom-text';
+import { waitFor } from './helpers/wait';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const dirs: string[] = [];
@@ -55,21 +56,6 @@ async function scrape(m: Member): Promise<Map<string, Family>> {
   return parsePrometheusText(answer.text);
 }
 
-function until(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const poll = setInterval(() => {
-      if (predicate()) {
-        clearInterval(poll);
-        resolve();
-      } else if (Date.now() - started > timeoutMs) {
-        clearInterval(poll);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      }
-    }, 25);
-  });
-}
-
 describe('the metrics route on a live two-server cluster', () => {
   let udpPort = 0;
   let alpha: Member;
@@ -77,7 +63,7 @@ describe('the metrics route on a live two-server cluster', () => {
   before(async () => {
     udpPort = await freeUdpPort();
     [alpha, bravo] = await Promise.all([member('alpha', udpPort), member('bravo', udpPort)]);
-    await until(() => alpha.multi.master && bravo.multi.masterHostname === 'alpha', 'alpha to be master');
+    await waitFor(() => alpha.multi.master && bravo.multi.masterHostname === 'alpha', 'alpha to be master');
   });
   after(async () => {
     for (const m of [alpha, bravo]) if (!m.server.shut) await new Promise<void>((resolve) => m.server.shutdown(() => resolve()));
@@ -113,7 +99,7 @@ describe('the metrics route on a live two-server cluster', () => {
     const socket = dgram.createSocket('udp4');
     await new Promise<void>((resolve) => socket.send(Buffer.from('garbage'), udpPort, '127.0.0.1', () => resolve()));
     socket.close();
-    await until(() => (bravo.multi.stats.dropped['not-json'] ?? 0) > 0 || (alpha.multi.stats.dropped['not-json'] ?? 0) > 0, 'the garbage to be dropped');
+    await waitFor(() => (bravo.multi.stats.dropped['not-json'] ?? 0) > 0 || (alpha.multi.stats.dropped['not-json'] ?? 0) > 0, 'the garbage to be dropped');
     // With address reuse one of the two sockets gets a unicast datagram: scrape whichever did.
     const dropper = (bravo.multi.stats.dropped['not-json'] ?? 0) > 0 ? bravo : alpha;
     assert.equal(sampleValue(await scrape(dropper), 'pixl_multi_dropped_packets_total', { reason: 'not-json' }), 1);
@@ -126,7 +112,7 @@ describe('the metrics route on a live two-server cluster', () => {
     assert.equal(sampleValue(before, 'pixl_multi_last_failover_timestamp_seconds'), 0);
     const stoppedAt = Date.now() / 1000;
     await new Promise<void>((resolve) => alpha.server.shutdown(() => resolve()));
-    await until(() => bravo.multi.master, 'bravo to take over');
+    await waitFor(() => bravo.multi.master, 'bravo to take over');
     const after = await scrape(bravo);
     assert.equal(sampleValue(after, 'pixl_multi_is_master'), 1);
     assert.ok(sampleValue(after, 'pixl_multi_term') > termBefore);

@@ -16,6 +16,7 @@ import MultiServer = require('../src/index');
 import { assertLoopbackConfig, freeUdpPort } from '../tools/loopback';
 import { ProcessCluster } from '../tools/process-cluster';
 import { freeTcpPort, loopbackWebConfig } from '../tools/web';
+import { start, stop } from './helpers/pixl';
 
 const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
 
@@ -46,14 +47,6 @@ function server(hostname: string, config: Record<string, unknown>): { server: Pi
     ),
   );
   return { server: pixl, rows };
-}
-
-function start(pixl: PixlServer): Promise<void> {
-  return new Promise((resolve) => pixl.startup(() => resolve()));
-}
-
-function stop(pixl: PixlServer): Promise<void> {
-  return new Promise((resolve) => pixl.shutdown(() => resolve()));
 }
 
 /** MultiServer's lines at level 1: what a user sees by default. */

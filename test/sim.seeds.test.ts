@@ -1,36 +1,20 @@
 /**
  * The simulator inside `npm test`: a fixed set of seeds (every fault kind at every size
- * but 100, plus a few 100-server runs), the scenarios of the core bugs the simulator found
- * (saved as files, so a change of the generator cannot silently stop them reproducing),
- * and checks that the invariant checker itself catches what it claims to catch.
- * A seed replays with `npm run sim -- --seed S --trace`, a file with `--scenario FILE --trace`.
+ * but 100, plus a few 100-server runs), and checks that the invariant checker itself catches
+ * what it claims to catch. The scenarios of the bugs the simulator found are replayed by
+ * sim.regressions.test.ts. A seed replays with `npm run sim -- --seed S --trace`.
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { SimCluster } from '../sim/cluster';
 import { InvariantChecker, Violation } from '../sim/invariants';
-import { readdirSync, readFileSync } from 'node:fs';
-import * as path from 'node:path';
 import { KINDS, runScenario, scenarioFromSeed, seedShape, type Kind, type Scenario } from '../sim/scenario';
-
-/** A regression saved as a scenario file: its faults are written out, so no change of the generator can stop it reproducing its bug. */
-const SCENARIOS = path.join(__dirname, '..', '..', 'test', 'testdata', 'scenarios');
-
-function saved(name: string): Scenario & { regression: string } {
-  return JSON.parse(readFileSync(path.join(SCENARIOS, `${name}.json`), 'utf8')) as Scenario & { regression: string };
-}
 
 function assertClean(seed: number, scenario: Scenario = scenarioFromSeed(seed)): void {
   const result = runScenario(scenario);
   if (result.violation) {
     assert.fail(`seed ${seed} (${scenario.kind}, ${scenario.hosts.length} servers): ${result.violation.message}\n  replay: npm run sim -- --seed ${seed} --trace`);
   }
-}
-
-function assertFileClean(name: string): void {
-  const scenario = saved(name);
-  const result = runScenario(scenario);
-  if (result.violation) assert.fail(`${name}: ${result.violation.message}\n  replay: npm run sim -- --scenario test/testdata/scenarios/${name}.json --trace`);
 }
 
 describe('fixed seeds', () => {
@@ -54,47 +38,6 @@ describe('fixed seeds', () => {
     for (const kind of wanted) {
       const seed = [...Array(400).keys()].find((s) => seedShape(s).n === 100 && seedShape(s).kind === kind) as number;
       assertClean(seed);
-    }
-  });
-});
-
-describe('regressions the simulator found, each a scenario file under test/testdata/scenarios', () => {
-  const files = readdirSync(SCENARIOS).filter((file) => file.endsWith('.json')).sort();
-
-  test('every saved scenario says what it proves', () => {
-    assert.ok(files.length >= 20, `${files.length} files`);
-    for (const file of files) assert.ok(saved(file.replace(/\.json$/, '')).regression.length > 20, `${file} has no "regression" text`);
-  });
-
-  for (const file of files) {
-    const name = file.replace(/\.json$/, '');
-    test(`${name}: ${saved(name).regression}`, () => assertFileClean(name));
-  }
-
-  test('seed 29 still measures what it was saved for: the joiner learns the master within a tick', () => {
-    const scenario = saved('seed-0029-hello-overtaken-by-heartbeat');
-    assert.equal(scenario.probe, 'join');
-    const result = runScenario(scenario);
-    assert.equal(result.violation, null, result.violation?.message);
-    assert.ok(result.probe.value !== null && result.probe.value < scenario.tickMs, `learned after ${result.probe.value} ms`);
-  });
-
-  test('seed 1777 still agrees within what it was saved for: with check_beats 1, a heartbeat round after quiet', () => {
-    // Saved when agreement took that whole round (0.99 ticks). Since a slave's word keeps its
-    // master alive for a server that lost it in the loss (core/relays.ts), it comes sooner;
-    // the deadline it proved necessary still holds it.
-    const scenario = saved('seed-1777-check-beats-1-heal-needs-a-round');
-    assert.equal(scenario.checkBeats, 1);
-    const result = runScenario(scenario);
-    assert.equal(result.violation, null, result.violation?.message);
-    const ticks = result.convergenceTicks as number;
-    assert.ok(ticks <= 1 + (2 * (scenario.latencyMs + scenario.jitterMs)) / scenario.tickMs, `${ticks} ticks`);
-  });
-
-  test('the quorum lease cases are clean cuts, so quorum-no-two-masters is checked on them', () => {
-    for (const name of ['quorum-0151-majority-waits-out-lease', 'quorum-0480-majority-waits-out-lease']) {
-      const scenario = saved(name);
-      assert.ok(scenario.checkBeats > 1 && scenario.faults.every((f) => f.type === 'partition' || f.type === 'crash' || f.type === 'shutdown'));
     }
   });
 });

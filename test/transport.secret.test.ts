@@ -14,7 +14,8 @@ const WAIT_MS = 15_000;
 const SECRET = 'transport-secret test key, 32 chars+';
 
 describe('unicast with a secret_key, IPv4, one loopback address per server', () => {
-  const cluster = new ProcessCluster({ heartbeatFreq: 0.1, checkBeats: 3, multi: { transport: 'unicast', secret_key: SECRET } });
+  // A tock of 750 ms: about admission and addresses, not timing (see transport.socket.test.ts).
+  const cluster = new ProcessCluster({ heartbeatFreq: 0.25, checkBeats: 3, multi: { transport: 'unicast', secret_key: SECRET } });
   const ip: Record<string, string> = { alpha: '127.0.0.15', bravo: '127.0.0.12', charlie: '127.0.0.13', delta: '127.0.0.14' };
   let port = 0;
   before(async () => {

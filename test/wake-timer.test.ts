@@ -127,7 +127,7 @@ test('three idle servers (real cores and drivers, loopback on a fake clock) arm 
   const hosts = ['alpha', 'bravo', 'charlie'];
   const inbox: Array<{ at: number; to: number; datagram: Buffer }> = [];
   const sent = hosts.map(() => 0);
-  const drivers: Array<Driver> = [];
+  const drivers: Array<Driver<ElectionCore>> = [];
   const timers: WakeTimer[] = [];
   hosts.forEach((hostname, index) => {
     const core = new ElectionCore({ hostname, ip: '127.0.0.1', instanceId: `0000000${index}aaaaaaaa`, tickMs: TICK, checkBeats: 3 });

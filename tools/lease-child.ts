@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { LeaseNode, type LeaseNodeConfig } from './lease-node';
-import type { CoreEvent } from '../src/core/types';
+import type { CoreEvent } from '../src/elector/types';
 
 export interface LeaseChildConfig extends LeaseNodeConfig {
   workMs: number;

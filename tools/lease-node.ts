@@ -7,9 +7,9 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { LeaseElection, type LeaseElectionOptions } from '../src/coordinator/lease-election';
-import { EtcdStore, type EtcdSettings } from '../src/coordinator/etcd';
+import { EtcdStore, type EtcdSettings } from '../src/etcd/etcd';
 import { Driver } from '../src/driver/driver';
-import type { CoreEvent, Instant, Output } from '../src/core/types';
+import type { CoreEvent, Instant, Output } from '../src/elector/types';
 
 export interface LeaseNodeConfig {
   hostname: string;

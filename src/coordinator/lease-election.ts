@@ -40,19 +40,20 @@
  * produces). This file is the facade: it routes inputs to them and reports the wake-up time.
  */
 import type { Address, JsonObject, JsonValue, Message } from '../protocol/messages';
-import type { Instant, ServerRecord } from '../core/types';
+import type { Instant, Output, ServerRecord } from '../elector/types';
+import type { Elector } from '../elector/elector';
 import type { StoreResult, WatchBatch } from '../protocol/store';
-import type { LeaseOutput } from './types';
 import { AppMessages } from './messages';
 import { LeaseHandoffs } from './handoff';
 import { LeaseRoles } from './roles';
 import { LeaseSession } from './session';
 import { LeaseStep } from './step';
 import { LeaseTable } from './table';
+import { MembersReport } from '../elector/members-report';
 import { StoreReader } from './reader';
 import * as records from './records';
-import { PromoteHold } from '../core/hold';
-import { Preemption } from '../core/preempt';
+import { PromoteHold } from '../elector/hold';
+import { Preemption } from '../elector/preempt';
 
 export { safetyMarginMs } from './session';
 
@@ -90,14 +91,14 @@ export interface LeaseElectionOptions {
    * held (a `drain` event) until `drained()`, or this long and a tock. Unset: handed over at once.
    */
   drainMs?: number;
-  /** Preemption (core/preempt.ts): ranking first, ask the master for the role once followed this long (ms). Unset: off. */
+  /** Preemption (elector/preempt.ts): ranking first, ask the master for the role once followed this long (ms). Unset: off. */
   preemptDelayMs?: number;
 }
 
 const DEFAULT_MAX_SERVERS = 1000;
 const DEFAULT_MAX_PACKET_BYTES = 32768;
 
-export class LeaseElection {
+export class LeaseElection implements Elector {
   readonly hostname: string;
   readonly instanceId: string;
   readonly keys: records.Keys;
@@ -108,10 +109,9 @@ export class LeaseElection {
   readonly #roles: LeaseRoles;
   readonly #reader: StoreReader;
   readonly #messages: AppMessages;
+  readonly #membersReport = new MembersReport();
   readonly #hold: PromoteHold;
   readonly #preempt: Preemption;
-  /** The live eligible set last reported in a `members` event (joined), to report only changes. */
-  #lastMembers = '';
 
   constructor(options: LeaseElectionOptions) {
     this.hostname = options.hostname;
@@ -132,7 +132,7 @@ export class LeaseElection {
       term: () => this.#roles.term,
       rewritten: (why, now) => this.#roles.storeRewritten(why, now),
     }));
-    const handoffs = (this.#handoffs = new LeaseHandoffs(hostname, step));
+    const handoffs = (this.#handoffs = new LeaseHandoffs(step));
     this.#preempt = new Preemption({ delayMs: options.preemptDelayMs ?? null });
     const hold = (this.#hold = new PromoteHold({ event: (event) => step.event(event), log: (level, message) => step.log(level, message) }, options.drainMs ?? null));
     const roles = (this.#roles = new LeaseRoles({ hostname, ip, instanceId, keys, limits, listenMs: options.listenMs ?? 0 }, { step, table, session, handoffs, hold }));
@@ -258,19 +258,19 @@ export class LeaseElection {
    * Begin: take a lease; once it is ours, register, read the cluster and watch it. Rank and
    * patience count from the first read (the store may be unreachable when we start).
    */
-  start(now: Instant): LeaseOutput {
+  start(now: Instant): Output {
     if (this.#session.started) return this.#flush(now);
-    this.#step.reportMembersSoon = true;
+    this.#step.membersMayHaveChanged = true;
     this.#table.self.now = now.wall / 1000;
     this.#session.start(now);
     return this.#flush(now);
   }
 
   /** Time passed: keep-alives, retries, deadlines, the rate-limited record update. */
-  tick(now: Instant): LeaseOutput {
+  tick(now: Instant): Output {
     if (!this.#session.active) return this.#flush(now);
     this.#session.checkDeadline(now);
-    this.#handoffs.expire(now.mono, this.#roles.handoffWindowMs, this.#roles.role === 'master');
+    this.#handoffs.expire(now.mono, this.#roles.role === 'master', `${Math.round(this.#roles.handoffWindowMs)} ms`);
     if (this.#hold.overdue(now.mono, this.tockMs)) {
       // The app never said its work drained (its own deadline was drain_timeout): go on without it.
       this.#step.log(1, `Our master work did not report drained within drain_timeout and a tock: handing over to ${this.#hold.target} anyway`);
@@ -283,7 +283,7 @@ export class LeaseElection {
   }
 
   /** The result of store op `id`. */
-  onResult(id: number, result: StoreResult, now: Instant): LeaseOutput {
+  onResult(id: number, result: StoreResult, now: Instant): Output {
     const pending = this.#step.settle(id);
     if (!pending) return this.#flush(now);
     if (this.#session.stopped) {
@@ -309,7 +309,7 @@ export class LeaseElection {
   }
 
   /** Changes seen by watch `id`, in revision order. */
-  onWatch(id: number, batch: WatchBatch, now: Instant): LeaseOutput {
+  onWatch(id: number, batch: WatchBatch, now: Instant): Output {
     const session = this.#session;
     if (session.active && id === session.lastWatchId) this.#reader.learnTerms(batch.events.map((event) => event.kv));
     if (!session.active || id !== session.watchId) return this.#flush(now);
@@ -329,14 +329,14 @@ export class LeaseElection {
   }
 
   /** Watch `id` broke (connection lost, history compacted): read everything again. */
-  onWatchLost(id: number, reason: string, now: Instant): LeaseOutput {
+  onWatchLost(id: number, reason: string, now: Instant): Output {
     if (!this.#session.active || id !== this.#session.watchId) return this.#flush(now);
     this.#session.watchLost(reason, now);
     return this.#flush(now);
   }
 
   /** A validated datagram arrived (only application messages mean anything here). */
-  receive(message: Message, from: Address, now: Instant): LeaseOutput {
+  receive(message: Message, from: Address, now: Instant): Output {
     if (!this.#session.active) return this.#flush(now);
     this.#session.checkDeadline(now);
     this.#messages.receive(message, from, now, this.tockMs);
@@ -344,7 +344,7 @@ export class LeaseElection {
   }
 
   /** An application message, by UDP, to the address `to` registered (or to every member for '*'). */
-  sendMessage(to: string, messageType: string, payload: JsonValue, now: Instant, ids: { rid?: string; re?: string } = {}): LeaseOutput {
+  sendMessage(to: string, messageType: string, payload: JsonValue, now: Instant, ids: { rid?: string; re?: string } = {}): Output {
     if (this.#session.active) this.#messages.send(to, messageType, payload, ids);
     return this.#flush(now);
   }
@@ -354,18 +354,18 @@ export class LeaseElection {
    * It is retried until etcd stores it or we lose the role; a `checkpoint` event with
    * `ticket` (settling every call up to it) says which. null: not master.
    */
-  setCheckpoint(data: JsonValue, now: Instant, ticket = 0): LeaseOutput | null {
+  setCheckpoint(data: JsonValue, now: Instant, ticket = 0): Output | null {
     if (!this.#session.active) return null;
     this.#session.checkDeadline(now);
     return this.#roles.setCheckpoint(data, now, ticket) ? this.#flush(now) : null;
   }
 
-  setEligible(eligible: boolean, now: Instant): LeaseOutput {
+  setEligible(eligible: boolean, now: Instant): Output {
     const self = this.#table.self;
     if (self.eligible === eligible) return this.#flush(now);
     self.eligible = eligible;
     this.#step.changed.add(this.hostname);
-    this.#step.reportMembersSoon = true;
+    this.#step.membersMayHaveChanged = true;
     this.#step.log(4, `Eligibility changed: we are ${eligible ? 'now' : 'no longer'} eligible to be master`);
     if (!this.#session.active) return this.#flush(now);
     this.#session.checkDeadline(now);
@@ -382,13 +382,13 @@ export class LeaseElection {
   }
 
   /** The application locks (or unlocks) a record: a locked server is never removed, only marked gone. */
-  setLocked(hostname: string, locked: boolean, now: Instant): LeaseOutput {
+  setLocked(hostname: string, locked: boolean, now: Instant): Output {
     this.#table.setLocked(hostname, locked);
     return this.#flush(now);
   }
 
   /** A config reload: new timings (a new TTL applies from the next lease). */
-  setTiming(timing: { tickMs: number; checkBeats: number; ttlSeconds?: number }, now: Instant): LeaseOutput {
+  setTiming(timing: { tickMs: number; checkBeats: number; ttlSeconds?: number }, now: Instant): Output {
     const session = this.#session;
     session.tickMs = timing.tickMs;
     session.checkBeats = timing.checkBeats;
@@ -398,7 +398,7 @@ export class LeaseElection {
     return this.#flush(now);
   }
 
-  setPolicy(policy: { priority: number; drainMs?: number; preemptDelayMs?: number | null }, now: Instant): LeaseOutput {
+  setPolicy(policy: { priority: number; drainMs?: number; preemptDelayMs?: number | null }, now: Instant): Output {
     const table = this.#table;
     if (policy.preemptDelayMs !== undefined) this.#preempt.delayMs = policy.preemptDelayMs;
     if (policy.drainMs !== undefined && this.#hold.holdMs !== null) this.#hold.holdMs = policy.drainMs;
@@ -413,14 +413,14 @@ export class LeaseElection {
   }
 
   /** Hand the role to the next member in rank: delete our key and name it, in one fenced transaction. */
-  stepDown(now: Instant): LeaseOutput {
+  stepDown(now: Instant): Output {
     if (this.#session.active) this.#session.checkDeadline(now);
     this.#roles.stepDown(now);
     return this.#flush(now);
   }
 
   /** The app's master work has drained (after a `drain` event): hand the role to the server whose request was held. */
-  drained(now: Instant): LeaseOutput {
+  drained(now: Instant): Output {
     if (this.#session.active) {
       this.#session.checkDeadline(now);
       this.#releaseHold(now);
@@ -434,7 +434,7 @@ export class LeaseElection {
   }
 
   /** Ask to become master: the master hands over (it watches our request); with none, campaign now. */
-  promote(now: Instant): LeaseOutput {
+  promote(now: Instant): Output {
     if (!this.#session.active) {
       this.#step.event({ type: 'promote', ok: false, reason: 'this server is not running' });
       return this.#flush(now);
@@ -449,7 +449,7 @@ export class LeaseElection {
    * lease is revoked, as client-go's OnStoppedLeading) and sends a checkpoint not yet stored
    * with its resign; nobody campaigns any more. `shutdown` follows, in a step of its own.
    */
-  leave(now: Instant): LeaseOutput {
+  leave(now: Instant): Output {
     if (this.#session.active) {
       this.#session.checkDeadline(now);
       this.#roles.leave(now);
@@ -458,7 +458,7 @@ export class LeaseElection {
   }
 
   /** Leave: revoking the lease deletes our record and (if we are master) the election key at once. */
-  shutdown(now: Instant): LeaseOutput {
+  shutdown(now: Instant): Output {
     if (this.#session.stopped) return this.#flush(now);
     this.#roles.stop(now);
     this.#session.shutdown(now);
@@ -496,18 +496,14 @@ export class LeaseElection {
     roles.promote(now);
   }
 
-  #flush(now: Instant): LeaseOutput {
+  #flush(now: Instant): Output {
     this.#preemptIfDue(now);
     // A request held for a role we no longer have: its sender learns the new master by itself.
     if (this.#roles.role !== 'master' && this.#hold.target !== null) this.#hold.clear();
-    if (this.#session.started && this.#step.reportMembersSoon) {
-      this.#step.reportMembersSoon = false;
+    if (this.#session.started && this.#step.membersMayHaveChanged) {
+      this.#step.membersMayHaveChanged = false;
       const members = this.#table.eligibleMembers();
-      const joined = members.join('\n');
-      if (joined !== this.#lastMembers) {
-        this.#lastMembers = joined;
-        this.#step.event({ type: 'members', members });
-      }
+      this.#membersReport.report(members.join('\n'), () => members, (event) => this.#step.event(event));
     }
     return this.#step.take(this.#wakeAt(now));
   }

@@ -3,12 +3,12 @@
  * address each member registered in its record. Only a registered member's current instance
  * is heard, and each of its sequence numbers once: a replayed or reordered datagram is
  * stale, except numbers a newer one skipped (taken once, for a tock), by the UDP core's own
- * rule (core/freshness.ts `isStaleSeq`): without a secret, a forged datagram with a member's
+ * rule (elector/seq.ts `isStaleSeq`): without a secret, a forged datagram with a member's
  * instance id and a huge sequence number silences that member for a tock at most.
  */
 import type { Address, AppMessage, Message, JsonValue } from '../protocol/messages';
-import { messageEvent, type Instant } from '../core/types';
-import { isStaleSeq } from '../core/freshness';
+import { messageEvent, type Instant } from '../elector/types';
+import { isStaleSeq } from '../elector/seq';
 import type { LeaseStep } from './step';
 import type { LeaseTable } from './table';
 
@@ -62,7 +62,7 @@ export class AppMessages {
     const targets = to === '*' ? [...this.#table.members.keys()] : [to];
     for (const hostname of targets) {
       const address = this.#table.addressOf(hostname);
-      if (address) this.#step.send({ message, to: address });
+      if (address) this.#step.send(message, address);
       else if (to !== '*') this.#step.log(3, `Cannot send to ${hostname}: no registered address`);
     }
   }

@@ -4,7 +4,7 @@
  * election key to the roles, the checkpoint, handoff and promote keys to the election. Every
  * value is decoded with the wire codec's rules (records.ts); a bad one is counted and skipped.
  */
-import type { Instant } from '../core/types';
+import type { Instant } from '../elector/types';
 import type { KeyValue } from '../protocol/store';
 import type { LeaseHandoffs } from './handoff';
 import type { LeaseRoles } from './roles';

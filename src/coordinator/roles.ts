@@ -20,17 +20,20 @@
  *    gave up) is resigned by a transaction fenced on its term, again until the store shows it gone;
  *  - a handoff deletes the key and names the successor in one fenced transaction;
  *  - a checkpoint is written fenced by the term we hold, retried until etcd stores it or we
- *    lose the role for good, and its outcome is reported (ok, or a level-1 line and failure).
+ *    lose the role for good, and its outcome is reported (ok, or a level-1 line and failure). *
+ * Not the UDP core's roles (core/roles.ts): there every server decides from what it hears
+ * (claims, conflicts, term slots); here the store decides, in one transaction. Both rank by
+ * the same rule (elector/rank.ts) and report handoffs the same way (elector/handoffs.ts).
  */
 import type { Checkpoint, JsonValue } from '../protocol/messages';
-import type { Instant } from '../core/types';
+import type { Instant } from '../elector/types';
 import type { KeyValue, StoreResult } from '../protocol/store';
 import type { LeaseHandoffs } from './handoff';
 import type { LeaseSession } from './session';
 import type { LeaseStep, Pending } from './step';
 import type { LeaseTable } from './table';
 import * as records from './records';
-import type { PromoteHold } from '../core/hold';
+import type { PromoteHold } from '../elector/hold';
 
 type Role = 'none' | 'slave' | 'master';
 
@@ -43,7 +46,7 @@ export interface MasterView {
 }
 
 export interface RolesParts {
-  /** A promote request held while the app drains its master work (core/hold.ts). */
+  /** A promote request held while the app drains its master work (elector/hold.ts). */
   hold?: PromoteHold;
   step: LeaseStep;
   table: LeaseTable;
@@ -295,7 +298,7 @@ export class LeaseRoles {
       this.#p.step.changed.add(view.hostname);
     }
     this.settled = true;
-    if (view.hostname) this.#p.handoffs.done(view.hostname);
+    if (view.hostname) this.#p.handoffs.done(view.hostname, this.#hostname);
     this.#setMasterHostname(view.hostname);
     this.#becomeSlave();
   }
@@ -590,7 +593,7 @@ export class LeaseRoles {
     this.#heldTerm = term;
     this.master = { hostname: this.#hostname, iid: this.#instanceId, term, lease: session.lease?.id ?? '0' };
     handoffs.claimNow = false;
-    handoffs.done(this.#hostname);
+    handoffs.done(this.#hostname, this.#hostname);
     this.#setMasterHostname(this.#hostname);
     step.log(4, `We are ${resumed ? 'again' : 'now'} the master server (term ${term})`, { servers: Object.keys(table.rows).sort() });
     step.event({ type: 'master', term, checkpoint: this.checkpoint?.d ?? null });

@@ -22,7 +22,7 @@
  * The session also keeps the timing every module reads: tick, tock, the TTL in use, and the
  * op timeout and retry delay derived from it, and our contact with the store (contact.ts).
  */
-import type { Instant } from '../core/types';
+import type { Instant } from '../elector/types';
 import type { KeyValue, StoreResult } from '../protocol/store';
 import { StoreContact } from './contact';
 import type { LeaseStep, Pending } from './step';
@@ -217,7 +217,7 @@ export class LeaseSession {
     this.#lapsed = true;
     this.synced = false;
     this.#syncInFlight = false;
-    if (this.watchId !== null) this.#step.push({ type: 'unwatch', id: this.watchId });
+    if (this.watchId !== null) this.#step.store({ type: 'unwatch', id: this.watchId });
     this.lastWatchId = this.watchId;
     this.watchId = null;
     // Found past the deadline (not at it): this process was stalled (SIGSTOP, a paused VM), and
@@ -264,7 +264,7 @@ export class LeaseSession {
     const watchId = this.#step.nextId();
     this.watchId = watchId;
     this.#watchStartedAt = now.mono;
-    this.#step.push({ type: 'watch', id: watchId, prefix: this.#o.keys.prefix, fromRevision: revision + 1, timeoutMs: this.opTimeoutMs });
+    this.#step.store({ type: 'watch', id: watchId, prefix: this.#o.keys.prefix, fromRevision: revision + 1, timeoutMs: this.opTimeoutMs });
   }
 
   /** A revision the store answered with, or a watch event's. */
@@ -279,7 +279,7 @@ export class LeaseSession {
 
   /** What we follow may be stale (a write fenced with our term was refused): read everything again now. */
   resync(now: Instant): void {
-    if (this.watchId !== null) this.#step.push({ type: 'unwatch', id: this.watchId });
+    if (this.watchId !== null) this.#step.store({ type: 'unwatch', id: this.watchId });
     this.watchId = null;
     this.synced = false;
     this.#nextSyncAt = now.mono;
@@ -300,7 +300,7 @@ export class LeaseSession {
   /** Leave: revoking the lease deletes our record and any election key of ours at once. */
   shutdown(now: Instant): void {
     this.stopped = true;
-    if (this.watchId !== null) this.#step.push({ type: 'unwatch', id: this.watchId });
+    if (this.watchId !== null) this.#step.store({ type: 'unwatch', id: this.watchId });
     this.watchId = null;
     const lease = this.#lease;
     if (lease) {
@@ -493,7 +493,7 @@ export class LeaseSession {
     this.#recordDueAt = now.mono;
     this.#step.log(2, `Coordinator: lost our lease: ${reason}`);
     this.#hooks.leaseLost(reason, false, now);
-    if (this.watchId !== null) this.#step.push({ type: 'unwatch', id: this.watchId });
+    if (this.watchId !== null) this.#step.store({ type: 'unwatch', id: this.watchId });
     this.watchId = null;
     this.#granting = false;
     this.#nextGrantAt = now.mono;

@@ -1,12 +1,12 @@
 /**
- * What one call into the lease election produces, collected as it happens: store ops (each
- * remembered until its result comes back), datagrams, events and log lines. Every module
- * writes into the same step, so within a call the order of ops, and of events, is the order
- * in which the rules fired. It also keeps which rows changed between the app's reads.
+ * What one call into the lease election produces (elector/step.ts), and what only it keeps
+ * across calls: every store op sent, until its result comes back (which lease it belonged to,
+ * what it was for), and which rows changed between the app's reads. The UDP core needs
+ * neither: it awaits no results, and its member table tracks its own changed rows.
  */
-import type { CoreDropReason, CoreEvent, LogLine, Outbound } from '../core/types';
+import type { CoreEvent } from '../elector/types';
 import type { StoreOp } from '../protocol/store';
-import type { LeaseOutput } from './types';
+import { OutputStep } from '../elector/step';
 
 /** An op sent and not yet answered. */
 export interface Pending {
@@ -22,19 +22,17 @@ export interface Pending {
   ticket?: number;
 }
 
-export class LeaseStep {
+export class LeaseStep extends OutputStep {
   readonly #hostname: string;
-  #out: LeaseOutput = emptyOutput();
   #pending = new Map<number, Pending>();
   #opId = 0;
   /** Counts abandoned leases; results of ops sent under an older epoch are void. */
   epoch = 0;
   /** Rows changed (added, updated or removed) since the app last asked. */
   changed = new Set<string>();
-  /** Joins, departures and eligibility flips set this: report the member set if it changed. */
-  reportMembersSoon = false;
 
   constructor(hostname: string) {
+    super();
     this.#hostname = hostname;
   }
 
@@ -45,17 +43,12 @@ export class LeaseStep {
     const pending: Pending = { type: op.type, epoch: this.epoch, sentAt, ...extra };
     if (what) pending.what = what;
     this.#pending.set(id, pending);
-    this.#out.store.push(op);
+    this.store(op);
   }
 
   /** Ids of ops and watches share one sequence. */
   nextId(): number {
     return ++this.#opId;
-  }
-
-  /** A watch or unwatch: no result is awaited. */
-  push(op: StoreOp): void {
-    this.#out.store.push(op);
   }
 
   /** The op `id` was answered: what it was, once (undefined for unknown or repeated ids). */
@@ -65,35 +58,9 @@ export class LeaseStep {
     return pending;
   }
 
-  send(outbound: Outbound): void {
-    this.#out.send.push(outbound);
-  }
-
-  drop(reason: CoreDropReason): void {
-    this.#out.dropped = reason;
-  }
-
-  event(event: CoreEvent): void {
-    this.#out.events.push(event);
+  override event(event: CoreEvent): void {
+    super.event(event);
     if (event.type === 'addserver' || event.type === 'deleteserver') this.changed.add(event.server.hostname);
     if (event.type === 'master' || event.type === 'slave') this.changed.add(this.#hostname);
-    if (event.type === 'addserver' || event.type === 'deleteserver') this.reportMembersSoon = true;
   }
-
-  log(level: number, message: string, data?: unknown): void {
-    const line: LogLine = data === undefined ? { level, message } : { level, message, data };
-    this.#out.logs.push(line);
-  }
-
-  /** Hand over what was collected, with the wake-up time, and start a new step. */
-  take(wakeAt: number): LeaseOutput {
-    const out = this.#out;
-    out.wakeAt = wakeAt;
-    this.#out = emptyOutput();
-    return out;
-  }
-}
-
-function emptyOutput(): LeaseOutput {
-  return { send: [], events: [], logs: [], wakeAt: Infinity, store: [] };
 }

@@ -5,11 +5,16 @@
  * A locked row outlives its key, marked absent: it counts for nothing and is master of
  * nothing. Values come through records.ts (the wire codec's validation); bad ones are
  * counted and logged at most once a minute.
+ *
+ * Not the UDP core's table (core/members.ts): that one judges liveness itself (deadlines per
+ * lane, heard order, restarts and duplicates by instance); here the store's leases do, and a
+ * row only mirrors a key. Both hold the same records (elector/types.ts) and rank alike.
  */
 import type { Address } from '../protocol/messages';
-import type { Instant, ServerRecord } from '../core/types';
+import type { Instant, ServerRecord } from '../elector/types';
+import { compareRank } from '../elector/rank';
 import type { KeyValue } from '../protocol/store';
-import { SkippedSeqs } from '../core/skipped';
+import { SkippedSeqs } from '../elector/seq';
 import type { LeaseStep } from './step';
 import * as records from './records';
 
@@ -107,8 +112,7 @@ export class LeaseTable {
   compare(a: string, b: string): number {
     const pa = a === this.hostname ? this.priority : (this.rows[a]?.priority ?? 0);
     const pb = b === this.hostname ? this.priority : (this.rows[b]?.priority ?? 0);
-    if (pa !== pb) return pb - pa;
-    return a < b ? -1 : a > b ? 1 : 0;
+    return compareRank(a, pa, b, pb);
   }
 
   /** The registered eligible member (not us) that ranks first. */
@@ -178,9 +182,9 @@ export class LeaseTable {
     }
     if (record.eligible !== hb.eligible) {
       this.#step.log(5, `Server ${hostname} is ${hb.eligible ? 'now' : 'no longer'} eligible`);
-      this.#step.reportMembersSoon = true;
+      this.#step.membersMayHaveChanged = true;
     }
-    if (!member.present) this.#step.reportMembersSoon = true;
+    if (!member.present) this.#step.membersMayHaveChanged = true;
     member.present = true;
     member.iid = hb.iid as string;
     member.lease = kv.lease;
@@ -218,7 +222,7 @@ export class LeaseTable {
       member.present = false;
       member.record.master = false;
       this.#step.changed.add(hostname);
-      this.#step.reportMembersSoon = true;
+      this.#step.membersMayHaveChanged = true;
       return;
     }
     this.members.delete(hostname);

@@ -4,7 +4,7 @@
  */
 import type { Address, Message } from '../protocol/messages';
 import type { FreshnessGuard } from './freshness';
-import type { Instant } from './types';
+import type { Instant } from '../elector/types';
 import type { Step } from './step';
 import type { Timing } from './timing';
 import { MAX_PACE_UP } from './members';

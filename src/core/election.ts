@@ -19,12 +19,13 @@
  * hellos: a replayed packet changes nothing.
  */
 import type { Address, AppMessage, JsonObject, JsonValue, Message } from '../protocol/messages';
-import type { Instant, Output, ServerRecord } from './types';
+import type { Instant, Output, ServerRecord } from '../elector/types';
+import type { Elector } from '../elector/elector';
 import { Announcer } from './announce';
 import { FreshnessGuard } from './freshness';
 import { Handoffs } from './handoff';
-import { PromoteHold } from './hold';
-import { Preemption } from './preempt';
+import { PromoteHold } from '../elector/hold';
+import { Preemption } from '../elector/preempt';
 import { Inbox } from './inbox';
 import { Instances } from './instances';
 import { MemberTable } from './members';
@@ -33,6 +34,7 @@ import { Relays } from './relays';
 import { Words } from './words';
 import { Roles } from './roles';
 import { Step } from './step';
+import { MembersReport } from '../elector/members-report';
 import { Timing, type CoreTiming } from './timing';
 import { DEFAULT_MAX_SERVERS, type CoreOptions } from './options';
 
@@ -41,7 +43,7 @@ export { outranks } from './instances';
 export type { CoreOptions } from './options';
 
 
-export class ElectionCore {
+export class ElectionCore implements Elector {
   readonly hostname: string;
   readonly instanceId: string;
   readonly #maxServers: number;
@@ -61,8 +63,7 @@ export class ElectionCore {
   readonly #inbox: Inbox;
   /** Authenticated clusters only: instance admission and our challenges (see freshness.ts). */
   readonly #guard: FreshnessGuard | null;
-  /** The live eligible set last reported in a `members` event (joined), to report only changes. */
-  #lastMembers = '';
+  readonly #membersReport = new MembersReport();
   #started = false;
 
   constructor(options: CoreOptions) {
@@ -326,7 +327,7 @@ export class ElectionCore {
     this.#checkStall(now);
     // Late: a silent peer's heartbeat may be queued on our socket. Read it before judging.
     if (lateMs > 0 && this.#roles.removalsDue(now)) this.#announcer.quietDrain(now);
-    this.#handoffs.expire(now, this.master);
+    this.#handoffs.expire(now.mono, this.master, 'a tock');
     if (this.#hold.overdue(now.mono, this.#timing.tockMs)) {
       // The app never said its work drained (its own deadline was drain_timeout): go on without it.
       this.#step.log(1, `Our master work did not report drained within drain_timeout and a tock: handing over to ${this.#hold.target} anyway`);
@@ -578,11 +579,7 @@ export class ElectionCore {
       step.membersMayHaveChanged = false;
       // After a step that may have changed it (a join, a departure, an eligibility flip),
       // report the live eligible set if it changed: that is when keys move.
-      const key = `${this.#members.membersVersion}/${this.#roles.self.eligible}`;
-      if (key !== this.#lastMembers) {
-        this.#lastMembers = key;
-        step.event({ type: 'members', members: this.eligibleMembers() });
-      }
+      this.#membersReport.report(`${this.#members.membersVersion}/${this.#roles.self.eligible}`, () => this.eligibleMembers(), (event) => step.event(event));
     }
     const wakeAt = this.#wakeAt(now);
     if (this.#active) this.#announcer.requested(wakeAt);

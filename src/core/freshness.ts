@@ -18,7 +18,7 @@
  */
 import type { Message } from '../protocol/messages';
 import { MAX_ECHOES } from '../protocol/limits';
-import { SkippedSeqs } from './skipped';
+import { SkippedSeqs } from '../elector/seq';
 
 export type Verdict = 'ok' | 'stale' | 'unverified';
 
@@ -165,25 +165,4 @@ export class FreshnessGuard {
     if (message.action !== 'promote' && message.action !== 'message') return false;
     return this.#skipped.get(key)?.take(message.seq as number, now) ?? false;
   }
-}
-
-/**
- * Open clusters: how far below the last sequence number heard a packet still counts as old.
- * A real server's packets are overtaken by at most a few of its own; anything further below
- * is a new count (a forger's huge number is what it replaces).
- */
-export const OPEN_STALE_WINDOW = 1024;
-
-/**
- * Is `seq`, from an instance whose last number heard was `last` (at `lastHeard`, monotonic
- * ms), a reorder or a replay? Authenticated, a number at or below the last is old, always.
- * Without a secret, only close below it, and only while the instance is live (heard within
- * `liveMs`): a forger that copies an instance id (it travels in clear) and sends a huge
- * number must not make the real sender's packets look old after it stops (SPEC 13.6). The
- * one rule for both modes: the UDP core's members, and the etcd mode's application messages.
- */
-export function isStaleSeq(seq: number, last: number, lastHeard: number, now: number, liveMs: number, authenticated: boolean): boolean {
-  if (seq > last) return false;
-  if (authenticated) return true;
-  return last - seq < OPEN_STALE_WINDOW && now < lastHeard + liveMs;
 }

@@ -7,14 +7,11 @@
  * dropped as stale. A promote() that meets a handoff in flight waits for its target to be
  * master and asks it then: claiming at once made the target and the promoter master together.
  */
-import type { Instant } from './types';
-import type { Step } from './step';
+import type { Instant } from '../elector/types';
+import type { OutputStep } from '../elector/step';
+import { HandoffOutcomes, type HandoffInFlight } from '../elector/handoffs';
 
-export interface PendingHandoff {
-  target: string;
-  until: number;
-  /** We are the master that started it (stepDown or a promote request): we report the outcome. */
-  stepDown: boolean;
+export interface PendingHandoff extends HandoffInFlight {
   /**
    * The term of the master handing off. A claim below it was superseded before the handoff
    * began (one that master outranked, whose yield is still on its way): not a master to follow.
@@ -22,12 +19,7 @@ export interface PendingHandoff {
   term: number;
 }
 
-export class Handoffs {
-  readonly #step: Step;
-  /** A handoff in progress: nobody but `target` claims until it does or `until` passes. */
-  pending: PendingHandoff | null = null;
-  /** promote() waiting for the master to hand over. */
-  #promoteUntil = Infinity;
+export class Handoffs extends HandoffOutcomes<PendingHandoff> {
   /** The master our waiting promote() has asked for the role (null: none yet). */
   #asked: string | null = null;
   /** Our waiting promote() found no master: it claims at this instant if none shows up (Infinity: no). */
@@ -35,8 +27,8 @@ export class Handoffs {
 
   readonly #tockMs: () => number;
 
-  constructor(step: Step, tockMs: () => number) {
-    this.#step = step;
+  constructor(step: OutputStep, tockMs: () => number) {
+    super(step);
     this.#tockMs = tockMs;
   }
 
@@ -65,26 +57,13 @@ export class Handoffs {
     return targetLive(pending.target);
   }
 
-  /** A master exists: a handoff in progress has ended, one way or the other. */
-  done(master: string, self: string): void {
-    const pending = this.pending;
-    if (!pending) return;
-    this.pending = null;
-    if (!pending.stepDown) return;
-    if (master === self) {
-      this.#step.event({ type: 'stepdown', ok: false, hostname: pending.target, reason: `${pending.target} did not take over; we are master again` });
-    } else {
-      this.#step.event({ type: 'stepdown', ok: true, hostname: master, reason: `${master} is master` });
-    }
-  }
-
   /** Our promote() waits for the role. */
   get promoting(): boolean {
-    return this.#promoteUntil !== Infinity;
+    return this.promoteUntil !== Infinity;
   }
 
   waitForPromotion(until: number): void {
-    this.#promoteUntil = until;
+    this.promoteUntil = until;
     this.#asked = null;
     this.#claimAt = Infinity;
   }
@@ -98,7 +77,7 @@ export class Handoffs {
   promoteClaimDue(now: Instant): boolean {
     if (now.mono < this.#claimAt) return false;
     this.#claimAt = Infinity;
-    return this.#promoteUntil !== Infinity;
+    return this.promoteUntil !== Infinity;
   }
 
   /** A master showed up: a promote() claim waiting for answers is not made (it asks that master instead). */
@@ -121,15 +100,15 @@ export class Handoffs {
    * Each master asked gets a tock to hand over.
    */
   shouldAsk(master: string, now: Instant): boolean {
-    if (this.#promoteUntil === Infinity || this.#asked === master) return false;
+    if (this.promoteUntil === Infinity || this.#asked === master) return false;
     this.#asked = master;
-    this.#promoteUntil = Math.max(this.#promoteUntil, now.mono + this.#tockMs());
+    this.promoteUntil = Math.max(this.promoteUntil, now.mono + this.#tockMs());
     return true;
   }
 
   /** The master we asked drains before it hands over (its heartbeats say so): wait until `until` at least. */
   keepWaiting(until: number): void {
-    if (this.#promoteUntil !== Infinity) this.#promoteUntil = Math.max(this.#promoteUntil, until);
+    if (this.promoteUntil !== Infinity) this.promoteUntil = Math.max(this.promoteUntil, until);
   }
 
   /** We asked `master` for the role (the request is on its way). */
@@ -137,31 +116,12 @@ export class Handoffs {
     this.#asked = master;
   }
 
-  /** We became master: a promote() waiting for it succeeded. */
-  promoted(term: number): void {
-    if (this.#promoteUntil === Infinity) return;
-    this.#promoteUntil = Infinity;
+  protected override promoteSettled(): void {
     this.#asked = null;
     this.#claimAt = Infinity;
-    this.#step.event({ type: 'promote', ok: true, reason: `master with term ${term}` });
-  }
-
-  expire(now: Instant, weAreMaster: boolean): void {
-    const pending = this.pending;
-    if (pending && now.mono >= pending.until) {
-      this.pending = null;
-      this.#step.log(4, `Handoff to ${pending.target} did not complete within a tock; electing as usual`);
-      if (pending.stepDown) this.#step.event({ type: 'stepdown', ok: false, hostname: pending.target, reason: `${pending.target} did not take over within a tock` });
-    }
-    if (now.mono >= this.#promoteUntil) {
-      this.#promoteUntil = Infinity;
-      this.#asked = null;
-      this.#claimAt = Infinity;
-      if (!weAreMaster) this.#step.event({ type: 'promote', ok: false, reason: 'the master did not hand over within a tock' });
-    }
   }
 
   nextDeadline(): number {
-    return Math.min(this.#promoteUntil, this.#claimAt, this.pending ? this.pending.until : Infinity);
+    return Math.min(this.promoteUntil, this.#claimAt, this.pending ? this.pending.until : Infinity);
   }
 }

@@ -4,13 +4,13 @@
  * requests start a handoff, application messages become events.
  */
 import type { Address, HeartbeatMessage, HelloMessage, Message } from '../protocol/messages';
-import { messageEvent, type Instant } from './types';
+import { messageEvent, type Instant } from '../elector/types';
 import type { Announcer } from './announce';
 import type { FreshnessGuard } from './freshness';
 import type { Handoffs } from './handoff';
 import type { Instances } from './instances';
 import type { Relays } from './relays';
-import type { PromoteHold } from './hold';
+import type { PromoteHold } from '../elector/hold';
 import type { MemberTable, Peer } from './members';
 import type { Roles } from './roles';
 import type { Step } from './step';
@@ -184,7 +184,7 @@ export class Inbox {
       this.#step.peerLog(4, `Ignoring promote request from ${requester}: not a live eligible server`);
       return;
     }
-    // The app drains its master work first (core/hold.ts); it tells us when.
+    // The app drains its master work first (elector/hold.ts); it tells us when.
     if (this.#hold.hold(requester, now.mono)) return;
     this.#step.peerLog(4, `${requester} asked for the master role: handing off`);
     this.handOff(requester, now);

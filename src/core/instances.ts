@@ -10,11 +10,11 @@
  * same rule.
  */
 import type { Address, HeartbeatMessage, Message } from '../protocol/messages';
-import type { Instant, ProcessRef } from './types';
+import type { Instant, ProcessRef } from '../elector/types';
 import { snapshot, type MemberTable, type Peer } from './members';
 import type { Step } from './step';
 import type { Timing } from './timing';
-import { isStaleSeq } from './freshness';
+import { isStaleSeq } from '../elector/seq';
 
 /**
  * Without a secret anyone can send a packet under any name, so the duplicate rules act

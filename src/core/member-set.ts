@@ -1,7 +1,7 @@
 /**
  * Two small bookkeepers of the member table: the sorted member set, and recent departures.
  */
-import type { Instant } from './types';
+import type { Instant } from '../elector/types';
 import type { Timing } from './timing';
 
 /** Hostnames kept sorted as they come and go, and a count of the changes. */

@@ -12,10 +12,15 @@
  * Records here are the core's own. Applications read copies (the shell's `servers`
  * view); nothing an application writes there reaches this table, and locking a record is
  * an explicit input (`setLocked`).
+ *
+ * The etcd mode has a table of its own (coordinator/table.ts): there the store is the
+ * truth and a member is there while its lease lives, so it keeps no liveness deadlines,
+ * lanes or heard order; both keep the same records (elector/types.ts ServerRecord), rank
+ * by the same rule (elector/rank.ts) and report members the same way.
  */
 import type { Checkpoint, HeartbeatMessage } from '../protocol/messages';
-import type { Instant, ServerRecord } from './types';
-import { SkippedSeqs } from './skipped';
+import type { Instant, ServerRecord } from '../elector/types';
+import { SkippedSeqs } from '../elector/seq';
 import type { Step } from './step';
 import type { Timing } from './timing';
 import { Lane } from './lanes';

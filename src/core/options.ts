@@ -35,7 +35,7 @@ export interface CoreOptions extends CoreTiming {
    */
   drainMs?: number;
   /**
-   * Preemption (core/preempt.ts): ranking first among the live eligible servers, ask the master
+   * Preemption (elector/preempt.ts): ranking first among the live eligible servers, ask the master
    * for the role once it has been followed this long (ms). Unset: off (the original's rule).
    */
   preemptDelayMs?: number;

@@ -2,8 +2,8 @@
  * A peer as the core keeps it: its record, its liveness and the instance followed.
  */
 import type { Checkpoint, HeartbeatMessage } from '../protocol/messages';
-import type { ServerRecord } from './types';
-import type { SkippedSeqs } from './skipped';
+import type { ServerRecord } from '../elector/types';
+import type { SkippedSeqs } from '../elector/seq';
 import type { Lane } from './lanes';
 
 export interface Peer {

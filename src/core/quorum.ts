@@ -6,7 +6,7 @@
  * them within the last tick and a half, nor before a master that fell silent has had a
  * tock + tick to step down on its side (a lease: the two never overlap).
  */
-import type { Instant } from './types';
+import type { Instant } from '../elector/types';
 import type { Lane, MemberTable, Peer } from './members';
 
 export class Quorum {

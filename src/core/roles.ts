@@ -17,11 +17,17 @@
  *    (protocol/terms.ts), so no two servers ever claim the same term: the fencing token;
  *  - a master serves under the term it claimed; one that learns of a higher term claims
  *    again above it, in its slot, so a store that saw the higher one accepts its writes.
+ *
+ * The etcd mode's roles (coordinator/roles.ts) share the rank rule and the outcome of
+ * handoffs (elector/), not these rules: there a linearizable store decides who is master (one
+ * key, created in a transaction), so there are no conflicts to resolve, no claims to hear
+ * and no term slots; here every server decides from what it hears.
  */
 import type { Checkpoint, HeartbeatMessage, JsonValue } from '../protocol/messages';
 import { MAX_TERM, MAX_TERM_CATCHUP_PER_S, MAX_TERM_STEP, TERM_CEILING } from '../protocol/limits';
 import { nextTerm } from '../protocol/terms';
-import type { Instant, ServerRecord } from './types';
+import type { Instant, ServerRecord } from '../elector/types';
+import { compareRank } from '../elector/rank';
 import type { Announcer } from './announce';
 import type { FreshnessGuard } from './freshness';
 import type { Handoffs } from './handoff';
@@ -32,7 +38,7 @@ import type { Relays } from './relays';
 import { TermSlots } from './slots';
 import type { Words } from './words';
 import type { Step } from './step';
-import type { PromoteHold } from './hold';
+import type { PromoteHold } from '../elector/hold';
 import type { Timing } from './timing';
 
 type Role = 'none' | 'slave' | 'master';
@@ -472,10 +478,7 @@ export class Roles {
 
   /** Negative when `a` ranks before `b`: higher priority, then hostname in plain string order. */
   compare(a: string, b: string): number {
-    const pa = this.#priorityOf(a);
-    const pb = this.#priorityOf(b);
-    if (pa !== pb) return pb - pa;
-    return a < b ? -1 : a > b ? 1 : 0;
+    return compareRank(a, this.#priorityOf(a), b, this.#priorityOf(b));
   }
 
   /** Ours, a peer's as it last said, or that of a master we hear of only through its follower. */

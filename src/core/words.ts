@@ -13,7 +13,7 @@
  * heard is up to a tick old when it says it).
  */
 import type { Lead } from '../protocol/messages';
-import type { Instant } from './types';
+import type { Instant } from '../elector/types';
 import type { MemberTable } from './members';
 import { MAX_HOPS, type Relays } from './relays';
 import type { Timing } from './timing';

@@ -13,10 +13,9 @@
  * an EventEmitter; the simulator passes its network, its clock and a recorder.
  */
 import type { Address, Message } from '../protocol/messages';
-import type { CoreEvent, Instant, LogLine, Outbound, Output, ServerRecord } from '../core/types';
-import type { ElectionCore } from '../core/election';
+import type { CoreEvent, Instant, LogLine, Outbound, Output, ServerRecord } from '../elector/types';
 import type { StoreOp } from '../protocol/store';
-import type { Elector } from './elector';
+import type { Elector } from '../elector/elector';
 import { dataBytes, encode } from '../wire/codec';
 import type { Keyring } from '../wire/auth';
 import { describeThrown } from '../util/describe';
@@ -102,7 +101,7 @@ interface Pending<C> {
   remote: boolean;
 }
 
-export class Driver<C extends Elector = ElectionCore> {
+export class Driver<C extends Elector = Elector> {
   /** The core it drives (the simulator's tests swap in a broken one to prove the checker). */
   core: C;
   readonly view: ServerView;

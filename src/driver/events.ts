@@ -3,7 +3,7 @@
  * map: `on('master', (term, checkpoint) => …)` is checked, and an unknown name is not.
  */
 import type { JsonValue } from '../protocol/messages';
-import type { ServerRecord } from '../core/types';
+import type { ServerRecord } from '../elector/types';
 
 /** Replies to a request: call once with the answer payload. */
 export type Reply = (payload: JsonValue) => void;

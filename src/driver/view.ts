@@ -7,7 +7,7 @@
  * `servers[host].locked = …`, the original's way to keep a server from being removed: the
  * row's `locked` is an accessor that turns it into an explicit input of the core.
  */
-import type { ServerRecord } from '../core/types';
+import type { ServerRecord } from '../elector/types';
 
 export interface TableSource {
   record(hostname: string): ServerRecord | undefined;

@@ -41,7 +41,7 @@ export interface HeartbeatMessage {
   handoff?: string;
   /**
    * On a master that holds a promote request while its app's work drains: the server that
-   * asked, which keeps waiting for as long as this says so (core/hold.ts).
+   * asked, which keeps waiting for as long as this says so (elector/hold.ts).
    */
   drain?: string;
   /** Cluster namespace; servers with another id ignore the packet. Absent: the default cluster. */

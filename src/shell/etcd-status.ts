@@ -6,7 +6,7 @@
  */
 import type { KeyValue } from '../protocol/store';
 import * as records from '../coordinator/records';
-import { loadEtcd3 } from '../coordinator/etcd';
+import { loadEtcd3 } from '../etcd/etcd';
 import type { JsonObject, JsonValue } from '../protocol/messages';
 import { renderTextTable } from '../util/text-table';
 

@@ -15,7 +15,7 @@ import { createMetricsRegistry, type MetricsRegistry, type MetricsSource } from 
 import { DepartureLog, statusBody, type StatusSource } from './status';
 import { failoverClock, type FailoverClock } from './failover';
 import { statusPage } from './ui';
-import type { ServerRecord } from '../core/types';
+import type { ServerRecord } from '../elector/types';
 
 /** The part of pixl-server-web's WebServer component we use. */
 export interface WebServerLike {

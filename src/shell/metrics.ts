@@ -7,7 +7,7 @@
  */
 import type { HealthStatus } from '../app/health';
 import { failoverClock, type FailoverSource } from './failover';
-import type { ServerRecord } from '../core/types';
+import type { ServerRecord } from '../elector/types';
 
 /** The counters the component keeps (`multi.stats`); fields added later are optional here. */
 export interface MetricsStats {

@@ -5,7 +5,7 @@
  * servers that left recently; a server fills `stats` and `lastFailover`, the CLI (an
  * observer, not a server) `observer`.
  */
-import type { ServerRecord } from '../core/types';
+import type { ServerRecord } from '../elector/types';
 import { deadAfterMs, judge, masterOf, type ServerState } from './view';
 import type { Failover, FailoverClock } from './failover';
 import type { HealthStatus } from '../app/health';

@@ -22,12 +22,6 @@ export interface TransportContext {
   lookup?: LookupAll;
 }
 
-/**
- * Keys that shape the socket: a reload cannot change them (the shell keeps the old value
- * and says a restart is needed), as with comm_port.
- */
-export const RESTART_KEYS = ['transport', 'bind_ip', 'multicast_group', 'multicast_ttl', 'multicast_interface'] as const;
-
 export function createTransport(settings: Settings, context: TransportContext): Transport {
   switch (settings.transport) {
     case 'broadcast':

@@ -39,6 +39,11 @@ export interface Transport {
   gossip?(from: Address, addresses: readonly string[]): void;
   /** Set by the shell: builds one gossip datagram in the cluster's wire format. */
   gossipEncoder?: ((addresses: string[]) => Buffer) | null;
+  /**
+   * Broadcast only: send heartbeats to another broadcast address from now on (a reload of
+   * `broadcast_ip`, or an interface that changed); the socket stays.
+   */
+  retarget?(broadcastIp: string): void;
   /** Reloaded settings it can apply without a restart (unicast: timings and `peers`). */
   reconfigure?(settings: { heartbeat_freq: number; check_beats: number; peers: readonly string[] }): void;
   /**

@@ -33,12 +33,13 @@ export class UdpBroadcastTransport implements Transport {
     return `broadcast IP: ${this.#options.broadcastIp}`;
   }
 
-  /** The broadcast target may change on reload; the socket stays. */
-  set broadcastIp(ip: string) {
-    this.#options.broadcastIp = ip;
-  }
   get broadcastIp(): string {
     return this.#options.broadcastIp;
+  }
+
+  /** The broadcast target may change on reload; the socket stays. */
+  retarget(broadcastIp: string): void {
+    this.#options.broadcastIp = broadcastIp;
   }
 
   async open(): Promise<void> {

@@ -1,4 +1,8 @@
 /**
+ * Datagram freshness, the one rule of both modes (the UDP core's members, the etcd mode's
+ * application messages): whether a sequence number is a reorder or a replay, and the
+ * numbers a newer packet skipped over.
+ *
  * Sequence numbers of one instance that a newer packet skipped over. A command sent just
  * before a heartbeat (a promote request, an application message) can be overtaken by it on
  * the way; once the heartbeat has raised the "last seq heard", the command looks stale.
@@ -31,4 +35,24 @@ export class SkippedSeqs {
   clear(): void {
     this.#entries = [];
   }
+}
+
+/**
+ * Open clusters: how far below the last sequence number heard a packet still counts as old.
+ * A real server's packets are overtaken by at most a few of its own; anything further below
+ * is a new count (a forger's huge number is what it replaces).
+ */
+export const OPEN_STALE_WINDOW = 1024;
+
+/**
+ * Is `seq`, from an instance whose last number heard was `last` (at `lastHeard`, monotonic
+ * ms), a reorder or a replay? Authenticated, a number at or below the last is old, always.
+ * Without a secret, only close below it, and only while the instance is live (heard within
+ * `liveMs`): a forger that copies an instance id (it travels in clear) and sends a huge
+ * number must not make the real sender's packets look old after it stops (SPEC 13.6).
+ */
+export function isStaleSeq(seq: number, last: number, lastHeard: number, now: number, liveMs: number, authenticated: boolean): boolean {
+  if (seq > last) return false;
+  if (authenticated) return true;
+  return last - seq < OPEN_STALE_WINDOW && now < lastHeard + liveMs;
 }

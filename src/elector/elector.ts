@@ -5,7 +5,7 @@
  * ops, which the driver hands to its host.
  */
 import type { Address, JsonObject, JsonValue, Message } from '../protocol/messages';
-import type { Instant, Output, ServerRecord } from '../core/types';
+import type { Instant, Output, ServerRecord } from './types';
 
 export interface Elector {
   readonly hostname: string;

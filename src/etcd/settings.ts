@@ -1,9 +1,6 @@
 /**
- * The coordinator's own types: its config section and the machine's output (the UDP core's
- * plus store ops). The store contract itself is src/protocol/store.ts.
+ * The `coordinator` config section. The store contract itself is src/protocol/store.ts.
  */
-import type { Output } from '../core/types';
-import type { StoreOp } from '../protocol/store';
 
 /** The `coordinator` config section, validated (src/config.ts). */
 export interface EtcdSettings {
@@ -24,9 +21,4 @@ export interface EtcdSettings {
   key_file?: string;
   /** Most keys one read of the prefix returns (bounds memory against a flooded prefix). */
   max_keys: number;
-}
-
-/** One step of the lease-election machine: the UDP core's Output plus store ops. */
-export interface LeaseOutput extends Output {
-  store: StoreOp[];
 }

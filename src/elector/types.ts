@@ -121,8 +121,8 @@ export interface Output {
   wakeAt: number;
   /** Set by `receive` when it ignored the message, with the reason. */
   dropped?: CoreDropReason;
-  /** Coordinator mode: store ops of the lease election, for the driver's host to carry out (the UDP core never sets it). */
-  store?: StoreOp[];
+  /** Store ops of the lease election (etcd mode), for the driver's host to carry out; always empty in the UDP mode. */
+  store: StoreOp[];
 }
 
 /**
