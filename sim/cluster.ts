@@ -739,7 +739,11 @@ export class SimCluster {
           this.#broadcast(node, message, this.#wire ? datagram : null, to, loopback);
           done();
         },
-        schedule: (wakeAt) => this.#scheduleWake(node, wakeAt),
+        // Only the process that runs now: a step of one that ended (a listener of its own
+        // last events, a call queued behind its stall) must not set its successor's timer.
+        schedule: (wakeAt) => {
+          if (node.driver === driver) this.#scheduleWake(node, wakeAt);
+        },
         log: (_level, message) => this.#note(node.id, message),
         logs: (level) => this.#trace && level <= this.#traceLevel,
         emit: () => {},

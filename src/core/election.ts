@@ -585,7 +585,7 @@ export class ElectionCore {
       }
     }
     const wakeAt = this.#wakeAt(now);
-    if (this.#active) this.#announcer.requested(wakeAt);
+    if (this.#active) this.#announcer.requested(wakeAt, now);
     return step.take(wakeAt);
   }
 }
