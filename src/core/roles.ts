@@ -537,6 +537,7 @@ export class Roles {
   becomeMaster(now: Instant): void {
     const { step, handoffs, members } = this.#p;
     this.role = 'master';
+    this.#outbidSince = null;
     // In our slot: no server that claims without hearing us can take the same number.
     this.held = nextTerm(this.term, this.slot);
     this.term = this.held;
