@@ -154,7 +154,7 @@ export interface SimNode {
 }
 
 type Item =
-  | { time: number; seq: number; kind: 'deliver'; to: string; from: string; message: Message; late: boolean; source: Instance; address: string; queued?: boolean }
+  | { time: number; seq: number; kind: 'deliver'; to: string; from: string; message: Message; late: boolean; source: Instance; address: string; queued?: Instance }
   | { time: number; seq: number; kind: 'wake'; host: string; token: number }
   | { time: number; seq: number; kind: 'start'; host: string }
   | { time: number; seq: number; kind: 'call'; fn: () => void };
@@ -652,6 +652,9 @@ export class SimCluster {
       case 'deliver': {
         const node = this.nodes.get(item.to);
         if (!node || !node.alive) return;
+        // Queued on the socket of a process that has ended since (restarted while stalled):
+        // that socket's backlog died with it; its successor has a socket of its own.
+        if (item.queued && item.queued !== node.instance) return;
         if (node.stalledUntil > this.now) {
           // A stalled process reads its socket when it wakes, in order, READ_BATCH datagrams
           // per turn of its event loop, with its timers running between turns; what does not
@@ -669,7 +672,7 @@ export class SimCluster {
           const time = node.stalledUntil + FIRST_READ_MS + Math.floor(backlog.count / READ_BATCH) * READ_TURN_MS;
           backlog.count++;
           backlog.end = Math.max(backlog.end, time);
-          this.#push({ ...item, time, seq: 0, queued: true });
+          this.#push({ ...item, time, seq: 0, queued: node.instance });
           this.lastDeliveryDue = Math.max(this.lastDeliveryDue, time);
           return;
         }
@@ -739,7 +742,11 @@ export class SimCluster {
           this.#broadcast(node, message, this.#wire ? datagram : null, to, loopback);
           done();
         },
-        schedule: (wakeAt) => this.#scheduleWake(node, wakeAt),
+        // Only the process that runs now: a step of one that ended (a listener of its own
+        // last events, a call queued behind its stall) must not set its successor's timer.
+        schedule: (wakeAt) => {
+          if (node.driver === driver) this.#scheduleWake(node, wakeAt);
+        },
         log: (_level, message) => this.#note(node.id, message),
         logs: (level) => this.#trace && level <= this.#traceLevel,
         emit: () => {},

@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { SimCluster, type SimClusterOptions, type SimNodeOptions } from '../sim/cluster';
 import { Random } from '../sim/random';
 import { decode, encode } from '../src/wire/codec';
-import type { CoreEvent } from '../src/elector/types';
+import type { CoreEvent, Instant, Output } from '../src/elector/types';
+import { ElectionCore } from '../src/core/election';
+import type { Message } from '../src/protocol/messages';
 import { nextTerm, slotOf, termSlot } from '../src/protocol/terms';
 
 const TICK = 1000;
@@ -93,6 +95,31 @@ describe('term (fencing token)', () => {
     assert.ok(sim.node('a').core.term > claimed, `winner's term ${sim.node('a').core.term}, c's was ${claimed}`);
     assert.equal(slotOf(sim.node('a').core.term), termSlot('a'));
     for (const host of ['b', 'c', 'd']) assert.equal(sim.node(host).core.term, sim.node('a').core.term, host);
+  });
+
+  test('a master outranked by a rival that claims below its term keeps the role until the rival claims above it: the cluster never agrees on the lower term', () => {
+    // a, cut off alone, keeps its old term; b is elected above it. When a's heartbeat reaches
+    // b before b's reaches a (here: a's side of the heal comes first), a never heard b as master
+    // and had nothing to claim above. b yielding at once left the cluster agreed on a's lower term.
+    const sim = cluster({ a: {}, b: {}, c: {} });
+    agree(sim);
+    sim.partition([['a'], ['b', 'c']]);
+    assert.notEqual(sim.runUntilTrue(() => sim.node('b').core.master && sim.node('c').core.masterHostname === 'b', 3 * TOCK), null);
+    sim.runFor(TOCK);
+    const lower = sim.node('a').core.term;
+    const higher = sim.node('b').core.term;
+    assert.ok(lower < higher && sim.node('a').core.master);
+    sim.link = (from, to) => from === to || from === 'a' || (from !== 'a' && to !== 'a');
+    assert.notEqual(sim.runUntilTrue(() => sim.node('b').core.table.a !== undefined, 2 * TICK), null);
+    sim.heal();
+    let agreedLow: string | null = null;
+    const agreed = sim.runUntilTrue(() => {
+      if (sim.agreedMaster() === 'a' && sim.node('a').core.term <= higher) agreedLow ??= `at ${sim.now} ms with term ${sim.node('a').core.term}`;
+      return sim.agreedMaster() === 'a' && sim.node('a').core.term > higher;
+    }, TOCK);
+    assert.equal(agreedLow, null, `agreed on a below b's term ${higher}`);
+    assert.notEqual(agreed, null, 'never agreed on a above b\'s term');
+    assert.equal(slotOf(sim.node('a').core.term), termSlot('a'));
   });
 
   test('the default cluster still sends the original packet (term only appears once there is one)', () => {
@@ -385,6 +412,32 @@ describe('stall awareness', () => {
     assert.equal(sim.agreedMaster(), 'b');
     assert.deepEqual(sim.eventsOf('master').filter((e) => e.time > stalledAt).map((e) => e.host), ['b']);
     assert.equal(sim.eventsOf('conflict').length, 0);
+  });
+
+  test('a server woken late reads its own marker as the end of the drain, not as a new stall, however long its overdue timer waits (no hello storm)', () => {
+    // The overdue timer of a woken process may fire after datagrams already read (a busy loop,
+    // a lost timer): every one of them, our marker's echo above all, must not start a new drain.
+    const core = new ElectionCore({ hostname: 'a', ip: '127.0.0.1', instanceId: 'aaaaaaaaaaaaaaaa', tickMs: TICK, checkBeats: 3 });
+    const at = (ms: number): Instant => ({ mono: ms, wall: ms });
+    const hellosOf = (out: Output): Message[] => out.send.map((o) => o.message).filter((m) => m.action === 'hello' && m.iid === 'aaaaaaaaaaaaaaaa');
+    let out = core.start(at(0));
+    for (let i = 0; i < 20 && !core.master; i++) out = core.tick(at(out.wakeAt), 0);
+    assert.equal(core.master, true);
+    const woke = out.wakeAt + 5 * TOCK;
+    const peer = { address: '127.0.0.2', port: 3014 };
+    out = core.receive({ action: 'hello', hostname: 'b', iid: 'bbbbbbbbbbbbbbbb', seq: 1 }, peer, at(woke));
+    const markers = hellosOf(out);
+    assert.equal(markers.length, 1, 'the stall is noticed once, with one marker');
+    assert.ok(out.wakeAt <= woke, 'the held-back heartbeat is due at once');
+    for (let i = 0; i < 3; i++) {
+      out = core.receive(markers[0] as Message, { address: '127.0.0.1', port: 3014 }, at(woke + i * 0.1));
+      assert.deepEqual(hellosOf(out), [], `echo ${i + 1} read before the overdue timer sent another marker`);
+    }
+    out = core.receive({ action: 'hello', hostname: 'b', iid: 'bbbbbbbbbbbbbbbb', seq: 2 }, peer, at(woke + 1));
+    assert.deepEqual(hellosOf(out), [], 'a peer read before the overdue timer started another drain');
+    out = core.tick(at(woke + 1), 1);
+    assert.ok(out.send.some((o) => o.message.action === 'heartbeat'), 'the overdue timer sends the held-back heartbeat');
+    assert.deepEqual(hellosOf(out), []);
   });
 
   test('a lone master that stalled takes its role back on waking, once the answers to its hello had time to come', () => {

@@ -185,9 +185,14 @@ export class Announcer {
     return now.mono < this.#drainUntil;
   }
 
-  /** The wake-up time handed to the caller; a call much later than it is a stall. */
-  requested(wakeAt: number): void {
-    this.#requestedWake = wakeAt;
+  /**
+   * The wake-up time handed to the caller; a call much later than it is a stall. A deadline
+   * already past (a heartbeat the stall held back) is due now, and lateness counts from now:
+   * otherwise every datagram read before that timer fires (our own marker's echo first) looks
+   * like a new stall and sends a new marker, a hello storm for as long as the timer waits.
+   */
+  requested(wakeAt: number, now: Instant): void {
+    this.#requestedWake = Math.max(wakeAt, now.mono);
   }
 
   /** The next heartbeat or coalesced answer, and the end of a drain that is still on. */

@@ -582,7 +582,7 @@ export class ElectionCore implements Elector {
       this.#membersReport.report(`${this.#members.membersVersion}/${this.#roles.self.eligible}`, () => this.eligibleMembers(), (event) => step.event(event));
     }
     const wakeAt = this.#wakeAt(now);
-    if (this.#active) this.#announcer.requested(wakeAt);
+    if (this.#active) this.#announcer.requested(wakeAt, now);
     return step.take(wakeAt);
   }
 }
