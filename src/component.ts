@@ -441,7 +441,6 @@ interface MultiServer {
   emit<E extends EventName>(event: E, ...args: MultiServerEvents[E]): boolean;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-namespace
 namespace MultiServer {
   export type Stats = MultiServerStats;
   export type Events = MultiServerEvents;

@@ -182,7 +182,7 @@ describe('a live pair on loopback', () => {
 
       assert.throws(() => multi(b).setCheckpoint({ n: 1 }), /only the master/);
       assert.throws(() => multi(a).setCheckpoint({ blob: 'x'.repeat(5000) }), RangeError);
-      multi(a).setCheckpoint({ nextJob: 17 });
+      void multi(a).setCheckpoint({ nextJob: 17 });
       await until(() => JSON.stringify(multi(b).checkpoint) === '{"nextJob":17}', 'the checkpoint to reach bravo', [a, b]);
       const inherited: unknown[] = [];
       b.on('master', (_term: number, checkpoint: unknown) => inherited.push(checkpoint));

@@ -98,7 +98,7 @@ describe('listeners cannot hurt the component', () => {
     component.on('master', () => {
       seen.push('master');
       component.data = { from: 'listener' };
-      component.setCheckpoint({ step: 1 });
+      void component.setCheckpoint({ step: 1 });
       component.send('*', 'hello', { n: 1 });
       void component.stepDown().catch((err: Error) => seen.push(`stepDown rejected: ${err.message}`));
       component.lock('nobody');

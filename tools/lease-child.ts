@@ -81,7 +81,7 @@ if (require.main === module) {
         node.run((machine, now) => machine.setEligible(command.value, now));
         break;
       case 'shutdown':
-        node.shutdown().then(() => {
+        void node.shutdown().then(() => {
           send({ kind: 'down', host: config.hostname, t: wallNow() });
           app.close();
           process.exit(0);

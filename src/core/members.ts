@@ -18,7 +18,7 @@
  * lanes or heard order; both keep the same records (elector/types.ts ServerRecord), rank
  * by the same rule (elector/rank.ts) and report members the same way.
  */
-import type { Checkpoint, HeartbeatMessage } from '../protocol/messages';
+import type { HeartbeatMessage } from '../protocol/messages';
 import type { Instant, ServerRecord } from '../elector/types';
 import { SkippedSeqs } from '../elector/seq';
 import type { Step } from './step';

@@ -35,12 +35,12 @@ export class Words {
 
   /** Is `hostname` a live master on the followers' word? */
   says(hostname: string, now: Instant): boolean {
-    const until = this.#until(hostname, now);
+    const until = this.#until(hostname);
     return until !== null && now.mono < until;
   }
 
   /** Until when the followers' word keeps `hostname` a live master for us (null: it does not). */
-  #until(hostname: string, now: Instant): number | null {
+  #until(hostname: string): number | null {
     const relays = this.#relays;
     const timing = this.#timing;
     const word = relays.word(hostname);
@@ -112,7 +112,7 @@ export class Words {
     if (!this.relying) return Infinity;
     let next = Infinity;
     for (const [lead] of this.#relays.leads()) {
-      const until = this.#until(lead, now);
+      const until = this.#until(lead);
       if (until !== null && until > now.mono && until < next) next = until;
     }
     return next;

@@ -31,7 +31,7 @@ export interface EtcdClient {
 }
 export interface DuplexStream {
   write(data: unknown): boolean;
-  on(event: string, listener: (...args: any[]) => void): unknown;
+  on(event: string, listener: (...args: never[]) => void): unknown;
   end(): void;
   cancel?(): void;
   removeAllListeners(): unknown;

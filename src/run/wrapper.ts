@@ -94,6 +94,7 @@ export class Runner {
     const options = this.options;
     this.#isolation = probeIsolation(options.pidNamespace);
     if (options.pidNamespace === 'on' && !this.#isolation.unshare) throw new RunError(`--pid-namespace on: ${this.#isolation.why}`);
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- inside the component class below, `this` is the component
     const runner = this;
     // A component of its own, after MultiServer: pixl-server shuts components down in
     // reverse order, so the command is stopped before MultiServer announces our departure.

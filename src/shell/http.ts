@@ -69,7 +69,9 @@ export interface HttpLog {
 export interface HttpSource extends StatusSource, MetricsSource {
   readonly servers: Record<string, ServerRecord>;
   readonly stats: MetricsSource['stats'];
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the component's typed on() overloads fit no narrower listener type
   on(event: string, listener: (...args: any[]) => void): unknown;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the component's typed on() overloads fit no narrower listener type
   removeListener(event: string, listener: (...args: any[]) => void): unknown;
 }
 
@@ -145,6 +147,7 @@ export class OperatorHttp {
   readonly #failovers: FailoverClock | null;
   readonly #requestLog = new RateLimiter(REQUEST_LOG_INTERVAL_MS);
   #web: WebServerLike | null = null;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the component's typed on() overloads fit no narrower listener type
   #listeners: Array<[string, (...args: any[]) => void]> = [];
   /** pixl-server-web's own static file server, while ours stands in front of it. */
   #staticServer: ((args: StaticArgs) => void) | null = null;
@@ -171,6 +174,7 @@ export class OperatorHttp {
     }
   }
 
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the component's typed on() overloads fit no narrower listener type
   #listen(event: string, listener: (...args: any[]) => void): void {
     this.#source.on(event, listener);
     this.#listeners.push([event, listener]);

@@ -10,7 +10,7 @@
  */
 import { isIP } from 'node:net';
 import type { AppMessage, HeartbeatMessage, HelloMessage, JsonObject, JsonValue, Lead, Message, PeersMessage, WireMessage } from '../protocol/messages';
-import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, ECHO_PATTERN, INSTANCE_ID_PATTERN, MAX_DATA_DEPTH, MAX_ECHOES, REQUEST_ID_PATTERN, MAX_GOSSIP_ADDRESSES, MAX_PRIORITY, MAX_UDP_PAYLOAD, MAX_PID, MAX_UPTIME_S, MESSAGE_TYPE_PATTERN, isValidHostname } from '../protocol/limits';
+import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, ECHO_PATTERN, INSTANCE_ID_PATTERN, MAX_DATA_DEPTH, MAX_ECHOES, REQUEST_ID_PATTERN, MAX_GOSSIP_ADDRESSES, MAX_PRIORITY, MAX_PID, MAX_UPTIME_S, MESSAGE_TYPE_PATTERN, isValidHostname } from '../protocol/limits';
 import { parseAddress } from '../protocol/address';
 import { looksSealed, open, seal, type Keyring } from './auth';
 
