@@ -154,7 +154,18 @@ export interface SimNode {
 }
 
 type Item =
-  | { time: number; seq: number; kind: 'deliver'; to: string; from: string; message: Message; late: boolean; source: Instance; address: string; queued?: Instance }
+  | {
+      time: number;
+      seq: number;
+      kind: 'deliver';
+      to: string;
+      from: string;
+      message: Message;
+      late: boolean;
+      source: Instance;
+      address: string;
+      queued?: Instance;
+    }
   | { time: number; seq: number; kind: 'wake'; host: string; token: number }
   | { time: number; seq: number; kind: 'start'; host: string }
   | { time: number; seq: number; kind: 'call'; fn: () => void };
@@ -478,7 +489,17 @@ export class SimCluster {
 
   /** A decoded message from outside the simulated servers (forged, or from an old server), delivered now to `to`. */
   injectMessage(to: string, message: Message, from = 'outsider'): void {
-    this.#push({ time: this.now, seq: 0, kind: 'deliver', to, from, message, late: false, source: { iid: message.iid ?? '', lastDelivered: null }, address: '10.66.66.66' });
+    this.#push({
+      time: this.now,
+      seq: 0,
+      kind: 'deliver',
+      to,
+      from,
+      message,
+      late: false,
+      source: { iid: message.iid ?? '', lastDelivered: null },
+      address: '10.66.66.66',
+    });
   }
 
   /** Write a line into the timeline (when tracing). */
@@ -611,7 +632,8 @@ export class SimCluster {
     if (item.time === this.#stepTime) {
       // Simulated time must move on: a core that keeps asking to be woken "now" is a
       // livelock (in a real process, a busy loop).
-      if (++this.#stepsAtTime > MAX_STEPS_AT_ONE_INSTANT) throw new Error(`livelock: more than ${MAX_STEPS_AT_ONE_INSTANT} steps at ${this.now} ms`);
+      if (++this.#stepsAtTime > MAX_STEPS_AT_ONE_INSTANT)
+        throw new Error(`livelock: more than ${MAX_STEPS_AT_ONE_INSTANT} steps at ${this.now} ms`);
     } else {
       this.#stepTime = item.time;
       this.#stepsAtTime = 0;
@@ -682,7 +704,11 @@ export class SimCluster {
         if (item.late) node.troubleFrom.set(item.from, this.now);
         else if (item.message.action === 'heartbeat' && item.from !== item.to) {
           const before = node.heardFrom.get(item.from);
-          node.heardFrom.set(item.from, { iid: item.source.iid, at: this.now, since: before?.iid === item.source.iid ? before.since : this.now });
+          node.heardFrom.set(item.from, {
+            iid: item.source.iid,
+            at: this.now,
+            since: before?.iid === item.source.iid ? before.since : this.now,
+          });
         }
         this.stepNode = node;
         this.#receive(node, item.message, this.#addressFor(item.address));
@@ -716,9 +742,14 @@ export class SimCluster {
     // process to wake, behind the overdue timer (which is when the stall is noticed).
     if (node.stalledUntil > this.now) {
       const core = node.core;
-      this.#push({ time: node.stalledUntil + FIRST_READ_MS / 2, seq: 0, kind: 'call', fn: () => {
-        if (node.alive && node.core === core) this.#run(node, step);
-      } });
+      this.#push({
+        time: node.stalledUntil + FIRST_READ_MS / 2,
+        seq: 0,
+        kind: 'call',
+        fn: () => {
+          if (node.alive && node.core === core) this.#run(node, step);
+        },
+      });
       return;
     }
     this.stepNode = node;
@@ -823,7 +854,8 @@ export class SimCluster {
         }
         if (!result.ok) {
           // Between servers with the same keys a failed round trip is a codec bug, not a drop.
-          if (receiver.keyring === node.keyring) throw new Error(`codec round trip failed for ${message.action}: ${result.reason} ${result.detail}`);
+          if (receiver.keyring === node.keyring)
+            throw new Error(`codec round trip failed for ${message.action}: ${result.reason} ${result.detail}`);
           this.#countDrop(result.reason);
           continue;
         }
@@ -835,7 +867,11 @@ export class SimCluster {
         this.#deliver(Math.max(this.now, node.backlog.end), id, from, delivered, false, source, address);
         continue;
       }
-      if (!this.link(from, id) || (this.lossRate > 0 && random.next() < this.lossRate) || (faults.lossRate > 0 && random.next() < faults.lossRate)) {
+      if (
+        !this.link(from, id) ||
+        (this.lossRate > 0 && random.next() < this.lossRate) ||
+        (faults.lossRate > 0 && random.next() < faults.lossRate)
+      ) {
         receiver.troubleFrom.set(from, this.now);
         continue;
       }

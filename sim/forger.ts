@@ -25,7 +25,18 @@ function counter(r: Random): number {
 }
 
 function term(r: Random): number {
-  return r.pick([0, 1, 2, TERM_CEILING - 1, TERM_CEILING, TERM_CEILING + 1, MAX_TERM - 1, MAX_TERM, r.int(0, 100), Math.floor(r.next() * MAX_TERM)]);
+  return r.pick([
+    0,
+    1,
+    2,
+    TERM_CEILING - 1,
+    TERM_CEILING,
+    TERM_CEILING + 1,
+    MAX_TERM - 1,
+    MAX_TERM,
+    r.int(0, 100),
+    Math.floor(r.next() * MAX_TERM),
+  ]);
 }
 
 export class Forger {
@@ -74,7 +85,13 @@ export class Forger {
       case 'promote':
         return { action, ...base, target: r.pick([...this.#view.hostnames, 'zz']) };
       case 'message':
-        return { action, ...base, to: r.chance(0.5) ? '*' : r.pick([...this.#view.hostnames, 'zz']), type: 'forged', payload: { n: counter(r) } };
+        return {
+          action,
+          ...base,
+          to: r.chance(0.5) ? '*' : r.pick([...this.#view.hostnames, 'zz']),
+          type: 'forged',
+          payload: { n: counter(r) },
+        };
       case 'heartbeat':
         return this.#heartbeat(base);
     }
@@ -106,7 +123,11 @@ export class Forger {
     if (x.chance(0.2)) heartbeat.pace = x.pick([10, 86_400_000, this.#view.tickMs, x.int(10, 100_000)]);
     if (x.chance(0.3)) {
       // A word for a master, real or not, as fresh or as old as the decoder allows, passed on or not.
-      heartbeat.lead = { h: x.pick([...this.#view.hostnames, 'zz', `zz${x.hex(2)}`]), age: x.pick([0, 86_400_000, x.int(0, 10_000)]), t: term(x) };
+      heartbeat.lead = {
+        h: x.pick([...this.#view.hostnames, 'zz', `zz${x.hex(2)}`]),
+        age: x.pick([0, 86_400_000, x.int(0, 10_000)]),
+        t: term(x),
+      };
       if (x.chance(0.3)) heartbeat.lead.p = x.pick([-MAX_PRIORITY, MAX_PRIORITY, 1]);
       if (x.chance(0.3)) heartbeat.lead.n = x.pick([0, 1, 15]);
     }

@@ -56,7 +56,9 @@ export class FuzzFailure extends Error {
     readonly datagram: Buffer,
     problem: string,
   ) {
-    super(`fuzz failure (seed ${seed}, datagram #${index}, ${generator}): ${problem}\n  datagram (${datagram.length} bytes, hex): ${datagram.subarray(0, 256).toString('hex')}${datagram.length > 256 ? '…' : ''}`);
+    super(
+      `fuzz failure (seed ${seed}, datagram #${index}, ${generator}): ${problem}\n  datagram (${datagram.length} bytes, hex): ${datagram.subarray(0, 256).toString('hex')}${datagram.length > 256 ? '…' : ''}`,
+    );
     this.name = 'FuzzFailure';
   }
 }
@@ -74,13 +76,69 @@ const ECHO = /^[0-9a-f]{8,64}:(?:0|[1-9][0-9]{0,15})$/;
 
 /** Values that have broken JSON handlers somewhere: types, sizes, special names. */
 const HOSTILE_JSON = [
-  'null', 'true', 'false', '0', '-1', '1.5', '-0', '1e308', '9007199254740993', '""', '"a"', '"__proto__"',
-  '"constructor"', '"prototype"', '"toString"', `"${'x'.repeat(300)}"`, '"0.0.0.0"', '"::1"', '"10.0.0.1"',
-  '"999.999.999.999"', '"\\u0000"', '"\\ud800"', '"a b"', '"../x"', '[]', '[[[[[]]]]]', '{}', '{"__proto__":{"polluted":1}}',
-  '{"constructor":{"prototype":{"polluted":1}}}', '{"toString":1,"hasOwnProperty":2,"valueOf":3}', '[1,"2",{"3":[4]}]',
-  '"0123456789abcdef"', '"0123456789abcdef:1"', '["0123456789abcdef:1"]',
+  'null',
+  'true',
+  'false',
+  '0',
+  '-1',
+  '1.5',
+  '-0',
+  '1e308',
+  '9007199254740993',
+  '""',
+  '"a"',
+  '"__proto__"',
+  '"constructor"',
+  '"prototype"',
+  '"toString"',
+  `"${'x'.repeat(300)}"`,
+  '"0.0.0.0"',
+  '"::1"',
+  '"10.0.0.1"',
+  '"999.999.999.999"',
+  '"\\u0000"',
+  '"\\ud800"',
+  '"a b"',
+  '"../x"',
+  '[]',
+  '[[[[[]]]]]',
+  '{}',
+  '{"__proto__":{"polluted":1}}',
+  '{"constructor":{"prototype":{"polluted":1}}}',
+  '{"toString":1,"hasOwnProperty":2,"valueOf":3}',
+  '[1,"2",{"3":[4]}]',
+  '"0123456789abcdef"',
+  '"0123456789abcdef:1"',
+  '["0123456789abcdef:1"]',
 ];
-const FIELDS = ['hostname', 'ip', 'master', 'eligible', 'uptime', 'data', 'action', 'iid', 'seq', 'echo', 'for', 'term', 'prio', 'handoff', 'cid', 'ckpt', 'tick', 'beats', 'pace', 'lead', 'target', 'to', 'type', 'payload', 'rid', 're'];
+const FIELDS = [
+  'hostname',
+  'ip',
+  'master',
+  'eligible',
+  'uptime',
+  'data',
+  'action',
+  'iid',
+  'seq',
+  'echo',
+  'for',
+  'term',
+  'prio',
+  'handoff',
+  'cid',
+  'ckpt',
+  'tick',
+  'beats',
+  'pace',
+  'lead',
+  'target',
+  'to',
+  'type',
+  'payload',
+  'rid',
+  're',
+];
 const INTERESTING_BYTES = [0x00, 0xff, 0x7b, 0x7d, 0x22, 0x5c, 0x3a, 0x2c, 0x7f, 0x80, 0xc0, 0x0a, 0x50];
 
 type Generator = (random: Random, corpus: Corpus) => Buffer;
@@ -147,14 +205,24 @@ const GENERATORS: Record<string, Generator> = {
     const iid = r.chance(0.5) ? r.pick(c.iids) : r.chance(0.8) ? r.hex(16) : undefined;
     const seq = r.chance(0.5) ? r.int(0, 50) : r.int(0, 2 ** 40);
     if (r.chance(0.05)) {
-      const addrs = Array.from({ length: r.int(0, 6) }, () => r.pick(['10.0.0.7:3014', '[::1]:3014', '127.0.0.1:1', '999.1.1.1:3014', '10.0.0.8', 'x:y']));
+      const addrs = Array.from({ length: r.int(0, 6) }, () =>
+        r.pick(['10.0.0.7:3014', '[::1]:3014', '127.0.0.1:1', '999.1.1.1:3014', '10.0.0.8', 'x:y']),
+      );
       return encode({ action: 'peers', hostname, addrs });
     }
     const action = r.pick(['heartbeat', 'heartbeat', 'heartbeat', 'shutdown', 'hello', 'promote', 'message'] as const);
     const other = r.chance(0.5) ? r.pick(HOSTS) : `x${r.int(0, 9)}`;
     let message: Message;
     if (action === 'heartbeat') {
-      message = { action, hostname, ip: r.pick(['', '10.0.0.7', '::1']), master: r.chance(0.3), eligible: r.chance(0.7), uptime: r.int(0, 1e6), data: r.chance(0.5) ? {} : { v: nest(r, r.int(0, 10)) } };
+      message = {
+        action,
+        hostname,
+        ip: r.pick(['', '10.0.0.7', '::1']),
+        master: r.chance(0.3),
+        eligible: r.chance(0.7),
+        uptime: r.int(0, 1e6),
+        data: r.chance(0.5) ? {} : { v: nest(r, r.int(0, 10)) },
+      };
       if (r.chance(0.3)) message.term = r.int(0, 2 ** 40);
       if (r.chance(0.2)) message.prio = r.int(-1e6, 1e6);
       if (r.chance(0.1)) message.handoff = other;
@@ -222,7 +290,7 @@ function mutateFields(r: Random, original: Record<string, unknown>): string {
         object.data = nest(r, r.int(1, 60));
         break;
       case 5:
-        object.seq = r.pick([0, 1, 2 ** 53, -1, 1.5, (typeof object.seq === "number" ? object.seq : 0) + r.int(-3, 3)]);
+        object.seq = r.pick([0, 1, 2 ** 53, -1, 1.5, (typeof object.seq === 'number' ? object.seq : 0) + r.int(-3, 3)]);
         break;
     }
   }
@@ -266,7 +334,23 @@ function randomJson(r: Random, depth: number): JsonValue {
 function malformed(message: Message): string | null {
   const common = ['action', 'hostname', 'iid', 'seq', 'cid'];
   const allowed = {
-    heartbeat: [...common, 'ip', 'master', 'eligible', 'uptime', 'data', 'echo', 'term', 'prio', 'handoff', 'ckpt', 'tick', 'beats', 'pace', 'lead'],
+    heartbeat: [
+      ...common,
+      'ip',
+      'master',
+      'eligible',
+      'uptime',
+      'data',
+      'echo',
+      'term',
+      'prio',
+      'handoff',
+      'ckpt',
+      'tick',
+      'beats',
+      'pace',
+      'lead',
+    ],
     shutdown: common,
     hello: [...common, 'for'],
     promote: [...common, 'target'],
@@ -292,7 +376,8 @@ function malformed(message: Message): string | null {
   const lead = message.lead;
   if (lead !== undefined) {
     if (Object.keys(lead).some((key) => !['h', 'age', 't', 'p', 'n'].includes(key)) || !isValidHostname(lead.h)) return 'lead';
-    if (!(Number.isInteger(lead.age) && lead.age >= 0 && lead.age <= 86_400_000) || !(Number.isSafeInteger(lead.t) && lead.t >= 0)) return 'lead';
+    if (!(Number.isInteger(lead.age) && lead.age >= 0 && lead.age <= 86_400_000) || !(Number.isSafeInteger(lead.t) && lead.t >= 0))
+      return 'lead';
     if (lead.p !== undefined && !(Number.isFinite(lead.p) && Math.abs(lead.p) <= 1_000_000)) return 'lead';
     if (lead.n !== undefined && !(Number.isInteger(lead.n) && lead.n >= 0 && lead.n <= 15)) return 'lead';
   }
@@ -324,7 +409,8 @@ function unsafeValue(root: unknown): string | null {
     for (const key of Object.keys(node)) {
       if (key === '__proto__') return 'data holds __proto__';
       const child = (node as Record<string, unknown>)[key];
-      if (key === 'constructor' && typeof child === 'object' && child !== null && Object.hasOwn(child, 'prototype')) return 'data holds constructor.prototype';
+      if (key === 'constructor' && typeof child === 'object' && child !== null && Object.hasOwn(child, 'prototype'))
+        return 'data holds constructor.prototype';
       stack.push([child, depth + 1]);
     }
   }
@@ -348,7 +434,8 @@ function badTable(sim: SimCluster): string | null {
       if (!row || row.hostname !== key || !isValidHostname(key)) return `${node.hostname}: bad row key ${key}`;
       if (Object.getPrototypeOf(row) !== Object.prototype) return `${node.hostname}: row ${key} prototype`;
       if (row.self !== (key === node.core.hostname)) return `${node.hostname}: row ${key} self flag`;
-      if (typeof row.master !== 'boolean' || typeof row.eligible !== 'boolean' || typeof row.locked !== 'boolean') return `${node.hostname}: row ${key} flags`;
+      if (typeof row.master !== 'boolean' || typeof row.eligible !== 'boolean' || typeof row.locked !== 'boolean')
+        return `${node.hostname}: row ${key} flags`;
       if (!Number.isFinite(row.uptime) || !Number.isFinite(row.now)) return `${node.hostname}: row ${key} numbers`;
       const tree = unsafeTree(row.data);
       if (tree) return `${node.hostname}: row ${key} ${tree}`;
@@ -367,19 +454,23 @@ function badTable(sim: SimCluster): string | null {
  */
 function observable(sim: SimCluster): string {
   return JSON.stringify(
-    sim.live().map((n) => [
-      n.core.master,
-      n.core.slave,
-      n.core.masterHostname,
-      Object.values(n.core.table).map((row) => (row.self ? { ...row, now: 0, uptime: 0 } : row)),
-    ]),
+    sim
+      .live()
+      .map((n) => [
+        n.core.master,
+        n.core.slave,
+        n.core.masterHostname,
+        Object.values(n.core.table).map((row) => (row.self ? { ...row, now: 0, uptime: 0 } : row)),
+      ]),
   );
 }
 
 // ---- the run -------------------------------------------------------------------------
 
 function settledCluster(seed: number, secret?: string): SimCluster {
-  const sim = new SimCluster(secret === undefined ? { seed, tickMs: TICK_MS, maxServers: MAX_SERVERS } : { seed, tickMs: TICK_MS, maxServers: MAX_SERVERS, secret });
+  const sim = new SimCluster(
+    secret === undefined ? { seed, tickMs: TICK_MS, maxServers: MAX_SERVERS } : { seed, tickMs: TICK_MS, maxServers: MAX_SERVERS, secret },
+  );
   sim.add('a', { data: { jobs: [1, 2, 3], name: 'alpha', nested: { deep: { ok: true } } } });
   sim.add('b');
   sim.add('c', { data: { load: 0.5 } });
@@ -448,7 +539,10 @@ export function fuzz(options: FuzzOptions): FuzzReport {
       throw new FuzzFailure(options.seed, index, name, datagram, problem);
     };
     try {
-      for (const [counts, limits] of [[report.openCodec, {}], [report.authCodec, { keyring }]] as const) {
+      for (const [counts, limits] of [
+        [report.openCodec, {}],
+        [report.authCodec, { keyring }],
+      ] as const) {
         // What the shell decodes: core messages and the unicast transport's gossip.
         const result = decodeWire(datagram, limits);
         if (!result.ok) {
@@ -463,22 +557,33 @@ export function fuzz(options: FuzzOptions): FuzzReport {
         const back = again.ok ? ('gossip' in again ? again.gossip : again.message) : null;
         if (JSON.stringify(back) !== JSON.stringify(accepted)) fail('accepted message does not survive a re-encode');
       }
-      for (const [sim, counts] of [[open, report.openCore], [auth, report.authCore]] as const) {
+      for (const [sim, counts] of [
+        [open, report.openCore],
+        [auth, report.authCore],
+      ] as const) {
         const drops = { ...sim.drops };
         const applied = sim.events.length;
         sim.inject(datagram, { address: `10.66.${random.int(0, 255)}.${random.int(1, 254)}` });
-        for (const [reason, n] of Object.entries(sim.drops)) if (n !== (drops[reason] ?? 0) && !isCodecReason(reason)) counts[reason] = (counts[reason] ?? 0) + n - (drops[reason] ?? 0);
+        for (const [reason, n] of Object.entries(sim.drops))
+          if (n !== (drops[reason] ?? 0) && !isCodecReason(reason)) counts[reason] = (counts[reason] ?? 0) + n - (drops[reason] ?? 0);
         if (sim.events.length !== applied) bump(counts, 'events');
       }
     } catch (err) {
       if (err instanceof FuzzFailure) throw err;
       fail(`threw: ${(err as Error).stack ?? err}`);
     }
-    if (({} as Record<string, unknown>).polluted !== undefined || (index % 64 === 0 && builtinShape() !== shape)) fail('a built-in prototype changed');
+    if (({} as Record<string, unknown>).polluted !== undefined || (index % 64 === 0 && builtinShape() !== shape))
+      fail('a built-in prototype changed');
     const tableProblem = badTable(open) ?? badTable(auth);
     if (tableProblem) fail(tableProblem);
     if (observable(auth) !== authState) fail('the authenticated cluster changed state');
-    if (auth.events.length !== authEvents) fail(`the authenticated cluster emitted ${auth.events.slice(authEvents).map((e) => `${e.host}:${e.event.type}`).join(', ')}`);
+    if (auth.events.length !== authEvents)
+      fail(
+        `the authenticated cluster emitted ${auth.events
+          .slice(authEvents)
+          .map((e) => `${e.host}:${e.event.type}`)
+          .join(', ')}`,
+      );
     for (const sim of [open, auth]) {
       report.peakPending = Math.max(report.peakPending, sim.pending);
       if (sim.pending > MAX_PENDING) fail(`simulator queue grew to ${sim.pending}`);
@@ -499,7 +604,13 @@ export function fuzz(options: FuzzOptions): FuzzReport {
         fail(`while time passed after it: ${(err as Error).message}`);
       }
       if (auth.agreedMaster() !== 'a') fail('the authenticated cluster lost its master');
-      if (auth.events.length !== authEvents) fail(`the authenticated cluster emitted ${auth.events.slice(authEvents).map((e) => `${e.host}:${e.event.type}`).join(', ')}`);
+      if (auth.events.length !== authEvents)
+        fail(
+          `the authenticated cluster emitted ${auth.events
+            .slice(authEvents)
+            .map((e) => `${e.host}:${e.event.type}`)
+            .join(', ')}`,
+        );
       authState = observable(auth);
       authEvents = auth.events.length;
     }

@@ -68,7 +68,8 @@ export function playInteraction(script: string[]): string[] {
         break;
       }
       case 'start':
-        for (const name of names) need().add(name, { ...(options.at ? { at: Number(options.at) } : {}), ...(quorum !== undefined ? { quorum } : {}) });
+        for (const name of names)
+          need().add(name, { ...(options.at ? { at: Number(options.at) } : {}), ...(quorum !== undefined ? { quorum } : {}) });
         break;
       case 'run':
         need().runFor(Number(names[0]));
@@ -99,7 +100,12 @@ export function playInteraction(script: string[]): string[] {
           line
             .slice('partition'.length)
             .split('|')
-            .map((group) => group.split(',').map((name) => name.trim()).filter(Boolean)),
+            .map((group) =>
+              group
+                .split(',')
+                .map((name) => name.trim())
+                .filter(Boolean),
+            ),
         );
         break;
       case 'heal':

@@ -264,7 +264,13 @@ export class InvariantChecker {
    * the stable phase begins once agreed and `freshAt` has passed (the runner schedules
    * `checkDeadline` at both instants).
    */
-  converge(deadline: number, freshAt: number, invariant: InvariantName = 'agreed-within-bound', detail = '', expectMaster: string | null = null): void {
+  converge(
+    deadline: number,
+    freshAt: number,
+    invariant: InvariantName = 'agreed-within-bound',
+    detail = '',
+    expectMaster: string | null = null,
+  ): void {
     this.phase = 'converging';
     this.expectMaster = expectMaster;
     this.deadline = deadline;
@@ -296,11 +302,15 @@ export class InvariantChecker {
     if (last === null || hostname === '') return;
     let term = -1;
     for (const node of this.#sim.nodes.values()) {
-      if (node.alive && node.core.master && node.hostname === hostname && (node.options.clusterId ?? '') === this.mainCluster) term = node.core.term;
+      if (node.alive && node.core.master && node.hostname === hostname && (node.options.clusterId ?? '') === this.mainCluster)
+        term = node.core.term;
     }
     if (term < 0) return;
     if (term < last.term || (term === last.term && hostname !== last.hostname)) {
-      this.fail('term-increases', `the cluster agrees on ${hostname} with term ${term}, after ${last.hostname} with term ${last.term}; ${this.describe()}`);
+      this.fail(
+        'term-increases',
+        `the cluster agrees on ${hostname} with term ${term}, after ${last.hostname} with term ${last.term}; ${this.describe()}`,
+      );
     }
     this.#lastAgreed = { hostname, term };
   }
@@ -315,7 +325,8 @@ export class InvariantChecker {
       const key = `${node.options.clusterId ?? ''} ${node.core.term}`;
       const holder = this.#termHolders.get(key);
       if (holder === undefined) this.#termHolders.set(key, node.hostname);
-      else if (holder !== node.hostname) this.fail('term-unique', `${node.id} is master with term ${node.core.term}, which ${holder} held as master; ${this.describe()}`);
+      else if (holder !== node.hostname)
+        this.fail('term-unique', `${node.id} is master with term ${node.core.term}, which ${holder} held as master; ${this.describe()}`);
     }
   }
 
@@ -335,7 +346,8 @@ export class InvariantChecker {
     const stepped = this.#sim.stepNode;
     if (stepped?.alive && (stepped.options.clusterId ?? '') === this.mainCluster) {
       const shown = stepped.core.mastersShown();
-      if (shown.length > 1) this.fail('handoff-no-two-masters', `${stepped.id}'s table shows ${shown.join(', ')} as master during a handoff`);
+      if (shown.length > 1)
+        this.fail('handoff-no-two-masters', `${stepped.id}'s table shows ${shown.join(', ')} as master during a handoff`);
     }
   }
 
@@ -452,7 +464,8 @@ export class InvariantChecker {
     if (this.phase !== 'stable') return;
     const exempt = this.#exempt;
     if (exempt && node.id === exempt.id) {
-      if (event.type === 'master') this.fail('joiner-never-master', `${node.id} joined a stable cluster (master ${exempt.master}) and took the master role`);
+      if (event.type === 'master')
+        this.fail('joiner-never-master', `${node.id} joined a stable cluster (master ${exempt.master}) and took the master role`);
       if (event.type === 'slave') return;
       if (event.type === 'masterchange' && event.hostname === exempt.master) return;
       if (event.type === 'masterchange' && event.hostname === '' && event.previous === '') return;
@@ -501,7 +514,10 @@ export class InvariantChecker {
     // A server configured slower keeps the remover's pace only while it hears the remover: when
     // the remover's datagrams to it were lost lately (within two of its own tocks), it cannot.
     if (slower && sim.now - (removed.troubleFrom.get(remover.id) ?? -Infinity) <= 2 * removed.core.tockMs + removed.core.tickMs) return;
-    this.fail('no-live-removal', `${remover.id} removed ${hostname}, which is alive and whose heartbeats reach it undisturbed (last read ${heard.at.toFixed(1)} ms, ${(sim.now - heard.at).toFixed(1)} ms ago)`);
+    this.fail(
+      'no-live-removal',
+      `${remover.id} removed ${hostname}, which is alive and whose heartbeats reach it undisturbed (last read ${heard.at.toFixed(1)} ms, ${(sim.now - heard.at).toFixed(1)} ms ago)`,
+    );
   }
 
   /** A server of another namespace only (not a namespace-mate of the same name) was added. */
@@ -515,7 +531,11 @@ export class InvariantChecker {
       elsewhere = true;
     }
     // A name no simulated server has came from outside (a forged or injected packet): not a namespace matter.
-    if (elsewhere) this.fail('namespace-isolated', `${node.id} (cluster_id '${node.options.clusterId ?? ''}') added ${hostname}, which runs only in another namespace`);
+    if (elsewhere)
+      this.fail(
+        'namespace-isolated',
+        `${node.id} (cluster_id '${node.options.clusterId ?? ''}') added ${hostname}, which runs only in another namespace`,
+      );
   }
 
   /** During a handoff, `node` named no master: because it saw none, never because it saw two. */
@@ -534,7 +554,10 @@ export class InvariantChecker {
     const sim = this.#sim;
     const bound = Math.max(since, node.stalledUntil + 0.001, node.backlog.end) + Math.min(quorumWindow(sim), 1.5 * sim.tickMs) + 0.01;
     if (sim.now > bound) {
-      this.fail('quorum-minority-never-claims', `${node.id} became master hearing only ${this.quorumNetwork?.reach(node)} of the ${node.options.quorum} eligible servers its quorum needs, since ${since.toFixed(1)} ms`);
+      this.fail(
+        'quorum-minority-never-claims',
+        `${node.id} became master hearing only ${this.quorumNetwork?.reach(node)} of the ${node.options.quorum} eligible servers its quorum needs, since ${since.toFixed(1)} ms`,
+      );
     }
   }
 
@@ -564,7 +587,10 @@ export class InvariantChecker {
       // Datagrams held back by its own stall are read (and counted as heard) when it wakes.
       const bound = Math.max(since, node.stalledUntil + 0.001, node.backlog.end) + quorumWindow(this.#sim) + 0.01;
       if (now > bound) {
-        this.fail('quorum-minority-steps-down', `${node.id} is master, but since ${since.toFixed(1)} ms it hears only ${network.reach(node)} of the ${node.options.quorum} eligible servers its quorum needs (bound ${bound.toFixed(1)} ms)`);
+        this.fail(
+          'quorum-minority-steps-down',
+          `${node.id} is master, but since ${since.toFixed(1)} ms it hears only ${network.reach(node)} of the ${node.options.quorum} eligible servers its quorum needs (bound ${bound.toFixed(1)} ms)`,
+        );
       }
     }
   }
@@ -584,7 +610,8 @@ export class InvariantChecker {
         for (const node of this.#sim.nodes.values()) {
           if (node.alive && node.core.master && !this.#shared.has(node.hostname)) masters.push(node.id);
         }
-        if (masters.length > 1) this.fail('duplicate-hostname-single-master', `two masters at once: ${masters.join(', ')}; ${this.describe()}`);
+        if (masters.length > 1)
+          this.fail('duplicate-hostname-single-master', `two masters at once: ${masters.join(', ')}; ${this.describe()}`);
         return;
       }
       case 'converging': {
@@ -594,7 +621,11 @@ export class InvariantChecker {
         if (!agreement.agreed) {
           this.#agreedSince = null;
           if (now >= this.deadline) {
-            throw new Violation(this.deadlineInvariant, now, `not agreed at ${now.toFixed(1)} ms, due by ${this.deadline.toFixed(1)} ms${this.deadlineDetail ? ` (${this.deadlineDetail})` : ''}; ${this.describe()}`);
+            throw new Violation(
+              this.deadlineInvariant,
+              now,
+              `not agreed at ${now.toFixed(1)} ms, due by ${this.deadline.toFixed(1)} ms${this.deadlineDetail ? ` (${this.deadlineDetail})` : ''}; ${this.describe()}`,
+            );
           }
           return;
         }

@@ -378,7 +378,8 @@ export class LeaseSimCluster {
         emit: () => undefined,
         observe: (event) => this.#record(node, event),
         store: (op) => {
-          if (this.#trace && this.#traceLevel >= 9) this.note(node.id, `store ${op.type} #${op.id}${'key' in op ? ` ${op.key}` : ''}${'lease' in op ? ` lease ${op.lease}` : ''}`);
+          if (this.#trace && this.#traceLevel >= 9)
+            this.note(node.id, `store ${op.type} #${op.id}${'key' in op ? ` ${op.key}` : ''}${'lease' in op ? ` lease ${op.lease}` : ''}`);
           if (node.machine === machine) this.store.send(node.client, op);
         },
       },
@@ -427,7 +428,8 @@ export class LeaseSimCluster {
     this.now = item.time;
     this.steps++;
     if (item.time === this.#stepTime) {
-      if (++this.#stepsAtTime > MAX_STEPS_AT_ONE_INSTANT) throw new Error(`livelock: more than ${MAX_STEPS_AT_ONE_INSTANT} steps at ${this.now} ms`);
+      if (++this.#stepsAtTime > MAX_STEPS_AT_ONE_INSTANT)
+        throw new Error(`livelock: more than ${MAX_STEPS_AT_ONE_INSTANT} steps at ${this.now} ms`);
     } else {
       this.#stepTime = item.time;
       this.#stepsAtTime = 0;
@@ -464,7 +466,8 @@ export class LeaseSimCluster {
         driver.run((m, now) => m.onResult(item.id, item.result, now));
         break;
       case 'watch':
-        if (this.#trace && this.#traceLevel >= 9) this.note(node.id, `watch ${item.batch.events.map((e) => `${e.type} ${e.kv.key}@${e.kv.modRevision}`).join(', ')}`);
+        if (this.#trace && this.#traceLevel >= 9)
+          this.note(node.id, `watch ${item.batch.events.map((e) => `${e.type} ${e.kv.key}@${e.kv.modRevision}`).join(', ')}`);
         driver.run((m, now) => m.onWatch(item.id, item.batch, now));
         break;
       case 'watchLost':

@@ -31,7 +31,23 @@ import { safetyMarginMs } from '../src/coordinator/lease-election';
 import { ELECTION_SLACK_MS, minimumTtlSeconds } from '../src/coordinator/timing';
 import type { StoreSnapshot } from './lease-store';
 
-export const LEASE_KINDS = ['none', 'crash', 'restart', 'shutdown', 'freeze', 'outage', 'cut', 'slow', 'eligibility', 'handoff', 'leader', 'stall', 'restore', 'wipe', 'mixed'] as const;
+export const LEASE_KINDS = [
+  'none',
+  'crash',
+  'restart',
+  'shutdown',
+  'freeze',
+  'outage',
+  'cut',
+  'slow',
+  'eligibility',
+  'handoff',
+  'leader',
+  'stall',
+  'restore',
+  'wipe',
+  'mixed',
+] as const;
 export type LeaseKind = (typeof LEASE_KINDS)[number];
 export const LEASE_SIZES = [2, 3, 5, 7] as const;
 export const LEASE_PROBES = ['none', 'crash', 'graceful', 'freeze', 'stepdown', 'promote', 'join'] as const;
@@ -176,7 +192,12 @@ export function leaseScenarioFromSeed(seed: number, options: { kind?: LeaseKind;
       }
       case 'freeze': {
         const at = when();
-        faults.push({ type: 'freeze', at, host: random.chance(0.6) ? 'master' : hostIndex(), ms: random.pick([0.3, 0.8, 1.2, 2.5]) * ttlMs });
+        faults.push({
+          type: 'freeze',
+          at,
+          host: random.chance(0.6) ? 'master' : hostIndex(),
+          ms: random.pick([0.3, 0.8, 1.2, 2.5]) * ttlMs,
+        });
         break;
       }
       case 'outage': {
@@ -207,9 +228,12 @@ export function leaseScenarioFromSeed(seed: number, options: { kind?: LeaseKind;
         // Up to two election timeouts and a vote: what etcd takes, at most, to elect its next leader.
         // One election at a time, a TTL apart (back to back they would be one longer election).
         const ms = electionMs + random.next() * (electionMs + ELECTION_SLACK_MS);
-        const previous = faults.filter((f): f is Extract<LeaseFault, { type: 'leader' }> => f.type === 'leader').sort((a, b) => a.at - b.at);
+        const previous = faults
+          .filter((f): f is Extract<LeaseFault, { type: 'leader' }> => f.type === 'leader')
+          .sort((a, b) => a.at - b.at);
         let at = when();
-        for (const other of previous) if (at < other.at + other.ms + ttlMs && at + ms + ttlMs > other.at) at = other.at + other.ms + ttlMs + random.next() * tockMs;
+        for (const other of previous)
+          if (at < other.at + other.ms + ttlMs && at + ms + ttlMs > other.at) at = other.at + other.ms + ttlMs + random.next() * tockMs;
         faults.push({ type: 'leader', at, ms });
         break;
       }
@@ -231,7 +255,21 @@ export function leaseScenarioFromSeed(seed: number, options: { kind?: LeaseKind;
     }
   };
   if (kind === 'mixed') {
-    const pool: LeaseKind[] = ['crash', 'restart', 'shutdown', 'freeze', 'outage', 'cut', 'slow', 'eligibility', 'handoff', 'leader', 'stall', 'restore', 'wipe'];
+    const pool: LeaseKind[] = [
+      'crash',
+      'restart',
+      'shutdown',
+      'freeze',
+      'outage',
+      'cut',
+      'slow',
+      'eligibility',
+      'handoff',
+      'leader',
+      'stall',
+      'restore',
+      'wipe',
+    ];
     const count = random.int(2, 6);
     for (let i = 0; i < count; i++) add(random.pick(pool));
   } else if (kind !== 'none') {
@@ -244,12 +282,14 @@ export function leaseScenarioFromSeed(seed: number, options: { kind?: LeaseKind;
   // store is slow), and one whose target does not claim ends a tock later in an election.
   const slowest = Math.max(0, ...faults.map((f) => (f.type === 'slow' ? f.extraMs : 0)));
   for (const fault of faults) {
-    if (fault.type === 'stepdown' || fault.type === 'promote' || fault.type === 'eligible') quietAt = Math.max(quietAt, fault.at + Math.max(tockMs, ttlMs) + 10 * (maxDelayMs + slowest));
+    if (fault.type === 'stepdown' || fault.type === 'promote' || fault.type === 'eligible')
+      quietAt = Math.max(quietAt, fault.at + Math.max(tockMs, ttlMs) + 10 * (maxDelayMs + slowest));
     if ('until' in fault) quietAt = Math.max(quietAt, fault.until);
     if (fault.type === 'freeze' || fault.type === 'leader' || fault.type === 'stall') quietAt = Math.max(quietAt, fault.at + fault.ms);
     // Everyone hears of a rewrite (its watch breaks) and reads again well within a TTL or a tock.
     if (fault.type === 'restore' || fault.type === 'wipe') quietAt = Math.max(quietAt, fault.at + Math.max(tockMs, ttlMs));
-    if ((fault.type === 'crash' || fault.type === 'shutdown') && fault.restartAfter !== null) quietAt = Math.max(quietAt, fault.at + fault.restartAfter);
+    if ((fault.type === 'crash' || fault.type === 'shutdown') && fault.restartAfter !== null)
+      quietAt = Math.max(quietAt, fault.at + fault.restartAfter);
   }
   return {
     seed,
@@ -270,7 +310,10 @@ export function leaseScenarioFromSeed(seed: number, options: { kind?: LeaseKind;
 }
 
 /** Play one scenario under the invariants. */
-export function runLeaseScenario(scenario: LeaseScenario, options: { trace?: boolean; traceLevel?: number; earlyExpiryMs?: number } = {}): LeaseRunResult {
+export function runLeaseScenario(
+  scenario: LeaseScenario,
+  options: { trace?: boolean; traceLevel?: number; earlyExpiryMs?: number } = {},
+): LeaseRunResult {
   const sim = new LeaseSimCluster({
     seed: scenario.seed,
     tickMs: scenario.tickMs,
@@ -400,7 +443,9 @@ function play(sim: LeaseSimCluster, checker: LeaseChecker, scenario: LeaseScenar
   const startSpread = Math.max(...scenario.hosts.map((h) => h.startAt)) - Math.min(...scenario.hosts.map((h) => h.startAt));
   // "Together": every server has started and registered (a grant and a put: 4 one-way delays) within half a tick.
   if (scenario.faults.length === 0 && startSpread + 4 * scenario.maxDelayMs <= scenario.tickMs / 2) {
-    const best = [...scenario.hosts].filter((h) => h.eligible).sort((a, b) => b.priority - a.priority || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))[0] as LeaseHost;
+    const best = [...scenario.hosts]
+      .filter((h) => h.eligible)
+      .sort((a, b) => b.priority - a.priority || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))[0] as LeaseHost;
     checker.expectFirstMaster = best.name;
   }
 
@@ -429,7 +474,12 @@ function play(sim: LeaseSimCluster, checker: LeaseChecker, scenario: LeaseScenar
       sim.crash(master.id);
       const limit = ttlMs + scenario.expirySweepMs + 6 * rt + 1;
       const at = sim.runUntilTrue(() => sim.agreedMaster() !== null, limit);
-      if (at === null) throw new LeaseViolation('probe-bound', sim.now, `no agreed master within ${limit} ms of the master's crash (TTL + sweep + round trips)`);
+      if (at === null)
+        throw new LeaseViolation(
+          'probe-bound',
+          sim.now,
+          `no agreed master within ${limit} ms of the master's crash (TTL + sweep + round trips)`,
+        );
       result.probeMs = at - probeStart;
       break;
     }
@@ -438,7 +488,8 @@ function play(sim: LeaseSimCluster, checker: LeaseChecker, scenario: LeaseScenar
       sim.shutdown(master.id);
       const limit = 8 * rt + 1;
       const at = sim.runUntilTrue(() => sim.agreedMaster() !== null, limit);
-      if (at === null) throw new LeaseViolation('probe-bound', sim.now, `no agreed master within ${limit} ms of the master's graceful shutdown`);
+      if (at === null)
+        throw new LeaseViolation('probe-bound', sim.now, `no agreed master within ${limit} ms of the master's graceful shutdown`);
       result.probeMs = at - probeStart;
       break;
     }
@@ -464,9 +515,13 @@ function play(sim: LeaseSimCluster, checker: LeaseChecker, scenario: LeaseScenar
       if (at === null) throw new LeaseViolation('probe-bound', sim.now, `${scenario.probe}: no handoff within ${limit} ms`);
       result.probeMs = at - probeStart;
       const agreed = sim.node(sim.agreedMaster() as string);
-      if (agreed.machine.term <= oldTerm) throw new LeaseViolation('probe-bound', sim.now, `${scenario.probe}: term ${agreed.machine.term} not above ${oldTerm}`);
+      if (agreed.machine.term <= oldTerm)
+        throw new LeaseViolation('probe-bound', sim.now, `${scenario.probe}: term ${agreed.machine.term} not above ${oldTerm}`);
       sim.runFor(rt + 1);
-      const outcome = scenario.probe === 'promote' ? (target as LeaseNode).events.filter((r) => r.event.type === 'promote') : master.events.filter((r) => r.event.type === 'stepdown');
+      const outcome =
+        scenario.probe === 'promote'
+          ? (target as LeaseNode).events.filter((r) => r.event.type === 'promote')
+          : master.events.filter((r) => r.event.type === 'stepdown');
       const last = outcome[outcome.length - 1]?.event;
       if (!last || !('ok' in last) || !last.ok || (outcome[outcome.length - 1] as LeaseEventRecord).time < probeStart) {
         throw new LeaseViolation('probe-bound', sim.now, `${scenario.probe}: the requester was not told of success`);
@@ -487,7 +542,14 @@ function play(sim: LeaseSimCluster, checker: LeaseChecker, scenario: LeaseScenar
       break;
   }
   if (scenario.probe !== 'none') {
-    converge(sim, checker, ttlMs + scenario.expirySweepMs + scenario.tickMs + 2 * (opTimeout + retry) + roundTrips, sim.now, 'converges', `after the ${scenario.probe} probe`);
+    converge(
+      sim,
+      checker,
+      ttlMs + scenario.expirySweepMs + scenario.tickMs + 2 * (opTimeout + retry) + roundTrips,
+      sim.now,
+      'converges',
+      `after the ${scenario.probe} probe`,
+    );
     stable(sim, checker, scenario.stableTicks * scenario.tickMs);
   }
 }
@@ -499,12 +561,26 @@ function play(sim: LeaseSimCluster, checker: LeaseChecker, scenario: LeaseScenar
  * keep-alive that the slow store answered late, a freeze that ended at `since`), which may
  * change its view once more; the stable phase starts after that.
  */
-function converge(sim: LeaseSimCluster, checker: LeaseChecker, bound: number, since: number, invariant: LeaseInvariant, why: string): number | null {
+function converge(
+  sim: LeaseSimCluster,
+  checker: LeaseChecker,
+  bound: number,
+  since: number,
+  invariant: LeaseInvariant,
+  why: string,
+): number | null {
   const expectMaster = sim.live().some((node) => node.machine.eligible);
-  const fresh = (node: LeaseNode): boolean => node.machine.connected && node.machine.leaseValidUntil >= since + node.machine.ttlMs - safetyMarginMs(node.machine.ttlMs);
+  const fresh = (node: LeaseNode): boolean =>
+    node.machine.connected && node.machine.leaseValidUntil >= since + node.machine.ttlMs - safetyMarginMs(node.machine.ttlMs);
   // Every live server's members are the live servers: a crashed one's record is gone with its lease
   // (until then a stepDown may name it, and a probe would measure the wait for etcd's expiry).
-  const liveEligible = (): string => sim.live().filter((node) => node.machine.eligible).map((node) => node.id).sort().join();
+  const liveEligible = (): string =>
+    sim
+      .live()
+      .filter((node) => node.machine.eligible)
+      .map((node) => node.id)
+      .sort()
+      .join();
   const agreed = (): boolean => {
     if (!sim.live().every(fresh)) return false;
     const members = liveEligible();
@@ -520,7 +596,12 @@ function converge(sim: LeaseSimCluster, checker: LeaseChecker, bound: number, si
   };
   const at = sim.runUntilTrue(agreed, bound);
   if (at === null) {
-    const views = sim.live().map((n) => `${n.id}:${n.machine.master ? 'M' : n.machine.slave ? 's' : '-'}${n.machine.connected ? '' : '(unconnected)'}→${n.machine.masterHostname || "''"}`);
+    const views = sim
+      .live()
+      .map(
+        (n) =>
+          `${n.id}:${n.machine.master ? 'M' : n.machine.slave ? 's' : '-'}${n.machine.connected ? '' : '(unconnected)'}→${n.machine.masterHostname || "''"}`,
+      );
     throw new LeaseViolation(invariant, sim.now, `not agreed within ${bound.toFixed(0)} ms ${why}: ${views.join(' ')}`);
   }
   checker.stableSince = null;
@@ -549,7 +630,12 @@ class LeaseChecker {
   #acked = { n: 0, sentAt: -Infinity, at: -Infinity };
   #sentAt = new Map<number, number>();
   /** When the store's history was last rewritten (restore, wipe), what each live process knew then, and until when it could act on its lease. */
-  #rewrite: { at: number; known: Map<LeaseNode['machine'], number>; validUntil: Map<LeaseNode['machine'], number>; terms: Map<LeaseNode['machine'], number> } | null = null;
+  #rewrite: {
+    at: number;
+    known: Map<LeaseNode['machine'], number>;
+    validUntil: Map<LeaseNode['machine'], number>;
+    terms: Map<LeaseNode['machine'], number>;
+  } | null = null;
   /** The machine (process) that last became master. */
   #lastMaster: LeaseNode['machine'] | null = null;
   #resume: { node: LeaseNode; term: number; at: number; seen: boolean } | null = null;
@@ -610,40 +696,58 @@ class LeaseChecker {
     const neutral = event.type === 'members' || (event.type === 'masterchange' && event.hostname === '');
     if (resume && resume.node === node && !resume.seen && this.#sim.now >= resume.at && !neutral) {
       resume.seen = true;
-      if (event.type !== 'slave') this.#fail('resume-slave-first', `${node.id} resumed from a freeze past its lease and emitted ${event.type} before slave`);
+      if (event.type !== 'slave')
+        this.#fail('resume-slave-first', `${node.id} resumed from a freeze past its lease and emitted ${event.type} before slave`);
     }
-    if (this.noFlapUntil !== null && this.#sim.now <= this.noFlapUntil && this.noFlap.has(node.machine) && (event.type === 'master' || event.type === 'slave' || event.type === 'masterchange')) {
+    if (
+      this.noFlapUntil !== null &&
+      this.#sim.now <= this.noFlapUntil &&
+      this.noFlap.has(node.machine) &&
+      (event.type === 'master' || event.type === 'slave' || event.type === 'masterchange')
+    ) {
       this.#fail('leader-change-no-flap', `${node.id} emitted ${event.type} during an etcd leader election alone`);
     }
-    if (event.type === 'checkpoint' && event.ok && event.ticket > this.#acked.n) this.#acked = { n: event.ticket, sentAt: this.#sentAt.get(event.ticket) ?? -Infinity, at: this.#sim.now };
+    if (event.type === 'checkpoint' && event.ok && event.ticket > this.#acked.n)
+      this.#acked = { n: event.ticket, sentAt: this.#sentAt.get(event.ticket) ?? -Infinity, at: this.#sim.now };
     if (event.type === 'master') {
       // No acknowledged checkpoint lost: the next master resumes from it (or a newer one), unless the
       // store lost it (a restore or wipe since) and this process did not know it when that happened.
       const acked = this.#acked;
       const rewrite = this.#rewrite;
       // (Stored before the rewrite if sent before it, whenever the acknowledgement arrived.)
-      const exempt = this.#termReused || (rewrite !== null && rewrite.at > acked.sentAt && (rewrite.known.get(node.machine) ?? 0) < acked.n);
+      const exempt =
+        this.#termReused || (rewrite !== null && rewrite.at > acked.sentAt && (rewrite.known.get(node.machine) ?? 0) < acked.n);
       const got = checkpointN(event.checkpoint);
-      if (!exempt && got < acked.n) this.#fail('checkpoint-kept', `${node.id} became master with checkpoint ${got}, but checkpoint ${acked.n} was acknowledged at ${acked.at.toFixed(1)} ms`);
+      if (!exempt && got < acked.n)
+        this.#fail(
+          'checkpoint-kept',
+          `${node.id} became master with checkpoint ${got}, but checkpoint ${acked.n} was acknowledged at ${acked.at.toFixed(1)} ms`,
+        );
     }
     if (event.type === 'master') {
       // A master whose lease lapsed here but not in the store takes its role back with the same
       // term: the same tenure, nobody else master in between (single-master checks the store).
       const resumed = event.term === this.#highestTerm && this.#lastMaster === node.machine;
       if (event.term < this.#highestTerm || (event.term === this.#highestTerm && !resumed)) {
-        if (!this.#termsForgotten(this.#highestTerm)) this.#fail('terms-increase', `${node.id} became master with term ${event.term}, not above ${this.#highestTerm}`);
+        if (!this.#termsForgotten(this.#highestTerm))
+          this.#fail('terms-increase', `${node.id} became master with term ${event.term}, not above ${this.#highestTerm}`);
         // A term granted twice: checkpoints (ordered by term, then version) are not comparable from here on.
         this.#termReused = true;
       }
       this.#highestTerm = event.term;
       this.#lastMaster = node.machine;
       if (this.expectFirstMaster !== null) {
-        if (node.id !== this.expectFirstMaster) this.#fail('cold-start-rank', `${node.id} became the first master; ${this.expectFirstMaster} ranks first`);
+        if (node.id !== this.expectFirstMaster)
+          this.#fail('cold-start-rank', `${node.id} became the first master; ${this.expectFirstMaster} ranks first`);
         this.expectFirstMaster = null;
       }
       if (this.joiner === node) this.#fail('probe-bound', `the joiner ${node.id} took the master role`);
     }
-    if (this.stableSince !== null && (event.type === 'master' || event.type === 'slave' || event.type === 'masterchange') && node !== this.joiner) {
+    if (
+      this.stableSince !== null &&
+      (event.type === 'master' || event.type === 'slave' || event.type === 'masterchange') &&
+      node !== this.joiner
+    ) {
       this.#fail('stable-no-flap', `${node.id} emitted ${event.type} in a stable cluster`);
     }
   }
@@ -667,7 +771,12 @@ class LeaseChecker {
       const rewrite = this.#rewrite;
       const grace = Math.max(rewrite?.at ?? -Infinity, 0) + store.watchLostDelayMs + store.maxOneWayMs * 4 + machine.ttlMs / 3 + 1;
       // (Until it has read the store again: a slow store may keep it from that for longer.)
-      if (rewrite && rewrite.known.has(machine) && (now < Math.max(grace, rewrite.validUntil.get(machine) ?? -Infinity) || machine.lastReadAt < rewrite.at)) continue;
+      if (
+        rewrite &&
+        rewrite.known.has(machine) &&
+        (now < Math.max(grace, rewrite.validUntil.get(machine) ?? -Infinity) || machine.lastReadAt < rewrite.at)
+      )
+        continue;
       if (!key || key.lease !== machine.lease || fence?.value !== String(term) || fence.lease !== key.lease) {
         this.#fail(
           'single-master-in-store-truth',
@@ -676,10 +785,16 @@ class LeaseChecker {
       }
       const lease = store.leases.get(key.lease);
       if (!lease || now >= lease.expiresAt) {
-        this.#fail('single-master-in-store-truth', `${node.id} believes it is master but its lease ${key.lease} ${lease ? `expired at ${lease.expiresAt.toFixed(1)} ms in store time` : 'is gone'}`);
+        this.#fail(
+          'single-master-in-store-truth',
+          `${node.id} believes it is master but its lease ${key.lease} ${lease ? `expired at ${lease.expiresAt.toFixed(1)} ms in store time` : 'is gone'}`,
+        );
       }
       if (store.downSince !== null && now >= store.downSince + lease.ttlMs) {
-        this.#fail('no-master-while-store-down', `${node.id} is master ${Math.round(now - store.downSince)} ms into a store outage (TTL ${lease.ttlMs} ms)`);
+        this.#fail(
+          'no-master-while-store-down',
+          `${node.id} is master ${Math.round(now - store.downSince)} ms into a store outage (TTL ${lease.ttlMs} ms)`,
+        );
       }
     }
   }

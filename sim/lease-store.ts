@@ -217,7 +217,12 @@ export class SimLeaseStore {
     this.revision = snapshot.revision;
     for (const kv of snapshot.kv) this.kv.set(kv.key, { ...kv });
     for (const saved of snapshot.leases) {
-      const lease: StoreLease = { id: saved.id, ttlMs: saved.ttlMs, expiresAt: now + saved.ttlMs - this.earlyExpiryMs, keys: new Set(saved.keys) };
+      const lease: StoreLease = {
+        id: saved.id,
+        ttlMs: saved.ttlMs,
+        expiresAt: now + saved.ttlMs - this.earlyExpiryMs,
+        keys: new Set(saved.keys),
+      };
       this.leases.set(lease.id, lease);
       this.#scheduleExpiry(lease);
     }
@@ -300,9 +305,13 @@ export class SimLeaseStore {
       settled = true;
       this.#deliver(client, { kind: 'result', id: op.id, result });
     };
-    this.#host.at(now + op.timeoutMs, () => settle({ type: 'error', error: 'timed out', kind: 'timeout', endpoint: 'http://sim-store:2379' }));
+    this.#host.at(now + op.timeoutMs, () =>
+      settle({ type: 'error', error: 'timed out', kind: 'timeout', endpoint: 'http://sim-store:2379' }),
+    );
     if (!this.#reachable(client) && this.#host.random() < 0.5) {
-      this.#host.at(now + this.#delay(), () => settle({ type: 'error', error: 'connection refused', kind: 'unreachable', endpoint: 'http://sim-store:2379' }));
+      this.#host.at(now + this.#delay(), () =>
+        settle({ type: 'error', error: 'connection refused', kind: 'unreachable', endpoint: 'http://sim-store:2379' }),
+      );
       return;
     }
     const generation = this.#generation;
@@ -313,7 +322,8 @@ export class SimLeaseStore {
       if (at < this.leaderlessUntil) {
         // A keep-alive or a read waits at the member for the new leader; a write's proposal is dropped.
         if (op.type === 'keepAlive' || op.type === 'sync') return void this.#waitingForLeader.push(serve);
-        if (this.#host.random() < 0.5) this.#host.at(at + this.#delay(), () => settle({ type: 'error', error: 'etcdserver: no leader', kind: 'no-leader' }));
+        if (this.#host.random() < 0.5)
+          this.#host.at(at + this.#delay(), () => settle({ type: 'error', error: 'etcdserver: no leader', kind: 'no-leader' }));
         return;
       }
       const result = this.#apply(op);
@@ -331,7 +341,12 @@ export class SimLeaseStore {
       case 'grant': {
         const ttlSeconds = Math.max(op.ttlSeconds, this.minTtlSeconds);
         const id = String(this.#nextLease++);
-        const lease: StoreLease = { id, ttlMs: ttlSeconds * 1000, expiresAt: now + ttlSeconds * 1000 - this.earlyExpiryMs, keys: new Set() };
+        const lease: StoreLease = {
+          id,
+          ttlMs: ttlSeconds * 1000,
+          expiresAt: now + ttlSeconds * 1000 - this.earlyExpiryMs,
+          keys: new Set(),
+        };
         this.leases.set(id, lease);
         this.#scheduleExpiry(lease);
         return { type: 'grant', lease: id, ttlSeconds };
@@ -358,9 +373,16 @@ export class SimLeaseStore {
         const holder = this.kv.get(op.key);
         const guard = this.kv.get(op.guard.key);
         if (holder || (guard?.modRevision ?? 0) !== op.guard.modRevision) {
-          return { type: 'campaign', won: false, revision: this.revision, holder: holder ? { ...holder } : null, guard: guard ? { ...guard } : null };
+          return {
+            type: 'campaign',
+            won: false,
+            revision: this.revision,
+            holder: holder ? { ...holder } : null,
+            guard: guard ? { ...guard } : null,
+          };
         }
-        if (!this.#liveLease(op.lease) || op.alsoPut.some((put) => put.lease !== '0' && !this.#liveLease(put.lease))) return { type: 'error', error: 'lease not found' };
+        if (!this.#liveLease(op.lease) || op.alsoPut.some((put) => put.lease !== '0' && !this.#liveLease(put.lease)))
+          return { type: 'error', error: 'lease not found' };
         this.revision++;
         const events = [this.#put(op.key, op.value, op.lease), ...op.alsoPut.map((put) => this.#put(put.key, put.value, put.lease))];
         if (op.alsoDelete !== undefined) {
@@ -372,7 +394,10 @@ export class SimLeaseStore {
       }
       case 'fenced': {
         const fence = this.kv.get(op.fenceKey);
-        const holds = op.fenceModRevision !== undefined ? (fence?.modRevision ?? 0) === op.fenceModRevision : fence !== undefined && fence.value === op.fenceValue;
+        const holds =
+          op.fenceModRevision !== undefined
+            ? (fence?.modRevision ?? 0) === op.fenceModRevision
+            : fence !== undefined && fence.value === op.fenceValue;
         if (!holds) return { type: 'fenced', succeeded: false, revision: this.revision };
         const puts = op.puts ?? [];
         if (puts.some((put) => put.lease !== '0' && !this.#liveLease(put.lease))) return { type: 'error', error: 'lease not found' };

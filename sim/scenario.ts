@@ -59,7 +59,21 @@ export type Kind = (typeof KINDS)[number];
  * What `mixed` combines. A fixed list, not derived from KINDS, so that adding a kind
  * leaves every existing seed's scenario as it was.
  */
-const MIXABLE: readonly Kind[] = ['loss', 'dup', 'reorder', 'spike', 'partition', 'oneway', 'crash', 'shutdown', 'restart', 'stall', 'wallstep', 'eligibility', 'join'];
+const MIXABLE: readonly Kind[] = [
+  'loss',
+  'dup',
+  'reorder',
+  'spike',
+  'partition',
+  'oneway',
+  'crash',
+  'shutdown',
+  'restart',
+  'stall',
+  'wallstep',
+  'eligibility',
+  'join',
+];
 
 /** Cluster sizes of the sweep table. */
 export const SIZES = [2, 3, 5, 16, 100] as const;
@@ -108,7 +122,18 @@ export type Fault =
   /** Until `until`, datagrams from any host in `from` to any host in `to` are dropped (the reverse direction works). */
   | { type: 'oneway'; at: number; until: number; from: number[]; to: number[] }
   /** Until `until`, per-datagram loss, duplication, reordering and delay spikes (rates 0..1, delays in ticks). */
-  | { type: 'net'; at: number; until: number; loss: number; dup: number; dupTicks: number; reorder: number; reorderTicks: number; spike: number; spikeTicks: number }
+  | {
+      type: 'net';
+      at: number;
+      until: number;
+      loss: number;
+      dup: number;
+      dupTicks: number;
+      reorder: number;
+      reorderTicks: number;
+      spike: number;
+      spikeTicks: number;
+    }
   /** A second process calling itself the target's hostname starts; it ends at `until` (crash or shutdown), or never (null). */
   | { type: 'duphost'; at: number; target: Target; until: number | null; stop: 'crash' | 'shutdown' }
   /**
@@ -298,13 +323,30 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
   if (foreign) {
     for (const host of foreign.hosts) {
       // Its own machine (node id), its hostname on the wire, possibly one the main cluster uses too.
-      sim.add(`${host.name}@${foreign.clusterId || 'default'}`, { hostname: host.name, clusterId: foreign.clusterId, eligible: host.eligible, exitOnConflict: scenario.exitOnConflict, at: host.startAt * tick });
+      sim.add(`${host.name}@${foreign.clusterId || 'default'}`, {
+        hostname: host.name,
+        clusterId: foreign.clusterId,
+        eligible: host.eligible,
+        exitOnConflict: scenario.exitOnConflict,
+        at: host.startAt * tick,
+      });
     }
   }
   checker.mainCluster = mainCluster;
   // ---- master work and preemption, watched beside the checker ----
   const work = scenario.work
-    ? new SimWork(sim, { everyMs: scenario.work.everyTicks * tick, minTaskMs: scenario.work.minTaskTicks * tick, maxTaskMs: scenario.work.maxTaskTicks * tick, drainMs: scenario.work.drainTicks * tick, careless: scenario.work.careless, fenced: scenario.work.fenced !== false }, (invariant, detail) => checker.fail(invariant, detail))
+    ? new SimWork(
+        sim,
+        {
+          everyMs: scenario.work.everyTicks * tick,
+          minTaskMs: scenario.work.minTaskTicks * tick,
+          maxTaskMs: scenario.work.maxTaskTicks * tick,
+          drainMs: scenario.work.drainTicks * tick,
+          careless: scenario.work.careless,
+          fenced: scenario.work.fenced !== false,
+        },
+        (invariant, detail) => checker.fail(invariant, detail),
+      )
     : null;
   if (work) for (const node of sim.nodes.values()) if ((node.options.clusterId ?? '') === mainCluster) work.schedule(node);
   let preemptions = 0;
@@ -329,12 +371,21 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
         preemptions++;
         const delay = scenario.preemptDelayTicks * tick;
         const since = movedAt.get(event.master) ?? -Infinity;
-        if (sim.now - since < delay - 1e-6) checker.fail('preempt-once-per-delay', `${node.id} preempts ${event.master}, master since ${since.toFixed(1)} ms, ${(sim.now - since).toFixed(1)} ms ago (delay ${delay} ms)`);
+        if (sim.now - since < delay - 1e-6)
+          checker.fail(
+            'preempt-once-per-delay',
+            `${node.id} preempts ${event.master}, master since ${since.toFixed(1)} ms, ${(sim.now - since).toFixed(1)} ms ago (delay ${delay} ms)`,
+          );
         const previous = lastPreempt.get(node.id) ?? -Infinity;
-        if (sim.now - previous < delay - 1e-6) checker.fail('preempt-once-per-delay', `${node.id} preempts again ${(sim.now - previous).toFixed(1)} ms after its last request (delay ${delay} ms)`);
+        if (sim.now - previous < delay - 1e-6)
+          checker.fail(
+            'preempt-once-per-delay',
+            `${node.id} preempts again ${(sim.now - previous).toFixed(1)} ms after its last request (delay ${delay} ms)`,
+          );
         lastPreempt.set(node.id, sim.now);
         const master = sim.nodes.get(event.master);
-        if (master && byRank(node, master) >= 0) checker.fail('preempt-once-per-delay', `${node.id} preempts ${event.master}, which ranks before it`);
+        if (master && byRank(node, master) >= 0)
+          checker.fail('preempt-once-per-delay', `${node.id} preempts ${event.master}, which ranks before it`);
       }
     };
     observer.onLifecycle = (kind, node) => {
@@ -347,7 +398,13 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
       reach(node) {
         let count = 0;
         for (const peer of sim.nodes.values()) {
-          if (peer.alive && peer.core.eligible && (peer.options.clusterId ?? '') === mainCluster && (peer === node || sim.link(peer.id, node.id))) count++;
+          if (
+            peer.alive &&
+            peer.core.eligible &&
+            (peer.options.clusterId ?? '') === mainCluster &&
+            (peer === node || sim.link(peer.id, node.id))
+          )
+            count++;
         }
         return count;
       },
@@ -359,7 +416,13 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
     const eligibleCount = scenario.hosts.filter((host) => host.eligible).length;
     // With check_beats 1 the quorum window (1.25 ticks) outlasts the lease (a tock + a tick
     // from the last heartbeat, the SPEC 4.4 bound), so a brief overlap remains possible.
-    checker.quorumStrict = scenario.checkBeats > 1 && 2 * scenario.quorum > eligibleCount && scenario.faults.every((fault) => fault.type === 'partition' || ((fault.type === 'crash' || fault.type === 'shutdown') && fault.restartAfter === undefined));
+    checker.quorumStrict =
+      scenario.checkBeats > 1 &&
+      2 * scenario.quorum > eligibleCount &&
+      scenario.faults.every(
+        (fault) =>
+          fault.type === 'partition' || ((fault.type === 'crash' || fault.type === 'shutdown') && fault.restartAfter === undefined),
+      );
   }
   // Partitions cut by hostname: a foreign server sits with the main server of its name (group 0 if none).
   const indexOf = (id: string): number => hostIndex.get(sim.nodes.get(id)?.hostname ?? id) ?? 0;
@@ -387,7 +450,12 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
         if (from === undefined || to === undefined) continue;
         const key = linkKey(from, to);
         const before: LinkFault = sim.linkFaults.get(key) ?? { drop: 0, delayMs: 0, dup: 0, dupDelayMs: 0 };
-        sim.linkFaults.set(key, { drop: Math.max(before.drop, w.drop), delayMs: Math.max(before.delayMs, w.delayTicks * tick), dup: Math.max(before.dup, w.dup), dupDelayMs: Math.max(before.dupDelayMs, w.dupTicks * tick) });
+        sim.linkFaults.set(key, {
+          drop: Math.max(before.drop, w.drop),
+          delayMs: Math.max(before.delayMs, w.delayTicks * tick),
+          dup: Math.max(before.dup, w.dup),
+          dupDelayMs: Math.max(before.dupDelayMs, w.dupTicks * tick),
+        });
       } else if (w.type === 'net') {
         faults.lossRate = Math.max(faults.lossRate, w.loss);
         faults.dupRate = Math.max(faults.dupRate, w.dup);
@@ -407,7 +475,9 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
       sim.link = () => true;
       return;
     }
-    const oneways = cuts.filter((w): w is Extract<Window, { type: 'oneway' }> => w.type === 'oneway').map((w) => ({ from: new Set(w.from), to: new Set(w.to) }));
+    const oneways = cuts
+      .filter((w): w is Extract<Window, { type: 'oneway' }> => w.type === 'oneway')
+      .map((w) => ({ from: new Set(w.from), to: new Set(w.to) }));
     const partitions = cuts.filter((w): w is Extract<Window, { type: 'partition' }> => w.type === 'partition');
     sim.link = (from, to) => {
       const a = indexOf(from);
@@ -529,7 +599,10 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
           },
           tickMs: tick,
         });
-        sim.note('*', `FORGER starts: ${fault.perTick} packets a tick, bursts up to ${fault.burst}, until ${(fault.until * tick).toFixed(1)} ms`);
+        sim.note(
+          '*',
+          `FORGER starts: ${fault.perTick} packets a tick, bursts up to ${fault.burst}, until ${(fault.until * tick).toFixed(1)} ms`,
+        );
         checker.forgedUntil = Math.max(checker.forgedUntil, fault.until * tick + tock + 0.25 * tick);
         const end = fault.until * tick;
         const speak = (): void => {
@@ -550,12 +623,17 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
   if (staying) {
     sim.at(staying.at * tick, () => {
       cutActive = true;
-      sim.note('*', `CUT that stays: ${staying.pairs.map(([a, b]) => `${scenario.hosts[a]?.name ?? a}-/-${scenario.hosts[b]?.name ?? b}`).join(', ')}`);
+      sim.note(
+        '*',
+        `CUT that stays: ${staying.pairs.map(([a, b]) => `${scenario.hosts[a]?.name ?? a}-/-${scenario.hosts[b]?.name ?? b}`).join(', ')}`,
+      );
       applyWindows();
     });
   }
   // API calls alone (no network fault, no stall): every handoff must stay clean (SPEC 9.3).
-  checker.handoffStrict = scenario.kind === 'race' && scenario.faults.every((fault) => ['stepdown', 'promote', 'eligible', 'timing', 'priority'].includes(fault.type));
+  checker.handoffStrict =
+    scenario.kind === 'race' &&
+    scenario.faults.every((fault) => ['stepdown', 'promote', 'eligible', 'timing', 'priority'].includes(fault.type));
 
   // ---- quiet, convergence, stability, probe ----
   let faultEnd = 0;
@@ -564,7 +642,8 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
   // held promote's backstop); a stalled process drains nothing, so every stall can push the
   // handover (and a shutdown's restart) that much later (seed 27 of kind work: a shutdown
   // asked for mid-stall, restarted after quiet).
-  const drainable = (fault: Fault): boolean => fault.type === 'shutdown' || fault.type === 'stepdown' || fault.type === 'eligible' || fault.type === 'promote';
+  const drainable = (fault: Fault): boolean =>
+    fault.type === 'shutdown' || fault.type === 'stepdown' || fault.type === 'eligible' || fault.type === 'promote';
   let stalls = 0;
   for (const fault of scenario.faults) if (fault.type === 'stall') stalls += fault.ticks;
   const drainTicks = scenario.work ? scenario.work.drainTicks + scenario.checkBeats + stalls : 0;
@@ -600,7 +679,10 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
     // interval, so "T_quiet + 1 tock" alone would be unreachable (seed 1777).
     let freshAt = quietAt + tick + maxDelay;
     let deadline = Math.max(quietAt + tock, freshAt + maxDelay, sim.lastStartAt + tock + tick);
-    const reasons = [`quiet + max(tock, tick + 2 × max delay) = ${Math.max(quietAt + tock, freshAt + maxDelay).toFixed(1)}`, `last start ${sim.lastStartAt.toFixed(1)} + tock + tick`];
+    const reasons = [
+      `quiet + max(tock, tick + 2 × max delay) = ${Math.max(quietAt + tock, freshAt + maxDelay).toFixed(1)}`,
+      `last start ${sim.lastStartAt.toFixed(1)} + tock + tick`,
+    ];
     if (scenario.quorum !== undefined) {
       // A server back above quorum hears the others' next heartbeats (a tick after quiet),
       // then listens half a tick for a master before it claims: with check_beats 1 that is
@@ -666,12 +748,15 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
     checker.onConverged = (time, master) => {
       result.convergenceTicks = Math.max(0, time - quietAt) / tick;
       result.master = master;
-      result.liveEligible = [...sim.nodes.values()].filter((node) => node.alive && node.core.eligible && inMain(node)).map((node) => node.hostname);
+      result.liveEligible = [...sim.nodes.values()]
+        .filter((node) => node.alive && node.core.eligible && inMain(node))
+        .map((node) => node.hostname);
       sim.note('*', `AGREED on ${master || 'no master'} (${((time - quietAt) / tick).toFixed(3)} ticks after quiet)`);
       if (noFaults && spreadMs + maxDelay < tock) {
         const eligible = [...sim.nodes.values()].filter((node) => inMain(node) && node.core.eligible);
         const expected = eligible.length < (scenario.quorum ?? 0) ? '' : (eligible.sort(byRank)[0]?.hostname ?? '');
-        if (master !== expected) checker.fail('cold-start-first-sorting-wins', `cold start elected ${master || 'nobody'}, expected ${expected || 'nobody'}`);
+        if (master !== expected)
+          checker.fail('cold-start-first-sorting-wins', `cold start elected ${master || 'nobody'}, expected ${expected || 'nobody'}`);
       }
       sim.at(sim.now + scenario.stableTicks * tick, startProbe);
     };
@@ -738,14 +823,28 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
           const firstMasterAt = became.at;
           if (first) {
             const detail = `master ${master} crashed at ${at.toFixed(1)}; ${first.id} last heard it at ${heard.toFixed(1)}`;
-            if (agreed !== first.hostname) checker.fail('crash-failover-within-tock-plus-tick', `${detail}; agreed on ${agreed || 'nobody'}, not on the first-sorting eligible survivor ${first.hostname}`);
-            if (firstMasterAt === null || firstMasterAt > heard + tock + tick) checker.fail('crash-failover-within-tock-plus-tick', `${detail}; it became master at ${firstMasterAt}`);
-            if (time > firstMasterAt + tick) checker.fail('crash-failover-within-tock-plus-tick', `${detail}; master at ${firstMasterAt.toFixed(1)} but all agreed only at ${time.toFixed(1)}`);
+            if (agreed !== first.hostname)
+              checker.fail(
+                'crash-failover-within-tock-plus-tick',
+                `${detail}; agreed on ${agreed || 'nobody'}, not on the first-sorting eligible survivor ${first.hostname}`,
+              );
+            if (firstMasterAt === null || firstMasterAt > heard + tock + tick)
+              checker.fail('crash-failover-within-tock-plus-tick', `${detail}; it became master at ${firstMasterAt}`);
+            if (time > firstMasterAt + tick)
+              checker.fail(
+                'crash-failover-within-tock-plus-tick',
+                `${detail}; master at ${firstMasterAt.toFixed(1)} but all agreed only at ${time.toFixed(1)}`,
+              );
             result.probe.value = (firstMasterAt - heard) / tick;
           }
           endLater();
         };
-        checker.converge(at + maxDelay + tock + 2 * tick, at, 'crash-failover-within-tock-plus-tick', `master ${master} crashed at ${at.toFixed(1)}`);
+        checker.converge(
+          at + maxDelay + tock + 2 * tick,
+          at,
+          'crash-failover-within-tock-plus-tick',
+          `master ${master} crashed at ${at.toFixed(1)}`,
+        );
         sim.at(at + maxDelay + tock + 2 * tick, () => checker.checkDeadline());
         return;
       }
@@ -753,14 +852,18 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
         const name = joinerName(scenario);
         const options: SimNodeOptions = { eligible: true, exitOnConflict: scenario.exitOnConflict };
         // It also outranks every server by priority: joining still never takes over.
-        if (scenario.hosts.some((host) => host.priority !== undefined)) options.priority = Math.max(0, ...[...sim.nodes.values()].map((node) => node.core.priority)) + 1;
+        if (scenario.hosts.some((host) => host.priority !== undefined))
+          options.priority = Math.max(0, ...[...sim.nodes.values()].map((node) => node.core.priority)) + 1;
         if (scenario.quorum !== undefined) options.quorum = scenario.quorum;
         if (scenario.clusterId !== undefined) options.clusterId = scenario.clusterId;
         const joiner = sim.add(name, options);
         checker.exempt(joiner.id, master);
         sim.at(at + tick, () => {
           if (joiner.core.masterHostname !== master) {
-            checker.fail('joiner-learns-master-within-tick', `${name} joined at ${at.toFixed(1)} and names ${joiner.core.masterHostname || 'no master'} a tick later, not ${master}`);
+            checker.fail(
+              'joiner-learns-master-within-tick',
+              `${name} joined at ${at.toFixed(1)} and names ${joiner.core.masterHostname || 'no master'} a tick later, not ${master}`,
+            );
           }
           result.probe.value = learnedAt === null ? null : learnedAt - at;
         });
@@ -784,7 +887,8 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
         const outcome: { stepdown: boolean | null; promote: boolean | null } = { stepdown: null, promote: null };
         watchEvents((record, node) => {
           const event = record.event;
-          if (node === masterNode && event.type === 'stepdown' && outcome.stepdown === null) outcome.stepdown = event.ok && event.hostname === target.hostname;
+          if (node === masterNode && event.type === 'stepdown' && outcome.stepdown === null)
+            outcome.stepdown = event.ok && event.hostname === target.hostname;
           if (node === target && event.type === 'promote' && outcome.promote === null) outcome.promote = event.ok;
         });
         // One round trip: promote request, the master's handoff heartbeat, the new master's claim.
@@ -798,7 +902,8 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
           if (agreed !== target.hostname) checker.fail('handoff-within-round-trip', `${detail}; agreed on ${agreed || 'nobody'}`);
           if (target.core.term <= oldTerm) checker.fail('handoff-raises-term', `${detail}; term ${target.core.term}, was ${oldTerm}`);
           if (outcome.stepdown !== true) checker.fail('handoff-within-round-trip', `${detail}; ${master} reported no successful stepdown`);
-          if (scenario.probe === 'promote' && outcome.promote !== true) checker.fail('handoff-within-round-trip', `${detail}; ${target.hostname} reported no successful promote`);
+          if (scenario.probe === 'promote' && outcome.promote !== true)
+            checker.fail('handoff-within-round-trip', `${detail}; ${target.hostname} reported no successful promote`);
           endLater();
         };
         checker.converge(deadline, at, 'handoff-within-round-trip', detail, target.hostname);
@@ -831,14 +936,22 @@ export function runScenario(scenario: Scenario, options: RunOptions = {}): RunRe
     if (!done) throw new Violation('agreed-within-bound', sim.now, 'the run did not finish (runner limit)');
   } catch (err) {
     if (err instanceof Violation) result.violation = err;
-    else if (err instanceof Error && err.message.startsWith('livelock')) result.violation = new Violation('no-livelock', sim.now, err.message);
+    else if (err instanceof Error && err.message.startsWith('livelock'))
+      result.violation = new Violation('no-livelock', sim.now, err.message);
     else result.violation = new Violation('no-exception', sim.now, err instanceof Error ? (err.stack ?? err.message) : String(err));
     sim.note('*', `VIOLATION ${result.violation.message}`);
   }
   result.simulatedMs = sim.now;
   result.steps = sim.steps;
   result.wallMs = performance.now() - started;
-  if (work) result.work = { accepted: work.store.accepted, refused: work.store.refused, abortedRoleLost: work.aborted.roleLost, abortedDrainTimeout: work.aborted.drainTimeout, drains: work.drains };
+  if (work)
+    result.work = {
+      accepted: work.store.accepted,
+      refused: work.store.refused,
+      abortedRoleLost: work.aborted.roleLost,
+      abortedDrainTimeout: work.aborted.drainTimeout,
+      drains: work.drains,
+    };
   if (scenario.preemptDelayTicks !== undefined) result.preemptions = preemptions;
   return result;
 }
@@ -893,7 +1006,8 @@ export function scenarioFromSeed(seed: number, options: SeedOptions = {}): Scena
   const checkBeats = r.pick([1, 2, 3, 3, 3, 4, 5]);
   const tickMs = r.pick([100, 1000, 1000, 1000, 20000]);
   const tockTicks = checkBeats;
-  const spread = kind === 'none' || kind === 'wallstep' ? r.pick([0, r.next() * tockTicks * 0.6, r.next() * 2 * tockTicks]) : r.next() * 2 * tockTicks;
+  const spread =
+    kind === 'none' || kind === 'wallstep' ? r.pick([0, r.next() * tockTicks * 0.6, r.next() * 2 * tockTicks]) : r.next() * 2 * tockTicks;
 
   const names = new Set<string>();
   const digits = n > 200 ? 4 : 3;
@@ -942,7 +1056,19 @@ function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
   };
   const net = (fields: Partial<Extract<Fault, { type: 'net' }>>): Fault => {
     const start = at();
-    return { type: 'net', at: start, until: round(start + duration()), loss: 0, dup: 0, dupTicks: 0, reorder: 0, reorderTicks: 0, spike: 0, spikeTicks: 0, ...fields };
+    return {
+      type: 'net',
+      at: start,
+      until: round(start + duration()),
+      loss: 0,
+      dup: 0,
+      dupTicks: 0,
+      reorder: 0,
+      reorderTicks: 0,
+      spike: 0,
+      spikeTicks: 0,
+      ...fields,
+    };
   };
   const times = (min: number, max: number): number => r.int(min, max);
   switch (kind) {
@@ -956,16 +1082,23 @@ function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
       for (let i = times(1, 3); i > 0; i--) s.faults.push(net({ dup: round(0.1 + r.next() * 0.9), dupTicks: round(r.next() * 2) }));
       return;
     case 'reorder':
-      for (let i = times(1, 3); i > 0; i--) s.faults.push(net({ reorder: round(0.1 + r.next() * 0.6), reorderTicks: round(0.1 + r.next() * 3) }));
+      for (let i = times(1, 3); i > 0; i--)
+        s.faults.push(net({ reorder: round(0.1 + r.next() * 0.6), reorderTicks: round(0.1 + r.next() * 3) }));
       return;
     case 'spike':
-      for (let i = times(1, 3); i > 0; i--) s.faults.push(net({ spike: round(0.02 + r.next() * 0.5), spikeTicks: round(0.5 + r.next() * 2 * tock) }));
+      for (let i = times(1, 3); i > 0; i--)
+        s.faults.push(net({ spike: round(0.02 + r.next() * 0.5), spikeTicks: round(0.5 + r.next() * 2 * tock) }));
       return;
     case 'partition':
       for (let i = times(1, 4); i > 0; i--) {
         const start = at();
         const groupCount = r.int(2, Math.min(4, n));
-        s.faults.push({ type: 'partition', at: start, until: round(start + duration()), groups: s.hosts.map(() => r.int(0, groupCount - 1)) });
+        s.faults.push({
+          type: 'partition',
+          at: start,
+          until: round(start + duration()),
+          groups: s.hosts.map(() => r.int(0, groupCount - 1)),
+        });
       }
       return;
     case 'oneway':
@@ -983,7 +1116,8 @@ function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
       }
       return;
     case 'restart':
-      for (let i = times(1, 3); i > 0; i--) s.faults.push({ type: 'restart', at: at(), target: target(), graceful: r.chance(0.5), delay: r.chance(0.5) ? 0 : round(r.next()) });
+      for (let i = times(1, 3); i > 0; i--)
+        s.faults.push({ type: 'restart', at: at(), target: target(), graceful: r.chance(0.5), delay: r.chance(0.5) ? 0 : round(r.next()) });
       return;
     case 'stall':
       for (let i = times(1, 4); i > 0; i--) s.faults.push({ type: 'stall', at: at(), target: target(), ticks: round(0.05 + r.next() * 6) });
@@ -991,7 +1125,12 @@ function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
     case 'wallstep':
       // Also during the stable phase that follows: wall steps must change nothing (SPEC 4.9).
       for (let i = times(2, 8); i > 0; i--) {
-        s.faults.push({ type: 'wallstep', at: round(r.next() * (window + 4 * tock + 10)), target: target(0.3), ms: Math.round((r.chance(0.5) ? 1 : -1) * (1000 + r.next() * 7_199_000)) });
+        s.faults.push({
+          type: 'wallstep',
+          at: round(r.next() * (window + 4 * tock + 10)),
+          target: target(0.3),
+          ms: Math.round((r.chance(0.5) ? 1 : -1) * (1000 + r.next() * 7_199_000)),
+        });
       }
       return;
     case 'eligibility':
@@ -1008,25 +1147,34 @@ function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
     case 'duphost':
       for (let i = n > 10 ? times(1, 2) : 1; i > 0; i--) {
         const start = at();
-        s.faults.push({ type: 'duphost', at: start, target: target(), until: r.chance(0.5) ? null : round(start + duration()), stop: r.chance(0.5) ? 'crash' : 'shutdown' });
+        s.faults.push({
+          type: 'duphost',
+          at: start,
+          target: target(),
+          until: r.chance(0.5) ? null : round(start + duration()),
+          stop: r.chance(0.5) ? 'crash' : 'shutdown',
+        });
       }
       return;
     case 'priority':
       // Equal priorities are common (the original's rule decides among them), and reloads change them.
       for (const host of s.hosts) host.priority = r.pick([0, 0, 1, 2, 5]);
       addFaults(s, r.pick(['crash', 'shutdown', 'partition', 'restart', 'eligibility', 'join', 'stall'] as const), r, window);
-      for (let i = times(0, 2); i > 0; i--) s.faults.push({ type: 'priority', at: at(), target: target(0.3), priority: r.pick([0, 1, 2, 5, 10]) });
+      for (let i = times(0, 2); i > 0; i--)
+        s.faults.push({ type: 'priority', at: at(), target: target(0.3), priority: r.pick([0, 1, 2, 5, 10]) });
       return;
     case 'quorum': {
       // Usually a majority of the eligible servers; sometimes any count, up to all of them.
       const eligible = s.hosts.filter((host) => host.eligible).length;
       if (eligible === 0) return;
       s.quorum = r.chance(0.8) ? Math.floor(eligible / 2) + 1 : r.int(1, eligible);
-      for (const sub of pickSome(r, ['partition', 'partition', 'oneway', 'crash', 'shutdown', 'restart', 'stall'] as const, r.int(1, 2))) addFaults(s, sub, r, window);
+      for (const sub of pickSome(r, ['partition', 'partition', 'oneway', 'crash', 'shutdown', 'restart', 'stall'] as const, r.int(1, 2)))
+        addFaults(s, sub, r, window);
       return;
     }
     case 'handoff':
-      for (let i = times(1, 4); i > 0; i--) s.faults.push(r.chance(0.5) ? { type: 'stepdown', at: at() } : { type: 'promote', at: at(), target: r.int(0, n - 1) });
+      for (let i = times(1, 4); i > 0; i--)
+        s.faults.push(r.chance(0.5) ? { type: 'stepdown', at: at() } : { type: 'promote', at: at(), target: r.int(0, n - 1) });
       if (r.chance(0.5)) addFaults(s, r.pick(['loss', 'crash', 'partition', 'stall', 'reorder'] as const), r, window);
       s.probe = r.pick(HANDOFF_PROBES);
       return;
@@ -1036,7 +1184,13 @@ function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
         // Every forged packet reaches every server: in big clusters fewer of them, so a run
         // stays minutes, not hours (the servers' behaviour per packet is what is tested).
         const scale = n > 16 ? 0.1 : 1;
-        s.faults.push({ type: 'forge', at: start, until: round(start + duration()), perTick: Math.max(1, Math.round(r.pick([1, 5, 20, 100]) * scale)), burst: Math.max(1, Math.round(r.pick([1, 1, 10, 50]) * scale)) });
+        s.faults.push({
+          type: 'forge',
+          at: start,
+          until: round(start + duration()),
+          perTick: Math.max(1, Math.round(r.pick([1, 5, 20, 100]) * scale)),
+          burst: Math.max(1, Math.round(r.pick([1, 1, 10, 50]) * scale)),
+        });
       }
       if (r.chance(0.5)) addFaults(s, r.pick(['crash', 'shutdown', 'restart', 'eligibility', 'join', 'loss'] as const), r, window);
       return;
@@ -1044,7 +1198,8 @@ function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
     case 'freeze':
       // A process stopped for up to five tocks (SIGSTOP, a paused VM, a long GC), the master
       // most often; its socket keeps what arrives meanwhile and is read when it wakes.
-      for (let i = times(1, 3); i > 0; i--) s.faults.push({ type: 'stall', at: at(), target: target(0.7), ticks: round(0.5 + r.next() * 5 * tock) });
+      for (let i = times(1, 3); i > 0; i--)
+        s.faults.push({ type: 'stall', at: at(), target: target(0.7), ticks: round(0.5 + r.next() * 5 * tock) });
       if (r.chance(0.3)) addFaults(s, r.pick(['crash', 'loss', 'join'] as const), r, window);
       return;
     case 'link': {
@@ -1055,7 +1210,17 @@ function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
         const from = r.int(0, n - 1);
         const to = (from + r.int(1, n - 1)) % n;
         const start = at();
-        const base = { type: 'link' as const, at: start, until: round(start + duration()), from, to, drop: 0, delayTicks: 0, dup: 0, dupTicks: 0 };
+        const base = {
+          type: 'link' as const,
+          at: start,
+          until: round(start + duration()),
+          from,
+          to,
+          drop: 0,
+          delayTicks: 0,
+          dup: 0,
+          dupTicks: 0,
+        };
         switch (r.pick(['drop', 'drop', 'cut', 'cut', 'delay', 'dup'] as const)) {
           case 'drop':
             s.faults.push({ ...base, drop: r.chance(0.5) ? 1 : round(0.1 + r.next() * 0.9) });
@@ -1116,7 +1281,8 @@ function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
           }
         }
       }
-      for (const host of reloaded) s.faults.push({ type: 'timing', at: round(window + 0.5 + r.next() * 2), target: host, tickFactor: 1, checkBeats: s.checkBeats });
+      for (const host of reloaded)
+        s.faults.push({ type: 'timing', at: round(window + 0.5 + r.next() * 2), target: host, tickFactor: 1, checkBeats: s.checkBeats });
       s.probe = r.pick([...PROBES, ...HANDOFF_PROBES]);
       return;
     }
@@ -1125,8 +1291,15 @@ function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
       // master is frozen mid-task most of all (past a failover, then woken: its overdue task
       // ends and commits in either order with its election's timer), and handed over on purpose.
       const ticks = r.pick([0.05, 0.2, 1, 3]);
-      s.work = { everyTicks: round(ticks * (0.2 + r.next())), minTaskTicks: round(ticks * r.next()), maxTaskTicks: round(ticks * (1 + r.next() * 2)), drainTicks: round(r.pick([0.1, 1, 3, 10]) * ticks + r.next()), careless: r.pick([0, 0.5, 1]) };
-      for (let i = times(1, 4); i > 0; i--) s.faults.push({ type: 'stall', at: at(), target: target(0.8), ticks: round(0.2 + r.next() * 3 * tock) });
+      s.work = {
+        everyTicks: round(ticks * (0.2 + r.next())),
+        minTaskTicks: round(ticks * r.next()),
+        maxTaskTicks: round(ticks * (1 + r.next() * 2)),
+        drainTicks: round(r.pick([0.1, 1, 3, 10]) * ticks + r.next()),
+        careless: r.pick([0, 0.5, 1]),
+      };
+      for (let i = times(1, 4); i > 0; i--)
+        s.faults.push({ type: 'stall', at: at(), target: target(0.8), ticks: round(0.2 + r.next() * 3 * tock) });
       for (let i = times(0, 3); i > 0; i--) {
         switch (r.pick(['stepdown', 'promote', 'shutdown', 'eligible'] as const)) {
           case 'stepdown':
@@ -1141,7 +1314,10 @@ function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
           case 'eligible': {
             const when = at();
             const host = target(0.7);
-            s.faults.push({ type: 'eligible', at: when, target: host, eligible: false }, { type: 'eligible', at: round(when + r.next() * 2 * tock), target: host, eligible: true });
+            s.faults.push(
+              { type: 'eligible', at: when, target: host, eligible: false },
+              { type: 'eligible', at: round(when + r.next() * 2 * tock), target: host, eligible: true },
+            );
             break;
           }
         }
@@ -1158,7 +1334,14 @@ function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
       s.preemptDelayTicks = round(r.pick([0.5, 1, 2, 4]) * tock);
       for (const host of s.hosts) host.priority = r.pick([0, 0, 1, 2, 5]);
       for (const host of s.hosts) host.eligible = true;
-      const top = s.hosts.reduce((best, host, index) => ((host.priority ?? 0) > (s.hosts[best]?.priority ?? 0) || ((host.priority ?? 0) === (s.hosts[best]?.priority ?? 0) && host.name < (s.hosts[best]?.name ?? '')) ? index : best), 0);
+      const top = s.hosts.reduce(
+        (best, host, index) =>
+          (host.priority ?? 0) > (s.hosts[best]?.priority ?? 0) ||
+          ((host.priority ?? 0) === (s.hosts[best]?.priority ?? 0) && host.name < (s.hosts[best]?.name ?? ''))
+            ? index
+            : best,
+        0,
+      );
       if (r.chance(0.5)) (s.hosts[top] as HostSpec).startAt = round(r.next() * window);
       for (let i = times(1, 5); i > 0; i--) {
         const when = at();
@@ -1173,7 +1356,12 @@ function addFaults(s: Scenario, kind: Kind, r: Random, window: number): void {
             s.faults.push({ type: 'stall', at: when, target: r.chance(0.5) ? top : 'master', ticks: round(0.2 + r.next() * 2 * tock) });
             break;
           case 'partition':
-            s.faults.push({ type: 'partition', at: when, until: round(when + duration()), groups: s.hosts.map((_, index) => (index === top ? 1 : 0)) });
+            s.faults.push({
+              type: 'partition',
+              at: when,
+              until: round(when + duration()),
+              groups: s.hosts.map((_, index) => (index === top ? 1 : 0)),
+            });
             break;
         }
       }

@@ -165,7 +165,11 @@ export class SimWork {
         }
         if (work.held && node.core.handoffTarget === work.held.target) {
           const overdue = this.#sim.now >= work.held.since + this.#settings.drainMs + this.#sim.tockMs - 1e-6;
-          if (!overdue) this.#fail('work-drained-before-handoff', `${node.id} handed the role to ${work.held.target} (held since ${work.held.since.toFixed(1)} ms) before its app said drained`);
+          if (!overdue)
+            this.#fail(
+              'work-drained-before-handoff',
+              `${node.id} handed the role to ${work.held.target} (held since ${work.held.since.toFixed(1)} ms) before its app said drained`,
+            );
         }
         for (const task of work.tasks) this.#abort(task, 'role-lost');
         break;
@@ -288,8 +292,13 @@ export class SimWork {
     }
     this.#sim.note(task.node.id, `COMMIT task ${task.id} with term ${task.term}`);
     const holder = store.holderOf(task.term);
-    if (holder !== task.iid && holder !== undefined && !this.#ended.has(holder)) this.#fail('fenced-commit-order', `${task.node.id} committed with term ${task.term}, which another process committed with before`);
-    if (before >= task.term) this.#fail('fenced-commit-order', `${task.node.id} committed with term ${task.term} after another process committed with term ${before}`);
+    if (holder !== task.iid && holder !== undefined && !this.#ended.has(holder))
+      this.#fail('fenced-commit-order', `${task.node.id} committed with term ${task.term}, which another process committed with before`);
+    if (before >= task.term)
+      this.#fail(
+        'fenced-commit-order',
+        `${task.node.id} committed with term ${task.term} after another process committed with term ${before}`,
+      );
   }
 
   #abort(task: Task, kind: 'role-lost' | 'drain-timeout'): void {
@@ -336,7 +345,8 @@ export class SimWork {
     if (work.drain !== drain) return;
     work.drain = null;
     for (const task of work.tasks) {
-      if (task.aborted === null) this.#fail('work-drained-before-handoff', `${node.id} hands over (${drain.reason}) with task ${task.id} still running`);
+      if (task.aborted === null)
+        this.#fail('work-drained-before-handoff', `${node.id} hands over (${drain.reason}) with task ${task.id} still running`);
     }
     if (!node.alive) return;
     for (const then of drain.then) then();

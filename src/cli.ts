@@ -39,7 +39,10 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 function terminalSafe(text: string): string {
-  return text.replace(/[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(
+    /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -54,15 +57,35 @@ export function renderTable(doc: StatusDocument, options: { color?: boolean } = 
   const rows: string[][] = [];
   const styles: Array<((cell: string) => string) | undefined> = [];
   for (const s of doc.view) {
-    rows.push([s.hostname, s.ip, s.state, s.eligible ? 'yes' : 'no', String(s.term), `${(s.lastHeardMs / 1000).toFixed(1)} s ago`, formatUptime(s.uptime), shown(doc.servers[s.hostname]?.data)]);
+    rows.push([
+      s.hostname,
+      s.ip,
+      s.state,
+      s.eligible ? 'yes' : 'no',
+      String(s.term),
+      `${(s.lastHeardMs / 1000).toFixed(1)} s ago`,
+      formatUptime(s.uptime),
+      shown(doc.servers[s.hostname]?.data),
+    ]);
     styles.push(undefined);
   }
   for (const d of doc.departed) {
     const why = d.reason === 'shutdown' ? 'left (shut down)' : 'left (silent)';
-    rows.push([d.hostname, d.ip, why, '', '', `${(Math.max(0, doc.generatedAt - d.lastHeardAt) / 1000).toFixed(1)} s ago`, '', shown(d.data)]);
+    rows.push([
+      d.hostname,
+      d.ip,
+      why,
+      '',
+      '',
+      `${(Math.max(0, doc.generatedAt - d.lastHeardAt) / 1000).toFixed(1)} s ago`,
+      '',
+      shown(d.data),
+    ]);
     styles.push(dim);
   }
-  const table = renderTextTable(['hostname', 'address', 'state', 'eligible', 'term', 'last heard', 'uptime', 'data'], rows, { style: styles });
+  const table = renderTextTable(['hostname', 'address', 'state', 'eligible', 'term', 'last heard', 'uptime', 'data'], rows, {
+    style: styles,
+  });
   const observer = doc.observer;
   const left = doc.departed.length;
   const master = doc.view.find((s) => s.hostname === doc.masterHostname);
@@ -76,7 +99,8 @@ export function renderTable(doc: StatusDocument, options: { color?: boolean } = 
   return [
     `${plural(doc.view.length, 'server')}${left ? ` (${left} left)` : ''} on port ${observer?.port ?? '?'}, ${verdict}`,
     table,
-    `heard ${plural(observer?.heartbeats ?? 0, 'heartbeat')} in ${((observer?.listenedMs ?? 0) / 1000).toFixed(1)} s` + (dropped.length ? `; dropped: ${dropped.join(', ')}` : ''),
+    `heard ${plural(observer?.heartbeats ?? 0, 'heartbeat')} in ${((observer?.listenedMs ?? 0) / 1000).toFixed(1)} s` +
+      (dropped.length ? `; dropped: ${dropped.join(', ')}` : ''),
   ].join('\n');
 }
 
@@ -92,13 +116,15 @@ const MAX_LISTEN_S = 86_400;
 
 function listenSeconds(value: string): number {
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0.1 || n > MAX_LISTEN_S) throw new InvalidArgumentError(`--listen must be a number of seconds from 0.1 to ${MAX_LISTEN_S}, got "${value}"`);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0.1 || n > MAX_LISTEN_S)
+    throw new InvalidArgumentError(`--listen must be a number of seconds from 0.1 to ${MAX_LISTEN_S}, got "${value}"`);
   return n;
 }
 
 /** Arguments are what a user typed: an address must be a literal IP, never a name looked up. */
 function ipv4Broadcast(value: string): string {
-  if (ipFamily(value) !== 4 || isMulticast(value)) throw new InvalidArgumentError(`--broadcast-ip must be an IPv4 address such as 192.168.1.255 or 127.255.255.255, got "${value}"`);
+  if (ipFamily(value) !== 4 || isMulticast(value))
+    throw new InvalidArgumentError(`--broadcast-ip must be an IPv4 address such as 192.168.1.255 or 127.255.255.255, got "${value}"`);
   return value;
 }
 
@@ -110,7 +136,8 @@ function localAddress(value: string): string {
 }
 
 function multicastGroup(value: string): string {
-  if (!isMulticast(value) || value.includes('%')) throw new InvalidArgumentError(`--multicast-group must be a multicast address such as 239.255.30.14 or ff15::3014, got "${value}"`);
+  if (!isMulticast(value) || value.includes('%'))
+    throw new InvalidArgumentError(`--multicast-group must be a multicast address such as 239.255.30.14 or ff15::3014, got "${value}"`);
   return value;
 }
 
@@ -122,14 +149,16 @@ function secret(value: string, previous: string[]): string[] {
 function integerIn(name: string, min: number, max: number) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got "${value}"`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got "${value}"`);
     return n;
   };
 }
 
 function heartbeatSeconds(value: string): number {
   const n = Number(value);
-  if (!Number.isFinite(n) || n < 0.01 || n > 86400) throw new InvalidArgumentError(`--heartbeat-freq must be a number of seconds from 0.01 to 86400, got "${value}"`);
+  if (!Number.isFinite(n) || n < 0.01 || n > 86400)
+    throw new InvalidArgumentError(`--heartbeat-freq must be a number of seconds from 0.01 to 86400, got "${value}"`);
   return n;
 }
 
@@ -166,13 +195,17 @@ async function status(options: StatusOptions, usageError: (message: string) => n
     usageError(`error: --cluster-id must be 1 to 64 letters, digits, ".", "-" or "_", got "${options.clusterId}"`);
   }
   if (options.frames !== undefined && !options.watch) usageError('error: --frames needs --watch');
-  if (options.broadcastIp !== undefined && options.multicastGroup !== undefined) usageError('error: --broadcast-ip and --multicast-group name two transports: give one');
+  if (options.broadcastIp !== undefined && options.multicastGroup !== undefined)
+    usageError('error: --broadcast-ip and --multicast-group name two transports: give one');
   // One socket speaks one IP version: that of the group, else of --bind-ip.
   const family: 4 | 6 = ipFamily(options.multicastGroup ?? options.bindIp ?? '0.0.0.0') === 6 ? 6 : 4;
   if (options.bindIp !== undefined && ipFamily(options.bindIp) !== family) {
-    usageError(`error: --bind-ip ${options.bindIp} is IPv${ipFamily(options.bindIp)}, --multicast-group ${options.multicastGroup} IPv${family}: give addresses of one version`);
+    usageError(
+      `error: --bind-ip ${options.bindIp} is IPv${ipFamily(options.bindIp)}, --multicast-group ${options.multicastGroup} IPv${family}: give addresses of one version`,
+    );
   }
-  if (family === 6 && options.multicastGroup === undefined) usageError('error: broadcast is IPv4 only: with an IPv6 --bind-ip, give the cluster\'s --multicast-group');
+  if (family === 6 && options.multicastGroup === undefined)
+    usageError("error: broadcast is IPv4 only: with an IPv6 --bind-ip, give the cluster's --multicast-group");
   const observer = new Observer({
     port: options.port,
     broadcastIp: options.broadcastIp ?? computeBroadcastIP(os.networkInterfaces()),
@@ -189,7 +222,11 @@ async function status(options: StatusOptions, usageError: (message: string) => n
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why =
-      code === 'EADDRINUSE' ? ' (another program holds it without address reuse; for a cluster in etcd mode, use `pixl-server-multi etcd-status --etcd <url>`)' : code === 'EACCES' ? ' (ports below 1024 need root)' : '';
+      code === 'EADDRINUSE'
+        ? ' (another program holds it without address reuse; for a cluster in etcd mode, use `pixl-server-multi etcd-status --etcd <url>`)'
+        : code === 'EACCES'
+          ? ' (ports below 1024 need root)'
+          : '';
     process.stderr.write(`error: cannot listen on UDP port ${options.port}${why}: ${(err as Error).message}\n`);
     observer.close();
     return EXIT_NOTHING_HEARD;
@@ -201,7 +238,9 @@ async function status(options: StatusOptions, usageError: (message: string) => n
     if (helloErrors.has(err.message) || helloErrors.size >= 8) return;
     helloErrors.add(err.message);
     const to = options.multicastGroup ?? observer.broadcastIp;
-    process.stderr.write(`error: cannot send the hello to ${to} port ${options.port}: ${err.message}${(err as NodeJS.ErrnoException).code === 'ENETUNREACH' ? ' (no route to that address from this host: check --broadcast-ip)' : ''}\n`);
+    process.stderr.write(
+      `error: cannot send the hello to ${to} port ${options.port}: ${err.message}${(err as NodeJS.ErrnoException).code === 'ENETUNREACH' ? ' (no route to that address from this host: check --broadcast-ip)' : ''}\n`,
+    );
   };
   const failed = (): number => (observer.hellosFailed > 0 ? EXIT_NOTHING_HEARD : EXIT_OK);
   const listed = (doc: StatusDocument): boolean => doc.view.length + doc.departed.length > 0;
@@ -245,7 +284,9 @@ async function status(options: StatusOptions, usageError: (message: string) => n
   const snapshot = observer.snapshot();
   observer.close();
   if (!listed(snapshot)) {
-    const dropped = Object.entries(snapshot.observer?.dropped ?? {}).map(([r, n]) => `${r} ${n}`).join(', ');
+    const dropped = Object.entries(snapshot.observer?.dropped ?? {})
+      .map(([r, n]) => `${r} ${n}`)
+      .join(', ');
     process.stderr.write(
       `error: no heartbeat heard on UDP port ${options.port} in ${options.listen} s.` +
         (dropped
@@ -253,7 +294,7 @@ async function status(options: StatusOptions, usageError: (message: string) => n
           : observer.hellosFailed > 0
             ? ' No hello could be sent (above), so no server was asked.'
             : options.hello
-              ? ' Check --port, firewalls, and that this host is on the cluster\'s network; servers older than 2.0 ignore the hello: use a --listen longer than their heartbeat_freq.'
+              ? " Check --port, firewalls, and that this host is on the cluster's network; servers older than 2.0 ignore the hello: use a --listen longer than their heartbeat_freq."
               : ' With --no-hello, use a --listen longer than the heartbeat_freq.') +
         '\n',
     );
@@ -278,7 +319,7 @@ export function main(argv: string[] = process.argv): Promise<number> {
   const statusCommand = program
     .command('status')
     .description('list the servers of a cluster as an observer (sends no heartbeat, never counts as a server)')
-    .option('-p, --port <port>', 'the cluster\'s comm_port', integerIn('--port', 1, 65535), DEFAULT_CONFIG.comm_port)
+    .option('-p, --port <port>', "the cluster's comm_port", integerIn('--port', 1, 65535), DEFAULT_CONFIG.comm_port)
     .option('-s, --secret <key>', 'secret_key of the cluster (repeat for rotation)', secret, [] as string[])
     .option('-c, --cluster-id <id>', 'cluster_id of the cluster', '')
     .option('-b, --broadcast-ip <ip>', 'where to send the hello (default: computed like the component)', ipv4Broadcast)
@@ -286,8 +327,18 @@ export function main(argv: string[] = process.argv): Promise<number> {
     .option('--bind-ip <ip>', 'address to listen on (default: 0.0.0.0, or :: with an IPv6 group)', localAddress)
     .option('-l, --listen <seconds>', 'how long to listen before printing (0.1 to 86400)', listenSeconds, 2)
     .option('--no-hello', 'only listen; do not ask servers to answer at once (wait for their heartbeats)')
-    .option('--heartbeat-freq <seconds>', 'the cluster\'s heartbeat_freq, for servers whose heartbeats do not carry it', heartbeatSeconds, DEFAULT_CONFIG.heartbeat_freq)
-    .option('--check-beats <n>', 'the cluster\'s check_beats, for servers whose heartbeats do not carry it', integerIn('--check-beats', 1, 1000), DEFAULT_CONFIG.check_beats)
+    .option(
+      '--heartbeat-freq <seconds>',
+      "the cluster's heartbeat_freq, for servers whose heartbeats do not carry it",
+      heartbeatSeconds,
+      DEFAULT_CONFIG.heartbeat_freq,
+    )
+    .option(
+      '--check-beats <n>',
+      "the cluster's check_beats, for servers whose heartbeats do not carry it",
+      integerIn('--check-beats', 1, 1000),
+      DEFAULT_CONFIG.check_beats,
+    )
     .option('-w, --watch', 'redraw every second until interrupted')
     .option('--frames <n>', 'with --watch: stop after this many redraws', integerIn('--frames', 1, 1_000_000))
     .option('-j, --json', 'print JSON for scripts (one document per frame)')
@@ -300,7 +351,9 @@ export function main(argv: string[] = process.argv): Promise<number> {
         'sent), 2 bad arguments.',
     )
     .action(async (options: StatusOptions) => {
-      exitCode = await status(options, (message) => statusCommand.error(message, { exitCode: EXIT_USAGE, code: 'pixl-server-multi.usage' }));
+      exitCode = await status(options, (message) =>
+        statusCommand.error(message, { exitCode: EXIT_USAGE, code: 'pixl-server-multi.usage' }),
+      );
     });
   registerRunCommand(program, (code) => {
     exitCode = code;

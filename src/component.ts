@@ -155,7 +155,8 @@ class MultiServer extends Component {
   }
   set data(value: JsonObject) {
     const data = value === undefined || value === null ? {} : value;
-    if (typeof data !== 'object' || Array.isArray(data)) throw new TypeError(`MultiServer data must be a plain object, got ${describeValue(data)}`);
+    if (typeof data !== 'object' || Array.isArray(data))
+      throw new TypeError(`MultiServer data must be a plain object, got ${describeValue(data)}`);
     jsonProblem(data, 'MultiServer data');
     this.#data = data;
     this.#mode?.driver.core.setData(data);
@@ -355,7 +356,14 @@ class MultiServer extends Component {
       settings = this.#validate();
       this.hostname = validateHostname(this.server.hostname);
       // ops: throws at startup when metrics are configured and prom-client is missing.
-      this.#http = wantsHttp(settings) ? new OperatorHttp(this, settings, { debug: (level, message) => this.logDebug(level, message), error: (code, message) => this.logError(code, message) }, () => this.metricsRegistry()) : null;
+      this.#http = wantsHttp(settings)
+        ? new OperatorHttp(
+            this,
+            settings,
+            { debug: (level, message) => this.logDebug(level, message), error: (code, message) => this.logError(code, message) },
+            () => this.metricsRegistry(),
+          )
+        : null;
     } catch (err) {
       this.logError('config', (err as Error).message);
       callback(err as Error);

@@ -5,7 +5,14 @@
 import { isIPv4 } from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { Netmask } from 'netmask';
-import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, isValidHostname, MAX_PRIORITY, MAX_UDP_PAYLOAD } from './protocol/limits';
+import {
+  CLUSTER_ID_PATTERN,
+  DEFAULT_MAX_DATA_BYTES,
+  DEFAULT_MAX_PACKET_BYTES,
+  isValidHostname,
+  MAX_PRIORITY,
+  MAX_UDP_PAYLOAD,
+} from './protocol/limits';
 import { MAX_KEYS } from './wire/auth';
 import type { Family } from './protocol/address';
 import { canonicalIp, ipFamily, isMulticast, parsePeer, unicastProblem, WILDCARD } from './protocol/address';
@@ -192,7 +199,9 @@ export interface CoordinatorConfig {
  * `peers` / `multicast_interface` are absent so that setting one with another transport
  * is caught as the mistake it is.
  */
-export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip' | 'bind_ip' | 'multicast_group' | 'multicast_interface' | 'peers' | 'debug_level'>> = Object.freeze({
+export const DEFAULT_CONFIG: Readonly<
+  Omit<MultiServerConfig, 'broadcast_ip' | 'bind_ip' | 'multicast_group' | 'multicast_interface' | 'peers' | 'debug_level'>
+> = Object.freeze({
   comm_port: 3014,
   heartbeat_freq: 20,
   check_beats: 3,
@@ -223,7 +232,10 @@ export const DEFAULT_CONFIG: Readonly<Omit<MultiServerConfig, 'broadcast_ip' | '
  * Settings after validation; `broadcast_ip` is '' when it is to be computed, `secret_key`
  * is the list of keys ([] when unset; the first signs).
  */
-export type Settings = Omit<MultiServerConfig, 'secret_key' | 'coordinator' | 'debug_level'> & { secret_key: string[]; coordinator: EtcdSettings | null };
+export type Settings = Omit<MultiServerConfig, 'secret_key' | 'coordinator' | 'debug_level'> & {
+  secret_key: string[];
+  coordinator: EtcdSettings | null;
+};
 
 /**
  * The section as an app writes it: every key optional, the defaults fill in the rest. This is
@@ -312,17 +324,51 @@ function bool(raw: Record<string, unknown>, key: keyof MultiServerConfig): boole
  * is added to MultiServerConfig and not here.
  */
 const SECTION_KEYS: Readonly<Record<keyof MultiServerConfig, true>> = {
-  comm_port: true, heartbeat_freq: true, check_beats: true, broadcast_ip: true, exit_on_conflict: true,
-  max_packet_bytes: true, max_servers: true, priority: true, quorum: true, cluster_id: true,
-  max_checkpoint_bytes: true, request_timeout_ms: true, http_status_uri: true, http_health_uri: true,
-  http_master_uri: true, http_metrics_uri: true, http_ui_uri: true, http_acl: true, transport: true,
-  bind_ip: true, multicast_group: true, multicast_ttl: true, multicast_interface: true, peers: true,
-  max_data_bytes: true, secret_key: true, coordinator: true, strict_config: true, debug_level: true,
-  drain_timeout: true, preempt: true, preempt_delay: true,
+  comm_port: true,
+  heartbeat_freq: true,
+  check_beats: true,
+  broadcast_ip: true,
+  exit_on_conflict: true,
+  max_packet_bytes: true,
+  max_servers: true,
+  priority: true,
+  quorum: true,
+  cluster_id: true,
+  max_checkpoint_bytes: true,
+  request_timeout_ms: true,
+  http_status_uri: true,
+  http_health_uri: true,
+  http_master_uri: true,
+  http_metrics_uri: true,
+  http_ui_uri: true,
+  http_acl: true,
+  transport: true,
+  bind_ip: true,
+  multicast_group: true,
+  multicast_ttl: true,
+  multicast_interface: true,
+  peers: true,
+  max_data_bytes: true,
+  secret_key: true,
+  coordinator: true,
+  strict_config: true,
+  debug_level: true,
+  drain_timeout: true,
+  preempt: true,
+  preempt_delay: true,
 };
 const COORDINATOR_KEYS: Readonly<Record<keyof CoordinatorConfig, true>> = {
-  type: true, hosts: true, prefix: true, ttl: true, election_timeout_ms: true, username: true, password: true, password_file: true,
-  ca_file: true, cert_file: true, key_file: true,
+  type: true,
+  hosts: true,
+  prefix: true,
+  ttl: true,
+  election_timeout_ms: true,
+  username: true,
+  password: true,
+  password_file: true,
+  ca_file: true,
+  cert_file: true,
+  key_file: true,
 };
 /** The keys of the section, and of `coordinator`, in the order the README lists them. */
 export const CONFIG_KEYS: readonly string[] = Object.freeze(Object.keys(SECTION_KEYS));
@@ -368,7 +414,8 @@ export function unknownKeys(section: unknown): UnknownKey[] {
   const out: UnknownKey[] = [];
   if (!isObject(section)) return out;
   unknownIn(section, CONFIG_KEYS, '', 'the MultiServer section', out);
-  if (isObject(section.coordinator)) unknownIn(section.coordinator, COORDINATOR_CONFIG_KEYS, 'coordinator.', 'the MultiServer section', out);
+  if (isObject(section.coordinator))
+    unknownIn(section.coordinator, COORDINATOR_CONFIG_KEYS, 'coordinator.', 'the MultiServer section', out);
   return out;
 }
 
@@ -394,10 +441,21 @@ export function misplacedKeys(config: unknown): UnknownKey[] {
     const norm = normalizeName(key.slice(0, 64));
     // Lengths more than two apart are more than two edits apart: most keys cost no comparison.
     if ((Math.abs(norm.length - target.length) <= 2 && editDistance(norm, target) <= 2) || norm === 'pixlservermulti') {
-      const unset = config[SECTION_NAME] === undefined ? ', so MultiServer runs on its defaults (heartbeat_freq 20, the computed broadcast address)' : '';
-      out.push({ key, suggestion: SECTION_NAME, message: `MultiServer config: the top-level key \`${shown}\` is not read (did you mean \`${SECTION_NAME}\`? the name is case-sensitive)${unset}` });
+      const unset =
+        config[SECTION_NAME] === undefined
+          ? ', so MultiServer runs on its defaults (heartbeat_freq 20, the computed broadcast address)'
+          : '';
+      out.push({
+        key,
+        suggestion: SECTION_NAME,
+        message: `MultiServer config: the top-level key \`${shown}\` is not read (did you mean \`${SECTION_NAME}\`? the name is case-sensitive)${unset}`,
+      });
     } else if (TOP_LEVEL_MISPLACED.includes(key)) {
-      out.push({ key, suggestion: `${SECTION_NAME}.${key}`, message: `MultiServer config: \`${shown}\` is at the top level of the config, where MultiServer does not read it (did you mean \`${SECTION_NAME}.${key}\`, inside the section?)` });
+      out.push({
+        key,
+        suggestion: `${SECTION_NAME}.${key}`,
+        message: `MultiServer config: \`${shown}\` is at the top level of the config, where MultiServer does not read it (did you mean \`${SECTION_NAME}.${key}\`, inside the section?)`,
+      });
     }
   }
   return out;
@@ -409,7 +467,8 @@ function refuseUnknown(raw: Record<string, unknown>): void {
   if (typeof strict !== 'boolean') throw new ConfigError('strict_config', 'a boolean', strict);
   if (!strict) return;
   const [first] = unknownKeys(raw);
-  if (first) throw new ConfigError(first.key, 'a known key', undefined, `${first.message.replace(/; it is ignored$/, '')} (strict_config is on)`);
+  if (first)
+    throw new ConfigError(first.key, 'a known key', undefined, `${first.message.replace(/; it is ignored$/, '')} (strict_config is on)`);
 }
 
 /** Validate a raw `MultiServer` section; throws ConfigError naming the key and the value. */
@@ -471,7 +530,11 @@ export function validateConfig(section: unknown): Settings {
     coordinator: coordinatorSettings(raw.coordinator, clusterId, maxServers, pick(raw, 'quorum')),
     // With a coordinator, heartbeats are gone and messages go unicast to the addresses members
     // registered: the socket is a unicast one (bind_ip picks its address), whatever `transport` says.
-    ...transportSettings(raw.coordinator !== undefined && raw.coordinator !== null ? { ...raw, transport: 'unicast' } : raw, commPort, maxServers),
+    ...transportSettings(
+      raw.coordinator !== undefined && raw.coordinator !== null ? { ...raw, transport: 'unicast' } : raw,
+      commPort,
+      maxServers,
+    ),
   };
 }
 
@@ -482,12 +545,17 @@ const MAX_COORDINATOR_HOSTS = 32;
 function coordinatorSettings(value: unknown, clusterId: string, maxServers: number, quorum: unknown): EtcdSettings | null {
   if (value === undefined || value === null) return null;
   if (quorum !== 0) throw new ConfigError('quorum', '0 (unset) with a `coordinator`: etcd is the quorum', quorum);
-  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError('coordinator', 'an object such as {"type": "etcd", "hosts": ["http://10.0.0.1:2379"]}', value);
+  if (typeof value !== 'object' || Array.isArray(value))
+    throw new ConfigError('coordinator', 'an object such as {"type": "etcd", "hosts": ["http://10.0.0.1:2379"]}', value);
   const raw = value as Record<string, unknown>;
   if (raw.type !== 'etcd') throw new ConfigError('coordinator.type', '"etcd"', raw.type);
   const hosts = raw.hosts;
   if (!Array.isArray(hosts) || hosts.length === 0 || hosts.length > MAX_COORDINATOR_HOSTS) {
-    throw new ConfigError('coordinator.hosts', `an array of 1 to ${MAX_COORDINATOR_HOSTS} etcd client URLs such as "http://10.0.0.1:2379"`, hosts);
+    throw new ConfigError(
+      'coordinator.hosts',
+      `an array of 1 to ${MAX_COORDINATOR_HOSTS} etcd client URLs such as "http://10.0.0.1:2379"`,
+      hosts,
+    );
   }
   hosts.forEach((host: unknown, index) => {
     let url: URL | null = null;
@@ -497,25 +565,51 @@ function coordinatorSettings(value: unknown, clusterId: string, maxServers: numb
       url = null;
     }
     // Credentials in any form (a user, a password with an empty user) never belong in a URL: they would reach logs.
-    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.port || url.pathname !== '/' || url.username || url.password || url.search || url.hash || (typeof host === 'string' && host.includes('@'))) {
+    if (
+      !url ||
+      (url.protocol !== 'http:' && url.protocol !== 'https:') ||
+      !url.port ||
+      url.pathname !== '/' ||
+      url.username ||
+      url.password ||
+      url.search ||
+      url.hash ||
+      (typeof host === 'string' && host.includes('@'))
+    ) {
       // A URL with credentials in it is not echoed back into a log.
       const shown = typeof host === 'string' && host.includes('@') ? new Redacted(host) : host;
-      throw new ConfigError(`coordinator.hosts[${index}]`, 'an etcd client URL "http://host:port" or "https://host:port" (credentials go in username / password)', shown);
+      throw new ConfigError(
+        `coordinator.hosts[${index}]`,
+        'an etcd client URL "http://host:port" or "https://host:port" (credentials go in username / password)',
+        shown,
+      );
     }
   });
   let prefix = raw.prefix;
   if (prefix === undefined || prefix === null || prefix === '') {
     prefix = `/pixl-server-multi/${clusterId || 'default'}/`;
   } else if (typeof prefix !== 'string' || !/^[\x21-\x7e]{1,255}\/$/.test(prefix)) {
-    throw new ConfigError('coordinator.prefix', 'a key prefix of printable characters ending with "/", such as "/pixl-server-multi/prod/"', prefix);
+    throw new ConfigError(
+      'coordinator.prefix',
+      'a key prefix of printable characters ending with "/", such as "/pixl-server-multi/prod/"',
+      prefix,
+    );
   }
   const electionMs = raw.election_timeout_ms ?? ETCD_DEFAULT_ELECTION_MS;
   if (typeof electionMs !== 'number' || !Number.isInteger(electionMs) || electionMs < 10 || electionMs > 60_000) {
-    throw new ConfigError('coordinator.election_timeout_ms', "the etcd cluster's --election-timeout in ms, from 10 to 60000 (etcd's default: 1000)", electionMs);
+    throw new ConfigError(
+      'coordinator.election_timeout_ms',
+      "the etcd cluster's --election-timeout in ms, from 10 to 60000 (etcd's default: 1000)",
+      electionMs,
+    );
   }
   const ttl = raw.ttl ?? 0;
   if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 0 || ttl > 86400) {
-    throw new ConfigError('coordinator.ttl', 'a whole number of seconds from 1 to 86400 (etcd leases count whole seconds), or 0 for one tock', ttl);
+    throw new ConfigError(
+      'coordinator.ttl',
+      'a whole number of seconds from 1 to 86400 (etcd leases count whole seconds), or 0 for one tock',
+      ttl,
+    );
   }
   const minimum = minimumTtlSeconds(electionMs);
   if (ttl !== 0 && ttl < minimum) {
@@ -526,28 +620,53 @@ function coordinatorSettings(value: unknown, clusterId: string, maxServers: numb
       ttl,
     );
   }
-  const settings: EtcdSettings = { type: 'etcd', hosts: hosts as string[], prefix: prefix as string, ttl, election_timeout_ms: electionMs, max_keys: maxServers + 16 };
+  const settings: EtcdSettings = {
+    type: 'etcd',
+    hosts: hosts as string[],
+    prefix: prefix as string,
+    ttl,
+    election_timeout_ms: electionMs,
+    max_keys: maxServers + 16,
+  };
   for (const key of ['username', 'password', 'password_file', 'ca_file', 'cert_file', 'key_file'] as const) {
     const field = raw[key];
     if (field === undefined || field === null) continue;
-    if (typeof field !== 'string' || field === '' || field.length > 4096) throw new ConfigError(`coordinator.${key}`, 'a non-empty string', key === 'password' ? new Redacted(field) : field);
+    if (typeof field !== 'string' || field === '' || field.length > 4096)
+      throw new ConfigError(`coordinator.${key}`, 'a non-empty string', key === 'password' ? new Redacted(field) : field);
     settings[key] = field;
   }
-  if (settings.password !== undefined && settings.password_file !== undefined) throw new ConfigError('coordinator.password_file', 'unset when `coordinator.password` is set (one or the other)', raw.password_file);
+  if (settings.password !== undefined && settings.password_file !== undefined)
+    throw new ConfigError('coordinator.password_file', 'unset when `coordinator.password` is set (one or the other)', raw.password_file);
   if ((settings.password !== undefined || settings.password_file !== undefined) && settings.username === undefined) {
-    throw new ConfigError('coordinator.username', `set when \`coordinator.${settings.password !== undefined ? 'password' : 'password_file'}\` is`, raw.username);
+    throw new ConfigError(
+      'coordinator.username',
+      `set when \`coordinator.${settings.password !== undefined ? 'password' : 'password_file'}\` is`,
+      raw.username,
+    );
   }
   if ((settings.cert_file === undefined) !== (settings.key_file === undefined)) {
-    throw new ConfigError(settings.cert_file === undefined ? 'coordinator.cert_file' : 'coordinator.key_file', 'set together with the other of cert_file / key_file (a client certificate and its key)', settings.cert_file === undefined ? raw.cert_file : raw.key_file);
+    throw new ConfigError(
+      settings.cert_file === undefined ? 'coordinator.cert_file' : 'coordinator.key_file',
+      'set together with the other of cert_file / key_file (a client certificate and its key)',
+      settings.cert_file === undefined ? raw.cert_file : raw.key_file,
+    );
   }
-  if (settings.cert_file !== undefined && settings.ca_file === undefined) throw new ConfigError('coordinator.ca_file', 'set when a client certificate is (the CA that signed the etcd servers\' certificates)', raw.ca_file);
+  if (settings.cert_file !== undefined && settings.ca_file === undefined)
+    throw new ConfigError(
+      'coordinator.ca_file',
+      "set when a client certificate is (the CA that signed the etcd servers' certificates)",
+      raw.ca_file,
+    );
   if (settings.ca_file !== undefined && (hosts as string[]).some((host) => !host.startsWith('https:'))) {
     throw new ConfigError('coordinator.hosts', 'https:// URLs when `coordinator.ca_file` is set (TLS)', hosts);
   }
   return settings;
 }
 
-type TransportSettings = Pick<MultiServerConfig, 'transport' | 'bind_ip' | 'multicast_group' | 'multicast_ttl' | 'multicast_interface' | 'peers'>;
+type TransportSettings = Pick<
+  MultiServerConfig,
+  'transport' | 'bind_ip' | 'multicast_group' | 'multicast_ttl' | 'multicast_interface' | 'peers'
+>;
 
 /**
  * The transport keys. Each is checked whatever the transport, and a key of another
@@ -623,13 +742,21 @@ function transportSettings(raw: Record<string, unknown>, commPort: number, maxSe
   }
   if (kind !== 'unicast' && bindIp !== undefined && bindIp !== WILDCARD[family]) {
     const picker = kind === 'broadcast' ? 'broadcast_ip' : 'multicast_interface';
-    throw new ConfigError('bind_ip', `"${WILDCARD[family]}" with transport "${kind}" (a socket bound to one address receives no ${kind}s; ${picker} picks the interface)`, raw.bind_ip);
+    throw new ConfigError(
+      'bind_ip',
+      `"${WILDCARD[family]}" with transport "${kind}" (a socket bound to one address receives no ${kind}s; ${picker} picks the interface)`,
+      raw.bind_ip,
+    );
   }
   if (kind === 'unicast') {
     peers.list.forEach((entry, index) => {
       const spec = parsePeer(entry, commPort);
       if (typeof spec !== 'string' && spec.family !== 0 && spec.family !== family) {
-        throw new ConfigError(`peers[${index}]`, `an IPv${family} address like the other peers and bind_ip (one cluster speaks one IP version)`, entry);
+        throw new ConfigError(
+          `peers[${index}]`,
+          `an IPv${family} address like the other peers and bind_ip (one cluster speaks one IP version)`,
+          entry,
+        );
       }
     });
   }
@@ -685,7 +812,9 @@ class Redacted {
     const kind = (v: unknown): string =>
       v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'string' ? `a string of ${v.length} characters` : `a ${typeof v}`;
     const entries = Array.isArray(value) ? value.slice(0, 4).map(kind).join(', ') + (value.length > 4 ? ', …' : '') : '';
-    this.text = Array.isArray(value) ? `an array of ${value.length} entries${entries ? ` (${entries})` : ''} [value not shown]` : `${kind(value)} [value not shown]`;
+    this.text = Array.isArray(value)
+      ? `an array of ${value.length} entries${entries ? ` (${entries})` : ''} [value not shown]`
+      : `${kind(value)} [value not shown]`;
   }
 }
 

@@ -17,8 +17,11 @@ export class DuplicateHostnameError extends Error {
   readonly keeper: ProcessRef;
   readonly yielder: ProcessRef;
   constructor(hostname: string, keeper: ProcessRef, yielder: ProcessRef) {
-    const name = (side: ProcessRef): string => `${side.address}${side.pid !== undefined ? ` pid ${side.pid}` : ''} (instance ${side.iid || 'without id'}${side.self ? ', this process' : ''})`;
-    super(`Duplicate hostname "${hostname}": live processes ${name(keeper)} and ${name(yielder)}; the second will not be master while both run`);
+    const name = (side: ProcessRef): string =>
+      `${side.address}${side.pid !== undefined ? ` pid ${side.pid}` : ''} (instance ${side.iid || 'without id'}${side.self ? ', this process' : ''})`;
+    super(
+      `Duplicate hostname "${hostname}": live processes ${name(keeper)} and ${name(yielder)}; the second will not be master while both run`,
+    );
     this.name = 'DuplicateHostnameError';
     this.hostname = hostname;
     this.keeper = keeper;

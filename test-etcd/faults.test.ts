@@ -40,10 +40,14 @@ function delay(ms: number): Promise<void> {
 
 function verify(what: string): void {
   const counts = cluster.verify();
-  console.log(`# ${what}: checks hold over ${counts.masters} master events, ${counts.writes} fenced writes (${counts.accepted} accepted), ${counts.checkpoints} checkpoints acknowledged`);
+  console.log(
+    `# ${what}: checks hold over ${counts.masters} master events, ${counts.writes} fenced writes (${counts.accepted} accepted), ${counts.checkpoints} checkpoints acknowledged`,
+  );
 }
 
-describe('etcd faults at default timings (SPEC 15)', { skip: unavailable ? `real etcd needed: ${unavailable} (Debian package ${ETCD_PACKAGE})` : false }, () => {
+describe('etcd faults at default timings (SPEC 15)', {
+  skip: unavailable ? `real etcd needed: ${unavailable} (Debian package ${ETCD_PACKAGE})` : false,
+}, () => {
   before(async () => {
     etcd = await EtcdCluster.start({ heartbeatMs: 100, electionMs: 1000 });
     cluster = new EtcdFaultCluster({
@@ -77,7 +81,11 @@ describe('etcd faults at default timings (SPEC 15)', { skip: unavailable ? `real
       assert.equal(cluster.agreedMaster(), 'alpha');
       assert.equal(cluster.members.get('alpha')?.term, term);
       // Its writes go through again once etcd has a leader (each write has a 1 s deadline).
-      await cluster.waitFor(() => cluster.reports.some((r) => r.kind === 'write' && r.ok && r.host === 'alpha' && r.t0 >= since + 2500), 10_000, `round ${round}: the master writing again`);
+      await cluster.waitFor(
+        () => cluster.reports.some((r) => r.kind === 'write' && r.ok && r.host === 'alpha' && r.t0 >= since + 2500),
+        10_000,
+        `round ${round}: the master writing again`,
+      );
     }
     verify('leader killed three times');
   });
@@ -106,17 +114,23 @@ describe('etcd faults at default timings (SPEC 15)', { skip: unavailable ? `real
     await etcd.startAll(30_000);
     const backAt = preciseNow();
     const master = await cluster.agreed(3 * TTL_MS);
-    console.log(`# all of etcd down ${(2 * TTL_MS) / 1000} s: masters stopped ${stoppedMs.toFixed(0)} ms in; ${master} master again ${(preciseNow() - backAt).toFixed(0)} ms after etcd answered`);
+    console.log(
+      `# all of etcd down ${(2 * TTL_MS) / 1000} s: masters stopped ${stoppedMs.toFixed(0)} ms in; ${master} master again ${(preciseNow() - backAt).toFixed(0)} ms after etcd answered`,
+    );
     verify('all of etcd down');
   });
 
-  test('the master SIGSTOPped past its TTL while every server runs a fenced write every 10 ms: none of its writes is accepted after the next master\'s', async () => {
+  test("the master SIGSTOPped past its TTL while every server runs a fenced write every 10 ms: none of its writes is accepted after the next master's", async () => {
     const master = await cluster.agreed(10_000);
     const stoppedAt = preciseNow();
     cluster.signal(master, 'SIGSTOP');
     try {
       // The frozen one reports nothing: a new master among the others, after its lease ran out in etcd.
-      await cluster.waitFor(() => [...cluster.members.values()].some((m) => m.host !== master && m.master), TTL_MS + SWEEP_MS + 5000, 'a new master');
+      await cluster.waitFor(
+        () => [...cluster.members.values()].some((m) => m.host !== master && m.master),
+        TTL_MS + SWEEP_MS + 5000,
+        'a new master',
+      );
       console.log(`# ${master} SIGSTOPped: the next master after ${(preciseNow() - stoppedAt).toFixed(0)} ms (TTL ${TTL_MS} ms)`);
       await delay(1000);
     } finally {
@@ -124,13 +138,19 @@ describe('etcd faults at default timings (SPEC 15)', { skip: unavailable ? `real
     }
     // Its clock and ours agree to a millisecond or so: it may report at once, a hair "before" now.
     const resumedAt = preciseNow() - 50;
-    await cluster.waitFor(() => cluster.reports.some((r) => r.kind === 'slave' && r.host === master && r.t >= resumedAt), 10_000, `${master} slave after resuming`);
+    await cluster.waitFor(
+      () => cluster.reports.some((r) => r.kind === 'slave' && r.host === master && r.t >= resumedAt),
+      10_000,
+      `${master} slave after resuming`,
+    );
     const next = await cluster.agreed(10_000);
     assert.notEqual(next, master);
     verify(`${master} frozen past its TTL`);
   });
 
-  test('restore from a snapshot (etcdctl snapshot save / restore): terms go on increasing; checkpoint, stepDown and promote work after', { skip: existsSync(ETCDCTL_BINARY) ? false : `${ETCDCTL_BINARY} needed (Debian package ${ETCDCTL_PACKAGE})` }, async () => {
+  test('restore from a snapshot (etcdctl snapshot save / restore): terms go on increasing; checkpoint, stepDown and promote work after', {
+    skip: existsSync(ETCDCTL_BINARY) ? false : `${ETCDCTL_BINARY} needed (Debian package ${ETCDCTL_PACKAGE})`,
+  }, async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'psm-snapshot-'));
     try {
       await cluster.agreed(10_000);
@@ -141,13 +161,21 @@ describe('etcd faults at default timings (SPEC 15)', { skip: unavailable ? `real
         const master = await cluster.agreed(10_000);
         const term = cluster.members.get(master)?.term ?? 0;
         cluster.command(master, { cmd: 'stepDown' });
-        await cluster.waitFor(() => cluster.agreedMaster() !== null && (cluster.members.get(cluster.agreedMaster() as string)?.term ?? 0) > term, 10_000, 'a handoff');
+        await cluster.waitFor(
+          () => cluster.agreedMaster() !== null && (cluster.members.get(cluster.agreedMaster() as string)?.term ?? 0) > term,
+          10_000,
+          'a handoff',
+        );
       }
       const highest = Math.max(...[...cluster.members.values()].map((m) => m.term));
       const since = preciseNow();
       cluster.rewriting();
       await etcd.restoreFrom(file);
-      await cluster.waitFor(() => cluster.reports.some((r) => r.kind === 'master' && r.t >= since), 4 * TTL_MS, 'a master after the restore');
+      await cluster.waitFor(
+        () => cluster.reports.some((r) => r.kind === 'master' && r.t >= since),
+        4 * TTL_MS,
+        'a master after the restore',
+      );
       const master = await cluster.agreed(4 * TTL_MS);
       const term = cluster.members.get(master)?.term ?? 0;
       console.log(`# restore: the highest term before was ${highest}; ${master} master with term ${term} after`);
@@ -159,7 +187,7 @@ describe('etcd faults at default timings (SPEC 15)', { skip: unavailable ? `real
     }
   });
 
-  test('wipe (every member\'s data removed): terms go on increasing; checkpoint, stepDown and promote work after', async () => {
+  test("wipe (every member's data removed): terms go on increasing; checkpoint, stepDown and promote work after", async () => {
     await cluster.agreed(10_000);
     const highest = Math.max(...[...cluster.members.values()].map((m) => m.term));
     const since = preciseNow();
@@ -174,17 +202,21 @@ describe('etcd faults at default timings (SPEC 15)', { skip: unavailable ? `real
     verify('wiped');
   });
 
-  test('forged datagrams: one with a member\'s instance id and sequence 2^53 - 1 does not silence it (SPEC 13.6)', async () => {
+  test("forged datagrams: one with a member's instance id and sequence 2^53 - 1 does not silence it (SPEC 13.6)", async () => {
     const alpha = cluster.members.get('alpha');
     const bravo = cluster.members.get('bravo');
     assert.ok(alpha?.iid && bravo?.port);
     const socket = dgram.createSocket('udp4');
     try {
-      const forged = encode({ action: 'message', hostname: 'alpha', to: 'bravo', type: 'fault', payload: 'forged', iid: alpha.iid, seq: 2 ** 53 - 1 }, null);
+      const forged = encode(
+        { action: 'message', hostname: 'alpha', to: 'bravo', type: 'fault', payload: 'forged', iid: alpha.iid, seq: 2 ** 53 - 1 },
+        null,
+      );
       assertLoopback('127.0.0.3');
       await new Promise<void>((resolve, reject) => socket.send(forged, bravo.port, '127.0.0.3', (err) => (err ? reject(err) : resolve())));
       const sentAt = preciseNow();
-      const got = (): boolean => cluster.reports.some((r) => r.kind === 'message' && r.host === 'bravo' && r.payload === 'real' && r.t >= sentAt);
+      const got = (): boolean =>
+        cluster.reports.some((r) => r.kind === 'message' && r.host === 'bravo' && r.payload === 'real' && r.t >= sentAt);
       // The real member's messages get through (a new count far below the forged number), within a tock at most.
       const resend = setInterval(() => cluster.command('alpha', { cmd: 'send', to: 'bravo', payload: 'real' }), 200);
       try {
@@ -192,7 +224,9 @@ describe('etcd faults at default timings (SPEC 15)', { skip: unavailable ? `real
       } finally {
         clearInterval(resend);
       }
-      console.log(`# forged datagram: alpha heard again by bravo after ${(cluster.reports.find((r) => r.kind === 'message' && r.host === 'bravo' && r.payload === 'real' && r.t >= sentAt)?.t ?? sentAt) - sentAt} ms`);
+      console.log(
+        `# forged datagram: alpha heard again by bravo after ${(cluster.reports.find((r) => r.kind === 'message' && r.host === 'bravo' && r.payload === 'real' && r.t >= sentAt)?.t ?? sentAt) - sentAt} ms`,
+      );
     } finally {
       socket.close();
     }
@@ -200,7 +234,9 @@ describe('etcd faults at default timings (SPEC 15)', { skip: unavailable ? `real
   });
 });
 
-describe('the watch requires an etcd leader (SPEC 15.7)', { skip: unavailable ? `real etcd needed: ${unavailable} (Debian package ${ETCD_PACKAGE})` : false }, () => {
+describe('the watch requires an etcd leader (SPEC 15.7)', {
+  skip: unavailable ? `real etcd needed: ${unavailable} (Debian package ${ETCD_PACKAGE})` : false,
+}, () => {
   test('a member cut from its quorum ends a watch within 3 election timeouts, and refuses a new one at once', async () => {
     const small = await EtcdCluster.start({ heartbeatMs: 50, electionMs: 250 });
     const lost: Array<{ id: number; reason: string; t: number }> = [];
@@ -219,7 +255,9 @@ describe('the watch requires an etcd leader (SPEC 15.7)', { skip: unavailable ? 
       const until = Date.now() + 5000;
       while (lost.length === 0 && Date.now() < until) await delay(50);
       assert.equal(lost[0]?.id, 1, 'the watch ended');
-      console.log(`# a member without its quorum ended the watch after ${((lost[0]?.t ?? cutAt) - cutAt).toFixed(0)} ms: ${lost[0]?.reason}`);
+      console.log(
+        `# a member without its quorum ended the watch after ${((lost[0]?.t ?? cutAt) - cutAt).toFixed(0)} ms: ${lost[0]?.reason}`,
+      );
       const askedAt = preciseNow();
       store.execute({ type: 'watch', id: 2, prefix: '/psm-watch/', fromRevision: 1, timeoutMs: 2000 });
       while (lost.length < 2 && Date.now() < until + 3000) await delay(20);
@@ -236,7 +274,11 @@ describe('the watch requires an etcd leader (SPEC 15.7)', { skip: unavailable ? 
 /** After a restore or a wipe: a checkpoint is stored, stepDown and promote hand over. */
 async function afterRewrite(master: string): Promise<void> {
   const since = preciseNow();
-  await cluster.waitFor(() => cluster.reports.some((r) => r.kind === 'checkpoint' && r.host === master && r.ok && r.t >= since), 10_000, 'a checkpoint stored');
+  await cluster.waitFor(
+    () => cluster.reports.some((r) => r.kind === 'checkpoint' && r.host === master && r.ok && r.t >= since),
+    10_000,
+    'a checkpoint stored',
+  );
   const term = cluster.members.get(master)?.term ?? 0;
   cluster.command(master, { cmd: 'stepDown' });
   await cluster.waitFor(() => cluster.agreedMaster() !== null && cluster.agreedMaster() !== master, 10_000, 'stepDown');

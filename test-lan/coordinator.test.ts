@@ -59,7 +59,9 @@ describe('coordinator: one app server cut off from etcd', { skip }, () => {
     await c.waitFor(() => c.state('charlie')?.masterHostname === '', TTL_S * 1000 + 1000, 'charlie to stop naming a master');
     assert.ok(preciseNow() - cutAt <= TTL_S * 1000 + 1000);
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    const changes = c.reports.filter((r) => r.t >= cutAt && (r.host === 'alpha' || r.host === 'bravo') && ['master', 'slave', 'masterchange'].includes(r.type));
+    const changes = c.reports.filter(
+      (r) => r.t >= cutAt && (r.host === 'alpha' || r.host === 'bravo') && ['master', 'slave', 'masterchange'].includes(r.type),
+    );
     assert.deepEqual(changes, []);
     assert.equal(c.state('alpha')?.master, true);
     lab.attach('charlie');
@@ -75,8 +77,13 @@ describe('coordinator: one app server cut off from etcd', { skip }, () => {
     await c.waitFor(() => c.reports.some((r) => r.host === 'alpha' && r.type === 'slave' && r.t >= cutAt), WAIT_MS, 'alpha slave');
     const stepped = c.reports.find((r) => r.host === 'alpha' && r.type === 'slave' && r.t >= cutAt);
     const elected = c.reports.find((r) => r.host === 'bravo' && r.type === 'master' && r.t >= cutAt);
-    assert.ok(stepped && elected && stepped.t < elected.t, `alpha stepped down at +${stepped && (stepped.t - cutAt).toFixed(0)} ms, bravo master at +${elected && (elected.t - cutAt).toFixed(0)} ms`);
-    console.log(`# coordinator lab: master cut off → stepped down after ${(stepped.t - cutAt).toFixed(0)} ms, next master after ${(elected.t - cutAt).toFixed(0)} ms (TTL ${TTL_S * 1000} ms)`);
+    assert.ok(
+      stepped && elected && stepped.t < elected.t,
+      `alpha stepped down at +${stepped && (stepped.t - cutAt).toFixed(0)} ms, bravo master at +${elected && (elected.t - cutAt).toFixed(0)} ms`,
+    );
+    console.log(
+      `# coordinator lab: master cut off → stepped down after ${(stepped.t - cutAt).toFixed(0)} ms, next master after ${(elected.t - cutAt).toFixed(0)} ms (TTL ${TTL_S * 1000} ms)`,
+    );
     lab.attach('alpha');
     await c.waitAgreed(WAIT_MS, 'bravo');
   });

@@ -66,7 +66,11 @@ describe('a cluster of four hosts in network namespaces', { skip }, () => {
     const released = await running().release(HOSTS);
     const { master, at } = await running().waitAgreed(WAIT_MS, 'alpha');
     assert.equal(master, 'alpha');
-    const lastStart = Math.max(...running().reports.filter((r) => r.type === 'ready' && r.t >= released).map((r) => r.t));
+    const lastStart = Math.max(
+      ...running()
+        .reports.filter((r) => r.type === 'ready' && r.t >= released)
+        .map((r) => r.t),
+    );
     t.diagnostic(`cold start: all agree ${Math.round(at - lastStart)} ms after the last start (bound ${tock + tick} ms)`);
     assert.ok(at - lastStart <= tock + tick, `cold start took ${at - lastStart} ms`);
 

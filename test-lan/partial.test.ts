@@ -46,11 +46,21 @@ describe('a non-transitive cut by the kernel: the bridge isolates alpha and brav
     const term = cluster.state('alpha')?.term as number;
     const since = preciseNow();
     lab.isolate(['alpha', 'bravo']);
-    await cluster.waitFor(() => cluster.reports.some((r) => r.t >= since && r.host === 'alpha' && r.type === 'deleteserver' && r.detail === 'bravo'), WAIT_MS, 'alpha to stop hearing bravo');
+    await cluster.waitFor(
+      () => cluster.reports.some((r) => r.t >= since && r.host === 'alpha' && r.type === 'deleteserver' && r.detail === 'bravo'),
+      WAIT_MS,
+      'alpha to stop hearing bravo',
+    );
     await pause(4 * tock);
     for (const host of HOSTS) cluster.command(host, { cmd: 'state' });
-    await cluster.waitFor(() => HOSTS.every((host) => cluster.reports.some((r) => r.t >= since && r.host === host && r.type === 'state')), WAIT_MS, 'state reports');
-    const changes = cluster.reports.filter((r) => r.t >= since && (r.type === 'master' || r.type === 'slave' || r.type === 'deleteserver')).map((r) => `${r.host} ${r.type} ${r.detail ?? ''}`.trim());
+    await cluster.waitFor(
+      () => HOSTS.every((host) => cluster.reports.some((r) => r.t >= since && r.host === host && r.type === 'state')),
+      WAIT_MS,
+      'state reports',
+    );
+    const changes = cluster.reports
+      .filter((r) => r.t >= since && (r.type === 'master' || r.type === 'slave' || r.type === 'deleteserver'))
+      .map((r) => `${r.host} ${r.type} ${r.detail ?? ''}`.trim());
     assert.deepEqual(changes, ['alpha deleteserver bravo']);
     assert.equal(cluster.agreedMaster(), 'alpha');
     assert.equal(cluster.state('bravo')?.masterHostname, 'alpha');
@@ -59,7 +69,10 @@ describe('a non-transitive cut by the kernel: the bridge isolates alpha and brav
     lab.isolate(['alpha', 'bravo'], false);
     await cluster.waitFor(() => cluster.state('alpha')?.servers.includes('bravo') === true, WAIT_MS, 'alpha to hear bravo again');
     await pause(2 * tock);
-    assert.deepEqual(cluster.reports.filter((r) => r.t >= healed && (r.type === 'master' || r.type === 'slave')).map((r) => r.host), []);
+    assert.deepEqual(
+      cluster.reports.filter((r) => r.t >= healed && (r.type === 'master' || r.type === 'slave')).map((r) => r.host),
+      [],
+    );
     assert.equal(cluster.agreedMaster(), 'alpha');
   });
 
@@ -71,6 +84,9 @@ describe('a non-transitive cut by the kernel: the bridge isolates alpha and brav
     const became = cluster.reports.find((r) => r.t >= killedAt && r.host === 'bravo' && r.type === 'master');
     assert.ok(became);
     t.diagnostic(`bravo master ${Math.round(became.t - killedAt)} ms after the SIGKILL (tock ${tock} ms)`);
-    assert.deepEqual(cluster.reports.filter((r) => r.t >= killedAt && r.type === 'master').map((r) => r.host), ['bravo']);
+    assert.deepEqual(
+      cluster.reports.filter((r) => r.t >= killedAt && r.type === 'master').map((r) => r.host),
+      ['bravo'],
+    );
   });
 });

@@ -22,7 +22,12 @@ if (skip) console.error(`SKIPPED ${skip}`);
 describe('quorum 3 of 5 across a partition in network namespaces', { skip }, () => {
   if ('skip' in made) return;
   const lab = made;
-  const cluster = new ProcessCluster({ heartbeatFreq: HEARTBEAT, checkBeats: CHECK_BEATS, multi: { quorum: 3 }, netnsOf: (host) => lab.netnsOf(host) });
+  const cluster = new ProcessCluster({
+    heartbeatFreq: HEARTBEAT,
+    checkBeats: CHECK_BEATS,
+    multi: { quorum: 3 },
+    netnsOf: (host) => lab.netnsOf(host),
+  });
   const tick = HEARTBEAT * 1000;
   const tock = tick * CHECK_BEATS;
   const report = (host: string, type: ChildReport['type'], after: number): ChildReport | undefined =>
@@ -54,11 +59,15 @@ describe('quorum 3 of 5 across a partition in network namespaces', { skip }, () 
     );
     const steppedDown = report('alpha', 'slave', cutAt);
     assert.ok(steppedDown, 'alpha never stepped down');
-    t.diagnostic(`quorum: alpha (old master, now alone) stepped down ${Math.round(steppedDown.t - cutAt)} ms after the cut (bound: one tock, ${tock} ms, after its last heartbeat from the majority)`);
+    t.diagnostic(
+      `quorum: alpha (old master, now alone) stepped down ${Math.round(steppedDown.t - cutAt)} ms after the cut (bound: one tock, ${tock} ms, after its last heartbeat from the majority)`,
+    );
     assert.ok(steppedDown.t - cutAt <= tock + tick, `alpha stepped down ${steppedDown.t - cutAt} ms after the cut`);
     const became = report('charlie', 'master', cutAt);
     assert.ok(became);
-    t.diagnostic(`quorum: charlie master ${Math.round(became.t - cutAt)} ms after the cut; alpha had stepped down ${Math.round(became.t - steppedDown.t)} ms before`);
+    t.diagnostic(
+      `quorum: charlie master ${Math.round(became.t - cutAt)} ms after the cut; alpha had stepped down ${Math.round(became.t - steppedDown.t)} ms before`,
+    );
     // The lease: the majority waits tock + tick after alpha's last heartbeat, which came
     // before the cut; alpha steps down a tock after its last heartbeat from the majority,
     // which came less than a tick after alpha's. A tick more covers timer lateness on a
@@ -70,11 +79,17 @@ describe('quorum 3 of 5 across a partition in network namespaces', { skip }, () 
     for (const host of ['alpha', 'bravo']) {
       cluster.command(host, { cmd: 'state' });
     }
-    await cluster.waitFor(() => ['alpha', 'bravo'].every((h) => cluster.reports.some((r) => r.host === h && r.type === 'state' && r.t > cutAt + 2 * tock)), WAIT_MS);
+    await cluster.waitFor(
+      () => ['alpha', 'bravo'].every((h) => cluster.reports.some((r) => r.host === h && r.type === 'state' && r.t > cutAt + 2 * tock)),
+      WAIT_MS,
+    );
     assert.equal(cluster.state('alpha')?.master, false);
     assert.equal(cluster.state('bravo')?.master, false);
     assert.equal(report('bravo', 'master', cutAt), undefined, 'bravo claimed alone');
-    assert.equal(cluster.reports.filter((r) => r.type === 'master' && r.t > steppedDown.t && ['alpha', 'bravo'].includes(r.host)).length, 0);
+    assert.equal(
+      cluster.reports.filter((r) => r.type === 'master' && r.t > steppedDown.t && ['alpha', 'bravo'].includes(r.host)).length,
+      0,
+    );
   });
 
   test('heal: one master, agreed by all five within a tock', async (t) => {

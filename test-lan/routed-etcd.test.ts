@@ -59,7 +59,12 @@ describe('coordinator (etcd) across two subnets joined by a router', { skip }, (
   let etcd: EtcdCluster | null = null;
   let cluster: ProcessCluster | null = null;
   const running = (): ProcessCluster => cluster as ProcessCluster;
-  const report = (host: string, type: ChildReport['type'] | undefined, after: number, match: (r: ChildReport) => boolean = () => true): ChildReport | undefined =>
+  const report = (
+    host: string,
+    type: ChildReport['type'] | undefined,
+    after: number,
+    match: (r: ChildReport) => boolean = () => true,
+  ): ChildReport | undefined =>
     running().reports.find((r) => r.host === host && (type === undefined || r.type === type) && r.t >= after && match(r));
 
   /** Ask every live member for its state each tick until `predicate` holds (each answer re-checks it). */
@@ -112,12 +117,17 @@ describe('coordinator (etcd) across two subnets joined by a router', { skip }, (
     assert.equal(master, 'alpha');
     await pollStates(() => settled(APPS), 'every table to list all five, with one term');
     const lastStart = Math.max(...c.reports.filter((r) => r.type === 'ready' && r.t >= released).map((r) => r.t));
-    t.diagnostic(`routed etcd cold start: all five agree on alpha ${Math.round(agreedAt - lastStart)} ms after the last start, term ${c.state('alpha')?.term}`);
+    t.diagnostic(
+      `routed etcd cold start: all five agree on alpha ${Math.round(agreedAt - lastStart)} ms after the last start, term ${c.state('alpha')?.term}`,
+    );
     for (const host of APPS) {
       // The records are the ones registered in etcd: each server's own address on its own subnet.
       assert.deepEqual(c.state(host)?.serverIps, Object.fromEntries(APPS.map((h) => [h, lab.addressOf(h)])), host);
     }
-    assert.deepEqual(APPS.filter((h) => c.state(h)?.master), ['alpha']);
+    assert.deepEqual(
+      APPS.filter((h) => c.state(h)?.master),
+      ['alpha'],
+    );
   });
 
   test('messages cross the router by UDP to the registered address: send 1 → 2, request 1 → 2 (the reply crosses back), send to the master 2 → 1', async (t) => {
@@ -125,7 +135,11 @@ describe('coordinator (etcd) across two subnets joined by a router', { skip }, (
     // The receivers' sockets are bound to their own address only (bind_ip), in another subnet's
     // namespace: a datagram that arrives was sent to the registered address, through the router.
     const sentAt = await c.send('alpha', 'bravo', 'lan.note', { n: 1 });
-    await c.waitFor(() => report('bravo', 'message', 0, (r) => r.message?.from === 'alpha') !== undefined, 5000, 'bravo to receive alpha\'s note');
+    await c.waitFor(
+      () => report('bravo', 'message', 0, (r) => r.message?.from === 'alpha') !== undefined,
+      5000,
+      "bravo to receive alpha's note",
+    );
     const note = report('bravo', 'message', 0, (r) => r.message?.from === 'alpha') as ChildReport;
     assert.deepEqual(note.message, { type: 'lan.note', payload: { n: 1 }, from: 'alpha', request: false });
 
@@ -133,7 +147,11 @@ describe('coordinator (etcd) across two subnets joined by a router', { skip }, (
     assert.deepEqual(answer, { by: 'delta', got: { n: 2 } });
 
     const toMasterAt = await c.send('delta', 'master', 'lan.up', { n: 3 });
-    await c.waitFor(() => report('alpha', 'message', 0, (r) => r.message?.from === 'delta') !== undefined, 5000, 'alpha (the master) to receive delta\'s message');
+    await c.waitFor(
+      () => report('alpha', 'message', 0, (r) => r.message?.from === 'delta') !== undefined,
+      5000,
+      "alpha (the master) to receive delta's message",
+    );
     const up = report('alpha', 'message', 0, (r) => r.message?.from === 'delta') as ChildReport;
     assert.deepEqual(up.message, { type: 'lan.up', payload: { n: 3 }, from: 'delta', request: false });
     t.diagnostic(
@@ -141,14 +159,14 @@ describe('coordinator (etcd) across two subnets joined by a router', { skip }, (
     );
   });
 
-  test('SIGKILL of the master: bravo, on the other subnet, master within TTL + etcd\'s sweep + a tick; all agree on a higher term', async (t) => {
+  test("SIGKILL of the master: bravo, on the other subnet, master within TTL + etcd's sweep + a tick; all agree on a higher term", async (t) => {
     const c = running();
     const term = c.state('alpha')?.term ?? 0;
     const killedAt = c.kill('alpha', 'SIGKILL');
     const { master, at: agreedAt } = await c.waitAgreed(WAIT_MS);
     assert.equal(master, 'bravo', 'the next in rank');
     // The state that shows agreement may arrive with 'masterchange', just before bravo's 'master' report.
-    await c.waitFor(() => report('bravo', 'master', killedAt) !== undefined, WAIT_MS, 'bravo\'s master event');
+    await c.waitFor(() => report('bravo', 'master', killedAt) !== undefined, WAIT_MS, "bravo's master event");
     const became = report('bravo', 'master', killedAt);
     assert.ok(became);
     t.diagnostic(
@@ -157,7 +175,10 @@ describe('coordinator (etcd) across two subnets joined by a router', { skip }, (
     assert.ok(agreedAt - killedAt <= FAILOVER_BOUND_MS, `failover took ${agreedAt - killedAt} ms`);
     const live = c.live();
     await pollStates(() => settled(live, term), 'every table to drop alpha, with one term above the last');
-    assert.deepEqual(live.filter((h) => c.state(h)?.master), ['bravo']);
+    assert.deepEqual(
+      live.filter((h) => c.state(h)?.master),
+      ['bravo'],
+    );
   });
 
   test('router cut: the side without etcd names no master within a TTL, bravo stepping down before charlie is elected; restored, charlie for all', async (t) => {
@@ -188,22 +209,45 @@ describe('coordinator (etcd) across two subnets joined by a router', { skip }, (
     );
     // A master acts only while its lease cannot have expired in etcd: it must be gone before etcd could give the role away.
     assert.ok(stepped.t - cutAt <= TTL_MS, `bravo stepped down ${stepped.t - cutAt} ms after the cut`);
-    assert.ok(lostMs.every((ms) => ms <= TTL_MS), `bravo/delta still named a master ${lostMs.join('/')} ms after the cut`);
+    assert.ok(
+      lostMs.every((ms) => ms <= TTL_MS),
+      `bravo/delta still named a master ${lostMs.join('/')} ms after the cut`,
+    );
     assert.ok(stepped.t < elected.t, 'bravo stepped down before charlie was elected');
     assert.ok(elected.t - cutAt <= FAILOVER_BOUND_MS, `charlie elected ${elected.t - cutAt} ms after the cut`);
-    const claims = c.reports.filter((r) => SUBNET_2.includes(r.host) && r.t >= cutAt && (r.type === 'master' || (r.state.master && r.t > stepped.t)));
-    assert.deepEqual(claims.map((r) => `${r.host} ${r.type}`), [], 'a server without etcd claimed');
+    const claims = c.reports.filter(
+      (r) => SUBNET_2.includes(r.host) && r.t >= cutAt && (r.type === 'master' || (r.state.master && r.t > stepped.t)),
+    );
+    assert.deepEqual(
+      claims.map((r) => `${r.host} ${r.type}`),
+      [],
+      'a server without etcd claimed',
+    );
 
     const restoredAt = preciseNow();
     lab.restore(2);
     const live = c.live();
     const { at: agreedAt } = await c.waitAgreed(WAIT_MS, 'charlie');
-    await pollStates(() => settled(live, term), 'every table to list all four again, with charlie\'s term');
+    await pollStates(() => settled(live, term), "every table to list all four again, with charlie's term");
     const finalTerm = c.state('charlie')?.term;
     // When each server first reported the whole table with the final term (events report at once; polls every 100 ms).
-    const healed = Math.max(...live.map((h) => report(h, undefined, restoredAt, (r) => r.state.servers.join() === sameList(live) && r.state.term === finalTerm)?.t ?? Infinity));
-    t.diagnostic(`routed etcd heal: all four agree on charlie ${Math.round(agreedAt - restoredAt)} ms, every table full with one term ${Math.round(healed - restoredAt)} ms after the restore`);
-    assert.deepEqual(live.filter((h) => c.state(h)?.master), ['charlie']);
-    assert.deepEqual(c.reports.filter((r) => r.type === 'master' && r.t >= restoredAt).map((r) => r.host), [], 'charlie kept the role: nobody was elected after the restore');
+    const healed = Math.max(
+      ...live.map(
+        (h) =>
+          report(h, undefined, restoredAt, (r) => r.state.servers.join() === sameList(live) && r.state.term === finalTerm)?.t ?? Infinity,
+      ),
+    );
+    t.diagnostic(
+      `routed etcd heal: all four agree on charlie ${Math.round(agreedAt - restoredAt)} ms, every table full with one term ${Math.round(healed - restoredAt)} ms after the restore`,
+    );
+    assert.deepEqual(
+      live.filter((h) => c.state(h)?.master),
+      ['charlie'],
+    );
+    assert.deepEqual(
+      c.reports.filter((r) => r.type === 'master' && r.t >= restoredAt).map((r) => r.host),
+      [],
+      'charlie kept the role: nobody was elected after the restore',
+    );
   });
 });

@@ -65,12 +65,16 @@ describe('two subnets joined by a router, in network namespaces', { skip }, () =
   const newCluster = (multi: Record<string, unknown> = {}): ProcessCluster =>
     new ProcessCluster({ heartbeatFreq: HEARTBEAT, checkBeats: CHECK_BEATS, multi, netnsOf: (host) => lab.netnsOf(host) });
   const unicast = (host: string): Record<string, unknown> => ({ transport: 'unicast', peers: [lab.addressOf(LISTS[host] as string)] });
-  const finder = (cluster: ProcessCluster) => (host: string, type: ChildReport['type'], after: number, detail?: string): ChildReport | undefined =>
-    cluster.reports.find((r) => r.host === host && r.type === type && r.t >= after && (detail === undefined || r.detail === detail));
+  const finder =
+    (cluster: ProcessCluster) =>
+    (host: string, type: ChildReport['type'], after: number, detail?: string): ChildReport | undefined =>
+      cluster.reports.find((r) => r.host === host && r.type === type && r.t >= after && (detail === undefined || r.detail === detail));
   /** When every one of `hosts` first reported a table of exactly `hosts` at or after `since`. */
   const fullTablesAt = (cluster: ProcessCluster, hosts: string[], since: number): number =>
     Math.max(
-      ...hosts.map((host) => cluster.reports.find((r) => r.host === host && r.t >= since && r.state.servers.join() === sorted(hosts))?.t ?? Infinity),
+      ...hosts.map(
+        (host) => cluster.reports.find((r) => r.host === host && r.t >= since && r.state.servers.join() === sorted(hosts))?.t ?? Infinity,
+      ),
     );
   /** Unicast forgets unlisted addresses silent for three tocks: wait until no server sends across but to its listed peer. */
   const forgotten = (cluster: ProcessCluster, hosts: string[]): boolean =>
@@ -105,7 +109,11 @@ describe('two subnets joined by a router, in network namespaces', { skip }, () =
       await cluster.waitFor(islands, WAIT_MS, 'alpha master of 10.231.1.0/24, delta of 10.231.2.0/24');
       // Another tock of heartbeats: any broadcast that crossed the router would have been heard by now.
       const settled = preciseNow();
-      await pollStates(cluster, () => HOSTS.every((h) => cluster.reports.some((r) => r.host === h && r.type === 'state' && r.t > settled + tock)), 'a tock more');
+      await pollStates(
+        cluster,
+        () => HOSTS.every((h) => cluster.reports.some((r) => r.host === h && r.type === 'state' && r.t > settled + tock)),
+        'a tock more',
+      );
       assert.ok(islands(), 'the two islands held');
       for (const host of HOSTS) {
         assert.equal(cluster.state(host)?.broadcastIp, lab.broadcastOf(host), `${host} computed its own subnet's broadcast address`);
@@ -131,7 +139,11 @@ describe('two subnets joined by a router, in network namespaces', { skip }, () =
       const { master, at: agreedAt } = await cluster.waitAgreed(WAIT_MS, 'alpha');
       assert.equal(master, 'alpha');
       const lastStart = Math.max(...cluster.reports.filter((r) => r.type === 'ready' && r.t >= released).map((r) => r.t));
-      await cluster.waitFor(() => HOSTS.every((h) => cluster.state(h)?.servers.join() === sorted(HOSTS)), WAIT_MS, 'every table to list all five');
+      await cluster.waitFor(
+        () => HOSTS.every((h) => cluster.state(h)?.servers.join() === sorted(HOSTS)),
+        WAIT_MS,
+        'every table to list all five',
+      );
       const full = fullTablesAt(cluster, HOSTS, released);
       t.diagnostic(
         `routed cold start: all agree on alpha ${Math.round(agreedAt - lastStart)} ms, all tables full ${Math.round(full - lastStart)} ms after the last start` +
@@ -176,19 +188,27 @@ describe('two subnets joined by a router, in network namespaces', { skip }, () =
       const became = report('delta', 'master', cutAt);
       const lastHeard = report('delta', 'deleteserver', cutAt, 'bravo')?.lastHeard;
       assert.ok(became && lastHeard !== undefined);
-      t.diagnostic(`routed cut: delta master of its side ${Math.round(became.t - lastHeard)} ms after bravo's last heartbeat (bound ${tock + tick} ms)`);
+      t.diagnostic(
+        `routed cut: delta master of its side ${Math.round(became.t - lastHeard)} ms after bravo's last heartbeat (bound ${tock + tick} ms)`,
+      );
       assert.ok(became.t - lastHeard <= tock + tick, `failover took ${became.t - lastHeard} ms`);
       assert.equal(report('bravo', 'slave', cutAt), undefined, 'bravo stepped down on its side');
 
       const live = cluster.live();
       await pollStates(cluster, () => forgotten(cluster, live), 'every server to forget the learned addresses across the router');
-      t.diagnostic(`routed cut: learned addresses across the router forgotten ${Math.round(preciseNow() - cutAt)} ms after the cut (three tocks: ${3 * tock} ms)`);
+      t.diagnostic(
+        `routed cut: learned addresses across the router forgotten ${Math.round(preciseNow() - cutAt)} ms after the cut (three tocks: ${3 * tock} ms)`,
+      );
 
       const restoredAt = preciseNow();
       lab.restore(2);
       const { master, at: agreedAt } = await cluster.waitAgreed(WAIT_MS, 'bravo');
       assert.equal(master, 'bravo');
-      await cluster.waitFor(() => live.every((h) => cluster.state(h)?.servers.join() === sorted(live)), WAIT_MS, 'every table to list all four');
+      await cluster.waitFor(
+        () => live.every((h) => cluster.state(h)?.servers.join() === sorted(live)),
+        WAIT_MS,
+        'every table to list all four',
+      );
       const full = fullTablesAt(cluster, live, restoredAt);
       t.diagnostic(
         `routed heal: all agree on bravo ${Math.round(agreedAt - restoredAt)} ms, all tables full ${Math.round(full - restoredAt)} ms after the restore (bound ${tock + tick} ms)`,
@@ -207,7 +227,11 @@ describe('two subnets joined by a router, in network namespaces', { skip }, () =
       await Promise.all(HOSTS.map((host) => cluster.start(host, unicast(host), true)));
       await cluster.release(HOSTS);
       await cluster.waitAgreed(WAIT_MS, 'alpha');
-      await cluster.waitFor(() => HOSTS.every((h) => cluster.state(h)?.servers.length === HOSTS.length), WAIT_MS, 'every table to list all five');
+      await cluster.waitFor(
+        () => HOSTS.every((h) => cluster.state(h)?.servers.length === HOSTS.length),
+        WAIT_MS,
+        'every table to list all five',
+      );
     });
     after(async () => {
       lab.restore(2);
@@ -226,24 +250,41 @@ describe('two subnets joined by a router, in network namespaces', { skip }, () =
       );
       // The minority has had longer than a lease (tock + tick) to claim by the time the tables are forgotten.
       await pollStates(cluster, () => forgotten(cluster, HOSTS), 'every server to forget the learned addresses across the router');
-      const minorityClaims = cluster.reports.filter((r) => SUBNET_2.includes(r.host) && r.t >= cutAt && (r.type === 'master' || r.state.master));
-      assert.deepEqual(minorityClaims.map((r) => `${r.host} ${r.type}`), [], 'the minority side claimed');
+      const minorityClaims = cluster.reports.filter(
+        (r) => SUBNET_2.includes(r.host) && r.t >= cutAt && (r.type === 'master' || r.state.master),
+      );
+      assert.deepEqual(
+        minorityClaims.map((r) => `${r.host} ${r.type}`),
+        [],
+        'the minority side claimed',
+      );
       assert.equal(report('alpha', 'slave', cutAt), undefined, 'alpha stepped down with its majority');
       // The minority dropped alpha with its table: the agreement measured after the restore is a new one.
-      assert.ok(SUBNET_2.every((h) => cluster.state(h)?.masterHostname !== 'alpha'), 'the minority still names alpha as its master');
+      assert.ok(
+        SUBNET_2.every((h) => cluster.state(h)?.masterHostname !== 'alpha'),
+        'the minority still names alpha as its master',
+      );
 
       const restoredAt = preciseNow();
       lab.restore(2);
       const { master, at: agreedAt } = await cluster.waitAgreed(WAIT_MS, 'alpha');
       assert.equal(master, 'alpha');
-      await cluster.waitFor(() => HOSTS.every((h) => cluster.state(h)?.servers.join() === sorted(HOSTS)), WAIT_MS, 'every table to list all five');
+      await cluster.waitFor(
+        () => HOSTS.every((h) => cluster.state(h)?.servers.join() === sorted(HOSTS)),
+        WAIT_MS,
+        'every table to list all five',
+      );
       const full = fullTablesAt(cluster, HOSTS, restoredAt);
       t.diagnostic(
         `routed quorum heal: all five agree on alpha ${Math.round(agreedAt - restoredAt)} ms, all tables full ${Math.round(full - restoredAt)} ms after the restore (bound ${tock + tick} ms)`,
       );
       assert.ok(agreedAt - restoredAt <= tock + tick, `agreement took ${agreedAt - restoredAt} ms`);
       assert.ok(full - restoredAt <= tock + tick, `full tables took ${full - restoredAt} ms`);
-      assert.equal(cluster.reports.filter((r) => r.type === 'master' && r.t >= cutAt).length, 0, 'a master was elected: alpha held the role throughout');
+      assert.equal(
+        cluster.reports.filter((r) => r.type === 'master' && r.t >= cutAt).length,
+        0,
+        'a master was elected: alpha held the role throughout',
+      );
       await pollStates(cluster, () => relearned(cluster, HOSTS), 'every server to send to every other again');
     });
   });

@@ -20,7 +20,10 @@ function owners(servers: string[]): Map<string, string> {
 function settled(hosts: string[]): SimCluster {
   const sim = new SimCluster({ tickMs: TICK, checkBeats: 3, latencyMs: 1 });
   for (const host of hosts) sim.add(host);
-  assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() !== null, 5 * TOCK), null);
+  assert.notEqual(
+    sim.runUntilTrue(() => sim.agreedMaster() !== null, 5 * TOCK),
+    null,
+  );
   return sim;
 }
 
@@ -88,13 +91,23 @@ describe('messages between servers', () => {
     sim.runFor(10);
     assert.deepEqual(
       messagesAt(sim, 'a').map((m) => [m.from, m.messageType, m.payload]),
-      [['b', 'job.done', { id: 7 }], ['c', 'cache.flush', ['users']]],
+      [
+        ['b', 'job.done', { id: 7 }],
+        ['c', 'cache.flush', ['users']],
+      ],
     );
-    assert.deepEqual(messagesAt(sim, 'b').map((m) => m.messageType), ['cache.flush']);
-    assert.deepEqual(messagesAt(sim, 'c').map((m) => m.messageType), [], 'the sender got its own broadcast');
+    assert.deepEqual(
+      messagesAt(sim, 'b').map((m) => m.messageType),
+      ['cache.flush'],
+    );
+    assert.deepEqual(
+      messagesAt(sim, 'c').map((m) => m.messageType),
+      [],
+      'the sender got its own broadcast',
+    );
   });
 
-  test('a message to one server is one datagram, to that server\'s address; to everyone, one to each', () => {
+  test("a message to one server is one datagram, to that server's address; to everyone, one to each", () => {
     const sim = settled(['a', 'b', 'c']);
     const seen: string[] = [];
     sim.onDatagram = (from, datagram) => {
@@ -121,7 +134,10 @@ describe('messages between servers', () => {
     const replay = a.core.receive(message, from, { mono: sim.now + 1, wall: 0 });
     assert.equal(first.events.filter((e) => e.type === 'message').length, 1);
     assert.equal(replay.events.filter((e) => e.type === 'message').length, 0);
-    const stranger = a.core.receive({ action: 'message', hostname: 'mallory', to: 'a', type: 'ping', payload: 1 }, from, { mono: sim.now, wall: 0 });
+    const stranger = a.core.receive({ action: 'message', hostname: 'mallory', to: 'a', type: 'ping', payload: 1 }, from, {
+      mono: sim.now,
+      wall: 0,
+    });
     assert.equal(stranger.events.filter((e) => e.type === 'message').length, 0);
   });
 });
@@ -141,7 +157,13 @@ describe('state handoff (checkpoint)', () => {
     sim.crash('a');
     sim.runUntilTrue(() => sim.agreedMaster() === 'b', 2 * TOCK);
     const events = masterEvents(sim);
-    assert.deepEqual(events.map((e) => [e.host, e.checkpoint]), [['a', null], ['b', { next: 5 }]]);
+    assert.deepEqual(
+      events.map((e) => [e.host, e.checkpoint]),
+      [
+        ['a', null],
+        ['b', { next: 5 }],
+      ],
+    );
   });
 
   test('a graceful handoff carries the checkpoint even if it was set just before', () => {
@@ -152,7 +174,12 @@ describe('state handoff (checkpoint)', () => {
     sim.stepDown('a');
     sim.runFor(10);
     const events = masterEvents(sim);
-    assert.deepEqual(events[events.length - 1], { type: 'master', term: nextTerm(term, termSlot('b')), checkpoint: { cursor: 'y' }, host: 'b' });
+    assert.deepEqual(events[events.length - 1], {
+      type: 'master',
+      term: nextTerm(term, termSlot('b')),
+      checkpoint: { cursor: 'y' },
+      host: 'b',
+    });
     // The new master republishes: its own checkpoints supersede the old master's.
     sim.setCheckpoint('b', { cursor: 'z' });
     sim.runFor(10);

@@ -32,7 +32,10 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 }
 
 /** Run `status --watch --json`, handing each frame to `onFrame` as it arrives. */
-function watch(args: string[], onFrame: (frame: Snapshot, index: number) => void): Promise<{ code: number | null; frames: Snapshot[]; stderr: string }> {
+function watch(
+  args: string[],
+  onFrame: (frame: Snapshot, index: number) => void,
+): Promise<{ code: number | null; frames: Snapshot[]; stderr: string }> {
   const child = spawn(process.execPath, [CLI, 'status', '--watch', '--json', ...args]);
   const frames: Snapshot[] = [];
   let buffer = '';
@@ -53,7 +56,11 @@ function watch(args: string[], onFrame: (frame: Snapshot, index: number) => void
 
 /** Every server listed: those present (view) and those that left (departed), by state. */
 const states = (snapshot: Snapshot): Record<string, string> =>
-  Object.fromEntries([...snapshot.view.map((s) => [s.hostname, s.state]), ...snapshot.departed.map((d) => [d.hostname, 'left'])].sort(([a], [b]) => ((a as string) < (b as string) ? -1 : 1)));
+  Object.fromEntries(
+    [...snapshot.view.map((s) => [s.hostname, s.state]), ...snapshot.departed.map((d) => [d.hostname, 'left'])].sort(([a], [b]) =>
+      (a as string) < (b as string) ? -1 : 1,
+    ),
+  );
 const listed = (snapshot: Snapshot): string[] => Object.keys(states(snapshot));
 
 describe('an authenticated cluster at the default heartbeat (20 s)', () => {
@@ -154,7 +161,10 @@ describe('a fast cluster (0.2 s) under --watch', () => {
     frames.forEach((frame, i) => assert.deepEqual(listed(frame), HOSTS, `frame ${i + 1} lists every server`));
     // alpha's silence is judged by the tock: master or suspect at first, then left for good.
     const alpha = frames.slice(killedAt + 1).map((f) => states(f).alpha);
-    assert.ok(alpha.every((s) => ['master', 'suspect', 'left'].includes(s as string)), alpha.join(' '));
+    assert.ok(
+      alpha.every((s) => ['master', 'suspect', 'left'].includes(s as string)),
+      alpha.join(' '),
+    );
     const firstLeft = alpha.indexOf('left');
     assert.ok(firstLeft >= 0 && firstLeft <= 2, `alpha left at frame ${firstLeft} after the kill: ${alpha.join(' ')}`);
     assert.ok(alpha.slice(firstLeft).every((s) => s === 'left'));
@@ -174,7 +184,18 @@ describe('per-server timing and the state rules', () => {
     sender.setBroadcast(true);
     let seq = 0;
     const beat = (hostname: string, timing: { tick?: number; beats?: number }): void => {
-      const datagram = encode({ action: 'heartbeat', hostname, ip: '127.0.0.1', master: false, eligible: true, uptime: 1, data: {}, iid: hostname === 'quick' ? '00000000000000aa' : '00000000000000bb', seq: ++seq, ...timing });
+      const datagram = encode({
+        action: 'heartbeat',
+        hostname,
+        ip: '127.0.0.1',
+        master: false,
+        eligible: true,
+        uptime: 1,
+        data: {},
+        iid: hostname === 'quick' ? '00000000000000aa' : '00000000000000bb',
+        seq: ++seq,
+        ...timing,
+      });
       sender.send(datagram, port, '127.255.255.255');
     };
     // Both fall silent after one heartbeat; only "quick" says its tock is 0.3 s.
@@ -207,7 +228,10 @@ describe('exit codes and arguments', () => {
     const { code, stdout } = await cli(['status', '--help']);
     assert.equal(code, 0);
     assert.match(stdout, /listening .*slave, master, suspect/s);
-    assert.match(stdout, /Exit codes: 0 servers listed, 1 nothing heard or a run-time error \(a hello that could not be\s+sent\), 2 bad arguments/);
+    assert.match(
+      stdout,
+      /Exit codes: 0 servers listed, 1 nothing heard or a run-time error \(a hello that could not be\s+sent\), 2 bad arguments/,
+    );
     assert.match(stdout, /--json prints the status document/);
   });
 
@@ -242,7 +266,22 @@ describe('exit codes and arguments', () => {
 
   test('every malformed address is refused before anything is sent: exit 2, naming the option and the value', async () => {
     const bad: Array<[string, string[]]> = [
-      ['--broadcast-ip', ['notanip', '300.1.1.1', '127.0.0', '127.0.0.1.1', '::1', '239.255.30.14', 'localhost', '1.2.3.4 ', '0x7f.0.0.1', '127.0.0.1:3014', '']],
+      [
+        '--broadcast-ip',
+        [
+          'notanip',
+          '300.1.1.1',
+          '127.0.0',
+          '127.0.0.1.1',
+          '::1',
+          '239.255.30.14',
+          'localhost',
+          '1.2.3.4 ',
+          '0x7f.0.0.1',
+          '127.0.0.1:3014',
+          '',
+        ],
+      ],
       ['--bind-ip', ['x', '255.255.255.255', '224.0.0.1', 'fe80::1%eth0', '10.0.0.256']],
       ['--multicast-group', ['10.0.0.1', 'x', '::1', '239.255.30.14%eth0', '']],
     ];
@@ -251,7 +290,10 @@ describe('exit codes and arguments', () => {
     results.forEach((result, i) => {
       const { option, value } = runs[i] as { option: string; value: string };
       assert.equal(result.code, 2, `${option} ${JSON.stringify(value)}: exit ${result.code}, ${result.stderr}`);
-      assert.ok(result.stderr.includes(`${option} must be`) && result.stderr.includes(`got "${value}"`), `${option} ${JSON.stringify(value)}: ${result.stderr}`);
+      assert.ok(
+        result.stderr.includes(`${option} must be`) && result.stderr.includes(`got "${value}"`),
+        `${option} ${JSON.stringify(value)}: ${result.stderr}`,
+      );
       assert.equal(result.stdout, '');
     });
   });
@@ -286,7 +328,7 @@ function namespaceUnavailable(): string | null {
     execFileSync('unshare', ['-n', 'true'], { stdio: 'ignore' });
     return null;
   } catch {
-    return 'needs root and util-linux\'s unshare (Debian: util-linux) to make a network namespace';
+    return "needs root and util-linux's unshare (Debian: util-linux) to make a network namespace";
   }
 }
 
@@ -294,13 +336,19 @@ describe('a hello that cannot be sent', { skip: namespaceUnavailable() ?? false 
   test('in a namespace of its own (no route: its loopback is down) each failed hello is an error, not a hello sent; exit 1', async () => {
     // Nothing can leave a fresh namespace: not even loopback is up in it.
     const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile('unshare', ['-n', process.execPath, CLI, 'status', '--port', '3014', ...LOOPBACK, '--listen', '1', '--json'], { timeout: 30_000 }, (err, stdout, stderr) =>
-        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      execFile(
+        'unshare',
+        ['-n', process.execPath, CLI, 'status', '--port', '3014', ...LOOPBACK, '--listen', '1', '--json'],
+        { timeout: 30_000 },
+        (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
       );
     });
     assert.equal(result.code, 1, result.stderr);
     const lines = result.stderr.trim().split('\n');
-    assert.match(lines[0] ?? '', /^error: cannot send the hello to 127\.255\.255\.255 port 3014: send ENETUNREACH 127\.255\.255\.255:3014 \(no route to that address from this host: check --broadcast-ip\)$/);
+    assert.match(
+      lines[0] ?? '',
+      /^error: cannot send the hello to 127\.255\.255\.255 port 3014: send ENETUNREACH 127\.255\.255\.255:3014 \(no route to that address from this host: check --broadcast-ip\)$/,
+    );
     assert.equal(lines.filter((line) => line.startsWith('error: cannot send')).length, 1, 'said once, not once per hello');
     assert.match(result.stderr, /No hello could be sent/);
     const doc = JSON.parse(result.stdout) as Snapshot;
@@ -332,7 +380,12 @@ describe('--json is the status document: one schema with the HTTP status route',
   function shape(value: unknown): unknown {
     if (value === null) return 'null';
     if (Array.isArray(value)) return value.length === 0 ? 'array' : ['array of', shape(value[0])];
-    if (typeof value === 'object') return Object.fromEntries(Object.keys(value as object).sort().map((key) => [key, shape((value as Record<string, unknown>)[key])]));
+    if (typeof value === 'object')
+      return Object.fromEntries(
+        Object.keys(value as object)
+          .sort()
+          .map((key) => [key, shape((value as Record<string, unknown>)[key])]),
+      );
     return typeof value;
   }
 
@@ -359,25 +412,57 @@ describe('--json is the status document: one schema with the HTTP status route',
     // The same cluster, seen from alpha and by the observer.
     assert.equal(cliDoc.masterHostname, http.masterHostname);
     assert.equal(cliDoc.term, http.term);
-    assert.deepEqual(cliDoc.view.map((s) => [s.hostname, s.state]), http.view.map((s) => [s.hostname, s.state]));
+    assert.deepEqual(
+      cliDoc.view.map((s) => [s.hostname, s.state]),
+      http.view.map((s) => [s.hostname, s.state]),
+    );
     assert.deepEqual(Object.keys(cliDoc.servers).sort(), Object.keys(http.servers).sort());
     assert.deepEqual(cliDoc.servers.bravo?.data, { jobs: 2 });
     assert.deepEqual(cliDoc.members, http.members);
-    assert.deepEqual(cliDoc.departed.map((d) => [d.hostname, d.reason]), [['charlie', 'shutdown']]);
-    assert.deepEqual(http.departed.map((d) => [d.hostname, d.reason]), [['charlie', 'shutdown']]);
+    assert.deepEqual(
+      cliDoc.departed.map((d) => [d.hostname, d.reason]),
+      [['charlie', 'shutdown']],
+    );
+    assert.deepEqual(
+      http.departed.map((d) => [d.hostname, d.reason]),
+      [['charlie', 'shutdown']],
+    );
     assert.deepEqual(shape(cliDoc.departed[0]), shape(http.departed[0]), 'a departure');
   });
 
   test('the table counts in words that agree with the number: 1 heartbeat, 2 servers', () => {
     const doc = (heartbeats: number, servers: number): Snapshot =>
       ({
-        view: Array.from({ length: servers }, (_, i) => ({ hostname: `s${i}`, ip: '127.0.0.1', state: 'slave', claimsMaster: false, eligible: true, self: false, locked: false, term: 1, priority: 0, lastHeardMs: 100, uptime: 5, tickMs: 1000, checkBeats: 3 })),
+        view: Array.from({ length: servers }, (_, i) => ({
+          hostname: `s${i}`,
+          ip: '127.0.0.1',
+          state: 'slave',
+          claimsMaster: false,
+          eligible: true,
+          self: false,
+          locked: false,
+          term: 1,
+          priority: 0,
+          lastHeardMs: 100,
+          uptime: 5,
+          tickMs: 1000,
+          checkBeats: 3,
+        })),
         departed: [],
         servers: {},
         conflict: [],
         masterHostname: '',
         generatedAt: Date.now(),
-        observer: { port: 3014, listenedMs: 2000, packets: heartbeats, heartbeats, hellosSent: 1, hellosFailed: 0, helloError: null, dropped: {} },
+        observer: {
+          port: 3014,
+          listenedMs: 2000,
+          packets: heartbeats,
+          heartbeats,
+          hellosSent: 1,
+          hellosFailed: 0,
+          helloError: null,
+          dropped: {},
+        },
       }) as unknown as Snapshot;
     assert.match(renderTable(doc(1, 1)), /^1 server on port 3014[\s\S]*\nheard 1 heartbeat in 2\.0 s$/);
     assert.match(renderTable(doc(2, 2)), /^2 servers on port 3014[\s\S]*\nheard 2 heartbeats in 2\.0 s$/);

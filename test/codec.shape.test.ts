@@ -26,7 +26,13 @@ function referenceWalk(root: unknown): Verdict {
     for (const key of Object.keys(node)) {
       if (key === '__proto__') return { reason: 'special-key', detail: '__proto__' };
       const child = (node as Record<string, unknown>)[key];
-      if (key === 'constructor' && typeof child === 'object' && child !== null && !Array.isArray(child) && Object.hasOwn(child, 'prototype')) {
+      if (
+        key === 'constructor' &&
+        typeof child === 'object' &&
+        child !== null &&
+        !Array.isArray(child) &&
+        Object.hasOwn(child, 'prototype')
+      ) {
         return { reason: 'special-key', detail: 'constructor.prototype' };
       }
       stack.push([child, depth + 1]);
@@ -46,7 +52,9 @@ const { tree } = fc.letrec<{ tree: string }>((tie) => ({
     { depthSize: 'small', withCrossShrink: true },
     leaf,
     fc.array(tie('tree'), { maxLength: 4 }).map((items) => `[${items.join(',')}]`),
-    fc.array(fc.tuple(fc.constantFrom(...KEYS), tie('tree')), { maxLength: 4 }).map((pairs) => `{${pairs.map(([key, value]) => `${JSON.stringify(key)}:${value}`).join(',')}}`),
+    fc
+      .array(fc.tuple(fc.constantFrom(...KEYS), tie('tree')), { maxLength: 4 })
+      .map((pairs) => `{${pairs.map(([key, value]) => `${JSON.stringify(key)}:${value}`).join(',')}}`),
     fc.tuple(fc.integer({ min: MAX_DATA_DEPTH - 3, max: MAX_DATA_DEPTH + 3 }), tie('tree')).map(([depth, inner]) => deep(depth, inner)),
   ),
 }));

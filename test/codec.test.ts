@@ -17,7 +17,8 @@ const bytes = (text: string): Buffer => Buffer.from(text, 'utf8');
 
 function heartbeat(overrides: Record<string, unknown> = {}): Buffer {
   return bytes(
-    JSON.stringify({ hostname: 'host1', ip: '10.0.0.1', master: 0, eligible: 1, uptime: 5, data: {}, action: 'heartbeat', ...overrides }) + '\n',
+    JSON.stringify({ hostname: 'host1', ip: '10.0.0.1', master: 0, eligible: 1, uptime: 5, data: {}, action: 'heartbeat', ...overrides }) +
+      '\n',
   );
 }
 
@@ -66,8 +67,21 @@ describe('golden packets of the original', () => {
   });
 
   test('new fields go after the original ones, where the original ignores them', () => {
-    const text = encode({ action: 'heartbeat', hostname: 'h', ip: '', master: false, eligible: true, uptime: 0, data: {}, iid: 'abcdef0123456789', seq: 7 }).toString();
-    assert.equal(text, '{"hostname":"h","ip":"","master":0,"eligible":1,"uptime":0,"data":{},"action":"heartbeat","iid":"abcdef0123456789","seq":7}\n');
+    const text = encode({
+      action: 'heartbeat',
+      hostname: 'h',
+      ip: '',
+      master: false,
+      eligible: true,
+      uptime: 0,
+      data: {},
+      iid: 'abcdef0123456789',
+      seq: 7,
+    }).toString();
+    assert.equal(
+      text,
+      '{"hostname":"h","ip":"","master":0,"eligible":1,"uptime":0,"data":{},"action":"heartbeat","iid":"abcdef0123456789","seq":7}\n',
+    );
     const parsed = JSON.parse(text) as Record<string, unknown>;
     // What the original does with a packet: JSON.parse, switch on action, read these fields.
     assert.equal(parsed.action, 'heartbeat');
@@ -157,8 +171,26 @@ describe('malformed datagrams are dropped with a reason', () => {
 
   test('hostnames: wrong type, empty, too long, special names, control and odd characters', () => {
     const bad: unknown[] = [
-      undefined, null, 5, true, ['a'], { a: 1 }, '', ' ', 'a b', 'host\n', 'host\u0000', '-leading', '.dot',
-      '__proto__', 'constructor', 'x'.repeat(254), 'héllo', 'a/b', 'a:b', '<script>',
+      undefined,
+      null,
+      5,
+      true,
+      ['a'],
+      { a: 1 },
+      '',
+      ' ',
+      'a b',
+      'host\n',
+      'host\u0000',
+      '-leading',
+      '.dot',
+      '__proto__',
+      'constructor',
+      'x'.repeat(254),
+      'héllo',
+      'a/b',
+      'a:b',
+      '<script>',
     ];
     for (const hostname of bad) expectDrop(heartbeat({ hostname }), 'bad-field', 'hostname');
     for (const hostname of ['a', 'web-01', 'db_2.example.com', 'A1', 'x'.repeat(253)]) {
@@ -196,7 +228,18 @@ describe('malformed datagrams are dropped with a reason', () => {
 
   test('pid: the added field round-trips from 1 to 2^32 - 1; anything else drops the heartbeat as bad-field', () => {
     for (const pid of [1, 4242, 2 ** 22, 2 ** 32 - 1]) {
-      const text = encode({ action: 'heartbeat', hostname: 'h', ip: '', master: false, eligible: true, uptime: 0, data: {}, iid: 'abcdef0123456789', seq: 7, pid }).toString();
+      const text = encode({
+        action: 'heartbeat',
+        hostname: 'h',
+        ip: '',
+        master: false,
+        eligible: true,
+        uptime: 0,
+        data: {},
+        iid: 'abcdef0123456789',
+        seq: 7,
+        pid,
+      }).toString();
       assert.ok(text.endsWith(`,"pid":${pid}}\n`), text);
       const result = decode(bytes(text));
       assert.ok(result.ok && result.message.action === 'heartbeat' && result.message.pid === pid, String(pid));
@@ -213,13 +256,26 @@ describe('malformed datagrams are dropped with a reason', () => {
       { h: 'c', age: 5, t: 7, p: 2, n: 15 },
     ];
     for (const fields of [{ pace: 10 }, { pace: 86_400_000 }, ...leads.map((lead) => ({ lead }))]) {
-      const message: HeartbeatMessage = { action: 'heartbeat', hostname: 'h', ip: '', master: false, eligible: true, uptime: 0, data: {}, ...fields };
+      const message: HeartbeatMessage = {
+        action: 'heartbeat',
+        hostname: 'h',
+        ip: '',
+        master: false,
+        eligible: true,
+        uptime: 0,
+        data: {},
+        ...fields,
+      };
       assert.deepEqual(decode(encode(message)), { ok: true, message });
     }
     for (const pace of [9, 86_400_001, 1.5, '100', null, -1]) expectDrop(heartbeat({ pace }), 'bad-field', 'pace');
     const good = { h: 'alpha', age: 1, t: 1 };
     const bad = [
-      'alpha', 5, null, [], [good],
+      'alpha',
+      5,
+      null,
+      [],
+      [good],
       ...['__proto__', 'constructor', '', '-x', 5, null, 'a'.repeat(254)].map((h) => ({ ...good, h })),
       ...[-1, 86_400_001, 0.5, '1', null, undefined].map((age) => ({ ...good, age })),
       ...[-1, 2 ** 53, 1.5, '1', null, undefined].map((t) => ({ ...good, t })),

@@ -7,10 +7,23 @@ import assert from 'node:assert/strict';
 import { decode, encode } from '../src/wire/codec';
 import type { HeartbeatMessage } from '../src/protocol/messages';
 
-const base: HeartbeatMessage = { action: 'heartbeat', hostname: 'host1', ip: '10.0.0.1', master: false, eligible: true, uptime: 5, data: {}, iid: '0123456789abcdef', seq: 3 };
+const base: HeartbeatMessage = {
+  action: 'heartbeat',
+  hostname: 'host1',
+  ip: '10.0.0.1',
+  master: false,
+  eligible: true,
+  uptime: 5,
+  data: {},
+  iid: '0123456789abcdef',
+  seq: 3,
+};
 
 function raw(fields: Record<string, unknown>): Buffer {
-  return Buffer.from(JSON.stringify({ hostname: 'host1', ip: '10.0.0.1', master: 0, eligible: 1, uptime: 5, data: {}, action: 'heartbeat', ...fields }) + '\n');
+  return Buffer.from(
+    JSON.stringify({ hostname: 'host1', ip: '10.0.0.1', master: 0, eligible: 1, uptime: 5, data: {}, action: 'heartbeat', ...fields }) +
+      '\n',
+  );
 }
 
 test('tick and beats round-trip, and are absent from the bytes when absent', () => {
@@ -21,7 +34,10 @@ test('tick and beats round-trip, and are absent from the bytes when absent', () 
 });
 
 test('the bounds are those of heartbeat_freq (10 ms to a day) and check_beats (1 to 1000)', () => {
-  for (const [tick, beats] of [[10, 1], [86_400_000, 1000]]) {
+  for (const [tick, beats] of [
+    [10, 1],
+    [86_400_000, 1000],
+  ]) {
     const result = decode(raw({ tick, beats }));
     assert.ok(result.ok && result.message.action === 'heartbeat' && result.message.tick === tick && result.message.beats === beats);
   }

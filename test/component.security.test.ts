@@ -101,7 +101,12 @@ describe('component security (loopback sockets)', () => {
       assert.ok(err instanceof MultiServer.DuplicateHostnameError);
       assert.equal(err.hostname, 'dup-host');
       // Both in this test process: one pid, told apart by instance, and the listener's own marked.
-      assert.match(err.message, new RegExp(`live processes 127\\.0\\.0\\.1 pid ${process.pid} \\(instance [0-9a-f]{16}(, this process)?\\) and 127\\.0\\.0\\.1 pid ${process.pid} \\(instance [0-9a-f]{16}(, this process)?\\)`));
+      assert.match(
+        err.message,
+        new RegExp(
+          `live processes 127\\.0\\.0\\.1 pid ${process.pid} \\(instance [0-9a-f]{16}(, this process)?\\) and 127\\.0\\.0\\.1 pid ${process.pid} \\(instance [0-9a-f]{16}(, this process)?\\)`,
+        ),
+      );
       assert.equal([err.keeper.self, err.yielder.self].filter(Boolean).length, 1, 'exactly one of them is the listener');
       assert.equal(err.keeper.pid, process.pid);
       const iids = [listening.multi.core?.instanceId, silent.multi.core?.instanceId].sort();
@@ -160,7 +165,10 @@ describe('component security (loopback sockets)', () => {
       assert.equal(a.multi.stats.elections, 1, 'alpha lost and regained master during the rotation');
       assert.equal(a.multi.stats.dropped['unknown-key'] ?? 0, 0);
       assert.equal(b.multi.stats.dropped['unknown-key'] ?? 0, 0);
-      assert.ok(a.errors.every((line) => !/secret_key/.test(line)), a.errors.join('\n'));
+      assert.ok(
+        a.errors.every((line) => !/secret_key/.test(line)),
+        a.errors.join('\n'),
+      );
     } finally {
       await stop(b);
       await stop(a);

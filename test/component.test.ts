@@ -62,7 +62,10 @@ describe('bad config fails startup', () => {
   test('the error names the key and the value, and nothing is left bound', () => {
     const before = udpHandles();
     const server = makeServer('badconfig', 3014, { heartbeat_freq: -1 });
-    assert.throws(() => server.startup(), (err: Error) => /`heartbeat_freq`/.test(err.message) && /`-1`/.test(err.message));
+    assert.throws(
+      () => server.startup(),
+      (err: Error) => /`heartbeat_freq`/.test(err.message) && /`-1`/.test(err.message),
+    );
     assert.equal(udpHandles(), before);
     const other = makeServer('badport', 3014, { comm_port: 99999 });
     assert.throws(() => other.startup(), /`comm_port`.*`99999`/);
@@ -177,8 +180,14 @@ describe('a live pair on loopback', () => {
         assert.equal(multi(a).masterFor(key), multi(b).masterFor(key));
         assert.notEqual(multi(a).isMasterFor(key), multi(b).isMasterFor(key));
       }
-      assert.equal(multi(a).doIfMaster(() => undefined), true);
-      assert.equal(multi(b).doIfMaster(() => undefined), false);
+      assert.equal(
+        multi(a).doIfMaster(() => undefined),
+        true,
+      );
+      assert.equal(
+        multi(b).doIfMaster(() => undefined),
+        false,
+      );
 
       assert.throws(() => multi(b).setCheckpoint({ n: 1 }), /only the master/);
       assert.throws(() => multi(a).setCheckpoint({ blob: 'x'.repeat(5000) }), RangeError);

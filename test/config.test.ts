@@ -5,7 +5,17 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NetworkInterfaceInfo } from 'node:os';
-import { computeBroadcastIP, ConfigError, CONFIG_KEYS, COORDINATOR_CONFIG_KEYS, DEFAULT_CONFIG, misplacedKeys, unknownKeys, validateConfig, validateHostname } from '../src/config';
+import {
+  computeBroadcastIP,
+  ConfigError,
+  CONFIG_KEYS,
+  COORDINATOR_CONFIG_KEYS,
+  DEFAULT_CONFIG,
+  misplacedKeys,
+  unknownKeys,
+  validateConfig,
+  validateHostname,
+} from '../src/config';
 import { editDistance, nearestName } from '../src/util/nearest';
 import { RateLimiter } from '../src/util/rate-limit';
 import { assertLoopback } from '../tools/loopback';
@@ -95,7 +105,10 @@ describe('config validation', () => {
     assert.deepEqual([both.http_master_uri, both.http_metrics_uri, both.http_ui_uri], ['/master', '/metrics', '/cluster']);
     assert.throws(
       () => validateConfig({ http_health_uri: '/health', http_master_uri: '/health' }),
-      (err: unknown) => err instanceof ConfigError && err.key === 'http_master_uri' && /`http_health_uri` does not already use, got `"\/health"`/.test(err.message),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.key === 'http_master_uri' &&
+        /`http_health_uri` does not already use, got `"\/health"`/.test(err.message),
     );
   });
 
@@ -106,18 +119,32 @@ describe('config validation', () => {
   test('the server hostname must be one the wire accepts', () => {
     assert.equal(validateHostname('web-01.example.com'), 'web-01.example.com');
     for (const bad of ['', 'has space', 'toString', 5]) {
-      assert.throws(() => validateHostname(bad), (err: unknown) => err instanceof ConfigError && err.key === 'hostname');
+      assert.throws(
+        () => validateHostname(bad),
+        (err: unknown) => err instanceof ConfigError && err.key === 'hostname',
+      );
     }
   });
 });
 
 function iface(address: string, netmask: string, internal = false, family: 'IPv4' | 'IPv6' = 'IPv4'): NetworkInterfaceInfo {
-  return { address, netmask, family, internal, mac: '00:00:00:00:00:00', cidr: null, scopeid: family === 'IPv6' ? 0 : undefined } as NetworkInterfaceInfo;
+  return {
+    address,
+    netmask,
+    family,
+    internal,
+    mac: '00:00:00:00:00:00',
+    cidr: null,
+    scopeid: family === 'IPv6' ? 0 : undefined,
+  } as NetworkInterfaceInfo;
 }
 
 describe('default broadcast address (pure; nothing is sent)', () => {
   test('directed broadcast of the first non-internal IPv4 interface', () => {
-    assert.equal(computeBroadcastIP({ lo: [iface('127.0.0.1', '255.0.0.0', true)], eth0: [iface('192.168.1.37', '255.255.255.0')] }), '192.168.1.255');
+    assert.equal(
+      computeBroadcastIP({ lo: [iface('127.0.0.1', '255.0.0.0', true)], eth0: [iface('192.168.1.37', '255.255.255.0')] }),
+      '192.168.1.255',
+    );
     assert.equal(computeBroadcastIP({ eth0: [iface('10.1.10.24', '255.255.0.0')] }), '10.1.255.255');
     assert.equal(computeBroadcastIP({ eth0: [iface('172.16.5.4', '255.255.240.0')] }), '172.16.15.255');
   });
@@ -141,12 +168,19 @@ describe('default broadcast address (pure; nothing is sent)', () => {
     assert.equal(computeBroadcastIP({ eth0: [iface('10.1.2.3', '255.255.255.252')] }), '10.1.2.3');
     assert.equal(computeBroadcastIP({ eth0: [iface('172.31.200.1', '255.255.192.0')] }), '172.31.255.255');
     for (const mask of ['255.0.255.0', '0.0.0.0', '', '255.255.255', '256.0.0.0', 'ffff::']) {
-      assert.equal(computeBroadcastIP({ eth0: [iface('10.1.2.3', mask)], eth1: [iface('192.168.7.9', '255.255.255.0')] }), '192.168.7.255', `mask ${JSON.stringify(mask)}`);
+      assert.equal(
+        computeBroadcastIP({ eth0: [iface('10.1.2.3', mask)], eth1: [iface('192.168.7.9', '255.255.255.0')] }),
+        '192.168.7.255',
+        `mask ${JSON.stringify(mask)}`,
+      );
     }
   });
 
   test('a /32 interface is passed over for the next usable one', () => {
-    assert.equal(computeBroadcastIP({ tun0: [iface('10.8.0.1', '255.255.255.255')], eth0: [iface('192.168.0.9', '255.255.255.0')] }), '192.168.0.255');
+    assert.equal(
+      computeBroadcastIP({ tun0: [iface('10.8.0.1', '255.255.255.255')], eth0: [iface('192.168.0.9', '255.255.255.0')] }),
+      '192.168.0.255',
+    );
   });
 });
 
@@ -186,7 +220,7 @@ describe('unknown keys: each reported with the key it was probably meant to be',
     return [...out].filter((typo) => !CONFIG_KEYS.includes(typo));
   }
 
-  test('every single typo of every key of the section suggests that key (or, where the typo is another key\'s typo too, one as close)', () => {
+  test("every single typo of every key of the section suggests that key (or, where the typo is another key's typo too, one as close)", () => {
     let checked = 0;
     for (const key of CONFIG_KEYS) {
       for (const typo of typos(key)) {
@@ -194,7 +228,10 @@ describe('unknown keys: each reported with the key it was probably meant to be',
         assert.ok(suggested !== null, `${typo} (for ${key}) suggests nothing`);
         if (suggested !== key) {
           const norm = (s: string): string => s.toLowerCase().replace(/[^a-z0-9]/g, '');
-          assert.ok(editDistance(norm(typo), norm(suggested)) <= editDistance(norm(typo), norm(key)), `${typo} (for ${key}) suggests ${suggested}, which is further`);
+          assert.ok(
+            editDistance(norm(typo), norm(suggested)) <= editDistance(norm(typo), norm(key)),
+            `${typo} (for ${key}) suggests ${suggested}, which is further`,
+          );
         }
         checked++;
       }
@@ -225,13 +262,43 @@ describe('unknown keys: each reported with the key it was probably meant to be',
   test('a key like no other suggests nothing; no key is its own mistake', () => {
     for (const word of ['zebra', 'log_dir', 'x', '', '____', 'q'.repeat(10_000)]) assert.equal(nearestName(word, CONFIG_KEYS), null, word);
     assert.deepEqual(unknownKeys({ ...DEFAULT_CONFIG, broadcast_ip: '127.255.255.255', peers: [], debug_level: 5 }), []);
-    assert.deepEqual(unknownKeys({ coordinator: { type: 'etcd', hosts: [], prefix: '/p/', ttl: 1, username: 'u', password: 'p', ca_file: 'a', cert_file: 'c', key_file: 'k' } }), []);
+    assert.deepEqual(
+      unknownKeys({
+        coordinator: {
+          type: 'etcd',
+          hosts: [],
+          prefix: '/p/',
+          ttl: 1,
+          username: 'u',
+          password: 'p',
+          ca_file: 'a',
+          cert_file: 'c',
+          key_file: 'k',
+        },
+      }),
+      [],
+    );
   });
 
   test('unknownKeys names the key, the suggestion and says it is ignored; nested coordinator keys too', () => {
-    const found = unknownKeys({ heartbeat_frequency: 1, comm_port: 3014, zebra: true, coordinator: { type: 'etcd', host: ['http://127.0.0.1:2379'] } });
-    assert.deepEqual(found.map((u) => [u.key, u.suggestion]), [['heartbeat_frequency', 'heartbeat_freq'], ['zebra', null], ['coordinator.host', 'coordinator.hosts']]);
-    assert.equal(found[0]?.message, 'MultiServer config: unknown key `heartbeat_frequency` (did you mean `heartbeat_freq`?) in the MultiServer section; it is ignored');
+    const found = unknownKeys({
+      heartbeat_frequency: 1,
+      comm_port: 3014,
+      zebra: true,
+      coordinator: { type: 'etcd', host: ['http://127.0.0.1:2379'] },
+    });
+    assert.deepEqual(
+      found.map((u) => [u.key, u.suggestion]),
+      [
+        ['heartbeat_frequency', 'heartbeat_freq'],
+        ['zebra', null],
+        ['coordinator.host', 'coordinator.hosts'],
+      ],
+    );
+    assert.equal(
+      found[0]?.message,
+      'MultiServer config: unknown key `heartbeat_frequency` (did you mean `heartbeat_freq`?) in the MultiServer section; it is ignored',
+    );
     assert.equal(found[1]?.message, 'MultiServer config: unknown key `zebra` in the MultiServer section; it is ignored');
   });
 
@@ -241,8 +308,14 @@ describe('unknown keys: each reported with the key it was probably meant to be',
     assert.equal(unknownKeys(many).length, 20);
     const parsed = JSON.parse('{"__proto__": {"polluted": 1}, "constructor": 1, "a\\nb\\u001b[31m": 1}') as Record<string, unknown>;
     const found = unknownKeys(parsed);
-    assert.deepEqual(found.map((u) => u.key), ['__proto__', 'constructor', 'a\nb\u001b[31m']);
-    assert.ok(found.every((u) => !/[\n\u001b]/.test(u.message)), 'a control character reached a log line');
+    assert.deepEqual(
+      found.map((u) => u.key),
+      ['__proto__', 'constructor', 'a\nb\u001b[31m'],
+    );
+    assert.ok(
+      found.every((u) => !/[\n\u001b]/.test(u.message)),
+      'a control character reached a log line',
+    );
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
     const long = unknownKeys({ ['k'.repeat(1_000_000)]: 1 });
     assert.ok((long[0]?.message.length ?? Infinity) < 300);
@@ -253,24 +326,63 @@ describe('unknown keys: each reported with the key it was probably meant to be',
     assert.equal(validateConfig({ heartbeat_frequency: 1 }).strict_config, false);
     assert.throws(
       () => validateConfig({ strict_config: true, heartbeat_frequency: 1 }),
-      (err: unknown) => err instanceof ConfigError && err.key === 'heartbeat_frequency' && err.message === 'MultiServer config: unknown key `heartbeat_frequency` (did you mean `heartbeat_freq`?) in the MultiServer section (strict_config is on)',
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.key === 'heartbeat_frequency' &&
+        err.message ===
+          'MultiServer config: unknown key `heartbeat_frequency` (did you mean `heartbeat_freq`?) in the MultiServer section (strict_config is on)',
     );
-    assert.throws(() => validateConfig({ strict_config: true, coordinator: { type: 'etcd', hosts: ['http://127.0.0.1:2379'], tll: 2 } }), (err: unknown) => err instanceof ConfigError && err.key === 'coordinator.tll' && /did you mean `coordinator.ttl`/.test(err.message));
+    assert.throws(
+      () => validateConfig({ strict_config: true, coordinator: { type: 'etcd', hosts: ['http://127.0.0.1:2379'], tll: 2 } }),
+      (err: unknown) => err instanceof ConfigError && err.key === 'coordinator.tll' && /did you mean `coordinator.ttl`/.test(err.message),
+    );
     rejects({ strict_config: 'yes' }, 'strict_config', '"yes"');
     assert.equal(validateConfig({ strict_config: true, heartbeat_freq: 1 }).strict_config, true);
   });
 
   test('the top level: the section misnamed, or the original keys outside it', () => {
-    for (const name of ['multiserver', 'multi_server', 'MultiServers', 'Multiserver', 'MULTI-SERVER', 'MutliServer', 'multiServer', 'pixl-server-multi', 'MultiServer ']) {
+    for (const name of [
+      'multiserver',
+      'multi_server',
+      'MultiServers',
+      'Multiserver',
+      'MULTI-SERVER',
+      'MutliServer',
+      'multiServer',
+      'pixl-server-multi',
+      'MultiServer ',
+    ]) {
       const found = misplacedKeys({ [name]: { heartbeat_freq: 1 }, log_dir: 'logs' });
-      assert.deepEqual(found.map((u) => [u.key, u.suggestion]), [[name, 'MultiServer']], name);
-      assert.match(found[0]?.message ?? '', /is not read \(did you mean `MultiServer`\? the name is case-sensitive\), so MultiServer runs on its defaults/);
+      assert.deepEqual(
+        found.map((u) => [u.key, u.suggestion]),
+        [[name, 'MultiServer']],
+        name,
+      );
+      assert.match(
+        found[0]?.message ?? '',
+        /is not read \(did you mean `MultiServer`\? the name is case-sensitive\), so MultiServer runs on its defaults/,
+      );
     }
     assert.doesNotMatch(misplacedKeys({ multiserver: {}, MultiServer: {} })[0]?.message ?? '', /runs on its defaults/);
     const misplaced = misplacedKeys({ heartbeat_freq: 1, MultiServer: {} });
-    assert.deepEqual(misplaced.map((u) => [u.key, u.suggestion]), [['heartbeat_freq', 'MultiServer.heartbeat_freq']]);
+    assert.deepEqual(
+      misplaced.map((u) => [u.key, u.suggestion]),
+      [['heartbeat_freq', 'MultiServer.heartbeat_freq']],
+    );
     // What pixl-server, its other components and apps keep at the top level (Cronicle's secret_key among them) is none of ours.
-    const others = { MultiServer: {}, WebServer: {}, Storage: {}, User: {}, secret_key: 'k', log_dir: 'l', debug_level: 9, hostname: 'h', multi: 1, server: 2, MultiServe_r_Extra_Long_Name: 3 };
+    const others = {
+      MultiServer: {},
+      WebServer: {},
+      Storage: {},
+      User: {},
+      secret_key: 'k',
+      log_dir: 'l',
+      debug_level: 9,
+      hostname: 'h',
+      multi: 1,
+      server: 2,
+      MultiServe_r_Extra_Long_Name: 3,
+    };
     assert.deepEqual(misplacedKeys(others), []);
   });
 });

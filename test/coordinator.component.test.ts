@@ -35,10 +35,18 @@ let etcd: EtcdCluster;
 let prefixes = 0;
 
 function coordinator(): NonNullable<MultiServer.Config['coordinator']> {
-  return { type: 'etcd', hosts: etcd.endpoints, ttl: TTL_S, election_timeout_ms: etcd.electionMs, prefix: `/psm-component-${process.pid}/${++prefixes}/` };
+  return {
+    type: 'etcd',
+    hosts: etcd.endpoints,
+    ttl: TTL_S,
+    election_timeout_ms: etcd.electionMs,
+    prefix: `/psm-component-${process.pid}/${++prefixes}/`,
+  };
 }
 
-describe('coordinator: the component, with real etcd', { skip: unavailable ? `real etcd needed: ${unavailable} (Debian package ${ETCD_PACKAGE})` : false }, () => {
+describe('coordinator: the component, with real etcd', {
+  skip: unavailable ? `real etcd needed: ${unavailable} (Debian package ${ETCD_PACKAGE})` : false,
+}, () => {
   before(async () => {
     etcd = await EtcdCluster.start();
   });
@@ -58,7 +66,7 @@ describe('coordinator: the component, with real etcd', { skip: unavailable ? `re
     }
   }
 
-  test('processes: rank elects, SIGKILL of the master fails over within TTL + etcd\'s sweep to the next in rank', async () => {
+  test("processes: rank elects, SIGKILL of the master fails over within TTL + etcd's sweep to the next in rank", async () => {
     await processes(['alpha', 'bravo', 'charlie'], async (cluster) => {
       const { master } = await cluster.waitAgreed(10_000);
       assert.equal(master, 'alpha');
@@ -73,7 +81,10 @@ describe('coordinator: the component, with real etcd', { skip: unavailable ? `re
       assert.equal(next.master, 'bravo');
       assert.ok(failoverMs <= TTL_S * 1000 + ETCD_EXPIRY_SWEEP_MS + 500, `${failoverMs} ms`);
       assert.ok((cluster.state('bravo')?.term ?? 0) > term);
-      assert.deepEqual(cluster.live().filter((host) => cluster.state(host)?.master), ['bravo']);
+      assert.deepEqual(
+        cluster.live().filter((host) => cluster.state(host)?.master),
+        ['bravo'],
+      );
       await cluster.waitFor(() => !(cluster.state('bravo')?.servers ?? []).includes('alpha'), 10_000, 'alpha removed');
     });
   });
@@ -82,9 +93,17 @@ describe('coordinator: the component, with real etcd', { skip: unavailable ? `re
     await processes(['alpha', 'bravo', 'charlie', 'delta'], async (cluster) => {
       assert.equal((await cluster.waitAgreed(10_000)).master, 'alpha');
       cluster.kill('alpha', 'SIGSTOP');
-      await cluster.waitFor(() => cluster.state('bravo')?.master === true && cluster.state('charlie')?.masterHostname === 'bravo', 5000, 'bravo master');
+      await cluster.waitFor(
+        () => cluster.state('bravo')?.master === true && cluster.state('charlie')?.masterHostname === 'bravo',
+        5000,
+        'bravo master',
+      );
       const resumedAt = cluster.kill('alpha', 'SIGCONT');
-      await cluster.waitFor(() => cluster.reports.some((r) => r.host === 'alpha' && r.t >= resumedAt && r.type === 'slave'), 10_000, 'alpha slave');
+      await cluster.waitFor(
+        () => cluster.reports.some((r) => r.host === 'alpha' && r.t >= resumedAt && r.type === 'slave'),
+        10_000,
+        'alpha slave',
+      );
       const first = cluster.reports.filter((r) => r.host === 'alpha' && r.t >= resumedAt)[0];
       assert.ok(first && !first.state.master, `first report after resume: ${first?.type} master=${first?.state.master}`);
       await cluster.waitAgreed(10_000, 'bravo');
@@ -101,10 +120,16 @@ describe('coordinator: the component, with real etcd', { skip: unavailable ? `re
       cluster.command('delta', { cmd: 'promote' });
       const afterPromote = await cluster.waitAgreed(10_000, 'delta');
       const promoteMs = afterPromote.at - t;
-      console.log(`# component+etcd: graceful shutdown ${shutdownMs.toFixed(0)} ms, stepDown ${stepDownMs.toFixed(0)} ms, promote ${promoteMs.toFixed(0)} ms`);
+      console.log(
+        `# component+etcd: graceful shutdown ${shutdownMs.toFixed(0)} ms, stepDown ${stepDownMs.toFixed(0)} ms, promote ${promoteMs.toFixed(0)} ms`,
+      );
       // Milliseconds, not a TTL (a busy machine slows etcd too; the bench measures them).
       for (const ms of [shutdownMs, stepDownMs, promoteMs]) assert.ok(ms < 2000, `${ms} ms`);
-      await cluster.waitFor(() => cluster.reports.some((r) => r.host === 'delta' && r.type === 'promoted' && !r.detail), 2000, 'promote() resolved');
+      await cluster.waitFor(
+        () => cluster.reports.some((r) => r.host === 'delta' && r.type === 'promoted' && !r.detail),
+        2000,
+        'promote() resolved',
+      );
     });
   });
 
@@ -118,7 +143,16 @@ describe('coordinator: the component, with real etcd', { skip: unavailable ? `re
       return new PixlServer({
         __name: 'TestServer',
         __version: '1.0',
-        config: { hostname, ip, foreground: true, echo: false, log_dir: logDir, log_filename: `${hostname}.log`, debug_level: 5, MultiServer: multi },
+        config: {
+          hostname,
+          ip,
+          foreground: true,
+          echo: false,
+          log_dir: logDir,
+          log_filename: `${hostname}.log`,
+          debug_level: 5,
+          MultiServer: multi,
+        },
         components: [MultiServer],
       });
     };
@@ -132,11 +166,19 @@ describe('coordinator: the component, with real etcd', { skip: unavailable ? `re
     const ma = a.MultiServer as MultiServer;
     const mb = b.MultiServer as MultiServer;
     try {
-      await Promise.all([a, b].map((server) => new Promise<void>((resolve, reject) => server.startup((err?: Error | null) => (err ? reject(err) : resolve())))));
+      await Promise.all(
+        [a, b].map(
+          (server) => new Promise<void>((resolve, reject) => server.startup((err?: Error | null) => (err ? reject(err) : resolve()))),
+        ),
+      );
       const deadline = Date.now() + 10_000;
-      while (!(ma.master && mb.masterHostname === 'alpha' && mb.servers.alpha) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      while (!(ma.master && mb.masterHostname === 'alpha' && mb.servers.alpha) && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 20));
       assert.ok(ma.master && mb.slave && mb.masterHostname === 'alpha');
-      assert.ok(events.includes(`alpha master ${ma.term}`) && events.includes('bravo slave') && events.includes('bravo addserver alpha'), events.join('; '));
+      assert.ok(
+        events.includes(`alpha master ${ma.term}`) && events.includes('bravo slave') && events.includes('bravo addserver alpha'),
+        events.join('; '),
+      );
       assert.equal(ma.term, mb.term);
       assert.equal(Object.getPrototypeOf(mb.servers), null);
       assert.equal(mb.servers.alpha?.ip, '127.0.0.2');
@@ -146,14 +188,18 @@ describe('coordinator: the component, with real etcd', { skip: unavailable ? `re
       const kv = new Etcd3({ hosts: etcd.endpoints });
       try {
         assert.equal(await fencedWrite(kv, `${section.prefix as string}term`, ma.term, `${section.prefix as string}jobs/1`, 'x'), true);
-        assert.equal(await fencedWrite(kv, `${section.prefix as string}term`, ma.term - 1, `${section.prefix as string}jobs/2`, 'x'), false);
+        assert.equal(
+          await fencedWrite(kv, `${section.prefix as string}term`, ma.term - 1, `${section.prefix as string}jobs/2`, 'x'),
+          false,
+        );
       } finally {
         kv.close();
       }
       // Data reaches the peer's record (at most once a tick).
       ma.data = { jobs: 4 };
       const dataDeadline = Date.now() + 3000;
-      while (JSON.stringify(mb.servers.alpha?.data) !== '{"jobs":4}' && Date.now() < dataDeadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      while (JSON.stringify(mb.servers.alpha?.data) !== '{"jobs":4}' && Date.now() < dataDeadline)
+        await new Promise((resolve) => setTimeout(resolve, 20));
       assert.deepEqual(mb.servers.alpha?.data, { jobs: 4 });
       // request/reply by UDP, unicast to the registered addresses.
       mb.on('message', (type, payload, from, reply) => {
@@ -167,9 +213,27 @@ describe('coordinator: the component, with real etcd', { skip: unavailable ? `re
       ma.on('message', (type, payload, _from, reply) => {
         if (type === 'status') reply?.({ from: 'alpha', got: payload });
       });
-      assert.deepEqual(await mb.request('alpha', 'status', { q: 2 }, { timeoutMs: 3000 }), { from: 'alpha', got: { q: 2 } }, 'and back, to the port alpha registered');
+      assert.deepEqual(
+        await mb.request('alpha', 'status', { q: 2 }, { timeoutMs: 3000 }),
+        { from: 'alpha', got: { q: 2 } },
+        'and back, to the port alpha registered',
+      );
       // The CLI reads the cluster from etcd.
-      const cli = JSON.parse(execFileSync(process.execPath, [path.join(__dirname, '..', 'src', 'cli.js'), 'etcd-status', '--etcd', etcd.endpoints[0] as string, '--prefix', section.prefix as string, '--json'], { encoding: 'utf8' })) as {
+      const cli = JSON.parse(
+        execFileSync(
+          process.execPath,
+          [
+            path.join(__dirname, '..', 'src', 'cli.js'),
+            'etcd-status',
+            '--etcd',
+            etcd.endpoints[0] as string,
+            '--prefix',
+            section.prefix as string,
+            '--json',
+          ],
+          { encoding: 'utf8' },
+        ),
+      ) as {
         masterHostname: string;
         term: number;
         lastTerm: number;
@@ -178,7 +242,13 @@ describe('coordinator: the component, with real etcd', { skip: unavailable ? `re
       assert.equal(cli.masterHostname, 'alpha');
       assert.equal(cli.term, ma.term);
       assert.equal(cli.lastTerm, ma.term);
-      assert.deepEqual(cli.members.map((m) => [m.hostname, m.master, m.port]), [['alpha', true, port], ['bravo', false, (mb.transport as { boundPort?: number } | null)?.boundPort]]);
+      assert.deepEqual(
+        cli.members.map((m) => [m.hostname, m.master, m.port]),
+        [
+          ['alpha', true, port],
+          ['bravo', false, (mb.transport as { boundPort?: number } | null)?.boundPort],
+        ],
+      );
     } finally {
       await Promise.all([a, b].map((server) => new Promise<void>((resolve) => server.shutdown(() => resolve()))));
       rmSync(logDir, { recursive: true, force: true });
@@ -191,25 +261,46 @@ describe('coordinator: the component, with real etcd', { skip: unavailable ? `re
       let total = 0;
       for (const url of etcd.endpoints) {
         const text = await (await fetch(`${url}/metrics`)).text();
-        for (const line of text.split('\n')) if (line.startsWith('grpc_server_started_total') && line.includes('grpc_method="Authenticate"')) total += Number(line.split(' ').pop());
+        for (const line of text.split('\n'))
+          if (line.startsWith('grpc_server_started_total') && line.includes('grpc_method="Authenticate"'))
+            total += Number(line.split(' ').pop());
       }
       return total;
     };
     const secret = 'hunter2-d0-not-log-me';
     // In a file, the password stays out of the configuration pixl-server itself logs at level 10;
     // inline, our own lines (up to level 9, where pixl-server's reload dump starts) never carry it.
-    for (const [how, debugLevel] of [['password_file', 10], ['password', 8]] as const) {
+    for (const [how, debugLevel] of [
+      ['password_file', 10],
+      ['password', 8],
+    ] as const) {
       const logDir = mkdtempSync(path.join(os.tmpdir(), 'psm-coordinated-'));
       const passwordFile = path.join(logDir, 'etcd-password');
       writeFileSync(passwordFile, `${secret}\n`, { mode: 0o600 });
       const port = await freeUdpPort();
-      const credentials = how === 'password_file' ? { username: 'root', password_file: passwordFile } : { username: 'root', password: secret };
-      const multi = { comm_port: port, heartbeat_freq: TICK_S, check_beats: CHECK_BEATS, bind_ip: '127.0.0.2', coordinator: { ...coordinator(), ...credentials } };
+      const credentials =
+        how === 'password_file' ? { username: 'root', password_file: passwordFile } : { username: 'root', password: secret };
+      const multi = {
+        comm_port: port,
+        heartbeat_freq: TICK_S,
+        check_beats: CHECK_BEATS,
+        bind_ip: '127.0.0.2',
+        coordinator: { ...coordinator(), ...credentials },
+      };
       assertLoopbackConfig(multi);
       const server = new PixlServer({
         __name: 'TestServer',
         __version: '1.0',
-        config: { hostname: 'alpha', ip: '127.0.0.2', foreground: true, echo: false, log_dir: logDir, log_filename: 'alpha.log', debug_level: debugLevel, MultiServer: multi },
+        config: {
+          hostname: 'alpha',
+          ip: '127.0.0.2',
+          foreground: true,
+          echo: false,
+          log_dir: logDir,
+          log_filename: 'alpha.log',
+          debug_level: debugLevel,
+          MultiServer: multi,
+        },
         components: [MultiServer],
       });
       const before = await authenticateCalls();
@@ -228,7 +319,14 @@ describe('coordinator: the component, with real etcd', { skip: unavailable ? `re
       const log = readFileSync(path.join(logDir, 'alpha.log'), 'utf8');
       rmSync(logDir, { recursive: true, force: true });
       assert.ok(log.length > 1000, 'the log was written');
-      assert.deepEqual(log.split('\n').filter((line) => line.includes(secret)).map((line) => line.slice(0, 300)), [], `${how}: the password reached the log`);
+      assert.deepEqual(
+        log
+          .split('\n')
+          .filter((line) => line.includes(secret))
+          .map((line) => line.slice(0, 300)),
+        [],
+        `${how}: the password reached the log`,
+      );
       const failure = log.split('\n').find((line) => /no working contact with etcd/.test(line));
       assert.ok(failure, 'the failure was logged');
       assert.match(failure, /\[1\]\[Coordinator|\]\[1\]\[/, 'at level 1');
@@ -239,12 +337,27 @@ describe('coordinator: the component, with real etcd', { skip: unavailable ? `re
   test('configured but the etcd hosts unreachable: startup succeeds, nobody is master, and nothing crashes', async () => {
     const logDir = mkdtempSync(path.join(os.tmpdir(), 'psm-coordinated-'));
     const port = await freeUdpPort();
-    const multi = { comm_port: port, heartbeat_freq: TICK_S, check_beats: CHECK_BEATS, bind_ip: '127.0.0.2', coordinator: { type: 'etcd' as const, hosts: [`http://127.0.0.1:${await freeUdpPort()}`], ttl: TTL_S, election_timeout_ms: 250 } };
+    const multi = {
+      comm_port: port,
+      heartbeat_freq: TICK_S,
+      check_beats: CHECK_BEATS,
+      bind_ip: '127.0.0.2',
+      coordinator: { type: 'etcd' as const, hosts: [`http://127.0.0.1:${await freeUdpPort()}`], ttl: TTL_S, election_timeout_ms: 250 },
+    };
     assertLoopbackConfig(multi);
     const server = new PixlServer({
       __name: 'TestServer',
       __version: '1.0',
-      config: { hostname: 'alpha', ip: '127.0.0.2', foreground: true, echo: false, log_dir: logDir, log_filename: 'alpha.log', debug_level: 5, MultiServer: multi },
+      config: {
+        hostname: 'alpha',
+        ip: '127.0.0.2',
+        foreground: true,
+        echo: false,
+        log_dir: logDir,
+        log_filename: 'alpha.log',
+        debug_level: 5,
+        MultiServer: multi,
+      },
       components: [MultiServer],
     });
     try {

@@ -27,10 +27,21 @@ function wall(): number {
 
 function base(): Omit<LeaseChildConfig, 'hostname'> {
   // listenMs: on a loaded machine, servers started together take longer than a tick to make their first read.
-  return { hosts: etcd.endpoints, prefix: `/psm-test-${process.pid}/${++prefixes}/`, tickMs: TICK_MS, checkBeats: CHECK_BEATS, ttlSeconds: TTL_S, workMs: 50, listenMs: 1500 };
+  return {
+    hosts: etcd.endpoints,
+    prefix: `/psm-test-${process.pid}/${++prefixes}/`,
+    tickMs: TICK_MS,
+    checkBeats: CHECK_BEATS,
+    ttlSeconds: TTL_S,
+    workMs: 50,
+    listenMs: 1500,
+  };
 }
 
-async function withCluster(hosts: Array<[string, Partial<LeaseChildConfig>?]>, body: (cluster: LeaseProcessCluster, prefix: string) => Promise<void>): Promise<void> {
+async function withCluster(
+  hosts: Array<[string, Partial<LeaseChildConfig>?]>,
+  body: (cluster: LeaseProcessCluster, prefix: string) => Promise<void>,
+): Promise<void> {
   const config = base();
   const cluster = new LeaseProcessCluster(config);
   try {
@@ -56,7 +67,7 @@ describe('coordinator: etcd', { skip: unavailable ? `real etcd needed: ${unavail
     await etcd?.close();
   });
 
-  test('elects the top-ranked server; the term is in etcd (the fence key); a kill fails over within TTL + etcd\'s expiry sweep; the deposed term no longer fences', async () => {
+  test("elects the top-ranked server; the term is in etcd (the fence key); a kill fails over within TTL + etcd's expiry sweep; the deposed term no longer fences", async () => {
     await withCluster([['alpha'], ['bravo', { priority: 1 }], ['charlie']], async (cluster, prefix) => {
       assert.equal(await cluster.agreed(5000), 'bravo');
       const kv = client();
@@ -69,11 +80,13 @@ describe('coordinator: etcd', { skip: unavailable ? `real etcd needed: ${unavail
         await cluster.kill('bravo');
         assert.equal(await cluster.agreed(5000), 'alpha');
         const failoverMs = wall() - killedAt;
-        console.log(`# etcd: master killed → new master agreed in ${failoverMs.toFixed(0)} ms (TTL ${TTL_S * 1000} ms + expiry sweep ${ETCD_EXPIRY_SWEEP_MS} ms)`);
+        console.log(
+          `# etcd: master killed → new master agreed in ${failoverMs.toFixed(0)} ms (TTL ${TTL_S * 1000} ms + expiry sweep ${ETCD_EXPIRY_SWEEP_MS} ms)`,
+        );
         assert.ok(failoverMs <= TTL_S * 1000 + ETCD_EXPIRY_SWEEP_MS + 400, `${failoverMs} ms`);
         assert.ok((cluster.members.get('alpha')?.term ?? 0) > created);
         assert.equal(await fencedWrite(kv, `${prefix}term`, created, `${prefix}jobs/2`, 'from the deposed bravo'), false);
-        assert.equal((await kv.get(`${prefix}jobs/2`).string()), null);
+        assert.equal(await kv.get(`${prefix}jobs/2`).string(), null);
       } finally {
         kv.close();
       }
@@ -91,9 +104,15 @@ describe('coordinator: etcd', { skip: unavailable ? `real etcd needed: ${unavail
       await new Promise((resolve) => setTimeout(resolve, 300)); // frozen well past its TTL either way
       const resumedAt = wall();
       cluster.signal('alpha', 'SIGCONT');
-      await cluster.waitFor(() => cluster.reports.some((r) => r.kind === 'event' && r.host === 'alpha' && r.t >= resumedAt && r.event.type === 'slave'), 10_000, 'alpha slave after resume');
+      await cluster.waitFor(
+        () => cluster.reports.some((r) => r.kind === 'event' && r.host === 'alpha' && r.t >= resumedAt && r.event.type === 'slave'),
+        10_000,
+        'alpha slave after resume',
+      );
       await new Promise((resolve) => setTimeout(resolve, 300));
-      const after = cluster.reports.filter((r) => r.host === 'alpha' && r.t >= resumedAt && (r.kind === 'work' || (r.kind === 'event' && r.event.type !== 'masterchange')));
+      const after = cluster.reports.filter(
+        (r) => r.host === 'alpha' && r.t >= resumedAt && (r.kind === 'work' || (r.kind === 'event' && r.event.type !== 'masterchange')),
+      );
       const first = after[0];
       assert.ok(first && first.kind === 'event' && first.event.type === 'slave', `first after resume: ${JSON.stringify(first)}`);
       const late = cluster.reports.filter((r) => r.kind === 'work' && r.host === 'alpha' && r.ok && r.t > electedAt);
@@ -123,7 +142,9 @@ describe('coordinator: etcd', { skip: unavailable ? `real etcd needed: ${unavail
       cluster.command('delta', { cmd: 'promote' });
       await cluster.agreed(10_000, 'delta');
       const promoteMs = wall() - t;
-      console.log(`# etcd: graceful shutdown ${shutdownMs.toFixed(0)} ms, stepDown ${stepDownMs.toFixed(0)} ms, promote ${promoteMs.toFixed(0)} ms`);
+      console.log(
+        `# etcd: graceful shutdown ${shutdownMs.toFixed(0)} ms, stepDown ${stepDownMs.toFixed(0)} ms, promote ${promoteMs.toFixed(0)} ms`,
+      );
       // Milliseconds, not a TTL (a busy machine slows etcd too; the bench measures them).
       for (const ms of [shutdownMs, stepDownMs, promoteMs]) assert.ok(ms < 2000, `${ms} ms`);
     });
@@ -138,7 +159,10 @@ describe('coordinator: etcd', { skip: unavailable ? `real etcd needed: ${unavail
         await new Promise((resolve) => setTimeout(resolve, 3000));
         await cluster.agreed(5000);
         const spans = cluster.masterships(wall());
-        for (const a of spans) for (const b of spans) if (a !== b && a.host !== b.host) assert.ok(a.to <= b.from || b.to <= a.from, `overlap: ${JSON.stringify(a)} ${JSON.stringify(b)}`);
+        for (const a of spans)
+          for (const b of spans)
+            if (a !== b && a.host !== b.host)
+              assert.ok(a.to <= b.from || b.to <= a.from, `overlap: ${JSON.stringify(a)} ${JSON.stringify(b)}`);
         console.log(`# etcd: leader ${leader} killed → masterships ${spans.map((s) => `${s.host}@${s.term}`).join(', ')}`);
       } finally {
         await etcd.restart(leader);
@@ -165,7 +189,9 @@ describe('coordinator: etcd', { skip: unavailable ? `real etcd needed: ${unavail
       const backAt = wall();
       await cluster.agreed(TICK_MS * CHECK_BEATS + 2000);
       const backMs = wall() - backAt;
-      console.log(`# etcd: all down → every server slave ${slaveMs.toFixed(0)} ms into the outage; master again ${backMs.toFixed(0)} ms after etcd answered`);
+      console.log(
+        `# etcd: all down → every server slave ${slaveMs.toFixed(0)} ms into the outage; master again ${backMs.toFixed(0)} ms after etcd answered`,
+      );
       assert.ok(backMs <= TICK_MS * CHECK_BEATS, `${backMs.toFixed(0)} ms (a tock is ${TICK_MS * CHECK_BEATS} ms)`);
     });
   });

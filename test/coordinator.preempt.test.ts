@@ -17,7 +17,14 @@ function cluster(): LeaseSimCluster {
 
 function agreed(sim: LeaseSimCluster, want: string, limitMs = 5000): void {
   const at = sim.runUntilTrue(() => sim.agreedMaster() === want, limitMs);
-  assert.notEqual(at, null, `no agreement on ${want}: ${sim.live().map((n) => `${n.id}→${n.machine.masterHostname}`).join(' ')}`);
+  assert.notEqual(
+    at,
+    null,
+    `no agreement on ${want}: ${sim
+      .live()
+      .map((n) => `${n.id}→${n.machine.masterHostname}`)
+      .join(' ')}`,
+  );
 }
 
 describe('etcd mode: the drain and preemption', () => {
@@ -28,13 +35,19 @@ describe('etcd mode: the drain and preemption', () => {
     sim.runFor(500);
     sim.promote('charlie');
     sim.runFor(100);
-    assert.deepEqual(sim.eventsOf('drain', 'alpha').map((r) => r.event), [{ type: 'drain', target: 'charlie' }]);
+    assert.deepEqual(
+      sim.eventsOf('drain', 'alpha').map((r) => r.event),
+      [{ type: 'drain', target: 'charlie' }],
+    );
     sim.runFor(5000);
     assert.equal(sim.agreedMaster(), 'alpha', 'alpha keeps the role while it drains');
     assert.deepEqual(sim.eventsOf('promote', 'charlie'), [], 'five handoff windows later the promote still waits');
     sim.drained('alpha');
     agreed(sim, 'charlie', 1000);
-    assert.deepEqual(sim.eventsOf('promote', 'charlie').map((r) => (r.event as { ok: boolean }).ok), [true]);
+    assert.deepEqual(
+      sim.eventsOf('promote', 'charlie').map((r) => (r.event as { ok: boolean }).ok),
+      [true],
+    );
   });
 
   test('preemption: the first in rank asks through the promote key after the delay, once; never before', () => {
@@ -46,12 +59,19 @@ describe('etcd mode: the drain and preemption', () => {
     sim.add('alpha', { priority: 5, preemptDelayMs: DELAY });
     const followed = sim.runUntilTrue(() => sim.node('alpha').machine.masterHostname === 'bravo', 2000);
     assert.notEqual(followed, null);
-    assert.equal(sim.runUntilTrue(() => sim.node('alpha').machine.master, DELAY - 10), null, 'not before the delay');
+    assert.equal(
+      sim.runUntilTrue(() => sim.node('alpha').machine.master, DELAY - 10),
+      null,
+      'not before the delay',
+    );
     agreed(sim, 'alpha', 1000);
     sim.runFor(4 * DELAY);
     assert.equal(sim.agreedMaster(), 'alpha');
     assert.equal(sim.eventsOf('preempt').length, 1);
-    assert.deepEqual(sim.eventsOf('master').map((r) => r.host), ['bravo', 'alpha']);
+    assert.deepEqual(
+      sim.eventsOf('master').map((r) => r.host),
+      ['bravo', 'alpha'],
+    );
   });
 
   test('a flapping server: never followed long enough, never preempts; up for the delay, preempts once', () => {

@@ -12,19 +12,25 @@ import * as records from '../src/coordinator/records';
 import { safetyMarginMs } from '../src/coordinator/lease-election';
 
 describe('fixed seeds', () => {
-  test('seeds 1..600 (every fault kind, etcd\'s own included, at 2, 3, 5 and 7 servers, ten times over) hold every invariant', () => {
+  test("seeds 1..600 (every fault kind, etcd's own included, at 2, 3, 5 and 7 servers, ten times over) hold every invariant", () => {
     const kinds = new Set<string>();
     const probes = new Set<string>();
     for (let seed = 1; seed <= LEASE_KINDS.length * LEASE_SIZES.length * 10; seed++) {
       const scenario = leaseScenarioFromSeed(seed);
       const result = runLeaseScenario(scenario);
-      if (result.violation) assert.fail(`seed ${seed} (${scenario.kind}, ${scenario.hosts.length} servers): ${result.violation.message}\n  replay: npm run sim -- --coordinator --seed ${seed} --trace`);
+      if (result.violation)
+        assert.fail(
+          `seed ${seed} (${scenario.kind}, ${scenario.hosts.length} servers): ${result.violation.message}\n  replay: npm run sim -- --coordinator --seed ${seed} --trace`,
+        );
       kinds.add(scenario.kind);
       probes.add(scenario.probe);
     }
     assert.equal(kinds.size, LEASE_KINDS.length);
     assert.ok(probes.size >= 6, [...probes].join());
-    assert.deepEqual([...new Set(Array.from({ length: LEASE_KINDS.length * LEASE_SIZES.length }, (_, i) => leaseSeedShape(i).n))].sort(), [...LEASE_SIZES].sort());
+    assert.deepEqual(
+      [...new Set(Array.from({ length: LEASE_KINDS.length * LEASE_SIZES.length }, (_, i) => leaseSeedShape(i).n))].sort(),
+      [...LEASE_SIZES].sort(),
+    );
   });
 
   test('the checker catches an overlap: a store whose leases end before the TTL it granted (past our margin) breaks single-master', () => {
@@ -41,13 +47,28 @@ describe('fixed seeds', () => {
 
 /** Three servers on a store 1-5 ms away, tick 200 ms × 3, TTL 1 s. */
 function cluster(options: { sweep?: number; seed?: number } = {}): LeaseSimCluster {
-  return new LeaseSimCluster({ seed: options.seed ?? 7, tickMs: 200, checkBeats: 3, ttlSeconds: 1, minDelayMs: 1, maxDelayMs: 5, expirySweepMs: options.sweep ?? 0 });
+  return new LeaseSimCluster({
+    seed: options.seed ?? 7,
+    tickMs: 200,
+    checkBeats: 3,
+    ttlSeconds: 1,
+    minDelayMs: 1,
+    maxDelayMs: 5,
+    expirySweepMs: options.sweep ?? 0,
+  });
 }
 
 /** Run until every live server agrees on one master (`want`, if given); returns it. */
 function agreed(sim: LeaseSimCluster, limitMs: number, want?: string): string {
   const at = sim.runUntilTrue(() => sim.agreedMaster() !== null && (want === undefined || sim.agreedMaster() === want), limitMs);
-  assert.notEqual(at, null, `no agreed master within ${limitMs} ms: ${sim.live().map((n) => `${n.id}→${n.machine.masterHostname}`).join(' ')}`);
+  assert.notEqual(
+    at,
+    null,
+    `no agreed master within ${limitMs} ms: ${sim
+      .live()
+      .map((n) => `${n.id}→${n.machine.masterHostname}`)
+      .join(' ')}`,
+  );
   return sim.agreedMaster() as string;
 }
 
@@ -62,11 +83,14 @@ describe('the contract in store terms', () => {
     const master = sim.store.kv.get(keys.master);
     const fence = sim.store.kv.get(keys.term);
     assert.ok(master && fence);
-    assert.equal(fence.lease, master.lease, 'the fence lives under the master\'s lease');
+    assert.equal(fence.lease, master.lease, "the fence lives under the master's lease");
     assert.equal(sim.store.kv.get(keys.lastTerm)?.lease, '0', 'the last term outlives masters');
     for (const node of sim.live()) assert.equal(String(node.machine.term), fence.value);
     assert.equal(sim.store.kv.get(keys.lastTerm)?.value, fence.value);
-    assert.deepEqual(sim.eventsOf('master').map((r) => r.host), ['bravo']);
+    assert.deepEqual(
+      sim.eventsOf('master').map((r) => r.host),
+      ['bravo'],
+    );
   });
 
   test('a joiner that ranks first never takes over, and learns the master within a few round trips; ineligible never campaigns', () => {
@@ -87,7 +111,7 @@ describe('the contract in store terms', () => {
     assert.equal(sim.eventsOf('master', 'charlie').length, 0);
   });
 
-  test('master killed: a new master within TTL + a round trip (+ the store\'s expiry sweep), with a higher term', () => {
+  test("master killed: a new master within TTL + a round trip (+ the store's expiry sweep), with a higher term", () => {
     for (const sweep of [0, 500]) {
       const sim = cluster({ sweep });
       for (const name of ['alpha', 'bravo', 'charlie']) sim.add(name);
@@ -117,13 +141,19 @@ describe('the contract in store terms', () => {
     assert.ok(sim.now - t < 30, `stepDown ${sim.now - t} ms`);
     assert.ok(sim.node('charlie').machine.term > term);
     sim.runFor(20);
-    assert.deepEqual(sim.eventsOf('stepdown', 'bravo').map((r) => 'ok' in r.event && r.event.ok), [true]);
+    assert.deepEqual(
+      sim.eventsOf('stepdown', 'bravo').map((r) => 'ok' in r.event && r.event.ok),
+      [true],
+    );
     t = sim.now;
     sim.promote('delta');
     assert.equal(agreed(sim, 50, 'delta'), 'delta');
     assert.ok(sim.now - t < 40, `promote ${sim.now - t} ms`);
     sim.runFor(20);
-    assert.deepEqual(sim.eventsOf('promote', 'delta').map((r) => 'ok' in r.event && r.event.ok), [true]);
+    assert.deepEqual(
+      sim.eventsOf('promote', 'delta').map((r) => 'ok' in r.event && r.event.ok),
+      [true],
+    );
   });
 });
 
@@ -139,7 +169,10 @@ describe('failure semantics', () => {
     sim.runFor(1200);
     assert.equal(sim.node('bravo').machine.master, true, 'bravo took over while alpha was frozen');
     sim.runFor(1301); // alpha resumes
-    const after = alpha.events.slice(before).map((r) => r.event.type).filter((type) => type !== 'members');
+    const after = alpha.events
+      .slice(before)
+      .map((r) => r.event.type)
+      .filter((type) => type !== 'members');
     assert.deepEqual(after.slice(0, 2), ['masterchange', 'slave']);
     assert.equal(alpha.machine.master, false);
     // A write fenced with the old term: the store's fence holds another term now.
@@ -204,7 +237,9 @@ describe('hostile store data', () => {
     assert.equal(agreed(sim, 1000), 'alpha');
     const keys = sim.node('alpha').machine.keys;
     const member = (hostname: string, extra = ''): string =>
-      records.encodeMember({ hostname, ip: '10.0.0.9', eligible: true, uptime: 1, data: {}, iid: 'abcdef0123456789', priority: 0, port: 3014 }).replace('"data":{}', `"data":{${extra}}`);
+      records
+        .encodeMember({ hostname, ip: '10.0.0.9', eligible: true, uptime: 1, data: {}, iid: 'abcdef0123456789', priority: 0, port: 3014 })
+        .replace('"data":{}', `"data":{${extra}}`);
     sim.store.write(`${keys.members}__proto__`, member('__proto__'));
     sim.store.write(`${keys.members}constructor`, member('constructor'));
     sim.store.write(`${keys.members}mallory`, member('eve')); // hostname does not match the key
@@ -234,7 +269,7 @@ describe('hostile store data', () => {
 });
 
 describe('checkpoints', () => {
-  test('written fenced by the term: the next master resumes from it; a deposed master\'s write fails', () => {
+  test("written fenced by the term: the next master resumes from it; a deposed master's write fails", () => {
     const sim = cluster();
     for (const name of ['alpha', 'bravo']) sim.add(name);
     assert.equal(agreed(sim, 1000), 'alpha');
@@ -250,7 +285,7 @@ describe('checkpoints', () => {
 });
 
 describe('data and messages', () => {
-  test('data reaches the others\' records at most once a tick, however often it changes', () => {
+  test("data reaches the others' records at most once a tick, however often it changes", () => {
     const sim = cluster();
     sim.add('alpha');
     sim.add('bravo');
@@ -281,7 +316,10 @@ describe('data and messages', () => {
     assert.ok(message && message.action === 'message');
     const from = { address: '127.0.0.1', port: 3014 };
     const delivered = bravo.receive(message, from, at);
-    assert.deepEqual(delivered.events.map((e) => e.type === 'message' && [e.from, e.messageType, e.payload]), [['alpha', 'job.done', { id: 42 }]]);
+    assert.deepEqual(
+      delivered.events.map((e) => e.type === 'message' && [e.from, e.messageType, e.payload]),
+      [['alpha', 'job.done', { id: 42 }]],
+    );
     assert.equal(bravo.receive(message, from, at).dropped, 'stale', 'a replay is stale');
     assert.equal(bravo.receive({ ...message, hostname: 'mallory' }, from, at).events.length, 0, 'not a member');
     assert.equal(bravo.receive({ ...message, iid: 'ffffffffffffffff', seq: 99 }, from, at).events.length, 0, 'not the registered process');
@@ -291,7 +329,16 @@ describe('data and messages', () => {
 
 /** Three servers on a store 1-5 ms away whose elections take up to 2 × 100 ms + a vote: TTL 1 s outlasts them (SPEC 15.2). */
 function etcdLike(seed = 11): LeaseSimCluster {
-  return new LeaseSimCluster({ seed, tickMs: 200, checkBeats: 3, ttlSeconds: 1, minDelayMs: 1, maxDelayMs: 5, expirySweepMs: 500, traceLevel: 10 });
+  return new LeaseSimCluster({
+    seed,
+    tickMs: 200,
+    checkBeats: 3,
+    ttlSeconds: 1,
+    minDelayMs: 1,
+    maxDelayMs: 5,
+    expirySweepMs: 500,
+    traceLevel: 10,
+  });
 }
 
 const ROLE_EVENTS = new Set(['master', 'slave', 'masterchange']);
@@ -331,10 +378,20 @@ describe("etcd's own faults (SPEC 15)", () => {
     assert.equal(agreed(sim, 1500), 'alpha');
     assert.equal(alpha.machine.term, term);
     assert.equal(alpha.machine.lease, lease, 'the same lease: etcd extended it');
-    const after = alpha.events.slice(from).map((r) => r.event).filter((e) => e.type === 'master' || e.type === 'slave');
-    assert.deepEqual(after.map((e) => e.type), ['slave', 'master']);
+    const after = alpha.events
+      .slice(from)
+      .map((r) => r.event)
+      .filter((e) => e.type === 'master' || e.type === 'slave');
+    assert.deepEqual(
+      after.map((e) => e.type),
+      ['slave', 'master'],
+    );
     assert.equal(after[1]?.type === 'master' && after[1].term, term, 'the same term');
-    assert.deepEqual(sim.eventsOf('master').filter((r) => r.host !== 'alpha'), [], 'nobody else was master');
+    assert.deepEqual(
+      sim.eventsOf('master').filter((r) => r.host !== 'alpha'),
+      [],
+      'nobody else was master',
+    );
   });
 
   test('restore from an older snapshot and wipe: terms keep increasing on every server; checkpoint, stepDown and promote work after', () => {
@@ -350,7 +407,10 @@ describe("etcd's own faults (SPEC 15)", () => {
       assert.equal(agreed(sim, 500, 'alpha'), 'alpha');
       assert.ok(sim.setCheckpoint('alpha', { job: 42 }, 1));
       sim.runFor(100);
-      assert.deepEqual(sim.eventsOf('checkpoint', 'alpha').map((r) => r.event.type === 'checkpoint' && r.event.ok), [true]);
+      assert.deepEqual(
+        sim.eventsOf('checkpoint', 'alpha').map((r) => r.event.type === 'checkpoint' && r.event.ok),
+        [true],
+      );
       const highest = Math.max(...sim.live().map((node) => node.machine.term));
       assert.equal(highest, 3);
       if (fault === 'restore') sim.store.restore(snapshot);
@@ -359,7 +419,8 @@ describe("etcd's own faults (SPEC 15)", () => {
       sim.runFor(3000);
       agreed(sim, 1000);
       const terms = sim.eventsOf('master').map((r) => (r.event.type === 'master' ? r.event.term : 0));
-      for (let i = 1; i < terms.length; i++) assert.ok((terms[i] as number) > (terms[i - 1] as number), `${fault}: terms ${terms.join(', ')}`);
+      for (let i = 1; i < terms.length; i++)
+        assert.ok((terms[i] as number) > (terms[i - 1] as number), `${fault}: terms ${terms.join(', ')}`);
       const master = sim.node(sim.agreedMaster() as string);
       assert.ok(master.machine.term > highest, `${fault}: term ${master.machine.term} above ${highest}`);
       for (const node of sim.live()) assert.equal(node.machine.term, master.machine.term);
@@ -372,7 +433,10 @@ describe("etcd's own faults (SPEC 15)", () => {
       // Fenced writes, stepDown and promote use the term held: they work.
       assert.ok(sim.setCheckpoint(master.id, { job: 43 }, 2));
       sim.runFor(100);
-      assert.deepEqual(sim.eventsOf('checkpoint', master.id).flatMap((r) => (r.event.type === 'checkpoint' && r.event.ticket === 2 ? [r.event.ok] : [])), [true]);
+      assert.deepEqual(
+        sim.eventsOf('checkpoint', master.id).flatMap((r) => (r.event.type === 'checkpoint' && r.event.ticket === 2 ? [r.event.ok] : [])),
+        [true],
+      );
       sim.stepDown(master.id);
       const next = agreed(sim, 500);
       assert.notEqual(next, master.id);
@@ -416,7 +480,12 @@ describe('checkpoints: stored once etcd answers, or reported (SPEC 15.5)', () =>
     const outcome = sim.eventsOf('checkpoint', 'alpha').map((r) => r.event);
     assert.equal(outcome.length, 1);
     assert.ok(outcome[0]?.type === 'checkpoint' && !outcome[0].ok && outcome[0].ticket === 7, JSON.stringify(outcome));
-    assert.ok(sim.logs.some((l) => l.host === 'alpha' && l.level === 1 && /Checkpoint of term \d+, version 1 was (perhaps )?not stored/.test(l.message)), 'logged at level 1');
+    assert.ok(
+      sim.logs.some(
+        (l) => l.host === 'alpha' && l.level === 1 && /Checkpoint of term \d+, version 1 was (perhaps )?not stored/.test(l.message),
+      ),
+      'logged at level 1',
+    );
   });
 
   test('a checkpoint set right before stepDown() goes with the handoff', () => {
@@ -429,12 +498,15 @@ describe('checkpoints: stored once etcd answers, or reported (SPEC 15.5)', () =>
     const master = sim.eventsOf('master', 'bravo')[0]?.event;
     assert.ok(master?.type === 'master');
     assert.deepEqual(master.checkpoint, { n: 9 });
-    assert.deepEqual(sim.eventsOf('checkpoint', 'alpha').map((r) => r.event.type === 'checkpoint' && [r.event.ok, r.event.ticket]), [[true, 3]]);
+    assert.deepEqual(
+      sim.eventsOf('checkpoint', 'alpha').map((r) => r.event.type === 'checkpoint' && [r.event.ok, r.event.ticket]),
+      [[true, 3]],
+    );
   });
 });
 
 describe('lifecycle (SPEC 15.7)', () => {
-  test('graceful shutdown: the master\'s slave event is delivered before its lease is revoked', () => {
+  test("graceful shutdown: the master's slave event is delivered before its lease is revoked", () => {
     const sim = etcdLike();
     for (const name of ['alpha', 'bravo']) sim.add(name);
     assert.equal(agreed(sim, 1000), 'alpha');
@@ -459,7 +531,10 @@ describe('lifecycle (SPEC 15.7)', () => {
     sim.runFor(10_000);
     sim.storeUp();
     assert.equal(agreed(sim, 3000), 'bravo');
-    assert.deepEqual(sim.eventsOf('master').map((r) => r.host), ['bravo']);
+    assert.deepEqual(
+      sim.eventsOf('master').map((r) => r.host),
+      ['bravo'],
+    );
   });
 
   test('a failure longer than a TTL is logged at level 1 with its reason, then at most once a minute with a count, and its end once', () => {
@@ -471,7 +546,10 @@ describe('lifecycle (SPEC 15.7)', () => {
     sim.runFor(150_000);
     sim.storeUp();
     agreed(sim, 3000);
-    const lines = sim.logs.slice(from).filter((l) => l.host === 'alpha' && l.level <= 1).map((l) => l.message);
+    const lines = sim.logs
+      .slice(from)
+      .filter((l) => l.host === 'alpha' && l.level <= 1)
+      .map((l) => l.message);
     assert.match(lines[0] ?? '', /no working contact with etcd for 1\.\d s \(TTL 1\.0 s\): .*(no answer in time|no connection)/);
     const repeats = lines.filter((l) => /still no working contact/.test(l));
     assert.ok(repeats.length >= 2 && repeats.length <= 3, `${repeats.length} repeats in 150 s`);
@@ -481,19 +559,24 @@ describe('lifecycle (SPEC 15.7)', () => {
   });
 });
 
-describe('datagrams: the UDP mode\'s freshness rule (SPEC 13.6)', () => {
-  test('a forged datagram with a member\'s instance id and sequence 2^53 - 1 silences it for a tock at most, whatever the forger sends within the window', () => {
+describe("datagrams: the UDP mode's freshness rule (SPEC 13.6)", () => {
+  test("a forged datagram with a member's instance id and sequence 2^53 - 1 silences it for a tock at most, whatever the forger sends within the window", () => {
     const sim = cluster();
     for (const name of ['alpha', 'bravo']) sim.add(name);
     agreed(sim, 1000);
     const alpha = sim.node('alpha');
     const from = { address: '127.0.0.1', port: alpha.port };
-    const delivered = (): number[] => sim.eventsOf('message', 'bravo').map((r) => (r.event.type === 'message' ? (r.event.payload as number) : -1));
+    const delivered = (): number[] =>
+      sim.eventsOf('message', 'bravo').map((r) => (r.event.type === 'message' ? (r.event.payload as number) : -1));
     sim.sendMessage('alpha', 'bravo', 'job', 1);
     sim.runFor(20);
     assert.deepEqual(delivered(), [1]);
     const forge = (seq: number): void => {
-      sim.receiveDatagram('bravo', { action: 'message', hostname: 'alpha', to: 'bravo', type: 'job', payload: -1, iid: alpha.machine.instanceId, seq }, from);
+      sim.receiveDatagram(
+        'bravo',
+        { action: 'message', hostname: 'alpha', to: 'bravo', type: 'job', payload: -1, iid: alpha.machine.instanceId, seq },
+        from,
+      );
     };
     for (const seq of [2 ** 53 - 1, 2 ** 53 - 2]) {
       forge(seq); // the forged one itself is delivered (an open cluster cannot tell), and counts
@@ -516,7 +599,7 @@ describe('datagrams: the UDP mode\'s freshness rule (SPEC 13.6)', () => {
     sim.runUntil(forgedAt + sim.tockMs + 1);
     sim.sendMessage('alpha', 'bravo', 'job', 4);
     sim.runFor(20);
-    assert.equal(delivered().at(-1), 4, 'a tock after the forger\'s last datagram, the member is heard again');
+    assert.equal(delivered().at(-1), 4, "a tock after the forger's last datagram, the member is heard again");
     assert.ok(sim.now - forgedAt <= sim.tockMs + 50);
   });
 });

@@ -25,7 +25,8 @@ function cluster(hosts: string[], drainMs: number | null = DRAIN_MS): SimCluster
   return sim;
 }
 
-const events = (sim: SimCluster, host: string, type: CoreEvent['type']): CoreEvent[] => sim.eventsOf(type, host).map((record) => record.event);
+const events = (sim: SimCluster, host: string, type: CoreEvent['type']): CoreEvent[] =>
+  sim.eventsOf(type, host).map((record) => record.event);
 
 describe('a promote request held while the master drains', () => {
   test('the master stays master and asks its app to drain; the promoter waits past a tock; drained() hands over in a round trip', () => {
@@ -40,7 +41,9 @@ describe('a promote request held while the master drains', () => {
     assert.equal(sim.agreedMaster(), 'a');
     assert.deepEqual(events(sim, 'c', 'promote'), [], 'the promote neither failed nor succeeded yet');
     // Its heartbeats named c all along (a field the wire carries).
-    const heartbeat = decode(encode({ action: 'heartbeat', hostname: 'a', ip: '127.0.0.1', master: true, eligible: true, uptime: 1, data: {}, drain: 'c' }));
+    const heartbeat = decode(
+      encode({ action: 'heartbeat', hostname: 'a', ip: '127.0.0.1', master: true, eligible: true, uptime: 1, data: {}, drain: 'c' }),
+    );
     assert.ok(heartbeat.ok && 'message' in heartbeat && heartbeat.message.action === 'heartbeat' && heartbeat.message.drain === 'c');
     const at = sim.now;
     sim.drained('a');
@@ -48,12 +51,18 @@ describe('a promote request held while the master drains', () => {
     assert.ok(done !== null && done - at <= 2, `c master ${done === null ? 'never' : `${done - at} ms after drained()`}`);
     sim.runFor(2 * TICK);
     assert.equal(sim.agreedMaster(), 'c');
-    assert.deepEqual(events(sim, 'c', 'promote').map((e) => (e as { ok: boolean }).ok), [true]);
-    assert.deepEqual(events(sim, 'a', 'stepdown').map((e) => (e as { ok: boolean }).ok), [true]);
+    assert.deepEqual(
+      events(sim, 'c', 'promote').map((e) => (e as { ok: boolean }).ok),
+      [true],
+    );
+    assert.deepEqual(
+      events(sim, 'a', 'stepdown').map((e) => (e as { ok: boolean }).ok),
+      [true],
+    );
   });
 
   test('without the option (the simulator, an app that does not drain) a promote hands over at once, as before', () => {
-    const sim = cluster(["a", "b", "c"], null);
+    const sim = cluster(['a', 'b', 'c'], null);
     sim.promote('c');
     sim.runFor(5);
     assert.equal(sim.node('c').core.master, true);
@@ -94,7 +103,10 @@ describe('a promote request held while the master drains', () => {
     sim.drained('a');
     sim.runFor(10);
     assert.equal(sim.agreedMaster(), 'a');
-    assert.deepEqual(events(sim, 'a', 'stepdown').map((e) => (e as { ok: boolean; reason: string }).reason), ['c is no longer a live eligible server']);
+    assert.deepEqual(
+      events(sim, 'a', 'stepdown').map((e) => (e as { ok: boolean; reason: string }).reason),
+      ['c is no longer a live eligible server'],
+    );
 
     const lost = cluster(['a', 'b', 'c']);
     lost.promote('c');
@@ -107,7 +119,7 @@ describe('a promote request held while the master drains', () => {
     assert.equal(lost.agreedMaster(), master, 'a late drained() changes nothing');
   });
 
-  test('a second asker during the drain does not take the first one\'s place; stepDown() hands to the one held', () => {
+  test("a second asker during the drain does not take the first one's place; stepDown() hands to the one held", () => {
     const sim = cluster(['a', 'b', 'c', 'd']);
     sim.promote('d');
     sim.runFor(10);

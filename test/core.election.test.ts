@@ -38,7 +38,10 @@ describe('SPEC 4.1 alone', () => {
     assert.ok((at as number) <= TOCK + TICK, `master at ${at} ms`);
     assert.ok((at as number) >= TOCK, `claimed after only ${at} ms of listening`);
     assert.equal(sim.node('solo').core.masterHostname, 'solo');
-    assert.deepEqual(sim.eventsOf('master').map((e) => e.host), ['solo']);
+    assert.deepEqual(
+      sim.eventsOf('master').map((e) => e.host),
+      ['solo'],
+    );
   });
 });
 
@@ -110,7 +113,10 @@ describe('SPEC 4.3 join', () => {
     assert.deepEqual(sim.eventsOf('slave', 'a').length, 1);
     sim.runFor(100 * TICK);
     assert.equal(sim.agreedMaster(), 'b');
-    assert.deepEqual(sim.eventsOf('master').map((e) => e.host), ['b']);
+    assert.deepEqual(
+      sim.eventsOf('master').map((e) => e.host),
+      ['b'],
+    );
   });
 
   test('a joiner learns every server in one round trip', () => {
@@ -129,7 +135,11 @@ describe('SPEC 4.3 join', () => {
     let heartbeats = 0;
     const start = sim.now;
     for (let i = 0; i < 1000; i++) {
-      const out = node.core.receive({ action: 'hello', hostname: `x${i}` }, { address: '10.9.9.9', port: 1 }, { mono: start + i / 10, wall: 0 });
+      const out = node.core.receive(
+        { action: 'hello', hostname: `x${i}` },
+        { address: '10.9.9.9', port: 1 },
+        { mono: start + i / 10, wall: 0 },
+      );
       heartbeats += out.send.filter((s) => s.message.action === 'heartbeat').length;
     }
     // 100 ms of hellos, answers coalesced per tick/4 = 250 ms: one at once, one deferred at most.
@@ -186,7 +196,11 @@ describe('SPEC 4.5 graceful shutdown', () => {
   test('a shutdown notice from another instance of that hostname is ignored', () => {
     const sim = settled(['a', 'b']);
     const b = sim.node('b');
-    b.core.receive({ action: 'shutdown', hostname: 'a', iid: 'deadbeefdeadbeef' }, { address: '10.6.6.6', port: 1 }, { mono: sim.now, wall: 0 });
+    b.core.receive(
+      { action: 'shutdown', hostname: 'a', iid: 'deadbeefdeadbeef' },
+      { address: '10.6.6.6', port: 1 },
+      { mono: sim.now, wall: 0 },
+    );
     assert.ok(b.core.table.a);
     assert.equal(b.core.masterHostname, 'a');
   });
@@ -210,7 +224,7 @@ describe('SPEC 4.6 dead servers', () => {
     assert.equal(removals[0]?.time, lastHeard + DEAD_AFTER);
   });
 
-  test('the grace after a tock follows this server\'s own timer lateness: the floor when timers are on time, twice the recent peak more, at most a quarter tick, decaying by half every max(10 s, tock); with check_beats 1, a quarter tick', () => {
+  test("the grace after a tock follows this server's own timer lateness: the floor when timers are on time, twice the recent peak more, at most a quarter tick, decaying by half every max(10 s, tock); with check_beats 1, a quarter tick", () => {
     const core = new ElectionCore({ hostname: 'a', ip: '127.0.0.1', instanceId: 'aaaaaaaaaaaaaaaa', tickMs: TICK, checkBeats: 3 });
     let mono = 0;
     const at = (ms: number) => ({ mono: (mono = ms), wall: ms });
@@ -242,15 +256,26 @@ describe('SPEC 4.6 dead servers', () => {
       for (let seed = 1; seed <= 5; seed++) {
         const sim = new SimCluster({ seed, tickMs: tick, checkBeats: beats, latencyMs: 0.2, jitterMs: 0.5 });
         for (const host of ['a', 'b', 'c', 'd']) sim.add(host);
-        assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 10 * tick), null);
+        assert.notEqual(
+          sim.runUntilTrue(() => sim.agreedMaster() === 'a', 10 * tick),
+          null,
+        );
         sim.runFor(tick);
         const from = sim.now;
         // The load starts at once, on every server (one machine, or a rack all busy at once).
         for (const host of ['a', 'b', 'c', 'd']) sim.busy(host, block, from + 200 * tick);
         sim.runFor(210 * tick);
-        const changes = sim.events.filter((e) => e.time >= from && ['deleteserver', 'master', 'slave', 'masterchange'].includes(e.event.type));
-        assert.deepEqual(changes.map((e) => `${e.time.toFixed(1)} ${e.host} ${e.event.type}`), [], `seed ${seed}`);
-        if (beats > 1) for (const node of sim.live()) assert.ok(node.core.latePeakMs > GRACE_FLOOR_MS, `${node.id} measured only ${node.core.latePeakMs} ms late`);
+        const changes = sim.events.filter(
+          (e) => e.time >= from && ['deleteserver', 'master', 'slave', 'masterchange'].includes(e.event.type),
+        );
+        assert.deepEqual(
+          changes.map((e) => `${e.time.toFixed(1)} ${e.host} ${e.event.type}`),
+          [],
+          `seed ${seed}`,
+        );
+        if (beats > 1)
+          for (const node of sim.live())
+            assert.ok(node.core.latePeakMs > GRACE_FLOOR_MS, `${node.id} measured only ${node.core.latePeakMs} ms late`);
       }
     });
   }
@@ -277,7 +302,10 @@ describe('SPEC 4.6 dead servers', () => {
 describe('SPEC 4.7 conflict', () => {
   test('after a partition heals, two masters resolve to the first-sorting one within a tock; only the other relinquishes', () => {
     const sim = settled(['a', 'b', 'c', 'd']);
-    sim.partition([['a', 'b'], ['c', 'd']]);
+    sim.partition([
+      ['a', 'b'],
+      ['c', 'd'],
+    ]);
     sim.runFor(3 * TOCK);
     assert.deepEqual(sim.masters().sort(), ['a', 'c']);
     const healedAt = sim.now;
@@ -287,7 +315,10 @@ describe('SPEC 4.7 conflict', () => {
     assert.ok((agreedAt as number) - healedAt <= TOCK, `agreed ${(agreedAt as number) - healedAt} ms after the heal`);
     assert.equal(sim.agreedMaster(), 'a');
     assert.ok(sim.eventsOf('conflict').length >= 1);
-    assert.ok(sim.eventsOf('slave', 'c').some((e) => e.time >= healedAt), 'c did not relinquish');
+    assert.ok(
+      sim.eventsOf('slave', 'c').some((e) => e.time >= healedAt),
+      'c did not relinquish',
+    );
     assert.equal(sim.eventsOf('slave', 'a').length, 0, 'the winner flapped');
     sim.runFor(100 * TICK);
     assert.equal(sim.agreedMaster(), 'a', 'not stable after the conflict');
@@ -297,12 +328,18 @@ describe('SPEC 4.7 conflict', () => {
     const sim = new SimCluster({ tickMs: TICK, checkBeats: 3, latencyMs: LATENCY });
     for (const host of ['a', 'b', 'c', 'd']) sim.add(host, { exitOnConflict: true });
     sim.runUntilTrue(() => sim.agreedMaster() !== null, 3 * TOCK);
-    sim.partition([['a', 'b'], ['c', 'd']]);
+    sim.partition([
+      ['a', 'b'],
+      ['c', 'd'],
+    ]);
     sim.runFor(3 * TOCK);
     const healedAt = sim.now;
     sim.heal();
     sim.runFor(3 * TOCK);
-    assert.deepEqual(sim.eventsOf('exit').map((e) => e.host), ['c']);
+    assert.deepEqual(
+      sim.eventsOf('exit').map((e) => e.host),
+      ['c'],
+    );
     assert.equal(sim.node('c').alive, false, 'c did not shut down');
     assert.equal(sim.agreedMaster(), 'a', 'survivors did not agree');
     assert.equal(sim.eventsOf('slave', 'c').filter((e) => e.time >= healedAt).length, 0, 'c relinquished instead of exiting');
@@ -376,7 +413,10 @@ describe('SPEC 4.10 no flap', () => {
     const before = sim.events.length;
     sim.runFor(1000 * TICK);
     const after = sim.events.slice(before);
-    assert.deepEqual(after.map((e) => `${e.host}:${e.event.type}`), []);
+    assert.deepEqual(
+      after.map((e) => `${e.host}:${e.event.type}`),
+      [],
+    );
     assert.equal(sim.agreedMaster(), 'a');
   });
 });
@@ -401,6 +441,9 @@ describe('restart and reload', () => {
     const lastHeard = sim.node('b').core.lastHeard('a') as number;
     const at = sim.runUntilTrue(() => sim.node('b').core.master, TOCK);
     assert.notEqual(at, null);
-    assert.ok((at as number) <= lastHeard + 200 + 100 && (at as number) >= lastHeard + 200, `failover at ${(at as number) - lastHeard} ms after the last heartbeat`);
+    assert.ok(
+      (at as number) <= lastHeard + 200 + 100 && (at as number) >= lastHeard + 200,
+      `failover at ${(at as number) - lastHeard} ms after the last heartbeat`,
+    );
   });
 });

@@ -41,7 +41,10 @@ const masterTerms = (sim: SimCluster): number[] =>
 /** Each master's term is above the one before, and in its claimant's own slot. */
 function assertTermsClaimed(sim: SimCluster, hosts: string[]): void {
   const events = sim.eventsOf('master');
-  assert.deepEqual(events.map((e) => e.host), hosts);
+  assert.deepEqual(
+    events.map((e) => e.host),
+    hosts,
+  );
   const terms = masterTerms(sim);
   terms.forEach((term, i) => {
     assert.equal(slotOf(term), termSlot(events[i]?.host as string), `term ${term} of ${events[i]?.host} is not in its slot`);
@@ -50,11 +53,11 @@ function assertTermsClaimed(sim: SimCluster, hosts: string[]): void {
 }
 
 describe('term (fencing token)', () => {
-  test('every change of master raises the term, each master claiming in its own slot; slaves carry the master\'s term', () => {
+  test("every change of master raises the term, each master claiming in its own slot; slaves carry the master's term", () => {
     const sim = cluster({ a: {}, b: {}, c: {}, d: {} });
     agree(sim);
     const first = sim.node('a').core.term;
-    assert.equal(first, nextTerm(0, termSlot('a')), 'the first term is the first in a\'s slot');
+    assert.equal(first, nextTerm(0, termSlot('a')), "the first term is the first in a's slot");
     sim.runFor(2 * TICK);
     for (const host of ['b', 'c', 'd']) assert.equal(sim.node(host).core.term, first, host);
     sim.crash('a');
@@ -84,7 +87,10 @@ describe('term (fencing token)', () => {
     const sim = cluster({ a: {}, b: {}, c: {}, d: {} });
     agree(sim);
     const before = sim.node('a').core.term;
-    sim.partition([['a', 'b'], ['c', 'd']]);
+    sim.partition([
+      ['a', 'b'],
+      ['c', 'd'],
+    ]);
     sim.runFor(3 * TOCK);
     const claimed = sim.node('c').core.term;
     assert.equal(claimed, nextTerm(before, termSlot('c')));
@@ -104,30 +110,63 @@ describe('term (fencing token)', () => {
     const sim = cluster({ a: {}, b: {}, c: {} });
     agree(sim);
     sim.partition([['a'], ['b', 'c']]);
-    assert.notEqual(sim.runUntilTrue(() => sim.node('b').core.master && sim.node('c').core.masterHostname === 'b', 3 * TOCK), null);
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.node('b').core.master && sim.node('c').core.masterHostname === 'b', 3 * TOCK),
+      null,
+    );
     sim.runFor(TOCK);
     const lower = sim.node('a').core.term;
     const higher = sim.node('b').core.term;
     assert.ok(lower < higher && sim.node('a').core.master);
     sim.link = (from, to) => from === to || from === 'a' || (from !== 'a' && to !== 'a');
-    assert.notEqual(sim.runUntilTrue(() => sim.node('b').core.table.a !== undefined, 2 * TICK), null);
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.node('b').core.table.a !== undefined, 2 * TICK),
+      null,
+    );
     sim.heal();
     let agreedLow: string | null = null;
     const agreed = sim.runUntilTrue(() => {
-      if (sim.agreedMaster() === 'a' && sim.node('a').core.term <= higher) agreedLow ??= `at ${sim.now} ms with term ${sim.node('a').core.term}`;
+      if (sim.agreedMaster() === 'a' && sim.node('a').core.term <= higher)
+        agreedLow ??= `at ${sim.now} ms with term ${sim.node('a').core.term}`;
       return sim.agreedMaster() === 'a' && sim.node('a').core.term > higher;
     }, TOCK);
     assert.equal(agreedLow, null, `agreed on a below b's term ${higher}`);
-    assert.notEqual(agreed, null, 'never agreed on a above b\'s term');
+    assert.notEqual(agreed, null, "never agreed on a above b's term");
     assert.equal(slotOf(sim.node('a').core.term), termSlot('a'));
   });
 
   test('the default cluster still sends the original packet (term only appears once there is one)', () => {
     const text = encode({ action: 'heartbeat', hostname: 'h', ip: '', master: false, eligible: true, uptime: 0, data: {} }).toString();
     assert.ok(!text.includes('term') && !text.includes('prio') && !text.includes('cid'));
-    const back = decode(encode({ action: 'heartbeat', hostname: 'h', ip: '', master: true, eligible: true, uptime: 0, data: {}, term: 9, prio: 2, handoff: 'x', cid: 'blue' }));
+    const back = decode(
+      encode({
+        action: 'heartbeat',
+        hostname: 'h',
+        ip: '',
+        master: true,
+        eligible: true,
+        uptime: 0,
+        data: {},
+        term: 9,
+        prio: 2,
+        handoff: 'x',
+        cid: 'blue',
+      }),
+    );
     assert.ok(back.ok);
-    assert.deepEqual(back.message, { action: 'heartbeat', hostname: 'h', ip: '', master: true, eligible: true, uptime: 0, data: {}, term: 9, prio: 2, handoff: 'x', cid: 'blue' });
+    assert.deepEqual(back.message, {
+      action: 'heartbeat',
+      hostname: 'h',
+      ip: '',
+      master: true,
+      eligible: true,
+      uptime: 0,
+      data: {},
+      term: 9,
+      prio: 2,
+      handoff: 'x',
+      cid: 'blue',
+    });
   });
 });
 
@@ -158,7 +197,10 @@ describe('priority', () => {
   test('a conflict is won by the higher priority', () => {
     const sim = cluster({ a: {}, b: {}, c: { priority: 1 }, d: {} });
     assert.equal(agree(sim), 'c');
-    sim.partition([['a', 'b'], ['c', 'd']]);
+    sim.partition([
+      ['a', 'b'],
+      ['c', 'd'],
+    ]);
     sim.runFor(3 * TOCK);
     assert.deepEqual(sim.masters().sort(), ['a', 'c']);
     sim.heal();
@@ -204,7 +246,14 @@ describe('quorum', () => {
       assert.ok((agreedAt as number) - healedAt <= TOCK, `seed ${seed}: agreed ${(agreedAt as number) - healedAt} ms after the heal`);
       // The minority rejoins like joiners: the majority's master keeps the role, nobody else claims.
       assert.equal(sim.agreedMaster(), majorityMaster, `seed ${seed}: the heal moved the master`);
-      assert.deepEqual(sim.eventsOf('master').filter((e) => e.time >= healedAt).map((e) => e.host), [], `seed ${seed}: claims after the heal`);
+      assert.deepEqual(
+        sim
+          .eventsOf('master')
+          .filter((e) => e.time >= healedAt)
+          .map((e) => e.host),
+        [],
+        `seed ${seed}: claims after the heal`,
+      );
     }
   });
 
@@ -225,7 +274,10 @@ describe('quorum', () => {
       runWatchingForTwoMasters(sim, 3 * TOCK);
       const elected = sim.eventsOf('master').find((e) => majority.includes(e.host) && e.time > heardByMajority);
       assert.ok(elected, `seed ${seed}: the majority elected nobody`);
-      assert.ok(elected.time <= heardByMajority + TOCK + TICK + LATENCY + 10, `seed ${seed}: elected ${elected.time - heardByMajority} ms after the old master was last heard`);
+      assert.ok(
+        elected.time <= heardByMajority + TOCK + TICK + LATENCY + 10,
+        `seed ${seed}: elected ${elected.time - heardByMajority} ms after the old master was last heard`,
+      );
       sim.heal();
       runWatchingForTwoMasters(sim, 2 * TOCK);
       assert.equal(sim.agreedMaster(), elected.host, `seed ${seed}`);
@@ -239,14 +291,20 @@ describe('quorum', () => {
     sim.runFor(TICK + 5);
     sim.partition([['a'], ['b', 'c']]);
     runWatchingForTwoMasters(sim, 3 * TOCK);
-    assert.deepEqual(sim.eventsOf('master').map((e) => e.host), ['b']);
+    assert.deepEqual(
+      sim.eventsOf('master').map((e) => e.host),
+      ['b'],
+    );
     assert.equal(sim.node('a').core.masterHostname, '');
   });
 
   test('after a partition that left no side a quorum, the healed cluster has a master within a tock', () => {
     const sim = cluster({ a: { quorum: 3 }, b: { quorum: 3 }, c: { quorum: 3 }, d: { quorum: 3 } });
     agree(sim);
-    sim.partition([['a', 'b'], ['c', 'd']]);
+    sim.partition([
+      ['a', 'b'],
+      ['c', 'd'],
+    ]);
     sim.runFor(2 * TOCK);
     assert.deepEqual(sim.masters(), []);
     const healedAt = sim.now;
@@ -302,10 +360,13 @@ describe('manual handoff', () => {
     runWatchingForTwoMasters(sim, 20 * TICK);
     assert.equal(sim.agreedMaster(), 'd');
     assertTermsClaimed(sim, ['a', 'd']);
-    assert.deepEqual(sim.eventsOf('promote', 'd').map((e) => e.event), [{ type: 'promote', ok: true, reason: `master with term ${sim.node('d').core.term}` }]);
+    assert.deepEqual(
+      sim.eventsOf('promote', 'd').map((e) => e.event),
+      [{ type: 'promote', ok: true, reason: `master with term ${sim.node('d').core.term}` }],
+    );
   });
 
-  test('no server ever sees two masters during a handoff, even when the new master\'s claim overtakes the old one\'s notice', () => {
+  test("no server ever sees two masters during a handoff, even when the new master's claim overtakes the old one's notice", () => {
     for (let seed = 1; seed <= 40; seed++) {
       // Jitter far above the latency: a claim relayed through the new master often arrives first.
       const sim = new SimCluster({ seed, tickMs: TICK, checkBeats: 3, latencyMs: 0.1, jitterMs: 10 });
@@ -314,8 +375,7 @@ describe('manual handoff', () => {
       sim.runFor(500);
       if (seed % 2 === 0) sim.stepDown('a');
       else sim.promote('e');
-      const seenTwo = (): boolean =>
-        sim.live().some((node) => Object.values(node.core.table).filter((record) => record.master).length > 1);
+      const seenTwo = (): boolean => sim.live().some((node) => Object.values(node.core.table).filter((record) => record.master).length > 1);
       const at = sim.runUntilTrue(seenTwo, 2 * TICK);
       assert.equal(at, null, `seed ${seed}: a server's table shows two masters at ${at} ms`);
       assert.equal(sim.agreedMaster(), seed % 2 === 0 ? 'b' : 'e', `seed ${seed}`);
@@ -326,7 +386,16 @@ describe('manual handoff', () => {
     const sim = cluster({ a: {}, b: {} });
     agree(sim);
     const claim = (hostname: string, term?: number): void =>
-      sim.injectMessage('b', { action: 'heartbeat', hostname, ip: '10.1.1.1', master: true, eligible: true, uptime: 1, data: {}, ...(term === undefined ? {} : { term }) });
+      sim.injectMessage('b', {
+        action: 'heartbeat',
+        hostname,
+        ip: '10.1.1.1',
+        master: true,
+        eligible: true,
+        uptime: 1,
+        data: {},
+        ...(term === undefined ? {} : { term }),
+      });
     const newer = sim.node('a').core.term + 1;
     claim('z', newer);
     sim.runFor(1);
@@ -343,13 +412,19 @@ describe('manual handoff', () => {
     const sim = cluster({ a: { eligible: false }, b: { eligible: false } });
     sim.runFor(2 * TOCK);
     sim.promote('a');
-    assert.deepEqual(sim.eventsOf('promote', 'a').map((e) => (e.event as { ok: boolean }).ok), [false]);
+    assert.deepEqual(
+      sim.eventsOf('promote', 'a').map((e) => (e.event as { ok: boolean }).ok),
+      [false],
+    );
     sim.setEligible('b', true);
     assert.equal(agree(sim, TOCK), 'b');
     const q = cluster({ x: { quorum: 2 } });
     q.runFor(2 * TOCK);
     q.promote('x');
-    assert.deepEqual(q.eventsOf('promote', 'x').map((e) => e.event), [{ type: 'promote', ok: false, reason: 'no quorum: fewer than 2 eligible servers visible' }]);
+    assert.deepEqual(
+      q.eventsOf('promote', 'x').map((e) => e.event),
+      [{ type: 'promote', ok: false, reason: 'no quorum: fewer than 2 eligible servers visible' }],
+    );
   });
 
   test('stepDown fails when nobody can take over, or when the target dies first; the election resumes', () => {
@@ -375,7 +450,13 @@ describe('manual handoff', () => {
 
 describe('cluster_id namespaces', () => {
   test('two clusters on one port ignore each other and each elects its own master', () => {
-    const sim = cluster({ a: { clusterId: 'blue' }, b: { clusterId: 'blue' }, c: { clusterId: 'green' }, d: { clusterId: 'green' }, e: {} });
+    const sim = cluster({
+      a: { clusterId: 'blue' },
+      b: { clusterId: 'blue' },
+      c: { clusterId: 'green' },
+      d: { clusterId: 'green' },
+      e: {},
+    });
     sim.runFor(3 * TOCK);
     assert.deepEqual(sim.masters().sort(), ['a', 'c', 'e']);
     assert.deepEqual(Object.keys(sim.node('a').core.table).sort(), ['a', 'b']);
@@ -392,8 +473,14 @@ describe('stall awareness', () => {
     const stalledAt = sim.now;
     sim.stall('c', 2 * TOCK);
     sim.runFor(2 * TOCK + TICK);
-    const churn = sim.events.filter((e) => e.host === 'c' && e.time > stalledAt && (e.event.type === 'deleteserver' || e.event.type === 'addserver'));
-    assert.deepEqual(churn.map((e) => `${e.event.type}`), [], 'c removed live peers on waking');
+    const churn = sim.events.filter(
+      (e) => e.host === 'c' && e.time > stalledAt && (e.event.type === 'deleteserver' || e.event.type === 'addserver'),
+    );
+    assert.deepEqual(
+      churn.map((e) => `${e.event.type}`),
+      [],
+      'c removed live peers on waking',
+    );
     assert.equal(sim.node('c').core.masterHostname, 'a');
     assert.equal(agree(sim, TOCK), 'a');
   });
@@ -410,7 +497,13 @@ describe('stall awareness', () => {
     sim.runUntil(stalledAt + 2 * TOCK);
     runWatchingForTwoMasters(sim, 3 * TOCK);
     assert.equal(sim.agreedMaster(), 'b');
-    assert.deepEqual(sim.eventsOf('master').filter((e) => e.time > stalledAt).map((e) => e.host), ['b']);
+    assert.deepEqual(
+      sim
+        .eventsOf('master')
+        .filter((e) => e.time > stalledAt)
+        .map((e) => e.host),
+      ['b'],
+    );
     assert.equal(sim.eventsOf('conflict').length, 0);
   });
 
@@ -419,7 +512,8 @@ describe('stall awareness', () => {
     // a lost timer): every one of them, our marker's echo above all, must not start a new drain.
     const core = new ElectionCore({ hostname: 'a', ip: '127.0.0.1', instanceId: 'aaaaaaaaaaaaaaaa', tickMs: TICK, checkBeats: 3 });
     const at = (ms: number): Instant => ({ mono: ms, wall: ms });
-    const hellosOf = (out: Output): Message[] => out.send.map((o) => o.message).filter((m) => m.action === 'hello' && m.iid === 'aaaaaaaaaaaaaaaa');
+    const hellosOf = (out: Output): Message[] =>
+      out.send.map((o) => o.message).filter((m) => m.action === 'hello' && m.iid === 'aaaaaaaaaaaaaaaa');
     let out = core.start(at(0));
     for (let i = 0; i < 20 && !core.master; i++) out = core.tick(at(out.wakeAt), 0);
     assert.equal(core.master, true);
@@ -436,7 +530,10 @@ describe('stall awareness', () => {
     out = core.receive({ action: 'hello', hostname: 'b', iid: 'bbbbbbbbbbbbbbbb', seq: 2 }, peer, at(woke + 1));
     assert.deepEqual(hellosOf(out), [], 'a peer read before the overdue timer started another drain');
     out = core.tick(at(woke + 1), 1);
-    assert.ok(out.send.some((o) => o.message.action === 'heartbeat'), 'the overdue timer sends the held-back heartbeat');
+    assert.ok(
+      out.send.some((o) => o.message.action === 'heartbeat'),
+      'the overdue timer sends the held-back heartbeat',
+    );
     assert.deepEqual(hellosOf(out), []);
   });
 

@@ -17,12 +17,17 @@ const DELAY = 10_000;
 function settled(nodes: Record<string, SimNodeOptions>, master: string): SimCluster {
   const sim = new SimCluster({ tickMs: TICK, checkBeats: 3, latencyMs: 1 });
   for (const [host, options] of Object.entries(nodes)) sim.add(host, options);
-  assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === master, 5 * TOCK), null, `never agreed on ${master}`);
+  assert.notEqual(
+    sim.runUntilTrue(() => sim.agreedMaster() === master, 5 * TOCK),
+    null,
+    `never agreed on ${master}`,
+  );
   return sim;
 }
 
 /** Times at which any server became master, and who. */
-const masters = (sim: SimCluster): Array<{ time: number; host: string }> => sim.eventsOf('master').map((r) => ({ time: r.time, host: r.host }));
+const masters = (sim: SimCluster): Array<{ time: number; host: string }> =>
+  sim.eventsOf('master').map((r) => ({ time: r.time, host: r.host }));
 const preempts = (sim: SimCluster, host?: string): number[] => sim.eventsOf('preempt', host).map((r) => r.time);
 
 describe('preemption', () => {
@@ -43,9 +48,16 @@ describe('preemption', () => {
     const twoMasters = sim.runUntilTrue(() => sim.masters().length > 1 || sim.node('a').core.master, DELAY - 5);
     assert.equal(twoMasters, null, 'nothing before the delay');
     const at = sim.runUntilTrue(() => sim.node('a').core.master, 100);
-    assert.ok(at !== null && at - (followed as number) >= DELAY && at - (followed as number) <= DELAY + 5, `a master ${at === null ? 'never' : `${at - (followed as number)} ms after it followed b`}`);
+    assert.ok(
+      at !== null && at - (followed as number) >= DELAY && at - (followed as number) <= DELAY + 5,
+      `a master ${at === null ? 'never' : `${at - (followed as number)} ms after it followed b`}`,
+    );
     assert.deepEqual(preempts(sim), [preempts(sim)[0]]);
-    assert.equal(sim.runUntilTrue(() => sim.masters().length > 1, 5 * DELAY), null, 'never two masters');
+    assert.equal(
+      sim.runUntilTrue(() => sim.masters().length > 1, 5 * DELAY),
+      null,
+      'never two masters',
+    );
     assert.equal(sim.agreedMaster(), 'a');
     assert.ok(sim.node('a').core.term > sim.node('c').core.term - 1 && joined >= 0);
     assert.equal(preempts(sim).length, 1, 'once: a ranks first now, nobody preempts it');
@@ -57,7 +69,10 @@ describe('preemption', () => {
     sim.add('a', { priority: 5, preemptDelayMs: DELAY });
     sim.runFor(3 * DELAY);
     assert.equal(sim.agreedMaster(), 'a');
-    assert.deepEqual(masters(sim).map((m) => m.host), ['c', 'a']);
+    assert.deepEqual(
+      masters(sim).map((m) => m.host),
+      ['c', 'a'],
+    );
     assert.deepEqual(preempts(sim, 'b'), []);
   });
 
@@ -82,7 +97,11 @@ describe('preemption', () => {
     const changes = masters(sim).map((m) => m.time);
     for (let i = 1; i < changes.length; i++) {
       const preempted = preempts(sim).find((t) => t <= (changes[i] as number) && t > (changes[i - 1] as number));
-      if (preempted !== undefined) assert.ok(preempted - (changes[i - 1] as number) >= DELAY, `a preemption ${preempted - (changes[i - 1] as number)} ms after the previous change of master`);
+      if (preempted !== undefined)
+        assert.ok(
+          preempted - (changes[i - 1] as number) >= DELAY,
+          `a preemption ${preempted - (changes[i - 1] as number)} ms after the previous change of master`,
+        );
     }
     assert.equal(preempts(sim).length, 2);
     assert.equal(sim.agreedMaster(), 'a');
@@ -106,7 +125,10 @@ describe('preemption', () => {
     // while (lost heartbeats): a drops out of b's live servers, so b ranks first among those,
     // but c's word keeps a the master b follows, past the delay, and a still ranks before b
     // (seed 191 of the sweep: b asked, and the role went to b and back).
-    const sim = settled({ a: { priority: 5, preemptDelayMs: DELAY }, b: { priority: 5, preemptDelayMs: DELAY }, c: { preemptDelayMs: DELAY } }, 'a');
+    const sim = settled(
+      { a: { priority: 5, preemptDelayMs: DELAY }, b: { priority: 5, preemptDelayMs: DELAY }, c: { preemptDelayMs: DELAY } },
+      'a',
+    );
     sim.runFor(2 * DELAY);
     for (const silence of [DELAY / 2, DELAY + TOCK, 2 * DELAY, 3 * DELAY + TICK / 3]) {
       sim.linkFaults.set(linkKey('a', 'b'), { drop: 1, delayMs: 0, dup: 0, dupDelayMs: 0 });
@@ -124,12 +146,18 @@ describe('preemption', () => {
     const asked = sim.runUntilTrue(() => preempts(sim, 'a').length > 0, 2 * DELAY);
     assert.notEqual(asked, null);
     sim.runFor(5);
-    assert.deepEqual(sim.eventsOf('drain', 'b').map((r) => r.event), [{ type: 'drain', target: 'a' }]);
+    assert.deepEqual(
+      sim.eventsOf('drain', 'b').map((r) => r.event),
+      [{ type: 'drain', target: 'a' }],
+    );
     sim.runFor(3 * TOCK);
     assert.equal(sim.agreedMaster(), 'b', 'b keeps the role while it drains');
     sim.drained('b');
     sim.runFor(10);
     assert.equal(sim.agreedMaster(), 'a');
-    assert.deepEqual(sim.eventsOf('promote', 'a').map((r) => (r.event as { ok: boolean }).ok), [true]);
+    assert.deepEqual(
+      sim.eventsOf('promote', 'a').map((r) => (r.event as { ok: boolean }).ok),
+      [true],
+    );
   });
 });

@@ -49,7 +49,10 @@ for (const [mode, options] of MODES) {
     test('a second process named like the running master: both and every peer report it; the master keeps the name and the role', () => {
       const sim = cluster(options);
       for (const host of ['a', 'b', 'c']) sim.add(host);
-      assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 3 * TOCK), null);
+      assert.notEqual(
+        sim.runUntilTrue(() => sim.agreedMaster() === 'a', 3 * TOCK),
+        null,
+      );
       sim.runFor(777);
       const since = sim.now;
       sim.add('a2', { hostname: 'a' });
@@ -58,9 +61,13 @@ for (const [mode, options] of MODES) {
       const yielder = sim.node('a2').core.instanceId;
       const reports = duplicateReports(sim, since);
       assert.deepEqual([...new Set(reports.map((r) => r.host))].sort(), ['a', 'a2', 'b', 'c'], 'not reported everywhere');
-      for (const report of reports) assert.deepEqual([report.keeper, report.yielder], [keeper, yielder], `${report.host} disagrees on the keeper`);
+      for (const report of reports)
+        assert.deepEqual([report.keeper, report.yielder], [keeper, yielder], `${report.host} disagrees on the keeper`);
       // The line names both addresses (third parties know both from the packets).
-      const third = sim.events.find((e) => e.host === 'b' && e.event.type === 'duplicate')?.event as Extract<(typeof sim.events)[0]['event'], { type: 'duplicate' }>;
+      const third = sim.events.find((e) => e.host === 'b' && e.event.type === 'duplicate')?.event as Extract<
+        (typeof sim.events)[0]['event'],
+        { type: 'duplicate' }
+      >;
       assert.deepEqual([third.keeper.address, third.yielder.address], [addressOf('a'), addressOf('a2')]);
       assert.deepEqual(sim.masters(), ['a']);
       for (const host of ['b', 'c']) {
@@ -68,7 +75,11 @@ for (const [mode, options] of MODES) {
         assert.equal(sim.node(host).core.masterHostname, 'a');
       }
       assert.equal(sim.node('a2').core.yieldsHostname({ mono: sim.now, wall: 0 }), true);
-      assert.deepEqual(sim.eventsOf('master').map((e) => e.host), ['a'], 'the role moved');
+      assert.deepEqual(
+        sim.eventsOf('master').map((e) => e.host),
+        ['a'],
+        'the role moved',
+      );
     });
 
     test('both start together and neither is master: the lower instance id keeps the name; one master in the cluster', () => {
@@ -77,7 +88,10 @@ for (const [mode, options] of MODES) {
       sim.add('a2', { hostname: 'a' });
       sim.add('b');
       watch(sim, 15 * TICK);
-      const [low, high] = ['a', 'a2'].sort((x, y) => (sim.node(x).core.instanceId < sim.node(y).core.instanceId ? -1 : 1)) as [string, string];
+      const [low, high] = ['a', 'a2'].sort((x, y) => (sim.node(x).core.instanceId < sim.node(y).core.instanceId ? -1 : 1)) as [
+        string,
+        string,
+      ];
       assert.deepEqual(sim.masters(), [low]);
       assert.equal(sim.node(high).core.master, false);
       assert.equal(sim.node('b').core.instanceOf('a'), sim.node(low).core.instanceId);
@@ -101,13 +115,19 @@ for (const [mode, options] of MODES) {
       assert.equal(sim.masters().length, 1);
       const winner = sim.masters()[0] as string;
       const other = winner === 'a' ? 'a2' : 'a';
-      assert.ok(outranks(true, sim.node(winner).core.instanceId, true, sim.node(other).core.instanceId), 'the higher instance id kept master');
+      assert.ok(
+        outranks(true, sim.node(winner).core.instanceId, true, sim.node(other).core.instanceId),
+        'the higher instance id kept master',
+      );
     });
 
     test('when the keeper shuts down, the other process takes the name over without a removal, and may be master', () => {
       const sim = cluster(options);
       for (const host of ['a', 'b']) sim.add(host);
-      assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 3 * TOCK), null);
+      assert.notEqual(
+        sim.runUntilTrue(() => sim.agreedMaster() === 'a', 3 * TOCK),
+        null,
+      );
       sim.add('a2', { hostname: 'a' });
       watch(sim, 5 * TICK);
       sim.shutdown('a');
@@ -126,7 +146,10 @@ for (const [mode, options] of MODES) {
     test('a namesake of a slave that goes silent is forgotten a tock later (found by the fuzzer: it used to spin the timer)', () => {
       const sim = cluster(options);
       for (const host of ['a', 'b']) sim.add(host);
-      assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 3 * TOCK), null);
+      assert.notEqual(
+        sim.runUntilTrue(() => sim.agreedMaster() === 'a', 3 * TOCK),
+        null,
+      );
       sim.add('b2', { hostname: 'b' });
       sim.runFor(3 * TICK);
       assert.ok(sim.eventsOf('duplicate', 'b').length > 0);
@@ -141,7 +164,10 @@ for (const [mode, options] of MODES) {
       for (const graceful of [false, true]) {
         const sim = cluster({ ...options, jitterMs: 20 });
         for (const host of ['a', 'b', 'c']) sim.add(host);
-        assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 3 * TOCK), null);
+        assert.notEqual(
+          sim.runUntilTrue(() => sim.agreedMaster() === 'a', 3 * TOCK),
+          null,
+        );
         for (let i = 0; i < 5; i++) {
           sim.runFor(1234);
           if (graceful) sim.shutdown('b');
@@ -170,9 +196,20 @@ describe('two real processes with one hostname on one host', () => {
     const children: ChildProcess[] = [];
     const spawn = (hostname: string): ChildProcess => {
       // debug_level 2: the duplicate line (level 1) and this process's own startup line (level 2).
-      const config: ChildConfig = { hostname, port, broadcastIp: '127.255.255.255', heartbeatFreq: 0.1, checkBeats: 3, logDir, debugLevel: 2 };
+      const config: ChildConfig = {
+        hostname,
+        port,
+        broadcastIp: '127.255.255.255',
+        heartbeatFreq: 0.1,
+        checkBeats: 3,
+        logDir,
+        debugLevel: 2,
+      };
       assertLoopbackConfig({ broadcast_ip: config.broadcastIp });
-      const child = fork(CHILD_SCRIPT, [], { env: { ...process.env, PSM_CHILD: JSON.stringify(config) }, stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+      const child = fork(CHILD_SCRIPT, [], {
+        env: { ...process.env, PSM_CHILD: JSON.stringify(config) },
+        stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+      });
       children.push(child);
       return child;
     };
@@ -190,11 +227,13 @@ describe('two real processes with one hostname on one host', () => {
       const [first, second] = [spawn('twin'), spawn('twin')];
       spawn('watcher');
       const pids = [first.pid as number, second.pid as number];
-      const duplicateLines = (hostname: string): Array<{ pid: number; msg: string }> => rows(hostname).filter((r) => r.msg.startsWith('DUPLICATE HOSTNAME'));
+      const duplicateLines = (hostname: string): Array<{ pid: number; msg: string }> =>
+        rows(hostname).filter((r) => r.msg.startsWith('DUPLICATE HOSTNAME'));
       const deadline = Date.now() + 20_000;
       // Both twins write one log file (one hostname): each must have written its own line.
       while (!(pids.every((pid) => duplicateLines('twin').some((r) => r.pid === pid)) && duplicateLines('watcher').length > 0)) {
-        if (Date.now() > deadline) assert.fail(`no duplicate lines within 20 s: twin ${JSON.stringify(rows('twin'))}, watcher ${JSON.stringify(rows('watcher'))}`);
+        if (Date.now() > deadline)
+          assert.fail(`no duplicate lines within 20 s: twin ${JSON.stringify(rows('twin'))}, watcher ${JSON.stringify(rows('watcher'))}`);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
       const instanceOf = new Map<number, string>();
@@ -203,7 +242,8 @@ describe('two real processes with one hostname on one host', () => {
         if (started) instanceOf.set(Number(started[1]), started[2] as string);
       }
       assert.deepEqual([...instanceOf.keys()].sort(), [...pids].sort(), 'each twin logs its pid and instance at startup');
-      const named = (pid: number, self: boolean): string => `127.0.0.1 pid ${pid} (instance ${instanceOf.get(pid)}${self ? ', this process' : ''})`;
+      const named = (pid: number, self: boolean): string =>
+        `127.0.0.1 pid ${pid} (instance ${instanceOf.get(pid)}${self ? ', this process' : ''})`;
       for (const pid of pids) {
         const own = duplicateLines('twin').find((r) => r.pid === pid) as { msg: string };
         const other = pids.find((p) => p !== pid) as number;
@@ -211,7 +251,10 @@ describe('two real processes with one hostname on one host', () => {
       }
       const third = (duplicateLines('watcher')[0] as { msg: string }).msg;
       for (const pid of pids) assert.ok(third.includes(named(pid, false)), third);
-      assert.match(third, /^DUPLICATE HOSTNAME: two live processes announce twin: .* keeps the name, .* never claims master until it stops$/);
+      assert.match(
+        third,
+        /^DUPLICATE HOSTNAME: two live processes announce twin: .* keeps the name, .* never claims master until it stops$/,
+      );
     } finally {
       for (const child of children) child.kill('SIGKILL');
       rmSync(logDir, { recursive: true, force: true });

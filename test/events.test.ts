@@ -33,7 +33,11 @@ function seen(sim: SimCluster, host: string, since: number): string[] {
 }
 
 function settled(sim: SimCluster, master: string): void {
-  assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === master, 3 * TOCK), null, `${master} never agreed`);
+  assert.notEqual(
+    sim.runUntilTrue(() => sim.agreedMaster() === master, 3 * TOCK),
+    null,
+    `${master} never agreed`,
+  );
   sim.runFor(2 * TICK);
 }
 
@@ -74,7 +78,8 @@ describe('a change of master', () => {
         // claim in separate packets; its masterHostname is '' in between when the loss comes first.
         const charlie = seen(sim, 'charlie', since);
         assert.ok(
-          JSON.stringify(charlie) === JSON.stringify(['masterchange alpha → bravo']) || JSON.stringify(charlie) === JSON.stringify(["masterchange alpha → ''", "masterchange '' → bravo"]),
+          JSON.stringify(charlie) === JSON.stringify(['masterchange alpha → bravo']) ||
+            JSON.stringify(charlie) === JSON.stringify(["masterchange alpha → ''", "masterchange '' → bravo"]),
           `latency ${latency}: ${charlie.join(', ')}`,
         );
       }
@@ -129,12 +134,32 @@ describe('a change of master', () => {
 });
 
 describe('coalesceMasterChanges (one step)', () => {
-  const change = (previous: string, hostname: string, lostAt?: number): Change => (lostAt === undefined ? { type: 'masterchange', previous, hostname } : { type: 'masterchange', previous, hostname, lostAt });
+  const change = (previous: string, hostname: string, lostAt?: number): Change =>
+    lostAt === undefined ? { type: 'masterchange', previous, hostname } : { type: 'masterchange', previous, hostname, lostAt };
   const master: CoreEvent = { type: 'master', term: 2, checkpoint: null };
-  const deleted: CoreEvent = { type: 'deleteserver', server: { hostname: 'a', ip: '', master: false, eligible: true, self: false, now: 0, data: {}, uptime: 0, locked: false, priority: 0, term: 1 } };
+  const deleted: CoreEvent = {
+    type: 'deleteserver',
+    server: {
+      hostname: 'a',
+      ip: '',
+      master: false,
+      eligible: true,
+      self: false,
+      now: 0,
+      data: {},
+      uptime: 0,
+      locked: false,
+      priority: 0,
+      term: 1,
+    },
+  };
 
   test('a step through "no master" is one change, keeping when the lost master was last heard; a round trip to the same master is none', () => {
-    assert.deepEqual(coalesceMasterChanges([deleted, change('a', '', 5), master, change('', 'b', 5)]), [deleted, change('a', 'b', 5), master]);
+    assert.deepEqual(coalesceMasterChanges([deleted, change('a', '', 5), master, change('', 'b', 5)]), [
+      deleted,
+      change('a', 'b', 5),
+      master,
+    ]);
     assert.deepEqual(coalesceMasterChanges([change('a', ''), { type: 'slave' }, change('', 'a')]), [{ type: 'slave' }]);
     assert.deepEqual(coalesceMasterChanges([change('a', ''), change('', 'b'), change('b', '')]), [change('a', '')]);
   });
@@ -156,8 +181,16 @@ describe('coalesceMasterChanges (one step)', () => {
         const from = 'a';
         const final = chain[chain.length - 1] as string;
         if (events.length === 0 || from === final) assert.equal(changes.length, 0, chain.join('→'));
-        else assert.deepEqual(changes.map((c) => [c.previous, c.hostname]), [[from, final]], chain.join('→'));
-        assert.deepEqual(out.filter((e) => e.type !== 'masterchange'), events.filter((e) => e.type !== 'masterchange'));
+        else
+          assert.deepEqual(
+            changes.map((c) => [c.previous, c.hostname]),
+            [[from, final]],
+            chain.join('→'),
+          );
+        assert.deepEqual(
+          out.filter((e) => e.type !== 'masterchange'),
+          events.filter((e) => e.type !== 'masterchange'),
+        );
         checked++;
       }
     }
@@ -174,7 +207,10 @@ describe('real processes: a SIGKILLed master', () => {
       await cluster.waitAgreed(15_000, 'alpha');
       const killedAt = cluster.kill('alpha');
       await cluster.waitAgreed(15_000, 'bravo');
-      const after = (host: string): string[] => cluster.reports.filter((r) => r.host === host && r.t >= killedAt && ['master', 'slave', 'masterchange'].includes(r.type)).map((r) => (r.type === 'masterchange' ? `masterchange → ${r.detail || "''"}` : r.type));
+      const after = (host: string): string[] =>
+        cluster.reports
+          .filter((r) => r.host === host && r.t >= killedAt && ['master', 'slave', 'masterchange'].includes(r.type))
+          .map((r) => (r.type === 'masterchange' ? `masterchange → ${r.detail || "''"}` : r.type));
       // What the takeover brought (a busy machine may stall a member later, which is not this test's business).
       assert.deepEqual(after('bravo').slice(0, 2), ['masterchange → bravo', 'master']);
       assert.ok(!after('charlie').includes('slave'), after('charlie').join(', '));

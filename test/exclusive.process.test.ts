@@ -32,7 +32,12 @@ function workFile(): string {
   return path.join(dir, `work-${++files}.jsonl`);
 }
 
-async function cluster(hosts: string[], work: Omit<WorkConfig, 'file'>, multi: Record<string, unknown> = {}, tick = TICK_S): Promise<{ cluster: ProcessCluster; file: string }> {
+async function cluster(
+  hosts: string[],
+  work: Omit<WorkConfig, 'file'>,
+  multi: Record<string, unknown> = {},
+  tick = TICK_S,
+): Promise<{ cluster: ProcessCluster; file: string }> {
   const file = workFile();
   const made = new ProcessCluster({ heartbeatFreq: tick, checkBeats: CHECK_BEATS, multi, work: { file, ...work } });
   try {
@@ -65,7 +70,10 @@ function assertNoOverlap(file: string): ReturnType<typeof workRuns> {
     const before = runs[i - 1]!;
     const run = runs[i]!;
     assert.ok(run.term > before.term, `terms grow: ${JSON.stringify(runs)}`);
-    assert.ok(run.firstStart > before.lastEnd, `${run.host} (term ${run.term}) started a job ${(before.lastEnd - run.firstStart).toFixed(1)} ms before ${before.host}'s last job (term ${before.term}) ended`);
+    assert.ok(
+      run.firstStart > before.lastEnd,
+      `${run.host} (term ${run.term}) started a job ${(before.lastEnd - run.firstStart).toFixed(1)} ms before ${before.host}'s last job (term ${before.term}) ended`,
+    );
   }
   return runs;
 }
@@ -128,9 +136,14 @@ describe('exclusive(): real processes, UDP heartbeats', () => {
     }
   });
 
-  test('preemption: a server that ranks first joins, and after preempt_delay takes the role once the master\'s jobs ended', async () => {
+  test("preemption: a server that ranks first joins, and after preempt_delay takes the role once the master's jobs ended", async () => {
     const file = workFile();
-    const c = new ProcessCluster({ heartbeatFreq: TICK_S, checkBeats: CHECK_BEATS, multi: { preempt: true, preempt_delay: 1 }, work: { file, everyMs: 40, jobMs: 300 } });
+    const c = new ProcessCluster({
+      heartbeatFreq: TICK_S,
+      checkBeats: CHECK_BEATS,
+      multi: { preempt: true, preempt_delay: 1 },
+      work: { file, everyMs: 40, jobMs: 300 },
+    });
     try {
       await c.start('bravo');
       await c.start('charlie');
@@ -140,17 +153,27 @@ describe('exclusive(): real processes, UDP heartbeats', () => {
       await c.waitAgreed(WAIT_MS, 'alpha');
       await jobsStarted(file, 'alpha', 1);
       const runs = assertNoOverlap(file);
-      assert.deepEqual(runs.map((run) => run.host), ['bravo', 'alpha']);
+      assert.deepEqual(
+        runs.map((run) => run.host),
+        ['bravo', 'alpha'],
+      );
       const followed = c.reports.find((r) => r.host === 'alpha' && r.type === 'masterchange' && r.detail === 'bravo')!;
       const took = c.reports.find((r) => r.host === 'alpha' && r.type === 'master')!;
-      assert.ok(took.t - followed.t >= 1000, `alpha took the role ${(took.t - followed.t).toFixed(0)} ms after it began to follow bravo (preempt_delay 1 s)`);
+      assert.ok(
+        took.t - followed.t >= 1000,
+        `alpha took the role ${(took.t - followed.t).toFixed(0)} ms after it began to follow bravo (preempt_delay 1 s)`,
+      );
     } finally {
       await c.stopAll();
     }
   });
 
   test('a failing health check: the master drains, steps down; once it passes again the server can be master again', async () => {
-    const { cluster: c, file } = await cluster(['alpha', 'bravo', 'charlie'], { everyMs: 40, jobMs: 300, health: { interval: 0.1, rise: 2, fall: 2 } });
+    const { cluster: c, file } = await cluster(['alpha', 'bravo', 'charlie'], {
+      everyMs: 40,
+      jobMs: 300,
+      health: { interval: 0.1, rise: 2, fall: 2 },
+    });
     try {
       await c.waitAgreed(WAIT_MS, 'alpha');
       await c.waitFor(() => c.state('alpha')?.health === 'passing', WAIT_MS, "alpha's check to pass");
@@ -183,7 +206,10 @@ describe('exclusive(): real processes, UDP heartbeats', () => {
       const aborts = lines(file, 'alpha', 'abort');
       const started = lines(file, 'alpha', 'start').length;
       assert.equal(aborts.length, started, 'every job of alpha was aborted');
-      assert.ok(aborts.every((line) => line.kind === 'drain-timeout'), JSON.stringify(aborts));
+      assert.ok(
+        aborts.every((line) => line.kind === 'drain-timeout'),
+        JSON.stringify(aborts),
+      );
       const bravoFirst = lines(file, 'bravo', 'start')[0]!.t;
       assert.ok(bravoFirst > Math.max(...aborts.map((line) => line.t)), 'bravo started after alpha aborted its jobs');
     } finally {
@@ -191,7 +217,7 @@ describe('exclusive(): real processes, UDP heartbeats', () => {
     }
   });
 
-  test('the role lost against the master\'s will (quorum lost) aborts the running jobs at once (role-lost)', async () => {
+  test("the role lost against the master's will (quorum lost) aborts the running jobs at once (role-lost)", async () => {
     const { cluster: c, file } = await cluster(['alpha', 'bravo'], { everyMs: 40, jobMs: 10_000 }, { quorum: 2 });
     try {
       await c.waitAgreed(WAIT_MS, 'alpha');
@@ -199,10 +225,14 @@ describe('exclusive(): real processes, UDP heartbeats', () => {
       c.kill('bravo');
       await c.waitFor(() => c.state('alpha')?.master === false, WAIT_MS, 'alpha to lose quorum');
       const deadline = Date.now() + WAIT_MS;
-      while (lines(file, 'alpha', 'abort').length < lines(file, 'alpha', 'start').length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      while (lines(file, 'alpha', 'abort').length < lines(file, 'alpha', 'start').length && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 20));
       const aborts = lines(file, 'alpha', 'abort');
       assert.equal(aborts.length, lines(file, 'alpha', 'start').length, 'every running job was aborted');
-      assert.ok(aborts.every((line) => line.kind === 'role-lost'), JSON.stringify(aborts));
+      assert.ok(
+        aborts.every((line) => line.kind === 'role-lost'),
+        JSON.stringify(aborts),
+      );
       assert.equal(lines(file, 'alpha', 'end').length, 0, 'aborted long before they would have ended');
     } finally {
       await c.stopAll();
@@ -212,7 +242,9 @@ describe('exclusive(): real processes, UDP heartbeats', () => {
 
 const unavailable = etcdUnavailable();
 
-describe('exclusive(): real processes, etcd', { skip: unavailable ? `real etcd needed: ${unavailable} (Debian package ${ETCD_PACKAGE})` : false }, () => {
+describe('exclusive(): real processes, etcd', {
+  skip: unavailable ? `real etcd needed: ${unavailable} (Debian package ${ETCD_PACKAGE})` : false,
+}, () => {
   let etcd: EtcdCluster;
   before(async () => {
     etcd = await EtcdCluster.start();
@@ -222,7 +254,13 @@ describe('exclusive(): real processes, etcd', { skip: unavailable ? `real etcd n
   });
 
   test('stepDown(), SIGTERM and a promote request while jobs run: each next master starts after the last job of the one before', async () => {
-    const coordinator = { type: 'etcd', hosts: etcd.endpoints, ttl: 2, election_timeout_ms: etcd.electionMs, prefix: `/psm-exclusive-${process.pid}/` };
+    const coordinator = {
+      type: 'etcd',
+      hosts: etcd.endpoints,
+      ttl: 2,
+      election_timeout_ms: etcd.electionMs,
+      prefix: `/psm-exclusive-${process.pid}/`,
+    };
     const file = workFile();
     const c = new ProcessCluster({ heartbeatFreq: 1, checkBeats: 2, multi: { coordinator }, work: { file, everyMs: 40, jobMs: 300 } });
     try {
@@ -239,7 +277,10 @@ describe('exclusive(): real processes, etcd', { skip: unavailable ? `real etcd n
       const next = c.agreedMaster()!;
       await jobsStarted(file, next, lines(file, next, 'start').length + 1, `${next} to run jobs`);
       const runs = assertNoOverlap(file);
-      assert.deepEqual(runs.slice(0, 2).map((run) => run.host), ['alpha', 'bravo']);
+      assert.deepEqual(
+        runs.slice(0, 2).map((run) => run.host),
+        ['alpha', 'bravo'],
+      );
       assert.ok(runs.every((run) => run.aborts === 0));
       // promote() of the server that is not master: the master drains, then hands over.
       const asker = hosts.find((host) => host !== next && c.live().includes(host))!;

@@ -34,7 +34,11 @@ describe('exclusive(): admission', () => {
     assert.deepEqual(order, ['ran with term 7, aborted false', 'after the call'], 'fn runs before exclusive() returns');
     assert.deepEqual(await ran, { ran: true, value: 'value', term: 7 });
     let called = false;
-    assert.deepEqual(await work.run(false, 7, () => (called = true)), { ran: false, reason: 'not-master', detail: 'this server is not master' });
+    assert.deepEqual(await work.run(false, 7, () => (called = true)), {
+      ran: false,
+      reason: 'not-master',
+      detail: 'this server is not master',
+    });
     work.close('stepping down');
     assert.deepEqual(await work.run(true, 7, () => (called = true)), { ran: false, reason: 'handing-over', detail: 'stepping down' });
     work.open();
@@ -54,7 +58,10 @@ describe('exclusive(): admission', () => {
       }),
       /boom/,
     );
-    await assert.rejects(work.run(true, 1, () => Promise.reject(new Error('later'))), /later/);
+    await assert.rejects(
+      work.run(true, 1, () => Promise.reject(new Error('later'))),
+      /later/,
+    );
     // Not an Error at all: the value is what the caller gets.
     await assert.rejects(
       work.run(true, 1, () => {
@@ -64,7 +71,10 @@ describe('exclusive(): admission', () => {
     );
     assert.equal(work.running, 0);
     await assert.rejects(work.run(true, 1, null as never), TypeError);
-    await assert.rejects(work.run(true, 1, () => 1, { drain: 'later' as never }), /drain must be "wait" or "abort"/);
+    await assert.rejects(
+      work.run(true, 1, () => 1, { drain: 'later' as never }),
+      /drain must be "wait" or "abort"/,
+    );
   });
 
   test('a call made from inside a running call is admitted and counted (nothing deadlocks)', async () => {
@@ -193,7 +203,11 @@ describe('exclusive(): the role lost against our will', () => {
 });
 
 /** A MasterWork over a fake election: a role the test sets, and the eligibility it is told. */
-function harness(timers = new ManualTimers()): { work: MasterWork; timers: ManualTimers; state: { master: boolean; appEligible: boolean; applied: boolean[]; logs: string[] } } {
+function harness(timers = new ManualTimers()): {
+  work: MasterWork;
+  timers: ManualTimers;
+  state: { master: boolean; appEligible: boolean; applied: boolean[]; logs: string[] };
+} {
   const state = { master: true, appEligible: true, applied: [] as boolean[], logs: [] as string[] };
   const host: MasterWorkHost = {
     isMaster: () => state.master,

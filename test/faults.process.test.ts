@@ -20,10 +20,11 @@ import { pause } from './helpers/wait';
 
 const WAIT_MS = 20_000;
 
-
 /** Reports of role changes since `since` (epoch ms), as "host type". */
 function roleChanges(cluster: ProcessCluster, since: number): string[] {
-  return cluster.reports.filter((r) => r.t >= since && (r.type === 'master' || r.type === 'slave' || r.type === 'deleteserver')).map((r) => `${r.host} ${r.type}${r.detail ? ` ${r.detail}` : ''}`);
+  return cluster.reports
+    .filter((r) => r.t >= since && (r.type === 'master' || r.type === 'slave' || r.type === 'deleteserver'))
+    .map((r) => `${r.host} ${r.type}${r.detail ? ` ${r.detail}` : ''}`);
 }
 
 /** Every term any member reported holding as master, and by whom: one holder each. */
@@ -46,25 +47,42 @@ describe('a non-transitive cut: alpha and bravo cannot hear each other, both hea
     await cluster.start('alpha');
     await cluster.waitAgreed(WAIT_MS, 'alpha');
     await Promise.all([cluster.start('bravo'), cluster.start('charlie')]);
-    await cluster.waitFor(() => ['bravo', 'charlie'].every((host) => cluster.state(host)?.masterHostname === 'alpha'), WAIT_MS, 'bravo and charlie to follow alpha');
+    await cluster.waitFor(
+      () => ['bravo', 'charlie'].every((host) => cluster.state(host)?.masterHostname === 'alpha'),
+      WAIT_MS,
+      'bravo and charlie to follow alpha',
+    );
     const term = cluster.state('alpha')?.term as number;
     const since = preciseNow();
     await cluster.cut('alpha', 'bravo');
     // The cut holds: alpha removes bravo once it has not heard it for a tock (bravo keeps
     // alpha on charlie's word); a bravo that took alpha for dead would claim at that point.
-    await cluster.waitFor(() => cluster.reports.some((r) => r.t >= since && r.host === 'alpha' && r.type === 'deleteserver' && r.detail === 'bravo'), WAIT_MS, 'alpha to stop hearing bravo');
+    await cluster.waitFor(
+      () => cluster.reports.some((r) => r.t >= since && r.host === 'alpha' && r.type === 'deleteserver' && r.detail === 'bravo'),
+      WAIT_MS,
+      'alpha to stop hearing bravo',
+    );
     await pause(4 * cluster.tockMs);
     for (const host of ['alpha', 'bravo', 'charlie']) cluster.command(host, { cmd: 'state' });
-    await cluster.waitFor(() => ['alpha', 'bravo', 'charlie'].every((host) => cluster.reports.some((r) => r.t >= since && r.host === host && r.type === 'state')), WAIT_MS, 'state reports');
+    await cluster.waitFor(
+      () =>
+        ['alpha', 'bravo', 'charlie'].every((host) => cluster.reports.some((r) => r.t >= since && r.host === host && r.type === 'state')),
+      WAIT_MS,
+      'state reports',
+    );
     assert.deepEqual(roleChanges(cluster, since), ['alpha deleteserver bravo'], 'a member changed role, or removed a server it hears');
     assert.equal(cluster.agreedMaster(), 'alpha');
     assert.equal(cluster.state('bravo')?.masterHostname, 'alpha', 'bravo does not name the master it cannot hear');
-    assert.equal(cluster.state('alpha')?.term, term, 'the master\'s term changed during the cut');
+    assert.equal(cluster.state('alpha')?.term, term, "the master's term changed during the cut");
     const healed = preciseNow();
     await cluster.cut('alpha', 'bravo', false);
     await cluster.waitFor(() => cluster.state('alpha')?.servers.includes('bravo') === true, WAIT_MS, 'alpha to hear bravo again');
     await pause(2 * cluster.tockMs);
-    assert.deepEqual(roleChanges(cluster, healed).filter((line) => !line.endsWith('deleteserver bravo')), [], 'the heal changed a role');
+    assert.deepEqual(
+      roleChanges(cluster, healed).filter((line) => !line.endsWith('deleteserver bravo')),
+      [],
+      'the heal changed a role',
+    );
     assert.equal(cluster.agreedMaster(), 'alpha');
     assert.equal(cluster.maxConcurrentMasters(since), 1);
     assertTermsOwned(cluster);
@@ -76,8 +94,14 @@ describe('a non-transitive cut: alpha and bravo cannot hear each other, both hea
     const killedAt = cluster.kill('alpha', 'SIGKILL');
     await cluster.waitAgreed(WAIT_MS, 'bravo');
     // alpha, killed, reports nothing more: only the survivors' reports count.
-    assert.deepEqual(cluster.reports.filter((r) => r.t >= killedAt && r.type === 'master').map((r) => r.host), ['bravo']);
-    assert.ok(cluster.reports.filter((r) => r.t >= killedAt && r.host !== 'alpha').every((r) => r.host === 'bravo' || !r.state.master), 'charlie claimed');
+    assert.deepEqual(
+      cluster.reports.filter((r) => r.t >= killedAt && r.type === 'master').map((r) => r.host),
+      ['bravo'],
+    );
+    assert.ok(
+      cluster.reports.filter((r) => r.t >= killedAt && r.host !== 'alpha').every((r) => r.host === 'bravo' || !r.state.master),
+      'charlie claimed',
+    );
     assertTermsOwned(cluster);
   });
 });
@@ -89,17 +113,32 @@ describe('promote() and stepDown() racing each other', () => {
       await cluster.start('alpha');
       await cluster.waitAgreed(WAIT_MS, 'alpha');
       await Promise.all([cluster.start('bravo'), cluster.start('charlie')]);
-      await cluster.waitFor(() => ['bravo', 'charlie'].every((host) => cluster.state(host)?.masterHostname === 'alpha'), WAIT_MS, 'bravo and charlie to follow alpha');
+      await cluster.waitFor(
+        () => ['bravo', 'charlie'].every((host) => cluster.state(host)?.masterHostname === 'alpha'),
+        WAIT_MS,
+        'bravo and charlie to follow alpha',
+      );
       await cluster.link('charlie', [], { alpha: 20, bravo: 20 });
       const since = preciseNow();
       cluster.command('alpha', { cmd: 'stepdown' });
       // The moment charlie names no master: it has read alpha's handoff heartbeat.
-      await cluster.waitFor(() => cluster.reports.some((r) => r.t >= since && r.host === 'charlie' && r.type === 'masterchange' && r.detail === ''), WAIT_MS, 'charlie to read the handoff');
+      await cluster.waitFor(
+        () => cluster.reports.some((r) => r.t >= since && r.host === 'charlie' && r.type === 'masterchange' && r.detail === ''),
+        WAIT_MS,
+        'charlie to read the handoff',
+      );
       cluster.command('charlie', { cmd: 'promote' });
       await cluster.waitAgreed(WAIT_MS, 'charlie');
-      await cluster.waitFor(() => cluster.reports.some((r) => r.host === 'charlie' && r.type === 'promoted'), WAIT_MS, 'charlie\'s promote() to settle');
+      await cluster.waitFor(
+        () => cluster.reports.some((r) => r.host === 'charlie' && r.type === 'promoted'),
+        WAIT_MS,
+        "charlie's promote() to settle",
+      );
       assert.equal(cluster.reports.find((r) => r.host === 'charlie' && r.type === 'promoted')?.detail, undefined, 'promote() rejected');
-      assert.deepEqual(cluster.reports.filter((r) => r.t >= since && r.type === 'master').map((r) => r.host), ['bravo', 'charlie']);
+      assert.deepEqual(
+        cluster.reports.filter((r) => r.t >= since && r.type === 'master').map((r) => r.host),
+        ['bravo', 'charlie'],
+      );
       assert.equal(cluster.maxConcurrentMasters(since), 1);
       assertTermsOwned(cluster);
     } finally {
@@ -114,7 +153,11 @@ describe('promote() and stepDown() racing each other', () => {
       await cluster.start('alpha');
       await cluster.waitAgreed(WAIT_MS, 'alpha');
       await Promise.all(hosts.slice(1).map((host) => cluster.start(host)));
-      await cluster.waitFor(() => hosts.every((host) => cluster.state(host)?.masterHostname === 'alpha'), WAIT_MS, 'everyone to follow alpha');
+      await cluster.waitFor(
+        () => hosts.every((host) => cluster.state(host)?.masterHostname === 'alpha'),
+        WAIT_MS,
+        'everyone to follow alpha',
+      );
       const since = preciseNow();
       for (let round = 0; round < 8; round++) {
         const master = cluster.agreedMaster() as string;
@@ -123,7 +166,11 @@ describe('promote() and stepDown() racing each other', () => {
         cluster.command(others[round % 3] as string, { cmd: 'promote' });
         cluster.command(others[(round + 1) % 3] as string, { cmd: 'promote' });
         const promotes = cluster.reports.filter((r) => r.type === 'promoted').length + 2;
-        await cluster.waitFor(() => cluster.reports.filter((r) => r.type === 'promoted').length >= promotes, WAIT_MS, `round ${round}: both promote() calls to settle`);
+        await cluster.waitFor(
+          () => cluster.reports.filter((r) => r.type === 'promoted').length >= promotes,
+          WAIT_MS,
+          `round ${round}: both promote() calls to settle`,
+        );
         await cluster.waitAgreed(WAIT_MS);
       }
       assert.equal(cluster.maxConcurrentMasters(since), 1);
@@ -148,7 +195,11 @@ describe('a rolling reload of heartbeat_freq: 0.5 s -> 10 s -> 0.5 s', () => {
       await cluster.start('alpha');
       await cluster.waitAgreed(WAIT_MS, 'alpha');
       await Promise.all([cluster.start('bravo'), cluster.start('charlie')]);
-      await cluster.waitFor(() => ['bravo', 'charlie'].every((host) => cluster.state(host)?.masterHostname === 'alpha'), WAIT_MS, 'bravo and charlie to follow alpha');
+      await cluster.waitFor(
+        () => ['bravo', 'charlie'].every((host) => cluster.state(host)?.masterHostname === 'alpha'),
+        WAIT_MS,
+        'bravo and charlie to follow alpha',
+      );
       // delta at 10 s too: a faster joiner would make bravo pace to it at once.
       await cluster.start('delta', { heartbeat_freq: 10 }, true);
       const since = preciseNow();
@@ -164,7 +215,11 @@ describe('a rolling reload of heartbeat_freq: 0.5 s -> 10 s -> 0.5 s', () => {
       // Long enough for alpha's new tick to reach bravo (1.5 s), bravo's heartbeats at the new
       // pace, and a tock of alpha's new timing after them.
       await pause(5000);
-      assert.deepEqual(roleChanges(cluster, since).filter((line) => line !== 'delta slave'), [], 'a server was removed, or a role changed');
+      assert.deepEqual(
+        roleChanges(cluster, since).filter((line) => line !== 'delta slave'),
+        [],
+        'a server was removed, or a role changed',
+      );
       assert.equal(cluster.agreedMaster(), 'alpha');
     } finally {
       await cluster.stopAll();

@@ -76,7 +76,9 @@ async function failoverTerms(): Promise<RealTerms> {
 }
 
 const redisSkip = redisUnavailable();
-describe('fencing recipe: Redis (the README\'s Lua script)', { skip: redisSkip ? `real Redis needed: ${redisSkip} (Debian package ${REDIS_PACKAGE})` : false }, () => {
+describe("fencing recipe: Redis (the README's Lua script)", {
+  skip: redisSkip ? `real Redis needed: ${redisSkip} (Debian package ${REDIS_PACKAGE})` : false,
+}, () => {
   let server: RedisServer;
   let redis: import('ioredis').default & { fencedSet(fence: string, key: string, term: number | string, value: string): Promise<number> };
   let keys = 0;
@@ -110,7 +112,7 @@ describe('fencing recipe: Redis (the README\'s Lua script)', { skip: redisSkip ?
 
   test('any sequence of terms: exactly the writes not below every earlier accepted term are applied', async () => {
     let seed = 7;
-    const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     for (let round = 0; round < 20; round++) {
       const [fence, state] = fresh();
       let highest = 0;
@@ -137,7 +139,7 @@ describe('fencing recipe: Redis (the README\'s Lua script)', { skip: redisSkip ?
     assert.equal(await redis.get(state), null);
   });
 
-  test('terms of a real failover: the deposed master\'s write is refused once its successor wrote', async () => {
+  test("terms of a real failover: the deposed master's write is refused once its successor wrote", async () => {
     const { deposed, successor } = await failoverTerms();
     const [fence, state] = fresh();
     assert.equal(await redis.fencedSet(fence, state, deposed, 'alpha: job 1'), 1, 'the master before it froze');
@@ -148,7 +150,9 @@ describe('fencing recipe: Redis (the README\'s Lua script)', { skip: redisSkip ?
 });
 
 const postgresSkip = postgresUnavailable();
-describe('fencing recipe: PostgreSQL (the README\'s SQL)', { skip: postgresSkip ? `real PostgreSQL needed: ${postgresSkip} (Debian package ${POSTGRES_PACKAGE})` : false }, () => {
+describe("fencing recipe: PostgreSQL (the README's SQL)", {
+  skip: postgresSkip ? `real PostgreSQL needed: ${postgresSkip} (Debian package ${POSTGRES_PACKAGE})` : false,
+}, () => {
   let server: PostgresServer;
   const clients: Array<import('pg').Client> = [];
   let names = 0;
@@ -210,7 +214,10 @@ describe('fencing recipe: PostgreSQL (the README\'s SQL)', { skip: postgresSkip 
     await low.query('BEGIN');
     const lowFence = low.query(FENCE, [name, 5]);
     let settled = false;
-    void lowFence.then(() => (settled = true), () => (settled = true));
+    void lowFence.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
     // ...while the new master is still writing (its query has to queue behind nothing but its own).
     await high.query('INSERT INTO jobs (name, value) VALUES ($1, $2)', [name, 'new master']);
     assert.equal(settled, false, 'the lower term went through the fence while the higher one held it');
@@ -230,11 +237,11 @@ describe('fencing recipe: PostgreSQL (the README\'s SQL)', { skip: postgresSkip 
     await low.query('INSERT INTO jobs (name, value) VALUES ($1, $2)', [name, 'old master']);
     await low.query('COMMIT');
     assert.equal(await highWrite, true);
-    assert.equal(await value(low, name), 'new master', 'the higher term\'s write is the later one');
+    assert.equal(await value(low, name), 'new master', "the higher term's write is the later one");
     assert.equal(await fencedWrite(low, name, 5, 'old master again'), false);
   });
 
-  test('terms of a real failover: the deposed master\'s write is refused once its successor wrote', async () => {
+  test("terms of a real failover: the deposed master's write is refused once its successor wrote", async () => {
     const { deposed, successor } = await failoverTerms();
     const db = await connect();
     const name = `n${++names}`;

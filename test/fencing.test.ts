@@ -25,13 +25,27 @@ const SECRET = 'fencing suite secret, long enough';
 function settled(options: SimClusterOptions = {}): SimCluster {
   const sim = new SimCluster({ tickMs: TICK, checkBeats: 3, latencyMs: 1, ...options });
   for (const host of HOSTS) sim.add(host);
-  assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 3 * TOCK), null);
+  assert.notEqual(
+    sim.runUntilTrue(() => sim.agreedMaster() === 'a', 3 * TOCK),
+    null,
+  );
   sim.runFor(TICK / 2);
   return sim;
 }
 
 function forged(fields: Partial<HeartbeatMessage>): Buffer {
-  const message: HeartbeatMessage = { action: 'heartbeat', hostname: 'zz-forger', ip: '10.6.6.6', master: false, eligible: true, uptime: 1, data: {}, iid: 'f0f0f0f0f0f0f0f0', seq: 1, ...fields };
+  const message: HeartbeatMessage = {
+    action: 'heartbeat',
+    hostname: 'zz-forger',
+    ip: '10.6.6.6',
+    master: false,
+    eligible: true,
+    uptime: 1,
+    data: {},
+    iid: 'f0f0f0f0f0f0f0f0',
+    seq: 1,
+    ...fields,
+  };
   return encode(message);
 }
 
@@ -44,7 +58,14 @@ function failOver(sim: SimCluster): string {
     const next = sim.agreedMaster();
     return next !== null && next !== master;
   }, 3 * TOCK);
-  assert.notEqual(agreed, null, `no agreed master after ${master} crashed: ${sim.live().map((n) => `${n.id}→${n.core.masterHostname || '?'}${n.core.master ? '*' : ''}`).join(' ')}`);
+  assert.notEqual(
+    agreed,
+    null,
+    `no agreed master after ${master} crashed: ${sim
+      .live()
+      .map((n) => `${n.id}→${n.core.masterHostname || '?'}${n.core.master ? '*' : ''}`)
+      .join(' ')}`,
+  );
   return sim.agreedMaster() as string;
 }
 
@@ -83,15 +104,23 @@ describe('a forged huge term', () => {
     const sim = settled();
     // '0forger' ranks before 'a': while it speaks, every server follows it.
     const start = sim.now;
-    for (let i = 0; i < 30; i++) sim.at(start + i * 100, () => sim.inject(forged({ hostname: '0forger', master: true, term: MAX_TERM - 1, seq: i + 1 })));
+    for (let i = 0; i < 30; i++)
+      sim.at(start + i * 100, () => sim.inject(forged({ hostname: '0forger', master: true, term: MAX_TERM - 1, seq: i + 1 })));
     sim.runFor(3000);
-    assert.ok(sim.live().every((node) => node.core.masterHostname === '0forger'), 'the forged master is followed');
+    assert.ok(
+      sim.live().every((node) => node.core.masterHostname === '0forger'),
+      'the forged master is followed',
+    );
     const bound = TERM_CEILING + 30 * MAX_TERM_STEP + (MAX_TERM_CATCHUP_PER_S * 3000) / 1000;
     for (const node of sim.live()) {
       assert.ok(node.core.term <= bound, `${node.id} adopted ${node.core.term}, beyond ${bound}`);
       assert.ok(MAX_TERM - node.core.term > 2 ** 51, 'the space left for real master changes');
     }
-    assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 2 * TOCK), null, 'a is master again once the forger is silent');
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.agreedMaster() === 'a', 2 * TOCK),
+      null,
+      'a is master again once the forger is silent',
+    );
   });
 
   test('a server that missed a flood of forged terms catches up with the master it follows, and takes a term above it when it claims next', () => {
@@ -105,7 +134,11 @@ describe('a forged huge term', () => {
     sim.crash('c');
     sim.crash('d');
     sim.restart('b');
-    assert.notEqual(sim.runUntilTrue(() => sim.node('b').core.masterHostname === 'a', 2 * TOCK), null, 'b follows a again');
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.node('b').core.masterHostname === 'a', 2 * TOCK),
+      null,
+      'b follows a again',
+    );
     sim.runFor(3 * TICK);
     const last = sim.node('a').core.term;
     const next = failOver(sim);
@@ -117,7 +150,7 @@ describe('a forged huge term', () => {
 });
 
 describe('a forged checkpoint', () => {
-  test('from a stranger that is not master: never taken; the real master\'s is, and the next master gets it', () => {
+  test("from a stranger that is not master: never taken; the real master's is, and the next master gets it", () => {
     const sim = settled();
     sim.setCheckpoint('a', { cursor: 'real-1' });
     sim.runFor(TICK);
@@ -207,7 +240,10 @@ describe('a stalled master (SIGSTOP, VM pause, long GC)', () => {
   test('the woken master decides nothing until its own marker comes back behind the backlog', () => {
     const sim = new SimCluster({ tickMs: TICK, checkBeats: 3, latencyMs: 1, trace: true, traceLevel: 9 });
     for (const host of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']) sim.add(host);
-    assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 3 * TOCK), null);
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.agreedMaster() === 'a', 3 * TOCK),
+      null,
+    );
     sim.stall('a', 10 * TICK);
     sim.runFor(10 * TICK + TOCK);
     // Before the marker: no removal, no claim on a; the backlog (7 servers × 10 ticks) takes three read turns.
@@ -226,7 +262,23 @@ describe('a replayed authenticated heartbeat with a huge term', () => {
     const sim = settled({ secret: SECRET });
     const keyring = createKeyring(SECRET);
     const before = sim.node('b').core.term;
-    sim.inject(encode({ action: 'heartbeat', hostname: 'zz', ip: '10.6.6.6', master: true, eligible: true, uptime: 1, data: {}, iid: 'abababababababab', seq: 1, term: MAX_TERM }, keyring));
+    sim.inject(
+      encode(
+        {
+          action: 'heartbeat',
+          hostname: 'zz',
+          ip: '10.6.6.6',
+          master: true,
+          eligible: true,
+          uptime: 1,
+          data: {},
+          iid: 'abababababababab',
+          seq: 1,
+          term: MAX_TERM,
+        },
+        keyring,
+      ),
+    );
     assert.equal(sim.node('b').core.term, before);
   });
 });

@@ -13,7 +13,10 @@ const COUNT = 30_000;
 
 test(`fuzz slice: ${COUNT} hostile datagrams (seed ${SEED}) against codec and live cores, no violation`, () => {
   const report = fuzz({ seed: SEED, count: COUNT });
-  assert.equal(Object.values(report.generators).reduce((a, b) => a + b, 0), COUNT);
+  assert.equal(
+    Object.values(report.generators).reduce((a, b) => a + b, 0),
+    COUNT,
+  );
   assert.ok(Object.keys(report.generators).length >= 12);
   // The open core was exercised, not just the parser: accepted packets, state changes, a full table.
   assert.ok((report.openCodec.accepted ?? 0) > 1000, JSON.stringify(report.openCodec));

@@ -14,7 +14,11 @@ import { statusBody } from '../src/shell/status';
 import { createMetricsRegistry } from '../src/shell/metrics';
 
 /** A check whose outcomes the test scripts: true passes, false returns false, an Error throws, 'hang' never answers. */
-function scripted(outcomes: Array<boolean | Error | 'hang' | 'reject'>): { fn: (signal: AbortSignal) => unknown; calls: number; aborted: number } {
+function scripted(outcomes: Array<boolean | Error | 'hang' | 'reject'>): {
+  fn: (signal: AbortSignal) => unknown;
+  calls: number;
+  aborted: number;
+} {
   const state = { calls: 0, aborted: 0, fn: (_signal: AbortSignal): unknown => undefined };
   state.fn = (signal: AbortSignal) => {
     const outcome = outcomes[Math.min(state.calls, outcomes.length - 1)];
@@ -33,7 +37,12 @@ describe('health check: rise and fall', () => {
     const timers = new ManualTimers();
     const changes: string[] = [];
     const script = scripted([true, false, false, true, false, false, false, true, true]);
-    const check = new HealthCheck(script.fn, { interval: 1, rise: 2, fall: 3 }, (status) => changes.push(`${status.state} after ${status.checks}`), timers);
+    const check = new HealthCheck(
+      script.fn,
+      { interval: 1, rise: 2, fall: 3 },
+      (status) => changes.push(`${status.state} after ${status.checks}`),
+      timers,
+    );
     check.start();
     await flush();
     assert.deepEqual(changes, ['passing after 1']);
@@ -75,7 +84,13 @@ describe('health check: rise and fall', () => {
       await timers.advance(1000);
       errors.push(check.status.last?.error ?? '?');
     }
-    assert.deepEqual(errors, ['thrown', 'rejected with a second line', 'the check returned false', 'no answer within 0.5 s', 'no answer within 0.5 s']);
+    assert.deepEqual(errors, [
+      'thrown',
+      'rejected with a second line',
+      'the check returned false',
+      'no answer within 0.5 s',
+      'no answer within 0.5 s',
+    ]);
     assert.equal(check.healthy, false);
     assert.ok(script.aborted >= 1);
   });
@@ -102,12 +117,36 @@ describe('health check: rise and fall', () => {
     assert.equal(calls, 4, 'a check every 2.5 s, the time each takes');
   });
 
-  test('the status document (page, JSON) and the metrics show the check\'s state as it changes', async () => {
+  test("the status document (page, JSON) and the metrics show the check's state as it changes", async () => {
     const timers = new ManualTimers();
-    const check = new HealthCheck(scripted([true, new Error('disk full'), new Error('disk full'), true, true]).fn, { interval: 1, rise: 2, fall: 2 }, () => undefined, timers);
+    const check = new HealthCheck(
+      scripted([true, new Error('disk full'), new Error('disk full'), true, true]).fn,
+      { interval: 1, rise: 2, fall: 2 },
+      () => undefined,
+      timers,
+    );
     const source = {
-      hostname: 'a', master: true, masterHostname: 'a', term: 7, eligible: true, members: ['a'], servers: {}, settings: null, lastFailover: null,
-      stats: { packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, dropped: {}, oldKeyPackets: 0, elections: 1, sendErrors: 0, failovers: 0, lastFailoverMs: 0 },
+      hostname: 'a',
+      master: true,
+      masterHostname: 'a',
+      term: 7,
+      eligible: true,
+      members: ['a'],
+      servers: {},
+      settings: null,
+      lastFailover: null,
+      stats: {
+        packetsIn: 0,
+        packetsOut: 0,
+        bytesIn: 0,
+        bytesOut: 0,
+        dropped: {},
+        oldKeyPackets: 0,
+        elections: 1,
+        sendErrors: 0,
+        failovers: 0,
+        lastFailoverMs: 0,
+      },
       health: null as HealthStatus | null,
     };
     const metrics = createMetricsRegistry(source);
@@ -126,8 +165,14 @@ describe('health check: rise and fall', () => {
     assert.equal(await metric('health_check_passing'), 1);
     await timers.advance(2000);
     source.health = check.status;
-    assert.deepEqual([doc().health?.state, doc().health?.healthy, doc().health?.failures, doc().health?.last?.error], ['failing', false, 2, 'disk full']);
-    assert.deepEqual([await metric('health_check_passing'), await metric('health_check_failures'), await metric('health_checks_total')], [0, 2, 3]);
+    assert.deepEqual(
+      [doc().health?.state, doc().health?.healthy, doc().health?.failures, doc().health?.last?.error],
+      ['failing', false, 2, 'disk full'],
+    );
+    assert.deepEqual(
+      [await metric('health_check_passing'), await metric('health_check_failures'), await metric('health_checks_total')],
+      [0, 2, 3],
+    );
     await timers.advance(2000);
     source.health = check.status;
     assert.equal(doc().health?.state, 'passing');
@@ -184,7 +229,10 @@ describe('health check: eligibility (MasterWork)', () => {
     release();
     await flush();
     assert.deepEqual(state.applied, [false]);
-    assert.ok(state.logs.some((line) => line.startsWith('1 Health check failing (2 in a row)')), state.logs.join('\n'));
+    assert.ok(
+      state.logs.some((line) => line.startsWith('1 Health check failing (2 in a row)')),
+      state.logs.join('\n'),
+    );
     state.master = false;
     healthy = true;
     await timers.advance(2000);

@@ -23,7 +23,10 @@ function settled(secret?: string, maxServers?: number): SimCluster {
   if (maxServers !== undefined) options.maxServers = maxServers;
   const sim = new SimCluster(options);
   for (const host of HOSTS) sim.add(host);
-  assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 3 * TOCK), null);
+  assert.notEqual(
+    sim.runUntilTrue(() => sim.agreedMaster() === 'a', 3 * TOCK),
+    null,
+  );
   sim.runFor(TICK / 2);
   return sim;
 }
@@ -62,10 +65,14 @@ function heartbeatText(fields: Record<string, string>): string {
     action: '"heartbeat"',
     ...fields,
   };
-  return '{' + Object.entries(base)
-    .filter(([, value]) => value !== undefined && value !== '<omit>')
-    .map(([key, value]) => `${JSON.stringify(key)}:${value}`)
-    .join(',') + '}';
+  return (
+    '{' +
+    Object.entries(base)
+      .filter(([, value]) => value !== undefined && value !== '<omit>')
+      .map(([key, value]) => `${JSON.stringify(key)}:${value}`)
+      .join(',') +
+    '}'
+  );
 }
 
 /**
@@ -84,7 +91,11 @@ function assertDropped(sim: SimCluster, datagram: Buffer, reason: string): void 
   assert.equal(prototypeState(), protos, 'a prototype changed');
   sim.runFor(TOCK);
   assert.equal(sim.agreedMaster(), 'a', 'master changed later');
-  assert.deepEqual(sim.events.slice(events).map((e) => `${e.host}:${e.event.type}`), [], 'events emitted later');
+  assert.deepEqual(
+    sim.events.slice(events).map((e) => `${e.host}:${e.event.type}`),
+    [],
+    'events emitted later',
+  );
   assert.equal(prototypeState(), protos, 'a prototype changed later');
 }
 
@@ -155,7 +166,17 @@ describe('hostile datagrams without a secret (the open format)', () => {
   });
 
   test('an authenticated datagram from another cluster: dropped as unexpected-auth, nothing changes', () => {
-    const forged: HeartbeatMessage = { action: 'heartbeat', hostname: 'zz', ip: '', master: true, eligible: true, uptime: 0, data: {}, iid: '00000000', seq: 1 };
+    const forged: HeartbeatMessage = {
+      action: 'heartbeat',
+      hostname: 'zz',
+      ip: '',
+      master: true,
+      eligible: true,
+      uptime: 0,
+      data: {},
+      iid: '00000000',
+      seq: 1,
+    };
     assertDropped(settled(), encode(forged, createKeyring('some other cluster')), 'unexpected-auth');
   });
 
@@ -210,7 +231,7 @@ describe('hostile datagrams without a secret (the open format)', () => {
     assert.equal(sim.agreedMaster(), 'a');
   });
 
-  test('one forged heartbeat under the master\'s own hostname, sent to the master: no row, no yielding', () => {
+  test("one forged heartbeat under the master's own hostname, sent to the master: no row, no yielding", () => {
     const sim = settled();
     assertDropped2(sim, json(heartbeatText({ hostname: '"a"', master: '1', uptime: '999999' })), ['a']);
     assertDropped2(sim, json(heartbeatText({ hostname: '"a"', master: '1', iid: '"00000000"', seq: '1' })), ['a']);
@@ -241,7 +262,10 @@ function assertDropped2(sim: SimCluster, datagram: Buffer, to?: string[]): void 
   assert.equal(observable(sim), before, 'state changed');
   sim.runFor(TOCK);
   assert.equal(sim.agreedMaster(), 'a');
-  assert.deepEqual(sim.events.slice(events).map((e) => `${e.host}:${e.event.type}`), []);
+  assert.deepEqual(
+    sim.events.slice(events).map((e) => `${e.host}:${e.event.type}`),
+    [],
+  );
 }
 
 describe('hostile datagrams with a secret: no outsider changes anything', () => {
@@ -253,7 +277,17 @@ describe('hostile datagrams with a secret: no outsider changes anything', () => 
     });
   }
 
-  const master: HeartbeatMessage = { action: 'heartbeat', hostname: '0-forged', ip: '10.6.6.6', master: true, eligible: true, uptime: 9, data: {}, iid: '0000000000000001', seq: 1 };
+  const master: HeartbeatMessage = {
+    action: 'heartbeat',
+    hostname: '0-forged',
+    ip: '10.6.6.6',
+    master: true,
+    eligible: true,
+    uptime: 9,
+    data: {},
+    iid: '0000000000000001',
+    seq: 1,
+  };
 
   test('forged heartbeat claiming master, open format: unauthenticated', () => {
     assertDropped(settled(SECRET), encode(master), 'unauthenticated');
@@ -314,7 +348,7 @@ describe('hostile datagrams with a secret: no outsider changes anything', () => 
     assertDropped(sim, Buffer.concat([datagram.subarray(0, 40), body]), 'bad-mac');
   });
 
-  test('replay of the master\'s latest heartbeat: stale on every other server, nothing changes', () => {
+  test("replay of the master's latest heartbeat: stale on every other server, nothing changes", () => {
     const sim = settled(SECRET);
     const datagram = captured(sim, 'heartbeat');
     const before = observable(sim);
@@ -328,7 +362,11 @@ describe('hostile datagrams with a secret: no outsider changes anything', () => 
     const sim = settled(SECRET);
     const iid = sim.node('b').core.instanceId;
     assertDropped(sim, encode({ action: 'promote', hostname: 'b', target: 'a', iid, seq: 10 ** 9 }), 'unauthenticated');
-    assertDropped(sim, encode({ action: 'message', hostname: 'b', to: '*', type: 'job', payload: { run: 'rm -rf' }, iid, seq: 10 ** 9 }), 'unauthenticated');
+    assertDropped(
+      sim,
+      encode({ action: 'message', hostname: 'b', to: '*', type: 'job', payload: { run: 'rm -rf' }, iid, seq: 10 ** 9 }),
+      'unauthenticated',
+    );
   });
 
   test('replay of a captured app message: stale, never delivered twice', () => {

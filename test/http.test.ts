@@ -33,7 +33,11 @@ interface Member {
 
 const dirs: string[] = [];
 
-async function member(hostname: string, udpPort: number, options: { multi?: Record<string, unknown>; web?: Record<string, unknown>; eligible?: boolean } = {}): Promise<Member> {
+async function member(
+  hostname: string,
+  udpPort: number,
+  options: { multi?: Record<string, unknown>; web?: Record<string, unknown>; eligible?: boolean } = {},
+): Promise<Member> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'psm-http-'));
   dirs.push(dir);
   const port = await freeTcpPort();
@@ -43,7 +47,13 @@ async function member(hostname: string, udpPort: number, options: { multi?: Reco
     __name: 'HttpTest',
     __version: '1.0',
     config: {
-      hostname, ip: '127.0.0.1', foreground: true, echo: false, log_dir: dir, log_filename: `${hostname}.log`, debug_level: 5,
+      hostname,
+      ip: '127.0.0.1',
+      foreground: true,
+      echo: false,
+      log_dir: dir,
+      log_filename: `${hostname}.log`,
+      debug_level: 5,
       WebServer: loopbackWebConfig(port, dir, options.web),
       MultiServer: section,
     },
@@ -52,7 +62,11 @@ async function member(hostname: string, udpPort: number, options: { multi?: Reco
     components: [MultiServer, require('pixl-server-web'), require('pixl-server-api')],
   });
   const logs: Member['logs'] = [];
-  server.once('prestart', () => (server.logger as unknown as EventEmitter).on('row', (_line: string, _cols: unknown, args: Record<string, string>) => logs.push({ category: args.category ?? '', code: String(args.code ?? ''), msg: args.msg ?? '' })));
+  server.once('prestart', () =>
+    (server.logger as unknown as EventEmitter).on('row', (_line: string, _cols: unknown, args: Record<string, string>) =>
+      logs.push({ category: args.category ?? '', code: String(args.code ?? ''), msg: args.msg ?? '' }),
+    ),
+  );
   const multi = (): MultiServer => server.MultiServer as MultiServer;
   await new Promise<void>((resolve) => {
     server.once('prestart', () => {
@@ -92,7 +106,10 @@ describe('routes beside pixl-server-api', () => {
     assert.match(String(other.body.description), /Unsupported API/, 'pixl-server-api must be loaded for this test to mean anything');
     const handlers = (bravo.server.WebServer as { uriHandlers: Array<{ name: string }> }).uriHandlers.map((h) => h.name);
     const ours = handlers.filter((name) => name.startsWith('MultiServer'));
-    assert.deepEqual(new Set(ours), new Set([ROUTE_NAMES.http_status_uri, ROUTE_NAMES.http_health_uri, ROUTE_NAMES.http_master_uri, ROUTE_NAMES.http_ui_uri]));
+    assert.deepEqual(
+      new Set(ours),
+      new Set([ROUTE_NAMES.http_status_uri, ROUTE_NAMES.http_health_uri, ROUTE_NAMES.http_master_uri, ROUTE_NAMES.http_ui_uri]),
+    );
     assert.ok(handlers.indexOf('API') > handlers.indexOf(ours[ours.length - 1] as string), `handler order: ${handlers.join(', ')}`);
     assert.equal(bravo.logs.filter((l) => /shadowed/.test(l.msg)).length, 0, 'nothing shadows the routes, so nothing is logged');
   });
@@ -128,7 +145,13 @@ describe('routes beside pixl-server-api', () => {
     const status = await httpJson(bravo.port, ROUTES.http_status_uri);
     assert.equal(status.body.state, 'slave');
     const view = status.body.view as Array<{ hostname: string; state: string; self: boolean }>;
-    assert.deepEqual(view.map((s) => [s.hostname, s.state, s.self]), [['alpha', 'master', false], ['bravo', 'slave', true]]);
+    assert.deepEqual(
+      view.map((s) => [s.hostname, s.state, s.self]),
+      [
+        ['alpha', 'master', false],
+        ['bravo', 'slave', true],
+      ],
+    );
   });
 
   test('after a handoff the answers swap: the old master 503, the new one 200', async () => {
@@ -140,7 +163,12 @@ describe('routes beside pixl-server-api', () => {
     assert.equal((await httpJson(bravo.port, ROUTES.http_master_uri)).status, 200);
     assert.equal((await httpJson(alpha.port, ROUTES.http_health_uri)).status, 200);
     assert.equal(alpha.multi.stats.handoffs, 1);
-    const failover = (await httpJson(bravo.port, ROUTES.http_status_uri)).body.lastFailover as { from: string; to: string; ms: number; at: number };
+    const failover = (await httpJson(bravo.port, ROUTES.http_status_uri)).body.lastFailover as {
+      from: string;
+      to: string;
+      ms: number;
+      at: number;
+    };
     assert.equal(failover.from, 'alpha');
     assert.equal(failover.to, 'bravo');
     assert.ok(failover.ms >= 0 && failover.ms < 1000, `a handoff takes about nothing: ${failover.ms} ms`);
@@ -181,7 +209,7 @@ describe('what can still shadow a route, and the ACL', () => {
     }
   });
 
-  test('http_acl: routes refuse addresses outside pixl-server-web\'s default ACL, unless it is false', async () => {
+  test("http_acl: routes refuse addresses outside pixl-server-web's default ACL, unless it is false", async () => {
     const udpPort = await freeUdpPort();
     const strict = await member('strict', udpPort, { web: { http_default_acl: ['10.0.0.0/8'] } });
     const open = await member('open', udpPort, { web: { http_default_acl: ['10.0.0.0/8'] }, multi: { http_acl: false } });

@@ -19,7 +19,9 @@ const logs = logFolder('psm-logflood-');
 after(() => logs.remove());
 
 function lines(hostname: string): string[] {
-  return readFileSync(path.join(logs.dir, `${hostname}.log`), 'utf8').split('\n').filter(Boolean);
+  return readFileSync(path.join(logs.dir, `${hostname}.log`), 'utf8')
+    .split('\n')
+    .filter(Boolean);
 }
 
 function socketOn(address: string): Promise<dgram.Socket> {
@@ -33,7 +35,6 @@ function socketOn(address: string): Promise<dgram.Socket> {
 function send(socket: dgram.Socket, text: string, port: number, address = '127.0.0.1'): Promise<void> {
   return new Promise((resolve) => socket.send(Buffer.from(text + '\n'), port, address, () => resolve()));
 }
-
 
 describe('log volume under remote input', () => {
   test('3,000 forged master claims a second for 2 s: a bounded number of lines, counted as suppressed', async () => {
@@ -52,7 +53,24 @@ describe('log volume under remote input', () => {
         const burst: Promise<void>[] = [];
         for (let i = 0; i < 30; i++) {
           sent++;
-          burst.push(send(forger, JSON.stringify({ hostname: `zz${sent % 50}`, ip: '10.6.6.6', master: 1, eligible: 1, uptime: 1, data: {}, action: 'heartbeat', iid: 'f0f0f0f0f0f0f0f0', seq: sent, term: sent }), port));
+          burst.push(
+            send(
+              forger,
+              JSON.stringify({
+                hostname: `zz${sent % 50}`,
+                ip: '10.6.6.6',
+                master: 1,
+                eligible: 1,
+                uptime: 1,
+                data: {},
+                action: 'heartbeat',
+                iid: 'f0f0f0f0f0f0f0f0',
+                seq: sent,
+                term: sent,
+              }),
+              port,
+            ),
+          );
         }
         await Promise.all(burst);
         await pause(10);
@@ -88,7 +106,11 @@ describe('log volume under remote input', () => {
         await send(socket, '{"action":"heartbeat","hostname":"x"}', port);
         if (i % 20 === 19) await pause(10);
       }
-      await until(() => (multi(server).stats.dropped['not-json'] ?? 0) >= 300 && (multi(server).stats.dropped['bad-field'] ?? 0) >= 300, `the junk to arrive (${JSON.stringify(multi(server).stats.dropped)}, ${multi(server).stats.packetsIn} in)`, [server]);
+      await until(
+        () => (multi(server).stats.dropped['not-json'] ?? 0) >= 300 && (multi(server).stats.dropped['bad-field'] ?? 0) >= 300,
+        `the junk to arrive (${JSON.stringify(multi(server).stats.dropped)}, ${multi(server).stats.packetsIn} in)`,
+        [server],
+      );
       await pause(100);
       const dropped = lines('target')
         .slice(before)

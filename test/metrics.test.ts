@@ -34,12 +34,27 @@ async function member(hostname: string, udpPort: number): Promise<Member> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'psm-metrics-'));
   dirs.push(dir);
   const port = await freeTcpPort();
-  const section = { comm_port: udpPort, heartbeat_freq: 0.2, check_beats: 3, broadcast_ip: '127.255.255.255', http_metrics_uri: '/api/cluster/metrics' };
+  const section = {
+    comm_port: udpPort,
+    heartbeat_freq: 0.2,
+    check_beats: 3,
+    broadcast_ip: '127.255.255.255',
+    http_metrics_uri: '/api/cluster/metrics',
+  };
   assertLoopbackConfig(section);
   const server = new PixlServer({
     __name: 'MetricsTest',
     __version: '1.0',
-    config: { hostname, ip: '127.0.0.1', foreground: true, echo: false, log_dir: dir, debug_level: 5, WebServer: loopbackWebConfig(port, dir), MultiServer: section },
+    config: {
+      hostname,
+      ip: '127.0.0.1',
+      foreground: true,
+      echo: false,
+      log_dir: dir,
+      debug_level: 5,
+      WebServer: loopbackWebConfig(port, dir),
+      MultiServer: section,
+    },
     components: [MultiServer, require('pixl-server-web'), require('pixl-server-api')],
   });
   await new Promise<void>((resolve) => {
@@ -69,15 +84,29 @@ describe('the metrics route on a live two-server cluster', () => {
     for (const m of [alpha, bravo]) if (!m.server.shut) await new Promise<void>((resolve) => m.server.shutdown(() => resolve()));
   });
 
-  test('every family is typed and documented, and the values are the component\'s', async () => {
+  test("every family is typed and documented, and the values are the component's", async () => {
     const families = await scrape(alpha);
     const expected: Record<string, Family['type']> = {
-      pixl_multi_is_master: 'gauge', pixl_multi_master_known: 'gauge', pixl_multi_eligible: 'gauge', pixl_multi_term: 'gauge',
-      pixl_multi_members: 'gauge', pixl_multi_servers: 'gauge', pixl_multi_failovers_total: 'counter', pixl_multi_last_failover_seconds: 'gauge',
-      pixl_multi_last_failover_timestamp_seconds: 'gauge', pixl_multi_elections_total: 'counter', pixl_multi_handoffs_total: 'counter',
-      pixl_multi_packets_received_total: 'counter', pixl_multi_packets_sent_total: 'counter', pixl_multi_received_bytes_total: 'counter',
-      pixl_multi_sent_bytes_total: 'counter', pixl_multi_send_errors_total: 'counter', pixl_multi_old_key_packets_total: 'counter',
-      pixl_multi_dropped_packets_total: 'counter', pixl_multi_health_check_passing: 'gauge', pixl_multi_health_check_failures: 'gauge',
+      pixl_multi_is_master: 'gauge',
+      pixl_multi_master_known: 'gauge',
+      pixl_multi_eligible: 'gauge',
+      pixl_multi_term: 'gauge',
+      pixl_multi_members: 'gauge',
+      pixl_multi_servers: 'gauge',
+      pixl_multi_failovers_total: 'counter',
+      pixl_multi_last_failover_seconds: 'gauge',
+      pixl_multi_last_failover_timestamp_seconds: 'gauge',
+      pixl_multi_elections_total: 'counter',
+      pixl_multi_handoffs_total: 'counter',
+      pixl_multi_packets_received_total: 'counter',
+      pixl_multi_packets_sent_total: 'counter',
+      pixl_multi_received_bytes_total: 'counter',
+      pixl_multi_sent_bytes_total: 'counter',
+      pixl_multi_send_errors_total: 'counter',
+      pixl_multi_old_key_packets_total: 'counter',
+      pixl_multi_dropped_packets_total: 'counter',
+      pixl_multi_health_check_passing: 'gauge',
+      pixl_multi_health_check_failures: 'gauge',
       pixl_multi_health_checks_total: 'counter',
     };
     assert.deepEqual(Object.fromEntries([...families.values()].map((f) => [f.name, f.type])), expected);
@@ -99,7 +128,10 @@ describe('the metrics route on a live two-server cluster', () => {
     const socket = dgram.createSocket('udp4');
     await new Promise<void>((resolve) => socket.send(Buffer.from('garbage'), udpPort, '127.0.0.1', () => resolve()));
     socket.close();
-    await waitFor(() => (bravo.multi.stats.dropped['not-json'] ?? 0) > 0 || (alpha.multi.stats.dropped['not-json'] ?? 0) > 0, 'the garbage to be dropped');
+    await waitFor(
+      () => (bravo.multi.stats.dropped['not-json'] ?? 0) > 0 || (alpha.multi.stats.dropped['not-json'] ?? 0) > 0,
+      'the garbage to be dropped',
+    );
     // With address reuse one of the two sockets gets a unicast datagram: scrape whichever did.
     const dropper = (bravo.multi.stats.dropped['not-json'] ?? 0) > 0 ? bravo : alpha;
     assert.equal(sampleValue(await scrape(dropper), 'pixl_multi_dropped_packets_total', { reason: 'not-json' }), 1);
@@ -125,7 +157,7 @@ describe('the metrics route on a live two-server cluster', () => {
     assert.ok(sampleValue(after, 'pixl_multi_last_failover_timestamp_seconds') >= stoppedAt - 0.01);
   });
 
-  test('the registry merges into an app\'s own', async () => {
+  test("the registry merges into an app's own", async () => {
     const app = new Registry();
     new Counter({ name: 'app_requests_total', help: 'Requests.', registers: [app] }).inc(7);
     const merged = Registry.merge([app, bravo.multi.metricsRegistry() as Registry]);
@@ -156,8 +188,11 @@ describe('without prom-client installed', () => {
       `;
       const dir = mkdtempSync(path.join(os.tmpdir(), 'psm-metrics-'));
       dirs.push(dir);
-      execFile(process.execPath, ['-r', path.join(ROOT, 'dist', 'tools', 'hide-module.js'), '-e', script, dir], { cwd: ROOT, env: { ...process.env, PSM_HIDE_MODULES: 'prom-client' }, timeout: 20_000 }, (err, stdout, stderr) =>
-        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      execFile(
+        process.execPath,
+        ['-r', path.join(ROOT, 'dist', 'tools', 'hide-module.js'), '-e', script, dir],
+        { cwd: ROOT, env: { ...process.env, PSM_HIDE_MODULES: 'prom-client' }, timeout: 20_000 },
+        (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
       );
     });
   };

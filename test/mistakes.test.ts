@@ -37,28 +37,47 @@ function server(hostname: string, config: Record<string, unknown>): { server: Pi
   const pixl = new PixlServer({
     __name: 'FirstHour',
     __version: '1.0',
-    config: { hostname, ip: '127.0.0.1', foreground: true, echo: false, log_dir: logDir, log_filename: `${hostname}.log`, debug_level: 1, ...config },
+    config: {
+      hostname,
+      ip: '127.0.0.1',
+      foreground: true,
+      echo: false,
+      log_dir: logDir,
+      log_filename: `${hostname}.log`,
+      debug_level: 1,
+      ...config,
+    },
     components: [MultiServer],
   });
   const rows: Row[] = [];
   pixl.once('prestart', () =>
     (pixl.logger as unknown as EventEmitter).on('row', (_line: string, _cols: unknown, args: Record<string, unknown>) =>
-      rows.push({ category: String(args.category ?? ''), code: String(args.code ?? ''), component: String(args.component ?? ''), msg: String(args.msg ?? '') }),
+      rows.push({
+        category: String(args.category ?? ''),
+        code: String(args.code ?? ''),
+        component: String(args.component ?? ''),
+        msg: String(args.msg ?? ''),
+      }),
     ),
   );
   return { server: pixl, rows };
 }
 
 /** MultiServer's lines at level 1: what a user sees by default. */
-const levelOne = (rows: Row[]): string[] => rows.filter((r) => r.component === 'MultiServer' && r.category === 'debug' && r.code === '1').map((r) => r.msg);
+const levelOne = (rows: Row[]): string[] =>
+  rows.filter((r) => r.component === 'MultiServer' && r.category === 'debug' && r.code === '1').map((r) => r.msg);
 
 describe('config mistakes are named at level 1, with the key that was meant', () => {
   test('a misspelt key in the section: the line names it and the key meant, and the server runs on', async () => {
     const port = await freeUdpPort();
-    const { server: pixl, rows } = server('speller', { MultiServer: { comm_port: port, broadcast_ip: '127.255.255.255', heartbeat_frequency: 1, coordinator: null } });
+    const { server: pixl, rows } = server('speller', {
+      MultiServer: { comm_port: port, broadcast_ip: '127.255.255.255', heartbeat_frequency: 1, coordinator: null },
+    });
     await start(pixl);
     try {
-      assert.deepEqual(levelOne(rows), ['MultiServer config: unknown key `heartbeat_frequency` (did you mean `heartbeat_freq`?) in the MultiServer section; it is ignored']);
+      assert.deepEqual(levelOne(rows), [
+        'MultiServer config: unknown key `heartbeat_frequency` (did you mean `heartbeat_freq`?) in the MultiServer section; it is ignored',
+      ]);
       assert.equal((pixl.MultiServer as MultiServer).settings?.heartbeat_freq, 20, 'the misspelt key was read after all');
     } finally {
       await stop(pixl);
@@ -69,7 +88,11 @@ describe('config mistakes are named at level 1, with the key that was meant', ()
     // A real MultiServer section keeps this test on loopback; without one the defaults would
     // broadcast on the LAN (what the message then says is checked in config.test.ts).
     const port = await freeUdpPort();
-    const { server: pixl, rows } = server('sectionless', { multiserver: { heartbeat_freq: 1 }, heartbeat_freq: 1, MultiServer: { comm_port: port, broadcast_ip: '127.255.255.255' } });
+    const { server: pixl, rows } = server('sectionless', {
+      multiserver: { heartbeat_freq: 1 },
+      heartbeat_freq: 1,
+      MultiServer: { comm_port: port, broadcast_ip: '127.255.255.255' },
+    });
     await start(pixl);
     try {
       assert.deepEqual(levelOne(rows), [
@@ -83,12 +106,17 @@ describe('config mistakes are named at level 1, with the key that was meant', ()
 
   test('strict_config: the unknown key stops startup before any socket, with an error naming it', async () => {
     const port = await freeUdpPort();
-    const { server: pixl } = server('strict', { MultiServer: { comm_port: port, broadcast_ip: '127.255.255.255', strict_config: true, heartbeat_frequency: 1 } });
+    const { server: pixl } = server('strict', {
+      MultiServer: { comm_port: port, broadcast_ip: '127.255.255.255', strict_config: true, heartbeat_frequency: 1 },
+    });
     // pixl-server initialises components inside startup(): a config error throws from there,
     // before any daemon fork, so it lands on the terminal as an uncaught exception would.
     assert.throws(
       () => pixl.startup(),
-      (err: unknown) => err instanceof MultiServer.ConfigError && err.key === 'heartbeat_frequency' && /did you mean `heartbeat_freq`\?.*strict_config is on/.test(err.message),
+      (err: unknown) =>
+        err instanceof MultiServer.ConfigError &&
+        err.key === 'heartbeat_frequency' &&
+        /did you mean `heartbeat_freq`\?.*strict_config is on/.test(err.message),
     );
     assert.equal((pixl.MultiServer as MultiServer).transport, null, 'a socket was opened');
   });
@@ -104,13 +132,17 @@ describe('config mistakes are named at level 1, with the key that was meant', ()
       assert.deepEqual(levelOne(rows), []);
       config.set('MultiServer', { ...base, heartbeat_freq: 0.25, check_beat: 2 });
       config.refreshSubs();
-      assert.deepEqual(levelOne(rows), ['MultiServer config: unknown key `check_beat` (did you mean `check_beats`?) in the MultiServer section; it is ignored']);
+      assert.deepEqual(levelOne(rows), [
+        'MultiServer config: unknown key `check_beat` (did you mean `check_beats`?) in the MultiServer section; it is ignored',
+      ]);
       assert.equal(component.settings?.heartbeat_freq, 0.25, 'the valid part of the reload applies');
       config.set('MultiServer', { ...base, heartbeat_freq: 0.1, strict_config: true, quorom: 2 });
       config.refreshSubs();
       assert.equal(component.settings?.heartbeat_freq, 0.25, 'a refused reload changed the timing');
       const refused = rows.filter((r) => r.category === 'error' && r.code === 'config').map((r) => r.msg);
-      assert.deepEqual(refused, ['Config reload ignored: MultiServer config: unknown key `quorom` (did you mean `quorum`?) in the MultiServer section (strict_config is on)']);
+      assert.deepEqual(refused, [
+        'Config reload ignored: MultiServer config: unknown key `quorom` (did you mean `quorum`?) in the MultiServer section (strict_config is on)',
+      ]);
     } finally {
       await stop(pixl);
     }
@@ -132,13 +164,52 @@ function rawGet(port: number, target: string): Promise<number> {
 
 /** Paths no route serves: what browsers, scanners and typos send. The generator covers the class; the list the ones seen. */
 function strayPaths(): string[] {
-  const seen = ['/favicon.ico', '/', '/../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/..%2f..%2fetc%2fpasswd', '//', '/cluster/../../x', '/robots.txt', '/index.html', '/?x=1', '/%00', '/a%ZZ', '/' + 'a'.repeat(4000), '/.git/config', '/api/cluster', '/health/', '/HEALTH'];
+  const seen = [
+    '/favicon.ico',
+    '/',
+    '/../etc/passwd',
+    '/%2e%2e/%2e%2e/etc/passwd',
+    '/..%2f..%2fetc%2fpasswd',
+    '//',
+    '/cluster/../../x',
+    '/robots.txt',
+    '/index.html',
+    '/?x=1',
+    '/%00',
+    '/a%ZZ',
+    '/' + 'a'.repeat(4000),
+    '/.git/config',
+    '/api/cluster',
+    '/health/',
+    '/HEALTH',
+  ];
   let seed = 23;
   const random = (n: number): number => {
     seed = (seed * 1103515245 + 12345) % 2 ** 31;
     return seed % n;
   };
-  const pieces = ['..', '.', '%2e', '%2f', '%5c', '\\', 'etc', 'passwd', '%00', '~', 'index.html', 'a b', '%', '?', '#', ';', 'é', '%C0%AF', '*', ''];
+  const pieces = [
+    '..',
+    '.',
+    '%2e',
+    '%2f',
+    '%5c',
+    '\\',
+    'etc',
+    'passwd',
+    '%00',
+    '~',
+    'index.html',
+    'a b',
+    '%',
+    '?',
+    '#',
+    ';',
+    'é',
+    '%C0%AF',
+    '*',
+    '',
+  ];
   for (let i = 0; i < 60; i++) {
     const parts: string[] = [];
     for (let j = random(6); j >= 0; j--) parts.push(pieces[random(pieces.length)] as string);
@@ -148,7 +219,12 @@ function strayPaths(): string[] {
 }
 
 describe('HTTP routes on and pixl-server-web without http_htdocs_dir', () => {
-  const cluster = new ProcessCluster({ heartbeatFreq: 0.2, checkBeats: 3, debugLevel: 1, multi: { http_health_uri: '/health', http_ui_uri: '/cluster' } });
+  const cluster = new ProcessCluster({
+    heartbeatFreq: 0.2,
+    checkBeats: 3,
+    debugLevel: 1,
+    multi: { http_health_uri: '/health', http_ui_uri: '/cluster' },
+  });
   let port = 0;
   before(async () => {
     port = await freeTcpPort();
@@ -160,7 +236,10 @@ describe('HTTP routes on and pixl-server-web without http_htdocs_dir', () => {
 
   test('startup says so at level 1, naming the key', () => {
     const log = readFileSync(path.join(cluster.logDir, 'web01.log'), 'utf8');
-    assert.match(log, /\[MultiServer\]\[debug\]\[1\]\[WebServer config: `http_htdocs_dir` is unset, and pixl-server-web would crash the process on a request no handler takes \(`GET \/favicon\.ico`\): MultiServer answers those 404/);
+    assert.match(
+      log,
+      /\[MultiServer\]\[debug\]\[1\]\[WebServer config: `http_htdocs_dir` is unset, and pixl-server-web would crash the process on a request no handler takes \(`GET \/favicon\.ico`\): MultiServer answers those 404/,
+    );
   });
 
   test('no request for a path no route serves takes the server down: each is answered, the process lives, the routes still answer', async () => {
@@ -214,10 +293,17 @@ describe('another component failing at startup', () => {
         components: [require(${JSON.stringify(PACKAGE_ROOT)}), require('pixl-server-web')] }).startup();`;
     try {
       const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-        execFile(process.execPath, ['-e', app], { cwd: PACKAGE_ROOT, timeout: 30_000 }, (err, _stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stderr }));
+        execFile(process.execPath, ['-e', app], { cwd: PACKAGE_ROOT, timeout: 30_000 }, (err, _stdout, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stderr }),
+        );
       });
       assert.equal(result.code, 1);
-      assert.match(result.stderr, new RegExp(`^pixl-server-multi: the server could not start: .*EADDRINUSE.*127\\.0\\.0\\.1:${held}\\. pixl-server exits with code 1; its log: .*web03\\.log\\n$`));
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `^pixl-server-multi: the server could not start: .*EADDRINUSE.*127\\.0\\.0\\.1:${held}\\. pixl-server exits with code 1; its log: .*web03\\.log\\n$`,
+        ),
+      );
     } finally {
       holder.close();
     }

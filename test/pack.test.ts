@@ -65,12 +65,21 @@ function specifiers(file: string): Specifier[] {
       const isRequire = ts.isIdentifier(callee) && callee.text === 'require';
       const isCreatedRequire = ts.isCallExpression(callee) && /createRequire$/.test(callee.expression.getText(source));
       const isImport = callee.kind === ts.SyntaxKind.ImportKeyword;
-      if (isRequire || isCreatedRequire || isImport) found.push({ name: (node.arguments[0] as ts.StringLiteral).text, kind, atLoad: depth === 0 });
+      if (isRequire || isCreatedRequire || isImport)
+        found.push({ name: (node.arguments[0] as ts.StringLiteral).text, kind, atLoad: depth === 0 });
     }
-    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
+    if (
+      (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) &&
+      node.moduleSpecifier &&
+      ts.isStringLiteral(node.moduleSpecifier)
+    ) {
       found.push({ name: node.moduleSpecifier.text, kind, atLoad: true });
     }
-    if (ts.isImportEqualsDeclaration(node) && ts.isExternalModuleReference(node.moduleReference) && ts.isStringLiteral(node.moduleReference.expression)) {
+    if (
+      ts.isImportEqualsDeclaration(node) &&
+      ts.isExternalModuleReference(node.moduleReference) &&
+      ts.isStringLiteral(node.moduleReference.expression)
+    ) {
       found.push({ name: node.moduleReference.expression.text, kind, atLoad: true });
     }
     const inFunction = ts.isFunctionLike(node);
@@ -96,26 +105,53 @@ function packageName(specifier: string): string {
 
 test('the tarball holds the runtime, its types, README, LICENSE and docs, and nothing else', () => {
   const allowed = /^(dist\/src\/.+\.(js|d\.ts)|src\/types\/pixl\.d\.ts|docs\/[^/]+\.md|README\.md|LICENSE|package\.json)$/;
-  assert.deepEqual(files.filter((file) => !allowed.test(file)), [], 'files outside the library');
-  assert.deepEqual(files.filter((file) => /^dist\/(sim|tools|test[^/]*)\//.test(file) || /^(sim|tools|test|test-lan|examples)\//.test(file)), [], 'dev-only code shipped');
-  for (const file of ['README.md', 'LICENSE', 'package.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli.js', 'src/types/pixl.d.ts']) {
+  assert.deepEqual(
+    files.filter((file) => !allowed.test(file)),
+    [],
+    'files outside the library',
+  );
+  assert.deepEqual(
+    files.filter((file) => /^dist\/(sim|tools|test[^/]*)\//.test(file) || /^(sim|tools|test|test-lan|examples)\//.test(file)),
+    [],
+    'dev-only code shipped',
+  );
+  for (const file of [
+    'README.md',
+    'LICENSE',
+    'package.json',
+    'dist/src/index.js',
+    'dist/src/index.d.ts',
+    'dist/src/cli.js',
+    'src/types/pixl.d.ts',
+  ]) {
     assert.ok(shipped.has(file), `${file} is missing from the tarball`);
   }
   const docs = readdirSync(path.join(ROOT, 'docs')).filter((name) => name.endsWith('.md'));
   assert.ok(docs.length >= 5, docs.join());
   for (const doc of docs) assert.ok(shipped.has(`docs/${doc}`), `docs/${doc} is missing from the tarball`);
-  assert.deepEqual(files.filter((file) => file.startsWith('docs/drafts/')), [], 'drafts shipped');
+  assert.deepEqual(
+    files.filter((file) => file.startsWith('docs/drafts/')),
+    [],
+    'drafts shipped',
+  );
 });
 
 test('every shipped module is built from a source file of today (no stale build output)', () => {
-  const stale = files.filter((file) => file.startsWith('dist/src/')).filter((file) => !existsSync(path.join(ROOT, file.replace(/^dist\//, '').replace(/\.(d\.ts|js)$/, '.ts'))));
+  const stale = files
+    .filter((file) => file.startsWith('dist/src/'))
+    .filter((file) => !existsSync(path.join(ROOT, file.replace(/^dist\//, '').replace(/\.(d\.ts|js)$/, '.ts'))));
   assert.deepEqual(stale, [], 'built from sources that no longer exist: rm -rf dist && npm run build');
 });
 
 test('source maps ship only with their sources embedded', () => {
   for (const file of files.filter((name) => name.endsWith('.map'))) {
     const map = JSON.parse(readFileSync(path.join(ROOT, file), 'utf8')) as { sources: string[]; sourcesContent?: Array<string | null> };
-    assert.ok(map.sourcesContent && map.sourcesContent.length === map.sources.length && map.sourcesContent.every((content) => typeof content === 'string'), `${file} points at sources the tarball does not hold`);
+    assert.ok(
+      map.sourcesContent &&
+        map.sourcesContent.length === map.sources.length &&
+        map.sourcesContent.every((content) => typeof content === 'string'),
+      `${file} points at sources the tarball does not hold`,
+    );
   }
 });
 
@@ -123,7 +159,8 @@ test('main, types, exports and bin point at shipped files; the CLI is executable
   const targets = [pkg.main, pkg.types, ...Object.values(pkg.bin)];
   for (const entry of Object.values(pkg.exports)) targets.push(...(typeof entry === 'string' ? [entry] : Object.values(entry)));
   for (const target of targets) assert.ok(shipped.has(path.posix.normalize(target)), `${target} is not in the tarball`);
-  for (const bin of Object.values(pkg.bin)) assert.match(readFileSync(path.join(ROOT, bin), 'utf8'), /^#!\/usr\/bin\/env node\n/, `${bin} lacks its shebang`);
+  for (const bin of Object.values(pkg.bin))
+    assert.match(readFileSync(path.join(ROOT, bin), 'utf8'), /^#!\/usr\/bin\/env node\n/, `${bin} lacks its shebang`);
   assert.deepEqual(Object.keys(pkg.exports).sort(), ['.', './package.json'], 'a new entry point is public API: add it here on purpose');
 });
 
@@ -133,7 +170,12 @@ test('every relative require and type reference of the shipped code resolves ins
     for (const { name, kind } of specifiers(file)) {
       if (!name.startsWith('.') && kind !== 'reference') continue;
       const base = path.posix.join(path.posix.dirname(file), name);
-      const candidates = kind === 'reference' ? [base] : file.endsWith('.d.ts') ? [`${base}.d.ts`, `${base}/index.d.ts`, base] : [`${base}.js`, `${base}/index.js`, base];
+      const candidates =
+        kind === 'reference'
+          ? [base]
+          : file.endsWith('.d.ts')
+            ? [`${base}.d.ts`, `${base}/index.d.ts`, base]
+            : [`${base}.js`, `${base}/index.js`, base];
       if (!candidates.some((candidate) => shipped.has(candidate))) missing.push(`${file} → ${name}`);
     }
   }
@@ -141,9 +183,17 @@ test('every relative require and type reference of the shipped code resolves ins
 });
 
 test('every package the shipped code loads is one npm installs for a user, and every dependency is loaded', () => {
-  const installed = new Set([...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.optionalDependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {})]);
+  const installed = new Set([
+    ...Object.keys(pkg.dependencies ?? {}),
+    ...Object.keys(pkg.optionalDependencies ?? {}),
+    ...Object.keys(pkg.peerDependencies ?? {}),
+  ]);
   // Ambient declarations (pixl-server ships no types): `declare module 'x'` in a shipped .d.ts.
-  const ambient = new Set(shippedDts.flatMap((file) => [...readFileSync(path.join(ROOT, file), 'utf8').matchAll(/^declare module '([^']+)'/gm)].map((match) => match[1] as string)));
+  const ambient = new Set(
+    shippedDts.flatMap((file) =>
+      [...readFileSync(path.join(ROOT, file), 'utf8').matchAll(/^declare module '([^']+)'/gm)].map((match) => match[1] as string),
+    ),
+  );
   const optional = new Set([...Object.keys(pkg.optionalDependencies ?? {}), ...optionalPeers()]);
   const undeclared: string[] = [];
   const eager: string[] = [];
@@ -161,7 +211,10 @@ test('every package the shipped code loads is one npm installs for a user, and e
   }
   assert.deepEqual(undeclared, [], 'a user install would not have these');
   assert.deepEqual([...installed].filter((name) => !used.has(name)).sort(), [], 'declared but loaded by nothing shipped');
-  assert.ok(pkg.peerDependencies?.['pixl-server'] && pkg.devDependencies?.['pixl-server'], 'pixl-server is the host: a peer dependency (and a dev dependency for the tests)');
+  assert.ok(
+    pkg.peerDependencies?.['pixl-server'] && pkg.devDependencies?.['pixl-server'],
+    'pixl-server is the host: a peer dependency (and a dev dependency for the tests)',
+  );
   assert.equal(pkg.dependencies?.['pixl-server'], undefined, 'pixl-server as a dependency would give the app a second copy');
   // Optional ones are loaded only when configured: missing, they are a startup error naming the install command.
   assert.deepEqual(eager, [], 'an optional dependency loaded with the module');

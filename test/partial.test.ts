@@ -24,7 +24,10 @@ function watchTerms(sim: SimCluster): Map<number, string> {
       for (const node of sim.live()) {
         if (!node.core.master) continue;
         const holder = holders.get(node.core.term);
-        assert.ok(holder === undefined || holder === node.hostname, `term ${node.core.term} held by ${holder} and by ${node.hostname} (at ${sim.now.toFixed(1)} ms)`);
+        assert.ok(
+          holder === undefined || holder === node.hostname,
+          `term ${node.core.term} held by ${holder} and by ${node.hostname} (at ${sim.now.toFixed(1)} ms)`,
+        );
         holders.set(node.core.term, node.hostname);
       }
     },
@@ -33,19 +36,28 @@ function watchTerms(sim: SimCluster): Map<number, string> {
 }
 
 function views(sim: SimCluster): string {
-  return sim.live().map((n) => `${n.id}${n.core.master ? '*' : ''}@${n.core.term}→${n.core.masterHostname || '?'}`).join(' ');
+  return sim
+    .live()
+    .map((n) => `${n.id}${n.core.master ? '*' : ''}@${n.core.term}→${n.core.masterHostname || '?'}`)
+    .join(' ');
 }
 
 function settled(hosts: string[], options: SimClusterOptions = {}): SimCluster {
   const sim = new SimCluster({ tickMs: TICK, checkBeats: 3, latencyMs: 1, ...options });
   for (const host of hosts) sim.add(host);
-  assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === hosts[0], 3 * TOCK), null);
+  assert.notEqual(
+    sim.runUntilTrue(() => sim.agreedMaster() === hosts[0], 3 * TOCK),
+    null,
+  );
   sim.runFor(TICK / 2);
   return sim;
 }
 
 describe('a non-transitive cut: alpha and bravo stop hearing each other, both hear charlie', () => {
-  for (const pair of [['alpha', 'bravo'], ['bravo', 'charlie']] as Array<[string, string]>) {
+  for (const pair of [
+    ['alpha', 'bravo'],
+    ['bravo', 'charlie'],
+  ] as Array<[string, string]>) {
     test(`cut ${pair.join('-')}: the master (alpha, ${pair.includes('alpha') ? 'one of the two' : 'hearing both'}) keeps the role through a 20 s cut, every server names it, and the heal changes nothing`, () => {
       const sim = settled(['alpha', 'bravo', 'charlie']);
       const master = 'alpha';
@@ -60,7 +72,10 @@ describe('a non-transitive cut: alpha and bravo stop hearing each other, both he
       assert.equal(sim.agreedMaster(), master);
       assert.equal(sim.node(master).core.term, term, 'the term changed: someone claimed');
       const changes = sim.events.filter((e) => e.time >= from && ['master', 'slave', 'masterchange'].includes(e.event.type));
-      assert.deepEqual(changes.map((e) => `${e.host} ${e.event.type}`), []);
+      assert.deepEqual(
+        changes.map((e) => `${e.host} ${e.event.type}`),
+        [],
+      );
       // alpha and bravo removed each other (neither heard the other for a tock), and came back.
       for (const node of sim.live()) assert.ok(node.core.table[master], `${node.id} lost the master's record`);
     });
@@ -79,7 +94,11 @@ describe('a non-transitive cut: alpha and bravo stop hearing each other, both he
       sim.runFor(10 * TOCK);
       assert.equal(sim.agreedMaster(), master, `seed ${seed}: ${views(sim)}`);
       const later = sim.events.filter((e) => e.time > at && ['master', 'slave', 'masterchange'].includes(e.event.type));
-      assert.deepEqual(later.map((e) => `${e.time} ${e.host} ${e.event.type}`), [], `seed ${seed}`);
+      assert.deepEqual(
+        later.map((e) => `${e.time} ${e.host} ${e.event.type}`),
+        [],
+        `seed ${seed}`,
+      );
     }
   });
 
@@ -127,6 +146,9 @@ describe('one-way links', () => {
     sim.runFor(10 * TOCK);
     assert.equal(sim.agreedMaster(), 'alpha');
     const changes = sim.events.filter((e) => e.time >= from && ['master', 'slave', 'masterchange'].includes(e.event.type));
-    assert.deepEqual(changes.map((e) => `${e.host} ${e.event.type}`), []);
+    assert.deepEqual(
+      changes.map((e) => `${e.host} ${e.event.type}`),
+      [],
+    );
   });
 });

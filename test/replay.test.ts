@@ -26,31 +26,43 @@ function cluster(hosts: string[], options: SimClusterOptions): SimCluster {
  */
 function observable(sim: SimCluster): string {
   return JSON.stringify(
-    sim.live().map((n) => [
-      n.hostname,
-      n.core.master,
-      n.core.masterHostname,
-      Object.values(n.core.table).map((record) => (record.self ? { ...record, now: 0, uptime: 0 } : record)),
-    ]),
+    sim
+      .live()
+      .map((n) => [
+        n.hostname,
+        n.core.master,
+        n.core.masterHostname,
+        Object.values(n.core.table).map((record) => (record.self ? { ...record, now: 0, uptime: 0 } : record)),
+      ]),
   );
 }
 
 describe('replay: captured authentic packets change nothing, a second, a minute or a day later', () => {
   const TICK = 20_000; // the default heartbeat_freq
   const TOCK = 3 * TICK;
-  for (const [label, delay] of [['a second', 1000], ['a minute', 60_000], ['a day', 86_400_000]] as const) {
+  for (const [label, delay] of [
+    ['a second', 1000],
+    ['a minute', 60_000],
+    ['a day', 86_400_000],
+  ] as const) {
     test(`replayed ${label} later: every packet stale or unverified, no state change, no event`, () => {
       const sim = cluster(['a', 'b', 'c'], { tickMs: TICK, jitterMs: 2 });
       const capture: Buffer[] = [];
       sim.onDatagram = (_from, datagram) => capture.push(datagram);
-      assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 2 * TOCK), null);
+      assert.notEqual(
+        sim.runUntilTrue(() => sim.agreedMaster() === 'a', 2 * TOCK),
+        null,
+      );
       sim.runFor(TOCK);
       // A graceful restart (its shutdown notice is captured too), then the master dies.
       sim.shutdown('c');
       sim.restart('c');
       sim.runFor(TOCK);
       sim.crash('a');
-      assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'b', 2 * TOCK), null);
+      assert.notEqual(
+        sim.runUntilTrue(() => sim.agreedMaster() === 'b', 2 * TOCK),
+        null,
+      );
       // A server that never heard any of the captured instances.
       sim.add('d');
       sim.runFor(TOCK);
@@ -75,14 +87,20 @@ describe('replay: captured authentic packets change nothing, a second, a minute 
       // Nor later: the challenges sent to the dead instances go unanswered.
       sim.runFor(TOCK);
       assert.equal(sim.agreedMaster(), 'b');
-      assert.deepEqual(sim.events.slice(events).map((e) => `${e.host}:${e.event.type}`), []);
+      assert.deepEqual(
+        sim.events.slice(events).map((e) => `${e.host}:${e.event.type}`),
+        [],
+      );
     });
   }
 
   test('a flood of replays from 2,000 dead instances costs a bounded number of challenges and no memory', () => {
     const TICK_MS = 1000;
     const sim = cluster(['a', 'b'], { tickMs: TICK_MS });
-    assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 10 * TICK_MS), null);
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.agreedMaster() === 'a', 10 * TICK_MS),
+      null,
+    );
     const known = sim.node('b').core.knownInstances;
     let sent = 0;
     sim.onDatagram = (from) => {
@@ -90,7 +108,13 @@ describe('replay: captured authentic packets change nothing, a second, a minute 
     };
     for (let i = 0; i < 2000; i++) {
       const iid = i.toString(16).padStart(16, '0');
-      sim.inject(encode({ action: 'heartbeat', hostname: `dead-${i}`, ip: '', master: true, eligible: true, uptime: 1, data: {}, iid, seq: 5 }, KEYRING), { to: ['b'] });
+      sim.inject(
+        encode(
+          { action: 'heartbeat', hostname: `dead-${i}`, ip: '', master: true, eligible: true, uptime: 1, data: {}, iid, seq: 5 },
+          KEYRING,
+        ),
+        { to: ['b'] },
+      );
     }
     assert.ok(sent <= 130, `${sent} datagrams sent for 2000 replays`);
     assert.equal(sim.node('b').core.knownInstances, known, 'unverified instances were remembered');
@@ -101,10 +125,13 @@ describe('replay: captured authentic packets change nothing, a second, a minute 
 });
 
 describe('late but not replayed: a command overtaken on the way', () => {
-  test('a message that arrives after its sender\'s next heartbeat is delivered once; a replay of it is stale', () => {
+  test("a message that arrives after its sender's next heartbeat is delivered once; a replay of it is stale", () => {
     const TICK = 1000;
     const sim = cluster(['a', 'b'], { tickMs: TICK });
-    assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 4 * 3 * TICK), null);
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.agreedMaster() === 'a', 4 * 3 * TICK),
+      null,
+    );
     let captured: Buffer | null = null;
     sim.onDatagram = (from, datagram) => {
       if (from === 'a' && captured === null) captured = datagram;
@@ -122,7 +149,10 @@ describe('late but not replayed: a command overtaken on the way', () => {
     const stale = sim.drops.stale ?? 0;
     sim.inject(late, { to: ['b'], address: sim.node('a').address });
     sim.runFor(1);
-    assert.deepEqual(sim.eventsOf('message', 'b').map((e) => e.event), [{ type: 'message', from: 'a', to: 'b', messageType: 'job', payload: { n: 1 } }]);
+    assert.deepEqual(
+      sim.eventsOf('message', 'b').map((e) => e.event),
+      [{ type: 'message', from: 'a', to: 'b', messageType: 'job', payload: { n: 1 } }],
+    );
     // The same datagram again, at once and a tock later: stale both times.
     sim.inject(late, { to: ['b'], address: sim.node('a').address });
     sim.runFor(3 * TICK);
@@ -140,7 +170,10 @@ describe('restarts and SPEC bounds with a secret', () => {
   test('a restarted server (new process, same hostname) is followed by every peer within a round trip and a quarter tick', () => {
     for (const graceful of [false, true]) {
       const sim = cluster(['a', 'b', 'c'], { tickMs: TICK });
-      assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 2 * TOCK), null);
+      assert.notEqual(
+        sim.runUntilTrue(() => sim.agreedMaster() === 'a', 2 * TOCK),
+        null,
+      );
       sim.runFor(1234);
       if (graceful) sim.shutdown('c');
       sim.restart('c');
@@ -158,7 +191,10 @@ describe('restarts and SPEC bounds with a secret', () => {
 
   test('a joiner learns the master in one round trip; the others admit it within a round trip and a quarter tick', () => {
     const sim = cluster(['b', 'c', 'd'], { tickMs: TICK });
-    assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'b', 2 * TOCK), null);
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.agreedMaster() === 'b', 2 * TOCK),
+      null,
+    );
     sim.runFor(TICK / 2);
     const joinedAt = sim.now;
     sim.add('a');
@@ -181,7 +217,10 @@ describe('restarts and SPEC bounds with a secret', () => {
     const lastHeard = sim.node('b').core.lastHeard('a') as number;
     const failover = sim.runUntilTrue(() => sim.node('b').core.master, 2 * TOCK);
     assert.ok(failover !== null && failover <= lastHeard + TOCK + TICK, `failover at ${failover}`);
-    assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'b', TICK), null);
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.agreedMaster() === 'b', TICK),
+      null,
+    );
     sim.runFor(1500);
     const leftAt = sim.now;
     sim.shutdown('b');
@@ -200,7 +239,10 @@ describe('key rotation across a running cluster', () => {
     const hosts = ['a', 'b', 'c', 'd'];
     const sim = new SimCluster({ tickMs: TICK, checkBeats: 3, latencyMs: 1, jitterMs: 2, secret: OLD });
     for (const host of hosts) sim.add(host);
-    assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 10 * TICK), null);
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.agreedMaster() === 'a', 10 * TICK),
+      null,
+    );
     let oldPacket: Buffer | null = null;
     sim.onDatagram = (from, datagram) => {
       if (from === 'a') oldPacket = datagram;
@@ -222,7 +264,10 @@ describe('key rotation across a running cluster', () => {
       }
     }
     assert.equal(ticksWithoutMaster, 0, 'the cluster lost its agreed master during the rotation');
-    assert.deepEqual(sim.events.slice(events).map((e) => `${e.host}:${e.event.type}`), []);
+    assert.deepEqual(
+      sim.events.slice(events).map((e) => `${e.host}:${e.event.type}`),
+      [],
+    );
     assert.equal(sim.drops['unknown-key'] ?? 0, 0);
     assert.equal(sim.drops['bad-mac'] ?? 0, 0);
     // Afterwards a packet under the old key is refused by everyone.
@@ -235,7 +280,10 @@ describe('key rotation across a running cluster', () => {
   test('skipping the middle step (signing with a key others cannot verify yet) is refused as unknown-key', () => {
     const sim = new SimCluster({ tickMs: TICK, checkBeats: 3, latencyMs: 1, secret: OLD });
     for (const host of ['a', 'b']) sim.add(host);
-    assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 10 * TICK), null);
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.agreedMaster() === 'a', 10 * TICK),
+      null,
+    );
     sim.setKeys('b', [NEW]);
     sim.runFor(2 * TICK);
     assert.ok((sim.drops['unknown-key'] ?? 0) > 0, 'why the README orders the steps');

@@ -19,7 +19,7 @@ import type { RunChildLine } from '../tools/run-child';
 import { cluster, DEADLINE_MS } from './helpers/run-cluster';
 
 describe('run: a 3-wrapper cluster on loopback', () => {
-  test('exactly the master\'s command and grandchild run, with MULTI_TERM and MULTI_MASTER', async () => {
+  test("exactly the master's command and grandchild run, with MULTI_TERM and MULTI_MASTER", async () => {
     const { w, master, term } = await cluster();
     assert.equal(master, 'alpha', 'alpha ranks first');
     assert.ok(term >= 1);
@@ -31,47 +31,55 @@ describe('run: a 3-wrapper cluster on loopback', () => {
     assert.deepEqual(running.map((p) => p.role).sort(), ['child', 'grandchild']);
     assert.equal(starts(w).length, 1);
     const env = readFileSync(`/proc/${running.find((p) => p.role === 'child')?.pid}/environ`, 'utf8').split('\0');
-    assert.ok(env.includes('MULTI_MASTER=alpha') && env.includes('MULTI_HOSTNAME=alpha') && env.includes(`MULTI_TERM=${term}`), env.filter((v) => v.startsWith('MULTI_')).join(' '));
+    assert.ok(
+      env.includes('MULTI_MASTER=alpha') && env.includes('MULTI_HOSTNAME=alpha') && env.includes(`MULTI_TERM=${term}`),
+      env.filter((v) => v.startsWith('MULTI_')).join(' '),
+    );
   });
 
-  test('SIGTERM to the master\'s wrapper: its command and grandchild end, then the next master starts its own; the wrapper exits 0', async () => {
+  test("SIGTERM to the master's wrapper: its command and grandchild end, then the next master starts its own; the wrapper exits 0", async () => {
     const { w, master } = await cluster();
     const old = w.commandProcesses();
     w.kill(master, 'SIGTERM');
     const exit = await w.wrapper(master).exited;
     assert.deepEqual(exit, { code: 0, signal: null });
-    await w.waitFor(() => starts(w).length === 2, DEADLINE_MS, 'the next master\'s command');
+    await w.waitFor(() => starts(w).length === 2, DEADLINE_MS, "the next master's command");
     const next = starts(w)[1] as RunChildLine;
     assert.equal(next.host, 'bravo');
     const ends = w.lines().filter((l) => l.host === master && l.event === 'end');
     assert.equal(ends.length, 2, 'the command and its grandchild each ran their SIGTERM cleanup to the end');
-    for (const end of ends) assert.ok(end.t < next.t, `${end.role} of ${master} ended at ${end.t}, after bravo's command started at ${next.t}`);
+    for (const end of ends)
+      assert.ok(end.t < next.t, `${end.role} of ${master} ended at ${end.t}, after bravo's command started at ${next.t}`);
     for (const p of old) assert.equal(RunWrappers.exists(p), false, `${p.role} ${p.pid} still runs`);
-    await w.waitFor(() => w.commandProcesses().length === 2, DEADLINE_MS, 'bravo\'s command and grandchild');
+    await w.waitFor(() => w.commandProcesses().length === 2, DEADLINE_MS, "bravo's command and grandchild");
     assert.deepEqual(hostsOf(w.commandProcesses()), ['bravo']);
     assert.ok(next.term > (starts(w, master)[0] as RunChildLine).term, 'the term rose');
   });
 
-  test('SIGKILL of the master\'s wrapper: its guardian ends command and grandchild before another wrapper starts its own', async () => {
+  test("SIGKILL of the master's wrapper: its guardian ends command and grandchild before another wrapper starts its own", async () => {
     const { w, master } = await cluster();
     const old = w.commandProcesses();
     const killedAt = w.kill(master, 'SIGKILL');
-    await w.waitFor(() => old.every((p) => !RunWrappers.exists(p)), DEADLINE_MS, 'the killed wrapper\'s command and grandchild to end');
-    await w.waitFor(() => starts(w).length === 2, DEADLINE_MS, 'another master\'s command');
+    await w.waitFor(() => old.every((p) => !RunWrappers.exists(p)), DEADLINE_MS, "the killed wrapper's command and grandchild to end");
+    await w.waitFor(() => starts(w).length === 2, DEADLINE_MS, "another master's command");
     const next = starts(w)[1] as RunChildLine;
     assert.notEqual(next.host, master);
     const ends = w.lines().filter((l) => l.host === master && l.event === 'end');
     assert.equal(ends.length, 2, 'both got SIGTERM and finished their cleanup');
-    for (const end of ends) assert.ok(end.t > killedAt && end.t < next.t, `${end.role} ended at ${end.t}; the wrapper died at ${killedAt}, the next command started at ${next.t}`);
-    await w.waitFor(() => w.commandProcesses().length === 2, DEADLINE_MS, 'the new master\'s command and grandchild');
+    for (const end of ends)
+      assert.ok(
+        end.t > killedAt && end.t < next.t,
+        `${end.role} ended at ${end.t}; the wrapper died at ${killedAt}, the next command started at ${next.t}`,
+      );
+    await w.waitFor(() => w.commandProcesses().length === 2, DEADLINE_MS, "the new master's command and grandchild");
     assert.deepEqual(hostsOf(w.commandProcesses()), [next.host]);
   });
 
-  test('SIGSTOP of the master\'s wrapper past the failover deadline: its run ends before another starts; woken, it runs nothing', async () => {
+  test("SIGSTOP of the master's wrapper past the failover deadline: its run ends before another starts; woken, it runs nothing", async () => {
     const { w, master } = await cluster();
     const old = w.commandProcesses();
     w.kill(master, 'SIGSTOP');
-    await w.waitFor(() => starts(w).length === 2, DEADLINE_MS, 'another master\'s command');
+    await w.waitFor(() => starts(w).length === 2, DEADLINE_MS, "another master's command");
     const next = starts(w)[1] as RunChildLine;
     assert.notEqual(next.host, master);
     for (const p of old) assert.equal(RunWrappers.exists(p), false, `${p.role} ${p.pid} of the frozen wrapper still runs`);
@@ -79,7 +87,11 @@ describe('run: a 3-wrapper cluster on loopback', () => {
     assert.equal(ends.length, 2);
     for (const end of ends) assert.ok(end.t < next.t, `${end.role} ended at ${end.t}, after the next command started at ${next.t}`);
     const wokeAt = w.kill(master, 'SIGCONT');
-    await w.waitFor(() => w.logged(master, /We are now a slave server|relinquishing/, wokeAt), DEADLINE_MS, `${master} to step down as it wakes`);
+    await w.waitFor(
+      () => w.logged(master, /We are now a slave server|relinquishing/, wokeAt),
+      DEADLINE_MS,
+      `${master} to step down as it wakes`,
+    );
     // Two ticks after waking, still only the new master's run.
     const until = now() + 2000;
     await w.waitFor(() => now() > until, 5000, 'two ticks');

@@ -26,7 +26,10 @@ describe('run: stalls and a failing guardian', () => {
     w.kill(master, 'SIGCONT');
     const until = now() + 1500;
     await w.waitFor(() => now() > until, 5000, 'a tick and a half');
-    assert.ok(first.every((p) => RunWrappers.exists(p)), 'a 200 ms stall stopped the command');
+    assert.ok(
+      first.every((p) => RunWrappers.exists(p)),
+      'a 200 ms stall stopped the command',
+    );
     w.kill(master, 'SIGSTOP');
     await w.waitFor(() => first.every((p) => !RunWrappers.exists(p)), DEADLINE_MS, 'the guardian to stop the run of the frozen wrapper');
     w.kill(master, 'SIGCONT');
@@ -41,10 +44,16 @@ describe('run: stalls and a failing guardian', () => {
       await w.start('solo');
       await w.waitFor(() => bothStarted(w) && w.commandProcesses().length === 2, DEADLINE_MS, 'the command and its grandchild');
       const run = w.commandProcesses();
-      const guardian = w.processes().find((p) => p.role === 'guardian' && readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').startsWith(process.execPath));
+      const guardian = w
+        .processes()
+        .find((p) => p.role === 'guardian' && readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').startsWith(process.execPath));
       assert.ok(guardian, `the guardian process (${mode})`);
       process.kill(guardian.pid, 'SIGKILL');
-      await w.waitFor(() => run.every((p) => !RunWrappers.exists(p)), DEADLINE_MS, `the run to end with its guardian (--pid-namespace ${mode})`);
+      await w.waitFor(
+        () => run.every((p) => !RunWrappers.exists(p)),
+        DEADLINE_MS,
+        `the run to end with its guardian (--pid-namespace ${mode})`,
+      );
       await w.waitFor(() => bothStarted(w, 2), DEADLINE_MS, 'the command again');
     }
   });
@@ -55,7 +64,9 @@ describe('run: stalls and a failing guardian', () => {
       const wrapper = await w.start('solo');
       await w.waitFor(() => bothStarted(w) && w.commandProcesses().length === 2, DEADLINE_MS, 'the command and its grandchild');
       const run = w.commandProcesses();
-      const guardian = w.processes().find((p) => p.role === 'guardian' && readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').startsWith(process.execPath));
+      const guardian = w
+        .processes()
+        .find((p) => p.role === 'guardian' && readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').startsWith(process.execPath));
       assert.ok(guardian);
       process.kill(guardian.pid, 'SIGSTOP');
       w.kill('solo', 'SIGTERM');
@@ -67,22 +78,35 @@ describe('run: stalls and a failing guardian', () => {
   });
 });
 
-describe('run: mastership from etcd', { skip: etcdUnavailable() ? `real etcd needed: ${etcdUnavailable()} (Debian package ${ETCD_PACKAGE})` : false }, () => {
+describe('run: mastership from etcd', {
+  skip: etcdUnavailable() ? `real etcd needed: ${etcdUnavailable()} (Debian package ${ETCD_PACKAGE})` : false,
+}, () => {
   test('the command runs on the lease holder only; SIGKILL of its wrapper ends it before the next lease holder starts its own', async () => {
     const etcd = await EtcdCluster.start();
     try {
       const w = wrappers({ heartbeatFreq: 0.5, childArgs: ['--linger', '100'] });
       const config = path.join(w.dir, 'etcd.json');
-      writeFileSync(config, JSON.stringify({ coordinator: { type: 'etcd', hosts: etcd.endpoints, ttl: 2, election_timeout_ms: etcd.electionMs, prefix: `/psm-run-test-${process.pid}/` } }));
+      writeFileSync(
+        config,
+        JSON.stringify({
+          coordinator: {
+            type: 'etcd',
+            hosts: etcd.endpoints,
+            ttl: 2,
+            election_timeout_ms: etcd.electionMs,
+            prefix: `/psm-run-test-${process.pid}/`,
+          },
+        }),
+      );
       w.args.push('--config', config);
       await w.start('alpha', { args: ['--bind-ip', '127.0.0.2'] });
       await w.start('bravo', { args: ['--bind-ip', '127.0.0.3'] });
-      await w.waitFor(() => bothStarted(w) && w.commandProcesses().length === 2, DEADLINE_MS, 'the lease holder\'s command');
+      await w.waitFor(() => bothStarted(w) && w.commandProcesses().length === 2, DEADLINE_MS, "the lease holder's command");
       const first = starts(w)[0] as RunChildLine;
       assert.ok(w.logged(first.host, /failover budget 133\d ms/), 'the budget is two thirds of the 2 s TTL');
       const old = w.commandProcesses();
       const killedAt = w.kill(first.host, 'SIGKILL');
-      await w.waitFor(() => starts(w).length === 2, DEADLINE_MS, 'the next lease holder\'s command');
+      await w.waitFor(() => starts(w).length === 2, DEADLINE_MS, "the next lease holder's command");
       const next = starts(w)[1] as RunChildLine;
       assert.notEqual(next.host, first.host);
       assert.ok(next.term > first.term);

@@ -36,8 +36,8 @@ function wrappers(options: ConstructorParameters<typeof RunWrappers>[0]): RunWra
   return w;
 }
 
-describe('run: the command\'s descendants', () => {
-  test('with --pid-namespace off, SIGKILL of the wrapper still ends the command\'s process group', async () => {
+describe("run: the command's descendants", () => {
+  test("with --pid-namespace off, SIGKILL of the wrapper still ends the command's process group", async () => {
     const w = wrappers({ heartbeatFreq: 0.5, args: ['--pid-namespace', 'off'], childArgs: ['--linger', '100'] });
     await w.start('solo');
     await w.waitFor(() => bothStarted(w) && w.commandProcesses().length === 2, DEADLINE_MS, 'the command and its grandchild');
@@ -47,7 +47,9 @@ describe('run: the command\'s descendants', () => {
     assert.equal(w.lines().filter((l) => l.event === 'end').length, 2, 'both ended their SIGTERM cleanup');
   });
 
-  test('in a pid namespace, a grandchild that left the process group (setsid) ends with the run too', { skip: namespaces ? false : 'unshare --pid is not permitted here (it needs root)' }, async () => {
+  test('in a pid namespace, a grandchild that left the process group (setsid) ends with the run too', {
+    skip: namespaces ? false : 'unshare --pid is not permitted here (it needs root)',
+  }, async () => {
     const w = wrappers({ heartbeatFreq: 0.5, args: ['--pid-namespace', 'on'], childArgs: ['--grandchild', 'setsid', '--ignore-term'] });
     await w.start('solo');
     await w.waitFor(() => bothStarted(w) && w.commandProcesses().length === 2, DEADLINE_MS, 'the command and its setsid grandchild');
@@ -63,18 +65,26 @@ describe('run: when the command exits by itself', () => {
   test('--on-exit restart: restarted with a growing delay, while the rest of its group is stopped each time; on-fault runs with the exit code', async () => {
     const w = wrappers({ heartbeatFreq: 0.5, childArgs: ['--exit-after', '100', '--exit-code', '3'] });
     const faults = path.join(w.dir, 'faults');
-    await w.start('solo', { args: ['--restart-delay', '0.2', '--on-fault', `echo "$MULTI_EVENT $MULTI_REASON $MULTI_EXIT_CODE $MULTI_TERM" >> ${faults}`] });
+    await w.start('solo', {
+      args: ['--restart-delay', '0.2', '--on-fault', `echo "$MULTI_EVENT $MULTI_REASON $MULTI_EXIT_CODE $MULTI_TERM" >> ${faults}`],
+    });
     await w.waitFor(() => starts(w).length >= 3, DEADLINE_MS, 'two restarts');
     const lines = w.lines();
     const [first, second, third] = starts(w) as [RunChildLine, RunChildLine, RunChildLine];
-    const exitOf = (start: RunChildLine): RunChildLine => lines.find((l) => l.event === 'exit' && l.pid === start.pid && l.t > start.t && l.t < (starts(w).find((s) => s.t > start.t)?.t ?? Infinity)) as RunChildLine;
+    const exitOf = (start: RunChildLine): RunChildLine =>
+      lines.find(
+        (l) => l.event === 'exit' && l.pid === start.pid && l.t > start.t && l.t < (starts(w).find((s) => s.t > start.t)?.t ?? Infinity),
+      ) as RunChildLine;
     const gap1 = second.t - exitOf(first).t;
     const gap2 = third.t - exitOf(second).t;
     assert.ok(gap1 >= 200, `first restart after ${gap1} ms: --restart-delay 0.2`);
     assert.ok(gap2 >= 400, `second restart after ${gap2} ms: the delay doubles`);
     // Each time, the grandchild left behind got SIGTERM before the next start.
     const grandEnds = lines.filter((l) => l.role === 'grandchild' && l.event === 'end');
-    assert.ok(grandEnds.some((l) => l.t < second.t) && grandEnds.some((l) => l.t > second.t && l.t < third.t), 'grandchildren ended before each restart');
+    assert.ok(
+      grandEnds.some((l) => l.t < second.t) && grandEnds.some((l) => l.t > second.t && l.t < third.t),
+      'grandchildren ended before each restart',
+    );
     await w.waitFor(() => readFileSync(faults, 'utf8').split('\n').filter(Boolean).length >= 2, DEADLINE_MS, 'on-fault hooks');
     assert.match(readFileSync(faults, 'utf8').split('\n')[0] as string, /^fault exited 3 [1-9]\d*$/);
   });
@@ -83,10 +93,10 @@ describe('run: when the command exits by itself', () => {
     const w = wrappers({ heartbeatFreq: 0.5, args: ['--on-exit', 'step-down'] });
     await w.start('alpha', { childArgs: ['--exit-after', '300', '--exit-code', '1'] });
     await w.start('bravo');
-    await w.waitFor(() => starts(w, 'bravo').length === 1, DEADLINE_MS, 'bravo\'s command after alpha stepped down');
+    await w.waitFor(() => starts(w, 'bravo').length === 1, DEADLINE_MS, "bravo's command after alpha stepped down");
     const alphaEnds = w.lines().filter((l) => l.host === 'alpha' && (l.event === 'end' || l.event === 'exit'));
     const bravoStart = starts(w, 'bravo')[0] as RunChildLine;
-    assert.equal(alphaEnds.length, 2, 'alpha\'s command exited and its grandchild was stopped');
+    assert.equal(alphaEnds.length, 2, "alpha's command exited and its grandchild was stopped");
     for (const end of alphaEnds) assert.ok(end.t < bravoStart.t);
     assert.ok(w.logged('alpha', /Handing the master role over: the command ended \(exit code 1\)/));
     // alpha stays in the cluster, a slave, and runs nothing.
@@ -96,23 +106,32 @@ describe('run: when the command exits by itself', () => {
     assert.equal(w.wrapper('alpha').alive, true);
   });
 
-  test('--on-exit exit: the wrapper leaves the cluster and exits with the command\'s status; the other takes over at once', async () => {
+  test("--on-exit exit: the wrapper leaves the cluster and exits with the command's status; the other takes over at once", async () => {
     const w = wrappers({ heartbeatFreq: 0.5, args: ['--on-exit', 'exit'] });
     await w.start('alpha', { childArgs: ['--exit-after', '300', '--exit-code', '7', '--grandchild', 'none'] });
     await w.start('bravo');
     const exit = await w.wrapper('alpha').exited;
     assert.deepEqual(exit, { code: 7, signal: null });
-    await w.waitFor(() => starts(w, 'bravo').length === 1, DEADLINE_MS, 'bravo\'s command');
-    assert.ok(w.logged('bravo', /after alpha's shutdown notice/), 'bravo took over on alpha\'s shutdown notice, not after a silence');
+    await w.waitFor(() => starts(w, 'bravo').length === 1, DEADLINE_MS, "bravo's command");
+    assert.ok(w.logged('bravo', /after alpha's shutdown notice/), "bravo took over on alpha's shutdown notice, not after a silence");
   });
 });
 
 describe('run: --health-cmd', () => {
-  test('failing on the master: its command is stopped, cleanup and all, before the next server\'s starts; passing again, it can be master again', async () => {
+  test("failing on the master: its command is stopped, cleanup and all, before the next server's starts; passing again, it can be master again", async () => {
     const w = wrappers({ heartbeatFreq: 0.5, childArgs: ['--linger', '300'] });
     const sick = (host: string): string => path.join(w.dir, `sick-${host}`);
     // MULTI_HOSTNAME is in the check's environment: one command line for both servers.
-    const args = ['--health-cmd', `test ! -e ${w.dir}/sick-$MULTI_HOSTNAME`, '--health-interval', '0.2', '--health-fall', '2', '--health-rise', '2'];
+    const args = [
+      '--health-cmd',
+      `test ! -e ${w.dir}/sick-$MULTI_HOSTNAME`,
+      '--health-interval',
+      '0.2',
+      '--health-fall',
+      '2',
+      '--health-rise',
+      '2',
+    ];
     await w.start('alpha', { args });
     await w.waitFor(() => bothStarted(w), DEADLINE_MS, "alpha's command and its grandchild");
     await w.start('bravo', { args });
@@ -121,8 +140,8 @@ describe('run: --health-cmd', () => {
     await w.waitFor(() => starts(w, 'bravo').length === 1, DEADLINE_MS, "bravo's command after alpha's check failed");
     const bravoStart = starts(w, 'bravo')[0] as RunChildLine;
     const alphaEnds = w.lines().filter((l) => l.host === 'alpha' && l.event === 'end');
-    assert.equal(alphaEnds.length, 2, 'alpha\'s command and grandchild finished their SIGTERM cleanup');
-    for (const end of alphaEnds) assert.ok(end.t < bravoStart.t, 'bravo started after alpha\'s run was gone');
+    assert.equal(alphaEnds.length, 2, "alpha's command and grandchild finished their SIGTERM cleanup");
+    for (const end of alphaEnds) assert.ok(end.t < bravoStart.t, "bravo started after alpha's run was gone");
     assert.ok(w.logged('alpha', /Health check failing \(2 in a row\)/));
     // Passing again: eligible again. bravo's check fails now, and alpha (first in rank) takes the role back.
     rmSync(sick('alpha'));
@@ -133,7 +152,10 @@ describe('run: --health-cmd', () => {
     const bravoEnds = w.lines().filter((l) => l.host === 'bravo' && l.event === 'end');
     assert.equal(bravoEnds.length, 2);
     for (const end of bravoEnds) assert.ok(end.t < alphaAgain.t);
-    assert.ok(alphaAgain.term > bravoStart.term && bravoStart.term > (starts(w, 'alpha')[0] as RunChildLine).term, 'each run has a higher term');
+    assert.ok(
+      alphaAgain.term > bravoStart.term && bravoStart.term > (starts(w, 'alpha')[0] as RunChildLine).term,
+      'each run has a higher term',
+    );
   });
 });
 
@@ -142,7 +164,10 @@ describe('run: a command that cannot start', () => {
     for (const mode of namespaces ? ['on', 'off'] : ['off']) {
       const w = wrappers({ heartbeatFreq: 0.25, args: ['--pid-namespace', mode, '--on-exit', 'exit'] });
       const faults = path.join(w.dir, 'faults');
-      const wrapper = await w.start('solo', { command: [path.join(w.dir, 'no-such-program')], args: ['--on-fault', `echo "$MULTI_REASON" >> ${faults}`] });
+      const wrapper = await w.start('solo', {
+        command: [path.join(w.dir, 'no-such-program')],
+        args: ['--on-fault', `echo "$MULTI_REASON" >> ${faults}`],
+      });
       const exit = await wrapper.exited;
       assert.deepEqual(exit, { code: 127, signal: null }, `--pid-namespace ${mode}: ${w.describe()}`);
       assert.match(readFileSync(faults, 'utf8'), /^(spawn-failed|exited)\n$/, 'on-fault ran before the wrapper left');
@@ -156,20 +181,30 @@ describe('run: hooks', () => {
     const record = path.join(w.dir, 'hooks');
     writeFileSync(record, '');
     const args = [
-      '--hook-timeout', '1',
-      '--on-master', `echo "master $MULTI_HOSTNAME $MULTI_MASTER $MULTI_TERM $MULTI_REASON" >> ${record}; sleep 1000`,
-      '--on-slave', `echo "slave $MULTI_HOSTNAME $MULTI_MASTER $MULTI_TERM $MULTI_REASON" >> ${record}`,
+      '--hook-timeout',
+      '1',
+      '--on-master',
+      `echo "master $MULTI_HOSTNAME $MULTI_MASTER $MULTI_TERM $MULTI_REASON" >> ${record}; sleep 1000`,
+      '--on-slave',
+      `echo "slave $MULTI_HOSTNAME $MULTI_MASTER $MULTI_TERM $MULTI_REASON" >> ${record}`,
     ];
     await w.start('alpha', { args });
-    await w.waitFor(() => starts(w, 'alpha').length === 1, DEADLINE_MS, 'alpha\'s command');
+    await w.waitFor(() => starts(w, 'alpha').length === 1, DEADLINE_MS, "alpha's command");
     const firstTerm = (starts(w, 'alpha')[0] as RunChildLine).term;
-    assert.ok(readFileSync(record, 'utf8').startsWith(`master alpha alpha ${firstTerm} elected`), 'on-master ran with the command\'s term, and the command started while it hangs');
+    assert.ok(
+      readFileSync(record, 'utf8').startsWith(`master alpha alpha ${firstTerm} elected`),
+      "on-master ran with the command's term, and the command started while it hangs",
+    );
     await w.start('bravo', { args });
-    await w.waitFor(() => readFileSync(record, 'utf8').includes('slave bravo alpha'), DEADLINE_MS, 'bravo\'s on-slave');
-    await w.waitFor(() => w.logged('alpha', /Hook on-master \(elected\) was killed by SIGTERM/), DEADLINE_MS, 'the hanging on-master hook to be killed');
+    await w.waitFor(() => readFileSync(record, 'utf8').includes('slave bravo alpha'), DEADLINE_MS, "bravo's on-slave");
+    await w.waitFor(
+      () => w.logged('alpha', /Hook on-master \(elected\) was killed by SIGTERM/),
+      DEADLINE_MS,
+      'the hanging on-master hook to be killed',
+    );
     // alpha leaves: its command stops, then its on-slave runs (reason leaving), then bravo is master.
     w.kill('alpha', 'SIGTERM');
-    await w.waitFor(() => starts(w, 'bravo').length === 1, DEADLINE_MS, 'bravo\'s command');
+    await w.waitFor(() => starts(w, 'bravo').length === 1, DEADLINE_MS, "bravo's command");
     const text = readFileSync(record, 'utf8');
     assert.match(text, /slave alpha alpha \d+ leaving/);
     assert.match(text, /master bravo bravo \d+ elected/);
@@ -181,30 +216,47 @@ describe('run: hooks', () => {
     const record = path.join(w.dir, 'hooks');
     writeFileSync(record, '');
     await w.start('mike', {
-      args: ['--on-master', `echo "master $MULTI_TERM $MULTI_REASON" >> ${record}`, '--on-slave', `echo "slave $MULTI_MASTER $MULTI_REASON" >> ${record}`],
+      args: [
+        '--on-master',
+        `echo "master $MULTI_TERM $MULTI_REASON" >> ${record}`,
+        '--on-slave',
+        `echo "slave $MULTI_MASTER $MULTI_REASON" >> ${record}`,
+      ],
       childArgs: ['--grandchild', 'none'],
     });
-    await w.waitFor(() => starts(w).length === 1, DEADLINE_MS, 'mike\'s command');
+    await w.waitFor(() => starts(w).length === 1, DEADLINE_MS, "mike's command");
     const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
     const forge = (hostname: string, term: number, seq: number): void => {
-      const message: HeartbeatMessage = { action: 'heartbeat', hostname, ip: '127.0.0.1', master: true, eligible: true, uptime: 100, data: {}, term, iid: 'ab12ab12ab12ab12', seq };
+      const message: HeartbeatMessage = {
+        action: 'heartbeat',
+        hostname,
+        ip: '127.0.0.1',
+        master: true,
+        eligible: true,
+        uptime: 100,
+        data: {},
+        term,
+        iid: 'ab12ab12ab12ab12',
+        seq,
+      };
       socket.send(encode(message), w.port, '127.0.0.1');
     };
     try {
       // A rival that ranks later ("zulu") with a higher term: mike keeps the role and takes a term above it.
       const term = (starts(w)[0] as RunChildLine).term;
       const rivalTerm = term + 10;
-      const rewon = (): boolean => [...readFileSync(record, 'utf8').matchAll(/master (\d+) conflict-won/g)].some((m) => Number(m[1]) > rivalTerm);
+      const rewon = (): boolean =>
+        [...readFileSync(record, 'utf8').matchAll(/master (\d+) conflict-won/g)].some((m) => Number(m[1]) > rivalTerm);
       for (let i = 1; i <= 3; i++) forge('zulu', rivalTerm, i);
-      await w.waitFor(rewon, DEADLINE_MS, 'on-master again after the conflict, with a term above the rival\'s');
-      assert.equal(starts(w).length, 1, 'the winner\'s command ran on');
+      await w.waitFor(rewon, DEADLINE_MS, "on-master again after the conflict, with a term above the rival's");
+      assert.equal(starts(w).length, 1, "the winner's command ran on");
       // A rival that ranks first ("alice"), with a higher term: mike relinquishes and stops its command.
       const before = w.commandProcesses();
       for (let i = 1; i <= 3; i++) forge('alice', rivalTerm + 1_000_000, i);
       await w.waitFor(() => /slave \S* (follows|no-master)/.test(readFileSync(record, 'utf8')), DEADLINE_MS, 'on-slave on losing');
-      await w.waitFor(() => before.every((p) => !RunWrappers.exists(p)), DEADLINE_MS, 'the loser\'s command to stop');
+      await w.waitFor(() => before.every((p) => !RunWrappers.exists(p)), DEADLINE_MS, "the loser's command to stop");
       // alice falls silent: mike is master again, and its command runs again.
-      await w.waitFor(() => starts(w).length === 2, DEADLINE_MS, 'mike\'s command again after alice lapsed');
+      await w.waitFor(() => starts(w).length === 2, DEADLINE_MS, "mike's command again after alice lapsed");
     } finally {
       socket.close();
     }
@@ -239,7 +291,11 @@ describe('run: arguments', () => {
   test('without pixl-server (a peer dependency) it exits 1 saying what to install; `status` still works', () => {
     const hide = ['-r', path.join(__dirname, '..', 'tools', 'hide-module.js')];
     const env = { ...process.env, PSM_HIDE_MODULES: 'pixl-server' };
-    const run = spawnSync(process.execPath, [...hide, CLI, 'run', '--hostname', 'x', '--broadcast-ip', '127.255.255.255', '--', 'true'], { encoding: 'utf8', env, timeout: 20_000 });
+    const run = spawnSync(process.execPath, [...hide, CLI, 'run', '--hostname', 'x', '--broadcast-ip', '127.255.255.255', '--', 'true'], {
+      encoding: 'utf8',
+      env,
+      timeout: 20_000,
+    });
     assert.equal(run.status, 1, run.stderr);
     assert.match(run.stderr, /needs the pixl-server package \(a peer dependency\): npm install pixl-server/);
     const help = spawnSync(process.execPath, [...hide, CLI, 'status', '--help'], { encoding: 'utf8', env, timeout: 20_000 });

@@ -27,7 +27,10 @@ describe('run: deadlines from the cluster timing', () => {
           const earliestClaim = tickMs * beats + (quorum ? tickMs : tickMs / 4) - tickMs;
           assert.equal(timing.budgetMs, earliestClaim);
           assert.ok(timing.silenceMs < timing.deadMs && timing.deadMs < timing.budgetMs, JSON.stringify(timing));
-          assert.ok(timing.pingMs < timing.silenceMs / 2 || timing.pingMs === 10, `pings every ${timing.pingMs} ms against a ${timing.silenceMs} ms silence`);
+          assert.ok(
+            timing.pingMs < timing.silenceMs / 2 || timing.pingMs === 10,
+            `pings every ${timing.pingMs} ms against a ${timing.silenceMs} ms silence`,
+          );
           assert.ok(timing.pingMs >= 10 && timing.pingMs <= 1000);
           assert.ok(timing.lossGraceMs <= tickMs / 2);
         }
@@ -35,18 +38,36 @@ describe('run: deadlines from the cluster timing', () => {
     }
   });
 
-  test('etcd: two thirds of the TTL (the lease outlives the last keep-alive, sent at most a third of a TTL before a stall), the default TTL the component\'s own', () => {
+  test("etcd: two thirds of the TTL (the lease outlives the last keep-alive, sent at most a third of a TTL before a stall), the default TTL the component's own", () => {
     const hosts = ['http://127.0.0.1:2379'];
-    assert.equal(runTiming(validateConfig({ heartbeat_freq: 1, coordinator: { type: 'etcd', hosts, ttl: 3, election_timeout_ms: 250 } })).budgetMs, 2000);
-    assert.equal(runTiming(validateConfig({ heartbeat_freq: 0.25, coordinator: { type: 'etcd', hosts } })).budgetMs, 10_000 / 3, 'tock 0.75 s, etcd\'s default election timeout: TTL 5 s, the least that outlasts an etcd leader election');
-    assert.equal(runTiming(validateConfig({ heartbeat_freq: 0.25, coordinator: { type: 'etcd', hosts, election_timeout_ms: 250 } })).budgetMs, 4000 / 3, 'tock 0.75 s, election timeout 250 ms: TTL 2 s');
-    assert.equal(runTiming(validateConfig({ heartbeat_freq: 4, coordinator: { type: 'etcd', hosts } })).budgetMs, 8000, 'tock 12 s: TTL 12 s');
+    assert.equal(
+      runTiming(validateConfig({ heartbeat_freq: 1, coordinator: { type: 'etcd', hosts, ttl: 3, election_timeout_ms: 250 } })).budgetMs,
+      2000,
+    );
+    assert.equal(
+      runTiming(validateConfig({ heartbeat_freq: 0.25, coordinator: { type: 'etcd', hosts } })).budgetMs,
+      10_000 / 3,
+      "tock 0.75 s, etcd's default election timeout: TTL 5 s, the least that outlasts an etcd leader election",
+    );
+    assert.equal(
+      runTiming(validateConfig({ heartbeat_freq: 0.25, coordinator: { type: 'etcd', hosts, election_timeout_ms: 250 } })).budgetMs,
+      4000 / 3,
+      'tock 0.75 s, election timeout 250 ms: TTL 2 s',
+    );
+    assert.equal(
+      runTiming(validateConfig({ heartbeat_freq: 4, coordinator: { type: 'etcd', hosts } })).budgetMs,
+      8000,
+      'tock 12 s: TTL 12 s',
+    );
     const timing = runTiming(validateConfig({ heartbeat_freq: 1, coordinator: { type: 'etcd', hosts, ttl: 10 } }));
     assert.equal(timing.lossGraceMs, 500, 'half the margin by which the master steps down before its lease can expire (TTL/10)');
   });
 
   test('backoff doubles from the first delay up to the cap, and never overflows', () => {
-    assert.deepEqual([1, 2, 3, 4, 5, 6, 7].map((n) => backoffMs(n, 1000, 60_000)), [1000, 2000, 4000, 8000, 16000, 32000, 60000]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6, 7].map((n) => backoffMs(n, 1000, 60_000)),
+      [1000, 2000, 4000, 8000, 16000, 32000, 60000],
+    );
     assert.equal(backoffMs(10_000, 1000, 60_000), 60_000);
     assert.equal(backoffMs(5, 0, 60_000), 0);
   });
@@ -60,11 +81,13 @@ describe('run: deadlines from the cluster timing', () => {
 });
 
 describe('run: options', () => {
-  const files = (entries: Record<string, string>) => (file: string): string => {
-    const text = entries[file];
-    if (text === undefined) throw new Error(`ENOENT: ${file}`);
-    return text;
-  };
+  const files =
+    (entries: Record<string, string>) =>
+    (file: string): string => {
+      const text = entries[file];
+      if (text === undefined) throw new Error(`ENOENT: ${file}`);
+      return text;
+    };
 
   test('flags override the config file; numbers are numbers; the defaults', () => {
     const options = resolveRunOptions(
@@ -90,8 +113,12 @@ describe('run: options', () => {
     assert.equal(resolveRunOptions({ config: 'c.json' }, ['x'], files({ 'c.json': '{"hostname": "fromfile"}' })).hostname, 'fromfile');
   });
 
-  test('--etcd builds the coordinator, keeping the file\'s other coordinator keys', () => {
-    const options = resolveRunOptions({ config: 'c.json', etcd: ['http://127.0.0.1:2379', 'http://127.0.0.1:2381'] }, ['x'], files({ 'c.json': '{"coordinator": {"type": "etcd", "hosts": ["http://10.9.9.9:1"], "ttl": 6}}' }));
+  test("--etcd builds the coordinator, keeping the file's other coordinator keys", () => {
+    const options = resolveRunOptions(
+      { config: 'c.json', etcd: ['http://127.0.0.1:2379', 'http://127.0.0.1:2381'] },
+      ['x'],
+      files({ 'c.json': '{"coordinator": {"type": "etcd", "hosts": ["http://10.9.9.9:1"], "ttl": 6}}' }),
+    );
     assert.deepEqual(options.settings.coordinator?.hosts, ['http://127.0.0.1:2379', 'http://127.0.0.1:2381']);
     assert.equal(options.settings.coordinator?.ttl, 6);
   });
@@ -124,8 +151,17 @@ describe('run: options', () => {
 
   test('--health-*: a command with its counts and times (defaults 2 s, rise 2, fall 3, timeout the interval); bad ones named', () => {
     assert.equal(resolveRunOptions({}, ['x']).health, undefined);
-    assert.deepEqual(resolveRunOptions({ healthCmd: 'curl -fs localhost/ok' }, ['x']).health, { command: 'curl -fs localhost/ok', interval: 2, rise: 2, fall: 3, timeout: 2 });
-    assert.deepEqual(resolveRunOptions({ healthCmd: 'true', healthInterval: '0.5', healthRise: '1', healthFall: '5', healthTimeout: '3' }, ['x']).health, { command: 'true', interval: 0.5, rise: 1, fall: 5, timeout: 3 });
+    assert.deepEqual(resolveRunOptions({ healthCmd: 'curl -fs localhost/ok' }, ['x']).health, {
+      command: 'curl -fs localhost/ok',
+      interval: 2,
+      rise: 2,
+      fall: 3,
+      timeout: 2,
+    });
+    assert.deepEqual(
+      resolveRunOptions({ healthCmd: 'true', healthInterval: '0.5', healthRise: '1', healthFall: '5', healthTimeout: '3' }, ['x']).health,
+      { command: 'true', interval: 0.5, rise: 1, fall: 5, timeout: 3 },
+    );
     for (const [flags, pattern] of [
       [{ healthInterval: '1' }, /^--health-interval needs --health-cmd/],
       [{ healthCmd: ' ' }, /--health-cmd must be a shell command/],
@@ -133,11 +169,15 @@ describe('run: options', () => {
       [{ healthCmd: 'true', healthRise: '1.5' }, /--health-rise must be an integer from 1 to 1000, got "1.5"/],
       [{ healthCmd: 'true', healthFall: 'x' }, /--health-fall must be an integer/],
     ] as const) {
-      assert.throws(() => resolveRunOptions(flags, ['x']), (err: unknown) => err instanceof UsageError && pattern.test(err.message), JSON.stringify(flags));
+      assert.throws(
+        () => resolveRunOptions(flags, ['x']),
+        (err: unknown) => err instanceof UsageError && pattern.test(err.message),
+        JSON.stringify(flags),
+      );
     }
   });
 
-  test('drain_timeout covers the command\'s stop (the grace and 5 s): raised with a warning when set lower', () => {
+  test("drain_timeout covers the command's stop (the grace and 5 s): raised with a warning when set lower", () => {
     assert.equal(resolveRunOptions({}, ['x']).settings.drain_timeout, 15);
     assert.equal(resolveRunOptions({ grace: '2' }, ['x']).section.drain_timeout, 7);
     const raised = resolveRunOptions({ config: 'c.json' }, ['x'], files({ 'c.json': '{"drain_timeout": 1}' }));
@@ -160,7 +200,10 @@ describe('run: options', () => {
       const options = resolveRunOptions({ secretFile: file }, ['x']);
       assert.deepEqual(options.settings.secret_key, secret.keys);
       writeFileSync(file, '# nothing\n');
-      assert.throws(() => readSecretFile(file), (err: unknown) => err instanceof UsageError && /no key in it/.test(err.message) && !/nothing/.test(err.message));
+      assert.throws(
+        () => readSecretFile(file),
+        (err: unknown) => err instanceof UsageError && /no key in it/.test(err.message) && !/nothing/.test(err.message),
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -168,24 +211,36 @@ describe('run: options', () => {
 });
 
 describe('run: hooks', () => {
-  test('a flood of role changes behind a slow hook: the caller never waits, at most the queue\'s bound run, in order, and one line says what was dropped', async () => {
+  test("a flood of role changes behind a slow hook: the caller never waits, at most the queue's bound run, in order, and one line says what was dropped", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'psm-run-hooks-'));
     try {
       const record = path.join(dir, 'record');
       writeFileSync(record, '');
       const lines: string[] = [];
-      const hooks = new HookRunner({ master: `echo "$MULTI_REASON" >> ${record}; sleep 0.02` }, 5000, (_level, message) => lines.push(message), process.env);
+      const hooks = new HookRunner(
+        { master: `echo "$MULTI_REASON" >> ${record}; sleep 0.02` },
+        5000,
+        (_level, message) => lines.push(message),
+        process.env,
+      );
       const began = performance.now();
       for (let i = 0; i < 1000; i++) hooks.enqueue({ event: 'master', env: { MULTI_REASON: String(i) } });
       hooks.enqueue({ event: 'slave', env: { MULTI_REASON: 'no hook configured' } });
       assert.ok(performance.now() - began < 1000, 'enqueueing waited for hooks');
       await hooks.idle(60_000);
       const ran = readFileSync(record, 'utf8').split('\n').filter(Boolean).map(Number);
-      assert.equal(ran.length, MAX_PENDING_HOOKS + 1, 'the running one, and the queue\'s bound');
+      assert.equal(ran.length, MAX_PENDING_HOOKS + 1, "the running one, and the queue's bound");
       assert.equal(ran[0], 0, 'the first ran at once');
-      assert.deepEqual(ran.slice(1), Array.from({ length: MAX_PENDING_HOOKS }, (_, i) => 1000 - MAX_PENDING_HOOKS + i), 'then the newest, in order');
+      assert.deepEqual(
+        ran.slice(1),
+        Array.from({ length: MAX_PENDING_HOOKS }, (_, i) => 1000 - MAX_PENDING_HOOKS + i),
+        'then the newest, in order',
+      );
       assert.equal(lines.filter((l) => /Hook queue full/.test(l)).length, 1, 'one line for the burst');
-      assert.ok(lines.some((l) => /967 hooks were dropped in all/.test(l)), lines.filter((l) => /dropped/.test(l)).join('\n'));
+      assert.ok(
+        lines.some((l) => /967 hooks were dropped in all/.test(l)),
+        lines.filter((l) => /dropped/.test(l)).join('\n'),
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -193,12 +248,20 @@ describe('run: hooks', () => {
 
   test('a hook that cannot run, fails, or hangs past its timeout is logged, and the next one runs', async () => {
     const lines: string[] = [];
-    const hooks = new HookRunner({ master: 'exit 3', slave: 'sleep 1000', fault: 'true' }, 300, (_level, message) => lines.push(message), process.env);
+    const hooks = new HookRunner(
+      { master: 'exit 3', slave: 'sleep 1000', fault: 'true' },
+      300,
+      (_level, message) => lines.push(message),
+      process.env,
+    );
     hooks.enqueue({ event: 'master', env: { MULTI_REASON: 'a' } });
     hooks.enqueue({ event: 'slave', env: { MULTI_REASON: 'b' } });
     hooks.enqueue({ event: 'fault', env: { MULTI_REASON: 'c' } });
     await hooks.idle(20_000);
-    assert.ok(lines.some((l) => /on-master \(a\) failed with exit code 3/.test(l)), lines.join('\n'));
+    assert.ok(
+      lines.some((l) => /on-master \(a\) failed with exit code 3/.test(l)),
+      lines.join('\n'),
+    );
     assert.ok(lines.some((l) => /on-slave still running after 0\.3 s: SIGTERM/.test(l)));
     assert.ok(lines.some((l) => /on-slave \(b\) was killed by SIGTERM/.test(l)));
     assert.ok(lines.some((l) => /on-fault \(c\) succeeded/.test(l)));

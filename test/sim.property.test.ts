@@ -24,8 +24,14 @@ const window = <T extends object>(fields: fc.Arbitrary<T>): fc.Arbitrary<T & { a
   fc.tuple(time(12), time(6), fields).map(([at, length, rest]) => ({ ...rest, at, until: Math.round((at + length) * 100) / 100 }));
 
 const fault: fc.Arbitrary<Fault> = fc.oneof(
-  fc.record({ type: fc.constant('crash' as const), at: time(12), target, restartAfter: fc.option(time(6), { nil: undefined }) }, { requiredKeys: ['type', 'at', 'target'] }),
-  fc.record({ type: fc.constant('shutdown' as const), at: time(12), target, restartAfter: fc.option(time(6), { nil: undefined }) }, { requiredKeys: ['type', 'at', 'target'] }),
+  fc.record(
+    { type: fc.constant('crash' as const), at: time(12), target, restartAfter: fc.option(time(6), { nil: undefined }) },
+    { requiredKeys: ['type', 'at', 'target'] },
+  ),
+  fc.record(
+    { type: fc.constant('shutdown' as const), at: time(12), target, restartAfter: fc.option(time(6), { nil: undefined }) },
+    { requiredKeys: ['type', 'at', 'target'] },
+  ),
   fc.record({ type: fc.constant('restart' as const), at: time(12), target, graceful: fc.boolean(), delay: time(1) }),
   fc.record({ type: fc.constant('stall' as const), at: time(12), target, ticks: time(6) }),
   fc.record({ type: fc.constant('wallstep' as const), at: time(20), target, ms: fc.integer({ min: -7_200_000, max: 7_200_000 }) }),
@@ -56,7 +62,10 @@ const scenario: fc.Arbitrary<Scenario> = fc
     exitOnConflict: fc.boolean(),
     order: fc.uniqueArray(fc.nat({ max: MAX_HOSTS - 1 }), { minLength: 1, maxLength: MAX_HOSTS }),
     eligible: fc.array(fc.boolean(), { minLength: MAX_HOSTS, maxLength: MAX_HOSTS }),
-    locked: fc.array(fc.integer({ min: 0, max: 4 }).map((v) => v === 0), { minLength: MAX_HOSTS, maxLength: MAX_HOSTS }),
+    locked: fc.array(
+      fc.integer({ min: 0, max: 4 }).map((v) => v === 0),
+      { minLength: MAX_HOSTS, maxLength: MAX_HOSTS },
+    ),
     starts: fc.array(time(8), { minLength: MAX_HOSTS, maxLength: MAX_HOSTS }),
     faults: fc.array(fault, { maxLength: 6 }),
     probe: fc.constantFrom(...PROBES),
@@ -70,7 +79,12 @@ const scenario: fc.Arbitrary<Scenario> = fc
     jitterMs: r.jitterMs,
     exitOnConflict: r.exitOnConflict,
     // Host order is not sort order: index i is NAMES[order[i]].
-    hosts: r.order.map((name, i) => ({ name: NAMES[name] as string, eligible: r.eligible[i] as boolean, locked: r.locked[i] as boolean, startAt: r.starts[i] as number })),
+    hosts: r.order.map((name, i) => ({
+      name: NAMES[name] as string,
+      eligible: r.eligible[i] as boolean,
+      locked: r.locked[i] as boolean,
+      startAt: r.starts[i] as number,
+    })),
     faults: [...r.faults].sort((a, b) => a.at - b.at),
     probe: r.probe,
     stableTicks: 2 * r.checkBeats + 4,
@@ -101,7 +115,11 @@ const electionScenario: fc.Arbitrary<Scenario> = fc
     if (r.quorum === 'majority' && eligible > 0) s.quorum = Math.floor(eligible / 2) + 1;
     else if (typeof r.quorum === 'number') s.quorum = r.quorum;
     // A second cluster on the same port, reusing some of our hostnames.
-    if (r.foreign) s.foreign = { clusterId: 'other', hosts: r.foreign.map((i) => ({ name: NAMES[i] as string, eligible: true, locked: false, startAt: 0 })) };
+    if (r.foreign)
+      s.foreign = {
+        clusterId: 'other',
+        hosts: r.foreign.map((i) => ({ name: NAMES[i] as string, eligible: true, locked: false, startAt: 0 })),
+      };
     return s;
   });
 
@@ -123,7 +141,13 @@ const link: fc.Arbitrary<Fault> = window(
 );
 const raceFault: fc.Arbitrary<Fault> = fc.oneof(
   link,
-  fc.record({ type: fc.constant('timing' as const), at: time(12), target: fc.nat({ max: MAX_HOSTS - 1 }), tickFactor: fc.constantFrom(0.25, 0.5, 1, 2, 4), checkBeats: fc.integer({ min: 1, max: 5 }) }),
+  fc.record({
+    type: fc.constant('timing' as const),
+    at: time(12),
+    target: fc.nat({ max: MAX_HOSTS - 1 }),
+    tickFactor: fc.constantFrom(0.25, 0.5, 1, 2, 4),
+    checkBeats: fc.integer({ min: 1, max: 5 }),
+  }),
   fc.record({ type: fc.constant('stepdown' as const), at: time(12) }),
   fc.record({ type: fc.constant('promote' as const), at: time(12), target }),
   fc.record({ type: fc.constant('eligible' as const), at: time(12), target, eligible: fc.boolean() }),
@@ -132,14 +156,22 @@ const raceScenario: fc.Arbitrary<Scenario> = fc
   .record({
     base: scenario,
     faults: fc.array(raceFault, { maxLength: 8 }),
-    cut: fc.option(fc.tuple(time(12), fc.array(fc.tuple(fc.nat({ max: MAX_HOSTS - 1 }), fc.nat({ max: MAX_HOSTS - 1 })), { minLength: 1, maxLength: 3 })), { nil: undefined }),
+    cut: fc.option(
+      fc.tuple(
+        time(12),
+        fc.array(fc.tuple(fc.nat({ max: MAX_HOSTS - 1 }), fc.nat({ max: MAX_HOSTS - 1 })), { minLength: 1, maxLength: 3 }),
+      ),
+      { nil: undefined },
+    ),
     probe: fc.constantFrom(...PROBES, ...HANDOFF_PROBES),
   })
   .map((r) => {
     const s: Scenario = { ...r.base, kind: 'custom', faults: [...r.faults], probe: r.probe };
     const n = s.hosts.length;
     const end = Math.max(0, ...s.faults.map((f) => ('until' in f && typeof f.until === 'number' ? f.until : f.at))) + 1;
-    for (const fault of r.faults) if (fault.type === 'timing') s.faults.push({ type: 'timing', at: end, target: fault.target, tickFactor: 1, checkBeats: s.checkBeats });
+    for (const fault of r.faults)
+      if (fault.type === 'timing')
+        s.faults.push({ type: 'timing', at: end, target: fault.target, tickFactor: 1, checkBeats: s.checkBeats });
     s.faults.sort((a, b) => a.at - b.at);
     // A cut that stays needs a bridge every cut server still hears: the last host is never cut.
     if (r.cut && n >= 3) {
@@ -155,7 +187,9 @@ const raceScenario: fc.Arbitrary<Scenario> = fc
 
 function explain(s: Scenario): string {
   const result = runScenario(s);
-  return result.violation ? `${result.violation.message}\nreplay: save this scenario as s.json, then npm run sim -- --scenario s.json --trace\n${JSON.stringify(s)}` : 'ok';
+  return result.violation
+    ? `${result.violation.message}\nreplay: save this scenario as s.json, then npm run sim -- --scenario s.json --trace\n${JSON.stringify(s)}`
+    : 'ok';
 }
 
 describe('generated fault schedules', () => {

@@ -10,7 +10,9 @@ import { runScenario } from '../sim/scenario';
 import { assertFileClean, saved, SCENARIOS } from './helpers/scenarios';
 
 describe('regressions the simulator found, each a scenario file under test/testdata/scenarios', () => {
-  const files = readdirSync(SCENARIOS).filter((file) => file.endsWith('.json')).sort();
+  const files = readdirSync(SCENARIOS)
+    .filter((file) => file.endsWith('.json'))
+    .sort();
 
   test('every saved scenario says what it proves', () => {
     assert.ok(files.length >= 20, `${files.length} files`);
@@ -45,7 +47,9 @@ describe('regressions the simulator found, each a scenario file under test/testd
   test('the quorum lease cases are clean cuts, so quorum-no-two-masters is checked on them', () => {
     for (const name of ['quorum-0151-majority-waits-out-lease', 'quorum-0480-majority-waits-out-lease']) {
       const scenario = saved(name);
-      assert.ok(scenario.checkBeats > 1 && scenario.faults.every((f) => f.type === 'partition' || f.type === 'crash' || f.type === 'shutdown'));
+      assert.ok(
+        scenario.checkBeats > 1 && scenario.faults.every((f) => f.type === 'partition' || f.type === 'crash' || f.type === 'shutdown'),
+      );
     }
   });
 });

@@ -13,7 +13,9 @@ import { KINDS, runScenario, scenarioFromSeed, seedShape, type Kind, type Scenar
 function assertClean(seed: number, scenario: Scenario = scenarioFromSeed(seed)): void {
   const result = runScenario(scenario);
   if (result.violation) {
-    assert.fail(`seed ${seed} (${scenario.kind}, ${scenario.hosts.length} servers): ${result.violation.message}\n  replay: npm run sim -- --seed ${seed} --trace`);
+    assert.fail(
+      `seed ${seed} (${scenario.kind}, ${scenario.hosts.length} servers): ${result.violation.message}\n  replay: npm run sim -- --seed ${seed} --trace`,
+    );
   }
 }
 
@@ -69,7 +71,20 @@ describe('the checker catches what it claims to', () => {
     const { sim } = stableCluster();
     const b = sim.node('b');
     // A second claimant with a newer term: b follows it, away from the agreed master.
-    sim.at(5500, () => sim.injectMessage(b.id, { action: 'heartbeat', hostname: 'z', ip: '127.0.0.1', master: true, eligible: true, uptime: 5, data: {}, iid: 'eeeeeeeeeeeeeeee', seq: 1, term: sim.node('a').core.term + 1 }));
+    sim.at(5500, () =>
+      sim.injectMessage(b.id, {
+        action: 'heartbeat',
+        hostname: 'z',
+        ip: '127.0.0.1',
+        master: true,
+        eligible: true,
+        uptime: 5,
+        data: {},
+        iid: 'eeeeeeeeeeeeeeee',
+        seq: 1,
+        term: sim.node('a').core.term + 1,
+      }),
+    );
     const violation = violationOf(() => sim.runUntil(7000));
     assert.equal(violation.invariant, 'stable-no-flap', violation.message);
     assert.equal(violation.time, 5500);
@@ -102,14 +117,17 @@ describe('the checker catches what it claims to', () => {
     const a = sim.node('a');
     // A broken core: it reports itself ineligible but ignores the change.
     const real = a.core;
-    sim.replaceCore('a', new Proxy(real, {
-      get(target, property) {
-        if (property === 'eligible') return false;
-        if (property === 'setEligible') return () => ({ send: [], events: [], logs: [], wakeAt: Infinity });
-        const value: unknown = Reflect.get(target, property, target);
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-      },
-    }));
+    sim.replaceCore(
+      'a',
+      new Proxy(real, {
+        get(target, property) {
+          if (property === 'eligible') return false;
+          if (property === 'setEligible') return () => ({ send: [], events: [], logs: [], wakeAt: Infinity });
+          const value: unknown = Reflect.get(target, property, target);
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      }),
+    );
     const violation = violationOf(() => sim.setEligible('a', false));
     assert.equal(violation.invariant, 'ineligible-never-master');
   });
@@ -121,7 +139,19 @@ describe('the checker catches what it claims to', () => {
     sim.add('x@green', { hostname: 'x', clusterId: 'green' });
     sim.runUntil(5000);
     // A heartbeat of x without its cluster id, as if the namespace check were missing.
-    sim.at(5500, () => sim.injectMessage('b', { action: 'heartbeat', hostname: 'x', ip: '127.0.0.1', master: false, eligible: true, uptime: 5, data: {}, iid: 'ffffffffffffffff', seq: 1 }));
+    sim.at(5500, () =>
+      sim.injectMessage('b', {
+        action: 'heartbeat',
+        hostname: 'x',
+        ip: '127.0.0.1',
+        master: false,
+        eligible: true,
+        uptime: 5,
+        data: {},
+        iid: 'ffffffffffffffff',
+        seq: 1,
+      }),
+    );
     const violation = violationOf(() => sim.runUntil(7000));
     assert.equal(violation.invariant, 'namespace-isolated', violation.message);
     assert.equal(checker.phase, 'faulty');

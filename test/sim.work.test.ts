@@ -28,7 +28,9 @@ function scenario(seed: number, work: NonNullable<Scenario['work']>, faults: Fau
 
 /** Tasks of a tick or so, every fifth of a tick; the master frozen mid-task for 4 to 12 ticks (a tock is 3). */
 function frozen(seed: number, careless: number, fenced = true): Scenario {
-  return scenario(seed, { everyTicks: 0.2, minTaskTicks: 0.8, maxTaskTicks: 1.5, drainTicks: 2, careless, fenced }, [{ type: 'stall', at: 6 + (seed % 7) / 10, target: 'master', ticks: 4 + (seed % 9) }]);
+  return scenario(seed, { everyTicks: 0.2, minTaskTicks: 0.8, maxTaskTicks: 1.5, drainTicks: 2, careless, fenced }, [
+    { type: 'stall', at: 6 + (seed % 7) / 10, target: 'master', ticks: 4 + (seed % 9) },
+  ]);
 }
 
 describe('master work in the simulator', () => {
@@ -72,12 +74,18 @@ describe('master work in the simulator', () => {
         { type: 'eligible', at: 24, target: 2, eligible: true },
         { type: 'shutdown', at: 30, target: 'master', restartAfter: 2 },
       ];
-      const result = runScenario(scenario(seed, { everyTicks: 0.3, minTaskTicks: 0.5, maxTaskTicks: 2, drainTicks: 5, careless: 0 }, faults));
+      const result = runScenario(
+        scenario(seed, { everyTicks: 0.3, minTaskTicks: 0.5, maxTaskTicks: 2, drainTicks: 5, careless: 0 }, faults),
+      );
       assert.equal(result.violation, null, `seed ${seed}: ${result.violation?.message}`);
       const work = result.work;
       assert.ok(work, 'work ran');
       assert.ok(work.drains >= 3, `seed ${seed}: ${work.drains} drains`);
-      assert.deepEqual({ refused: work.refused, roleLost: work.abortedRoleLost, drainTimeout: work.abortedDrainTimeout }, { refused: 0, roleLost: 0, drainTimeout: 0 }, `seed ${seed}`);
+      assert.deepEqual(
+        { refused: work.refused, roleLost: work.abortedRoleLost, drainTimeout: work.abortedDrainTimeout },
+        { refused: 0, roleLost: 0, drainTimeout: 0 },
+        `seed ${seed}`,
+      );
     }
   });
 });

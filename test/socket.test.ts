@@ -42,7 +42,11 @@ describe('a four-process cluster', () => {
     cluster.kill('bravo', 'SIGKILL');
     const { master } = await cluster.waitAgreed(WAIT_MS, 'alpha');
     assert.equal(master, 'alpha');
-    await cluster.waitFor(() => cluster.live().every((host) => !cluster.state(host)?.servers.includes('bravo')), WAIT_MS, 'bravo to be removed everywhere');
+    await cluster.waitFor(
+      () => cluster.live().every((host) => !cluster.state(host)?.servers.includes('bravo')),
+      WAIT_MS,
+      'bravo to be removed everywhere',
+    );
   });
 
   test('SIGTERM of the master: a graceful handoff to the next one', async () => {
@@ -50,7 +54,11 @@ describe('a four-process cluster', () => {
     assert.equal(exitCode, 0);
     const { master } = await cluster.waitAgreed(WAIT_MS, 'charlie');
     assert.equal(master, 'charlie');
-    await cluster.waitFor(() => cluster.live().every((host) => !cluster.state(host)?.servers.includes('alpha')), WAIT_MS, 'alpha to be removed everywhere');
+    await cluster.waitFor(
+      () => cluster.live().every((host) => !cluster.state(host)?.servers.includes('alpha')),
+      WAIT_MS,
+      'alpha to be removed everywhere',
+    );
   });
 
   test('each process opened exactly one UDP socket in its life', async () => {

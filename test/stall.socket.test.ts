@@ -26,7 +26,11 @@ describe('a master stopped for longer than its peers wait, then resumed', () => 
   test('notices the stall on waking, and the cluster agrees on one master again', async () => {
     cluster.kill('alpha', 'SIGSTOP');
     // bravo takes over once alpha has been silent a tock and a quarter tick.
-    await cluster.waitFor(() => cluster.state('bravo')?.master === true && cluster.state('charlie')?.masterHostname === 'bravo', WAIT_MS, 'bravo to take over');
+    await cluster.waitFor(
+      () => cluster.state('bravo')?.master === true && cluster.state('charlie')?.masterHostname === 'bravo',
+      WAIT_MS,
+      'bravo to take over',
+    );
     const resumedAt = Date.now();
     cluster.kill('alpha', 'SIGCONT');
     await cluster.waitFor(

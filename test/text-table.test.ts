@@ -22,10 +22,13 @@ function borderColumns(line: string): number[] {
 
 test('the layout cli-table3 drew for the status CLI, byte for byte', () => {
   assert.equal(
-    renderTextTable(['hostname', 'state', 'data'], [
-      ['alpha', 'master', '{}'],
-      ['charlie-long', 'slave', '{"k":1}'],
-    ]),
+    renderTextTable(
+      ['hostname', 'state', 'data'],
+      [
+        ['alpha', 'master', '{}'],
+        ['charlie-long', 'slave', '{"k":1}'],
+      ],
+    ),
     [
       '┌──────────────┬────────┬─────────┐',
       '│ hostname     │ state  │ data    │',
@@ -35,7 +38,11 @@ test('the layout cli-table3 drew for the status CLI, byte for byte', () => {
       '└──────────────┴────────┴─────────┘',
     ].join('\n'),
   );
-  assert.equal(renderTextTable(['a', 'bb'], []), ['┌───┬────┐', '│ a │ bb │', '└───┴────┘'].join('\n'), 'no rows: no rule under the header');
+  assert.equal(
+    renderTextTable(['a', 'bb'], []),
+    ['┌───┬────┐', '│ a │ bb │', '└───┴────┘'].join('\n'),
+    'no rows: no rule under the header',
+  );
 });
 
 test('columns line up whatever the cells hold', () => {
@@ -62,7 +69,14 @@ test('display widths: ASCII 1, wide and emoji 2, combining marks and zero-width 
 
 test('a row style colours the cells, never the borders or the padding', () => {
   const dim = (text: string): string => `\x1b[2m${text}\x1b[22m`;
-  const table = renderTextTable(['name', 'state'], [['alpha', 'master'], ['bravo', 'left']], { style: [undefined, dim] });
+  const table = renderTextTable(
+    ['name', 'state'],
+    [
+      ['alpha', 'master'],
+      ['bravo', 'left'],
+    ],
+    { style: [undefined, dim] },
+  );
   const lines = table.split('\n');
   assert.equal(lines[3], '│ alpha │ master │');
   assert.equal(lines[4], '│ \x1b[2mbravo\x1b[22m │ \x1b[2mleft\x1b[22m   │');

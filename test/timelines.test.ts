@@ -29,10 +29,19 @@ function diff(expected: string[], actual: string[]): string {
 }
 
 describe('golden timelines', () => {
-  const files = readdirSync(DIR).filter((file) => file.endsWith('.txt')).sort();
+  const files = readdirSync(DIR)
+    .filter((file) => file.endsWith('.txt'))
+    .sort();
 
   test('the six stories are there', () => {
-    for (const name of ['cold-start', 'crash-failover', 'graceful-handoff', 'stepdown-promote', 'quorum-split-heal', 'duplicate-hostname']) {
+    for (const name of [
+      'cold-start',
+      'crash-failover',
+      'graceful-handoff',
+      'stepdown-promote',
+      'quorum-split-heal',
+      'duplicate-hostname',
+    ]) {
       assert.ok(files.includes(`${name}.txt`), `${name}.txt is missing`);
     }
   });
@@ -50,7 +59,8 @@ describe('golden timelines', () => {
         return;
       }
       assert.ok(actual.length > 0, 'an empty timeline proves nothing');
-      if (actual.join('\n') !== expected.join('\n')) assert.fail(`${file}: the timeline changed (UPDATE_TIMELINES=1 npm test rewrites it):\n${diff(expected, actual)}`);
+      if (actual.join('\n') !== expected.join('\n'))
+        assert.fail(`${file}: the timeline changed (UPDATE_TIMELINES=1 npm test rewrites it):\n${diff(expected, actual)}`);
     });
   }
 });

@@ -23,20 +23,30 @@ describe('mismatched heartbeat_freq', () => {
   test('one server at the default 20 s among 1 s servers: no flap, paced to 1 s, mismatch logged once by each side', () => {
     const sim = new SimCluster({ tickMs: 1000, checkBeats: 3, latencyMs: 1, trace: true, traceLevel: 3 });
     for (const host of HOSTS) sim.add(host);
-    assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 4000), null);
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.agreedMaster() === 'a', 4000),
+      null,
+    );
     sim.runFor(500);
     const joinedAt = sim.now;
     sim.add('z', { tickMs: 20_000 });
     sim.runFor(120_000);
     const late = changes(sim, joinedAt).filter((line) => !line.includes(' z ') && !line.endsWith('addserver'));
     assert.deepEqual(late, [], 'the others flapped');
-    assert.deepEqual(changes(sim, joinedAt + 1000).filter((line) => line.includes(' z ')), [], 'z flapped');
+    assert.deepEqual(
+      changes(sim, joinedAt + 1000).filter((line) => line.includes(' z ')),
+      [],
+      'z flapped',
+    );
     assert.equal(sim.agreedMaster(), 'a');
     for (const node of sim.live()) assert.ok(node.core.table.z && node.core.table.a, `${node.id} lost a server`);
     const mismatches = sim.timeline.filter((line) => line.includes('TIMING MISMATCH'));
     // z notes each of the four once; each of the four notes z once.
     assert.equal(mismatches.length, 8, mismatches.join('\n'));
-    assert.ok(mismatches.some((line) => /\bz\b.*sends its heartbeats every 1000 ms/.test(line)), mismatches.join('\n'));
+    assert.ok(
+      mismatches.some((line) => /\bz\b.*sends its heartbeats every 1000 ms/.test(line)),
+      mismatches.join('\n'),
+    );
   });
 });
 
@@ -49,7 +59,10 @@ describe('a rolling change of heartbeat_freq, one server at a time by reload', (
       test(`${from / 1000} s → ${to / 1000} s, ${order}: no deleteserver, no flap, no master change`, () => {
         const sim = new SimCluster({ tickMs: from, checkBeats: 3, latencyMs: 1 });
         for (const host of HOSTS) sim.add(host);
-        assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 4 * from), null);
+        assert.notEqual(
+          sim.runUntilTrue(() => sim.agreedMaster() === 'a', 4 * from),
+          null,
+        );
         sim.runFor(2 * from);
         const settled = sim.now;
         const sequence = order === 'master first' ? HOSTS : [...HOSTS].reverse();
@@ -78,7 +91,10 @@ describe('reloads of heartbeat_freq and check_beats in any order remove nobody (
       sim.add('alpha');
       sim.add('bravo');
       sim.add('charlie', { tickMs: 2000, checkBeats: beats });
-      assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'alpha', 10_000), null);
+      assert.notEqual(
+        sim.runUntilTrue(() => sim.agreedMaster() === 'alpha', 10_000),
+        null,
+      );
       sim.runFor(1000 + sim.random.next() * 100);
       const settled = sim.now;
       sim.setNodeTiming('alpha', 2000, beats);
@@ -96,7 +112,10 @@ describe('reloads of heartbeat_freq and check_beats in any order remove nobody (
     for (let seed = 1; seed <= 60; seed++) {
       const sim = new SimCluster({ seed, tickMs: 200, checkBeats: 1 + (seed % 5), latencyMs: 0.5, jitterMs: 3 });
       for (const host of HOSTS) sim.add(host);
-      assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 10_000), null);
+      assert.notEqual(
+        sim.runUntilTrue(() => sim.agreedMaster() === 'a', 10_000),
+        null,
+      );
       sim.runFor(2000);
       const settled = sim.now;
       for (let i = 0; i < 12; i++) {
@@ -111,24 +130,65 @@ describe('reloads of heartbeat_freq and check_beats in any order remove nobody (
   });
 });
 
-describe('a peer\'s word for its timing is not believed for its deadline', () => {
+describe("a peer's word for its timing is not believed for its deadline", () => {
   test('a forged heartbeat promising a day (and claiming master) is forgotten a tock and a quarter after it', () => {
     const sim = new SimCluster({ tickMs: 1000, checkBeats: 3, latencyMs: 1 });
     for (const host of HOSTS) sim.add(host);
-    assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 4000), null);
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.agreedMaster() === 'a', 4000),
+      null,
+    );
     const forgedAt = sim.now;
-    sim.inject(encode({ action: 'heartbeat', hostname: 'zz', ip: '10.6.6.6', master: true, eligible: true, uptime: 1, data: {}, iid: 'f0f0f0f0f0f0f0f0', seq: 1, term: 99, tick: 86_400_000, beats: 1000 }));
-    assert.notEqual(sim.runUntilTrue(() => sim.live().every((node) => !node.core.table.zz), 10_000), null);
+    sim.inject(
+      encode({
+        action: 'heartbeat',
+        hostname: 'zz',
+        ip: '10.6.6.6',
+        master: true,
+        eligible: true,
+        uptime: 1,
+        data: {},
+        iid: 'f0f0f0f0f0f0f0f0',
+        seq: 1,
+        term: 99,
+        tick: 86_400_000,
+        beats: 1000,
+      }),
+    );
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.live().every((node) => !node.core.table.zz), 10_000),
+      null,
+    );
     assert.ok(sim.now <= forgedAt + 3250 + 1, `zz lived until ${sim.now - forgedAt} ms after its packet`);
-    assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() !== null, 2000), null);
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.agreedMaster() !== null, 2000),
+      null,
+    );
   });
 
   test('a forged heartbeat saying 10 ms speeds nobody up past 20 times their own rate, and only while it is live', () => {
     const sim = new SimCluster({ tickMs: 1000, checkBeats: 3, latencyMs: 1 });
     for (const host of HOSTS) sim.add(host);
-    assert.notEqual(sim.runUntilTrue(() => sim.agreedMaster() === 'a', 4000), null);
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.agreedMaster() === 'a', 4000),
+      null,
+    );
     const before = sim.datagrams;
-    sim.inject(encode({ action: 'heartbeat', hostname: 'zz', ip: '10.6.6.6', master: false, eligible: false, uptime: 1, data: {}, iid: 'f0f0f0f0f0f0f0f0', seq: 1, tick: 10, beats: 1 }));
+    sim.inject(
+      encode({
+        action: 'heartbeat',
+        hostname: 'zz',
+        ip: '10.6.6.6',
+        master: false,
+        eligible: false,
+        uptime: 1,
+        data: {},
+        iid: 'f0f0f0f0f0f0f0f0',
+        seq: 1,
+        tick: 10,
+        beats: 1,
+      }),
+    );
     sim.runFor(3250);
     // Four servers, each at most one heartbeat per 50 ms, each to four receivers (itself included).
     const during = sim.datagrams - before;

@@ -50,7 +50,12 @@ describe('transport config: defaults keep the original behaviour', () => {
     assert.equal(v6.multicast_group, 'ff15::3014');
     assert.equal(v6.bind_ip, '::');
     assert.equal(validateConfig({ transport: 'multicast', bind_ip: '::' }).multicast_group, 'ff15::3014');
-    const iface = validateConfig({ transport: 'multicast', multicast_group: 'ff12::1:2', multicast_interface: '::%eth0', multicast_ttl: 0 });
+    const iface = validateConfig({
+      transport: 'multicast',
+      multicast_group: 'ff12::1:2',
+      multicast_interface: '::%eth0',
+      multicast_ttl: 0,
+    });
     assert.equal(iface.multicast_interface, '::%eth0');
     assert.equal(iface.multicast_ttl, 0);
   });
@@ -91,7 +96,12 @@ describe('transport config: bad values name the key and the value', () => {
     rejects({ transport: 'multicast', multicast_ttl: 1.5 }, 'multicast_ttl', '1.5');
     rejects({ transport: 'multicast', multicast_interface: 'eth0' }, 'multicast_interface', '"eth0"');
     rejects({ transport: 'multicast', multicast_interface: '::%eth0' }, 'multicast_interface', '::%eth0', /IPv4 address/);
-    rejects({ transport: 'multicast', multicast_group: 'ff15::1', multicast_interface: '10.0.0.5' }, 'multicast_interface', '10.0.0.5', /::%eth0/);
+    rejects(
+      { transport: 'multicast', multicast_group: 'ff15::1', multicast_interface: '10.0.0.5' },
+      'multicast_interface',
+      '10.0.0.5',
+      /::%eth0/,
+    );
     rejects({ transport: 'multicast', multicast_interface: '239.0.0.1' }, 'multicast_interface', '239.0.0.1');
   });
 
@@ -124,7 +134,12 @@ describe('transport config: bad values name the key and the value', () => {
 describe('peer entries and gossiped addresses', () => {
   test('peer entries: host, host:port, IPv4, IPv6 with and without port; the port defaults to comm_port', () => {
     assert.deepEqual(parsePeer('web-2', 3014), { text: 'web-2', host: 'web-2', port: 3014, family: 0 });
-    assert.deepEqual(parsePeer('Web_2.Example.com:4000', 3014), { text: 'Web_2.Example.com:4000', host: 'web_2.example.com', port: 4000, family: 0 });
+    assert.deepEqual(parsePeer('Web_2.Example.com:4000', 3014), {
+      text: 'Web_2.Example.com:4000',
+      host: 'web_2.example.com',
+      port: 4000,
+      family: 0,
+    });
     assert.deepEqual(parsePeer('10.0.0.2', 3014), { text: '10.0.0.2', host: '10.0.0.2', port: 3014, family: 4 });
     assert.deepEqual(parsePeer('10.0.0.2:1', 3014), { text: '10.0.0.2:1', host: '10.0.0.2', port: 1, family: 4 });
     assert.deepEqual(parsePeer('FD00:0:0::2', 3014), { text: 'FD00:0:0::2', host: 'fd00::2', port: 3014, family: 6 });
@@ -145,8 +160,21 @@ describe('peer entries and gossiped addresses', () => {
     assert.deepEqual(parseAddress('10.0.0.2:3014'), { address: '10.0.0.2', port: 3014 });
     assert.deepEqual(parseAddress('[fd00::2]:3014'), { address: 'fd00::2', port: 3014 });
     const refused: unknown[] = [
-      'web:3014', '10.0.0.2', '[fd00::2]', '[FD00::2]:3014', '[fe80::1%eth0]:3014', '224.0.0.1:3014', '255.255.255.255:3014',
-      '0.0.0.0:3014', '[::]:3014', '[ff02::1]:3014', '10.0.0.2:0', '10.0.0.2:99999', 5, null, { address: '10.0.0.2' },
+      'web:3014',
+      '10.0.0.2',
+      '[fd00::2]',
+      '[FD00::2]:3014',
+      '[fe80::1%eth0]:3014',
+      '224.0.0.1:3014',
+      '255.255.255.255:3014',
+      '0.0.0.0:3014',
+      '[::]:3014',
+      '[ff02::1]:3014',
+      '10.0.0.2:0',
+      '10.0.0.2:99999',
+      5,
+      null,
+      { address: '10.0.0.2' },
     ];
     for (const text of refused) assert.equal(parseAddress(text), null, String(text));
     assert.equal(unicastProblem('10.0.0.1'), null);
@@ -155,10 +183,14 @@ describe('peer entries and gossiped addresses', () => {
   test('the gossip datagram: encoded as the shell asks, decoded only by decodeWire, validated strictly', () => {
     const datagram = encode({ action: 'peers', hostname: 'alpha', addrs: ['10.0.0.2:3014', '[fd00::2]:3014'] });
     assert.equal(datagram.toString(), '{"hostname":"alpha","action":"peers","addrs":["10.0.0.2:3014","[fd00::2]:3014"]}\n');
-    assert.deepEqual(decodeWire(datagram), { ok: true, gossip: { action: 'peers', hostname: 'alpha', addrs: ['10.0.0.2:3014', '[fd00::2]:3014'] } });
+    assert.deepEqual(decodeWire(datagram), {
+      ok: true,
+      gossip: { action: 'peers', hostname: 'alpha', addrs: ['10.0.0.2:3014', '[fd00::2]:3014'] },
+    });
     // The core's decoder (and every original server) sees an action it does not speak.
     assert.deepEqual(decode(datagram), { ok: false, reason: 'unknown-action', detail: 'peers' });
-    const gossip = (fields: Record<string, unknown>): Buffer => Buffer.from(JSON.stringify({ hostname: 'alpha', action: 'peers', addrs: [], ...fields }));
+    const gossip = (fields: Record<string, unknown>): Buffer =>
+      Buffer.from(JSON.stringify({ hostname: 'alpha', action: 'peers', addrs: [], ...fields }));
     assert.ok(decodeWire(gossip({})).ok, 'an empty list is valid');
     const bad: Array<[Record<string, unknown>, string]> = [
       [{ hostname: '__proto__' }, 'hostname'],
@@ -198,7 +230,11 @@ describe('the test guard keeps every transport on this machine', () => {
   test('unicast: bound to loopback, loopback literals as the only peers', () => {
     assert.doesNotThrow(() => assertLoopbackConfig({ transport: 'unicast', bind_ip: '127.0.0.2', peers: ['127.0.0.3', '127.0.0.4:5000'] }));
     assert.doesNotThrow(() => assertLoopbackConfig({ transport: 'unicast', bind_ip: '::1', peers: ['[::1]:5000'] }));
-    assert.throws(() => assertLoopbackConfig({ transport: 'unicast', peers: ['127.0.0.3'] }), /bind_ip/, 'a wildcard bind could hear an outside address');
+    assert.throws(
+      () => assertLoopbackConfig({ transport: 'unicast', peers: ['127.0.0.3'] }),
+      /bind_ip/,
+      'a wildcard bind could hear an outside address',
+    );
     assert.throws(() => assertLoopbackConfig({ transport: 'unicast', bind_ip: '10.0.0.5', peers: [] }), /bind_ip/);
     for (const peer of ['10.0.0.3', 'localhost', 'localhost:5000', '[fd00::1]:5000', 5]) {
       assert.throws(() => assertLoopbackConfig({ transport: 'unicast', bind_ip: '127.0.0.2', peers: [peer] }), /Refusing/, String(peer));

@@ -52,7 +52,10 @@ describe('unicast peer table', () => {
     assert.deepEqual(peers.gossip(a('10.0.0.66'), [a('10.0.0.77')], 0), [], 'a stranger cannot add addresses');
     assert.deepEqual(peers.known(), []);
     peers.setConfigured('10.0.0.2', [a('10.0.0.2')], 0);
-    assert.deepEqual(keys(peers.gossip(a('10.0.0.2'), [a('10.0.0.3'), a('10.0.0.4'), SELF, a('10.0.0.2')], 10)), ['10.0.0.3:3014', '10.0.0.4:3014']);
+    assert.deepEqual(keys(peers.gossip(a('10.0.0.2'), [a('10.0.0.3'), a('10.0.0.4'), SELF, a('10.0.0.2')], 10)), [
+      '10.0.0.3:3014',
+      '10.0.0.4:3014',
+    ]);
     assert.deepEqual(keys(peers.targets(10)), ['10.0.0.2:3014', '10.0.0.3:3014', '10.0.0.4:3014']);
     assert.equal(peers.trusts(a('10.0.0.3'), 10), false, 'a gossiped address is not trusted in turn');
     assert.deepEqual(peers.live(10), [], 'nor passed on');

@@ -34,7 +34,11 @@ describe('unicast with a secret_key, IPv4, one loopback address per server', () 
 
   test('a cold start through one listed peer: everyone admits everyone, one master', async () => {
     const three = ['bravo', 'charlie', 'delta'];
-    await cluster.waitFor(() => three.every((host) => cluster.state(host)?.servers.join() === three.join()), WAIT_MS, 'every server to know all');
+    await cluster.waitFor(
+      () => three.every((host) => cluster.state(host)?.servers.join() === three.join()),
+      WAIT_MS,
+      'every server to know all',
+    );
     master = (await cluster.waitAgreed(WAIT_MS)).master;
   });
 
@@ -43,7 +47,11 @@ describe('unicast with a secret_key, IPv4, one loopback address per server', () 
     await cluster.start('alpha', { comm_port: port, bind_ip: ip.alpha, peers: [ip.charlie as string] });
     await cluster.waitFor(() => cluster.state('alpha')?.masterHostname === master, WAIT_MS, `alpha to learn the master, ${master}`);
     const four = ['alpha', 'bravo', 'charlie', 'delta'];
-    await cluster.waitFor(() => four.every((host) => cluster.state(host)?.servers.join() === four.join()), WAIT_MS, 'every server to know all four');
+    await cluster.waitFor(
+      () => four.every((host) => cluster.state(host)?.servers.join() === four.join()),
+      WAIT_MS,
+      'every server to know all four',
+    );
     await new Promise((resolve) => setTimeout(resolve, 3 * cluster.tockMs));
     await cluster.waitAgreed(WAIT_MS, master);
     assert.equal(cluster.reports.filter((r) => r.type === 'master').length, mastersBefore, 'a master was elected while one was running');

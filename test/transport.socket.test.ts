@@ -58,11 +58,19 @@ async function electAndFailOver(cluster: ProcessCluster, hosts: string[]): Promi
   cluster.kill(master, 'SIGKILL');
   const survivors = hosts.filter((host) => host !== master);
   await cluster.waitAgreed(WAIT_MS, survivors[0]);
-  await cluster.waitFor(() => survivors.every((host) => cluster.state(host)?.servers.join() === survivors.join()), WAIT_MS, `${master} to be removed everywhere`);
+  await cluster.waitFor(
+    () => survivors.every((host) => cluster.state(host)?.servers.join() === survivors.join()),
+    WAIT_MS,
+    `${master} to be removed everywhere`,
+  );
 }
 
 async function oneSocketEach(cluster: ProcessCluster): Promise<void> {
-  await pollStates(cluster, () => cluster.live().every((host) => cluster.reports.some((r) => r.host === host && r.type === 'state')), 'state reports');
+  await pollStates(
+    cluster,
+    () => cluster.live().every((host) => cluster.reports.some((r) => r.host === host && r.type === 'state')),
+    'state reports',
+  );
   for (const host of cluster.live()) assert.equal(cluster.state(host)?.socketsOpened, 1, host);
 }
 
@@ -100,11 +108,23 @@ describe('unicast, IPv4, one loopback address per server (bind_ip 127.0.0.x)', (
 
   test('a cold start through one listed peer: everyone learns everyone, one master', async () => {
     const three = ['bravo', 'charlie', 'delta'];
-    await cluster.waitFor(() => three.every((host) => cluster.state(host)?.servers.join() === three.join()), WAIT_MS, 'every server to know all');
+    await cluster.waitFor(
+      () => three.every((host) => cluster.state(host)?.servers.join() === three.join()),
+      WAIT_MS,
+      'every server to know all',
+    );
     master = (await cluster.waitAgreed(WAIT_MS)).master;
     // charlie and delta list only bravo: they learned each other from bravo's gossip.
-    await pollStates(cluster, () => cluster.state('charlie')?.peers.join() === [at('bravo'), at('delta')].join(), 'charlie to send to bravo and delta');
-    await pollStates(cluster, () => cluster.state('bravo')?.peers.join() === [at('charlie'), at('delta')].join(), 'bravo to send to the two that found it');
+    await pollStates(
+      cluster,
+      () => cluster.state('charlie')?.peers.join() === [at('bravo'), at('delta')].join(),
+      'charlie to send to bravo and delta',
+    );
+    await pollStates(
+      cluster,
+      () => cluster.state('bravo')?.peers.join() === [at('charlie'), at('delta')].join(),
+      'bravo to send to the two that found it',
+    );
   });
 
   test('a joiner that lists only one peer learns the whole cluster from it, and does not take over', async () => {
@@ -113,8 +133,16 @@ describe('unicast, IPv4, one loopback address per server (bind_ip 127.0.0.x)', (
     await cluster.start('alpha', { comm_port: port, bind_ip: ip.alpha, peers: [ip[listed] as string] });
     await cluster.waitFor(() => cluster.state('alpha')?.masterHostname === master, WAIT_MS, `alpha to learn the master, ${master}`);
     const four = ['alpha', 'bravo', 'charlie', 'delta'];
-    await cluster.waitFor(() => four.every((host) => cluster.state(host)?.servers.join() === four.join()), WAIT_MS, 'every server to know all four');
-    await pollStates(cluster, () => cluster.state('alpha')?.peers.join() === [at('bravo'), at('charlie'), at('delta')].join(), 'alpha to send to all three');
+    await cluster.waitFor(
+      () => four.every((host) => cluster.state(host)?.servers.join() === four.join()),
+      WAIT_MS,
+      'every server to know all four',
+    );
+    await pollStates(
+      cluster,
+      () => cluster.state('alpha')?.peers.join() === [at('bravo'), at('charlie'), at('delta')].join(),
+      'alpha to send to all three',
+    );
     // A joiner that wrongly claimed would do so when its first tock of listening ends; give it three.
     await new Promise((resolve) => setTimeout(resolve, 3 * cluster.tockMs));
     await cluster.waitAgreed(WAIT_MS, master);
@@ -181,7 +209,16 @@ function makeServer(hostname: string, section: Record<string, unknown>): PixlSer
   return new PixlServer({
     __name: 'TestServer',
     __version: '1.0',
-    config: { hostname, ip: '127.0.0.1', foreground: true, echo: false, log_dir: logDir, log_filename: `${hostname}.log`, debug_level: 9, MultiServer: multi },
+    config: {
+      hostname,
+      ip: '127.0.0.1',
+      foreground: true,
+      echo: false,
+      log_dir: logDir,
+      log_filename: `${hostname}.log`,
+      debug_level: 9,
+      MultiServer: multi,
+    },
     components: [MultiServer],
   });
 }
@@ -227,9 +264,19 @@ describe('unicast: what makes an address a destination', () => {
       const before = stats.packetsIn;
       for (const text of strangers) await sendFrom(attacker, text, target);
       await waitFor(() => stats.packetsIn >= before + strangers.length, 'the datagrams to arrive');
-      assert.deepEqual(peersOf(server), [], 'an invalid datagram or a stranger\'s gossip added a destination');
+      assert.deepEqual(peersOf(server), [], "an invalid datagram or a stranger's gossip added a destination");
 
-      const heartbeat = { hostname: 'mallory', ip: '127.0.0.21', master: 0, eligible: 0, uptime: 1, data: {}, action: 'heartbeat', iid: 'abcdef0123456789', seq: 1 };
+      const heartbeat = {
+        hostname: 'mallory',
+        ip: '127.0.0.21',
+        master: 0,
+        eligible: 0,
+        uptime: 1,
+        data: {},
+        action: 'heartbeat',
+        iid: 'abcdef0123456789',
+        seq: 1,
+      };
       await sendFrom(attacker, JSON.stringify(heartbeat), target);
       await waitFor(() => peersOf(server).length === 1, 'the heartbeat to be learned');
       assert.deepEqual(peersOf(server), [`127.0.0.21:${port}`]);
@@ -259,7 +306,14 @@ describe('unicast: what makes an address a destination', () => {
     try {
       await waitFor(() => component(x).master && component(y).master, 'two lone masters (nobody listed)');
       const config = x.config as unknown as { set(key: string, value: unknown): void; refreshSubs(): void };
-      const section = { comm_port: port, heartbeat_freq: 0.05, check_beats: 3, transport: 'unicast', bind_ip: '127.0.0.40', peers: ['127.0.0.41'] };
+      const section = {
+        comm_port: port,
+        heartbeat_freq: 0.05,
+        check_beats: 3,
+        transport: 'unicast',
+        bind_ip: '127.0.0.40',
+        peers: ['127.0.0.41'],
+      };
       config.set('MultiServer', section);
       config.refreshSubs();
       assert.deepEqual(peersOf(x), [`127.0.0.41:${port}`]);
@@ -276,7 +330,16 @@ describe('unicast: what makes an address a destination', () => {
 
   test('two servers on one address and port: the second fails to open instead of sharing the datagrams', async () => {
     const port = await freeUdpPort();
-    const options = { port, bindIp: '127.0.0.50', family: 4 as const, peers: [], tickMs: 50, checkBeats: 3, maxLearned: 10, maxPacketBytes: 32768 };
+    const options = {
+      port,
+      bindIp: '127.0.0.50',
+      family: 4 as const,
+      peers: [],
+      tickMs: 50,
+      checkBeats: 3,
+      maxLearned: 10,
+      maxPacketBytes: 32768,
+    };
     const first = new UdpUnicastTransport(options);
     const second = new UdpUnicastTransport(options);
     await first.open();

@@ -81,12 +81,20 @@ const PROJECTS: Project[] = [
 /** The files npm would publish: everything a consumer's compile loads from us must be among them. */
 let published: Set<string>;
 before(() => {
-  const listing = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const listing = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   const [pack] = JSON.parse(listing) as Array<{ files: Array<{ path: string }> }>;
   published = new Set(pack!.files.map((file) => file.path));
 });
 
-function run(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(
+  command: string,
+  args: string[],
+  options: { cwd: string; env?: NodeJS.ProcessEnv },
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(command, args, { ...options, encoding: 'utf8', timeout: DEADLINE_MS }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
@@ -102,8 +110,12 @@ function makeProject(project: Project): string {
   symlinkSync(ROOT, path.join(dir, 'node_modules', 'pixl-server-multi'), 'dir');
   symlinkSync(path.join(ROOT, 'node_modules', 'pixl-server'), path.join(dir, 'node_modules', 'pixl-server'), 'dir');
   symlinkSync(path.join(ROOT, 'node_modules', '@types'), path.join(dir, 'node_modules', '@types'), 'dir');
-  for (const companion of ['pixl-server-web', 'pixl-server-api']) symlinkSync(path.join(ROOT, 'node_modules', companion), path.join(dir, 'node_modules', companion), 'dir');
-  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, ...(project.type ? { type: project.type } : {}) }));
+  for (const companion of ['pixl-server-web', 'pixl-server-api'])
+    symlinkSync(path.join(ROOT, 'node_modules', companion), path.join(dir, 'node_modules', companion), 'dir');
+  writeFileSync(
+    path.join(dir, 'package.json'),
+    JSON.stringify({ name: 'consumer', private: true, ...(project.type ? { type: project.type } : {}) }),
+  );
   const files: string[] = [];
   if (project.folder) {
     for (const name of readdirSync(path.join(FIXTURES, project.folder)).sort()) {
@@ -116,7 +128,10 @@ function makeProject(project: Project): string {
     writeFileSync(path.join(dir, 'consumer.ts'), `${project.header!.join('\n')}\n\n${body}`);
     files.push('consumer.ts');
   }
-  writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { ...STRICT, ...project.compilerOptions }, files }, null, 2));
+  writeFileSync(
+    path.join(dir, 'tsconfig.json'),
+    JSON.stringify({ compilerOptions: { ...STRICT, ...project.compilerOptions }, files }, null, 2),
+  );
   return dir;
 }
 
@@ -132,9 +147,12 @@ describe('a strict TypeScript consumer', { concurrency: 2 }, () => {
         assert.deepEqual(errors, [], `tsc reported errors in ${dir}`);
         assert.equal(compile.code, 0, compile.stdout + compile.stderr);
 
-        const ours = loaded.filter((file) => file.startsWith(ROOT + path.sep) && !file.startsWith(path.join(ROOT, 'node_modules') + path.sep));
+        const ours = loaded.filter(
+          (file) => file.startsWith(ROOT + path.sep) && !file.startsWith(path.join(ROOT, 'node_modules') + path.sep),
+        );
         assert.ok(ours.includes(path.join(ROOT, 'src', 'types', 'pixl.d.ts')), 'the pixl-server typings were not loaded');
-        for (const file of ours) assert.ok(published.has(path.relative(ROOT, file)), `${path.relative(ROOT, file)} is loaded by consumers but not published`);
+        for (const file of ours)
+          assert.ok(published.has(path.relative(ROOT, file)), `${path.relative(ROOT, file)} is loaded by consumers but not published`);
 
         if (project.folder) return; // its runtime is the same as the first project's
         const section = { comm_port: await freeUdpPort(), broadcast_ip: '127.255.255.255', heartbeat_freq: 0.05, check_beats: 3 };
@@ -157,7 +175,12 @@ describe('a strict TypeScript consumer', { concurrency: 2 }, () => {
 });
 
 test('without those two lines, a strict project fails on each companion with TS7016 (what the declarations are for)', async () => {
-  const dir = makeProject({ name: 'web-api without declarations', compilerOptions: { module: 'commonjs', moduleResolution: 'node10', esModuleInterop: true }, folder: 'web-api', without: ['companions.d.ts'] });
+  const dir = makeProject({
+    name: 'web-api without declarations',
+    compilerOptions: { module: 'commonjs', moduleResolution: 'node10', esModuleInterop: true },
+    folder: 'web-api',
+    without: ['companions.d.ts'],
+  });
   try {
     const compile = await run(process.execPath, [TSC, '-p', dir], { cwd: dir });
     assert.notEqual(compile.code, 0);

@@ -56,14 +56,16 @@ describe('status page in headless Chromium', { skip: skip ?? false }, () => {
 
   const text = (selector: string): Promise<string> => page.locator(selector).innerText();
   /** Wait (as the page redraws itself) until `selector` shows exactly `expected`. */
-  const shows = (selector: string, expected: RegExp, timeout = 15_000): Promise<void> => page.locator(selector, { hasText: expected }).waitFor({ timeout });
+  const shows = (selector: string, expected: RegExp, timeout = 15_000): Promise<void> =>
+    page.locator(selector, { hasText: expected }).waitFor({ timeout });
   const rows = async (): Promise<string[][]> => {
     const result: string[][] = [];
-    for (const row of await page.locator('#servers-body tr').all()) result.push((await row.locator('td').allTextContents()).map((cell) => cell.trim()));
+    for (const row of await page.locator('#servers-body tr').all())
+      result.push((await row.locator('td').allTextContents()).map((cell) => cell.trim()));
     return result;
   };
 
-  test('shows members, master and term, each server\'s state and data, with hostile data as text', async (t) => {
+  test("shows members, master and term, each server's state and data, with hostile data as text", async (t) => {
     await page.goto(`http://127.0.0.1:${ports.bravo}/cluster`);
     await shows('#master-name', /^alpha$/);
     await shows('#servers-body', /onerror/);
@@ -71,7 +73,14 @@ describe('status page in headless Chromium', { skip: skip ?? false }, () => {
     assert.equal(await text('#members-count'), '3 servers');
     assert.equal(await text('#self-state'), 'slave');
     const table = await rows();
-    assert.deepEqual(table.map((r) => [r[0], r[2]]), [['alpha', 'master'], ['bravothis server', 'slave'], ['charlie', 'slave']]);
+    assert.deepEqual(
+      table.map((r) => [r[0], r[2]]),
+      [
+        ['alpha', 'master'],
+        ['bravothis server', 'slave'],
+        ['charlie', 'slave'],
+      ],
+    );
     assert.match(table[1]?.[8] ?? '', /"jobs":5/);
     // The hostile data is shown as text, not parsed into an element, and nothing ran.
     assert.ok(table[2]?.[8]?.includes('<img src=x onerror='), table[2]?.[8]);
@@ -124,12 +133,17 @@ describe('status page in headless Chromium', { skip: skip ?? false }, () => {
     await cluster.stop('bravo');
     await page.locator('#stale:not([hidden])').waitFor({ timeout: 10_000 });
     const banner = await text('#stale');
-    const shown = /^Connection to bravo lost — data as of (\d\d):(\d\d):(\d\d) \(.* ago; every figure below is stale; retrying\)$/.exec(banner.replace(/\s+/g, ' ').trim());
+    const shown = /^Connection to bravo lost — data as of (\d\d):(\d\d):(\d\d) \(.* ago; every figure below is stale; retrying\)$/.exec(
+      banner.replace(/\s+/g, ' ').trim(),
+    );
     assert.ok(shown, banner);
     // The time shown is the last answer's (local time of the browser, as the test's): within a few seconds of before the stop.
     const at = new Date(lastGood);
     at.setHours(Number(shown[1]), Number(shown[2]), Number(shown[3]));
-    assert.ok(Math.abs(at.getTime() - lastGood) < 5_000, `data as of ${shown.slice(1).join(':')}, last good answer at ${new Date(lastGood).toTimeString()}`);
+    assert.ok(
+      Math.abs(at.getTime() - lastGood) < 5_000,
+      `data as of ${shown.slice(1).join(':')}, last good answer at ${new Date(lastGood).toTimeString()}`,
+    );
     const stale = await looks();
     assert.equal(stale.filter, 'grayscale(1)');
     assert.ok(stale.opacity <= 0.5, `opacity ${stale.opacity}`);

@@ -7,9 +7,17 @@ import assert from 'node:assert/strict';
 import { judge, masterOf, type Sighting } from '../src/shell/view';
 
 const TICK = 1000;
-const at = (fields: Partial<Sighting>): Sighting => ({ claimsMaster: false, term: 1, silentMs: 0, tickMs: TICK, checkBeats: 3, departed: false, ...fields });
+const at = (fields: Partial<Sighting>): Sighting => ({
+  claimsMaster: false,
+  term: 1,
+  silentMs: 0,
+  tickMs: TICK,
+  checkBeats: 3,
+  departed: false,
+  ...fields,
+});
 
-test('a slave carries the live master\'s term; without one, or behind it, it is listening', () => {
+test("a slave carries the live master's term; without one, or behind it, it is listening", () => {
   assert.deepEqual(judge([at({ claimsMaster: true, term: 4 }), at({ term: 4 }), at({ term: 3 })]), ['master', 'slave', 'listening']);
   assert.deepEqual(judge([at({ term: 0 }), at({ term: 0 })]), ['listening', 'listening'], 'a cold cluster');
   assert.deepEqual(judge([at({ claimsMaster: true, term: 0 }), at({ term: 0 })]), ['master', 'slave'], 'original servers send no term');
@@ -31,8 +39,26 @@ test('a dead master is left, and its slaves are listening; a suspect master is s
 });
 
 test('the master is the one claimant that has not left; several are a conflict', () => {
-  const rows = (states: Array<[string, boolean, string]>) => states.map(([hostname, claimsMaster, state]) => ({ hostname, claimsMaster, state: state as never }));
-  assert.deepEqual(masterOf(rows([['a', true, 'left'], ['b', true, 'master'], ['c', false, 'slave']])), { hostname: 'b', conflict: [] });
-  assert.deepEqual(masterOf(rows([['a', true, 'master'], ['b', true, 'suspect']])), { hostname: '', conflict: ['a', 'b'] });
+  const rows = (states: Array<[string, boolean, string]>) =>
+    states.map(([hostname, claimsMaster, state]) => ({ hostname, claimsMaster, state: state as never }));
+  assert.deepEqual(
+    masterOf(
+      rows([
+        ['a', true, 'left'],
+        ['b', true, 'master'],
+        ['c', false, 'slave'],
+      ]),
+    ),
+    { hostname: 'b', conflict: [] },
+  );
+  assert.deepEqual(
+    masterOf(
+      rows([
+        ['a', true, 'master'],
+        ['b', true, 'suspect'],
+      ]),
+    ),
+    { hostname: '', conflict: ['a', 'b'] },
+  );
   assert.deepEqual(masterOf(rows([['a', false, 'listening']])), { hostname: '', conflict: [] });
 });

@@ -100,7 +100,7 @@ describe('WakeTimer', () => {
     assert.equal(timer.pendingFor, Infinity);
   });
 
-  test('a wake-up beyond setTimeout\'s limit is clamped (an early wake-up asks again), never sent as an overflowing delay', () => {
+  test("a wake-up beyond setTimeout's limit is clamped (an early wake-up asks again), never sent as an overflowing delay", () => {
     const clock = new FakeClock();
     const timer = new WakeTimer(() => undefined, clock);
     timer.schedule(1e300);
@@ -172,14 +172,28 @@ test('three idle servers (real cores and drivers, loopback on a fake clock) arm 
   };
   drivers.forEach((driver) => driver.run((core, now) => core.start(now)));
   runUntil(10 * TICK);
-  assert.deepEqual(drivers.map((driver) => driver.core.masterHostname), ['alpha', 'alpha', 'alpha']);
+  assert.deepEqual(
+    drivers.map((driver) => driver.core.masterHostname),
+    ['alpha', 'alpha', 'alpha'],
+  );
   const armedBefore = clock.armed;
   const sentBefore = [...sent];
   const TICKS = 40;
   runUntil(clock.time + TICKS * TICK);
   // Each server reads three datagrams a tick; re-arming on each would be 3 or 4 a tick.
-  assert.ok(clock.armed - armedBefore <= hosts.length * (TICKS + 2), `${clock.armed - armedBefore} timers armed by ${hosts.length} servers over ${TICKS} ticks`);
-  sent.forEach((count, index) => assert.ok(Math.abs(count - (sentBefore[index] as number) - TICKS) <= 1, `${hosts[index]} sent ${count - (sentBefore[index] as number)} heartbeats in ${TICKS} ticks`));
-  assert.deepEqual(drivers.map((driver) => driver.core.masterHostname), ['alpha', 'alpha', 'alpha']);
+  assert.ok(
+    clock.armed - armedBefore <= hosts.length * (TICKS + 2),
+    `${clock.armed - armedBefore} timers armed by ${hosts.length} servers over ${TICKS} ticks`,
+  );
+  sent.forEach((count, index) =>
+    assert.ok(
+      Math.abs(count - (sentBefore[index] as number) - TICKS) <= 1,
+      `${hosts[index]} sent ${count - (sentBefore[index] as number)} heartbeats in ${TICKS} ticks`,
+    ),
+  );
+  assert.deepEqual(
+    drivers.map((driver) => driver.core.masterHostname),
+    ['alpha', 'alpha', 'alpha'],
+  );
   for (const timer of timers) timer.clear();
 });

@@ -86,10 +86,12 @@ function measure(name: string, pool: Buffer[], seconds: number, op: (packet: Buf
 export function benchCodec(seconds: number): CodecResult[] {
   const open = realisticHeartbeats();
   // Throwing on a rejected packet keeps a broken fixture from passing as a fast codec.
-  const decodeWith = (keyring?: Keyring) => (packet: Buffer): void => {
-    const result = decode(packet, keyring ? { keyring } : {});
-    if (!result.ok) throw new Error(`bench heartbeat rejected: ${result.reason} (${result.detail})`);
-  };
+  const decodeWith =
+    (keyring?: Keyring) =>
+    (packet: Buffer): void => {
+      const result = decode(packet, keyring ? { keyring } : {});
+      if (!result.ok) throw new Error(`bench heartbeat rejected: ${result.reason} (${result.detail})`);
+    };
   const keyring = createKeyring('bench-secret-of-reasonable-length');
   const messages = open.map((packet) => {
     const result = decode(packet);
@@ -128,7 +130,9 @@ function main(): void {
   }
   console.log('codec, one core, fastest of 5 slices:');
   for (const r of results) {
-    console.log(`  ${r.name.padEnd(48)} ${Math.round(r.perSecond).toLocaleString('en-US').padStart(10)}/s  (${r.microsPerOp.toFixed(2)} µs, ${Math.round(r.avgBytes)} B)`);
+    console.log(
+      `  ${r.name.padEnd(48)} ${Math.round(r.perSecond).toLocaleString('en-US').padStart(10)}/s  (${r.microsPerOp.toFixed(2)} µs, ${Math.round(r.avgBytes)} B)`,
+    );
   }
 }
 

@@ -44,7 +44,11 @@ interface Sample {
 async function repetition(withWork: boolean, jobMs: number, tick: number, dir: string, rep: number): Promise<Sample> {
   const file = path.join(dir, `work-${withWork ? 'on' : 'off'}-${rep}.jsonl`);
   // Without work the scheduler still runs, but as a no-op: it never starts a job (jobs every day).
-  const c = new ProcessCluster({ heartbeatFreq: tick, checkBeats: 3, work: withWork ? { file, everyMs: 40, jobMs } : { file, everyMs: 86_400_000, jobMs: 1 } });
+  const c = new ProcessCluster({
+    heartbeatFreq: tick,
+    checkBeats: 3,
+    work: withWork ? { file, everyMs: 40, jobMs } : { file, everyMs: 86_400_000, jobMs: 1 },
+  });
   try {
     await Promise.all(HOSTS.map((host) => c.start(host, {}, true)));
     await c.release(HOSTS);
@@ -54,7 +58,11 @@ async function repetition(withWork: boolean, jobMs: number, tick: number, dir: s
     const heir = HOSTS.filter((h) => h !== master).sort()[0] as string;
     const sentAt = now();
     c.command(master, { cmd: 'stepdown' });
-    await c.waitFor(() => c.reports.some((r) => r.host === master && r.type === 'steppeddown' && r.t >= sentAt), WAIT_MS, `${master} to step down`);
+    await c.waitFor(
+      () => c.reports.some((r) => r.host === master && r.type === 'steppeddown' && r.t >= sentAt),
+      WAIT_MS,
+      `${master} to step down`,
+    );
     const stepped = c.reports.find((r) => r.host === master && r.type === 'steppeddown' && r.t >= sentAt)!;
     if (stepped.detail !== undefined) throw new Error(`stepDown failed: ${stepped.detail}`);
     const agreed = await c.waitAgreed(WAIT_MS, heir);
@@ -86,7 +94,9 @@ function stats(values: number[]): string {
 }
 
 async function main(): Promise<number> {
-  const { values } = toolArgs(USAGE, () => parseArgs({ options: { reps: { type: 'string' }, 'job-ms': { type: 'string' }, heartbeat: { type: 'string' } } }));
+  const { values } = toolArgs(USAGE, () =>
+    parseArgs({ options: { reps: { type: 'string' }, 'job-ms': { type: 'string' }, heartbeat: { type: 'string' } } }),
+  );
   const reps = Number(values.reps ?? 8);
   const jobMs = Number(values['job-ms'] ?? 300);
   const tick = Number(values.heartbeat ?? 0.25);
@@ -96,17 +106,25 @@ async function main(): Promise<number> {
   }
   const dir = mkdtempSync(path.join(os.tmpdir(), 'psm-bench-drain-'));
   try {
-    console.log(`pixl-server-multi bench:drain: 3 processes on loopback, heartbeat_freq ${tick} s, check_beats 3, stepDown() of the master at a random moment; ${reps} repetitions each; load average ${os.loadavg()[0]?.toFixed(2)}`);
+    console.log(
+      `pixl-server-multi bench:drain: 3 processes on loopback, heartbeat_freq ${tick} s, check_beats 3, stepDown() of the master at a random moment; ${reps} repetitions each; load average ${os.loadavg()[0]?.toFixed(2)}`,
+    );
     const off: Sample[] = [];
     const on: Sample[] = [];
     for (let rep = 0; rep < reps; rep++) {
       off.push(await repetition(false, jobMs, tick, dir, rep));
       on.push(await repetition(true, jobMs, tick, dir, rep));
     }
-    console.log(`without work:          stepDown() resolved ms: ${stats(off.map((s) => s.resolvedMs))}; all agreed ms: ${stats(off.map((s) => s.agreedMs))}`);
-    console.log(`with ${jobMs} ms jobs:     stepDown() resolved ms: ${stats(on.map((s) => s.resolvedMs))}; all agreed ms: ${stats(on.map((s) => s.agreedMs))}`);
+    console.log(
+      `without work:          stepDown() resolved ms: ${stats(off.map((s) => s.resolvedMs))}; all agreed ms: ${stats(off.map((s) => s.agreedMs))}`,
+    );
+    console.log(
+      `with ${jobMs} ms jobs:     stepDown() resolved ms: ${stats(on.map((s) => s.resolvedMs))}; all agreed ms: ${stats(on.map((s) => s.agreedMs))}`,
+    );
     console.log(`  of which the job still running ms: ${stats(on.map((s) => s.jobLeftMs as number))}`);
-    console.log(`  old master's last job end -> new master's first job start ms: ${stats(on.map((s) => s.gapMs as number))} (never negative: ${on.every((s) => (s.gapMs as number) > 0)})`);
+    console.log(
+      `  old master's last job end -> new master's first job start ms: ${stats(on.map((s) => s.gapMs as number))} (never negative: ${on.every((s) => (s.gapMs as number) > 0)})`,
+    );
     console.log(`  handoff beyond the job (agreed - job left) ms: ${stats(on.map((s) => s.agreedMs - (s.jobLeftMs as number)))}`);
     console.log(`load average at the end: ${os.loadavg()[0]?.toFixed(2)}`);
     return on.every((s) => (s.gapMs as number) > 0) ? 0 : 1;

@@ -43,13 +43,34 @@ export interface FloodRate {
 const TABLE = 1000;
 
 function heartbeat(hostname: string, fields: Partial<HeartbeatMessage> = {}): HeartbeatMessage {
-  return { action: 'heartbeat', hostname, ip: '10.0.0.1', master: false, eligible: true, uptime: 5, data: { load: 0.5 }, iid: '0123456789abcdef', seq: 1, tick: 1000, beats: 3, ...fields };
+  return {
+    action: 'heartbeat',
+    hostname,
+    ip: '10.0.0.1',
+    master: false,
+    eligible: true,
+    uptime: 5,
+    data: { load: 0.5 },
+    iid: '0123456789abcdef',
+    seq: 1,
+    tick: 1000,
+    beats: 3,
+    ...fields,
+  };
 }
 
 /** A server with a full table, driven as the component drives it (decode, then the driver). */
 function fullServer(keyring: Keyring | null): { receive: (datagram: Buffer) => string } {
   let clock = 0;
-  const core = new ElectionCore({ hostname: 'victim', ip: '10.0.0.250', instanceId: 'aaaaaaaaaaaaaaaa', tickMs: 1000, checkBeats: 3, maxServers: TABLE, verifyInstances: keyring !== null });
+  const core = new ElectionCore({
+    hostname: 'victim',
+    ip: '10.0.0.250',
+    instanceId: 'aaaaaaaaaaaaaaaa',
+    tickMs: 1000,
+    checkBeats: 3,
+    maxServers: TABLE,
+    verifyInstances: keyring !== null,
+  });
   const driver = new Driver(
     core,
     {
@@ -77,7 +98,8 @@ function fullServer(keyring: Keyring | null): { receive: (datagram: Buffer) => s
   };
   // Fill the table (open cluster: heartbeats are believed; authenticated: the core admits
   // instances that echo its hellos, which this bench does not do, so the table stays small).
-  for (let i = 1; i < TABLE; i++) receive(encode(heartbeat(`peer${i}`, { iid: `${i.toString(16).padStart(8, '0')}00000000`, seq: 1 }), keyring));
+  for (let i = 1; i < TABLE; i++)
+    receive(encode(heartbeat(`peer${i}`, { iid: `${i.toString(16).padStart(8, '0')}00000000`, seq: 1 }), keyring));
   return { receive };
 }
 
@@ -102,7 +124,10 @@ export function packetCosts(seconds: number): PacketCost[] {
   const cases: Array<[string, () => Buffer]> = [
     ['junk (not JSON)', () => Buffer.from('{"hostname": garbage\n')],
     ['heartbeat, unknown hostname, table full', () => encode(heartbeat(`zz${++n}`, { seq: n }))],
-    ['master claim under a known hostname', () => encode(heartbeat('peer7', { master: true, iid: '00000007' + '00000000', seq: ++n + 10, term: n }))],
+    [
+      'master claim under a known hostname',
+      () => encode(heartbeat('peer7', { master: true, iid: '00000007' + '00000000', seq: ++n + 10, term: n })),
+    ],
   ];
   for (const [kind, make] of cases) {
     const sample = make();
@@ -130,7 +155,9 @@ export function packetCosts(seconds: number): PacketCost[] {
 
 function flood(port: number, rate: number, seconds: number): Promise<{ sent: number; ms: number }> {
   return new Promise((resolve, reject) => {
-    const child = fork(path.join(__dirname, 'flooder.js'), [String(port), String(rate), String(seconds)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const child = fork(path.join(__dirname, 'flooder.js'), [String(port), String(rate), String(seconds)], {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
     child.once('message', (report) => resolve(report as { sent: number; ms: number }));
     child.once('error', reject);
   });
@@ -150,12 +177,22 @@ export async function floodRates(tickMs: number, rates: number[], secondsEach: n
       const from = preciseNow();
       const result = await flood(cluster.port, rate, Math.max(secondsEach, (4 * tickMs) / 1000));
       await new Promise((resolve) => setTimeout(resolve, tickMs));
-      const removed = cluster.reports.filter((report) => report.t >= from && report.type === 'deleteserver' && hosts.includes(report.detail ?? ''));
+      const removed = cluster.reports.filter(
+        (report) => report.t >= from && report.type === 'deleteserver' && hosts.includes(report.detail ?? ''),
+      );
       const changes = cluster.reports.filter((report) => report.t >= from && report.type === 'masterchange');
       const agreed = await cluster.waitAgreed(Math.max(5000, 5 * tickMs)).catch(() => null);
       const withstood = removed.length === 0 && changes.length === 0 && agreed?.master === master;
       const sent = Math.round((result.sent * 1000) / result.ms);
-      out.push({ tickMs, rate, sent, withstood, detail: withstood ? 'no real server removed, master kept' : `${removed.length} real server(s) removed, ${changes.length} master change(s)` });
+      out.push({
+        tickMs,
+        rate,
+        sent,
+        withstood,
+        detail: withstood
+          ? 'no real server removed, master kept'
+          : `${removed.length} real server(s) removed, ${changes.length} master change(s)`,
+      });
       if (!withstood) break;
     }
   } finally {
@@ -167,19 +204,30 @@ export async function floodRates(tickMs: number, rates: number[], secondsEach: n
 export function floodTables(costs: PacketCost[], rates: FloodRate[]): string {
   const lines = ['cost per forged packet (decode + driver + core; a server with a full table of 1000), median of slices of 2000:'];
   lines.push('packet                                        secret   µs each   per second   outcome');
-  for (const c of costs) lines.push(`${c.kind.padEnd(45)} ${(c.secret ? 'yes' : 'no').padEnd(6)} ${c.us.toFixed(2).padStart(9)} ${c.perSecond.toLocaleString('en').padStart(12)}   ${c.outcome}`);
+  for (const c of costs)
+    lines.push(
+      `${c.kind.padEnd(45)} ${(c.secret ? 'yes' : 'no').padEnd(6)} ${c.us.toFixed(2).padStart(9)} ${c.perSecond.toLocaleString('en').padStart(12)}   ${c.outcome}`,
+    );
   if (rates.length === 0) return lines.join('\n');
   lines.push('');
-  lines.push('flood of forged heartbeats (unknown hostnames) against 3 servers on loopback, each rate for at least 4 ticks (one flooder process; "sent" is what it managed):');
+  lines.push(
+    'flood of forged heartbeats (unknown hostnames) against 3 servers on loopback, each rate for at least 4 ticks (one flooder process; "sent" is what it managed):',
+  );
   lines.push('tick ms   asked /s   sent /s   withstood   ');
-  for (const r of rates) lines.push(`${String(r.tickMs).padStart(7)} ${String(r.rate).padStart(10)} ${String(r.sent).padStart(9)}   ${r.withstood ? 'yes' : 'no '}         ${r.detail}`);
+  for (const r of rates)
+    lines.push(
+      `${String(r.tickMs).padStart(7)} ${String(r.rate).padStart(10)} ${String(r.sent).padStart(9)}   ${r.withstood ? 'yes' : 'no '}         ${r.detail}`,
+    );
   return lines.join('\n');
 }
 
 if (require.main === module) {
   void (async () => {
     const costs = packetCosts(0.5);
-    const rates = [...(await floodRates(1000, [10000, 30000, 60000, 100000], 3)), ...(await floodRates(200, [10000, 30000, 60000, 100000], 2))];
+    const rates = [
+      ...(await floodRates(1000, [10000, 30000, 60000, 100000], 3)),
+      ...(await floodRates(200, [10000, 30000, 60000, 100000], 2)),
+    ];
     console.log(floodTables(costs, rates));
   })();
 }

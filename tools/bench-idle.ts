@@ -53,12 +53,18 @@ interface Measured {
 }
 
 /** Where a function's instructions go: compiling code, collecting garbage, or running the program. */
-const COMPILING = /v8::internal::(compiler|baseline|interpreter|maglev|wasm)::|v8::internal::(Compiler|Parser|Scanner|AstValueFactory|Zone|AccountingAllocator|BytecodeGenerator|OptimizedCompilationJob|TurbofanCompilationJob|CodeGenerator|Assembler|RegisterAllocator|InstructionSelector)\b|v8::internal::\w*Compil/;
-const COLLECTING = /Scaveng|MarkCompact|ConcurrentMarking|MarkingVisitor|MarkingState|Sweeper|IncrementalMarking|MarkingBarrier|heap::base::|cppgc::|Evacuat|RememberedSet|SlotSet|IterateObjectCache|GlobalHandles|MemoryReducer|ArrayBufferSweeper|v8::internal::Heap::(CollectGarbage|PerformGarbageCollection|Scavenge|MarkCompact|GarbageCollection)/;
+const COMPILING =
+  /v8::internal::(compiler|baseline|interpreter|maglev|wasm)::|v8::internal::(Compiler|Parser|Scanner|AstValueFactory|Zone|AccountingAllocator|BytecodeGenerator|OptimizedCompilationJob|TurbofanCompilationJob|CodeGenerator|Assembler|RegisterAllocator|InstructionSelector)\b|v8::internal::\w*Compil/;
+const COLLECTING =
+  /Scaveng|MarkCompact|ConcurrentMarking|MarkingVisitor|MarkingState|Sweeper|IncrementalMarking|MarkingBarrier|heap::base::|cppgc::|Evacuat|RememberedSet|SlotSet|IterateObjectCache|GlobalHandles|MemoryReducer|ArrayBufferSweeper|v8::internal::Heap::(CollectGarbage|PerformGarbageCollection|Scavenge|MarkCompact|GarbageCollection)/;
 
 /** The window's dump, split: instructions in the JIT compilers and in the garbage collector. */
 function split(file: string): { compiling: number; collecting: number } {
-  const out = execFileSync('callgrind_annotate', ['--inclusive=no', '--threshold=100', file], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: 120_000 });
+  const out = execFileSync('callgrind_annotate', ['--inclusive=no', '--threshold=100', file], {
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+    timeout: 120_000,
+  });
   let compiling = 0;
   let collecting = 0;
   for (const line of out.split('\n')) {
@@ -88,7 +94,11 @@ export function valgrindMissing(): string | null {
 
 /** The instruction count callgrind has collected so far in process `pid`. */
 function collected(pid: number): number {
-  const out = execFileSync('callgrind_control', ['-e', 'Ir', String(pid)], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'ignore'] });
+  const out = execFileSync('callgrind_control', ['-e', 'Ir', String(pid)], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   // One line per thread when threads are counted apart ("Th 1  14,196,072"): their sum.
   const threads = [...out.matchAll(/^\s*Th\s+\d+\s+([\d,]+)\s*$/gm)];
   if (threads.length === 0) throw new Error(`callgrind_control -e printed no total for ${pid}:\n${out}`);
@@ -140,8 +150,12 @@ async function main(): Promise<void> {
   const clusters: ProcessCluster[] = [];
   const measured = new Map<Kind, { cluster: ProcessCluster; pid: number }>();
   try {
-    console.log(`idle cost in instructions: ${nodes} servers per cluster, heartbeat_freq ${heartbeat} s, one member of each under callgrind, ${seconds} s window`);
-    console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} CPUs, node ${process.version}, load average ${os.loadavg()[0]?.toFixed(2)}`);
+    console.log(
+      `idle cost in instructions: ${nodes} servers per cluster, heartbeat_freq ${heartbeat} s, one member of each under callgrind, ${seconds} s window`,
+    );
+    console.log(
+      `machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} CPUs, node ${process.version}, load average ${os.loadavg()[0]?.toFixed(2)}`,
+    );
     await Promise.all(
       kinds.map(async ({ kind }) => {
         const port = await freeUdpPort();
@@ -150,7 +164,12 @@ async function main(): Promise<void> {
         const traced = new ProcessCluster({
           ...base,
           startTimeoutMs: VALGRIND_START_MS,
-          launcher: ['valgrind', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${path.join(outDir, `callgrind.${kind}.%p`)}`],
+          launcher: [
+            'valgrind',
+            '--tool=callgrind',
+            '--instr-atstart=no',
+            `--callgrind-out-file=${path.join(outDir, `callgrind.${kind}.%p`)}`,
+          ],
         });
         clusters.push(plain, traced);
         await Promise.all([...hosts.slice(0, -1).map((host) => plain.start(host)), traced.start(measuredHost)]);
@@ -160,7 +179,11 @@ async function main(): Promise<void> {
     // Settled: our measured member lists the whole cluster and names a master; then --warmup
     // seconds more (the floor is checked to have heard every member after the window).
     const ours = measured.get('ours')?.cluster as ProcessCluster;
-    await ours.waitFor(() => ours.state(measuredHost)?.servers.length === nodes && ours.state(measuredHost)?.masterHostname !== '', 60_000, `${measuredHost} to see the whole cluster`);
+    await ours.waitFor(
+      () => ours.state(measuredHost)?.servers.length === nodes && ours.state(measuredHost)?.masterHostname !== '',
+      60_000,
+      `${measuredHost} to see the whole cluster`,
+    );
     await delay(warmup * 1000);
     // callgrind_control takes a moment per process: each one's window is timed on its own.
     const before = new Map<Kind, { count: number; at: number }>();
@@ -187,7 +210,8 @@ async function main(): Promise<void> {
     floorCluster.command(measuredHost, { cmd: 'state' });
     await floorCluster.waitFor(() => floorCluster.reports.length > asked, 60_000, `the floor's ${measuredHost} to report`);
     const floorServers = floorCluster.state(measuredHost)?.servers.length ?? 0;
-    if (floorServers !== nodes) throw new Error(`the floor's ${measuredHost} heard ${floorServers} of ${nodes} servers: not a like-for-like window`);
+    if (floorServers !== nodes)
+      throw new Error(`the floor's ${measuredHost} heard ${floorServers} of ${nodes} servers: not a like-for-like window`);
     const perSecond = (m: Measured): number => m.instructions / m.seconds;
     const running = (m: Measured): number => (m.instructions - m.compiling - m.collecting) / m.seconds;
     const n = (value: number): string => Math.round(value).toLocaleString('en-US');
@@ -195,7 +219,13 @@ async function main(): Promise<void> {
     console.log('');
     console.log('instructions a second, one idle server   all   compiling   collecting   running code   per tick   over pixl-server alone');
     for (const m of results) {
-      const cells = [n(perSecond(m)).padStart(10), n(m.compiling / m.seconds).padStart(11), n(m.collecting / m.seconds).padStart(12), n(running(m)).padStart(14), n(running(m) * heartbeat).padStart(10)];
+      const cells = [
+        n(perSecond(m)).padStart(10),
+        n(m.compiling / m.seconds).padStart(11),
+        n(m.collecting / m.seconds).padStart(12),
+        n(running(m)).padStart(14),
+        n(running(m) * heartbeat).padStart(10),
+      ];
       console.log(`${m.label.padEnd(33)} ${cells.join(' ')}   ${m.kind === 'bare' ? '' : n(running(m) - running(bareM)).padStart(12)}`);
     }
     console.log(

@@ -14,7 +14,11 @@ function option(name: string, fallback: number): number {
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 }
 
-async function once(signal: 'SIGTERM' | 'SIGKILL' | 'SIGSTOP', heartbeat: number, linger: number): Promise<{ end: number; next: number; gap: number }> {
+async function once(
+  signal: 'SIGTERM' | 'SIGKILL' | 'SIGSTOP',
+  heartbeat: number,
+  linger: number,
+): Promise<{ end: number; next: number; gap: number }> {
   const w = new RunWrappers({ heartbeatFreq: heartbeat, childArgs: ['--linger', String(linger)] });
   try {
     for (const host of ['alpha', 'bravo', 'charlie']) await w.start(host);
@@ -37,7 +41,9 @@ async function main(): Promise<void> {
   const repeat = option('--repeat', 3);
   const heartbeat = option('--heartbeat', 1);
   const linger = option('--linger', 0);
-  console.log(`run handoffs: 3 wrappers on loopback, heartbeat_freq ${heartbeat} s, check_beats 3, command cleanup ${linger} ms, ${repeat} runs each (ms; min-max)`);
+  console.log(
+    `run handoffs: 3 wrappers on loopback, heartbeat_freq ${heartbeat} s, check_beats 3, command cleanup ${linger} ms, ${repeat} runs each (ms; min-max)`,
+  );
   console.log('signal   | old run gone after | next command started after | gap (next start - old end)');
   for (const signal of ['SIGTERM', 'SIGKILL', 'SIGSTOP'] as const) {
     const results: Array<{ end: number; next: number; gap: number }> = [];

@@ -22,8 +22,32 @@ import { ProcessCluster } from './process-cluster';
 import { EtcdCluster, etcdUnavailable } from './etcd-cluster';
 
 const HOSTNAMES = [
-  'alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliett', 'kilo', 'lima', 'mike',
-  'november', 'oscar', 'papa', 'quebec', 'romeo', 'sierra', 'tango', 'uniform', 'victor', 'whiskey', 'xray', 'yankee', 'zulu',
+  'alpha',
+  'bravo',
+  'charlie',
+  'delta',
+  'echo',
+  'foxtrot',
+  'golf',
+  'hotel',
+  'india',
+  'juliett',
+  'kilo',
+  'lima',
+  'mike',
+  'november',
+  'oscar',
+  'papa',
+  'quebec',
+  'romeo',
+  'sierra',
+  'tango',
+  'uniform',
+  'victor',
+  'whiskey',
+  'xray',
+  'yankee',
+  'zulu',
 ];
 const STALL_RESOLUTION_MS = 10;
 /** Generous: a step that has not happened after this is broken, not slow. */
@@ -79,9 +103,9 @@ function parseOptions(argv: string[]): Options {
     return n;
   };
   const heartbeat = number('heartbeat', values.heartbeat, short ? 0.25 : 0.5, (n) => n >= 0.01 && n <= 60);
-  const nodes = (values.nodes ?? (short ? '3' : '3,5')).split(',').map((part) =>
-    number('nodes', part.trim(), 0, (n) => Number.isInteger(n) && n >= 2 && n <= HOSTNAMES.length),
-  );
+  const nodes = (values.nodes ?? (short ? '3' : '3,5'))
+    .split(',')
+    .map((part) => number('nodes', part.trim(), 0, (n) => Number.isInteger(n) && n >= 2 && n <= HOSTNAMES.length));
   return {
     nodes,
     heartbeat,
@@ -181,12 +205,30 @@ interface IdleResult {
 
 /** The same figures with `coordinator` (etcd) set: its own contract, and the UDP mode's SPEC bound beside it. */
 type EtcdKey = 'crashMasterFromSignal' | 'crashAgreedFromSignal' | 'gracefulAgreed' | 'join';
-const ETCD_SCENARIOS: Record<EtcdKey, { label: string; boundLabel: string; bound: (tick: number, ttl: number) => number; spec: ScenarioKey }> = {
-  crashMasterFromSignal: { label: 'crash: new master, from SIGKILL', boundLabel: 'TTL+sweep+tick', bound: (tick, ttl) => ttl + ETCD_EXPIRY_SWEEP_MS + tick, spec: 'crashMasterFromSignal' },
-  crashAgreedFromSignal: { label: 'crash: all agree, from SIGKILL', boundLabel: 'TTL+sweep+tick', bound: (tick, ttl) => ttl + ETCD_EXPIRY_SWEEP_MS + tick, spec: 'crashAgreedFromSignal' },
+const ETCD_SCENARIOS: Record<
+  EtcdKey,
+  { label: string; boundLabel: string; bound: (tick: number, ttl: number) => number; spec: ScenarioKey }
+> = {
+  crashMasterFromSignal: {
+    label: 'crash: new master, from SIGKILL',
+    boundLabel: 'TTL+sweep+tick',
+    bound: (tick, ttl) => ttl + ETCD_EXPIRY_SWEEP_MS + tick,
+    spec: 'crashMasterFromSignal',
+  },
+  crashAgreedFromSignal: {
+    label: 'crash: all agree, from SIGKILL',
+    boundLabel: 'TTL+sweep+tick',
+    bound: (tick, ttl) => ttl + ETCD_EXPIRY_SWEEP_MS + tick,
+    spec: 'crashAgreedFromSignal',
+  },
   // A resign is three writes that etcd commits on a quorum of its members (each an fsync):
   // milliseconds, but on a loaded machine more than the 100 ms of the UDP mode's notice.
-  gracefulAgreed: { label: 'graceful (SIGTERM): all agree', boundLabel: 'max(100 ms, tick)', bound: (tick) => Math.max(100, tick), spec: 'gracefulAgreed' },
+  gracefulAgreed: {
+    label: 'graceful (SIGTERM): all agree',
+    boundLabel: 'max(100 ms, tick)',
+    bound: (tick) => Math.max(100, tick),
+    spec: 'gracefulAgreed',
+  },
   join: { label: 'join: joiner knows the master', boundLabel: 'tick', bound: (tick) => tick, spec: 'join' },
 };
 /** etcd's leader looks for expired leases every 500 ms. */
@@ -273,7 +315,12 @@ function rates(host: string, a: Snapshot, b: Snapshot): IdleServer {
  * timing, of a cluster of the floor component of the same size (what any heartbeat component
  * cannot avoid costing). Load on the machine during the window weighs on all of them alike.
  */
-async function idle(cluster: ProcessCluster, hosts: string[], seconds: number, floorTiming?: { heartbeatFreq: number; checkBeats: number }): Promise<IdleResult> {
+async function idle(
+  cluster: ProcessCluster,
+  hosts: string[],
+  seconds: number,
+  floorTiming?: { heartbeatFreq: number; checkBeats: number },
+): Promise<IdleResult> {
   const bare = new ProcessCluster({ heartbeatFreq: 1, checkBeats: 1, bare: true });
   const floor = floorTiming ? new ProcessCluster({ ...floorTiming, floor: true }) : null;
   try {
@@ -285,11 +332,17 @@ async function idle(cluster: ProcessCluster, hosts: string[], seconds: number, f
     }
     const floorHosts = floor ? hosts : [];
     const snapshot = (): Promise<Snapshot[]> =>
-      Promise.all([...hosts.map((host) => cluster.stats(host)), ...floorHosts.map((host) => (floor as ProcessCluster).stats(host)), bare.stats('baseline')]);
+      Promise.all([
+        ...hosts.map((host) => cluster.stats(host)),
+        ...floorHosts.map((host) => (floor as ProcessCluster).stats(host)),
+        bare.stats('baseline'),
+      ]);
     const first = await snapshot();
     await delay(seconds * 1000);
     const second = await snapshot();
-    const all = [...hosts, ...floorHosts.map((host) => `floor ${host}`), 'baseline'].map((host, i) => rates(host, first[i] as Snapshot, second[i] as Snapshot));
+    const all = [...hosts, ...floorHosts.map((host) => `floor ${host}`), 'baseline'].map((host, i) =>
+      rates(host, first[i] as Snapshot, second[i] as Snapshot),
+    );
     const result: IdleResult = { seconds, servers: all.slice(0, hosts.length), baseline: all[all.length - 1] as IdleServer };
     if (floor) result.floor = all.slice(hosts.length, -1);
     return result;
@@ -377,7 +430,10 @@ async function repetition(
     phase = 'graceful handoff';
     // Graceful: the master leaves with a notice; the first-sorting survivor takes over.
     const leaving = await settled(cluster, timeout);
-    const heir = cluster.live().filter((h) => h !== leaving).sort()[0] as string;
+    const heir = cluster
+      .live()
+      .filter((h) => h !== leaving)
+      .sort()[0] as string;
     const stoppedAt = preciseNow();
     const exited = cluster.stop(leaving);
     const handoff = await cluster.waitAgreed(timeout, heir);
@@ -412,7 +468,13 @@ async function etcdRepetition(
   measureIdle: boolean,
   run: number,
 ): Promise<IdleResult | null> {
-  const coordinator = { type: 'etcd', hosts: etcd.endpoints, ttl: ETCD_TTL_S, election_timeout_ms: etcd.electionMs, prefix: `/psm-bench-${process.pid}/${nodes}-${run}/` };
+  const coordinator = {
+    type: 'etcd',
+    hosts: etcd.endpoints,
+    ttl: ETCD_TTL_S,
+    election_timeout_ms: etcd.electionMs,
+    prefix: `/psm-bench-${process.pid}/${nodes}-${run}/`,
+  };
   const cluster = new ProcessCluster({ heartbeatFreq: options.heartbeat, checkBeats: options.checkBeats, multi: { coordinator } });
   const tick = cluster.tickMs;
   const timeout = stepTimeout(cluster.tockMs);
@@ -457,7 +519,10 @@ async function etcdRepetition(
 
     phase = 'graceful handoff';
     const leaving = await settled(cluster, timeout);
-    const heir = cluster.live().filter((h) => h !== leaving).sort()[0] as string;
+    const heir = cluster
+      .live()
+      .filter((h) => h !== leaving)
+      .sort()[0] as string;
     const stoppedAt = preciseNow();
     const exited = cluster.stop(leaving);
     const handoff = await cluster.waitAgreed(timeout, heir);
@@ -490,7 +555,14 @@ async function benchEtcd(options: Options, nodes: number, etcd: EtcdCluster): Pr
     const bound = spec.bound(tick, ttl);
     const specBound = SCENARIOS[spec.spec].bound(tick, tock);
     const summary = summarize(samples[key]);
-    scenarios[key] = { ...summary, samples: samples[key].map(round1), bound, ratio: summary.max / bound, specBound, specRatio: summary.max / specBound };
+    scenarios[key] = {
+      ...summary,
+      samples: samples[key].map(round1),
+      bound,
+      ratio: summary.max / bound,
+      specBound,
+      specRatio: summary.max / specBound,
+    };
   }
   return { ttlMs: ttl, scenarios, idle: idleResult };
 }
@@ -530,7 +602,12 @@ function round1(value: number): number {
 function table(rows: string[][], alignLeft = 1): string {
   const widths = rows[0]?.map((_, col) => Math.max(...rows.map((row) => (row[col] ?? '').length))) ?? [];
   return rows
-    .map((row) => row.map((cell, col) => (col < alignLeft ? cell.padEnd(widths[col] ?? 0) : cell.padStart(widths[col] ?? 0))).join('  ').trimEnd())
+    .map((row) =>
+      row
+        .map((cell, col) => (col < alignLeft ? cell.padEnd(widths[col] ?? 0) : cell.padStart(widths[col] ?? 0)))
+        .join('  ')
+        .trimEnd(),
+    )
     .join('\n');
 }
 
@@ -575,7 +652,14 @@ function renderSize(result: SizeResult, options: Options): string {
   const idleMetric = (label: string, pick: (s: IdleServer) => number, digits: number, floorCounted = true): void => {
     const sum = summarize(result.idle.servers.map(pick));
     const floorMedian = floorCounted && floor.length > 0 ? summarize(floor.map(pick)).median.toFixed(digits) : '-';
-    idleRows.push([label, sum.min.toFixed(digits), sum.median.toFixed(digits), sum.max.toFixed(digits), floorMedian, pick(result.idle.baseline).toFixed(digits)]);
+    idleRows.push([
+      label,
+      sum.min.toFixed(digits),
+      sum.median.toFixed(digits),
+      sum.max.toFixed(digits),
+      floorMedian,
+      pick(result.idle.baseline).toFixed(digits),
+    ]);
   };
   idleMetric('CPU %', (s) => s.cpuPercent, 2);
   idleMetric('RSS MB', (s) => s.rssMB, 1);
@@ -648,7 +732,12 @@ function renderEtcd(nodes: number, result: EtcdSizeResult, options: Options): st
 function renderCodec(results: CodecResult[]): string {
   const rows: string[][] = [['codec (one core, fastest of 5 slices)', 'per second', 'µs each', 'avg bytes']];
   for (const r of results) {
-    rows.push([r.name + (r.note ? ' *' : ''), Math.round(r.perSecond).toLocaleString('en-US'), r.microsPerOp.toFixed(2), r.avgBytes.toFixed(0)]);
+    rows.push([
+      r.name + (r.note ? ' *' : ''),
+      Math.round(r.perSecond).toLocaleString('en-US'),
+      r.microsPerOp.toFixed(2),
+      r.avgBytes.toFixed(0),
+    ]);
   }
   const notes = [...new Set(results.map((r) => r.note).filter(Boolean))].map((note) => `* ${note}`);
   return [table(rows), ...notes].join('\n');
@@ -660,8 +749,12 @@ async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
   const started = new Date();
   const info = machine();
-  console.log(`pixl-server-multi bench${options.short ? ' (short)' : ''}: separate pixl-server processes on loopback, broadcast 127.255.255.255`);
-  console.log(`machine: ${info.cpu}, ${info.cpus} CPUs, ${info.memoryGB} GB, node ${info.node}, ${info.os}, load average ${info.loadAverage1m}\n`);
+  console.log(
+    `pixl-server-multi bench${options.short ? ' (short)' : ''}: separate pixl-server processes on loopback, broadcast 127.255.255.255`,
+  );
+  console.log(
+    `machine: ${info.cpu}, ${info.cpus} CPUs, ${info.memoryGB} GB, node ${info.node}, ${info.os}, load average ${info.loadAverage1m}\n`,
+  );
 
   // The coordinator (etcd) mode, measured in the same run when etcd is installed.
   const etcdMissing = etcdUnavailable();
@@ -686,7 +779,9 @@ async function main(): Promise<number> {
   // The flood: cost per forged packet in process (quick), and in the full run the rates a
   // cluster withstands at tick 1 s and 0.2 s (a minute of both cores).
   const packetCostsResult = packetCosts(options.codecSeconds);
-  const floodRatesResult = options.short ? [] : [...(await floodRates(1000, [10_000, 30_000, 100_000], 3)), ...(await floodRates(200, [10_000, 30_000, 100_000], 2))];
+  const floodRatesResult = options.short
+    ? []
+    : [...(await floodRates(1000, [10_000, 30_000, 100_000], 3)), ...(await floodRates(200, [10_000, 30_000, 100_000], 2))];
   console.log(floodTables(packetCostsResult, floodRatesResult) + '\n');
   const loadAtEnd = Math.round((os.loadavg()[0] ?? 0) * 100) / 100;
   console.log(`load average at the end: ${loadAtEnd}`);
@@ -696,7 +791,8 @@ async function main(): Promise<number> {
     for (const key of Object.keys(SCENARIOS) as ScenarioKey[]) {
       const s = size.scenarios[key];
       // NaN (no sample) fails too: a scenario that measured nothing proves nothing.
-      if (!(s.ratio <= 1)) exceeded.push(`N=${size.nodes} ${SCENARIOS[key].label}: max ${round1(s.max)} ms > ${SCENARIOS[key].boundLabel} = ${s.bound} ms`);
+      if (!(s.ratio <= 1))
+        exceeded.push(`N=${size.nodes} ${SCENARIOS[key].label}: max ${round1(s.max)} ms > ${SCENARIOS[key].boundLabel} = ${s.bound} ms`);
     }
     for (const server of size.idle.servers) {
       // The baseline opens none; every member exactly one (SPEC 5).
@@ -705,10 +801,14 @@ async function main(): Promise<number> {
     if (size.etcd) {
       for (const key of Object.keys(ETCD_SCENARIOS) as EtcdKey[]) {
         const s = size.etcd.scenarios[key];
-        if (!(s.ratio <= 1)) exceeded.push(`N=${size.nodes} etcd ${ETCD_SCENARIOS[key].label}: max ${round1(s.max)} ms > ${ETCD_SCENARIOS[key].boundLabel} = ${s.bound} ms`);
+        if (!(s.ratio <= 1))
+          exceeded.push(
+            `N=${size.nodes} etcd ${ETCD_SCENARIOS[key].label}: max ${round1(s.max)} ms > ${ETCD_SCENARIOS[key].boundLabel} = ${s.bound} ms`,
+          );
       }
       for (const server of size.etcd.idle.servers) {
-        if (server.socketsOpened !== 1) exceeded.push(`N=${size.nodes} etcd ${server.host} opened ${server.socketsOpened} UDP sockets, not 1`);
+        if (server.socketsOpened !== 1)
+          exceeded.push(`N=${size.nodes} etcd ${server.host} opened ${server.socketsOpened} UDP sockets, not 1`);
       }
     }
   }

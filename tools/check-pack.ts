@@ -116,7 +116,8 @@ function measure(app: string): InstallFigures {
     const manifest = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name: string; scripts?: Record<string, string> };
     names.add(manifest.name);
     const hooks = ['preinstall', 'install', 'postinstall'].filter((hook) => manifest.scripts?.[hook]);
-    if (hooks.length > 0 || existsSync(path.join(dir, 'binding.gyp'))) scripts.push(`${manifest.name} (${hooks.join(', ') || 'binding.gyp'})`);
+    if (hooks.length > 0 || existsSync(path.join(dir, 'binding.gyp')))
+      scripts.push(`${manifest.name} (${hooks.join(', ') || 'binding.gyp'})`);
   }
   const kilobytes = Number(run('du', ['-sk', 'node_modules'], app).split(/\s+/)[0]);
   return { packages: dirs.length, megabytes: kilobytes / 1024, scripts, names };
@@ -144,11 +145,24 @@ function start(app: string, logs: string, mode: 'master' | 'metrics' | 'refused'
 
 async function main(): Promise<void> {
   const keep = process.argv.includes('--keep');
-  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; peerDependencies: Record<string, string> };
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+    name: string;
+    version: string;
+    peerDependencies: Record<string, string>;
+  };
   const work = mkdtempSync(path.join(tmpdir(), 'psm-pack-'));
   let etcd: EtcdCluster | null = null;
   try {
-    const packed = step('npm pack (clean build)', () => JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], ROOT)) as Array<{ filename: string; size: number; unpackedSize: number; entryCount: number }>);
+    const packed = step(
+      'npm pack (clean build)',
+      () =>
+        JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], ROOT)) as Array<{
+          filename: string;
+          size: number;
+          unpackedSize: number;
+          entryCount: number;
+        }>,
+    );
     const tarball = packed[0];
     if (!tarball) throw new Error('npm pack reported no tarball');
     console.log(`  ${tarball.filename}: ${tarball.entryCount} files, ${tarball.size} bytes packed, ${tarball.unpackedSize} unpacked`);
@@ -158,24 +172,38 @@ async function main(): Promise<void> {
     mkdirSync(app);
     mkdirSync(logs);
     run('npm', ['init', '-y'], app);
-    step('lean install: npm install pixl-server + the tarball', () => run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', 'pixl-server', path.join(work, tarball.filename)], app));
+    step('lean install: npm install pixl-server + the tarball', () =>
+      run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', 'pixl-server', path.join(work, tarball.filename)], app),
+    );
     const lean = measure(app);
     console.log(`  ${describe(lean)}`);
     const unasked = OPTIONAL_PEERS.filter((name) => lean.names.has(name));
-    if (unasked.length > 0) throw new Error(`the default install holds ${unasked.join(' and ')}: optional peers must not be installed unasked`);
+    if (unasked.length > 0)
+      throw new Error(`the default install holds ${unasked.join(' and ')}: optional peers must not be installed unasked`);
     if (lean.scripts.length > 0) throw new Error(`the default install runs install scripts: ${lean.scripts.join(', ')}`);
-    if (lean.packages > LEAN_MAX_PACKAGES) throw new Error(`the default install has ${lean.packages} packages, more than ${LEAN_MAX_PACKAGES}: ${[...lean.names].sort().join(', ')}`);
+    if (lean.packages > LEAN_MAX_PACKAGES)
+      throw new Error(
+        `the default install has ${lean.packages} packages, more than ${LEAN_MAX_PACKAGES}: ${[...lean.names].sort().join(', ')}`,
+      );
 
     writeFileSync(path.join(app, 'start.js'), STARTER);
-    const started = await stepAsync('start one server on loopback until master', async () => start(app, logs, 'master', await loopbackSection()));
+    const started = await stepAsync('start one server on loopback until master', async () =>
+      start(app, logs, 'master', await loopbackSection()),
+    );
     console.log(`  ${started}`);
 
     const refusals: Array<{ what: string; extra: Record<string, unknown>; expected: string }> = [
-      { what: 'the etcd mode', extra: { coordinator: { type: 'etcd', hosts: ['http://127.0.0.1:2379'] }, bind_ip: '127.0.0.1' }, expected: 'run `npm install etcd3`' },
+      {
+        what: 'the etcd mode',
+        extra: { coordinator: { type: 'etcd', hosts: ['http://127.0.0.1:2379'] }, bind_ip: '127.0.0.1' },
+        expected: 'run `npm install etcd3`',
+      },
       { what: 'metrics', extra: { http_metrics_uri: '/metrics' }, expected: 'run `npm install prom-client`' },
     ];
     for (const { what, extra, expected } of refusals) {
-      const said = await stepAsync(`without its package, configuring ${what} fails startup naming the install`, async () => start(app, logs, 'refused', await loopbackSection(extra)));
+      const said = await stepAsync(`without its package, configuring ${what} fails startup naming the install`, async () =>
+        start(app, logs, 'refused', await loopbackSection(extra)),
+      );
       const line = said.split('\n').find((l) => l.includes(expected));
       if (!line) throw new Error(`configuring ${what} without its package: expected an error naming "${expected}", got:\n${said}`);
       console.log(`  ${line}`);
@@ -183,33 +211,64 @@ async function main(): Promise<void> {
 
     writeFileSync(path.join(app, 'user.ts'), TYPED_USER);
     step('type-check a strict TypeScript user against the shipped .d.ts', () =>
-      run(process.execPath, [require.resolve('typescript/bin/tsc'), '--noEmit', '--strict', '--target', 'ES2022', '--module', 'commonjs', '--moduleResolution', 'node10', '--esModuleInterop', '--typeRoots', path.join(ROOT, 'node_modules', '@types'), '--types', 'node', 'user.ts'], app),
+      run(
+        process.execPath,
+        [
+          require.resolve('typescript/bin/tsc'),
+          '--noEmit',
+          '--strict',
+          '--target',
+          'ES2022',
+          '--module',
+          'commonjs',
+          '--moduleResolution',
+          'node10',
+          '--esModuleInterop',
+          '--typeRoots',
+          path.join(ROOT, 'node_modules', '@types'),
+          '--types',
+          'node',
+          'user.ts',
+        ],
+        app,
+      ),
     );
 
-    const version = step('npx pixl-server-multi --version', () => run('npx', ['--no-install', 'pixl-server-multi', '--version'], app).trim());
-    if (version !== pkg.version) throw new Error(`npx pixl-server-multi --version printed ${JSON.stringify(version)}, expected ${pkg.version}`);
+    const version = step('npx pixl-server-multi --version', () =>
+      run('npx', ['--no-install', 'pixl-server-multi', '--version'], app).trim(),
+    );
+    if (version !== pkg.version)
+      throw new Error(`npx pixl-server-multi --version printed ${JSON.stringify(version)}, expected ${pkg.version}`);
     console.log(`  ${version}`);
 
     // The optional peers, as the README tells a user to add them (within our peer ranges).
     const peers = OPTIONAL_PEERS.map((name) => `${name}@${pkg.peerDependencies[name] ?? 'latest'}`);
-    step(`with the optional peers: npm install ${peers.join(' ')}`, () => run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...peers], app));
+    step(`with the optional peers: npm install ${peers.join(' ')}`, () =>
+      run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', ...peers], app),
+    );
     const full = measure(app);
     console.log(`  ${describe(full)}`);
     const missing = OPTIONAL_PEERS.filter((name) => !full.names.has(name));
     if (missing.length > 0) throw new Error(`npm did not install ${missing.join(', ')}`);
 
-    const metrics = await stepAsync('metrics: a server until master, its registry shows it', async () => start(app, logs, 'metrics', await loopbackSection()));
+    const metrics = await stepAsync('metrics: a server until master, its registry shows it', async () =>
+      start(app, logs, 'metrics', await loopbackSection()),
+    );
     console.log(`  ${metrics.split('\n').join('; ')}`);
 
     if (existsSync(ETCD_BINARY)) {
       etcd = await stepAsync('etcd: one member on 127.0.0.1', () => EtcdCluster.start({ members: 1 }));
       const hosts = etcd.endpoints;
-      const inEtcd = await stepAsync('etcd mode: a server until master', async () => start(app, logs, 'master', await loopbackSection({ coordinator: { type: 'etcd', hosts, ttl: 2 }, bind_ip: '127.0.0.1' })));
+      const inEtcd = await stepAsync('etcd mode: a server until master', async () =>
+        start(app, logs, 'master', await loopbackSection({ coordinator: { type: 'etcd', hosts, ttl: 2 }, bind_ip: '127.0.0.1' })),
+      );
       console.log(`  ${inEtcd}`);
     } else {
       console.log(`etcd mode: not run, ${ETCD_BINARY} is missing (Debian: apt-get install ${ETCD_PACKAGE})`);
     }
-    console.log(`check:pack passed: ${pkg.name}@${pkg.version} installs from its tarball and works; lean: ${lean.packages} packages, ${lean.megabytes.toFixed(1)} MB; with ${OPTIONAL_PEERS.join(' and ')}: ${full.packages} packages, ${full.megabytes.toFixed(1)} MB`);
+    console.log(
+      `check:pack passed: ${pkg.name}@${pkg.version} installs from its tarball and works; lean: ${lean.packages} packages, ${lean.megabytes.toFixed(1)} MB; with ${OPTIONAL_PEERS.join(' and ')}: ${full.packages} packages, ${full.megabytes.toFixed(1)} MB`,
+    );
   } finally {
     await etcd?.close();
     if (keep) console.log(`kept ${work}`);

@@ -219,7 +219,13 @@ function main(): void {
       MultiServer: section,
       ...(config.web ? { WebServer: config.web } : {}),
     },
-    components: config.bare ? [] : config.floor ? [require('./floor-component') as typeof MultiServer] : config.web ? [MultiServer, require('pixl-server-web') as typeof MultiServer] : [MultiServer],
+    components: config.bare
+      ? []
+      : config.floor
+        ? [require('./floor-component') as typeof MultiServer]
+        : config.web
+          ? [MultiServer, require('pixl-server-web') as typeof MultiServer]
+          : [MultiServer],
   });
   const multi = (): MultiServer | undefined => server.MultiServer as MultiServer | undefined;
   const component = (): MultiServer => {
@@ -305,16 +311,20 @@ function main(): void {
         report('stats', { detail: command.id, stats: stats() });
         break;
       case 'promote':
-        component().promote().then(
-          () => report('promoted'),
-          (err: Error) => report('promoted', { detail: `failed: ${err.message}` }),
-        );
+        component()
+          .promote()
+          .then(
+            () => report('promoted'),
+            (err: Error) => report('promoted', { detail: `failed: ${err.message}` }),
+          );
         break;
       case 'stepdown':
-        component().stepDown().then(
-          () => report('steppeddown'),
-          (err: Error) => report('steppeddown', { detail: `failed: ${err.message}` }),
-        );
+        component()
+          .stepDown()
+          .then(
+            () => report('steppeddown'),
+            (err: Error) => report('steppeddown', { detail: `failed: ${err.message}` }),
+          );
         break;
       case 'eligible':
         component().eligible = command.value;
@@ -334,10 +344,12 @@ function main(): void {
         }
         break;
       case 'request':
-        component().request(command.target, command.type, command.payload as never, { timeoutMs: command.timeoutMs }).then(
-          (answer) => report('answered', { detail: command.id, answer }),
-          (err: Error) => report('answered', { detail: command.id, error: err.message }),
-        );
+        component()
+          .request(command.target, command.type, command.payload as never, { timeoutMs: command.timeoutMs })
+          .then(
+            (answer) => report('answered', { detail: command.id, answer }),
+            (err: Error) => report('answered', { detail: command.id, error: err.message }),
+          );
         break;
       case 'shutdown':
         server.shutdown();
@@ -351,7 +363,11 @@ function main(): void {
         break;
       case 'reload': {
         // As pixl-server on a config file change: the new section, then every component's config refreshed.
-        const config = server.config as unknown as { get(key: string): Record<string, unknown>; set(key: string, value: unknown): void; refreshSubs(): void };
+        const config = server.config as unknown as {
+          get(key: string): Record<string, unknown>;
+          set(key: string, value: unknown): void;
+          refreshSubs(): void;
+        };
         config.set('MultiServer', { ...config.get('MultiServer'), ...command.multi });
         config.refreshSubs();
         report('reloaded');

@@ -14,7 +14,8 @@ const HOSTS = ['alpha', 'bravo', 'charlie', 'delta', 'echo'];
 /** `--heartbeat S` (default 0.1): the test runs it slower, to stay clear of a busy machine's stalls. */
 const heartbeatArg = process.argv.indexOf('--heartbeat');
 const HEARTBEAT = heartbeatArg > 0 ? Number(process.argv[heartbeatArg + 1]) : 0.1;
-if (!(HEARTBEAT >= 0.01 && HEARTBEAT <= 10)) throw new Error(`--heartbeat must be a number of seconds from 0.01 to 10, got ${process.argv[heartbeatArg + 1]}`);
+if (!(HEARTBEAT >= 0.01 && HEARTBEAT <= 10))
+  throw new Error(`--heartbeat must be a number of seconds from 0.01 to 10, got ${process.argv[heartbeatArg + 1]}`);
 const CHECK_BEATS = 3;
 const STEP_TIMEOUT_MS = 10_000;
 
@@ -73,7 +74,10 @@ async function demo(): Promise<void> {
     const released = await cluster.release(HOSTS);
     say(`port ${cluster.port}: all ${HOSTS.length} started together; each listens a tock before it may claim`, released);
     const cold = await cluster.waitAgreed(STEP_TIMEOUT_MS, 'alpha');
-    say(`all ${HOSTS.length} agree: master is ${cold.master} (term ${cluster.state('alpha')?.term}), ${ms(cold.at - released)} after the start command`, cold.at);
+    say(
+      `all ${HOSTS.length} agree: master is ${cold.master} (term ${cluster.state('alpha')?.term}), ${ms(cold.at - released)} after the start command`,
+      cold.at,
+    );
     await settle();
     results.push(['cold start (all agree, from the start command)', ms(cold.at - released), `bound ${tock + tick} ms from the last start`]);
 
@@ -88,7 +92,11 @@ async function demo(): Promise<void> {
       results.push(['crash failover (new master, from SIGKILL)', ms(becameMaster.t - killedAt), `bound ${tock + tick} ms`]);
     }
     if (lastHeard) {
-      results.push(['crash failover (new master, from last heartbeat)', ms((becameMaster?.t ?? failover.at) - lastHeard), `bound ${tock + tick} ms`]);
+      results.push([
+        'crash failover (new master, from last heartbeat)',
+        ms((becameMaster?.t ?? failover.at) - lastHeard),
+        `bound ${tock + tick} ms`,
+      ]);
     }
     results.push(['crash failover (all agree, from SIGKILL)', ms(failover.at - killedAt), `bound ${tock + 2 * tick} ms`]);
     await settle();
@@ -110,14 +118,21 @@ async function demo(): Promise<void> {
     const promotedAt = preciseNow();
     say('charlie.promote(): bravo hands the role over in one round trip', promotedAt);
     cluster.command('charlie', { cmd: 'promote' });
-    await cluster.waitFor(() => cluster.reports.some((r) => r.host === 'charlie' && r.type === 'promoted' && r.t > promotedAt), STEP_TIMEOUT_MS, 'the promote() promise');
+    await cluster.waitFor(
+      () => cluster.reports.some((r) => r.host === 'charlie' && r.type === 'promoted' && r.t > promotedAt),
+      STEP_TIMEOUT_MS,
+      'the promote() promise',
+    );
     const promoted = cluster.reports.find((r) => r.host === 'charlie' && r.type === 'promoted' && r.t > promotedAt) as ChildReport;
     if (promoted.detail) throw new Error(`promote ${promoted.detail}`);
     say(`charlie is master (term ${promoted.state.term}): promote() resolved ${ms(promoted.t - promotedAt)} after the call`, promoted.t);
     results.push(['promote() handoff (promise resolved)', ms(promoted.t - promotedAt), 'one round trip']);
     const promotion = await cluster.waitAgreed(STEP_TIMEOUT_MS, 'charlie');
     const overlap = cluster.maxConcurrentMasters(promotedAt);
-    say(`all agree on charlie ${ms(promotion.at - promotedAt)} after the call; most masters at once during the handoff: ${overlap}`, promotion.at);
+    say(
+      `all agree on charlie ${ms(promotion.at - promotedAt)} after the call; most masters at once during the handoff: ${overlap}`,
+      promotion.at,
+    );
     if (overlap > 1) throw new Error('two servers were master at once during the handoff');
     await settle();
     await delay(2 * tick);

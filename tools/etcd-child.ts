@@ -37,7 +37,12 @@ export type EtcdChildReport =
   | { kind: 'message'; host: string; t: number; from: string; payload: unknown }
   | { kind: 'info'; host: string; t: number; port: number; iid: string };
 
-export type EtcdChildCommand = { cmd: 'start' } | { cmd: 'stepDown' } | { cmd: 'promote' } | { cmd: 'shutdown' } | { cmd: 'send'; to: string; payload: unknown };
+export type EtcdChildCommand =
+  | { cmd: 'start' }
+  | { cmd: 'stepDown' }
+  | { cmd: 'promote' }
+  | { cmd: 'shutdown' }
+  | { cmd: 'send'; to: string; payload: unknown };
 
 export const ETCD_CHILD_SCRIPT = __filename;
 
@@ -64,7 +69,13 @@ function main(): void {
       log_dir: config.logDir,
       log_filename: `${config.hostname}.log`,
       debug_level: config.debugLevel,
-      MultiServer: { comm_port: config.port, bind_ip: config.bindIp, heartbeat_freq: config.heartbeatFreq, check_beats: config.checkBeats, coordinator: config.coordinator },
+      MultiServer: {
+        comm_port: config.port,
+        bind_ip: config.bindIp,
+        heartbeat_freq: config.heartbeatFreq,
+        check_beats: config.checkBeats,
+        coordinator: config.coordinator,
+      },
     },
     components: [MultiServer],
   });
@@ -78,7 +89,9 @@ function main(): void {
     send({ kind: 'master', host: config.hostname, t: now(), term, checkpoint });
   });
   server.on('slave', () => send({ kind: 'slave', host: config.hostname, t: now(), term: multi().term }));
-  server.on('masterchange', (master: string) => send({ kind: 'masterchange', host: config.hostname, t: now(), master, term: multi().term }));
+  server.on('masterchange', (master: string) =>
+    send({ kind: 'masterchange', host: config.hostname, t: now(), master, term: multi().term }),
+  );
   server.on('message', (_type, payload, from) => send({ kind: 'message', host: config.hostname, t: now(), from, payload }));
   // The README's fenced write: etcd itself refuses it once this term no longer holds the key.
   let writing = false;
@@ -93,7 +106,16 @@ function main(): void {
       .options({ deadline: Date.now() + 1000 })
       .commit()
       .then(
-        (result) => send({ kind: 'write', host: config.hostname, t0, t: now(), term, ok: result.succeeded, revision: result.succeeded ? Number(result.header.revision) : 0 }),
+        (result) =>
+          send({
+            kind: 'write',
+            host: config.hostname,
+            t0,
+            t: now(),
+            term,
+            ok: result.succeeded,
+            revision: result.succeeded ? Number(result.header.revision) : 0,
+          }),
         (err: Error) => send({ kind: 'write', host: config.hostname, t0, t: now(), term, ok: false, revision: 0, error: err.message }),
       )
       .finally(() => {
@@ -117,14 +139,24 @@ function main(): void {
         server.startup(() => {
           send({ kind: 'ready', host: config.hostname, t: now() });
           const lease = multi().coordinator;
-          send({ kind: 'info', host: config.hostname, t: now(), port: (multi().transport as { boundPort?: number } | null)?.boundPort ?? 0, iid: lease?.instanceId ?? '' });
+          send({
+            kind: 'info',
+            host: config.hostname,
+            t: now(),
+            port: (multi().transport as { boundPort?: number } | null)?.boundPort ?? 0,
+            iid: lease?.instanceId ?? '',
+          });
         });
         break;
       case 'stepDown':
-        multi().stepDown().catch(() => undefined);
+        multi()
+          .stepDown()
+          .catch(() => undefined);
         break;
       case 'promote':
-        multi().promote().catch(() => undefined);
+        multi()
+          .promote()
+          .catch(() => undefined);
         break;
       case 'send':
         try {

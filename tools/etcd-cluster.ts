@@ -167,7 +167,13 @@ export class EtcdCluster {
     const reason = etcdUnavailable();
     if (reason) throw new Error(reason);
     sweepStaleClusters();
-    const resolved = { members: options.members ?? 3, heartbeatMs: options.heartbeatMs ?? 50, electionMs: options.electionMs ?? 250, netns: options.netns, ip: options.ip };
+    const resolved = {
+      members: options.members ?? 3,
+      heartbeatMs: options.heartbeatMs ?? 50,
+      electionMs: options.electionMs ?? 250,
+      netns: options.netns,
+      ip: options.ip,
+    };
     if ((options.netns === undefined) !== (options.ip === undefined)) throw new Error('netns and ip go together');
     const dir = mkdtempSync(path.join(os.tmpdir(), 'psm-etcd-'));
     const members: EtcdMember[] = [];
@@ -175,7 +181,15 @@ export class EtcdCluster {
       const host = options.ip ?? '127.0.0.1';
       const clientUrl = `http://${host}:${options.netns ? 2379 + 2 * (i - 1) : await freeTcpPort()}`;
       const peerUrl = `http://${host}:${options.netns ? 2380 + 2 * (i - 1) : await freeTcpPort()}`;
-      members.push({ name: `m${i}`, clientUrl, peerUrl, dataDir: path.join(dir, `m${i}`), process: null, exited: Promise.resolve(), log: [] });
+      members.push({
+        name: `m${i}`,
+        clientUrl,
+        peerUrl,
+        dataDir: path.join(dir, `m${i}`),
+        process: null,
+        exited: Promise.resolve(),
+        log: [],
+      });
     }
     const cluster = new EtcdCluster(dir, members, resolved);
     live.add(cluster);
@@ -211,23 +225,38 @@ export class EtcdCluster {
     if (!this.#options.netns) for (const url of [member.clientUrl, member.peerUrl]) assertLoopback(new URL(url).hostname, 'etcd URL');
     const initialCluster = this.members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
     const args = [
-      '--name', member.name,
-      '--data-dir', member.dataDir,
-      '--listen-client-urls', member.clientUrl,
-      '--advertise-client-urls', member.clientUrl,
-      '--listen-peer-urls', member.peerUrl,
-      '--initial-advertise-peer-urls', member.peerUrl,
-      '--initial-cluster', initialCluster,
-      '--initial-cluster-state', state,
-      '--initial-cluster-token', this.#token,
-      '--heartbeat-interval', String(this.#options.heartbeatMs),
-      '--election-timeout', String(this.#options.electionMs),
-      '--logger', 'zap',
-      '--log-level', 'error',
+      '--name',
+      member.name,
+      '--data-dir',
+      member.dataDir,
+      '--listen-client-urls',
+      member.clientUrl,
+      '--advertise-client-urls',
+      member.clientUrl,
+      '--listen-peer-urls',
+      member.peerUrl,
+      '--initial-advertise-peer-urls',
+      member.peerUrl,
+      '--initial-cluster',
+      initialCluster,
+      '--initial-cluster-state',
+      state,
+      '--initial-cluster-token',
+      this.#token,
+      '--heartbeat-interval',
+      String(this.#options.heartbeatMs),
+      '--election-timeout',
+      String(this.#options.electionMs),
+      '--logger',
+      'zap',
+      '--log-level',
+      'error',
     ];
     const netns = this.#options.netns;
     // `ip netns exec` execs etcd in place: the pid, signals and exit are etcd's.
-    const child = netns ? spawn('ip', ['netns', 'exec', netns, ETCD_BINARY, ...args], { stdio: ['ignore', 'ignore', 'pipe'] }) : spawn(ETCD_BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = netns
+      ? spawn('ip', ['netns', 'exec', netns, ETCD_BINARY, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn(ETCD_BINARY, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     member.process = child;
     member.log = [];
     child.stderr?.setEncoding('utf8');
@@ -276,10 +305,15 @@ export class EtcdCluster {
       const hosts = JSON.stringify(this.endpoints.filter((_, i) => this.members[i]?.process));
       const script = `const {Etcd3}=require('etcd3');const c=new Etcd3({hosts:${hosts},dialTimeout:1000});c.get('psm-health').options({deadline:Date.now()+1000}).string().then(()=>process.exit(0),(e)=>{console.error(e.message);process.exit(1)})`;
       const ok = await new Promise<boolean>((resolve) => {
-        execFile('ip', ['netns', 'exec', netns, process.execPath, '-e', script], { timeout: 5000, cwd: path.join(__dirname, '..', '..') }, (err, _out, stderr) => {
-          if (err) lastError = String(stderr).trim().slice(0, 200) || err.message;
-          resolve(!err);
-        });
+        execFile(
+          'ip',
+          ['netns', 'exec', netns, process.execPath, '-e', script],
+          { timeout: 5000, cwd: path.join(__dirname, '..', '..') },
+          (err, _out, stderr) => {
+            if (err) lastError = String(stderr).trim().slice(0, 200) || err.message;
+            resolve(!err);
+          },
+        );
       });
       if (ok) return;
       await new Promise((resolve) => setTimeout(resolve, 200));
@@ -287,7 +321,10 @@ export class EtcdCluster {
     while (!netns && Date.now() < deadline) {
       const client = new Etcd3({ hosts: this.endpoints.filter((_, i) => this.members[i]?.process), dialTimeout: 1000 });
       try {
-        await client.get('psm-health').options({ deadline: Date.now() + 1000 }).string();
+        await client
+          .get('psm-health')
+          .options({ deadline: Date.now() + 1000 })
+          .string();
         client.close();
         return;
       } catch (err) {
@@ -326,7 +363,11 @@ export class EtcdCluster {
   /** `etcdctl snapshot save` from a running member into `file`. */
   async snapshotSave(file: string): Promise<void> {
     const member = this.members.find((m) => m.process) ?? this.members[0];
-    await run(ETCDCTL_BINARY, ['--endpoints', (member as EtcdMember).clientUrl, '--dial-timeout', '5s', '--command-timeout', '20s', 'snapshot', 'save', file], { ETCDCTL_API: '3' });
+    await run(
+      ETCDCTL_BINARY,
+      ['--endpoints', (member as EtcdMember).clientUrl, '--dial-timeout', '5s', '--command-timeout', '20s', 'snapshot', 'save', file],
+      { ETCDCTL_API: '3' },
+    );
   }
 
   /**
@@ -339,7 +380,25 @@ export class EtcdCluster {
     const initialCluster = this.members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
     for (const member of this.members) {
       rmSync(member.dataDir, { recursive: true, force: true, maxRetries: 5 });
-      await run(ETCDCTL_BINARY, ['snapshot', 'restore', file, '--name', member.name, '--data-dir', member.dataDir, '--initial-cluster', initialCluster, '--initial-cluster-token', this.#token, '--initial-advertise-peer-urls', member.peerUrl], { ETCDCTL_API: '3' });
+      await run(
+        ETCDCTL_BINARY,
+        [
+          'snapshot',
+          'restore',
+          file,
+          '--name',
+          member.name,
+          '--data-dir',
+          member.dataDir,
+          '--initial-cluster',
+          initialCluster,
+          '--initial-cluster-token',
+          this.#token,
+          '--initial-advertise-peer-urls',
+          member.peerUrl,
+        ],
+        { ETCDCTL_API: '3' },
+      );
     }
     await this.startAll(timeoutMs);
   }

@@ -59,7 +59,17 @@ export class EtcdFaultCluster {
         assertLoopback(bindIp);
         const config: EtcdChildConfig = { ...this.#base, hostname: host, bindIp, port, logDir: this.logDir };
         const child = fork(ETCD_CHILD_SCRIPT, [JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-        const member: FaultMember = { host, child, alive: true, exited: new Promise((resolve) => child.once('exit', () => resolve())), master: false, masterHostname: '', term: 0, port: 0, iid: '' };
+        const member: FaultMember = {
+          host,
+          child,
+          alive: true,
+          exited: new Promise((resolve) => child.once('exit', () => resolve())),
+          master: false,
+          masterHostname: '',
+          term: 0,
+          port: 0,
+          iid: '',
+        };
         this.members.set(host, member);
         child.on('message', (report: EtcdChildReport) => this.#onReport(member, report));
         child.once('exit', () => {
@@ -126,7 +136,9 @@ export class EtcdFaultCluster {
   }
 
   describe(): string {
-    return [...this.members.values()].map((m) => `${m.host}${m.alive ? '' : '(dead)'}:${m.master ? 'M' : 's'}→${m.masterHostname || "''"}@${m.term}`).join(' ');
+    return [...this.members.values()]
+      .map((m) => `${m.host}${m.alive ? '' : '(dead)'}:${m.master ? 'M' : 's'}→${m.masterHostname || "''"}@${m.term}`)
+      .join(' ');
   }
 
   /** The master every live server names, which alone says it is master, with one term; else null. */
@@ -141,7 +153,11 @@ export class EtcdFaultCluster {
   }
 
   async agreed(timeoutMs: number, want?: string): Promise<string> {
-    await this.waitFor(() => this.agreedMaster() !== null && (want === undefined || this.agreedMaster() === want), timeoutMs, `agreement${want ? ` on ${want}` : ''}`);
+    await this.waitFor(
+      () => this.agreedMaster() !== null && (want === undefined || this.agreedMaster() === want),
+      timeoutMs,
+      `agreement${want ? ` on ${want}` : ''}`,
+    );
     return this.agreedMaster() as string;
   }
 
@@ -190,10 +206,18 @@ export class EtcdFaultCluster {
       const resumed = this.#signals.find((s) => s.host === stop.host && s.signal === 'SIGCONT' && s.t >= stop.t);
       const wasMaster = spans.some((span) => span.host === stop.host && span.to === stop.t);
       if (!resumed || !wasMaster) continue;
-      const first = events.find((r) => r.host === stop.host && r.t >= resumed.t && (r.kind === 'master' || r.kind === 'slave' || ((r.kind === 'write' || r.kind === 'checkpoint') && r.ok)));
+      const first = events.find(
+        (r) =>
+          r.host === stop.host &&
+          r.t >= resumed.t &&
+          (r.kind === 'master' || r.kind === 'slave' || ((r.kind === 'write' || r.kind === 'checkpoint') && r.ok)),
+      );
       if (first && first.kind !== 'slave') problems.push(`${stop.host} resumed from SIGSTOP and reported ${first.kind} before slave`);
     }
-    for (const a of spans) for (const b of spans) if (a.host < b.host && a.from < b.to && b.from < a.to) problems.push(`masters overlap: ${a.host} ${fmt(a)} and ${b.host} ${fmt(b)}`);
+    for (const a of spans)
+      for (const b of spans)
+        if (a.host < b.host && a.from < b.to && b.from < a.to)
+          problems.push(`masters overlap: ${a.host} ${fmt(a)} and ${b.host} ${fmt(b)}`);
     // Terms unique and increasing.
     let highest = 0;
     let holder = '';
@@ -201,7 +225,8 @@ export class EtcdFaultCluster {
     const masters = events.filter((r): r is Extract<EtcdChildReport, { kind: 'master' }> => r.kind === 'master');
     for (const report of masters) {
       const resumed = report.term === highest && report.host === holder && lastMaster === report.host;
-      if (report.term < highest || (report.term === highest && !resumed)) problems.push(`${report.host} became master with term ${report.term}, not above ${highest} (${holder})`);
+      if (report.term < highest || (report.term === highest && !resumed))
+        problems.push(`${report.host} became master with term ${report.term}, not above ${highest} (${holder})`);
       if (report.term >= highest) {
         highest = report.term;
         holder = report.host;
@@ -217,7 +242,10 @@ export class EtcdFaultCluster {
       for (let i = 1; i < inEpoch.length; i++) {
         const before = inEpoch[i - 1] as (typeof inEpoch)[number];
         const after = inEpoch[i] as (typeof inEpoch)[number];
-        if (after.term < before.term && after.revision > before.revision) problems.push(`a write of term ${after.term} (${after.host}) was accepted at revision ${after.revision}, after one of term ${before.term} at ${before.revision}`);
+        if (after.term < before.term && after.revision > before.revision)
+          problems.push(
+            `a write of term ${after.term} (${after.host}) was accepted at revision ${after.revision}, after one of term ${before.term} at ${before.revision}`,
+          );
       }
     }
     // No acknowledged checkpoint lost.
@@ -225,7 +253,8 @@ export class EtcdFaultCluster {
     for (const report of masters) {
       const newest = Math.max(0, ...acked.filter((a) => a.t < report.t).map((a) => a.n));
       const got = (report.checkpoint as { n?: number } | null)?.n ?? 0;
-      if (got < newest) problems.push(`${report.host} became master (term ${report.term}) with checkpoint ${got}, but ${newest} was acknowledged before`);
+      if (got < newest)
+        problems.push(`${report.host} became master (term ${report.term}) with checkpoint ${got}, but ${newest} was acknowledged before`);
     }
     if (problems.length > 0) throw new Error(problems.slice(0, 10).join('\n'));
     return { masters: masters.length, writes: writes.length, accepted: accepted.length, checkpoints: acked.length };

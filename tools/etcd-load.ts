@@ -40,7 +40,15 @@ function row(load: Load, where: string): string {
 }
 
 function simulate(nodes: number, data: boolean, seconds: number): Load {
-  const sim = new LeaseSimCluster({ seed: nodes * 2 + (data ? 1 : 0), tickMs: TICK_MS, checkBeats: CHECK_BEATS, ttlSeconds: TTL_S, minDelayMs: 0.2, maxDelayMs: 1, expirySweepMs: 500 });
+  const sim = new LeaseSimCluster({
+    seed: nodes * 2 + (data ? 1 : 0),
+    tickMs: TICK_MS,
+    checkBeats: CHECK_BEATS,
+    ttlSeconds: TTL_S,
+    minDelayMs: 0.2,
+    maxDelayMs: 1,
+    expirySweepMs: 500,
+  });
   const names = Array.from({ length: nodes }, (_, i) => `server${String(i).padStart(3, '0')}`);
   for (const name of names) sim.add(name, { at: Math.random() * 100 });
   sim.runFor(10_000);
@@ -57,7 +65,15 @@ function simulate(nodes: number, data: boolean, seconds: number): Load {
   const events = sim.store.eventsDelivered;
   sim.runFor(seconds * 1000);
   const delta = (type: string): number => (sim.store.opsByType[type] ?? 0) - (before[type] ?? 0);
-  return { nodes, data, seconds, keepAlives: delta('keepAlive'), writes: delta('put') + delta('campaign') + delta('fenced'), reads: delta('sync'), events: sim.store.eventsDelivered - events };
+  return {
+    nodes,
+    data,
+    seconds,
+    keepAlives: delta('keepAlive'),
+    writes: delta('put') + delta('campaign') + delta('fenced'),
+    reads: delta('sync'),
+    events: sim.store.eventsDelivered - events,
+  };
 }
 
 async function metrics(etcd: EtcdCluster): Promise<{ keepAlives: number; writes: number; reads: number; events: number }> {
@@ -77,15 +93,29 @@ async function metrics(etcd: EtcdCluster): Promise<{ keepAlives: number; writes:
 
 async function onEtcd(etcd: EtcdCluster, nodes: number, data: boolean, seconds: number): Promise<Load> {
   const prefix = `/psm-load-${process.pid}/${nodes}-${data ? 'data' : 'idle'}/`;
-  const servers = Array.from({ length: nodes }, (_, i) => new LeaseNode({ hostname: `server${String(i).padStart(3, '0')}`, hosts: etcd.endpoints, prefix, tickMs: TICK_MS, checkBeats: CHECK_BEATS, ttlSeconds: TTL_S, logLevel: 1 }));
+  const servers = Array.from(
+    { length: nodes },
+    (_, i) =>
+      new LeaseNode({
+        hostname: `server${String(i).padStart(3, '0')}`,
+        hosts: etcd.endpoints,
+        prefix,
+        tickMs: TICK_MS,
+        checkBeats: CHECK_BEATS,
+        ttlSeconds: TTL_S,
+        logLevel: 1,
+      }),
+  );
   for (const server of servers) server.start();
   try {
     await new Promise((resolve) => setTimeout(resolve, 8000));
     let step = 0;
-    const timer = data ? setInterval(() => {
-      step++;
-      for (const server of servers) server.run((m) => (m.setData({ step }), null));
-    }, TICK_MS) : null;
+    const timer = data
+      ? setInterval(() => {
+          step++;
+          for (const server of servers) server.run((m) => (m.setData({ step }), null));
+        }, TICK_MS)
+      : null;
     await new Promise((resolve) => setTimeout(resolve, 3000));
     const before = await metrics(etcd);
     const started = performance.now();
@@ -93,7 +123,15 @@ async function onEtcd(etcd: EtcdCluster, nodes: number, data: boolean, seconds: 
     const after = await metrics(etcd);
     if (timer) clearInterval(timer);
     const elapsed = (performance.now() - started) / 1000;
-    return { nodes, data, seconds: elapsed, keepAlives: after.keepAlives - before.keepAlives, writes: after.writes - before.writes, reads: after.reads - before.reads, events: after.events - before.events };
+    return {
+      nodes,
+      data,
+      seconds: elapsed,
+      keepAlives: after.keepAlives - before.keepAlives,
+      writes: after.writes - before.writes,
+      reads: after.reads - before.reads,
+      events: after.events - before.events,
+    };
   } finally {
     await Promise.all(servers.map((server) => server.close()));
   }
@@ -102,7 +140,15 @@ async function onEtcd(etcd: EtcdCluster, nodes: number, data: boolean, seconds: 
 async function main(): Promise<void> {
   const usage = 'usage: node dist/tools/etcd-load.js [--nodes 3,10,100] [--seconds 60] [--etcd] [--etcd-nodes 3,10]';
   const { values } = toolArgs(usage, () =>
-    parseArgs({ options: { nodes: { type: 'string', default: '3,10,100' }, seconds: { type: 'string', default: '60' }, etcd: { type: 'boolean', default: false }, 'etcd-nodes': { type: 'string', default: '3,10' } }, strict: true }),
+    parseArgs({
+      options: {
+        nodes: { type: 'string', default: '3,10,100' },
+        seconds: { type: 'string', default: '60' },
+        etcd: { type: 'boolean', default: false },
+        'etcd-nodes': { type: 'string', default: '3,10' },
+      },
+      strict: true,
+    }),
   );
   const sizes = values.nodes.split(',').map(Number);
   const seconds = Number(values.seconds);
@@ -113,7 +159,8 @@ async function main(): Promise<void> {
   if (!values.etcd) return;
   const etcd = await EtcdCluster.start({ heartbeatMs: 100, electionMs: 1000 });
   try {
-    for (const nodes of values['etcd-nodes'].split(',').map(Number)) for (const data of [false, true]) console.log(row(await onEtcd(etcd, nodes, data, Math.min(seconds, 30)), 'etcd 3.4'));
+    for (const nodes of values['etcd-nodes'].split(',').map(Number))
+      for (const data of [false, true]) console.log(row(await onEtcd(etcd, nodes, data, Math.min(seconds, 30)), 'etcd 3.4'));
   } finally {
     await etcd.close();
   }

@@ -28,7 +28,18 @@ function main(): void {
       while (sent < due && burst < 500) {
         sent++;
         burst++;
-        const text = JSON.stringify({ hostname: `zz${sent % 5000}`, ip: '10.6.6.6', master: 0, eligible: 1, uptime: 1, data: {}, action: 'heartbeat', iid: 'f0f0f0f0f0f0f0f0', seq: sent }) + '\n';
+        const text =
+          JSON.stringify({
+            hostname: `zz${sent % 5000}`,
+            ip: '10.6.6.6',
+            master: 0,
+            eligible: 1,
+            uptime: 1,
+            data: {},
+            action: 'heartbeat',
+            iid: 'f0f0f0f0f0f0f0f0',
+            seq: sent,
+          }) + '\n';
         socket.send(text, port, BROADCAST);
       }
       setImmediate(step);

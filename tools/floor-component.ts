@@ -31,7 +31,9 @@ class FloorServer extends Component {
     const port = this.config.get('comm_port') as number;
     const ip = this.config.get('broadcast_ip') as string;
     const tick = (this.config.get('heartbeat_freq') as number) * 1000;
-    const body = Buffer.from(JSON.stringify({ action: 'heartbeat', hostname: this.server.hostname, ip: this.server.ip, pad: 'x'.repeat(90) }));
+    const body = Buffer.from(
+      JSON.stringify({ action: 'heartbeat', hostname: this.server.hostname, ip: this.server.ip, pad: 'x'.repeat(90) }),
+    );
     const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
     this.sock = sock;
     sock.on('message', (msg) => {

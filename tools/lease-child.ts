@@ -21,7 +21,12 @@ export type LeaseChildReport =
   | { kind: 'ready'; host: string; t: number }
   | { kind: 'down'; host: string; t: number };
 
-export type LeaseChildCommand = { cmd: 'start' } | { cmd: 'stepDown' } | { cmd: 'promote' } | { cmd: 'shutdown' } | { cmd: 'eligible'; value: boolean };
+export type LeaseChildCommand =
+  | { cmd: 'start' }
+  | { cmd: 'stepDown' }
+  | { cmd: 'promote' }
+  | { cmd: 'shutdown' }
+  | { cmd: 'eligible'; value: boolean };
 
 export const LEASE_CHILD_SCRIPT = __filename;
 
@@ -34,7 +39,13 @@ function wallNow(): number {
  * were elected with. It lives under the master's lease and goes with its election key, so a
  * deposed master's write fails in etcd itself, whatever its clock says.
  */
-export async function fencedWrite(client: import('etcd3').Etcd3, termKey: string, term: number, key: string, value: string): Promise<boolean> {
+export async function fencedWrite(
+  client: import('etcd3').Etcd3,
+  termKey: string,
+  term: number,
+  key: string,
+  value: string,
+): Promise<boolean> {
   const result = await client.if(termKey, 'Value', '==', String(term)).then(client.put(key).value(value)).commit();
   return result.succeeded;
 }

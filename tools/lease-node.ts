@@ -54,7 +54,14 @@ export class LeaseNode extends EventEmitter {
     if (config.priority !== undefined) options.priority = config.priority;
     if (config.listenMs !== undefined) options.listenMs = config.listenMs;
     this.machine = new LeaseElection(options);
-    const settings: EtcdSettings = { type: 'etcd', hosts: config.hosts, prefix: config.prefix, ttl: config.ttlSeconds, election_timeout_ms: 1000, max_keys: 2000 };
+    const settings: EtcdSettings = {
+      type: 'etcd',
+      hosts: config.hosts,
+      prefix: config.prefix,
+      ttl: config.ttlSeconds,
+      election_timeout_ms: 1000,
+      max_keys: 2000,
+    };
     this.#store = new EtcdStore(settings, {
       result: (id, result) => {
         this.driver.run((m, now) => m.onResult(id, result, now));
@@ -100,7 +107,12 @@ export class LeaseNode extends EventEmitter {
     if (this.#closed) return;
     let awaited: Array<Promise<void>> = [];
     const after = (out: Output): void => {
-      awaited = [...awaited, ...(out.store ?? []).filter((op) => op.type === 'revoke' || op.type === 'fenced').map((op) => new Promise<void>((resolve) => this.#waiting.set(op.id, resolve)))];
+      awaited = [
+        ...awaited,
+        ...(out.store ?? [])
+          .filter((op) => op.type === 'revoke' || op.type === 'fenced')
+          .map((op) => new Promise<void>((resolve) => this.#waiting.set(op.id, resolve))),
+      ];
     };
     // As the component: `slave` first, then the revoke.
     this.driver.run((m, at) => m.leave(at), { after });

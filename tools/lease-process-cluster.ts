@@ -36,7 +36,15 @@ export class LeaseProcessCluster {
   async add(host: string, extra: Partial<LeaseChildConfig> = {}, defer = false): Promise<LeaseMember> {
     const config: LeaseChildConfig = { ...this.#base, ...extra, hostname: host };
     const child = fork(LEASE_CHILD_SCRIPT, [JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const member: LeaseMember = { host, child, alive: true, exited: new Promise((resolve) => child.once('exit', () => resolve())), master: false, masterHostname: '', term: 0 };
+    const member: LeaseMember = {
+      host,
+      child,
+      alive: true,
+      exited: new Promise((resolve) => child.once('exit', () => resolve())),
+      master: false,
+      masterHostname: '',
+      term: 0,
+    };
     this.members.set(host, member);
     child.on('message', (report: LeaseChildReport) => this.#onReport(member, report));
     child.once('exit', () => {
@@ -53,7 +61,11 @@ export class LeaseProcessCluster {
   /** Start servers added with `defer`, all at once. */
   async start(hosts: string[]): Promise<void> {
     for (const host of hosts) this.command(host, { cmd: 'start' });
-    await this.waitFor(() => hosts.every((host) => this.reports.some((r) => r.kind === 'ready' && r.host === host)), 5000, `${hosts.join(', ')} started`);
+    await this.waitFor(
+      () => hosts.every((host) => this.reports.some((r) => r.kind === 'ready' && r.host === host)),
+      5000,
+      `${hosts.join(', ')} started`,
+    );
   }
 
   #onReport(member: LeaseMember, report: LeaseChildReport): void {
@@ -100,7 +112,9 @@ export class LeaseProcessCluster {
   }
 
   describe(): string {
-    return [...this.members.values()].map((m) => `${m.host}${m.alive ? '' : '(dead)'}:${m.master ? 'M' : 's'}→${m.masterHostname || "''"}`).join(' ');
+    return [...this.members.values()]
+      .map((m) => `${m.host}${m.alive ? '' : '(dead)'}:${m.master ? 'M' : 's'}→${m.masterHostname || "''"}`)
+      .join(' ');
   }
 
   /** The master every live member names, which alone says it is master; else null. */
@@ -113,7 +127,11 @@ export class LeaseProcessCluster {
   }
 
   async agreed(timeoutMs: number, want?: string): Promise<string> {
-    await this.waitFor(() => this.agreedMaster() !== null && (want === undefined || this.agreedMaster() === want), timeoutMs, `agreement${want ? ` on ${want}` : ''}`);
+    await this.waitFor(
+      () => this.agreedMaster() !== null && (want === undefined || this.agreedMaster() === want),
+      timeoutMs,
+      `agreement${want ? ` on ${want}` : ''}`,
+    );
     return this.agreedMaster() as string;
   }
 

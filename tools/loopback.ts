@@ -15,7 +15,9 @@ export function isLoopback(ip: string): boolean {
 /** Throws unless `ip` is a loopback address (127.0.0.0/8 or ::1). */
 export function assertLoopback(ip: unknown, what = 'broadcast_ip'): void {
   if (typeof ip !== 'string' || !isLoopback(ip)) {
-    throw new Error(`Refusing to start a test cluster with ${what} ${JSON.stringify(ip)}: only loopback (127.0.0.0/8, ::1) keeps packets on this machine`);
+    throw new Error(
+      `Refusing to start a test cluster with ${what} ${JSON.stringify(ip)}: only loopback (127.0.0.0/8, ::1) keeps packets on this machine`,
+    );
   }
 }
 
@@ -42,7 +44,8 @@ export function assertLoopbackConfig(section: Record<string, unknown>): void {
       assertLoopback(hostname, 'coordinator host');
     }
     assertLoopback(section.bind_ip, 'bind_ip');
-    if (Array.isArray(section.peers) && section.peers.length > 0) throw new Error('Refusing to start a coordinated test cluster with peers');
+    if (Array.isArray(section.peers) && section.peers.length > 0)
+      throw new Error('Refusing to start a coordinated test cluster with peers');
     return;
   }
   const transport = section.transport ?? 'broadcast';
@@ -68,7 +71,9 @@ export function assertLoopbackConfig(section: Record<string, unknown>): void {
       for (const entry of peers) {
         const spec = parsePeer(entry, 1);
         if (typeof spec === 'string' || spec.family === 0 || !isLoopback(spec.host)) {
-          throw new Error(`Refusing to start a test cluster with peer ${JSON.stringify(entry)}: only loopback IP literals keep packets on this machine`);
+          throw new Error(
+            `Refusing to start a test cluster with peer ${JSON.stringify(entry)}: only loopback IP literals keep packets on this machine`,
+          );
         }
       }
       return;

@@ -376,13 +376,17 @@ export class RoutedLab {
     // process inside the router's: /proc/sys/net shows the writer's namespace. Node itself
     // does it, so the lab needs no package beyond iproute2 (sysctl is not on slim images).
     const script = "require('node:fs').writeFileSync('/proc/sys/net/ipv4/ip_forward', '1')";
-    execFileSync('ip', ['netns', 'exec', this.routerNs, process.execPath, '-e', script], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
+    execFileSync('ip', ['netns', 'exec', this.routerNs, process.execPath, '-e', script], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 10_000,
+    });
   }
 
   /** A lab with one subnet per list of hosts (hostnames unique across all), or the reason there is none. */
   static create(subnets: readonly (readonly string[])[]): RoutedLab | { skip: string } {
     const all = subnets.flat();
-    if (subnets.length < 1 || subnets.length > MAX_SUBNETS) throw new Error(`a routed lab has 1 to ${MAX_SUBNETS} subnets, not ${subnets.length}`);
+    if (subnets.length < 1 || subnets.length > MAX_SUBNETS)
+      throw new Error(`a routed lab has 1 to ${MAX_SUBNETS} subnets, not ${subnets.length}`);
     if (new Set(all).size !== all.length || all.length > 200) throw new Error('a routed lab needs at most 200 distinct hostnames');
     const why = cannotBuild(ROUTED_BLOCK);
     if (why) return { skip: why };
@@ -451,7 +455,9 @@ export class RoutedLab {
  */
 export function assertInsideLabNetns(name: string): void {
   const refuse = (why: string): never => {
-    throw new Error(`Refusing ${LAN_NETNS_ENV}=${JSON.stringify(name)}: ${why}; a non-loopback network is only allowed inside a test namespace`);
+    throw new Error(
+      `Refusing ${LAN_NETNS_ENV}=${JSON.stringify(name)}: ${why}; a non-loopback network is only allowed inside a test namespace`,
+    );
   };
   if (!OURS.test(name)) refuse(`not a name the test helpers create (${PREFIX}<pid>-...)`);
   const self = statSync('/proc/self/ns/net');

@@ -229,7 +229,13 @@ export class ProcessCluster {
    * `multi.request()` on a live member (every member echoes `{ by, got }`); resolves with the
    * reply, when it was asked (here) and when the reply arrived (there): precise times, comparable across processes.
    */
-  async request(host: string, target: string, type: string, payload: unknown, timeoutMs = 3000): Promise<{ answer: unknown; askedAt: number; answeredAt: number }> {
+  async request(
+    host: string,
+    target: string,
+    type: string,
+    payload: unknown,
+    timeoutMs = 3000,
+  ): Promise<{ answer: unknown; askedAt: number; answeredAt: number }> {
     const id = `r${++this.#commandIds}`;
     const match = (r: ChildReport): boolean => r.host === host && r.type === 'answered' && r.detail === id;
     const askedAt = preciseNow();
@@ -244,7 +250,11 @@ export class ProcessCluster {
   async link(host: string, drop: string[], delay: Record<string, number> = {}, timeoutMs = 5000): Promise<void> {
     const before = this.reports.filter((r) => r.host === host && r.type === 'linked').length;
     this.command(host, { cmd: 'link', drop, delay });
-    await this.waitFor(() => this.reports.filter((r) => r.host === host && r.type === 'linked').length > before, timeoutMs, `${host} to apply its link faults`);
+    await this.waitFor(
+      () => this.reports.filter((r) => r.host === host && r.type === 'linked').length > before,
+      timeoutMs,
+      `${host} to apply its link faults`,
+    );
   }
 
   /** Cut `a` and `b` off from each other (both ways), or heal them (`cut` false); faults on other links of theirs are replaced. */
@@ -257,7 +267,11 @@ export class ProcessCluster {
     if (!this.#options.netnsOf) assertLoopbackConfig({ broadcast_ip: this.#options.broadcastIp, ...this.#options.multi, ...multi });
     const before = this.reports.filter((r) => r.host === host && r.type === 'reloaded').length;
     this.command(host, { cmd: 'reload', multi });
-    await this.waitFor(() => this.reports.filter((r) => r.host === host && r.type === 'reloaded').length > before, timeoutMs, `${host} to reload`);
+    await this.waitFor(
+      () => this.reports.filter((r) => r.host === host && r.type === 'reloaded').length > before,
+      timeoutMs,
+      `${host} to reload`,
+    );
     return (this.reports.filter((r) => r.host === host && r.type === 'reloaded').at(-1) as ChildReport).t;
   }
 

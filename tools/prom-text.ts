@@ -79,7 +79,10 @@ export function parsePrometheusText(text: string): Map<string, Family> {
       const [, kind, name, rest] = match as unknown as [string, string, string, string];
       if (!METRIC_NAME.test(name)) throw new Error(`line ${line}: bad metric name ${JSON.stringify(name)}`);
       if (kind === 'HELP') {
-        helps.set(name, rest.replace(/\\(n|\\)/g, (_m, c: string) => (c === 'n' ? '\n' : '\\')));
+        helps.set(
+          name,
+          rest.replace(/\\(n|\\)/g, (_m, c: string) => (c === 'n' ? '\n' : '\\')),
+        );
         const family = families.get(name);
         if (family) family.help = helps.get(name) as string;
       } else {
@@ -96,12 +99,12 @@ export function parsePrometheusText(text: string): Map<string, Family> {
     let labels: Record<string, string> = {};
     if (rest.startsWith('{')) ({ labels, rest } = parseLabels(rest, line));
     const fields = rest.split(' ');
-    if (fields[0] !== '' || fields.length < 2 || fields.length > 3 || fields[1] === '') throw new Error(`line ${line}: expected " value [timestamp]" after ${name}`);
+    if (fields[0] !== '' || fields.length < 2 || fields.length > 3 || fields[1] === '')
+      throw new Error(`line ${line}: expected " value [timestamp]" after ${name}`);
     const value = parseValue(fields[1] as string, line);
     if (fields[2] !== undefined && !/^-?\d+$/.test(fields[2])) throw new Error(`line ${line}: bad timestamp`);
     const family =
-      families.get(name) ??
-      [...families.values()].find((f) => (SUFFIXES[f.type] ?? []).some((suffix) => name === f.name + suffix));
+      families.get(name) ?? [...families.values()].find((f) => (SUFFIXES[f.type] ?? []).some((suffix) => name === f.name + suffix));
     if (!family) throw new Error(`line ${line}: sample ${name} has no TYPE before it`);
     const key = name + JSON.stringify(Object.entries(labels).sort());
     if (seen.has(key)) throw new Error(`line ${line}: duplicate sample ${key}`);

@@ -75,10 +75,14 @@ function main(): void {
   const grandchild = flag(args, '--grandchild') ?? 'same';
   if (role === 'child' && grandchild !== 'none') {
     // A grandchild in the same process group, or one that left it (setsid), as daemons do.
-    const child = spawn(process.execPath, [__filename, file, '--is-grandchild', '--linger', String(linger), ...(args.includes('--ignore-term') ? ['--ignore-term'] : [])], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-      detached: grandchild === 'setsid',
-    });
+    const child = spawn(
+      process.execPath,
+      [__filename, file, '--is-grandchild', '--linger', String(linger), ...(args.includes('--ignore-term') ? ['--ignore-term'] : [])],
+      {
+        stdio: ['ignore', 'pipe', 'ignore'],
+        detached: grandchild === 'setsid',
+      },
+    );
     // The clock of --exit-after starts once the grandchild handles SIGTERM too.
     child.stdout?.once('data', () => {
       child.stdout?.destroy();

@@ -75,19 +75,29 @@ export class RunWrappers {
       return i >= 0 ? flags[i + 1] : undefined;
     };
     const config = flag('--config');
-    const section: Record<string, unknown> = { broadcast_ip: broadcast, ...(config ? (JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>) : {}) };
+    const section: Record<string, unknown> = {
+      broadcast_ip: broadcast,
+      ...(config ? (JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>) : {}),
+    };
     const bindIp = flag('--bind-ip');
     if (bindIp !== undefined) section.bind_ip = bindIp;
     if (flags.includes('--etcd')) throw new Error('RunWrappers: give etcd hosts in a --config file, where the loopback check sees them');
     assertLoopbackConfig(section);
     const args = [
-      CLI, 'run',
-      '--hostname', host,
-      '--ip', '127.0.0.1',
-      '--port', String(this.port),
-      '--broadcast-ip', broadcast,
-      '--heartbeat-freq', String(this.#options.heartbeatFreq),
-      '--check-beats', String(this.#options.checkBeats ?? 3),
+      CLI,
+      'run',
+      '--hostname',
+      host,
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(this.port),
+      '--broadcast-ip',
+      broadcast,
+      '--heartbeat-freq',
+      String(this.#options.heartbeatFreq),
+      '--check-beats',
+      String(this.#options.checkBeats ?? 3),
       ...flags,
       '--',
       ...(options.command ?? [process.execPath, RUN_CHILD, this.file, ...(this.#options.childArgs ?? []), ...(options.childArgs ?? [])]),
@@ -162,7 +172,13 @@ export class RunWrappers {
       const host = vars.find((v) => v.startsWith('MULTI_HOSTNAME='))?.slice('MULTI_HOSTNAME='.length) ?? '';
       const argv = cmdline.split('\0');
       // A wrapper's own command line names run-child.js too (after `--`): the script is argv[1] only for the command.
-      const role: RunProcess['role'] = argv[1]?.endsWith('run-child.js') ? (argv.includes('--is-grandchild') ? 'grandchild' : 'child') : argv.some((a) => a.endsWith('guardian.js')) ? 'guardian' : 'other';
+      const role: RunProcess['role'] = argv[1]?.endsWith('run-child.js')
+        ? argv.includes('--is-grandchild')
+          ? 'grandchild'
+          : 'child'
+        : argv.some((a) => a.endsWith('guardian.js'))
+          ? 'guardian'
+          : 'other';
       found.push({ pid: Number(entry), host, role, startTime: fields[19] ?? '' });
     }
     return found;
@@ -194,7 +210,13 @@ export class RunWrappers {
   }
 
   describe(): string {
-    const logs = [...this.#wrappers.values()].map((w) => `--- ${w.host} (${w.alive ? 'alive' : 'exited'}):\n${w.log.slice(-25).map((e) => e.line).join('\n')}`);
+    const logs = [...this.#wrappers.values()].map(
+      (w) =>
+        `--- ${w.host} (${w.alive ? 'alive' : 'exited'}):\n${w.log
+          .slice(-25)
+          .map((e) => e.line)
+          .join('\n')}`,
+    );
     return `children: ${JSON.stringify(this.lines().slice(-20))}\nprocesses: ${JSON.stringify(this.processes())}\n${logs.join('\n')}`;
   }
 
@@ -222,7 +244,8 @@ export class RunWrappers {
 }
 
 /** Whether this host lets the wrapper put a run in a pid namespace (the probe `run` makes itself). */
-export const pidNamespacesPermitted = spawnSync('unshare', ['--pid', '--fork', '--kill-child', '--mount', '--propagation', 'slave', '--mount-proc', 'true']).status === 0;
+export const pidNamespacesPermitted =
+  spawnSync('unshare', ['--pid', '--fork', '--kill-child', '--mount', '--propagation', 'slave', '--mount-proc', 'true']).status === 0;
 
 /** The `start` lines of commands (not grandchildren), of one host or all. */
 export function starts(w: RunWrappers, host?: string): RunChildLine[] {

@@ -12,7 +12,15 @@
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { LEASE_KINDS, LEASE_PROBES, LEASE_SIZES, leaseScenarioFromSeed, runLeaseScenario, type LeaseKind, type LeaseScenario } from '../sim/lease-scenario';
+import {
+  LEASE_KINDS,
+  LEASE_PROBES,
+  LEASE_SIZES,
+  leaseScenarioFromSeed,
+  runLeaseScenario,
+  type LeaseKind,
+  type LeaseScenario,
+} from '../sim/lease-scenario';
 
 interface Summary {
   seed: number;
@@ -65,7 +73,8 @@ function summarize(scenario: LeaseScenario): Summary {
 
 if (!isMainThread && (workerData as { coordinator?: boolean } | null)?.coordinator) {
   const job = (workerData as { job: Job }).job;
-  for (let i = job.offset; i < job.count; i += job.stride) parentPort?.postMessage(summarize(scenarioFor(job.from + i, job.kind, job.nodes)));
+  for (let i = job.offset; i < job.count; i += job.stride)
+    parentPort?.postMessage(summarize(scenarioFor(job.from + i, job.kind, job.nodes)));
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -96,7 +105,9 @@ export async function main(argv: string[]): Promise<void> {
     const result = runLeaseScenario(scenario, { trace: values.trace || values.verbose, traceLevel: values.verbose ? 10 : 5 });
     const { hosts, faults, ...rest } = scenario;
     console.log(JSON.stringify(rest));
-    console.log(`servers: ${hosts.map((h) => `${h.name}${h.eligible ? '' : '(ineligible)'}${h.priority ? `(priority ${h.priority})` : ''}@${h.startAt.toFixed(1)}`).join(' ')}`);
+    console.log(
+      `servers: ${hosts.map((h) => `${h.name}${h.eligible ? '' : '(ineligible)'}${h.priority ? `(priority ${h.priority})` : ''}@${h.startAt.toFixed(1)}`).join(' ')}`,
+    );
     for (const fault of faults) console.log(`  ${JSON.stringify(fault)}`);
     if (values.trace || values.verbose) console.log(`\n${result.timeline.join('\n')}\n`);
     if (result.convergenceMs !== null) console.log(`agreed ${result.convergenceMs.toFixed(1)} ms after the faults stopped`);
@@ -123,7 +134,8 @@ export async function main(argv: string[]): Promise<void> {
         const worker = new Worker(__filename, { workerData: { coordinator: true, job } });
         worker.on('message', (summary: Summary) => {
           summaries.push(summary);
-          if (summary.violation) console.log(`seed ${summary.seed}: ${summary.message}  (replay: npm run sim -- --coordinator --seed ${summary.seed} --trace)`);
+          if (summary.violation)
+            console.log(`seed ${summary.seed}: ${summary.message}  (replay: npm run sim -- --coordinator --seed ${summary.seed} --trace)`);
         });
         worker.on('error', reject);
         worker.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`worker exited with ${code}`))));
@@ -133,7 +145,9 @@ export async function main(argv: string[]): Promise<void> {
   printTable(summaries);
   const violations = summaries.filter((s) => s.violation).length;
   const wallS = (performance.now() - started) / 1000;
-  console.log(`\n${summaries.length} runs (seeds ${from}..${from + count - 1}), ${violations} violations, ${wallS.toFixed(0)} s wall on ${jobs} threads`);
+  console.log(
+    `\n${summaries.length} runs (seeds ${from}..${from + count - 1}), ${violations} violations, ${wallS.toFixed(0)} s wall on ${jobs} threads`,
+  );
   if (violations > 0) process.exitCode = 1;
 }
 
@@ -151,8 +165,13 @@ function printTable(summaries: Summary[]): void {
     for (const n of LEASE_SIZES) {
       const rows = summaries.filter((s) => s.kind === kind && s.n === n);
       if (rows.length === 0) continue;
-      const conv = rows.map((s) => (s.convergenceMs === null ? null : s.convergenceMs / s.ttlMs)).filter((v): v is number => v !== null).sort((a, b) => a - b);
-      console.log(`| ${kind} | ${n} | ${rows.length} | ${rows.filter((s) => s.violation).length} | ${fmt(quantile(conv, 0.5))} | ${fmt(quantile(conv, 0.99))} | ${fmt(conv[conv.length - 1] ?? NaN)} |`);
+      const conv = rows
+        .map((s) => (s.convergenceMs === null ? null : s.convergenceMs / s.ttlMs))
+        .filter((v): v is number => v !== null)
+        .sort((a, b) => a - b);
+      console.log(
+        `| ${kind} | ${n} | ${rows.length} | ${rows.filter((s) => s.violation).length} | ${fmt(quantile(conv, 0.5))} | ${fmt(quantile(conv, 0.99))} | ${fmt(conv[conv.length - 1] ?? NaN)} |`,
+      );
     }
   }
   console.log('\nProbes of the stable cluster, in ms (crash: in TTLs):\n');
@@ -164,7 +183,9 @@ function printTable(summaries: Summary[]): void {
       .filter((s) => s.probe === probe && s.probeMs !== null)
       .map((s) => (probe === 'crash' ? (s.probeMs as number) / s.ttlMs : (s.probeMs as number)))
       .sort((a, b) => a - b);
-    console.log(`| ${probe} | ${values.length} | ${fmt(quantile(values, 0.5))} | ${fmt(quantile(values, 0.99))} | ${fmt(values[values.length - 1] ?? NaN)} |`);
+    console.log(
+      `| ${probe} | ${values.length} | ${fmt(quantile(values, 0.5))} | ${fmt(quantile(values, 0.99))} | ${fmt(values[values.length - 1] ?? NaN)} |`,
+    );
   }
 }
 

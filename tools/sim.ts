@@ -138,7 +138,8 @@ async function main(): Promise<void> {
     const scenario = JSON.parse(readFileSync(values.scenario, 'utf8')) as Scenario;
     return single(scenario, values.trace, values.verbose);
   }
-  if (values.seed !== undefined) return single(scenarioFor(int('seed', values.seed) as number, values.kind, nodes), values.trace, values.verbose);
+  if (values.seed !== undefined)
+    return single(scenarioFor(int('seed', values.seed) as number, values.kind, nodes), values.trace, values.verbose);
   const count = int('seeds', values.seeds) ?? 200;
   const from = int('from', values.from) as number;
   const jobs = Math.max(1, Math.min(int('jobs', values.jobs) ?? availableParallelism(), count));
@@ -148,8 +149,12 @@ async function main(): Promise<void> {
 function single(scenario: Scenario, trace: boolean, verbose: boolean): void {
   const result = runScenario(scenario, { trace: trace || verbose, traceLevel: verbose ? 10 : 6 });
   const s = scenario;
-  console.log(`seed ${s.seed}: kind ${s.kind}, ${s.hosts.length} servers, tick ${s.tickMs} ms, check_beats ${s.checkBeats}, latency ${s.latencyMs} ms + jitter ${s.jitterMs} ms, exit_on_conflict ${s.exitOnConflict}, probe ${s.probe}`);
-  console.log(`servers: ${s.hosts.map((h) => `${h.name}${h.eligible ? '' : '(ineligible)'}${h.locked ? '(locked)' : ''}@${h.startAt}`).join(' ')}`);
+  console.log(
+    `seed ${s.seed}: kind ${s.kind}, ${s.hosts.length} servers, tick ${s.tickMs} ms, check_beats ${s.checkBeats}, latency ${s.latencyMs} ms + jitter ${s.jitterMs} ms, exit_on_conflict ${s.exitOnConflict}, probe ${s.probe}`,
+  );
+  console.log(
+    `servers: ${s.hosts.map((h) => `${h.name}${h.eligible ? '' : '(ineligible)'}${h.locked ? '(locked)' : ''}@${h.startAt}`).join(' ')}`,
+  );
   console.log(`faults (ticks): ${s.faults.length === 0 ? 'none' : ''}`);
   for (const fault of s.faults) console.log(`  ${JSON.stringify(fault)}`);
   if (trace || verbose) {
@@ -158,13 +163,19 @@ function single(scenario: Scenario, trace: boolean, verbose: boolean): void {
     console.log('');
   }
   console.log(`quiet at ${result.quietAt.toFixed(1)} ms, agreement due by ${result.deadline.toFixed(1)} ms`);
-  if (result.convergenceTicks !== null) console.log(`agreed on ${result.master || 'no master'} ${result.convergenceTicks.toFixed(3)} ticks after quiet`);
-  if (result.probe.value !== null) console.log(`probe ${result.probe.probe}: ${result.probe.value.toFixed(3)} ${result.probe.probe === 'crash' ? 'ticks' : 'ms'}`);
+  if (result.convergenceTicks !== null)
+    console.log(`agreed on ${result.master || 'no master'} ${result.convergenceTicks.toFixed(3)} ticks after quiet`);
+  if (result.probe.value !== null)
+    console.log(`probe ${result.probe.probe}: ${result.probe.value.toFixed(3)} ${result.probe.probe === 'crash' ? 'ticks' : 'ms'}`);
   console.log(`${(result.simulatedMs / s.tickMs).toFixed(1)} ticks simulated, ${result.steps} steps, ${result.wallMs.toFixed(0)} ms wall`);
   if (result.violation) {
     console.log(`\nVIOLATION of ${result.violation.invariant}: ${result.violation.message}`);
     if (!trace) {
-      console.log(s.kind === 'custom' ? 'replay with the timeline: npm run sim -- --scenario FILE --trace' : `replay with the timeline: npm run sim -- --seed ${s.seed}${s.kind !== seedShape(s.seed).kind ? ` --kind ${s.kind}` : ''}${s.hosts.length !== seedShape(s.seed).n ? ` --nodes ${s.hosts.length}` : ''} --trace`);
+      console.log(
+        s.kind === 'custom'
+          ? 'replay with the timeline: npm run sim -- --scenario FILE --trace'
+          : `replay with the timeline: npm run sim -- --seed ${s.seed}${s.kind !== seedShape(s.seed).kind ? ` --kind ${s.kind}` : ''}${s.hosts.length !== seedShape(s.seed).n ? ` --nodes ${s.hosts.length}` : ''} --trace`,
+      );
     }
     process.exitCode = 1;
   } else {
@@ -185,7 +196,8 @@ async function sweep(from: number, count: number, jobs: number, kind: string | u
         const worker = new Worker(__filename, { workerData: job });
         worker.on('message', (summary: Summary) => {
           summaries.push(summary);
-          if (summary.violation) console.log(`seed ${summary.seed}: ${summary.message}  (replay: npm run sim -- --seed ${summary.seed} --trace)`);
+          if (summary.violation)
+            console.log(`seed ${summary.seed}: ${summary.message}  (replay: npm run sim -- --seed ${summary.seed} --trace)`);
           const now = performance.now();
           if (now - lastReport > 30_000) {
             lastReport = now;
@@ -202,7 +214,9 @@ async function sweep(from: number, count: number, jobs: number, kind: string | u
   const ticks = summaries.reduce((sum, s) => sum + s.simulatedTicks, 0);
   const cpuS = summaries.reduce((sum, s) => sum + s.wallMs, 0) / 1000;
   const violations = summaries.filter((s) => s.violation).length;
-  console.log(`\n${summaries.length} runs (seeds ${from}..${from + count - 1}), ${violations} violations, ${wallS.toFixed(0)} s wall on ${jobs} threads; ${Math.round(ticks)} ticks simulated, ${Math.round(ticks / cpuS)} ticks per thread-second`);
+  console.log(
+    `\n${summaries.length} runs (seeds ${from}..${from + count - 1}), ${violations} violations, ${wallS.toFixed(0)} s wall on ${jobs} threads; ${Math.round(ticks)} ticks simulated, ${Math.round(ticks / cpuS)} ticks per thread-second`,
+  );
   if (violations > 0) process.exitCode = 1;
 }
 
@@ -213,8 +227,13 @@ function quantile(sorted: number[], q: number): number {
 
 function printTable(summaries: Summary[]): void {
   const fmt = (value: number): string => (Number.isNaN(value) ? '-' : value.toFixed(2));
-  const kinds = [...KINDS.filter((k) => summaries.some((s) => s.kind === k)), ...new Set(summaries.map((s) => s.kind).filter((k) => !isKind(k)))];
-  const sizes = [...new Set([...SIZES, ...summaries.map((s) => s.n)])].filter((n) => summaries.some((s) => s.n === n)).sort((a, b) => a - b);
+  const kinds = [
+    ...KINDS.filter((k) => summaries.some((s) => s.kind === k)),
+    ...new Set(summaries.map((s) => s.kind).filter((k) => !isKind(k))),
+  ];
+  const sizes = [...new Set([...SIZES, ...summaries.map((s) => s.n)])]
+    .filter((n) => summaries.some((s) => s.n === n))
+    .sort((a, b) => a - b);
   console.log('\nConvergence after the last fault (T_quiet), in ticks; violations of any invariant:\n');
   console.log('| fault kind | N | runs | violations | median | p99 | max |');
   console.log('|---|--:|--:|--:|--:|--:|--:|');
@@ -222,9 +241,14 @@ function printTable(summaries: Summary[]): void {
     for (const n of sizes) {
       const rows = summaries.filter((s) => s.kind === kind && s.n === n);
       if (rows.length === 0) continue;
-      const conv = rows.map((s) => s.convergenceTicks).filter((v): v is number => v !== null).sort((a, b) => a - b);
+      const conv = rows
+        .map((s) => s.convergenceTicks)
+        .filter((v): v is number => v !== null)
+        .sort((a, b) => a - b);
       const bad = rows.filter((s) => s.violation).length;
-      console.log(`| ${kind} | ${n} | ${rows.length} | ${bad} | ${fmt(quantile(conv, 0.5))} | ${fmt(quantile(conv, 0.99))} | ${fmt(conv[conv.length - 1] ?? NaN)} |`);
+      console.log(
+        `| ${kind} | ${n} | ${rows.length} | ${bad} | ${fmt(quantile(conv, 0.5))} | ${fmt(quantile(conv, 0.99))} | ${fmt(conv[conv.length - 1] ?? NaN)} |`,
+      );
     }
   }
   console.log('\nProbes of the stable cluster (SPEC bound in brackets):\n');
@@ -241,8 +265,12 @@ function printTable(summaries: Summary[]): void {
     const rows = summaries.filter((s) => s.probe === probe && s.probeValue !== null);
     if (rows.length === 0 && (probe === 'stepdown' || probe === 'promote')) continue;
     const values = rows.map((s) => s.probeValue as number).sort((a, b) => a - b);
-    const bad = summaries.filter((s) => s.probe === probe && s.violation && /graceful|crash-failover|joiner|handoff/.test(s.violation)).length;
-    console.log(`| ${probe}: ${units[probe]} | ${rows.length} | ${bad} | ${fmt(quantile(values, 0.5))} | ${fmt(quantile(values, 0.99))} | ${fmt(values[values.length - 1] ?? NaN)} |`);
+    const bad = summaries.filter(
+      (s) => s.probe === probe && s.violation && /graceful|crash-failover|joiner|handoff/.test(s.violation),
+    ).length;
+    console.log(
+      `| ${probe}: ${units[probe]} | ${rows.length} | ${bad} | ${fmt(quantile(values, 0.5))} | ${fmt(quantile(values, 0.99))} | ${fmt(values[values.length - 1] ?? NaN)} |`,
+    );
   }
 }
 
@@ -259,13 +287,20 @@ function big(n: number, stableTicks: number, trace: boolean): void {
   scenario.exitOnConflict = false;
   scenario.stableTicks = stableTicks;
   scenario.probe = 'crash';
-  console.log(`${n} servers, tick 1000 ms, check_beats 3, latency 1 ms + jitter 2 ms, starts spread over ${Math.max(...scenario.hosts.map((h) => h.startAt)).toFixed(2)} ticks; then ${stableTicks} stable ticks, a master crash, ${stableTicks} more`);
+  console.log(
+    `${n} servers, tick 1000 ms, check_beats 3, latency 1 ms + jitter 2 ms, starts spread over ${Math.max(...scenario.hosts.map((h) => h.startAt)).toFixed(2)} ticks; then ${stableTicks} stable ticks, a master crash, ${stableTicks} more`,
+  );
   const result = runScenario(scenario, { trace });
   if (trace) for (const line of result.timeline) console.log(line);
   const ticks = result.simulatedMs / scenario.tickMs;
-  console.log(`agreed on ${result.master || 'nobody'} ${result.convergenceTicks?.toFixed(3) ?? '-'} ticks after the last start (bound: tock + tick = 4 ticks)`);
-  if (result.probe.value !== null) console.log(`master crash: new master ${result.probe.value.toFixed(3)} ticks after the last heartbeat heard (bound 4 ticks)`);
-  console.log(`${ticks.toFixed(1)} ticks simulated in ${(result.wallMs / 1000).toFixed(1)} s: ${(ticks / (result.wallMs / 1000)).toFixed(2)} simulated ticks per wall second, ${Math.round(result.steps / (result.wallMs / 1000))} steps/s (${result.steps} steps)`);
+  console.log(
+    `agreed on ${result.master || 'nobody'} ${result.convergenceTicks?.toFixed(3) ?? '-'} ticks after the last start (bound: tock + tick = 4 ticks)`,
+  );
+  if (result.probe.value !== null)
+    console.log(`master crash: new master ${result.probe.value.toFixed(3)} ticks after the last heartbeat heard (bound 4 ticks)`);
+  console.log(
+    `${ticks.toFixed(1)} ticks simulated in ${(result.wallMs / 1000).toFixed(1)} s: ${(ticks / (result.wallMs / 1000)).toFixed(2)} simulated ticks per wall second, ${Math.round(result.steps / (result.wallMs / 1000))} steps/s (${result.steps} steps)`,
+  );
   if (result.violation) {
     console.log(`VIOLATION of ${result.violation.invariant}: ${result.violation.message}`);
     process.exitCode = 1;

@@ -28,7 +28,9 @@ export function postgresBinDir(): string | null {
   const root = '/usr/lib/postgresql';
   let majors: string[] = [];
   try {
-    majors = readdirSync(root).filter((name) => /^\d+$/.test(name)).sort((a, b) => Number(b) - Number(a));
+    majors = readdirSync(root)
+      .filter((name) => /^\d+$/.test(name))
+      .sort((a, b) => Number(b) - Number(a));
   } catch {
     return null;
   }
@@ -53,7 +55,8 @@ function idOf(name: string): { uid: number; gid: number } | null {
 /** Why the PostgreSQL tests cannot run here (null: they can). */
 export function postgresUnavailable(): string | null {
   if (!postgresBinDir()) return `no PostgreSQL server under /usr/lib/postgresql/*/bin (Debian: apt-get install -y ${POSTGRES_PACKAGE})`;
-  if (process.getuid?.() === 0 && !idOf('postgres')) return `running as root without a "postgres" user to run the server as (Debian's ${POSTGRES_PACKAGE} package creates it)`;
+  if (process.getuid?.() === 0 && !idOf('postgres'))
+    return `running as root without a "postgres" user to run the server as (Debian's ${POSTGRES_PACKAGE} package creates it)`;
   return null;
 }
 
@@ -71,14 +74,17 @@ function hookExit(): void {
 
 function run(file: string, args: string[], ids: { uid?: number; gid?: number }): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(file, args, { encoding: 'utf8', ...ids }, (err, stdout, stderr) => (err ? reject(new Error(`${file} ${args.join(' ')}: ${err.message}\n${stderr}`)) : resolve(stdout)));
+    execFile(file, args, { encoding: 'utf8', ...ids }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${file} ${args.join(' ')}: ${err.message}\n${stderr}`)) : resolve(stdout),
+    );
   });
 }
 
 async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: number, child: ChildProcess, log: string[]): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${what} exited during startup: ${log.join('').slice(-2000)}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`${what} exited during startup: ${log.join('').slice(-2000)}`);
     if (await probe().catch(() => false)) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -130,7 +136,26 @@ export class RedisServer {
     assertLoopback(HOST, 'redis bind address');
     const dir = mkdtempSync(path.join(os.tmpdir(), 'psm-redis-'));
     dirs.add(dir);
-    const child = spawn(REDIS_BINARY, ['--bind', HOST, '--port', String(port), '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'yes', '--daemonize', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      REDIS_BINARY,
+      [
+        '--bind',
+        HOST,
+        '--port',
+        String(port),
+        '--dir',
+        dir,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--protected-mode',
+        'yes',
+        '--daemonize',
+        'no',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     running.add(child);
     const log = tail(child);
     const server = new RedisServer(port, dir, child);
@@ -197,7 +222,22 @@ export class PostgresServer {
     }
     const port = await freeTcpPort();
     assertLoopback(HOST, 'postgres listen address');
-    const args = ['-D', data, '-p', String(port), '-c', `listen_addresses=${HOST}`, '-c', `unix_socket_directories=${dir}`, '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off'];
+    const args = [
+      '-D',
+      data,
+      '-p',
+      String(port),
+      '-c',
+      `listen_addresses=${HOST}`,
+      '-c',
+      `unix_socket_directories=${dir}`,
+      '-c',
+      'fsync=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'synchronous_commit=off',
+    ];
     const child = spawn(path.join(bin, 'postgres'), args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir, ...ids });
     running.add(child);
     const log = tail(child);

@@ -22,7 +22,8 @@ export function freeTcpPort(): Promise<number> {
  */
 export function loopbackWebConfig(port: number, htdocs: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const section = { http_port: port, http_bind_address: '127.0.0.1', http_htdocs_dir: htdocs, ...extra };
-  if (section.http_bind_address !== '127.0.0.1') throw new Error(`Refusing to serve a test web server on ${String(section.http_bind_address)}: only 127.0.0.1`);
+  if (section.http_bind_address !== '127.0.0.1')
+    throw new Error(`Refusing to serve a test web server on ${String(section.http_bind_address)}: only 127.0.0.1`);
   return section;
 }
 
@@ -36,7 +37,12 @@ export interface HttpAnswer {
 /** GET a path on 127.0.0.1; never follows redirects (a redirect is an answer worth seeing). */
 export async function httpGet(port: number, uri: string, headers: Record<string, string> = {}): Promise<HttpAnswer> {
   const response = await fetch(`http://127.0.0.1:${port}${uri}`, { redirect: 'manual', headers });
-  return { status: response.status, type: response.headers.get('content-type') ?? '', text: await response.text(), headers: response.headers };
+  return {
+    status: response.status,
+    type: response.headers.get('content-type') ?? '',
+    text: await response.text(),
+    headers: response.headers,
+  };
 }
 
 export async function httpJson(port: number, uri: string): Promise<{ status: number; body: Record<string, unknown> }> {

@@ -40,13 +40,21 @@ function now(): number {
  * Start the scheduler (and the health check); returns how to set the check's result.
  * `changed` is called when the check's state changes (looked at every 20 ms).
  */
-export function startWork(multi: MultiServer, host: string, config: WorkConfig, changed: () => void = () => undefined): { setHealthy(healthy: boolean): void } {
+export function startWork(
+  multi: MultiServer,
+  host: string,
+  config: WorkConfig,
+  changed: () => void = () => undefined,
+): { setHealthy(healthy: boolean): void } {
   let jobs = 0;
-  const write = (line: Omit<WorkLine, 't' | 'host'>): void => appendFileSync(config.file, JSON.stringify({ t: now(), host, ...line }) + '\n');
+  const write = (line: Omit<WorkLine, 't' | 'host'>): void =>
+    appendFileSync(config.file, JSON.stringify({ t: now(), host, ...line }) + '\n');
   const job = (signal: AbortSignal, term: number): Promise<void> => {
     const id = ++jobs;
     write({ event: 'start', term, id });
-    signal.addEventListener('abort', () => write({ event: 'abort', term, id, kind: (signal.reason as { kind?: string } | undefined)?.kind ?? '?' }));
+    signal.addEventListener('abort', () =>
+      write({ event: 'abort', term, id, kind: (signal.reason as { kind?: string } | undefined)?.kind ?? '?' }),
+    );
     return new Promise((resolve) =>
       setTimeout(() => {
         write({ event: 'end', term, id });

@@ -116,7 +116,14 @@ export class ExclusiveWork {
   #closed: string | null = null;
   #shuttingDown = false;
   #drain: Drain | null = null;
-  readonly stats: WorkStats = { runs: 0, refused: 0, aborted: { 'role-lost': 0, handover: 0, 'drain-timeout': 0 }, drains: 0, lastDrainMs: 0, drainTimeouts: 0 };
+  readonly stats: WorkStats = {
+    runs: 0,
+    refused: 0,
+    aborted: { 'role-lost': 0, handover: 0, 'drain-timeout': 0 },
+    drains: 0,
+    lastDrainMs: 0,
+    drainTimeouts: 0,
+  };
 
   constructor(timers: WorkTimers = REAL_TIMERS) {
     this.#timers = timers;
@@ -149,10 +156,19 @@ export class ExclusiveWork {
    * called synchronously, so nothing can change the role between the check and the start.
    * A throw or a rejection of `fn` rejects the returned promise (the call is over either way).
    */
-  run<T>(master: boolean, term: number, fn: (signal: AbortSignal, term: number) => T | PromiseLike<T>, options: ExclusiveOptions = {}): Promise<ExclusiveResult<T>> {
-    if (typeof fn !== 'function') return Promise.reject(new TypeError(`exclusive() needs a function, got ${fn === null ? 'null' : typeof fn}`));
+  run<T>(
+    master: boolean,
+    term: number,
+    fn: (signal: AbortSignal, term: number) => T | PromiseLike<T>,
+    options: ExclusiveOptions = {},
+  ): Promise<ExclusiveResult<T>> {
+    if (typeof fn !== 'function')
+      return Promise.reject(new TypeError(`exclusive() needs a function, got ${fn === null ? 'null' : typeof fn}`));
     const mode = options.drain ?? 'wait';
-    if (mode !== 'wait' && mode !== 'abort') return Promise.reject(new TypeError(`exclusive() option drain must be "wait" or "abort", got ${JSON.stringify(mode) ?? String(mode)}`));
+    if (mode !== 'wait' && mode !== 'abort')
+      return Promise.reject(
+        new TypeError(`exclusive() option drain must be "wait" or "abort", got ${JSON.stringify(mode) ?? String(mode)}`),
+      );
     const refusal = this.#refusal(master);
     if (refusal) {
       this.stats.refused++;
@@ -229,7 +245,12 @@ export class ExclusiveWork {
     drain.timer = this.#timers.setTimeout(() => {
       if (this.#drain !== drain) return;
       const left = [...this.#running];
-      for (const call of left) this.#abort(call, 'drain-timeout', `the handover waited drain_timeout (${Math.round(ms)} ms) for this work: another master may start now`);
+      for (const call of left)
+        this.#abort(
+          call,
+          'drain-timeout',
+          `the handover waited drain_timeout (${Math.round(ms)} ms) for this work: another master may start now`,
+        );
       this.stats.drainTimeouts++;
       this.#finish(drain, left.length);
     }, ms);

@@ -75,7 +75,8 @@ const REAL_TIMERS: HealthTimers = {
 
 /** The options checked and filled in; a bad one throws a TypeError naming it and its value. */
 export function healthSettings(options: HealthOptions = {}): Required<HealthOptions> {
-  if (options === null || typeof options !== 'object') throw new TypeError(`health check options must be an object, got ${String(options)}`);
+  if (options === null || typeof options !== 'object')
+    throw new TypeError(`health check options must be an object, got ${String(options)}`);
   const seconds = (key: 'interval' | 'timeout', value: unknown): number => {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < 0.01 || value > MAX_SECONDS) {
       throw new TypeError(`health check option ${key} must be a number of seconds from 0.01 to ${MAX_SECONDS}, got ${describe(value)}`);
@@ -105,7 +106,7 @@ function describe(value: unknown): string {
 function why(err: unknown): string {
   let text: string;
   try {
-    text = err instanceof Error ? err.message || err.name : typeof err === 'string' ? err : JSON.stringify(err) ?? String(err);
+    text = err instanceof Error ? err.message || err.name : typeof err === 'string' ? err : (JSON.stringify(err) ?? String(err));
   } catch {
     text = 'an unprintable value';
   }
@@ -130,7 +131,8 @@ export class HealthCheck {
 
   /** `changed` is called when the state changes (never for `starting`). */
   constructor(fn: HealthCheckFn, options: HealthOptions, changed: (status: HealthStatus) => void, timers: HealthTimers = REAL_TIMERS) {
-    if (typeof fn !== 'function') throw new TypeError(`setHealthCheck() needs a function (or null to remove the check), got ${fn === null ? 'null' : typeof fn}`);
+    if (typeof fn !== 'function')
+      throw new TypeError(`setHealthCheck() needs a function (or null to remove the check), got ${fn === null ? 'null' : typeof fn}`);
     this.#fn = fn;
     this.#settings = healthSettings(options);
     this.#timers = timers;

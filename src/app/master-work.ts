@@ -75,7 +75,8 @@ export class MasterWork {
    * other way (a conflict lost, a stall, quorum, the etcd deadline) another master may run now.
    */
   onSlave(): void {
-    if (this.work.running > 0) this.#host.log(2, `No longer master with ${this.work.running} exclusive call(s) running: aborting their signals`);
+    if (this.work.running > 0)
+      this.#host.log(2, `No longer master with ${this.work.running} exclusive call(s) running: aborting their signals`);
     this.work.roleLost();
   }
 
@@ -100,11 +101,18 @@ export class MasterWork {
     this.#pending.add(reason);
     const timeoutMs = this.#host.drainTimeoutMs();
     if (this.#pending.size === 1) {
-      this.#host.log(3, `Draining before handing the master role over (${reason}): waiting for ${this.work.running} exclusive call(s), at most ${Math.round(timeoutMs)} ms`);
+      this.#host.log(
+        3,
+        `Draining before handing the master role over (${reason}): waiting for ${this.work.running} exclusive call(s), at most ${Math.round(timeoutMs)} ms`,
+      );
     }
     const outcome = await this.work.drain(timeoutMs);
     if (this.#pending.delete(reason) && this.#pending.size === 0) {
-      if (outcome.timedOut > 0) this.#host.log(1, `Drain timed out after ${Math.round(outcome.ms)} ms: ${outcome.timedOut} exclusive call(s) still running were aborted; handing over now (fence their writes with the term)`);
+      if (outcome.timedOut > 0)
+        this.#host.log(
+          1,
+          `Drain timed out after ${Math.round(outcome.ms)} ms: ${outcome.timedOut} exclusive call(s) still running were aborted; handing over now (fence their writes with the term)`,
+        );
       else this.#host.log(3, `Drained ${outcome.calls} exclusive call(s) in ${Math.round(outcome.ms)} ms: handing over`);
     }
     return outcome;
@@ -152,7 +160,8 @@ export class MasterWork {
   /** Replace the health check (null: none, healthy). */
   setHealthCheck(fn: HealthCheckFn | null, options: HealthOptions = {}): void {
     // Built first: bad options throw before the running check is touched.
-    const next: HealthCheck | null = fn === null ? null : new HealthCheck(fn, options, (status) => this.#healthChanged(next, status), this.#healthTimers);
+    const next: HealthCheck | null =
+      fn === null ? null : new HealthCheck(fn, options, (status) => this.#healthChanged(next, status), this.#healthTimers);
     const before = this.#health?.healthy ?? true;
     this.#health?.stop();
     this.#health = next;
@@ -168,10 +177,16 @@ export class MasterWork {
     const last = status.last;
     if (!status.healthy) {
       const detail = last?.error ? `: ${last.error}` : '';
-      this.#host.log(1, `Health check failing (${status.checks === 1 ? 'its first check' : `${status.failures} in a row`})${detail}; this server is not eligible to be master until it passes ${status.rise} in a row`);
+      this.#host.log(
+        1,
+        `Health check failing (${status.checks === 1 ? 'its first check' : `${status.failures} in a row`})${detail}; this server is not eligible to be master until it passes ${status.rise} in a row`,
+      );
       this.eligibilityChanged('the health check is failing');
     } else if (status.checks > 1 || status.state !== 'passing') {
-      this.#host.log(2, `Health check passing again (${status.passes} in a row): this server is eligible${this.#host.appEligible() ? '' : ' as far as the check goes (`eligible` is false)'}`);
+      this.#host.log(
+        2,
+        `Health check passing again (${status.passes} in a row): this server is eligible${this.#host.appEligible() ? '' : ' as far as the check goes (`eligible` is false)'}`,
+      );
       this.eligibilityChanged('the health check passes');
     }
   }

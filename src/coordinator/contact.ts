@@ -51,13 +51,20 @@ export class StoreContact {
     if (!reason) this.#reasons.set(kind, (reason = { endpoints: new Set(), message: '' }));
     if (error.endpoint && reason.endpoints.size < 32) reason.endpoints.add(error.endpoint);
     reason.message = error.error.slice(0, 200);
-    this.#step.log(6, `Coordinator: ${what} failed (${error.error.slice(0, 200)}${error.endpoint ? ` at ${error.endpoint}` : ''}); retrying`);
+    this.#step.log(
+      6,
+      `Coordinator: ${what} failed (${error.error.slice(0, 200)}${error.endpoint ? ` at ${error.endpoint}` : ''}); retrying`,
+    );
   }
 
   /** The store answered an op: in contact (again). */
   succeeded(now: number): void {
     if (this.#failingSince === null) return;
-    if (this.#reportedAt !== null) this.#step.log(1, `Coordinator: in contact with etcd again after ${seconds(now - this.#failingSince)} s (${this.#totalFailures} failed requests)`);
+    if (this.#reportedAt !== null)
+      this.#step.log(
+        1,
+        `Coordinator: in contact with etcd again after ${seconds(now - this.#failingSince)} s (${this.#totalFailures} failed requests)`,
+      );
     this.#failingSince = null;
     this.#reportedAt = null;
     this.#failures = 0;
@@ -75,7 +82,10 @@ export class StoreContact {
     if (first) {
       this.#step.log(1, `Coordinator: no working contact with etcd for ${seconds(now - since)} s (TTL ${seconds(ttlMs)} s): ${why}`);
     } else {
-      this.#step.log(1, `Coordinator: still no working contact with etcd after ${seconds(now - since)} s; ${this.#failures} failed requests in the last minute: ${why}`);
+      this.#step.log(
+        1,
+        `Coordinator: still no working contact with etcd after ${seconds(now - since)} s; ${this.#failures} failed requests in the last minute: ${why}`,
+      );
     }
     this.#failures = 0;
     this.#reasons.clear();

@@ -119,23 +119,56 @@ export class LeaseElection implements Elector {
     this.keys = records.keysFor(options.prefix);
     const { hostname, instanceId, ip, port } = options;
     const keys = this.keys;
-    const limits: records.Limits = { maxBytes: options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES, maxDataBytes: options.maxDataBytes ?? 0 };
+    const limits: records.Limits = {
+      maxBytes: options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES,
+      maxDataBytes: options.maxDataBytes ?? 0,
+    };
     const step = (this.#step = new LeaseStep(hostname));
     const table = (this.#table = new LeaseTable(
-      { hostname, ip, instanceId, eligible: options.eligible ?? true, data: options.data ?? {}, priority: options.priority ?? 0, maxServers: options.maxServers ?? DEFAULT_MAX_SERVERS, limits },
+      {
+        hostname,
+        ip,
+        instanceId,
+        eligible: options.eligible ?? true,
+        data: options.data ?? {},
+        priority: options.priority ?? 0,
+        maxServers: options.maxServers ?? DEFAULT_MAX_SERVERS,
+        limits,
+      },
       step,
     ));
-    const session = (this.#session = new LeaseSession({ hostname, instanceId, ip, port, keys, limits, tickMs: options.tickMs, checkBeats: options.checkBeats, ttlSeconds: options.ttlSeconds }, step, table, {
-      leaseLost: (reason, lapsed, now, resumable) => this.#roles.leaseLost(reason, lapsed, now, resumable ?? false),
-      read: (kvs, revision, now) => this.#reader.read(kvs, revision, now),
-      learnTerms: (kvs) => this.#reader.learnTerms(kvs),
-      term: () => this.#roles.term,
-      rewritten: (why, now) => this.#roles.storeRewritten(why, now),
-    }));
+    const session = (this.#session = new LeaseSession(
+      {
+        hostname,
+        instanceId,
+        ip,
+        port,
+        keys,
+        limits,
+        tickMs: options.tickMs,
+        checkBeats: options.checkBeats,
+        ttlSeconds: options.ttlSeconds,
+      },
+      step,
+      table,
+      {
+        leaseLost: (reason, lapsed, now, resumable) => this.#roles.leaseLost(reason, lapsed, now, resumable ?? false),
+        read: (kvs, revision, now) => this.#reader.read(kvs, revision, now),
+        learnTerms: (kvs) => this.#reader.learnTerms(kvs),
+        term: () => this.#roles.term,
+        rewritten: (why, now) => this.#roles.storeRewritten(why, now),
+      },
+    ));
     const handoffs = (this.#handoffs = new LeaseHandoffs(step));
     this.#preempt = new Preemption({ delayMs: options.preemptDelayMs ?? null });
-    const hold = (this.#hold = new PromoteHold({ event: (event) => step.event(event), log: (level, message) => step.log(level, message) }, options.drainMs ?? null));
-    const roles = (this.#roles = new LeaseRoles({ hostname, ip, instanceId, keys, limits, listenMs: options.listenMs ?? 0 }, { step, table, session, handoffs, hold }));
+    const hold = (this.#hold = new PromoteHold(
+      { event: (event) => step.event(event), log: (level, message) => step.log(level, message) },
+      options.drainMs ?? null,
+    ));
+    const roles = (this.#roles = new LeaseRoles(
+      { hostname, ip, instanceId, keys, limits, listenMs: options.listenMs ?? 0 },
+      { step, table, session, handoffs, hold },
+    ));
     this.#reader = new StoreReader(keys, limits, { step, table, session, roles, handoffs });
     this.#messages = new AppMessages(hostname, instanceId, step, table, options.authenticated ?? false);
   }
@@ -273,7 +306,10 @@ export class LeaseElection implements Elector {
     this.#handoffs.expire(now.mono, this.#roles.role === 'master', `${Math.round(this.#roles.handoffWindowMs)} ms`);
     if (this.#hold.overdue(now.mono, this.tockMs)) {
       // The app never said its work drained (its own deadline was drain_timeout): go on without it.
-      this.#step.log(1, `Our master work did not report drained within drain_timeout and a tock: handing over to ${this.#hold.target} anyway`);
+      this.#step.log(
+        1,
+        `Our master work did not report drained within drain_timeout and a tock: handing over to ${this.#hold.target} anyway`,
+      );
       this.#releaseHold(now);
     }
     this.#session.tick(now);
@@ -485,13 +521,27 @@ export class LeaseElection implements Elector {
     const roles = this.#roles;
     const master = roles.master;
     let candidate: string | null = null;
-    if (roles.role === 'slave' && this.#session.active && this.connected && this.#table.self.eligible && master !== null && master.hostname !== '' && master.iid !== this.instanceId && this.#handoffs.pending === null && this.#handoffs.promoteUntil === Infinity) {
+    if (
+      roles.role === 'slave' &&
+      this.#session.active &&
+      this.connected &&
+      this.#table.self.eligible &&
+      master !== null &&
+      master.hostname !== '' &&
+      master.iid !== this.instanceId &&
+      this.#handoffs.pending === null &&
+      this.#handoffs.promoteUntil === Infinity
+    ) {
       const best = this.#table.bestPeer();
       // The master must rank after us even when its own row is missing a moment from the table.
-      if ((best === null || this.#table.compare(this.hostname, best) < 0) && this.#table.compare(this.hostname, master.hostname) < 0) candidate = master.hostname;
+      if ((best === null || this.#table.compare(this.hostname, best) < 0) && this.#table.compare(this.hostname, master.hostname) < 0)
+        candidate = master.hostname;
     }
     if (!this.#preempt.due(now.mono, candidate) || candidate === null) return;
-    this.#step.log(4, `Preempting ${candidate}: we rank first and have followed it for ${Math.round(this.#preempt.delayMs ?? 0)} ms; asking it for the master role`);
+    this.#step.log(
+      4,
+      `Preempting ${candidate}: we rank first and have followed it for ${Math.round(this.#preempt.delayMs ?? 0)} ms; asking it for the master role`,
+    );
     this.#step.event({ type: 'preempt', master: candidate });
     roles.promote(now);
   }
@@ -503,7 +553,11 @@ export class LeaseElection implements Elector {
     if (this.#session.started && this.#step.membersMayHaveChanged) {
       this.#step.membersMayHaveChanged = false;
       const members = this.#table.eligibleMembers();
-      this.#membersReport.report(members.join('\n'), () => members, (event) => this.#step.event(event));
+      this.#membersReport.report(
+        members.join('\n'),
+        () => members,
+        (event) => this.#step.event(event),
+      );
     }
     return this.#step.take(this.#wakeAt(now));
   }

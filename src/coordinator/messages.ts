@@ -56,7 +56,15 @@ export class AppMessages {
 
   /** To the address `to` registered, or to every member for '*'. */
   send(to: string, messageType: string, payload: JsonValue, ids: { rid?: string; re?: string }): void {
-    const message: AppMessage = { action: 'message', hostname: this.#hostname, to, type: messageType, payload, iid: this.#instanceId, seq: ++this.#seq };
+    const message: AppMessage = {
+      action: 'message',
+      hostname: this.#hostname,
+      to,
+      type: messageType,
+      payload,
+      iid: this.#instanceId,
+      seq: ++this.#seq,
+    };
     if (ids.rid !== undefined) message.rid = ids.rid;
     if (ids.re !== undefined) message.re = ids.re;
     const targets = to === '*' ? [...this.#table.members.keys()] : [to];

@@ -22,7 +22,11 @@ export class StoreReader {
   readonly #roles: LeaseRoles;
   readonly #handoffs: LeaseHandoffs;
 
-  constructor(keys: records.Keys, limits: records.Limits, parts: { step: LeaseStep; table: LeaseTable; session: LeaseSession; roles: LeaseRoles; handoffs: LeaseHandoffs }) {
+  constructor(
+    keys: records.Keys,
+    limits: records.Limits,
+    parts: { step: LeaseStep; table: LeaseTable; session: LeaseSession; roles: LeaseRoles; handoffs: LeaseHandoffs },
+  ) {
     this.#keys = keys;
     this.#limits = limits;
     this.#step = parts.step;
@@ -77,7 +81,8 @@ export class StoreReader {
       let term: number | null = null;
       if (kv.key === keys.master) term = records.decodeMaster(kv.value, this.#limits)?.term ?? null;
       else if (kv.key === keys.term || kv.key === keys.lastTerm) term = records.decodeTerm(kv.value);
-      else if (kv.key.startsWith(keys.members)) term = records.decodeMember(kv.value, kv.key.slice(keys.members.length), this.#limits)?.heartbeat.term ?? null;
+      else if (kv.key.startsWith(keys.members))
+        term = records.decodeMember(kv.value, kv.key.slice(keys.members.length), this.#limits)?.heartbeat.term ?? null;
       if (term) this.#roles.noteTerm(term);
     }
   }

@@ -72,9 +72,29 @@ function text(message: HeartbeatMessage): string {
  */
 export const MAX_STORED_TERM = 2 ** 52;
 
-export function encodeMember(fields: { hostname: string; ip: string; eligible: boolean; uptime: number; data: JsonObject; iid: string; priority: number; port: number; term?: number }): string {
+export function encodeMember(fields: {
+  hostname: string;
+  ip: string;
+  eligible: boolean;
+  uptime: number;
+  data: JsonObject;
+  iid: string;
+  priority: number;
+  port: number;
+  term?: number;
+}): string {
   const extra: Partial<HeartbeatMessage> = fields.term ? { term: fields.term } : {};
-  const json = text(heartbeat(fields.hostname, { ip: fields.ip, eligible: fields.eligible, uptime: fields.uptime, data: fields.data, iid: fields.iid, prio: fields.priority, ...extra }));
+  const json = text(
+    heartbeat(fields.hostname, {
+      ip: fields.ip,
+      eligible: fields.eligible,
+      uptime: fields.uptime,
+      data: fields.data,
+      iid: fields.iid,
+      prio: fields.priority,
+      ...extra,
+    }),
+  );
   // The port rides beside the heartbeat fields (unknown to the codec, which ignores it).
   return `${json.slice(0, -1)},"port":${fields.port}}`;
 }

@@ -105,7 +105,10 @@ export class LeaseRoles {
   #checkpointWrite: CheckpointWrite | null = null;
   #repairInFlight = false;
 
-  constructor(options: { hostname: string; ip: string; instanceId: string; keys: records.Keys; limits: records.Limits; listenMs?: number }, parts: RolesParts) {
+  constructor(
+    options: { hostname: string; ip: string; instanceId: string; keys: records.Keys; limits: records.Limits; listenMs?: number },
+    parts: RolesParts,
+  ) {
     this.#listenMs = options.listenMs ?? 0;
     this.#hostname = options.hostname;
     this.#ip = options.ip;
@@ -162,9 +165,19 @@ export class LeaseRoles {
     const lease = this.#p.session.lease;
     if (!lease || this.#repairInFlight || this.#lastTerm.term >= this.term || this.#leaving) return;
     this.#repairInFlight = true;
-    this.#p.step.log(3, `Coordinator: the store's last term is ${this.#lastTerm.term || 'missing'}, below term ${this.term} we have seen (etcd restored or wiped?): raising it back`);
+    this.#p.step.log(
+      3,
+      `Coordinator: the store's last term is ${this.#lastTerm.term || 'missing'}, below term ${this.term} we have seen (etcd restored or wiped?): raising it back`,
+    );
     this.#p.step.op(
-      { type: 'fenced', id: 0, fenceKey: this.#keys.lastTerm, fenceModRevision: this.#lastTerm.modRevision, puts: [{ key: this.#keys.lastTerm, value: records.encodeTerm(this.term), lease: '0' }], timeoutMs: this.#p.session.opTimeoutMs },
+      {
+        type: 'fenced',
+        id: 0,
+        fenceKey: this.#keys.lastTerm,
+        fenceModRevision: this.#lastTerm.modRevision,
+        puts: [{ key: this.#keys.lastTerm, value: records.encodeTerm(this.term), lease: '0' }],
+        timeoutMs: this.#p.session.opTimeoutMs,
+      },
       now.mono,
       'last-term',
     );
@@ -230,7 +243,10 @@ export class LeaseRoles {
   storeRewritten(why: string, now: Instant): void {
     const session = this.#p.session;
     const listenMs = Math.max(session.ttlMs + session.tickMs, this.#listenMs);
-    this.#p.step.log(2, `Coordinator: etcd was restored from a snapshot or wiped (${why}): listening ${Math.round(listenMs)} ms before any campaign`);
+    this.#p.step.log(
+      2,
+      `Coordinator: etcd was restored from a snapshot or wiped (${why}): listening ${Math.round(listenMs)} ms before any campaign`,
+    );
     this.listenUntil = Math.max(this.listenUntil === Infinity ? 0 : this.listenUntil, now.mono + listenMs);
     this.settled = false;
     this.noMasterSince = now.mono;
@@ -355,7 +371,14 @@ export class LeaseRoles {
     if (result.won) {
       if (this.#heldTerm === term) return; // the watch showed it first: already master
       const { session, table } = this.#p;
-      if (current && session.active && table.self.eligible && this.role !== 'master' && session.lease && now.mono < session.lease.validUntil) {
+      if (
+        current &&
+        session.active &&
+        table.self.eligible &&
+        this.role !== 'master' &&
+        session.lease &&
+        now.mono < session.lease.validUntil
+      ) {
         this.#becomeMaster(term, now);
       } else if (current) {
         // Won, but no longer wanted (made ineligible meanwhile): give it back.
@@ -438,7 +461,18 @@ export class LeaseRoles {
     const master = this.master;
     if (master && master.iid !== this.#instanceId) {
       step.log(4, `Asking ${master.hostname || 'the master'} to hand the master role to us`);
-      step.op({ type: 'put', id: 0, key: this.#keys.promote, value: records.encodePromote(this.#hostname, this.#instanceId, master.term), lease: lease.id, timeoutMs: session.opTimeoutMs }, now.mono, 'promote');
+      step.op(
+        {
+          type: 'put',
+          id: 0,
+          key: this.#keys.promote,
+          value: records.encodePromote(this.#hostname, this.#instanceId, master.term),
+          lease: lease.id,
+          timeoutMs: session.opTimeoutMs,
+        },
+        now.mono,
+        'promote',
+      );
     } else {
       step.log(4, 'Promoted with no master in place: campaigning now');
       handoffs.pending = null;
@@ -459,7 +493,14 @@ export class LeaseRoles {
     this.checkpoint = { t: term, v: version, d: data };
     const write = this.#checkpointWrite;
     // The newest replaces one not yet sent; one in flight finishes first, then the newest follows.
-    this.#checkpointWrite = { checkpoint: this.checkpoint, term, ticket, inFlight: write?.inFlight ?? 0, uncertain: write?.uncertain ?? false, nextAt: now.mono };
+    this.#checkpointWrite = {
+      checkpoint: this.checkpoint,
+      term,
+      ticket,
+      inFlight: write?.inFlight ?? 0,
+      uncertain: write?.uncertain ?? false,
+      nextAt: now.mono,
+    };
     this.#writeCheckpointIfDue(now);
     return true;
   }
@@ -518,7 +559,8 @@ export class LeaseRoles {
       if (impatient > now.mono) wake = Math.min(wake, impatient);
     }
     const write = this.#checkpointWrite;
-    if (write && write.inFlight === 0 && this.role === 'master' && write.term === this.#heldTerm) wake = Math.min(wake, Math.max(write.nextAt, now.mono));
+    if (write && write.inFlight === 0 && this.role === 'master' && write.term === this.#heldTerm)
+      wake = Math.min(wake, Math.max(write.nextAt, now.mono));
     return wake;
   }
 
@@ -541,7 +583,10 @@ export class LeaseRoles {
         id: 0,
         ...this.#fence(term),
         deleteKeys: [this.#keys.master, this.#keys.term],
-        puts: [...carried.puts, { key: this.#keys.handoff, value: records.encodeHandoff(this.#hostname, this.#instanceId, target, term), lease: lease.id }],
+        puts: [
+          ...carried.puts,
+          { key: this.#keys.handoff, value: records.encodeHandoff(this.#hostname, this.#instanceId, target, term), lease: lease.id },
+        ],
         timeoutMs: session.opTimeoutMs,
       },
       now.mono,
@@ -555,7 +600,10 @@ export class LeaseRoles {
     const write = this.#checkpointWrite;
     if (!write || write.term !== term) return { puts: [], extra: {} };
     write.inFlight++;
-    return { puts: [{ key: this.#keys.checkpoint, value: records.encodeCheckpoint(this.#hostname, write.checkpoint), lease: '0' }], extra: { ticket: write.ticket } };
+    return {
+      puts: [{ key: this.#keys.checkpoint, value: records.encodeCheckpoint(this.#hostname, write.checkpoint), lease: '0' }],
+      extra: { ticket: write.ticket },
+    };
   }
 
   #resign(reason: string, now: Instant): void {
@@ -567,7 +615,13 @@ export class LeaseRoles {
   /** Delete the election key of `term` if it is still there (ours, no longer wanted), with a checkpoint of that term not yet stored. */
   #resignKey(term: number, now: Instant): void {
     const carried = this.#carryCheckpoint(term);
-    const op = { type: 'fenced' as const, id: 0, ...this.#fence(term), deleteKeys: [this.#keys.master, this.#keys.term], timeoutMs: this.#p.session.opTimeoutMs };
+    const op = {
+      type: 'fenced' as const,
+      id: 0,
+      ...this.#fence(term),
+      deleteKeys: [this.#keys.master, this.#keys.term],
+      timeoutMs: this.#p.session.opTimeoutMs,
+    };
     this.#p.step.op(carried.puts.length > 0 ? { ...op, puts: carried.puts } : op, now.mono, 'resign', carried.extra);
   }
 
@@ -635,12 +689,24 @@ export class LeaseRoles {
   #writeCheckpointIfDue(now: Instant): void {
     const write = this.#checkpointWrite;
     const lease = this.#p.session.lease;
-    if (!write || write.inFlight > 0 || now.mono < write.nextAt || this.role !== 'master' || !lease || write.term !== this.#heldTerm) return;
+    if (!write || write.inFlight > 0 || now.mono < write.nextAt || this.role !== 'master' || !lease || write.term !== this.#heldTerm)
+      return;
     write.inFlight++;
     const value = records.encodeCheckpoint(this.#hostname, write.checkpoint);
-    this.#p.step.op({ type: 'fenced', id: 0, ...this.#fence(write.term), puts: [{ key: this.#keys.checkpoint, value, lease: '0' }], timeoutMs: this.#p.session.opTimeoutMs }, now.mono, 'checkpoint', {
-      ticket: write.ticket,
-    });
+    this.#p.step.op(
+      {
+        type: 'fenced',
+        id: 0,
+        ...this.#fence(write.term),
+        puts: [{ key: this.#keys.checkpoint, value, lease: '0' }],
+        timeoutMs: this.#p.session.opTimeoutMs,
+      },
+      now.mono,
+      'checkpoint',
+      {
+        ticket: write.ticket,
+      },
+    );
   }
 
   /** A write carrying checkpoint `ticket` was answered: stored, or refused by the fence. */
@@ -686,7 +752,11 @@ export class LeaseRoles {
     const write = this.#checkpointWrite;
     if (!write || write.inFlight > 0) return;
     this.#checkpointWrite = null;
-    this.#reportCheckpoint(write, why ? `we lost the master role before etcd answered (${why})` : 'we lost the master role before etcd answered', write.uncertain);
+    this.#reportCheckpoint(
+      write,
+      why ? `we lost the master role before etcd answered (${why})` : 'we lost the master role before etcd answered',
+      write.uncertain,
+    );
   }
 
   #reportCheckpoint(write: CheckpointWrite, reason: string, uncertain: boolean): void {

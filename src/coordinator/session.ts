@@ -249,7 +249,8 @@ export class LeaseSession {
     if (!this.registered || this.#recordInFlight) return;
     const read = records.decodeMember(value, this.#o.hostname, this.#o.limits);
     if (read?.heartbeat.iid !== this.#o.instanceId) return; // a namesake's: table.putOwn reports it
-    if ((read.heartbeat.term ?? 0) < this.#hooks.term() || read.heartbeat.eligible !== this.#table.self.eligible) this.#recordDueAt = Math.min(this.#recordDueAt, now.mono);
+    if ((read.heartbeat.term ?? 0) < this.#hooks.term() || read.heartbeat.eligible !== this.#table.self.eligible)
+      this.#recordDueAt = Math.min(this.#recordDueAt, now.mono);
   }
 
   /** A new tick length takes effect by the next tick. */
@@ -435,7 +436,14 @@ export class LeaseSession {
     const held = this.#lease;
     if (held) {
       if (!this.#lapsed) wake = Math.min(wake, held.validUntil);
-      wake = Math.min(wake, this.#renewingSince === null ? this.#nextKeepAliveAt : this.#keepAlivesInFlight < MAX_KEEPALIVES_IN_FLIGHT ? this.#nextAttemptAt : Infinity);
+      wake = Math.min(
+        wake,
+        this.#renewingSince === null
+          ? this.#nextKeepAliveAt
+          : this.#keepAlivesInFlight < MAX_KEEPALIVES_IN_FLIGHT
+            ? this.#nextAttemptAt
+            : Infinity,
+      );
       if (!this.#lapsed) {
         if (!this.synced && !this.#syncInFlight) wake = Math.min(wake, this.#nextSyncAt);
         if (!this.#recordInFlight) wake = Math.min(wake, this.#recordDueAt);
@@ -461,7 +469,10 @@ export class LeaseSession {
       // Lapsed (etcd down, or cut off from us): a try a second is enough to notice its return.
       this.#nextAttemptAt = now.mono + (this.#lapsed ? Math.max(this.retryMs, 1000) : this.hedgeMs);
       // An answer after the deadline it would set is no use; a member that hangs is left that long.
-      this.#step.op({ type: 'keepAlive', id: 0, lease: lease.id, timeoutMs: Math.max(50, lease.ttlMs - safetyMarginMs(lease.ttlMs)) }, now.mono);
+      this.#step.op(
+        { type: 'keepAlive', id: 0, lease: lease.id, timeoutMs: Math.max(50, lease.ttlMs - safetyMarginMs(lease.ttlMs)) },
+        now.mono,
+      );
     }
   }
 
@@ -503,7 +514,17 @@ export class LeaseSession {
   #recordText(): string {
     const self = this.#table.self;
     // Uptime is left out of the comparison: it alone would mean a write every tick.
-    return records.encodeMember({ hostname: this.#o.hostname, ip: this.#o.ip, eligible: self.eligible, uptime: 0, data: self.data, iid: this.#o.instanceId, priority: this.#table.priority, port: this.#o.port, term: this.#hooks.term() });
+    return records.encodeMember({
+      hostname: this.#o.hostname,
+      ip: this.#o.ip,
+      eligible: self.eligible,
+      uptime: 0,
+      data: self.data,
+      iid: this.#o.instanceId,
+      priority: this.#table.priority,
+      port: this.#o.port,
+      term: this.#hooks.term(),
+    });
   }
 
   #putRecord(now: Instant): void {
@@ -514,18 +535,42 @@ export class LeaseSession {
     self.uptime = Math.max(0, Math.floor((now.mono - this.#startedAt) / 1000));
     const term = this.#hooks.term();
     let data = self.data;
-    let value = records.encodeMember({ hostname: o.hostname, ip: o.ip, eligible: self.eligible, uptime: self.uptime, data, iid: o.instanceId, priority: this.#table.priority, port: o.port, term });
+    let value = records.encodeMember({
+      hostname: o.hostname,
+      ip: o.ip,
+      eligible: self.eligible,
+      uptime: self.uptime,
+      data,
+      iid: o.instanceId,
+      priority: this.#table.priority,
+      port: o.port,
+      term,
+    });
     const dataLimit = o.limits.maxDataBytes || Infinity;
     if (Buffer.byteLength(value, 'utf8') > o.limits.maxBytes || Buffer.byteLength(JSON.stringify(data), 'utf8') > dataLimit) {
       this.#step.log(1, 'Our record with its user data is over max_packet_bytes / max_data_bytes; storing it without data');
       data = {};
-      value = records.encodeMember({ hostname: o.hostname, ip: o.ip, eligible: self.eligible, uptime: self.uptime, data, iid: o.instanceId, priority: this.#table.priority, port: o.port, term });
+      value = records.encodeMember({
+        hostname: o.hostname,
+        ip: o.ip,
+        eligible: self.eligible,
+        uptime: self.uptime,
+        data,
+        iid: o.instanceId,
+        priority: this.#table.priority,
+        port: o.port,
+        term,
+      });
     }
     this.#lastRecordText = this.#recordText();
     this.#recordInFlight = true;
     // Data changes reach the store at most once a tick (and, in a big cluster, less often).
     this.#recordDueAt = Infinity;
     this.#nextRecordCheckAt = now.mono + this.recordIntervalMs;
-    this.#step.op({ type: 'put', id: 0, key: o.keys.members + o.hostname, value, lease: lease.id, timeoutMs: this.opTimeoutMs }, now.mono, 'record');
+    this.#step.op(
+      { type: 'put', id: 0, key: o.keys.members + o.hostname, value, lease: lease.id, timeoutMs: this.opTimeoutMs },
+      now.mono,
+      'record',
+    );
   }
 }

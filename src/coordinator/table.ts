@@ -55,7 +55,16 @@ export class LeaseTable {
   #badValues = 0;
 
   constructor(
-    options: { hostname: string; ip: string; instanceId: string; eligible: boolean; data: ServerRecord['data']; priority: number; maxServers: number; limits: records.Limits },
+    options: {
+      hostname: string;
+      ip: string;
+      instanceId: string;
+      eligible: boolean;
+      data: ServerRecord['data'];
+      priority: number;
+      maxServers: number;
+      limits: records.Limits;
+    },
     step: LeaseStep,
   ) {
     this.hostname = options.hostname;
@@ -163,7 +172,18 @@ export class LeaseTable {
         priority: hb.prio ?? 0,
         term: hb.term ?? 0,
       };
-      member = { record, iid: hb.iid as string, lease: kv.lease, port: value.port, present: true, heardAt: now.mono, reportedUptime: hb.uptime, seq: -1, seqHeardAt: -Infinity, skipped: new SkippedSeqs() };
+      member = {
+        record,
+        iid: hb.iid as string,
+        lease: kv.lease,
+        port: value.port,
+        present: true,
+        heardAt: now.mono,
+        reportedUptime: hb.uptime,
+        seq: -1,
+        seqHeardAt: -Infinity,
+        skipped: new SkippedSeqs(),
+      };
       this.members.set(hostname, member);
       this.rows[hostname] = record;
       if (master?.hostname === hostname) {

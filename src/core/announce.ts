@@ -47,7 +47,14 @@ export class Announcer {
   /** The seq of the marker hello we wait for after a stall (-1: none). */
   #markerSeq = -1;
 
-  constructor(self: Announcing, timing: Timing, step: Step, guard: FreshnessGuard | null, heartbeat: (now: Instant) => void, fastestPeerTick: (now: Instant) => number = () => Infinity) {
+  constructor(
+    self: Announcing,
+    timing: Timing,
+    step: Step,
+    guard: FreshnessGuard | null,
+    heartbeat: (now: Instant) => void,
+    fastestPeerTick: (now: Instant) => number = () => Infinity,
+  ) {
     this.#self = self;
     this.#timing = timing;
     this.#step = step;

@@ -42,7 +42,6 @@ export { DEADLINE_GRACE_TICKS, type CoreTiming } from './timing';
 export { outranks } from './instances';
 export type { CoreOptions } from './options';
 
-
 export class ElectionCore implements Elector {
   readonly hostname: string;
   readonly instanceId: string;
@@ -79,13 +78,29 @@ export class ElectionCore implements Elector {
     this.#guard = guard;
     const relays = new Relays();
     const members = (this.#members = new MemberTable(timing, step, this.#maxServers, relays));
-    const self = { hostname: options.hostname, instanceId: options.instanceId, ip: options.ip, pid: options.pid, authenticated: guard !== null };
+    const self = {
+      hostname: options.hostname,
+      instanceId: options.instanceId,
+      ip: options.ip,
+      pid: options.pid,
+      authenticated: guard !== null,
+    };
     const instances = (this.#instances = new Instances(self, timing, step, members));
     const quorum = (this.#quorum = new Quorum(options.quorum ?? 0, members));
     const handoffs = (this.#handoffs = new Handoffs(step, () => timing.tockMs));
     this.#preempt = new Preemption({ delayMs: options.preemptDelayMs ?? null });
-    const hold = (this.#hold = new PromoteHold({ event: (event) => step.event(event), log: (level, message) => step.log(level, message) }, options.drainMs ?? null));
-    const announcer = (this.#announcer = new Announcer({ ...self, clusterId: this.#clusterId }, timing, step, guard, (now) => this.#roles.sendHeartbeat(now), () => members.fastestTick()));
+    const hold = (this.#hold = new PromoteHold(
+      { event: (event) => step.event(event), log: (level, message) => step.log(level, message) },
+      options.drainMs ?? null,
+    ));
+    const announcer = (this.#announcer = new Announcer(
+      { ...self, clusterId: this.#clusterId },
+      timing,
+      step,
+      guard,
+      (now) => this.#roles.sendHeartbeat(now),
+      () => members.fastestTick(),
+    ));
     const priority = options.priority ?? 0;
     const record: ServerRecord = {
       hostname: options.hostname,
@@ -100,10 +115,32 @@ export class ElectionCore implements Elector {
       priority,
       term: 0,
     };
-    const roleOptions = { hostname: options.hostname, ip: options.ip, instanceId: options.instanceId, pid: options.pid, priority, exitOnConflict: options.exitOnConflict ?? false };
+    const roleOptions = {
+      hostname: options.hostname,
+      ip: options.ip,
+      instanceId: options.instanceId,
+      pid: options.pid,
+      priority,
+      exitOnConflict: options.exitOnConflict ?? false,
+    };
     const words = new Words(options.hostname, relays, members, timing);
-    const roles = (this.#roles = new Roles(roleOptions, record, { timing, step, members, instances, quorum, handoffs, announcer, guard, relays, words, hold }));
-    this.#inbox = new Inbox({ hostname: this.hostname, instanceId: this.instanceId, maxServers: this.#maxServers }, { timing, step, members, instances, handoffs, announcer, roles, guard, relays, hold });
+    const roles = (this.#roles = new Roles(roleOptions, record, {
+      timing,
+      step,
+      members,
+      instances,
+      quorum,
+      handoffs,
+      announcer,
+      guard,
+      relays,
+      words,
+      hold,
+    }));
+    this.#inbox = new Inbox(
+      { hostname: this.hostname, instanceId: this.instanceId, maxServers: this.#maxServers },
+      { timing, step, members, instances, handoffs, announcer, roles, guard, relays, hold },
+    );
   }
 
   // ---- read-only state -------------------------------------------------------------
@@ -291,7 +328,15 @@ export class ElectionCore implements Elector {
    * message to one server goes to that server's address alone.
    */
   sendMessage(to: string, messageType: string, payload: JsonValue, now: Instant, ids: { rid?: string; re?: string } = {}): Output {
-    const message: AppMessage = { action: 'message', hostname: this.hostname, to, type: messageType, payload, iid: this.instanceId, seq: this.#announcer.nextSeq() };
+    const message: AppMessage = {
+      action: 'message',
+      hostname: this.hostname,
+      to,
+      type: messageType,
+      payload,
+      iid: this.instanceId,
+      seq: this.#announcer.nextSeq(),
+    };
     if (ids.rid !== undefined) message.rid = ids.rid;
     if (ids.re !== undefined) message.re = ids.re;
     // To one server: to the address its heartbeats come from, so the others never see it.
@@ -330,7 +375,10 @@ export class ElectionCore implements Elector {
     this.#handoffs.expire(now.mono, this.master, 'a tock');
     if (this.#hold.overdue(now.mono, this.#timing.tockMs)) {
       // The app never said its work drained (its own deadline was drain_timeout): go on without it.
-      this.#step.log(1, `Our master work did not report drained within drain_timeout and a tock: handing over to ${this.#hold.target} anyway`);
+      this.#step.log(
+        1,
+        `Our master work did not report drained within drain_timeout and a tock: handing over to ${this.#hold.target} anyway`,
+      );
       this.#releaseHold(now);
     }
     this.#evaluate(now);
@@ -389,7 +437,10 @@ export class ElectionCore implements Elector {
   }
 
   /** Apply reloaded election policy. A lower priority or higher quorum takes effect at once. */
-  setPolicy(policy: { exitOnConflict: boolean; priority: number; quorum: number; drainMs?: number; preemptDelayMs?: number | null }, now: Instant): Output {
+  setPolicy(
+    policy: { exitOnConflict: boolean; priority: number; quorum: number; drainMs?: number; preemptDelayMs?: number | null },
+    now: Instant,
+  ): Output {
     const roles = this.#roles;
     if (policy.preemptDelayMs !== undefined) this.#preempt.delayMs = policy.preemptDelayMs;
     if (policy.drainMs !== undefined && this.#hold.holdMs !== null) this.#hold.holdMs = policy.drainMs;
@@ -471,7 +522,8 @@ export class ElectionCore implements Elector {
     if (!roles.self.eligible) return fail('this server is not eligible');
     // After a stall nothing is decided until the queued packets are read: a master may be among them.
     if (this.#announcer.draining(now)) return fail('this server is reading the packets queued while it was stalled; try again in a moment');
-    if (!this.#quorum.has(now, roles.self.eligible, true)) return fail(`no quorum: fewer than ${this.#quorum.size} eligible servers visible`);
+    if (!this.#quorum.has(now, roles.self.eligible, true))
+      return fail(`no quorum: fewer than ${this.#quorum.size} eligible servers visible`);
     const master = roles.masterHostname;
     this.#handoffs.waitForPromotion(now.mono + this.#timing.tockMs);
     const inFlight = this.#handoffs.inFlight(now, this.hostname);
@@ -487,7 +539,10 @@ export class ElectionCore implements Elector {
       // (a holdoff), unless a master or a handoff shows up meanwhile. Claiming at once crossed
       // with a handoff already on its way to another server: two masters.
       const at = now.mono + this.#timing.holdoffMs;
-      this.#step.log(4, `Promoted with no master in place: asking who is there, claiming in ${Math.round(this.#timing.holdoffMs)} ms unless a master or a handoff shows up`);
+      this.#step.log(
+        4,
+        `Promoted with no master in place: asking who is there, claiming in ${Math.round(this.#timing.holdoffMs)} ms unless a master or a handoff shows up`,
+      );
       this.#handoffs.claimAt(at);
       this.#announcer.askWhoIsThere(now);
     }
@@ -544,7 +599,14 @@ export class ElectionCore implements Elector {
     const roles = this.#roles;
     const master = roles.masterHostname;
     let candidate: string | null = null;
-    if (roles.role === 'slave' && roles.self.eligible && master !== '' && master !== this.hostname && !this.#handoffs.promoting && this.#handoffs.pending === null) {
+    if (
+      roles.role === 'slave' &&
+      roles.self.eligible &&
+      master !== '' &&
+      master !== this.hostname &&
+      !this.#handoffs.promoting &&
+      this.#handoffs.pending === null
+    ) {
       const best = roles.bestPeer(now);
       // The master itself may not count as live a moment (its heartbeats lost): it must still
       // rank after us, or a lossy link would hand the role to a server that ranks after it.
@@ -552,7 +614,10 @@ export class ElectionCore implements Elector {
       if (first && this.#quorum.has(now, true, true) && this.#members.get(master) !== undefined) candidate = master;
     }
     if (!this.#preempt.due(now.mono, candidate) || candidate === null) return;
-    this.#step.log(4, `Preempting ${candidate}: we rank first and have followed it for ${Math.round(this.#preempt.delayMs ?? 0)} ms; asking it for the master role`);
+    this.#step.log(
+      4,
+      `Preempting ${candidate}: we rank first and have followed it for ${Math.round(this.#preempt.delayMs ?? 0)} ms; asking it for the master role`,
+    );
     this.#step.event({ type: 'preempt', master: candidate });
     this.#handoffs.waitForPromotion(now.mono + this.#timing.tockMs);
     roles.askForRole(candidate);
@@ -565,7 +630,13 @@ export class ElectionCore implements Elector {
     if (announcer.draining(now)) return announcer.nextDeadline(now);
     let wake = Math.min(announcer.nextDeadline(now), this.#handoffs.nextDeadline());
     if (!this.#roles.settled) wake = Math.min(wake, this.#roles.listenUntil);
-    wake = Math.min(wake, this.#quorum.nextDeadline(now), this.#members.nextDeadline(now), this.#instances.nextDeadline(now), this.#roles.nextRelayDeadline(now));
+    wake = Math.min(
+      wake,
+      this.#quorum.nextDeadline(now),
+      this.#members.nextDeadline(now),
+      this.#instances.nextDeadline(now),
+      this.#roles.nextRelayDeadline(now),
+    );
     if (this.master) wake = Math.min(wake, this.#hold.nextDeadline(this.#timing.tockMs));
     else wake = Math.min(wake, this.#preempt.nextDeadline());
     return wake;
@@ -579,7 +650,11 @@ export class ElectionCore implements Elector {
       step.membersMayHaveChanged = false;
       // After a step that may have changed it (a join, a departure, an eligibility flip),
       // report the live eligible set if it changed: that is when keys move.
-      this.#membersReport.report(`${this.#members.membersVersion}/${this.#roles.self.eligible}`, () => this.eligibleMembers(), (event) => step.event(event));
+      this.#membersReport.report(
+        `${this.#members.membersVersion}/${this.#roles.self.eligible}`,
+        () => this.eligibleMembers(),
+        (event) => step.event(event),
+      );
     }
     const wakeAt = this.#wakeAt(now);
     if (this.#active) this.#announcer.requested(wakeAt, now);

@@ -72,7 +72,12 @@ export class Inbox {
     // A hello carries no state, only a question, so it is never stale: a starting server
     // sends it together with its first heartbeat, and when that heartbeat overtakes it the
     // hello must still be answered, or the joiner learns the master a tick late (SPEC 4.3).
-    if (peer && message.action !== 'hello' && this.#instances.isStale(peer, message, now) && !this.#instances.lateCommand(peer, message, now)) {
+    if (
+      peer &&
+      message.action !== 'hello' &&
+      this.#instances.isStale(peer, message, now) &&
+      !this.#instances.lateCommand(peer, message, now)
+    ) {
       step.peerLog(9, `Ignoring a stale ${message.action} from ${message.hostname} (overtaken by a newer packet)`);
       step.drop('stale');
       return;
@@ -115,7 +120,10 @@ export class Inbox {
     const step = this.#step;
     step.drop(verdict);
     if (verdict === 'stale') {
-      step.peerLog(9, `Ignoring a stale ${message.action} from ${message.hostname} (${from.address}): sequence ${message.seq} already seen`);
+      step.peerLog(
+        9,
+        `Ignoring a stale ${message.action} from ${message.hostname} (${from.address}): sequence ${message.seq} already seen`,
+      );
       return;
     }
     step.peerLog(9, `Ignoring ${message.action} from ${message.hostname} (${from.address}): instance not yet verified`);
@@ -146,7 +154,11 @@ export class Inbox {
       this.#step.drop('table-full');
       if (now.mono - this.#lastFullLogAt >= this.#timing.tockMs) {
         this.#lastFullLogAt = now.mono;
-        this.#step.logOnce('table-full', 2, `Server table is full (${this.#maxServers}); ignoring new server ${message.hostname} from ${from.address}`);
+        this.#step.logOnce(
+          'table-full',
+          2,
+          `Server table is full (${this.#maxServers}); ignoring new server ${message.hostname} from ${from.address}`,
+        );
       }
       return;
     }
@@ -162,10 +174,12 @@ export class Inbox {
   #noteHeartbeat(message: HeartbeatMessage, now: Instant): void {
     this.#roles.noteTerm(message, now);
     // Our master drains its work before it hands us the role: our promote() keeps waiting.
-    if (message.drain === this.#hostname && message.master && message.hostname === this.#roles.masterHostname) this.#handoffs.keepWaiting(now.mono + this.#timing.tockMs);
+    if (message.drain === this.#hostname && message.master && message.hostname === this.#roles.masterHostname)
+      this.#handoffs.keepWaiting(now.mono + this.#timing.tockMs);
     if (this.#relays.note(message.hostname, message.lead, now.mono) && message.lead) this.#roles.noteHostname(message.lead.h);
     // Our master's last heartbeats as it hands off carry its newest checkpoint to the next one.
-    if (message.handoff !== undefined && !message.master && message.hostname === this.#roles.masterHostname) this.#roles.takeCheckpoint(message.ckpt ?? null);
+    if (message.handoff !== undefined && !message.master && message.hostname === this.#roles.masterHostname)
+      this.#roles.takeCheckpoint(message.ckpt ?? null);
     if (message.handoff !== undefined && !message.master) {
       // A handoff to us from before our last claim (a heartbeat of it overtaken by the rest
       // of the story: we took the role, and handed it on since) is over: claiming on it again

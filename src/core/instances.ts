@@ -150,7 +150,8 @@ export class Instances {
    * on once; a replay of it, or of anything seen before, is still stale.
    */
   lateCommand(peer: Peer, message: Message, now: Instant): boolean {
-    if ((message.action !== 'promote' && message.action !== 'message') || message.iid !== peer.iid || message.seq === undefined) return false;
+    if ((message.action !== 'promote' && message.action !== 'message') || message.iid !== peer.iid || message.seq === undefined)
+      return false;
     if (!peer.skipped.take(message.seq, now.mono)) return false;
     this.#step.peerLog(9, `Accepting a late ${message.action} from ${message.hostname} (overtaken by a newer packet, not seen before)`);
     return true;
@@ -245,8 +246,13 @@ export class Instances {
 
   /** Each process named so an operator can find it: its host, its pid when it sends one, its instance id, and which one is us. */
   #reportDuplicate(hostname: string, keeper: ProcessRef, yielder: ProcessRef, self: boolean): void {
-    const name = (side: ProcessRef): string => `${side.address}${side.pid !== undefined ? ` pid ${side.pid}` : ''} (instance ${side.iid || 'without id'}${side.self ? ', this process' : ''})`;
-    this.#step.logOnce(`duplicate:${hostname}`, 1, `DUPLICATE HOSTNAME: two live processes announce ${hostname}: ${name(keeper)} keeps the name, ${name(yielder)} never claims master until it stops`);
+    const name = (side: ProcessRef): string =>
+      `${side.address}${side.pid !== undefined ? ` pid ${side.pid}` : ''} (instance ${side.iid || 'without id'}${side.self ? ', this process' : ''})`;
+    this.#step.logOnce(
+      `duplicate:${hostname}`,
+      1,
+      `DUPLICATE HOSTNAME: two live processes announce ${hostname}: ${name(keeper)} keeps the name, ${name(yielder)} never claims master until it stops`,
+    );
     this.#step.event({ type: 'duplicate', hostname, keeper, yielder, self });
   }
 }

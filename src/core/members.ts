@@ -162,10 +162,14 @@ export class MemberTable {
     const ours = this.#timing;
     // Numbers, not a key string: this runs for every heartbeat.
     const noted = peer.timingNoted;
-    if (noted.tick === message.tick && noted.beats === message.beats && noted.ourTick === ours.tickMs && noted.ourBeats === ours.checkBeats) return;
+    if (noted.tick === message.tick && noted.beats === message.beats && noted.ourTick === ours.tickMs && noted.ourBeats === ours.checkBeats)
+      return;
     peer.timingNoted = { tick: message.tick, beats: message.beats, ourTick: ours.tickMs, ourBeats: ours.checkBeats };
     if (message.tick === Math.round(ours.tickMs) && message.beats === ours.checkBeats) return;
-    const pace = message.tick < ours.tickMs ? `; this server sends its heartbeats every ${Math.round(Math.max(message.tick, ours.tickMs / MAX_PACE_UP))} ms while ${hostname} is here` : '';
+    const pace =
+      message.tick < ours.tickMs
+        ? `; this server sends its heartbeats every ${Math.round(Math.max(message.tick, ours.tickMs / MAX_PACE_UP))} ms while ${hostname} is here`
+        : '';
     this.#step.peerLog(
       3,
       `TIMING MISMATCH: server ${hostname} is configured for a heartbeat every ${message.tick} ms (check_beats ${message.beats}), this server for ${ours.tickMs} ms (check_beats ${ours.checkBeats})${pace}. Give every server the same heartbeat_freq and check_beats.`,
@@ -490,4 +494,3 @@ export class MemberTable {
     return true;
   }
 }
-

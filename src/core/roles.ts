@@ -397,7 +397,11 @@ export class Roles {
     if (rivalTerm <= 0 || rivalTerm >= this.held) return false;
     if (this.#outbidSince === null) {
       this.#outbidSince = now.mono;
-      this.#p.step.logOnce('conflict', 1, `MASTER CONFLICT: ${rival}${this.#heardThrough(rival, now)} also thinks it is master and ranks first, with a lower term (${rivalTerm} < ${this.held}); keeping the role until it claims above ours`);
+      this.#p.step.logOnce(
+        'conflict',
+        1,
+        `MASTER CONFLICT: ${rival}${this.#heardThrough(rival, now)} also thinks it is master and ranks first, with a lower term (${rivalTerm} < ${this.held}); keeping the role until it claims above ours`,
+      );
       this.#p.announcer.answerSoon(now);
       return true;
     }
@@ -480,7 +484,14 @@ export class Roles {
 
   #mayClaim(now: Instant): boolean {
     const { members, instances, quorum, handoffs } = this.#p;
-    if (!this.self.eligible || !this.settled || this.stopped || !quorum.has(now, this.self.eligible, true) || instances.yieldsName(now, this.master)) return false;
+    if (
+      !this.self.eligible ||
+      !this.settled ||
+      this.stopped ||
+      !quorum.has(now, this.self.eligible, true) ||
+      instances.yieldsName(now, this.master)
+    )
+      return false;
     if (quorum.leaseHeld(now)) return false;
     if (nextTerm(this.term, this.slot) > MAX_TERM) {
       this.#p.step.logOnce('term-exhausted', 1, `Cannot become master: the term (fencing token) has reached ${MAX_TERM} and cannot grow`);
@@ -510,7 +521,14 @@ export class Roles {
   /** promote() may claim without being first in rank or having listened a tock, but not against these. */
   #mayClaimPromoted(now: Instant): boolean {
     const { instances, quorum, handoffs } = this.#p;
-    return this.self.eligible && !this.stopped && !handoffs.inFlight(now, this.hostname) && quorum.has(now, true, true) && !instances.yieldsName(now, false) && nextTerm(this.term, this.slot) <= MAX_TERM;
+    return (
+      this.self.eligible &&
+      !this.stopped &&
+      !handoffs.inFlight(now, this.hostname) &&
+      quorum.has(now, true, true) &&
+      !instances.yieldsName(now, false) &&
+      nextTerm(this.term, this.slot) <= MAX_TERM
+    );
   }
 
   /** Negative when `a` ranks before `b`: higher priority, then hostname in plain string order. */
@@ -591,7 +609,8 @@ export class Roles {
     const previous = this.masterHostname;
     this.masterHostname = hostname;
     const followedTerm = hostname && hostname !== this.hostname && now ? this.#claimTerm(hostname, now) : undefined;
-    this.#followed = now && followedTerm !== undefined ? { hostname, since: now.mono, term: followedTerm, base: Math.max(this.term, TERM_CEILING) } : null;
+    this.#followed =
+      now && followedTerm !== undefined ? { hostname, since: now.mono, term: followedTerm, base: Math.max(this.term, TERM_CEILING) } : null;
     if (hostname && hostname !== this.hostname) {
       const term = followedTerm ?? this.#p.members.get(hostname)?.record.term ?? 0;
       const through = now ? this.#heardThrough(hostname, now) : '';
@@ -599,7 +618,11 @@ export class Roles {
     }
     const lost = this.#lost;
     if (hostname) this.#lost = null;
-    this.#p.step.event(lost && lost.hostname !== hostname ? { type: 'masterchange', hostname, previous, lostAt: lost.at } : { type: 'masterchange', hostname, previous });
+    this.#p.step.event(
+      lost && lost.hostname !== hostname
+        ? { type: 'masterchange', hostname, previous, lostAt: lost.at }
+        : { type: 'masterchange', hostname, previous },
+    );
   }
 
   /** The master we followed left (`what`: its last heartbeat, or its shutdown notice) at monotonic `at`. */

@@ -213,9 +213,11 @@ export class Driver<C extends Elector = Elector> {
     const sent = pending.sent;
     if (send.length > 0) {
       let unsent = send.length;
-      const oneSent = sent ? (): void => {
-        if (--unsent === 0) sent();
-      } : NOTHING;
+      const oneSent = sent
+        ? (): void => {
+            if (--unsent === 0) sent();
+          }
+        : NOTHING;
       for (let i = 0; i < send.length; i++) {
         const outbound = send[i] as Outbound;
         const datagram = this.#encode(outbound.message);
@@ -245,7 +247,14 @@ export class Driver<C extends Elector = Elector> {
       // put a BigInt or a cycle into `data` long after setting it. Send the heartbeat without.
       if (message.action !== 'heartbeat') throw err;
       this.stats.oversizedData++;
-      this.#writeLog({ level: 1, message: `Heartbeat data cannot be encoded as JSON (${describeThrown(err)}); sending it without data`, kind: 'unencodable-data' }, true);
+      this.#writeLog(
+        {
+          level: 1,
+          message: `Heartbeat data cannot be encoded as JSON (${describeThrown(err)}); sending it without data`,
+          kind: 'unencodable-data',
+        },
+        true,
+      );
       return encode({ ...message, data: {} }, wire.keyring);
     }
     if (message.action !== 'heartbeat') return datagram;
@@ -255,7 +264,11 @@ export class Driver<C extends Elector = Elector> {
     // data is smaller than the datagram it rides in: measure it only when that could be too big.
     const dataSize = datagram.length > dataLimit ? dataBytes(message.data) : 0;
     const over =
-      datagram.length > limit ? `is ${datagram.length} bytes, over max_packet_bytes (${limit})` : dataSize > dataLimit ? `has ${dataSize} bytes of data, over max_data_bytes (${dataLimit})` : '';
+      datagram.length > limit
+        ? `is ${datagram.length} bytes, over max_packet_bytes (${limit})`
+        : dataSize > dataLimit
+          ? `has ${dataSize} bytes of data, over max_data_bytes (${dataLimit})`
+          : '';
     if (!over) return datagram;
     this.stats.oversizedData++;
     this.#writeLog({ level: 1, message: `Heartbeat with user data ${over}; sending it without data`, kind: 'oversized-data' }, true);
@@ -352,7 +365,10 @@ export function coalesceMasterChanges(events: readonly CoreEvent[]): readonly Co
   const previous = (changes[0] as Change).previous;
   const last = changes[changes.length - 1] as Change;
   const lostAt = changes.reduce<number | undefined>((at, change) => at ?? change.lostAt, undefined);
-  const merged: Change = lostAt === undefined ? { type: 'masterchange', hostname: last.hostname, previous } : { type: 'masterchange', hostname: last.hostname, previous, lostAt };
+  const merged: Change =
+    lostAt === undefined
+      ? { type: 'masterchange', hostname: last.hostname, previous }
+      : { type: 'masterchange', hostname: last.hostname, previous, lostAt };
   const out: CoreEvent[] = [];
   for (const event of events) {
     if (event.type !== 'masterchange') out.push(event);

@@ -34,7 +34,10 @@ export interface Elector {
   setLocked(hostname: string, locked: boolean, now: Instant): Output;
   setTiming(timing: { tickMs: number; checkBeats: number }, now: Instant): Output;
   /** `drainMs`: the app's drain_timeout, for a promote request held while it drains; `preemptDelayMs`: preempt_delay (null: preemption off); absent: unchanged. */
-  setPolicy(policy: { exitOnConflict: boolean; priority: number; quorum: number; drainMs?: number; preemptDelayMs?: number | null }, now: Instant): Output;
+  setPolicy(
+    policy: { exitOnConflict: boolean; priority: number; quorum: number; drainMs?: number; preemptDelayMs?: number | null },
+    now: Instant,
+  ): Output;
   stepDown(now: Instant): Output;
   promote(now: Instant): Output;
   shutdown(now: Instant): Output;

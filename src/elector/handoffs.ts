@@ -36,7 +36,12 @@ export class HandoffOutcomes<P extends HandoffInFlight = HandoffInFlight> {
     this.pending = null;
     if (!pending.stepDown) return;
     if (master === self) {
-      this.step.event({ type: 'stepdown', ok: false, hostname: pending.target, reason: `${pending.target} did not take over; we are master again` });
+      this.step.event({
+        type: 'stepdown',
+        ok: false,
+        hostname: pending.target,
+        reason: `${pending.target} did not take over; we are master again`,
+      });
     } else {
       this.step.event({ type: 'stepdown', ok: true, hostname: master, reason: `${master} is master` });
     }
@@ -56,7 +61,13 @@ export class HandoffOutcomes<P extends HandoffInFlight = HandoffInFlight> {
     if (pending && now >= pending.until) {
       this.pending = null;
       this.step.log(4, `Handoff to ${pending.target} did not complete within ${within}; electing as usual`);
-      if (pending.stepDown) this.step.event({ type: 'stepdown', ok: false, hostname: pending.target, reason: `${pending.target} did not take over within ${within}` });
+      if (pending.stepDown)
+        this.step.event({
+          type: 'stepdown',
+          ok: false,
+          hostname: pending.target,
+          reason: `${pending.target} did not take over within ${within}`,
+        });
     }
     if (now >= this.promoteUntil) {
       this.promoteUntil = Infinity;

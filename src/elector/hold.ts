@@ -44,7 +44,8 @@ export class PromoteHold {
     if (this.holdMs === null) return false;
     const held = this.#held;
     if (held) {
-      if (held.target !== target) this.#sink.log(4, `${target} asked for the master role while we drain for ${held.target}: ${held.target} goes first`);
+      if (held.target !== target)
+        this.#sink.log(4, `${target} asked for the master role while we drain for ${held.target}: ${held.target} goes first`);
       return true;
     }
     this.#held = { target, since: now };

@@ -23,8 +23,14 @@ export interface EtcdClient {
   };
   kv: {
     put(req: { key: Buffer; value: Buffer; lease: string }, options?: unknown): Promise<{ header: { revision: string } }>;
-    range(req: { key: Buffer; range_end: Buffer; limit: number }, options?: unknown): Promise<{ header: { revision: string }; kvs: RawKeyValue[] }>;
-    txn(req: Record<string, unknown>, options?: unknown): Promise<{ header: { revision: string }; succeeded: boolean; responses: Array<{ response_range?: { kvs: RawKeyValue[] } }> }>;
+    range(
+      req: { key: Buffer; range_end: Buffer; limit: number },
+      options?: unknown,
+    ): Promise<{ header: { revision: string }; kvs: RawKeyValue[] }>;
+    txn(
+      req: Record<string, unknown>,
+      options?: unknown,
+    ): Promise<{ header: { revision: string }; succeeded: boolean; responses: Array<{ response_range?: { kvs: RawKeyValue[] } }> }>;
   };
   watchClient: { watch(options?: unknown): Promise<DuplexStream> };
   close(): void;
@@ -60,7 +66,9 @@ export interface GrpcModule {
  * Load the client, or fail with the command that installs it. Resolved from the
  * application's own folder first (where `npm install etcd3` puts it), then from ours.
  */
-export function loadEtcd3(candidates: Array<() => unknown> = [() => createRequire(`${process.cwd()}/`)('etcd3'), () => require('etcd3')]): EtcdModule {
+export function loadEtcd3(
+  candidates: Array<() => unknown> = [() => createRequire(`${process.cwd()}/`)('etcd3'), () => require('etcd3')],
+): EtcdModule {
   for (const load of candidates) {
     try {
       return load() as EtcdModule;
@@ -87,7 +95,8 @@ export function loadGrpc(): GrpcModule | null {
 /** A policy that runs the call once (etcd3's default retries and circuit breakers would hide failures behind their own delays). */
 export const ONCE = {
   // Always a promise: etcd3 chains `.catch` on it, also where the call throws at once.
-  execute: <T>(fn: (context: { signal: AbortSignal; attempt: number }) => T | Promise<T>): Promise<T> => new Promise<T>((resolve) => resolve(fn({ signal: new AbortController().signal, attempt: 0 }))),
+  execute: <T>(fn: (context: { signal: AbortSignal; attempt: number }) => T | Promise<T>): Promise<T> =>
+    new Promise<T>((resolve) => resolve(fn({ signal: new AbortController().signal, attempt: 0 }))),
 };
 
 /** Reconnecting a broken watch is the machine's business (it reads again); the client's own backoff only idles. */
@@ -128,11 +137,21 @@ export function toKeyValue(raw: RawKeyValue): KeyValue {
 export function classifyError(err: unknown): StoreErrorKind {
   const name = err instanceof Error ? err.constructor.name : '';
   const message = err instanceof Error ? err.message : String(err);
-  if (/Authentication|PermissionDenied|UserNotFound|Unauthenticated|InvalidAuthToken/.test(name) || /authentication failed|authentication is not enabled|permission denied|invalid auth token|user name not found|UNAUTHENTICATED/i.test(message)) return 'auth';
+  if (
+    /Authentication|PermissionDenied|UserNotFound|Unauthenticated|InvalidAuthToken/.test(name) ||
+    /authentication failed|authentication is not enabled|permission denied|invalid auth token|user name not found|UNAUTHENTICATED/i.test(
+      message,
+    )
+  )
+    return 'auth';
   if (/ssl|tls|certificate|handshake|CERT_|self.signed|alpn/i.test(message)) return 'tls';
   if (/no leader|proposal dropped|leader changed|not capable|request timed out|too many requests/i.test(message)) return 'no-leader';
   if (/DeadlineExceeded/.test(name) || /deadline exceeded|timed out/i.test(message)) return 'timeout';
-  if (/Unavailable|ClientClosed/.test(name) || /UNAVAILABLE|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|No connection|connect|socket/i.test(message)) return 'unreachable';
+  if (
+    /Unavailable|ClientClosed/.test(name) ||
+    /UNAVAILABLE|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|No connection|connect|socket/i.test(message)
+  )
+    return 'unreachable';
   return 'other';
 }
 
@@ -140,7 +159,11 @@ export function classifyError(err: unknown): StoreErrorKind {
 export function requireLeaderInterceptor(grpc: GrpcModule): unknown {
   return (options: unknown, nextCall: (options: unknown) => unknown) =>
     new grpc.InterceptingCall(nextCall(options), {
-      start(metadata: { clone(): { set(key: string, value: string): void } }, listener: unknown, next: (metadata: unknown, listener: unknown) => void) {
+      start(
+        metadata: { clone(): { set(key: string, value: string): void } },
+        listener: unknown,
+        next: (metadata: unknown, listener: unknown) => void,
+      ) {
         const copy = metadata.clone();
         copy.set('hasleader', 'true');
         next(copy, listener);

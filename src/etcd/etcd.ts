@@ -31,7 +31,22 @@ import { readFileSync } from 'node:fs';
 import type { EtcdSettings } from './settings';
 import type { StoreOp, StoreResult, WatchBatch } from '../protocol/store';
 import { Endpoints } from './endpoints';
-import { classifyError, INSTALL_COMMAND, loadEtcd3, loadGrpc, NO_BACKOFF, ONCE, prefixEnd, requireLeaderInterceptor, revision, toKeyValue, type DuplexStream, type EtcdClient, type EtcdModule, type WatchResponse } from './client';
+import {
+  classifyError,
+  INSTALL_COMMAND,
+  loadEtcd3,
+  loadGrpc,
+  NO_BACKOFF,
+  ONCE,
+  prefixEnd,
+  requireLeaderInterceptor,
+  revision,
+  toKeyValue,
+  type DuplexStream,
+  type EtcdClient,
+  type EtcdModule,
+  type WatchResponse,
+} from './client';
 
 export { classifyError, INSTALL_COMMAND, loadEtcd3 };
 
@@ -96,7 +111,10 @@ export class EtcdStore {
       },
     };
     if (settings.username !== undefined) {
-      const password = settings.password_file !== undefined ? (readFileSync(settings.password_file, 'utf8').split(/\r?\n/)[0] ?? '') : (settings.password ?? '');
+      const password =
+        settings.password_file !== undefined
+          ? (readFileSync(settings.password_file, 'utf8').split(/\r?\n/)[0] ?? '')
+          : (settings.password ?? '');
       base.auth = { username: settings.username, password };
     }
     if (settings.ca_file !== undefined) {
@@ -197,7 +215,8 @@ export class EtcdStore {
         (err: unknown) => {
           const failure = this.#failed(index, err);
           // On another member at once when this one is unreachable or leaderless (it cannot have applied the op).
-          const retry = failure.type === 'error' && (failure.kind === 'unreachable' || failure.kind === 'no-leader' || failure.kind === 'tls');
+          const retry =
+            failure.type === 'error' && (failure.kind === 'unreachable' || failure.kind === 'no-leader' || failure.kind === 'tls');
           if (retry && tried.size < this.#members.length && deadline - Date.now() > 20 && !this.#closed) return attempt();
           settle(failure);
         },
@@ -206,7 +225,11 @@ export class EtcdStore {
     attempt();
   }
 
-  #call(op: Exclude<StoreOp, { type: 'watch' } | { type: 'unwatch' } | { type: 'keepAlive' }>, client: EtcdClient, deadline: number): Promise<StoreResult> {
+  #call(
+    op: Exclude<StoreOp, { type: 'watch' } | { type: 'unwatch' } | { type: 'keepAlive' }>,
+    client: EtcdClient,
+    deadline: number,
+  ): Promise<StoreResult> {
     const call = { deadline };
     const kv = client.kv;
     switch (op.type) {
@@ -225,12 +248,15 @@ export class EtcdStore {
           },
         );
       case 'put':
-        return kv.put({ key: Buffer.from(op.key), value: Buffer.from(op.value), lease: op.lease }, call).then((res) => ({ type: 'put', revision: revision(res.header.revision) }));
+        return kv
+          .put({ key: Buffer.from(op.key), value: Buffer.from(op.value), lease: op.lease }, call)
+          .then((res) => ({ type: 'put', revision: revision(res.header.revision) }));
       case 'campaign': {
         const key = Buffer.from(op.key);
         const guard = Buffer.from(op.guard.key);
         const success: Array<Record<string, unknown>> = [{ request_put: { key, value: Buffer.from(op.value), lease: op.lease } }];
-        for (const put of op.alsoPut) success.push({ request_put: { key: Buffer.from(put.key), value: Buffer.from(put.value), lease: put.lease } });
+        for (const put of op.alsoPut)
+          success.push({ request_put: { key: Buffer.from(put.key), value: Buffer.from(put.value), lease: put.lease } });
         if (op.alsoDelete !== undefined) success.push({ request_delete_range: { key: Buffer.from(op.alsoDelete) } });
         const compare = [
           { key, target: 1 /* Create */, result: 0 /* Equal */, create_revision: 0 },
@@ -242,22 +268,33 @@ export class EtcdStore {
           if (res.succeeded) return { type: 'campaign', won: true, revision: rev, holder: null, guard: null };
           const holder = res.responses[0]?.response_range?.kvs[0];
           const guardKv = res.responses[1]?.response_range?.kvs[0];
-          return { type: 'campaign', won: false, revision: rev, holder: holder ? toKeyValue(holder) : null, guard: guardKv ? toKeyValue(guardKv) : null };
+          return {
+            type: 'campaign',
+            won: false,
+            revision: rev,
+            holder: holder ? toKeyValue(holder) : null,
+            guard: guardKv ? toKeyValue(guardKv) : null,
+          };
         });
       }
       case 'fenced': {
         const success: Array<Record<string, unknown>> = [];
         for (const key of op.deleteKeys ?? []) success.push({ request_delete_range: { key: Buffer.from(key) } });
-        for (const put of op.puts ?? []) success.push({ request_put: { key: Buffer.from(put.key), value: Buffer.from(put.value), lease: put.lease } });
+        for (const put of op.puts ?? [])
+          success.push({ request_put: { key: Buffer.from(put.key), value: Buffer.from(put.value), lease: put.lease } });
         const key = Buffer.from(op.fenceKey);
         const compare =
           op.fenceModRevision !== undefined
             ? [{ key, target: 2 /* Mod */, result: 0 /* Equal */, mod_revision: op.fenceModRevision }]
             : [{ key, target: 3 /* Value */, result: 0 /* Equal */, value: Buffer.from(op.fenceValue ?? '') }];
-        return kv.txn({ compare, success, failure: [] }, call).then((res) => ({ type: 'fenced', succeeded: res.succeeded, revision: revision(res.header.revision) }));
+        return kv
+          .txn({ compare, success, failure: [] }, call)
+          .then((res) => ({ type: 'fenced', succeeded: res.succeeded, revision: revision(res.header.revision) }));
       }
       case 'sync':
-        return kv.range({ key: Buffer.from(op.prefix), range_end: prefixEnd(op.prefix), limit: this.#maxKeys }, call).then((res) => ({ type: 'sync', revision: revision(res.header.revision), kvs: res.kvs.map(toKeyValue) }));
+        return kv
+          .range({ key: Buffer.from(op.prefix), range_end: prefixEnd(op.prefix), limit: this.#maxKeys }, call)
+          .then((res) => ({ type: 'sync', revision: revision(res.header.revision), kvs: res.kvs.map(toKeyValue) }));
     }
   }
 
@@ -390,13 +427,19 @@ export class EtcdStore {
             // A start past the member's revision: the store went back (restored, or wiped) after
             // our read. etcd would wait for that revision and send nothing before: read again.
             const at = Number(res.header?.revision);
-            if (Number.isSafeInteger(at) && fromRevision > at + 1) return lose(`the store's revision ${at} is below the one we read (${fromRevision - 1}): restored or wiped`);
+            if (Number.isSafeInteger(at) && fromRevision > at + 1)
+              return lose(`the store's revision ${at} is below the one we read (${fromRevision - 1}): restored or wiped`);
           }
-          if (res.canceled) return lose(`cancelled by etcd: ${res.cancel_reason || (res.compact_revision && res.compact_revision !== '0' ? `compacted at revision ${res.compact_revision}` : 'no reason given')}`);
+          if (res.canceled)
+            return lose(
+              `cancelled by etcd: ${res.cancel_reason || (res.compact_revision && res.compact_revision !== '0' ? `compacted at revision ${res.compact_revision}` : 'no reason given')}`,
+            );
           if (!res.events || res.events.length === 0) return;
           let batch: WatchBatch;
           try {
-            batch = { events: res.events.map((event) => ({ type: /^delete$/i.test(event.type) ? 'delete' : 'put', kv: toKeyValue(event.kv) })) };
+            batch = {
+              events: res.events.map((event) => ({ type: /^delete$/i.test(event.type) ? 'delete' : 'put', kv: toKeyValue(event.kv) })),
+            };
           } catch (err) {
             return lose((err as Error).message);
           }

@@ -48,7 +48,7 @@ export function canonicalIp(ip: string): string {
 export function isMulticast(ip: string): boolean {
   const family = ipFamily(ip);
   if (family === 0) return false;
-  const bare = family === 6 ? ip.split('%')[0] ?? ip : ip;
+  const bare = family === 6 ? (ip.split('%')[0] ?? ip) : ip;
   return MULTICAST.check(bare, family === 4 ? 'ipv4' : 'ipv6');
 }
 

@@ -54,7 +54,11 @@ export function probeIsolation(pidNamespace: 'auto' | 'on' | 'off'): Isolation &
     if (!program) {
       why = 'no unshare program (Debian: util-linux)';
     } else {
-      const probe = spawnSync(program, [...UNSHARE_ARGS, truePath], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 10_000 });
+      const probe = spawnSync(program, [...UNSHARE_ARGS, truePath], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        encoding: 'utf8',
+        timeout: 10_000,
+      });
       if (probe.status === 0) {
         unshare = [program, ...UNSHARE_ARGS];
         why = 'a pid namespace per run';
@@ -66,7 +70,8 @@ export function probeIsolation(pidNamespace: 'auto' | 'on' | 'off'): Isolation &
   let setpriv: string | null = null;
   if (!unshare) {
     const program = findProgram('setpriv');
-    if (program && spawnSync(program, ['--pdeathsig', 'KILL', '--', truePath], { stdio: 'ignore', timeout: 10_000 }).status === 0) setpriv = program;
+    if (program && spawnSync(program, ['--pdeathsig', 'KILL', '--', truePath], { stdio: 'ignore', timeout: 10_000 }).status === 0)
+      setpriv = program;
   }
   return { unshare, setpriv, why };
 }
@@ -113,7 +118,9 @@ export class ChildRun {
     this.#options = options;
     this.over = new Promise((resolve) => (this.#resolve = resolve));
     const { unshare } = options.isolation;
-    const [file, args] = unshare ? [unshare[0] as string, [...unshare.slice(1), process.execPath, GUARDIAN]] : [process.execPath, [GUARDIAN]];
+    const [file, args] = unshare
+      ? [unshare[0] as string, [...unshare.slice(1), process.execPath, GUARDIAN]]
+      : [process.execPath, [GUARDIAN]];
     // Its own session: a terminal's Ctrl-C or Ctrl-Z reaches the wrapper, which decides.
     this.#process = spawn(file, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true, env: guardianEnv() });
     this.#process.on('message', (message: FromGuardian) => this.#onMessage(message));
@@ -152,7 +159,11 @@ export class ChildRun {
   #beat(): void {
     const now = performance.now();
     const late = now - this.#lastPing - this.#options.pingMs;
-    if (late > this.#options.silenceMs / 2) this.#options.log(2, `This process was unresponsive for ${Math.round(late + this.#options.pingMs)} ms (the guardian acts after ${Math.round(this.#options.silenceMs)} ms)`);
+    if (late > this.#options.silenceMs / 2)
+      this.#options.log(
+        2,
+        `This process was unresponsive for ${Math.round(late + this.#options.pingMs)} ms (the guardian acts after ${Math.round(this.#options.silenceMs)} ms)`,
+      );
     this.#lastPing = now;
     this.#send({ t: 'ping' });
   }
@@ -171,7 +182,10 @@ export class ChildRun {
     if (message.t === 'started') {
       this.pid = message.pid;
       this.hostPid = message.namespace ? this.#findHostPids() : message.pid;
-      this.#options.log(3, `Started the command: pid ${this.hostPid || '?'}${message.namespace ? ` (${message.pid} in its pid namespace)` : ''}`);
+      this.#options.log(
+        3,
+        `Started the command: pid ${this.hostPid || '?'}${message.namespace ? ` (${message.pid} in its pid namespace)` : ''}`,
+      );
     } else if (message.t === 'exited') {
       this.#exit = { code: message.code, signal: message.signal };
       this.#options.onExit?.(message.code, message.signal);
@@ -196,7 +210,10 @@ export class ChildRun {
 
   /** Kill everything of the run from here: the guardian may be frozen, or dead. */
   #killAll(why: string): void {
-    this.#options.log(1, `Killing the command's ${this.#options.isolation.unshare ? 'pid namespace' : 'process group'} from the wrapper: ${why}`);
+    this.#options.log(
+      1,
+      `Killing the command's ${this.#options.isolation.unshare ? 'pid namespace' : 'process group'} from the wrapper: ${why}`,
+    );
     const kill = (pid: number): void => {
       try {
         if (pid) process.kill(pid, 'SIGKILL');

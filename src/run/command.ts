@@ -23,7 +23,7 @@ export function registerRunCommand(program: Command, setExitCode: (code: number)
     .usage('[options] -- command [args...]')
     .argument('<command...>', 'the command and its arguments (after --)')
     .option('-c, --config <file>', 'JSON file: the MultiServer section\'s keys, plus "hostname" and "ip"')
-    .option('--hostname <name>', 'this server\'s name in the cluster (default: the OS hostname)')
+    .option('--hostname <name>', "this server's name in the cluster (default: the OS hostname)")
     .option('--ip <address>', 'the address announced to the cluster (default: the first external IPv4)')
     .option('-p, --port <port>', 'comm_port')
     .option('--heartbeat-freq <seconds>', 'heartbeat_freq')
@@ -36,7 +36,10 @@ export function registerRunCommand(program: Command, setExitCode: (code: number)
     .option('--secret-file <file>', 'secret_key, read from a file: one key a line (the first signs)')
     .option('--etcd <url>', 'mastership from etcd: a client URL (repeat for each member)', collect, [] as string[])
     .option('--grace <seconds>', 'SIGTERM to SIGKILL when the command is stopped on purpose', '10')
-    .option('--loss-grace <seconds>', 'SIGTERM to SIGKILL when the role is lost involuntarily (default: the shorter of --grace and half a tick, or half the etcd step-down margin)')
+    .option(
+      '--loss-grace <seconds>',
+      'SIGTERM to SIGKILL when the role is lost involuntarily (default: the shorter of --grace and half a tick, or half the etcd step-down margin)',
+    )
     .option('--on-exit <policy>', 'when the command exits by itself: restart, step-down or exit', 'restart')
     .option('--restart-delay <seconds>', 'first restart delay; doubles with each exit in a row', '1')
     .option('--restart-delay-max <seconds>', 'longest restart delay; a run this long resets the doubling')
@@ -45,7 +48,10 @@ export function registerRunCommand(program: Command, setExitCode: (code: number)
     .option('--on-fault <command>', 'shell command run when the command exits by itself, cannot start, or is stopped by its guardian')
     .option('--hook-timeout <seconds>', 'a hook still running after this is killed', '30')
     .option('--pid-namespace <mode>', 'auto, on or off: run the command in a pid namespace (root), so no descendant survives it', 'auto')
-    .option('--health-cmd <command>', 'shell command checked every --health-interval: exit 0 passes; failing, this server is not eligible (a master stops the command, then hands over)')
+    .option(
+      '--health-cmd <command>',
+      'shell command checked every --health-interval: exit 0 passes; failing, this server is not eligible (a master stops the command, then hands over)',
+    )
     .option('--health-interval <seconds>', 'seconds between two checks (default 2)')
     .option('--health-rise <n>', 'passes in a row that make a failing server eligible again (default 2)')
     .option('--health-fall <n>', 'failures in a row that make a server ineligible (default 3)')

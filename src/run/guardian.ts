@@ -112,14 +112,18 @@ function end(reason: GoneReason, killAt: number, extra: { error?: string; silent
     }
     if (!killed && killTimer) clearTimeout(killTimer);
     const { reason: why, error, silentMs } = ending as NonNullable<typeof ending>;
-    report({ t: 'gone', reason: why, ...(error === undefined ? {} : { error }), ...(silentMs === undefined ? {} : { silentMs }) }, () => process.exit(0));
+    report({ t: 'gone', reason: why, ...(error === undefined ? {} : { error }), ...(silentMs === undefined ? {} : { silentMs }) }, () =>
+      process.exit(0),
+    );
   };
   poll();
 }
 
 function launch(message: StartMessage): void {
   start = message;
-  const [file, args] = message.setpriv ? [message.setpriv, ['--pdeathsig', 'KILL', '--', message.file, ...message.args]] : [message.file, message.args];
+  const [file, args] = message.setpriv
+    ? [message.setpriv, ['--pdeathsig', 'KILL', '--', message.file, ...message.args]]
+    : [message.file, message.args];
   try {
     child = spawn(file, args, { cwd: message.cwd, env: message.env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
   } catch (err) {
@@ -138,10 +142,13 @@ function launch(message: StartMessage): void {
     pgid = child.pid;
     report({ t: 'started', pid: child.pid, namespace: inNamespace });
   }
-  const watch = setInterval(() => {
-    const silent = performance.now() - lastSign;
-    if (silent > message.silenceMs) end('stalled', lastSign + message.deadMs, { silentMs: Math.round(silent) });
-  }, Math.max(5, Math.min(250, message.silenceMs / 4)));
+  const watch = setInterval(
+    () => {
+      const silent = performance.now() - lastSign;
+      if (silent > message.silenceMs) end('stalled', lastSign + message.deadMs, { silentMs: Math.round(silent) });
+    },
+    Math.max(5, Math.min(250, message.silenceMs / 4)),
+  );
   watch.unref();
 }
 

@@ -29,7 +29,12 @@ export class HookRunner {
   #idle: Array<() => void> = [];
   #dropped = 0;
 
-  constructor(commands: Partial<Record<HookEvent, string>>, timeoutMs: number, log: (level: number, message: string) => void, baseEnv: NodeJS.ProcessEnv) {
+  constructor(
+    commands: Partial<Record<HookEvent, string>>,
+    timeoutMs: number,
+    log: (level: number, message: string) => void,
+    baseEnv: NodeJS.ProcessEnv,
+  ) {
     this.#commands = commands;
     this.#timeoutMs = timeoutMs;
     this.#log = log;
@@ -45,7 +50,11 @@ export class HookRunner {
     if (this.#queue.length >= MAX_PENDING_HOOKS) {
       const dropped = this.#queue.shift() as Hook;
       // One line per burst, not per hook: a flapping role must not flood the log.
-      if (this.#dropped++ === 0) this.#log(1, `Hook queue full (${MAX_PENDING_HOOKS} waiting behind a slow hook): dropping the oldest (on-${dropped.event}, ${dropped.env.MULTI_REASON ?? ''})`);
+      if (this.#dropped++ === 0)
+        this.#log(
+          1,
+          `Hook queue full (${MAX_PENDING_HOOKS} waiting behind a slow hook): dropping the oldest (on-${dropped.event}, ${dropped.env.MULTI_REASON ?? ''})`,
+        );
     }
     this.#queue.push(hook);
     this.#next();
@@ -75,7 +84,11 @@ export class HookRunner {
     this.#running = true;
     const command = this.#commands[hook.event] as string;
     const started = performance.now();
-    const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'inherit', 'inherit'], detached: true, env: { ...this.#baseEnv, ...hook.env } });
+    const child = spawn('/bin/sh', ['-c', command], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      detached: true,
+      env: { ...this.#baseEnv, ...hook.env },
+    });
     const signalGroup = (signal: NodeJS.Signals): void => {
       try {
         if (child.pid) process.kill(-child.pid, signal);
@@ -85,7 +98,10 @@ export class HookRunner {
     };
     let killTimer: NodeJS.Timeout | null = null;
     const timeout = setTimeout(() => {
-      this.#log(1, `Hook on-${hook.event} still running after ${this.#timeoutMs / 1000} s: SIGTERM to its process group (SIGKILL in ${KILL_AFTER_TERM_MS / 1000} s)`);
+      this.#log(
+        1,
+        `Hook on-${hook.event} still running after ${this.#timeoutMs / 1000} s: SIGTERM to its process group (SIGKILL in ${KILL_AFTER_TERM_MS / 1000} s)`,
+      );
       signalGroup('SIGTERM');
       killTimer = setTimeout(() => signalGroup('SIGKILL'), KILL_AFTER_TERM_MS);
     }, this.#timeoutMs);
@@ -95,11 +111,16 @@ export class HookRunner {
       done = true;
       clearTimeout(timeout);
       if (killTimer) clearTimeout(killTimer);
-      this.#log(failed ? 1 : 3, `Hook on-${hook.event} (${hook.env.MULTI_REASON ?? ''}) ${outcome} after ${Math.round(performance.now() - started)} ms`);
+      this.#log(
+        failed ? 1 : 3,
+        `Hook on-${hook.event} (${hook.env.MULTI_REASON ?? ''}) ${outcome} after ${Math.round(performance.now() - started)} ms`,
+      );
       this.#running = false;
       this.#next();
     };
     child.once('error', (err) => finish(`could not run: ${err.message}`, true));
-    child.once('exit', (code, signal) => finish(signal ? `was killed by ${signal}` : code === 0 ? 'succeeded' : `failed with exit code ${code}`, code !== 0));
+    child.once('exit', (code, signal) =>
+      finish(signal ? `was killed by ${signal}` : code === 0 ? 'succeeded' : `failed with exit code ${code}`, code !== 0),
+    );
   }
 }

@@ -85,7 +85,18 @@ const FLAG_KEYS: ReadonlyArray<[keyof RunFlags, string, string]> = [
 ];
 
 /** Keys a config file may hold: the section's (with defaults or optional) and `hostname`. */
-const FILE_KEYS = new Set<string>([...Object.keys(DEFAULT_CONFIG), 'broadcast_ip', 'bind_ip', 'multicast_group', 'multicast_interface', 'peers', 'secret_key', 'coordinator', 'hostname', 'ip']);
+const FILE_KEYS = new Set<string>([
+  ...Object.keys(DEFAULT_CONFIG),
+  'broadcast_ip',
+  'bind_ip',
+  'multicast_group',
+  'multicast_interface',
+  'peers',
+  'secret_key',
+  'coordinator',
+  'hostname',
+  'ip',
+]);
 const HTTP_KEYS = ['http_status_uri', 'http_health_uri', 'http_master_uri', 'http_metrics_uri', 'http_ui_uri'];
 
 /** A flag's number, or the text as given, so the validator reports what was typed. */
@@ -96,13 +107,15 @@ function numeric(text: string): number | string {
 function seconds(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
   if (text === undefined) return fallback;
   const value = numeric(text);
-  if (typeof value !== 'number' || value < min || value > max) throw new UsageError(`${flag} must be a number of seconds from ${min} to ${max}, got "${text}"`);
+  if (typeof value !== 'number' || value < min || value > max)
+    throw new UsageError(`${flag} must be a number of seconds from ${min} to ${max}, got "${text}"`);
   return value;
 }
 
 function oneOf<T extends string>(flag: string, text: string | undefined, allowed: readonly T[], fallback: T): T {
   if (text === undefined) return fallback;
-  if (!(allowed as readonly string[]).includes(text)) throw new UsageError(`${flag} must be one of ${allowed.map((a) => `"${a}"`).join(', ')}, got "${text}"`);
+  if (!(allowed as readonly string[]).includes(text))
+    throw new UsageError(`${flag} must be one of ${allowed.map((a) => `"${a}"`).join(', ')}, got "${text}"`);
   return text as T;
 }
 
@@ -120,11 +133,14 @@ function readConfigFile(file: string, read: (file: string) => string): Record<st
     throw new UsageError(`--config ${file}: not JSON: ${(err as Error).message}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new UsageError(`--config ${file}: expected a JSON object of MultiServer keys (plus "hostname"), got ${Array.isArray(parsed) ? 'an array' : JSON.stringify(parsed)}`);
+    throw new UsageError(
+      `--config ${file}: expected a JSON object of MultiServer keys (plus "hostname"), got ${Array.isArray(parsed) ? 'an array' : JSON.stringify(parsed)}`,
+    );
   }
   const object = parsed as Record<string, unknown>;
   for (const key of Object.keys(object)) {
-    if (!FILE_KEYS.has(key)) throw new UsageError(`--config ${file}: unknown key "${key}" (keys: the MultiServer section's, plus "hostname" and "ip")`);
+    if (!FILE_KEYS.has(key))
+      throw new UsageError(`--config ${file}: unknown key "${key}" (keys: the MultiServer section's, plus "hostname" and "ip")`);
   }
   return object;
 }
@@ -133,7 +149,10 @@ function readConfigFile(file: string, read: (file: string) => string): Record<st
  * Secret keys from a file, one a line (the first signs, all verify: a rotation); blank lines
  * and lines starting with # are skipped. The keys themselves are never echoed.
  */
-export function readSecretFile(file: string, read: (file: string) => string = (f) => readFileSync(f, 'utf8')): { keys: string[]; warning: string | null } {
+export function readSecretFile(
+  file: string,
+  read: (file: string) => string = (f) => readFileSync(f, 'utf8'),
+): { keys: string[]; warning: string | null } {
   let text: string;
   try {
     text = read(file);
@@ -166,7 +185,8 @@ function healthOptions(flags: RunFlags): RunOptions['health'] | undefined {
   const count = (flag: string, text: string | undefined, fallback: number): number => {
     if (text === undefined) return fallback;
     const value = numeric(text);
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 1000) throw new UsageError(`${flag} must be an integer from 1 to 1000, got "${text}"`);
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 1000)
+      throw new UsageError(`${flag} must be an integer from 1 to 1000, got "${text}"`);
     return value;
   };
   const interval = seconds('--health-interval', flags.healthInterval, 2, 0.01, 86400);
@@ -180,7 +200,11 @@ function healthOptions(flags: RunFlags): RunOptions['health'] | undefined {
 }
 
 /** Merge, validate, and return everything `run` needs; throws UsageError. */
-export function resolveRunOptions(flags: RunFlags, command: string[], read: (file: string) => string = (f) => readFileSync(f, 'utf8')): RunOptions & { warnings: string[] } {
+export function resolveRunOptions(
+  flags: RunFlags,
+  command: string[],
+  read: (file: string) => string = (f) => readFileSync(f, 'utf8'),
+): RunOptions & { warnings: string[] } {
   if (command.length === 0) throw new UsageError('missing the command to run: pixl-server-multi run [options] -- command [args...]');
   const warnings: string[] = [];
   const file = flags.config ? readConfigFile(flags.config, read) : {};
@@ -204,7 +228,10 @@ export function resolveRunOptions(flags: RunFlags, command: string[], read: (fil
     if (secret.warning) warnings.push(secret.warning);
   }
   if (flags.etcd && flags.etcd.length > 0) {
-    const base = section.coordinator && typeof section.coordinator === 'object' && !Array.isArray(section.coordinator) ? (section.coordinator as Record<string, unknown>) : {};
+    const base =
+      section.coordinator && typeof section.coordinator === 'object' && !Array.isArray(section.coordinator)
+        ? (section.coordinator as Record<string, unknown>)
+        : {};
     section.coordinator = { ...base, type: 'etcd', hosts: flags.etcd };
     from.set('coordinator', `--etcd ${flags.etcd.join(' --etcd ')}`);
   }
@@ -229,19 +256,31 @@ export function resolveRunOptions(flags: RunFlags, command: string[], read: (fil
   try {
     hostname = validateHostname(givenHostname === undefined ? os.hostname().toLowerCase() : givenHostname);
   } catch (err) {
-    const where = flags.hostname !== undefined ? `--hostname ${flags.hostname}` : file.hostname !== undefined ? `--config ${flags.config as string}` : 'the OS hostname (set --hostname)';
+    const where =
+      flags.hostname !== undefined
+        ? `--hostname ${flags.hostname}`
+        : file.hostname !== undefined
+          ? `--config ${flags.config as string}`
+          : 'the OS hostname (set --hostname)';
     throw new UsageError(`${where}: ${(err as Error).message}`);
   }
   const ip = flags.ip ?? file.ip;
   if (ip !== undefined && (typeof ip !== 'string' || !/^[\d.]+$|^[\da-fA-F:]+$/.test(ip))) {
-    throw new UsageError(`${flags.ip !== undefined ? '--ip' : `--config ${flags.config as string}`}: expected an IP address to announce, got ${JSON.stringify(ip)}`);
+    throw new UsageError(
+      `${flags.ip !== undefined ? '--ip' : `--config ${flags.config as string}`}: expected an IP address to announce, got ${JSON.stringify(ip)}`,
+    );
   }
 
   const restartDelay = seconds('--restart-delay', flags.restartDelay, 1, 0, 86400);
   const restartDelayMax = seconds('--restart-delay-max', flags.restartDelayMax, Math.max(60, restartDelay), restartDelay, 86400);
   const debugLevel = flags.debugLevel === undefined ? 4 : numeric(flags.debugLevel);
-  if (typeof debugLevel !== 'number' || !Number.isInteger(debugLevel) || debugLevel < 1 || debugLevel > 10) throw new UsageError(`--debug-level must be an integer from 1 to 10, got "${flags.debugLevel}"`);
-  for (const [flag, value] of [['--on-master', flags.onMaster], ['--on-slave', flags.onSlave], ['--on-fault', flags.onFault]] as const) {
+  if (typeof debugLevel !== 'number' || !Number.isInteger(debugLevel) || debugLevel < 1 || debugLevel > 10)
+    throw new UsageError(`--debug-level must be an integer from 1 to 10, got "${flags.debugLevel}"`);
+  for (const [flag, value] of [
+    ['--on-master', flags.onMaster],
+    ['--on-slave', flags.onSlave],
+    ['--on-fault', flags.onFault],
+  ] as const) {
     if (value !== undefined && value.trim() === '') throw new UsageError(`${flag} must be a shell command, got an empty string`);
   }
   const hooks: RunOptions['hooks'] = {};
@@ -271,7 +310,9 @@ export function resolveRunOptions(flags: RunFlags, command: string[], read: (fil
   const drainFloor = options.graceMs / 1000 + 5;
   if (section.drain_timeout === undefined) section.drain_timeout = drainFloor;
   else if (settings.drain_timeout < drainFloor) {
-    warnings.push(`drain_timeout ${settings.drain_timeout} s (${from.get('drain_timeout') ?? '--config'}) raised to ${drainFloor} s: a handover waits for the command to stop, up to --grace (${options.graceMs / 1000} s) and 5 s more`);
+    warnings.push(
+      `drain_timeout ${settings.drain_timeout} s (${from.get('drain_timeout') ?? '--config'}) raised to ${drainFloor} s: a handover waits for the command to stop, up to --grace (${options.graceMs / 1000} s) and 5 s more`,
+    );
     section.drain_timeout = drainFloor;
   }
   settings.drain_timeout = section.drain_timeout as number;

@@ -126,7 +126,10 @@ export class Runner {
       components: [modules.MultiServer as unknown as new () => Component, MultiRun as unknown as new () => Component],
       // Log lines go to stderr: the command's own output keeps stdout.
       echoer: (_line: string, _cols: unknown, args: Record<string, unknown>) => {
-        const data = args.data === undefined || args.data === null || args.data === '' ? '' : ` ${typeof args.data === 'string' ? args.data : JSON.stringify(args.data)}`;
+        const data =
+          args.data === undefined || args.data === null || args.data === ''
+            ? ''
+            : ` ${typeof args.data === 'string' ? args.data : JSON.stringify(args.data)}`;
         const code = args.category === 'debug' ? String(args.code) : `${String(args.category)}/${String(args.code)}`;
         process.stderr.write(`${String(args.date)} ${String(args.component)}[${code}]: ${String(args.msg)}${data}\n`);
       },
@@ -156,7 +159,12 @@ export class Runner {
     this.#multi = server.MultiServer as unknown as MultiServer;
     const options = this.options;
     for (const warning of (options as RunOptions & { warnings?: string[] }).warnings ?? []) this.#error('config', warning);
-    this.#hooks = new HookRunner(options.hooks, options.hookTimeoutMs, (level, message) => (level <= 1 ? this.#error('hook', message) : this.#log(level, message)), commandEnv());
+    this.#hooks = new HookRunner(
+      options.hooks,
+      options.hookTimeoutMs,
+      (level, message) => (level <= 1 ? this.#error('hook', message) : this.#log(level, message)),
+      commandEnv(),
+    );
     this.#log(
       2,
       `Running \`${options.command.join(' ')}\` while master; isolation: ${this.#isolation.unshare ? 'a pid namespace per run' : `its process group only (${this.#isolation.why})${this.#isolation.setpriv ? ', SIGKILL to the command if its guardian dies' : ''}`}; ` +
@@ -166,7 +174,10 @@ export class Runner {
     if (health) {
       const env = commandEnv();
       this.#multi.setHealthCheck((signal) => runHealthCommand(health.command, { ...env, ...this.#env() }, signal), health);
-      this.#log(2, `Health check \`${health.command}\` every ${health.interval} s (ineligible after ${health.fall} failures in a row, eligible again after ${health.rise} passes)`);
+      this.#log(
+        2,
+        `Health check \`${health.command}\` every ${health.interval} s (ineligible after ${health.fall} failures in a row, eligible again after ${health.rise} passes)`,
+      );
     }
     this.#multi.on('master', (term) => this.#onMaster(term));
     this.#multi.on('slave', () => this.#onSlave());
@@ -230,7 +241,10 @@ export class Runner {
     const run = this.#run;
     if (run && !run.stopping) {
       const grace = this.options.lossGraceMs ?? Math.min(this.options.graceMs, this.timing.lossGraceMs);
-      this.#log(2, `Lost the master role while the command runs: SIGTERM to it, SIGKILL in ${Math.round(grace)} ms${this.#multi.masterHostname ? ` (the master is now ${this.#multi.masterHostname})` : ''}`);
+      this.#log(
+        2,
+        `Lost the master role while the command runs: SIGTERM to it, SIGKILL in ${Math.round(grace)} ms${this.#multi.masterHostname ? ` (the master is now ${this.#multi.masterHostname})` : ''}`,
+      );
       run.stop(grace);
     }
   }
@@ -285,7 +299,8 @@ export class Runner {
         if (result.ran) return;
         this.#log(3, `Not starting the command: ${result.detail}`);
         // A handover in progress may not happen (nobody took over, the check recovered): look again.
-        if (result.reason === 'handing-over') this.#scheduleRestart(Math.max(50, (this.options.settings.heartbeat_freq * 1000) / 2), 'if the handover does not happen');
+        if (result.reason === 'handing-over')
+          this.#scheduleRestart(Math.max(50, (this.options.settings.heartbeat_freq * 1000) / 2), 'if the handover does not happen');
       });
   }
 
@@ -294,7 +309,10 @@ export class Runner {
     switch (reason?.kind) {
       case 'handover':
         this.#cancelRestart();
-        this.#log(2, `Handing the master role over: stopping the command first (SIGTERM, SIGKILL in ${Math.round(this.options.graceMs)} ms)`);
+        this.#log(
+          2,
+          `Handing the master role over: stopping the command first (SIGTERM, SIGKILL in ${Math.round(this.options.graceMs)} ms)`,
+        );
         run.stop(this.options.graceMs);
         break;
       case 'drain-timeout':
@@ -340,7 +358,10 @@ export class Runner {
     const lasted = end.endedAt - end.startedAt;
     const status = end.signal ? `signal ${end.signal}` : end.code === null ? 'no exit status' : `exit code ${end.code}`;
     if (end.reason === 'stopped' || end.reason === 'signalled' || (run.stopping && end.reason === 'exited')) {
-      this.#log(3, `The command is stopped (${status}), its ${this.#isolation.unshare ? 'pid namespace' : 'process group'} empty, after ${Math.round(lasted)} ms`);
+      this.#log(
+        3,
+        `The command is stopped (${status}), its ${this.#isolation.unshare ? 'pid namespace' : 'process group'} empty, after ${Math.round(lasted)} ms`,
+      );
       this.#ensureRunning();
       return;
     }
@@ -351,9 +372,17 @@ export class Runner {
     if (end.reason === 'stalled' || end.reason === 'guardian-died' || end.reason === 'orphaned') {
       // Not the command's doing: run it again once this server has had a tick to find out
       // whether it is still master (a stall past the failover budget makes it step down).
-      this.#error('command', end.reason === 'stalled' ? `The guardian ended the command: this process was silent for ${end.silentMs ?? '?'} ms` : `The command's guardian ended unexpectedly (${end.reason})`);
+      this.#error(
+        'command',
+        end.reason === 'stalled'
+          ? `The guardian ended the command: this process was silent for ${end.silentMs ?? '?'} ms`
+          : `The command's guardian ended unexpectedly (${end.reason})`,
+      );
       this.#hook('fault', end.reason, faultEnv);
-      this.#scheduleRestart(Math.max(this.options.settings.heartbeat_freq * 1000, this.options.restartDelayMs), 'after the guardian stopped it');
+      this.#scheduleRestart(
+        Math.max(this.options.settings.heartbeat_freq * 1000, this.options.restartDelayMs),
+        'after the guardian stopped it',
+      );
       return;
     }
     // It exited (or could not start) by itself.

@@ -63,14 +63,20 @@ export class EtcdMode implements Mode {
       made.onError = (err) => ctx.onSendError(err);
       return made;
     };
-    ctx.debug(4, `Using etcd at ${coordinator.hosts.join(', ')} (prefix ${coordinator.prefix}); messages by UDP on port ${settings.comm_port}`);
+    ctx.debug(
+      4,
+      `Using etcd at ${coordinator.hosts.join(', ')} (prefix ${coordinator.prefix}); messages by UDP on port ${settings.comm_port}`,
+    );
     let transport = makeTransport(settings.comm_port);
     try {
       await transport.open().catch((err: NodeJS.ErrnoException) => {
         // Peers learn each server's message address from its record in etcd: so several servers on
         // one host run with one config. Another holds comm_port here: take a port the system picks.
         if (err.code !== 'EADDRINUSE' || settings.comm_port === 0) throw err;
-        ctx.debug(3, `UDP port ${settings.comm_port} is in use on ${settings.bind_ip} (another server on this host?); taking a free one: peers learn it from etcd`);
+        ctx.debug(
+          3,
+          `UDP port ${settings.comm_port} is in use on ${settings.bind_ip} (another server on this host?); taking a free one: peers learn it from etcd`,
+        );
         transport = makeTransport(0);
         return transport.open();
       });

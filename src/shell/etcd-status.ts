@@ -42,7 +42,12 @@ export interface EtcdSnapshot {
 }
 
 /** Decode everything under `prefix`, as read at `revision`. */
-export function describeStore(prefix: string, kvs: KeyValue[], revision: number, limits: records.Limits = { maxBytes: 65536, maxDataBytes: 0 }): EtcdSnapshot {
+export function describeStore(
+  prefix: string,
+  kvs: KeyValue[],
+  revision: number,
+  limits: records.Limits = { maxBytes: 65536, maxDataBytes: 0 },
+): EtcdSnapshot {
   const keys = records.keysFor(prefix);
   const snapshot: EtcdSnapshot = { prefix, revision, masterHostname: '', term: 0, lastTerm: 0, checkpoint: null, members: [], invalid: [] };
   for (const kv of kvs) {
@@ -65,7 +70,18 @@ export function describeStore(prefix: string, kvs: KeyValue[], revision: number,
         continue;
       }
       const hb = member.heartbeat;
-      snapshot.members.push({ hostname, ip: hb.ip, port: member.port, eligible: hb.eligible, priority: hb.prio ?? 0, term: hb.term ?? 0, uptime: hb.uptime, master: false, lease: kv.lease, data: hb.data });
+      snapshot.members.push({
+        hostname,
+        ip: hb.ip,
+        port: member.port,
+        eligible: hb.eligible,
+        priority: hb.prio ?? 0,
+        term: hb.term ?? 0,
+        uptime: hb.uptime,
+        master: false,
+        lease: kv.lease,
+        data: hb.data,
+      });
     }
   }
   for (const member of snapshot.members) member.master = member.hostname === snapshot.masterHostname;
@@ -90,7 +106,10 @@ export async function readStore(options: ReadOptions): Promise<EtcdSnapshot> {
   try {
     const end = Buffer.from(options.prefix);
     end[end.length - 1] = (end[end.length - 1] as number) + 1; // every prefix ends with "/"; "0" follows it
-    const res = await client.kv.range({ key: Buffer.from(options.prefix), range_end: end, limit: 100_000 }, { deadline: Date.now() + options.timeoutMs });
+    const res = await client.kv.range(
+      { key: Buffer.from(options.prefix), range_end: end, limit: 100_000 },
+      { deadline: Date.now() + options.timeoutMs },
+    );
     const kvs: KeyValue[] = res.kvs.map((raw) => ({
       key: raw.key.toString('utf8'),
       value: raw.value.toString('utf8'),
@@ -114,7 +133,16 @@ export function renderStore(snapshot: EtcdSnapshot): string {
   for (const m of snapshot.members) {
     let data = safe(JSON.stringify(m.data) ?? '');
     if (data.length > 40) data = `${data.slice(0, 37)}...`;
-    rows.push([safe(m.hostname), m.port ? `${safe(m.ip)}:${m.port}` : safe(m.ip), m.master ? 'master' : 'slave', m.eligible ? 'yes' : 'no', String(m.priority), String(m.term), `${m.uptime} s`, data]);
+    rows.push([
+      safe(m.hostname),
+      m.port ? `${safe(m.ip)}:${m.port}` : safe(m.ip),
+      m.master ? 'master' : 'slave',
+      m.eligible ? 'yes' : 'no',
+      String(m.priority),
+      String(m.term),
+      `${m.uptime} s`,
+      data,
+    ]);
   }
   const master = snapshot.masterHostname ? `master: ${safe(snapshot.masterHostname)} (term ${snapshot.term})` : 'no master';
   const lines = [
@@ -146,7 +174,7 @@ export function registerEtcdStatus(
     .command('etcd-status')
     .description('an etcd-mode cluster as etcd holds it: members, master and term (reads the prefix once; writes nothing)')
     .requiredOption('-e, --etcd <url>', 'an etcd client URL, "http://host:2379" (repeat for each member)', helpers.collect, [] as string[])
-    .option('--prefix <prefix>', 'the cluster\'s coordinator.prefix (default: /pixl-server-multi/<cluster id>/)')
+    .option('--prefix <prefix>', "the cluster's coordinator.prefix (default: /pixl-server-multi/<cluster id>/)")
     .option('-c, --cluster-id <id>', 'cluster_id of the cluster, for the default prefix', '')
     .option('-u, --username <name>', 'etcd user (coordinator.username)')
     .option('--password-env <name>', 'the environment variable that holds the password (never on the command line)')
@@ -161,18 +189,30 @@ export function registerEtcdStatus(
         } catch {
           parsed = null;
         }
-        if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.username || parsed.password) usage(`error: --etcd must be an etcd client URL such as http://10.0.0.1:2379 (no credentials), got ${url.includes('@') ? 'a URL with credentials (not shown)' : JSON.stringify(url)}`);
+        if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.username || parsed.password)
+          usage(
+            `error: --etcd must be an etcd client URL such as http://10.0.0.1:2379 (no credentials), got ${url.includes('@') ? 'a URL with credentials (not shown)' : JSON.stringify(url)}`,
+          );
       }
       if (!Number.isFinite(options.timeout) || options.timeout < 1) usage('error: --timeout must be a positive number of milliseconds');
       const prefix = options.prefix ?? `/pixl-server-multi/${options.clusterId || 'default'}/`;
-      if (!/^[\x21-\x7e]{1,255}\/$/.test(prefix)) usage(`error: --prefix must be printable characters ending with "/", got ${JSON.stringify(prefix)}`);
+      if (!/^[\x21-\x7e]{1,255}\/$/.test(prefix))
+        usage(`error: --prefix must be printable characters ending with "/", got ${JSON.stringify(prefix)}`);
       const password = options.passwordEnv !== undefined ? process.env[options.passwordEnv] : undefined;
       try {
-        const snapshot = await readStore({ hosts: options.etcd, prefix, ...(options.username !== undefined ? { username: options.username } : {}), ...(password !== undefined ? { password } : {}), timeoutMs: options.timeout });
+        const snapshot = await readStore({
+          hosts: options.etcd,
+          prefix,
+          ...(options.username !== undefined ? { username: options.username } : {}),
+          ...(password !== undefined ? { password } : {}),
+          timeoutMs: options.timeout,
+        });
         process.stdout.write(options.json ? `${JSON.stringify(snapshot)}\n` : `${renderStore(snapshot)}\n`);
         done(snapshot.members.length > 0 ? 0 : 1);
       } catch (err) {
-        process.stderr.write(`error: cannot read ${prefix} from etcd at ${options.etcd.join(', ')}: ${(err as Error).message.slice(0, 300)}\n`);
+        process.stderr.write(
+          `error: cannot read ${prefix} from etcd at ${options.etcd.join(', ')}: ${(err as Error).message.slice(0, 300)}\n`,
+        );
         done(1);
       }
     });

@@ -99,7 +99,10 @@ export class ShellEvents {
         const settle = this.#waiters[event.type].splice(0);
         if (event.type === 'stepdown' && !event.ok) host.work.handoverFailed();
         if (event.type === 'stepdown' && event.ok) host.counters.handoffs++;
-        host.debug(event.ok ? 4 : 3, `${event.type === 'stepdown' ? 'Step down' : 'Promote'}: ${event.ok ? 'done' : 'failed'} (${event.reason})`);
+        host.debug(
+          event.ok ? 4 : 3,
+          `${event.type === 'stepdown' ? 'Step down' : 'Promote'}: ${event.ok ? 'done' : 'failed'} (${event.reason})`,
+        );
         for (const waiter of settle) waiter(event.ok ? null : new Error(event.reason));
         const result: HandoffResult = { ok: event.ok, reason: event.reason };
         this.emitBoth(event.type, result);

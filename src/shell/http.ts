@@ -19,7 +19,12 @@ import type { ServerRecord } from '../elector/types';
 
 /** The part of pixl-server-web's WebServer component we use. */
 export interface WebServerLike {
-  addURIHandler(uri: RegExp, name: string, acl: boolean, handler: (args: RequestArgs, callback: (...response: unknown[]) => void) => void): void;
+  addURIHandler(
+    uri: RegExp,
+    name: string,
+    acl: boolean,
+    handler: (args: RequestArgs, callback: (...response: unknown[]) => void) => void,
+  ): void;
   removeURIHandler(name: string): void;
   /** pixl-server-web's handler list, in match order (read to put ours first and to find shadows). */
   uriHandlers?: unknown;
@@ -157,7 +162,12 @@ export class OperatorHttp {
    * At startup, before the routes exist: loads prom-client when metrics are configured
    * (throws, naming the install command, when it is missing) and starts noting departures.
    */
-  constructor(source: HttpSource, settings: HttpSettings, log: HttpLog, metrics: () => MetricsRegistry = () => createMetricsRegistry(source)) {
+  constructor(
+    source: HttpSource,
+    settings: HttpSettings,
+    log: HttpLog,
+    metrics: () => MetricsRegistry = () => createMetricsRegistry(source),
+  ) {
     this.#source = source;
     this.#settings = { ...settings };
     this.#log = log;
@@ -184,7 +194,10 @@ export class OperatorHttp {
   attach(web: unknown): void {
     if (!isLikeWebServer(web)) {
       const keys = ROUTE_KEYS.filter((key) => this.#settings[key]).join(', ');
-      this.#log.error('config', `${keys} ${keys.includes(',') ? 'are' : 'is'} set, but the server has no WebServer component (pixl-server-web)`);
+      this.#log.error(
+        'config',
+        `${keys} ${keys.includes(',') ? 'are' : 'is'} set, but the server has no WebServer component (pixl-server-web)`,
+      );
       return;
     }
     this.#web = web;
@@ -206,7 +219,10 @@ export class OperatorHttp {
       if (!uri) continue;
       const answerer = firstAnswerer(web, uri);
       if (answerer !== null && answerer !== ROUTE_NAMES[key]) {
-        this.#log.error('http', `${key} ${uri} is shadowed: pixl-server-web sends it to ${answerer}, not to MultiServer. Choose another URI or remove that handler.`);
+        this.#log.error(
+          'http',
+          `${key} ${uri} is shadowed: pixl-server-web sends it to ${answerer}, not to MultiServer. Choose another URI or remove that handler.`,
+        );
       }
     }
   }
@@ -224,13 +240,25 @@ export class OperatorHttp {
     const serve = web.sendStaticResponse;
     const answer = web.sendHTTPResponse;
     if (typeof serve !== 'function' || typeof answer !== 'function') {
-      this.#log.error('config', 'WebServer config: `http_htdocs_dir` is unset; pixl-server-web may crash the process on a request no handler takes: set it to a directory (an empty one will do)');
+      this.#log.error(
+        'config',
+        'WebServer config: `http_htdocs_dir` is unset; pixl-server-web may crash the process on a request no handler takes: set it to a directory (an empty one will do)',
+      );
       return;
     }
-    this.#log.debug(1, 'WebServer config: `http_htdocs_dir` is unset, and pixl-server-web would crash the process on a request no handler takes (`GET /favicon.ico`): MultiServer answers those 404 until you set it to a directory (an empty one will do)');
+    this.#log.debug(
+      1,
+      'WebServer config: `http_htdocs_dir` is unset, and pixl-server-web would crash the process on a request no handler takes (`GET /favicon.ico`): MultiServer answers those 404 until you set it to a directory (an empty one will do)',
+    );
     const guard = function (this: WebServerLike, args: StaticArgs): void {
       if (args.internalFile === undefined && !hasHtdocs(this)) {
-        answer.call(this, args, '404 Not Found', { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' }, '404 Not Found\n');
+        answer.call(
+          this,
+          args,
+          '404 Not Found',
+          { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' },
+          '404 Not Found\n',
+        );
         return;
       }
       serve.call(this, args);
@@ -275,19 +303,37 @@ export class OperatorHttp {
         case 'http_master_uri':
           return source.master
             ? json('200 OK', { ok: true, master: source.hostname, term: source.term })
-            : json('503 Service Unavailable', { ok: false, master: source.masterHostname, reason: source.masterHostname ? 'this server is not the master' : 'no agreed master known to this server' });
+            : json('503 Service Unavailable', {
+                ok: false,
+                master: source.masterHostname,
+                reason: source.masterHostname ? 'this server is not the master' : 'no agreed master known to this server',
+              });
         case 'http_metrics_uri': {
           const registry = this.#metrics as MetricsRegistry;
           return ['200 OK', { 'Content-Type': registry.contentType, ...NO_STORE }, await registry.metrics()];
         }
         case 'http_ui_uri':
-          if (args.query?.format === 'json') return json('200 OK', statusBody(source, { departures: this.#departures, failovers: this.#failovers }, Date.now()));
-          return ['200 OK', { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': statusPage.csp, 'Referrer-Policy': 'no-referrer', 'X-Frame-Options': 'DENY', ...NO_STORE }, statusPage.html];
+          if (args.query?.format === 'json')
+            return json('200 OK', statusBody(source, { departures: this.#departures, failovers: this.#failovers }, Date.now()));
+          return [
+            '200 OK',
+            {
+              'Content-Type': 'text/html; charset=utf-8',
+              'Content-Security-Policy': statusPage.csp,
+              'Referrer-Policy': 'no-referrer',
+              'X-Frame-Options': 'DENY',
+              ...NO_STORE,
+            },
+            statusPage.html,
+          ];
       }
     } catch (err) {
       const suppressed = this.#requestLog.hit(key, performance.now());
       if (suppressed !== null) {
-        this.#log.error('http', `${this.#settings[key]} failed: ${(err as Error).message}${suppressed ? ` (${suppressed} more failures since the last report)` : ''}`);
+        this.#log.error(
+          'http',
+          `${this.#settings[key]} failed: ${(err as Error).message}${suppressed ? ` (${suppressed} more failures since the last report)` : ''}`,
+        );
       }
       return json('500 Internal Server Error', { ok: false, reason: 'internal error; see the server log' });
     }

@@ -47,7 +47,11 @@ export class DatagramIntake {
     const own = this.ownHeartbeat;
     if (own !== null && datagram.length === own.length && performance.now() <= this.wakeAsked && datagram.equals(own)) return;
     const settings = this.#host.settings();
-    const result = decodeWire(datagram, { maxBytes: settings?.max_packet_bytes, maxDataBytes: settings?.max_data_bytes, keyring: this.#host.keyring() });
+    const result = decodeWire(datagram, {
+      maxBytes: settings?.max_packet_bytes,
+      maxDataBytes: settings?.max_data_bytes,
+      keyring: this.#host.keyring(),
+    });
     const counters = this.#host.counters;
     if (!result.ok) {
       counters.drop(result.reason);
@@ -56,7 +60,11 @@ export class DatagramIntake {
         driver.logRemote(9, 'unknown-action', `Ignoring unknown action "${result.detail}" from ${from.address}`);
         return;
       }
-      driver.logRemote(3, `dropped:${result.reason}`, `Dropped datagram from ${from.address}:${from.port}: ${result.reason} (${result.detail})`);
+      driver.logRemote(
+        3,
+        `dropped:${result.reason}`,
+        `Dropped datagram from ${from.address}:${from.port}: ${result.reason} (${result.detail})`,
+      );
       return;
     }
     if (result.keyIndex) counters.oldKeyPackets++;

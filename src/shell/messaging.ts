@@ -52,9 +52,12 @@ export class Messaging {
   request(target: string, type: string, payload: JsonValue, options: { timeoutMs?: number } = {}): Promise<JsonValue> {
     const timeoutMs = options.timeoutMs ?? this.#host.requestTimeoutMs();
     if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS) {
-      return Promise.reject(new RangeError(`request timeoutMs must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${describeValue(timeoutMs)}`));
+      return Promise.reject(
+        new RangeError(`request timeoutMs must be a number of milliseconds from 1 to ${MAX_TIMEOUT_MS}, got ${describeValue(timeoutMs)}`),
+      );
     }
-    if (this.#requests.size >= MAX_PENDING_REQUESTS) return Promise.reject(new Error(`too many requests in flight (${MAX_PENDING_REQUESTS})`));
+    if (this.#requests.size >= MAX_PENDING_REQUESTS)
+      return Promise.reject(new Error(`too many requests in flight (${MAX_PENDING_REQUESTS})`));
     const rid = `${(++this.#requestCounter).toString(36)}${randomBytes(4).toString('hex')}`;
     return new Promise((resolve, reject) => {
       let to: string;
@@ -122,7 +125,8 @@ export class Messaging {
     }
     const size = Buffer.byteLength(text, 'utf8');
     const limit = this.#host.maxPacketBytes();
-    if (size + 256 > limit) throw new RangeError(`message payload is ${size} bytes; with its envelope it must fit max_packet_bytes (${limit})`);
+    if (size + 256 > limit)
+      throw new RangeError(`message payload is ${size} bytes; with its envelope it must fit max_packet_bytes (${limit})`);
     // What the receiver gets: the payload as JSON sees it (a Date becomes a string, and so on).
     const copy = JSON.parse(text) as JsonValue;
     const hostname = this.#host.hostname();

@@ -101,25 +101,55 @@ export function createMetricsRegistry(source: MetricsSource): MetricsRegistry {
   };
 
   gauge('is_master', '1 while this server is the master, else 0.', () => (source.master ? 1 : 0));
-  gauge('master_known', '1 while this server knows an agreed master (what the health route answers 200 for), else 0.', () => (source.masterHostname ? 1 : 0));
+  gauge('master_known', '1 while this server knows an agreed master (what the health route answers 200 for), else 0.', () =>
+    source.masterHostname ? 1 : 0,
+  );
   gauge('eligible', '1 while this server may become master, else 0.', () => (source.eligible ? 1 : 0));
-  gauge('health_check_passing', '1 while this server\'s health check lets it be master (passing, or no result yet), 0 while it fails, -1 without a check.', () => (source.health ? (source.health.healthy ? 1 : 0) : -1));
-  gauge('health_check_failures', 'Failures in a row of the health check (0 after a pass or without a check).', () => source.health?.failures ?? 0);
+  gauge(
+    'health_check_passing',
+    "1 while this server's health check lets it be master (passing, or no result yet), 0 while it fails, -1 without a check.",
+    () => (source.health ? (source.health.healthy ? 1 : 0) : -1),
+  );
+  gauge(
+    'health_check_failures',
+    'Failures in a row of the health check (0 after a pass or without a check).',
+    () => source.health?.failures ?? 0,
+  );
   counter('health_checks_total', 'Health checks run.', () => source.health?.checks ?? 0);
-  gauge('term', 'The fencing token: on the master the term it claimed and serves under, elsewhere the highest term this server knows.', () => source.term);
+  gauge(
+    'term',
+    'The fencing token: on the master the term it claimed and serves under, elsewhere the highest term this server knows.',
+    () => source.term,
+  );
   gauge('members', 'Live eligible servers (self included) that work is split over.', () => source.members.length);
-  gauge('servers', 'Servers in this server\'s table, self included.', () => Object.keys(source.servers).length);
+  gauge('servers', "Servers in this server's table, self included.", () => Object.keys(source.servers).length);
   counter('failovers_total', 'Times this server saw the master change (lost and replaced, or handed over).', () => source.stats.failovers);
-  gauge('last_failover_seconds', 'How long the last failover took: from the lost master\'s last heartbeat heard here to knowing the next master (0 before any).', () => (failovers.last?.ms ?? 0) / 1000);
-  gauge('last_failover_timestamp_seconds', 'When the last failover completed, as Unix time (0 before any).', () => (failovers.last?.at ?? 0) / 1000);
+  gauge(
+    'last_failover_seconds',
+    "How long the last failover took: from the lost master's last heartbeat heard here to knowing the next master (0 before any).",
+    () => (failovers.last?.ms ?? 0) / 1000,
+  );
+  gauge(
+    'last_failover_timestamp_seconds',
+    'When the last failover completed, as Unix time (0 before any).',
+    () => (failovers.last?.at ?? 0) / 1000,
+  );
   counter('elections_total', 'Times this server became master.', () => source.stats.elections);
-  counter('handoffs_total', 'Handoffs this server completed as the master handing over (its stepDown(), or a promote() asked of it).', () => source.stats.handoffs ?? 0);
+  counter(
+    'handoffs_total',
+    'Handoffs this server completed as the master handing over (its stepDown(), or a promote() asked of it).',
+    () => source.stats.handoffs ?? 0,
+  );
   counter('packets_received_total', 'Datagrams received on the cluster port.', () => source.stats.packetsIn);
   counter('packets_sent_total', 'Datagrams sent.', () => source.stats.packetsOut);
   counter('received_bytes_total', 'Bytes received on the cluster port.', () => source.stats.bytesIn);
   counter('sent_bytes_total', 'Bytes sent.', () => source.stats.bytesOut);
   counter('send_errors_total', 'Datagrams the socket failed to send.', () => source.stats.sendErrors);
-  counter('old_key_packets_total', 'Authenticated datagrams verified by a secret_key other than the first: 0 once a rotation is complete.', () => source.stats.oldKeyPackets);
+  counter(
+    'old_key_packets_total',
+    'Authenticated datagrams verified by a secret_key other than the first: 0 once a rotation is complete.',
+    () => source.stats.oldKeyPackets,
+  );
   new prom.Counter({
     name: METRIC_PREFIX + 'dropped_packets_total',
     help: 'Datagrams dropped, by reason (malformed, unauthenticated, stale, unverified, ...).',

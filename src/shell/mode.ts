@@ -66,7 +66,18 @@ export function reloadElection(ctx: ModeContext, mode: Mode, settings: Settings,
   mode.transport.reconfigure?.(settings);
   mode.driver.wire = wire;
   if (ctx.shut()) return;
-  mode.driver.run((core, now) => core.setPolicy({ exitOnConflict: settings.exit_on_conflict, priority: settings.priority, quorum: settings.quorum, drainMs: settings.drain_timeout * 1000, preemptDelayMs: settings.preempt ? settings.preempt_delay * 1000 : null }, now));
+  mode.driver.run((core, now) =>
+    core.setPolicy(
+      {
+        exitOnConflict: settings.exit_on_conflict,
+        priority: settings.priority,
+        quorum: settings.quorum,
+        drainMs: settings.drain_timeout * 1000,
+        preemptDelayMs: settings.preempt ? settings.preempt_delay * 1000 : null,
+      },
+      now,
+    ),
+  );
   ctx.debug(4, `Config reloaded: heartbeat_freq ${settings.heartbeat_freq} s, check_beats ${settings.check_beats}`);
   mode.driver.run((core, now) => core.setTiming({ tickMs: settings.heartbeat_freq * 1000, checkBeats: settings.check_beats }, now));
 }

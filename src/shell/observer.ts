@@ -202,7 +202,14 @@ export class Observer {
       const ip = m.ip || seen.address;
       if (state === 'left') {
         const leftAt = wall - (now - this.#leftAt(seen));
-        departed.push({ hostname, ip, leftAt: Math.round(leftAt), lastHeardAt: Math.round(seen.heardAtWall), reason: seen.departedAt !== null ? 'shutdown' : 'silent', data: m.data });
+        departed.push({
+          hostname,
+          ip,
+          leftAt: Math.round(leftAt),
+          lastHeardAt: Math.round(seen.heardAtWall),
+          reason: seen.departedAt !== null ? 'shutdown' : 'silent',
+          data: m.data,
+        });
         return;
       }
       servers[hostname] = {

@@ -37,7 +37,7 @@ export function planReload(previous: Settings, next: Settings): ReloadPlan {
   }
   let keysChanged = false;
   const before = previous.secret_key;
-  if ((before.length > 0) !== (next.secret_key.length > 0)) {
+  if (before.length > 0 !== next.secret_key.length > 0) {
     // On or off changes the wire format and the core's admission rules.
     notices.push(`secret_key was ${before.length ? 'removed' : 'added'}; this takes effect after a restart`);
     next.secret_key = before;
@@ -63,7 +63,9 @@ export function buildKeyring(secrets: string[], warn: (message: string) => void)
   if (secrets.length === 0) return null;
   secrets.forEach((secret, index) => {
     if (secret.length < RECOMMENDED_KEY_CHARS) {
-      warn(`secret_key entry ${index} has only ${secret.length} characters; use ${RECOMMENDED_KEY_CHARS} or more random ones (e.g. \`openssl rand -base64 32\`)`);
+      warn(
+        `secret_key entry ${index} has only ${secret.length} characters; use ${RECOMMENDED_KEY_CHARS} or more random ones (e.g. \`openssl rand -base64 32\`)`,
+      );
     }
   });
   return createKeyring(secrets);

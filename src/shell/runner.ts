@@ -85,7 +85,9 @@ export class Runner {
     this.settings = settings;
     this.keyring = buildKeyring(settings.secret_key, (message) => this.#host.error('config', message));
     const context = this.#context(settings);
-    const mode = settings.coordinator ? await EtcdMode.start(context) : await UdpMode.start(context, broadcastAddress(settings.broadcast_ip));
+    const mode = settings.coordinator
+      ? await EtcdMode.start(context)
+      : await UdpMode.start(context, broadcastAddress(settings.broadcast_ip));
     if (!mode) return null;
     this.transport = mode.transport;
     this.mode = mode;

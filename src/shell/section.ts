@@ -15,7 +15,8 @@ interface ConfigSource {
  */
 export function validateSection(serverConfig: ConfigSource, section: ConfigSource): Settings {
   const raw = serverConfig.get('MultiServer');
-  if (raw !== undefined && (raw === null || typeof raw !== 'object' || Array.isArray(raw))) throw new ConfigError('MultiServer', 'an object', raw);
+  if (raw !== undefined && (raw === null || typeof raw !== 'object' || Array.isArray(raw)))
+    throw new ConfigError('MultiServer', 'an object', raw);
   return validateConfig(section.get());
 }
 

@@ -24,7 +24,11 @@ export function watchStartup(server: StartupServer): boolean {
   if (!logger || typeof logger.on !== 'function' || typeof logger.removeListener !== 'function') return false;
   let reason = '';
   let echoed = false;
-  const onRow = (_line: unknown, _cols: unknown, args: { category?: unknown; code?: unknown; msg?: unknown; component?: unknown } | undefined): void => {
+  const onRow = (
+    _line: unknown,
+    _cols: unknown,
+    args: { category?: unknown; code?: unknown; msg?: unknown; component?: unknown } | undefined,
+  ): void => {
     if (reason || args?.category !== 'error' || args.code !== 'startup') return;
     reason = String(args.msg);
     echoed = echoes(server, args);

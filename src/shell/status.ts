@@ -124,7 +124,14 @@ export class DepartureLog {
     // Half a tick short of the dead deadline: a removal that early was not a timeout.
     const reason = silentMs < deadAfterMs(tickMs, checkBeats) - tickMs / 2 ? 'shutdown' : 'silent';
     this.#entries.delete(record.hostname);
-    this.#entries.set(record.hostname, { hostname: record.hostname, ip: record.ip, leftAt: nowWall, lastHeardAt, reason, data: record.data });
+    this.#entries.set(record.hostname, {
+      hostname: record.hostname,
+      ip: record.ip,
+      leftAt: nowWall,
+      lastHeardAt,
+      reason,
+      data: record.data,
+    });
     while (this.#entries.size > MAX_DEPARTURES) this.#entries.delete(this.#entries.keys().next().value as string);
   }
 
@@ -145,7 +152,11 @@ export function selfState(source: StatusSource): 'master' | 'slave' | 'listening
   return source.master ? 'master' : source.masterHostname ? 'slave' : 'listening';
 }
 
-export function statusBody(source: StatusSource, history: { departures: DepartureLog | null; failovers: FailoverClock | null }, nowWall: number): StatusDocument {
+export function statusBody(
+  source: StatusSource,
+  history: { departures: DepartureLog | null; failovers: FailoverClock | null },
+  nowWall: number,
+): StatusDocument {
   const { departures, failovers } = history;
   const tickMs = (source.settings?.heartbeat_freq ?? 20) * 1000;
   const checkBeats = source.settings?.check_beats ?? 3;

@@ -67,7 +67,11 @@ export function judge(sightings: readonly Sighting[]): ServerState[] {
 }
 
 /** The server that is master as far as one can tell: the single claimant that has not left. */
-export function masterOf<T extends { hostname: string; claimsMaster: boolean; state: ServerState }>(servers: readonly T[]): { hostname: string; conflict: string[] } {
+export function masterOf<T extends { hostname: string; claimsMaster: boolean; state: ServerState }>(
+  servers: readonly T[],
+): { hostname: string; conflict: string[] } {
   const claimants = servers.filter((s) => s.claimsMaster && s.state !== 'left').map((s) => s.hostname);
-  return claimants.length === 1 ? { hostname: claimants[0] as string, conflict: [] } : { hostname: '', conflict: claimants.length > 1 ? claimants : [] };
+  return claimants.length === 1
+    ? { hostname: claimants[0] as string, conflict: [] }
+    : { hostname: '', conflict: claimants.length > 1 ? claimants : [] };
 }

@@ -298,7 +298,10 @@ export class UdpUnicastTransport implements Transport {
     this.#lastGossipAt = now;
     const live = this.#peers.live(now);
     if (live.length === 0 || targets.length === 0) return;
-    const perDatagram = Math.max(1, Math.min(MAX_GOSSIP_ADDRESSES, Math.floor((this.#options.maxPacketBytes - GOSSIP_OVERHEAD_BYTES) / GOSSIP_ADDRESS_BYTES)));
+    const perDatagram = Math.max(
+      1,
+      Math.min(MAX_GOSSIP_ADDRESSES, Math.floor((this.#options.maxPacketBytes - GOSSIP_OVERHEAD_BYTES) / GOSSIP_ADDRESS_BYTES)),
+    );
     for (let start = 0; start < live.length; start += perDatagram) {
       this.#sendTo(socket, this.gossipEncoder(live.slice(start, start + perDatagram)), targets);
     }

@@ -78,7 +78,8 @@ export class LogBudget {
       entry = this.#kinds.get(kind);
       if (entry && now - entry.allowedAt < this.#options.kindIntervalMs) return this.#suppress(entry);
     }
-    if (!(level >= 9 ? this.#trace : this.#operator).take(now)) return this.#suppress(entry ?? (kind === undefined ? this.#loose : undefined));
+    if (!(level >= 9 ? this.#trace : this.#operator).take(now))
+      return this.#suppress(entry ?? (kind === undefined ? this.#loose : undefined));
     if (kind === undefined) {
       const loose = this.#loose.suppressed;
       this.#loose.suppressed = 0;

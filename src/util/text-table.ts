@@ -52,7 +52,8 @@ export interface TableOptions {
 /** The table as lines joined by "\n", no trailing newline. Every row has `head.length` cells. */
 export function renderTextTable(head: string[], rows: string[][], options: TableOptions = {}): string {
   const widths = head.map((cell, column) => Math.max(displayWidth(cell), ...rows.map((row) => displayWidth(row[column] ?? ''))));
-  const rule = (left: string, middle: string, right: string): string => left + widths.map((width) => '─'.repeat(width + 2)).join(middle) + right;
+  const rule = (left: string, middle: string, right: string): string =>
+    left + widths.map((width) => '─'.repeat(width + 2)).join(middle) + right;
   const line = (cells: string[], style?: (cell: string) => string): string =>
     '│' +
     widths

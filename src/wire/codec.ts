@@ -9,8 +9,33 @@
  * (wire/auth.ts) and nothing else is accepted; without one the bytes are the original's.
  */
 import { isIP } from 'node:net';
-import type { AppMessage, HeartbeatMessage, HelloMessage, JsonObject, JsonValue, Lead, Message, PeersMessage, WireMessage } from '../protocol/messages';
-import { CLUSTER_ID_PATTERN, DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_PACKET_BYTES, ECHO_PATTERN, INSTANCE_ID_PATTERN, MAX_DATA_DEPTH, MAX_ECHOES, REQUEST_ID_PATTERN, MAX_GOSSIP_ADDRESSES, MAX_PRIORITY, MAX_PID, MAX_UPTIME_S, MESSAGE_TYPE_PATTERN, isValidHostname } from '../protocol/limits';
+import type {
+  AppMessage,
+  HeartbeatMessage,
+  HelloMessage,
+  JsonObject,
+  JsonValue,
+  Lead,
+  Message,
+  PeersMessage,
+  WireMessage,
+} from '../protocol/messages';
+import {
+  CLUSTER_ID_PATTERN,
+  DEFAULT_MAX_DATA_BYTES,
+  DEFAULT_MAX_PACKET_BYTES,
+  ECHO_PATTERN,
+  INSTANCE_ID_PATTERN,
+  MAX_DATA_DEPTH,
+  MAX_ECHOES,
+  REQUEST_ID_PATTERN,
+  MAX_GOSSIP_ADDRESSES,
+  MAX_PRIORITY,
+  MAX_PID,
+  MAX_UPTIME_S,
+  MESSAGE_TYPE_PATTERN,
+  isValidHostname,
+} from '../protocol/limits';
 import { parseAddress } from '../protocol/address';
 import { looksSealed, open, seal, type Keyring } from './auth';
 
@@ -33,11 +58,11 @@ export type DropReason =
   | 'unexpected-auth';
 
 export type DecodeResult =
-  | { ok: true; message: Message; /** Which `secret_key` entry verified it (0 signs); absent without a secret. */ keyIndex?: number }
+  | { ok: true; message: Message /** Which `secret_key` entry verified it (0 signs); absent without a secret. */; keyIndex?: number }
   | { ok: false; reason: DropReason; detail: string };
 
 /** What `decodeWire` returns: a core message, a gossip datagram, or the reason for the drop. */
-export type WireResult = DecodeResult | { ok: true; gossip: PeersMessage; /** As for messages. */ keyIndex?: number };
+export type WireResult = DecodeResult | { ok: true; gossip: PeersMessage /** As for messages. */; keyIndex?: number };
 
 export interface DecodeLimits {
   maxBytes?: number;
@@ -295,8 +320,10 @@ function validate(raw: Record<string, unknown>, bodyBytes: number, maxDataBytes:
   // The master it follows and hears: its hostname, how long ago it heard it (ms, at most a day), its term and priority.
   if (raw.lead !== undefined) {
     const lead = raw.lead;
-    if (!isPlainObject(lead) || !isValidHostname(lead.h) || !isIntegerIn(lead.age, 0, 86_400_000) || !isCounter(lead.t)) return drop('bad-field', 'lead');
-    if (lead.p !== undefined && (typeof lead.p !== 'number' || !Number.isFinite(lead.p) || Math.abs(lead.p) > MAX_PRIORITY)) return drop('bad-field', 'lead');
+    if (!isPlainObject(lead) || !isValidHostname(lead.h) || !isIntegerIn(lead.age, 0, 86_400_000) || !isCounter(lead.t))
+      return drop('bad-field', 'lead');
+    if (lead.p !== undefined && (typeof lead.p !== 'number' || !Number.isFinite(lead.p) || Math.abs(lead.p) > MAX_PRIORITY))
+      return drop('bad-field', 'lead');
     if (lead.n !== undefined && !isIntegerIn(lead.n, 0, 15)) return drop('bad-field', 'lead');
     const decoded: Lead = { h: lead.h, age: lead.age, t: lead.t };
     if (lead.p !== undefined) decoded.p = lead.p;

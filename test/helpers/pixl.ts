@@ -19,13 +19,29 @@ export function logFolder(prefix: string): { dir: string; remove: () => void } {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export function makeServer(hostname: string, port: number, logDir: string, multi: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): PixlServer {
+export function makeServer(
+  hostname: string,
+  port: number,
+  logDir: string,
+  multi: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
+): PixlServer {
   const section = { comm_port: port, heartbeat_freq: 0.05, check_beats: 3, broadcast_ip: BROADCAST, ...multi };
   assertLoopback(section.broadcast_ip);
   return new PixlServer({
     __name: 'TestServer',
     __version: '1.0',
-    config: { hostname, ip: '127.0.0.1', foreground: true, echo: false, log_dir: logDir, log_filename: `${hostname}.log`, debug_level: 9, MultiServer: section, ...extra },
+    config: {
+      hostname,
+      ip: '127.0.0.1',
+      foreground: true,
+      echo: false,
+      log_dir: logDir,
+      log_filename: `${hostname}.log`,
+      debug_level: 9,
+      MultiServer: section,
+      ...extra,
+    },
     components: [require(PACKAGE_ROOT) as typeof MultiServer],
   });
 }

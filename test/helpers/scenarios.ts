@@ -16,5 +16,6 @@ export function saved(name: string): Scenario & { regression: string } {
 export function assertFileClean(name: string): void {
   const scenario = saved(name);
   const result = runScenario(scenario);
-  if (result.violation) assert.fail(`${name}: ${result.violation.message}\n  replay: npm run sim -- --scenario test/testdata/scenarios/${name}.json --trace`);
+  if (result.violation)
+    assert.fail(`${name}: ${result.violation.message}\n  replay: npm run sim -- --scenario test/testdata/scenarios/${name}.json --trace`);
 }

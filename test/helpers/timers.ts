@@ -44,4 +44,3 @@ export class ManualTimers implements WorkTimers {
 export async function flush(): Promise<void> {
   for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
 }
-
