@@ -101,11 +101,9 @@ interface Pending<C> {
   remote: boolean;
 }
 
-export class Driver<C extends Elector = Elector> {
-  /** The core it drives (the simulator's tests swap in a broken one to prove the checker). */
-  core: C;
-  readonly view: ServerView;
-  readonly stats: DriverStats = {
+/** Every counter at zero: a new driver's, and what the component shows before there is one. */
+export function emptyDriverStats(): DriverStats {
+  return {
     packetsIn: 0,
     packetsOut: 0,
     bytesIn: 0,
@@ -118,6 +116,13 @@ export class Driver<C extends Elector = Elector> {
     oversizedData: 0,
     logsSuppressed: 0,
   };
+}
+
+export class Driver<C extends Elector = Elector> {
+  /** The core it drives (the simulator's tests swap in a broken one to prove the checker). */
+  core: C;
+  readonly view: ServerView;
+  readonly stats: DriverStats = emptyDriverStats();
   /** Live eligible servers, as of the last change. */
   members: string[] = [];
   /** Encoding settings (a config reload replaces them); null: the simulator without the codec. */

@@ -17,26 +17,13 @@
  * The hash is fixed forever: a change would let two versions in one cluster claim alike.
  */
 
+import { hash32 } from './hash';
+
 /** Terms are claimed in this many residue classes; a claim moves the term up by at most this much. */
 export const TERM_SLOTS = 2 ** 16;
 
 /** Candidate slots a server may move through to avoid the slots of servers it hears. */
 export const SLOT_CANDIDATES = 8;
-
-/** 32-bit FNV-1a over UTF-16 code units, then murmur3's finaliser (as src/app/rendezvous.ts; never to change). */
-function hash32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /** Candidate `k` (0: the hostname's own slot) of the slots `hostname` may claim terms in. */
 export function termSlot(hostname: string, k = 0): number {

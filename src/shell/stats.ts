@@ -4,7 +4,7 @@
  * the current value. A monitor may keep the object; it never goes stale.
  */
 import type { CoreDropReason } from '../elector/types';
-import type { DriverStats } from '../driver/driver';
+import { type DriverStats, emptyDriverStats } from '../driver/driver';
 import type { DropReason } from '../wire/codec';
 
 export interface MultiServerStats extends DriverStats {
@@ -35,19 +35,7 @@ export class ShellCounters {
 }
 
 /** The driver's counters before there is a driver (not started, or the start failed). */
-export const EMPTY_DRIVER_STATS: DriverStats = {
-  packetsIn: 0,
-  packetsOut: 0,
-  bytesIn: 0,
-  bytesOut: 0,
-  elections: 0,
-  failovers: 0,
-  lastFailoverMs: 0,
-  lastFailoverAt: 0,
-  conflicts: 0,
-  oversizedData: 0,
-  logsSuppressed: 0,
-};
+export const EMPTY_DRIVER_STATS: DriverStats = Object.freeze(emptyDriverStats());
 
 const COUNTERS = ['dropped', 'oldKeyPackets', 'sendErrors', 'handoffs', 'preemptions'] as const;
 
