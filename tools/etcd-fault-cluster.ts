@@ -178,6 +178,15 @@ export class EtcdFaultCluster {
   }
 
   /** Role events (master, slave, masterchange) of live servers since `since`. */
+  /**
+   * Role events received after the first `received` reports: what followed an action taken
+   * when that many had arrived. Not by timestamp: the event that completed an agreement is often
+   * a fraction of a millisecond before the next action, closer than two processes' clocks agree.
+   */
+  roleEventsAfter(received: number): EtcdChildReport[] {
+    return this.reports.slice(received).filter((r) => r.kind === 'master' || r.kind === 'slave' || r.kind === 'masterchange');
+  }
+
   roleEvents(since: number): EtcdChildReport[] {
     return this.reports.filter((r) => (r.kind === 'master' || r.kind === 'slave' || r.kind === 'masterchange') && r.t >= since);
   }
