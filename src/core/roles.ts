@@ -10,8 +10,7 @@
  *  - two masters (after a partition heals, say): the one that ranks later relinquishes
  *    (or exits, with exit_on_conflict); the one that ranks first keeps the role, raises
  *    its term above the rival's and re-announces at once, so the app on the winner sees
- *    no needless slave/master flap and the fencing token still only grows (the later one,
- *    holding the higher term, waits for that claim before yielding); a master heard
+ *    no needless slave/master flap and the fencing token still only grows; a master heard
  *    of only through a slave that hears it (relays.ts) is a rival like any other;
  *  - slaves facing several claimants follow the one with the newest term, if one is;
  *  - every new master takes a term above every term it has seen, in its own slot
@@ -104,13 +103,6 @@ export class Roles {
   #announceLoss = false;
   /** As master: when we first saw a term above ours with no rival to explain it (null: none). */
   #higherSince: number | null = null;
-  /**
-   * Since when we, outranked, keep the role beside a rival whose claim is below our term (null:
-   * not doing so). Yielding at once would leave the cluster agreed on that lower term: a rival
-   * that claimed from an old view (woken, or back from a partition) never heard us as master,
-   * so it had nothing to claim above (SPEC 7.1, 7.5).
-   */
-  #outbidSince: number | null = null;
   /** The master we lost and when we last heard from it, for the line that names its successor. */
   #lost: { hostname: string; at: number; what: string } | null = null;
   /**
@@ -251,7 +243,6 @@ export class Roles {
 
     if (this.master) {
       if (claimants.length === 0) {
-        this.#outbidSince = null;
         // A term above ours was claimed (a master we never heard, now gone: the other side of
         // a healed partition, say). A store that saw it would refuse our writes: claim again,
         // above it, in our slot. Not at once: when that master is alive beyond a server we do
@@ -267,8 +258,6 @@ export class Roles {
       }
       this.#higherSince = null;
       const rival = claimants.sort((a, b) => this.compare(a, b))[0] as string;
-      if (this.compare(this.hostname, rival) >= 0 && this.#awaitOutbid(rival, now)) return;
-      this.#outbidSince = null;
       const through = this.#heardThrough(rival, now);
       step.event({ type: 'conflict', hostname: rival });
       if (this.compare(this.hostname, rival) < 0) {
@@ -372,40 +361,10 @@ export class Roles {
     return this.#p.words.termOf(hostname, now);
   }
 
-  /** When a word we rely on runs out, or a higher term (or an outbid) waited for its rival long enough (Infinity: none). */
+  /** When a word we rely on runs out, or a higher term waited for its rival long enough (Infinity: none). */
   nextRelayDeadline(now: Instant): number {
-    const tick = this.#p.timing.tickMs;
-    const higher = this.#higherSince !== null && this.role === 'master' ? this.#higherSince + tick : Infinity;
-    const outbid = this.#outbidSince !== null && this.role === 'master' ? this.#outbidSince + tick : Infinity;
-    return Math.min(higher, outbid, this.#p.words.nextDeadline(now));
-  }
-
-  /**
-   * Outranked by `rival`, whose claim is below our term: keep the role and tell it at once, so
-   * that it claims above our term as a master keeping the role does (SPEC 7.5), then yield to
-   * that claim. Servers that follow us keep doing so meanwhile (the higher term, SPEC 7.2), so
-   * the cluster is never agreed on the lower one. A rival that sends no term (the original
-   * package) never claims above, and one that does not hear us within a tick (a one-way cut)
-   * never will: yield to those as before. True while we wait.
-   */
-  #awaitOutbid(rival: string, now: Instant): boolean {
-    // A rival we know only through its followers' word hears of us the same way, once a tick
-    // at best: waiting for it would hold two masters through rounds of words (the rule of a
-    // tick for a higher term with no rival, SPEC 7.5, raises the term there instead).
-    if (this.#p.words.says(rival, now)) return false;
-    const rivalTerm = this.#claimTerm(rival, now);
-    if (rivalTerm <= 0 || rivalTerm >= this.held) return false;
-    if (this.#outbidSince === null) {
-      this.#outbidSince = now.mono;
-      this.#p.step.logOnce(
-        'conflict',
-        1,
-        `MASTER CONFLICT: ${rival}${this.#heardThrough(rival, now)} also thinks it is master and ranks first, with a lower term (${rivalTerm} < ${this.held}); keeping the role until it claims above ours`,
-      );
-      this.#p.announcer.answerSoon(now);
-      return true;
-    }
-    return now.mono < this.#outbidSince + this.#p.timing.tickMs;
+    const higher = this.#higherSince !== null && this.role === 'master' ? this.#higherSince + this.#p.timing.tickMs : Infinity;
+    return Math.min(higher, this.#p.words.nextDeadline(now));
   }
 
   /** Claim a new term above `above`, in our slot, keeping the role; the others hear it at once. */
@@ -558,7 +517,6 @@ export class Roles {
   becomeMaster(now: Instant): void {
     const { step, handoffs, members } = this.#p;
     this.role = 'master';
-    this.#outbidSince = null;
     // In our slot: no server that claims without hearing us can take the same number.
     this.held = nextTerm(this.term, this.slot);
     this.term = this.held;
