@@ -33,7 +33,7 @@ export type EtcdChildReport =
   /** A fenced write: sent at `t0`, answered at `t`; `revision`: etcd's, when it was accepted. */
   | { kind: 'write'; host: string; t0: number; t: number; term: number; ok: boolean; revision: number; error?: string }
   /** A checkpoint's outcome (`n` counts up across the cluster's masters: it is the master's last plus one). */
-  | { kind: 'checkpoint'; host: string; t: number; n: number; ok: boolean; reason: string }
+  | { kind: 'checkpoint'; host: string; t0: number; t: number; n: number; ok: boolean; reason: string }
   | { kind: 'message'; host: string; t: number; from: string; payload: unknown }
   | { kind: 'info'; host: string; t: number; port: number; iid: string };
 
@@ -125,13 +125,16 @@ function main(): void {
   setInterval(() => {
     if (!multi()?.master) return;
     const n = ++checkpointN;
+    const t0 = now();
     let result: Promise<{ ok: boolean; reason: string }>;
     try {
       result = multi().setCheckpoint({ n });
     } catch {
       return; // not master after all (its lease's deadline passed a moment ago)
     }
-    void result.then((outcome) => send({ kind: 'checkpoint', host: config.hostname, t: now(), n, ok: outcome.ok, reason: outcome.reason }));
+    void result.then((outcome) =>
+      send({ kind: 'checkpoint', host: config.hostname, t0, t: now(), n, ok: outcome.ok, reason: outcome.reason }),
+    );
   }, config.checkpointMs);
   process.on('message', (command: EtcdChildCommand) => {
     switch (command.cmd) {

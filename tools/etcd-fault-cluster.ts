@@ -215,11 +215,13 @@ export class EtcdFaultCluster {
       const resumed = this.#signals.find((s) => s.host === stop.host && s.signal === 'SIGCONT' && s.t >= stop.t);
       const wasMaster = spans.some((span) => span.host === stop.host && span.to === stop.t);
       if (!resumed || !wasMaster) continue;
+      // A write or checkpoint sent before the stop and answered after it was etcd's to fence, and
+      // the revision order below judges it; what counts here is one the process began after resuming.
       const first = events.find(
         (r) =>
           r.host === stop.host &&
           r.t >= resumed.t &&
-          (r.kind === 'master' || r.kind === 'slave' || ((r.kind === 'write' || r.kind === 'checkpoint') && r.ok)),
+          (r.kind === 'master' || r.kind === 'slave' || ((r.kind === 'write' || r.kind === 'checkpoint') && r.ok && r.t0 >= resumed.t)),
       );
       if (first && first.kind !== 'slave') problems.push(`${stop.host} resumed from SIGSTOP and reported ${first.kind} before slave`);
     }
