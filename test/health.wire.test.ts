@@ -20,6 +20,7 @@ import { statusBody } from '../src/shell/status';
 import { healthText } from '../src/shell/view';
 import { describeStore, renderStore } from '../src/shell/etcd-status';
 import { SimCluster } from '../sim/cluster';
+import { LeaseSimCluster } from '../sim/lease-cluster';
 import { Random } from '../sim/random';
 import { ManualTimers } from './helpers/timers';
 
@@ -259,6 +260,54 @@ describe("health on the wire: a peer's record (simulator, deterministic)", () =>
       error: 'disk full',
     });
     assert.equal(sim.node('b').driver.servers.b?.health?.state, 'failing');
+  });
+});
+
+describe('health in the etcd mode (simulated store)', () => {
+  test("a member's record carries its check's state, rise and fall; counts alone changing write nothing to the store", () => {
+    const sim = new LeaseSimCluster({ seed: 7, tickMs: 200, checkBeats: 3, ttlSeconds: 1, minDelayMs: 1, maxDelayMs: 5 });
+    sim.add('a');
+    sim.add('b');
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.agreedMaster() !== null, 10_000),
+      null,
+    );
+    const seen = (): ServerRecord['health'] | undefined => sim.node('a').machine.record('b')?.health;
+    assert.equal(seen(), null);
+    const key = `${sim.node('b').machine.keys.members}b`;
+    sim.node('b').machine.setHealth({ s: 'failing', f: 3, rise: 2, fall: 3, e: 'disk full' });
+    sim.setEligible('b', false);
+    assert.notEqual(
+      sim.runUntilTrue(() => seen()?.state === 'failing', 2000),
+      null,
+    );
+    // Its own record shows all of it; the store, and so the others, the state only.
+    assert.deepEqual(sim.node('b').machine.record('b')?.health, {
+      state: 'failing',
+      failures: 3,
+      passes: 0,
+      rise: 2,
+      fall: 3,
+      error: 'disk full',
+    });
+    assert.deepEqual(seen(), { state: 'failing', failures: 0, passes: 0, rise: 2, fall: 3, error: '' });
+    const written = sim.store.kv.get(key)?.modRevision;
+    for (let f = 4; f < 20; f++) {
+      sim.node('b').machine.setHealth({ s: 'failing', f, rise: 2, fall: 3, e: `disk full (${f})` });
+      sim.runFor(200);
+    }
+    assert.equal(sim.store.kv.get(key)?.modRevision, written, "b's record was rewritten for a count");
+    sim.node('b').machine.setHealth({ s: 'passing', p: 2, rise: 2, fall: 3 });
+    sim.setEligible('b', true);
+    assert.notEqual(
+      sim.runUntilTrue(() => seen()?.state === 'passing', 2000),
+      null,
+    );
+    sim.node('b').machine.setHealth(null);
+    assert.notEqual(
+      sim.runUntilTrue(() => seen() === null, 2000),
+      null,
+    );
   });
 });
 
