@@ -93,6 +93,8 @@ export class Runner {
     if (!mode) return null;
     this.transport = mode.transport;
     this.mode = mode;
+    // The health check may have reported while the mode opened (etcd: seconds): the first heartbeat says what it says now.
+    mode.driver.core.setHealth(this.#host.health());
     this.run((core, now) => core.start(now));
     return mode;
   }

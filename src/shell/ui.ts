@@ -5,11 +5,11 @@
  * page is stale: the page greys all of them and says since when, and clears that by itself
  * once an answer comes again.
  *
- * Hostnames, addresses and `data` come from other servers' heartbeats: remote input. The
- * script builds every node with createElement and sets text with textContent (never
- * innerHTML), and takes CSS classes only from fixed lists. The Content-Security-Policy
- * allows exactly this script and this style (by hash) and requests to this origin, so even a
- * mistake there could not load or run anything else.
+ * Hostnames, addresses, `data` and why a health check fails come from other servers'
+ * heartbeats: remote input. The script builds every node with createElement and sets text
+ * with textContent (never innerHTML), and takes CSS classes only from fixed lists. The
+ * Content-Security-Policy allows exactly this script and this style (by hash) and requests to
+ * this origin, so even a mistake there could not load or run anything else.
  */
 import { createHash } from 'node:crypto';
 
