@@ -580,9 +580,9 @@ export class LeaseSession {
 }
 
 /**
- * What the store keeps of our health check: its state and rise/fall, which change only when
- * our eligibility does (a write anyway). Counts and the reason change with every check, and
- * a write per check per server is load on etcd that no election needs.
+ * What the store keeps of our health check: its state and rise/fall, which change rarely (once
+ * from `starting`, then with our eligibility, which is a write anyway). Counts and the reason
+ * change with every check, and a write per check per server is load on etcd no election needs.
  */
 function storedHealth(health: ServerHealth | null): HealthWord | undefined {
   return health ? { s: health.state, rise: health.rise, fall: health.fall } : undefined;
