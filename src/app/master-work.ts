@@ -181,9 +181,14 @@ export class MasterWork {
     }
     this.#host.applyHealth?.(this.healthWord);
     if (next && !this.#leaving) next.start();
-    if (!next && !before) {
-      this.#host.log(2, 'Health check removed: this server is eligible again (if `eligible` allows)');
-      this.eligibilityChanged('health check removed');
+    // A failing check removed, or replaced by one that has no result yet (counted as healthy):
+    // eligible again now. A new check's first pass would not say so: it is no change of state.
+    if (!before) {
+      this.#host.log(
+        2,
+        `Health check ${next ? 'replaced' : 'removed'}: this server is eligible again (if \`eligible\` allows)${next ? ' until the new check fails' : ''}`,
+      );
+      this.eligibilityChanged(next ? 'health check replaced' : 'health check removed');
     }
   }
 
