@@ -17,7 +17,17 @@ import { isIP } from 'node:net';
 import { createKeyring, seal, type Keyring } from '../src/wire/auth';
 import { decodeWire, encode } from '../src/wire/codec';
 import { parseAddress } from '../src/protocol/address';
-import { MAX_DATA_DEPTH, MAX_ECHOES, MAX_GOSSIP_ADDRESSES, MAX_TERM, MAX_UPTIME_S, isValidHostname } from '../src/protocol/limits';
+import {
+  HEALTH_ERROR_PATTERN,
+  MAX_DATA_DEPTH,
+  MAX_ECHOES,
+  MAX_GOSSIP_ADDRESSES,
+  MAX_HEALTH_COUNT,
+  MAX_HEALTH_ERROR_CHARS,
+  MAX_TERM,
+  MAX_UPTIME_S,
+  isValidHostname,
+} from '../src/protocol/limits';
 import type { JsonValue, Message, PeersMessage } from '../src/protocol/messages';
 import { SimCluster } from './cluster';
 import { Random } from './random';
@@ -132,6 +142,7 @@ const FIELDS = [
   'beats',
   'pace',
   'lead',
+  'health',
   'target',
   'to',
   'type',
@@ -228,6 +239,27 @@ const GENERATORS: Record<string, Generator> = {
       if (r.chance(0.1)) message.handoff = other;
       if (r.chance(0.1)) message.ckpt = { t: r.int(0, 2 ** 40), v: r.int(0, 9), d: nest(r, r.int(0, 5)) };
       if (r.chance(0.2)) message.echo = [`${r.pick(c.iids)}:${r.int(0, 20)}`];
+      // A health word at and past its limits: the out-of-range ones must be dropped.
+      if (r.chance(0.2))
+        message.health = {
+          s: r.pick(['starting', 'passing', 'failing', 'rising', ''] as const) as 'passing',
+          rise: r.pick([1, 2, 1000, 0, 1001]),
+          fall: r.pick([1, 3, 1000, 0, 1.5]),
+          ...(r.chance(0.5) ? { f: r.pick([1, MAX_HEALTH_COUNT, MAX_HEALTH_COUNT + 1, -1]) } : {}),
+          ...(r.chance(0.3) ? { p: r.pick([1, 2, MAX_HEALTH_COUNT]) } : {}),
+          ...(r.chance(0.3)
+            ? {
+                e: r.pick([
+                  'disk full',
+                  'x'.repeat(MAX_HEALTH_ERROR_CHARS),
+                  'x'.repeat(MAX_HEALTH_ERROR_CHARS + 1),
+                  'a\u001b[2Jb',
+                  '\u202e',
+                  '',
+                ]),
+              }
+            : {}),
+        };
     } else if (action === 'promote') {
       message = { action, hostname, target: other };
     } else if (action === 'message') {
@@ -350,6 +382,7 @@ function malformed(message: Message): string | null {
       'beats',
       'pace',
       'lead',
+      'health',
     ],
     shutdown: common,
     hello: [...common, 'for'],
@@ -380,6 +413,23 @@ function malformed(message: Message): string | null {
       return 'lead';
     if (lead.p !== undefined && !(Number.isFinite(lead.p) && Math.abs(lead.p) <= 1_000_000)) return 'lead';
     if (lead.n !== undefined && !(Number.isInteger(lead.n) && lead.n >= 0 && lead.n <= 15)) return 'lead';
+  }
+  const health = message.health;
+  if (health !== undefined) {
+    if (Object.keys(health).some((key) => !['s', 'f', 'p', 'rise', 'fall', 'e'].includes(key))) return 'health';
+    if (!['starting', 'passing', 'failing'].includes(health.s)) return 'health';
+    const count = (n: unknown, min: number, max: number): boolean => Number.isInteger(n) && (n as number) >= min && (n as number) <= max;
+    if (!count(health.rise, 1, 1000) || !count(health.fall, 1, 1000)) return 'health';
+    if (
+      (health.f !== undefined && !count(health.f, 1, MAX_HEALTH_COUNT)) ||
+      (health.p !== undefined && !count(health.p, 1, MAX_HEALTH_COUNT))
+    )
+      return 'health';
+    if (
+      health.e !== undefined &&
+      !(typeof health.e === 'string' && health.e.length <= MAX_HEALTH_ERROR_CHARS && HEALTH_ERROR_PATTERN.test(health.e))
+    )
+      return 'health';
   }
   if (message.echo !== undefined && (message.echo.length > MAX_ECHOES || !message.echo.every((e) => ECHO.test(e)))) return 'echo';
   return unsafeTree(message.data);

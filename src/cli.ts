@@ -23,6 +23,7 @@ import { CLUSTER_ID_PATTERN } from './protocol/limits';
 import { ipFamily, isMulticast } from './protocol/address';
 import type { StatusDocument } from './shell/status';
 import { LEFT_SHOWN_MS, Observer } from './shell/observer';
+import { healthText } from './shell/view';
 import { registerRunCommand } from './run/command';
 import { registerEtcdStatus } from './shell/etcd-status';
 
@@ -62,6 +63,7 @@ export function renderTable(doc: StatusDocument, options: { color?: boolean } = 
       s.ip,
       s.state,
       s.eligible ? 'yes' : 'no',
+      healthText(s.health),
       String(s.term),
       `${(s.lastHeardMs / 1000).toFixed(1)} s ago`,
       formatUptime(s.uptime),
@@ -77,13 +79,14 @@ export function renderTable(doc: StatusDocument, options: { color?: boolean } = 
       why,
       '',
       '',
+      '',
       `${(Math.max(0, doc.generatedAt - d.lastHeardAt) / 1000).toFixed(1)} s ago`,
       '',
       shown(d.data),
     ]);
     styles.push(dim);
   }
-  const table = renderTextTable(['hostname', 'address', 'state', 'eligible', 'term', 'last heard', 'uptime', 'data'], rows, {
+  const table = renderTextTable(['hostname', 'address', 'state', 'eligible', 'health', 'term', 'last heard', 'uptime', 'data'], rows, {
     style: styles,
   });
   const observer = doc.observer;
@@ -96,9 +99,14 @@ export function renderTable(doc: StatusDocument, options: { color?: boolean } = 
         ? `master: ${master.hostname} (term ${master.term}${master.state === 'suspect' ? ', suspect: not heard lately' : ''})`
         : 'no master';
   const dropped = Object.entries(observer?.dropped ?? {}).map(([reason, n]) => `${reason} ${n}`);
+  // Why a failing server fails: too long for a column, and what the operator came for.
+  const failing = doc.view
+    .filter((s) => s.health?.state === 'failing' && s.state !== 'left')
+    .map((s) => `${s.hostname}: not eligible: its health check fails${s.health?.error ? `: ${terminalSafe(s.health.error)}` : ''}`);
   return [
     `${plural(doc.view.length, 'server')}${left ? ` (${left} left)` : ''} on port ${observer?.port ?? '?'}, ${verdict}`,
     table,
+    ...failing,
     `heard ${plural(observer?.heartbeats ?? 0, 'heartbeat')} in ${((observer?.listenedMs ?? 0) / 1000).toFixed(1)} s` +
       (dropped.length ? `; dropped: ${dropped.join(', ')}` : ''),
   ].join('\n');
@@ -346,6 +354,9 @@ export function main(argv: string[] = process.argv): Promise<number> {
       'after',
       '\nStates: listening (has not named a master), slave, master, suspect (silent for more than a\n' +
         'tick and a half), left (shut down, or silent past its tock; listed for 5 minutes).\n' +
+        'Health: the health check a server runs (setHealthCheck, run --health-cmd): starting, passing,\n' +
+        '"failing 3/3" (failures in a row / fall: not eligible; why is printed below the table), or\n' +
+        'empty (no check).\n' +
         '--json prints the status document, the schema of the HTTP status route (docs/OPERATIONS.md).\n' +
         'Exit codes: 0 servers listed, 1 nothing heard or a run-time error (a hello that could not be\n' +
         'sent), 2 bad arguments.',

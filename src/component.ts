@@ -74,6 +74,7 @@ class MultiServer extends Component {
     drainTimeoutMs: () => (this.#runner.settings?.drain_timeout ?? 10) * 1000,
     appEligible: () => this.#eligible,
     applyEligible: (eligible) => this.#run((core, now) => core.setEligible(eligible, now)),
+    applyHealth: (health) => this.#mode?.driver.core.setHealth(health),
     log: (level, message) => this.logDebug(level, message),
   });
   #data: JsonObject = {};
@@ -113,6 +114,7 @@ class MultiServer extends Component {
     instanceId: this.instanceId,
     eligible: () => this.#work.eligible,
     data: () => this.#data,
+    health: () => this.#work.healthWord,
     counters: this.#counters,
     events: this.#events,
     debug: (level, message, data) => this.logDebug(level, message, data),
@@ -453,6 +455,8 @@ namespace MultiServer {
   export type Stats = MultiServerStats;
   export type Events = MultiServerEvents;
   export type Record = ServerRecord;
+  /** A record's `health`: that server's health check as its heartbeats tell it. */
+  export type ServerHealth = import('./elector/types').ServerHealth;
   /** The `MultiServer` section as an app writes it: every key optional (defaults fill the rest). */
   export type Config = MultiServerSection;
   /** The section after validation: every key, as the component runs with it (`multi.settings`). */

@@ -107,6 +107,38 @@ describe('an authenticated cluster at the default heartbeat (20 s)', () => {
     assert.match(stdout, /│ bravo\s+│ 127\.0\.0\.1\s+│ slave\s+│/);
   });
 
+  test("a server's failing health check: its row says `failing n/fall`, the line under the table why; passing again, `passing`", async () => {
+    const reason = 'connect ECONNREFUSED 127.0.0.1:5432';
+    cluster.command('charlie', { cmd: 'healthcheck', fail: reason });
+    const charlie = async (): Promise<{ snapshot: Snapshot; text: string }> => {
+      const json = await cli([...base(), '--listen', '0.5', '--json']);
+      const text = await cli([...base(), '--listen', '0.5']);
+      return { snapshot: JSON.parse(json.stdout) as Snapshot, text: text.stdout };
+    };
+    const deadline = Date.now() + 15_000;
+    let seen = await charlie();
+    while (seen.snapshot.view.find((s) => s.hostname === 'charlie')?.health?.state !== 'failing' && Date.now() < deadline)
+      seen = await charlie();
+    const row = seen.snapshot.view.find((s) => s.hostname === 'charlie');
+    assert.equal(row?.eligible, false, JSON.stringify(row));
+    assert.equal(row?.health?.state, 'failing');
+    assert.equal(row?.health?.fall, 1);
+    assert.ok((row?.health?.failures ?? 0) >= 1);
+    assert.equal(row?.health?.error, reason);
+    assert.deepEqual(seen.snapshot.servers.charlie?.health, row?.health);
+    assert.equal(seen.snapshot.view.find((s) => s.hostname === 'bravo')?.health, null, 'bravo runs no check');
+    // The text (heard a moment later: the count may have grown).
+    assert.match(seen.text, /│ charlie\s+│ 127\.0\.0\.1\s+│ slave\s+│ no\s+│ failing \d+\/1\s+│/);
+    assert.ok(seen.text.includes(`charlie: not eligible: its health check fails: ${reason}`), seen.text);
+    cluster.command('charlie', { cmd: 'healthcheck', fail: null });
+    const until = Date.now() + 15_000;
+    do seen = await charlie();
+    while (seen.snapshot.view.find((s) => s.hostname === 'charlie')?.health?.state !== 'passing' && Date.now() < until);
+    assert.equal(seen.snapshot.view.find((s) => s.hostname === 'charlie')?.eligible, true);
+    assert.match(seen.text, /│ charlie\s+│ 127\.0\.0\.1\s+│ slave\s+│ yes\s+│ passing\s+│/);
+    assert.ok(!seen.text.includes('not eligible'), seen.text);
+  });
+
   test('--watch keeps every server in every frame (a hello each frame), well past the old 3 s blank-out', async () => {
     const { code, frames, stderr } = await watch([...base().slice(1), '--frames', '6'], () => undefined);
     assert.equal(code, 0, stderr);

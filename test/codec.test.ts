@@ -288,6 +288,23 @@ describe('malformed datagrams are dropped with a reason', () => {
     if (extra.ok && extra.message.action === 'heartbeat') assert.deepEqual(extra.message.lead, good);
   });
 
+  test('health (a server that runs a health check): its golden bytes, after the original fields; the limits: test/health.wire.test.ts', () => {
+    const message: HeartbeatMessage = {
+      action: 'heartbeat',
+      hostname: 'h',
+      ip: '',
+      master: false,
+      eligible: false,
+      uptime: 0,
+      data: {},
+      health: { s: 'failing', f: 3, rise: 2, fall: 3, e: 'disk full' },
+    };
+    const golden =
+      '{"hostname":"h","ip":"","master":0,"eligible":0,"uptime":0,"data":{},"action":"heartbeat","health":{"s":"failing","f":3,"rise":2,"fall":3,"e":"disk full"}}\n';
+    assert.equal(encode(message).toString(), golden);
+    assert.deepEqual(decode(bytes(golden)), { ok: true, message });
+  });
+
   test('shutdown and hello need only a valid hostname', () => {
     expectDrop(bytes('{"action":"shutdown"}'), 'bad-field', 'hostname');
     expectDrop(bytes('{"action":"hello","hostname":{"x":1}}'), 'bad-field', 'hostname');

@@ -151,6 +151,7 @@ describe('coalesceMasterChanges (one step)', () => {
       locked: false,
       priority: 0,
       term: 1,
+      health: null,
     },
   };
 

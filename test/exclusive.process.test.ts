@@ -64,6 +64,26 @@ async function jobsStarted(file: string, host: string, count: number, what = `${
 }
 
 /** Every run of the master role the work shows, each starting after the previous one ended; returns them. */
+/** Every other live server's record of `host` shows its health check as `pattern` (their state asked every 100 ms). */
+async function peersSee(c: ProcessCluster, host: string, pattern: RegExp, what: string): Promise<void> {
+  const others = c.live().filter((other) => other !== host);
+  const ask = setInterval(() => {
+    for (const other of others) c.command(other, { cmd: 'state' });
+  }, 100);
+  try {
+    await c.waitFor(
+      () => others.every((other) => pattern.test(c.state(other)?.peerHealth[host] ?? '')),
+      WAIT_MS,
+      `${others.join(' and ')} to see ${host}'s health check ${what}`,
+    );
+  } catch (err) {
+    const seen = others.map((other) => `${other}: ${JSON.stringify(c.state(other)?.peerHealth[host])}`).join(', ');
+    throw new Error(`${(err as Error).message} (they see ${seen})`);
+  } finally {
+    clearInterval(ask);
+  }
+}
+
 function assertNoOverlap(file: string): ReturnType<typeof workRuns> {
   const runs = workRuns(readWork(file));
   for (let i = 1; i < runs.length; i++) {
@@ -181,11 +201,14 @@ describe('exclusive(): real processes, UDP heartbeats', () => {
       c.command('alpha', { cmd: 'healthy', value: false });
       await c.waitAgreed(WAIT_MS, 'bravo');
       assert.equal(c.state('alpha')?.health, 'failing');
+      // The other servers see why alpha is not eligible: its check fails (fall 2: 2 in a row, or more).
+      await peersSee(c, 'alpha', /^failing ([2-9]|\d{2,})\/2$/, 'failing');
       await jobsStarted(file, 'bravo', 1);
       assertNoOverlap(file);
       // Recovered: eligible again. bravo steps down, and alpha (first in rank) takes the role.
       c.command('alpha', { cmd: 'healthy', value: true });
       await c.waitFor(() => c.state('alpha')?.health === 'passing', WAIT_MS, "alpha's check to pass again");
+      await peersSee(c, 'alpha', /^passing$/, 'passing');
       c.command('bravo', { cmd: 'stepdown' });
       await c.waitAgreed(WAIT_MS, 'alpha');
       await jobsStarted(file, 'alpha', lines(file, 'alpha', 'start').length + 1, 'alpha to run jobs again');

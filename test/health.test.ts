@@ -262,4 +262,20 @@ describe('health check: eligibility (MasterWork)', () => {
     assert.equal(work.health, null);
     assert.equal(state.applied.at(-1), true);
   });
+
+  test('a failing check replaced by another: eligible again at once, and the new one decides from its first result', async () => {
+    const timers = new ManualTimers();
+    const { work, state } = host(timers, false);
+    work.setHealthCheck(() => false, { interval: 1, rise: 1, fall: 1 });
+    await timers.advance(0);
+    assert.deepEqual(state.applied, [false]);
+    work.setHealthCheck(() => true, { interval: 1, rise: 1, fall: 1 });
+    assert.deepEqual(state.applied, [false, true], 'the new check has no result yet: counted as healthy');
+    await timers.advance(0);
+    assert.equal(work.health?.state, 'passing');
+    assert.equal(state.applied.at(-1), true);
+    work.setHealthCheck(() => false, { interval: 1, rise: 1, fall: 1 });
+    await timers.advance(0);
+    assert.equal(state.applied.at(-1), false, 'a replacement that fails at once makes it ineligible again');
+  });
 });

@@ -23,6 +23,8 @@ const HOSTS = ['alpha', 'bravo', 'charlie'];
 const TICK_S = 0.3;
 const CHECK_BEATS = 3;
 const HOSTILE = '<img src=x onerror="document.title=\'pwned\'">';
+/** What charlie's failing health check throws: other servers' input, shown as text. */
+const SICK = '<b onmouseover="document.title=\'pwned\'">disk</b> full';
 const skip = browserUnavailable();
 
 describe('status page in headless Chromium', { skip: skip ?? false }, () => {
@@ -40,6 +42,7 @@ describe('status page in headless Chromium', { skip: skip ?? false }, () => {
     await cluster.waitAgreed(15_000, 'alpha');
     cluster.command('charlie', { cmd: 'data', value: { note: HOSTILE, jobs: 3 } });
     cluster.command('bravo', { cmd: 'data', value: { jobs: 5, queue: 'mail' } });
+    cluster.command('charlie', { cmd: 'healthcheck', fail: SICK });
     browser = await launchBrowser();
     page = await browser.context.newPage();
     page.on('console', (message) => {
@@ -65,10 +68,11 @@ describe('status page in headless Chromium', { skip: skip ?? false }, () => {
     return result;
   };
 
-  test("shows members, master and term, each server's state and data, with hostile data as text", async (t) => {
+  test("shows members, master and term, each server's state, health check and data, with hostile data as text", async (t) => {
     await page.goto(`http://127.0.0.1:${ports.bravo}/cluster`);
     await shows('#master-name', /^alpha$/);
     await shows('#servers-body', /onerror/);
+    await shows('#servers-body', /failing \d+\/1/);
     assert.match(await text('#master-term'), /^term \d+$/);
     assert.equal(await text('#members-count'), '3 servers');
     assert.equal(await text('#self-state'), 'slave');
@@ -81,10 +85,20 @@ describe('status page in headless Chromium', { skip: skip ?? false }, () => {
         ['charlie', 'slave'],
       ],
     );
-    assert.match(table[1]?.[8] ?? '', /"jobs":5/);
+    assert.match(table[1]?.[9] ?? '', /"jobs":5/);
     // The hostile data is shown as text, not parsed into an element, and nothing ran.
-    assert.ok(table[2]?.[8]?.includes('<img src=x onerror='), table[2]?.[8]);
+    assert.ok(table[2]?.[9]?.includes('<img src=x onerror='), table[2]?.[9]);
     assert.equal(await page.locator('img').count(), 0);
+    // Health: none on alpha and bravo; charlie's check fails, so it is not eligible, and the page says why (as text).
+    assert.deepEqual(
+      table.map((r) => [r[3], r[4]?.replace(/\d+\/1/, 'N/1')]),
+      [
+        ['yes', ''],
+        ['yes', ''],
+        ['no', `failing N/1${SICK}`],
+      ],
+    );
+    assert.equal(await page.locator('#servers-body b').count(), 0);
     assert.notEqual(await page.title(), 'pwned');
     await page.screenshot({ path: path.join(RESULTS, 'status-page.png'), fullPage: true });
     t.diagnostic(`screenshot: ${path.join(RESULTS, 'status-page.png')}`);

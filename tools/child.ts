@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import PixlServer = require('pixl-server');
 import MultiServer = require('../src/index');
 import { isWildcard } from '../src/protocol/address';
+import { healthText } from '../src/shell/view';
 import { assertLoopbackConfig } from './loopback';
 import { assertInsideLabNetns, LAN_NETNS_ENV } from './netns';
 import { startWork, type WorkConfig } from './work';
@@ -58,6 +59,8 @@ export interface ChildState {
   peers: string[];
   /** The health check's state ('' without one). */
   health: string;
+  /** hostname → each record's health check as the status CLI writes it ('' without one). */
+  peerHealth: Record<string, string>;
 }
 
 /** Resource use of one member, for the bench. */
@@ -120,6 +123,8 @@ export type ChildCommand =
   | { cmd: 'eligible'; value: boolean }
   /** The result of the work's health check (with `work.health`). */
   | { cmd: 'healthy'; value: boolean }
+  /** A health check of its own (every 0.1 s, rise and fall 1): one that throws `fail`, or passes (null). */
+  | { cmd: 'healthcheck'; fail: string | null }
   | { cmd: 'shutdown' }
   | { cmd: 'data'; value: Record<string, unknown> }
   /** `multi.send(target, type, payload)`; reported as 'sent' with this id. */
@@ -252,6 +257,7 @@ function main(): void {
     socketsOpened: socketsCreated,
     peers: multi()?.transport?.peers?.().sort() ?? [],
     health: multi()?.health?.state ?? '',
+    peerHealth: Object.fromEntries(Object.values(multi()?.servers ?? {}).map((record) => [record.hostname, healthText(record.health)])),
   });
   const stats = (): ChildStats => {
     const cpu = process.cpuUsage();
@@ -332,6 +338,17 @@ function main(): void {
       case 'healthy':
         work?.setHealthy(command.value);
         break;
+      case 'healthcheck': {
+        const fail = command.fail;
+        component().setHealthCheck(
+          () => {
+            if (fail !== null) throw new Error(fail);
+            return true;
+          },
+          { interval: 0.1, rise: 1, fall: 1 },
+        );
+        break;
+      }
       case 'data':
         component().data = command.value as never;
         break;

@@ -10,6 +10,9 @@
  * ineligible within one check, and a healthy one does not wait `rise` checks to be eligible.
  */
 
+import type { HealthWord } from '../protocol/messages';
+import { MAX_HEALTH_COUNT, MAX_HEALTH_ERROR_CHARS } from '../protocol/limits';
+
 export interface HealthOptions {
   /** Seconds between the starts of two checks. @default 2 */
   interval?: number;
@@ -128,6 +131,8 @@ export class HealthCheck {
   #timer: unknown = null;
   #running: AbortController | null = null;
   #stopped = false;
+  /** Told after every result, before `changed`: what other servers see follows each check. */
+  onResult: ((status: HealthStatus) => void) | null = null;
 
   /** `changed` is called when the state changes (never for `starting`). */
   constructor(fn: HealthCheckFn, options: HealthOptions, changed: (status: HealthStatus) => void, timers: HealthTimers = REAL_TIMERS) {
@@ -229,9 +234,42 @@ export class HealthCheck {
     if (this.#state === 'starting') next = ok ? 'passing' : 'failing';
     else if (this.#state === 'passing' && this.#failures >= fall) next = 'failing';
     else if (this.#state === 'failing' && this.#passes >= rise) next = 'passing';
-    if (next === this.#state) return;
-    this.#state = next;
-    this.#since = this.#timers.wall();
-    this.#changed(this.status);
+    const changed = next !== this.#state;
+    if (changed) {
+      this.#state = next;
+      this.#since = this.#timers.wall();
+    }
+    // Before `changed`, whose eligibility change sends a heartbeat at once: it carries this result.
+    this.onResult?.(this.status);
+    if (changed) this.#changed(this.status);
   }
+}
+
+/**
+ * The status as our heartbeats carry it (protocol HealthWord): counts capped where the
+ * decoder stops, and the reason as one line of printable text (the decoder refuses control
+ * and bidirectional-override characters) cut to the wire's length, only while the last check failed.
+ */
+export function healthWord(status: HealthStatus): HealthWord {
+  const word: HealthWord = { s: status.state, rise: status.rise, fall: status.fall };
+  if (status.failures > 0) word.f = Math.min(status.failures, MAX_HEALTH_COUNT);
+  if (status.passes > 0) word.p = Math.min(status.passes, MAX_HEALTH_COUNT);
+  const error = status.last && !status.last.ok ? wireText(status.last.error) : '';
+  if (error) word.e = error;
+  return word;
+}
+
+function wireText(text: string): string {
+  const line = text
+    .replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  if (line.length <= MAX_HEALTH_ERROR_CHARS) return line;
+  // By code points, so a surrogate pair is never cut in two.
+  let cut = '';
+  for (const char of line) {
+    if (cut.length + char.length > MAX_HEALTH_ERROR_CHARS - 1) break;
+    cut += char;
+  }
+  return `${cut}…`;
 }

@@ -10,7 +10,8 @@
  * against our will (the `slave` event without one) abort the running calls at once.
  */
 import { ExclusiveWork, type DrainOutcome, type ExclusiveOptions, type ExclusiveResult, type WorkTimers } from './exclusive';
-import { HealthCheck, type HealthCheckFn, type HealthOptions, type HealthStatus, type HealthTimers } from './health';
+import { HealthCheck, healthWord, type HealthCheckFn, type HealthOptions, type HealthStatus, type HealthTimers } from './health';
+import type { HealthWord } from '../protocol/messages';
 
 export interface MasterWorkHost {
   /** This server is master now (reads the etcd deadline too). */
@@ -22,6 +23,8 @@ export interface MasterWorkHost {
   appEligible(): boolean;
   /** Tell the election this server's eligibility (the app's, and the health check's). */
   applyEligible(eligible: boolean): void;
+  /** Tell the election the health check's state, which our heartbeats carry (null: no check). */
+  applyHealth?(health: HealthWord | null): void;
   log(level: number, message: string): void;
 }
 
@@ -157,6 +160,12 @@ export class MasterWork {
     return this.#health?.status ?? null;
   }
 
+  /** The health check's state as our heartbeats carry it (null: no check). */
+  get healthWord(): HealthWord | null {
+    const status = this.health;
+    return status ? healthWord(status) : null;
+  }
+
   /** Replace the health check (null: none, healthy). */
   setHealthCheck(fn: HealthCheckFn | null, options: HealthOptions = {}): void {
     // Built first: bad options throw before the running check is touched.
@@ -165,10 +174,21 @@ export class MasterWork {
     const before = this.#health?.healthy ?? true;
     this.#health?.stop();
     this.#health = next;
+    if (next) {
+      next.onResult = (status) => {
+        if (next === this.#health) this.#host.applyHealth?.(healthWord(status));
+      };
+    }
+    this.#host.applyHealth?.(this.healthWord);
     if (next && !this.#leaving) next.start();
-    if (!next && !before) {
-      this.#host.log(2, 'Health check removed: this server is eligible again (if `eligible` allows)');
-      this.eligibilityChanged('health check removed');
+    // A failing check removed, or replaced by one that has no result yet (counted as healthy):
+    // eligible again now. A new check's first pass would not say so: it is no change of state.
+    if (!before) {
+      this.#host.log(
+        2,
+        `Health check ${next ? 'replaced' : 'removed'}: this server is eligible again (if \`eligible\` allows)${next ? ' until the new check fails' : ''}`,
+      );
+      this.eligibilityChanged(next ? 'health check replaced' : 'health check removed');
     }
   }
 

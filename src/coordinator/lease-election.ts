@@ -39,8 +39,8 @@
  * the store says, routed), messages.ts (application datagrams), step.ts (what one call
  * produces). This file is the facade: it routes inputs to them and reports the wake-up time.
  */
-import type { Address, JsonObject, JsonValue, Message } from '../protocol/messages';
-import type { Instant, Output, ServerRecord } from '../elector/types';
+import type { Address, HealthWord, JsonObject, JsonValue, Message } from '../protocol/messages';
+import { healthOf, type Instant, type Output, type ServerRecord } from '../elector/types';
 import type { Elector } from '../elector/elector';
 import type { StoreResult, WatchBatch } from '../protocol/store';
 import { AppMessages } from './messages';
@@ -73,6 +73,8 @@ export interface LeaseElectionOptions {
   ttlSeconds: number;
   eligible?: boolean;
   data?: JsonObject;
+  /** Our health check (absent: none); the store gets its state only (see setHealth). */
+  health?: HealthWord;
   priority?: number;
   maxServers?: number;
   /** Largest stored value read (and record written), bytes. @default 32768 */
@@ -131,6 +133,7 @@ export class LeaseElection implements Elector {
         instanceId,
         eligible: options.eligible ?? true,
         data: options.data ?? {},
+        health: healthOf(options.health),
         priority: options.priority ?? 0,
         maxServers: options.maxServers ?? DEFAULT_MAX_SERVERS,
         limits,
@@ -414,6 +417,16 @@ export class LeaseElection implements Elector {
   /** Replace the user data object; it reaches the store at most once a tick. */
   setData(data: JsonObject): void {
     this.#table.self.data = data;
+    this.#step.changed.add(this.hostname);
+  }
+
+  /**
+   * Our health check's state. Our own record shows all of it; the store gets only the state
+   * and rise/fall (session.ts): every change of our record is an etcd write, and counts that
+   * change with every check would make one a check for every server that runs one.
+   */
+  setHealth(health: HealthWord | null): void {
+    this.#table.self.health = healthOf(health ?? undefined);
     this.#step.changed.add(this.hostname);
   }
 

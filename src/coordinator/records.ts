@@ -7,7 +7,7 @@
  * keys refused anywhere, nesting depth, size, `data` size, field types. A store is one more
  * party that can hand us hostile bytes (anyone with write access to the prefix can).
  */
-import type { Checkpoint, HeartbeatMessage, JsonObject } from '../protocol/messages';
+import type { Checkpoint, HealthWord, HeartbeatMessage, JsonObject } from '../protocol/messages';
 import { decode, encode } from '../wire/codec';
 
 /** Key names under the prefix. */
@@ -82,8 +82,10 @@ export function encodeMember(fields: {
   priority: number;
   port: number;
   term?: number;
+  health?: HealthWord;
 }): string {
   const extra: Partial<HeartbeatMessage> = fields.term ? { term: fields.term } : {};
+  if (fields.health) extra.health = fields.health;
   const json = text(
     heartbeat(fields.hostname, {
       ip: fields.ip,

@@ -22,7 +22,8 @@
  * The session also keeps the timing every module reads: tick, tock, the TTL in use, and the
  * op timeout and retry delay derived from it, and our contact with the store (contact.ts).
  */
-import type { Instant } from '../elector/types';
+import type { Instant, ServerHealth } from '../elector/types';
+import type { HealthWord } from '../protocol/messages';
 import type { KeyValue, StoreResult } from '../protocol/store';
 import { StoreContact } from './contact';
 import type { LeaseStep, Pending } from './step';
@@ -524,6 +525,7 @@ export class LeaseSession {
       priority: this.#table.priority,
       port: this.#o.port,
       term: this.#hooks.term(),
+      health: storedHealth(self.health),
     });
   }
 
@@ -545,6 +547,7 @@ export class LeaseSession {
       priority: this.#table.priority,
       port: o.port,
       term,
+      health: storedHealth(self.health),
     });
     const dataLimit = o.limits.maxDataBytes || Infinity;
     if (Buffer.byteLength(value, 'utf8') > o.limits.maxBytes || Buffer.byteLength(JSON.stringify(data), 'utf8') > dataLimit) {
@@ -560,6 +563,7 @@ export class LeaseSession {
         priority: this.#table.priority,
         port: o.port,
         term,
+        health: storedHealth(self.health),
       });
     }
     this.#lastRecordText = this.#recordText();
@@ -573,4 +577,13 @@ export class LeaseSession {
       'record',
     );
   }
+}
+
+/**
+ * What the store keeps of our health check: its state and rise/fall, which change rarely (once
+ * from `starting`, then with our eligibility, which is a write anyway). Counts and the reason
+ * change with every check, and a write per check per server is load on etcd no election needs.
+ */
+function storedHealth(health: ServerHealth | null): HealthWord | undefined {
+  return health ? { s: health.state, rise: health.rise, fall: health.fall } : undefined;
 }

@@ -11,7 +11,7 @@
  * row only mirrors a key. Both hold the same records (elector/types.ts) and rank alike.
  */
 import type { Address } from '../protocol/messages';
-import type { Instant, ServerRecord } from '../elector/types';
+import { healthOf, type Instant, type ServerRecord } from '../elector/types';
 import { compareRank } from '../elector/rank';
 import type { KeyValue } from '../protocol/store';
 import { SkippedSeqs } from '../elector/seq';
@@ -61,6 +61,7 @@ export class LeaseTable {
       instanceId: string;
       eligible: boolean;
       data: ServerRecord['data'];
+      health: ServerRecord['health'];
       priority: number;
       maxServers: number;
       limits: records.Limits;
@@ -85,6 +86,7 @@ export class LeaseTable {
       locked: false,
       priority: options.priority,
       term: 0,
+      health: options.health,
     };
     this.rows[this.hostname] = this.self;
   }
@@ -171,6 +173,7 @@ export class LeaseTable {
         locked: false,
         priority: hb.prio ?? 0,
         term: hb.term ?? 0,
+        health: healthOf(hb.health),
       };
       member = {
         record,
@@ -217,6 +220,7 @@ export class LeaseTable {
     record.uptime = hb.uptime;
     record.priority = hb.prio ?? 0;
     record.term = Math.max(record.term, hb.term ?? 0);
+    record.health = healthOf(hb.health);
     record.now = now.wall / 1000;
     return hb.term ?? 0;
   }

@@ -18,8 +18,8 @@
  * instance is known and its seq is new, or when it proves it is alive by echoing one of our
  * hellos: a replayed packet changes nothing.
  */
-import type { Address, AppMessage, JsonObject, JsonValue, Message } from '../protocol/messages';
-import type { Instant, Output, ServerRecord } from '../elector/types';
+import type { Address, AppMessage, HealthWord, JsonObject, JsonValue, Message } from '../protocol/messages';
+import { healthOf, type Instant, type Output, type ServerRecord } from '../elector/types';
 import type { Elector } from '../elector/elector';
 import { Announcer } from './announce';
 import { FreshnessGuard } from './freshness';
@@ -114,6 +114,7 @@ export class ElectionCore implements Elector {
       locked: false,
       priority,
       term: 0,
+      health: healthOf(options.health),
     };
     const roleOptions = {
       hostname: options.hostname,
@@ -404,6 +405,15 @@ export class ElectionCore implements Elector {
   /** Replace the user data object broadcast with our heartbeats. */
   setData(data: JsonObject): void {
     this.#roles.self.data = data;
+    this.#members.touch(this.hostname);
+  }
+
+  /**
+   * Our health check's state, carried by our heartbeats from the next one on (null: none). No
+   * heartbeat of its own: a change that matters goes with `setEligible`, which sends one.
+   */
+  setHealth(health: HealthWord | null): void {
+    this.#roles.self.health = healthOf(health ?? undefined);
     this.#members.touch(this.hostname);
   }
 

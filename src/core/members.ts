@@ -19,7 +19,7 @@
  * by the same rule (elector/rank.ts) and report members the same way.
  */
 import type { HeartbeatMessage } from '../protocol/messages';
-import type { Instant, ServerRecord } from '../elector/types';
+import { healthOf, type Instant, type ServerRecord } from '../elector/types';
 import { SkippedSeqs } from '../elector/seq';
 import type { Step } from './step';
 import type { Timing } from './timing';
@@ -243,6 +243,7 @@ export class MemberTable {
       locked: false,
       priority: message.prio ?? 0,
       term: message.term ?? 0,
+      health: healthOf(message.health),
     };
     const peer: Peer = {
       record,
@@ -289,6 +290,7 @@ export class MemberTable {
     record.now = now.wall / 1000;
     record.priority = message.prio ?? 0;
     record.term = message.term ?? 0;
+    record.health = healthOf(message.health);
     peer.ckpt = message.ckpt ?? null;
     const sameInstance = peer.iid === message.iid;
     if (sameInstance) this.noteSkipped(peer, message.seq ?? -1, now);

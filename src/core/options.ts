@@ -1,7 +1,7 @@
 /**
  * What an ElectionCore is made with.
  */
-import type { JsonObject } from '../protocol/messages';
+import type { HealthWord, JsonObject } from '../protocol/messages';
 import type { CoreTiming } from './timing';
 
 export interface CoreOptions extends CoreTiming {
@@ -13,6 +13,8 @@ export interface CoreOptions extends CoreTiming {
   pid?: number;
   eligible?: boolean;
   data?: JsonObject;
+  /** Our health check, as our heartbeats carry it (absent: none). */
+  health?: HealthWord;
   exitOnConflict?: boolean;
   /** Most servers the table will hold; heartbeats from further new hostnames are dropped. */
   maxServers?: number;

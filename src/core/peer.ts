@@ -2,7 +2,7 @@
  * A peer as the core keeps it: its record, its liveness and the instance followed.
  */
 import type { Checkpoint, HeartbeatMessage } from '../protocol/messages';
-import type { ServerRecord } from '../elector/types';
+import { healthWordOf, type ServerRecord } from '../elector/types';
 import type { SkippedSeqs } from '../elector/seq';
 import type { Lane } from './lanes';
 
@@ -53,6 +53,7 @@ export interface OtherInstance {
 /** What the record of a followed instance becomes if the other instance takes the name over. */
 export function snapshot(peer: Peer): OtherInstance {
   const { record } = peer;
+  const health = healthWordOf(record.health);
   return {
     iid: peer.iid,
     seq: peer.seq,
@@ -70,6 +71,7 @@ export function snapshot(peer: Peer): OtherInstance {
       prio: record.priority,
       term: record.term,
       ...(peer.pid === undefined ? {} : { pid: peer.pid }),
+      ...(health === undefined ? {} : { health }),
     },
   };
 }

@@ -26,7 +26,7 @@
 import type { Checkpoint, HeartbeatMessage, JsonValue } from '../protocol/messages';
 import { MAX_TERM, MAX_TERM_CATCHUP_PER_S, MAX_TERM_STEP, TERM_CEILING } from '../protocol/limits';
 import { nextTerm } from '../protocol/terms';
-import type { Instant, ServerRecord } from '../elector/types';
+import { healthWordOf, type Instant, type ServerRecord } from '../elector/types';
 import { compareRank } from '../elector/rank';
 import type { Announcer } from './announce';
 import type { FreshnessGuard } from './freshness';
@@ -677,6 +677,8 @@ export class Roles {
     const master = this.masterHostname;
     const lead = this.role === 'slave' && master && master !== this.hostname ? this.#p.words.lead(master, now) : undefined;
     if (lead) heartbeat.lead = lead;
+    const health = healthWordOf(self.health);
+    if (health) heartbeat.health = health;
     const echo = this.#p.guard?.takeEchoes();
     if (echo) heartbeat.echo = echo;
     announcer.send(heartbeat);

@@ -68,7 +68,8 @@ export class ServerView {
   }
 
   #row(record: ServerRecord): ServerRecord {
-    const row = { ...record };
+    // The health object is the election's own (our own goes out in our heartbeats): a copy.
+    const row = { ...record, health: record.health ? { ...record.health } : null };
     let locked = record.locked;
     const setLocked = this.#setLocked;
     Object.defineProperty(row, 'locked', {

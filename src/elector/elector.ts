@@ -4,7 +4,7 @@
  * time and returns an Output to carry out; the lease election's Output also carries store
  * ops, which the driver hands to its host.
  */
-import type { Address, JsonObject, JsonValue, Message } from '../protocol/messages';
+import type { Address, HealthWord, JsonObject, JsonValue, Message } from '../protocol/messages';
 import type { Instant, Output, ServerRecord } from './types';
 
 export interface Elector {
@@ -31,6 +31,8 @@ export interface Elector {
   setCheckpoint(data: JsonValue, now: Instant, ticket?: number): Output | null;
   setEligible(eligible: boolean, now: Instant): Output;
   setData(data: JsonObject): void;
+  /** Our health check's state, as our record shows it and other servers see it (null: none). */
+  setHealth(health: HealthWord | null): void;
   setLocked(hostname: string, locked: boolean, now: Instant): Output;
   setTiming(timing: { tickMs: number; checkBeats: number }, now: Instant): Output;
   /** `drainMs`: the app's drain_timeout, for a promote request held while it drains; `preemptDelayMs`: preempt_delay (null: preemption off); absent: unchanged. */

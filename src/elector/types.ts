@@ -2,7 +2,7 @@
  * What the election core takes and gives: the clock reading it is driven by, its events,
  * and the Output of each step. Nothing here touches a socket, a timer or a clock.
  */
-import type { Address, AppMessage, JsonObject, JsonValue, Message } from '../protocol/messages';
+import type { Address, AppMessage, HealthWord, HealthWordState, JsonObject, JsonValue, Message } from '../protocol/messages';
 import type { StoreOp } from '../protocol/store';
 
 /**
@@ -33,6 +33,41 @@ export interface ServerRecord {
   priority: number;
   /** The highest term it reported. */
   term: number;
+  /**
+   * Its health check as it last reported it (null: it runs none, or does not say: an original
+   * server, or another server in the etcd mode). A failing one is why it is not eligible.
+   */
+  health: ServerHealth | null;
+}
+
+/** A server's health check, as its heartbeats tell it (the `health` of a ServerRecord). */
+export interface ServerHealth {
+  /** `starting` (no result yet, counted as healthy), `passing`, or `failing` (not eligible). */
+  state: HealthWordState;
+  /** Failures in a row (0 after a pass) and passes in a row (0 after a failure). */
+  failures: number;
+  passes: number;
+  /** Passes in a row that make it healthy again, failures in a row that make it failing. */
+  rise: number;
+  fall: number;
+  /** Why its last check failed ('' when it passed). */
+  error: string;
+}
+
+/** A record's health from the heartbeat's word. */
+export function healthOf(word: HealthWord | undefined): ServerHealth | null {
+  if (word === undefined) return null;
+  return { state: word.s, failures: word.f ?? 0, passes: word.p ?? 0, rise: word.rise, fall: word.fall, error: word.e ?? '' };
+}
+
+/** The word a heartbeat carries for a record's health (undefined: none). */
+export function healthWordOf(health: ServerHealth | null): HealthWord | undefined {
+  if (health === null) return undefined;
+  const word: HealthWord = { s: health.state, rise: health.rise, fall: health.fall };
+  if (health.failures > 0) word.f = health.failures;
+  if (health.passes > 0) word.p = health.passes;
+  if (health.error) word.e = health.error;
+  return word;
 }
 
 /** One of two processes that announce the same hostname, as a report names it. */

@@ -67,3 +67,15 @@ export const MAX_TERM_CATCHUP_PER_S = 2 ** 26;
 export const MAX_UPTIME_S = 1e10;
 /** Largest process id on the wire: 32 bits covers every OS Node runs on. */
 export const MAX_PID = 0xffff_ffff;
+
+/**
+ * The health word (HeartbeatMessage.health): counts in a row are capped here (a sender caps
+ * what it sends, so it can go on sending after any value the decoder takes); rise and fall
+ * are the check's own bounds; the failure reason is one line of printable text, short enough
+ * that a failing server's heartbeats stay small.
+ */
+export const MAX_HEALTH_COUNT = 1_000_000;
+export const MAX_HEALTH_RISE_FALL = 1000;
+export const MAX_HEALTH_ERROR_CHARS = 120;
+/** No C0 or C1 control, no bidirectional override: the reason is shown on terminals and pages. */
+export const HEALTH_ERROR_PATTERN = /^[^\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+$/;

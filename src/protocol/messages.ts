@@ -66,7 +66,32 @@ export interface HeartbeatMessage {
    * on this word, one hop only (core/relays.ts).
    */
   lead?: Lead;
+  /**
+   * The sender's health check (absent: it runs none), so an operator can tell a server made
+   * ineligible by a failing check from one made ineligible by its config or its app.
+   */
+  health?: HealthWord;
 }
+
+/**
+ * A health check's state as a heartbeat carries it: small, since every heartbeat carries it,
+ * and informational only (no election rule reads it: `eligible` says what the check decided).
+ */
+export interface HealthWord {
+  /** `starting` (no result yet), `passing` or `failing`. */
+  s: HealthWordState;
+  /** Failures in a row (absent: 0), at most MAX_HEALTH_COUNT. */
+  f?: number;
+  /** Passes in a row (absent: 0), at most MAX_HEALTH_COUNT. */
+  p?: number;
+  /** Its rise and fall counts (1 to 1000). */
+  rise: number;
+  fall: number;
+  /** Why its last check failed (absent when it passed): one line, at most MAX_HEALTH_ERROR_CHARS. */
+  e?: string;
+}
+
+export type HealthWordState = 'starting' | 'passing' | 'failing';
 
 /** The master a slave follows and hears, as the slave last heard it. */
 export interface Lead {

@@ -111,6 +111,7 @@ export class EtcdMode implements Mode {
       ttlSeconds: coordinator.ttl || defaultTtlSeconds(tockMs, coordinator.election_timeout_ms),
       eligible: ctx.eligible,
       data: ctx.data,
+      ...(ctx.health ? { health: ctx.health } : {}),
       priority: settings.priority,
       maxServers: settings.max_servers,
       maxPacketBytes: settings.max_packet_bytes,

@@ -9,6 +9,8 @@ import * as records from '../coordinator/records';
 import { loadEtcd3 } from '../etcd/etcd';
 import type { JsonObject, JsonValue } from '../protocol/messages';
 import { renderTextTable } from '../util/text-table';
+import { healthOf, type ServerHealth } from '../elector/types';
+import { healthText } from './view';
 
 export interface EtcdMemberView {
   hostname: string;
@@ -23,6 +25,8 @@ export interface EtcdMemberView {
   master: boolean;
   lease: string;
   data: JsonObject;
+  /** Its health check's state (null: none); the store keeps no counts or reason (docs/ETCD.md). */
+  health: ServerHealth | null;
 }
 
 export interface EtcdSnapshot {
@@ -81,6 +85,7 @@ export function describeStore(
         master: false,
         lease: kv.lease,
         data: hb.data,
+        health: healthOf(hb.health),
       });
     }
   }
@@ -138,6 +143,7 @@ export function renderStore(snapshot: EtcdSnapshot): string {
       m.port ? `${safe(m.ip)}:${m.port}` : safe(m.ip),
       m.master ? 'master' : 'slave',
       m.eligible ? 'yes' : 'no',
+      healthText(m.health),
       String(m.priority),
       String(m.term),
       `${m.uptime} s`,
@@ -147,7 +153,7 @@ export function renderStore(snapshot: EtcdSnapshot): string {
   const master = snapshot.masterHostname ? `master: ${safe(snapshot.masterHostname)} (term ${snapshot.term})` : 'no master';
   const lines = [
     `${snapshot.members.length} server${snapshot.members.length === 1 ? '' : 's'} under ${safe(snapshot.prefix)} at etcd revision ${snapshot.revision}, ${master}; last term granted ${snapshot.lastTerm || 'none'}`,
-    renderTextTable(['hostname', 'address', 'role', 'eligible', 'priority', 'term', 'uptime', 'data'], rows),
+    renderTextTable(['hostname', 'address', 'role', 'eligible', 'health', 'priority', 'term', 'uptime', 'data'], rows),
   ];
   if (snapshot.checkpoint) lines.push(`checkpoint: term ${snapshot.checkpoint.term}, version ${snapshot.checkpoint.version}`);
   if (snapshot.invalid.length > 0) lines.push(`not valid records (not written by a server): ${snapshot.invalid.map(safe).join(', ')}`);

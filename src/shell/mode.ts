@@ -11,7 +11,7 @@ import type { Driver, DriverHost, WireSettings } from '../driver/driver';
 import type { CheckpointResult } from '../driver/events';
 import type { Elector } from '../elector/elector';
 import type { CoreEvent } from '../elector/types';
-import type { Address, JsonObject, JsonValue } from '../protocol/messages';
+import type { Address, HealthWord, JsonObject, JsonValue } from '../protocol/messages';
 import type { Transport } from '../transport/types';
 import type { Keyring } from '../wire/auth';
 
@@ -44,6 +44,7 @@ export interface ModeContext {
   readonly instanceId: string;
   readonly eligible: boolean;
   readonly data: JsonObject;
+  readonly health: HealthWord | null;
   readonly settings: Settings;
   readonly keyring: Keyring | null;
   readonly wire: WireSettings;

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import * as dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import type { HeartbeatMessage, Message } from '../protocol/messages';
-import type { ServerRecord } from '../elector/types';
+import { healthOf, type ServerRecord } from '../elector/types';
 import type { Keyring } from '../wire/auth';
 import { MAX_UDP_PAYLOAD } from '../protocol/limits';
 import { decodeWire, encode } from '../wire/codec';
@@ -224,6 +224,7 @@ export class Observer {
         locked: false,
         priority: m.prio ?? 0,
         term: m.term ?? 0,
+        health: healthOf(m.health),
       };
       view.push({
         hostname,
@@ -238,6 +239,7 @@ export class Observer {
         lastHeardMs: Math.max(0, Math.round(now - seen.heardAt)),
         uptime: m.uptime,
         ...this.#timing(m),
+        health: healthOf(m.health),
       });
     });
     departed.sort((a, b) => a.leftAt - b.leftAt);

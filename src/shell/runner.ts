@@ -11,7 +11,7 @@ import type { Elector } from '../elector/elector';
 import type { Instant, Output } from '../elector/types';
 import { CheckpointError } from '../errors';
 import type { CheckpointResult } from '../driver/events';
-import type { JsonObject, JsonValue } from '../protocol/messages';
+import type { HealthWord, JsonObject, JsonValue } from '../protocol/messages';
 import type { Transport } from '../transport/types';
 import { WakeTimer } from '../util/wake-timer';
 import type { Keyring } from '../wire/auth';
@@ -32,6 +32,8 @@ export interface RunnerHost {
   /** The eligibility the election starts with (the app's, and its health check's). */
   eligible(): boolean;
   data(): JsonObject;
+  /** The health check's state our heartbeats start with (null: none). */
+  health(): HealthWord | null;
   readonly counters: ShellCounters;
   readonly events: ShellEvents;
   debug(level: number, message: string, data?: unknown): void;
@@ -91,6 +93,8 @@ export class Runner {
     if (!mode) return null;
     this.transport = mode.transport;
     this.mode = mode;
+    // The health check may have reported while the mode opened (etcd: seconds): the first heartbeat says what it says now.
+    mode.driver.core.setHealth(this.#host.health());
     this.run((core, now) => core.start(now));
     return mode;
   }
@@ -146,6 +150,7 @@ export class Runner {
       instanceId: host.instanceId,
       eligible: host.eligible(),
       data: host.data(),
+      health: host.health(),
       settings,
       keyring: this.keyring,
       wire: this.#wireSettings(settings),

@@ -5,7 +5,7 @@
  * servers that left recently; a server fills `stats` and `lastFailover`, the CLI (an
  * observer, not a server) `observer`.
  */
-import type { ServerRecord } from '../elector/types';
+import type { ServerHealth, ServerRecord } from '../elector/types';
 import { deadAfterMs, judge, masterOf, type ServerState } from './view';
 import type { Failover, FailoverClock } from './failover';
 import type { HealthStatus } from '../app/health';
@@ -41,6 +41,8 @@ export interface ServerView {
   /** The timing its silence is judged by: its own where its heartbeats carry it (the CLI), else the writer's. */
   tickMs: number;
   checkBeats: number;
+  /** Its health check as it reports it (null: none, or it does not say). */
+  health: ServerHealth | null;
 }
 
 /** What the status CLI heard and sent while it listened (null in a server's document). */
@@ -88,8 +90,9 @@ export interface StatusDocument {
   /** Several servers claim master: their hostnames; [] otherwise. */
   conflict: string[];
   /**
-   * This server's health check (multi.setHealthCheck, or the run wrapper's --health-cmd): null
-   * without one, and in the CLI's document (other servers' checks show only as `eligible`).
+   * This server's health check (multi.setHealthCheck, or the run wrapper's --health-cmd), in
+   * full: null without one, and in the CLI's document. Every server's, as its heartbeats tell
+   * it, is in its `view` row and its `servers` record.
    */
   health: HealthStatus | null;
   observer: ObserverReport | null;
@@ -186,6 +189,7 @@ export function statusBody(
     uptime: r.uptime,
     tickMs,
     checkBeats,
+    health: r.health ? { ...r.health } : null,
   }));
   return {
     hostname: source.hostname,

@@ -58,6 +58,7 @@ export class UdpMode implements Mode {
       pid: process.pid,
       eligible: ctx.eligible,
       data: ctx.data,
+      ...(ctx.health ? { health: ctx.health } : {}),
       tickMs: settings.heartbeat_freq * 1000,
       checkBeats: settings.check_beats,
       exitOnConflict: settings.exit_on_conflict,

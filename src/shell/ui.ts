@@ -5,11 +5,11 @@
  * page is stale: the page greys all of them and says since when, and clears that by itself
  * once an answer comes again.
  *
- * Hostnames, addresses and `data` come from other servers' heartbeats: remote input. The
- * script builds every node with createElement and sets text with textContent (never
- * innerHTML), and takes CSS classes only from fixed lists. The Content-Security-Policy
- * allows exactly this script and this style (by hash) and requests to this origin, so even a
- * mistake there could not load or run anything else.
+ * Hostnames, addresses, `data` and why a health check fails come from other servers'
+ * heartbeats: remote input. The script builds every node with createElement and sets text
+ * with textContent (never innerHTML), and takes CSS classes only from fixed lists. The
+ * Content-Security-Policy allows exactly this script and this style (by hash) and requests to
+ * this origin, so even a mistake there could not load or run anything else.
  */
 import { createHash } from 'node:crypto';
 
@@ -48,7 +48,8 @@ tr:last-child td{border-bottom:0}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 td.host{font-weight:600}
 td.data{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;color:var(--muted);max-width:260px;overflow:hidden;text-overflow:ellipsis}
-.why{font-size:12px;color:var(--muted);margin-left:8px}
+.why{font-size:12px;color:var(--muted);margin-left:8px;font-weight:400}
+td.bad{color:var(--suspect);font-weight:600}
 tr.gone td{color:var(--left)}
 tr.gone td.host{text-decoration:line-through}
 .you{font-size:11px;font-weight:500;color:var(--muted);border:1px solid var(--line);border-radius:4px;padding:0 5px;margin-left:6px}
@@ -111,6 +112,15 @@ const SCRIPT = `
     return s === undefined || s === '{}' ? '' : s;
   }
   function cell(row, value, cls) { var td = el('td', cls || '', value); row.appendChild(td); return td; }
+  // As the status CLI writes it (src/cli.ts healthText): failures in a row / fall while failing.
+  function healthText(h) {
+    if (!h || typeof h !== 'object') return '';
+    var f = num(h.failures), p = num(h.passes);
+    if (h.state === 'passing') return f > 0 ? 'passing (' + f + '/' + num(h.fall) + ' failed)' : 'passing';
+    if (h.state !== 'failing') return 'starting';
+    if (p > 0) return 'failing, ' + p + '/' + num(h.rise) + ' passed';
+    return f > 0 ? 'failing ' + f + '/' + num(h.fall) : 'failing';
+  }
 
   function render(doc) {
     var stats = doc.stats && typeof doc.stats === 'object' ? doc.stats : {};
@@ -163,6 +173,14 @@ const SCRIPT = `
       cell(row, str(s.ip));
       row.appendChild(el('td')).appendChild(pill(s.state));
       cell(row, s.eligible ? 'yes' : 'no');
+      var rowHealth = s.health && typeof s.health === 'object' ? s.health : null;
+      var failing = !!rowHealth && rowHealth.state === 'failing';
+      var hc = cell(row, healthText(rowHealth), failing ? 'bad' : '');
+      var why = rowHealth ? str(rowHealth.error) : '';
+      if (why) {
+        if (failing) hc.appendChild(el('span', 'why', why.length > 60 ? why.slice(0, 57) + '...' : why));
+        hc.title = why.slice(0, 400);
+      }
       cell(row, num(s.priority), 'num');
       cell(row, num(s.term), 'num');
       cell(row, s.self ? '\\u2014' : seconds(num(s.lastHeardMs)) + ' ago', 'num');
@@ -181,6 +199,7 @@ const SCRIPT = `
       state.appendChild(pill('left'));
       state.appendChild(el('span', 'why', d.reason === 'shutdown' ? 'shut down' : 'went silent'));
       cell(row, '\\u2014');
+      cell(row, '');
       cell(row, '', 'num');
       cell(row, '', 'num');
       cell(row, seconds(Math.max(0, now - num(d.lastHeardAt))) + ' ago', 'num');
@@ -282,7 +301,7 @@ const BODY = `
   <section class="panel">
     <h2>Servers<span class="count" id="servers-count"></span></h2>
     <div class="scroll"><table>
-      <thead><tr><th>Hostname</th><th>Address</th><th>State</th><th>Eligible</th><th class="num">Priority</th><th class="num">Term</th><th class="num">Last heard</th><th class="num">Uptime</th><th>Data</th></tr></thead>
+      <thead><tr><th>Hostname</th><th>Address</th><th>State</th><th>Eligible</th><th>Health</th><th class="num">Priority</th><th class="num">Term</th><th class="num">Last heard</th><th class="num">Uptime</th><th>Data</th></tr></thead>
       <tbody id="servers-body"></tbody>
     </table></div>
   </section>

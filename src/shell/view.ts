@@ -4,6 +4,7 @@
  * table). Pure functions of what was heard and when; no clock reads, no I/O.
  */
 import { DEADLINE_GRACE_TICKS } from '../core/election';
+import type { ServerHealth } from '../elector/types';
 
 /**
  * - `listening`: has not named a master yet (a fresh cluster, or between a master's death
@@ -74,4 +75,17 @@ export function masterOf<T extends { hostname: string; claimsMaster: boolean; st
   return claimants.length === 1
     ? { hostname: claimants[0] as string, conflict: [] }
     : { hostname: '', conflict: claimants.length > 1 ? claimants : [] };
+}
+
+/**
+ * A server's health check in a few characters: `failing 3/3` (failures in a row / fall),
+ * `failing, 1/2 passed` on its way back, `passing (1/3 failed)` on its way down; '' without
+ * a check. A failing server whose counts are not known (etcd mode) shows `failing`.
+ */
+export function healthText(health: ServerHealth | null | undefined): string {
+  if (!health) return '';
+  if (health.state === 'starting') return 'starting';
+  if (health.state === 'passing') return health.failures > 0 ? `passing (${health.failures}/${health.fall} failed)` : 'passing';
+  if (health.passes > 0) return `failing, ${health.passes}/${health.rise} passed`;
+  return health.failures > 0 ? `failing ${health.failures}/${health.fall}` : 'failing';
 }

@@ -11,6 +11,7 @@
 import { isIP } from 'node:net';
 import type {
   AppMessage,
+  HealthWord,
   HeartbeatMessage,
   HelloMessage,
   JsonObject,
@@ -34,6 +35,10 @@ import {
   MAX_PID,
   MAX_UPTIME_S,
   MESSAGE_TYPE_PATTERN,
+  MAX_HEALTH_COUNT,
+  MAX_HEALTH_ERROR_CHARS,
+  MAX_HEALTH_RISE_FALL,
+  HEALTH_ERROR_PATTERN,
   isValidHostname,
 } from '../protocol/limits';
 import { parseAddress } from '../protocol/address';
@@ -123,11 +128,23 @@ function encodeBody(message: WireMessage): Buffer {
     if (message.pid !== undefined) wire.pid = message.pid;
     if (message.pace !== undefined) wire.pace = message.pace;
     if (message.lead !== undefined) wire.lead = message.lead;
+    if (message.health !== undefined) wire.health = healthOnWire(message.health);
   }
   if (message.cid !== undefined) wire.cid = message.cid;
   if (message.action === 'hello' && message.for !== undefined) wire.for = message.for;
   if (message.action === 'heartbeat' && message.echo !== undefined && message.echo.length > 0) wire.echo = message.echo;
   return Buffer.from(JSON.stringify(wire) + '\n', 'utf8');
+}
+
+/** The health word in a fixed key order, with only its own keys and no zero count. */
+function healthOnWire(health: HealthWord): Record<string, unknown> {
+  const wire: Record<string, unknown> = { s: health.s };
+  if (health.f) wire.f = health.f;
+  if (health.p) wire.p = health.p;
+  wire.rise = health.rise;
+  wire.fall = health.fall;
+  if (health.e !== undefined) wire.e = health.e;
+  return wire;
 }
 
 /** Size of `data` as it goes on the wire. */
@@ -330,8 +347,33 @@ function validate(raw: Record<string, unknown>, bodyBytes: number, maxDataBytes:
     if (lead.n !== undefined) decoded.n = lead.n;
     message.lead = decoded;
   }
+  if (raw.health !== undefined) {
+    const health = decodeHealth(raw.health);
+    if (health === null) return drop('bad-field', 'health');
+    message.health = health;
+  }
   if (echo !== undefined && echo.length > 0) message.echo = echo;
   return { ok: true, message };
+}
+
+/**
+ * The sender's health check: a known state, counts and rise/fall within their bounds, a
+ * reason of printable text. Null when any of it is not so; unknown keys inside are ignored,
+ * as at the top level, and not copied.
+ */
+function decodeHealth(raw: unknown): HealthWord | null {
+  if (!isPlainObject(raw)) return null;
+  const { s, f, p, rise, fall, e } = raw;
+  if (s !== 'starting' && s !== 'passing' && s !== 'failing') return null;
+  if (f !== undefined && !isIntegerIn(f, 0, MAX_HEALTH_COUNT)) return null;
+  if (p !== undefined && !isIntegerIn(p, 0, MAX_HEALTH_COUNT)) return null;
+  if (!isIntegerIn(rise, 1, MAX_HEALTH_RISE_FALL) || !isIntegerIn(fall, 1, MAX_HEALTH_RISE_FALL)) return null;
+  if (e !== undefined && (typeof e !== 'string' || e.length > MAX_HEALTH_ERROR_CHARS || !HEALTH_ERROR_PATTERN.test(e))) return null;
+  const health: HealthWord = { s, rise, fall };
+  if (f) health.f = f;
+  if (p) health.p = p;
+  if (e !== undefined) health.e = e;
+  return health;
 }
 
 function isIntegerIn(value: unknown, min: number, max: number): value is number {
