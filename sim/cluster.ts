@@ -98,6 +98,30 @@ export interface SimObserver {
   afterStep?(): void;
 }
 
+/**
+ * A socket's receive queue, first in first out: a datagram that reaches a stalled process,
+ * or one still reading what queued during a stall, joins the tail and is read after all
+ * that came before it. Each queued datagram has an ordinal (its place in the queue); the
+ * one with ordinal k is read at `readFrom + ⌊(k - base) / READ_BATCH⌋ × READ_TURN_MS`, a
+ * schedule set when a stall ends (and set again when the process stalls anew before the
+ * queue is read, from the datagram at its head).
+ */
+export interface Backlog {
+  /** Ordinals handed out: the tail of the queue. */
+  count: number;
+  /** The ordinal of the next datagram to read: the queue is empty when it equals `count`. */
+  next: number;
+  /** When the datagram with ordinal `base` is read, and so the rest, READ_BATCH a turn. */
+  readFrom: number;
+  base: number;
+  /** When the last datagram queued so far is read. */
+  end: number;
+}
+
+function emptyBacklog(): Backlog {
+  return { count: 0, next: 0, readFrom: 0, base: 0, end: 0 };
+}
+
 /** One process (core instance) of a node, and the last time a datagram of it reached another live server. */
 export interface Instance {
   iid: string;
@@ -132,8 +156,8 @@ export interface SimNode {
   wallOffset: number;
   /** Timers of this node fire no earlier than this (a stall: CPU starvation, paused VM). */
   stalledUntil: number;
-  /** Datagrams queued on its socket during the current stall, and when the last is read. */
-  backlog: { stall: number; count: number; end: number };
+  /** Its socket's receive queue while a stall keeps it from being read (`Backlog`). */
+  backlog: Backlog;
   /** Per sender (node id): its instance, when its last heartbeat was read here, and when the first of that instance was. */
   heardFrom: Map<string, { iid: string; at: number; since: number }>;
   /** Per sender (node id): when a datagram of it to this server was last lost, or delayed past the normal latency. */
@@ -164,7 +188,10 @@ type Item =
       late: boolean;
       source: Instance;
       address: string;
+      /** Queued on this process's socket (it was stalled, or still reading its backlog). */
       queued?: Instance;
+      /** Its place in that socket's queue (`Backlog`). */
+      ordinal?: number;
     }
   | { time: number; seq: number; kind: 'wake'; host: string; token: number }
   | { time: number; seq: number; kind: 'start'; host: string }
@@ -284,7 +311,7 @@ export class SimCluster {
       alive: false,
       wallOffset: 0,
       stalledUntil: 0,
-      backlog: { stall: 0, count: 0, end: 0 },
+      backlog: emptyBacklog(),
       heardFrom: new Map(),
       troubleFrom: new Map(),
       stalledFrom: -Infinity,
@@ -340,6 +367,7 @@ export class SimCluster {
     this.#attach(node, this.#newCore(node.hostname, node.options));
     node.instance = { iid: node.core.instanceId, lastDelivered: null };
     node.stalledUntil = 0;
+    node.backlog = emptyBacklog();
     this.#cancelWake(node);
     this.#note(id, `RESTART${options.graceful ? ' (graceful)' : ''}${options.delayMs ? ` in ${options.delayMs} ms` : ''}`);
     this.#push({ time: this.now + (options.delayMs ?? 0), seq: 0, kind: 'start', host: id });
@@ -677,27 +705,7 @@ export class SimCluster {
         // Queued on the socket of a process that has ended since (restarted while stalled):
         // that socket's backlog died with it; its successor has a socket of its own.
         if (item.queued && item.queued !== node.instance) return;
-        if (node.stalledUntil > this.now) {
-          // A stalled process reads its socket when it wakes, in order, READ_BATCH datagrams
-          // per turn of its event loop, with its timers running between turns; what does not
-          // fit the socket's buffer is lost.
-          const backlog = node.backlog;
-          if (backlog.stall !== node.stalledUntil) {
-            backlog.stall = node.stalledUntil;
-            backlog.count = 0;
-          }
-          if (backlog.count >= SOCKET_QUEUE_DATAGRAMS) {
-            this.#countDrop('socket-overflow');
-            node.troubleFrom.set(item.from, this.now);
-            return;
-          }
-          const time = node.stalledUntil + FIRST_READ_MS + Math.floor(backlog.count / READ_BATCH) * READ_TURN_MS;
-          backlog.count++;
-          backlog.end = Math.max(backlog.end, time);
-          this.#push({ ...item, time, seq: 0, queued: node.instance });
-          this.lastDeliveryDue = Math.max(this.lastDeliveryDue, time);
-          return;
-        }
+        if (!this.#read(node, item)) return;
         if (item.from !== item.to) item.source.lastDelivered = this.now;
         if (this.#trace && item.late) this.#note(item.to, `late ${item.message.action} from ${item.from} (seq ${item.message.seq ?? '-'})`);
         // A late copy (reordered, spiked, a duplicate) may be dropped as stale: no evidence, and it marks its link as troubled.
@@ -863,8 +871,8 @@ export class SimCluster {
       }
       if (id === from) {
         // The broadcast echo on our own socket: never lost or delayed, but behind what is
-        // queued there (a backlog being read after a stall).
-        this.#deliver(Math.max(this.now, node.backlog.end), id, from, delivered, false, source, address);
+        // queued there (a backlog being read after a stall), which its delivery sees to.
+        this.#deliver(this.now, id, from, delivered, false, source, address);
         continue;
       }
       if (
@@ -903,6 +911,55 @@ export class SimCluster {
         this.#deliver(this.now + delay + random.next() * linkFault.dupDelayMs, id, from, delivered, true, source, address);
       }
     }
+  }
+
+  /**
+   * A datagram reaches `node`'s socket (no ordinal yet), or its turn in the socket's queue
+   * comes (an ordinal): is it read now? A stalled process reads its socket when it wakes, in
+   * order, READ_BATCH datagrams per turn of its event loop, with its timers running between
+   * turns; what does not fit the socket's buffer is lost. First in, first out, whatever
+   * happens meanwhile: a datagram that arrives while the backlog is being read (an answer
+   * to the woken process's hello) waits behind it, and a stall that grows, or a new one that
+   * begins before the backlog is read, holds the whole queue back in its order. (The queue
+   * read out of order let a restarted peer's newer heartbeats overtake its old instance's,
+   * whose old shutdown notice then removed it alive: work seeds 1071, 2758.)
+   */
+  #read(node: SimNode, item: Extract<Item, { kind: 'deliver' }>): boolean {
+    const backlog = node.backlog;
+    const stalled = node.stalledUntil > this.now;
+    if (item.ordinal === undefined) {
+      if (!stalled && backlog.next === backlog.count) return true;
+      if (stalled && backlog.count - backlog.next >= SOCKET_QUEUE_DATAGRAMS) {
+        this.#countDrop('socket-overflow');
+        node.troubleFrom.set(item.from, this.now);
+        return false;
+      }
+      this.#queue(node, { ...item, ordinal: backlog.count++, queued: node.instance }, false);
+      return false;
+    }
+    if (!stalled) {
+      backlog.next = item.ordinal + 1;
+      return true;
+    }
+    // Its turn came, but the process stalled again (or longer) first: still in its place.
+    this.#queue(node, { ...item, ordinal: item.ordinal }, true);
+    return false;
+  }
+
+  /** Schedule a queued datagram's read; `again` keeps its place among those read at one time. */
+  #queue(node: SimNode, item: Extract<Item, { kind: 'deliver' }> & { ordinal: number }, again: boolean): void {
+    const backlog = node.backlog;
+    if (node.stalledUntil > this.now && backlog.readFrom !== node.stalledUntil + FIRST_READ_MS) {
+      backlog.readFrom = node.stalledUntil + FIRST_READ_MS;
+      backlog.base = backlog.next;
+    }
+    const at = (ordinal: number): number => backlog.readFrom + Math.floor((ordinal - backlog.base) / READ_BATCH) * READ_TURN_MS;
+    const time = Math.max(this.now, at(item.ordinal));
+    backlog.end = Math.max(this.now, at(backlog.count - 1));
+    this.lastDeliveryDue = Math.max(this.lastDeliveryDue, backlog.end);
+    const queued = { ...item, time };
+    if (again) this.#heap.push(queued);
+    else this.#push(queued);
   }
 
   #deliver(time: number, to: string, from: string, message: Message, late: boolean, source: Instance, address: string): void {
