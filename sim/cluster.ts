@@ -99,27 +99,26 @@ export interface SimObserver {
 }
 
 /**
- * A socket's receive queue, first in first out: a datagram that reaches a stalled process,
- * or one still reading what queued during a stall, joins the tail and is read after all
- * that came before it. Each queued datagram has an ordinal (its place in the queue); the
- * one with ordinal k is read at `readFrom + ⌊(k - base) / READ_BATCH⌋ × READ_TURN_MS`, a
- * schedule set when a stall ends (and set again when the process stalls anew before the
- * queue is read, from the datagram at its head).
+ * A socket's receive queue, first in, first out, as a kernel's is: a datagram that reaches a
+ * stalled process, or one still reading what queued during a stall, joins the tail and is
+ * read after everything that came before it, whatever happens meanwhile (answers to the
+ * woken process's hello, a stall that grows, a new one before the queue is read). One reader
+ * per socket takes READ_BATCH datagrams per turn of the event loop, the first turn
+ * FIRST_READ_MS after the process wakes.
  */
 export interface Backlog {
-  /** Ordinals handed out: the tail of the queue. */
-  count: number;
-  /** The ordinal of the next datagram to read: the queue is empty when it equals `count`. */
-  next: number;
-  /** When the datagram with ordinal `base` is read, and so the rest, READ_BATCH a turn. */
-  readFrom: number;
-  base: number;
+  /** Datagrams waiting, oldest first from `head` on. */
+  queue: Delivery[];
+  head: number;
+  /** When the reader runs next (Infinity: none scheduled), and how many its turn has read. */
+  readAt: number;
+  readInTurn: number;
   /** When the last datagram queued so far is read. */
   end: number;
 }
 
 function emptyBacklog(): Backlog {
-  return { count: 0, next: 0, readFrom: 0, base: 0, end: 0 };
+  return { queue: [], head: 0, readAt: Infinity, readInTurn: 0, end: 0 };
 }
 
 /** One process (core instance) of a node, and the last time a datagram of it reached another live server. */
@@ -177,22 +176,23 @@ export interface SimNode {
   keyring: Keyring | null;
 }
 
+/** A datagram on its way to one server. */
+interface Delivery {
+  time: number;
+  seq: number;
+  kind: 'deliver';
+  to: string;
+  from: string;
+  message: Message;
+  late: boolean;
+  source: Instance;
+  address: string;
+}
+
 type Item =
-  | {
-      time: number;
-      seq: number;
-      kind: 'deliver';
-      to: string;
-      from: string;
-      message: Message;
-      late: boolean;
-      source: Instance;
-      address: string;
-      /** Queued on this process's socket (it was stalled, or still reading its backlog). */
-      queued?: Instance;
-      /** Its place in that socket's queue (`Backlog`). */
-      ordinal?: number;
-    }
+  | Delivery
+  /** The reader of a process's socket queue (`Backlog`): that process's socket only. */
+  | { time: number; seq: number; kind: 'read'; host: string; instance: Instance }
   | { time: number; seq: number; kind: 'wake'; host: string; token: number }
   | { time: number; seq: number; kind: 'start'; host: string }
   | { time: number; seq: number; kind: 'call'; fn: () => void };
@@ -463,6 +463,7 @@ export class SimCluster {
     const node = this.node(id);
     if (node.stalledUntil <= this.now) node.stalledFrom = this.now;
     node.stalledUntil = Math.max(node.stalledUntil, this.now + ms);
+    this.#backlogEnd(node);
     if (!quiet) this.#note(id, `STALL ${ms} ms`);
   }
 
@@ -702,30 +703,40 @@ export class SimCluster {
       case 'deliver': {
         const node = this.nodes.get(item.to);
         if (!node || !node.alive) return;
-        // Queued on the socket of a process that has ended since (restarted while stalled):
-        // that socket's backlog died with it; its successor has a socket of its own.
-        if (item.queued && item.queued !== node.instance) return;
-        if (!this.#read(node, item)) return;
-        if (item.from !== item.to) item.source.lastDelivered = this.now;
-        if (this.#trace && item.late) this.#note(item.to, `late ${item.message.action} from ${item.from} (seq ${item.message.seq ?? '-'})`);
-        // A late copy (reordered, spiked, a duplicate) may be dropped as stale: no evidence, and it marks its link as troubled.
-        if (item.late) node.troubleFrom.set(item.from, this.now);
-        else if (item.message.action === 'heartbeat' && item.from !== item.to) {
-          const before = node.heardFrom.get(item.from);
-          node.heardFrom.set(item.from, {
-            iid: item.source.iid,
-            at: this.now,
-            since: before?.iid === item.source.iid ? before.since : this.now,
-          });
-        }
-        this.stepNode = node;
-        this.#receive(node, item.message, this.#addressFor(item.address));
+        if (this.#queued(node, item)) return;
+        this.#land(node, item);
+        break;
+      }
+      case 'read': {
+        const node = this.nodes.get(item.host);
+        // The queue of a process that has ended since (restarted while stalled): that socket's
+        // backlog died with it; its successor has a socket of its own.
+        if (!node || !node.alive || item.instance !== node.instance) return;
+        this.#readTurn(node);
         break;
       }
       case 'call':
         item.fn();
         break;
     }
+  }
+
+  /** A datagram read by `node` now. */
+  #land(node: SimNode, item: Delivery): void {
+    if (item.from !== item.to) item.source.lastDelivered = this.now;
+    if (this.#trace && item.late) this.#note(item.to, `late ${item.message.action} from ${item.from} (seq ${item.message.seq ?? '-'})`);
+    // A late copy (reordered, spiked, a duplicate) may be dropped as stale: no evidence, and it marks its link as troubled.
+    if (item.late) node.troubleFrom.set(item.from, this.now);
+    else if (item.message.action === 'heartbeat' && item.from !== item.to) {
+      const before = node.heardFrom.get(item.from);
+      node.heardFrom.set(item.from, {
+        iid: item.source.iid,
+        at: this.now,
+        since: before?.iid === item.source.iid ? before.since : this.now,
+      });
+    }
+    this.stepNode = node;
+    this.#receive(node, item.message, this.#addressFor(item.address));
   }
 
   #receive(node: SimNode, message: Message, from: Address): void {
@@ -914,52 +925,67 @@ export class SimCluster {
   }
 
   /**
-   * A datagram reaches `node`'s socket (no ordinal yet), or its turn in the socket's queue
-   * comes (an ordinal): is it read now? A stalled process reads its socket when it wakes, in
-   * order, READ_BATCH datagrams per turn of its event loop, with its timers running between
-   * turns; what does not fit the socket's buffer is lost. First in, first out, whatever
-   * happens meanwhile: a datagram that arrives while the backlog is being read (an answer
-   * to the woken process's hello) waits behind it, and a stall that grows, or a new one that
-   * begins before the backlog is read, holds the whole queue back in its order. (The queue
-   * read out of order let a restarted peer's newer heartbeats overtake its old instance's,
-   * whose old shutdown notice then removed it alive: work seeds 1071, 2758.)
+   * A datagram reaches `node`'s socket: does it wait there (true), or is it read now? It
+   * waits while the process is stalled, or while what queued during a stall is still being
+   * read: first in, first out. What does not fit the socket's buffer while it is not read is
+   * lost. (Read out of order, a restarted peer's newer heartbeats overtook its old
+   * instance's, whose old shutdown notice then removed it alive: work seeds 1071, 2758.)
    */
-  #read(node: SimNode, item: Extract<Item, { kind: 'deliver' }>): boolean {
+  #queued(node: SimNode, item: Delivery): boolean {
     const backlog = node.backlog;
     const stalled = node.stalledUntil > this.now;
-    if (item.ordinal === undefined) {
-      if (!stalled && backlog.next === backlog.count) return true;
-      if (stalled && backlog.count - backlog.next >= SOCKET_QUEUE_DATAGRAMS) {
-        this.#countDrop('socket-overflow');
-        node.troubleFrom.set(item.from, this.now);
-        return false;
-      }
-      this.#queue(node, { ...item, ordinal: backlog.count++, queued: node.instance }, false);
-      return false;
-    }
-    if (!stalled) {
-      backlog.next = item.ordinal + 1;
+    const waiting = backlog.queue.length - backlog.head;
+    if (!stalled && waiting === 0) return false;
+    if (stalled && waiting >= SOCKET_QUEUE_DATAGRAMS) {
+      this.#countDrop('socket-overflow');
+      node.troubleFrom.set(item.from, this.now);
       return true;
     }
-    // Its turn came, but the process stalled again (or longer) first: still in its place.
-    this.#queue(node, { ...item, ordinal: item.ordinal }, true);
-    return false;
+    backlog.queue.push(item);
+    if (backlog.readAt === Infinity) this.#scheduleRead(node, stalled ? node.stalledUntil + FIRST_READ_MS : this.now, 0);
+    this.#backlogEnd(node);
+    return true;
   }
 
-  /** Schedule a queued datagram's read; `again` keeps its place among those read at one time. */
-  #queue(node: SimNode, item: Extract<Item, { kind: 'deliver' }> & { ordinal: number }, again: boolean): void {
+  /**
+   * The reader's turn: a stalled process reads nothing (its first turn comes FIRST_READ_MS
+   * after it wakes); else the datagram at the head, and the rest of the turn's READ_BATCH at
+   * the same time, the next turn READ_TURN_MS later, its timers running between turns.
+   */
+  #readTurn(node: SimNode): void {
     const backlog = node.backlog;
-    if (node.stalledUntil > this.now && backlog.readFrom !== node.stalledUntil + FIRST_READ_MS) {
-      backlog.readFrom = node.stalledUntil + FIRST_READ_MS;
-      backlog.base = backlog.next;
+    backlog.readAt = Infinity;
+    if (node.stalledUntil > this.now) {
+      this.#scheduleRead(node, node.stalledUntil + FIRST_READ_MS, 0);
+      return;
     }
-    const at = (ordinal: number): number => backlog.readFrom + Math.floor((ordinal - backlog.base) / READ_BATCH) * READ_TURN_MS;
-    const time = Math.max(this.now, at(item.ordinal));
-    backlog.end = Math.max(this.now, at(backlog.count - 1));
+    const item = backlog.queue[backlog.head] as Delivery;
+    backlog.head++;
+    if (backlog.head === backlog.queue.length) {
+      backlog.queue = [];
+      backlog.head = 0;
+    } else if (backlog.readInTurn + 1 < READ_BATCH) this.#scheduleRead(node, this.now, backlog.readInTurn + 1);
+    else this.#scheduleRead(node, this.now + READ_TURN_MS, 0);
+    this.#land(node, item);
+  }
+
+  #scheduleRead(node: SimNode, time: number, readInTurn: number): void {
+    node.backlog.readAt = time;
+    node.backlog.readInTurn = readInTurn;
+    this.#push({ time, seq: 0, kind: 'read', host: node.id, instance: node.instance });
+  }
+
+  /** When the last datagram queued on `node`'s socket is read, as things stand. */
+  #backlogEnd(node: SimNode): void {
+    const backlog = node.backlog;
+    const waiting = backlog.queue.length - backlog.head;
+    if (waiting === 0) return;
+    // A reader due before the process wakes starts a new turn after it.
+    const restarts = node.stalledUntil > this.now && backlog.readAt < node.stalledUntil + FIRST_READ_MS;
+    const first = restarts ? node.stalledUntil + FIRST_READ_MS : backlog.readAt;
+    const already = restarts ? 0 : backlog.readInTurn;
+    backlog.end = first + Math.floor((already + waiting - 1) / READ_BATCH) * READ_TURN_MS;
     this.lastDeliveryDue = Math.max(this.lastDeliveryDue, backlog.end);
-    const queued = { ...item, time };
-    if (again) this.#heap.push(queued);
-    else this.#push(queued);
   }
 
   #deliver(time: number, to: string, from: string, message: Message, late: boolean, source: Instance, address: string): void {

@@ -113,4 +113,24 @@ describe('the simulated socket reads first in, first out', () => {
     assertReadInOrder(sent, read);
     assert.equal(sim.eventsOf('deleteserver', 'h').length, 0, 'h removed a server whose heartbeats were queued');
   });
+
+  test('on a busy machine: stalls of every length, new ones beginning while a backlog is still being read', () => {
+    const sim = new SimCluster({ tickMs: 100, checkBeats: 3, latencyMs: 0.1, seed: 7 });
+    const hosts = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l'];
+    for (const host of hosts) sim.add(host);
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.agreedMaster() === 'a', 3 * 300),
+      null,
+    );
+    sim.runFor(50);
+    const { sent, read } = watch(sim, 'l');
+    // Blocks of up to 3 ms, gaps of up to 6 ms: shorter than a backlog of 11 servers takes to
+    // read, so new stalls begin while one is still read; and one long stall in the middle.
+    sim.busy('l', 3, sim.now + 3000);
+    sim.runFor(1000);
+    sim.stall('l', 400);
+    sim.runFor(3000);
+    assert.ok(read.length > 11 * 40, `${read.length} datagrams read`);
+    assertReadInOrder(sent, read);
+  });
 });
