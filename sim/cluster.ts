@@ -98,6 +98,29 @@ export interface SimObserver {
   afterStep?(): void;
 }
 
+/**
+ * A socket's receive queue, first in, first out, as a kernel's is: a datagram that reaches a
+ * stalled process, or one still reading what queued during a stall, joins the tail and is
+ * read after everything that came before it, whatever happens meanwhile (answers to the
+ * woken process's hello, a stall that grows, a new one before the queue is read). One reader
+ * per socket takes READ_BATCH datagrams per turn of the event loop, the first turn
+ * FIRST_READ_MS after the process wakes.
+ */
+export interface Backlog {
+  /** Datagrams waiting, oldest first from `head` on. */
+  queue: Delivery[];
+  head: number;
+  /** When the reader runs next (Infinity: none scheduled), and how many its turn has read. */
+  readAt: number;
+  readInTurn: number;
+  /** When the last datagram queued so far is read. */
+  end: number;
+}
+
+function emptyBacklog(): Backlog {
+  return { queue: [], head: 0, readAt: Infinity, readInTurn: 0, end: 0 };
+}
+
 /** One process (core instance) of a node, and the last time a datagram of it reached another live server. */
 export interface Instance {
   iid: string;
@@ -132,8 +155,8 @@ export interface SimNode {
   wallOffset: number;
   /** Timers of this node fire no earlier than this (a stall: CPU starvation, paused VM). */
   stalledUntil: number;
-  /** Datagrams queued on its socket during the current stall, and when the last is read. */
-  backlog: { stall: number; count: number; end: number };
+  /** Its socket's receive queue while a stall keeps it from being read (`Backlog`). */
+  backlog: Backlog;
   /** Per sender (node id): its instance, when its last heartbeat was read here, and when the first of that instance was. */
   heardFrom: Map<string, { iid: string; at: number; since: number }>;
   /** Per sender (node id): when a datagram of it to this server was last lost, or delayed past the normal latency. */
@@ -153,19 +176,23 @@ export interface SimNode {
   keyring: Keyring | null;
 }
 
+/** A datagram on its way to one server. */
+interface Delivery {
+  time: number;
+  seq: number;
+  kind: 'deliver';
+  to: string;
+  from: string;
+  message: Message;
+  late: boolean;
+  source: Instance;
+  address: string;
+}
+
 type Item =
-  | {
-      time: number;
-      seq: number;
-      kind: 'deliver';
-      to: string;
-      from: string;
-      message: Message;
-      late: boolean;
-      source: Instance;
-      address: string;
-      queued?: Instance;
-    }
+  | Delivery
+  /** The reader of a process's socket queue (`Backlog`): that process's socket only. */
+  | { time: number; seq: number; kind: 'read'; host: string; instance: Instance }
   | { time: number; seq: number; kind: 'wake'; host: string; token: number }
   | { time: number; seq: number; kind: 'start'; host: string }
   | { time: number; seq: number; kind: 'call'; fn: () => void };
@@ -284,7 +311,7 @@ export class SimCluster {
       alive: false,
       wallOffset: 0,
       stalledUntil: 0,
-      backlog: { stall: 0, count: 0, end: 0 },
+      backlog: emptyBacklog(),
       heardFrom: new Map(),
       troubleFrom: new Map(),
       stalledFrom: -Infinity,
@@ -340,6 +367,7 @@ export class SimCluster {
     this.#attach(node, this.#newCore(node.hostname, node.options));
     node.instance = { iid: node.core.instanceId, lastDelivered: null };
     node.stalledUntil = 0;
+    node.backlog = emptyBacklog();
     this.#cancelWake(node);
     this.#note(id, `RESTART${options.graceful ? ' (graceful)' : ''}${options.delayMs ? ` in ${options.delayMs} ms` : ''}`);
     this.#push({ time: this.now + (options.delayMs ?? 0), seq: 0, kind: 'start', host: id });
@@ -435,6 +463,7 @@ export class SimCluster {
     const node = this.node(id);
     if (node.stalledUntil <= this.now) node.stalledFrom = this.now;
     node.stalledUntil = Math.max(node.stalledUntil, this.now + ms);
+    this.#backlogEnd(node);
     if (!quiet) this.#note(id, `STALL ${ms} ms`);
   }
 
@@ -674,50 +703,40 @@ export class SimCluster {
       case 'deliver': {
         const node = this.nodes.get(item.to);
         if (!node || !node.alive) return;
-        // Queued on the socket of a process that has ended since (restarted while stalled):
-        // that socket's backlog died with it; its successor has a socket of its own.
-        if (item.queued && item.queued !== node.instance) return;
-        if (node.stalledUntil > this.now) {
-          // A stalled process reads its socket when it wakes, in order, READ_BATCH datagrams
-          // per turn of its event loop, with its timers running between turns; what does not
-          // fit the socket's buffer is lost.
-          const backlog = node.backlog;
-          if (backlog.stall !== node.stalledUntil) {
-            backlog.stall = node.stalledUntil;
-            backlog.count = 0;
-          }
-          if (backlog.count >= SOCKET_QUEUE_DATAGRAMS) {
-            this.#countDrop('socket-overflow');
-            node.troubleFrom.set(item.from, this.now);
-            return;
-          }
-          const time = node.stalledUntil + FIRST_READ_MS + Math.floor(backlog.count / READ_BATCH) * READ_TURN_MS;
-          backlog.count++;
-          backlog.end = Math.max(backlog.end, time);
-          this.#push({ ...item, time, seq: 0, queued: node.instance });
-          this.lastDeliveryDue = Math.max(this.lastDeliveryDue, time);
-          return;
-        }
-        if (item.from !== item.to) item.source.lastDelivered = this.now;
-        if (this.#trace && item.late) this.#note(item.to, `late ${item.message.action} from ${item.from} (seq ${item.message.seq ?? '-'})`);
-        // A late copy (reordered, spiked, a duplicate) may be dropped as stale: no evidence, and it marks its link as troubled.
-        if (item.late) node.troubleFrom.set(item.from, this.now);
-        else if (item.message.action === 'heartbeat' && item.from !== item.to) {
-          const before = node.heardFrom.get(item.from);
-          node.heardFrom.set(item.from, {
-            iid: item.source.iid,
-            at: this.now,
-            since: before?.iid === item.source.iid ? before.since : this.now,
-          });
-        }
-        this.stepNode = node;
-        this.#receive(node, item.message, this.#addressFor(item.address));
+        if (this.#queued(node, item)) return;
+        this.#land(node, item);
+        break;
+      }
+      case 'read': {
+        const node = this.nodes.get(item.host);
+        // The queue of a process that has ended since (restarted while stalled): that socket's
+        // backlog died with it; its successor has a socket of its own.
+        if (!node || !node.alive || item.instance !== node.instance) return;
+        this.#readTurn(node);
         break;
       }
       case 'call':
         item.fn();
         break;
     }
+  }
+
+  /** A datagram read by `node` now. */
+  #land(node: SimNode, item: Delivery): void {
+    if (item.from !== item.to) item.source.lastDelivered = this.now;
+    if (this.#trace && item.late) this.#note(item.to, `late ${item.message.action} from ${item.from} (seq ${item.message.seq ?? '-'})`);
+    // A late copy (reordered, spiked, a duplicate) may be dropped as stale: no evidence, and it marks its link as troubled.
+    if (item.late) node.troubleFrom.set(item.from, this.now);
+    else if (item.message.action === 'heartbeat' && item.from !== item.to) {
+      const before = node.heardFrom.get(item.from);
+      node.heardFrom.set(item.from, {
+        iid: item.source.iid,
+        at: this.now,
+        since: before?.iid === item.source.iid ? before.since : this.now,
+      });
+    }
+    this.stepNode = node;
+    this.#receive(node, item.message, this.#addressFor(item.address));
   }
 
   #receive(node: SimNode, message: Message, from: Address): void {
@@ -863,8 +882,8 @@ export class SimCluster {
       }
       if (id === from) {
         // The broadcast echo on our own socket: never lost or delayed, but behind what is
-        // queued there (a backlog being read after a stall).
-        this.#deliver(Math.max(this.now, node.backlog.end), id, from, delivered, false, source, address);
+        // queued there (a backlog being read after a stall), which its delivery sees to.
+        this.#deliver(this.now, id, from, delivered, false, source, address);
         continue;
       }
       if (
@@ -903,6 +922,70 @@ export class SimCluster {
         this.#deliver(this.now + delay + random.next() * linkFault.dupDelayMs, id, from, delivered, true, source, address);
       }
     }
+  }
+
+  /**
+   * A datagram reaches `node`'s socket: does it wait there (true), or is it read now? It
+   * waits while the process is stalled, or while what queued during a stall is still being
+   * read: first in, first out. What does not fit the socket's buffer while it is not read is
+   * lost. (Read out of order, a restarted peer's newer heartbeats overtook its old
+   * instance's, whose old shutdown notice then removed it alive: work seeds 1071, 2758.)
+   */
+  #queued(node: SimNode, item: Delivery): boolean {
+    const backlog = node.backlog;
+    const stalled = node.stalledUntil > this.now;
+    const waiting = backlog.queue.length - backlog.head;
+    if (!stalled && waiting === 0) return false;
+    if (stalled && waiting >= SOCKET_QUEUE_DATAGRAMS) {
+      this.#countDrop('socket-overflow');
+      node.troubleFrom.set(item.from, this.now);
+      return true;
+    }
+    backlog.queue.push(item);
+    if (backlog.readAt === Infinity) this.#scheduleRead(node, stalled ? node.stalledUntil + FIRST_READ_MS : this.now, 0);
+    this.#backlogEnd(node);
+    return true;
+  }
+
+  /**
+   * The reader's turn: a stalled process reads nothing (its first turn comes FIRST_READ_MS
+   * after it wakes); else the datagram at the head, and the rest of the turn's READ_BATCH at
+   * the same time, the next turn READ_TURN_MS later, its timers running between turns.
+   */
+  #readTurn(node: SimNode): void {
+    const backlog = node.backlog;
+    backlog.readAt = Infinity;
+    if (node.stalledUntil > this.now) {
+      this.#scheduleRead(node, node.stalledUntil + FIRST_READ_MS, 0);
+      return;
+    }
+    const item = backlog.queue[backlog.head] as Delivery;
+    backlog.head++;
+    if (backlog.head === backlog.queue.length) {
+      backlog.queue = [];
+      backlog.head = 0;
+    } else if (backlog.readInTurn + 1 < READ_BATCH) this.#scheduleRead(node, this.now, backlog.readInTurn + 1);
+    else this.#scheduleRead(node, this.now + READ_TURN_MS, 0);
+    this.#land(node, item);
+  }
+
+  #scheduleRead(node: SimNode, time: number, readInTurn: number): void {
+    node.backlog.readAt = time;
+    node.backlog.readInTurn = readInTurn;
+    this.#push({ time, seq: 0, kind: 'read', host: node.id, instance: node.instance });
+  }
+
+  /** When the last datagram queued on `node`'s socket is read, as things stand. */
+  #backlogEnd(node: SimNode): void {
+    const backlog = node.backlog;
+    const waiting = backlog.queue.length - backlog.head;
+    if (waiting === 0) return;
+    // A reader due before the process wakes starts a new turn after it.
+    const restarts = node.stalledUntil > this.now && backlog.readAt < node.stalledUntil + FIRST_READ_MS;
+    const first = restarts ? node.stalledUntil + FIRST_READ_MS : backlog.readAt;
+    const already = restarts ? 0 : backlog.readInTurn;
+    backlog.end = first + Math.floor((already + waiting - 1) / READ_BATCH) * READ_TURN_MS;
+    this.lastDeliveryDue = Math.max(this.lastDeliveryDue, backlog.end);
   }
 
   #deliver(time: number, to: string, from: string, message: Message, late: boolean, source: Instance, address: string): void {
