@@ -406,7 +406,7 @@ export class LeaseElection implements Elector {
     if (!this.#session.active) return this.#flush(now);
     this.#session.checkDeadline(now);
     if (!eligible) this.#roles.becameIneligible(now);
-    this.#session.announceNow(now);
+    this.#session.record.announceNow(now);
     this.#roles.evaluate(now);
     return this.#flush(now);
   }
@@ -429,7 +429,7 @@ export class LeaseElection implements Elector {
     session.tickMs = timing.tickMs;
     session.checkBeats = timing.checkBeats;
     if (timing.ttlSeconds !== undefined) session.ttlSeconds = timing.ttlSeconds;
-    session.retimed(now);
+    session.record.retimed(now);
     if (session.active) this.#roles.evaluate(now);
     return this.#flush(now);
   }
@@ -442,7 +442,7 @@ export class LeaseElection implements Elector {
       table.priority = policy.priority;
       table.self.priority = policy.priority;
       this.#step.changed.add(this.hostname);
-      this.#session.announceNow(now);
+      this.#session.record.announceNow(now);
     }
     if (this.#session.active) this.#roles.evaluate(now);
     return this.#flush(now);
