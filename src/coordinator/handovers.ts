@@ -10,6 +10,7 @@
  */
 import type { Instant } from '../elector/types';
 import type { PromoteHold } from '../elector/hold';
+import type { Preemption } from '../elector/preempt';
 import type { LeaseCheckpoints } from './checkpoints';
 import type { LeaseHandoffs } from './handoff';
 import type { LeaseSession } from './session';
@@ -173,4 +174,43 @@ export class LeaseHandovers {
       carried.extra,
     );
   }
+}
+
+/**
+ * Preemption (elector/preempt.ts), asked at the end of every step while it is on: an eligible
+ * slave in contact that ranks first among the registered eligible members, with no handoff or promote
+ * under way, asks the master it has followed for the delay to hand over (the promote key,
+ * held and drained like any other request).
+ */
+export function preemptIfDue(
+  now: Instant,
+  us: { hostname: string; instanceId: string; inContact: boolean },
+  roles: Pick<HandoverRoles, 'role' | 'master'> & { promote(now: Instant): void },
+  parts: { step: LeaseStep; table: LeaseTable; handoffs: LeaseHandoffs; preempt: Preemption },
+): void {
+  const { step, table, handoffs, preempt } = parts;
+  const master = roles.master;
+  let candidate: string | null = null;
+  if (
+    roles.role === 'slave' &&
+    us.inContact &&
+    table.self.eligible &&
+    master !== null &&
+    master.hostname !== '' &&
+    master.iid !== us.instanceId &&
+    handoffs.pending === null &&
+    handoffs.promoteUntil === Infinity
+  ) {
+    const best = table.bestPeer();
+    // The master must rank after us even when its own row is missing a moment from the table.
+    if ((best === null || table.compare(us.hostname, best) < 0) && table.compare(us.hostname, master.hostname) < 0)
+      candidate = master.hostname;
+  }
+  if (!preempt.due(now.mono, candidate) || candidate === null) return;
+  step.log(
+    4,
+    `Preempting ${candidate}: we rank first and have followed it for ${Math.round(preempt.delayMs ?? 0)} ms; asking it for the master role`,
+  );
+  step.event({ type: 'preempt', master: candidate });
+  roles.promote(now);
 }

@@ -1,7 +1,7 @@
 /**
  * Our own member record in the store, under our lease: written when the lease is granted,
  * rewritten when it changes (eligibility and priority at once; `data`, which an app may change
- * in place, compared at most once per `recordIntervalMs`), and put back when the store lost it
+ * in place, compared at most once per `intervalMs`), and put back when the store lost it
  * or holds an older one (a restore). Over the size limits it is stored without its data.
  *
  * The lease it hangs on is the session's (session.ts): the session says when it was granted
