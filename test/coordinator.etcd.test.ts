@@ -8,7 +8,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { EtcdCluster, etcdUnavailable, ETCD_PACKAGE } from '../tools/etcd-cluster';
-import { LeaseProcessCluster } from '../tools/lease-process-cluster';
+import { LeaseProcessCluster } from '../tools/process-cluster';
 import { fencedWrite, type LeaseChildConfig } from '../tools/lease-child';
 
 const unavailable = etcdUnavailable();

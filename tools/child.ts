@@ -10,13 +10,13 @@
 import dgram = require('node:dgram');
 import { readlinkSync } from 'node:fs';
 import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import PixlServer = require('pixl-server');
 import MultiServer = require('../src/index');
 import { isWildcard } from '../src/protocol/address';
 import { healthText } from '../src/shell/view';
 import { assertLoopbackConfig } from './loopback';
 import { assertInsideLabNetns, LAN_NETNS_ENV } from './netns';
+import { preciseNow } from './waiters';
 import { startWork, type WorkConfig } from './work';
 
 export interface ChildConfig {
@@ -140,9 +140,7 @@ export type ChildCommand =
   /** A config reload of the MultiServer section (these keys over the current ones), as pixl-server does on a file change. Reported as 'reloaded'. */
   | { cmd: 'reload'; multi: Record<string, unknown> };
 
-export function preciseNow(): number {
-  return performance.timeOrigin + performance.now();
-}
+export { preciseNow };
 
 /** Every UDP socket this process creates, whoever creates it: the one-socket rule, measured. */
 let socketsCreated = 0;

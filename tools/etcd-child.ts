@@ -6,10 +6,10 @@
  * every role event, every fenced write (with etcd's revision when accepted) and every
  * checkpoint outcome to its parent, with a clock shared by the processes of this machine.
  */
-import { performance } from 'node:perf_hooks';
 import PixlServer = require('pixl-server');
 import MultiServer = require('../src/index');
 import { assertLoopback } from './loopback';
+import { preciseNow as now } from './waiters';
 
 export interface EtcdChildConfig {
   hostname: string;
@@ -45,10 +45,6 @@ export type EtcdChildCommand =
   | { cmd: 'send'; to: string; payload: unknown };
 
 export const ETCD_CHILD_SCRIPT = __filename;
-
-function now(): number {
-  return performance.timeOrigin + performance.now();
-}
 
 function main(): void {
   const config = JSON.parse(process.argv[2] as string) as EtcdChildConfig;

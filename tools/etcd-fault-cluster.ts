@@ -14,9 +14,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { ETCD_CHILD_SCRIPT, type EtcdChildCommand, type EtcdChildConfig, type EtcdChildReport } from './etcd-child';
 import { assertLoopback, freeUdpPort } from './loopback';
+import { preciseNow, Waiters } from './waiters';
 
 export interface FaultMember {
   host: string;
@@ -30,18 +30,14 @@ export interface FaultMember {
   iid: string;
 }
 
-type Waiter = { predicate: () => boolean; resolve: () => void };
-
-export function preciseNow(): number {
-  return performance.timeOrigin + performance.now();
-}
+export { preciseNow };
 
 export class EtcdFaultCluster {
   readonly reports: EtcdChildReport[] = [];
   readonly members = new Map<string, FaultMember>();
   readonly logDir = mkdtempSync(path.join(os.tmpdir(), 'psm-etcd-faults-'));
   #base: Omit<EtcdChildConfig, 'hostname' | 'bindIp' | 'port' | 'logDir'>;
-  #waiters: Waiter[] = [];
+  readonly #waiters = new Waiters({ describe: () => `views: ${this.describe()}` });
   #signals: Array<{ host: string; signal: NodeJS.Signals; t: number }> = [];
   /** When etcd's history was rewritten (restore, wipe): revisions before and after are not comparable. */
   #rewrites: number[] = [];
@@ -110,29 +106,11 @@ export class EtcdFaultCluster {
   }
 
   #check(): void {
-    this.#waiters = this.#waiters.filter((waiter) => {
-      if (!waiter.predicate()) return true;
-      waiter.resolve();
-      return false;
-    });
+    this.#waiters.check();
   }
 
   waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    if (predicate()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        predicate,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      };
-      const timer = setTimeout(() => {
-        this.#waiters = this.#waiters.filter((w) => w !== waiter);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; views: ${this.describe()}`));
-      }, timeoutMs);
-      this.#waiters.push(waiter);
-    });
+    return this.#waiters.waitFor(predicate, timeoutMs, what);
   }
 
   describe(): string {

@@ -1,13 +1,13 @@
 /**
- * One lease-election server in a process of its own (forked by tools/lease-cluster-process.ts),
+ * One lease-election server in a process of its own (forked by tools/process-cluster.ts's LeaseProcessCluster),
  * so that tests can SIGKILL, SIGSTOP and SIGCONT it for real. It reports every event to
  * its parent with a wall-clock time (one clock for every process of this machine), and runs
  * an app's "work": while master, every `workMs`, a write to etcd fenced with its term
  * (the README's fencing example), reporting whether etcd accepted it.
  */
-import { performance } from 'node:perf_hooks';
 import { LeaseNode, type LeaseNodeConfig } from './lease-node';
 import type { CoreEvent } from '../src/elector/types';
+import { preciseNow as wallNow } from './waiters';
 
 export interface LeaseChildConfig extends LeaseNodeConfig {
   workMs: number;
@@ -29,10 +29,6 @@ export type LeaseChildCommand =
   | { cmd: 'eligible'; value: boolean };
 
 export const LEASE_CHILD_SCRIPT = __filename;
-
-function wallNow(): number {
-  return performance.timeOrigin + performance.now();
-}
 
 /**
  * The fencing example (the README's): write only while `<prefix>term` still holds the term we

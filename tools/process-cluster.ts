@@ -1,18 +1,27 @@
 /**
- * A cluster of real pixl-server processes on loopback (one per hostname, all on one
- * port with address reuse, broadcast 127.255.255.255), for the demo, the socket tests
- * and the bench; or, for the LAN tests only, one process per test network namespace
- * with the default broadcast computation. Waiting is always "until this is observed,
- * or fail after a deadline": nothing here sleeps and hopes.
+ * Cluster members as real processes, in one of two modes:
+ *  - `ProcessCluster`: whole pixl-server processes with the component (tools/child.ts), in
+ *    either election mode by their section: on loopback (one per hostname, all on one port
+ *    with address reuse, broadcast 127.255.255.255), for the demo, the socket and etcd-mode
+ *    tests and the bench; or, for the LAN tests only, one process per test network namespace
+ *    with the default broadcast computation;
+ *  - `LeaseProcessCluster`: the lease election alone, behind the component's driver, against a
+ *    real etcd (tools/lease-child.ts), so tests signal the election itself and run the fencing
+ *    example.
+ * Both share what a cluster of child processes is (`MemberProcesses`): members and their
+ * views, exits, the agreement rule, and waiting, which is always "until this is observed, or
+ * fail after a deadline" (tools/waiters.ts): nothing here sleeps and hopes.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CHILD_SCRIPT, preciseNow, type ChildCommand, type ChildConfig, type ChildReport, type ChildState, type ChildStats } from './child';
+import { CHILD_SCRIPT, type ChildCommand, type ChildConfig, type ChildReport, type ChildState, type ChildStats } from './child';
 import { DEFAULT_CONFIG } from '../src/config';
 import { assertLoopback, assertLoopbackConfig, freeUdpPort } from './loopback';
+import { LEASE_CHILD_SCRIPT, type LeaseChildCommand, type LeaseChildConfig, type LeaseChildReport } from './lease-child';
 import { LAN_NETNS_ENV } from './netns';
+import { preciseNow, Waiters } from './waiters';
 
 export interface ProcessClusterOptions {
   heartbeatFreq: number;
@@ -39,29 +48,106 @@ export interface ProcessClusterOptions {
   work?: ChildConfig['work'];
 }
 
-interface Member {
+/** One member process and its view of the election, as its reports tell it. */
+export interface MemberProcess {
   host: string;
   child: ChildProcess;
+  alive: boolean;
+  /** Whether it says it is master. */
+  master: boolean;
+  /** The master it names ('' for none). */
+  masterHostname: string;
+  term: number;
+}
+
+/**
+ * A cluster of child processes that report to us over IPC: what both modes share. A mode
+ * forks its children (`adopt`), turns their reports into views (`onReports`), and says what
+ * a member's exit means (`onExit`).
+ */
+abstract class MemberProcesses<Member extends MemberProcess, Report> {
+  readonly reports: Report[] = [];
+  protected readonly byHost = new Map<string, Member>();
+  readonly #waiters = new Waiters({ describe: () => this.describe() });
+
+  /** Resolves when `predicate` holds (re-checked on every batch of reports and every exit); rejects after `timeoutMs`. */
+  waitFor(predicate: () => boolean, timeoutMs: number, what = 'condition'): Promise<void> {
+    return this.#waiters.waitFor(predicate, timeoutMs, what);
+  }
+
+  /** Every member's view, for a timeout's message. */
+  describe(): string {
+    const views = [...this.byHost.values()]
+      .map((m) => `${m.host}${m.alive ? '' : '(dead)'}:${m.master ? 'M' : 's'}→${m.masterHostname || "''"}@${m.term}`)
+      .join(' ');
+    return `views: ${views}`;
+  }
+
+  live(): string[] {
+    return [...this.byHost.values()].filter((m) => m.alive).map((m) => m.host);
+  }
+
+  /**
+   * The master every live member names, which alone of them says it is master; else null
+   * (also with no member, or none naming a master yet).
+   */
+  agreedMaster(): string | null {
+    const live = [...this.byHost.values()].filter((m) => m.alive);
+    const name = live[0]?.masterHostname ?? '';
+    if (!name || live.some((m) => m.masterHostname !== name)) return null;
+    const masters = live.filter((m) => m.master);
+    return masters.length === 1 && masters[0]?.host === name ? name : null;
+  }
+
+  /** Take a forked child as a member: its reports (one or a batch per message) and its exit. */
+  protected adopt(member: Member, exited: (code: number | null) => void): void {
+    this.byHost.set(member.host, member);
+    member.child.on('message', (message: Report | Report[]) => {
+      this.onReports(member, Array.isArray(message) ? message : [message]);
+      // Once per message: a waiter sees a step's events all or none.
+      this.#waiters.check();
+    });
+    member.child.once('exit', (code) => {
+      member.alive = false;
+      member.master = false;
+      this.onExit(member);
+      this.#waiters.check();
+      exited(code);
+    });
+  }
+
+  /** Something the waits may depend on changed outside a report (a signal sent). */
+  protected changed(): void {
+    this.#waiters.check();
+  }
+
+  protected member(host: string): Member {
+    const member = this.byHost.get(host);
+    if (!member) throw new Error(`no member ${host}`);
+    return member;
+  }
+
+  protected abstract onReports(member: Member, reports: Report[]): void;
+  protected abstract onExit(member: Member): void;
+}
+
+interface ComponentMember extends MemberProcess {
   state: ChildState | null;
   /** When this member's view of the master last changed. */
   learnedAt: number;
   exited: Promise<number | null>;
-  alive: boolean;
 }
 
-type Waiter = { predicate: () => boolean; resolve: () => void };
-
-export class ProcessCluster {
-  readonly reports: ChildReport[] = [];
+/** pixl-server processes with the component, in either election mode (by their section). */
+export class ProcessCluster extends MemberProcesses<ComponentMember, ChildReport> {
   readonly logDir: string;
   #options: ProcessClusterOptions;
   #port = 0;
   #commandIds = 0;
   #portReady: Promise<number> | null = null;
-  #members = new Map<string, Member>();
-  #waiters: Waiter[] = [];
 
   constructor(options: ProcessClusterOptions) {
+    super();
     if (options.netnsOf) {
       if (options.broadcastIp !== undefined || options.multi?.broadcast_ip !== undefined) {
         throw new Error('a namespace cluster uses the default broadcast computation: set no broadcast_ip');
@@ -140,33 +226,19 @@ export class ProcessCluster {
     child.stderr?.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
     });
-    const member: Member = {
+    let exited: (code: number | null) => void = () => undefined;
+    const member: ComponentMember = {
       host,
       child,
       state: null,
       learnedAt: 0,
       alive: true,
-      exited: new Promise((resolve) =>
-        child.once('exit', (code) => {
-          member.alive = false;
-          this.#check();
-          resolve(code);
-        }),
-      ),
+      master: false,
+      masterHostname: '',
+      term: 0,
+      exited: new Promise((resolve) => (exited = resolve)),
     };
-    this.#members.set(host, member);
-    child.on('message', (reports: ChildReport[]) => {
-      for (const report of reports) {
-        const previous = member.state;
-        if (!previous || previous.masterHostname !== report.state.masterHostname || previous.master !== report.state.master) {
-          member.learnedAt = report.t;
-        }
-        member.state = report.state;
-        this.reports.push(report);
-      }
-      // Once per batch: a waiter sees a step's events all or none.
-      this.#check();
-    });
+    this.adopt(member, exited);
     await this.waitFor(() => member.state !== null || !member.alive, this.#options.startTimeoutMs ?? 20_000, `${host} to start`);
     if (!member.alive) throw new Error(`${host} exited during startup: ${stderr.trim().slice(-500)}`);
   }
@@ -176,7 +248,7 @@ export class ProcessCluster {
     const at = preciseNow();
     for (const host of hosts) this.command(host, { cmd: 'go' });
     await this.waitFor(
-      () => hosts.every((host) => this.reports.some((r) => r.host === host && r.type === 'ready') || !this.#member(host).alive),
+      () => hosts.every((host) => this.reports.some((r) => r.host === host && r.type === 'ready') || !this.member(host).alive),
       20_000,
       `${hosts.join(', ')} to start`,
     );
@@ -185,23 +257,23 @@ export class ProcessCluster {
 
   /** Send a signal; returns the precise time it was sent. */
   kill(host: string, signal: NodeJS.Signals = 'SIGKILL'): number {
-    const member = this.#member(host);
+    const member = this.member(host);
     const at = preciseNow();
     member.child.kill(signal);
     if (signal === 'SIGKILL') member.alive = false;
-    this.#check();
+    this.changed();
     return at;
   }
 
   /** Graceful stop (SIGTERM: pixl-server shuts its components down); resolves on exit. */
   async stop(host: string): Promise<number | null> {
-    const member = this.#member(host);
+    const member = this.member(host);
     if (member.alive) member.child.kill('SIGTERM');
     return member.exited;
   }
 
   command(host: string, command: ChildCommand): void {
-    this.#member(host).child.send(command);
+    this.member(host).child.send(command);
   }
 
   /** Resource use and packet counters of a live member, as it reports them now. */
@@ -277,7 +349,7 @@ export class ProcessCluster {
 
   async stopAll(): Promise<void> {
     await Promise.all(
-      [...this.#members.values()].map(async (member) => {
+      [...this.byHost.values()].map(async (member) => {
         if (member.alive) member.child.kill('SIGTERM');
         const timer = setTimeout(() => member.child.kill('SIGKILL'), 5000);
         await member.exited;
@@ -287,50 +359,13 @@ export class ProcessCluster {
     rmSync(this.logDir, { recursive: true, force: true });
   }
 
-  live(): string[] {
-    return [...this.#members.values()].filter((m) => m.alive).map((m) => m.host);
-  }
-
   /** The process id of a member (under a launcher that execs in place, node's). */
   pid(host: string): number | undefined {
-    return this.#member(host).child.pid;
+    return this.member(host).child.pid;
   }
 
   state(host: string): ChildState | null {
-    return this.#member(host).state;
-  }
-
-  /** The master every live member names, when exactly one of them is master; else null. */
-  agreedMaster(): string | null {
-    const live = [...this.#members.values()].filter((m) => m.alive);
-    if (live.length === 0) return null;
-    const name = live[0]?.state?.masterHostname;
-    if (!name) return null;
-    let masters = 0;
-    for (const member of live) {
-      if (member.state?.masterHostname !== name) return null;
-      if (member.state.master) masters++;
-    }
-    return masters === 1 && this.#members.get(name)?.alive ? name : null;
-  }
-
-  /** Resolves when `predicate` holds (re-checked on every report); rejects after `timeoutMs`. */
-  waitFor(predicate: () => boolean, timeoutMs: number, what = 'condition'): Promise<void> {
-    if (predicate()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        predicate,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      };
-      const timer = setTimeout(() => {
-        this.#waiters = this.#waiters.filter((w) => w !== waiter);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      }, timeoutMs);
-      this.#waiters.push(waiter);
-    });
+    return this.member(host).state;
   }
 
   /** Wait until all live members agree; returns the master and the time agreement was observed. */
@@ -364,24 +399,159 @@ export class ProcessCluster {
   /** When the last live member came to its present view of the master. */
   #agreementTime(): number {
     let latest = 0;
-    for (const member of this.#members.values()) {
+    for (const member of this.byHost.values()) {
       if (member.alive) latest = Math.max(latest, member.learnedAt);
     }
     return latest;
   }
 
-  #member(host: string): Member {
-    const member = this.#members.get(host);
-    if (!member) throw new Error(`no member ${host}`);
+  protected onReports(member: ComponentMember, reports: ChildReport[]): void {
+    for (const report of reports) {
+      const previous = member.state;
+      if (!previous || previous.masterHostname !== report.state.masterHostname || previous.master !== report.state.master) {
+        member.learnedAt = report.t;
+      }
+      member.state = report.state;
+      member.master = report.state.master;
+      member.masterHostname = report.state.masterHostname;
+      member.term = report.state.term;
+      this.reports.push(report);
+    }
+  }
+
+  protected onExit(): void {
+    // A pixl-server member reports its own 'shutdown'; a killed one says nothing more.
+  }
+}
+
+export interface LeaseMember extends MemberProcess {
+  exited: Promise<void>;
+}
+
+/** The lease election alone, in processes of its own (no pixl-server), against a real etcd. */
+export class LeaseProcessCluster extends MemberProcesses<LeaseMember, LeaseChildReport> {
+  #base: Omit<LeaseChildConfig, 'hostname'>;
+
+  constructor(base: Omit<LeaseChildConfig, 'hostname'>) {
+    super();
+    this.#base = base;
+  }
+
+  get members(): ReadonlyMap<string, LeaseMember> {
+    return this.byHost;
+  }
+
+  /**
+   * Fork a server and wait until it runs; with `defer`, until it is loaded and waiting for
+   * `start()` (so that servers can start together: loading etcd3 takes a varying while).
+   */
+  async add(host: string, extra: Partial<LeaseChildConfig> = {}, defer = false): Promise<LeaseMember> {
+    const config: LeaseChildConfig = { ...this.#base, ...extra, hostname: host };
+    const child = fork(LEASE_CHILD_SCRIPT, [JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let exited: () => void = () => undefined;
+    const member: LeaseMember = {
+      host,
+      child,
+      alive: true,
+      exited: new Promise((resolve) => (exited = resolve)),
+      master: false,
+      masterHostname: '',
+      term: 0,
+    };
+    this.adopt(member, () => exited());
+    await this.waitFor(() => this.reports.some((r) => r.kind === 'loaded' && r.host === host), 15_000, `${host} loaded`);
+    if (!defer) await this.start([host]);
     return member;
   }
 
-  #check(): void {
-    for (const waiter of [...this.#waiters]) {
-      if (waiter.predicate()) {
-        this.#waiters = this.#waiters.filter((w) => w !== waiter);
-        waiter.resolve();
+  /** Start servers added with `defer`, all at once. */
+  async start(hosts: string[]): Promise<void> {
+    for (const host of hosts) this.command(host, { cmd: 'start' });
+    await this.waitFor(
+      () => hosts.every((host) => this.reports.some((r) => r.kind === 'ready' && r.host === host)),
+      5000,
+      `${hosts.join(', ')} started`,
+    );
+  }
+
+  protected onReports(member: LeaseMember, reports: LeaseChildReport[]): void {
+    for (const report of reports) {
+      this.reports.push(report);
+      if (report.kind !== 'event') continue;
+      const event = report.event;
+      if (event.type === 'master') {
+        member.master = true;
+        member.term = event.term;
+      } else if (event.type === 'slave') {
+        member.master = false;
+      } else if (event.type === 'masterchange') {
+        member.masterHostname = event.hostname;
+      }
+      if (report.term > member.term) member.term = report.term;
+    }
+  }
+
+  protected onExit(member: LeaseMember): void {
+    this.reports.push({ kind: 'down', host: member.host, t: preciseNow() });
+  }
+
+  async agreed(timeoutMs: number, want?: string): Promise<string> {
+    await this.waitFor(
+      () => this.agreedMaster() !== null && (want === undefined || this.agreedMaster() === want),
+      timeoutMs,
+      `agreement${want ? ` on ${want}` : ''}`,
+    );
+    return this.agreedMaster() as string;
+  }
+
+  command(host: string, command: LeaseChildCommand): void {
+    this.byHost.get(host)?.child.send(command);
+  }
+
+  signal(host: string, signal: NodeJS.Signals): void {
+    this.byHost.get(host)?.child.kill(signal);
+  }
+
+  async kill(host: string): Promise<void> {
+    const member = this.byHost.get(host);
+    if (!member || !member.alive) return;
+    member.child.kill('SIGKILL');
+    await member.exited;
+  }
+
+  async shutdown(host: string): Promise<void> {
+    const member = this.byHost.get(host);
+    if (!member || !member.alive) return;
+    member.child.send({ cmd: 'shutdown' } satisfies LeaseChildCommand);
+    await member.exited;
+  }
+
+  /**
+   * Every mastership as an interval of wall time, per host, from the events: [master, slave
+   * or exit). Two intervals of different hosts must never overlap.
+   */
+  masterships(until: number): Array<{ host: string; term: number; from: number; to: number }> {
+    const open = new Map<string, { term: number; from: number }>();
+    const out: Array<{ host: string; term: number; from: number; to: number }> = [];
+    for (const report of this.reports) {
+      if (report.kind === 'down') {
+        const started = open.get(report.host);
+        if (started) out.push({ host: report.host, ...started, to: report.t });
+        open.delete(report.host);
+      }
+      if (report.kind !== 'event') continue;
+      if (report.event.type === 'master') open.set(report.host, { term: report.event.term, from: report.t });
+      if (report.event.type === 'slave') {
+        const started = open.get(report.host);
+        if (started) out.push({ host: report.host, ...started, to: report.t });
+        open.delete(report.host);
       }
     }
+    for (const [host, started] of open) out.push({ host, ...started, to: until });
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.byHost.keys()].map((host) => this.kill(host)));
   }
 }

@@ -10,9 +10,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { assertLoopbackConfig, freeUdpPort } from './loopback';
 import type { RunChildLine } from './run-child';
+import { preciseNow, Waiters } from './waiters';
 
 export const CLI = path.join(__dirname, '..', 'src', 'cli.js');
 export const RUN_CHILD = path.join(__dirname, 'run-child.js');
@@ -44,9 +44,7 @@ export interface RunProcess {
   startTime: string;
 }
 
-export function now(): number {
-  return performance.timeOrigin + performance.now();
-}
+export const now = preciseNow;
 
 export class RunWrappers {
   readonly dir: string;
@@ -57,6 +55,7 @@ export class RunWrappers {
   readonly args: string[];
   readonly #options: WrapperOptions;
   readonly #wrappers = new Map<string, Wrapper>();
+  readonly #waiters = new Waiters({ describe: () => this.describe(), separator: '\n', pollMs: 20 });
 
   constructor(options: WrapperOptions) {
     this.#options = options;
@@ -199,14 +198,13 @@ export class RunWrappers {
     }
   }
 
-  /** Resolves when `predicate` holds (polled every 20 ms); rejects after `timeoutMs`. */
+  /**
+   * Resolves with the time `predicate` was seen to hold; rejects after `timeoutMs`. Polled
+   * (every 20 ms): the children's file and /proc change without a report.
+   */
   async waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<number> {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      if (predicate()) return now();
-      if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${this.describe()}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await this.#waiters.waitFor(predicate, timeoutMs, what);
+    return now();
   }
 
   describe(): string {

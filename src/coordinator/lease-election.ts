@@ -33,72 +33,34 @@
  * (records.ts), the table is prototype-free and bounded by `maxServers`, and logs caused
  * by bad values are rate-limited.
  *
- * Each concern is a module, as in the UDP core: session.ts (the lease, our record, the read
- * and the watch, the timing), table.ts (the members), roles.ts (the campaign rule, the
- * election key, role changes), handoff.ts (stepDown and promote in flight), reader.ts (what
- * the store says, routed), messages.ts (application datagrams), step.ts (what one call
- * produces). This file is the facade: it routes inputs to them and reports the wake-up time.
+ * Each concern is a module, as in the UDP core: session.ts (the lease, the read and the
+ * watch, the timing), record.ts (our record), table.ts (the members), roles.ts (the election
+ * key, role changes), campaign.ts (the campaign rule and the term), handovers.ts (stepDown,
+ * promote, preemption), checkpoints.ts, handoff.ts (stepDown and promote in flight),
+ * reader.ts (what the store says, routed), messages.ts (application datagrams), step.ts (what
+ * one call produces), parts.ts (the options, and the modules wired together). This file is
+ * the facade: it routes inputs to them and reports the wake-up time.
  */
 import type { Address, HealthWord, JsonObject, JsonValue, Message } from '../protocol/messages';
 import { healthOf, type Instant, type Output, type ServerRecord } from '../elector/types';
 import type { Elector } from '../elector/elector';
 import type { StoreResult, WatchBatch } from '../protocol/store';
-import { AppMessages } from './messages';
-import { LeaseHandoffs } from './handoff';
-import { LeaseRoles } from './roles';
-import { LeaseSession } from './session';
-import { LeaseStep } from './step';
-import { LeaseTable } from './table';
+import type { AppMessages } from './messages';
+import type { LeaseHandoffs } from './handoff';
+import type { LeaseRoles } from './roles';
+import type { LeaseSession } from './session';
+import type { LeaseStep } from './step';
+import type { LeaseTable } from './table';
 import { MembersReport } from '../elector/members-report';
-import { StoreReader } from './reader';
-import * as records from './records';
-import { PromoteHold } from '../elector/hold';
-import { Preemption } from '../elector/preempt';
+import type { StoreReader } from './reader';
+import type * as records from './records';
+import { assemble, type LeaseElectionOptions } from './parts';
+import { preemptIfDue } from './handovers';
+import type { PromoteHold } from '../elector/hold';
+import type { Preemption } from '../elector/preempt';
 
 export { safetyMarginMs } from './session';
-
-export interface LeaseElectionOptions {
-  hostname: string;
-  /** The address peers send messages to (registered in our record). */
-  ip: string;
-  /** The UDP port peers send messages to; 0: none. */
-  port: number;
-  /** Random per process (hex, 8 to 64 digits). */
-  instanceId: string;
-  /** Key prefix of this cluster in the store (ends with "/"). */
-  prefix: string;
-  tickMs: number;
-  checkBeats: number;
-  /** Lease TTL asked for, whole seconds (the store may grant more; we use what it grants). */
-  ttlSeconds: number;
-  eligible?: boolean;
-  data?: JsonObject;
-  /** Our health check (absent: none); the store gets its state only (see setHealth). */
-  health?: HealthWord;
-  priority?: number;
-  maxServers?: number;
-  /** Largest stored value read (and record written), bytes. @default 32768 */
-  maxPacketBytes?: number;
-  /** Largest `data` accepted in a record, bytes of JSON; 0: only maxPacketBytes. */
-  maxDataBytes?: number;
-  /**
-   * How long to listen after the first read before a first campaign, so servers that start
-   * together elect by rank. @default one tick
-   */
-  listenMs?: number;
-  /** Datagrams are authenticated (secret_key): stricter freshness for messages. @default false */
-  authenticated?: boolean;
-  /**
-   * The app drains its master work before a handover (drain_timeout, ms): a promote request is
-   * held (a `drain` event) until `drained()`, or this long and a tock. Unset: handed over at once.
-   */
-  drainMs?: number;
-  /** Preemption (elector/preempt.ts): ranking first, ask the master for the role once followed this long (ms). Unset: off. */
-  preemptDelayMs?: number;
-}
-
-const DEFAULT_MAX_SERVERS = 1000;
-const DEFAULT_MAX_PACKET_BYTES = 32768;
+export type { LeaseElectionOptions } from './parts';
 
 export class LeaseElection implements Elector {
   readonly hostname: string;
@@ -118,62 +80,17 @@ export class LeaseElection implements Elector {
   constructor(options: LeaseElectionOptions) {
     this.hostname = options.hostname;
     this.instanceId = options.instanceId;
-    this.keys = records.keysFor(options.prefix);
-    const { hostname, instanceId, ip, port } = options;
-    const keys = this.keys;
-    const limits: records.Limits = {
-      maxBytes: options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES,
-      maxDataBytes: options.maxDataBytes ?? 0,
-    };
-    const step = (this.#step = new LeaseStep(hostname));
-    const table = (this.#table = new LeaseTable(
-      {
-        hostname,
-        ip,
-        instanceId,
-        eligible: options.eligible ?? true,
-        data: options.data ?? {},
-        health: healthOf(options.health),
-        priority: options.priority ?? 0,
-        maxServers: options.maxServers ?? DEFAULT_MAX_SERVERS,
-        limits,
-      },
-      step,
-    ));
-    const session = (this.#session = new LeaseSession(
-      {
-        hostname,
-        instanceId,
-        ip,
-        port,
-        keys,
-        limits,
-        tickMs: options.tickMs,
-        checkBeats: options.checkBeats,
-        ttlSeconds: options.ttlSeconds,
-      },
-      step,
-      table,
-      {
-        leaseLost: (reason, lapsed, now, resumable) => this.#roles.leaseLost(reason, lapsed, now, resumable ?? false),
-        read: (kvs, revision, now) => this.#reader.read(kvs, revision, now),
-        learnTerms: (kvs) => this.#reader.learnTerms(kvs),
-        term: () => this.#roles.term,
-        rewritten: (why, now) => this.#roles.storeRewritten(why, now),
-      },
-    ));
-    const handoffs = (this.#handoffs = new LeaseHandoffs(step));
-    this.#preempt = new Preemption({ delayMs: options.preemptDelayMs ?? null });
-    const hold = (this.#hold = new PromoteHold(
-      { event: (event) => step.event(event), log: (level, message) => step.log(level, message) },
-      options.drainMs ?? null,
-    ));
-    const roles = (this.#roles = new LeaseRoles(
-      { hostname, ip, instanceId, keys, limits, listenMs: options.listenMs ?? 0 },
-      { step, table, session, handoffs, hold },
-    ));
-    this.#reader = new StoreReader(keys, limits, { step, table, session, roles, handoffs });
-    this.#messages = new AppMessages(hostname, instanceId, step, table, options.authenticated ?? false);
+    const parts = assemble(options);
+    this.keys = parts.keys;
+    this.#step = parts.step;
+    this.#table = parts.table;
+    this.#session = parts.session;
+    this.#handoffs = parts.handoffs;
+    this.#preempt = parts.preempt;
+    this.#hold = parts.hold;
+    this.#roles = parts.roles;
+    this.#reader = parts.reader;
+    this.#messages = parts.messages;
   }
 
   // ---- read-only state -------------------------------------------------------------
@@ -409,7 +326,7 @@ export class LeaseElection implements Elector {
     if (!this.#session.active) return this.#flush(now);
     this.#session.checkDeadline(now);
     if (!eligible) this.#roles.becameIneligible(now);
-    this.#session.announceNow(now);
+    this.#session.record.announceNow(now);
     this.#roles.evaluate(now);
     return this.#flush(now);
   }
@@ -422,7 +339,7 @@ export class LeaseElection implements Elector {
 
   /**
    * Our health check's state. Our own record shows all of it; the store gets only the state
-   * and rise/fall (session.ts): every change of our record is an etcd write, and counts that
+   * and rise/fall (record.ts): every change of our record is an etcd write, and counts that
    * change with every check would make one a check for every server that runs one.
    */
   setHealth(health: HealthWord | null): void {
@@ -442,7 +359,7 @@ export class LeaseElection implements Elector {
     session.tickMs = timing.tickMs;
     session.checkBeats = timing.checkBeats;
     if (timing.ttlSeconds !== undefined) session.ttlSeconds = timing.ttlSeconds;
-    session.retimed(now);
+    session.record.retimed(now);
     if (session.active) this.#roles.evaluate(now);
     return this.#flush(now);
   }
@@ -455,7 +372,7 @@ export class LeaseElection implements Elector {
       table.priority = policy.priority;
       table.self.priority = policy.priority;
       this.#step.changed.add(this.hostname);
-      this.#session.announceNow(now);
+      this.#session.record.announceNow(now);
     }
     if (this.#session.active) this.#roles.evaluate(now);
     return this.#flush(now);
@@ -524,43 +441,11 @@ export class LeaseElection implements Elector {
     return Math.max(wake, now.mono);
   }
 
-  /**
-   * Preemption: an eligible slave in contact that ranks first among the registered eligible
-   * members, with no handoff or promote under way, asks the master it has followed for the
-   * delay to hand over (the promote key, held and drained like any other request).
-   */
-  #preemptIfDue(now: Instant): void {
-    if (!this.#preempt.enabled) return;
-    const roles = this.#roles;
-    const master = roles.master;
-    let candidate: string | null = null;
-    if (
-      roles.role === 'slave' &&
-      this.#session.active &&
-      this.connected &&
-      this.#table.self.eligible &&
-      master !== null &&
-      master.hostname !== '' &&
-      master.iid !== this.instanceId &&
-      this.#handoffs.pending === null &&
-      this.#handoffs.promoteUntil === Infinity
-    ) {
-      const best = this.#table.bestPeer();
-      // The master must rank after us even when its own row is missing a moment from the table.
-      if ((best === null || this.#table.compare(this.hostname, best) < 0) && this.#table.compare(this.hostname, master.hostname) < 0)
-        candidate = master.hostname;
-    }
-    if (!this.#preempt.due(now.mono, candidate) || candidate === null) return;
-    this.#step.log(
-      4,
-      `Preempting ${candidate}: we rank first and have followed it for ${Math.round(this.#preempt.delayMs ?? 0)} ms; asking it for the master role`,
-    );
-    this.#step.event({ type: 'preempt', master: candidate });
-    roles.promote(now);
-  }
-
   #flush(now: Instant): Output {
-    this.#preemptIfDue(now);
+    if (this.#preempt.enabled) {
+      const self = { hostname: this.hostname, instanceId: this.instanceId, inContact: this.#session.active && this.connected };
+      preemptIfDue(now, self, this.#roles, { step: this.#step, table: this.#table, handoffs: this.#handoffs, preempt: this.#preempt });
+    }
     // A request held for a role we no longer have: its sender learns the new master by itself.
     if (this.#roles.role !== 'master' && this.#hold.target !== null) this.#hold.clear();
     if (this.#session.started && this.#step.membersMayHaveChanged) {

@@ -62,7 +62,7 @@ export class StoreReader {
     for (const [hostname, member] of this.#table.members) {
       if (member.present && !seen.has(hostname)) this.#table.remove(hostname, member);
     }
-    if (!seen.has(this.#table.hostname)) this.#session.recordMissing(now);
+    if (!seen.has(this.#table.hostname)) this.#session.record.recordMissing(now);
     this.#roles.setMaster(master, now);
     // Servers that start within a tick of each other elect by rank, not by who reached the
     // store first: the first time we see the cluster, we listen a tick before campaigning.
@@ -103,12 +103,12 @@ export class StoreReader {
       const own = hostname === this.#table.hostname;
       if (kv && own) {
         this.#table.putOwn(kv, now, this.#session.tockMs);
-        this.#session.ownRecordRead(kv.value, now);
+        this.#session.record.ownRecordRead(kv.value, now);
       } else if (kv) {
         // Every member carries the highest term it knows: a restored or wiped store learns it back.
         const term = this.#table.put(hostname, kv, now, roles.master);
         roles.noteTerm(term);
-      } else if (own) this.#session.recordGone(now);
+      } else if (own) this.#session.record.recordGone(now);
       else this.#table.delete(hostname);
     } else if (key === keys.checkpoint) {
       if (!kv) return;

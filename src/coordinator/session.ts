@@ -1,7 +1,7 @@
 /**
  * Our session with the store: the lease and everything that hangs on it. We take a lease,
- * keep it alive, register our record under it (rewritten when it changes, at most once a
- * tick), read the cluster and watch it from the revision read.
+ * keep it alive, register our record under it (record.ts: rewritten when it changes, at most
+ * once a tick), read the cluster and watch it from the revision read.
  *
  * The lease is trusted only until a margin before its earliest possible expiry at the store
  * (`validUntil`, counted from when we SENT the keep-alive the store acknowledged). Past it we
@@ -22,10 +22,10 @@
  * The session also keeps the timing every module reads: tick, tock, the TTL in use, and the
  * op timeout and retry delay derived from it, and our contact with the store (contact.ts).
  */
-import type { Instant, ServerHealth } from '../elector/types';
-import type { HealthWord } from '../protocol/messages';
+import type { Instant } from '../elector/types';
 import type { KeyValue, StoreResult } from '../protocol/store';
 import { StoreContact } from './contact';
+import { OwnRecord } from './record';
 import type { LeaseStep, Pending } from './step';
 import type { LeaseTable } from './table';
 import * as records from './records';
@@ -77,13 +77,14 @@ export class LeaseSession {
   readonly #table: LeaseTable;
   readonly #hooks: SessionHooks;
   readonly contact: StoreContact;
+  /** Our member record under the lease (record.ts). */
+  readonly record: OwnRecord;
   tickMs: number;
   checkBeats: number;
   ttlSeconds: number;
 
   started = false;
   stopped = false;
-  #startedAt = 0;
   #lease: { id: string; ttlMs: number; validUntil: number } | null = null;
   /** Past `validUntil` on a lease the store may still hold: not acting on it, renewing it. */
   #lapsed = false;
@@ -97,12 +98,6 @@ export class LeaseSession {
   #nextAttemptAt = Infinity;
   /** Keep-alives of this renewal that failed in a row (the next waits longer each time). */
   #keepAliveErrors = 0;
-  /** Our record is in the store under the current lease. */
-  registered = false;
-  #recordInFlight = false;
-  #lastRecordText = '';
-  #recordDueAt = Infinity;
-  #nextRecordCheckAt = Infinity;
   /** The members are read and watched. */
   synced = false;
   #syncInFlight = false;
@@ -129,6 +124,12 @@ export class LeaseSession {
     this.tickMs = options.tickMs;
     this.checkBeats = options.checkBeats;
     this.ttlSeconds = options.ttlSeconds;
+    this.record = new OwnRecord(options, step, table, this, () => hooks.term());
+  }
+
+  /** Our record is in the store under the current lease. */
+  get registered(): boolean {
+    return this.record.registered;
   }
 
   get active(): boolean {
@@ -172,21 +173,9 @@ export class LeaseSession {
     return hedgeMs(this.ttlMs);
   }
 
-  /**
-   * How often `data` may be rewritten: a tick, and in a big cluster 10 ms per server. Every
-   * write reaches every server's watch, so N servers changing data each tick would cost etcd
-   * N² events a tick; spaced so, the whole cluster writes at most 100 records a second and
-   * etcd's work grows linearly with N (docs/ETCD.md, etcd load). Eligibility and priority
-   * changes are written at once all the same.
-   */
-  get recordIntervalMs(): number {
-    return Math.max(this.tickMs, this.#table.size * 10);
-  }
-
   start(now: Instant): void {
     this.started = true;
-    this.#startedAt = now.mono;
-    this.#nextRecordCheckAt = now.mono + this.tickMs;
+    this.record.start(now);
     this.#step.log(4, `Coordinator: asking the store for a lease of ${this.ttlSeconds} s under ${this.#o.keys.prefix}`);
     this.#requestGrant(now);
   }
@@ -197,13 +186,7 @@ export class LeaseSession {
     this.#renew(now);
     const lease = this.lease;
     if (lease && !this.synced && !this.#syncInFlight && now.mono >= this.#nextSyncAt) this.#requestSync(now);
-    if (now.mono >= this.#nextRecordCheckAt) {
-      this.#nextRecordCheckAt = now.mono + this.recordIntervalMs;
-      // `data` may have been changed in place: compare what we would write with what we wrote.
-      if (this.#recordText() !== this.#lastRecordText) this.#recordDueAt = Math.min(this.#recordDueAt, now.mono);
-      if (this.synced) this.#table.stamp(now);
-    }
-    if (lease && !this.#recordInFlight && now.mono >= this.#recordDueAt) this.#putRecord(now);
+    this.record.tick(now, this.synced);
     this.contact.check(now.mono, this.ttlMs);
   }
 
@@ -227,36 +210,6 @@ export class LeaseSession {
     const reason = `no keep-alive acknowledged within ${Math.round(lease.ttlMs - safetyMarginMs(lease.ttlMs))} ms${stalled ? ` (this process was stalled for ${Math.round(now.mono - lease.validUntil)} ms past it)` : ''}`;
     this.#step.log(2, `Coordinator: ${reason}; we stop acting on lease ${lease.id} but keep renewing it (etcd may still hold it)`);
     this.#hooks.leaseLost(reason, true, now, !stalled);
-  }
-
-  /** Our record changed (eligibility, priority): write it now if we can, else as soon as we can. */
-  announceNow(now: Instant): void {
-    this.#recordDueAt = now.mono;
-    if (this.lease && !this.#recordInFlight) this.#putRecord(now);
-  }
-
-  /** Our record went while our lease lives (a namesake's lease ended, or someone deleted it): put it back. */
-  recordGone(now: Instant): void {
-    if (this.#lease && this.registered) this.#recordDueAt = Math.min(this.#recordDueAt, now.mono + this.tickMs);
-  }
-
-  /** A full read without our record, or with one that is not what we would write (a restored store): write it again now. */
-  recordMissing(now: Instant): void {
-    if (this.registered) this.#recordDueAt = now.mono;
-  }
-
-  /** Our own record as read from the store: rewrite it if it is not ours as we last wrote it (a restored store holds an old one). */
-  ownRecordRead(value: string, now: Instant): void {
-    if (!this.registered || this.#recordInFlight) return;
-    const read = records.decodeMember(value, this.#o.hostname, this.#o.limits);
-    if (read?.heartbeat.iid !== this.#o.instanceId) return; // a namesake's: table.putOwn reports it
-    if ((read.heartbeat.term ?? 0) < this.#hooks.term() || read.heartbeat.eligible !== this.#table.self.eligible)
-      this.#recordDueAt = Math.min(this.#recordDueAt, now.mono);
-  }
-
-  /** A new tick length takes effect by the next tick. */
-  retimed(now: Instant): void {
-    this.#nextRecordCheckAt = Math.min(this.#nextRecordCheckAt, now.mono + this.tickMs);
   }
 
   /** After a full read at `revision`: follow every change from the next revision on. */
@@ -342,10 +295,7 @@ export class LeaseSession {
         this.#nextSyncAt = retryAt;
         return;
       case 'put':
-        if (current && pending.what === 'record') {
-          this.#recordInFlight = false;
-          this.#recordDueAt = retryAt;
-        }
+        if (current && pending.what === 'record') this.record.failed(retryAt);
         return;
       default:
         return;
@@ -370,8 +320,7 @@ export class LeaseSession {
         this.#renewingSince = null;
         this.#keepAlivesInFlight = 0;
         this.#step.log(4, `Coordinator: lease ${result.lease} granted, TTL ${result.ttlSeconds} s`);
-        this.#recordDueAt = now.mono;
-        this.#putRecord(now);
+        this.record.granted(now);
         this.#requestSync(now);
         return;
       }
@@ -406,10 +355,7 @@ export class LeaseSession {
       }
       case 'put':
         this.noteRevision(result.revision);
-        if (current && pending.what === 'record') {
-          this.#recordInFlight = false;
-          this.registered = true;
-        }
+        if (current && pending.what === 'record') this.record.stored();
         return;
       case 'sync':
         if (!current) return;
@@ -433,7 +379,7 @@ export class LeaseSession {
 
   /** The earliest time the session has something to do (Infinity: nothing). */
   wakeAt(): number {
-    let wake = Math.min(this.#nextRecordCheckAt, this.contact.wakeAt(this.ttlMs));
+    let wake = Math.min(this.record.checkAt, this.contact.wakeAt(this.ttlMs));
     const held = this.#lease;
     if (held) {
       if (!this.#lapsed) wake = Math.min(wake, held.validUntil);
@@ -447,7 +393,7 @@ export class LeaseSession {
       );
       if (!this.#lapsed) {
         if (!this.synced && !this.#syncInFlight) wake = Math.min(wake, this.#nextSyncAt);
-        if (!this.#recordInFlight) wake = Math.min(wake, this.#recordDueAt);
+        wake = Math.min(wake, this.record.dueAt);
       }
     } else if (!this.#granting) {
       wake = Math.min(wake, this.#nextGrantAt);
@@ -494,15 +440,13 @@ export class LeaseSession {
     this.#lease = null;
     this.#lapsed = false;
     this.#step.epoch++;
-    this.registered = false;
+    this.record.leaseLost(now);
     this.synced = false;
     this.#renewingSince = null;
     this.#keepAlivesInFlight = 0;
     this.#nextAttemptAt = Infinity;
-    this.#recordInFlight = false;
     this.#syncInFlight = false;
     this.#nextKeepAliveAt = Infinity;
-    this.#recordDueAt = now.mono;
     this.#step.log(2, `Coordinator: lost our lease: ${reason}`);
     this.#hooks.leaseLost(reason, false, now);
     if (this.watchId !== null) this.#step.store({ type: 'unwatch', id: this.watchId });
@@ -511,79 +455,4 @@ export class LeaseSession {
     this.#nextGrantAt = now.mono;
     this.#requestGrant(now);
   }
-
-  #recordText(): string {
-    const self = this.#table.self;
-    // Uptime is left out of the comparison: it alone would mean a write every tick.
-    return records.encodeMember({
-      hostname: this.#o.hostname,
-      ip: this.#o.ip,
-      eligible: self.eligible,
-      uptime: 0,
-      data: self.data,
-      iid: this.#o.instanceId,
-      priority: this.#table.priority,
-      port: this.#o.port,
-      term: this.#hooks.term(),
-      health: storedHealth(self.health),
-    });
-  }
-
-  #putRecord(now: Instant): void {
-    const lease = this.lease;
-    if (!lease) return;
-    const o = this.#o;
-    const self = this.#table.self;
-    self.uptime = Math.max(0, Math.floor((now.mono - this.#startedAt) / 1000));
-    const term = this.#hooks.term();
-    let data = self.data;
-    let value = records.encodeMember({
-      hostname: o.hostname,
-      ip: o.ip,
-      eligible: self.eligible,
-      uptime: self.uptime,
-      data,
-      iid: o.instanceId,
-      priority: this.#table.priority,
-      port: o.port,
-      term,
-      health: storedHealth(self.health),
-    });
-    const dataLimit = o.limits.maxDataBytes || Infinity;
-    if (Buffer.byteLength(value, 'utf8') > o.limits.maxBytes || Buffer.byteLength(JSON.stringify(data), 'utf8') > dataLimit) {
-      this.#step.log(1, 'Our record with its user data is over max_packet_bytes / max_data_bytes; storing it without data');
-      data = {};
-      value = records.encodeMember({
-        hostname: o.hostname,
-        ip: o.ip,
-        eligible: self.eligible,
-        uptime: self.uptime,
-        data,
-        iid: o.instanceId,
-        priority: this.#table.priority,
-        port: o.port,
-        term,
-        health: storedHealth(self.health),
-      });
-    }
-    this.#lastRecordText = this.#recordText();
-    this.#recordInFlight = true;
-    // Data changes reach the store at most once a tick (and, in a big cluster, less often).
-    this.#recordDueAt = Infinity;
-    this.#nextRecordCheckAt = now.mono + this.recordIntervalMs;
-    this.#step.op(
-      { type: 'put', id: 0, key: o.keys.members + o.hostname, value, lease: lease.id, timeoutMs: this.opTimeoutMs },
-      now.mono,
-      'record',
-    );
-  }
-}
-
-/**
- * What the store keeps of our health check: its state and rise/fall, which change rarely (once
- * from `starting`, then with our eligibility, which is a write anyway). Counts and the reason
- * change with every check, and a write per check per server is load on etcd no election needs.
- */
-function storedHealth(health: ServerHealth | null): HealthWord | undefined {
-  return health ? { s: health.state, rise: health.rise, fall: health.fall } : undefined;
 }

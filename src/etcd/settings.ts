@@ -2,7 +2,7 @@
  * The `coordinator` config section. The store contract itself is src/protocol/store.ts.
  */
 
-/** The `coordinator` config section, validated (src/config.ts). */
+/** The `coordinator` config section, validated (src/config/coordinator.ts). */
 export interface EtcdSettings {
   type: 'etcd';
   hosts: string[];
