@@ -175,6 +175,50 @@ describe('term (fencing token)', () => {
     assert.equal(core.masterHostname, 'a', 'an original server that claims master is followed at once');
   });
 
+  test('a flood of higher terms from servers that follow no master makes a master claim above at once, but once a tick at most', () => {
+    // The claim at once is for a claimant whose followers wait for it; hostile senders raising
+    // the term packet by packet must not make it claim (and log, and send) per packet.
+    const core = new ElectionCore({ hostname: 'a', ip: '127.0.0.1', instanceId: 'aaaaaaaaaaaaaaaa', tickMs: TICK, checkBeats: 3 });
+    const at = (ms: number): Instant => ({ mono: ms, wall: ms });
+    let out = core.start(at(0));
+    for (let i = 0; i < 20 && !core.master; i++) out = core.tick(at(out.wakeAt), 0);
+    assert.equal(core.master, true);
+    const start = out.wakeAt;
+    const claims: number[] = [];
+    let term = core.term;
+    for (let i = 0; i < 400; i++) {
+      const now = start + i * 10;
+      term += 65536;
+      const heartbeat: Message = {
+        action: 'heartbeat',
+        hostname: `z${i % 7}`,
+        ip: '',
+        master: false,
+        eligible: false,
+        uptime: 1,
+        data: {},
+        term,
+        iid: `${'z'.repeat(15)}${i % 7}`,
+        seq: i + 1,
+      };
+      const claimed = (output: Output, when: number): void => {
+        if (output.logs.some((line) => line.message.startsWith('Claiming term'))) claims.push(when);
+      };
+      while (out.wakeAt <= now) {
+        const when = out.wakeAt;
+        out = core.tick(at(when), 0);
+        claimed(out, when);
+      }
+      out = core.receive(heartbeat, { address: `127.0.0.${2 + (i % 7)}`, port: 3014 }, at(now));
+      claimed(out, now);
+    }
+    assert.equal(core.master, true);
+    assert.ok(claims.length >= 2, `claimed ${claims.length} times in 4 ticks of higher terms`);
+    assert.equal(claims[0], start, 'the first higher term is claimed above at once');
+    for (let i = 1; i < claims.length; i++)
+      assert.ok((claims[i] as number) - (claims[i - 1] as number) >= TICK, `claims at ${claims.join(', ')}`);
+  });
+
   test('the default cluster still sends the original packet (term only appears once there is one)', () => {
     const text = encode({ action: 'heartbeat', hostname: 'h', ip: '', master: false, eligible: true, uptime: 0, data: {} }).toString();
     assert.ok(!text.includes('term') && !text.includes('prio') && !text.includes('cid'));
