@@ -103,6 +103,122 @@ describe('term (fencing token)', () => {
     for (const host of ['b', 'c', 'd']) assert.equal(sim.node(host).core.term, sim.node('a').core.term, host);
   });
 
+  test('a claim below the term of the master before it is not agreed to until it is above: the cluster never agrees on the lower term', () => {
+    // a, cut off alone, keeps its old term; b is elected above it. When a's heartbeat reaches
+    // b and c before theirs reach a (here: a's side of the heal comes first), a never heard b
+    // as master and had nothing to claim above; b, outranked, yields to it. Following a at
+    // once left the cluster agreed on a term below b's, which a fencing store had seen.
+    const sim = cluster({ a: {}, b: {}, c: {} });
+    agree(sim);
+    sim.partition([['a'], ['b', 'c']]);
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.node('b').core.master && sim.node('c').core.masterHostname === 'b', 3 * TOCK),
+      null,
+    );
+    sim.runFor(TOCK);
+    const lower = sim.node('a').core.term;
+    const higher = sim.node('b').core.term;
+    assert.ok(lower < higher && sim.node('a').core.master);
+    sim.link = (from, to) => from === to || from === 'a' || (from !== 'a' && to !== 'a');
+    assert.notEqual(
+      sim.runUntilTrue(() => !sim.node('b').core.master && sim.node('c').core.table.a !== undefined, 2 * TICK),
+      null,
+    );
+    sim.heal();
+    const healedAt = sim.now;
+    let agreedLow: string | null = null;
+    const agreed = sim.runUntilTrue(() => {
+      if (sim.agreedMaster() === 'a' && sim.node('a').core.term <= higher)
+        agreedLow ??= `at ${sim.now} ms with term ${sim.node('a').core.term}`;
+      return sim.agreedMaster() === 'a' && sim.node('a').core.term > higher;
+    }, TOCK);
+    assert.equal(agreedLow, null, `agreed on a below b's term ${higher}`);
+    assert.notEqual(agreed, null, "never agreed on a above b's term");
+    // a claims above on the first heartbeat it hears from a server that names no master: a
+    // round trip, not the tick it gives a higher term a rival's word may explain.
+    assert.ok((agreed as number) - healedAt < TICK / 4, `agreed ${(agreed as number) - healedAt} ms after the heal`);
+    assert.equal(slotOf(sim.node('a').core.term), termSlot('a'));
+  });
+
+  test('a claimant below the term of the master before it that never hears that term is followed after a tock and a tick: no livelock', () => {
+    // The one-way cut stays: a hears nobody and never learns b's term. b and c wait for it to
+    // claim above, then follow it as before rather than name no master for ever.
+    const sim = cluster({ a: {}, b: {}, c: {} });
+    agree(sim);
+    sim.partition([['a'], ['b', 'c']]);
+    assert.notEqual(
+      sim.runUntilTrue(() => sim.node('b').core.master && sim.node('c').core.masterHostname === 'b', 3 * TOCK),
+      null,
+    );
+    sim.runFor(TOCK);
+    sim.link = (from, to) => from === to || from === 'a' || (from !== 'a' && to !== 'a');
+    const heard = sim.runUntilTrue(() => !sim.node('b').core.master, 2 * TICK);
+    assert.notEqual(heard, null, 'b never yielded to a');
+    assert.equal(sim.agreedMaster(), null, 'agreed at once on the lower term');
+    const agreed = sim.runUntilTrue(() => sim.agreedMaster() === 'a', TOCK + TICK + 100);
+    assert.notEqual(agreed, null, 'b and c never followed a claimant that cannot hear them');
+    runWatchingForTwoMasters(sim, 2 * TOCK);
+    assert.equal(sim.agreedMaster(), 'a');
+  });
+
+  test('a claim with no term (the original package) is followed at once, whatever term the master before it held', () => {
+    const core = new ElectionCore({ hostname: 'b', ip: '127.0.0.2', instanceId: 'bbbbbbbbbbbbbbbb', tickMs: TICK, checkBeats: 3 });
+    const at = (ms: number): Instant => ({ mono: ms, wall: ms });
+    const from = (n: number) => ({ address: `127.0.0.${n}`, port: 3014 });
+    const heartbeat = (hostname: string, master: boolean, extra: Partial<Message> = {}): Message =>
+      ({ action: 'heartbeat', hostname, ip: '', master, eligible: true, uptime: 1, data: {}, ...extra }) as Message;
+    core.start(at(0));
+    core.receive(heartbeat('c', true, { term: 5 * 65536 + 7, iid: 'cccccccccccccccc', seq: 1 }), from(3), at(10));
+    assert.equal(core.masterHostname, 'c');
+    core.receive(heartbeat('c', false, { term: 5 * 65536 + 7, iid: 'cccccccccccccccc', seq: 2 }), from(3), at(20));
+    core.receive(heartbeat('a', true), from(1), at(30));
+    assert.equal(core.masterHostname, 'a', 'an original server that claims master is followed at once');
+  });
+
+  test('a flood of higher terms from servers that follow no master makes a master claim above at once, but once a tick at most', () => {
+    // The claim at once is for a claimant whose followers wait for it; hostile senders raising
+    // the term packet by packet must not make it claim (and log, and send) per packet.
+    const core = new ElectionCore({ hostname: 'a', ip: '127.0.0.1', instanceId: 'aaaaaaaaaaaaaaaa', tickMs: TICK, checkBeats: 3 });
+    const at = (ms: number): Instant => ({ mono: ms, wall: ms });
+    let out = core.start(at(0));
+    for (let i = 0; i < 20 && !core.master; i++) out = core.tick(at(out.wakeAt), 0);
+    assert.equal(core.master, true);
+    const start = out.wakeAt;
+    const claims: number[] = [];
+    let term = core.term;
+    for (let i = 0; i < 400; i++) {
+      const now = start + i * 10;
+      term += 65536;
+      const heartbeat: Message = {
+        action: 'heartbeat',
+        hostname: `z${i % 7}`,
+        ip: '',
+        master: false,
+        eligible: false,
+        uptime: 1,
+        data: {},
+        term,
+        iid: `${'z'.repeat(15)}${i % 7}`,
+        seq: i + 1,
+      };
+      const claimed = (output: Output, when: number): void => {
+        if (output.logs.some((line) => line.message.startsWith('Claiming term'))) claims.push(when);
+      };
+      while (out.wakeAt <= now) {
+        const when = out.wakeAt;
+        out = core.tick(at(when), 0);
+        claimed(out, when);
+      }
+      out = core.receive(heartbeat, { address: `127.0.0.${2 + (i % 7)}`, port: 3014 }, at(now));
+      claimed(out, now);
+    }
+    assert.equal(core.master, true);
+    assert.ok(claims.length >= 2, `claimed ${claims.length} times in 4 ticks of higher terms`);
+    assert.equal(claims[0], start, 'the first higher term is claimed above at once');
+    for (let i = 1; i < claims.length; i++)
+      assert.ok((claims[i] as number) - (claims[i - 1] as number) >= TICK, `claims at ${claims.join(', ')}`);
+  });
+
   test('the default cluster still sends the original packet (term only appears once there is one)', () => {
     const text = encode({ action: 'heartbeat', hostname: 'h', ip: '', master: false, eligible: true, uptime: 0, data: {} }).toString();
     assert.ok(!text.includes('term') && !text.includes('prio') && !text.includes('cid'));

@@ -13,6 +13,9 @@
  *    no needless slave/master flap and the fencing token still only grows; a master heard
  *    of only through a slave that hears it (relays.ts) is a rival like any other;
  *  - slaves facing several claimants follow the one with the newest term, if one is;
+ *  - a claim below the term of a master we held or followed is not followed until it is
+ *    above (a tock and a tick at most): its claimant, told our term, claims above at once, so
+ *    the master the cluster agrees on next never holds a lower term than one agreed before;
  *  - every new master takes a term above every term it has seen, in its own slot
  *    (protocol/terms.ts), so no two servers ever claim the same term: the fencing token;
  *  - a master serves under the term it claimed; one that learns of a higher term claims
@@ -103,6 +106,21 @@ export class Roles {
   #announceLoss = false;
   /** As master: when we first saw a term above ours with no rival to explain it (null: none). */
   #higherSince: number | null = null;
+  /**
+   * As master: a server that follows no master (or follows us) told us of a term above ours.
+   * No rival's word can be on its way to explain it, and that server may be withholding its
+   * agreement from our claim until we claim above it (#withholds): claim at once.
+   */
+  #higherUnexplained = false;
+  /** When we last claimed above a term on that at once (once a tick at most). */
+  #unexplainedClaimAt = -Infinity;
+  /**
+   * The highest term of a master we held or followed (at most the term we adopted): a claim
+   * below it would leave us agreed on a lower term than one a fencing store may have seen.
+   */
+  #masterTerm = 0;
+  /** The claimant we withhold our agreement from, and since when (null: none). */
+  #withheld: { hostname: string; since: number } | null = null;
   /** The master we lost and when we last heard from it, for the line that names its successor. */
   #lost: { hostname: string; at: number; what: string } | null = null;
   /**
@@ -248,8 +266,14 @@ export class Roles {
         // above it, in our slot. Not at once: when that master is alive beyond a server we do
         // not hear, its followers' word names it within a tick, and the conflict is settled by
         // rank; claiming first made each of two such masters outbid the other once a tick.
+        const unexplained = this.#higherUnexplained;
+        this.#higherUnexplained = false;
         if (this.term <= this.held) this.#higherSince = null;
-        else if (this.#higherSince === null) this.#higherSince = now.mono;
+        else if (unexplained && now.mono >= this.#unexplainedClaimAt + this.#p.timing.tickMs) {
+          this.#higherSince = null;
+          this.#unexplainedClaimAt = now.mono;
+          this.#claimAbove(this.term, now, 'a server that follows no other master knows a higher term');
+        } else if (this.#higherSince === null) this.#higherSince = now.mono;
         else if (now.mono >= this.#higherSince + this.#p.timing.tickMs) {
           this.#higherSince = null;
           this.#claimAbove(this.term, now, 'a higher term was claimed elsewhere');
@@ -257,6 +281,7 @@ export class Roles {
         return;
       }
       this.#higherSince = null;
+      this.#higherUnexplained = false;
       const rival = claimants.sort((a, b) => this.compare(a, b))[0] as string;
       const through = this.#heardThrough(rival, now);
       step.event({ type: 'conflict', hostname: rival });
@@ -302,8 +327,11 @@ export class Roles {
       this.sendHeartbeat(now);
     }
 
+    if (claimants.length === 1 && this.#withholds(claimants[0] as string, now)) return;
+    this.#withheld = null;
     if (claimants.length === 1) {
       const master = claimants[0] as string;
+      this.#noteMasterTerm(this.#claimTerm(master, now));
       const peer = members.get(master);
       if (peer && members.isLive(peer, now)) {
         this.takeCheckpoint(peer.ckpt);
@@ -361,10 +389,65 @@ export class Roles {
     return this.#p.words.termOf(hostname, now);
   }
 
-  /** When a word we rely on runs out, or a higher term waited for its rival long enough (Infinity: none). */
+  /**
+   * When a word we rely on runs out, a higher term waited for its rival long enough, or we stop
+   * withholding our agreement from a claimant (Infinity: none).
+   */
   nextRelayDeadline(now: Instant): number {
     const higher = this.#higherSince !== null && this.role === 'master' ? this.#higherSince + this.#p.timing.tickMs : Infinity;
-    return Math.min(higher, this.#p.words.nextDeadline(now));
+    const withheld = this.#withheld !== null && !this.master ? this.#withheld.since + this.#withholdMs : Infinity;
+    return Math.min(higher, withheld, this.#p.words.nextDeadline(now));
+  }
+
+  /** The term of a master we hold or follow: a later claim below it is not agreed to at once. */
+  #noteMasterTerm(term: number): void {
+    // Never above what we adopted ourselves (bounded past the ceiling, noteTerm): a claimant
+    // claims above the term it heard, bounded the same way, and must be able to get there.
+    const bounded = Math.min(term, this.term);
+    if (bounded > this.#masterTerm) this.#masterTerm = bounded;
+  }
+
+  /**
+   * How long we withhold agreement from a claim below #masterTerm: long enough for our term
+   * to reach the claimant through a server between us (its next heartbeat, a tick), and for a
+   * claimant that hears it only from a follower of its own to wait its tick (SPEC 7.5).
+   */
+  get #withholdMs(): number {
+    const { timing } = this.#p;
+    return timing.tockMs + timing.tickMs;
+  }
+
+  /**
+   * The one claimant is below the term of a master we held or followed: it claimed from an old
+   * view (woken from a stall, back from a partition) and has not heard that term. Following it
+   * would leave the cluster agreed on a lower term than a fencing store may hold. We name no
+   * master (and claim nothing: it is a claimant) and tell it our term at once; it claims above
+   * it as soon as it hears it, as a master told of a higher term by a server that follows no
+   * master does (SPEC 7.5), and we follow that claim. A claimant we already follow, one that
+   * sends no term (the original package), and one that never claims above within the wait (a
+   * one-way cut: it cannot hear our term) are followed as before. True while we withhold.
+   */
+  #withholds(claimant: string, now: Instant): boolean {
+    if (this.master || claimant === this.masterHostname) return false;
+    const term = this.#claimTerm(claimant, now);
+    // Past the ceiling only forged terms go, and a claimant's own term catches up with them
+    // over time (noteTerm), not at one claim: waiting for it would hold no master for long.
+    if (term <= 0 || term >= this.#masterTerm || this.#masterTerm > TERM_CEILING) return false;
+    const withheld = this.#withheld;
+    if (withheld === null || withheld.hostname !== claimant) {
+      this.#withheld = { hostname: claimant, since: now.mono };
+      this.#p.step.logOnce(
+        'withhold',
+        4,
+        `${claimant} claims master with term ${term}, below the term of a master before it (${this.#masterTerm}); waiting for it to claim above`,
+      );
+      this.setMasterHostname('', now);
+      if (this.#p.announcer.lastHeartbeatAt !== now.mono) this.#p.announcer.answerSoon(now);
+      return true;
+    }
+    if (now.mono >= withheld.since + this.#withholdMs) return false;
+    this.setMasterHostname('', now);
+    return true;
   }
 
   /** Claim a new term above `above`, in our slot, keeping the role; the others hear it at once. */
@@ -375,6 +458,7 @@ export class Roles {
     this.held = term;
     this.lastClaimed = term;
     this.term = Math.max(this.term, term);
+    this.#noteMasterTerm(term);
     this.self.term = term;
     this.#p.members.touch(this.hostname);
     this.#p.announcer.answerSoon(now);
@@ -520,6 +604,7 @@ export class Roles {
     // In our slot: no server that claims without hearing us can take the same number.
     this.held = nextTerm(this.term, this.slot);
     this.term = this.held;
+    this.#noteMasterTerm(this.held);
     this.lastClaimed = this.held;
     this.self.term = this.held;
     this.#setSelfMaster(true);
@@ -541,6 +626,7 @@ export class Roles {
   }
 
   relinquish(reason: string): void {
+    this.#noteMasterTerm(this.held);
     this.#p.step.log(reason.startsWith('master conflict') ? 1 : 4, `We are relinquishing master control: ${reason}`);
     this.role = 'slave';
     this.held = 0;
@@ -617,6 +703,10 @@ export class Roles {
       term = Math.max(term, Math.min(followed.term, message.term, allowed, MAX_TERM));
     }
     if (term > this.term) this.term = term;
+    // A server that follows no master, or us, and knows a term above ours: none of our rivals'
+    // words is coming to explain it (#higherSince waits for those).
+    if (this.master && !message.master && term > this.held && (message.lead === undefined || message.lead.h === this.hostname))
+      this.#higherUnexplained = true;
   }
 
   #bounded(heard: number): number {
