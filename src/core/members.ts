@@ -448,6 +448,13 @@ export class MemberTable {
     return claimants;
   }
 
+  /** Is `hostname` among `liveClaimants(now)`? */
+  isLiveClaimant(hostname: string, now: Instant): boolean {
+    if (!this.#claiming.has(hostname)) return false;
+    const peer = this.#peers.get(hostname);
+    return peer !== undefined && now.mono < peer.lastHeard + peer.lane.deadAfterMs;
+  }
+
   /**
    * The next liveness deadline still ahead. Every entry point evaluates before flushing, so
    * a deadline already past belongs to a locked peer, which needs no further wake-up. In
