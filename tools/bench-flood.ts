@@ -59,8 +59,12 @@ function heartbeat(hostname: string, fields: Partial<HeartbeatMessage> = {}): He
   };
 }
 
-/** A server with a full table, driven as the component drives it (decode, then the driver). */
-function fullServer(keyring: Keyring | null): { receive: (datagram: Buffer) => string } {
+/**
+ * A server with a full table, driven as the component drives it (decode, then the driver).
+ * `claimants`: every peer in it claims master (a forger's flood of claims under many
+ * hostnames in an open cluster), each with a term of its own.
+ */
+function fullServer(keyring: Keyring | null, claimants = false): { receive: (datagram: Buffer) => string } {
   let clock = 0;
   const core = new ElectionCore({
     hostname: 'victim',
@@ -99,7 +103,16 @@ function fullServer(keyring: Keyring | null): { receive: (datagram: Buffer) => s
   // Fill the table (open cluster: heartbeats are believed; authenticated: the core admits
   // instances that echo its hellos, which this bench does not do, so the table stays small).
   for (let i = 1; i < TABLE; i++)
-    receive(encode(heartbeat(`peer${i}`, { iid: `${i.toString(16).padStart(8, '0')}00000000`, seq: 1 }), keyring));
+    receive(
+      encode(
+        heartbeat(`peer${i}`, {
+          iid: `${i.toString(16).padStart(8, '0')}00000000`,
+          seq: 1,
+          ...(claimants ? { master: true, term: i } : {}),
+        }),
+        keyring,
+      ),
+    );
   return { receive };
 }
 
@@ -133,6 +146,20 @@ export function packetCosts(seconds: number): PacketCost[] {
     const sample = make();
     const outcome = open.receive(sample);
     const us = timeIt(open.receive, make, seconds);
+    out.push({ kind, secret: false, us, perSecond: Math.round(1e6 / us), outcome });
+  }
+  // Per step the core looks at the live claimants: with 999 of them this was a walk over all
+  // of them, and over them again for each follower's word.
+  const claimed = fullServer(null, true);
+  const claimCases: Array<[string, () => Buffer]> = [
+    [
+      'master claim, 999 claimants in the table',
+      () => encode(heartbeat('peer7', { master: true, iid: '00000007' + '00000000', seq: ++n + 10, term: 7 })),
+    ],
+  ];
+  for (const [kind, make] of claimCases) {
+    const outcome = claimed.receive(make());
+    const us = timeIt(claimed.receive, make, seconds);
     out.push({ kind, secret: false, us, perSecond: Math.round(1e6 / us), outcome });
   }
   const keyring = createKeyring('bench flood secret, long enough to be a key');

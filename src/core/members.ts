@@ -44,6 +44,16 @@ export class MemberTable {
   #peers = new Map<string, Peer>();
   /** Peers whose last heartbeat claimed master (live or not): the candidates for `liveClaimants`. */
   #claiming = new Set<string>();
+  /**
+   * `liveClaimants` as last worked out, and what it holds for: a flood of forged claims made
+   * it a walk over hundreds of claimants on every step. A claimant's liveness depends on its
+   * last hearing and its lane's span alone, so it holds while no claim began or ended and no
+   * claimant was heard earlier than before or came back from the dead (`#claimsVersion`),
+   * there is one lane and its span is the same, and the earliest deadline of those listed
+   * (`until`) is still ahead.
+   */
+  #live: { list: readonly string[]; version: number; at: number; until: number; deadAfter: number } | null = null;
+  #claimsVersion = 0;
   /** Locked peers kept after their shutdown notice: they left (not master), so they hold no lease. */
   #leftLocked = new WeakSet<Peer>();
   /** Hostnames whose record changed since the last `takeChanged` (for the application's view). */
@@ -309,6 +319,7 @@ export class MemberTable {
       const late = gap - Math.max(1, Math.round(gap / interval)) * interval;
       if (late > 0) this.#timing.notePeerLateness(late);
     }
+    if (this.#claiming.has(message.hostname) && !(heardAt >= peer.lastHeard && this.#listedLive(peer))) this.#claimsVersion++;
     peer.lastHeard = heardAt;
     peer.address = address;
     this.#leftLocked.delete(peer);
@@ -358,8 +369,11 @@ export class MemberTable {
   }
 
   noteClaim(hostname: string, master: boolean): void {
-    if (master) this.#claiming.add(hostname);
-    else this.#claiming.delete(hostname);
+    const claiming = this.#claiming;
+    if (master === claiming.has(hostname)) return;
+    if (master) claiming.add(hostname);
+    else claiming.delete(hostname);
+    this.#claimsVersion++;
   }
 
   /** A peer's claim to master ended (it left, or fell silent while locked). */
@@ -375,6 +389,7 @@ export class MemberTable {
     this.#leftLocked.add(peer);
     this.#relays.forget(hostname);
     this.#setMember(hostname, false);
+    if (this.#claiming.has(hostname)) this.#claimsVersion++;
     peer.lastHeard = now.mono - peer.lane.deadAfterMs;
     this.#place(hostname, peer, now); // its deadline is now the oldest
   }
@@ -400,7 +415,7 @@ export class MemberTable {
     this.#setMember(hostname, false);
     this.#leave(hostname, peer);
     this.#faster.delete(peer);
-    this.#claiming.delete(hostname);
+    if (this.#claiming.delete(hostname)) this.#claimsVersion++;
     this.#relays.forget(hostname);
     this.#relays.removed(hostname, peer.lastHeard);
     this.touch(hostname);
@@ -439,15 +454,41 @@ export class MemberTable {
     return shown;
   }
 
-  /** Live peers whose last heartbeat claims master. */
+  /** Live peers whose last heartbeat claims master (a new array: the caller may change it). */
   liveClaimants(now: Instant): string[] {
     if (this.#claiming.size === 0) return [];
+    // With one lane every peer is judged by the same span, and a claimant's liveness changes
+    // only by time, a new hearing or a new span.
+    const deadAfter = this.#lanes.size === 1 ? this.#local.deadAfterMs : Number.NaN;
+    const live = this.#live;
+    if (live && live.version === this.#claimsVersion && live.deadAfter === deadAfter && now.mono >= live.at && now.mono < live.until)
+      return live.list.slice();
     const claimants: string[] = [];
+    let until = Infinity;
     for (const hostname of this.#claiming) {
       const peer = this.#peers.get(hostname);
-      if (peer && now.mono < peer.lastHeard + peer.lane.deadAfterMs) claimants.push(hostname);
+      if (!peer) continue;
+      const deadline = peer.lastHeard + peer.lane.deadAfterMs;
+      if (now.mono < deadline) {
+        claimants.push(hostname);
+        if (deadline < until) until = deadline;
+      }
     }
-    return claimants;
+    this.#live = Number.isNaN(deadAfter) ? null : { list: claimants, version: this.#claimsVersion, at: now.mono, until, deadAfter };
+    return claimants.slice();
+  }
+
+  /** Listed live by the kept `liveClaimants` (heard later, it stays live at least as long). */
+  #listedLive(peer: Peer): boolean {
+    const live = this.#live;
+    return live !== null && live.version === this.#claimsVersion && peer.lastHeard + live.deadAfter > live.at;
+  }
+
+  /** Is `hostname` among `liveClaimants(now)`? */
+  isLiveClaimant(hostname: string, now: Instant): boolean {
+    if (!this.#claiming.has(hostname)) return false;
+    const peer = this.#peers.get(hostname);
+    return peer !== undefined && now.mono < peer.lastHeard + peer.lane.deadAfterMs;
   }
 
   /**

@@ -46,10 +46,13 @@ export class Quorum {
   has(now: Instant, selfEligible: boolean, claim = false): boolean {
     if (this.size <= 0) return true;
     let visible = selfEligible ? 1 : 0;
+    if (visible >= this.size) return true;
     for (const peer of this.#members.values()) {
-      if (peer.record.eligible && now.mono < peer.lastHeard + windowOf(peer.lane, claim)) visible++; // the very sum nextDeadline wakes us at
+      // The very sum nextDeadline wakes us at. Enough seen ends the walk: at 100 servers this
+      // ran over every peer at every step.
+      if (peer.record.eligible && now.mono < peer.lastHeard + windowOf(peer.lane, claim) && ++visible >= this.size) return true;
     }
-    return visible >= this.size;
+    return false;
   }
 
   /**

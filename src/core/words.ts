@@ -52,11 +52,13 @@ export class Words {
     return word.at + (peer ? peer.lane.deadAfterMs + passes * peer.lane.tickMs : timing.deadAfterMs + passes * timing.tickMs);
   }
 
-  /** `direct` (live servers we hear claim master) and the masters live on the followers' word. */
+  /** `direct` (`members.liveClaimants(now)`: live servers we hear claim master) and the masters live on the followers' word. */
   claimants(direct: string[], now: Instant): string[] {
     if (this.#relays.size === 0) return direct;
+    // A live claimant is one we hear ourselves: a lookup, where `direct.includes` cost
+    // O(leads × claimants) a step under a flood of forged claims and words.
     for (const [lead] of this.#relays.leads()) {
-      if (lead === this.#self || direct.includes(lead) || !this.says(lead, now)) continue;
+      if (lead === this.#self || this.#members.isLiveClaimant(lead, now) || !this.says(lead, now)) continue;
       direct.push(lead);
       this.relying = true;
     }
