@@ -8,7 +8,7 @@
  * or lost, and hands us the results of our puts.
  */
 import type { Instant, ServerHealth } from '../elector/types';
-import type { HealthWord } from '../protocol/messages';
+import type { HealthWord, JsonObject } from '../protocol/messages';
 import type { LeaseStep } from './step';
 import type { LeaseTable } from './table';
 import * as records from './records';
@@ -147,18 +147,23 @@ export class OwnRecord {
   }
 
   #text(): string {
-    const self = this.#table.self;
     // Uptime is left out of the comparison: it alone would mean a write every tick.
+    return this.#encode(0, this.#table.self.data, this.#term());
+  }
+
+  /** Our record as stored: the heartbeat's fields, the term we hold, the health state. */
+  #encode(uptime: number, data: JsonObject, term: number): string {
+    const self = this.#table.self;
     return records.encodeMember({
       hostname: this.#o.hostname,
       ip: this.#o.ip,
       eligible: self.eligible,
-      uptime: 0,
-      data: self.data,
+      uptime,
+      data,
       iid: this.#o.instanceId,
       priority: this.#table.priority,
       port: this.#o.port,
-      term: this.#term(),
+      term,
       health: storedHealth(self.health),
     });
   }
@@ -171,34 +176,12 @@ export class OwnRecord {
     self.uptime = Math.max(0, Math.floor((now.mono - this.#startedAt) / 1000));
     const term = this.#term();
     let data = self.data;
-    let value = records.encodeMember({
-      hostname: o.hostname,
-      ip: o.ip,
-      eligible: self.eligible,
-      uptime: self.uptime,
-      data,
-      iid: o.instanceId,
-      priority: this.#table.priority,
-      port: o.port,
-      term,
-      health: storedHealth(self.health),
-    });
+    let value = this.#encode(self.uptime, data, term);
     const dataLimit = o.limits.maxDataBytes || Infinity;
     if (Buffer.byteLength(value, 'utf8') > o.limits.maxBytes || Buffer.byteLength(JSON.stringify(data), 'utf8') > dataLimit) {
       this.#step.log(1, 'Our record with its user data is over max_packet_bytes / max_data_bytes; storing it without data');
       data = {};
-      value = records.encodeMember({
-        hostname: o.hostname,
-        ip: o.ip,
-        eligible: self.eligible,
-        uptime: self.uptime,
-        data,
-        iid: o.instanceId,
-        priority: this.#table.priority,
-        port: o.port,
-        term,
-        health: storedHealth(self.health),
-      });
+      value = this.#encode(self.uptime, data, term);
     }
     this.#lastText = this.#text();
     this.#inFlight = true;
