@@ -25,10 +25,9 @@
 import type { Instant } from '../elector/types';
 import type { KeyValue, StoreResult } from '../protocol/store';
 import { StoreContact } from './contact';
-import { OwnRecord } from './record';
+import { OwnRecord, type RecordOptions } from './record';
 import type { LeaseStep, Pending } from './step';
 import type { LeaseTable } from './table';
-import * as records from './records';
 
 import { hedgeMs, renewIntervalMs, safetyMarginMs } from './timing';
 
@@ -41,13 +40,8 @@ export { safetyMarginMs } from './timing';
  */
 const MAX_KEEPALIVES_IN_FLIGHT = 8;
 
-export interface SessionOptions {
-  hostname: string;
-  instanceId: string;
-  ip: string;
-  port: number;
-  keys: records.Keys;
-  limits: records.Limits;
+/** Our record's options (we keep it), and the timing. */
+export interface SessionOptions extends RecordOptions {
   tickMs: number;
   checkBeats: number;
   ttlSeconds: number;
