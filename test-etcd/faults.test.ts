@@ -74,11 +74,15 @@ describe('etcd faults at default timings (SPEC 15)', {
       const received = cluster.reports.length;
       const leader = await etcd.leader();
       await etcd.kill(leader);
-      // Longer than etcd's election (up to 2 s) and than the master's renew deadline after it (4.5 s).
-      await delay(TTL_MS + 500);
-      assert.deepEqual(cluster.roleEventsAfter(received), [], `round ${round}: leader ${leader} killed`);
-      await etcd.restart(leader);
-      await etcd.waitHealthy(30_000);
+      try {
+        // Longer than etcd's election (up to 2 s) and than the master's renew deadline after it (4.5 s).
+        await delay(TTL_MS + 500);
+        assert.deepEqual(cluster.roleEventsAfter(received), [], `round ${round}: leader ${leader} killed`);
+      } finally {
+        // A failed round must not leave the tests after it with two members.
+        await etcd.restart(leader);
+        await etcd.waitHealthy(30_000);
+      }
       assert.equal(cluster.agreedMaster(), 'alpha');
       assert.equal(cluster.members.get('alpha')?.term, term);
       // Its writes go through again once etcd has a leader (each write has a 1 s deadline).
@@ -96,10 +100,13 @@ describe('etcd faults at default timings (SPEC 15)', {
     const leader = await etcd.leader();
     const follower = etcd.members.find((m) => m.name !== leader)?.name as string;
     await etcd.kill(follower);
-    await delay(TTL_MS);
-    assert.deepEqual(cluster.roleEventsAfter(received), []);
-    await etcd.restart(follower);
-    await etcd.waitHealthy(30_000);
+    try {
+      await delay(TTL_MS);
+      assert.deepEqual(cluster.roleEventsAfter(received), []);
+    } finally {
+      await etcd.restart(follower);
+      await etcd.waitHealthy(30_000);
+    }
     assert.equal(cluster.agreedMaster(), 'alpha');
     verify('a follower killed');
   });

@@ -23,6 +23,8 @@ export interface FaultMember {
   child: ChildProcess;
   alive: boolean;
   exited: Promise<void>;
+  /** It reported `master` or `slave` (a server's first `slave` may come a report after the `masterchange` that names its master). */
+  roleKnown: boolean;
   master: boolean;
   masterHostname: string;
   term: number;
@@ -60,6 +62,7 @@ export class EtcdFaultCluster {
           child,
           alive: true,
           exited: new Promise((resolve) => child.once('exit', () => resolve())),
+          roleKnown: false,
           master: false,
           masterHostname: '',
           term: 0,
@@ -85,10 +88,12 @@ export class EtcdFaultCluster {
     this.reports.push(report);
     switch (report.kind) {
       case 'master':
+        member.roleKnown = true;
         member.master = true;
         member.term = report.term;
         break;
       case 'slave':
+        member.roleKnown = true;
         member.master = false;
         break;
       case 'masterchange':
@@ -119,11 +124,15 @@ export class EtcdFaultCluster {
       .join(' ');
   }
 
-  /** The master every live server names, which alone says it is master, with one term; else null. */
+  /**
+   * The master every live server names, which alone says it is master, with one term; else null.
+   * Every live server must have reported its role too: a test that reads what follows the
+   * agreement must not find the `slave` event that completed it.
+   */
   agreedMaster(): string | null {
     const live = [...this.members.values()].filter((m) => m.alive);
     const name = live[0]?.masterHostname ?? '';
-    if (!name || live.some((m) => m.masterHostname !== name)) return null;
+    if (!name || live.some((m) => m.masterHostname !== name || !m.roleKnown)) return null;
     const masters = live.filter((m) => m.master);
     if (masters.length !== 1 || masters[0]?.host !== name) return null;
     const term = masters[0].term;
