@@ -22,6 +22,7 @@ import { EtcdFaultCluster, preciseNow } from '../tools/etcd-fault-cluster';
 import { assertLoopback } from '../tools/loopback';
 import { encode } from '../src/wire/codec';
 import { EtcdStore } from '../src/etcd/etcd';
+import { pause, waitFor } from '../test/helpers/wait';
 
 const unavailable = etcdUnavailable();
 const TICK_S = 1;
@@ -33,10 +34,6 @@ const HOSTS = ['alpha', 'bravo', 'charlie'];
 
 let etcd: EtcdCluster;
 let cluster: EtcdFaultCluster;
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 function verify(what: string): void {
   const counts = cluster.verify();
@@ -75,8 +72,9 @@ describe('etcd faults at default timings (SPEC 15)', {
       const leader = await etcd.leader();
       await etcd.kill(leader);
       try {
-        // Longer than etcd's election (up to 2 s) and than the master's renew deadline after it (4.5 s).
-        await delay(TTL_MS + 500);
+        // A window in which no role may change: longer than etcd's election (up to 2 s) and than
+        // the master's renew deadline after it (4.5 s).
+        await pause(TTL_MS + 500);
         assert.deepEqual(cluster.roleEventsAfter(received), [], `round ${round}: leader ${leader} killed`);
       } finally {
         // A failed round must not leave the tests after it with two members.
@@ -101,7 +99,7 @@ describe('etcd faults at default timings (SPEC 15)', {
     const follower = etcd.members.find((m) => m.name !== leader)?.name as string;
     await etcd.kill(follower);
     try {
-      await delay(TTL_MS);
+      await pause(TTL_MS); // a window in which no role may change
       assert.deepEqual(cluster.roleEventsAfter(received), []);
     } finally {
       await etcd.restart(follower);
@@ -117,7 +115,7 @@ describe('etcd faults at default timings (SPEC 15)', {
     await cluster.waitFor(() => [...cluster.members.values()].every((m) => !m.master), TTL_MS + 2000, 'no master');
     const stoppedMs = preciseNow() - downAt;
     assert.ok(stoppedMs <= TTL_MS, `the master stopped ${stoppedMs.toFixed(0)} ms into the outage`);
-    await delay(2 * TTL_MS - stoppedMs);
+    await pause(2 * TTL_MS - stoppedMs); // the rest of the outage, in which nobody may be master
     assert.ok([...cluster.members.values()].every((m) => !m.master));
     await etcd.startAll(30_000);
     const backAt = preciseNow();
@@ -140,7 +138,7 @@ describe('etcd faults at default timings (SPEC 15)', {
         'a new master',
       );
       console.log(`# ${master} SIGSTOPped: the next master after ${(preciseNow() - stoppedAt).toFixed(0)} ms (TTL ${TTL_MS} ms)`);
-      await delay(1000);
+      await pause(1000); // frozen on, while the next master writes
     } finally {
       cluster.signal(master, 'SIGCONT');
     }
@@ -255,20 +253,19 @@ describe('the watch requires an etcd leader (SPEC 15.7)', {
     );
     try {
       store.execute({ type: 'watch', id: 1, prefix: '/psm-watch/', fromRevision: 1, timeoutMs: 2000 });
-      await delay(500);
+      await pause(500); // a window in which the watch must not end
       assert.equal(lost.length, 0, 'established while it has a leader');
       const cutAt = preciseNow();
       await small.kill('m1');
       await small.kill('m2');
-      const until = Date.now() + 5000;
-      while (lost.length === 0 && Date.now() < until) await delay(50);
+      await waitFor(() => lost.length > 0, 'the watch to end', 5000);
       assert.equal(lost[0]?.id, 1, 'the watch ended');
       console.log(
         `# a member without its quorum ended the watch after ${((lost[0]?.t ?? cutAt) - cutAt).toFixed(0)} ms: ${lost[0]?.reason}`,
       );
       const askedAt = preciseNow();
       store.execute({ type: 'watch', id: 2, prefix: '/psm-watch/', fromRevision: 1, timeoutMs: 2000 });
-      while (lost.length < 2 && Date.now() < until + 3000) await delay(20);
+      await waitFor(() => lost.length > 1, 'the second watch to be refused', 3000);
       assert.equal(lost[1]?.id, 2);
       assert.match(lost[1]?.reason ?? '', /no leader/i);
       assert.ok((lost[1]?.t ?? Infinity) - askedAt < 1000, 'refused at once, not at the establishment timeout');

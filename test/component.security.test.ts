@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import * as dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import MultiServer = require('../src/index');
+import { assertLoopbackConfig, freeUdpPort } from '../tools/loopback';
+import { stop } from './helpers/pixl';
 import { waitFor } from './helpers/wait';
 
 const BROADCAST = '127.255.255.255';
@@ -38,6 +40,7 @@ interface Harness {
 
 /** A MultiServer attached to a minimal stand-in for pixl-server, logs captured. */
 function harness(hostname: string, section: Record<string, unknown>): Harness {
+  assertLoopbackConfig(section);
   const logs: string[] = [];
   const errors: string[] = [];
   const server = Object.assign(new EventEmitter(), {
@@ -62,18 +65,6 @@ function start(h: Harness): Promise<void> {
   return new Promise((resolve, reject) => h.multi.startup((err) => (err ? reject(err) : resolve())));
 }
 
-function stop(h: Harness): Promise<void> {
-  return new Promise((resolve) => h.multi.shutdown(() => resolve()));
-}
-
-async function freePort(): Promise<number> {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
-
 async function sendRaw(port: number, datagrams: Buffer[]): Promise<void> {
   const socket = dgram.createSocket('udp4');
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
@@ -87,7 +78,7 @@ const FAST = { heartbeat_freq: 0.1, check_beats: 3, broadcast_ip: BROADCAST };
 
 describe('component security (loopback sockets)', () => {
   test('duplicate hostname: an error event naming both processes where someone listens, no throw where nobody does', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     const section = { ...FAST, comm_port: port, secret_key: 'component-test secret, long enough' };
     const listening = harness('dup-host', section);
     const silent = harness('dup-host', section);
@@ -115,13 +106,13 @@ describe('component security (loopback sockets)', () => {
       // (That they never both hold master is checked on the simulator, where time is exact.)
       await waitFor(() => listening.multi.master !== silent.multi.master, 'exactly one of them to be master', 5000);
     } finally {
-      await stop(silent);
-      await stop(listening);
+      await stop(silent.multi);
+      await stop(listening.multi);
     }
   });
 
   test('unauthenticated datagrams: all dropped and counted, logged once per sender per interval', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     const h = harness('alpha', { ...FAST, comm_port: port, secret_key: 'component-test secret, long enough' });
     await start(h);
     try {
@@ -131,12 +122,12 @@ describe('component security (loopback sockets)', () => {
       assert.equal(h.logs.filter((line) => line.includes('Dropped datagram from 127.0.0.1')).length, 1);
       assert.equal(h.multi.servers.zz, undefined);
     } finally {
-      await stop(h);
+      await stop(h.multi);
     }
   });
 
   test('key rotation by config reload: old-key packets are counted until every server signs with the new key', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     const OLD = 'rotation test: the old key, long enough';
     const NEW = 'rotation test: the new key, long enough';
     const a = harness('alpha', { ...FAST, comm_port: port, secret_key: OLD });
@@ -170,8 +161,8 @@ describe('component security (loopback sockets)', () => {
         a.errors.join('\n'),
       );
     } finally {
-      await stop(b);
-      await stop(a);
+      await stop(b.multi);
+      await stop(a.multi);
     }
   });
 });

@@ -10,7 +10,8 @@ import * as dgram from 'node:dgram';
 import type PixlServer = require('pixl-server');
 import type MultiServer = require('../src/index');
 import { freeUdpPort } from '../tools/loopback';
-import { BROADCAST, logFolder, makeServer as makeTestServer, multi, PACKAGE_ROOT, start, stop, until, WAIT_MS } from './helpers/pixl';
+import { BROADCAST, logFolder, makeServer as makeTestServer, multi, PACKAGE_ROOT, start, stop, until } from './helpers/pixl';
+import { waitFor } from './helpers/wait';
 import type { JsonValue } from '../src/protocol/messages';
 import { nextTerm, slotOf, termSlot } from '../src/protocol/terms';
 
@@ -24,15 +25,6 @@ function makeServer(hostname: string, port: number, multi: Record<string, unknow
 
 function udpHandles(): number {
   return process.getActiveResourcesInfo().filter((name) => name === 'UDPWrap').length;
-}
-
-/** A closed socket leaves the active-handle list a loop turn or two after its close callback. */
-async function eventually(predicate: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 describe('drop-in loading', () => {
@@ -87,7 +79,8 @@ describe('a live pair on loopback', () => {
     }
     const added: string[] = [];
     a.on('addserver', (record: { hostname: string }) => added.push(record.hostname));
-    await eventually(() => udpHandles() === 0, 'no UDP sockets open before the test');
+    // A closed socket leaves the active-handle list a loop turn or two after its close callback.
+    await waitFor(() => udpHandles() === 0, 'no UDP sockets open before the test');
     await start(b);
     await start(a);
     try {
@@ -119,7 +112,7 @@ describe('a live pair on loopback', () => {
       await stop(a);
       await stop(b);
     }
-    await eventually(() => udpHandles() === 0, 'both sockets to close on shutdown');
+    await waitFor(() => udpHandles() === 0, 'both sockets to close on shutdown');
   });
 
   test('promote() and stepDown() move the role over the wire and settle their promises', async () => {

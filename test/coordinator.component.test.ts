@@ -18,6 +18,8 @@ import { ProcessCluster } from '../tools/process-cluster';
 import { preciseNow } from '../tools/child';
 import { assertLoopbackConfig, freeUdpPort } from '../tools/loopback';
 import { fencedWrite } from '../tools/lease-child';
+import { stop } from './helpers/pixl';
+import { pause, waitFor } from './helpers/wait';
 
 const unavailable = etcdUnavailable();
 /**
@@ -171,9 +173,7 @@ describe('coordinator: the component, with real etcd', {
           (server) => new Promise<void>((resolve, reject) => server.startup((err?: Error | null) => (err ? reject(err) : resolve()))),
         ),
       );
-      const deadline = Date.now() + 10_000;
-      while (!(ma.master && mb.masterHostname === 'alpha' && mb.servers.alpha) && Date.now() < deadline)
-        await new Promise((resolve) => setTimeout(resolve, 20));
+      await waitFor(() => Boolean(ma.master && mb.masterHostname === 'alpha' && mb.servers.alpha), 'alpha master, followed by bravo');
       assert.ok(ma.master && mb.slave && mb.masterHostname === 'alpha');
       assert.ok(
         events.includes(`alpha master ${ma.term}`) && events.includes('bravo slave') && events.includes('bravo addserver alpha'),
@@ -197,9 +197,7 @@ describe('coordinator: the component, with real etcd', {
       }
       // Data reaches the peer's record (at most once a tick).
       ma.data = { jobs: 4 };
-      const dataDeadline = Date.now() + 3000;
-      while (JSON.stringify(mb.servers.alpha?.data) !== '{"jobs":4}' && Date.now() < dataDeadline)
-        await new Promise((resolve) => setTimeout(resolve, 20));
+      await waitFor(() => JSON.stringify(mb.servers.alpha?.data) === '{"jobs":4}', "alpha's data in bravo's record");
       assert.deepEqual(mb.servers.alpha?.data, { jobs: 4 });
       // request/reply by UDP, unicast to the registered addresses.
       mb.on('message', (type, payload, from, reply) => {
@@ -250,7 +248,7 @@ describe('coordinator: the component, with real etcd', {
         ],
       );
     } finally {
-      await Promise.all([a, b].map((server) => new Promise<void>((resolve) => server.shutdown(() => resolve()))));
+      await Promise.all([a, b].map(stop));
       rmSync(logDir, { recursive: true, force: true });
     }
   });
@@ -307,14 +305,15 @@ describe('coordinator: the component, with real etcd', {
       try {
         await new Promise<void>((resolve, reject) => server.startup((err?: Error | null) => (err ? reject(err) : resolve())));
         const windowMs = 6000;
-        await new Promise((resolve) => setTimeout(resolve, windowMs));
+        // The window is the point: its calls are counted.
+        await pause(windowMs);
         const calls = (await authenticateCalls()) - before;
         console.log(`# credentials refused (${how}): ${calls} Authenticate calls in ${windowMs / 1000} s`);
         // Without the backoff: about 6 a second. With it: 1 s, 2 s, 4 s, … apart (a few members each).
         assert.ok(calls >= 1 && calls <= 10, `${calls} Authenticate calls in ${windowMs} ms`);
         assert.equal((server.MultiServer as MultiServer).master, false);
       } finally {
-        await new Promise<void>((resolve) => server.shutdown(() => resolve()));
+        await stop(server);
       }
       const log = readFileSync(path.join(logDir, 'alpha.log'), 'utf8');
       rmSync(logDir, { recursive: true, force: true });
@@ -362,12 +361,13 @@ describe('coordinator: the component, with real etcd', {
     });
     try {
       await new Promise<void>((resolve, reject) => server.startup((err?: Error | null) => (err ? reject(err) : resolve())));
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      // A window in which nothing may happen: no crash, no master.
+      await pause(1500);
       const m = server.MultiServer as MultiServer;
       assert.equal(m.master, false);
       assert.equal(m.masterHostname, '');
     } finally {
-      await new Promise<void>((resolve) => server.shutdown(() => resolve()));
+      await stop(server);
       rmSync(logDir, { recursive: true, force: true });
     }
   });

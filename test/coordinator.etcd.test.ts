@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { EtcdCluster, etcdUnavailable, ETCD_PACKAGE } from '../tools/etcd-cluster';
 import { LeaseProcessCluster } from '../tools/process-cluster';
 import { fencedWrite, type LeaseChildConfig } from '../tools/lease-child';
+import { pause } from './helpers/wait';
 
 const unavailable = etcdUnavailable();
 const TICK_MS = 250;
@@ -101,7 +102,7 @@ describe('coordinator: etcd', { skip: unavailable ? `real etcd needed: ${unavail
       cluster.signal('alpha', 'SIGSTOP');
       await cluster.waitFor(() => cluster.members.get('bravo')?.master === true, 5000, 'bravo master while alpha is frozen');
       const electedAt = wall();
-      await new Promise((resolve) => setTimeout(resolve, 300)); // frozen well past its TTL either way
+      await pause(300); // the stall itself: frozen well past its TTL either way
       const resumedAt = wall();
       cluster.signal('alpha', 'SIGCONT');
       await cluster.waitFor(
@@ -109,7 +110,8 @@ describe('coordinator: etcd', { skip: unavailable ? `real etcd needed: ${unavail
         10_000,
         'alpha slave after resume',
       );
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // A window for anything else alpha does on waking to be reported: only then is "slave first" checked.
+      await pause(300);
       const after = cluster.reports.filter(
         (r) => r.host === 'alpha' && r.t >= resumedAt && (r.kind === 'work' || (r.kind === 'event' && r.event.type !== 'masterchange')),
       );
@@ -156,7 +158,8 @@ describe('coordinator: etcd', { skip: unavailable ? `real etcd needed: ${unavail
       const leader = await etcd.leader();
       await etcd.kill(leader);
       try {
-        await new Promise((resolve) => setTimeout(resolve, 3000));
+        // The window without a leader member is the point: no two masterships may overlap in it.
+        await pause(3000);
         await cluster.agreed(5000);
         const spans = cluster.masterships(wall());
         for (const a of spans)
@@ -181,7 +184,8 @@ describe('coordinator: etcd', { skip: unavailable ? `real etcd needed: ${unavail
         await cluster.waitFor(() => [...cluster.members.values()].every((m) => !m.master), TTL_S * 1000 + 1000, 'no master');
         slaveMs = wall() - downAt;
         assert.ok(slaveMs <= TTL_S * 1000, `last master stepped down ${slaveMs.toFixed(0)} ms into the outage`);
-        await new Promise((resolve) => setTimeout(resolve, 1500));
+        // A window in which nobody may become master while etcd is down.
+        await pause(1500);
         assert.ok([...cluster.members.values()].every((m) => !m.master && m.masterHostname === ''));
       } finally {
         await etcd.startAll();

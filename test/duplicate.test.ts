@@ -13,6 +13,7 @@ import { SimCluster, addressOf, type SimClusterOptions } from '../sim/cluster';
 import { outranks } from '../src/core/election';
 import { CHILD_SCRIPT, type ChildConfig } from '../tools/child';
 import { assertLoopbackConfig, freeUdpPort } from '../tools/loopback';
+import { waitFor } from './helpers/wait';
 
 const TICK = 1000;
 const TOCK = 3000;
@@ -229,13 +230,13 @@ describe('two real processes with one hostname on one host', () => {
       const pids = [first.pid as number, second.pid as number];
       const duplicateLines = (hostname: string): Array<{ pid: number; msg: string }> =>
         rows(hostname).filter((r) => r.msg.startsWith('DUPLICATE HOSTNAME'));
-      const deadline = Date.now() + 20_000;
       // Both twins write one log file (one hostname): each must have written its own line.
-      while (!(pids.every((pid) => duplicateLines('twin').some((r) => r.pid === pid)) && duplicateLines('watcher').length > 0)) {
-        if (Date.now() > deadline)
-          assert.fail(`no duplicate lines within 20 s: twin ${JSON.stringify(rows('twin'))}, watcher ${JSON.stringify(rows('watcher'))}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      await waitFor(
+        () => pids.every((pid) => duplicateLines('twin').some((r) => r.pid === pid)) && duplicateLines('watcher').length > 0,
+        () => `duplicate lines: twin ${JSON.stringify(rows('twin'))}, watcher ${JSON.stringify(rows('watcher'))}`,
+        20_000,
+        100,
+      );
       const instanceOf = new Map<number, string>();
       for (const row of rows('twin')) {
         const started = /^This process: pid (\d+), instance ([0-9a-f]{16}), hostname twin$/.exec(row.msg);

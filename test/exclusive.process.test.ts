@@ -16,6 +16,7 @@ import { ProcessCluster } from '../tools/process-cluster';
 import { preciseNow } from '../tools/child';
 import { readWork, workRuns, type WorkConfig, type WorkLine } from '../tools/work';
 import { EtcdCluster, etcdUnavailable, ETCD_PACKAGE } from '../tools/etcd-cluster';
+import { waitFor } from './helpers/wait';
 
 const TICK_S = 0.25;
 const CHECK_BEATS = 3;
@@ -54,13 +55,9 @@ function lines(file: string, host?: string, event?: WorkLine['event']): WorkLine
   return readWork(file).filter((line) => (host === undefined || line.host === host) && (event === undefined || line.event === event));
 }
 
-/** Resolve once `host` has started `count` jobs (checked every 20 ms). */
-async function jobsStarted(file: string, host: string, count: number, what = `${host} to run ${count} job(s)`): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (lines(file, host, 'start').length < count) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+/** Resolve once `host` has started `count` jobs (the file read every 20 ms). */
+function jobsStarted(file: string, host: string, count: number, what = `${host} to run ${count} job(s)`): Promise<void> {
+  return waitFor(() => lines(file, host, 'start').length >= count, what, WAIT_MS, 20);
 }
 
 /** Every run of the master role the work shows, each starting after the previous one ended; returns them. */
@@ -247,9 +244,12 @@ describe('exclusive(): real processes, UDP heartbeats', () => {
       await jobsStarted(file, 'alpha', 3);
       c.kill('bravo');
       await c.waitFor(() => c.state('alpha')?.master === false, WAIT_MS, 'alpha to lose quorum');
-      const deadline = Date.now() + WAIT_MS;
-      while (lines(file, 'alpha', 'abort').length < lines(file, 'alpha', 'start').length && Date.now() < deadline)
-        await new Promise((resolve) => setTimeout(resolve, 20));
+      await waitFor(
+        () => lines(file, 'alpha', 'abort').length >= lines(file, 'alpha', 'start').length,
+        "alpha's running jobs to be aborted",
+        WAIT_MS,
+        20,
+      );
       const aborts = lines(file, 'alpha', 'abort');
       assert.equal(aborts.length, lines(file, 'alpha', 'start').length, 'every running job was aborted');
       assert.ok(

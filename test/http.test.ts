@@ -15,6 +15,7 @@ import MultiServer = require('../src/index');
 import { freeUdpPort, assertLoopbackConfig } from '../tools/loopback';
 import { freeTcpPort, httpGet, httpJson, loopbackWebConfig } from '../tools/web';
 import { ROUTE_NAMES } from '../src/shell/http';
+import { stop } from './helpers/pixl';
 import { waitFor } from './helpers/wait';
 
 const ROUTES = {
@@ -78,10 +79,6 @@ async function member(
   return { server, multi: multi(), port, logs };
 }
 
-function stop(m: Member): Promise<void> {
-  return new Promise((resolve) => m.server.shutdown(() => resolve()));
-}
-
 after(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
@@ -97,7 +94,7 @@ describe('routes beside pixl-server-api', () => {
     bravo = await member('bravo', udpPort, { eligible: false });
   });
   after(async () => {
-    await Promise.all([alpha, bravo].filter(Boolean).map((m) => stop(m)));
+    await Promise.all([alpha, bravo].filter(Boolean).map((m) => stop(m.server)));
   });
 
   test('pixl-server-api is live and owns the rest of /api/, while our routes are first in line', async () => {
@@ -205,7 +202,7 @@ describe('what can still shadow a route, and the ACL', () => {
       assert.equal((await httpJson(solo.port, '/api/cluster.health')).status, 503);
       assert.match(String((await httpJson(solo.port, '/api/clusterXhealth')).body.description), /Unsupported API/);
     } finally {
-      await stop(solo);
+      await stop(solo.server);
     }
   });
 
@@ -219,7 +216,7 @@ describe('what can still shadow a route, and the ACL', () => {
         assert.notEqual((await httpGet(open.port, uri)).status, 403, `${uri} without it`);
       }
     } finally {
-      await Promise.all([stop(strict), stop(open)]);
+      await Promise.all([stop(strict.server), stop(open.server)]);
     }
   });
 });

@@ -17,6 +17,7 @@ import { assertLoopbackConfig, freeUdpPort } from '../tools/loopback';
 import { freeTcpPort, httpGet, loopbackWebConfig } from '../tools/web';
 import { parsePrometheusText, sampleValue, type Family } from '../tools/prom-text';
 import { waitFor } from './helpers/wait';
+import { stop } from './helpers/pixl';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const dirs: string[] = [];
@@ -81,7 +82,7 @@ describe('the metrics route on a live two-server cluster', () => {
     await waitFor(() => alpha.multi.master && bravo.multi.masterHostname === 'alpha', 'alpha to be master');
   });
   after(async () => {
-    for (const m of [alpha, bravo]) if (!m.server.shut) await new Promise<void>((resolve) => m.server.shutdown(() => resolve()));
+    for (const m of [alpha, bravo]) if (!m.server.shut) await stop(m.server);
   });
 
   test("every family is typed and documented, and the values are the component's", async () => {
@@ -143,7 +144,7 @@ describe('the metrics route on a live two-server cluster', () => {
     assert.equal(sampleValue(before, 'pixl_multi_failovers_total'), 0);
     assert.equal(sampleValue(before, 'pixl_multi_last_failover_timestamp_seconds'), 0);
     const stoppedAt = Date.now() / 1000;
-    await new Promise<void>((resolve) => alpha.server.shutdown(() => resolve()));
+    await stop(alpha.server);
     await waitFor(() => bravo.multi.master, 'bravo to take over');
     const after = await scrape(bravo);
     assert.equal(sampleValue(after, 'pixl_multi_is_master'), 1);

@@ -14,9 +14,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { hostsOf, now, RunWrappers, starts } from '../tools/run-wrappers';
+import { hostsOf, RunWrappers, starts } from '../tools/run-wrappers';
 import type { RunChildLine } from '../tools/run-child';
 import { cluster, DEADLINE_MS } from './helpers/run-cluster';
+import { pause } from './helpers/wait';
 
 describe('run: a 3-wrapper cluster on loopback', () => {
   test("exactly the master's command and grandchild run, with MULTI_TERM and MULTI_MASTER", async () => {
@@ -24,8 +25,7 @@ describe('run: a 3-wrapper cluster on loopback', () => {
     assert.equal(master, 'alpha', 'alpha ranks first');
     assert.ok(term >= 1);
     // Over two ticks more, nothing else starts anywhere.
-    const until = now() + 2000;
-    await w.waitFor(() => now() > until, 5000, 'two ticks');
+    await pause(2000);
     const running = w.commandProcesses();
     assert.deepEqual(hostsOf(running), ['alpha'], `processes: ${JSON.stringify(running)}`);
     assert.deepEqual(running.map((p) => p.role).sort(), ['child', 'grandchild']);
@@ -93,8 +93,7 @@ describe('run: a 3-wrapper cluster on loopback', () => {
       `${master} to step down as it wakes`,
     );
     // Two ticks after waking, still only the new master's run.
-    const until = now() + 2000;
-    await w.waitFor(() => now() > until, 5000, 'two ticks');
+    await pause(2000);
     assert.deepEqual(hostsOf(w.commandProcesses()), [next.host]);
     assert.equal(starts(w, master).length, 1, 'the woken wrapper started its command again');
   });

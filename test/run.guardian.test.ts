@@ -9,10 +9,11 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { bothStarted, hostsOf, now, pidNamespacesPermitted, RunWrappers, starts } from '../tools/run-wrappers';
+import { bothStarted, hostsOf, pidNamespacesPermitted, RunWrappers, starts } from '../tools/run-wrappers';
 import { EtcdCluster, etcdUnavailable, ETCD_PACKAGE } from '../tools/etcd-cluster';
 import type { RunChildLine } from '../tools/run-child';
 import { closeAll, cluster, DEADLINE_MS, wrappers } from './helpers/run-cluster';
+import { pause } from './helpers/wait';
 
 const namespaces = pidNamespacesPermitted;
 
@@ -22,10 +23,10 @@ describe('run: stalls and a failing guardian', () => {
     const first = w.commandProcesses();
     // Budget at tick 1 s, check_beats 3: 2250 ms; the guardian acts after 1125 ms of silence.
     w.kill(master, 'SIGSTOP');
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await pause(200); // the stall itself
     w.kill(master, 'SIGCONT');
-    const until = now() + 1500;
-    await w.waitFor(() => now() > until, 5000, 'a tick and a half');
+    // A tick and a half in which the command must not be stopped.
+    await pause(1500);
     assert.ok(
       first.every((p) => RunWrappers.exists(p)),
       'a 200 ms stall stopped the command',

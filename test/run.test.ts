@@ -17,8 +17,9 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { encode } from '../src/wire/codec';
 import type { HeartbeatMessage } from '../src/protocol/messages';
-import { bothStarted, CLI, hostsOf, now, pidNamespacesPermitted, RunWrappers, starts } from '../tools/run-wrappers';
+import { bothStarted, CLI, hostsOf, pidNamespacesPermitted, RunWrappers, starts } from '../tools/run-wrappers';
 import type { RunChildLine } from '../tools/run-child';
+import { pause } from './helpers/wait';
 
 /** Generous: a loaded machine runs these too. */
 const DEADLINE_MS = 20_000;
@@ -99,9 +100,8 @@ describe('run: when the command exits by itself', () => {
     assert.equal(alphaEnds.length, 2, "alpha's command exited and its grandchild was stopped");
     for (const end of alphaEnds) assert.ok(end.t < bravoStart.t);
     assert.ok(w.logged('alpha', /Handing the master role over: the command ended \(exit code 1\)/));
-    // alpha stays in the cluster, a slave, and runs nothing.
-    const until = now() + 1500;
-    await w.waitFor(() => now() > until, 5000, 'three ticks');
+    // alpha stays in the cluster, a slave, and runs nothing: three ticks in which it must not start its command.
+    await pause(1500);
     assert.deepEqual(hostsOf(w.commandProcesses()), ['bravo']);
     assert.equal(w.wrapper('alpha').alive, true);
   });

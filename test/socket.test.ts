@@ -6,6 +6,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ProcessCluster } from '../tools/process-cluster';
+import { pauseUntil } from './helpers/wait';
 
 const WAIT_MS = 15_000;
 
@@ -27,10 +28,11 @@ describe('a four-process cluster', () => {
 
   test('a joiner that sorts first learns the master and does not take over', async () => {
     await cluster.start('alpha');
+    const joinedAt = Date.now();
     await cluster.waitFor(() => cluster.state('alpha')?.masterHostname === 'bravo', WAIT_MS, 'alpha to learn the master');
-    // A joiner that wrongly claimed would do so when its first tock of listening ends;
-    // give it three.
-    await new Promise((resolve) => setTimeout(resolve, 3 * cluster.tockMs));
+    // A joiner that wrongly claimed would do so when its first tock of listening ends: a window
+    // of two tocks from its start, in which no master may be elected.
+    await pauseUntil(joinedAt + 2 * cluster.tockMs);
     await cluster.waitAgreed(WAIT_MS, 'bravo');
     assert.deepEqual(
       cluster.reports.filter((r) => r.type === 'master').map((r) => r.host),

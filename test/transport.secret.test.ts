@@ -9,6 +9,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ProcessCluster } from '../tools/process-cluster';
 import { freeUdpPort } from '../tools/loopback';
+import { pauseUntil } from './helpers/wait';
 
 const WAIT_MS = 15_000;
 const SECRET = 'transport-secret test key, 32 chars+';
@@ -45,6 +46,7 @@ describe('unicast with a secret_key, IPv4, one loopback address per server', () 
   test('a joiner that lists one peer learns the master and is admitted by all, without taking over', async () => {
     const mastersBefore = cluster.reports.filter((r) => r.type === 'master').length;
     await cluster.start('alpha', { comm_port: port, bind_ip: ip.alpha, peers: [ip.charlie as string] });
+    const joinedAt = Date.now();
     await cluster.waitFor(() => cluster.state('alpha')?.masterHostname === master, WAIT_MS, `alpha to learn the master, ${master}`);
     const four = ['alpha', 'bravo', 'charlie', 'delta'];
     await cluster.waitFor(
@@ -52,7 +54,9 @@ describe('unicast with a secret_key, IPv4, one loopback address per server', () 
       WAIT_MS,
       'every server to know all four',
     );
-    await new Promise((resolve) => setTimeout(resolve, 3 * cluster.tockMs));
+    // A joiner that wrongly claimed would do so when its first tock of listening ends: a window
+    // of two tocks from its start, in which no master may be elected.
+    await pauseUntil(joinedAt + 2 * cluster.tockMs);
     await cluster.waitAgreed(WAIT_MS, master);
     assert.equal(cluster.reports.filter((r) => r.type === 'master').length, mastersBefore, 'a master was elected while one was running');
   });

@@ -9,18 +9,15 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as dgram from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import PixlServer = require('pixl-server');
 import MultiServer = require('../src/index');
 import { ProcessCluster } from '../tools/process-cluster';
-import { assertLoopbackConfig, freeUdpPort } from '../tools/loopback';
+import { freeUdpPort } from '../tools/loopback';
 import { createNetns } from '../tools/netns';
 import { UdpUnicastTransport } from '../src/transport/unicast';
 import type { Address } from '../src/protocol/messages';
-import { waitFor } from './helpers/wait';
-import { start, stop } from './helpers/pixl';
+import { pauseUntil, waitFor } from './helpers/wait';
+import { logFolder, makeServer as makePixlServer, start, stop } from './helpers/pixl';
 
 const WAIT_MS = 15_000;
 /**
@@ -131,6 +128,7 @@ describe('unicast, IPv4, one loopback address per server (bind_ip 127.0.0.x)', (
     const listed = master === 'charlie' ? 'delta' : 'charlie';
     const mastersBefore = cluster.reports.filter((r) => r.type === 'master').length;
     await cluster.start('alpha', { comm_port: port, bind_ip: ip.alpha, peers: [ip[listed] as string] });
+    const joinedAt = Date.now();
     await cluster.waitFor(() => cluster.state('alpha')?.masterHostname === master, WAIT_MS, `alpha to learn the master, ${master}`);
     const four = ['alpha', 'bravo', 'charlie', 'delta'];
     await cluster.waitFor(
@@ -143,8 +141,9 @@ describe('unicast, IPv4, one loopback address per server (bind_ip 127.0.0.x)', (
       () => cluster.state('alpha')?.peers.join() === [at('bravo'), at('charlie'), at('delta')].join(),
       'alpha to send to all three',
     );
-    // A joiner that wrongly claimed would do so when its first tock of listening ends; give it three.
-    await new Promise((resolve) => setTimeout(resolve, 3 * cluster.tockMs));
+    // A joiner that wrongly claimed would do so when its first tock of listening ends: a window
+    // of two tocks from its start, in which no master may be elected.
+    await pauseUntil(joinedAt + 2 * cluster.tockMs);
     await cluster.waitAgreed(WAIT_MS, master);
     assert.equal(cluster.reports.filter((r) => r.type === 'master').length, mastersBefore, 'a master was elected while one was running');
   });
@@ -200,27 +199,12 @@ describe('multicast, IPv6, in a private network namespace', { skip: 'skip' in ne
 
 // ---- in this process: what unicast learns from, reload, bind conflicts, names ----------
 
-const logDir = mkdtempSync(path.join(os.tmpdir(), 'psm-transport-'));
-after(() => rmSync(logDir, { recursive: true, force: true }));
+const logs = logFolder('psm-transport-');
+after(() => logs.remove());
 
-function makeServer(hostname: string, section: Record<string, unknown>): PixlServer {
-  const multi = { heartbeat_freq: 0.05, check_beats: 3, transport: 'unicast' as const, ...section };
-  assertLoopbackConfig(multi);
-  return new PixlServer({
-    __name: 'TestServer',
-    __version: '1.0',
-    config: {
-      hostname,
-      ip: '127.0.0.1',
-      foreground: true,
-      echo: false,
-      log_dir: logDir,
-      log_filename: `${hostname}.log`,
-      debug_level: 9,
-      MultiServer: multi,
-    },
-    components: [MultiServer],
-  });
+/** A server of these tests: unicast from its own 127.0.0.x (`section` names it and the port). */
+function makeServer(hostname: string, section: { comm_port: number } & Record<string, unknown>): PixlServer {
+  return makePixlServer(hostname, section.comm_port, logs.dir, { transport: 'unicast', ...section });
 }
 
 const component = (server: PixlServer): MultiServer => server.MultiServer as MultiServer;

@@ -7,11 +7,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import PixlServer = require('pixl-server');
 import MultiServer = require('../../src/index');
-import { assertLoopback } from '../../tools/loopback';
+import { assertLoopbackConfig } from '../../tools/loopback';
+import { WAIT_MS } from './wait';
 
 export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', '..');
 export const BROADCAST = '127.255.255.255';
-export const WAIT_MS = 10_000;
+export { WAIT_MS } from './wait';
 
 /** A log folder for one test file; remove it with the returned function. */
 export function logFolder(prefix: string): { dir: string; remove: () => void } {
@@ -26,8 +27,10 @@ export function makeServer(
   multi: Record<string, unknown> = {},
   extra: Record<string, unknown> = {},
 ): PixlServer {
-  const section = { comm_port: port, heartbeat_freq: 0.05, check_beats: 3, broadcast_ip: BROADCAST, ...multi };
-  assertLoopback(section.broadcast_ip);
+  // A broadcast address only where it is the transport: unicast and multicast refuse one.
+  const broadcast = multi.transport === undefined || multi.transport === 'broadcast' ? { broadcast_ip: BROADCAST } : {};
+  const section = { comm_port: port, heartbeat_freq: 0.05, check_beats: 3, ...broadcast, ...multi };
+  assertLoopbackConfig(section);
   return new PixlServer({
     __name: 'TestServer',
     __version: '1.0',
@@ -52,7 +55,8 @@ export function start(server: PixlServer): Promise<void> {
   return new Promise((resolve) => server.startup(() => resolve()));
 }
 
-export function stop(server: PixlServer): Promise<void> {
+/** Shut down a pixl-server, or a component on its own (anything with pixl-server's `shutdown(callback)`). */
+export function stop(server: { shutdown(callback: () => void): void }): Promise<void> {
   return new Promise((resolve) => server.shutdown(() => resolve()));
 }
 
