@@ -298,6 +298,9 @@ describe('the lease deadline (SPEC 15.1, 15.3): act as master only while the lea
   test('a process resumed after a freeze past its deadline steps down before it does anything else', () => {
     const n = new Node();
     n.elect();
+    // Asked before its timer has run (multi.master reads this): no longer master already.
+    assert.equal(n.e.isMasterAt(at(60_000)), false);
+    assert.equal(n.e.master, true, 'the role itself changes at the next step');
     const out = n.tick(60_000);
     assert.deepEqual(
       n.types(out.events),
