@@ -1,15 +1,18 @@
 /**
  * The UDP core's modules one at a time (src/core/: timing.ts, slots.ts, announce.ts,
- * quorum.ts, instances.ts), each built with its options and driven by explicit instants, as
- * raft's tests drive one node: feed it heartbeats and times, read what it sends, logs and
- * wakes for. The rules are those of SPEC 4.6 (dead after a tock and a grace), 4.11 (stalls),
- * 4.12 (the heartbeat grid and pacing), 7.4 (term slots), 8.1–8.3 (quorum and the silent
- * master's lease), 12 (duplicate hostnames) and 13.3 (stale packets); the whole core under the
- * same rules is core.election.test.ts.
+ * quorum.ts, instances.ts, freshness.ts, handoff.ts), each built with its options and driven
+ * by explicit instants, as raft's tests drive one node: feed it heartbeats and times, read
+ * what it sends, logs and wakes for. The rules are those of SPEC 4.6 (dead after a tock and a
+ * grace), 4.11 (stalls), 4.12 (the heartbeat grid and pacing), 7.4 (term slots), 8.1–8.3
+ * (quorum and the silent master's lease), 9.1–9.4 (handoffs), 12 (duplicate hostnames) and
+ * 13.2–13.5 (authentication, stale packets, bounded memory); the whole core under the same
+ * rules is core.election.test.ts.
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Announcer } from '../src/core/announce';
+import { FreshnessGuard } from '../src/core/freshness';
+import { Handoffs } from '../src/core/handoff';
 import { Instances, outranks } from '../src/core/instances';
 import { MAX_PACE_UP, MemberTable } from '../src/core/members';
 import { Quorum } from '../src/core/quorum';
@@ -19,6 +22,7 @@ import { Step } from '../src/core/step';
 import { DEADLINE_GRACE_TICKS, GRACE_FLOOR_MS, GRACE_PER_LATE_MS, Timing } from '../src/core/timing';
 import type { Instant, Output } from '../src/elector/types';
 import type { Address, HeartbeatMessage } from '../src/protocol/messages';
+import { MAX_ECHOES } from '../src/protocol/limits';
 import { SLOT_CANDIDATES, termSlot } from '../src/protocol/terms';
 
 const TICK = 1000;
@@ -421,5 +425,165 @@ describe('instances (SPEC 12, 13.3): restarts, duplicate hostnames, stale and la
     assert.equal(instances.lateCommand(peer, heartbeat('bravo', { iid: 'b1', seq: 11 }), at(20)), false);
     assert.equal(instances.lateCommand(peer, promote, at(20)), true);
     assert.equal(instances.lateCommand(peer, promote, at(21)), false, 'a replay');
+  });
+});
+
+describe('freshness, authenticated (SPEC 13.2, 13.3, 13.5): which instances may speak', () => {
+  const TTL = 1000;
+  const hb = (iid: string, seq: number, echo?: string[]): HeartbeatMessage => heartbeat('bravo', { iid, seq, ...(echo ? { echo } : {}) });
+
+  test('an unknown instance is admitted only by a heartbeat echoing a live hello of ours: a replay of a dead one admits nothing', () => {
+    const guard = new FreshnessGuard({ selfIid: 'self', capacity: 16 });
+    assert.equal(guard.admit(hb('b1', 5), 0, TTL), 'unverified', 'no echo');
+    guard.issued(7, undefined, 0, TTL);
+    assert.equal(guard.admit(hb('b1', 5, ['other:7']), 10, TTL), 'unverified', "another server's hello");
+    assert.equal(guard.admit(hb('b1', 5, ['self:8']), 10, TTL), 'unverified', 'a hello we never sent');
+    assert.equal(guard.admit(hb('b1', 5, ['self:7']), 10 + TTL + 1, TTL), 'unverified', 'an echo past its lifetime');
+    assert.equal(guard.admit(hb('b1', 5, ['self:7']), 10, TTL), 'ok');
+  });
+
+  test('a known instance speaks only with a number above its last: replays and reorders are stale', () => {
+    const guard = new FreshnessGuard({ selfIid: 'self', capacity: 16 });
+    guard.issued(1, undefined, 0, TTL);
+    guard.admit(hb('b1', 5, ['self:1']), 1, TTL);
+    assert.equal(guard.admit(hb('b1', 5), 2, TTL), 'stale');
+    assert.equal(guard.admit(hb('b1', 4), 2, TTL), 'stale');
+    assert.equal(guard.admit(hb('b1', 6), 2, TTL), 'ok');
+  });
+
+  test('the start hello admits each instance once; a challenge admits only the instance it asked', () => {
+    const guard = new FreshnessGuard({ selfIid: 'self', capacity: 16 });
+    guard.issued(1, undefined, 0, TTL);
+    assert.equal(guard.admit(hb('b1', 5, ['self:1']), 1, TTL), 'ok');
+    guard.issued(2, 'c1', 2, TTL);
+    assert.equal(guard.admit(hb('b2', 1, ['self:2']), 3, TTL), 'unverified', 'the challenge was for c1');
+    assert.equal(guard.admit(heartbeat('charlie', { iid: 'c1', seq: 1, echo: ['self:2'] }), 3, TTL), 'ok');
+  });
+
+  test('a heartbeat that echoed the start hello, replayed after its instance was forgotten, admits nothing', () => {
+    const guard = new FreshnessGuard({ selfIid: 'self', capacity: 1 });
+    guard.issued(1, undefined, 0, TTL);
+    const answer = hb('b1', 5, ['self:1']);
+    assert.equal(guard.admit(answer, 1, TTL), 'ok');
+    assert.equal(guard.admit(heartbeat('charlie', { iid: 'c1', seq: 1, echo: ['self:1'] }), 2, TTL), 'ok');
+    assert.equal(guard.size, 1, 'bravo forgotten');
+    assert.equal(guard.admit(answer, 3, TTL), 'unverified');
+  });
+
+  test('a promote overtaken by a newer heartbeat of its instance is acted on once', () => {
+    const guard = new FreshnessGuard({ selfIid: 'self', capacity: 16 });
+    guard.issued(1, undefined, 0, TTL);
+    guard.admit(hb('b1', 5, ['self:1']), 1, TTL);
+    guard.admit(hb('b1', 8), 2, TTL);
+    const promote = { action: 'promote' as const, hostname: 'bravo', target: 'bravo', iid: 'b1', seq: 6 };
+    assert.equal(guard.admit(promote, 3, TTL), 'ok');
+    assert.equal(guard.admit(promote, 4, TTL), 'stale', 'its replay');
+    assert.equal(guard.admit(hb('b1', 7), 4, TTL), 'stale', 'a heartbeat is never late: it is old');
+  });
+
+  test('memory is bounded: instances beyond the capacity forget the least recently heard', () => {
+    const guard = new FreshnessGuard({ selfIid: 'self', capacity: 4 });
+    for (let i = 0; i < 100; i++) {
+      guard.issued(i, undefined, i, TTL);
+      guard.admit(hb(`x${i}`, 1, [`self:${i}`]), i, TTL);
+    }
+    assert.equal(guard.size, 4);
+  });
+
+  test('challenges are rate-limited: once per retry each, and a bucket for a flood of unknown instances', () => {
+    const guard = new FreshnessGuard({ selfIid: 'self', capacity: 16 });
+    assert.equal(guard.shouldChallenge('b1', 0, 250), true);
+    guard.issued(1, 'b1', 0, TTL);
+    assert.equal(guard.shouldChallenge('b1', 100, 250), false);
+    assert.equal(guard.shouldChallenge('b1', 250, 250), true);
+    let granted = 0;
+    for (let i = 0; i < 10_000; i++) if (guard.shouldChallenge(`flood${i}`, 300, 250)) granted++;
+    assert.ok(granted <= 128, `${granted} challenges in one instant`);
+  });
+
+  test(`echoes of hellos we answer go out once, at most ${MAX_ECHOES}, the newest kept`, () => {
+    const guard = new FreshnessGuard({ selfIid: 'self', capacity: 16 });
+    for (let i = 0; i < MAX_ECHOES + 3; i++) guard.answer('asker', i);
+    guard.answer('asker', MAX_ECHOES + 2);
+    const echoes = guard.takeEchoes();
+    assert.equal(echoes?.length, MAX_ECHOES);
+    assert.equal(echoes?.at(-1), `asker:${MAX_ECHOES + 2}`);
+    assert.equal(new Set(echoes).size, MAX_ECHOES, 'a hello answered twice is echoed once');
+    assert.equal(guard.takeEchoes(), undefined);
+  });
+});
+
+describe('handoffs in the core (SPEC 9.1–9.4)', () => {
+  test('during a handoff only its target claims; a claim below the handing-off master is not followed', () => {
+    const handoffs = new Handoffs(new Step(), () => 3000);
+    handoffs.begin('bravo', 3000, true, 10);
+    const terms: Record<string, number> = { bravo: 5, charlie: 9, delta: 12 };
+    assert.deepEqual(
+      handoffs.current(['bravo', 'charlie', 'delta'], at(100), (h) => terms[h] ?? 0),
+      ['bravo', 'delta'],
+    );
+    assert.equal(
+      handoffs.blocksClaimBy('bravo', at(100), () => true),
+      'target',
+    );
+    assert.equal(
+      handoffs.blocksClaimBy('charlie', at(100), () => true),
+      true,
+    );
+    assert.equal(
+      handoffs.blocksClaimBy('charlie', at(100), () => false),
+      false,
+      'a dead target blocks nobody',
+    );
+    assert.equal(
+      handoffs.blocksClaimBy('charlie', at(3000), () => true),
+      false,
+      'the window passed',
+    );
+    assert.deepEqual(
+      handoffs.current(['charlie'], at(3000), (h) => terms[h] ?? 0),
+      ['charlie'],
+    );
+  });
+
+  test("the departing master names the target in every heartbeat once it is no longer master; another master's handoff names nobody", () => {
+    const handoffs = new Handoffs(new Step(), () => 3000);
+    handoffs.begin('bravo', 3000, true, 10);
+    assert.equal(handoffs.announced(true), undefined);
+    assert.equal(handoffs.announced(false), 'bravo');
+    handoffs.begin('bravo', 3000, false, 10);
+    assert.equal(handoffs.announced(false), undefined);
+  });
+
+  test('a waiting promote() asks each master once, giving each a tock; a drain keeps it waiting', () => {
+    const handoffs = new Handoffs(new Step(), () => 3000);
+    handoffs.waitForPromotion(3000);
+    assert.equal(handoffs.promoting, true);
+    assert.equal(handoffs.shouldAsk('alpha', at(100)), true);
+    assert.equal(handoffs.shouldAsk('alpha', at(200)), false);
+    assert.equal(handoffs.shouldAsk('charlie', at(2500)), true, 'a new master');
+    assert.equal(handoffs.promoteUntil, 5500);
+    handoffs.keepWaiting(9000);
+    assert.equal(handoffs.nextDeadline(), 9000);
+  });
+
+  test('promote() with no master claims at its instant, once, unless a master shows up first', () => {
+    const handoffs = new Handoffs(new Step(), () => 3000);
+    handoffs.waitForPromotion(3000);
+    handoffs.claimAt(400);
+    assert.equal(handoffs.promoteClaimDue(at(399)), false);
+    assert.equal(handoffs.promoteClaimDue(at(400)), true);
+    assert.equal(handoffs.promoteClaimDue(at(401)), false);
+    handoffs.claimAt(600);
+    handoffs.cancelClaim();
+    assert.equal(handoffs.promoteClaimDue(at(700)), false);
+  });
+
+  test('a handoff to another server in flight: no asking, no claiming (it would make two masters)', () => {
+    const handoffs = new Handoffs(new Step(), () => 3000);
+    handoffs.begin('bravo', 3000, false, 10);
+    assert.ok(handoffs.inFlight(at(100), 'alpha'));
+    assert.equal(handoffs.inFlight(at(100), 'bravo'), null, 'to us: not in our way');
+    assert.equal(handoffs.inFlight(at(3000), 'alpha'), null);
   });
 });
