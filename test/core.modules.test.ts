@@ -1,10 +1,10 @@
 /**
  * The UDP core's modules one at a time (src/core/: timing.ts, slots.ts, announce.ts,
- * quorum.ts, instances.ts, freshness.ts, handoff.ts), each built with its options and driven
+ * quorum.ts, instances.ts, freshness.ts, handoff.ts, relays.ts and words.ts), each built with its options and driven
  * by explicit instants, as raft's tests drive one node: feed it heartbeats and times, read
  * what it sends, logs and wakes for. The rules are those of SPEC 4.6 (dead after a tock and a
  * grace), 4.11 (stalls), 4.12 (the heartbeat grid and pacing), 7.4 (term slots), 8.1–8.3
- * (quorum and the silent master's lease), 9.1–9.4 (handoffs), 12 (duplicate hostnames) and
+ * (quorum and the silent master's lease), 4.13 (partial connectivity), 9.1–9.4 (handoffs), 12 (duplicate hostnames) and
  * 13.2–13.5 (authentication, stale packets, bounded memory); the whole core under the same
  * rules is core.election.test.ts.
  */
@@ -16,7 +16,8 @@ import { Handoffs } from '../src/core/handoff';
 import { Instances, outranks } from '../src/core/instances';
 import { MAX_PACE_UP, MemberTable } from '../src/core/members';
 import { Quorum } from '../src/core/quorum';
-import { Relays } from '../src/core/relays';
+import { MAX_HOPS, Relays } from '../src/core/relays';
+import { Words } from '../src/core/words';
 import { TermSlots } from '../src/core/slots';
 import { Step } from '../src/core/step';
 import { DEADLINE_GRACE_TICKS, GRACE_FLOOR_MS, GRACE_PER_LATE_MS, Timing } from '../src/core/timing';
@@ -585,5 +586,87 @@ describe('handoffs in the core (SPEC 9.1–9.4)', () => {
     assert.ok(handoffs.inFlight(at(100), 'alpha'));
     assert.equal(handoffs.inFlight(at(100), 'bravo'), null, 'to us: not in our way');
     assert.equal(handoffs.inFlight(at(3000), 'alpha'), null);
+  });
+});
+
+describe('relays and words (SPEC 4.13): a master heard of through a slave that hears it (partial connectivity)', () => {
+  function world() {
+    const timing = new Timing({ tickMs: TICK, checkBeats: 3 });
+    const relays = new Relays();
+    const members = new MemberTable(timing, new Step(), 64, relays);
+    const words = new Words('alpha', relays, members, timing);
+    return { timing, relays, members, words };
+  }
+
+  test('a word keeps a master we cannot hear live for a tock, the grace and a tick per pass from its evidence', () => {
+    const { relays, words, timing } = world();
+    assert.equal(relays.note('charlie', { h: 'bravo', age: 100, t: 7 }, 1000), true, 'a master nobody named before');
+    const until = 900 + timing.deadAfterMs + TICK;
+    assert.equal(words.says('bravo', at(until - 1)), true);
+    assert.equal(words.says('bravo', at(until)), false);
+    assert.equal(words.termOf('bravo', at(1000)), 7);
+    assert.deepEqual(words.claimants([], at(1000)), ['bravo'], 'a claimant on the word');
+  });
+
+  test('a word that passed through one more server counts a tick longer (each repeats it once a tick)', () => {
+    const { relays, words, timing } = world();
+    relays.note('delta', { h: 'bravo', age: 100, t: 7, n: 1 }, 1000);
+    const until = 900 + timing.deadAfterMs + 2 * TICK;
+    assert.equal(words.says('bravo', at(until - 1)), true);
+    assert.equal(words.says('bravo', at(until)), false);
+  });
+
+  test('a word no fresher than our own last hearing of that master (by a holdoff) does not keep it alive', () => {
+    const { relays, members, words, timing } = world();
+    members.add(heartbeat('bravo', { iid: 'b1', master: true }), FROM.address, at(1000));
+    relays.note('charlie', { h: 'bravo', age: 0, t: 7 }, 1000 + timing.holdoffMs);
+    assert.equal(
+      words.says('bravo', at(1000 + timing.holdoffMs)),
+      false,
+      'as stale as ours: a dead master kept alive by its followers for each other',
+    );
+    relays.note('charlie', { h: 'bravo', age: 0, t: 7 }, 1000 + timing.holdoffMs + 1);
+    assert.equal(words.says('bravo', at(1000 + timing.holdoffMs + 1)), true);
+  });
+
+  test(`a word is passed on at most ${MAX_HOPS - 1} more time: no word goes round in circles`, () => {
+    const { relays, words } = world();
+    relays.note('charlie', { h: 'bravo', age: 10, t: 7 }, 1000);
+    const lead = words.lead('bravo', at(1000));
+    assert.deepEqual(lead, { h: 'bravo', age: 10, t: 7, n: 1 }, 'passed on, one pass more');
+    const far = world();
+    assert.equal(far.relays.note('delta', { h: 'bravo', age: 10, t: 7, n: MAX_HOPS }, 1000), false);
+    assert.equal(far.words.says('bravo', at(1000)), false, 'a word past its passes counts for nothing');
+    far.relays.note('delta', { h: 'bravo', age: 10, t: 7, n: MAX_HOPS - 1 }, 1000);
+    assert.equal(far.words.lead('bravo', at(1000)), undefined, 'followed on it, but not passed on');
+  });
+
+  test('a word counts only while its relayer says it: forgotten with the relayer, or when it names another master', () => {
+    const { relays } = world();
+    relays.note('charlie', { h: 'bravo', age: 0, t: 7 }, 1000);
+    relays.note('echo', { h: 'bravo', age: 200, t: 7 }, 1000);
+    relays.note('delta', { h: 'bravo', age: 500, t: 7 }, 1000);
+    relays.forget('charlie');
+    assert.equal(relays.word('bravo')?.at, 800, 'the freshest of those still naming it');
+    relays.forget('echo');
+    relays.note('delta', { h: 'echo', age: 0, t: 9 }, 1100);
+    assert.equal(relays.word('bravo'), undefined);
+    relays.note('delta', undefined, 1200);
+    assert.equal(relays.size, 0);
+  });
+
+  test('a master that left by notice: words from before the notice (and its transit) are old news', () => {
+    const { relays } = world();
+    relays.note('charlie', { h: 'bravo', age: 0, t: 7 }, 1000);
+    relays.departed('bravo', 1000, 50);
+    assert.equal(relays.word('bravo'), undefined);
+    assert.equal(relays.note('charlie', { h: 'bravo', age: 20, t: 7 }, 1060), false, 'evidence from 1040: before the notice and its slack');
+    assert.equal(relays.note('charlie', { h: 'bravo', age: 0, t: 9 }, 1100), true, 'heard as master again after');
+  });
+
+  test('a relayer naming itself says nothing', () => {
+    const { relays } = world();
+    assert.equal(relays.note('bravo', { h: 'bravo', age: 0, t: 7 }, 1000), false);
+    assert.equal(relays.size, 0);
   });
 });
