@@ -228,6 +228,10 @@ describe('coordinator: the component, with real etcd', {
             '--prefix',
             section.prefix as string,
             '--json',
+            // Its own deadline for etcd (5 s by default) is too short for a process that loads
+            // gRPC on a loaded machine: a generous one, as every wait here.
+            '--timeout',
+            '30000',
           ],
           { encoding: 'utf8' },
         ),
