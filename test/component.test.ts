@@ -68,8 +68,10 @@ describe('bad config fails startup', () => {
 describe('a live pair on loopback', () => {
   test('elects, emits on the component and the server, shares data and hands off', async () => {
     const port = await freeUdpPort();
-    const a = makeServer('alpha', port);
-    const b = makeServer('bravo', port);
+    // A tick of 0.25 s: at 0.05 s a loaded machine's event-loop delays read as stalls, and a
+    // master that notices a stall gives the role up and takes it again (more events than asserted).
+    const a = makeServer('alpha', port, { heartbeat_freq: 0.25 });
+    const b = makeServer('bravo', port, { heartbeat_freq: 0.25 });
     const seen: string[] = [];
     for (const server of [a, b]) {
       for (const name of ['master', 'slave'] as const) {

@@ -229,7 +229,9 @@ function sendFrom(socket: dgram.Socket, text: string, to: Address): Promise<void
 describe('unicast: what makes an address a destination', () => {
   test('only a valid heartbeat; gossip only from a live peer; silent addresses are forgotten', async () => {
     const port = await freeUdpPort();
-    const server = makeServer('target', { comm_port: port, bind_ip: '127.0.0.20' });
+    // A tick of 0.25 s, not 0.05: the last check is that the lone server is still master, and at
+    // 0.05 s a loaded machine's event-loop delays read as stalls, after which it listens again.
+    const server = makeServer('target', { comm_port: port, bind_ip: '127.0.0.20', heartbeat_freq: 0.25 });
     await start(server);
     const attacker = await bindAt('127.0.0.21', port);
     const received: Array<{ action: string; addrs?: string[] }> = [];
