@@ -58,13 +58,10 @@ export class EtcdFaultCluster extends StagedProcesses<FaultMember, EtcdChildRepo
       this.reports.push(report);
       switch (report.kind) {
         case 'master':
-          member.roleKnown = true;
-          member.master = true;
-          member.term = report.term;
+          this.noteRole(member, true, report.term);
           break;
         case 'slave':
-          member.roleKnown = true;
-          member.master = false;
+          this.noteRole(member, false);
           break;
         case 'masterchange':
           member.masterHostname = report.master;

@@ -129,6 +129,13 @@ export abstract class MemberProcesses<Member extends MemberProcess, Report, Comm
     return member;
   }
 
+  /** A member reported its role: `master` (with the term it holds) or `slave`. */
+  protected noteRole(member: Member, master: boolean, term?: number): void {
+    member.roleKnown = true;
+    member.master = master;
+    if (term !== undefined) member.term = term;
+  }
+
   /** Something the waits may depend on changed outside a report (a signal sent). */
   protected changed(): void {
     this.#waiters.check();

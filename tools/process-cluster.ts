@@ -310,10 +310,9 @@ export class ProcessCluster extends MemberProcesses<ComponentMember, ChildReport
         member.learnedAt = report.t;
       }
       member.state = report.state;
-      member.roleKnown = true;
-      member.master = report.state.master;
+      // Every report carries the whole state, its role included.
+      this.noteRole(member, report.state.master, report.state.term);
       member.masterHostname = report.state.masterHostname;
-      member.term = report.state.term;
       this.reports.push(report);
     }
   }
@@ -350,14 +349,9 @@ export class LeaseProcessCluster extends StagedProcesses<LeaseMember, LeaseChild
       this.reports.push(report);
       if (report.kind !== 'event') continue;
       const event = report.event;
-      if (event.type === 'master') {
-        member.roleKnown = true;
-        member.master = true;
-        member.term = event.term;
-      } else if (event.type === 'slave') {
-        member.roleKnown = true;
-        member.master = false;
-      } else if (event.type === 'masterchange') {
+      if (event.type === 'master') this.noteRole(member, true, event.term);
+      else if (event.type === 'slave') this.noteRole(member, false);
+      else if (event.type === 'masterchange') {
         member.masterHostname = event.hostname;
       }
       if (report.term > member.term) member.term = report.term;
