@@ -29,13 +29,17 @@ async function stubbornRun(
   await w.waitFor(() => starts(w).length === 1 && w.commandProcesses().length === 1, DEADLINE_MS, 'the command to start');
   const run = w.commandProcesses();
   w.kill('solo', 'SIGTERM');
-  await w.waitFor(() => w.lines().some((l) => l.event === 'term'), DEADLINE_MS, 'the command to be sent SIGTERM');
+  // The command's line and the wrapper's log come by different pipes: wait for both.
+  await w.waitFor(
+    () => w.lines().some((l) => l.event === 'term') && w.logged('solo', /Caught SIGTERM: stopping the command, then leaving the cluster/),
+    DEADLINE_MS,
+    'the command to be sent SIGTERM',
+  );
   assert.ok(
     run.every((p) => RunWrappers.exists(p)),
     'after the first SIGTERM the command has its grace (600 s): it still runs',
   );
   assert.ok(w.wrapper('solo').alive, 'the wrapper leaves only once the command is gone');
-  assert.ok(w.logged('solo', /Caught SIGTERM: stopping the command, then leaving the cluster/));
   return { w, run };
 }
 
@@ -44,7 +48,8 @@ test('a second SIGTERM kills the command at once; the wrapper then leaves with e
   w.kill('solo', 'SIGTERM');
   await w.waitFor(() => !w.wrapper('solo').alive, DEADLINE_MS, 'the wrapper to leave');
   const { code } = await w.wrapper('solo').exited;
-  assert.ok(w.logged('solo', /Caught SIGTERM again: killing the command now/));
+  // The exit may be seen before the last of its stderr is read.
+  await w.waitFor(() => w.logged('solo', /Caught SIGTERM again: killing the command now/), DEADLINE_MS, 'the second signal logged');
   assert.equal(code, 0);
   assert.ok(
     run.every((p) => !RunWrappers.exists(p)),
@@ -72,7 +77,7 @@ test('a third SIGTERM exits the wrapper at once (code 1), while it waits for a h
   await w.waitFor(() => !w.wrapper('solo').alive, DEADLINE_MS, 'the wrapper to exit');
   const { code } = await w.wrapper('solo').exited;
   assert.equal(code, 1);
-  assert.ok(w.logged('solo', /Caught SIGTERM a third time: exiting now/));
+  await w.waitFor(() => w.logged('solo', /Caught SIGTERM a third time: exiting now/), DEADLINE_MS, 'the third signal logged');
   // The hook runs in a session of its own and no guardian watches it: a forced exit leaves it
   // running (up to its sleep). Not the command's; ended here so the test leaves nothing behind.
   for (const p of w.processes()) if (p.role === 'other') process.kill(p.pid, 'SIGKILL');
