@@ -5,11 +5,12 @@
  * shell/etcd-mode.ts) behind the driver. It owns no election logic: every input goes through
  * the driver.
  *
- * Where the rest lives: the mode's start, timer, datagram intake (shell/intake.ts), reload
- * (shell/reload.ts) and leaving in the runner; messages and requests (shell/messaging.ts),
- * events and handoff outcomes (shell/events.ts), stats (shell/stats.ts), the checks of
- * application values (shell/json.ts) and of the section (shell/section.ts), the startup watch
- * (shell/startup.ts).
+ * Where the rest lives: the modules behind this API, wired together in shell/parts.ts; the
+ * mode's start, timer, datagram intake (shell/intake.ts), reload (shell/reload.ts) and leaving
+ * in the runner; messages and requests (shell/messaging.ts), events and handoff outcomes
+ * (shell/events.ts), stepDown() and promote() (shell/handovers.ts), exclusive() and the health
+ * check (app/master-work.ts), stats (shell/stats.ts), the checks of application values
+ * (shell/json.ts) and of the section (shell/section.ts), the startup watch (shell/startup.ts).
  */
 import { randomBytes } from 'node:crypto';
 import Component = require('pixl-server/component');
@@ -19,28 +20,23 @@ import * as codec from './wire/codec';
 import * as auth from './wire/auth';
 import * as errors from './errors';
 import type { JsonObject, JsonValue } from './protocol/messages';
-import type { Instant, Output, ServerRecord } from './elector/types';
+import type { ServerRecord } from './elector/types';
 import type { MultiServerSection, Settings } from './config';
 import type { Failover } from './driver/driver';
-import type { Elector } from './elector/elector';
 import type { LeaseElection } from './coordinator/lease-election';
 import type { CheckpointResult, EventName, HandoffResult, MultiServerEvents } from './driver/events';
 import type { Transport } from './shell/transports';
 import { ownerOf } from './app/rendezvous';
-import { MasterWork } from './app/master-work';
+import type { MasterWork } from './app/master-work';
 import type { ExclusiveOptions, ExclusiveResult } from './app/exclusive';
 import type { HealthCheckFn, HealthOptions, HealthStatus } from './app/health';
-import { OperatorHttp, wantsHttp } from './shell/http'; // ops: HTTP routes
+import { operatorHttp, type OperatorHttp } from './shell/http'; // ops: HTTP routes
 import { createMetricsRegistry, type MetricsRegistry } from './shell/metrics'; // ops: metrics
-import { EMPTY_DRIVER_STATS, liveStats, ShellCounters, type MultiServerStats } from './shell/stats';
-import { describeValue, jsonProblem } from './shell/json';
+import type { MultiServerStats } from './shell/stats';
+import { checkedData } from './shell/json';
 import { watchStartup } from './shell/startup';
-import { unknownKeyLines, validateSection } from './shell/section';
-import { Messaging } from './shell/messaging';
-import { ShellEvents } from './shell/events';
 import type { Mode } from './shell/mode';
-import { Runner } from './shell/runner';
-import { Handovers } from './shell/handovers';
+import { shellParts, type ShellParts } from './shell/parts';
 
 const { DEFAULT_CONFIG, validateHostname } = config;
 
@@ -57,70 +53,19 @@ class MultiServer extends Component {
   readonly instanceId = randomBytes(8).toString('hex');
   /** The broadcast address in use. */
   broadcastIP = '';
-  readonly #counters = new ShellCounters();
+  /** The modules behind this API, wired in shell/parts.ts. */
+  readonly #p: ShellParts = shellParts(this);
 
   /** Counters for monitoring: a live object (each property reads the current value). */
-  readonly stats: MultiServerStats = liveStats(
-    () => this.#mode?.driver.stats ?? EMPTY_DRIVER_STATS,
-    this.#counters,
-    () => this.#mode?.driver.core.term ?? 0,
-  );
+  readonly stats: MultiServerStats = this.#p.stats;
 
   #eligible = true;
-  /** exclusive() calls, the drain before a handover, the health check (src/app/master-work.ts). */
-  readonly #work = new MasterWork({
-    isMaster: () => this.master,
-    term: () => this.term,
-    drainTimeoutMs: () => (this.#runner.settings?.drain_timeout ?? 10) * 1000,
-    appEligible: () => this.#eligible,
-    applyEligible: (eligible) => this.#run((core, now) => core.setEligible(eligible, now)),
-    applyHealth: (health) => this.#mode?.driver.core.setHealth(health),
-    log: (level, message) => this.logDebug(level, message),
-  });
   #data: JsonObject = {};
   #emptyTable: Record<string, ServerRecord> = Object.create(null) as Record<string, ServerRecord>;
   #http: OperatorHttp | null = null; // ops
   #metricsRegistry: MetricsRegistry | null = null; // ops
   /** A failed startup is watched for once (init may run again). */
   #startupWatched = false;
-  readonly #messaging = new Messaging({
-    hostname: () => this.hostname,
-    driver: () => this.#runner.driver,
-    requestTimeoutMs: () => this.#runner.settings?.request_timeout_ms ?? 5000,
-    maxPacketBytes: () => this.#runner.settings?.max_packet_bytes ?? Infinity,
-    emit: (type, payload, from, reply) => this.#events.emitBoth('message', type, payload, from, reply),
-  });
-  readonly #events: ShellEvents = new ShellEvents({
-    component: this,
-    server: () => this.server,
-    counters: this.#counters,
-    messaging: this.#messaging,
-    work: this.#work,
-    mode: () => this.#runner.mode,
-    debug: (level, message) => this.logDebug(level, message),
-    error: (code, message) => this.logError(code, message),
-  });
-  /** stepDown() and promote(), settled by the election's outcome. */
-  readonly #handovers = new Handovers({
-    driver: () => this.#runner.driver,
-    events: this.#events,
-    work: this.#work,
-    canHandOver: () => this.master && this.members.some((host) => host !== this.hostname),
-  });
-  /** The election while it runs: its mode, timer, datagram intake, reload and leaving. */
-  readonly #runner: Runner = new Runner({
-    hostname: () => this.hostname,
-    serverIp: () => this.server.ip,
-    instanceId: this.instanceId,
-    eligible: () => this.#work.eligible,
-    data: () => this.#data,
-    health: () => this.#work.healthWord,
-    counters: this.#counters,
-    events: this.#events,
-    debug: (level, message, data) => this.logDebug(level, message, data),
-    logs: (level) => this.debugLevel(level),
-    error: (code, message) => this.logError(code, message),
-  });
 
   // ---- the original's public properties ---------------------------------------------
 
@@ -149,19 +94,15 @@ class MultiServer extends Component {
   set eligible(value: boolean) {
     this.#eligible = !!value;
     // What the election gets also depends on the health check; a master drains first.
-    this.#work.eligibilityChanged(this.#eligible ? 'eligible set to true' : 'eligible set to false');
+    this.#p.work.eligibilityChanged(this.#eligible ? 'eligible set to true' : 'eligible set to false');
   }
   /** User object broadcast with every heartbeat; peers see it as servers[host].data. */
   get data(): JsonObject {
     return this.#data;
   }
   set data(value: JsonObject) {
-    const data = value === undefined || value === null ? {} : value;
-    if (typeof data !== 'object' || Array.isArray(data))
-      throw new TypeError(`MultiServer data must be a plain object, got ${describeValue(data)}`);
-    jsonProblem(data, 'MultiServer data');
-    this.#data = data;
-    this.#mode?.driver.core.setData(data);
+    this.#data = checkedData(value);
+    this.#mode?.driver.core.setData(this.#data);
   }
   /** The fencing token: raised by every change of master. Stamp writes with it; reject older ones. */
   get term(): number {
@@ -178,7 +119,7 @@ class MultiServer extends Component {
    * allow it again. Setting `servers[hostname].locked` does the same.
    */
   lock(hostname: string, locked = true): void {
-    this.#run((core, now) => core.setLocked(String(hostname), locked === true, now));
+    this.#p.runner.run((core, now) => core.setLocked(String(hostname), locked === true, now));
   }
 
   /**
@@ -187,7 +128,7 @@ class MultiServer extends Component {
    * is eligible, or nobody took over within a tock (then the election runs as usual).
    */
   stepDown(): Promise<void> {
-    return this.#handovers.stepDown();
+    return this.#p.handovers.stepDown();
   }
 
   /**
@@ -196,7 +137,7 @@ class MultiServer extends Component {
    * is not eligible, lacks a quorum, or the master did not hand over within a tock.
    */
   promote(): Promise<void> {
-    return this.#handovers.promote();
+    return this.#p.handovers.promote();
   }
 
   // ---- messages between servers ------------------------------------------------------
@@ -208,7 +149,7 @@ class MultiServer extends Component {
    * or the message is larger than `max_packet_bytes`.
    */
   send(target: string, type: string, payload: JsonValue): void {
-    this.#messaging.send(target, type, payload);
+    this.#p.messaging.send(target, type, payload);
   }
 
   /**
@@ -217,14 +158,14 @@ class MultiServer extends Component {
    * request or the reply may have been lost, or nobody answered.
    */
   request(target: string, type: string, payload: JsonValue, options: { timeoutMs?: number } = {}): Promise<JsonValue> {
-    return this.#messaging.request(target, type, payload, options);
+    return this.#p.messaging.request(target, type, payload, options);
   }
 
   // ---- work split by key --------------------------------------------------------------
 
   /** Live eligible servers over which keys are split, as of the last change ([] when not running). */
   get members(): string[] {
-    return this.#runner.shut || !this.#mode ? [] : [...this.#mode.driver.members];
+    return this.#p.runner.shut || !this.#mode ? [] : [...this.#mode.driver.members];
   }
 
   /** The server that owns `key` (rendezvous hashing over the live eligible servers), or null. */
@@ -249,13 +190,13 @@ class MultiServer extends Component {
    * begins, for work that runs until told to stop.
    */
   exclusive<T>(fn: (signal: AbortSignal, term: number) => T | PromiseLike<T>, options?: ExclusiveOptions): Promise<ExclusiveResult<T>> {
-    if (!this.#runner.driver) return Promise.resolve({ ran: false, reason: 'not-running', detail: 'MultiServer is not running' });
-    return this.#work.exclusive(fn, options);
+    if (!this.#p.runner.driver) return Promise.resolve({ ran: false, reason: 'not-running', detail: 'MultiServer is not running' });
+    return this.#p.work.exclusive(fn, options);
   }
 
   /** exclusive() calls running, and the handover that waits for them (for the status document). */
   get work(): MasterWork['state'] {
-    return this.#work.state;
+    return this.#p.work.state;
   }
 
   /**
@@ -265,12 +206,12 @@ class MultiServer extends Component {
    * 2) eligible again. The first result counts at once. `null` removes the check.
    */
   setHealthCheck(fn: HealthCheckFn | null, options: HealthOptions = {}): void {
-    this.#work.setHealthCheck(fn, options);
+    this.#p.work.setHealthCheck(fn, options);
   }
 
   /** The health check's state, or null without one. */
   get health(): HealthStatus | null {
-    return this.#work.health;
+    return this.#p.work.health;
   }
 
   /** Run `fn` now if this server is master; returns whether it ran. */
@@ -306,7 +247,7 @@ class MultiServer extends Component {
    * component has an `error` listener.
    */
   setCheckpoint(value: JsonValue): Promise<CheckpointResult> {
-    return this.#runner.setCheckpoint(value);
+    return this.#p.runner.setCheckpoint(value);
   }
 
   /** The election core (for diagnostics; drive it only through the component). */
@@ -319,10 +260,10 @@ class MultiServer extends Component {
   }
   /** The transport (for diagnostics: `transport.peers?.()` lists unicast destinations). */
   get transport(): Transport | null {
-    return this.#runner.transport;
+    return this.#p.runner.transport;
   }
   get settings(): Readonly<Settings> | null {
-    return this.#runner.settings;
+    return this.#p.runner.settings;
   }
 
   /**
@@ -342,7 +283,7 @@ class MultiServer extends Component {
    */
   override init(server: this['server'], config?: this['config']): void {
     super.init(server, config);
-    this.#runner.settings = this.#validate();
+    this.#p.runner.settings = this.#p.section.validate();
     if (!this.#startupWatched) this.#startupWatched = watchStartup(this.server as unknown as Parameters<typeof watchStartup>[0]);
   }
 
@@ -355,26 +296,18 @@ class MultiServer extends Component {
   override startup(callback: (err?: Error | null) => void): void {
     let settings: Settings;
     try {
-      settings = this.#validate();
+      settings = this.#p.section.validate();
       this.hostname = validateHostname(this.server.hostname);
       // ops: throws at startup when metrics are configured and prom-client is missing.
-      this.#http = wantsHttp(settings)
-        ? new OperatorHttp(
-            this,
-            settings,
-            { debug: (level, message) => this.logDebug(level, message), error: (code, message) => this.logError(code, message) },
-            () => this.metricsRegistry(),
-          )
-        : null;
+      this.#http = operatorHttp(this, settings, this.#p.log, () => this.metricsRegistry());
     } catch (err) {
       this.logError('config', (err as Error).message);
       callback(err as Error);
       return;
     }
-    // Here, not in init: that runs again in the daemon pixl-server forks, and would log twice.
-    this.#reportUnknownKeys();
+    this.#p.section.reportUnknownKeys();
     this.logDebug(2, `This process: pid ${process.pid}, instance ${this.instanceId}, hostname ${this.hostname}`);
-    this.#runner.start(settings).then(
+    this.#p.runner.start(settings).then(
       (mode) => {
         if (!mode) return; // shut down while it opened: closed again
         this.broadcastIP = mode.broadcastIp;
@@ -387,56 +320,25 @@ class MultiServer extends Component {
   }
 
   override shutdown(callback: () => void): void {
-    // The master's exclusive() work ends (or drain_timeout passes) before anyone may take over.
-    const draining = this.#work.leave();
-    if (draining) void draining.then(() => this.#shutdown(callback));
-    else this.#shutdown(callback);
-  }
-
-  #shutdown(callback: () => void): void {
-    if (!this.#runner.halt()) {
-      callback();
-      return;
-    }
-    this.#http?.detach(); // ops
-    this.#http = null; // ops
-    this.logDebug(2, 'Shutting down UDP server');
-    this.#messaging.rejectAll(() => new Error('MultiServer shut down'));
-    this.#events.failAll(new Error('MultiServer shut down'));
-    void this.#runner.close().then(() => callback());
+    this.#p.leave(() => {
+      this.#http?.detach(); // ops
+      this.#http = null; // ops
+      this.logDebug(2, 'Shutting down UDP server');
+    }, callback);
   }
 
   // ---- plumbing ----------------------------------------------------------------------
 
   /** The running mode (UDP heartbeats or etcd); it stays after shutdown, for the last state. */
   get #mode(): Mode | null {
-    return this.#runner.mode;
-  }
-
-  /** Run a step of the election through the driver (queued when called from a listener). */
-  #run(step: (core: Elector, now: Instant) => Output | null): void {
-    this.#runner.run(step);
-  }
-
-  #validate(): Settings {
-    return validateSection(this.server.config, this.config);
-  }
-
-  #reportUnknownKeys(): void {
-    for (const line of unknownKeyLines(this.server.config, this.config)) this.logDebug(1, line);
+    return this.#p.runner.mode;
   }
 
   /** A config reload: what can change now does (shell/reload.ts says which keys wait for a restart). */
   #reload(): void {
-    let settings: Settings;
-    try {
-      settings = this.#validate();
-    } catch (err) {
-      this.logError('config', `Config reload ignored: ${(err as Error).message}`);
-      return;
-    }
-    this.#reportUnknownKeys();
-    this.#runner.reload(settings);
+    const settings = this.#p.section.reloaded();
+    if (!settings) return;
+    this.#p.runner.reload(settings);
     this.broadcastIP = this.#mode?.broadcastIp ?? this.broadcastIP;
   }
 }

@@ -8,155 +8,73 @@
  *    never go down: no write of a deposed master is accepted after its successor's;
  *  - no acknowledged checkpoint lost: every master resumes from at least the newest
  *    checkpoint etcd acknowledged before it became master.
- * Waiting is always "until observed, or fail after a deadline".
+ * Spawning, reports, waits and the agreement rule are every process cluster's
+ * (tools/member-processes.ts): failures are judged by the reports received after a fault.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ETCD_CHILD_SCRIPT, type EtcdChildCommand, type EtcdChildConfig, type EtcdChildReport } from './etcd-child';
 import { assertLoopback, freeUdpPort } from './loopback';
-import { preciseNow, Waiters } from './waiters';
+import { StagedProcesses, type MemberProcess } from './member-processes';
+import { preciseNow } from './waiters';
 
-export interface FaultMember {
-  host: string;
-  child: ChildProcess;
-  alive: boolean;
-  exited: Promise<void>;
-  /** It reported `master` or `slave` (a server's first `slave` may come a report after the `masterchange` that names its master). */
-  roleKnown: boolean;
-  master: boolean;
-  masterHostname: string;
-  term: number;
+export interface FaultMember extends MemberProcess {
   port: number;
   iid: string;
 }
 
 export { preciseNow };
 
-export class EtcdFaultCluster {
-  readonly reports: EtcdChildReport[] = [];
-  readonly members = new Map<string, FaultMember>();
+/** Agreement also needs one term on every live server (tools/member-processes.ts has the rest of the rule). */
+export class EtcdFaultCluster extends StagedProcesses<FaultMember, EtcdChildReport, EtcdChildCommand> {
   readonly logDir = mkdtempSync(path.join(os.tmpdir(), 'psm-etcd-faults-'));
   #base: Omit<EtcdChildConfig, 'hostname' | 'bindIp' | 'port' | 'logDir'>;
-  readonly #waiters = new Waiters({ describe: () => `views: ${this.describe()}` });
-  #signals: Array<{ host: string; signal: NodeJS.Signals; t: number }> = [];
   /** When etcd's history was rewritten (restore, wipe): revisions before and after are not comparable. */
   #rewrites: number[] = [];
 
   constructor(base: Omit<EtcdChildConfig, 'hostname' | 'bindIp' | 'port' | 'logDir'>) {
+    super({ oneTerm: true });
     this.#base = base;
   }
 
   /** Fork servers (each on its own 127.0.0.x, all on one free port) and start them together. */
-  async start(hosts: string[]): Promise<void> {
+  override async start(hosts: string[]): Promise<void> {
     const port = await freeUdpPort();
     await Promise.all(
-      hosts.map(async (host, i) => {
+      hosts.map((host, i) => {
         const bindIp = `127.0.0.${i + 2}`;
         assertLoopback(bindIp);
         const config: EtcdChildConfig = { ...this.#base, hostname: host, bindIp, port, logDir: this.logDir };
-        const child = fork(ETCD_CHILD_SCRIPT, [JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-        const member: FaultMember = {
-          host,
-          child,
-          alive: true,
-          exited: new Promise((resolve) => child.once('exit', () => resolve())),
-          roleKnown: false,
-          master: false,
-          masterHostname: '',
-          term: 0,
-          port: 0,
-          iid: '',
-        };
-        this.members.set(host, member);
-        child.on('message', (report: EtcdChildReport) => this.#onReport(member, report));
-        child.once('exit', () => {
-          member.alive = false;
-          member.master = false;
-          this.reports.push({ kind: 'down', host, t: preciseNow() });
-          this.#check();
-        });
-        await this.waitFor(() => this.reports.some((r) => r.kind === 'loaded' && r.host === host), 20_000, `${host} loaded`);
+        return this.fork(ETCD_CHILD_SCRIPT, host, config, { port: 0, iid: '' });
       }),
     );
-    for (const host of hosts) this.command(host, { cmd: 'start' });
+    await super.start(hosts, 20_000);
     await this.waitFor(() => hosts.every((host) => (this.members.get(host)?.iid ?? '') !== ''), 20_000, 'every server started');
   }
 
-  #onReport(member: FaultMember, report: EtcdChildReport): void {
-    this.reports.push(report);
-    switch (report.kind) {
-      case 'master':
-        member.roleKnown = true;
-        member.master = true;
-        member.term = report.term;
-        break;
-      case 'slave':
-        member.roleKnown = true;
-        member.master = false;
-        break;
-      case 'masterchange':
-        member.masterHostname = report.master;
-        member.term = report.term;
-        break;
-      case 'info':
-        member.port = report.port;
-        member.iid = report.iid;
-        break;
-      default:
-        break;
+  protected onReports(member: FaultMember, reports: EtcdChildReport[]): void {
+    for (const report of reports) {
+      this.reports.push(report);
+      switch (report.kind) {
+        case 'master':
+          this.noteRole(member, true, report.term);
+          break;
+        case 'slave':
+          this.noteRole(member, false);
+          break;
+        case 'masterchange':
+          member.masterHostname = report.master;
+          member.term = report.term;
+          break;
+        case 'info':
+          member.port = report.port;
+          member.iid = report.iid;
+          break;
+        default:
+          break;
+      }
     }
-    this.#check();
-  }
-
-  #check(): void {
-    this.#waiters.check();
-  }
-
-  waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    return this.#waiters.waitFor(predicate, timeoutMs, what);
-  }
-
-  describe(): string {
-    return [...this.members.values()]
-      .map((m) => `${m.host}${m.alive ? '' : '(dead)'}:${m.master ? 'M' : 's'}→${m.masterHostname || "''"}@${m.term}`)
-      .join(' ');
-  }
-
-  /**
-   * The master every live server names, which alone says it is master, with one term; else null.
-   * Every live server must have reported its role too: a test that reads what follows the
-   * agreement must not find the `slave` event that completed it.
-   */
-  agreedMaster(): string | null {
-    const live = [...this.members.values()].filter((m) => m.alive);
-    const name = live[0]?.masterHostname ?? '';
-    if (!name || live.some((m) => m.masterHostname !== name || !m.roleKnown)) return null;
-    const masters = live.filter((m) => m.master);
-    if (masters.length !== 1 || masters[0]?.host !== name) return null;
-    const term = masters[0].term;
-    return live.every((m) => m.term === term) ? name : null;
-  }
-
-  async agreed(timeoutMs: number, want?: string): Promise<string> {
-    await this.waitFor(
-      () => this.agreedMaster() !== null && (want === undefined || this.agreedMaster() === want),
-      timeoutMs,
-      `agreement${want ? ` on ${want}` : ''}`,
-    );
-    return this.agreedMaster() as string;
-  }
-
-  command(host: string, command: EtcdChildCommand): void {
-    const member = this.members.get(host);
-    if (member?.alive) member.child.send(command);
-  }
-
-  /** SIGSTOP / SIGCONT, recorded: a stopped process does nothing, so its mastership ends there for the checks. */
-  signal(host: string, signal: NodeJS.Signals): void {
-    this.#signals.push({ host, signal, t: preciseNow() });
-    this.members.get(host)?.child.kill(signal);
   }
 
   /** etcd is about to be restored or wiped: its revisions start again (the stopped members answer nothing until then). */
@@ -164,7 +82,6 @@ export class EtcdFaultCluster {
     this.#rewrites.push(preciseNow());
   }
 
-  /** Role events (master, slave, masterchange) of live servers since `since`. */
   /**
    * Role events received after the first `received` reports: what followed an action taken
    * when that many had arrived. Not by timestamp: the event that completed an agreement is often
@@ -172,10 +89,6 @@ export class EtcdFaultCluster {
    */
   roleEventsAfter(received: number): EtcdChildReport[] {
     return this.reports.slice(received).filter((r) => r.kind === 'master' || r.kind === 'slave' || r.kind === 'masterchange');
-  }
-
-  roleEvents(since: number): EtcdChildReport[] {
-    return this.reports.filter((r) => (r.kind === 'master' || r.kind === 'slave' || r.kind === 'masterchange') && r.t >= since);
   }
 
   /** The checks every fault must pass, over the whole history so far. Throws with what broke. */
@@ -197,9 +110,9 @@ export class EtcdFaultCluster {
     for (const [host, from] of open) spans.push({ host, from, to: end });
     // A process stopped (SIGSTOP) acts on nothing: its mastership ends when it stops. When it
     // resumes, the first thing it reports must be `slave` (it was past its lease's deadline).
-    for (const stop of this.#signals.filter((s) => s.signal === 'SIGSTOP')) {
+    for (const stop of this.signals.filter((s) => s.signal === 'SIGSTOP')) {
       for (const span of spans) if (span.host === stop.host && span.from <= stop.t && stop.t < span.to) span.to = stop.t;
-      const resumed = this.#signals.find((s) => s.host === stop.host && s.signal === 'SIGCONT' && s.t >= stop.t);
+      const resumed = this.signals.find((s) => s.host === stop.host && s.signal === 'SIGCONT' && s.t >= stop.t);
       const wasMaster = spans.some((span) => span.host === stop.host && span.to === stop.t);
       if (!resumed || !wasMaster) continue;
       // A write or checkpoint sent before the stop and answered after it was etcd's to fence, and
@@ -258,9 +171,8 @@ export class EtcdFaultCluster {
     return { masters: masters.length, writes: writes.length, accepted: accepted.length, checkpoints: acked.length };
   }
 
-  async close(): Promise<void> {
-    for (const member of this.members.values()) if (member.alive) member.child.kill('SIGKILL');
-    await Promise.all([...this.members.values()].map((m) => m.exited));
+  override async close(): Promise<void> {
+    await super.close();
     rmSync(this.logDir, { recursive: true, force: true });
   }
 }

@@ -8,11 +8,12 @@
  *  - `LeaseProcessCluster`: the lease election alone, behind the component's driver, against a
  *    real etcd (tools/lease-child.ts), so tests signal the election itself and run the fencing
  *    example.
- * Both share what a cluster of child processes is (`MemberProcesses`): members and their
- * views, exits, the agreement rule, and waiting, which is always "until this is observed, or
- * fail after a deadline" (tools/waiters.ts): nothing here sleeps and hopes.
+ * Both are a cluster of child processes as tools/member-processes.ts has it (as is the etcd
+ * fault suite's, tools/etcd-fault-cluster.ts): members and their views, exits, the agreement
+ * rule, and waiting, which is always "until this is observed, or fail after a deadline":
+ * nothing here sleeps and hopes.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -20,8 +21,9 @@ import { CHILD_SCRIPT, type ChildCommand, type ChildConfig, type ChildReport, ty
 import { DEFAULT_CONFIG } from '../src/config';
 import { assertLoopback, assertLoopbackConfig, freeUdpPort } from './loopback';
 import { LEASE_CHILD_SCRIPT, type LeaseChildCommand, type LeaseChildConfig, type LeaseChildReport } from './lease-child';
+import { MemberProcesses, StagedProcesses, type MemberProcess } from './member-processes';
 import { LAN_NETNS_ENV } from './netns';
-import { preciseNow, Waiters } from './waiters';
+import { preciseNow } from './waiters';
 
 export interface ProcessClusterOptions {
   heartbeatFreq: number;
@@ -48,98 +50,14 @@ export interface ProcessClusterOptions {
   work?: ChildConfig['work'];
 }
 
-/** One member process and its view of the election, as its reports tell it. */
-export interface MemberProcess {
-  host: string;
-  child: ChildProcess;
-  alive: boolean;
-  /** Whether it says it is master. */
-  master: boolean;
-  /** The master it names ('' for none). */
-  masterHostname: string;
-  term: number;
-}
-
-/**
- * A cluster of child processes that report to us over IPC: what both modes share. A mode
- * forks its children (`adopt`), turns their reports into views (`onReports`), and says what
- * a member's exit means (`onExit`).
- */
-abstract class MemberProcesses<Member extends MemberProcess, Report> {
-  readonly reports: Report[] = [];
-  protected readonly byHost = new Map<string, Member>();
-  readonly #waiters = new Waiters({ describe: () => this.describe() });
-
-  /** Resolves when `predicate` holds (re-checked on every batch of reports and every exit); rejects after `timeoutMs`. */
-  waitFor(predicate: () => boolean, timeoutMs: number, what = 'condition'): Promise<void> {
-    return this.#waiters.waitFor(predicate, timeoutMs, what);
-  }
-
-  /** Every member's view, for a timeout's message. */
-  describe(): string {
-    const views = [...this.byHost.values()]
-      .map((m) => `${m.host}${m.alive ? '' : '(dead)'}:${m.master ? 'M' : 's'}→${m.masterHostname || "''"}@${m.term}`)
-      .join(' ');
-    return `views: ${views}`;
-  }
-
-  live(): string[] {
-    return [...this.byHost.values()].filter((m) => m.alive).map((m) => m.host);
-  }
-
-  /**
-   * The master every live member names, which alone of them says it is master; else null
-   * (also with no member, or none naming a master yet).
-   */
-  agreedMaster(): string | null {
-    const live = [...this.byHost.values()].filter((m) => m.alive);
-    const name = live[0]?.masterHostname ?? '';
-    if (!name || live.some((m) => m.masterHostname !== name)) return null;
-    const masters = live.filter((m) => m.master);
-    return masters.length === 1 && masters[0]?.host === name ? name : null;
-  }
-
-  /** Take a forked child as a member: its reports (one or a batch per message) and its exit. */
-  protected adopt(member: Member, exited: (code: number | null) => void): void {
-    this.byHost.set(member.host, member);
-    member.child.on('message', (message: Report | Report[]) => {
-      this.onReports(member, Array.isArray(message) ? message : [message]);
-      // Once per message: a waiter sees a step's events all or none.
-      this.#waiters.check();
-    });
-    member.child.once('exit', (code) => {
-      member.alive = false;
-      member.master = false;
-      this.onExit(member);
-      this.#waiters.check();
-      exited(code);
-    });
-  }
-
-  /** Something the waits may depend on changed outside a report (a signal sent). */
-  protected changed(): void {
-    this.#waiters.check();
-  }
-
-  protected member(host: string): Member {
-    const member = this.byHost.get(host);
-    if (!member) throw new Error(`no member ${host}`);
-    return member;
-  }
-
-  protected abstract onReports(member: Member, reports: Report[]): void;
-  protected abstract onExit(member: Member): void;
-}
-
 interface ComponentMember extends MemberProcess {
   state: ChildState | null;
   /** When this member's view of the master last changed. */
   learnedAt: number;
-  exited: Promise<number | null>;
 }
 
 /** pixl-server processes with the component, in either election mode (by their section). */
-export class ProcessCluster extends MemberProcesses<ComponentMember, ChildReport> {
+export class ProcessCluster extends MemberProcesses<ComponentMember, ChildReport, ChildCommand> {
   readonly logDir: string;
   #options: ProcessClusterOptions;
   #port = 0;
@@ -226,19 +144,7 @@ export class ProcessCluster extends MemberProcesses<ComponentMember, ChildReport
     child.stderr?.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
     });
-    let exited: (code: number | null) => void = () => undefined;
-    const member: ComponentMember = {
-      host,
-      child,
-      state: null,
-      learnedAt: 0,
-      alive: true,
-      master: false,
-      masterHostname: '',
-      term: 0,
-      exited: new Promise((resolve) => (exited = resolve)),
-    };
-    this.adopt(member, exited);
+    const member = this.spawn(host, child, { state: null, learnedAt: 0 });
     await this.waitFor(() => member.state !== null || !member.alive, this.#options.startTimeoutMs ?? 20_000, `${host} to start`);
     if (!member.alive) throw new Error(`${host} exited during startup: ${stderr.trim().slice(-500)}`);
   }
@@ -270,10 +176,6 @@ export class ProcessCluster extends MemberProcesses<ComponentMember, ChildReport
     const member = this.member(host);
     if (member.alive) member.child.kill('SIGTERM');
     return member.exited;
-  }
-
-  command(host: string, command: ChildCommand): void {
-    this.member(host).child.send(command);
   }
 
   /** Resource use and packet counters of a live member, as it reports them now. */
@@ -370,12 +272,8 @@ export class ProcessCluster extends MemberProcesses<ComponentMember, ChildReport
 
   /** Wait until all live members agree; returns the master and the time agreement was observed. */
   async waitAgreed(timeoutMs: number, expected?: string): Promise<{ master: string; at: number }> {
-    const ok = (): boolean => {
-      const master = this.agreedMaster();
-      return master !== null && (expected === undefined || master === expected);
-    };
-    await this.waitFor(ok, timeoutMs, expected ? `agreement on ${expected}` : 'agreement on a master');
-    return { master: this.agreedMaster() as string, at: this.#agreementTime() };
+    const master = await this.agreed(timeoutMs, expected);
+    return { master, at: this.#agreementTime() };
   }
 
   /**
@@ -412,9 +310,9 @@ export class ProcessCluster extends MemberProcesses<ComponentMember, ChildReport
         member.learnedAt = report.t;
       }
       member.state = report.state;
-      member.master = report.state.master;
+      // Every report carries the whole state, its role included.
+      this.noteRole(member, report.state.master, report.state.term);
       member.masterHostname = report.state.masterHostname;
-      member.term = report.state.term;
       this.reports.push(report);
     }
   }
@@ -424,12 +322,10 @@ export class ProcessCluster extends MemberProcesses<ComponentMember, ChildReport
   }
 }
 
-export interface LeaseMember extends MemberProcess {
-  exited: Promise<void>;
-}
+export type LeaseMember = MemberProcess;
 
 /** The lease election alone, in processes of its own (no pixl-server), against a real etcd. */
-export class LeaseProcessCluster extends MemberProcesses<LeaseMember, LeaseChildReport> {
+export class LeaseProcessCluster extends StagedProcesses<LeaseMember, LeaseChildReport, LeaseChildCommand> {
   #base: Omit<LeaseChildConfig, 'hostname'>;
 
   constructor(base: Omit<LeaseChildConfig, 'hostname'>) {
@@ -437,41 +333,15 @@ export class LeaseProcessCluster extends MemberProcesses<LeaseMember, LeaseChild
     this.#base = base;
   }
 
-  get members(): ReadonlyMap<string, LeaseMember> {
-    return this.byHost;
-  }
-
   /**
    * Fork a server and wait until it runs; with `defer`, until it is loaded and waiting for
-   * `start()` (so that servers can start together: loading etcd3 takes a varying while).
+   * `start()` (so that servers can start together).
    */
   async add(host: string, extra: Partial<LeaseChildConfig> = {}, defer = false): Promise<LeaseMember> {
     const config: LeaseChildConfig = { ...this.#base, ...extra, hostname: host };
-    const child = fork(LEASE_CHILD_SCRIPT, [JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    let exited: () => void = () => undefined;
-    const member: LeaseMember = {
-      host,
-      child,
-      alive: true,
-      exited: new Promise((resolve) => (exited = resolve)),
-      master: false,
-      masterHostname: '',
-      term: 0,
-    };
-    this.adopt(member, () => exited());
-    await this.waitFor(() => this.reports.some((r) => r.kind === 'loaded' && r.host === host), 15_000, `${host} loaded`);
+    const member = await this.fork(LEASE_CHILD_SCRIPT, host, config, {});
     if (!defer) await this.start([host]);
     return member;
-  }
-
-  /** Start servers added with `defer`, all at once. */
-  async start(hosts: string[]): Promise<void> {
-    for (const host of hosts) this.command(host, { cmd: 'start' });
-    await this.waitFor(
-      () => hosts.every((host) => this.reports.some((r) => r.kind === 'ready' && r.host === host)),
-      5000,
-      `${hosts.join(', ')} started`,
-    );
   }
 
   protected onReports(member: LeaseMember, reports: LeaseChildReport[]): void {
@@ -479,44 +349,13 @@ export class LeaseProcessCluster extends MemberProcesses<LeaseMember, LeaseChild
       this.reports.push(report);
       if (report.kind !== 'event') continue;
       const event = report.event;
-      if (event.type === 'master') {
-        member.master = true;
-        member.term = event.term;
-      } else if (event.type === 'slave') {
-        member.master = false;
-      } else if (event.type === 'masterchange') {
+      if (event.type === 'master') this.noteRole(member, true, event.term);
+      else if (event.type === 'slave') this.noteRole(member, false);
+      else if (event.type === 'masterchange') {
         member.masterHostname = event.hostname;
       }
       if (report.term > member.term) member.term = report.term;
     }
-  }
-
-  protected onExit(member: LeaseMember): void {
-    this.reports.push({ kind: 'down', host: member.host, t: preciseNow() });
-  }
-
-  async agreed(timeoutMs: number, want?: string): Promise<string> {
-    await this.waitFor(
-      () => this.agreedMaster() !== null && (want === undefined || this.agreedMaster() === want),
-      timeoutMs,
-      `agreement${want ? ` on ${want}` : ''}`,
-    );
-    return this.agreedMaster() as string;
-  }
-
-  command(host: string, command: LeaseChildCommand): void {
-    this.byHost.get(host)?.child.send(command);
-  }
-
-  signal(host: string, signal: NodeJS.Signals): void {
-    this.byHost.get(host)?.child.kill(signal);
-  }
-
-  async kill(host: string): Promise<void> {
-    const member = this.byHost.get(host);
-    if (!member || !member.alive) return;
-    member.child.kill('SIGKILL');
-    await member.exited;
   }
 
   async shutdown(host: string): Promise<void> {
@@ -549,9 +388,5 @@ export class LeaseProcessCluster extends MemberProcesses<LeaseMember, LeaseChild
     }
     for (const [host, started] of open) out.push({ host, ...started, to: until });
     return out;
-  }
-
-  async close(): Promise<void> {
-    await Promise.all([...this.byHost.keys()].map((host) => this.kill(host)));
   }
 }

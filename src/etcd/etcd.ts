@@ -325,15 +325,7 @@ export class EtcdStore {
       if (done) return;
       done = true;
       member.keepAlives--;
-      if (!stream) return;
-      stream.removeAllListeners();
-      stream.on('error', () => undefined);
-      try {
-        stream.cancel?.();
-        stream.end();
-      } catch {
-        // already closed
-      }
+      if (stream) closeStream(stream);
     };
     const settle = this.#settleOnce(id, timeoutMs, () => {
       this.#endpoints.failed(index, this.#now());
@@ -381,15 +373,7 @@ export class EtcdStore {
     const cancel = (): void => {
       clearTimeout(timer);
       lost = true;
-      if (!stream) return;
-      stream.removeAllListeners();
-      stream.on('error', () => undefined);
-      try {
-        stream.cancel?.();
-        stream.end();
-      } catch {
-        // already closed
-      }
+      if (stream) closeStream(stream);
     };
     this.#watchers.set(id, { stream: null, cancel });
     const lose = (reason: string, err?: unknown): void => {
@@ -451,5 +435,17 @@ export class EtcdStore {
       },
       (err: unknown) => lose(err instanceof Error ? err.message : String(err), err),
     );
+  }
+}
+
+/** Done with a stream: nothing of it reaches us any more, and an error it raises while closing is ignored. */
+function closeStream(stream: DuplexStream): void {
+  stream.removeAllListeners();
+  stream.on('error', () => undefined);
+  try {
+    stream.cancel?.();
+    stream.end();
+  } catch {
+    // already closed
   }
 }

@@ -6,6 +6,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { FromGuardian, GoneReason, StartMessage, ToGuardian } from './protocol';
@@ -21,6 +22,27 @@ export interface RunEnd {
   silentMs?: number;
   startedAt: number;
   endedAt: number;
+}
+
+const SIGNAL_NUMBERS: Record<string, number> = os.constants.signals as unknown as Record<string, number>;
+
+/** A shell-style exit status for how the command ended. */
+export function exitStatus(end: Pick<RunEnd, 'code' | 'signal'>): number {
+  if (end.code !== null) return end.code;
+  if (end.signal) return 128 + (SIGNAL_NUMBERS[end.signal] ?? 0);
+  return 1;
+}
+
+/**
+ * The wrapper's environment for the command and the hooks, minus an IPC channel the wrapper
+ * itself may have been given (a command that is a node program would try to use it).
+ */
+export function commandEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
+  delete env.NODE_CHANNEL_FD;
+  delete env.NODE_CHANNEL_SERIALIZATION_MODE;
+  return env;
 }
 
 export interface Isolation {

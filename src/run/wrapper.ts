@@ -18,50 +18,24 @@
  * the wrapper then stops it with the full grace, and the component hands the role over only
  * once it is gone (its `drain_timeout` is at least the grace and 5 s). `handOver(reason)` is
  * the wrapper's own way to give the role up (`--on-exit step-down`).
+ *
+ * This file is the order above; the rest is in modules of their own: the pixl-server it runs
+ * in (server.ts), its signals (signals.ts), one run of the command (child.ts) and its guardian
+ * (guardian.ts), the hooks (hooks.ts), the health command (health.ts), the conflict watch that
+ * runs on-master again (conflicts.ts), the timings derived from the section (timing.ts).
  */
-import * as path from 'node:path';
-import * as os from 'node:os';
 import type PixlServer = require('pixl-server');
-import type Component = require('pixl-server/component');
 import type MultiServer = require('../component');
-import { ChildRun, probeIsolation, type Isolation, type RunEnd } from './child';
+import { ChildRun, commandEnv, exitStatus, probeIsolation, type Isolation, type RunEnd } from './child';
+import { ConflictWatch } from './conflicts';
 import { HookRunner, type HookEvent } from './hooks';
 import { runHealthCommand } from './health';
 import type { RunOptions } from './options';
+import { loadModules, RunError, startServer } from './server';
+import { escalateSignals } from './signals';
 import { backoffMs, runTiming, type RunTiming } from './timing';
 
-export class RunError extends Error {
-  override name = 'RunError';
-}
-
-interface Modules {
-  PixlServer: typeof PixlServer;
-  Component: typeof Component;
-  MultiServer: typeof MultiServer;
-}
-
-/** pixl-server is a peer dependency: say so plainly when it is missing. */
-function loadModules(): Modules {
-  try {
-    require.resolve('pixl-server');
-  } catch {
-    throw new RunError('`pixl-server-multi run` needs the pixl-server package (a peer dependency): npm install pixl-server');
-  }
-  return {
-    PixlServer: require('pixl-server') as typeof PixlServer,
-    Component: require('pixl-server/component') as typeof Component,
-    MultiServer: require('../index') as typeof MultiServer,
-  };
-}
-
-const SIGNAL_NUMBERS: Record<string, number> = os.constants.signals as unknown as Record<string, number>;
-
-/** A shell-style exit status for how the command ended. */
-export function exitStatus(end: Pick<RunEnd, 'code' | 'signal'>): number {
-  if (end.code !== null) return end.code;
-  if (end.signal) return 128 + (SIGNAL_NUMBERS[end.signal] ?? 0);
-  return 1;
-}
+export { exitStatus, RunError };
 
 export class Runner {
   readonly options: RunOptions;
@@ -76,9 +50,7 @@ export class Runner {
   #failures = 0;
   #restartTimer: NodeJS.Timeout | null = null;
   #exitCode = 0;
-  #signals = 0;
-  #conflicts = { seen: 0, pending: false };
-  #conflictTimer: NodeJS.Timeout | null = null;
+  #conflicts: ConflictWatch | null = null;
   #done!: (code: number) => void;
   readonly finished: Promise<number>;
 
@@ -94,55 +66,7 @@ export class Runner {
     const options = this.options;
     this.#isolation = probeIsolation(options.pidNamespace);
     if (options.pidNamespace === 'on' && !this.#isolation.unshare) throw new RunError(`--pid-namespace on: ${this.#isolation.why}`);
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- inside the component class below, `this` is the component
-    const runner = this;
-    // A component of its own, after MultiServer: pixl-server shuts components down in
-    // reverse order, so the command is stopped before MultiServer announces our departure.
-    class MultiRun extends modules.Component {
-      override __name = 'MultiRun';
-      override startup(callback: (err?: Error | null) => void): void {
-        runner.#attach(this.server as unknown as PixlServer);
-        callback();
-      }
-      override shutdown(callback: () => void): void {
-        void runner.#leave().then(callback);
-      }
-    }
-    const { PixlServer } = modules;
-    const logFile = options.logFile ? path.resolve(options.logFile) : os.devNull;
-    this.#server = new PixlServer({
-      __name: 'PixlServerMultiRun',
-      __version: '1.0',
-      config: {
-        hostname: options.hostname,
-        ...(options.ip ? { ip: options.ip } : {}),
-        foreground: true,
-        echo: true,
-        log_dir: path.dirname(logFile),
-        log_filename: path.basename(logFile),
-        debug_level: options.debugLevel,
-        MultiServer: options.section,
-      },
-      components: [modules.MultiServer as unknown as new () => Component, MultiRun as unknown as new () => Component],
-      // Log lines go to stderr: the command's own output keeps stdout.
-      echoer: (_line: string, _cols: unknown, args: Record<string, unknown>) => {
-        const data =
-          args.data === undefined || args.data === null || args.data === ''
-            ? ''
-            : ` ${typeof args.data === 'string' ? args.data : JSON.stringify(args.data)}`;
-        const code = args.category === 'debug' ? String(args.code) : `${String(args.category)}/${String(args.code)}`;
-        process.stderr.write(`${String(args.date)} ${String(args.component)}[${code}]: ${String(args.msg)}${data}\n`);
-      },
-    });
-    // pixl-server reads its own options from the command line (`--config` would be taken
-    // as its config file): it sees none.
-    const argv = process.argv;
-    process.argv = argv.slice(0, 2);
-    try {
-      this.#server.startup();
-    } finally {
-      process.argv = argv;
-    }
+    this.#server = startServer(modules, options, { attach: (server) => this.#attach(server), leave: () => this.#leave() });
   }
 
   #log(level: number, message: string): void {
@@ -156,7 +80,13 @@ export class Runner {
   }
 
   #attach(server: PixlServer): void {
+    // Before startServer returns, when pixl-server starts its components at once.
+    this.#server = server;
     this.#multi = server.MultiServer as unknown as MultiServer;
+    this.#conflicts = new ConflictWatch(this.#multi, () => {
+      this.#log(2, `A master conflict ended with this server master (term ${this.#multi.term}): running on-master again`);
+      this.#hook('master', 'conflict-won');
+    });
     const options = this.options;
     for (const warning of (options as RunOptions & { warnings?: string[] }).warnings ?? []) this.#error('config', warning);
     this.#hooks = new HookRunner(
@@ -181,31 +111,24 @@ export class Runner {
     }
     this.#multi.on('master', (term) => this.#onMaster(term));
     this.#multi.on('slave', () => this.#onSlave());
-    // pixl-server's own handlers would leave at once; ours stop the command first, and a
-    // second signal hurries the stop instead of abandoning it.
-    for (const name of ['sigIntFunc', 'sigTermFunc', 'sigHupFunc'] as const) {
-      const handler = server[name] as ((...args: unknown[]) => void) | undefined;
-      if (handler) process.off(name === 'sigIntFunc' ? 'SIGINT' : name === 'sigTermFunc' ? 'SIGTERM' : 'SIGHUP', handler);
-    }
-    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => this.#onSignal(signal));
+    escalateSignals(server, {
+      leave: (signal) => {
+        this.#log(2, `Caught ${signal}: stopping the command, then leaving the cluster`);
+        if (!this.#server.shut) this.#server.shutdown();
+      },
+      hurry: (signal) => {
+        this.#log(1, `Caught ${signal} again: killing the command now`);
+        this.#run?.stop(0);
+      },
+      exit: (signal) => {
+        this.#error('signal', `Caught ${signal} a third time: exiting now (the guardian still ends the command)`);
+        process.exit(1);
+      },
+    });
     server.once('shutdown', () => this.#done(this.#exitCode));
     // Whatever the component decided before we listened (a master heard at once).
     if (this.#multi.master) this.#onMaster(this.#multi.term);
     else if (this.#multi.slave) this.#onSlave();
-  }
-
-  #onSignal(signal: NodeJS.Signals): void {
-    this.#signals++;
-    if (this.#signals === 1) {
-      this.#log(2, `Caught ${signal}: stopping the command, then leaving the cluster`);
-      if (!this.#server.shut) this.#server.shutdown();
-    } else if (this.#signals === 2) {
-      this.#log(1, `Caught ${signal} again: killing the command now`);
-      this.#run?.stop(0);
-    } else {
-      this.#error('signal', `Caught ${signal} a third time: exiting now (the guardian still ends the command)`);
-      process.exit(1);
-    }
   }
 
   // ---- role events -------------------------------------------------------------------
@@ -227,14 +150,13 @@ export class Runner {
 
   #onMaster(term: number): void {
     this.#log(3, `Master (term ${term}): starting the command`);
-    this.#conflicts = { seen: this.#multi.stats.conflicts, pending: false };
-    this.#watchConflicts();
+    if (this.options.hooks.master) this.#conflicts?.start(Math.max(50, Math.min(1000, (this.options.settings.heartbeat_freq * 1000) / 2)));
     this.#hook('master', 'elected');
     this.#ensureRunning();
   }
 
   #onSlave(): void {
-    this.#stopWatchingConflicts();
+    this.#conflicts?.stop();
     this.#cancelRestart();
     // Leaving tells the hook itself, once the command is stopped.
     if (!this.#leaving) this.#hook('slave', this.#handingOver ? 'handed-over' : this.#multi.masterHostname ? 'follows' : 'no-master');
@@ -247,37 +169,6 @@ export class Runner {
       );
       run.stop(grace);
     }
-  }
-
-  /**
-   * Keepalived's lesson (a winner that is not told again after a split brain): when a
-   * conflict ends with this server still master, its on-master hook runs again, with the
-   * term it now holds. A conflict has ended once no peer claims the role and none was seen
-   * since the last look.
-   */
-  #watchConflicts(): void {
-    if (this.#conflictTimer || !this.options.hooks.master) return;
-    const every = Math.max(50, Math.min(1000, (this.options.settings.heartbeat_freq * 1000) / 2));
-    this.#conflictTimer = setInterval(() => {
-      if (!this.#multi.master) return;
-      const seen = this.#multi.stats.conflicts;
-      if (seen !== this.#conflicts.seen) {
-        this.#conflicts = { seen, pending: true };
-        return;
-      }
-      if (!this.#conflicts.pending) return;
-      const rival = Object.values(this.#multi.servers).some((record) => !record.self && record.master);
-      if (rival) return;
-      this.#conflicts.pending = false;
-      this.#log(2, `A master conflict ended with this server master (term ${this.#multi.term}): running on-master again`);
-      this.#hook('master', 'conflict-won');
-    }, every);
-    this.#conflictTimer.unref();
-  }
-
-  #stopWatchingConflicts(): void {
-    if (this.#conflictTimer) clearInterval(this.#conflictTimer);
-    this.#conflictTimer = null;
   }
 
   // ---- the command -------------------------------------------------------------------
@@ -456,7 +347,7 @@ export class Runner {
   /** pixl-server is shutting down (we go first): stop the command, tell the hooks, then go. */
   async #leave(): Promise<void> {
     this.#leaving = true;
-    this.#stopWatchingConflicts();
+    this.#conflicts?.stop();
     const wasMaster = this.#multi?.master === true || this.#run !== null;
     await this.#stopRun();
     if (wasMaster && this.#hooks?.has('slave')) {
@@ -467,18 +358,6 @@ export class Runner {
     await this.#hooks?.idle(this.options.hookTimeoutMs + 3000);
     this.#log(2, 'The command is stopped: leaving the cluster');
   }
-}
-
-/**
- * The wrapper's environment for the command and the hooks, minus an IPC channel the wrapper
- * itself may have been given (a command that is a node program would try to use it).
- */
-function commandEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
-  delete env.NODE_CHANNEL_FD;
-  delete env.NODE_CHANNEL_SERIALIZATION_MODE;
-  return env;
 }
 
 /** Run until the wrapper has left; resolves with the exit code. */

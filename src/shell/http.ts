@@ -101,6 +101,16 @@ export function wantsHttp(settings: HttpSettings): boolean {
   return ROUTE_KEYS.some((key) => settings[key] !== '');
 }
 
+/** The routes the section asks for, or null when it asks for none. Throws when metrics are configured and prom-client is missing. */
+export function operatorHttp(
+  source: HttpSource,
+  settings: HttpSettings,
+  log: HttpLog,
+  metrics: () => MetricsRegistry,
+): OperatorHttp | null {
+  return wantsHttp(settings) ? new OperatorHttp(source, settings, log, metrics) : null;
+}
+
 export function isLikeWebServer(value: unknown): value is WebServerLike {
   const web = value as Partial<WebServerLike> | null;
   return !!web && typeof web.addURIHandler === 'function' && typeof web.removeURIHandler === 'function';

@@ -2,6 +2,7 @@
  * What the component checks of the values an application hands it (data, payloads,
  * checkpoints), so a value JSON cannot carry fails at the caller, not later in a timer.
  */
+import type { JsonObject } from '../protocol/messages';
 import { describeThrown } from '../util/describe';
 
 /**
@@ -28,4 +29,13 @@ export function describeValue(value: unknown): string {
   if (typeof value === 'symbol') return 'a symbol';
   if (value === null || typeof value !== 'object') return `${String(value)} (${typeof value})`;
   return Array.isArray(value) ? 'an array' : 'an object';
+}
+
+/** What `multi.data` may be set to: a plain object that JSON can carry (null and undefined: `{}`). */
+export function checkedData(value: unknown): JsonObject {
+  const data = value === undefined || value === null ? {} : value;
+  if (typeof data !== 'object' || Array.isArray(data))
+    throw new TypeError(`MultiServer data must be a plain object, got ${describeValue(data)}`);
+  jsonProblem(data, 'MultiServer data');
+  return data as JsonObject;
 }
