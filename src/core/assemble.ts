@@ -36,6 +36,7 @@ export interface CoreParts {
   announcer: Announcer;
   roles: Roles;
   relays: Relays;
+  words: Words;
   inbox: Inbox;
   /** Authenticated clusters only: instance admission and our challenges (see freshness.ts). */
   guard: FreshnessGuard | null;
@@ -132,6 +133,7 @@ export function assemble(options: CoreOptions): CoreParts {
     announcer,
     roles,
     relays,
+    words,
     inbox,
     guard,
     membersReport: new MembersReport(),

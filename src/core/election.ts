@@ -27,6 +27,7 @@ import { assemble, type CoreParts } from './assemble';
 import { StepFlow } from './flow';
 import type { MemberTable } from './members';
 import { Requests } from './requests';
+import { Routine } from './routine';
 import type { Roles } from './roles';
 import type { Step } from './step';
 import type { CoreTiming, Timing } from './timing';
@@ -43,6 +44,8 @@ export class ElectionCore implements Elector {
   readonly #p: CoreParts;
   readonly #flow: StepFlow;
   readonly #requests: Requests;
+  /** The routine heartbeat's fast path (null: off). */
+  readonly #routine: Routine | null;
   readonly #timing: Timing;
   readonly #step: Step;
   readonly #members: MemberTable;
@@ -55,6 +58,7 @@ export class ElectionCore implements Elector {
     const parts = (this.#p = assemble(options));
     this.#flow = new StepFlow(options.hostname, parts);
     this.#requests = new Requests(options.hostname, parts);
+    this.#routine = options.routine === false ? null : new Routine(parts);
     this.#timing = parts.timing;
     this.#step = parts.step;
     this.#members = parts.members;
@@ -118,6 +122,10 @@ export class ElectionCore implements Elector {
   /** Number of servers in the table, self included. */
   get size(): number {
     return this.#members.size + 1;
+  }
+  /** Heartbeats that took the routine fast path (routine.ts) since start. */
+  get routineHeartbeats(): number {
+    return this.#routine?.taken ?? 0;
   }
   /** Instances the freshness guard remembers (authenticated clusters; 0 otherwise). */
   get knownInstances(): number {
@@ -228,7 +236,9 @@ export class ElectionCore implements Elector {
       if (message.action === 'hello') this.#p.inbox.answerHello(message, from, now);
       this.#p.instances.receiveOwnHostname(message, from, now, this.master);
     } else {
+      const routine = this.#routine !== null && this.#routine.qualifies(message, this.#flow.wakeAt, now);
       this.#p.inbox.receiveFromPeer(message, from, now);
+      if (routine && (this.#routine as Routine).stillQuiet()) return this.#flush(now);
       if (message.action === 'heartbeat' && message.tick !== undefined && message.tick < this.#timing.tickMs) this.#announcer.repace(now);
     }
     this.#evaluate(now);

@@ -12,6 +12,8 @@ export class StepFlow {
   readonly #hostname: string;
   readonly #p: CoreParts;
   started = false;
+  /** The wake-up time the last step asked for: until then, no deadline of the rules is due. */
+  wakeAt = -Infinity;
 
   constructor(hostname: string, parts: CoreParts) {
     this.#hostname = hostname;
@@ -123,6 +125,7 @@ export class StepFlow {
       );
     }
     const wakeAt = this.#wakeAt(now);
+    this.wakeAt = wakeAt;
     if (this.active) announcer.requested(wakeAt, now);
     return step.take(wakeAt);
   }
