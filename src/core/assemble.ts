@@ -15,31 +15,20 @@ import { MemberTable } from './members';
 import { Quorum } from './quorum';
 import { Relays } from './relays';
 import { Words } from './words';
-import { Roles } from './roles';
+import { Roles, type RolesParts } from './roles';
 import { Step } from './step';
 import { Timing } from './timing';
 import { DEFAULT_MAX_SERVERS, type CoreOptions } from './options';
 
-export interface CoreParts {
+export interface CoreParts extends RolesParts {
   maxServers: number;
   clusterId: string;
-  timing: Timing;
-  step: Step;
-  members: MemberTable;
-  instances: Instances;
-  quorum: Quorum;
-  handoffs: Handoffs;
   /** A promote request held while the app drains its master work (hold.ts). */
   hold: PromoteHold;
   /** Preemption, off unless configured (preempt.ts). */
   preempt: Preemption;
-  announcer: Announcer;
   roles: Roles;
-  relays: Relays;
-  words: Words;
   inbox: Inbox;
-  /** Authenticated clusters only: instance admission and our challenges (see freshness.ts). */
-  guard: FreshnessGuard | null;
   membersReport: MembersReport;
 }
 
@@ -102,40 +91,8 @@ export function assemble(options: CoreOptions): CoreParts {
     exitOnConflict: options.exitOnConflict ?? false,
   };
   const words = new Words(options.hostname, relays, members, timing);
-  const roles = (made.roles = new Roles(roleOptions, record, {
-    timing,
-    step,
-    members,
-    instances,
-    quorum,
-    handoffs,
-    announcer,
-    guard,
-    relays,
-    words,
-    hold,
-  }));
-  const inbox = new Inbox(
-    { hostname: options.hostname, instanceId: options.instanceId, maxServers },
-    { timing, step, members, instances, handoffs, announcer, roles, guard, relays, hold },
-  );
-  return {
-    maxServers,
-    clusterId,
-    timing,
-    step,
-    members,
-    instances,
-    quorum,
-    handoffs,
-    hold,
-    preempt,
-    announcer,
-    roles,
-    relays,
-    words,
-    inbox,
-    guard,
-    membersReport: new MembersReport(),
-  };
+  const shared = { timing, step, members, instances, quorum, handoffs, announcer, guard, relays, words, hold };
+  const roles = (made.roles = new Roles(roleOptions, record, shared));
+  const inbox = new Inbox({ hostname: options.hostname, instanceId: options.instanceId, maxServers }, { ...shared, roles });
+  return { ...shared, maxServers, clusterId, preempt, roles, inbox, membersReport: new MembersReport() };
 }
