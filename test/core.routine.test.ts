@@ -152,6 +152,22 @@ describe('routine heartbeat', () => {
     }
   });
 
+  test("while a rival claims master, another server's routine heartbeat takes the full rules: the conflict is answered every step", () => {
+    const trio = settled();
+    const fromBravo = trio.nextHeartbeatOf('bravo');
+    const claim = structuredClone(trio.lastHeartbeat.get('charlie') as HeartbeatMessage);
+    claim.master = true;
+    claim.seq = (claim.seq ?? 0) + 1;
+    trio.deliver('alpha', claim, 'charlie');
+    const before = trio.core('alpha').routineHeartbeats;
+    const out = trio.deliver('alpha', fromBravo, 'bravo');
+    assert.equal(trio.core('alpha').routineHeartbeats, before, 'took the fast path');
+    assert.deepEqual(
+      out.events.map((event) => event.type),
+      ['conflict'],
+    );
+  });
+
   test('a heartbeat after the wake-up time asked for (a deadline due) takes the full rules', () => {
     const trio = settled();
     const message = trio.nextHeartbeatOf('alpha');

@@ -238,7 +238,7 @@ export class ElectionCore implements Elector {
     } else {
       const routine = this.#routine !== null && this.#routine.qualifies(message, this.#flow.wakeAt, now);
       this.#p.inbox.receiveFromPeer(message, from, now);
-      if (routine && (this.#routine as Routine).stillQuiet()) return this.#flush(now);
+      if (routine && (this.#routine as Routine).stillQuiet(now)) return this.#flush(now);
       if (message.action === 'heartbeat' && message.tick !== undefined && message.tick < this.#timing.tickMs) this.#announcer.repace(now);
     }
     this.#evaluate(now);

@@ -4,8 +4,8 @@
  * A peer we follow sends its next heartbeat (same instance, the next sequence number) saying
  * what its last one said in every field an election rule reads (master, eligible, priority,
  * term, tick; no handoff, drain, or new checkpoint), while no deadline of ours has passed and
- * nothing is under way (we are master or slave and settled, no handoff, promote, held request,
- * stall drain, preemption or relayed word in play). Its bookkeeping still runs in full
+ * nothing is under way (we are master or slave and settled, no rival claim, no handoff, promote,
+ * held request, stall drain, preemption or relayed word in play). Its bookkeeping still runs in full
  * (inbox.ts: the table row, liveness, sequence, words it relays); what is skipped is the
  * election rules (roles.ts#evaluate), which would find nothing to do: no input of theirs
  * changed, and none of their deadlines is due (each is in the wake-up time, not yet reached).
@@ -54,10 +54,16 @@ export class Routine {
     return !announcer.draining(now) && members.isLive(peer, now);
   }
 
-  /** After the bookkeeping: it noticed nothing the rules must look at. */
-  stillQuiet(): boolean {
-    const { step, relays } = this.#p;
+  /**
+   * After the bookkeeping: it noticed nothing the rules must look at, and the claims are as a
+   * settled cluster's (none beside us as master; only ours as slave). A rival's claim is
+   * answered on every step (a `conflict` event), whoever's heartbeat the step is for.
+   */
+  stillQuiet(now: Instant): boolean {
+    const { step, relays, roles, words, members } = this.#p;
     if (step.peerReturned || step.membersMayHaveChanged || relays.changed) return false;
+    const claimants = words.claimants(members.liveClaimants(now), now);
+    if (roles.master ? claimants.length !== 0 : claimants.length !== 1 || claimants[0] !== roles.masterHostname) return false;
     this.taken++;
     return true;
   }
