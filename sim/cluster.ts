@@ -4,6 +4,7 @@
  * bound with exact times; `npm run sim` uses it to sweep faults.
  */
 import { ElectionCore, type CoreOptions } from '../src/core/election';
+import { CheckedCore, routineChecked } from './checked-core';
 import { Driver } from '../src/driver/driver';
 import { DEFAULT_MAX_PACKET_BYTES } from '../src/protocol/limits';
 import type { Address, JsonValue, Message } from '../src/protocol/messages';
@@ -644,7 +645,7 @@ export class SimCluster {
     if (options.clusterId !== undefined) coreOptions.clusterId = options.clusterId;
     if (options.drainMs !== undefined) coreOptions.drainMs = options.drainMs;
     if (options.preemptDelayMs !== undefined) coreOptions.preemptDelayMs = options.preemptDelayMs;
-    return new ElectionCore(coreOptions);
+    return routineChecked() ? new CheckedCore(coreOptions) : new ElectionCore(coreOptions);
   }
 
   #instant(node: SimNode): Instant {

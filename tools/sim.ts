@@ -8,13 +8,15 @@
  *
  * Options: --from S (first seed of a sweep), --kind K / --nodes N (force a kind or size),
  * --jobs J (worker threads for a sweep), --stable T (ticks the big run is watched),
- * --verbose (with --trace: every packet in the timeline).
+ * --verbose (with --trace: every packet in the timeline), --check-routine (every server beside a
+ * twin that never takes the routine heartbeat's fast path; the first difference fails the run).
  * Nothing here opens a socket: every packet is simulated.
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { CHECK_ROUTINE_ENV } from '../sim/checked-core';
 import { KINDS, SIZES, runScenario, scenarioFromSeed, seedShape, type Kind, type RunResult, type Scenario } from '../sim/scenario';
 
 const USAGE = `npm run sim -- [options]   (the deterministic cluster simulator; it opens no socket)
@@ -25,6 +27,8 @@ const USAGE = `npm run sim -- [options]   (the deterministic cluster simulator; 
   --scenario FILE [--trace]        replay a scenario saved as JSON (e.g. one shrunk by the property tests)
   --big N [--stable T]             one N-server cluster: elect, T stable ticks, a master crash, T more; speed
   --coordinator [--seeds N | --seed S --trace]   the etcd (coordinator) mode against a simulated lease store
+  --check-routine                  UDP mode: run every server beside a twin without the routine heartbeat's
+                                   fast path (src/core/routine.ts); the first Output that differs fails
 
 fault kinds: ${KINDS.join(', ')}`;
 
@@ -118,6 +122,7 @@ async function main(): Promise<void> {
       jobs: { type: 'string' },
       big: { type: 'string' },
       stable: { type: 'string', default: '30' },
+      'check-routine': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -129,6 +134,8 @@ async function main(): Promise<void> {
     return parsed;
   };
   const nodes = int('nodes', values.nodes);
+  // Read where each core is made (sim/checked-core.ts), in this thread and every worker.
+  if (values['check-routine']) process.env[CHECK_ROUTINE_ENV] = '1';
   if (values.help) {
     console.log(USAGE);
     return;

@@ -11,8 +11,9 @@
  * minimum): members.ts (the table and liveness), instances.ts (restarts and duplicate
  * hostnames), quorum.ts (quorum and the silent master's lease), handoff.ts (stepDown and
  * promote), announce.ts (heartbeats, hellos, stalls), roles.ts (the election rules and
- * role changes), freshness.ts (authenticated clusters: which instances may speak). This
- * file routes inputs to them.
+ * role changes), freshness.ts (authenticated clusters: which instances may speak). assemble.ts makes and
+ * wires them; flow.ts closes every step (the rules, then one Output); requests.ts holds the
+ * handover requests. This file routes inputs to them.
  *
  * In an authenticated cluster (`verifyInstances`) a message is acted on only when its
  * instance is known and its seq is new, or when it proves it is alive by echoing one of our
@@ -21,22 +22,16 @@
 import type { Address, AppMessage, HealthWord, JsonObject, JsonValue, Message } from '../protocol/messages';
 import { healthOf, type Instant, type Output, type ServerRecord } from '../elector/types';
 import type { Elector } from '../elector/elector';
-import { Announcer } from './announce';
-import { FreshnessGuard } from './freshness';
-import { Handoffs } from './handoff';
-import { PromoteHold } from '../elector/hold';
-import { Preemption } from '../elector/preempt';
-import { Inbox } from './inbox';
-import { Instances } from './instances';
-import { MemberTable } from './members';
-import { Quorum } from './quorum';
-import { Relays } from './relays';
-import { Words } from './words';
-import { Roles } from './roles';
-import { Step } from './step';
-import { MembersReport } from '../elector/members-report';
-import { Timing, type CoreTiming } from './timing';
-import { DEFAULT_MAX_SERVERS, type CoreOptions } from './options';
+import type { Announcer } from './announce';
+import { assemble, type CoreParts } from './assemble';
+import { StepFlow } from './flow';
+import type { MemberTable } from './members';
+import { Requests } from './requests';
+import { Routine } from './routine';
+import type { Roles } from './roles';
+import type { Step } from './step';
+import type { CoreTiming, Timing } from './timing';
+import type { CoreOptions } from './options';
 
 export { DEADLINE_GRACE_TICKS, type CoreTiming } from './timing';
 export { outranks } from './instances';
@@ -45,103 +40,30 @@ export type { CoreOptions } from './options';
 export class ElectionCore implements Elector {
   readonly hostname: string;
   readonly instanceId: string;
-  readonly #maxServers: number;
-  readonly #clusterId: string;
+  /** Every module, wired (assemble.ts); the ones read on every packet also have a field of their own. */
+  readonly #p: CoreParts;
+  readonly #flow: StepFlow;
+  readonly #requests: Requests;
+  /** The routine heartbeat's fast path (null: off). */
+  readonly #routine: Routine | null;
   readonly #timing: Timing;
-  readonly #step = new Step();
+  readonly #step: Step;
   readonly #members: MemberTable;
-  readonly #instances: Instances;
-  readonly #quorum: Quorum;
-  readonly #handoffs: Handoffs;
-  /** A promote request held while the app drains its master work (hold.ts). */
-  readonly #hold: PromoteHold;
-  /** Preemption, off unless configured (preempt.ts). */
-  readonly #preempt: Preemption;
   readonly #announcer: Announcer;
   readonly #roles: Roles;
-  readonly #inbox: Inbox;
-  /** Authenticated clusters only: instance admission and our challenges (see freshness.ts). */
-  readonly #guard: FreshnessGuard | null;
-  readonly #membersReport = new MembersReport();
-  #started = false;
 
   constructor(options: CoreOptions) {
     this.hostname = options.hostname;
     this.instanceId = options.instanceId;
-    this.#maxServers = options.maxServers ?? DEFAULT_MAX_SERVERS;
-    this.#clusterId = options.clusterId ?? '';
-    const timing = (this.#timing = new Timing(options));
-    const step = this.#step;
-    // Room for every server twice over (restarts, duplicates) before the least recently
-    // heard instance is forgotten; a forgotten live instance simply proves itself again.
-    const guard = options.verifyInstances ? new FreshnessGuard({ selfIid: this.instanceId, capacity: 2 * this.#maxServers + 64 }) : null;
-    this.#guard = guard;
-    const relays = new Relays();
-    const members = (this.#members = new MemberTable(timing, step, this.#maxServers, relays));
-    const self = {
-      hostname: options.hostname,
-      instanceId: options.instanceId,
-      ip: options.ip,
-      pid: options.pid,
-      authenticated: guard !== null,
-    };
-    const instances = (this.#instances = new Instances(self, timing, step, members));
-    const quorum = (this.#quorum = new Quorum(options.quorum ?? 0, members));
-    const handoffs = (this.#handoffs = new Handoffs(step, () => timing.tockMs));
-    this.#preempt = new Preemption({ delayMs: options.preemptDelayMs ?? null });
-    const hold = (this.#hold = new PromoteHold(
-      { event: (event) => step.event(event), log: (level, message) => step.log(level, message) },
-      options.drainMs ?? null,
-    ));
-    const announcer = (this.#announcer = new Announcer(
-      { ...self, clusterId: this.#clusterId },
-      timing,
-      step,
-      guard,
-      (now) => this.#roles.sendHeartbeat(now),
-      () => members.fastestTick(),
-    ));
-    const priority = options.priority ?? 0;
-    const record: ServerRecord = {
-      hostname: options.hostname,
-      ip: options.ip,
-      master: false,
-      eligible: options.eligible ?? true,
-      self: true,
-      now: 0,
-      data: options.data ?? {},
-      uptime: 0,
-      locked: false,
-      priority,
-      term: 0,
-      health: healthOf(options.health),
-    };
-    const roleOptions = {
-      hostname: options.hostname,
-      ip: options.ip,
-      instanceId: options.instanceId,
-      pid: options.pid,
-      priority,
-      exitOnConflict: options.exitOnConflict ?? false,
-    };
-    const words = new Words(options.hostname, relays, members, timing);
-    const roles = (this.#roles = new Roles(roleOptions, record, {
-      timing,
-      step,
-      members,
-      instances,
-      quorum,
-      handoffs,
-      announcer,
-      guard,
-      relays,
-      words,
-      hold,
-    }));
-    this.#inbox = new Inbox(
-      { hostname: this.hostname, instanceId: this.instanceId, maxServers: this.#maxServers },
-      { timing, step, members, instances, handoffs, announcer, roles, guard, relays, hold },
-    );
+    const parts = (this.#p = assemble(options));
+    this.#flow = new StepFlow(options.hostname, parts);
+    this.#requests = new Requests(options.hostname, parts);
+    this.#routine = options.routine === false ? null : new Routine(parts);
+    this.#timing = parts.timing;
+    this.#step = parts.step;
+    this.#members = parts.members;
+    this.#announcer = parts.announcer;
+    this.#roles = parts.roles;
   }
 
   // ---- read-only state -------------------------------------------------------------
@@ -201,9 +123,13 @@ export class ElectionCore implements Elector {
   get size(): number {
     return this.#members.size + 1;
   }
+  /** Heartbeats that took the routine fast path (routine.ts) since start. */
+  get routineHeartbeats(): number {
+    return this.#routine?.taken ?? 0;
+  }
   /** Instances the freshness guard remembers (authenticated clusters; 0 otherwise). */
   get knownInstances(): number {
-    return this.#guard?.size ?? 0;
+    return this.#p.guard?.size ?? 0;
   }
 
   /**
@@ -211,13 +137,7 @@ export class ElectionCore implements Elector {
    * key is assigned over. Every server computes the same set once the cluster is stable.
    */
   eligibleMembers(_now?: Instant): string[] {
-    const members = [...this.#members.eligible];
-    if (this.#roles.self.eligible) {
-      let at = 0;
-      while (at < members.length && (members[at] as string) < this.hostname) at++;
-      members.splice(at, 0, this.hostname);
-    }
-    return members;
+    return this.#flow.eligibleMembers();
   }
 
   /** A copy of one row of the table (self included), or undefined. */
@@ -257,22 +177,22 @@ export class ElectionCore implements Elector {
 
   /** The target of a handoff in progress that we started or heard announced, until it is done or over; null when none. */
   get handoffTarget(): string | null {
-    return this.#handoffs.pending?.target ?? null;
+    return this.#p.handoffs.pending?.target ?? null;
   }
 
   /** Another live process announces our hostname and keeps it: we never claim master. */
   yieldsHostname(now: Instant): boolean {
-    return this.#instances.yieldsName(now, this.master);
+    return this.#p.instances.yieldsName(now, this.master);
   }
 
   // ---- inputs ----------------------------------------------------------------------
 
   /** Begin: ask who is there, announce ourselves, and start listening for a tock. */
   start(now: Instant): Output {
-    if (this.#started) return this.#flush(now);
+    if (this.#flow.started) return this.#flush(now);
     const roles = this.#roles;
-    this.#started = true;
-    roles.startedAt = this.#instances.startedAt = now.mono;
+    this.#flow.started = true;
+    roles.startedAt = this.#p.instances.startedAt = now.mono;
     roles.listenUntil = now.mono + this.#timing.tockMs;
     this.#step.membersMayHaveChanged = true; // the first member set: ourselves
     roles.self.now = now.wall / 1000;
@@ -288,35 +208,37 @@ export class ElectionCore implements Elector {
   receive(message: Message, from: Address, now: Instant): Output {
     if (!this.#active) return this.#flush(now);
     const step = this.#step;
-    if ((message.cid ?? '') !== this.#clusterId) {
+    if ((message.cid ?? '') !== this.#p.clusterId) {
       step.peerLog(10, `Ignoring ${message.action} from ${message.hostname}: cluster "${message.cid ?? ''}" is not ours`);
       return this.#flush(now);
     }
-    this.#checkStall(now);
+    this.#flow.checkStall(now);
     // Broadcast loops back to our own socket; that echo carries our instance id. The
     // marker sent after a stall ends the drain: everything queued before it has been read.
     if (message.iid === this.instanceId) {
       if (message.action === 'hello' && this.#announcer.ownEcho(message.seq)) this.#evaluate(now);
       return this.#flush(now);
     }
-    if (this.#guard) {
+    if (this.#p.guard) {
       // The codec refuses such packets when authenticated; a direct caller gets the same rule.
       if (message.iid === undefined || message.seq === undefined) {
         step.drop('unverified');
         return this.#flush(now);
       }
-      const verdict = this.#guard.admit(message, now.mono, this.#timing.challengeTtlMs);
+      const verdict = this.#p.guard.admit(message, now.mono, this.#timing.challengeTtlMs);
       if (verdict !== 'ok') {
-        this.#inbox.refuse(message, from, now, verdict);
+        this.#p.inbox.refuse(message, from, now, verdict);
         return this.#flush(now);
       }
     }
     if (message.hostname === this.hostname) {
       // A namesake's challenge needs our answer too: that is how it learns of us.
-      if (message.action === 'hello') this.#inbox.answerHello(message, from, now);
-      this.#instances.receiveOwnHostname(message, from, now, this.master);
+      if (message.action === 'hello') this.#p.inbox.answerHello(message, from, now);
+      this.#p.instances.receiveOwnHostname(message, from, now, this.master);
     } else {
-      this.#inbox.receiveFromPeer(message, from, now);
+      const routine = this.#routine !== null && this.#routine.qualifies(message, this.#flow.wakeAt, now);
+      this.#p.inbox.receiveFromPeer(message, from, now);
+      if (routine && (this.#routine as Routine).stillQuiet(now)) return this.#flush(now);
       if (message.action === 'heartbeat' && message.tick !== undefined && message.tick < this.#timing.tickMs) this.#announcer.repace(now);
     }
     this.#evaluate(now);
@@ -370,17 +292,17 @@ export class ElectionCore implements Elector {
   tick(now: Instant, lateMs = 0): Output {
     if (!this.#active) return this.#flush(now);
     if (this.#timing.noteLateness(lateMs, now.mono)) this.#members.recheck();
-    this.#checkStall(now);
+    this.#flow.checkStall(now);
     // Late: a silent peer's heartbeat may be queued on our socket. Read it before judging.
     if (lateMs > 0 && this.#roles.removalsDue(now)) this.#announcer.quietDrain(now);
-    this.#handoffs.expire(now.mono, this.master, 'a tock');
-    if (this.#hold.overdue(now.mono, this.#timing.tockMs)) {
+    this.#p.handoffs.expire(now.mono, this.master, 'a tock');
+    if (this.#p.hold.overdue(now.mono, this.#timing.tockMs)) {
       // The app never said its work drained (its own deadline was drain_timeout): go on without it.
       this.#step.log(
         1,
-        `Our master work did not report drained within drain_timeout and a tock: handing over to ${this.#hold.target} anyway`,
+        `Our master work did not report drained within drain_timeout and a tock: handing over to ${this.#p.hold.target} anyway`,
       );
-      this.#releaseHold(now);
+      this.#requests.releaseHold(now, this.#active);
     }
     this.#evaluate(now);
     this.#announcer.tick(now);
@@ -452,10 +374,10 @@ export class ElectionCore implements Elector {
     now: Instant,
   ): Output {
     const roles = this.#roles;
-    if (policy.preemptDelayMs !== undefined) this.#preempt.delayMs = policy.preemptDelayMs;
-    if (policy.drainMs !== undefined && this.#hold.holdMs !== null) this.#hold.holdMs = policy.drainMs;
+    if (policy.preemptDelayMs !== undefined) this.#p.preempt.delayMs = policy.preemptDelayMs;
+    if (policy.drainMs !== undefined && this.#p.hold.holdMs !== null) this.#p.hold.holdMs = policy.drainMs;
     roles.exitOnConflict = policy.exitOnConflict;
-    this.#quorum.size = policy.quorum;
+    this.#p.quorum.size = policy.quorum;
     if (policy.priority !== roles.priority) {
       roles.priority = policy.priority;
       roles.self.priority = policy.priority;
@@ -472,19 +394,7 @@ export class ElectionCore implements Elector {
    * claims meanwhile. The outcome arrives as a `stepdown` event.
    */
   stepDown(now: Instant): Output {
-    const step = this.#step;
-    if (!this.#active || !this.master) {
-      step.event({ type: 'stepdown', ok: false, hostname: '', reason: 'this server is not master' });
-      return this.#flush(now);
-    }
-    // A promote request held while the app drained: its sender asked first, it gets the role.
-    const held = this.#hold.take();
-    const target = held !== null && this.#liveEligible(held, now) ? held : this.#roles.bestPeer(now);
-    if (!target) {
-      step.event({ type: 'stepdown', ok: false, hostname: '', reason: 'no other eligible server to hand off to' });
-      return this.#flush(now);
-    }
-    this.#inbox.handOff(target, now);
+    this.#requests.stepDown(now, this.#active);
     return this.#flush(now);
   }
 
@@ -493,25 +403,8 @@ export class ElectionCore implements Elector {
    * whose promote request was held. Nothing when none is held, or we are no longer master.
    */
   drained(now: Instant): Output {
-    this.#releaseHold(now);
+    this.#requests.releaseHold(now, this.#active);
     return this.#flush(now);
-  }
-
-  #releaseHold(now: Instant): void {
-    const target = this.#hold.take();
-    if (target === null || !this.#active || !this.master) return;
-    if (!this.#liveEligible(target, now)) {
-      this.#step.log(4, `Drained for ${target}, which is no longer a live eligible server: keeping the master role`);
-      this.#step.event({ type: 'stepdown', ok: false, hostname: target, reason: `${target} is no longer a live eligible server` });
-      return;
-    }
-    this.#step.log(4, `Master work drained: handing off to ${target}`);
-    this.#inbox.handOff(target, now);
-  }
-
-  #liveEligible(hostname: string, now: Instant): boolean {
-    const peer = this.#members.get(hostname);
-    return peer !== undefined && peer.record.eligible && this.#members.isLive(peer, now);
   }
 
   /**
@@ -519,50 +412,14 @@ export class ElectionCore implements Elector {
    * trip); with none, we claim at once. The outcome arrives as a `promote` event.
    */
   promote(now: Instant): Output {
-    const roles = this.#roles;
-    const fail = (reason: string): Output => {
-      this.#step.event({ type: 'promote', ok: false, reason });
-      return this.#flush(now);
-    };
-    if (!this.#active) return fail('this server is not running');
-    if (roles.master) {
-      this.#step.event({ type: 'promote', ok: true, reason: 'already master' });
-      return this.#flush(now);
-    }
-    if (!roles.self.eligible) return fail('this server is not eligible');
-    // After a stall nothing is decided until the queued packets are read: a master may be among them.
-    if (this.#announcer.draining(now)) return fail('this server is reading the packets queued while it was stalled; try again in a moment');
-    if (!this.#quorum.has(now, roles.self.eligible, true))
-      return fail(`no quorum: fewer than ${this.#quorum.size} eligible servers visible`);
-    const master = roles.masterHostname;
-    this.#handoffs.waitForPromotion(now.mono + this.#timing.tockMs);
-    const inFlight = this.#handoffs.inFlight(now, this.hostname);
-    if (inFlight) {
-      // Its target is about to claim: ask it once it is master (roles.ts), never claim beside it.
-      this.#step.log(4, `A handoff to ${inFlight.target} is in progress: asking ${inFlight.target} for the master role once it has it`);
-    } else if (this.#handoffs.pending?.target === this.hostname && now.mono < this.#handoffs.pending.until) {
-      this.#step.log(4, 'A handoff to us is in progress: waiting for it');
-    } else if (master && master !== this.hostname) {
-      roles.askForRole(master);
-    } else {
-      // No master known: ask who is there, and claim once every server had the time to answer
-      // (a holdoff), unless a master or a handoff shows up meanwhile. Claiming at once crossed
-      // with a handoff already on its way to another server: two masters.
-      const at = now.mono + this.#timing.holdoffMs;
-      this.#step.log(
-        4,
-        `Promoted with no master in place: asking who is there, claiming in ${Math.round(this.#timing.holdoffMs)} ms unless a master or a handoff shows up`,
-      );
-      this.#handoffs.claimAt(at);
-      this.#announcer.askWhoIsThere(now);
-    }
+    this.#requests.promote(now, this.#active);
     return this.#flush(now);
   }
 
   /** Leave gracefully: tell the cluster, so the survivors elect without waiting a tock. */
   shutdown(now: Instant): Output {
     if (this.#roles.stopped) return this.#flush(now);
-    if (this.#started) {
+    if (this.#flow.started) {
       this.#announcer.send({ action: 'shutdown', hostname: this.hostname, iid: this.instanceId, seq: this.#announcer.nextSeq() });
       this.#step.log(4, 'Sent shutdown notice to the cluster');
     }
@@ -571,103 +428,14 @@ export class ElectionCore implements Elector {
   }
 
   get #active(): boolean {
-    return this.#started && !this.#roles.stopped && !this.#roles.exiting;
-  }
-
-  // ---- the rules and the output ------------------------------------------------------
-
-  #checkStall(now: Instant): void {
-    const late = this.#announcer.checkStall(now);
-    if (!late) return;
-    const roles = this.#roles;
-    // Peers wait a tock and their grace before they replace a silent master; a peer on a quiet
-    // machine gives the smallest grace, whatever this stall did to ours.
-    const silent = now.mono - this.#announcer.lastHeartbeatAt;
-    const peersWait = this.#timing.leastPeerWaitMs;
-    if (silent >= peersWait - this.#timing.tickMs) roles.recover(now);
-    if (roles.master && silent >= peersWait) {
-      // Silent longer than the others wait before electing a replacement: they probably
-      // have one. Fence ourselves now rather than fight it; if nobody took over, the
-      // election after the drain gives the role straight back.
-      roles.relinquish(`stalled ${Math.round(silent)} ms, longer than peers wait for a master`);
-      roles.sendHeartbeat(now);
-    }
+    return this.#flow.active;
   }
 
   #evaluate(now: Instant): void {
-    if (this.#announcer.draining(now)) return; // read what queued up during a stall first
-    this.#roles.evaluate(now);
-    if (this.#preempt.enabled) this.#preemptIfDue(now);
-  }
-
-  /**
-   * Preemption: an eligible slave that ranks first among the live eligible servers, with its
-   * quorum, no handoff under way and no promote() of its own waiting, asks the master it has
-   * followed for the delay to hand the role over (a promote request, drained like any other).
-   */
-  #preemptIfDue(now: Instant): void {
-    const roles = this.#roles;
-    const master = roles.masterHostname;
-    let candidate: string | null = null;
-    if (
-      roles.role === 'slave' &&
-      roles.self.eligible &&
-      master !== '' &&
-      master !== this.hostname &&
-      !this.#handoffs.promoting &&
-      this.#handoffs.pending === null
-    ) {
-      const best = roles.bestPeer(now);
-      // The master itself may not count as live a moment (its heartbeats lost): it must still
-      // rank after us, or a lossy link would hand the role to a server that ranks after it.
-      const first = (best === null || roles.compare(this.hostname, best) < 0) && roles.compare(this.hostname, master) < 0;
-      if (first && this.#quorum.has(now, true, true) && this.#members.get(master) !== undefined) candidate = master;
-    }
-    if (!this.#preempt.due(now.mono, candidate) || candidate === null) return;
-    this.#step.log(
-      4,
-      `Preempting ${candidate}: we rank first and have followed it for ${Math.round(this.#preempt.delayMs ?? 0)} ms; asking it for the master role`,
-    );
-    this.#step.event({ type: 'preempt', master: candidate });
-    this.#handoffs.waitForPromotion(now.mono + this.#timing.tockMs);
-    roles.askForRole(candidate);
-  }
-
-  #wakeAt(now: Instant): number {
-    if (!this.#active) return Infinity;
-    const announcer = this.#announcer;
-    // Draining after a stall: only heartbeats go on; every deadline waits for the drain.
-    if (announcer.draining(now)) return announcer.nextDeadline(now);
-    let wake = Math.min(announcer.nextDeadline(now), this.#handoffs.nextDeadline());
-    if (!this.#roles.settled) wake = Math.min(wake, this.#roles.listenUntil);
-    wake = Math.min(
-      wake,
-      this.#quorum.nextDeadline(now),
-      this.#members.nextDeadline(now),
-      this.#instances.nextDeadline(now),
-      this.#roles.nextRelayDeadline(now),
-    );
-    if (this.master) wake = Math.min(wake, this.#hold.nextDeadline(this.#timing.tockMs));
-    else wake = Math.min(wake, this.#preempt.nextDeadline());
-    return wake;
+    this.#flow.evaluate(now);
   }
 
   #flush(now: Instant): Output {
-    const step = this.#step;
-    // A request held for a role we no longer have: its sender learns the new master by itself.
-    if (!this.master && this.#hold.target !== null) this.#hold.clear();
-    if (this.#started && step.membersMayHaveChanged) {
-      step.membersMayHaveChanged = false;
-      // After a step that may have changed it (a join, a departure, an eligibility flip),
-      // report the live eligible set if it changed: that is when keys move.
-      this.#membersReport.report(
-        `${this.#members.membersVersion}/${this.#roles.self.eligible}`,
-        () => this.eligibleMembers(),
-        (event) => step.event(event),
-      );
-    }
-    const wakeAt = this.#wakeAt(now);
-    if (this.#active) this.#announcer.requested(wakeAt, now);
-    return step.take(wakeAt);
+    return this.#flow.flush(now);
   }
 }

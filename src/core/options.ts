@@ -41,6 +41,11 @@ export interface CoreOptions extends CoreTiming {
    * for the role once it has been followed this long (ms). Unset: off (the original's rule).
    */
   preemptDelayMs?: number;
+  /**
+   * The routine heartbeat's fast path (routine.ts). Off only for the simulator's check, whose
+   * twin of every server steps each heartbeat through the full rules. @default true
+   */
+  routine?: boolean;
 }
 
 export const DEFAULT_MAX_SERVERS = 1000;

@@ -231,12 +231,15 @@ export class Driver<C extends Elector = Elector> {
         host.send(datagram, outbound.message, outbound.to, oneSent, outbound.loopback === true);
       }
     } else sent?.();
-    if (out.store) for (const op of out.store) host.store?.(op);
+    const store = out.store;
+    if (store) for (let i = 0; i < store.length; i++) host.store?.(store[i] as StoreOp);
     const logs = out.logs;
     for (let i = 0; i < logs.length; i++) this.#writeLog(logs[i] as LogLine, pending.remote);
     // Not before now: a deadline already past fires at once, and is no lateness of the timer.
     if (out.wakeAt < this.#dueAt) this.#dueAt = Math.max(out.wakeAt, now);
     host.schedule(out.wakeAt);
+    // Most steps have no event (a heartbeat that changes nothing): no call to coalesce them.
+    if (out.events.length === 0) return;
     const events = coalesceMasterChanges(out.events);
     for (let i = 0; i < events.length; i++) this.#deliver(events[i] as CoreEvent);
   }
