@@ -65,6 +65,21 @@ export class Words {
     return direct;
   }
 
+  /**
+   * The claimants whose term is the followers' word, with that term (see `termOf`): the masters
+   * `claimants` adds, and live claimants we hear whose word is fresher than our hearing.
+   */
+  told(now: Instant): Map<string, number> {
+    const told = new Map<string, number>();
+    if (this.#relays.size === 0) return told;
+    for (const [lead] of this.#relays.leads()) {
+      if (lead === this.#self || !this.says(lead, now)) continue;
+      if (!this.#members.isLiveClaimant(lead, now)) this.relying = true;
+      told.set(lead, this.#relays.word(lead)?.term ?? 0);
+    }
+    return told;
+  }
+
   /** The term a claimant claims: the freshest we know, its own or its followers'. */
   termOf(hostname: string, now: Instant): number {
     if (this.says(hostname, now)) return this.#relays.word(hostname)?.term ?? 0;
