@@ -13,7 +13,7 @@
  * Apart from roles.ts because these are the rules of one number, however the role changes:
  * roles.ts decides the role and asks here which term it takes, and whether a claim waits.
  */
-import type { HeartbeatMessage } from '../protocol/messages';
+import type { Checkpoint, HeartbeatMessage } from '../protocol/messages';
 import { MAX_TERM, MAX_TERM_CATCHUP_PER_S, MAX_TERM_STEP, TERM_CEILING } from '../protocol/limits';
 import { nextTerm } from '../protocol/terms';
 import type { Instant } from '../elector/types';
@@ -120,6 +120,17 @@ export class FencingTerms {
   #bounded(heard: number): number {
     if (heard <= TERM_CEILING) return heard;
     return Math.min(heard, Math.max(this.term, TERM_CEILING) + MAX_TERM_STEP, MAX_TERM);
+  }
+
+  /**
+   * Does a checkpoint from the master we follow (or from our master as it hands off) replace
+   * `mine`? When it is newer, and only when its term is one we hold: a checkpoint from a
+   * stranger that is not our master is never taken, and one stamped with a term beyond ours
+   * could never be replaced by a real master's.
+   */
+  replaces(ckpt: Checkpoint, mine: Checkpoint | null): boolean {
+    if (ckpt.t > this.term) return false;
+    return !mine || ckpt.t > mine.t || (ckpt.t === mine.t && ckpt.v > mine.v);
   }
 
   /** The term of a master we hold or follow: a later claim below it is not agreed to at once. */

@@ -1,30 +1,15 @@
 /**
- * Who is master: the election rules and the role transitions, in one place.
+ * Who is master: one evaluation of the election rules, and every role change.
  *
  *  - exactly one live claimant of `master` (self included) is the master;
  *  - with no claimant, the live eligible server that ranks first claims, once it has
  *    listened for a tock after starting (or has seen a master, which proves it is in
- *    contact with the cluster), so a joiner never takes over a working cluster;
- *  - "ranks first" = higher priority, then the hostname that sorts first (plain string
- *    order, as the original); with equal priorities this is exactly the original's rule;
- *  - two masters (after a partition heals, say): the one that ranks later relinquishes
- *    (or exits, with exit_on_conflict); the one that ranks first keeps the role, raises
- *    its term above the rival's and re-announces at once, so the app on the winner sees
- *    no needless slave/master flap and the fencing token still only grows; a master heard
- *    of only through a slave that hears it (relays.ts) is a rival like any other;
- *  - slaves facing several claimants follow the one with the newest term, if one is;
- *  - a claim below the term of a master we held or followed is not followed until it is
- *    above (a tock and a tick at most): its claimant, told our term, claims above at once, so
- *    the master the cluster agrees on next never holds a lower term than one agreed before;
- *  - every new master takes a term above every term it has seen, in its own slot
- *    (protocol/terms.ts), so no two servers ever claim the same term: the fencing token;
- *  - a master serves under the term it claimed; one that learns of a higher term claims
- *    again above it, in its slot, so a store that saw the higher one accepts its writes.
+ *    contact with the cluster), so a joiner never takes over a working cluster.
  *
- * The rules live in modules of their own, which this one acts on: who may claim and who ranks
- * first (candidacy.ts), which claimant a slave follows (following.ts), the term and when a
- * claim waits for it (fencing.ts), our heartbeat (heartbeat.ts). What stays here is one
- * evaluation of them all and every role change, so the order they apply in is read in one place.
+ * The rules themselves live in modules this one acts on, so the order they apply in reads in
+ * one place: who may claim and who ranks first (candidacy.ts), two masters (conflict.ts),
+ * which claim a slave follows (following.ts), the term and when a claim waits for it
+ * (fencing.ts), silent peers (silence.ts), our heartbeat (heartbeat.ts).
  *
  * The etcd mode's roles (coordinator/roles.ts) share the rank rule and the outcome of
  * handoffs (elector/), not these rules: there a linearizable store decides who is master (one
@@ -32,14 +17,16 @@
  * and no term slots; here every server decides from what it hears.
  */
 import type { Checkpoint, HeartbeatMessage, JsonValue } from '../protocol/messages';
-import { MAX_TERM, MAX_TERM_STEP } from '../protocol/limits';
+import { MAX_TERM } from '../protocol/limits';
 import { nextTerm } from '../protocol/terms';
 import type { Instant, ServerRecord } from '../elector/types';
 import type { Announcer } from './announce';
 import { Candidacy } from './candidacy';
 import { FencingTerms } from './fencing';
 import { choiceOf, Following } from './following';
+import { Conflict } from './conflict';
 import { Heartbeats } from './heartbeat';
+import { Silence } from './silence';
 import type { FreshnessGuard } from './freshness';
 import type { Handoffs } from './handoff';
 import type { Instances } from './instances';
@@ -91,6 +78,8 @@ export class Roles {
   readonly #candidacy: Candidacy;
   readonly #following: Following;
   readonly #heartbeats: Heartbeats;
+  readonly #silence: Silence;
+  readonly #conflict: Conflict;
   /** The newest checkpoint we know, published by us or heard from a master. */
   checkpoint: Checkpoint | null = null;
   /** True once we may claim: a tock of listening has passed, or we have seen a master. */
@@ -101,8 +90,6 @@ export class Roles {
   exiting = false;
   stopped = false;
   startedAt = 0;
-  /** After a long stall, peers are not removed before the answers to our hello had time to come. */
-  #holdRemovalsUntil = -Infinity;
   /** Our master fell silent in this evaluation: tell the others at its end. */
   #announceLoss = false;
   /** The master we lost and when we last heard from it, for the line that names its successor. */
@@ -117,6 +104,8 @@ export class Roles {
     this.#terms = new FencingTerms(options.hostname, parts.timing);
     this.#candidacy = new Candidacy(this, parts);
     this.#following = new Following(parts.members, parts.words, parts.handoffs);
+    this.#silence = new Silence(parts);
+    this.#conflict = new Conflict(this, parts.step, parts.members);
     this.#heartbeats = new Heartbeats(this, { ...parts, ip: options.ip, instanceId: options.instanceId, pid: options.pid });
   }
 
@@ -161,11 +150,16 @@ export class Roles {
    * answers at once) before claiming or removing anyone, ending early when a master is heard.
    */
   recover(now: Instant): void {
+    this.#silence.holdUntil(now.mono + this.#listen(now));
+  }
+
+  /** Claim nothing for the next half tick (a tock at most) unless a master is heard first; its length. */
+  #listen(now: Instant): number {
     const { timing } = this.#p;
     const listen = Math.min(timing.tockMs, timing.tickMs / 2);
     this.settled = false;
     this.listenUntil = Math.max(this.listenUntil, now.mono + listen);
-    this.#holdRemovalsUntil = now.mono + listen;
+    return listen;
   }
 
   evaluate(now: Instant): void {
@@ -179,43 +173,11 @@ export class Roles {
   }
 
   #evaluate(now: Instant): void {
-    const { members, instances, quorum, step, handoffs, relays, words } = this.#p;
-    // A master heard of through another server is kept while that word holds: look again at
-    // the silent ones whenever words change, and while we rely on one (as it ages).
-    if (words.relying || relays.changed) {
-      relays.changed = false;
-      members.recheck();
-    }
-    words.relying = false;
-    for (const [hostname, peer] of now.mono < this.#holdRemovalsUntil ? [] : members.dead(now)) {
-      // Silent to us, but a server we hear hears it as master: a cut between the two of us only.
-      if (words.says(hostname, now)) {
-        words.relying = true;
-        continue;
-      }
-      if (peer.record.master && !members.hasLeft(peer)) quorum.masterFellSilent(peer);
-      // Of two processes with this hostname, the one we followed died: the other is still
-      // here, locked or not.
-      if (instances.adoptNamesake(hostname, peer, now, 'went silent')) continue;
-      if (peer.record.locked) {
-        // Kept, being locked, but a silent server is master of nothing: its record must not
-        // show a second master beside the one elected after it. Nor is it a member any more.
-        if (!members.hasLeft(peer)) {
-          members.markSilent(hostname, peer);
-          step.membersMayHaveChanged = true;
-        }
-        members.clearClaim(hostname, peer);
-        continue;
-      }
-      const silentMs = Math.round(now.mono - peer.lastHeard);
-      if (hostname === this.masterHostname) {
-        step.peerLog(4, `Master ${hostname} silent for ${silentMs} ms; electing a new one`);
-        this.masterLost(hostname, peer.lastHeard, 'last heartbeat');
-        this.#announceLoss = true;
-      }
-      step.peerLog(5, `Removing dead server from cluster: ${hostname} (silent for ${silentMs} ms)`);
-      members.remove(hostname, peer);
-    }
+    const { members, instances, quorum, step, handoffs } = this.#p;
+    this.#silence.act(now, this.masterHostname, (hostname, lastHeard) => {
+      this.masterLost(hostname, lastHeard, 'last heartbeat');
+      this.#announceLoss = true;
+    });
     if (quorum.track(now, this.self.eligible)) this.#listenAfterQuorum(now);
     else if (step.peerReturned && quorum.enabled && this.settled && !this.master && this.#claimants(now).length === 0) {
       // With a quorum, two masters must never overlap. A peer heard again after a silence
@@ -254,49 +216,11 @@ export class Roles {
         // not hear, its followers' word names it within a tick, and the conflict is settled by
         // rank; claiming first made each of two such masters outbid the other once a tick.
         const why = this.#terms.reclaim(now);
-        if (why !== null) this.#claimAbove(this.term, now, why);
+        if (why !== null) this.claimAbove(this.term, now, why);
         return;
       }
       this.#terms.facingRival();
-      const rival = rivals.sort((a, b) => this.compare(a, b))[0] as string;
-      const through = this.#heardThrough(rival, now);
-      step.event({ type: 'conflict', hostname: rival });
-      if (this.compare(this.hostname, rival) < 0) {
-        // We rank first, so we are the one the recomputation picks: keep the role, claim a
-        // term above the rival's, and say so at once; the rival yields when it hears us
-        // (itself, or through the servers that follow us).
-        step.logOnce('conflict', 1, `MASTER CONFLICT: ${rival}${through} also thinks it is master; we rank first and keep the role`);
-        // Above every rival's term, unless one is beyond what we adopt from one packet (a
-        // forgery past the ceiling): raising ours to it on every evaluation would ratchet
-        // without end.
-        let above = this.term;
-        let rivalTerm = 0;
-        for (const claimant of rivals) {
-          const term = this.#claimTerm(claimant, now);
-          rivalTerm = Math.max(rivalTerm, term);
-          if (term >= above && term < MAX_TERM && term - this.term < MAX_TERM_STEP) above = term;
-        }
-        if (above > this.held) this.#claimAbove(above, now, `${rival} claimed term ${rivalTerm}`);
-        // Our table shows the rivals as what they are about to be, as a slave's shows a
-        // superseded claim (following.ts): they yield when they hear us.
-        for (const claimant of rivals) {
-          if (members.get(claimant)?.record.master && this.#claimTerm(claimant, now) < this.held) members.showMaster(claimant, false);
-        }
-        return;
-      }
-      step.logOnce('conflict', 1, `MASTER CONFLICT: ${rival}${through} also thinks it is master and ranks first`);
-      if (this.exitOnConflict) {
-        step.log(1, 'The server is shutting down due to master conflict');
-        this.exiting = true;
-        this.role = 'none';
-        this.#terms.held = 0;
-        this.#setSelfMaster(false);
-        this.setMasterHostname('');
-        step.event({ type: 'exit', reason: `master conflict with ${rival}` });
-        return;
-      }
-      this.relinquish(`master conflict with ${rival}`);
-      this.sendHeartbeat(now);
+      if (!this.#conflict.face(rivals, now)) return;
     }
 
     // No longer master (or never): the rivals, as they were, are the claims to follow.
@@ -305,7 +229,7 @@ export class Roles {
     this.#terms.agree();
     if (choice.count === 1) {
       const master = choice.only as string;
-      this.#terms.noteMasterTerm(this.#claimTerm(master, now));
+      this.#terms.noteMasterTerm(this.claimTerm(master, now));
       const peer = members.get(master);
       if (peer && members.isLive(peer, now)) {
         this.takeCheckpoint(peer.ckpt);
@@ -336,11 +260,7 @@ export class Roles {
 
   /** A silent peer is due for removal now (not locked, not kept on a follower's word). */
   removalsDue(now: Instant): boolean {
-    if (now.mono < this.#holdRemovalsUntil) return false;
-    for (const [hostname, peer] of this.#p.members.dead(now)) {
-      if (!peer.record.locked && !this.#p.words.says(hostname, now)) return true;
-    }
-    return false;
+    return this.#silence.due(now);
   }
 
   /**
@@ -352,11 +272,11 @@ export class Roles {
   }
 
   /** " (heard through another server)" for a log line, when that is how we know it. */
-  #heardThrough(hostname: string, now: Instant): string {
+  heardThrough(hostname: string, now: Instant): string {
     return this.#p.words.says(hostname, now) ? ' (heard through another server)' : '';
   }
 
-  #claimTerm(hostname: string, now: Instant): number {
+  claimTerm(hostname: string, now: Instant): number {
     return this.#p.words.termOf(hostname, now);
   }
 
@@ -375,7 +295,7 @@ export class Roles {
    */
   #withholds(claimant: string, now: Instant): boolean {
     if (this.master || claimant === this.masterHostname) return false;
-    const term = this.#claimTerm(claimant, now);
+    const term = this.claimTerm(claimant, now);
     const withholding = this.#terms.withholding(claimant, term, now);
     if (withholding === 'no') return false;
     if (withholding === 'new')
@@ -390,7 +310,7 @@ export class Roles {
   }
 
   /** Claim a new term above `above`, in our slot, keeping the role; the others hear it at once. */
-  #claimAbove(above: number, now: Instant, why: string): void {
+  claimAbove(above: number, now: Instant, why: string): void {
     const term = nextTerm(Math.max(above, this.term), this.slot);
     if (term > MAX_TERM) return;
     this.#p.step.log(4, `Claiming term ${term} (${why}); we keep the master role`);
@@ -410,10 +330,7 @@ export class Roles {
    * tock a conflict may take (SPEC 4.7).
    */
   #listenAfterQuorum(now: Instant, why = `Quorum reached (${this.#p.quorum.size})`): void {
-    const { timing } = this.#p;
-    this.settled = false;
-    const listen = Math.min(timing.tockMs, timing.tickMs / 2);
-    this.listenUntil = Math.max(this.listenUntil, now.mono + listen);
+    const listen = this.#listen(now);
     this.#p.announcer.askWhoIsThere(now);
     this.#p.step.log(4, `${why}: asking who is there, and listening ${Math.round(listen)} ms before any claim to master`);
   }
@@ -468,6 +385,17 @@ export class Roles {
     this.#p.step.event({ type: 'slave' });
   }
 
+  /** exit_on_conflict: no role, and we wait for the shell to shut us down. */
+  exit(reason: string): void {
+    this.#p.step.log(1, 'The server is shutting down due to master conflict');
+    this.exiting = true;
+    this.role = 'none';
+    this.#terms.held = 0;
+    this.#setSelfMaster(false);
+    this.setMasterHostname('');
+    this.#p.step.event({ type: 'exit', reason });
+  }
+
   /** Leave: no role any more. */
   stop(): void {
     this.stopped = true;
@@ -485,11 +413,11 @@ export class Roles {
     if (hostname === this.masterHostname) return;
     const previous = this.masterHostname;
     this.masterHostname = hostname;
-    const followedTerm = hostname && hostname !== this.hostname && now ? this.#claimTerm(hostname, now) : undefined;
+    const followedTerm = hostname && hostname !== this.hostname && now ? this.claimTerm(hostname, now) : undefined;
     this.#terms.follow(hostname, now, followedTerm);
     if (hostname && hostname !== this.hostname) {
       const term = followedTerm ?? this.#p.members.get(hostname)?.record.term ?? 0;
-      const through = now ? this.#heardThrough(hostname, now) : '';
+      const through = now ? this.heardThrough(hostname, now) : '';
       this.#p.step.peerLog(4, `The master server is now: ${hostname}${through} (term ${term})${now ? this.#sinceLost(now) : ''}`);
     }
     const lost = this.#lost;
@@ -521,16 +449,9 @@ export class Roles {
     this.#terms.noteTerm(message, now, this.master, this.hostname);
   }
 
-  /**
-   * A checkpoint from the master we follow (or from our master as it hands off) replaces
-   * ours when it is newer, and only when its term is one we hold: a checkpoint from a
-   * stranger that is not our master is never taken, and one stamped with a term beyond
-   * ours could never be replaced by a real master's.
-   */
+  /** A checkpoint from the master we follow (or from our master as it hands off): ours if newer and of a term we hold (fencing.ts). */
   takeCheckpoint(ckpt: Checkpoint | null): void {
-    const mine = this.checkpoint;
-    if (!ckpt || ckpt.t > this.term) return;
-    if (!mine || ckpt.t > mine.t || (ckpt.t === mine.t && ckpt.v > mine.v)) this.checkpoint = ckpt;
+    if (ckpt && this.#terms.replaces(ckpt, this.checkpoint)) this.checkpoint = ckpt;
   }
 
   sendHeartbeat(now: Instant, handingTo?: string): void {
