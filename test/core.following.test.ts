@@ -167,6 +167,10 @@ describe('Following', () => {
     world.heartbeat('c', true, 7, at(0));
     assert.deepEqual(world.following.choose(at(1)), { count: 1, only: 'b' });
     assert.deepEqual(world.shown(), ['b']);
+    // A row shown as master again (roles.ts shows the master it follows) is superseded again.
+    world.members.showMaster('a', true);
+    assert.deepEqual(world.following.choose(at(1)), { count: 1, only: 'b' });
+    assert.deepEqual(world.shown(), ['b']);
     world.heartbeat('c', true, 9, at(2));
     assert.deepEqual(world.following.choose(at(3)), { count: 2, only: undefined });
     assert.deepEqual(world.shown().sort(), ['b', 'c']);
