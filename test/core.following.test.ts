@@ -13,42 +13,21 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Random } from '../sim/random';
 import { Following, type Choice } from '../src/core/following';
-import { Handoffs } from '../src/core/handoff';
-import { MemberTable } from '../src/core/members';
-import { Relays } from '../src/core/relays';
-import { Step } from '../src/core/step';
-import { Timing } from '../src/core/timing';
-import { Words } from '../src/core/words';
 import type { Instant } from '../src/elector/types';
-import type { HeartbeatMessage } from '../src/protocol/messages';
 import { TERM_CEILING } from '../src/protocol/limits';
-
-const TICK = 1000;
+import { at, coreParts, hear } from './helpers/core-parts';
 
 class World {
-  readonly timing = new Timing({ tickMs: TICK, checkBeats: 3 });
-  readonly step = new Step();
-  readonly relays = new Relays();
-  readonly members = new MemberTable(this.timing, this.step, 64, this.relays);
-  readonly words = new Words('self', this.relays, this.members, this.timing);
-  readonly handoffs = new Handoffs(this.step, () => this.timing.tockMs);
+  readonly parts = coreParts('self');
+  readonly timing = this.parts.timing;
+  readonly relays = this.parts.relays;
+  readonly members = this.parts.members;
+  readonly words = this.parts.words;
+  readonly handoffs = this.parts.handoffs;
   readonly following = new Following(this.members, this.words, this.handoffs);
 
   heartbeat(hostname: string, master: boolean, term: number, now: Instant, heardAt = now.mono): void {
-    const message: HeartbeatMessage = {
-      action: 'heartbeat',
-      hostname,
-      ip: '127.0.0.1',
-      master,
-      eligible: true,
-      uptime: 0,
-      data: {},
-      iid: hostname,
-    };
-    if (term > 0) message.term = term;
-    const peer = this.members.get(hostname);
-    if (peer) this.members.follow(peer, message, '127.0.0.1', heardAt, now);
-    else this.members.add(message, '127.0.0.1', now);
+    hear(this.parts, hostname, now, term > 0 ? { master, term } : { master }, heardAt);
   }
 
   /** Which rows show master. */
@@ -157,8 +136,6 @@ describe('Following', () => {
     // The walk met every outcome, not just "no claimant".
     assert.ok(followed > 1000 && several > 200, `followed ${followed}, several ${several}`);
   });
-
-  const at = (mono: number): Instant => ({ mono, wall: mono });
 
   test('the one claim with the highest term is followed, the others shown superseded; a tie follows none', () => {
     const world = new World();
