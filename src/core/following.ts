@@ -56,11 +56,17 @@ export class Following {
     const handoff = this.#handoffs.filtering(now);
     const floor = handoff ? handoff.term : -Infinity;
     const target = handoff?.target;
+    const claims = members.claimants.byTerm;
+    if (handoff === null && told.size === 0 && claims.size <= 1) {
+      // One claim at most (a cluster at rest): nothing to compare, nothing to show superseded.
+      const only = claims.first();
+      return only && members.isLiveClaimant(only[0], now) ? { count: 1, only: only[0] } : NONE;
+    }
     // The claims to follow with the highest terms: two from the table's index (a third can
     // change neither which is newest nor whether two tie), those whose term is the followers'
     // word, and the handoff's target whatever its term.
     const top: Array<[string, number]> = [];
-    for (const entry of members.claimants.byTerm.descending()) {
+    for (const entry of claims.descending()) {
       if (entry[1] <= floor) break;
       if (told.has(entry[0]) || !members.isLiveClaimant(entry[0], now)) continue;
       if (top.push(entry) === 2) break;

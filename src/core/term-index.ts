@@ -65,6 +65,13 @@ export class TermIndex {
     return low;
   }
 
+  /** The entry with the highest term (the first to take it), if any. */
+  first(): [string, number] | undefined {
+    const term = this.#terms[this.#terms.length - 1];
+    if (term === undefined) return undefined;
+    return [(this.#byTerm.get(term) as Set<string>).values().next().value as string, term];
+  }
+
   /** Every entry, highest term first (ties in the order they took the term); stop early at will. */
   *descending(): Generator<[string, number]> {
     const terms = this.#terms;

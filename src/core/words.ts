@@ -18,6 +18,8 @@ import type { MemberTable } from './members';
 import { MAX_HOPS, type Relays } from './relays';
 import type { Timing } from './timing';
 
+const NOBODY: ReadonlyMap<string, number> = new Map();
+
 export class Words {
   readonly #self: string;
   readonly #relays: Relays;
@@ -69,15 +71,15 @@ export class Words {
    * The claimants whose term is the followers' word, with that term (see `termOf`): the masters
    * `claimants` adds, and live claimants we hear whose word is fresher than our hearing.
    */
-  told(now: Instant): Map<string, number> {
-    const told = new Map<string, number>();
-    if (this.#relays.size === 0) return told;
+  told(now: Instant): ReadonlyMap<string, number> {
+    if (this.#relays.size === 0) return NOBODY;
+    let told: Map<string, number> | null = null;
     for (const [lead] of this.#relays.leads()) {
       if (lead === this.#self || !this.says(lead, now)) continue;
       if (!this.#members.isLiveClaimant(lead, now)) this.relying = true;
-      told.set(lead, this.#relays.word(lead)?.term ?? 0);
+      (told ??= new Map()).set(lead, this.#relays.word(lead)?.term ?? 0);
     }
-    return told;
+    return told ?? NOBODY;
   }
 
   /** The term a claimant claims: the freshest we know, its own or its followers'. */
