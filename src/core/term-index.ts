@@ -9,6 +9,8 @@
  * term is new or its last holder leaves, the move of the array of distinct terms (as
  * member-set.ts keeps its sorted list); the index holds nothing a table entry does not.
  */
+import { lowerBound } from './sorted';
+
 export class TermIndex {
   readonly #termOf = new Map<string, number>();
   readonly #byTerm = new Map<number, Set<string>>();
@@ -54,15 +56,7 @@ export class TermIndex {
 
   /** The position of `term` in the ascending terms, or where it would go. */
   #at(term: number): number {
-    const terms = this.#terms;
-    let low = 0;
-    let high = terms.length;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if ((terms[mid] as number) < term) low = mid + 1;
-      else high = mid;
-    }
-    return low;
+    return lowerBound(this.#terms, term);
   }
 
   /** The entry with the highest term (the first to take it), if any. */
