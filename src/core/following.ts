@@ -52,16 +52,18 @@ export class Following {
 
   choose(now: Instant): Choice {
     const members = this.#members;
-    const told = this.#words.told(now);
+    const alone = this.#words.alone(now);
     const handoff = this.#handoffs.filtering(now);
-    const floor = handoff ? handoff.term : -Infinity;
-    const target = handoff?.target;
     const claims = members.claimants.byTerm;
-    if (handoff === null && told.size === 0 && claims.size <= 1) {
-      // One claim at most (a cluster at rest): nothing to compare, nothing to show superseded.
+    if (handoff === null && alone.size === 0 && claims.size <= 1) {
+      // One claim at most (a cluster at rest): nothing to compare, nothing to show superseded,
+      // so no term to read.
       const only = claims.first();
       return only && members.isLiveClaimant(only[0], now) ? { count: 1, only: only[0] } : NONE;
     }
+    const told = this.#words.told(alone, now);
+    const floor = handoff ? handoff.term : -Infinity;
+    const target = handoff?.target;
     // The claims to follow with the highest terms: two from the table's index (a third can
     // change neither which is newest nor whether two tie), those whose term is the followers'
     // word, and the handoff's target whatever its term.
