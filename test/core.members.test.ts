@@ -4,7 +4,9 @@
  * forged claims made that O(claimants) a step; docs/PERFORMANCE.md). What it keeps must be
  * what a fresh look gives, whatever happens between two looks: claims begun and ended,
  * peers heard late or early, removed, left while locked, a timing reload (a second lane),
- * the grace growing and shrinking with lateness, time passing any deadline.
+ * the grace growing and shrinking with lateness, time passing any deadline. So must its term
+ * indexes of the claims and of the rows shown as master (claimants.ts), which a slave reads
+ * instead of every claimant's term (following.ts).
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,7 +20,7 @@ import type { HeartbeatMessage } from '../src/protocol/messages';
 
 const TICK = 1000;
 
-function heartbeat(r: Random, hostname: string, master: boolean): HeartbeatMessage {
+function heartbeat(r: Random, terms: Random, hostname: string, master: boolean): HeartbeatMessage {
   const message: HeartbeatMessage = {
     action: 'heartbeat',
     hostname,
@@ -34,12 +36,15 @@ function heartbeat(r: Random, hostname: string, master: boolean): HeartbeatMessa
     message.tick = r.pick([TICK, 500, 2000]);
     message.beats = r.pick([1, 3]);
   }
+  // Drawn apart, so the draws above are those of the seeds as they were.
+  if (terms.chance(0.7)) message.term = terms.pick([1, 2, 2, 9, 65538]);
   return message;
 }
 
 /** Random operations on a table; after each, its live claimants against a fresh look at every peer. */
 function churn(seed: number, steps: number): number {
   const r = new Random(seed);
+  const terms = new Random(seed + 1000);
   const timing = new Timing({ tickMs: TICK, checkBeats: 3 });
   const members = new MemberTable(timing, new Step(), 64, new Relays());
   const hostnames = Array.from({ length: 24 }, (_, i) => `h${i}`);
@@ -60,7 +65,7 @@ function churn(seed: number, steps: number): number {
     const what = r.int(0, 99);
     if (what < 55) {
       // Mostly what it said before: a claimant heard again changes nothing kept.
-      const message = heartbeat(r, hostname, r.chance(0.9) ? claiming.has(hostname) : r.chance(0.5));
+      const message = heartbeat(r, terms, hostname, r.chance(0.9) ? claiming.has(hostname) : r.chance(0.5));
       if (peer) {
         // Now, or earlier than now (a duplicate's other process followed), even earlier than before.
         const heardAt = r.chance(0.8) ? mono : mono - r.pick([1, 500, 2000, 5000]);
@@ -92,6 +97,12 @@ function churn(seed: number, steps: number): number {
     } else {
       timing.noteLateness(r.pick([0, 0, 5, 100]), mono);
     }
+    if (terms.chance(0.05)) members.showMaster(hostname, terms.chance(0.5)); // what a slave or a master shows (following.ts, conflict.ts)
+    const termsOf = (hostnames: Iterable<string>): Map<string, number> =>
+      new Map([...hostnames].map((h) => [h, members.get(h)?.record.term as number]));
+    assert.deepEqual(new Map(members.claimants.byTerm.descending()), termsOf(claiming), `seed ${seed}, step ${i}: claims by term`);
+    const shown = [...members.entries()].filter(([, peer]) => peer.record.master).map(([h]) => h);
+    assert.deepEqual(new Map(members.claimants.shown.descending()), termsOf(shown), `seed ${seed}, step ${i}: rows shown as master`);
     const look = [...claiming].filter((h) => {
       const p = members.get(h);
       return p !== undefined && members.isLive(p, now);

@@ -36,11 +36,10 @@ export class Handoffs extends HandoffOutcomes<PendingHandoff> {
     this.pending = { target, until, stepDown, term };
   }
 
-  /** Claimants to follow during a handoff: its target, and claims newer than the master handing off. */
-  current(claimants: string[], now: Instant, termOf: (hostname: string) => number): string[] {
+  /** The handoff in progress, if any: a slave follows only its target and claims newer than the master handing off (following.ts). */
+  filtering(now: Instant): PendingHandoff | null {
     const pending = this.pending;
-    if (!pending || now.mono >= pending.until || claimants.length === 0) return claimants;
-    return claimants.filter((hostname) => hostname === pending.target || termOf(hostname) > pending.term);
+    return pending && now.mono < pending.until ? pending : null;
   }
 
   /** The target to name in our heartbeats: while we hand off and are no longer master. */

@@ -2,6 +2,7 @@
  * Two small bookkeepers of the member table: the sorted member set, and recent departures.
  */
 import type { Instant } from '../elector/types';
+import { lowerBound } from './sorted';
 import type { Timing } from './timing';
 
 /** Hostnames kept sorted as they come and go, and a count of the changes. */
@@ -11,13 +12,7 @@ export class MemberSet {
 
   set(hostname: string, member: boolean): void {
     const list = this.list;
-    let low = 0;
-    let high = list.length;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if ((list[mid] as string) < hostname) low = mid + 1;
-      else high = mid;
-    }
+    const low = lowerBound(list, hostname);
     const present = list[low] === hostname;
     if (member === present) return;
     if (member) list.splice(low, 0, hostname);

@@ -13,6 +13,10 @@
  * view); nothing an application writes there reaches this table, and locking a record is
  * an explicit input (`setLocked`).
  *
+ * Kept apart, each behind the table: the claimants, live and by term (claimants.ts); the
+ * timing peers say they keep (peer-timing.ts); which rows the application's view must copy
+ * again (view-changes.ts); the member set and departures (member-set.ts).
+ *
  * The etcd mode has a table of its own (coordinator/table.ts): there the store is the
  * truth and a member is there while its lease lives, so it keeps no liveness deadlines,
  * lanes or heard order; both keep the same records (elector/types.ts ServerRecord), rank
@@ -26,41 +30,30 @@ import type { Timing } from './timing';
 import { Lane } from './lanes';
 import { Departures, MemberSet } from './member-set';
 import type { Relays } from './relays';
+import { Claimants } from './claimants';
+import { PeerTiming } from './peer-timing';
+import { ViewChanges } from './view-changes';
 
 export type { Lane } from './lanes';
 export { snapshot, type OtherInstance, type Peer } from './peer';
 import type { Peer } from './peer';
 
+export { MAX_PACE_UP } from './peer-timing';
+
 const NONE: ReadonlyArray<[string, Peer]> = Object.freeze([]);
 /** A peer silent this many of its ticks, heard again, has returned (a heal, or a lost heartbeat). */
 const RETURN_AFTER_TICKS = 1.25;
 
-/** A server paces its heartbeats up to this many times its own rate to match a faster peer, and no more. */
-export const MAX_PACE_UP = 20;
-
 export class MemberTable {
   readonly #timing: Timing;
   readonly #step: Step;
-  #peers = new Map<string, Peer>();
-  /** Peers whose last heartbeat claimed master (live or not): the candidates for `liveClaimants`. */
-  #claiming = new Set<string>();
-  /**
-   * `liveClaimants` as last worked out, and what it holds for: a flood of forged claims made
-   * it a walk over hundreds of claimants on every step. A claimant's liveness depends on its
-   * last hearing and its lane's span alone, so it holds while no claim began or ended and no
-   * claimant was heard earlier than before or came back from the dead (`#claimsVersion`),
-   * there is one lane and its span is the same, and the earliest deadline of those listed
-   * (`until`) is still ahead.
-   */
-  #live: { list: readonly string[]; version: number; at: number; until: number; deadAfter: number } | null = null;
-  #claimsVersion = 0;
+  readonly #peers = new Map<string, Peer>();
+  /** The claimants among the peers, live and by term (claimants.ts). */
+  readonly claimants: Claimants;
   /** Locked peers kept after their shutdown notice: they left (not master), so they hold no lease. */
   #leftLocked = new WeakSet<Peer>();
-  /** Hostnames whose record changed since the last `takeChanged` (for the application's view). */
-  #changed = new Set<string>();
-  #allChanged = false;
-  /** The application's view has been read at least once: from then on changes are noted. */
-  #viewed = false;
+  readonly #view: ViewChanges;
+  readonly #peerTiming: PeerTiming;
   /**
    * The eligible peers in the table that are not silent (a locked peer that left or fell
    * silent stays in the table but not here): the member set without ourselves, kept as
@@ -71,7 +64,6 @@ export class MemberTable {
   /** Lanes by the timing their peers promise; 'local' for peers that promise none. */
   #lanes = new Map<string, Lane<Peer>>();
   readonly #local: Lane<Peer>;
-  readonly #maxDeparted: number;
 
   /**
    * No peer reaches its deadline before this (monotonic ms; -Infinity: look). Heartbeats
@@ -80,8 +72,6 @@ export class MemberTable {
    * timing reload, an unlock) sets it back to -Infinity.
    */
   #earliest = -Infinity;
-  /** Peers that say they are configured for a shorter heartbeat interval than ours. */
-  #faster = new Set<Peer>();
   #frozenLanes = 0;
 
   readonly #relays: Relays;
@@ -90,10 +80,15 @@ export class MemberTable {
     this.#timing = timing;
     this.#step = step;
     this.#relays = relays;
-    this.#maxDeparted = maxDeparted;
     this.#departed = new Departures(maxDeparted, timing);
     this.#local = new Lane<Peer>('local', timing);
     this.#lanes.set('local', this.#local);
+    // With one lane every peer is judged by the same span, and a claimant's liveness changes
+    // only by time, a new hearing or a new span.
+    this.claimants = new Claimants(this.#peers, () => (this.#lanes.size === 1 ? this.#local.deadAfterMs : Number.NaN));
+    // Past the table's own bound, the view is rebuilt instead.
+    this.#view = new ViewChanges(maxDeparted + 64);
+    this.#peerTiming = new PeerTiming(timing, step);
   }
 
   /**
@@ -129,30 +124,12 @@ export class MemberTable {
   /** After our timing changed (the shared Timing already holds the new one). */
   timingChanged(): void {
     this.#earliest = -Infinity;
-    this.#recountTicks();
+    this.#peerTiming.recount(this.#peers.values());
   }
 
-  /**
-   * The shortest heartbeat interval a peer configured faster than us says it keeps
-   * (Infinity: none). A forger can say 10 ms: that speeds us up to MAX_PACE_UP times our
-   * own rate at most, and only while its heartbeats keep it in the table.
-   */
+  /** The shortest heartbeat interval a peer configured faster than us says it keeps (Infinity: none). */
   fastestTick(): number {
-    let fastest = Infinity;
-    for (const peer of this.#faster) if (peer.tick < fastest) fastest = peer.tick;
-    return fastest;
-  }
-
-  #countTick(peer: Peer, tick: number): void {
-    peer.tick = tick;
-    if (tick > 0 && tick < this.#timing.tickMs) this.#faster.add(peer);
-    else this.#faster.delete(peer);
-  }
-
-  /** Our own tick changed: who is faster than us changes too. */
-  #recountTicks(): void {
-    this.#faster.clear();
-    for (const peer of this.#peers.values()) this.#countTick(peer, peer.tick);
+    return this.#peerTiming.fastestTick();
   }
 
   #join(lane: Lane<Peer>, hostname: string, peer: Peer): void {
@@ -164,26 +141,6 @@ export class MemberTable {
     const lane = peer.lane;
     lane.peers.delete(hostname);
     if (lane.peers.size === 0 && lane !== this.#local) this.#lanes.delete(lane.key);
-  }
-
-  /** Say once per peer and timing that a peer is configured with another timing than ours, and what follows. */
-  #noteTiming(hostname: string, peer: Peer, message: HeartbeatMessage): void {
-    if (message.tick === undefined || message.beats === undefined) return;
-    const ours = this.#timing;
-    // Numbers, not a key string: this runs for every heartbeat.
-    const noted = peer.timingNoted;
-    if (noted.tick === message.tick && noted.beats === message.beats && noted.ourTick === ours.tickMs && noted.ourBeats === ours.checkBeats)
-      return;
-    peer.timingNoted = { tick: message.tick, beats: message.beats, ourTick: ours.tickMs, ourBeats: ours.checkBeats };
-    if (message.tick === Math.round(ours.tickMs) && message.beats === ours.checkBeats) return;
-    const pace =
-      message.tick < ours.tickMs
-        ? `; this server sends its heartbeats every ${Math.round(Math.max(message.tick, ours.tickMs / MAX_PACE_UP))} ms while ${hostname} is here`
-        : '';
-    this.#step.peerLog(
-      3,
-      `TIMING MISMATCH: server ${hostname} is configured for a heartbeat every ${message.tick} ms (check_beats ${message.beats}), this server for ${ours.tickMs} ms (check_beats ${ours.checkBeats})${pace}. Give every server the same heartbeat_freq and check_beats.`,
-    );
   }
 
   get size(): number {
@@ -213,30 +170,12 @@ export class MemberTable {
 
   /** A record changed: the application's view copies it again. */
   touch(hostname: string): void {
-    // Until someone reads the view (the simulator never does) there is nothing to keep.
-    if (this.#allChanged || !this.#viewed) return;
-    this.#changed.add(hostname);
-    // A flood of forged hostnames between two reads of the view must not grow this set
-    // without bound: past the table's own bound, the view is rebuilt instead.
-    if (this.#changed.size > this.#maxDeparted + 64) {
-      this.#allChanged = true;
-      this.#changed.clear();
-    }
+    this.#view.touch(hostname);
   }
 
   /** Hostnames changed (added, updated or removed) since the last call, or 'all'. */
   takeChanged(): Set<string> | 'all' {
-    if (!this.#viewed) {
-      this.#viewed = true;
-      return 'all';
-    }
-    if (this.#allChanged) {
-      this.#allChanged = false;
-      return 'all';
-    }
-    const changed = this.#changed;
-    this.#changed = new Set();
-    return changed;
+    return this.#view.take();
   }
 
   /** A heartbeat from a hostname not in the table. */
@@ -278,9 +217,9 @@ export class MemberTable {
     this.#earliest = -Infinity;
     this.#setMember(message.hostname, message.eligible);
     this.#join(this.#local, message.hostname, peer);
-    this.#countTick(peer, message.tick ?? 0);
-    this.#noteTiming(message.hostname, peer, message);
-    this.noteClaim(message.hostname, message.master);
+    this.#peerTiming.count(peer, message.tick ?? 0);
+    this.#peerTiming.note(message.hostname, peer, message);
+    this.claimants.note(message.hostname, peer, message.master);
     this.touch(message.hostname);
     return peer;
   }
@@ -319,31 +258,21 @@ export class MemberTable {
       const late = gap - Math.max(1, Math.round(gap / interval)) * interval;
       if (late > 0) this.#timing.notePeerLateness(late);
     }
-    if (this.#claiming.has(message.hostname) && !(heardAt >= peer.lastHeard && this.#listedLive(peer))) this.#claimsVersion++;
+    this.claimants.heard(message.hostname, peer, heardAt);
     peer.lastHeard = heardAt;
     peer.address = address;
     this.#leftLocked.delete(peer);
     this.#setMember(message.hostname, message.eligible);
-    if (peer.lane !== this.#local && this.#keepsOurPace(message)) {
+    if (peer.lane !== this.#local && this.#peerTiming.keepsOurPace(message)) {
       // After a reload of our timing, it now sends at least as often as we do: judged by ours from now on.
       this.#leave(message.hostname, peer);
       this.#join(this.#local, message.hostname, peer);
     }
-    this.#countTick(peer, message.tick ?? 0);
-    this.#noteTiming(message.hostname, peer, message);
+    this.#peerTiming.count(peer, message.tick ?? 0);
+    this.#peerTiming.note(message.hostname, peer, message);
     this.#place(message.hostname, peer, now);
-    this.noteClaim(message.hostname, message.master);
+    this.claimants.note(message.hostname, peer, message.master);
     this.touch(message.hostname);
-  }
-
-  /**
-   * Does this heartbeat show that its sender sends at least as often as our tick? Its
-   * interval is its `pace` when it paces to a faster peer, else its tick; a sender that says
-   * neither (an original server) keeps no pace we could learn of, and is judged by ours at once.
-   */
-  #keepsOurPace(message: HeartbeatMessage): boolean {
-    const interval = message.pace ?? message.tick;
-    return interval === undefined || interval <= Math.round(this.#timing.tickMs);
   }
 
   /** Record the seqs a packet numbered `seq` skipped over (it may have overtaken them). */
@@ -368,19 +297,22 @@ export class MemberTable {
     for (const [name, member] of sorted) lane.peers.set(name, member);
   }
 
-  noteClaim(hostname: string, master: boolean): void {
-    const claiming = this.#claiming;
-    if (master === claiming.has(hostname)) return;
-    if (master) claiming.add(hostname);
-    else claiming.delete(hostname);
-    this.#claimsVersion++;
-  }
-
   /** A peer's claim to master ended (it left, or fell silent while locked). */
   clearClaim(hostname: string, peer: Peer): void {
     if (peer.record.master) this.touch(hostname);
     peer.record.master = false;
-    this.noteClaim(hostname, false);
+    this.claimants.note(hostname, peer, false);
+  }
+
+  /**
+   * Show a peer's row as master or not, whatever it last said: a claim superseded by a newer
+   * one shows false, and the master we follow true once that one is over.
+   */
+  showMaster(hostname: string, master: boolean): void {
+    const peer = this.#peers.get(hostname);
+    if (!peer || peer.record.master === master) return;
+    this.claimants.show(hostname, peer, master);
+    this.touch(hostname);
   }
 
   /** A locked peer left: dead at once, but kept; it holds no lease. */
@@ -389,7 +321,7 @@ export class MemberTable {
     this.#leftLocked.add(peer);
     this.#relays.forget(hostname);
     this.#setMember(hostname, false);
-    if (this.#claiming.has(hostname)) this.#claimsVersion++;
+    this.claimants.movedBack(hostname);
     peer.lastHeard = now.mono - peer.lane.deadAfterMs;
     this.#place(hostname, peer, now); // its deadline is now the oldest
   }
@@ -414,8 +346,8 @@ export class MemberTable {
     this.#peers.delete(hostname);
     this.#setMember(hostname, false);
     this.#leave(hostname, peer);
-    this.#faster.delete(peer);
-    if (this.#claiming.delete(hostname)) this.#claimsVersion++;
+    this.#peerTiming.forget(peer);
+    this.claimants.removed(hostname);
     this.#relays.forget(hostname);
     this.#relays.removed(hostname, peer.lastHeard);
     this.touch(hostname);
@@ -449,46 +381,17 @@ export class MemberTable {
 
   /** Peers whose record shows them as master now (what the application's `servers` shows). */
   shownMasters(): string[] {
-    const shown: string[] = [];
-    for (const hostname of this.#claiming) if (this.#peers.get(hostname)?.record.master) shown.push(hostname);
-    return shown;
+    return this.claimants.shownMasters();
   }
 
   /** Live peers whose last heartbeat claims master (a new array: the caller may change it). */
   liveClaimants(now: Instant): string[] {
-    if (this.#claiming.size === 0) return [];
-    // With one lane every peer is judged by the same span, and a claimant's liveness changes
-    // only by time, a new hearing or a new span.
-    const deadAfter = this.#lanes.size === 1 ? this.#local.deadAfterMs : Number.NaN;
-    const live = this.#live;
-    if (live && live.version === this.#claimsVersion && live.deadAfter === deadAfter && now.mono >= live.at && now.mono < live.until)
-      return live.list.slice();
-    const claimants: string[] = [];
-    let until = Infinity;
-    for (const hostname of this.#claiming) {
-      const peer = this.#peers.get(hostname);
-      if (!peer) continue;
-      const deadline = peer.lastHeard + peer.lane.deadAfterMs;
-      if (now.mono < deadline) {
-        claimants.push(hostname);
-        if (deadline < until) until = deadline;
-      }
-    }
-    this.#live = Number.isNaN(deadAfter) ? null : { list: claimants, version: this.#claimsVersion, at: now.mono, until, deadAfter };
-    return claimants.slice();
-  }
-
-  /** Listed live by the kept `liveClaimants` (heard later, it stays live at least as long). */
-  #listedLive(peer: Peer): boolean {
-    const live = this.#live;
-    return live !== null && live.version === this.#claimsVersion && peer.lastHeard + live.deadAfter > live.at;
+    return this.claimants.live(now);
   }
 
   /** Is `hostname` among `liveClaimants(now)`? */
   isLiveClaimant(hostname: string, now: Instant): boolean {
-    if (!this.#claiming.has(hostname)) return false;
-    const peer = this.#peers.get(hostname);
-    return peer !== undefined && now.mono < peer.lastHeard + peer.lane.deadAfterMs;
+    return this.claimants.isLive(hostname, now);
   }
 
   /**

@@ -18,6 +18,8 @@ import type { MemberTable } from './members';
 import { MAX_HOPS, type Relays } from './relays';
 import type { Timing } from './timing';
 
+const NOBODY: ReadonlyMap<string, number> = new Map();
+
 export class Words {
   readonly #self: string;
   readonly #relays: Relays;
@@ -54,15 +56,37 @@ export class Words {
 
   /** `direct` (`members.liveClaimants(now)`: live servers we hear claim master) and the masters live on the followers' word. */
   claimants(direct: string[], now: Instant): string[] {
-    if (this.#relays.size === 0) return direct;
-    // A live claimant is one we hear ourselves: a lookup, where `direct.includes` cost
-    // O(leads × claimants) a step under a flood of forged claims and words.
+    for (const lead of this.alone(now).keys()) direct.push(lead);
+    return direct;
+  }
+
+  /**
+   * The masters live on the followers' word alone (not live claimants we hear), with the
+   * word's term. A live claimant is one we hear ourselves: a lookup, where `includes` over a
+   * list cost O(leads × claimants) a step under a flood of forged claims and words.
+   */
+  alone(now: Instant): ReadonlyMap<string, number> {
+    if (this.#relays.size === 0) return NOBODY;
+    let alone: Map<string, number> | null = null;
     for (const [lead] of this.#relays.leads()) {
       if (lead === this.#self || this.#members.isLiveClaimant(lead, now) || !this.says(lead, now)) continue;
-      direct.push(lead);
+      (alone ??= new Map()).set(lead, this.#relays.word(lead)?.term ?? 0);
       this.relying = true;
     }
-    return direct;
+    return alone ?? NOBODY;
+  }
+
+  /**
+   * Every claim whose term is the followers' word (see `termOf`), with it: `alone`, and the
+   * live claimants we hear whose word is fresher than our own hearing.
+   */
+  told(alone: ReadonlyMap<string, number>, now: Instant): ReadonlyMap<string, number> {
+    let told: Map<string, number> | null = null;
+    for (const [lead] of this.#relays.leads()) {
+      if (lead === this.#self || !this.#members.isLiveClaimant(lead, now) || !this.says(lead, now)) continue;
+      (told ??= new Map(alone)).set(lead, this.#relays.word(lead)?.term ?? 0);
+    }
+    return told ?? alone;
   }
 
   /** The term a claimant claims: the freshest we know, its own or its followers'. */
