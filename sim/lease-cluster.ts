@@ -254,6 +254,18 @@ export class LeaseSimCluster extends SimLoop<Item> {
     this.note('*', 'STORE UP');
   }
 
+  /** An etcd leader election of `ms`: nothing expires, writes wait or fail (sim/lease-store.ts). */
+  storeLeaderless(ms: number): void {
+    this.note('*', `STORE LEADER LOST for ${ms.toFixed(0)} ms`);
+    this.store.leaderless(ms);
+  }
+
+  /** The store answers nothing for `ms`; leases run on. */
+  storeStall(ms: number): void {
+    this.note('*', `STORE STALLED for ${ms.toFixed(0)} ms`);
+    this.store.stall(ms);
+  }
+
   cutLink(id: string): void {
     const node = this.node(id);
     this.store.cutLink(node.client);

@@ -386,12 +386,10 @@ function play(sim: LeaseSimCluster, checker: LeaseChecker, scenario: LeaseScenar
           sim.promote(name(fault.host));
           break;
         case 'leader':
-          sim.note('*', `STORE LEADER LOST for ${fault.ms.toFixed(0)} ms`);
-          sim.store.leaderless(fault.ms);
+          sim.storeLeaderless(fault.ms);
           break;
         case 'stall':
-          sim.note('*', `STORE STALLED for ${fault.ms.toFixed(0)} ms`);
-          sim.store.stall(fault.ms);
+          sim.storeStall(fault.ms);
           break;
         case 'restore':
           sim.note('*', 'STORE RESTORED from the snapshot');
