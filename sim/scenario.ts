@@ -22,16 +22,7 @@ import { InvariantChecker, Violation } from './invariants';
 import { ScenarioFaults } from './faults';
 import { SimWork } from './work';
 import { byRank, runProbe, type ProbeContext } from './probes';
-import {
-  describeWindow,
-  faultEndTicks,
-  isBenign,
-  type Fault,
-  type RunOptions,
-  type RunResult,
-  type Scenario,
-  type Target,
-} from './scenario-types';
+import { faultEndTicks, isBenign, type Fault, type RunOptions, type RunResult, type Scenario } from './scenario-types';
 
 export * from './scenario-types';
 export { scenarioFromSeed, seedShape, type SeedOptions } from './scenario-seed';
