@@ -27,12 +27,6 @@ export interface FaultContext {
 }
 
 export class ScenarioFaults {
-  readonly sim: SimCluster;
-  readonly checker: InvariantChecker;
-  readonly scenario: Scenario;
-  readonly work: SimWork | null;
-  readonly tick: number;
-  readonly tock: number;
   /** Host index by hostname: partitions and cuts are by host index. */
   readonly #hostIndex = new Map<string, number>();
   /** Network faults in force. */
@@ -42,12 +36,6 @@ export class ScenarioFaults {
   readonly #dupNodes: SimNode[] = [];
 
   constructor(readonly run: FaultContext) {
-    this.sim = run.sim;
-    this.checker = run.checker;
-    this.scenario = run.scenario;
-    this.work = run.work;
-    this.tick = run.tick;
-    this.tock = run.tock;
     run.scenario.hosts.forEach((host, index) => this.#hostIndex.set(host.name, index));
   }
 
@@ -66,13 +54,13 @@ export class ScenarioFaults {
   healCut(): boolean {
     if (!this.#cutActive) return false;
     this.#cutActive = false;
-    this.sim.note('*', 'CUT HEALED (the stable watch goes on)');
+    this.run.sim.note('*', 'CUT HEALED (the stable watch goes on)');
     this.applyWindows();
     return true;
   }
 
   schedule(): void {
-    const { sim, scenario, tick } = this;
+    const { sim, scenario, tick } = this.run;
     for (const fault of scenario.faults) sim.at(fault.at * tick, () => this.apply(fault));
     const staying = scenario.cut;
     if (staying) {
@@ -86,19 +74,19 @@ export class ScenarioFaults {
       });
     }
     // API calls alone (no network fault, no stall): every handoff must stay clean (SPEC 9.3).
-    this.checker.handoffStrict =
+    this.run.checker.handoffStrict =
       scenario.kind === 'race' &&
       scenario.faults.every((fault) => ['stepdown', 'promote', 'eligible', 'timing', 'priority'].includes(fault.type));
   }
 
   /** Partitions cut by hostname: a foreign server sits with the main server of its name (group 0 if none). */
   #indexOf(id: string): number {
-    return this.#hostIndex.get(this.sim.nodes.get(id)?.hostname ?? id) ?? 0;
+    return this.#hostIndex.get(this.run.sim.nodes.get(id)?.hostname ?? id) ?? 0;
   }
 
   /** The network faults in force, as the simulated network's loss, link faults and reachability. */
   applyWindows(): void {
-    const { sim, scenario } = this;
+    const { sim, scenario } = this.run;
     const faults: NetworkFaults = { ...CLEAN };
     const cuts: Window[] = [];
     sim.linkFaults.clear();
@@ -108,7 +96,7 @@ export class ScenarioFaults {
       else cuts.push(w);
     }
     sim.faults = faults;
-    this.checker.networkChanged();
+    this.run.checker.networkChanged();
     const staying = this.#cutActive && scenario.cut ? scenario.cut.pairs : [];
     if (cuts.length === 0 && staying.length === 0) {
       sim.link = () => true;
@@ -129,7 +117,7 @@ export class ScenarioFaults {
   }
 
   #addLinkFault(w: Extract<Window, { type: 'link' }>): void {
-    const { sim, scenario, tick } = this;
+    const { sim, scenario, tick } = this.run;
     const from = scenario.hosts[w.from]?.name;
     const to = scenario.hosts[w.to]?.name;
     if (from === undefined || to === undefined) return;
@@ -144,7 +132,7 @@ export class ScenarioFaults {
   }
 
   #addNetFault(faults: NetworkFaults, w: Extract<Window, { type: 'net' }>): void {
-    const tick = this.tick;
+    const tick = this.run.tick;
     faults.lossRate = Math.max(faults.lossRate, w.loss);
     faults.dupRate = Math.max(faults.dupRate, w.dup);
     faults.dupDelayMs = Math.max(faults.dupDelayMs, w.dupTicks * tick);
@@ -156,9 +144,9 @@ export class ScenarioFaults {
 
   /** A host index, or the current master (else a live server of the main cluster, drawn). */
   #resolve(target: Target): SimNode | null {
-    const sim = this.sim;
+    const sim = this.run.sim;
     if (target !== 'master') {
-      const host = this.scenario.hosts[target];
+      const host = this.run.scenario.hosts[target];
       const node = host ? sim.nodes.get(host.name) : undefined;
       return node ?? null;
     }
@@ -168,27 +156,30 @@ export class ScenarioFaults {
     return live.length > 0 ? sim.random.pick(live) : null;
   }
 
+  /** `act` on the target, if there is one (a process that ended included: a reload or a clock step reaches its successor). */
+  #on(target: Target, act: (node: SimNode) => void): void {
+    const node = this.#resolve(target);
+    if (node) act(node);
+  }
+
+  /** `act` on the target, if it is running. */
+  #onLive(target: Target, act: (node: SimNode) => void): void {
+    const node = this.#resolve(target);
+    if (node?.alive) act(node);
+  }
+
   apply(fault: Fault): void {
-    const { sim, work, tick } = this;
+    const { sim, work, tick } = this.run;
     switch (fault.type) {
       case 'crash':
       case 'shutdown':
         return this.#end(fault);
-      case 'restart': {
-        const node = this.#resolve(fault.target);
-        if (node?.alive) sim.restart(node.id, { graceful: fault.graceful, delayMs: fault.delay * tick });
-        return;
-      }
-      case 'stall': {
-        const node = this.#resolve(fault.target);
-        if (node?.alive) sim.stall(node.id, fault.ticks * tick);
-        return;
-      }
-      case 'wallstep': {
-        const node = this.#resolve(fault.target);
-        if (node) sim.stepWallClock(node.id, fault.ms);
-        return;
-      }
+      case 'restart':
+        return this.#onLive(fault.target, (node) => sim.restart(node.id, { graceful: fault.graceful, delayMs: fault.delay * tick }));
+      case 'stall':
+        return this.#onLive(fault.target, (node) => sim.stall(node.id, fault.ticks * tick));
+      case 'wallstep':
+        return this.#on(fault.target, (node) => sim.stepWallClock(node.id, fault.ms));
       case 'eligible': {
         const node = this.#resolve(fault.target);
         if (node && work) work.setEligible(node, fault.eligible);
@@ -208,28 +199,19 @@ export class ScenarioFaults {
         else if (node?.alive && node.core.master) sim.stepDown(node.id);
         return;
       }
-      case 'promote': {
-        const node = this.#resolve(fault.target);
-        if (node?.alive) sim.promote(node.id);
-        return;
-      }
-      case 'priority': {
-        const node = this.#resolve(fault.target);
-        if (node) sim.setPriority(node.id, fault.priority);
-        return;
-      }
-      case 'timing': {
-        const node = this.#resolve(fault.target);
-        if (node) sim.setNodeTiming(node.id, fault.tickFactor * tick, fault.checkBeats);
-        return;
-      }
+      case 'promote':
+        return this.#onLive(fault.target, (node) => sim.promote(node.id));
+      case 'priority':
+        return this.#on(fault.target, (node) => sim.setPriority(node.id, fault.priority));
+      case 'timing':
+        return this.#on(fault.target, (node) => sim.setNodeTiming(node.id, fault.tickFactor * tick, fault.checkBeats));
       case 'forge':
         return this.#forge(fault);
     }
   }
 
   #end(fault: Extract<Fault, { type: 'crash' | 'shutdown' }>): void {
-    const { sim, work, tick } = this;
+    const { sim, work, tick } = this.run;
     const node = this.#resolve(fault.target);
     if (!node || !node.alive) return;
     const end = (): void => {
@@ -245,11 +227,11 @@ export class ScenarioFaults {
   }
 
   #openWindow(fault: Window): void {
-    const { sim, scenario } = this;
+    const { sim, scenario } = this.run;
     this.#windows.add(fault);
     sim.note('*', `NET ${describeWindow(fault, scenario)}`);
     this.applyWindows();
-    sim.at(Math.max(fault.until, fault.at) * this.tick, () => {
+    sim.at(Math.max(fault.until, fault.at) * this.run.tick, () => {
       this.#windows.delete(fault);
       sim.note('*', `NET ends: ${describeWindow(fault, scenario)}`);
       this.applyWindows();
@@ -257,20 +239,20 @@ export class ScenarioFaults {
   }
 
   #duplicate(fault: Extract<Fault, { type: 'duphost' }>): void {
-    const sim = this.sim;
+    const sim = this.run.sim;
     const original = this.#resolve(fault.target);
     if (!original) return;
     const dup = sim.addDuplicate(original.hostname, { ...original.options, eligible: original.core.eligible, at: sim.now });
     this.#dupNodes.push(dup);
     if (fault.until === null) return;
-    sim.at(Math.max(fault.until, fault.at) * this.tick, () => {
+    sim.at(Math.max(fault.until, fault.at) * this.run.tick, () => {
       if (fault.stop === 'crash') sim.crash(dup.id);
       else sim.shutdown(dup.id);
     });
   }
 
   #forge(fault: Extract<Fault, { type: 'forge' }>): void {
-    const { sim, scenario, tick, checker } = this;
+    const { sim, scenario, tick, checker } = this.run;
     const forger = new Forger(sim.random, {
       hostnames: scenario.hosts.map((host) => host.name),
       iidOf: (hostname) => {
@@ -283,7 +265,7 @@ export class ScenarioFaults {
       '*',
       `FORGER starts: ${fault.perTick} packets a tick, bursts up to ${fault.burst}, until ${(fault.until * tick).toFixed(1)} ms`,
     );
-    checker.forgedUntil = Math.max(checker.forgedUntil, fault.until * tick + this.tock + 0.25 * tick);
+    checker.forgedUntil = Math.max(checker.forgedUntil, fault.until * tick + this.run.tock + 0.25 * tick);
     const end = fault.until * tick;
     const speak = (): void => {
       if (sim.now >= end) {

@@ -133,96 +133,82 @@ interface Cluster {
   stepDown(id: string): void;
   promote(id: string): void;
   setEligible(id: string, eligible: boolean): void;
+  restart(id: string): void;
 }
 
-function common(
-  sim: Cluster,
-  start: (name: string, at: number | undefined) => void,
-  restart: (name: string) => void,
-): Record<string, Command> {
+/** A mode's player: the commands every mode has, and its own. */
+function player(mode: string, sim: Cluster, start: (name: string, at: number | undefined) => void, own: Record<string, Command>): Player {
   const each = (act: (name: string) => void) => (names: string[]) => names.forEach(act);
-  return {
+  const common: Record<string, Command> = {
     start: (names, options) => names.forEach((name) => start(name, options.at === undefined ? undefined : Number(options.at))),
     run: (names) => sim.runFor(Number(names[0])),
     crash: each((name) => sim.crash(name)),
     shutdown: each((name) => sim.shutdown(name)),
-    restart: each(restart),
+    restart: each((name) => sim.restart(name)),
     stepdown: (names) => sim.stepDown(names[0] as string),
     promote: (names) => sim.promote(names[0] as string),
     eligible: (names) => sim.setEligible(names[0] as string, names[1] !== 'false'),
   };
+  return { mode, timeline: sim.timeline, commands: { ...common, ...own } };
+}
+
+/** What the `cluster` line sets in either mode: one seed, the timing, a trace of what an operator reads. */
+function timing(options: Options): { seed: number; tickMs: number; checkBeats: number; trace: true; traceLevel: number } {
+  return { seed: 1, tickMs: Number(options.tick ?? 1000), checkBeats: Number(options.beats ?? 3), trace: true, traceLevel: 6 };
 }
 
 function udpPlayer(options: Options): Player {
   const config: SimClusterOptions = {
-    seed: 1,
-    tickMs: Number(options.tick ?? 1000),
-    checkBeats: Number(options.beats ?? 3),
+    ...timing(options),
     latencyMs: Number(options.latency ?? 1),
     jitterMs: Number(options.jitter ?? 0),
-    trace: true,
-    traceLevel: 6,
   };
   if (options.secret) config.secret = options.secret;
   const sim = new SimCluster(config);
   const quorum = options.quorum === undefined ? {} : { quorum: Number(options.quorum) };
   const start = (name: string, at: number | undefined): void => void sim.add(name, { ...(at === undefined ? {} : { at }), ...quorum });
-  return {
-    mode: 'udp',
-    timeline: sim.timeline,
-    commands: {
-      ...common(sim, start, (name) => sim.restart(name)),
-      stall: (names) => sim.stall(names[0] as string, Number(names[1])),
-      partition: (_names, _options, line) =>
-        sim.partition(
-          line
-            .slice('partition'.length)
-            .split('|')
-            .map((group) =>
-              group
-                .split(',')
-                .map((name) => name.trim())
-                .filter(Boolean),
-            ),
-        ),
-      heal: () => sim.heal(),
-      cut: (names) => sim.cut(names.map((pair) => pair.split('-') as [string, string])),
-      reload: (names) => sim.setNodeTiming(names[0] as string, Number(names[1]), Number(names[2])),
-      duplicate: (names) => void sim.addDuplicate(names[0] as string, quorum),
-    },
-  };
+  return player('udp', sim, start, {
+    stall: (names) => sim.stall(names[0] as string, Number(names[1])),
+    partition: (_names, _options, line) =>
+      sim.partition(
+        line
+          .slice('partition'.length)
+          .split('|')
+          .map((group) =>
+            group
+              .split(',')
+              .map((name) => name.trim())
+              .filter(Boolean),
+          ),
+      ),
+    heal: () => sim.heal(),
+    cut: (names) => sim.cut(names.map((pair) => pair.split('-') as [string, string])),
+    reload: (names) => sim.setNodeTiming(names[0] as string, Number(names[1]), Number(names[2])),
+    duplicate: (names) => void sim.addDuplicate(names[0] as string, quorum),
+  });
 }
 
 function etcdPlayer(options: Options): Player {
   const config: LeaseSimOptions = {
-    seed: 1,
-    tickMs: Number(options.tick ?? 1000),
-    checkBeats: Number(options.beats ?? 3),
+    ...timing(options),
     minDelayMs: Number(options.latency ?? 1),
     maxDelayMs: Number(options.latency ?? 1) + Number(options.jitter ?? 0),
-    trace: true,
-    traceLevel: 6,
   };
   if (options.ttl) config.ttlSeconds = Number(options.ttl);
   const sim = new LeaseSimCluster(config);
   const start = (name: string, at: number | undefined): void => void sim.add(name, at === undefined ? {} : { at });
-  return {
-    mode: 'etcd',
-    timeline: sim.timeline,
-    commands: {
-      ...common(sim, start, (name) => sim.restart(name)),
-      freeze: (names) => sim.freeze(names[0] as string, Number(names[1])),
-      priority: (names) => sim.setPriority(names[0] as string, Number(names[1])),
-      store: (names) => {
-        const [what, ms] = names;
-        if (what === 'down') sim.storeDown();
-        else if (what === 'up') sim.storeUp();
-        else if (what === 'election') sim.storeLeaderless(Number(ms));
-        else if (what === 'stall') sim.storeStall(Number(ms));
-        else throw new Error(`store ${what ?? ''}: down, up, election MS or stall MS`);
-      },
-      unlink: (names) => sim.cutLink(names[0] as string),
-      relink: (names) => sim.healLink(names[0] as string),
+  return player('etcd', sim, start, {
+    freeze: (names) => sim.freeze(names[0] as string, Number(names[1])),
+    priority: (names) => sim.setPriority(names[0] as string, Number(names[1])),
+    store: (names) => {
+      const [what, ms] = names;
+      if (what === 'down') sim.storeDown();
+      else if (what === 'up') sim.storeUp();
+      else if (what === 'election') sim.storeLeaderless(Number(ms));
+      else if (what === 'stall') sim.storeStall(Number(ms));
+      else throw new Error(`store ${what ?? ''}: down, up, election MS or stall MS`);
     },
-  };
+    unlink: (names) => sim.cutLink(names[0] as string),
+    relink: (names) => sim.healLink(names[0] as string),
+  });
 }

@@ -138,6 +138,8 @@ export function leaseScenarioFromSeed(seed: number, options: { kind?: LeaseKind;
     }
   };
   if (kind === 'mixed') {
+    // A fixed list, not derived from LEASE_KINDS, so that adding a kind leaves every existing
+    // seed's scenario as it was (as the UDP mode's MIXABLE).
     const pool: LeaseKind[] = [
       'crash',
       'restart',
