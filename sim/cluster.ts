@@ -11,192 +11,26 @@ import type { Address, JsonValue, Message } from '../src/protocol/messages';
 import type { CoreEvent, Instant, Output } from '../src/elector/types';
 import { createKeyring, type Keyring } from '../src/wire/auth';
 import { decode, type DecodeResult } from '../src/wire/codec';
-import { EventHeap } from './heap';
+import { SimLoop } from './loop';
+import {
+  addressOf,
+  emptyBacklog,
+  linkKey,
+  type Delivery,
+  type EndedInstance,
+  type Instance,
+  type Item,
+  type LinkFault,
+  type NetworkFaults,
+  type SimClusterOptions,
+  type SimEventRecord,
+  type SimNode,
+  type SimNodeOptions,
+  type SimObserver,
+} from './cluster-types';
+
+export * from './cluster-types';
 import { Random } from './random';
-
-export interface SimNodeOptions {
-  eligible?: boolean;
-  exitOnConflict?: boolean;
-  data?: CoreOptions['data'];
-  priority?: number;
-  quorum?: number;
-  clusterId?: string;
-  /** Start time; default now. */
-  at?: number;
-  /** The hostname it announces, when not its name in the simulation (two processes, one hostname). */
-  hostname?: string;
-  /** Its own heartbeat_freq (ms) and check_beats, when not the cluster's (a mismatched config). */
-  tickMs?: number;
-  checkBeats?: number;
-  /** Its app drains master work before a handover (drain_timeout, ms): promote requests are held until `drained`. */
-  drainMs?: number;
-  /** Preemption on, with this preempt_delay (ms). */
-  preemptDelayMs?: number;
-}
-
-export interface SimClusterOptions {
-  seed?: number;
-  tickMs?: number;
-  checkBeats?: number;
-  /** One-way delay of every datagram, ms (before jitter). */
-  latencyMs?: number;
-  /** Extra random delay, uniform in [0, jitterMs). */
-  jitterMs?: number;
-  /** Probability that a datagram to one receiver is lost. */
-  lossRate?: number;
-  /** Round-trip every datagram through the wire codec (on by default: proves the codec too). */
-  wire?: boolean;
-  /** Keep a readable timeline (costly for big clusters). */
-  trace?: boolean;
-  /** Core log lines up to this level go into the timeline (default 6: state changes; 10: every packet). */
-  traceLevel?: number;
-  /** Keep every core event in `events` (on by default; big runs watch them through `observer` instead). */
-  keepEvents?: boolean;
-  /** `secret_key` of every server: authenticated packets and instance verification (needs `wire`). */
-  secret?: string | string[];
-  /** `max_servers` of every server. */
-  maxServers?: number;
-}
-
-/**
- * Faults of the network itself, each a per-datagram probability. All off (0) by default;
- * the scenario runner switches them on for a fault window and off again.
- */
-export interface NetworkFaults {
-  /** A datagram to one receiver is lost. */
-  lossRate: number;
-  /** A datagram to one receiver arrives twice; the copy lags by up to `dupDelayMs`. */
-  dupRate: number;
-  dupDelayMs: number;
-  /** A datagram is held back by up to `reorderMaxMs`, so later ones overtake it. */
-  reorderRate: number;
-  reorderMaxMs: number;
-  /** A datagram is delayed by half to all of `spikeMs` (a congested switch, a Wi-Fi retry storm). */
-  spikeRate: number;
-  spikeMs: number;
-}
-
-/**
- * A fault of one direction of one link (from one server to another), on top of the
- * network-wide ones: a flaky port, an asymmetric route, a firewall rule.
- */
-export interface LinkFault {
-  /** Probability that a datagram is lost on this direction (1: a one-way cut). */
-  drop: number;
-  /** Extra one-way delay, ms. */
-  delayMs: number;
-  /** Probability that a datagram arrives twice; the copy lags by up to `dupDelayMs`. */
-  dup: number;
-  dupDelayMs: number;
-}
-
-/** Hooks for an invariant checker; each sees the simulated time in `cluster.now`. */
-export interface SimObserver {
-  onEvent?(record: SimEventRecord, node: SimNode): void;
-  /** A process began (`start`) or ended (`crash`, `shutdown`), or its eligibility was set. */
-  onLifecycle?(kind: 'start' | 'crash' | 'shutdown' | 'eligible', node: SimNode): void;
-  /** After every step of the simulation (one delivery, one timer, one call). */
-  afterStep?(): void;
-}
-
-/**
- * A socket's receive queue, first in, first out, as a kernel's is: a datagram that reaches a
- * stalled process, or one still reading what queued during a stall, joins the tail and is
- * read after everything that came before it, whatever happens meanwhile (answers to the
- * woken process's hello, a stall that grows, a new one before the queue is read). One reader
- * per socket takes READ_BATCH datagrams per turn of the event loop, the first turn
- * FIRST_READ_MS after the process wakes.
- */
-export interface Backlog {
-  /** Datagrams waiting, oldest first from `head` on. */
-  queue: Delivery[];
-  head: number;
-  /** When the reader runs next (Infinity: none scheduled), and how many its turn has read. */
-  readAt: number;
-  readInTurn: number;
-  /** When the last datagram queued so far is read. */
-  end: number;
-}
-
-function emptyBacklog(): Backlog {
-  return { queue: [], head: 0, readAt: Infinity, readInTurn: 0, end: 0 };
-}
-
-/** One process (core instance) of a node, and the last time a datagram of it reached another live server. */
-export interface Instance {
-  iid: string;
-  lastDelivered: number | null;
-}
-
-/** A process that has ended: the last time any live server received a datagram from it bounds failover. */
-export interface EndedInstance {
-  id: string;
-  hostname: string;
-  instance: Instance;
-  at: number;
-  how: 'crash' | 'shutdown';
-}
-
-export interface SimEventRecord {
-  time: number;
-  /** The node id (the hostname, except for a second process claiming a hostname already used). */
-  host: string;
-  event: CoreEvent;
-}
-
-export interface SimNode {
-  /** Unique per simulated machine; equals `hostname` except for duplicate-hostname processes. */
-  id: string;
-  hostname: string;
-  /** The running (or last) process's core; its driver carries out every step, as in a real server. */
-  core: ElectionCore;
-  driver: Driver<ElectionCore>;
-  alive: boolean;
-  /** Added to the simulated wall clock for this node only (a stepped or skewed clock). */
-  wallOffset: number;
-  /** Timers of this node fire no earlier than this (a stall: CPU starvation, paused VM). */
-  stalledUntil: number;
-  /** Its socket's receive queue while a stall keeps it from being read (`Backlog`). */
-  backlog: Backlog;
-  /** Per sender (node id): its instance, when its last heartbeat was read here, and when the first of that instance was. */
-  heardFrom: Map<string, { iid: string; at: number; since: number }>;
-  /** Per sender (node id): when a datagram of it to this server was last lost, or delayed past the normal latency. */
-  troubleFrom: Map<string, number>;
-  /** When its latest stall began (-Infinity: never stalled). */
-  stalledFrom: number;
-  wakeToken: number;
-  /** When the pending wake-up fires (Infinity: none pending). */
-  wakeAt: number;
-  /** The running (or last) process. */
-  instance: Instance;
-  /** Source address its datagrams arrive from. */
-  address: string;
-  events: SimEventRecord[];
-  options: SimNodeOptions;
-  /** Its `secret_key`, derived (null: open format). Change it with `setKeys`. */
-  keyring: Keyring | null;
-}
-
-/** A datagram on its way to one server. */
-interface Delivery {
-  time: number;
-  seq: number;
-  kind: 'deliver';
-  to: string;
-  from: string;
-  message: Message;
-  late: boolean;
-  source: Instance;
-  address: string;
-}
-
-type Item =
-  | Delivery
-  /** The reader of a process's socket queue (`Backlog`): that process's socket only. */
-  | { time: number; seq: number; kind: 'read'; host: string; instance: Instance }
-  | { time: number; seq: number; kind: 'wake'; host: string; token: number }
-  | { time: number; seq: number; kind: 'start'; host: string }
-  | { time: number; seq: number; kind: 'call'; fn: () => void };
 
 const WALL_EPOCH = Date.UTC(2026, 0, 1);
 /**
@@ -213,12 +47,10 @@ const SOCKET_QUEUE_DATAGRAMS = 256;
 /** Far above what 1000 servers broadcasting at one instant need (10⁶ deliveries). */
 const MAX_STEPS_AT_ONE_INSTANT = 3_000_000;
 
-export class SimCluster {
+export class SimCluster extends SimLoop<Item> {
   readonly random: Random;
   readonly nodes = new Map<string, SimNode>();
   readonly events: SimEventRecord[] = [];
-  readonly timeline: string[] = [];
-  now = 0;
   tickMs: number;
   checkBeats: number;
   latencyMs: number;
@@ -239,19 +71,12 @@ export class SimCluster {
   /** Latest time a server (re)started. */
   lastStartAt = 0;
   readonly ended: EndedInstance[] = [];
-  /** Simulation steps processed (deliveries, timers, calls). */
-  steps = 0;
   /** Datagrams refused, by reason: by a receiver's codec (bad MAC, …) or its core (stale, unverified, …). */
   readonly drops: Record<string, number> = Object.create(null) as Record<string, number>;
   /** Sees every datagram a server sends, as encoded (wire mode): what an eavesdropper on the LAN captures. */
   onDatagram: ((from: string, datagram: Buffer) => void) | null = null;
 
-  #heap = new EventHeap<Item>();
-  #stepTime = -1;
-  #stepsAtTime = 0;
-  #seq = 0;
   #wire: boolean;
-  #trace: boolean;
   #traceLevel: number;
   #keepEvents: boolean;
   /** The keyring every server starts with (shared, so one decode serves all who hold it). */
@@ -259,6 +84,7 @@ export class SimCluster {
   #maxServers: number | undefined;
 
   constructor(options: SimClusterOptions = {}) {
+    super({ trace: options.trace ?? false, maxStepsAtOneInstant: MAX_STEPS_AT_ONE_INSTANT });
     this.random = new Random(options.seed ?? 1);
     this.tickMs = options.tickMs ?? 1000;
     this.checkBeats = options.checkBeats ?? 3;
@@ -266,16 +92,11 @@ export class SimCluster {
     this.jitterMs = options.jitterMs ?? 0;
     this.lossRate = options.lossRate ?? 0;
     this.#wire = options.wire ?? true;
-    this.#trace = options.trace ?? false;
     this.#traceLevel = options.traceLevel ?? 6;
     this.#keepEvents = options.keepEvents ?? true;
     this.#keyring = options.secret === undefined ? null : createKeyring(options.secret);
     this.#maxServers = options.maxServers;
     if (this.#keyring && !this.#wire) throw new Error('a secret needs the wire codec');
-  }
-
-  get tracing(): boolean {
-    return this.#trace;
   }
 
   get tockMs(): number {
@@ -322,7 +143,7 @@ export class SimCluster {
     } as SimNode;
     this.#attach(node, core);
     this.nodes.set(id, node);
-    this.#push({ time: Math.max(this.now, options.at ?? this.now), seq: 0, kind: 'start', host: id });
+    this.push({ time: Math.max(this.now, options.at ?? this.now), seq: 0, kind: 'start', host: id });
     return node;
   }
 
@@ -339,7 +160,7 @@ export class SimCluster {
     if (node.alive) this.#ended(node, 'crash');
     node.alive = false;
     this.#cancelWake(node);
-    this.#note(id, 'CRASH');
+    this.note(id, 'CRASH');
     this.observer?.onLifecycle?.('crash', node);
   }
 
@@ -347,7 +168,7 @@ export class SimCluster {
   shutdown(id: string): void {
     const node = this.node(id);
     if (!node.alive) return;
-    this.#note(id, 'SHUTDOWN');
+    this.note(id, 'SHUTDOWN');
     this.#run(node, (core, now) => core.shutdown(now));
     this.#ended(node, 'shutdown');
     node.alive = false;
@@ -370,14 +191,14 @@ export class SimCluster {
     node.stalledUntil = 0;
     node.backlog = emptyBacklog();
     this.#cancelWake(node);
-    this.#note(id, `RESTART${options.graceful ? ' (graceful)' : ''}${options.delayMs ? ` in ${options.delayMs} ms` : ''}`);
-    this.#push({ time: this.now + (options.delayMs ?? 0), seq: 0, kind: 'start', host: id });
+    this.note(id, `RESTART${options.graceful ? ' (graceful)' : ''}${options.delayMs ? ` in ${options.delayMs} ms` : ''}`);
+    this.push({ time: this.now + (options.delayMs ?? 0), seq: 0, kind: 'start', host: id });
   }
 
   setEligible(id: string, eligible: boolean): void {
     const node = this.node(id);
     node.options = { ...node.options, eligible };
-    this.#note(id, `ELIGIBLE=${eligible}`);
+    this.note(id, `ELIGIBLE=${eligible}`);
     if (!node.alive) {
       node.core.setEligible(eligible, this.#instant(node));
       return;
@@ -396,7 +217,7 @@ export class SimCluster {
   setPriority(id: string, priority: number): void {
     const node = this.node(id);
     node.options = { ...node.options, priority };
-    this.#note(id, `PRIORITY=${priority}`);
+    this.note(id, `PRIORITY=${priority}`);
     const policy = { exitOnConflict: node.options.exitOnConflict ?? false, priority, quorum: node.options.quorum ?? 0 };
     if (node.alive) this.#run(node, (core, now) => core.setPolicy(policy, now));
     else node.core.setPolicy(policy, this.#instant(node));
@@ -420,20 +241,20 @@ export class SimCluster {
 
   stepDown(hostname: string): void {
     const node = this.node(hostname);
-    this.#note(hostname, 'STEP DOWN requested');
+    this.note(hostname, 'STEP DOWN requested');
     this.#run(node, (core, now) => core.stepDown(now));
   }
 
   promote(hostname: string): void {
     const node = this.node(hostname);
-    this.#note(hostname, 'PROMOTE requested');
+    this.note(hostname, 'PROMOTE requested');
     this.#run(node, (core, now) => core.promote(now));
   }
 
   /** The app on `hostname` has drained its master work (after a `drain` event). */
   drained(hostname: string): void {
     const node = this.node(hostname);
-    this.#note(hostname, 'DRAINED');
+    this.note(hostname, 'DRAINED');
     this.#run(node, (core, now) => core.drained(now));
   }
 
@@ -449,14 +270,14 @@ export class SimCluster {
   setNodeTiming(id: string, tickMs: number, checkBeats: number): void {
     const node = this.node(id);
     node.options = { ...node.options, tickMs, checkBeats };
-    this.#note(id, `TIMING ${tickMs} ms × ${checkBeats}`);
+    this.note(id, `TIMING ${tickMs} ms × ${checkBeats}`);
     if (node.alive) this.#run(node, (core, now) => core.setTiming({ tickMs, checkBeats }, now));
   }
 
   /** Step one server's wall clock; its monotonic clock is untouched. */
   stepWallClock(id: string, deltaMs: number): void {
     this.node(id).wallOffset += deltaMs;
-    this.#note(id, `WALL CLOCK ${deltaMs > 0 ? '+' : ''}${deltaMs} ms`);
+    this.note(id, `WALL CLOCK ${deltaMs > 0 ? '+' : ''}${deltaMs} ms`);
   }
 
   /** The server's timers fire no earlier than now + ms; datagrams queue meanwhile. */
@@ -465,7 +286,7 @@ export class SimCluster {
     if (node.stalledUntil <= this.now) node.stalledFrom = this.now;
     node.stalledUntil = Math.max(node.stalledUntil, this.now + ms);
     this.#backlogEnd(node);
-    if (!quiet) this.#note(id, `STALL ${ms} ms`);
+    if (!quiet) this.note(id, `STALL ${ms} ms`);
   }
 
   /**
@@ -475,7 +296,7 @@ export class SimCluster {
    */
   busy(id: string, maxBlockMs: number, untilMs: number): void {
     const node = this.node(id);
-    this.#note(id, `BUSY: blocks of up to ${maxBlockMs} ms until ${untilMs.toFixed(1)} ms`);
+    this.note(id, `BUSY: blocks of up to ${maxBlockMs} ms until ${untilMs.toFixed(1)} ms`);
     const block = (): void => {
       if (this.now >= untilMs || !node.alive) return;
       const ms = this.random.next() * maxBlockMs;
@@ -491,7 +312,7 @@ export class SimCluster {
     if (!node.keyring) throw new Error('setKeys needs a cluster created with a secret');
     node.keyring = createKeyring(secret);
     if (node.driver.wire) node.driver.wire = { ...node.driver.wire, keyring: node.keyring };
-    this.#note(hostname, 'KEYS RELOADED');
+    this.note(hostname, 'KEYS RELOADED');
   }
 
   /**
@@ -512,14 +333,9 @@ export class SimCluster {
     }
   }
 
-  /** Deliveries and wake-ups waiting (a bound the fuzzer checks). */
-  get pending(): number {
-    return this.#heap.size;
-  }
-
   /** A decoded message from outside the simulated servers (forged, or from an old server), delivered now to `to`. */
   injectMessage(to: string, message: Message, from = 'outsider'): void {
-    this.#push({
+    this.push({
       time: this.now,
       seq: 0,
       kind: 'deliver',
@@ -532,64 +348,28 @@ export class SimCluster {
     });
   }
 
-  /** Write a line into the timeline (when tracing). */
-  note(host: string, text: string): void {
-    this.#note(host, text);
-  }
-
   /** Servers in `groups` hear only their own group; unlisted servers hear nobody. */
   partition(groups: string[][]): void {
     const groupOf = new Map<string, number>();
     groups.forEach((group, index) => group.forEach((host) => groupOf.set(host, index)));
     this.link = (from, to) => from === to || (groupOf.has(from) && groupOf.get(from) === groupOf.get(to));
-    this.#note('*', `PARTITION ${groups.map((g) => g.join(',')).join(' | ')}`);
+    this.note('*', `PARTITION ${groups.map((g) => g.join(',')).join(' | ')}`);
   }
 
   heal(): void {
     this.link = () => true;
-    this.#note('*', 'HEAL');
+    this.note('*', 'HEAL');
   }
 
   /** Each pair stops hearing each other, both ways; everyone else hears everyone (a non-transitive cut). */
   cut(pairs: Array<[string, string]>): void {
     this.link = (from, to) => !pairs.some(([a, b]) => (from === a && to === b) || (from === b && to === a));
-    this.#note('*', `CUT ${pairs.map(([a, b]) => `${a}-/-${b}`).join(', ')}`);
+    this.note('*', `CUT ${pairs.map(([a, b]) => `${a}-/-${b}`).join(', ')}`);
   }
 
   /** Run a function at simulated time `time`. */
   at(time: number, fn: () => void): void {
-    this.#push({ time, seq: 0, kind: 'call', fn });
-  }
-
-  runUntil(time: number): void {
-    for (;;) {
-      const next = this.#heap.peek();
-      if (!next || next.time > time) break;
-      this.#heap.pop();
-      this.now = next.time;
-      this.#step(next);
-    }
-    this.now = Math.max(this.now, time);
-  }
-
-  runFor(ms: number): void {
-    this.runUntil(this.now + ms);
-  }
-
-  /** Run until `predicate` holds (checked after each event) or `limit` ms pass; returns the time or null. */
-  runUntilTrue(predicate: () => boolean, limitMs: number): number | null {
-    const end = this.now + limitMs;
-    if (predicate()) return this.now;
-    for (;;) {
-      const next = this.#heap.peek();
-      if (!next || next.time > end) break;
-      this.#heap.pop();
-      this.now = next.time;
-      this.#step(next);
-      if (predicate()) return this.now;
-    }
-    this.now = Math.max(this.now, end);
-    return null;
+    this.push({ time, seq: 0, kind: 'call', fn });
   }
 
   live(): SimNode[] {
@@ -652,24 +432,7 @@ export class SimCluster {
     return { mono: this.now, wall: WALL_EPOCH + this.now + node.wallOffset };
   }
 
-  #push(item: Item): void {
-    item.seq = ++this.#seq;
-    this.#heap.push(item);
-  }
-
-  #step(item: Item): void {
-    this.steps++;
-    if (item.time === this.#stepTime) {
-      // Simulated time must move on: a core that keeps asking to be woken "now" is a
-      // livelock (in a real process, a busy loop).
-      if (++this.#stepsAtTime > MAX_STEPS_AT_ONE_INSTANT)
-        throw new Error(`livelock: more than ${MAX_STEPS_AT_ONE_INSTANT} steps at ${this.now} ms`);
-    } else {
-      this.#stepTime = item.time;
-      this.#stepsAtTime = 0;
-    }
-    this.stepNode = null;
-    this.#process(item);
+  protected afterStep(): void {
     this.observer?.afterStep?.();
   }
 
@@ -677,14 +440,15 @@ export class SimCluster {
     this.ended.push({ id: node.id, hostname: node.hostname, instance: node.instance, at: this.now, how });
   }
 
-  #process(item: Item): void {
+  protected process(item: Item): void {
+    this.stepNode = null;
     switch (item.kind) {
       case 'start': {
         const node = this.node(item.host);
         if (node.alive) return; // a restart scheduled twice: the process is already up
         node.alive = true;
         this.lastStartAt = Math.max(this.lastStartAt, this.now);
-        this.#note(item.host, `START${node.hostname !== node.id ? ` (hostname ${node.hostname})` : ''}`);
+        this.note(item.host, `START${node.hostname !== node.id ? ` (hostname ${node.hostname})` : ''}`);
         this.observer?.onLifecycle?.('start', node);
         this.#run(node, (core, now) => core.start(now));
         break;
@@ -725,7 +489,7 @@ export class SimCluster {
   /** A datagram read by `node` now. */
   #land(node: SimNode, item: Delivery): void {
     if (item.from !== item.to) item.source.lastDelivered = this.now;
-    if (this.#trace && item.late) this.#note(item.to, `late ${item.message.action} from ${item.from} (seq ${item.message.seq ?? '-'})`);
+    if (this.tracing && item.late) this.note(item.to, `late ${item.message.action} from ${item.from} (seq ${item.message.seq ?? '-'})`);
     // A late copy (reordered, spiked, a duplicate) may be dropped as stale: no evidence, and it marks its link as troubled.
     if (item.late) node.troubleFrom.set(item.from, this.now);
     else if (item.message.action === 'heartbeat' && item.from !== item.to) {
@@ -762,7 +526,7 @@ export class SimCluster {
     // process to wake, behind the overdue timer (which is when the stall is noticed).
     if (node.stalledUntil > this.now) {
       const core = node.core;
-      this.#push({
+      this.push({
         time: node.stalledUntil + FIRST_READ_MS / 2,
         seq: 0,
         kind: 'call',
@@ -798,8 +562,8 @@ export class SimCluster {
         schedule: (wakeAt) => {
           if (node.driver === driver) this.#scheduleWake(node, wakeAt);
         },
-        log: (_level, message) => this.#note(node.id, message),
-        logs: (level) => this.#trace && level <= this.#traceLevel,
+        log: (_level, message) => this.note(node.id, message),
+        logs: (level) => this.tracing && level <= this.#traceLevel,
         emit: () => {},
         observe: (event) => this.#observe(node, core, event),
       },
@@ -823,7 +587,7 @@ export class SimCluster {
       node.events.push(record);
       this.events.push(record);
     }
-    if (this.#trace && event.type !== 'masterchange' && event.type !== 'addserver') this.#note(node.id, `event ${describeEvent(event)}`);
+    if (this.tracing && event.type !== 'masterchange' && event.type !== 'addserver') this.note(node.id, `event ${describeEvent(event)}`);
     this.observer?.onEvent?.(record, node);
     if (event.type === 'exit') {
       // The shell shuts the server down (pixl-server's shutdown sends the notice).
@@ -844,7 +608,7 @@ export class SimCluster {
     if (node.wakeAt <= time) return;
     node.wakeToken++;
     node.wakeAt = time;
-    this.#push({ time, seq: 0, kind: 'wake', host: node.id, token: node.wakeToken });
+    this.push({ time, seq: 0, kind: 'wake', host: node.id, token: node.wakeToken });
   }
 
   #cancelWake(node: SimNode): void {
@@ -973,7 +737,7 @@ export class SimCluster {
   #scheduleRead(node: SimNode, time: number, readInTurn: number): void {
     node.backlog.readAt = time;
     node.backlog.readInTurn = readInTurn;
-    this.#push({ time, seq: 0, kind: 'read', host: node.id, instance: node.instance });
+    this.push({ time, seq: 0, kind: 'read', host: node.id, instance: node.instance });
   }
 
   /** When the last datagram queued on `node`'s socket is read, as things stand. */
@@ -991,11 +755,7 @@ export class SimCluster {
 
   #deliver(time: number, to: string, from: string, message: Message, late: boolean, source: Instance, address: string): void {
     if (time > this.lastDeliveryDue) this.lastDeliveryDue = time;
-    this.#push({ time, seq: 0, kind: 'deliver', to, from, message, late, source, address });
-  }
-
-  #note(host: string, text: string): void {
-    if (this.#trace) this.timeline.push(`${this.now.toFixed(1).padStart(10)} ms  ${host.padEnd(8)} ${text}`);
+    this.push({ time, seq: 0, kind: 'deliver', to, from, message, late, source, address });
   }
 }
 
@@ -1012,20 +772,4 @@ function describeEvent(event: CoreEvent): string {
     default:
       return event.type;
   }
-}
-
-/** The key of one direction of a link in `SimCluster.linkFaults`. */
-export function linkKey(from: string, to: string): string {
-  return `${from}>${to}`;
-}
-
-/** The simulated address of a server: stable, and distinct for the few names tests use. */
-export function addressOf(hostname: string): string {
-  return `10.0.0.${hashOf(hostname)}`;
-}
-
-function hashOf(text: string): number {
-  let hash = 0;
-  for (let i = 0; i < text.length; i++) hash = (hash * 31 + text.charCodeAt(i)) % 250;
-  return hash + 1;
 }

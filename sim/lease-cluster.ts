@@ -11,7 +11,7 @@ import { LeaseElection, type LeaseElectionOptions } from '../src/coordinator/lea
 import type { CoreEvent, Instant, Output } from '../src/elector/types';
 import type { Address, JsonObject, JsonValue, Message } from '../src/protocol/messages';
 import { Driver } from '../src/driver/driver';
-import { EventHeap } from './heap';
+import { SimLoop } from './loop';
 import { Random } from './random';
 import { SimLeaseStore, type ClientItem, type LeaseStoreOptions } from './lease-store';
 
@@ -73,35 +73,27 @@ type Item = { time: number; seq: number; fn: () => void };
 const WALL_EPOCH = Date.UTC(2026, 0, 1);
 const MAX_STEPS_AT_ONE_INSTANT = 200_000;
 
-export class LeaseSimCluster {
+export class LeaseSimCluster extends SimLoop<Item> {
   readonly random: Random;
   readonly store: SimLeaseStore;
   readonly nodes = new Map<string, LeaseNode>();
   readonly events: LeaseEventRecord[] = [];
   /** Log lines of level 5 and below (what an operator reads), for tests. */
   readonly logs: Array<{ time: number; host: string; level: number; message: string }> = [];
-  readonly timeline: string[] = [];
   readonly tickMs: number;
   readonly checkBeats: number;
   readonly ttlSeconds: number;
-  now = 0;
-  steps = 0;
   observer: LeaseObserver | null = null;
 
-  #heap = new EventHeap<Item>();
   readonly #started = new WeakSet<LeaseElection>();
-  #seq = 0;
-  #trace: boolean;
   #traceLevel: number;
-  #stepTime = -1;
-  #stepsAtTime = 0;
 
   constructor(options: LeaseSimOptions = {}) {
+    super({ trace: options.trace ?? false, maxStepsAtOneInstant: MAX_STEPS_AT_ONE_INSTANT });
     this.random = new Random(options.seed ?? 1);
     this.tickMs = options.tickMs ?? 1000;
     this.checkBeats = options.checkBeats ?? 3;
     this.ttlSeconds = options.ttlSeconds ?? Math.max(1, Math.ceil((this.tickMs * this.checkBeats) / 1000));
-    this.#trace = options.trace ?? false;
     this.#traceLevel = options.traceLevel ?? 5;
     this.store = new SimLeaseStore(
       { now: () => this.now, at: (time, fn) => this.at(time, fn), random: () => this.random.next() },
@@ -262,6 +254,18 @@ export class LeaseSimCluster {
     this.note('*', 'STORE UP');
   }
 
+  /** An etcd leader election of `ms`: nothing expires, writes wait or fail (sim/lease-store.ts). */
+  storeLeaderless(ms: number): void {
+    this.note('*', `STORE LEADER LOST for ${ms.toFixed(0)} ms`);
+    this.store.leaderless(ms);
+  }
+
+  /** The store answers nothing for `ms`; leases run on. */
+  storeStall(ms: number): void {
+    this.note('*', `STORE STALLED for ${ms.toFixed(0)} ms`);
+    this.store.stall(ms);
+  }
+
   cutLink(id: string): void {
     const node = this.node(id);
     this.store.cutLink(node.client);
@@ -277,39 +281,7 @@ export class LeaseSimCluster {
   // ---- running ----------------------------------------------------------------------------
 
   at(time: number, fn: () => void): void {
-    this.#heap.push({ time: Math.max(time, this.now), seq: ++this.#seq, fn });
-  }
-
-  runUntil(time: number): void {
-    for (;;) {
-      const next = this.#heap.peek();
-      if (!next || next.time > time) break;
-      this.#heap.pop();
-      this.#step(next);
-    }
-    this.now = Math.max(this.now, time);
-  }
-
-  runFor(ms: number): void {
-    this.runUntil(this.now + ms);
-  }
-
-  runUntilTrue(predicate: () => boolean, limitMs: number): number | null {
-    const end = this.now + limitMs;
-    if (predicate()) return this.now;
-    for (;;) {
-      const next = this.#heap.peek();
-      if (!next || next.time > end) break;
-      this.#heap.pop();
-      this.#step(next);
-      if (predicate()) return this.now;
-    }
-    this.now = Math.max(this.now, end);
-    return null;
-  }
-
-  note(host: string, text: string): void {
-    if (this.#trace) this.timeline.push(`${this.now.toFixed(1).padStart(10)} ms  ${host.padEnd(8)} ${text}`);
+    this.push({ time: Math.max(time, this.now), seq: 0, fn });
   }
 
   eventsOf(type: CoreEvent['type'], host?: string): LeaseEventRecord[] {
@@ -373,12 +345,12 @@ export class LeaseSimCluster {
         },
         log: (level, message) => {
           if (level <= 5) this.logs.push({ time: this.now, host: node.id, level, message });
-          if (this.#trace && level <= this.#traceLevel) this.note(node.id, message);
+          if (this.tracing && level <= this.#traceLevel) this.note(node.id, message);
         },
         emit: () => undefined,
         observe: (event) => this.#record(node, event),
         store: (op) => {
-          if (this.#trace && this.#traceLevel >= 9)
+          if (this.tracing && this.#traceLevel >= 9)
             this.note(node.id, `store ${op.type} #${op.id}${'key' in op ? ` ${op.key}` : ''}${'lease' in op ? ` lease ${op.lease}` : ''}`);
           if (node.machine === machine) this.store.send(node.client, op);
         },
@@ -420,21 +392,15 @@ export class LeaseSimCluster {
     const record = { time: this.now, host: node.id, event };
     node.events.push(record);
     this.events.push(record);
-    if (this.#trace && event.type !== 'members') this.note(node.id, `event ${describe(event)}`);
+    if (this.tracing && event.type !== 'members') this.note(node.id, `event ${describe(event)}`);
     this.observer?.onEvent?.(record, node);
   }
 
-  #step(item: Item): void {
-    this.now = item.time;
-    this.steps++;
-    if (item.time === this.#stepTime) {
-      if (++this.#stepsAtTime > MAX_STEPS_AT_ONE_INSTANT)
-        throw new Error(`livelock: more than ${MAX_STEPS_AT_ONE_INSTANT} steps at ${this.now} ms`);
-    } else {
-      this.#stepTime = item.time;
-      this.#stepsAtTime = 0;
-    }
+  protected process(item: Item): void {
     item.fn();
+  }
+
+  protected afterStep(): void {
     this.observer?.afterStep?.();
   }
 
@@ -462,11 +428,11 @@ export class LeaseSimCluster {
     const driver = node.driver;
     switch (item.kind) {
       case 'result':
-        if (this.#trace && this.#traceLevel >= 9) this.note(node.id, `result #${item.id} ${JSON.stringify(item.result).slice(0, 160)}`);
+        if (this.tracing && this.#traceLevel >= 9) this.note(node.id, `result #${item.id} ${JSON.stringify(item.result).slice(0, 160)}`);
         driver.run((m, now) => m.onResult(item.id, item.result, now));
         break;
       case 'watch':
-        if (this.#trace && this.#traceLevel >= 9)
+        if (this.tracing && this.#traceLevel >= 9)
           this.note(node.id, `watch ${item.batch.events.map((e) => `${e.type} ${e.kv.key}@${e.kv.modRevision}`).join(', ')}`);
         driver.run((m, now) => m.onWatch(item.id, item.batch, now));
         break;

@@ -1,8 +1,11 @@
 /**
  * Golden timelines (test/testdata/timelines/*.txt), as etcd-io/raft's interaction tests:
- * each file is a short script and the exact timeline the simulator prints for it. A
- * change of behaviour fails with the diff of the two stories; when the change is meant,
- * `UPDATE_TIMELINES=1 npm test` rewrites the files, and the diff is reviewed in git.
+ * each file is a short script, and under each command the exact timeline lines the
+ * simulator prints for it (sim/interaction.ts). A change of behaviour fails with the diff
+ * at the command where the story changed; when the change is meant,
+ * `UPDATE_TIMELINES=1 npm test` rewrites the files, and the diff is reviewed in git. A
+ * command with no `----` under it yet (a new one) is written out and the test fails, so
+ * that a new story is always read before it is committed.
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,12 +31,61 @@ function diff(expected: string[], actual: string[]): string {
   return out.join('\n');
 }
 
+describe('the interaction format', () => {
+  const text = [
+    '# a story',
+    'cluster tick=1000 beats=3 latency=1',
+    '----',
+    'ok',
+    '',
+    'start alpha bravo',
+    '----',
+    'ok',
+    '',
+    'run 3500',
+    '----',
+    '       0.0 ms  alpha    START',
+    '',
+  ].join('\n');
+
+  test('parses each command with the output under it, and writes it back as it was', () => {
+    const interaction = parseInteraction(text);
+    assert.deepEqual(
+      interaction.steps.map((step) => [step.command, step.expected]),
+      [
+        ['cluster tick=1000 beats=3 latency=1', []],
+        ['start alpha bravo', []],
+        ['run 3500', ['       0.0 ms  alpha    START']],
+      ],
+    );
+    assert.deepEqual(interaction.steps[0]?.comments, ['# a story']);
+    assert.equal(formatInteraction(interaction, [[], [], ['       0.0 ms  alpha    START']]), text);
+  });
+
+  test('output lands under the command that produced it, and a command new to the file has none recorded', () => {
+    const steps = parseInteraction('# s\ncluster\nstart alpha\nrun 3500\ncrash alpha\nrun 10\n').steps;
+    assert.ok(steps.every((step) => step.expected === null));
+    const outputs = playInteraction(steps.map((step) => step.command));
+    assert.deepEqual(outputs[1], [], 'start only schedules the start');
+    assert.ok(outputs[2]?.some((line) => line.endsWith('alpha    START')));
+    assert.deepEqual(outputs[3], ['    3500.0 ms  alpha    CRASH']);
+    assert.ok(!outputs.flat().some((line) => line.endsWith(' event members')), 'noise is left out');
+  });
+
+  test('a command of the other mode, or none, is refused by name', () => {
+    assert.throws(() => playInteraction(['cluster mode=etcd', 'partition a | b']), /unknown command "partition" in etcd mode/);
+    assert.throws(() => playInteraction(['cluster', 'store down']), /unknown command "store" in udp mode/);
+    assert.throws(() => playInteraction(['run 10']), /must start with a "cluster" line/);
+    assert.throws(() => playInteraction(['cluster mode=etcd', 'store sideways']), /store sideways/);
+  });
+});
+
 describe('golden timelines', () => {
   const files = readdirSync(DIR)
     .filter((file) => file.endsWith('.txt'))
     .sort();
 
-  test('the six stories are there', () => {
+  test('the stories of both modes are there', () => {
     for (const name of [
       'cold-start',
       'crash-failover',
@@ -41,6 +93,12 @@ describe('golden timelines', () => {
       'stepdown-promote',
       'quorum-split-heal',
       'duplicate-hostname',
+      'etcd-cold-start',
+      'etcd-crash-lease-expiry',
+      'etcd-stepdown-handoff',
+      'etcd-promote',
+      'etcd-leader-change-stall',
+      'etcd-member-cut-from-store',
     ]) {
       assert.ok(files.includes(`${name}.txt`), `${name}.txt is missing`);
     }
@@ -49,18 +107,27 @@ describe('golden timelines', () => {
   for (const file of files) {
     test(file, () => {
       const full = path.join(DIR, file);
-      const text = readFileSync(full, 'utf8');
-      const hasTimeline = text.split('\n').some((line) => line.trim() === '----');
-      const { script, expected } = hasTimeline ? parseInteraction(text) : { script: text.replace(/\n+$/, '').split('\n'), expected: [] };
-      const actual = playInteraction(script);
-      if (UPDATE || !hasTimeline) {
-        writeFileSync(full, formatInteraction(script, actual));
-        if (!hasTimeline) assert.fail(`${file} had no timeline: written; review it and commit`);
+      const interaction = parseInteraction(readFileSync(full, 'utf8'));
+      assert.ok(interaction.steps[0]?.comments.length, `${file} opens with a comment saying what its story shows`);
+      const actual = playInteraction(interaction.steps.map((step) => step.command));
+      const unrecorded = interaction.steps.filter((step) => step.expected === null).length;
+      if (UPDATE || unrecorded > 0) {
+        writeFileSync(full, formatInteraction(interaction, actual));
+        if (!UPDATE) assert.fail(`${file} had ${unrecorded} command(s) with no recorded output: written; review it and commit`);
         return;
       }
-      assert.ok(actual.length > 0, 'an empty timeline proves nothing');
-      if (actual.join('\n') !== expected.join('\n'))
-        assert.fail(`${file}: the timeline changed (UPDATE_TIMELINES=1 npm test rewrites it):\n${diff(expected, actual)}`);
+      assert.ok(
+        actual.some((lines) => lines.length > 0),
+        'an empty timeline proves nothing',
+      );
+      interaction.steps.forEach((step, index) => {
+        const got = actual[index] ?? [];
+        const want = step.expected ?? [];
+        if (got.join('\n') !== want.join('\n'))
+          assert.fail(
+            `${file}: the output of "${step.command}" (command ${index + 1}) changed (UPDATE_TIMELINES=1 npm test rewrites it):\n${diff(want, got)}`,
+          );
+      });
     });
   }
 });
