@@ -97,20 +97,48 @@ export function readWork(file: string): WorkLine[] {
     .map((line) => JSON.parse(line) as WorkLine);
 }
 
+/** One run of the master role in the work: a host's jobs under one term. */
+export interface WorkRun {
+  host: string;
+  term: number;
+  firstStart: number;
+  lastEnd: number;
+  /**
+   * When the last of its jobs settled: ended, or had its signal aborted, whichever came first
+   * (Infinity while one runs). A job aborted `role-lost` may run on (this work ignores its
+   * signal), but its writes are fenced by the term from then on: a later run may start after
+   * the abort (docs/SPEC.md §9.6).
+   */
+  lastSettled: number;
+  aborts: number;
+}
+
 /**
  * Runs of the master role as the work shows them, in time order: each host's jobs from its
  * first start to its last end, per term. Two consecutive runs overlap when the second's first
- * start comes before the first's last end.
+ * start comes before the first's last settled job.
  */
-export function workRuns(lines: WorkLine[]): Array<{ host: string; term: number; firstStart: number; lastEnd: number; aborts: number }> {
-  const runs = new Map<string, { host: string; term: number; firstStart: number; lastEnd: number; aborts: number }>();
+export function workRuns(lines: WorkLine[]): WorkRun[] {
+  const runs = new Map<string, WorkRun>();
+  const settled = new Map<string, number>();
   for (const line of lines) {
     const key = `${line.host}/${line.term}`;
     let run = runs.get(key);
-    if (!run) runs.set(key, (run = { host: line.host, term: line.term, firstStart: Infinity, lastEnd: -Infinity, aborts: 0 }));
+    if (!run)
+      runs.set(
+        key,
+        (run = { host: line.host, term: line.term, firstStart: Infinity, lastEnd: -Infinity, lastSettled: -Infinity, aborts: 0 }),
+      );
     if (line.event === 'start') run.firstStart = Math.min(run.firstStart, line.t);
     if (line.event === 'end') run.lastEnd = Math.max(run.lastEnd, line.t);
     if (line.event === 'abort') run.aborts++;
+    // A job still running has not settled (Infinity): no later run may have started.
+    const job = `${key}/${line.id}`;
+    settled.set(job, Math.min(settled.get(job) ?? Infinity, line.event === 'start' ? Infinity : line.t));
+  }
+  for (const [job, t] of settled) {
+    const run = runs.get(job.slice(0, job.lastIndexOf('/')))!;
+    run.lastSettled = Math.max(run.lastSettled, t);
   }
   return [...runs.values()].sort((a, b) => a.firstStart - b.firstStart);
 }

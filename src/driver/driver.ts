@@ -180,6 +180,11 @@ export class Driver<C extends Elector = Elector> {
     this.#enqueue({ run: null, message, from, sent: undefined, after, remote: true });
   }
 
+  /** Our timer is past due: it fires soon, but a timer of the app's that came due first runs before it. */
+  overdue(): boolean {
+    return this.#dueAt < this.#host.now().mono;
+  }
+
   /**
    * The wake-up time came. How late the host's timer fired, against the earliest wake-up
    * asked for since the last one, goes to the core: its grace for silent peers follows it.

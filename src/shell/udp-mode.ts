@@ -86,7 +86,13 @@ export class UdpMode implements Mode {
     );
   }
 
+  /**
+   * Woken from a stall, the app's timers that came due first run before ours: with ours past
+   * due, run it now, so a master stalled past what its peers wait steps down (`slave`, its
+   * work aborted) before the app starts work under its old term, as in etcd mode (SPEC 4.11).
+   */
   isMaster(): boolean {
+    if (this.core.master && this.driver.overdue()) this.driver.tick();
     return this.core.master;
   }
 
