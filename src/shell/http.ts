@@ -16,6 +16,7 @@ import { DepartureLog, statusBody, type StatusSource } from './status';
 import { failoverClock, type FailoverClock } from './failover';
 import { statusPage } from './ui';
 import type { ServerRecord } from '../elector/types';
+import type { Settings } from '../config/schema';
 
 /** The part of pixl-server-web's WebServer component we use. */
 export interface WebServerLike {
@@ -56,14 +57,10 @@ export interface RequestArgs {
 }
 
 /** The route keys of the config, as validated. */
-export interface HttpSettings {
-  http_status_uri: string;
-  http_health_uri: string;
-  http_master_uri: string;
-  http_metrics_uri: string;
-  http_ui_uri: string;
-  http_acl: boolean;
-}
+export type HttpSettings = Pick<
+  Settings,
+  'http_status_uri' | 'http_health_uri' | 'http_master_uri' | 'http_metrics_uri' | 'http_ui_uri' | 'http_acl'
+>;
 
 export interface HttpLog {
   debug(level: number, message: string): void;
